@@ -1,0 +1,407 @@
+//! The local API: what this node's own gateway and administrator CLI may do (record seizures,
+//! read, list, search, import in batches, check a peer). Admission (own gateway/admin only) is
+//! enforced by the interceptor before any handler runs.
+//!
+//! Errors are converted to gRPC status here, once: validation problems become INVALID_ARGUMENT
+//! with every field (and import line) in a `RowErrors` detail; storage failures become UNAVAILABLE
+//! or INTERNAL with a generic message, the detail going to the log only.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use prost::Message;
+use tonic::{Code, Request, Response, Status};
+use tracenet_proto::v1 as pb;
+use tracenet_proto::v1::node_api_server::NodeApi;
+
+use crate::auth::caller;
+use crate::context::NodeContext;
+use crate::ids::{NodeId, RecordId};
+use crate::model::{self, FieldError, ValidRecord};
+use crate::serial;
+use crate::store::{IndexQuery, StoreError};
+
+/// Most records in one import batch.
+pub const MAX_BATCH: usize = 5000;
+/// Most records returned by one list or search call.
+pub const MAX_PAGE: usize = 1000;
+const DEFAULT_PAGE: usize = 100;
+
+/// Errors of the local API, each mapped to one gRPC status.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Input failed validation; lists every problem (line 0 when not from a file). Not retryable.
+    #[error("{} invalid field(s)", .0.len())]
+    Invalid(Vec<pb::RowError>),
+    /// A malformed argument outside a record. Not retryable.
+    #[error("{0}")]
+    BadArgument(String),
+    /// The store refused or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A blocking task died (a bug). Not retryable.
+    #[error("internal task failed")]
+    Task,
+    /// A peer could not be reached or refused. Retrying later may help.
+    #[error("peer {peer}: {reason}")]
+    Peer {
+        /// The peer.
+        peer: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl From<ApiError> for Status {
+    fn from(e: ApiError) -> Status {
+        match e {
+            ApiError::Invalid(errors) => {
+                let summary = errors
+                    .iter()
+                    .take(20)
+                    .map(|r| {
+                        if r.line > 0 {
+                            format!("line {}: {}: {}", r.line, r.field, r.reason)
+                        } else {
+                            format!("{}: {}", r.field, r.reason)
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                let details = pb::RowErrors { errors }.encode_to_vec();
+                Status::with_details(Code::InvalidArgument, summary, details.into())
+            }
+            ApiError::BadArgument(m) => Status::invalid_argument(m),
+            ApiError::Store(s) => match s {
+                StoreError::NotFound(_) => Status::not_found(s.to_string()),
+                StoreError::DuplicateNationalRef { .. } => Status::already_exists(s.to_string()),
+                StoreError::RevisionMismatch { .. } => Status::aborted(s.to_string()),
+                StoreError::MissingId => Status::invalid_argument(s.to_string()),
+                StoreError::Engine(_) => {
+                    tracing::error!(error = %s, "store failure");
+                    Status::unavailable("storage temporarily unavailable; retry later")
+                }
+                StoreError::Corrupt(_) | StoreError::UnsupportedVersion(_) => {
+                    tracing::error!(error = %s, "store data problem");
+                    Status::internal("internal storage error")
+                }
+            },
+            ApiError::Task => Status::internal("internal error"),
+            ApiError::Peer { .. } => Status::unavailable(e.to_string()),
+        }
+    }
+}
+
+fn field_errors(line: u64, errors: Vec<FieldError>) -> impl Iterator<Item = pb::RowError> {
+    errors.into_iter().map(move |e| pb::RowError {
+        line,
+        field: e.field,
+        reason: e.reason,
+    })
+}
+
+fn validate_one(record: Option<pb::SeizureRecord>) -> Result<ValidRecord, ApiError> {
+    let record = record.ok_or_else(|| ApiError::BadArgument("record is required".into()))?;
+    model::validate(record)
+        .map_err(|model::Invalid(errs)| ApiError::Invalid(field_errors(0, errs).collect()))
+}
+
+/// Validates a whole batch; returns every problem with its line, or the valid records.
+pub fn validate_batch(
+    records: Vec<pb::SeizureRecord>,
+    lines: &[u64],
+) -> Result<Vec<ValidRecord>, Vec<pb::RowError>> {
+    let mut valid = Vec::with_capacity(records.len());
+    let mut errors = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, rec) in records.into_iter().enumerate() {
+        let line = lines.get(i).copied().unwrap_or(i as u64 + 1);
+        match model::validate(rec) {
+            Ok(v) => {
+                if !seen.insert(v.national_ref().to_owned()) {
+                    errors.push(pb::RowError {
+                        line,
+                        field: "national_ref".into(),
+                        reason: format!(
+                            "'{}' appears more than once in the batch",
+                            v.national_ref()
+                        ),
+                    });
+                }
+                valid.push(v);
+            }
+            Err(model::Invalid(errs)) => errors.extend(field_errors(line, errs)),
+        }
+    }
+    if errors.is_empty() {
+        Ok(valid)
+    } else {
+        Err(errors)
+    }
+}
+
+fn response(s: pb::StoredRecord) -> pb::RecordResponse {
+    pb::RecordResponse {
+        record: s.record,
+        revision: s.revision,
+        created_at: s.created_at,
+        updated_at: s.updated_at,
+    }
+}
+
+fn page_size(requested: u32) -> usize {
+    match requested as usize {
+        0 => DEFAULT_PAGE,
+        n => n.min(MAX_PAGE),
+    }
+}
+
+/// The local API service of one node.
+#[derive(Debug, Clone)]
+pub struct LocalApi {
+    ctx: NodeContext,
+}
+
+impl LocalApi {
+    /// The service for this node.
+    pub fn new(ctx: NodeContext) -> LocalApi {
+        LocalApi { ctx }
+    }
+
+    /// Runs blocking store work off the async threads.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&NodeContext) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let ctx = self.ctx.clone();
+        tokio::task::spawn_blocking(move || f(&ctx))
+            .await
+            .map_err(|_| ApiError::Task)?
+    }
+}
+
+#[tonic::async_trait]
+impl NodeApi for LocalApi {
+    async fn get_node_info(
+        &self,
+        request: Request<pb::GetNodeInfoRequest>,
+    ) -> Result<Response<pb::NodeInfo>, Status> {
+        caller(&request)?;
+        let count = self.blocking(|c| Ok(c.store.count()?)).await?;
+        Ok(Response::new(pb::NodeInfo {
+            node_id: self.ctx.node_id.to_string(),
+            country: self.ctx.country.to_string(),
+            role: self.ctx.role.as_str().into(),
+            record_count: count,
+            version: env!("CARGO_PKG_VERSION").into(),
+            peers: self
+                .ctx
+                .peers
+                .known()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+        }))
+    }
+
+    async fn create_record(
+        &self,
+        request: Request<pb::CreateRecordRequest>,
+    ) -> Result<Response<pb::RecordResponse>, Status> {
+        let who = caller(&request)?.clone();
+        let rec = validate_one(request.into_inner().record)?;
+        if rec.id().is_some() {
+            return Err(
+                ApiError::BadArgument("id is assigned by the node; leave it empty".into()).into(),
+            );
+        }
+        let stored = self
+            .blocking(move |c| {
+                // The node records its own country's data only.
+                if rec.country() != c.country {
+                    return Err(ApiError::Invalid(vec![pb::RowError {
+                        line: 0,
+                        field: "event.place.country".into(),
+                        reason: format!("this node records events in {} only", c.country),
+                    }]));
+                }
+                Ok(c.store.create(rec, c.clock.now_secs())?)
+            })
+            .await?;
+        tracing::info!(caller = %who, id = %stored.record.as_ref().map(|r| r.id.as_str()).unwrap_or(""), "record created");
+        Ok(Response::new(response(stored)))
+    }
+
+    async fn get_record(
+        &self,
+        request: Request<pb::GetRecordRequest>,
+    ) -> Result<Response<pb::RecordResponse>, Status> {
+        caller(&request)?;
+        let id = RecordId::parse(request.get_ref().id.trim())
+            .map_err(|e| ApiError::BadArgument(e.to_string()))?;
+        let found = self.blocking(move |c| Ok(c.store.get(id)?)).await?;
+        found
+            .map(|s| Response::new(response(s)))
+            .ok_or_else(|| ApiError::Store(StoreError::NotFound(id)).into())
+    }
+
+    async fn update_record(
+        &self,
+        request: Request<pb::UpdateRecordRequest>,
+    ) -> Result<Response<pb::RecordResponse>, Status> {
+        let who = caller(&request)?.clone();
+        let req = request.into_inner();
+        let rec = validate_one(req.record)?;
+        let expected = (req.expected_revision > 0).then_some(req.expected_revision);
+        let stored = self
+            .blocking(move |c| {
+                if rec.country() != c.country {
+                    return Err(ApiError::Invalid(vec![pb::RowError {
+                        line: 0,
+                        field: "event.place.country".into(),
+                        reason: format!("this node records events in {} only", c.country),
+                    }]));
+                }
+                Ok(c.store.update(rec, expected, c.clock.now_secs())?)
+            })
+            .await?;
+        tracing::info!(caller = %who, revision = stored.revision, "record updated");
+        Ok(Response::new(response(stored)))
+    }
+
+    async fn list_records(
+        &self,
+        request: Request<pb::ListRecordsRequest>,
+    ) -> Result<Response<pb::ListRecordsResponse>, Status> {
+        caller(&request)?;
+        let req = request.into_inner();
+        let after = if req.page_token.is_empty() {
+            None
+        } else {
+            Some(
+                RecordId::parse(&req.page_token)
+                    .map_err(|_| ApiError::BadArgument("invalid page_token".into()))?,
+            )
+        };
+        let limit = page_size(req.page_size);
+        let page = self
+            .blocking(move |c| Ok(c.store.list(after, limit)?))
+            .await?;
+        let next_page_token = if page.len() == limit {
+            page.last()
+                .and_then(|s| s.record.as_ref())
+                .map(|r| r.id.clone())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListRecordsResponse {
+            records: page.into_iter().map(response).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn search_by_serial(
+        &self,
+        request: Request<pb::SearchBySerialRequest>,
+    ) -> Result<Response<pb::ListRecordsResponse>, Status> {
+        caller(&request)?;
+        let req = request.into_inner();
+        let marked = req.serial_number.trim().to_owned();
+        let normalised = serial::normalise(&marked).ok_or_else(|| {
+            ApiError::BadArgument("serial_number has no letters or digits to search for".into())
+        })?;
+        let exact = match pb::SerialMatch::try_from(req.r#match) {
+            Ok(pb::SerialMatch::Exact) => true,
+            Ok(pb::SerialMatch::Normalised | pb::SerialMatch::Unspecified) => false,
+            Err(_) => return Err(ApiError::BadArgument("unknown match mode".into()).into()),
+        };
+        let limit = page_size(req.limit);
+        let found = self
+            .blocking(move |c| {
+                let mut found = c.store.find(&IndexQuery::Serial(normalised), MAX_PAGE)?;
+                if exact {
+                    found.retain(|s| {
+                        s.record.as_ref().is_some_and(|r| {
+                            r.firearms.iter().any(|f| f.serial_number == marked)
+                                || r.parts.iter().any(|p| p.serial_number == marked)
+                        })
+                    });
+                }
+                found.truncate(limit);
+                Ok(found)
+            })
+            .await?;
+        Ok(Response::new(pb::ListRecordsResponse {
+            records: found.into_iter().map(response).collect(),
+            next_page_token: String::new(),
+        }))
+    }
+
+    async fn import_batch(
+        &self,
+        request: Request<pb::ImportBatchRequest>,
+    ) -> Result<Response<pb::ImportBatchResponse>, Status> {
+        let who = caller(&request)?.clone();
+        let req = request.into_inner();
+        if req.records.len() > MAX_BATCH {
+            return Err(ApiError::BadArgument(format!(
+                "a batch holds at most {MAX_BATCH} records, got {}",
+                req.records.len()
+            ))
+            .into());
+        }
+        let country = self.ctx.country;
+        let lines = req.source_lines;
+        let valid = validate_batch(req.records, &lines).map_err(ApiError::Invalid)?;
+        let wrong_country: Vec<pb::RowError> = valid
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.country() != country)
+            .map(|(i, _)| pb::RowError {
+                line: lines.get(i).copied().unwrap_or(i as u64 + 1),
+                field: "event.place.country".into(),
+                reason: format!("this node records events in {country} only"),
+            })
+            .collect();
+        if !wrong_country.is_empty() {
+            return Err(ApiError::Invalid(wrong_country).into());
+        }
+        let n = valid.len();
+        let outcome = self
+            .blocking(move |c| Ok(c.store.upsert_batch(valid, c.clock.now_secs())?))
+            .await?;
+        tracing::info!(caller = %who, records = n, created = outcome.created, updated = outcome.updated, "batch imported");
+        Ok(Response::new(pb::ImportBatchResponse {
+            created: outcome.created,
+            updated: outcome.updated,
+        }))
+    }
+
+    async fn check_peer(
+        &self,
+        request: Request<pb::CheckPeerRequest>,
+    ) -> Result<Response<pb::CheckPeerResponse>, Status> {
+        caller(&request)?;
+        let peer = NodeId::parse(request.get_ref().node_id.trim())
+            .map_err(|e| ApiError::BadArgument(e.to_string()))?;
+        let mut client = self.ctx.peers.get(&peer).map_err(|e| ApiError::Peer {
+            peer: peer.to_string(),
+            reason: e.to_string(),
+        })?;
+        let started = Instant::now();
+        let pong = client
+            .ping(pb::PingRequest {})
+            .await
+            .map_err(|s| ApiError::Peer {
+                peer: peer.to_string(),
+                reason: format!("{:?}: {}", s.code(), s.message()),
+            })?
+            .into_inner();
+        Ok(Response::new(pb::CheckPeerResponse {
+            peer_node_id: pong.node_id,
+            caller_identity_seen_by_peer: pong.caller_identity,
+            round_trip_micros: started.elapsed().as_micros() as u64,
+        }))
+    }
+}

@@ -1,0 +1,151 @@
+//! Who may call which API. The decision is pure ([`Admission::decide`]); the interceptor applies
+//! it to every request using the identity the listener read from the verified certificate, and
+//! puts the admitted [`Caller`] into the request for handlers. Deny by default.
+
+use tonic::{Request, Status};
+
+use crate::ids::{NodeId, PeerIdentity};
+use crate::transport::ConnInfo;
+
+/// The admission rule of one listener.
+#[derive(Debug, Clone)]
+pub enum Admission {
+    /// The peer API: federation nodes only (not gateways or admin tools).
+    PeerApi,
+    /// The local API of the given node: only its own gateway and admin identities.
+    LocalApi(NodeId),
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller(pub PeerIdentity);
+
+/// Why a caller was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The certificate verified but carries no tracenet identity.
+    #[error("client certificate carries no tracenet identity: {0}")]
+    NoIdentity(String),
+    /// The identity is known but not allowed on this API.
+    #[error("{identity} may not call {api}")]
+    NotAllowed {
+        /// Who called.
+        identity: String,
+        /// What it called.
+        api: String,
+    },
+}
+
+impl From<Refusal> for Status {
+    fn from(r: Refusal) -> Status {
+        match r {
+            Refusal::NoIdentity(_) => Status::unauthenticated(r.to_string()),
+            Refusal::NotAllowed { .. } => Status::permission_denied(r.to_string()),
+        }
+    }
+}
+
+impl Admission {
+    /// Whether `identity` may call this API.
+    pub fn decide(&self, identity: &PeerIdentity) -> Result<(), Refusal> {
+        let allowed = match (self, identity) {
+            (Admission::PeerApi, PeerIdentity::Node(_)) => true,
+            (Admission::LocalApi(own), PeerIdentity::Gateway(id) | PeerIdentity::Admin(id)) => {
+                id == own
+            }
+            _ => false,
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(Refusal::NotAllowed {
+                identity: identity.to_uri(),
+                api: self.name(),
+            })
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Admission::PeerApi => "the peer API".into(),
+            Admission::LocalApi(id) => format!("the local API of {id}"),
+        }
+    }
+
+    /// Checks a request's connection and returns the admitted caller.
+    pub fn admit(&self, info: Option<&ConnInfo>) -> Result<Caller, Refusal> {
+        let identity = match info.map(|i| &i.identity) {
+            Some(Ok(id)) => id.clone(),
+            Some(Err(why)) => return Err(Refusal::NoIdentity(why.clone())),
+            None => {
+                return Err(Refusal::NoIdentity(
+                    "connection without TLS identity".into(),
+                ));
+            }
+        };
+        self.decide(&identity)?;
+        Ok(Caller(identity))
+    }
+
+    /// A tonic interceptor enforcing this rule and attaching the [`Caller`].
+    pub fn interceptor(self) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
+        move |mut req: Request<()>| {
+            let caller = self
+                .admit(req.extensions().get::<ConnInfo>())
+                .inspect_err(|r| {
+                    tracing::warn!(refusal = %r, "request refused");
+                })?;
+            req.extensions_mut().insert(caller);
+            Ok(req)
+        }
+    }
+}
+
+/// The admitted caller of a request (set by the interceptor).
+pub fn caller<T>(req: &Request<T>) -> Result<&PeerIdentity, Status> {
+    req.extensions()
+        .get::<Caller>()
+        .map(|c| &c.0)
+        .ok_or_else(|| Status::unauthenticated("caller not authenticated"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> NodeId {
+        NodeId::parse(s).unwrap()
+    }
+
+    #[test]
+    fn peer_api_admits_nodes_only() {
+        let a = Admission::PeerApi;
+        assert!(a.decide(&PeerIdentity::Node(id("DEU-CUS"))).is_ok());
+        assert!(a.decide(&PeerIdentity::Gateway(id("DEU-CUS"))).is_err());
+        assert!(a.decide(&PeerIdentity::Admin(id("DEU-CUS"))).is_err());
+    }
+
+    #[test]
+    fn local_api_admits_own_gateway_and_admin_only() {
+        let a = Admission::LocalApi(id("FRA-POL"));
+        assert!(a.decide(&PeerIdentity::Gateway(id("FRA-POL"))).is_ok());
+        assert!(a.decide(&PeerIdentity::Admin(id("FRA-POL"))).is_ok());
+        assert!(a.decide(&PeerIdentity::Node(id("FRA-POL"))).is_err());
+        assert!(a.decide(&PeerIdentity::Gateway(id("DEU-CUS"))).is_err());
+        assert!(a.decide(&PeerIdentity::Admin(id("DEU-CUS"))).is_err());
+    }
+
+    #[test]
+    fn missing_identity_is_unauthenticated() {
+        let a = Admission::PeerApi;
+        let info = ConnInfo {
+            remote_addr: None,
+            identity: Err("no SAN".into()),
+        };
+        let status: Status = a.admit(Some(&info)).unwrap_err().into();
+        assert_eq!(status.code(), tonic::Code::Unauthenticated);
+        let status: Status = a.admit(None).unwrap_err().into();
+        assert_eq!(status.code(), tonic::Code::Unauthenticated);
+    }
+}

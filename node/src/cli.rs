@@ -1,0 +1,244 @@
+//! The `tracenet-node` command line: `run`, `import` and `demo`. Parses arguments, sets up
+//! logging, and calls the library; every error ends as one readable line and a non-zero exit.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use tracenet_proto::v1 as pb;
+
+use crate::client::connect_local;
+use crate::config::NodeConfig;
+use crate::demo::{self, DemoOptions};
+use crate::import;
+use crate::server::{Listeners, Node};
+use crate::shutdown::cancel_on_signal;
+use crate::tls::{TlsMaterial, install_crypto_provider};
+
+/// tracenet node: a national or hub node of the tracenet federation.
+#[derive(Debug, Parser)]
+#[command(name = "tracenet-node", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a node from its configuration file until SIGINT/SIGTERM.
+    Run {
+        /// The node's TOML configuration.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Import seizure records from a .csv or .jsonl file into a running node, through its
+    /// local API with the administrator certificate named in the config's [admin] section.
+    /// The whole file is checked first; if any row is bad, every problem is listed with its
+    /// line and nothing is written.
+    Import {
+        /// The node's TOML configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// The file to import.
+        path: PathBuf,
+        /// Records per atomic batch.
+        #[arg(long, default_value_t = 1000)]
+        batch_size: usize,
+    },
+    /// Start a demo federation of three national nodes on this machine (synthetic data).
+    Demo {
+        /// Run the scripted scenario, print a summary and exit (non-zero on failure).
+        #[arg(long)]
+        scenario: bool,
+        /// Synthetic records to load into each node.
+        #[arg(long, default_value_t = 200)]
+        records: u64,
+        /// Keep certificates and data in this folder instead of a temporary one.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// Runs the command line; the binary's `main` is only this.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TRACENET_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(match cli.command {
+                    Command::Demo { .. } | Command::Import { .. } => "warn",
+                    Command::Run { .. } => "info",
+                })
+            }),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    install_crypto_provider();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> Result<(), String> {
+    match command {
+        Command::Run { config } => {
+            // Everything that can fail on a bad file happens before a port is bound.
+            let cfg = NodeConfig::load(&config).map_err(|e| e.to_string())?;
+            let node = Node::prepare(cfg.clone()).map_err(|e| e.to_string())?;
+            let listeners = Listeners::bind(&cfg).await.map_err(|e| e.to_string())?;
+            let shutdown = CancellationToken::new();
+            cancel_on_signal(shutdown.clone());
+            node.serve(listeners, shutdown)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Command::Import {
+            config,
+            path,
+            batch_size,
+        } => import_file(&config, &path, batch_size.clamp(1, crate::api::MAX_BATCH)).await,
+        Command::Demo {
+            scenario,
+            records,
+            dir,
+        } => {
+            let shutdown = CancellationToken::new();
+            cancel_on_signal(shutdown.clone());
+            let summary = demo::run(
+                DemoOptions {
+                    scenario,
+                    records_per_node: records,
+                    dir,
+                },
+                shutdown,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            print!("{summary}");
+            Ok(())
+        }
+    }
+}
+
+/// Progress on stderr: rewritten in place on a terminal, one line per step otherwise.
+struct Progress {
+    tty: bool,
+}
+
+impl Progress {
+    fn show(&self, text: &str) {
+        let mut err = std::io::stderr();
+        if self.tty {
+            let _ = write!(err, "\r{text}\x1b[K");
+        } else {
+            let _ = writeln!(err, "{text}");
+        }
+        let _ = err.flush();
+    }
+    fn done(&self) {
+        if self.tty {
+            eprintln!();
+        }
+    }
+}
+
+/// Checks a file, then imports it in atomic batches through the local API of the node in
+/// `config`, showing progress on stderr. Errors come back as one readable message.
+pub async fn import_file(config: &Path, path: &Path, batch_size: usize) -> Result<(), String> {
+    let cfg = NodeConfig::load(config).map_err(|e| e.to_string())?;
+    let admin = cfg.admin.as_ref().ok_or_else(|| {
+        "the config has no [admin] section: import needs the administrator certificate".to_owned()
+    })?;
+    let tls = TlsMaterial::load_client(&cfg.tls.ca, admin).map_err(|e| e.to_string())?;
+    let progress = Progress {
+        tty: std::io::stderr().is_terminal(),
+    };
+
+    progress.show(&format!("checking {} ...", path.display()));
+    let check = import::check_file(path, |n| progress.show(&format!("checked {n} rows")))
+        .map_err(|e| e.to_string())?;
+    progress.done();
+    if !check.errors.is_empty() {
+        for e in check.errors.iter().take(200) {
+            eprintln!(
+                "line {}: {}: {}",
+                e.line,
+                if e.field.is_empty() { "row" } else { &e.field },
+                e.reason
+            );
+        }
+        if check.errors.len() > 200 {
+            eprintln!("... and {} more problems", check.errors.len() - 200);
+        }
+        return Err(format!(
+            "import refused: {} problem(s) in {} rows; nothing was written",
+            check.errors.len(),
+            check.rows
+        ));
+    }
+
+    let mut client = connect_local(&cfg.local_api.listen.to_string(), &tls, &cfg.node_id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let total = check.rows;
+    let (mut sent, mut created, mut updated) = (0u64, 0u64, 0u64);
+    let mut rows = import::open(path).map_err(|e| e.to_string())?.peekable();
+    while rows.peek().is_some() {
+        let mut records = Vec::with_capacity(batch_size);
+        let mut lines = Vec::with_capacity(batch_size);
+        for row in rows.by_ref().take(batch_size) {
+            // The file was checked above; a row failing now means it changed meanwhile.
+            let row = row.map_err(|e| {
+                format!(
+                    "line {}: {} (file changed during import?)",
+                    e.line, e.reason
+                )
+            })?;
+            lines.push(row.line);
+            records.push(row.record);
+        }
+        let n = records.len() as u64;
+        let resp = client
+            .import_batch(pb::ImportBatchRequest {
+                records,
+                source_lines: lines,
+            })
+            .await
+            .map_err(|s| {
+                format!(
+                    "batch after row {sent} refused: {}; {sent} rows were written in whole batches, re-running the import is safe",
+                    s.message()
+                )
+            })?
+            .into_inner();
+        sent += n;
+        created += resp.created;
+        updated += resp.updated;
+        progress.show(&format!(
+            "imported {sent}/{total} rows ({}%)",
+            (sent * 100).checked_div(total).unwrap_or(100)
+        ));
+    }
+    progress.done();
+    println!(
+        "imported {sent} rows from {}: {created} new, {updated} updated",
+        path.display()
+    );
+    Ok(())
+}

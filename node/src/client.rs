@@ -1,0 +1,126 @@
+//! Outgoing connections: gRPC channels to peers' peer APIs (authenticated with this node's
+//! certificate, checking that the server is the node we meant to reach) and to a node's local API
+//! (for the CLI, the demo and the gateway).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tonic::transport::{Channel, Endpoint};
+use tracenet_proto::v1::node_api_client::NodeApiClient;
+use tracenet_proto::v1::peer_exchange_client::PeerExchangeClient;
+
+use crate::ids::NodeId;
+use crate::tls::TlsMaterial;
+
+/// How long dialling may take before the call fails.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a connection could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The address is not usable. Not retryable without fixing configuration.
+    #[error("invalid endpoint '{0}'")]
+    InvalidEndpoint(String),
+    /// Connecting failed (refused, unreachable, TLS refused). Retrying later may help.
+    #[error("cannot connect to {endpoint}: {source}")]
+    Connect {
+        /// Where we dialled.
+        endpoint: String,
+        /// The cause.
+        source: tonic::transport::Error,
+    },
+    /// No address is known for this node. Not retryable until it is configured.
+    #[error("no endpoint known for node {0}")]
+    UnknownPeer(NodeId),
+}
+
+fn endpoint(addr: &str, tls: &TlsMaterial, server_dns: &str) -> Result<Endpoint, ClientError> {
+    Endpoint::from_shared(format!("https://{addr}"))
+        .map_err(|_| ClientError::InvalidEndpoint(addr.to_owned()))?
+        .tls_config(tls.client_config(server_dns))
+        .map_err(|_| ClientError::InvalidEndpoint(addr.to_owned()))
+        .map(|e| {
+            e.tcp_nodelay(true)
+                .connect_timeout(CONNECT_TIMEOUT)
+                .http2_keep_alive_interval(Duration::from_secs(30))
+                .keep_alive_while_idle(true)
+        })
+}
+
+/// Connects to the local API of node `node` at `addr` with a gateway or admin certificate.
+pub async fn connect_local(
+    addr: &str,
+    tls: &TlsMaterial,
+    node: &NodeId,
+) -> Result<NodeApiClient<Channel>, ClientError> {
+    let channel = endpoint(addr, tls, &node.dns_name())?
+        .connect()
+        .await
+        .map_err(|source| ClientError::Connect {
+            endpoint: addr.to_owned(),
+            source,
+        })?;
+    Ok(NodeApiClient::new(channel))
+}
+
+/// Connects to the peer API of `node` at `addr` with a node certificate.
+pub async fn connect_peer(
+    addr: &str,
+    tls: &TlsMaterial,
+    node: &NodeId,
+) -> Result<PeerExchangeClient<Channel>, ClientError> {
+    let channel = endpoint(addr, tls, &node.dns_name())?
+        .connect()
+        .await
+        .map_err(|source| ClientError::Connect {
+            endpoint: addr.to_owned(),
+            source,
+        })?;
+    Ok(PeerExchangeClient::new(channel))
+}
+
+/// Channels to the peers this node knows, created lazily and reused (one HTTP/2 connection per
+/// peer carries all concurrent calls).
+#[derive(Debug)]
+pub struct PeerClients {
+    tls: TlsMaterial,
+    endpoints: HashMap<NodeId, String>,
+    channels: Mutex<HashMap<NodeId, Channel>>,
+}
+
+impl PeerClients {
+    /// Peers reachable with this node's TLS material at the given addresses.
+    pub fn new(tls: TlsMaterial, endpoints: HashMap<NodeId, String>) -> PeerClients {
+        PeerClients {
+            tls,
+            endpoints,
+            channels: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The ids of the known peers, sorted.
+    pub fn known(&self) -> Vec<NodeId> {
+        let mut ids: Vec<NodeId> = self.endpoints.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// A client for `peer`; the connection is made on first use.
+    pub fn get(&self, peer: &NodeId) -> Result<PeerExchangeClient<Channel>, ClientError> {
+        let mut channels = self
+            .channels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(ch) = channels.get(peer) {
+            return Ok(PeerExchangeClient::new(ch.clone()));
+        }
+        let addr = self
+            .endpoints
+            .get(peer)
+            .ok_or_else(|| ClientError::UnknownPeer(peer.clone()))?;
+        let ch = endpoint(addr, &self.tls, &peer.dns_name())?.connect_lazy();
+        channels.insert(peer.clone(), ch.clone());
+        Ok(PeerExchangeClient::new(ch))
+    }
+}

@@ -1,0 +1,310 @@
+//! The node's configuration: a typed TOML file, parsed and checked completely (including reading
+//! the certificate files) before any port is bound, so a mistake stops the node at start-up with
+//! a message naming the field instead of half-way through serving.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::country::CountryCode;
+use crate::ids::NodeId;
+
+/// Why a configuration cannot be used. Never retryable without editing the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this structure (the message names the field).
+    #[error("config file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The cause, with line and field.
+        source: Box<toml::de::Error>,
+    },
+    /// The values parse but contradict each other or the certificates.
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+/// The role of a node in the federation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// A national authority's node (the default).
+    #[default]
+    National,
+    /// A regional organisation's hub, relaying and aggregating for its members.
+    Hub,
+    /// The federation secretariat, which admits members.
+    Secretariat,
+}
+
+impl Role {
+    /// Lowercase name as in the config file.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::National => "national",
+            Role::Hub => "hub",
+            Role::Secretariat => "secretariat",
+        }
+    }
+}
+
+/// A whole node configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// This node's id, e.g. "FRA-POL"; must equal the identity in its certificate.
+    pub node_id: NodeId,
+    /// ISO 3166-1 alpha-3 code of the State this node serves; must match the node id.
+    pub country: CountryCode,
+    /// national (default), hub or secretariat.
+    #[serde(default)]
+    pub role: Role,
+    /// Directory for the node's database; created if missing.
+    pub data_dir: PathBuf,
+    /// The listener other nodes call (mutual TLS, federation certificates).
+    #[serde(default = "ListenerConfig::peer_default")]
+    pub peer_api: ListenerConfig,
+    /// The listener this node's gateway and admin CLI call (mutual TLS, own identities only).
+    #[serde(default = "ListenerConfig::local_default")]
+    pub local_api: ListenerConfig,
+    /// This node's certificates.
+    pub tls: TlsFiles,
+    /// The administrator certificate the CLI uses to call this node's local API (optional).
+    #[serde(default)]
+    pub admin: Option<ClientCertFiles>,
+    /// Peers known before the directory exists: id and peer API address.
+    #[serde(default)]
+    pub peers: Vec<PeerConfig>,
+    /// Seconds in-flight requests get to finish after a shutdown signal (default 10).
+    #[serde(default = "default_grace")]
+    pub shutdown_grace_secs: u64,
+    /// Page cache of the record store, in MiB (default 64).
+    #[serde(default = "default_cache")]
+    pub store_cache_mib: u64,
+}
+
+/// Settings of one gRPC listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Largest accepted request message in bytes (default 4 MiB).
+    #[serde(default = "default_max_message")]
+    pub max_message_bytes: usize,
+    /// Longest a request may run, in seconds, before it is cancelled (default 30).
+    #[serde(default = "default_timeout")]
+    pub request_timeout_secs: u64,
+    /// Most concurrent requests on one connection (default 64).
+    #[serde(default = "default_streams")]
+    pub max_concurrent_per_connection: usize,
+}
+
+impl ListenerConfig {
+    fn with_addr(listen: &str) -> ListenerConfig {
+        ListenerConfig {
+            listen: listen
+                .parse()
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0))),
+            max_message_bytes: default_max_message(),
+            request_timeout_secs: default_timeout(),
+            max_concurrent_per_connection: default_streams(),
+        }
+    }
+    fn peer_default() -> ListenerConfig {
+        Self::with_addr("0.0.0.0:7400")
+    }
+    fn local_default() -> ListenerConfig {
+        Self::with_addr("127.0.0.1:7401")
+    }
+    /// A listener on `addr` with default limits.
+    pub fn on(addr: SocketAddr) -> ListenerConfig {
+        ListenerConfig {
+            listen: addr,
+            ..Self::peer_default()
+        }
+    }
+    /// The request timeout as a duration.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+}
+
+/// The node's own certificate files (PEM).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// The federation CA certificate that every peer certificate must chain to.
+    pub ca: PathBuf,
+    /// This node's certificate.
+    pub cert: PathBuf,
+    /// This node's private key.
+    pub key: PathBuf,
+}
+
+/// A client certificate and key (PEM).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientCertFiles {
+    /// The certificate.
+    pub cert: PathBuf,
+    /// The private key.
+    pub key: PathBuf,
+}
+
+/// A peer known from configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// The peer's node id.
+    pub node_id: NodeId,
+    /// host:port of the peer's peer API.
+    pub endpoint: String,
+}
+
+fn default_grace() -> u64 {
+    10
+}
+fn default_cache() -> u64 {
+    64
+}
+fn default_max_message() -> usize {
+    4 * 1024 * 1024
+}
+fn default_timeout() -> u64 {
+    30
+}
+fn default_streams() -> usize {
+    64
+}
+
+impl NodeConfig {
+    /// Reads, parses and checks a config file. Relative paths are taken from the file's folder.
+    pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut cfg: NodeConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(e),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        cfg.resolve_paths(base);
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    /// Makes relative paths relative to `base`.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.data_dir);
+        fix(&mut self.tls.ca);
+        fix(&mut self.tls.cert);
+        fix(&mut self.tls.key);
+        if let Some(a) = self.admin.as_mut() {
+            fix(&mut a.cert);
+            fix(&mut a.key);
+        }
+    }
+
+    /// Checks what the types cannot: consistency between fields.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.node_id.country() != self.country {
+            return Err(ConfigError::Invalid(format!(
+                "node_id {} does not belong to country {}",
+                self.node_id, self.country
+            )));
+        }
+        for l in [&self.peer_api, &self.local_api] {
+            if l.max_message_bytes < 1024 {
+                return Err(ConfigError::Invalid(
+                    "max_message_bytes must be at least 1024".into(),
+                ));
+            }
+            if l.request_timeout_secs == 0 || l.max_concurrent_per_connection == 0 {
+                return Err(ConfigError::Invalid(
+                    "request_timeout_secs and max_concurrent_per_connection must be positive"
+                        .into(),
+                ));
+            }
+        }
+        for p in &self.peers {
+            if p.node_id == self.node_id {
+                return Err(ConfigError::Invalid(format!(
+                    "peers lists this node itself ({})",
+                    p.node_id
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+node_id = "FRA-POL"
+country = "FRA"
+data_dir = "data"
+[tls]
+ca = "certs/ca.pem"
+cert = "certs/FRA-POL/node.pem"
+key = "certs/FRA-POL/node.key"
+"#;
+
+    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults_and_resolved_paths() {
+        let (dir, path) = write(MINIMAL);
+        let cfg = NodeConfig::load(&path).unwrap();
+        assert_eq!(cfg.role, Role::National);
+        assert_eq!(cfg.peer_api.listen.port(), 7400);
+        assert_eq!(cfg.local_api.listen.to_string(), "127.0.0.1:7401");
+        assert_eq!(cfg.peer_api.max_message_bytes, 4 * 1024 * 1024);
+        assert_eq!(cfg.data_dir, dir.path().join("data"));
+        assert_eq!(cfg.tls.ca, dir.path().join("certs/ca.pem"));
+    }
+
+    #[test]
+    fn mistakes_name_the_field() {
+        let (_d, path) = write(&MINIMAL.replace("FRA-POL\"", "fra-pol\""));
+        let err = NodeConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("node_id") || err.contains("fra-pol"), "{err}");
+
+        let (_d, path) = write(&format!("{MINIMAL}\nlisten_everywhere = true\n"));
+        let err = NodeConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("listen_everywhere"), "{err}");
+
+        let (_d, path) = write(&MINIMAL.replace("country = \"FRA\"", "country = \"DEU\""));
+        let err = NodeConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("does not belong"), "{err}");
+
+        let err = NodeConfig::load(Path::new("/nonexistent/node.toml")).unwrap_err();
+        assert!(matches!(err, ConfigError::Read { .. }));
+    }
+}

@@ -1,0 +1,318 @@
+//! A development federation in one process: dev certificates, several nodes on loopback with
+//! their own data directories, each knowing the others as peers. The demo runs on it and the
+//! integration-test harness builds on it; it is never used in production.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+use tracenet_proto::v1::node_api_client::NodeApiClient;
+
+use crate::client::{ClientError, connect_local};
+use crate::config::{ClientCertFiles, ListenerConfig, NodeConfig, PeerConfig, Role, TlsFiles};
+use crate::ids::NodeId;
+use crate::server::{Listeners, Node, NodeError};
+use crate::tls::{TlsError, TlsMaterial};
+
+/// Problems starting a dev federation.
+#[derive(Debug, thiserror::Error)]
+pub enum DevnetError {
+    /// Generating or writing dev certificates failed.
+    #[error("dev certificates: {0}")]
+    Certs(#[from] tracenet_certs::CertError),
+    /// A node failed to start or stop.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    /// A bad node id was given.
+    #[error(transparent)]
+    Id(#[from] crate::ids::IdError),
+    /// TLS material could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// A client could not connect.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// A node index out of range or a node not running.
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// One node of a dev federation.
+#[derive(Debug)]
+pub struct DevNode {
+    /// Its id.
+    pub id: NodeId,
+    /// Its configuration.
+    pub config: NodeConfig,
+    /// Where its peer API listens.
+    pub peer_addr: SocketAddr,
+    /// Where its local API listens.
+    pub local_addr: SocketAddr,
+    /// Its certificate folder.
+    pub cert_dir: PathBuf,
+    running: Option<(CancellationToken, JoinHandle<Result<(), NodeError>>)>,
+}
+
+impl DevNode {
+    /// Whether the node is serving.
+    pub fn is_running(&self) -> bool {
+        self.running.is_some()
+    }
+
+    /// Writes this node's configuration as a TOML file (for the CLI).
+    pub fn write_config(&self, path: &Path) -> std::io::Result<()> {
+        let c = &self.config;
+        let q = |p: &Path| toml_string(&p.display().to_string());
+        let mut text = format!(
+            "# Development configuration of {id} (synthetic demo federation).\n\
+             node_id = {id_q}\ncountry = \"{country}\"\nrole = \"{role}\"\ndata_dir = {data}\n\n\
+             [peer_api]\nlisten = \"{peer}\"\n\n[local_api]\nlisten = \"{local}\"\n\n\
+             [tls]\nca = {ca}\ncert = {cert}\nkey = {key}\n",
+            id = c.node_id,
+            id_q = toml_string(c.node_id.as_str()),
+            country = c.country,
+            role = c.role.as_str(),
+            data = q(&c.data_dir),
+            peer = c.peer_api.listen,
+            local = c.local_api.listen,
+            ca = q(&c.tls.ca),
+            cert = q(&c.tls.cert),
+            key = q(&c.tls.key),
+        );
+        if let Some(a) = &c.admin {
+            text.push_str(&format!(
+                "\n[admin]\ncert = {}\nkey = {}\n",
+                q(&a.cert),
+                q(&a.key)
+            ));
+        }
+        for p in &c.peers {
+            text.push_str(&format!(
+                "\n[[peers]]\nnode_id = {}\nendpoint = {}\n",
+                toml_string(p.node_id.as_str()),
+                toml_string(&p.endpoint)
+            ));
+        }
+        std::fs::write(path, text)
+    }
+}
+
+/// A TOML basic string with the characters TOML requires escaped.
+fn toml_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for ch in s.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Nodes started in this process from freshly generated dev certificates.
+#[derive(Debug)]
+pub struct DevFederation {
+    /// The folder holding certificates and data.
+    pub dir: PathBuf,
+    /// The nodes, in the order given.
+    pub nodes: Vec<DevNode>,
+}
+
+async fn bind_loopback() -> Result<TcpListener, NodeError> {
+    TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .map_err(|source| NodeError::Listen {
+            addr: "127.0.0.1:0".into(),
+            source,
+        })
+}
+
+fn local_addr(l: &TcpListener) -> Result<SocketAddr, NodeError> {
+    l.local_addr().map_err(|source| NodeError::Listen {
+        addr: "127.0.0.1:0".into(),
+        source,
+    })
+}
+
+impl DevFederation {
+    /// Generates certificates under `dir/certs` and starts one node per id on loopback ports.
+    pub async fn start(dir: &Path, ids: &[&str]) -> Result<DevFederation, DevnetError> {
+        let ids: Vec<NodeId> = ids
+            .iter()
+            .map(|s| NodeId::parse(s))
+            .collect::<Result<_, _>>()?;
+        let cert_root = dir.join("certs");
+        tracenet_certs::write_dev_federation(
+            &cert_root,
+            &ids.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        )?;
+        let mut listeners = Vec::new();
+        for _ in &ids {
+            let peer = bind_loopback().await?;
+            let local = bind_loopback().await?;
+            listeners.push((
+                local_addr(&peer)?,
+                local_addr(&local)?,
+                Listeners { peer, local },
+            ));
+        }
+        let mut nodes = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            let cert_dir = cert_root.join(id.as_str());
+            let peers = ids
+                .iter()
+                .zip(&listeners)
+                .filter(|(other, _)| *other != id)
+                .map(|(other, (peer_addr, _, _))| PeerConfig {
+                    node_id: other.clone(),
+                    endpoint: peer_addr.to_string(),
+                })
+                .collect();
+            let config = NodeConfig {
+                node_id: id.clone(),
+                country: id.country(),
+                role: Role::National,
+                data_dir: dir.join(id.as_str()).join("data"),
+                peer_api: ListenerConfig::on(listeners[i].0),
+                local_api: ListenerConfig::on(listeners[i].1),
+                tls: TlsFiles {
+                    ca: cert_root.join("ca.pem"),
+                    cert: cert_dir.join("node.pem"),
+                    key: cert_dir.join("node.key"),
+                },
+                admin: Some(ClientCertFiles {
+                    cert: cert_dir.join("admin.pem"),
+                    key: cert_dir.join("admin.key"),
+                }),
+                peers,
+                shutdown_grace_secs: 5,
+                store_cache_mib: 16,
+            };
+            config
+                .check()
+                .map_err(|e| DevnetError::Usage(e.to_string()))?;
+            nodes.push(DevNode {
+                id: id.clone(),
+                peer_addr: listeners[i].0,
+                local_addr: listeners[i].1,
+                config,
+                cert_dir,
+                running: None,
+            });
+        }
+        let mut fed = DevFederation {
+            dir: dir.to_owned(),
+            nodes,
+        };
+        for (i, (_, _, l)) in listeners.into_iter().enumerate() {
+            fed.serve(i, l)?;
+        }
+        Ok(fed)
+    }
+
+    fn node(&self, i: usize) -> Result<&DevNode, DevnetError> {
+        self.nodes
+            .get(i)
+            .ok_or_else(|| DevnetError::Usage(format!("no node {i}")))
+    }
+
+    fn serve(&mut self, i: usize, listeners: Listeners) -> Result<(), DevnetError> {
+        let node = self
+            .nodes
+            .get_mut(i)
+            .ok_or_else(|| DevnetError::Usage(format!("no node {i}")))?;
+        let prepared = Node::prepare(node.config.clone())?;
+        let token = CancellationToken::new();
+        let task = tokio::spawn(prepared.serve(listeners, token.clone()));
+        node.running = Some((token, task));
+        Ok(())
+    }
+
+    /// Stops node `i` gracefully and waits until its store is flushed and closed.
+    pub async fn stop(&mut self, i: usize) -> Result<(), DevnetError> {
+        let node = self
+            .nodes
+            .get_mut(i)
+            .ok_or_else(|| DevnetError::Usage(format!("no node {i}")))?;
+        let Some((token, task)) = node.running.take() else {
+            return Err(DevnetError::Usage(format!(
+                "node {} is not running",
+                node.id
+            )));
+        };
+        token.cancel();
+        match task.await {
+            Ok(r) => r?,
+            Err(_) => return Err(DevnetError::Usage(format!("node {} task failed", node.id))),
+        }
+        Ok(())
+    }
+
+    /// Starts node `i` again on the same ports and data directory.
+    pub async fn restart(&mut self, i: usize) -> Result<(), DevnetError> {
+        let (peer, local) = {
+            let n = self.node(i)?;
+            if n.is_running() {
+                return Err(DevnetError::Usage(format!("node {} is running", n.id)));
+            }
+            (n.peer_addr, n.local_addr)
+        };
+        let bind = |addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| NodeError::Listen {
+                    addr: addr.to_string(),
+                    source,
+                })
+        };
+        let listeners = Listeners {
+            peer: bind(peer).await?,
+            local: bind(local).await?,
+        };
+        self.serve(i, listeners)
+    }
+
+    /// The CA certificate path.
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.join("certs").join("ca.pem")
+    }
+
+    /// TLS material for a certificate of node `i`: `"node"`, `"gateway"` or `"admin"`.
+    pub fn material(&self, i: usize, kind: &str) -> Result<TlsMaterial, DevnetError> {
+        let n = self.node(i)?;
+        Ok(TlsMaterial::load_client(
+            &self.ca_path(),
+            &ClientCertFiles {
+                cert: n.cert_dir.join(format!("{kind}.pem")),
+                key: n.cert_dir.join(format!("{kind}.key")),
+            },
+        )?)
+    }
+
+    /// A local-API client for node `i`, authenticated as that node's administrator.
+    pub async fn admin_client(&self, i: usize) -> Result<NodeApiClient<Channel>, DevnetError> {
+        let n = self.node(i)?;
+        let tls = self.material(i, "admin")?;
+        Ok(connect_local(&n.local_addr.to_string(), &tls, &n.id).await?)
+    }
+
+    /// Stops every running node.
+    pub async fn shutdown(mut self) -> Result<(), DevnetError> {
+        let mut first_error = None;
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].is_running()
+                && let Err(e) = self.stop(i).await
+            {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}

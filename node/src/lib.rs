@@ -1,0 +1,36 @@
+//! A tracenet node: the system of record of one national authority (or a regional hub) in the
+//! tracenet federation. It stores seizure records in sled, serves its own gateway and
+//! administrator over the local API, and talks to peer nodes over mutually authenticated gRPC.
+//!
+//! Modules depend one way, from the edges inward:
+//! `cli` → `demo`/`devnet` → `server` → (`api`, `peer`, `auth`, `transport`) → `context` →
+//! (`store`, `client`, `tls`, `clock`) → (`model`, `import`) → (`serial`, `country`, `ids`).
+//! Decision logic (validation, serial matching, admission, key layout) is pure and tested
+//! beside the code; IO lives in thin drivers around it.
+
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod client;
+pub mod clock;
+pub mod config;
+pub mod context;
+pub mod country;
+pub mod demo;
+pub mod devnet;
+pub mod ids;
+pub mod import;
+pub mod model;
+pub mod peer;
+pub mod sample;
+pub mod serial;
+pub mod server;
+pub mod shutdown;
+pub mod store;
+pub mod tls;
+pub mod transport;
+
+pub use config::NodeConfig;
+pub use server::{Listeners, Node, NodeError, run};

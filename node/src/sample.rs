@@ -1,0 +1,148 @@
+//! Synthetic sample data for the demo, tests and benchmarks.
+//!
+//! Every record is generated deterministically from (country, number), is clearly marked as
+//! synthetic in its reference and notes, and describes no real event, weapon or person.
+
+use tracenet_proto::v1 as pb;
+
+use crate::country::CountryCode;
+
+/// A small, fast, deterministic mixer (splitmix64), enough to spread synthetic values.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+fn pick<'a>(options: &[&'a str], r: u64) -> &'a str {
+    options[(r % options.len() as u64) as usize]
+}
+
+const MANUFACTURERS: &[&str] = &[
+    "Glock",
+    "Beretta",
+    "CZ",
+    "Zastava",
+    "Norinco",
+    "Heckler & Koch",
+    "FN Herstal",
+    "Taurus",
+    "Smith & Wesson",
+    "MKE",
+];
+const CALIBRES: &[&str] = &[
+    "9x19mm",
+    "7.62x39mm",
+    "5.56x45mm",
+    ".38 Special",
+    "12 gauge",
+];
+const NEIGHBOURS: &[&str] = &[
+    "BEL", "DEU", "ITA", "ESP", "NLD", "AUT", "CHE", "POL", "SRB", "TUR",
+];
+
+/// The serial number marked on sample firearm `n` of `country` (so tests can look it up).
+pub fn serial(country: CountryCode, n: u64) -> String {
+    let r = mix(seed(country) ^ n);
+    let letters = [b'A' + (r % 26) as u8, b'A' + ((r >> 8) % 26) as u8];
+    format!(
+        "{}{}-{:06}",
+        letters[0] as char,
+        letters[1] as char,
+        (r >> 16) % 1_000_000
+    )
+}
+
+fn seed(country: CountryCode) -> u64 {
+    let b = country.as_bytes();
+    u64::from(b[0]) << 16 | u64::from(b[1]) << 8 | u64::from(b[2])
+}
+
+/// Synthetic seizure record number `n` recorded by `country`.
+pub fn record(country: CountryCode, n: u64) -> pb::SeizureRecord {
+    let r = mix(seed(country).rotate_left(32) ^ n);
+    let month = 1 + (r % 12);
+    let day = 1 + ((r >> 4) % 28);
+    let year = 2023 + ((r >> 9) % 3);
+    let via = pick(NEIGHBOURS, r >> 12);
+    let origin = pick(NEIGHBOURS, r >> 20);
+    let mode = 1 + ((r >> 28) % 8) as i32;
+    let concealment = 1 + ((r >> 32) % 9) as i32;
+    let category = 1 + ((r >> 36) % 11) as i32;
+    pb::SeizureRecord {
+        id: String::new(),
+        national_ref: format!("SYN-{}-{n:07}", country.as_str()),
+        event: Some(pb::SeizureEvent {
+            date: format!("{year:04}-{month:02}-{day:02}"),
+            place: Some(pb::Place {
+                country: country.as_str().to_owned(),
+                region: format!("Synthetic region {}", 1 + (r >> 40) % 9),
+                locality: String::new(),
+                latitude: None,
+                longitude: None,
+                border_crossing_point: if mode == pb::TransportMode::Road as i32 {
+                    format!("Synthetic crossing {}-{}", via, country.as_str())
+                } else {
+                    String::new()
+                },
+            }),
+            seizing_agency: 1 + ((r >> 44) % 3) as i32,
+        }),
+        context: Some(pb::SeizureContext {
+            criminal_context: 1 + ((r >> 46) % 6) as i32,
+            seizure_kind: 1 + ((r >> 49) % 4) as i32,
+        }),
+        firearms: vec![pb::FirearmIdentification {
+            serial_number: serial(country, n),
+            manufacturer: pick(MANUFACTURERS, r >> 52).to_owned(),
+            country_of_manufacture: origin.to_owned(),
+            model: format!("Model S{}", (r >> 56) % 90 + 10),
+            category,
+            calibre: pick(CALIBRES, r >> 58).to_owned(),
+            year_of_manufacture: 1990 + ((r >> 3) % 30) as u32,
+            import_marking: None,
+            other_markings: Vec::new(),
+            marking_condition: pb::MarkingCondition::Intact as i32,
+        }],
+        parts: Vec::new(),
+        ammunition: vec![pb::AmmunitionItem {
+            calibre: pick(CALIBRES, r >> 58).to_owned(),
+            quantity: 10 + (r >> 5) % 500,
+            manufacturer: String::new(),
+        }],
+        trafficking: Some(pb::TraffickingFacts {
+            route: vec![
+                pb::RoutePoint {
+                    country: origin.to_owned(),
+                    point: String::new(),
+                },
+                pb::RoutePoint {
+                    country: via.to_owned(),
+                    point: String::new(),
+                },
+                pb::RoutePoint {
+                    country: country.as_str().to_owned(),
+                    point: String::new(),
+                },
+            ],
+            transport_mode: mode,
+            concealment_method: concealment,
+            concealment_details: String::new(),
+            suspected_source_country: origin.to_owned(),
+            suspected_destination_country: country.as_str().to_owned(),
+        }),
+        persons: vec![pb::Person {
+            role: pb::PersonRole::Courier as i32,
+            nationality: via.to_owned(),
+            name: format!("Synthetic Person {}", r % 10_000),
+        }],
+        case_reference: format!("SYN-CASE-{}", r % 100_000),
+        tracing: Some(pb::TracingStatus {
+            trace_requested: r.is_multiple_of(3),
+            traced: r.is_multiple_of(5),
+            illicit_origin_established: r.is_multiple_of(7),
+        }),
+        notes: "Synthetic sample record: not real data.".to_owned(),
+    }
+}

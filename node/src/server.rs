@@ -1,0 +1,281 @@
+//! Wiring: turns a checked [`NodeConfig`] and two bound listeners into a running node, and stops
+//! it gracefully.
+//!
+//! [`Node::prepare`] does everything that can fail on bad configuration (TLS material, identity
+//! check, opening the store) so the CLI can do it before binding ports; [`Node::serve`] runs both
+//! listeners until the shutdown token is cancelled, lets in-flight requests finish within the
+//! grace period, then flushes the store.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Server;
+use tracenet_proto::v1::node_api_server::NodeApiServer;
+use tracenet_proto::v1::peer_exchange_server::PeerExchangeServer;
+
+use crate::api::LocalApi;
+use crate::auth::Admission;
+use crate::client::PeerClients;
+use crate::clock::{Clock, SystemClock};
+use crate::config::{ListenerConfig, NodeConfig};
+use crate::context::NodeContext;
+use crate::ids::PeerIdentity;
+use crate::peer::PeerService;
+use crate::store::{RecordStore, SledStore, StoreError};
+use crate::tls::{TlsError, TlsMaterial, install_crypto_provider};
+use crate::transport;
+
+/// Why a node could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// Certificates or keys are unusable. Not retryable without fixing them.
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
+    /// The certificate speaks for another identity than the configured node id. Not retryable.
+    #[error("certificate identity {found} does not match node_id {expected}")]
+    IdentityMismatch {
+        /// From the config.
+        expected: String,
+        /// From the certificate.
+        found: String,
+    },
+    /// The store could not be opened or flushed (e.g. another process holds the data dir).
+    /// Retrying helps only once the cause is gone.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The data directory cannot be created. Retrying helps once permissions or space are fixed.
+    #[error("data dir {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A listener could not be bound or served. Retrying may help (port in use).
+    #[error("listener {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The gRPC server failed.
+    #[error("server: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// The two bound listeners of a node.
+#[derive(Debug)]
+pub struct Listeners {
+    /// The peer API listener.
+    pub peer: TcpListener,
+    /// The local API listener.
+    pub local: TcpListener,
+}
+
+impl Listeners {
+    /// Binds the addresses in the configuration.
+    pub async fn bind(cfg: &NodeConfig) -> Result<Listeners, NodeError> {
+        Ok(Listeners {
+            peer: bind(cfg.peer_api.listen).await?,
+            local: bind(cfg.local_api.listen).await?,
+        })
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, NodeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| NodeError::Listen {
+            addr: addr.to_string(),
+            source,
+        })
+}
+
+/// A node ready to serve: configuration checked, certificates loaded, store open.
+#[derive(Debug)]
+pub struct Node {
+    config: NodeConfig,
+    tls: TlsMaterial,
+    ctx: NodeContext,
+    store: Arc<SledStore>,
+}
+
+impl Node {
+    /// Loads certificates, checks they speak for the configured node, opens the store.
+    pub fn prepare(config: NodeConfig) -> Result<Node, NodeError> {
+        Self::prepare_with_clock(config, Arc::new(SystemClock))
+    }
+
+    /// As [`Node::prepare`], with an injected clock.
+    pub fn prepare_with_clock(
+        config: NodeConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Node, NodeError> {
+        install_crypto_provider();
+        let tls = TlsMaterial::load(&config.tls)?;
+        let expected = PeerIdentity::Node(config.node_id.clone());
+        if tls.identity() != &expected {
+            return Err(NodeError::IdentityMismatch {
+                expected: expected.to_uri(),
+                found: tls.identity().to_uri(),
+            });
+        }
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| NodeError::DataDir {
+            path: config.data_dir.display().to_string(),
+            source,
+        })?;
+        let store = Arc::new(SledStore::open(
+            &config.data_dir.join("records"),
+            config.store_cache_mib.saturating_mul(1024 * 1024),
+        )?);
+        let endpoints: HashMap<_, _> = config
+            .peers
+            .iter()
+            .map(|p| (p.node_id.clone(), p.endpoint.clone()))
+            .collect();
+        let ctx = NodeContext {
+            node_id: config.node_id.clone(),
+            country: config.country,
+            role: config.role,
+            store: store.clone() as Arc<dyn RecordStore>,
+            peers: Arc::new(PeerClients::new(tls.clone(), endpoints)),
+            clock,
+        };
+        Ok(Node {
+            config,
+            tls,
+            ctx,
+            store,
+        })
+    }
+
+    /// The shared state handlers use (for in-process tools such as the demo).
+    pub fn context(&self) -> &NodeContext {
+        &self.ctx
+    }
+
+    /// Serves both APIs until `shutdown` is cancelled, then stops gracefully.
+    pub async fn serve(
+        self,
+        listeners: Listeners,
+        shutdown: CancellationToken,
+    ) -> Result<(), NodeError> {
+        let server_tls = self.tls.server_config()?;
+        let node_id = self.config.node_id.clone();
+        tracing::info!(
+            node = %node_id,
+            peer_api = %listeners.peer.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            local_api = %listeners.local.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            records = self.store.count().unwrap_or(0),
+            "node serving"
+        );
+
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_serving::<PeerExchangeServer<PeerService>>()
+            .await;
+        health_reporter
+            .set_serving::<NodeApiServer<LocalApi>>()
+            .await;
+
+        let peer_cfg = &self.config.peer_api;
+        let peer_svc = InterceptedService::new(
+            PeerExchangeServer::new(PeerService::new(self.ctx.clone()))
+                .max_decoding_message_size(peer_cfg.max_message_bytes)
+                .max_encoding_message_size(peer_cfg.max_message_bytes),
+            Admission::PeerApi.interceptor(),
+        );
+        let peer_server = builder(peer_cfg)
+            .add_service(health_service.clone())
+            .add_service(peer_svc)
+            .serve_with_incoming_shutdown(
+                transport::incoming(listeners.peer, server_tls.clone(), shutdown.clone(), "peer"),
+                shutdown.clone().cancelled_owned(),
+            );
+
+        let local_cfg = &self.config.local_api;
+        let local_svc = InterceptedService::new(
+            NodeApiServer::new(LocalApi::new(self.ctx.clone()))
+                .max_decoding_message_size(local_cfg.max_message_bytes)
+                .max_encoding_message_size(local_cfg.max_message_bytes),
+            Admission::LocalApi(node_id.clone()).interceptor(),
+        );
+        let local_server = builder(local_cfg)
+            .add_service(health_service)
+            .add_service(local_svc)
+            .serve_with_incoming_shutdown(
+                transport::incoming(listeners.local, server_tls, shutdown.clone(), "local"),
+                shutdown.clone().cancelled_owned(),
+            );
+
+        let peer_task: JoinHandle<Result<(), tonic::transport::Error>> = tokio::spawn(peer_server);
+        let local_task: JoinHandle<Result<(), tonic::transport::Error>> =
+            tokio::spawn(local_server);
+        let abort_peer = peer_task.abort_handle();
+        let abort_local = local_task.abort_handle();
+        let both = async move { (peer_task.await, local_task.await) };
+        tokio::pin!(both);
+
+        // Run until shutdown, or until a server fails on its own.
+        let results = tokio::select! {
+            r = &mut both => Some(r),
+            _ = shutdown.cancelled() => None,
+        };
+        let results = match results {
+            Some(r) => r,
+            None => {
+                let grace = Duration::from_secs(self.config.shutdown_grace_secs);
+                match tokio::time::timeout(grace, &mut both).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        tracing::warn!(node = %node_id, "grace period over; aborting open requests");
+                        abort_peer.abort();
+                        abort_local.abort();
+                        both.await
+                    }
+                }
+            }
+        };
+        self.store.flush()?;
+        tracing::info!(node = %node_id, "node stopped; store flushed");
+        for r in [results.0, results.1] {
+            match r {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(NodeError::Serve(e)),
+                Err(join) if join.is_cancelled() => {}
+                Err(_) => {
+                    return Err(NodeError::Listen {
+                        addr: "server task".into(),
+                        source: std::io::Error::other("server task panicked"),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn builder(cfg: &ListenerConfig) -> Server {
+    Server::builder()
+        .timeout(cfg.request_timeout())
+        .concurrency_limit_per_connection(cfg.max_concurrent_per_connection)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+}
+
+/// Checks, prepares and serves a node on the given listeners until `shutdown` is cancelled:
+/// the library entry point the binary and the tests share.
+pub async fn run(
+    config: NodeConfig,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+) -> Result<(), NodeError> {
+    Node::prepare(config)?.serve(listeners, shutdown).await
+}

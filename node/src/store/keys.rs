@@ -1,0 +1,229 @@
+//! Index key layout (pure). One `index` tree holds every secondary index; the first byte of a
+//! key says which index, the last 16 bytes are the record id, so a prefix scan over one index
+//! value yields the ids of the records that have it.
+//!
+//! ```text
+//! serial:       [1] normalised-serial [0x00] id
+//! country-date: [2] country(3) yyyymmdd(u32 BE) id
+//! route:        [3] country(3) id
+//! transport:    [4] mode(u32 BE) id
+//! concealment:  [5] method(u32 BE) id
+//! ```
+
+use tracenet_proto::v1 as pb;
+
+use super::IndexQuery;
+use crate::country::CountryCode;
+use crate::ids::RecordId;
+use crate::model::Date;
+use crate::serial;
+
+const SERIAL: u8 = 1;
+const COUNTRY_DATE: u8 = 2;
+const ROUTE: u8 = 3;
+const TRANSPORT: u8 = 4;
+const CONCEALMENT: u8 = 5;
+
+/// The index keys (without the id suffix) of a record.
+pub fn index_prefixes(rec: &pb::SeizureRecord) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let serials = rec
+        .firearms
+        .iter()
+        .map(|f| f.serial_number.as_str())
+        .chain(rec.parts.iter().map(|p| p.serial_number.as_str()))
+        .filter_map(serial::normalise);
+    for s in serials {
+        let mut k = Vec::with_capacity(2 + s.len());
+        k.push(SERIAL);
+        k.extend_from_slice(s.as_str().as_bytes());
+        k.push(0);
+        out.push(k);
+    }
+    if let Some(ev) = &rec.event {
+        let country = ev
+            .place
+            .as_ref()
+            .and_then(|p| CountryCode::parse(&p.country).ok());
+        if let (Some(c), Some(d)) = (country, Date::parse(&ev.date)) {
+            let mut k = vec![COUNTRY_DATE];
+            k.extend_from_slice(&c.as_bytes());
+            k.extend_from_slice(&d.as_u32().to_be_bytes());
+            out.push(k);
+        }
+    }
+    if let Some(t) = &rec.trafficking {
+        for pt in &t.route {
+            if let Ok(c) = CountryCode::parse(&pt.country) {
+                let mut k = vec![ROUTE];
+                k.extend_from_slice(&c.as_bytes());
+                out.push(k);
+            }
+        }
+        if t.transport_mode > 0 {
+            let mut k = vec![TRANSPORT];
+            k.extend_from_slice(&(t.transport_mode as u32).to_be_bytes());
+            out.push(k);
+        }
+        if t.concealment_method > 0 {
+            let mut k = vec![CONCEALMENT];
+            k.extend_from_slice(&(t.concealment_method as u32).to_be_bytes());
+            out.push(k);
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The full index keys of a record stored under `id`.
+pub fn index_keys(rec: &pb::SeizureRecord, id: RecordId) -> Vec<Vec<u8>> {
+    index_prefixes(rec)
+        .into_iter()
+        .map(|mut k| {
+            k.extend_from_slice(id.as_bytes());
+            k
+        })
+        .collect()
+}
+
+/// The key range `[start, end)` an index query scans.
+pub fn query_range(q: &IndexQuery) -> (Vec<u8>, Vec<u8>) {
+    match q {
+        IndexQuery::Serial(s) if s.has_wildcards() => {
+            let mut start = vec![SERIAL];
+            start.extend_from_slice(s.literal_prefix().as_bytes());
+            let end = prefix_end(&start);
+            (start, end)
+        }
+        IndexQuery::Serial(s) => {
+            let mut start = vec![SERIAL];
+            start.extend_from_slice(s.as_str().as_bytes());
+            start.push(0);
+            let end = prefix_end(&start);
+            (start, end)
+        }
+        IndexQuery::CountryDate { country, from, to } => {
+            let mut start = vec![COUNTRY_DATE];
+            start.extend_from_slice(&country.as_bytes());
+            let mut end = start.clone();
+            start.extend_from_slice(&from.map_or(0, |d| d.as_u32()).to_be_bytes());
+            match to {
+                Some(d) => end.extend_from_slice(&(d.as_u32() + 1).to_be_bytes()),
+                None => end = prefix_end(&end),
+            }
+            (start, end)
+        }
+        IndexQuery::RouteCountry(c) => {
+            let mut start = vec![ROUTE];
+            start.extend_from_slice(&c.as_bytes());
+            let end = prefix_end(&start);
+            (start, end)
+        }
+        IndexQuery::TransportMode(m) => {
+            let mut start = vec![TRANSPORT];
+            start.extend_from_slice(&(*m as u32).to_be_bytes());
+            let end = prefix_end(&start);
+            (start, end)
+        }
+        IndexQuery::Concealment(m) => {
+            let mut start = vec![CONCEALMENT];
+            start.extend_from_slice(&(*m as u32).to_be_bytes());
+            let end = prefix_end(&start);
+            (start, end)
+        }
+    }
+}
+
+/// Whether an index key found by a range scan really satisfies the query (wildcard serial
+/// queries scan a wider range than they match).
+pub fn key_matches(q: &IndexQuery, key: &[u8]) -> bool {
+    match q {
+        IndexQuery::Serial(pattern) if pattern.has_wildcards() => {
+            let Some(body) = key
+                .get(1..key.len().saturating_sub(RecordId::LEN + 1))
+                .and_then(|b| std::str::from_utf8(b).ok())
+            else {
+                return false;
+            };
+            serial::normalise(body)
+                .is_some_and(|cand| serial::matches(pattern, &cand, serial::MatchMode::Normalised))
+        }
+        _ => true,
+    }
+}
+
+/// The smallest key greater than every key starting with `prefix`.
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0xff; prefix.len() + 1]
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::sample;
+
+    #[test]
+    fn a_record_has_one_key_per_index_value() {
+        let fra = CountryCode::parse("FRA").unwrap();
+        let rec = sample::record(fra, 7);
+        let keys = index_prefixes(&rec);
+        let kinds: Vec<u8> = keys.iter().map(|k| k[0]).collect();
+        assert_eq!(kinds.iter().filter(|&&k| k == SERIAL).count(), 1);
+        assert_eq!(kinds.iter().filter(|&&k| k == COUNTRY_DATE).count(), 1);
+        assert!(kinds.iter().filter(|&&k| k == ROUTE).count() >= 2);
+        assert_eq!(kinds.iter().filter(|&&k| k == TRANSPORT).count(), 1);
+        assert_eq!(kinds.iter().filter(|&&k| k == CONCEALMENT).count(), 1);
+    }
+
+    #[test]
+    fn serial_query_range_covers_exactly_the_serial() {
+        let s = serial::normalise("AB-12").unwrap();
+        let (start, end) = query_range(&IndexQuery::Serial(s));
+        let id = RecordId::from_bytes([0xff; 16]);
+        let mut hit = vec![SERIAL];
+        hit.extend_from_slice(b"AB12\0");
+        hit.extend_from_slice(id.as_bytes());
+        let mut longer = vec![SERIAL];
+        longer.extend_from_slice(b"AB123\0");
+        assert!(start.as_slice() <= hit.as_slice() && hit.as_slice() < end.as_slice());
+        assert!(!(start.as_slice() <= longer.as_slice() && longer.as_slice() < end.as_slice()));
+    }
+
+    #[test]
+    fn date_range_is_inclusive() {
+        let c = CountryCode::parse("DEU").unwrap();
+        let q = IndexQuery::CountryDate {
+            country: c,
+            from: Date::parse("2024-01-01"),
+            to: Date::parse("2024-01-31"),
+        };
+        let (start, end) = query_range(&q);
+        let key = |d: &str| {
+            let mut k = vec![COUNTRY_DATE];
+            k.extend_from_slice(b"DEU");
+            k.extend_from_slice(&Date::parse(d).unwrap().as_u32().to_be_bytes());
+            k.extend_from_slice(&[0u8; 16]);
+            k
+        };
+        let inside = |k: Vec<u8>| start <= k && k < end;
+        assert!(inside(key("2024-01-01")));
+        assert!(inside(key("2024-01-31")));
+        assert!(!inside(key("2023-12-31")));
+        assert!(!inside(key("2024-02-01")));
+    }
+
+    #[test]
+    fn prefix_end_handles_ff() {
+        assert_eq!(prefix_end(&[1, 2]), vec![1, 3]);
+        assert_eq!(prefix_end(&[1, 0xff]), vec![2]);
+    }
+}

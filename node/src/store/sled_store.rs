@@ -1,0 +1,393 @@
+//! The sled implementation of [`RecordStore`].
+//!
+//! Trees: `records` (id → versioned StoredRecord), `index` (see [`super::keys`]), `natref`
+//! (national reference → id, unique) and `meta` (format version, record count). Every write is
+//! one multi-tree transaction followed by a flush, so an acknowledged write survives a crash and
+//! a record is never visible without its index entries.
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ring::rand::{SecureRandom, SystemRandom};
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree, abort};
+use sled::{Transactional, Tree};
+use tracenet_proto::v1 as pb;
+
+use super::codec::{decode_record, encode_record};
+use super::{BatchOutcome, IndexQuery, RecordStore, StoreError, keys};
+use crate::ids::RecordId;
+use crate::model::ValidRecord;
+
+const META_FORMAT: &[u8] = b"format";
+const META_COUNT: &[u8] = b"record_count";
+/// Layout version of the trees as a whole (key formats, tree names).
+const LAYOUT_VERSION: u8 = 1;
+
+/// sled-backed record store.
+#[derive(Debug)]
+pub struct SledStore {
+    db: sled::Db,
+    records: Tree,
+    index: Tree,
+    natref: Tree,
+    meta: Tree,
+    rng: SystemRandom,
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+impl SledStore {
+    /// Opens (or creates) the store in `dir`, with a page cache of `cache_bytes`.
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<SledStore, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .open()?;
+        Self::with_db(db)
+    }
+
+    /// A store in a temporary directory that disappears when dropped (tests).
+    pub fn temporary() -> Result<SledStore, StoreError> {
+        Self::with_db(sled::Config::new().temporary(true).open()?)
+    }
+
+    fn with_db(db: sled::Db) -> Result<SledStore, StoreError> {
+        let meta = db.open_tree("meta")?;
+        match meta.get(META_FORMAT)? {
+            None => {
+                meta.insert(META_FORMAT, &[LAYOUT_VERSION])?;
+            }
+            Some(v) if v.as_ref() == [LAYOUT_VERSION] => {}
+            Some(v) => {
+                return Err(StoreError::UnsupportedVersion(
+                    v.first().copied().unwrap_or(0),
+                ));
+            }
+        }
+        Ok(SledStore {
+            records: db.open_tree("records")?,
+            index: db.open_tree("index")?,
+            natref: db.open_tree("natref")?,
+            meta,
+            db,
+            rng: SystemRandom::new(),
+        })
+    }
+
+    fn new_id(&self) -> Result<RecordId, StoreError> {
+        let millis = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let mut random = [0u8; 10];
+        self.rng
+            .fill(&mut random)
+            .map_err(|_| StoreError::Corrupt("system random source failed".into()))?;
+        Ok(RecordId::generate(millis, random))
+    }
+
+    fn run<T>(&self, f: impl Fn(&Trees<'_>) -> TxResult<T>) -> Result<T, StoreError> {
+        let out = (&self.records, &self.index, &self.natref, &self.meta)
+            .transaction(|(records, index, natref, meta)| {
+                f(&Trees {
+                    records,
+                    index,
+                    natref,
+                    meta,
+                })
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => StoreError::Engine(e),
+            })?;
+        self.db.flush()?;
+        Ok(out)
+    }
+
+    fn load(&self, id_bytes: &[u8]) -> Result<Option<pb::StoredRecord>, StoreError> {
+        self.records
+            .get(id_bytes)?
+            .map(|v| decode_record(&v))
+            .transpose()
+    }
+}
+
+/// The trees inside one transaction.
+struct Trees<'a> {
+    records: &'a TransactionalTree,
+    index: &'a TransactionalTree,
+    natref: &'a TransactionalTree,
+    meta: &'a TransactionalTree,
+}
+
+impl Trees<'_> {
+    fn get_record(&self, id: RecordId) -> TxResult<Option<pb::StoredRecord>> {
+        match self.records.get(id.as_bytes())? {
+            None => Ok(None),
+            Some(v) => decode_record(&v)
+                .map(Some)
+                .map_err(ConflictableTransactionError::Abort),
+        }
+    }
+
+    fn id_by_natref(&self, national_ref: &str) -> TxResult<Option<RecordId>> {
+        Ok(self
+            .natref
+            .get(national_ref.as_bytes())?
+            .and_then(|v| RecordId::from_key_suffix(&v)))
+    }
+
+    /// Writes `new` under `id`, replacing `old`'s index and reference entries.
+    fn put(
+        &self,
+        id: RecordId,
+        old: Option<&pb::StoredRecord>,
+        new: &pb::StoredRecord,
+    ) -> TxResult<()> {
+        let empty = pb::SeizureRecord::default();
+        let new_rec = new.record.as_ref().unwrap_or(&empty);
+        if let Some(old) = old {
+            let old_rec = old.record.as_ref().unwrap_or(&empty);
+            for k in keys::index_keys(old_rec, id) {
+                self.index.remove(k)?;
+            }
+            if old_rec.national_ref != new_rec.national_ref {
+                self.natref.remove(old_rec.national_ref.as_bytes())?;
+            }
+        } else {
+            let count = self
+                .meta
+                .get(META_COUNT)?
+                .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+                .map_or(0, u64::from_be_bytes);
+            self.meta.insert(META_COUNT, &(count + 1).to_be_bytes())?;
+        }
+        self.records.insert(id.as_bytes(), encode_record(new))?;
+        for k in keys::index_keys(new_rec, id) {
+            self.index.insert(k, &[])?;
+        }
+        self.natref
+            .insert(new_rec.national_ref.as_bytes(), id.as_bytes())?;
+        Ok(())
+    }
+}
+
+fn stored(record: pb::SeizureRecord, revision: u64, created_at: i64, now: i64) -> pb::StoredRecord {
+    pb::StoredRecord {
+        record: Some(record),
+        revision,
+        created_at,
+        updated_at: now,
+    }
+}
+
+impl RecordStore for SledStore {
+    fn create(&self, mut record: ValidRecord, now: i64) -> Result<pb::StoredRecord, StoreError> {
+        let id = self.new_id()?;
+        record.set_id(id);
+        let new = stored(record.into_record(), 1, now, now);
+        let national_ref = new
+            .record
+            .as_ref()
+            .map(|r| r.national_ref.clone())
+            .unwrap_or_default();
+        self.run(|t| {
+            if let Some(existing) = t.id_by_natref(&national_ref)? {
+                return abort(StoreError::DuplicateNationalRef {
+                    national_ref: national_ref.clone(),
+                    existing,
+                });
+            }
+            t.put(id, None, &new)
+        })?;
+        Ok(new)
+    }
+
+    fn update(
+        &self,
+        record: ValidRecord,
+        expected_revision: Option<u64>,
+        now: i64,
+    ) -> Result<pb::StoredRecord, StoreError> {
+        let id = record.id().ok_or(StoreError::MissingId)?;
+        let national_ref = record.national_ref().to_owned();
+        let rec = record.into_record();
+        self.run(|t| {
+            let Some(old) = t.get_record(id)? else {
+                return abort(StoreError::NotFound(id));
+            };
+            if let Some(expected) = expected_revision
+                && expected != old.revision
+            {
+                return abort(StoreError::RevisionMismatch {
+                    id,
+                    expected,
+                    actual: old.revision,
+                });
+            }
+            if let Some(existing) = t.id_by_natref(&national_ref)?
+                && existing != id
+            {
+                return abort(StoreError::DuplicateNationalRef {
+                    national_ref: national_ref.clone(),
+                    existing,
+                });
+            }
+            let new = stored(rec.clone(), old.revision + 1, old.created_at, now);
+            t.put(id, Some(&old), &new)?;
+            Ok(new)
+        })
+    }
+
+    fn upsert_batch(
+        &self,
+        records: Vec<ValidRecord>,
+        now: i64,
+    ) -> Result<BatchOutcome, StoreError> {
+        let fresh_ids = records
+            .iter()
+            .map(|_| self.new_id())
+            .collect::<Result<Vec<_>, _>>()?;
+        let records: Vec<pb::SeizureRecord> =
+            records.into_iter().map(ValidRecord::into_record).collect();
+        self.run(|t| {
+            let mut outcome = BatchOutcome::default();
+            for (rec, fresh) in records.iter().zip(&fresh_ids) {
+                let mut rec = rec.clone();
+                match t.id_by_natref(&rec.national_ref)? {
+                    Some(id) => {
+                        let old = t.get_record(id)?;
+                        rec.id = id.to_string();
+                        let (revision, created) = old
+                            .as_ref()
+                            .map_or((1, now), |o| (o.revision + 1, o.created_at));
+                        t.put(id, old.as_ref(), &stored(rec, revision, created, now))?;
+                        outcome.updated += 1;
+                    }
+                    None => {
+                        rec.id = fresh.to_string();
+                        t.put(*fresh, None, &stored(rec, 1, now, now))?;
+                        outcome.created += 1;
+                    }
+                }
+            }
+            Ok(outcome)
+        })
+    }
+
+    fn get(&self, id: RecordId) -> Result<Option<pb::StoredRecord>, StoreError> {
+        self.load(id.as_bytes())
+    }
+
+    fn list(
+        &self,
+        after: Option<RecordId>,
+        limit: usize,
+    ) -> Result<Vec<pb::StoredRecord>, StoreError> {
+        let iter = match after {
+            Some(id) => self.records.range::<&[u8], _>((
+                std::ops::Bound::Excluded(id.as_bytes().as_slice()),
+                std::ops::Bound::Unbounded,
+            )),
+            None => self.records.iter(),
+        };
+        iter.take(limit)
+            .map(|kv| {
+                let (_, v) = kv?;
+                decode_record(&v)
+            })
+            .collect()
+    }
+
+    fn find(&self, query: &IndexQuery, limit: usize) -> Result<Vec<pb::StoredRecord>, StoreError> {
+        let (start, end) = keys::query_range(query);
+        let mut out = Vec::new();
+        for kv in self.index.range(start..end) {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, _) = kv?;
+            if !keys::key_matches(query, &k) {
+                continue;
+            }
+            let id = RecordId::from_key_suffix(&k)
+                .ok_or_else(|| StoreError::Corrupt("short index key".into()))?;
+            match self.load(id.as_bytes())? {
+                Some(rec) => out.push(rec),
+                None => {
+                    return Err(StoreError::Corrupt(format!(
+                        "index entry for missing record {id}"
+                    )));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn get_by_national_ref(
+        &self,
+        national_ref: &str,
+    ) -> Result<Option<pb::StoredRecord>, StoreError> {
+        match self.natref.get(national_ref.as_bytes())? {
+            Some(id) => self.load(&id),
+            None => Ok(None),
+        }
+    }
+
+    fn count(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .meta
+            .get(META_COUNT)?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map_or(0, u64::from_be_bytes))
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sled_store_passes_the_conformance_suite() {
+        super::super::conformance::run_all(|| SledStore::temporary().unwrap());
+    }
+
+    #[test]
+    fn records_and_indexes_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let fra = crate::country::CountryCode::parse("FRA").unwrap();
+        let rec = crate::model::validate(crate::sample::record(fra, 1)).unwrap();
+        let serial = rec.serials()[0].clone();
+        let id = {
+            let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+            let s = store.create(rec, 5).unwrap();
+            s.record.unwrap().id
+        };
+        let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(store.count().unwrap(), 1);
+        let found = store.find(&IndexQuery::Serial(serial), 10).unwrap();
+        assert_eq!(found[0].record.as_ref().unwrap().id, id);
+    }
+
+    #[test]
+    fn a_newer_layout_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            db.open_tree("meta")
+                .unwrap()
+                .insert(META_FORMAT, &[9])
+                .unwrap();
+            db.flush().unwrap();
+        }
+        assert!(matches!(
+            SledStore::open(dir.path(), 1 << 20),
+            Err(StoreError::UnsupportedVersion(9))
+        ));
+    }
+}

@@ -1,0 +1,211 @@
+//! TLS material and configurations: the node's certificate and key, the pinned federation CA,
+//! a TLS 1.3-only server configuration that requires and verifies client certificates, client
+//! configurations for dialling peers, and extraction of the caller's identity from a verified
+//! certificate's URI SAN.
+//!
+//! rustls (with the ring provider) checks the chain and validity period; which identities may do
+//! what is decided in [`crate::auth`].
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::RootCertStore;
+use rustls::server::WebPkiClientVerifier;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::config::{ClientCertFiles, TlsFiles};
+use crate::ids::PeerIdentity;
+
+/// Problems with certificates and keys. Not retryable without fixing the files.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// PEM text without a usable certificate or key.
+    #[error("{0}")]
+    Pem(String),
+    /// rustls refused the configuration (e.g. key does not match certificate).
+    #[error("TLS configuration refused: {0}")]
+    Rustls(#[from] rustls::Error),
+    /// The client-certificate verifier could not be built from the CA.
+    #[error("cannot build client verifier: {0}")]
+    Verifier(String),
+    /// The certificate carries no usable `spiffe://tracenet/...` identity.
+    #[error("certificate has no tracenet identity: {0}")]
+    NoIdentity(String),
+}
+
+/// Installs ring as the process-wide rustls provider. Idempotent; call once at start-up.
+pub fn install_crypto_provider() {
+    // Err only means a provider is already installed, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// A certificate, its key and the CA, in PEM, with the identity the certificate carries.
+#[derive(Clone)]
+pub struct TlsMaterial {
+    ca_pem: Vec<u8>,
+    cert_pem: Vec<u8>,
+    key_pem: Vec<u8>,
+    identity: PeerIdentity,
+}
+
+impl std::fmt::Debug for TlsMaterial {
+    // Never prints the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsMaterial")
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| TlsError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+impl TlsMaterial {
+    /// Loads the node's own files.
+    pub fn load(files: &TlsFiles) -> Result<TlsMaterial, TlsError> {
+        Self::from_pem(read(&files.ca)?, read(&files.cert)?, read(&files.key)?)
+    }
+
+    /// Loads a client certificate (gateway or admin) with the federation CA.
+    pub fn load_client(ca: &Path, files: &ClientCertFiles) -> Result<TlsMaterial, TlsError> {
+        Self::from_pem(read(ca)?, read(&files.cert)?, read(&files.key)?)
+    }
+
+    /// Builds from PEM bytes, checking that each parses and reading the certificate's identity.
+    pub fn from_pem(
+        ca_pem: impl Into<Vec<u8>>,
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Result<TlsMaterial, TlsError> {
+        let (ca_pem, cert_pem, key_pem) = (ca_pem.into(), cert_pem.into(), key_pem.into());
+        parse_certs(&ca_pem, "CA")?;
+        let chain = parse_certs(&cert_pem, "certificate")?;
+        PrivateKeyDer::from_pem_slice(&key_pem)
+            .map_err(|e| TlsError::Pem(format!("no private key in key file: {e}")))?;
+        let leaf = chain
+            .first()
+            .ok_or_else(|| TlsError::Pem("certificate file is empty".into()))?;
+        let identity = identity_of_cert(leaf)?;
+        Ok(TlsMaterial {
+            ca_pem,
+            cert_pem,
+            key_pem,
+            identity,
+        })
+    }
+
+    /// The identity in this material's certificate.
+    pub fn identity(&self) -> &PeerIdentity {
+        &self.identity
+    }
+
+    /// A TLS 1.3-only server configuration that requires a client certificate chaining to the
+    /// federation CA.
+    pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = RootCertStore::empty();
+        for ca in parse_certs(&self.ca_pem, "CA")? {
+            roots.add(ca)?;
+        }
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| TlsError::Verifier(e.to_string()))?;
+        let key = PrivateKeyDer::from_pem_slice(&self.key_pem)
+            .map_err(|e| TlsError::Pem(format!("no private key: {e}")))?;
+        let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(parse_certs(&self.cert_pem, "certificate")?, key)?;
+        cfg.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(Arc::new(cfg))
+    }
+
+    /// Client TLS settings for dialling a server whose certificate names `server_dns`.
+    pub fn client_config(&self, server_dns: &str) -> ClientTlsConfig {
+        ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(&self.ca_pem))
+            .identity(Identity::from_pem(&self.cert_pem, &self.key_pem))
+            .domain_name(server_dns)
+    }
+}
+
+fn parse_certs(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::Pem(format!("{what} file does not parse: {e}")))?;
+    if certs.is_empty() {
+        return Err(TlsError::Pem(format!("{what} file holds no certificate")));
+    }
+    Ok(certs)
+}
+
+/// The tracenet identity in a DER certificate: its single `spiffe://tracenet/...` URI SAN.
+/// Call only on certificates whose chain has been verified.
+pub fn identity_of_cert(der: &[u8]) -> Result<PeerIdentity, TlsError> {
+    let (_, cert) = X509Certificate::from_der(der)
+        .map_err(|e| TlsError::NoIdentity(format!("certificate does not parse: {e}")))?;
+    let san = cert
+        .subject_alternative_name()
+        .map_err(|e| TlsError::NoIdentity(format!("bad subjectAltName: {e}")))?
+        .ok_or_else(|| TlsError::NoIdentity("no subjectAltName".into()))?;
+    let mut found = None;
+    for name in &san.value.general_names {
+        if let GeneralName::URI(uri) = name
+            && uri.starts_with("spiffe://tracenet/")
+        {
+            if found.is_some() {
+                return Err(TlsError::NoIdentity("more than one tracenet URI".into()));
+            }
+            found =
+                Some(PeerIdentity::from_uri(uri).map_err(|e| TlsError::NoIdentity(e.to_string()))?);
+        }
+    }
+    found.ok_or_else(|| TlsError::NoIdentity("no spiffe://tracenet/ URI SAN".into()))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use tracenet_certs::{Ca, Principal, Validity};
+
+    #[test]
+    fn identity_comes_from_the_uri_san() {
+        let ca = Ca::generate("test CA").unwrap();
+        let cert = ca
+            .issue(&Principal::Gateway("FRA-POL".into()), Validity::Current)
+            .unwrap();
+        let m = TlsMaterial::from_pem(ca.cert_pem(), cert.cert_pem.clone(), cert.key_pem.clone())
+            .unwrap();
+        assert_eq!(m.identity().to_uri(), "spiffe://tracenet/gateway/FRA-POL");
+        install_crypto_provider();
+        m.server_config().unwrap();
+    }
+
+    #[test]
+    fn garbage_is_refused_with_a_reason() {
+        let ca = Ca::generate("test CA").unwrap();
+        assert!(matches!(
+            TlsMaterial::from_pem(ca.cert_pem(), "not a cert", "not a key"),
+            Err(TlsError::Pem(_))
+        ));
+        assert!(identity_of_cert(b"\x30\x03garbage").is_err());
+    }
+}

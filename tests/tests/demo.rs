@@ -1,0 +1,26 @@
+//! The embedded demo's scenario must keep passing: it is the newcomer's first contact.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use tokio_util::sync::CancellationToken;
+use tracenet_node::demo::{DemoOptions, run};
+
+#[tokio::test]
+async fn the_demo_scenario_passes() {
+    tracenet_node::tls::install_crypto_provider();
+    let summary = run(
+        DemoOptions {
+            scenario: true,
+            records_per_node: 20,
+            dir: None,
+        },
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert!(summary.contains("scenario passed"), "{summary}");
+    assert!(
+        summary.contains("recognised the caller as spiffe://tracenet/node/FRA-POL"),
+        "{summary}"
+    );
+}
