@@ -60,14 +60,40 @@ fn setup() -> Setup {
     }
 }
 
-fn start(s: &Setup) -> Child {
-    Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&s.config)
-        .env("TRACENET_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap()
+/// A node process, killed when dropped so a failing test leaves nothing running.
+struct NodeProcess(Child);
+
+impl NodeProcess {
+    fn id(&self) -> u32 {
+        self.0.id()
+    }
+    /// SIGKILL: no shutdown path runs.
+    fn kill_9(&mut self) {
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
+    }
+    fn wait(&mut self) -> std::process::ExitStatus {
+        self.0.wait().unwrap()
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(s: &Setup) -> NodeProcess {
+    NodeProcess(
+        Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(&s.config)
+            .env("TRACENET_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 async fn admin(s: &Setup) -> NodeApiClient<tonic::transport::Channel> {
@@ -152,49 +178,61 @@ async fn sigterm_stops_cleanly_and_the_cli_import_is_durable() {
         .status()
         .unwrap();
     assert!(term.success());
-    let status = node.wait().unwrap();
+    let status = node.wait();
     assert!(status.success(), "node exited with {status:?} on SIGTERM");
 
-    let mut node = start(&s);
+    let _node = start(&s);
     let mut c = admin(&s).await;
     assert_eq!(count(&mut c).await, 1200);
-    node.kill().unwrap();
-    node.wait().unwrap();
 }
 
 #[tokio::test]
 async fn kill_9_during_writes_loses_nothing_acknowledged() {
     let s = setup();
     let mut node = start(&s);
-    let mut c = admin(&s).await;
+    let c = admin(&s).await;
 
-    // Write until the process is killed underneath us; remember what was acknowledged.
-    let mut acked = Vec::new();
-    let mut n = 0u64;
-    loop {
-        if n == 150 {
-            node.kill().unwrap(); // SIGKILL: no shutdown path runs
-            node.wait().unwrap();
-        }
-        let r = c
-            .create_record(pb::CreateRecordRequest {
-                record: Some(sample::record(fra(), n)),
-            })
-            .await;
-        match r {
-            Ok(resp) => acked.push(resp.into_inner().record.unwrap().id),
-            Err(_) => break,
-        }
-        n += 1;
+    // Four writers create records concurrently while the process is killed underneath them;
+    // every acknowledged id is remembered.
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut writers = Vec::new();
+    for w in 0..4u64 {
+        let mut c = c.clone();
+        let acked = acked.clone();
+        writers.push(tokio::spawn(async move {
+            for k in 0.. {
+                let r = c
+                    .create_record(pb::CreateRecordRequest {
+                        record: Some(sample::record(fra(), w * 1_000_000 + k)),
+                    })
+                    .await;
+                match r {
+                    Ok(resp) => {
+                        let id = resp.into_inner().record.unwrap().id;
+                        acked.lock().unwrap().push((id, w * 1_000_000 + k));
+                    }
+                    Err(_) => break,
+                }
+            }
+        }));
     }
-    assert!(
-        acked.len() >= 150,
-        "only {} writes acknowledged",
-        acked.len()
-    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while acked.lock().unwrap().len() < 200 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "writers made no progress"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    node.kill_9();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() >= 200);
     drop(c);
 
-    let mut node = start(&s);
+    let _node = start(&s);
     let mut c = admin(&s).await;
     let mut present = HashSet::new();
     let mut token = String::new();
@@ -213,14 +251,14 @@ async fn kill_9_during_writes_loses_nothing_acknowledged() {
         }
         token = page.next_page_token;
     }
-    for id in &acked {
+    for (id, _) in &acked {
         assert!(present.contains(id), "acknowledged record {id} lost");
     }
     assert_eq!(count(&mut c).await, present.len() as u64);
     // Indexes came back with the records.
     let found = c
         .search_by_serial(pb::SearchBySerialRequest {
-            serial_number: sample::serial(fra(), 149),
+            serial_number: sample::serial(fra(), acked[acked.len() - 1].1),
             r#match: pb::SerialMatch::Exact as i32,
             limit: 5,
         })
@@ -228,6 +266,4 @@ async fn kill_9_during_writes_loses_nothing_acknowledged() {
         .unwrap()
         .into_inner();
     assert_eq!(found.records.len(), 1);
-    node.kill().unwrap();
-    node.wait().unwrap();
 }
