@@ -11,6 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "tracenet/v1/peer.proto",
         "tracenet/v1/local.proto",
         "tracenet/v1/storage.proto",
+        "tracenet/v1/policy.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");

@@ -260,7 +260,7 @@ fn csv_record(line: u64, c: &[&str; 25]) -> Result<pb::SeizureRecord, pb::RowErr
         vec![pb::AmmunitionItem {
             calibre: s(17),
             quantity: number(line, "ammunition_quantity", c[18])?,
-            manufacturer: String::new(),
+            ..Default::default()
         }]
     };
     let route = c[19]

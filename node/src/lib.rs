@@ -24,6 +24,7 @@ pub mod ids;
 pub mod import;
 pub mod model;
 pub mod peer;
+pub mod policy;
 pub mod sample;
 pub mod serial;
 pub mod server;

@@ -19,6 +19,9 @@ pub const MAX_SHORT: usize = 200;
 /// Most items of one kind (firearms, parts, ammunition lots, persons, route points) in a record.
 pub const MAX_ITEMS: usize = 1000;
 
+const BAND_ONLY_DISCLOSED: &str =
+    "is set only in views disclosed under a policy; record the exact quantity";
+
 /// One problem with one field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
@@ -393,6 +396,9 @@ pub fn validate(mut rec: pb::SeizureRecord) -> Result<ValidRecord, Invalid> {
         if part.quantity == 0 {
             c.fail(format!("parts[{i}].quantity"), "must be at least 1");
         }
+        if !part.quantity_band.is_empty() {
+            c.fail(format!("parts[{i}].quantity_band"), BAND_ONLY_DISCLOSED);
+        }
         if let Some(s) = serial::normalise(&part.serial_number) {
             serials.push(s);
         }
@@ -413,6 +419,12 @@ pub fn validate(mut rec: pb::SeizureRecord) -> Result<ValidRecord, Invalid> {
         );
         if a.quantity == 0 {
             c.fail(format!("ammunition[{i}].quantity"), "must be at least 1");
+        }
+        if !a.quantity_band.is_empty() {
+            c.fail(
+                format!("ammunition[{i}].quantity_band"),
+                BAND_ONLY_DISCLOSED,
+            );
         }
     }
     serials.sort();

@@ -109,7 +109,7 @@ pub fn record(country: CountryCode, n: u64) -> pb::SeizureRecord {
         ammunition: vec![pb::AmmunitionItem {
             calibre: pick(CALIBRES, r >> 58).to_owned(),
             quantity: 10 + (r >> 5) % 500,
-            manufacturer: String::new(),
+            ..Default::default()
         }],
         trafficking: Some(pb::TraffickingFacts {
             route: vec![
