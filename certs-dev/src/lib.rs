@@ -116,6 +116,21 @@ fn random_serial() -> Result<SerialNumber, CertError> {
     Ok(SerialNumber::from_slice(&b))
 }
 
+/// A fresh Ed25519 signing key: (PKCS#8 v2 DER private key, raw 32-byte public key). Nodes sign
+/// request contexts, responses and audit checkpoints with it.
+pub fn generate_signing_key() -> Result<(Vec<u8>, Vec<u8>), CertError> {
+    use ring::signature::{Ed25519KeyPair, KeyPair as _};
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| CertError::Random)?;
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|_| CertError::Random)?;
+    Ok((pkcs8.as_ref().to_vec(), pair.public_key().as_ref().to_vec()))
+}
+
+/// Lowercase hexadecimal.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A certificate authority able to issue certificates.
 pub struct Ca {
     cert_pem: String,
@@ -278,6 +293,19 @@ fn write_file(path: &Path, text: &str, secret: bool) -> Result<(), CertError> {
     f.write_all(text.as_bytes()).map_err(io(path))
 }
 
+fn write_bytes(path: &Path, bytes: &[u8]) -> Result<(), CertError> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    use std::io::Write;
+    let mut f = opts.open(path).map_err(io(path))?;
+    f.write_all(bytes).map_err(io(path))
+}
+
 fn write_pair(dir: &Path, stem: &str, cert: &IssuedCert) -> Result<(), CertError> {
     write_file(&dir.join(format!("{stem}.pem")), &cert.cert_pem, false)?;
     write_file(&dir.join(format!("{stem}.key")), &cert.key_pem, true)
@@ -288,6 +316,7 @@ fn write_pair(dir: &Path, stem: &str, cert: &IssuedCert) -> Result<(), CertError
 /// ```text
 /// ca.pem, ca.key                     the federation CA (reused if present)
 /// <NODE_ID>/{node,gateway,admin}.{pem,key}
+/// <NODE_ID>/signing.pk8, signing.pub  the node's Ed25519 signing key (PKCS#8 DER) and public key (hex)
 /// negative/rogue-ca.pem              an unrelated CA
 /// negative/rogue-node.{pem,key}      a node certificate for the first node id from that CA
 /// negative/expired-node.{pem,key}    an expired certificate for the first node id
@@ -329,6 +358,14 @@ pub fn write_dev_federation(dir: &Path, node_ids: &[String]) -> Result<DevFedera
         ] {
             write_pair(&node_dir, p.file_stem(), &ca.issue(&p, Validity::Current)?)?;
         }
+        let (private, public) = generate_signing_key()?;
+        let key_path = node_dir.join("signing.pk8");
+        write_bytes(&key_path, &private)?;
+        write_file(
+            &node_dir.join("signing.pub"),
+            &format!("{}\n", hex(&public)),
+            false,
+        )?;
     }
     if let Some(first) = node_ids.first() {
         let neg = dir.join("negative");

@@ -16,6 +16,7 @@ use tracenet_proto::v1::node_api_server::NodeApi;
 
 use crate::auth::caller;
 use crate::context::NodeContext;
+use crate::fanout;
 use crate::ids::{NodeId, RecordId};
 use crate::model::{self, FieldError, ValidRecord};
 use crate::serial;
@@ -88,6 +89,16 @@ impl From<ApiError> for Status {
             },
             ApiError::Task => Status::internal("internal error"),
             ApiError::Peer { .. } => Status::unavailable(e.to_string()),
+        }
+    }
+}
+
+fn fanout_status(e: fanout::FanoutError) -> Status {
+    match e {
+        fanout::FanoutError::BadArgument(m) => Status::invalid_argument(m),
+        fanout::FanoutError::Audit(m) => {
+            tracing::error!(error = %m, "audit append failed");
+            Status::unavailable("audit log unavailable; nothing was sent")
         }
     }
 }
@@ -376,6 +387,58 @@ impl NodeApi for LocalApi {
             created: outcome.created,
             updated: outcome.updated,
         }))
+    }
+
+    async fn federated_lookup(
+        &self,
+        request: Request<pb::FederatedLookupRequest>,
+    ) -> Result<Response<pb::FederatedLookupResponse>, Status> {
+        caller(&request)?;
+        let req = request.into_inner();
+        let inquiry = req
+            .inquiry
+            .ok_or_else(|| ApiError::BadArgument("inquiry is required".into()))?;
+        fanout::lookup(&self.ctx, inquiry, req.serial_number, req.manufacturer)
+            .await
+            .map(Response::new)
+            .map_err(fanout_status)
+    }
+
+    async fn federated_query(
+        &self,
+        request: Request<pb::FederatedQueryRequest>,
+    ) -> Result<Response<pb::FederatedQueryResponse>, Status> {
+        caller(&request)?;
+        let req = request.into_inner();
+        let inquiry = req
+            .inquiry
+            .ok_or_else(|| ApiError::BadArgument("inquiry is required".into()))?;
+        fanout::query(
+            &self.ctx,
+            inquiry,
+            req.filter.unwrap_or_default(),
+            req.limit_per_peer,
+        )
+        .await
+        .map(Response::new)
+        .map_err(fanout_status)
+    }
+
+    async fn list_audit(
+        &self,
+        request: Request<pb::ListAuditRequest>,
+    ) -> Result<Response<pb::ListAuditResponse>, Status> {
+        caller(&request)?;
+        let req = request.into_inner();
+        let limit = page_size(req.limit);
+        let entries = self
+            .blocking(move |c| {
+                c.audit
+                    .list(&req.kind, &req.peer, req.after_seq, limit)
+                    .map_err(|e| ApiError::BadArgument(format!("audit log: {e}")))
+            })
+            .await?;
+        Ok(Response::new(pb::ListAuditResponse { entries }))
     }
 
     async fn check_peer(

@@ -92,6 +92,19 @@ pub struct NodeConfig {
     /// Page cache of the record store, in MiB (default 64).
     #[serde(default = "default_cache")]
     pub store_cache_mib: u64,
+    /// This node's Ed25519 signing key (PKCS#8 DER); created on first start if missing.
+    /// Default: `<data_dir>/signing.pk8`.
+    #[serde(default)]
+    pub signing_key: Option<PathBuf>,
+    /// This node's sharing policy (TOML). Without one the node discloses nothing.
+    #[serde(default)]
+    pub policy: Option<PathBuf>,
+    /// Regions this node belongs to (used by peers' policies).
+    #[serde(default)]
+    pub regions: Vec<String>,
+    /// Milliseconds a federated lookup or query waits for peers by default (default 3000).
+    #[serde(default = "default_fanout")]
+    pub fanout_deadline_ms: u64,
 }
 
 /// Settings of one gRPC listener.
@@ -171,8 +184,17 @@ pub struct PeerConfig {
     pub node_id: NodeId,
     /// host:port of the peer's peer API.
     pub endpoint: String,
+    /// The peer's Ed25519 public signing key, hex. Without it the peer's requests are refused.
+    #[serde(default)]
+    pub signing_public_key: Option<String>,
+    /// Regions the peer belongs to.
+    #[serde(default)]
+    pub regions: Vec<String>,
 }
 
+fn default_fanout() -> u64 {
+    3000
+}
 fn default_grace() -> u64 {
     10
 }
@@ -217,10 +239,23 @@ impl NodeConfig {
         fix(&mut self.tls.ca);
         fix(&mut self.tls.cert);
         fix(&mut self.tls.key);
+        if let Some(p) = self.signing_key.as_mut() {
+            fix(p);
+        }
+        if let Some(p) = self.policy.as_mut() {
+            fix(p);
+        }
         if let Some(a) = self.admin.as_mut() {
             fix(&mut a.cert);
             fix(&mut a.key);
         }
+    }
+
+    /// Where the signing key lives.
+    pub fn signing_key_path(&self) -> PathBuf {
+        self.signing_key
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("signing.pk8"))
     }
 
     /// Checks what the types cannot: consistency between fields.
@@ -245,6 +280,14 @@ impl NodeConfig {
             }
         }
         for p in &self.peers {
+            if let Some(k) = &p.signing_public_key
+                && crate::envelope::parse_public_key(k).is_none()
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "peers: signing_public_key of {} is not 64 hexadecimal digits",
+                    p.node_id
+                )));
+            }
             if p.node_id == self.node_id {
                 return Err(ConfigError::Invalid(format!(
                     "peers lists this node itself ({})",

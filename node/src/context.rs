@@ -1,13 +1,18 @@
-//! What request handlers share: the node's identity, its store, its peer connections and its
-//! clock. Built once by [`crate::server`] and handed to each service.
+//! What request handlers share: the node's identity, store, audit log, keys, policy, peer
+//! connections and clock. Built once by [`crate::server`] and handed to each service.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
+use crate::audit::AuditLog;
 use crate::client::PeerClients;
 use crate::clock::Clock;
 use crate::config::Role;
 use crate::country::CountryCode;
+use crate::envelope::{PeerKeys, ReplayGuard, SigningKey};
 use crate::ids::NodeId;
+use crate::policy::Policy;
 use crate::store::RecordStore;
 
 /// Shared state of a running node.
@@ -21,8 +26,22 @@ pub struct NodeContext {
     pub role: Role,
     /// Its records.
     pub store: Arc<dyn RecordStore>,
+    /// Its audit log.
+    pub audit: Arc<AuditLog>,
+    /// Its signing key.
+    pub signing: Arc<SigningKey>,
+    /// Peers' public signing keys.
+    pub peer_keys: Arc<PeerKeys>,
+    /// Request ids seen recently.
+    pub replay: Arc<ReplayGuard>,
+    /// Its sharing policy, applied at every disclosure.
+    pub policy: Arc<Policy>,
+    /// Regions of each peer.
+    pub peer_regions: Arc<HashMap<NodeId, Vec<String>>>,
     /// Its connections to peers.
     pub peers: Arc<PeerClients>,
+    /// How long federated calls wait for peers by default.
+    pub fanout_deadline: Duration,
     /// Its clock.
     pub clock: Arc<dyn Clock>,
 }

@@ -68,7 +68,7 @@ impl DevNode {
         let q = |p: &Path| toml_string(&p.display().to_string());
         let mut text = format!(
             "# Development configuration of {id} (synthetic demo federation).\n\
-             node_id = {id_q}\ncountry = \"{country}\"\nrole = \"{role}\"\ndata_dir = {data}\n\n\
+             node_id = {id_q}\ncountry = \"{country}\"\nrole = \"{role}\"\ndata_dir = {data}\n{extra}\n\
              [peer_api]\nlisten = \"{peer}\"\n\n[local_api]\nlisten = \"{local}\"\n\n\
              [tls]\nca = {ca}\ncert = {cert}\nkey = {key}\n",
             id = c.node_id,
@@ -81,6 +81,15 @@ impl DevNode {
             ca = q(&c.tls.ca),
             cert = q(&c.tls.cert),
             key = q(&c.tls.key),
+            extra = [
+                c.signing_key
+                    .as_ref()
+                    .map(|p| format!("signing_key = {}\n", q(p))),
+                c.policy.as_ref().map(|p| format!("policy = {}\n", q(p))),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<String>(),
         );
         if let Some(a) = &c.admin {
             text.push_str(&format!(
@@ -95,6 +104,9 @@ impl DevNode {
                 toml_string(p.node_id.as_str()),
                 toml_string(&p.endpoint)
             ));
+            if let Some(k) = &p.signing_public_key {
+                text.push_str(&format!("signing_public_key = {}\n", toml_string(k)));
+            }
         }
         std::fs::write(path, text)
     }
@@ -114,6 +126,34 @@ fn toml_string(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// How to start one dev node.
+#[derive(Debug, Clone)]
+pub struct NodeSpec {
+    /// Node id, e.g. "FRA-POL".
+    pub id: String,
+    /// Its sharing policy as TOML; `None` discloses nothing.
+    pub policy: Option<String>,
+    /// Regions it belongs to.
+    pub regions: Vec<String>,
+}
+
+impl NodeSpec {
+    /// A node without policy or regions.
+    pub fn new(id: &str) -> NodeSpec {
+        NodeSpec {
+            id: id.to_owned(),
+            policy: None,
+            regions: Vec::new(),
+        }
+    }
+
+    /// With a sharing policy.
+    pub fn with_policy(mut self, toml: impl Into<String>) -> NodeSpec {
+        self.policy = Some(toml.into());
+        self
+    }
 }
 
 /// Nodes started in this process from freshly generated dev certificates.
@@ -142,11 +182,18 @@ fn local_addr(l: &TcpListener) -> Result<SocketAddr, NodeError> {
 }
 
 impl DevFederation {
-    /// Generates certificates under `dir/certs` and starts one node per id on loopback ports.
+    /// Generates certificates under `dir/certs` and starts one node per id on loopback ports,
+    /// none with a sharing policy (they disclose nothing).
     pub async fn start(dir: &Path, ids: &[&str]) -> Result<DevFederation, DevnetError> {
-        let ids: Vec<NodeId> = ids
+        let specs: Vec<NodeSpec> = ids.iter().map(|id| NodeSpec::new(id)).collect();
+        Self::start_specs(dir, &specs).await
+    }
+
+    /// Starts one node per spec, each with its policy and regions.
+    pub async fn start_specs(dir: &Path, specs: &[NodeSpec]) -> Result<DevFederation, DevnetError> {
+        let ids: Vec<NodeId> = specs
             .iter()
-            .map(|s| NodeId::parse(s))
+            .map(|s| NodeId::parse(&s.id))
             .collect::<Result<_, _>>()?;
         let cert_root = dir.join("certs");
         tracenet_certs::write_dev_federation(
@@ -166,15 +213,33 @@ impl DevFederation {
         let mut nodes = Vec::new();
         for (i, id) in ids.iter().enumerate() {
             let cert_dir = cert_root.join(id.as_str());
-            let peers = ids
-                .iter()
-                .zip(&listeners)
-                .filter(|(other, _)| *other != id)
-                .map(|(other, (peer_addr, _, _))| PeerConfig {
+            let mut peers = Vec::new();
+            for ((other, (peer_addr, _, _)), spec) in ids.iter().zip(&listeners).zip(specs) {
+                if other == id {
+                    continue;
+                }
+                let pub_path = cert_root.join(other.as_str()).join("signing.pub");
+                let key = std::fs::read_to_string(&pub_path)
+                    .map_err(|e| DevnetError::Usage(format!("{}: {e}", pub_path.display())))?;
+                peers.push(PeerConfig {
                     node_id: other.clone(),
                     endpoint: peer_addr.to_string(),
-                })
-                .collect();
+                    signing_public_key: Some(key.trim().to_owned()),
+                    regions: spec.regions.clone(),
+                });
+            }
+            let node_dir = dir.join(id.as_str());
+            std::fs::create_dir_all(&node_dir)
+                .map_err(|e| DevnetError::Usage(format!("{}: {e}", node_dir.display())))?;
+            let policy = match &specs[i].policy {
+                None => None,
+                Some(text) => {
+                    let path = node_dir.join("policy.toml");
+                    std::fs::write(&path, text)
+                        .map_err(|e| DevnetError::Usage(format!("{}: {e}", path.display())))?;
+                    Some(path)
+                }
+            };
             let config = NodeConfig {
                 node_id: id.clone(),
                 country: id.country(),
@@ -194,6 +259,10 @@ impl DevFederation {
                 peers,
                 shutdown_grace_secs: 5,
                 store_cache_mib: 16,
+                signing_key: Some(cert_dir.join("signing.pk8")),
+                policy,
+                regions: specs[i].regions.clone(),
+                fanout_deadline_ms: 3000,
             };
             config
                 .check()

@@ -207,6 +207,20 @@ impl RecordId {
     }
 }
 
+/// A fresh request id: 128 random bits, hex.
+pub fn new_request_id() -> String {
+    use ring::rand::{SecureRandom, SystemRandom};
+    let mut b = [0u8; 16];
+    // If the system random source fails, fall back to time; ids need uniqueness, not secrecy.
+    if SystemRandom::new().fill(&mut b).is_err() {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        b = t.to_be_bytes();
+    }
+    RecordId(b).to_string()
+}
+
 fn hex_val(c: u8) -> Option<u8> {
     match c {
         b'0'..=b'9' => Some(c - b'0'),

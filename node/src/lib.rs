@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod client;
@@ -20,6 +21,9 @@ pub mod context;
 pub mod country;
 pub mod demo;
 pub mod devnet;
+pub mod disclose;
+pub mod envelope;
+pub mod fanout;
 pub mod ids;
 pub mod import;
 pub mod model;

@@ -20,13 +20,19 @@ use tracenet_proto::v1::node_api_server::NodeApiServer;
 use tracenet_proto::v1::peer_exchange_server::PeerExchangeServer;
 
 use crate::api::LocalApi;
+use crate::audit::{AuditError, AuditLog};
 use crate::auth::Admission;
 use crate::client::PeerClients;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ListenerConfig, NodeConfig};
 use crate::context::NodeContext;
+use crate::envelope::{
+    DEFAULT_SKEW_SECS, EnvelopeError, PeerKeys, REPLAY_CAPACITY, ReplayGuard, SigningKey,
+    parse_public_key,
+};
 use crate::ids::PeerIdentity;
 use crate::peer::PeerService;
+use crate::policy::Policy;
 use crate::store::{RecordStore, SledStore, StoreError};
 use crate::tls::{TlsError, TlsMaterial, install_crypto_provider};
 use crate::transport;
@@ -49,6 +55,20 @@ pub enum NodeError {
     /// Retrying helps only once the cause is gone.
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// The sharing policy file is unusable. Not retryable without fixing it.
+    #[error("policy {path}: {problem}")]
+    Policy {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The signing key is unusable.
+    #[error("{0}")]
+    Signing(EnvelopeError),
+    /// The audit log cannot be opened.
+    #[error("{0}")]
+    Audit(AuditError),
     /// The data directory cannot be created. Retrying helps once permissions or space are fixed.
     #[error("data dir {path}: {source}")]
     DataDir {
@@ -131,21 +151,67 @@ impl Node {
             path: config.data_dir.display().to_string(),
             source,
         })?;
+        let policy = match &config.policy {
+            None => Policy::deny_all(config.country),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| NodeError::Policy {
+                    path: path.display().to_string(),
+                    problem: e.to_string(),
+                })?;
+                let p = Policy::from_toml(&text).map_err(|e| NodeError::Policy {
+                    path: path.display().to_string(),
+                    problem: e.to_string(),
+                })?;
+                if p.owner() != config.country {
+                    return Err(NodeError::Policy {
+                        path: path.display().to_string(),
+                        problem: format!("owner_country {} is not this node's country", p.owner()),
+                    });
+                }
+                p
+            }
+        };
+        let signing = Arc::new(
+            SigningKey::load_or_generate(&config.signing_key_path(), config.node_id.clone())
+                .map_err(NodeError::Signing)?,
+        );
         let store = Arc::new(SledStore::open(
             &config.data_dir.join("records"),
             config.store_cache_mib.saturating_mul(1024 * 1024),
         )?);
+        let audit =
+            Arc::new(AuditLog::open(store.db(), signing.clone()).map_err(NodeError::Audit)?);
         let endpoints: HashMap<_, _> = config
             .peers
             .iter()
             .map(|p| (p.node_id.clone(), p.endpoint.clone()))
+            .collect();
+        let peer_keys = config
+            .peers
+            .iter()
+            .filter_map(|p| {
+                let k = p.signing_public_key.as_deref().and_then(parse_public_key)?;
+                Some((p.node_id.clone(), k))
+            })
+            .collect();
+        let peer_regions = config
+            .peers
+            .iter()
+            .map(|p| (p.node_id.clone(), p.regions.clone()))
             .collect();
         let ctx = NodeContext {
             node_id: config.node_id.clone(),
             country: config.country,
             role: config.role,
             store: store.clone() as Arc<dyn RecordStore>,
+            audit,
+            signing,
+            peer_keys: Arc::new(PeerKeys::new(peer_keys)),
+            replay: Arc::new(ReplayGuard::new(DEFAULT_SKEW_SECS, REPLAY_CAPACITY)),
+            policy: Arc::new(policy),
+            peer_regions: Arc::new(peer_regions),
             peers: Arc::new(PeerClients::new(tls.clone(), endpoints)),
+            fanout_deadline: Duration::from_millis(config.fanout_deadline_ms),
             clock,
         };
         Ok(Node {
@@ -243,6 +309,9 @@ impl Node {
                 }
             }
         };
+        if let Err(e) = self.ctx.audit.checkpoint(self.ctx.clock.now_secs()) {
+            tracing::error!(error = %e, "could not sign the final audit checkpoint");
+        }
         self.store.flush()?;
         tracing::info!(node = %node_id, "node stopped; store flushed");
         for r in [results.0, results.1] {

@@ -74,6 +74,11 @@ impl SledStore {
         })
     }
 
+    /// The underlying database (the audit log keeps its trees in it too).
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
     fn new_id(&self) -> Result<RecordId, StoreError> {
         let millis = SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -1,0 +1,425 @@
+//! The audit log: every request received, every disclosure made (with the policy version and rule
+//! that allowed it), every denial and delivery, appended to a hash chain in sled before the
+//! response leaves the node, with checkpoints signed by the node's key.
+//!
+//! Each entry stores the chain value of the entry before it; an entry's own chain value is
+//! SHA-256(prev || encoded entry). Editing an entry breaks the next link (or a signed checkpoint),
+//! deleting one leaves a gap in the sequence, reordering breaks the links. [`verify`] walks the
+//! chain offline and names the first bad entry.
+
+use std::sync::{Arc, Mutex};
+
+use prost::Message;
+use ring::digest::{SHA256, digest};
+use tracenet_proto::v1 as pb;
+
+use crate::envelope::{SigningKey, verify_checkpoint};
+
+const ENTRY_FORMAT_V1: u8 = 1;
+/// A checkpoint is signed at least every this many entries (and when the node stops).
+pub const CHECKPOINT_EVERY: u64 = 64;
+const ZERO: [u8; 32] = [0; 32];
+
+/// Audit failures.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// The storage engine failed. The audited action must not proceed; retrying may help.
+    #[error("audit storage: {0}")]
+    Engine(#[from] sled::Error),
+    /// A stored entry does not decode. Not retryable: run `tracenet-node audit verify`.
+    #[error("audit entry {0} is unreadable")]
+    Corrupt(u64),
+}
+
+/// What happened, for one entry (the log adds sequence, time and chain link).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Event {
+    /// `request_received`, `disclosure`, `denial`, `delivery`, `refusal`.
+    pub kind: &'static str,
+    /// The other party.
+    pub peer: String,
+    /// The request id.
+    pub request_id: String,
+    /// The stated purpose.
+    pub purpose: String,
+    /// Words for a person reading the log (no personal data).
+    pub detail: String,
+    /// Policy version applied (disclosures).
+    pub policy_version: u64,
+    /// Policy rule applied (disclosures).
+    pub policy_rule: String,
+    /// Records concerned, by reference.
+    pub record_refs: Vec<String>,
+}
+
+#[derive(Debug)]
+struct Head {
+    next_seq: u64,
+    last_hash: [u8; 32],
+    since_checkpoint: u64,
+}
+
+/// The node's append-only audit log.
+#[derive(Debug)]
+pub struct AuditLog {
+    db: sled::Db,
+    entries: sled::Tree,
+    checkpoints: sled::Tree,
+    head: Mutex<Head>,
+    key: Arc<SigningKey>,
+}
+
+fn chain(prev: &[u8; 32], encoded: &[u8]) -> [u8; 32] {
+    let mut buf = Vec::with_capacity(32 + encoded.len());
+    buf.extend_from_slice(prev);
+    buf.extend_from_slice(encoded);
+    let d = digest(&SHA256, &buf);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+fn decode(seq: u64, v: &[u8]) -> Result<pb::AuditEntry, AuditError> {
+    match v.split_first() {
+        Some((&ENTRY_FORMAT_V1, body)) => {
+            pb::AuditEntry::decode(body).map_err(|_| AuditError::Corrupt(seq))
+        }
+        _ => Err(AuditError::Corrupt(seq)),
+    }
+}
+
+impl AuditLog {
+    /// Opens the log in the node's database, resuming the chain after its last entry.
+    pub fn open(db: &sled::Db, key: Arc<SigningKey>) -> Result<AuditLog, AuditError> {
+        let entries = db.open_tree("audit")?;
+        let checkpoints = db.open_tree("audit_checkpoints")?;
+        let head = match entries.last()? {
+            None => Head {
+                next_seq: 1,
+                last_hash: ZERO,
+                since_checkpoint: 0,
+            },
+            Some((k, v)) => {
+                let seq =
+                    u64::from_be_bytes(k.as_ref().try_into().map_err(|_| AuditError::Corrupt(0))?);
+                let body = v.get(1..).ok_or(AuditError::Corrupt(seq))?;
+                decode(seq, &v)?;
+                let last_cp = checkpoints
+                    .last()?
+                    .and_then(|(k, _)| k.as_ref().try_into().ok().map(u64::from_be_bytes))
+                    .unwrap_or(0);
+                let prev = decode(seq, &v)?.prev_hash;
+                let prev: [u8; 32] = prev.try_into().map_err(|_| AuditError::Corrupt(seq))?;
+                Head {
+                    next_seq: seq + 1,
+                    last_hash: chain(&prev, body),
+                    since_checkpoint: seq - last_cp.min(seq),
+                }
+            }
+        };
+        Ok(AuditLog {
+            db: db.clone(),
+            entries,
+            checkpoints,
+            head: Mutex::new(head),
+            key,
+        })
+    }
+
+    /// Appends events in order and makes them durable before returning their sequence numbers.
+    pub fn append(&self, events: Vec<Event>, now: i64) -> Result<Vec<u64>, AuditError> {
+        let mut head = self
+            .head
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut seqs = Vec::with_capacity(events.len());
+        let mut batch = sled::Batch::default();
+        let (mut seq, mut hash) = (head.next_seq, head.last_hash);
+        for e in events {
+            let entry = pb::AuditEntry {
+                seq,
+                at: now,
+                kind: e.kind.to_owned(),
+                peer: e.peer,
+                request_id: e.request_id,
+                purpose: e.purpose,
+                detail: e.detail,
+                policy_version: e.policy_version,
+                policy_rule: e.policy_rule,
+                record_refs: e.record_refs,
+                prev_hash: hash.to_vec(),
+            };
+            let encoded = entry.encode_to_vec();
+            let mut value = Vec::with_capacity(1 + encoded.len());
+            value.push(ENTRY_FORMAT_V1);
+            value.extend_from_slice(&encoded);
+            batch.insert(&seq.to_be_bytes(), value);
+            hash = chain(&hash, &encoded);
+            seqs.push(seq);
+            seq += 1;
+        }
+        self.entries.apply_batch(batch)?;
+        let written = seq - head.next_seq;
+        head.next_seq = seq;
+        head.last_hash = hash;
+        head.since_checkpoint += written;
+        if head.since_checkpoint >= CHECKPOINT_EVERY {
+            self.write_checkpoint(&mut head, now)?;
+        }
+        self.db.flush()?;
+        Ok(seqs)
+    }
+
+    /// Signs a checkpoint of the current chain value (if anything is new since the last one).
+    pub fn checkpoint(&self, now: i64) -> Result<(), AuditError> {
+        let mut head = self
+            .head
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if head.since_checkpoint > 0 {
+            self.write_checkpoint(&mut head, now)?;
+            self.db.flush()?;
+        }
+        Ok(())
+    }
+
+    fn write_checkpoint(&self, head: &mut Head, now: i64) -> Result<(), AuditError> {
+        let seq = head.next_seq - 1;
+        let cp = pb::AuditCheckpoint {
+            seq,
+            chain_hash: head.last_hash.to_vec(),
+            at: now,
+            node: self.key.node().to_string(),
+            signature: self.key.sign_checkpoint(seq, &head.last_hash),
+        };
+        self.checkpoints
+            .insert(seq.to_be_bytes(), cp.encode_to_vec())?;
+        head.since_checkpoint = 0;
+        Ok(())
+    }
+
+    /// Entries after `after_seq`, optionally only of one kind or peer, at most `limit`.
+    pub fn list(
+        &self,
+        kind: &str,
+        peer: &str,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<pb::AuditEntry>, AuditError> {
+        let mut out = Vec::new();
+        for kv in self.entries.range((after_seq + 1).to_be_bytes()..) {
+            let (k, v) = kv?;
+            let seq = k.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(0);
+            let e = decode(seq, &v)?;
+            if (kind.is_empty() || e.kind == kind) && (peer.is_empty() || e.peer == peer) {
+                out.push(e);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The outcome of a successful verification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// Entries checked.
+    pub entries: u64,
+    /// Signed checkpoints checked.
+    pub checkpoints: u64,
+    /// Entries after the last checkpoint (chained, but not yet covered by a signature).
+    pub unsigned_tail: u64,
+}
+
+/// The first problem found by [`verify`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("audit entry {seq}: {problem}")]
+pub struct Fault {
+    /// The first bad entry (or checkpoint) sequence number.
+    pub seq: u64,
+    /// What is wrong.
+    pub problem: String,
+}
+
+/// Walks the whole chain and every checkpoint, checking links, sequence and signatures.
+pub fn verify(db: &sled::Db, public_key: &[u8]) -> Result<Verified, Fault> {
+    let fault = |seq, problem: &str| Fault {
+        seq,
+        problem: problem.to_owned(),
+    };
+    let engine = |e: sled::Error| fault(0, &format!("cannot read the log: {e}"));
+    let entries = db.open_tree("audit").map_err(engine)?;
+    let checkpoints = db.open_tree("audit_checkpoints").map_err(engine)?;
+    let mut expected_seq = 1u64;
+    let mut hash = ZERO;
+    let mut hashes = std::collections::HashMap::new();
+    for kv in entries.iter() {
+        let (k, v) = kv.map_err(engine)?;
+        let seq = k
+            .as_ref()
+            .try_into()
+            .map(u64::from_be_bytes)
+            .map_err(|_| fault(expected_seq, "malformed key"))?;
+        if seq != expected_seq {
+            return Err(fault(expected_seq, "missing (sequence gap)"));
+        }
+        let entry = decode(seq, &v).map_err(|_| fault(seq, "does not decode"))?;
+        if entry.seq != seq {
+            return Err(fault(seq, "stored under another sequence number"));
+        }
+        if entry.prev_hash != hash {
+            return Err(fault(
+                seq,
+                "does not link to the entry before it (edited, reordered or removed)",
+            ));
+        }
+        hash = chain(&hash, v.get(1..).unwrap_or(&[]));
+        hashes.insert(seq, hash);
+        expected_seq += 1;
+    }
+    let last = expected_seq - 1;
+    let mut count = 0;
+    let mut last_cp = 0;
+    for kv in checkpoints.iter() {
+        let (_, v) = kv.map_err(engine)?;
+        let cp = pb::AuditCheckpoint::decode(v.as_ref())
+            .map_err(|_| fault(0, "checkpoint does not decode"))?;
+        let Some(h) = hashes.get(&cp.seq) else {
+            return Err(fault(
+                cp.seq,
+                "checkpoint for an entry that is not in the log",
+            ));
+        };
+        if cp.chain_hash != h {
+            return Err(fault(
+                cp.seq,
+                "chain differs from the signed checkpoint (an entry up to here was edited)",
+            ));
+        }
+        verify_checkpoint(public_key, cp.seq, &cp.chain_hash, &cp.signature)
+            .map_err(|_| fault(cp.seq, "checkpoint signature does not verify"))?;
+        count += 1;
+        last_cp = last_cp.max(cp.seq);
+    }
+    Ok(Verified {
+        entries: last,
+        checkpoints: count,
+        unsigned_tail: last - last_cp,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::ids::NodeId;
+
+    fn setup() -> (sled::Db, Arc<SigningKey>, AuditLog) {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let (pk8, _) = tracenet_certs::generate_signing_key().unwrap();
+        let key =
+            Arc::new(SigningKey::from_pkcs8(&pk8, NodeId::parse("FRA-POL").unwrap()).unwrap());
+        let log = AuditLog::open(&db, key.clone()).unwrap();
+        (db, key, log)
+    }
+
+    fn ev(i: usize) -> Event {
+        Event {
+            kind: if i.is_multiple_of(2) {
+                "request_received"
+            } else {
+                "disclosure"
+            },
+            peer: "DEU-CUS".into(),
+            request_id: format!("req-{i}"),
+            purpose: "PURPOSE_TRACING".into(),
+            detail: "lookup".into(),
+            policy_version: 1,
+            policy_rule: "r".into(),
+            record_refs: vec![format!("ref-{i}")],
+        }
+    }
+
+    fn fill(log: &AuditLog, n: usize) {
+        for i in 0..n {
+            log.append(vec![ev(i)], i as i64).unwrap();
+        }
+        log.checkpoint(n as i64).unwrap();
+    }
+
+    #[test]
+    fn an_untouched_log_verifies_and_resumes_after_reopening() {
+        let (db, key, log) = setup();
+        fill(&log, 100);
+        let v = verify(&db, &key.public_key()).unwrap();
+        assert_eq!((v.entries, v.unsigned_tail), (100, 0));
+        assert_eq!(v.checkpoints, 2);
+        drop(log);
+        let log = AuditLog::open(&db, key.clone()).unwrap();
+        assert_eq!(log.append(vec![ev(100)], 100).unwrap(), vec![101]);
+        let v = verify(&db, &key.public_key()).unwrap();
+        assert_eq!((v.entries, v.unsigned_tail), (101, 1));
+        assert_eq!(log.list("disclosure", "", 0, 1000).unwrap().len(), 50);
+        assert_eq!(log.list("", "", 95, 3).unwrap()[0].seq, 96);
+    }
+
+    #[test]
+    fn an_edited_entry_is_named() {
+        let (db, key, log) = setup();
+        fill(&log, 10);
+        let tree = db.open_tree("audit").unwrap();
+        let k = 4u64.to_be_bytes();
+        let mut e = decode(4, &tree.get(k).unwrap().unwrap()).unwrap();
+        e.detail = "nothing to see".into();
+        let mut v = vec![ENTRY_FORMAT_V1];
+        v.extend(e.encode_to_vec());
+        tree.insert(k, v).unwrap();
+        let f = verify(&db, &key.public_key()).unwrap_err();
+        assert_eq!(f.seq, 5, "{f}"); // entry 4's successor no longer links to it
+    }
+
+    #[test]
+    fn an_edited_last_entry_is_caught_by_the_checkpoint() {
+        let (db, key, log) = setup();
+        fill(&log, 10);
+        let tree = db.open_tree("audit").unwrap();
+        let k = 10u64.to_be_bytes();
+        let mut e = decode(10, &tree.get(k).unwrap().unwrap()).unwrap();
+        e.peer = "ITA-POL".into();
+        let mut v = vec![ENTRY_FORMAT_V1];
+        v.extend(e.encode_to_vec());
+        tree.insert(k, v).unwrap();
+        let f = verify(&db, &key.public_key()).unwrap_err();
+        assert_eq!(f.seq, 10, "{f}");
+    }
+
+    #[test]
+    fn deleted_and_reordered_entries_are_named() {
+        let (db, key, log) = setup();
+        fill(&log, 10);
+        let tree = db.open_tree("audit").unwrap();
+        tree.remove(6u64.to_be_bytes()).unwrap();
+        assert_eq!(verify(&db, &key.public_key()).unwrap_err().seq, 6);
+
+        let (db, key, log) = setup();
+        fill(&log, 10);
+        let tree = db.open_tree("audit").unwrap();
+        let a = tree.get(3u64.to_be_bytes()).unwrap().unwrap();
+        let b = tree.get(4u64.to_be_bytes()).unwrap().unwrap();
+        tree.insert(3u64.to_be_bytes(), b).unwrap();
+        tree.insert(4u64.to_be_bytes(), a).unwrap();
+        assert_eq!(verify(&db, &key.public_key()).unwrap_err().seq, 3);
+    }
+
+    #[test]
+    fn a_checkpoint_signed_by_another_key_is_refused() {
+        let (db, _, log) = setup();
+        fill(&log, 3);
+        let (pk8, _) = tracenet_certs::generate_signing_key().unwrap();
+        let other = SigningKey::from_pkcs8(&pk8, NodeId::parse("FRA-POL").unwrap()).unwrap();
+        let f = verify(&db, &other.public_key()).unwrap_err();
+        assert!(f.problem.contains("signature"), "{f}");
+    }
+}

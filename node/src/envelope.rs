@@ -1,0 +1,469 @@
+//! Signed envelopes (Ed25519, ring): every peer request carries a `RequestContext` signed by the
+//! requester node's key, every response is signed by the responder.
+//!
+//! The receiver checks, in order: the context decodes and names the node whose certificate made
+//! the call (identity still comes from mTLS; the signature must agree with it), the signer's key
+//! is known, the signature verifies, the time is within the clock-skew window, and the request id
+//! has not been seen inside that window (replay). Signatures are over domain-separated bytes so a
+//! signature made for one purpose cannot be replayed for another.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use prost::Message;
+use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
+use tonic::Status;
+use tracenet_proto::v1 as pb;
+
+use crate::ids::NodeId;
+
+const CONTEXT_DOMAIN: &[u8] = b"tracenet-v1 request-context\0";
+const RESPONSE_DOMAIN: &[u8] = b"tracenet-v1 response\0";
+const CHECKPOINT_DOMAIN: &[u8] = b"tracenet-v1 audit-checkpoint\0";
+
+/// Default accepted difference between the requester's clock and ours, in seconds.
+pub const DEFAULT_SKEW_SECS: i64 = 300;
+/// Most request ids remembered for replay detection at once.
+pub const REPLAY_CAPACITY: usize = 1_000_000;
+
+/// Why an envelope was refused. None is retryable as is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    /// The request carries no signed context.
+    #[error("request carries no signed context")]
+    Missing,
+    /// The context bytes do not decode or lack required fields.
+    #[error("malformed request context: {0}")]
+    Malformed(String),
+    /// The context names another node than the client certificate.
+    #[error("request context names {named} but the client certificate is {certified}")]
+    SignerMismatch {
+        /// Node in the context.
+        named: String,
+        /// Node in the certificate.
+        certified: String,
+    },
+    /// No signing key is known for the node.
+    #[error("no signing key known for {0}")]
+    UnknownKey(String),
+    /// The signature does not verify.
+    #[error("signature does not verify")]
+    BadSignature,
+    /// The context's time is outside the accepted clock skew.
+    #[error("request context time {issued_at} is outside the accepted window around {now}")]
+    Stale {
+        /// Time in the context.
+        issued_at: i64,
+        /// Our time.
+        now: i64,
+    },
+    /// The request id was seen before (a replay).
+    #[error("request id {0} was already used")]
+    Replayed(String),
+    /// The replay memory is full of unexpired ids: refuse rather than forget.
+    #[error("too many recent requests; retry later")]
+    Busy,
+    /// The key file is unusable.
+    #[error("signing key: {0}")]
+    Key(String),
+}
+
+impl From<EnvelopeError> for Status {
+    fn from(e: EnvelopeError) -> Status {
+        match e {
+            EnvelopeError::Missing | EnvelopeError::Malformed(_) => {
+                Status::invalid_argument(e.to_string())
+            }
+            EnvelopeError::SignerMismatch { .. } => Status::permission_denied(e.to_string()),
+            EnvelopeError::UnknownKey(_) | EnvelopeError::Stale { .. } => {
+                Status::failed_precondition(e.to_string())
+            }
+            EnvelopeError::BadSignature => Status::unauthenticated(e.to_string()),
+            EnvelopeError::Replayed(_) => Status::already_exists(e.to_string()),
+            EnvelopeError::Busy => Status::resource_exhausted(e.to_string()),
+            EnvelopeError::Key(_) => Status::internal("signing unavailable"),
+        }
+    }
+}
+
+/// A node's Ed25519 signing key.
+pub struct SigningKey {
+    pair: Ed25519KeyPair,
+    node: NodeId,
+}
+
+impl std::fmt::Debug for SigningKey {
+    // Never prints the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigningKey {
+    /// Loads a PKCS#8 key file, or creates one (mode 0600) if it does not exist.
+    pub fn load_or_generate(path: &Path, node: NodeId) -> Result<SigningKey, EnvelopeError> {
+        if !path.exists() {
+            let (pkcs8, _) = tracenet_certs::generate_signing_key()
+                .map_err(|e| EnvelopeError::Key(e.to_string()))?;
+            write_secret(path, &pkcs8).map_err(|e| EnvelopeError::Key(e.to_string()))?;
+        }
+        let bytes = std::fs::read(path)
+            .map_err(|e| EnvelopeError::Key(format!("{}: {e}", path.display())))?;
+        Self::from_pkcs8(&bytes, node)
+    }
+
+    /// A key from PKCS#8 DER bytes.
+    pub fn from_pkcs8(bytes: &[u8], node: NodeId) -> Result<SigningKey, EnvelopeError> {
+        let pair = Ed25519KeyPair::from_pkcs8(bytes)
+            .map_err(|_| EnvelopeError::Key("not an Ed25519 PKCS#8 key".into()))?;
+        Ok(SigningKey { pair, node })
+    }
+
+    /// The raw public key.
+    pub fn public_key(&self) -> Vec<u8> {
+        self.pair.public_key().as_ref().to_vec()
+    }
+
+    /// The node this key signs for.
+    pub fn node(&self) -> &NodeId {
+        &self.node
+    }
+
+    /// Signs a request context.
+    pub fn sign_context(&self, ctx: &pb::RequestContext) -> pb::SignedContext {
+        let context = ctx.encode_to_vec();
+        let signature = self.sign(CONTEXT_DOMAIN, &[&context]);
+        pb::SignedContext { context, signature }
+    }
+
+    /// Signs a response body (encoded with its signature field empty) for a request.
+    pub fn sign_response(&self, request_id: &str, body: &[u8]) -> pb::ResponseSignature {
+        pb::ResponseSignature {
+            responder_node: self.node.to_string(),
+            signature: self.sign(RESPONSE_DOMAIN, &[request_id.as_bytes(), b"\0", body]),
+        }
+    }
+
+    /// Signs an audit checkpoint.
+    pub fn sign_checkpoint(&self, seq: u64, chain_hash: &[u8]) -> Vec<u8> {
+        self.sign(CHECKPOINT_DOMAIN, &[&seq.to_be_bytes(), chain_hash])
+    }
+
+    fn sign(&self, domain: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+        let mut msg = domain.to_vec();
+        for p in parts {
+            msg.extend_from_slice(p);
+        }
+        self.pair.sign(&msg).as_ref().to_vec()
+    }
+}
+
+fn write_secret(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+fn verify(public: &[u8], domain: &[u8], parts: &[&[u8]], sig: &[u8]) -> Result<(), EnvelopeError> {
+    let mut msg = domain.to_vec();
+    for p in parts {
+        msg.extend_from_slice(p);
+    }
+    UnparsedPublicKey::new(&ED25519, public)
+        .verify(&msg, sig)
+        .map_err(|_| EnvelopeError::BadSignature)
+}
+
+/// Parses a hex Ed25519 public key (64 hex digits).
+pub fn parse_public_key(hex: &str) -> Option<Vec<u8>> {
+    let hex = hex.trim();
+    if hex.len() != 64 {
+        return None;
+    }
+    (0..32)
+        .map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Public signing keys of other nodes.
+#[derive(Debug, Clone, Default)]
+pub struct PeerKeys(HashMap<NodeId, Vec<u8>>);
+
+impl PeerKeys {
+    /// Keys by node.
+    pub fn new(keys: HashMap<NodeId, Vec<u8>>) -> PeerKeys {
+        PeerKeys(keys)
+    }
+
+    fn get(&self, node: &NodeId) -> Result<&[u8], EnvelopeError> {
+        self.0
+            .get(node)
+            .map(Vec::as_slice)
+            .ok_or_else(|| EnvelopeError::UnknownKey(node.to_string()))
+    }
+
+    /// Verifies a response signature from `responder` for `request_id` over `body`.
+    pub fn verify_response(
+        &self,
+        responder: &NodeId,
+        request_id: &str,
+        body: &[u8],
+        sig: Option<&pb::ResponseSignature>,
+    ) -> Result<(), EnvelopeError> {
+        let sig = sig.ok_or(EnvelopeError::Missing)?;
+        if sig.responder_node != responder.as_str() {
+            return Err(EnvelopeError::SignerMismatch {
+                named: sig.responder_node.chars().take(64).collect(),
+                certified: responder.to_string(),
+            });
+        }
+        verify(
+            self.get(responder)?,
+            RESPONSE_DOMAIN,
+            &[request_id.as_bytes(), b"\0", body],
+            &sig.signature,
+        )
+    }
+}
+
+/// Verifies an audit checkpoint signature with the node's public key.
+pub fn verify_checkpoint(
+    public: &[u8],
+    seq: u64,
+    chain_hash: &[u8],
+    sig: &[u8],
+) -> Result<(), EnvelopeError> {
+    verify(
+        public,
+        CHECKPOINT_DOMAIN,
+        &[&seq.to_be_bytes(), chain_hash],
+        sig,
+    )
+}
+
+/// Request ids seen recently, each kept until its context's time leaves the skew window.
+#[derive(Debug)]
+pub struct ReplayGuard {
+    seen: Mutex<HashMap<(NodeId, String), i64>>,
+    skew: i64,
+    capacity: usize,
+}
+
+impl ReplayGuard {
+    /// A guard accepting contexts up to `skew` seconds from now, remembering at most `capacity`.
+    pub fn new(skew: i64, capacity: usize) -> ReplayGuard {
+        ReplayGuard {
+            seen: Mutex::new(HashMap::new()),
+            skew,
+            capacity,
+        }
+    }
+
+    /// Checks a signed context from the node `certified` by its certificate.
+    pub fn verify_context(
+        &self,
+        keys: &PeerKeys,
+        signed: Option<&pb::SignedContext>,
+        certified: &NodeId,
+        now: i64,
+    ) -> Result<pb::RequestContext, EnvelopeError> {
+        let signed = signed.ok_or(EnvelopeError::Missing)?;
+        let ctx = pb::RequestContext::decode(signed.context.as_slice())
+            .map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+        if ctx.requester_node != certified.as_str() {
+            return Err(EnvelopeError::SignerMismatch {
+                named: ctx.requester_node.chars().take(64).collect(),
+                certified: certified.to_string(),
+            });
+        }
+        if ctx.request_id.is_empty() || ctx.request_id.len() > 128 {
+            return Err(EnvelopeError::Malformed(
+                "request_id must be 1-128 bytes".into(),
+            ));
+        }
+        verify(
+            keys.get(certified)?,
+            CONTEXT_DOMAIN,
+            &[&signed.context],
+            &signed.signature,
+        )?;
+        if (ctx.issued_at - now).abs() > self.skew {
+            return Err(EnvelopeError::Stale {
+                issued_at: ctx.issued_at,
+                now,
+            });
+        }
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let key = (certified.clone(), ctx.request_id.clone());
+        if seen.contains_key(&key) {
+            return Err(EnvelopeError::Replayed(ctx.request_id.clone()));
+        }
+        if seen.len() >= self.capacity {
+            seen.retain(|_, expires| *expires >= now);
+            if seen.len() >= self.capacity {
+                return Err(EnvelopeError::Busy);
+            }
+        }
+        seen.insert(key, ctx.issued_at + self.skew);
+        Ok(ctx)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn node(s: &str) -> NodeId {
+        NodeId::parse(s).unwrap()
+    }
+
+    fn key(s: &str) -> SigningKey {
+        let (pk8, _) = tracenet_certs::generate_signing_key().unwrap();
+        SigningKey::from_pkcs8(&pk8, node(s)).unwrap()
+    }
+
+    fn ctx(id: &str, from: &str, at: i64) -> pb::RequestContext {
+        pb::RequestContext {
+            request_id: id.into(),
+            requester_node: from.into(),
+            agency_kind: pb::AgencyKind::Police as i32,
+            purpose: pb::Purpose::Tracing as i32,
+            legal_basis: "synthetic".into(),
+            case_reference: String::new(),
+            issued_at: at,
+        }
+    }
+
+    fn setup() -> (SigningKey, PeerKeys, ReplayGuard) {
+        let k = key("DEU-CUS");
+        let keys = PeerKeys::new(HashMap::from([(node("DEU-CUS"), k.public_key())]));
+        (k, keys, ReplayGuard::new(300, 1000))
+    }
+
+    #[test]
+    fn a_good_context_verifies_once() {
+        let (k, keys, guard) = setup();
+        let signed = k.sign_context(&ctx("r1", "DEU-CUS", 1000));
+        let got = guard
+            .verify_context(&keys, Some(&signed), &node("DEU-CUS"), 1010)
+            .unwrap();
+        assert_eq!(got.request_id, "r1");
+        assert_eq!(
+            guard.verify_context(&keys, Some(&signed), &node("DEU-CUS"), 1011),
+            Err(EnvelopeError::Replayed("r1".into()))
+        );
+    }
+
+    #[test]
+    fn tampering_mismatch_staleness_and_unknown_keys_are_refused() {
+        let (k, keys, guard) = setup();
+        let mut signed = k.sign_context(&ctx("r2", "DEU-CUS", 1000));
+        signed.context[3] ^= 1;
+        assert!(
+            guard
+                .verify_context(&keys, Some(&signed), &node("DEU-CUS"), 1000)
+                .is_err()
+        );
+
+        let signed = k.sign_context(&ctx("r3", "DEU-CUS", 1000));
+        assert!(matches!(
+            guard.verify_context(&keys, Some(&signed), &node("ITA-POL"), 1000),
+            Err(EnvelopeError::SignerMismatch { .. })
+        ));
+        assert!(matches!(
+            guard.verify_context(&keys, Some(&signed), &node("DEU-CUS"), 2000),
+            Err(EnvelopeError::Stale { .. })
+        ));
+
+        // Signed by another key than the one published for DEU-CUS.
+        let impostor = key("DEU-CUS");
+        let forged = impostor.sign_context(&ctx("r4", "DEU-CUS", 1000));
+        assert_eq!(
+            guard.verify_context(&keys, Some(&forged), &node("DEU-CUS"), 1000),
+            Err(EnvelopeError::BadSignature)
+        );
+        let other = key("ITA-POL").sign_context(&ctx("r5", "ITA-POL", 1000));
+        assert!(matches!(
+            guard.verify_context(&keys, Some(&other), &node("ITA-POL"), 1000),
+            Err(EnvelopeError::UnknownKey(_))
+        ));
+        assert_eq!(
+            guard.verify_context(&keys, None, &node("DEU-CUS"), 1000),
+            Err(EnvelopeError::Missing)
+        );
+    }
+
+    #[test]
+    fn the_replay_memory_forgets_only_expired_ids() {
+        let (k, keys, _) = setup();
+        let guard = ReplayGuard::new(10, 2);
+        let c = |id: &str, at| k.sign_context(&ctx(id, "DEU-CUS", at));
+        let d = node("DEU-CUS");
+        guard
+            .verify_context(&keys, Some(&c("a", 100)), &d, 100)
+            .unwrap();
+        guard
+            .verify_context(&keys, Some(&c("b", 100)), &d, 100)
+            .unwrap();
+        assert_eq!(
+            guard.verify_context(&keys, Some(&c("c", 105)), &d, 105),
+            Err(EnvelopeError::Busy)
+        );
+        // Once a and b have left the window they can be forgotten (and could not be replayed
+        // anyway: their time is now stale).
+        guard
+            .verify_context(&keys, Some(&c("c", 120)), &d, 120)
+            .unwrap();
+        assert!(matches!(
+            guard.verify_context(&keys, Some(&c("a", 100)), &d, 120),
+            Err(EnvelopeError::Stale { .. })
+        ));
+    }
+
+    #[test]
+    fn responses_and_checkpoints_verify_only_unaltered() {
+        let (k, keys, _) = setup();
+        let sig = k.sign_response("r1", b"body");
+        keys.verify_response(&node("DEU-CUS"), "r1", b"body", Some(&sig))
+            .unwrap();
+        assert!(
+            keys.verify_response(&node("DEU-CUS"), "r2", b"body", Some(&sig))
+                .is_err()
+        );
+        assert!(
+            keys.verify_response(&node("DEU-CUS"), "r1", b"bodY", Some(&sig))
+                .is_err()
+        );
+        let cp = k.sign_checkpoint(7, &[1; 32]);
+        verify_checkpoint(&k.public_key(), 7, &[1; 32], &cp).unwrap();
+        assert!(verify_checkpoint(&k.public_key(), 8, &[1; 32], &cp).is_err());
+        // A context signature is not a response signature.
+        let signed = k.sign_context(&ctx("r1", "DEU-CUS", 1));
+        let fake = pb::ResponseSignature {
+            responder_node: "DEU-CUS".into(),
+            signature: signed.signature,
+        };
+        assert!(
+            keys.verify_response(&node("DEU-CUS"), "r1", &signed.context, Some(&fake))
+                .is_err()
+        );
+    }
+}
