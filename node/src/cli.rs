@@ -47,6 +47,11 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         batch_size: usize,
     },
+    /// Inspect the audit log of a stopped node (offline, from its data directory).
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Start a demo federation of three national nodes on this machine (synthetic data).
     Demo {
         /// Run the scripted scenario, print a summary and exit (non-zero on failure).
@@ -61,6 +66,34 @@ enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain and every signed checkpoint; name the first bad entry.
+    Verify {
+        /// The node's TOML configuration.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// List entries, oldest first.
+    Show {
+        /// The node's TOML configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// Only entries of this kind (request_received, disclosure, denial, refusal, request_sent).
+        #[arg(long, default_value = "")]
+        kind: String,
+        /// Only entries concerning this peer.
+        #[arg(long, default_value = "")]
+        peer: String,
+        /// Only entries after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        /// At most this many entries.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+}
+
 /// Runs the command line; the binary's `main` is only this.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -68,7 +101,7 @@ pub fn main() -> ExitCode {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TRACENET_LOG").unwrap_or_else(|_| {
                 tracing_subscriber::EnvFilter::new(match cli.command {
-                    Command::Demo { .. } | Command::Import { .. } => "warn",
+                    Command::Demo { .. } | Command::Import { .. } | Command::Audit { .. } => "warn",
                     Command::Run { .. } => "info",
                 })
             }),
@@ -113,6 +146,7 @@ async fn dispatch(command: Command) -> Result<(), String> {
             path,
             batch_size,
         } => import_file(&config, &path, batch_size.clamp(1, crate::api::MAX_BATCH)).await,
+        Command::Audit { command } => audit(command),
         Command::Demo {
             scenario,
             records,
@@ -241,4 +275,77 @@ pub async fn import_file(config: &Path, path: &Path, batch_size: usize) -> Resul
         path.display()
     );
     Ok(())
+}
+
+fn open_offline(config: &Path) -> Result<(NodeConfig, sled::Db), String> {
+    let cfg = NodeConfig::load(config).map_err(|e| e.to_string())?;
+    let dir = cfg.data_dir.join("records");
+    if !dir.exists() {
+        return Err(format!("no node data in {}", dir.display()));
+    }
+    let db = sled::open(&dir).map_err(|e| {
+        format!(
+            "cannot open {} (audit commands read a stopped node's data; is it running?): {e}",
+            dir.display()
+        )
+    })?;
+    Ok((cfg, db))
+}
+
+fn audit(command: AuditCommand) -> Result<(), String> {
+    match command {
+        AuditCommand::Verify { config } => {
+            let (cfg, db) = open_offline(&config)?;
+            let key =
+                crate::envelope::SigningKey::load(&cfg.signing_key_path(), cfg.node_id.clone())
+                    .map_err(|e| e.to_string())?;
+            match crate::audit::verify(&db, &key.public_key()) {
+                Ok(v) => {
+                    println!(
+                        "audit log of {} verifies: {} entries, {} signed checkpoints, {} entries after the last checkpoint",
+                        cfg.node_id, v.entries, v.checkpoints, v.unsigned_tail
+                    );
+                    Ok(())
+                }
+                Err(f) => Err(format!("audit log of {} does NOT verify: {f}", cfg.node_id)),
+            }
+        }
+        AuditCommand::Show {
+            config,
+            kind,
+            peer,
+            after,
+            limit,
+        } => {
+            let (cfg, db) = open_offline(&config)?;
+            let key =
+                crate::envelope::SigningKey::load(&cfg.signing_key_path(), cfg.node_id.clone())
+                    .map_err(|e| e.to_string())?;
+            let log = crate::audit::AuditLog::open(&db, std::sync::Arc::new(key))
+                .map_err(|e| e.to_string())?;
+            for e in log
+                .list(&kind, &peer, after, limit)
+                .map_err(|e| e.to_string())?
+            {
+                let policy = if e.policy_rule.is_empty() {
+                    String::new()
+                } else {
+                    format!(" policy v{} rule {}", e.policy_version, e.policy_rule)
+                };
+                println!(
+                    "{:>6} {} {:<16} {:<10} {} {}{} {} {}",
+                    e.seq,
+                    e.at,
+                    e.kind,
+                    e.peer,
+                    e.request_id,
+                    e.purpose,
+                    policy,
+                    e.record_refs.join(","),
+                    e.detail
+                );
+            }
+            Ok(())
+        }
+    }
 }

@@ -110,6 +110,11 @@ impl SigningKey {
                 .map_err(|e| EnvelopeError::Key(e.to_string()))?;
             write_secret(path, &pkcs8).map_err(|e| EnvelopeError::Key(e.to_string()))?;
         }
+        Self::load(path, node)
+    }
+
+    /// Loads an existing PKCS#8 key file.
+    pub fn load(path: &Path, node: NodeId) -> Result<SigningKey, EnvelopeError> {
         let bytes = std::fs::read(path)
             .map_err(|e| EnvelopeError::Key(format!("{}: {e}", path.display())))?;
         Self::from_pkcs8(&bytes, node)

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+pub use tracenet_node::devnet::NodeSpec;
 use tracenet_node::devnet::{DevFederation, DevNode};
+use tracenet_node::envelope::SigningKey;
 use tracenet_proto::v1::node_api_client::NodeApiClient;
 use tracenet_proto::v1::peer_exchange_client::PeerExchangeClient;
 
@@ -50,19 +52,39 @@ type PemPair = (Vec<u8>, Vec<u8>);
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 impl TestFederation {
-    /// Starts `n` nodes and waits until each answers its health check.
+    /// Starts `n` nodes without sharing policies and waits until each is ready.
     pub async fn start(n: usize) -> Result<TestFederation, Error> {
+        let ids = NODE_IDS.get(..n).ok_or("too many nodes")?;
+        let specs: Vec<NodeSpec> = ids.iter().map(|id| NodeSpec::new(id)).collect();
+        Self::start_specs(&specs).await
+    }
+
+    /// Starts one node per spec and waits until each answers its health check.
+    pub async fn start_specs(specs: &[NodeSpec]) -> Result<TestFederation, Error> {
         tracenet_node::tls::install_crypto_provider();
         let dir = tempfile::Builder::new()
             .prefix("tracenet-test-")
             .tempdir()?;
-        let ids = NODE_IDS.get(..n).ok_or("too many nodes")?;
-        let fed = DevFederation::start(dir.path(), ids).await?;
+        let fed = DevFederation::start_specs(dir.path(), specs).await?;
         let t = TestFederation { fed, _dir: dir };
-        for i in 0..n {
+        for i in 0..specs.len() {
             t.wait_for_ready(i).await?;
         }
         Ok(t)
+    }
+
+    /// Node `i`'s Ed25519 signing key (to forge or replay requests in tests).
+    pub fn signing_key(&self, i: usize) -> Result<SigningKey, Error> {
+        let n = self.node(i);
+        Ok(SigningKey::load(
+            &n.cert_dir.join("signing.pk8"),
+            n.id.clone(),
+        )?)
+    }
+
+    /// Node `i`'s public signing key.
+    pub fn public_key(&self, i: usize) -> Result<Vec<u8>, Error> {
+        Ok(self.signing_key(i)?.public_key())
     }
 
     /// Node `i`.
