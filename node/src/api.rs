@@ -18,9 +18,11 @@ use crate::auth::caller;
 use crate::context::NodeContext;
 use crate::fanout;
 use crate::ids::{NodeId, RecordId};
+use crate::ledger::{self, LedgerError};
 use crate::model::{self, FieldError, ValidRecord};
 use crate::serial;
 use crate::store::{IndexQuery, StoreError};
+use crate::workflow;
 
 /// Most records in one import batch.
 pub const MAX_BATCH: usize = 5000;
@@ -43,6 +45,9 @@ pub enum ApiError {
     /// A blocking task died (a bug). Not retryable.
     #[error("internal task failed")]
     Task,
+    /// A trace or retraction step was refused or failed.
+    #[error(transparent)]
+    Workflow(#[from] workflow::WorkflowError),
     /// A peer could not be reached or refused. Retrying later may help.
     #[error("peer {peer}: {reason}")]
     Peer {
@@ -88,6 +93,23 @@ impl From<ApiError> for Status {
                 }
             },
             ApiError::Task => Status::internal("internal error"),
+            ApiError::Workflow(w) => match w {
+                workflow::WorkflowError::Invalid(errs) => {
+                    ApiError::Invalid(field_errors(0, errs).collect()).into()
+                }
+                workflow::WorkflowError::NoNode(_) | workflow::WorkflowError::Policy(_) => {
+                    Status::failed_precondition(w.to_string())
+                }
+                workflow::WorkflowError::Ledger(LedgerError::NotFound(m)) => Status::not_found(m),
+                workflow::WorkflowError::Ledger(LedgerError::Conflict(m)) => {
+                    Status::failed_precondition(m)
+                }
+                workflow::WorkflowError::Store(s) => ApiError::Store(s).into(),
+                workflow::WorkflowError::Ledger(_) | workflow::WorkflowError::Audit(_) => {
+                    tracing::error!(error = %w, "workflow storage failure");
+                    Status::unavailable("storage temporarily unavailable; retry later")
+                }
+            },
             ApiError::Peer { .. } => Status::unavailable(e.to_string()),
         }
     }
@@ -198,7 +220,9 @@ impl NodeApi for LocalApi {
         request: Request<pb::GetNodeInfoRequest>,
     ) -> Result<Response<pb::NodeInfo>, Status> {
         caller(&request)?;
-        let count = self.blocking(|c| Ok(c.store.count()?)).await?;
+        let (count, pending) = self
+            .blocking(|c| Ok((c.store.count()?, c.ledger.pending().unwrap_or(0))))
+            .await?;
         Ok(Response::new(pb::NodeInfo {
             node_id: self.ctx.node_id.to_string(),
             country: self.ctx.country.to_string(),
@@ -212,6 +236,9 @@ impl NodeApi for LocalApi {
                 .iter()
                 .map(ToString::to_string)
                 .collect(),
+            outbox_pending: pending,
+            signing_public_key: tracenet_certs::hex(&self.ctx.signing.public_key()),
+            policy_version: self.ctx.policy.version(),
         }))
     }
 
@@ -439,6 +466,94 @@ impl NodeApi for LocalApi {
             })
             .await?;
         Ok(Response::new(pb::ListAuditResponse { entries }))
+    }
+
+    async fn send_trace_request(
+        &self,
+        request: Request<pb::SendTraceRequestRequest>,
+    ) -> Result<Response<pb::TraceRecord>, Status> {
+        caller(&request)?;
+        let req = request.into_inner();
+        let rec = self
+            .blocking(move |c| workflow::send_trace_request(c, req).map_err(ApiError::from))
+            .await?;
+        Ok(Response::new(rec))
+    }
+
+    async fn answer_trace_request(
+        &self,
+        request: Request<pb::AnswerTraceRequestRequest>,
+    ) -> Result<Response<pb::TraceRecord>, Status> {
+        caller(&request)?;
+        let req = request.into_inner();
+        let rec = self
+            .blocking(move |c| workflow::answer_trace_request(c, req).map_err(ApiError::from))
+            .await?;
+        Ok(Response::new(rec))
+    }
+
+    async fn list_trace_requests(
+        &self,
+        request: Request<pb::ListTraceRequestsRequest>,
+    ) -> Result<Response<pb::ListTraceRequestsResponse>, Status> {
+        caller(&request)?;
+        let direction = request.into_inner().direction;
+        if !matches!(direction.as_str(), "" | ledger::OUTGOING | ledger::INCOMING) {
+            return Err(ApiError::BadArgument(
+                "direction must be outgoing, incoming or empty".into(),
+            )
+            .into());
+        }
+        let traces = self
+            .blocking(move |c| {
+                c.ledger
+                    .list_traces(&direction, c.clock.now_secs())
+                    .map_err(|e| ApiError::from(workflow::WorkflowError::from(e)))
+            })
+            .await?;
+        Ok(Response::new(pb::ListTraceRequestsResponse { traces }))
+    }
+
+    async fn retract_record(
+        &self,
+        request: Request<pb::RetractRecordRequest>,
+    ) -> Result<Response<pb::RetractRecordResponse>, Status> {
+        caller(&request)?;
+        let id = request.into_inner().id;
+        let notified = self
+            .blocking(move |c| workflow::retract(c, &id).map_err(ApiError::from))
+            .await?;
+        Ok(Response::new(pb::RetractRecordResponse { notified }))
+    }
+
+    async fn list_received(
+        &self,
+        request: Request<pb::ListReceivedRequest>,
+    ) -> Result<Response<pb::ListReceivedResponse>, Status> {
+        caller(&request)?;
+        let records = self
+            .blocking(|c| {
+                c.ledger
+                    .list_received()
+                    .map_err(|e| ApiError::from(workflow::WorkflowError::from(e)))
+            })
+            .await?;
+        Ok(Response::new(pb::ListReceivedResponse { records }))
+    }
+
+    async fn list_outbox(
+        &self,
+        request: Request<pb::ListOutboxRequest>,
+    ) -> Result<Response<pb::ListOutboxResponse>, Status> {
+        caller(&request)?;
+        let items = self
+            .blocking(|c| {
+                c.ledger
+                    .outbox_items()
+                    .map_err(|e| ApiError::from(workflow::WorkflowError::from(e)))
+            })
+            .await?;
+        Ok(Response::new(pb::ListOutboxResponse { items }))
     }
 
     async fn check_peer(

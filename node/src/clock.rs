@@ -5,8 +5,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A source of the current time.
 pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
+    /// Milliseconds since the Unix epoch.
+    fn now_millis(&self) -> i64;
     /// Seconds since the Unix epoch.
-    fn now_secs(&self) -> i64;
+    fn now_secs(&self) -> i64 {
+        self.now_millis() / 1000
+    }
 }
 
 /// The system clock.
@@ -14,9 +18,9 @@ pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
-    fn now_secs(&self) -> i64 {
+    fn now_millis(&self) -> i64 {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64)
+            .map_or(0, |d| d.as_millis() as i64)
     }
 }

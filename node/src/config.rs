@@ -105,6 +105,40 @@ pub struct NodeConfig {
     /// Milliseconds a federated lookup or query waits for peers by default (default 3000).
     #[serde(default = "default_fanout")]
     pub fanout_deadline_ms: u64,
+    /// This node's published trace service settings (response times, escalation contact).
+    #[serde(default)]
+    pub trace: crate::trace::TraceSettings,
+    /// Retry schedule of the delivery outbox.
+    #[serde(default)]
+    pub outbox: OutboxConfig,
+}
+
+/// Retry schedule of the delivery outbox.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxConfig {
+    /// Delay after the first failed attempt, in ms (default 1000); doubles on each failure.
+    #[serde(default = "default_retry_base")]
+    pub retry_base_ms: u64,
+    /// Longest delay between attempts, in ms (default 300000).
+    #[serde(default = "default_retry_max")]
+    pub retry_max_ms: u64,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        OutboxConfig {
+            retry_base_ms: default_retry_base(),
+            retry_max_ms: default_retry_max(),
+        }
+    }
+}
+
+fn default_retry_base() -> u64 {
+    1000
+}
+fn default_retry_max() -> u64 {
+    300_000
 }
 
 /// Settings of one gRPC listener.
@@ -190,6 +224,9 @@ pub struct PeerConfig {
     /// Regions the peer belongs to.
     #[serde(default)]
     pub regions: Vec<String>,
+    /// The peer's published trace service settings (used for due dates of requests to it).
+    #[serde(default)]
+    pub trace: crate::trace::TraceSettings,
 }
 
 fn default_fanout() -> u64 {
@@ -270,6 +307,13 @@ impl NodeConfig {
             if l.max_message_bytes < 1024 {
                 return Err(ConfigError::Invalid(
                     "max_message_bytes must be at least 1024".into(),
+                ));
+            }
+            if self.outbox.retry_base_ms == 0
+                || self.outbox.retry_max_ms < self.outbox.retry_base_ms
+            {
+                return Err(ConfigError::Invalid(
+                    "outbox: retry_base_ms must be positive and at most retry_max_ms".into(),
                 ));
             }
             if l.request_timeout_secs == 0 || l.max_concurrent_per_connection == 0 {

@@ -5,15 +5,20 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Notify;
+
 use crate::audit::AuditLog;
 use crate::client::PeerClients;
 use crate::clock::Clock;
 use crate::config::Role;
 use crate::country::CountryCode;
+use crate::delivery::RetryPolicy;
 use crate::envelope::{PeerKeys, ReplayGuard, SigningKey};
 use crate::ids::NodeId;
+use crate::ledger::Ledger;
 use crate::policy::Policy;
 use crate::store::RecordStore;
+use crate::trace::TraceSettings;
 
 /// Shared state of a running node.
 #[derive(Debug, Clone)]
@@ -44,4 +49,14 @@ pub struct NodeContext {
     pub fanout_deadline: Duration,
     /// Its clock.
     pub clock: Arc<dyn Clock>,
+    /// Trace requests, outbox, received copies.
+    pub ledger: Arc<Ledger>,
+    /// Wakes the outbox worker when something is queued.
+    pub outbox_wakeup: Arc<Notify>,
+    /// Outbox back-off.
+    pub retry: RetryPolicy,
+    /// This node's published trace settings.
+    pub trace_settings: TraceSettings,
+    /// Peers' published trace settings.
+    pub peer_trace_settings: Arc<HashMap<NodeId, TraceSettings>>,
 }

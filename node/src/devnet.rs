@@ -12,10 +12,13 @@ use tonic::transport::Channel;
 use tracenet_proto::v1::node_api_client::NodeApiClient;
 
 use crate::client::{ClientError, connect_local};
-use crate::config::{ClientCertFiles, ListenerConfig, NodeConfig, PeerConfig, Role, TlsFiles};
+use crate::config::{
+    ClientCertFiles, ListenerConfig, NodeConfig, OutboxConfig, PeerConfig, Role, TlsFiles,
+};
 use crate::ids::NodeId;
 use crate::server::{Listeners, Node, NodeError};
 use crate::tls::{TlsError, TlsMaterial};
+use crate::trace::TraceSettings;
 
 /// Problems starting a dev federation.
 #[derive(Debug, thiserror::Error)]
@@ -226,6 +229,11 @@ impl DevFederation {
                     endpoint: peer_addr.to_string(),
                     signing_public_key: Some(key.trim().to_owned()),
                     regions: spec.regions.clone(),
+                    trace: TraceSettings {
+                        routine_days: 30,
+                        urgent_days: 7,
+                        escalation_contact: format!("duty desk of {other} (synthetic)"),
+                    },
                 });
             }
             let node_dir = dir.join(id.as_str());
@@ -263,6 +271,16 @@ impl DevFederation {
                 policy,
                 regions: specs[i].regions.clone(),
                 fanout_deadline_ms: 3000,
+                trace: TraceSettings {
+                    routine_days: 30,
+                    urgent_days: 7,
+                    escalation_contact: format!("duty desk of {id} (synthetic)"),
+                },
+                // Short back-off: dev federations restart nodes within seconds.
+                outbox: OutboxConfig {
+                    retry_base_ms: 50,
+                    retry_max_ms: 500,
+                },
             };
             config
                 .check()

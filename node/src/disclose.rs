@@ -30,6 +30,12 @@ pub enum DiscloseError {
     Store(#[from] StoreError),
 }
 
+fn withdrawn(node: &NodeContext, rec: &pb::SeizureRecord) -> Result<bool, DiscloseError> {
+    node.ledger
+        .is_withdrawn(&rec.id)
+        .map_err(|e| DiscloseError::BadArgument(format!("ledger: {e}")))
+}
+
 fn reference(owner: &NodeId, rec: &pb::SeizureRecord) -> pb::RecordRef {
     pb::RecordRef {
         owner_node: owner.to_string(),
@@ -109,6 +115,9 @@ pub fn lookup(
     let mut denied = 0;
     for stored in found {
         let Some(rec) = stored.record else { continue };
+        if withdrawn(node, &rec)? {
+            continue;
+        }
         if !maker.is_empty()
             && !rec
                 .firearms
@@ -256,7 +265,7 @@ pub fn query(
             break;
         }
         let Some(rec) = stored.record else { continue };
-        if !f.keeps(&rec) {
+        if !f.keeps(&rec) || withdrawn(node, &rec)? {
             continue;
         }
         match policy::evaluate(&node.policy, &q, pb::DataClass::Seizure, &rec) {

@@ -21,8 +21,9 @@ pub enum FanoutError {
     /// The inquiry is incomplete. Not retryable as is.
     #[error("{0}")]
     BadArgument(String),
-    /// The outgoing request could not be audited; nothing was sent. Retrying may help.
-    #[error("audit log unavailable: {0}")]
+    /// The request could not be audited (nothing was sent), or what came back could not be
+    /// stored. Retrying may help.
+    #[error("local storage unavailable: {0}")]
     Audit(String),
 }
 
@@ -156,7 +157,38 @@ pub async fn lookup(
     }
     out.answers.sort_by(|a, b| a.node_id.cmp(&b.node_id));
     out.failed.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+    let now = node.clock.now_secs();
+    let copies: Vec<pb::ReceivedRecord> = out
+        .answers
+        .iter()
+        .flat_map(|a| a.hits.iter())
+        .map(|h| pb::ReceivedRecord {
+            reference: h.reference.clone(),
+            record: h.disclosed.clone(),
+            handling: h.handling.clone(),
+            policy_version: h.policy_version,
+            policy_rule: h.policy_rule.clone(),
+            received_at: now,
+            request_id: out.request_id.clone(),
+        })
+        .collect();
+    keep_copies(node, copies).await?;
     Ok(out)
+}
+
+/// Keeps what was received, with its handling codes, so the owner can later retract it.
+async fn keep_copies(
+    node: &NodeContext,
+    copies: Vec<pb::ReceivedRecord>,
+) -> Result<(), FanoutError> {
+    if copies.is_empty() {
+        return Ok(());
+    }
+    let n = node.clone();
+    tokio::task::spawn_blocking(move || n.ledger.store_received(&copies))
+        .await
+        .map_err(|e| FanoutError::Audit(e.to_string()))?
+        .map_err(|e| FanoutError::Audit(e.to_string()))
 }
 
 /// Record query across all known peers.
@@ -223,5 +255,21 @@ pub async fn query(
     }
     out.answers.sort_by(|a, b| a.node_id.cmp(&b.node_id));
     out.failed.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+    let now = node.clock.now_secs();
+    let copies: Vec<pb::ReceivedRecord> = out
+        .answers
+        .iter()
+        .flat_map(|a| a.records.iter())
+        .map(|r| pb::ReceivedRecord {
+            reference: r.reference.clone(),
+            record: r.record.clone(),
+            handling: r.handling.clone(),
+            policy_version: r.policy_version,
+            policy_rule: r.policy_rule.clone(),
+            received_at: now,
+            request_id: out.request_id.clone(),
+        })
+        .collect();
+    keep_copies(node, copies).await?;
     Ok(out)
 }

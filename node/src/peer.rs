@@ -5,7 +5,8 @@
 //! Every data request must carry a signed context from the same node as the certificate; it is
 //! audited on arrival, each record passes the sharing policy (see [`crate::disclose`]), every
 //! disclosure is in the audit log before the response leaves, and responses are signed. Trace
-//! deliveries and retraction answer UNIMPLEMENTED until the trace workflow exists.
+//! requests, trace responses and retractions are applied once by their ids (deliveries are
+//! retried by the sender's outbox).
 
 use std::pin::Pin;
 
@@ -35,7 +36,17 @@ impl PeerService {
     }
 }
 
-const NOT_YET: &str = "not offered by this node yet: the trace workflow is not built";
+fn ledger_status(e: crate::ledger::LedgerError) -> Status {
+    use crate::ledger::LedgerError;
+    match e {
+        LedgerError::NotFound(m) => Status::not_found(m),
+        LedgerError::Conflict(m) => Status::failed_precondition(m),
+        LedgerError::Engine(_) | LedgerError::Corrupt(_) => {
+            tracing::error!(error = %e, "ledger failure");
+            Status::unavailable("storage temporarily unavailable; retry later")
+        }
+    }
+}
 
 impl From<DiscloseError> for Status {
     fn from(e: DiscloseError) -> Status {
@@ -82,6 +93,18 @@ impl PeerService {
                 Err(Status::from(e))
             }
         }
+    }
+
+    /// Remembers who received which record, so a retraction reaches them.
+    async fn note_disclosed(&self, refs: Vec<String>, who: &NodeId) -> Result<(), Status> {
+        if refs.is_empty() {
+            return Ok(());
+        }
+        let (ctx, w) = (self.ctx.clone(), who.clone());
+        tokio::task::spawn_blocking(move || ctx.ledger.note_disclosed(&refs, &w))
+            .await
+            .map_err(|_| Status::internal("internal error"))?
+            .map_err(ledger_status)
     }
 
     /// Appends to the audit log durably; nothing is answered if this fails.
@@ -132,6 +155,11 @@ impl PeerExchange for PeerService {
         .await
         .map_err(|_| Status::internal("internal error"))??;
         self.audit(events).await?;
+        let refs: Vec<String> = hits
+            .iter()
+            .filter_map(|h| h.reference.as_ref().map(|r| r.reference.clone()))
+            .collect();
+        self.note_disclosed(refs, &who).await?;
         let mut resp = pb::LookupResponse {
             hit: !hits.is_empty(),
             hits,
@@ -161,6 +189,11 @@ impl PeerExchange for PeerService {
                 .await
                 .map_err(|_| Status::internal("internal error"))??;
         self.audit(events).await?;
+        let refs: Vec<String> = records
+            .iter()
+            .filter_map(|h| h.reference.as_ref().map(|r| r.reference.clone()))
+            .collect();
+        self.note_disclosed(refs, &who).await?;
         let signing = self.ctx.signing.clone();
         let signed: Vec<Result<pb::DisclosedRecord, Status>> = records
             .into_iter()
@@ -176,23 +209,138 @@ impl PeerExchange for PeerService {
         &self,
         request: Request<pb::SubmitTraceRequestMessage>,
     ) -> Result<Response<pb::DeliveryAck>, Status> {
-        caller(&request)?;
-        Err(Status::unimplemented(NOT_YET))
+        let who = caller_node(&request)?;
+        let msg = request.into_inner();
+        let rctx = self.verify(&who, msg.context.as_ref()).await?;
+        let req = msg
+            .request
+            .ok_or_else(|| Status::invalid_argument("request is required"))?;
+        if req.requester_node != who.as_str() {
+            return Err(Status::permission_denied(format!(
+                "trace request names requester {} but the caller is {who}",
+                req.requester_node.chars().take(64).collect::<String>()
+            )));
+        }
+        if req.requested_country != self.ctx.country.as_str() {
+            return Err(Status::invalid_argument(format!(
+                "this node traces for {}, not {}",
+                self.ctx.country,
+                req.requested_country.chars().take(8).collect::<String>()
+            )));
+        }
+        if req.id.is_empty() || req.id.len() > 128 {
+            return Err(Status::invalid_argument("request id must be 1-128 bytes"));
+        }
+        let (node, w, r) = (self.ctx.clone(), who.clone(), req.clone());
+        let (duplicate, status) = tokio::task::spawn_blocking(move || {
+            node.ledger.receive_request(
+                &r,
+                &w,
+                node.clock.now_secs(),
+                &node.trace_settings.escalation_contact,
+            )
+        })
+        .await
+        .map_err(|_| Status::internal("internal error"))?
+        .map_err(ledger_status)?;
+        self.audit(vec![Event {
+            kind: "request_received",
+            peer: who.to_string(),
+            request_id: req.id.clone(),
+            purpose: disclose::purpose_name(&rctx),
+            detail: if duplicate {
+                "trace request (repeated delivery, already applied)".into()
+            } else {
+                "trace request received and acknowledged".into()
+            },
+            ..Default::default()
+        }])
+        .await?;
+        Ok(Response::new(pb::DeliveryAck {
+            duplicate,
+            status: status as i32,
+        }))
     }
 
     async fn submit_trace_response(
         &self,
         request: Request<pb::SubmitTraceResponseMessage>,
     ) -> Result<Response<pb::DeliveryAck>, Status> {
-        caller(&request)?;
-        Err(Status::unimplemented(NOT_YET))
+        let who = caller_node(&request)?;
+        let msg = request.into_inner();
+        let rctx = self.verify(&who, msg.context.as_ref()).await?;
+        let resp = msg
+            .response
+            .ok_or_else(|| Status::invalid_argument("response is required"))?;
+        if resp.responder_node != who.as_str() {
+            return Err(Status::permission_denied(
+                "the response names another responder",
+            ));
+        }
+        let (node, w, r) = (self.ctx.clone(), who.clone(), resp.clone());
+        let (duplicate, status) = tokio::task::spawn_blocking(move || {
+            node.ledger.receive_response(&r, &w, node.clock.now_secs())
+        })
+        .await
+        .map_err(|_| Status::internal("internal error"))?
+        .map_err(ledger_status)?;
+        self.audit(vec![Event {
+            kind: "delivery",
+            peer: who.to_string(),
+            request_id: resp.request_id.clone(),
+            purpose: disclose::purpose_name(&rctx),
+            detail: format!(
+                "trace response received: {}",
+                pb::TraceStatus::try_from(resp.outcome)
+                    .unwrap_or(pb::TraceStatus::Unspecified)
+                    .as_str_name()
+            ),
+            ..Default::default()
+        }])
+        .await?;
+        Ok(Response::new(pb::DeliveryAck {
+            duplicate,
+            status: status as i32,
+        }))
     }
 
     async fn retract(
         &self,
         request: Request<pb::RetractRequest>,
     ) -> Result<Response<pb::DeliveryAck>, Status> {
-        caller(&request)?;
-        Err(Status::unimplemented(NOT_YET))
+        let who = caller_node(&request)?;
+        let msg = request.into_inner();
+        let rctx = self.verify(&who, msg.context.as_ref()).await?;
+        let reference = msg
+            .reference
+            .ok_or_else(|| Status::invalid_argument("reference is required"))?;
+        if reference.owner_node != who.as_str() {
+            return Err(Status::permission_denied(
+                "only a record's owner may retract it",
+            ));
+        }
+        let (node, w, r) = (self.ctx.clone(), who.clone(), reference.reference.clone());
+        let existed = tokio::task::spawn_blocking(move || node.ledger.remove_received(&w, &r))
+            .await
+            .map_err(|_| Status::internal("internal error"))?
+            .map_err(ledger_status)?;
+        self.audit(vec![Event {
+            kind: "retraction_applied",
+            peer: who.to_string(),
+            purpose: disclose::purpose_name(&rctx),
+            request_id: rctx.request_id,
+            detail: if existed {
+                "received copy deleted".into()
+            } else {
+                "no copy held (already deleted or never received)".into()
+            },
+            record_refs: vec![reference.reference],
+            ..Default::default()
+        }])
+        .await?;
+        Ok(Response::new(pb::DeliveryAck {
+            duplicate: !existed,
+            status: 0,
+        }))
     }
 }

@@ -450,6 +450,30 @@ fn matches_rule(r: &Rule, q: &Requester, class: pb::DataClass) -> bool {
         && r.classes.contains(&(class as i32))
 }
 
+/// What a rule grants for a data class, without a record (e.g. for a trace response).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grant {
+    /// The policy version.
+    pub policy_version: u64,
+    /// The rule.
+    pub rule_id: String,
+    /// Handling codes to attach.
+    pub handling: pb::Handling,
+}
+
+/// The first rule sharing `class` with this requester, if any. Deny by default.
+pub fn grant(policy: &Policy, requester: &Requester, class: pb::DataClass) -> Option<Grant> {
+    policy
+        .rules
+        .iter()
+        .find(|r| matches_rule(r, requester, class))
+        .map(|r| Grant {
+            policy_version: policy.version,
+            rule_id: r.id.clone(),
+            handling: r.handling.clone(),
+        })
+}
+
 /// Quantity bands used when quantities are generalised.
 pub fn quantity_band(q: u64) -> &'static str {
     match q {

@@ -26,16 +26,19 @@ use crate::client::PeerClients;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ListenerConfig, NodeConfig};
 use crate::context::NodeContext;
+use crate::delivery::{self, RetryPolicy};
 use crate::envelope::{
     DEFAULT_SKEW_SECS, EnvelopeError, PeerKeys, REPLAY_CAPACITY, ReplayGuard, SigningKey,
     parse_public_key,
 };
 use crate::ids::PeerIdentity;
+use crate::ledger::{Ledger, LedgerError};
 use crate::peer::PeerService;
 use crate::policy::Policy;
 use crate::store::{RecordStore, SledStore, StoreError};
 use crate::tls::{TlsError, TlsMaterial, install_crypto_provider};
 use crate::transport;
+use tokio::sync::Notify;
 
 /// Why a node could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +66,9 @@ pub enum NodeError {
         /// What is wrong.
         problem: String,
     },
+    /// The exchange ledger cannot be opened.
+    #[error("{0}")]
+    Ledger(LedgerError),
     /// The signing key is unusable.
     #[error("{0}")]
     Signing(EnvelopeError),
@@ -213,6 +219,20 @@ impl Node {
             peers: Arc::new(PeerClients::new(tls.clone(), endpoints)),
             fanout_deadline: Duration::from_millis(config.fanout_deadline_ms),
             clock,
+            ledger: Arc::new(Ledger::open(store.db()).map_err(NodeError::Ledger)?),
+            outbox_wakeup: Arc::new(Notify::new()),
+            retry: RetryPolicy {
+                base_ms: config.outbox.retry_base_ms,
+                max_ms: config.outbox.retry_max_ms,
+            },
+            trace_settings: config.trace.clone(),
+            peer_trace_settings: Arc::new(
+                config
+                    .peers
+                    .iter()
+                    .map(|p| (p.node_id.clone(), p.trace.clone()))
+                    .collect(),
+            ),
         };
         Ok(Node {
             config,
@@ -281,6 +301,11 @@ impl Node {
                 shutdown.clone().cancelled_owned(),
             );
 
+        let outbox_task = tokio::spawn(delivery::run(
+            self.ctx.clone(),
+            self.ctx.outbox_wakeup.clone(),
+            shutdown.clone(),
+        ));
         let peer_task: JoinHandle<Result<(), tonic::transport::Error>> = tokio::spawn(peer_server);
         let local_task: JoinHandle<Result<(), tonic::transport::Error>> =
             tokio::spawn(local_server);
@@ -309,6 +334,12 @@ impl Node {
                 }
             }
         };
+        if tokio::time::timeout(Duration::from_secs(5), outbox_task)
+            .await
+            .is_err()
+        {
+            tracing::warn!(node = %node_id, "outbox worker did not stop in time");
+        }
         if let Err(e) = self.ctx.audit.checkpoint(self.ctx.clock.now_secs()) {
             tracing::error!(error = %e, "could not sign the final audit checkpoint");
         }

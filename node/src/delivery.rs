@@ -1,0 +1,235 @@
+//! The outbox worker: delivers queued trace requests, trace responses and retractions to their
+//! nodes, retrying with exponential back-off until the node acknowledges, and giving up only on
+//! refusals that retrying cannot change. Each attempt carries a freshly signed context (new
+//! envelope id); the receiver applies the payload once by its own id, so a delivery whose
+//! acknowledgement was lost is harmless to repeat.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracenet_proto::v1 as pb;
+
+use crate::audit::Event;
+use crate::context::NodeContext;
+use crate::ids::NodeId;
+use crate::ledger::Delivered;
+
+/// Back-off between attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Delay after the first failure, in ms.
+    pub base_ms: u64,
+    /// Longest delay, in ms.
+    pub max_ms: u64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            base_ms: 1000,
+            max_ms: 300_000,
+        }
+    }
+}
+
+/// Delay before the next attempt after `failures` failed ones: base × 2^(failures−1), capped,
+/// plus up to 1/8 of it spread by the item id so retries to one peer do not arrive in lockstep.
+pub fn retry_delay_ms(policy: RetryPolicy, failures: u32, item_id: &str) -> u64 {
+    let exp = failures.saturating_sub(1).min(30);
+    let delay = policy
+        .base_ms
+        .saturating_mul(1u64 << exp)
+        .min(policy.max_ms);
+    let spread = item_id
+        .bytes()
+        .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+    delay + spread % (delay / 8 + 1)
+}
+
+/// Whether a refusal may succeed later (peer down, overloaded, slow) or never will.
+pub fn retryable(code: tonic::Code) -> bool {
+    matches!(
+        code,
+        tonic::Code::Unavailable
+            | tonic::Code::DeadlineExceeded
+            | tonic::Code::ResourceExhausted
+            | tonic::Code::Unknown
+            | tonic::Code::Cancelled
+            | tonic::Code::Aborted
+            | tonic::Code::Internal
+    )
+}
+
+/// Runs until `shutdown`, delivering whatever is due and sleeping until the next item is due
+/// or `wakeup` is notified.
+pub async fn run(ctx: NodeContext, wakeup: Arc<Notify>, shutdown: CancellationToken) {
+    loop {
+        if shutdown.is_cancelled() {
+            return;
+        }
+        let now = ctx.clock.now_millis();
+        let due = {
+            let c = ctx.clone();
+            tokio::task::spawn_blocking(move || c.ledger.due(now, 64)).await
+        };
+        match due {
+            Ok(Ok(items)) => {
+                let mut tasks = tokio::task::JoinSet::new();
+                for item in items {
+                    tasks.spawn(attempt(ctx.clone(), item));
+                }
+                while tasks.join_next().await.is_some() {}
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "outbox unreadable"),
+            Err(_) => tracing::error!("outbox task failed"),
+        }
+        let next = ctx.ledger.next_due_ms().ok().flatten();
+        let now = ctx.clock.now_millis();
+        let wait = match next {
+            Some(t) if t <= now => continue,
+            Some(t) => Duration::from_millis((t - now) as u64).min(Duration::from_secs(60)),
+            None => Duration::from_secs(60),
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = wakeup.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+fn envelope(
+    ctx: &NodeContext,
+    item: &pb::OutboxItem,
+    purpose: pb::Purpose,
+) -> (String, pb::SignedContext) {
+    let envelope_id = format!("{}#{}", item.id, item.attempts + 1);
+    let signed = ctx.signing.sign_context(&pb::RequestContext {
+        request_id: envelope_id.clone(),
+        requester_node: ctx.node_id.to_string(),
+        agency_kind: pb::AgencyKind::Unspecified as i32,
+        purpose: purpose as i32,
+        legal_basis: String::new(),
+        case_reference: String::new(),
+        issued_at: ctx.clock.now_secs(),
+    });
+    (envelope_id, signed)
+}
+
+async fn attempt(ctx: NodeContext, item: pb::OutboxItem) {
+    let result = deliver(&ctx, &item).await;
+    let now = ctx.clock.now_secs();
+    let c = ctx.clone();
+    let outcome = tokio::task::spawn_blocking(move || match result {
+        Ok(effect) => {
+            c.ledger.delivered(&item.id, effect, now)?;
+            let _ = c.audit.append(
+                vec![Event {
+                    kind: "delivery",
+                    peer: item.target_node.clone(),
+                    request_id: item.id.clone(),
+                    detail: format!("delivered after {} attempt(s)", item.attempts + 1),
+                    ..Default::default()
+                }],
+                now,
+            );
+            Ok(())
+        }
+        Err(status) => {
+            let reason = format!("{:?}: {}", status.code(), status.message());
+            let next = retryable(status.code()).then(|| {
+                c.clock.now_millis() + retry_delay_ms(c.retry, item.attempts + 1, &item.id) as i64
+            });
+            if next.is_none() {
+                tracing::warn!(item = %item.id, peer = %item.target_node, %reason, "delivery refused for good");
+            }
+            c.ledger.failed(&item, &reason, next)
+        }
+    })
+    .await;
+    if let Ok(Err(e)) = outcome {
+        tracing::error!(error = %e, "outbox update failed");
+    }
+}
+
+async fn deliver(ctx: &NodeContext, item: &pb::OutboxItem) -> Result<Delivered, tonic::Status> {
+    let target = NodeId::parse(&item.target_node)
+        .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
+    let mut client = ctx
+        .peers
+        .get(&target)
+        .map_err(|e| tonic::Status::failed_precondition(e.to_string()))?;
+    let timeout = ctx.fanout_deadline.max(Duration::from_secs(5));
+    let call = async {
+        match &item.payload {
+            Some(pb::outbox_item::Payload::TraceRequest(req)) => {
+                let (_, context) = envelope(ctx, item, pb::Purpose::Tracing);
+                let ack = client
+                    .submit_trace_request(pb::SubmitTraceRequestMessage {
+                        context: Some(context),
+                        request: Some(req.clone()),
+                    })
+                    .await?
+                    .into_inner();
+                Ok(Delivered::TraceRequest {
+                    request_id: req.id.clone(),
+                    status: pb::TraceStatus::try_from(ack.status)
+                        .unwrap_or(pb::TraceStatus::Acknowledged),
+                })
+            }
+            Some(pb::outbox_item::Payload::TraceResponse(resp)) => {
+                let (_, context) = envelope(ctx, item, pb::Purpose::Tracing);
+                client
+                    .submit_trace_response(pb::SubmitTraceResponseMessage {
+                        context: Some(context),
+                        response: Some(resp.clone()),
+                    })
+                    .await?;
+                Ok(Delivered::Nothing)
+            }
+            Some(pb::outbox_item::Payload::Retract(reference)) => {
+                let (_, context) = envelope(ctx, item, pb::Purpose::CriminalInvestigation);
+                client
+                    .retract(pb::RetractRequest {
+                        context: Some(context),
+                        reference: Some(reference.clone()),
+                    })
+                    .await?;
+                Ok(Delivered::Nothing)
+            }
+            None => Err(tonic::Status::invalid_argument("empty outbox item")),
+        }
+    };
+    tokio::time::timeout(timeout, call)
+        .await
+        .map_err(|_| tonic::Status::deadline_exceeded("delivery timed out"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn back_off_doubles_up_to_the_cap_with_bounded_spread() {
+        let p = RetryPolicy {
+            base_ms: 100,
+            max_ms: 1000,
+        };
+        let d: Vec<u64> = (1..=6).map(|n| retry_delay_ms(p, n, "x")).collect();
+        for (i, base) in [100u64, 200, 400, 800, 1000, 1000].iter().enumerate() {
+            assert!(d[i] >= *base && d[i] <= base + base / 8, "{d:?}");
+        }
+        assert!(retry_delay_ms(p, 200, "y") <= 1000 + 125);
+    }
+
+    #[test]
+    fn only_transient_refusals_are_retried() {
+        assert!(retryable(tonic::Code::Unavailable));
+        assert!(retryable(tonic::Code::DeadlineExceeded));
+        assert!(!retryable(tonic::Code::PermissionDenied));
+        assert!(!retryable(tonic::Code::InvalidArgument));
+        assert!(!retryable(tonic::Code::FailedPrecondition));
+    }
+}

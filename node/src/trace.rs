@@ -1,0 +1,198 @@
+//! The trace-request workflow's rules (ITI section VI), pure: due dates from the responder's
+//! published response times, which status may follow which, and when a request is overdue.
+//!
+//! ```text
+//! outgoing: SENT ─ack─► ACKNOWLEDGED ─response─► ANSWERED | RESTRICTED | DECLINED
+//! incoming: RECEIVED ─auto─► ACKNOWLEDGED ─officer─► ANSWERED | RESTRICTED | DECLINED
+//! ```
+
+use serde::Deserialize;
+use tracenet_proto::v1 as pb;
+
+/// A node's published trace service settings.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceSettings {
+    /// Days to answer a routine request (default 30).
+    #[serde(default = "routine")]
+    pub routine_days: u32,
+    /// Days to answer an urgent request (default 7).
+    #[serde(default = "urgent")]
+    pub urgent_days: u32,
+    /// Whom to contact when a request is overdue.
+    #[serde(default)]
+    pub escalation_contact: String,
+}
+
+fn routine() -> u32 {
+    30
+}
+fn urgent() -> u32 {
+    7
+}
+
+impl Default for TraceSettings {
+    fn default() -> Self {
+        TraceSettings {
+            routine_days: routine(),
+            urgent_days: urgent(),
+            escalation_contact: String::new(),
+        }
+    }
+}
+
+/// When a request created at `created` (Unix seconds) is due.
+pub fn due_at(created: i64, urgency: pb::Urgency, s: &TraceSettings) -> i64 {
+    let days = match urgency {
+        pb::Urgency::Urgent => s.urgent_days,
+        _ => s.routine_days,
+    };
+    created + i64::from(days) * 86_400
+}
+
+/// Whether the status ends the workflow.
+pub fn is_final(status: pb::TraceStatus) -> bool {
+    matches!(
+        status,
+        pb::TraceStatus::Answered | pb::TraceStatus::Restricted | pb::TraceStatus::Declined
+    )
+}
+
+fn rank(status: pb::TraceStatus) -> u8 {
+    match status {
+        pb::TraceStatus::Unspecified => 0,
+        pb::TraceStatus::Sent | pb::TraceStatus::Received => 1,
+        pb::TraceStatus::Acknowledged => 2,
+        _ => 3,
+    }
+}
+
+/// Why a status change is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a trace request cannot go from {from} to {to}")]
+pub struct BadTransition {
+    /// Current status.
+    pub from: &'static str,
+    /// Requested status.
+    pub to: &'static str,
+}
+
+/// What a status change amounts to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    /// The status moves forward.
+    Advance,
+    /// Already there (a repeated delivery): nothing to do.
+    Unchanged,
+}
+
+/// Moves `rec` to `to` at `at`, recording it in the history. Statuses only move forward; a
+/// final status never changes.
+pub fn transition(
+    rec: &mut pb::TraceRecord,
+    to: pb::TraceStatus,
+    at: i64,
+    note: &str,
+) -> Result<Transition, BadTransition> {
+    let from = pb::TraceStatus::try_from(rec.status).unwrap_or(pb::TraceStatus::Unspecified);
+    if from == to {
+        return Ok(Transition::Unchanged);
+    }
+    if is_final(from) || rank(to) <= rank(from) {
+        // A late acknowledgement after the answer arrived is not an error, just old news.
+        if to == pb::TraceStatus::Acknowledged && is_final(from) {
+            return Ok(Transition::Unchanged);
+        }
+        return Err(BadTransition {
+            from: from.as_str_name(),
+            to: to.as_str_name(),
+        });
+    }
+    rec.status = to as i32;
+    rec.history.push(pb::TraceStatusChange {
+        status: to as i32,
+        at,
+        note: note.to_owned(),
+    });
+    Ok(Transition::Advance)
+}
+
+/// Whether a request is past due and still open.
+pub fn is_overdue(rec: &pb::TraceRecord, now: i64) -> bool {
+    let status = pb::TraceStatus::try_from(rec.status).unwrap_or(pb::TraceStatus::Unspecified);
+    let due = rec.request.as_ref().map_or(i64::MAX, |r| r.due_at);
+    !is_final(status) && now > due
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use pb::TraceStatus as S;
+
+    fn rec(status: S, due: i64) -> pb::TraceRecord {
+        pb::TraceRecord {
+            request: Some(pb::TraceRequest {
+                due_at: due,
+                ..Default::default()
+            }),
+            status: status as i32,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn due_dates_follow_the_published_response_times() {
+        let s = TraceSettings {
+            routine_days: 30,
+            urgent_days: 2,
+            escalation_contact: String::new(),
+        };
+        assert_eq!(due_at(1000, pb::Urgency::Urgent, &s), 1000 + 2 * 86_400);
+        assert_eq!(due_at(1000, pb::Urgency::Routine, &s), 1000 + 30 * 86_400);
+        assert_eq!(
+            due_at(1000, pb::Urgency::Unspecified, &s),
+            1000 + 30 * 86_400
+        );
+    }
+
+    #[test]
+    fn statuses_only_move_forward_and_final_is_final() {
+        let mut r = rec(S::Sent, 0);
+        assert_eq!(
+            transition(&mut r, S::Acknowledged, 1, "ack").unwrap(),
+            Transition::Advance
+        );
+        assert_eq!(
+            transition(&mut r, S::Acknowledged, 2, "ack").unwrap(),
+            Transition::Unchanged
+        );
+        assert!(transition(&mut r, S::Sent, 3, "").is_err());
+        assert_eq!(
+            transition(&mut r, S::Answered, 4, "").unwrap(),
+            Transition::Advance
+        );
+        assert!(transition(&mut r, S::Declined, 5, "").is_err());
+        assert_eq!(
+            transition(&mut r, S::Acknowledged, 6, "late ack").unwrap(),
+            Transition::Unchanged
+        );
+        let statuses: Vec<i32> = r.history.iter().map(|h| h.status).collect();
+        assert_eq!(statuses, vec![S::Acknowledged as i32, S::Answered as i32]);
+
+        // A response may overtake the acknowledgement.
+        let mut r = rec(S::Sent, 0);
+        assert_eq!(
+            transition(&mut r, S::Restricted, 1, "").unwrap(),
+            Transition::Advance
+        );
+    }
+
+    #[test]
+    fn overdue_means_past_due_and_still_open() {
+        assert!(is_overdue(&rec(S::Acknowledged, 100), 101));
+        assert!(!is_overdue(&rec(S::Acknowledged, 100), 100));
+        assert!(!is_overdue(&rec(S::Answered, 100), 1000));
+        assert!(is_overdue(&rec(S::Sent, 100), 1000));
+    }
+}

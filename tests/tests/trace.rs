@@ -1,0 +1,405 @@
+//! The trace workflow and retraction across nodes, through the durable outbox: delivery to a
+//! stopped node after it restarts, once despite repeats, answers travelling back, and copies
+//! deleted on retraction.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use tracenet_node::country::CountryCode;
+use tracenet_node::sample;
+use tracenet_proto::v1 as pb;
+use tracenet_tests::{ClientCert, NodeSpec, TestFederation, wait_for};
+
+const FRA: usize = 0;
+const DEU: usize = 1;
+
+/// DEU shares trace results with FRA; FRA shares seizures with DEU for tracing.
+const DEU_POLICY: &str = r#"
+owner_country = "DEU"
+version = 2
+legal_basis = "Synthetic law"
+[[rules]]
+id = "fra-trace-results"
+purposes = ["PURPOSE_TRACING"]
+data_classes = ["DATA_CLASS_TRACE_RESULT"]
+audience = { countries = ["FRA"] }
+handling = { no_onward_without_consent = true, reliability = "SOURCE_RELIABILITY_A" }
+"#;
+
+const FRA_POLICY: &str = r#"
+owner_country = "FRA"
+version = 1
+legal_basis = "Synthetic law"
+[[rules]]
+id = "deu-tracing"
+purposes = ["PURPOSE_TRACING"]
+data_classes = ["DATA_CLASS_SEIZURE"]
+audience = { countries = ["DEU"] }
+handling = { no_onward_without_consent = true }
+fields = [{ field = "firearms.serial_number", treatment = "FIELD_TREATMENT_ALLOW" }]
+"#;
+
+async fn federation() -> TestFederation {
+    TestFederation::start_specs(&[
+        NodeSpec::new("FRA-POL").with_policy(FRA_POLICY),
+        NodeSpec::new("DEU-CUS").with_policy(DEU_POLICY),
+        NodeSpec::new("ITA-POL"),
+    ])
+    .await
+    .unwrap()
+}
+
+fn trace_request() -> pb::SendTraceRequestRequest {
+    pb::SendTraceRequestRequest {
+        firearm: Some(pb::FirearmIdentification {
+            serial_number: "SYN-77-1234".into(),
+            manufacturer: "Synthetic Arms".into(),
+            model: "S1".into(),
+            country_of_manufacture: "DEU".into(),
+            ..Default::default()
+        }),
+        requested_country: "DEU".into(),
+        reason: "Seized at a synthetic border crossing".into(),
+        legal_basis: "Synthetic law art. 3".into(),
+        urgency: pb::Urgency::Urgent as i32,
+        case_reference: "SYN-CASE-1".into(),
+    }
+}
+
+async fn trace(fed: &TestFederation, node: usize, direction: &str) -> Vec<pb::TraceRecord> {
+    let mut c = fed.admin(node).await.unwrap();
+    c.list_trace_requests(pb::ListTraceRequestsRequest {
+        direction: direction.into(),
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .traces
+}
+
+#[tokio::test]
+async fn a_trace_request_to_a_stopped_node_is_delivered_when_it_returns_and_answered() {
+    let mut fed = federation().await;
+    fed.stop(DEU).await.unwrap();
+
+    let mut fra = fed.admin(FRA).await.unwrap();
+    let sent = fra
+        .send_trace_request(trace_request())
+        .await
+        .unwrap()
+        .into_inner();
+    let id = sent.request.as_ref().unwrap().id.clone();
+    assert_eq!(sent.status, pb::TraceStatus::Sent as i32);
+    assert_eq!(sent.counterpart_node, "DEU-CUS");
+    let req = sent.request.unwrap();
+    assert_eq!(
+        req.due_at - req.created_at,
+        7 * 86_400,
+        "urgent: DEU's published 7 days"
+    );
+
+    // While DEU is down the delivery waits in FRA's outbox, with the failure recorded.
+    let item = wait_for("a failed attempt", || async {
+        let mut c = fed.admin(FRA).await.ok()?;
+        let items = c
+            .list_outbox(pb::ListOutboxRequest {})
+            .await
+            .ok()?
+            .into_inner()
+            .items;
+        items.into_iter().find(|i| i.attempts >= 1)
+    })
+    .await
+    .unwrap();
+    assert!(!item.dead, "a peer being down is retried, not given up");
+    assert!(!item.last_error.is_empty());
+
+    // A restart of the sender loses nothing queued.
+    fed.stop(FRA).await.unwrap();
+    fed.restart(FRA).await.unwrap();
+    fed.restart(DEU).await.unwrap();
+
+    wait_for("FRA sees the acknowledgement", || async {
+        let t = trace(&fed, FRA, "outgoing").await;
+        (t.len() == 1 && t[0].status == pb::TraceStatus::Acknowledged as i32).then_some(())
+    })
+    .await
+    .unwrap();
+    let incoming = trace(&fed, DEU, "incoming").await;
+    assert_eq!(incoming.len(), 1);
+    assert_eq!(incoming[0].status, pb::TraceStatus::Acknowledged as i32);
+    assert_eq!(incoming[0].counterpart_node, "FRA-POL");
+    assert!(!incoming[0].overdue);
+
+    // DEU answers; the answer travels back with DEU's handling codes.
+    let mut deu = fed.admin(DEU).await.unwrap();
+    deu.answer_trace_request(pb::AnswerTraceRequestRequest {
+        request_id: id.clone(),
+        outcome: pb::TraceStatus::Answered as i32,
+        chain_of_custody: vec![pb::CustodyLink {
+            role: "manufacturer".into(),
+            name: "Synthetic Arms".into(),
+            country: "DEU".into(),
+            date: "2019-05-01".into(),
+            details: String::new(),
+        }],
+        remarks: "Exported legally in 2019 (synthetic)".into(),
+    })
+    .await
+    .unwrap();
+    let answered = wait_for("the answer reaches FRA", || async {
+        let t = trace(&fed, FRA, "outgoing").await;
+        t.into_iter()
+            .find(|r| r.status == pb::TraceStatus::Answered as i32)
+    })
+    .await
+    .unwrap();
+    let resp = answered.response.unwrap();
+    assert_eq!(resp.chain_of_custody.len(), 1);
+    assert!(resp.handling.as_ref().unwrap().no_onward_without_consent);
+    let history: Vec<i32> = answered.history.iter().map(|h| h.status).collect();
+    assert_eq!(
+        history,
+        vec![
+            pb::TraceStatus::Sent as i32,
+            pb::TraceStatus::Acknowledged as i32,
+            pb::TraceStatus::Answered as i32
+        ]
+    );
+    // Answering twice is refused.
+    let err = deu
+        .answer_trace_request(pb::AnswerTraceRequestRequest {
+            request_id: id,
+            outcome: pb::TraceStatus::Declined as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+    wait_for("outboxes drained", || async {
+        let mut a = fed.admin(FRA).await.ok()?;
+        let mut b = fed.admin(DEU).await.ok()?;
+        let pa = a
+            .get_node_info(pb::GetNodeInfoRequest {})
+            .await
+            .ok()?
+            .into_inner()
+            .outbox_pending;
+        let pb_ = b
+            .get_node_info(pb::GetNodeInfoRequest {})
+            .await
+            .ok()?
+            .into_inner()
+            .outbox_pending;
+        (pa == 0 && pb_ == 0).then_some(())
+    })
+    .await
+    .unwrap();
+    fed.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_repeated_delivery_is_applied_once() {
+    let fed = federation().await;
+    let fra_key = fed.signing_key(FRA).unwrap();
+    let request = pb::TraceRequest {
+        id: "syn-trace-1".into(),
+        requester_node: "FRA-POL".into(),
+        requested_country: "DEU".into(),
+        reason: "synthetic".into(),
+        due_at: i64::MAX,
+        ..Default::default()
+    };
+    let mut c = fed
+        .peer_client(DEU, ClientCert::Of(FRA, "node"))
+        .await
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let mut acks = Vec::new();
+    for attempt in 1..=3 {
+        let context = fra_key.sign_context(&pb::RequestContext {
+            request_id: format!("treq:syn-trace-1#{attempt}"),
+            requester_node: "FRA-POL".into(),
+            purpose: pb::Purpose::Tracing as i32,
+            issued_at: now,
+            ..Default::default()
+        });
+        let ack = c
+            .submit_trace_request(pb::SubmitTraceRequestMessage {
+                context: Some(context),
+                request: Some(request.clone()),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        acks.push(ack.duplicate);
+    }
+    assert_eq!(acks, vec![false, true, true]);
+    assert_eq!(trace(&fed, DEU, "incoming").await.len(), 1);
+
+    // A request claiming another requester than the caller is refused.
+    let context = fra_key.sign_context(&pb::RequestContext {
+        request_id: "x#1".into(),
+        requester_node: "FRA-POL".into(),
+        purpose: pb::Purpose::Tracing as i32,
+        issued_at: now,
+        ..Default::default()
+    });
+    let mut forged = request.clone();
+    forged.id = "syn-trace-2".into();
+    forged.requester_node = "ITA-POL".into();
+    let err = c
+        .submit_trace_request(pb::SubmitTraceRequestMessage {
+            context: Some(context),
+            request: Some(forged),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied);
+    fed.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn answering_against_the_policy_is_refused_and_bad_requests_get_field_errors() {
+    let fed = federation().await;
+    let mut fra = fed.admin(FRA).await.unwrap();
+    let mut bad = trace_request();
+    bad.requested_country = "FRA".into();
+    bad.reason.clear();
+    let err = fra.send_trace_request(bad).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(
+        err.message().contains("requested_country") && err.message().contains("reason"),
+        "{}",
+        err.message()
+    );
+
+    let mut nowhere = trace_request();
+    nowhere.requested_country = "KEN".into();
+    let err = fra.send_trace_request(nowhere).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+
+    // ITA has no policy: it may restrict or decline FRA's request, not answer it.
+    let mut to_ita = trace_request();
+    to_ita.requested_country = "ITA".into();
+    let id = fra
+        .send_trace_request(to_ita)
+        .await
+        .unwrap()
+        .into_inner()
+        .request
+        .unwrap()
+        .id;
+    wait_for("ITA receives it", || async {
+        (trace(&fed, 2, "incoming").await.len() == 1).then_some(())
+    })
+    .await
+    .unwrap();
+    let mut ita = fed.admin(2).await.unwrap();
+    let err = ita
+        .answer_trace_request(pb::AnswerTraceRequestRequest {
+            request_id: id.clone(),
+            outcome: pb::TraceStatus::Answered as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+    ita.answer_trace_request(pb::AnswerTraceRequestRequest {
+        request_id: id,
+        outcome: pb::TraceStatus::Restricted as i32,
+        chain_of_custody: vec![pb::CustodyLink::default()],
+        remarks: "Ongoing national investigation (synthetic)".into(),
+    })
+    .await
+    .unwrap();
+    let restricted = wait_for("the restriction reaches FRA", || async {
+        trace(&fed, FRA, "outgoing")
+            .await
+            .into_iter()
+            .find(|r| r.status == pb::TraceStatus::Restricted as i32)
+    })
+    .await
+    .unwrap();
+    assert!(restricted.response.unwrap().chain_of_custody.is_empty());
+    fed.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn retraction_deletes_the_recipients_copy_and_stops_disclosure() {
+    let fed = federation().await;
+    let fra = CountryCode::parse("FRA").unwrap();
+    let mut fra_admin = fed.admin(FRA).await.unwrap();
+    let created = fra_admin
+        .create_record(pb::CreateRecordRequest {
+            record: Some(sample::record(fra, 42)),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let id = created.record.unwrap().id;
+    let serial = sample::serial(fra, 42);
+    let lookup = pb::FederatedLookupRequest {
+        inquiry: Some(pb::Inquiry {
+            agency_kind: pb::AgencyKind::Customs as i32,
+            purpose: pb::Purpose::Tracing as i32,
+            ..Default::default()
+        }),
+        serial_number: serial.clone(),
+        manufacturer: String::new(),
+    };
+    let mut deu = fed.admin(DEU).await.unwrap();
+    let found = deu
+        .federated_lookup(lookup.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        found
+            .answers
+            .iter()
+            .any(|a| a.node_id == "FRA-POL" && a.hit)
+    );
+    let copies = deu
+        .list_received(pb::ListReceivedRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .records;
+    assert_eq!(copies.len(), 1);
+    assert!(
+        copies[0]
+            .handling
+            .as_ref()
+            .unwrap()
+            .no_onward_without_consent
+    );
+
+    let notified = fra_admin
+        .retract_record(pb::RetractRecordRequest { id })
+        .await
+        .unwrap()
+        .into_inner()
+        .notified;
+    assert_eq!(notified, vec!["DEU-CUS"]);
+    wait_for("DEU deletes its copy", || async {
+        let mut c = fed.admin(DEU).await.ok()?;
+        let left = c
+            .list_received(pb::ListReceivedRequest {})
+            .await
+            .ok()?
+            .into_inner()
+            .records;
+        left.is_empty().then_some(())
+    })
+    .await
+    .unwrap();
+    let again = deu.federated_lookup(lookup).await.unwrap().into_inner();
+    assert!(
+        again.answers.iter().all(|a| !a.hit),
+        "withdrawn record still disclosed"
+    );
+    fed.shutdown().await.unwrap();
+}
