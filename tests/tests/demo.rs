@@ -18,7 +18,20 @@ async fn the_demo_scenario_passes() {
     )
     .await
     .unwrap();
-    assert!(summary.contains("scenario passed"), "{summary}");
+    for expected in [
+        "scenario passed",
+        "DEU-CUS: HIT",
+        "ITA-POL: no hit",
+        "sent -> acknowledged -> answered",
+        "waits in the outbox",
+        "delivered and acknowledged",
+        "FRA-POL audit log verified offline",
+    ] {
+        assert!(
+            summary.contains(expected),
+            "missing '{expected}' in:\n{summary}"
+        );
+    }
     assert!(
         summary.contains("recognised the caller as spiffe://tracenet/node/FRA-POL"),
         "{summary}"

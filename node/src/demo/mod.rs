@@ -9,8 +9,11 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 use tracenet_proto::v1 as pb;
 
-use crate::devnet::{DevFederation, DevnetError};
+use crate::devnet::{DevFederation, DevnetError, NodeSpec};
 use crate::{sample, serial};
+
+mod exchange;
+pub mod policies;
 
 /// The demo federation's nodes: synthetic agencies of three States.
 pub const DEMO_NODES: &[&str] = &["FRA-POL", "DEU-CUS", "ITA-POL"];
@@ -48,12 +51,12 @@ pub enum DemoError {
     TempDir(std::io::Error),
 }
 
-fn call(step: impl Into<String>) -> impl FnOnce(tonic::Status) -> DemoError {
+pub(crate) fn call(step: impl Into<String>) -> impl FnOnce(tonic::Status) -> DemoError {
     let step = step.into();
     move |status| DemoError::Call { step, status }
 }
 
-fn check(ok: bool, what: impl FnOnce() -> String) -> Result<(), DemoError> {
+pub(crate) fn check(ok: bool, what: impl FnOnce() -> String) -> Result<(), DemoError> {
     if ok {
         Ok(())
     } else {
@@ -74,11 +77,19 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<Strin
             tmp.path().to_owned()
         }
     };
-    let fed = DevFederation::start(&dir, DEMO_NODES).await?;
+    let specs = [
+        NodeSpec::new("FRA-POL").with_policy(policies::FRA),
+        NodeSpec::new("DEU-CUS").with_policy(policies::DEU),
+        NodeSpec::new("ITA-POL").with_policy(policies::ITA),
+    ];
+    let mut fed = DevFederation::start_specs(&dir, &specs).await?;
     let loaded = load_samples(&fed, opts.records_per_node).await;
     let outcome = match loaded {
         Err(e) => Err(e),
-        Ok(()) if opts.scenario => scenario(&fed).await,
+        Ok(()) if opts.scenario => match scenario(&fed).await {
+            Ok(mut out) => exchange::scenario(&mut fed, &mut out).await.map(|()| out),
+            Err(e) => Err(e),
+        },
         Ok(()) => {
             print_banner(&fed, opts.records_per_node);
             shutdown.cancelled().await;
@@ -86,9 +97,14 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<Strin
             Ok(String::new())
         }
     };
+    let dir = fed.dir.clone();
     let stopped = fed.shutdown().await;
-    let summary = outcome?;
+    let mut summary = outcome?;
     stopped?;
+    if opts.scenario {
+        exchange::verify_audit_logs(&dir, &mut summary)?;
+        let _ = writeln!(summary, "scenario passed");
+    }
     Ok(summary)
 }
 
@@ -220,6 +236,5 @@ async fn scenario(fed: &DevFederation) -> Result<String, DemoError> {
             );
         }
     }
-    let _ = writeln!(out, "scenario passed");
     Ok(out)
 }

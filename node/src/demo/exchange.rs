@@ -1,0 +1,428 @@
+//! The exchange part of the demo scenario: a hit/no-hit lookup, one record as two requesters
+//! see it, a trace request answered and delivered, a delivery to a stopped node completed after
+//! it restarts, and every node's audit chain verified offline at the end.
+
+use std::fmt::Write as _;
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+
+use tracenet_proto::v1 as pb;
+
+use super::{DemoError, call, check};
+use crate::country::CountryCode;
+use crate::devnet::DevFederation;
+use crate::sample;
+
+const FRA: usize = 0;
+const DEU: usize = 1;
+const ITA: usize = 2;
+
+/// Polls `probe` until it yields a value, for at most 30 seconds.
+async fn poll<T, F, Fut>(what: &str, mut probe: F) -> Result<T, DemoError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut pause = Duration::from_millis(10);
+    loop {
+        if let Some(v) = probe().await {
+            return Ok(v);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(DemoError::Check(format!("timed out waiting for {what}")));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(200));
+    }
+}
+
+fn inquiry(agency: pb::AgencyKind, purpose: pb::Purpose) -> Option<pb::Inquiry> {
+    Some(pb::Inquiry {
+        agency_kind: agency as i32,
+        purpose: purpose as i32,
+        legal_basis: "Synthetic legal basis (demo)".into(),
+        case_reference: "SYN-DEMO-CASE".into(),
+        deadline_ms: 3000,
+    })
+}
+
+/// One disclosed record in a line: only what is there.
+fn describe(r: &pb::SeizureRecord, redacted: &[String]) -> String {
+    let mut parts = Vec::new();
+    if let Some(ev) = &r.event {
+        if !ev.date.is_empty() {
+            parts.push(format!("date={}", ev.date));
+        }
+        if let Some(p) = &ev.place {
+            let place = [p.country.as_str(), p.region.as_str(), p.locality.as_str()]
+                .iter()
+                .filter(|s| !s.is_empty())
+                .copied()
+                .collect::<Vec<_>>()
+                .join("/");
+            parts.push(format!("place={place}"));
+        }
+    }
+    for f in &r.firearms {
+        let bits: Vec<&str> = [
+            f.serial_number.as_str(),
+            f.manufacturer.as_str(),
+            f.model.as_str(),
+        ]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect();
+        if !bits.is_empty() {
+            parts.push(format!("firearm={}", bits.join(" ")));
+        }
+    }
+    if let Some(t) = &r.trafficking {
+        if !t.route.is_empty() {
+            let route: Vec<&str> = t.route.iter().map(|p| p.country.as_str()).collect();
+            parts.push(format!("route={}", route.join(">")));
+        }
+        if t.transport_mode != 0 {
+            parts.push(format!(
+                "mode={}",
+                pb::TransportMode::try_from(t.transport_mode)
+                    .map(|m| m
+                        .as_str_name()
+                        .trim_start_matches("TRANSPORT_MODE_")
+                        .to_lowercase())
+                    .unwrap_or_default()
+            ));
+        }
+        if t.concealment_method != 0 {
+            parts.push(format!(
+                "concealment={}",
+                pb::ConcealmentMethod::try_from(t.concealment_method)
+                    .map(|m| m
+                        .as_str_name()
+                        .trim_start_matches("CONCEALMENT_METHOD_")
+                        .to_lowercase())
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    for a in &r.ammunition {
+        if !a.quantity_band.is_empty() {
+            parts.push(format!("ammunition={} rounds", a.quantity_band));
+        } else if a.quantity > 0 {
+            parts.push(format!("ammunition={} rounds", a.quantity));
+        }
+    }
+    if !r.persons.is_empty() {
+        parts.push(format!("persons={}", r.persons.len()));
+    }
+    if !redacted.is_empty() {
+        parts.push(format!("withheld=[{}]", redacted.join(",")));
+    }
+    parts.join(" ")
+}
+
+async fn outgoing(fed: &DevFederation, node: usize) -> Option<Vec<pb::TraceRecord>> {
+    let mut c = fed.admin_client(node).await.ok()?;
+    let r = c
+        .list_trace_requests(pb::ListTraceRequestsRequest {
+            direction: "outgoing".into(),
+        })
+        .await
+        .ok()?;
+    Some(r.into_inner().traces)
+}
+
+fn history(t: &pb::TraceRecord) -> String {
+    t.history
+        .iter()
+        .map(|h| {
+            pb::TraceStatus::try_from(h.status)
+                .map(|s| {
+                    s.as_str_name()
+                        .trim_start_matches("TRACE_STATUS_")
+                        .to_lowercase()
+                })
+                .unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join(" -> ")
+}
+
+/// Runs the exchange steps, appending to the summary.
+pub async fn scenario(fed: &mut DevFederation, out: &mut String) -> Result<(), DemoError> {
+    let deu_country = CountryCode::parse("DEU").map_err(|e| DemoError::Check(e.to_string()))?;
+    let fra_country = CountryCode::parse("FRA").map_err(|e| DemoError::Check(e.to_string()))?;
+
+    // 1. Hit / no-hit: FRA looks for a serial DEU holds.
+    let serial = sample::serial(deu_country, 3);
+    let mut fra = fed.admin_client(FRA).await?;
+    let found = fra
+        .federated_lookup(pb::FederatedLookupRequest {
+            inquiry: inquiry(pb::AgencyKind::Police, pb::Purpose::Tracing),
+            serial_number: serial.to_lowercase(),
+            manufacturer: String::new(),
+        })
+        .await
+        .map_err(call("federated lookup from FRA-POL"))?
+        .into_inner();
+    let _ = writeln!(
+        out,
+        "hit/no-hit lookup by FRA-POL for serial '{}':",
+        serial.to_lowercase()
+    );
+    for a in &found.answers {
+        let detail = a.hits.first().map_or(String::new(), |h| {
+            format!(
+                " -> {} (rule {} v{})",
+                describe(
+                    h.disclosed
+                        .as_ref()
+                        .unwrap_or(&pb::SeizureRecord::default()),
+                    &h.redacted_fields
+                ),
+                h.policy_rule,
+                h.policy_version
+            )
+        });
+        let _ = writeln!(
+            out,
+            "  {}: {}{detail}",
+            a.node_id,
+            if a.hit { "HIT" } else { "no hit" }
+        );
+    }
+    let hit_by = |id: &str| found.answers.iter().any(|a| a.node_id == id && a.hit);
+    check(
+        hit_by("DEU-CUS") && !hit_by("ITA-POL") && found.failed.is_empty(),
+        || {
+            format!(
+                "lookup answers were {:?}, failures {:?}",
+                found.answers, found.failed
+            )
+        },
+    )?;
+
+    // 2. The same FRA record as DEU and ITA border agencies receive it.
+    let rec = sample::record(fra_country, 0);
+    let via = rec
+        .trafficking
+        .as_ref()
+        .and_then(|t| t.route.get(1))
+        .map(|p| p.country.clone())
+        .unwrap_or_default();
+    let mut views = Vec::new();
+    for (i, who) in [(DEU, "DEU-CUS"), (ITA, "ITA-POL")] {
+        let mut c = fed.admin_client(i).await?;
+        let r = c
+            .federated_query(pb::FederatedQueryRequest {
+                inquiry: inquiry(pb::AgencyKind::Customs, pb::Purpose::BorderRiskAnalysis),
+                filter: Some(pb::RecordFilter {
+                    route_country: via.clone(),
+                    ..Default::default()
+                }),
+                limit_per_peer: 50,
+            })
+            .await
+            .map_err(call(format!("federated query from {who}")))?
+            .into_inner();
+        let from_fra: Vec<pb::DisclosedRecord> = r
+            .answers
+            .into_iter()
+            .filter(|a| a.node_id == "FRA-POL")
+            .flat_map(|a| a.records)
+            .collect();
+        views.push((who, from_fra));
+    }
+    let first = views[0].1.first().and_then(|d| d.reference.clone());
+    let same: Vec<(&str, Option<&pb::DisclosedRecord>)> = views
+        .iter()
+        .map(|(who, recs)| (*who, recs.iter().find(|d| d.reference == first)))
+        .collect();
+    let _ = writeln!(
+        out,
+        "route query through {via} for border risk analysis; one FRA-POL record as each requester received it:"
+    );
+    for (who, d) in &same {
+        let Some(d) = d else {
+            return Err(DemoError::Check(format!(
+                "{who} did not receive the FRA-POL record"
+            )));
+        };
+        let _ = writeln!(
+            out,
+            "  {who} (rule {}): {}",
+            d.policy_rule,
+            describe(
+                d.record.as_ref().unwrap_or(&pb::SeizureRecord::default()),
+                &d.redacted_fields
+            )
+        );
+    }
+    let (deu_view, ita_view) = (same[0].1, same[1].1);
+    check(
+        deu_view.is_some_and(|d| {
+            d.record.as_ref().is_some_and(|r| {
+                r.trafficking
+                    .as_ref()
+                    .is_some_and(|t| t.concealment_method != 0)
+            })
+        }) && ita_view.is_some_and(|d| {
+            d.record.as_ref().is_some_and(|r| {
+                r.trafficking
+                    .as_ref()
+                    .is_some_and(|t| t.concealment_method == 0)
+            })
+        }),
+        || "DEU should see concealment methods and ITA should not".into(),
+    )?;
+
+    // 3. A trace request FRA -> DEU, acknowledged automatically, answered, delivered back.
+    let sent = fra
+        .send_trace_request(pb::SendTraceRequestRequest {
+            firearm: Some(pb::FirearmIdentification {
+                serial_number: serial.clone(),
+                manufacturer: "Synthetic manufacturer".into(),
+                country_of_manufacture: "DEU".into(),
+                ..Default::default()
+            }),
+            requested_country: "DEU".into(),
+            reason: "Recovered after a synthetic armed robbery (demo)".into(),
+            legal_basis: "Synthetic legal basis".into(),
+            urgency: pb::Urgency::Urgent as i32,
+            case_reference: "SYN-DEMO-CASE".into(),
+        })
+        .await
+        .map_err(call("sending a trace request to DEU-CUS"))?
+        .into_inner();
+    let id = sent
+        .request
+        .as_ref()
+        .map(|r| r.id.clone())
+        .unwrap_or_default();
+    poll("DEU-CUS to acknowledge", || async {
+        outgoing(fed, FRA).await?.into_iter().find(|t| {
+            t.request.as_ref().is_some_and(|r| r.id == id)
+                && t.status == pb::TraceStatus::Acknowledged as i32
+        })
+    })
+    .await?;
+    let mut deu = fed.admin_client(DEU).await?;
+    deu.answer_trace_request(pb::AnswerTraceRequestRequest {
+        request_id: id.clone(),
+        outcome: pb::TraceStatus::Answered as i32,
+        chain_of_custody: vec![
+            pb::CustodyLink {
+                role: "manufacturer".into(),
+                name: "Synthetic manufacturer".into(),
+                country: "DEU".into(),
+                date: "2018-02-01".into(),
+                details: String::new(),
+            },
+            pb::CustodyLink {
+                role: "last_lawful_holder".into(),
+                name: "Synthetic dealer".into(),
+                country: "DEU".into(),
+                date: "2021-07-15".into(),
+                details: "reported stolen (synthetic)".into(),
+            },
+        ],
+        remarks: "Synthetic answer".into(),
+    })
+    .await
+    .map_err(call("DEU-CUS answering the trace request"))?;
+    let answered = poll("the answer to reach FRA-POL", || async {
+        outgoing(fed, FRA).await?.into_iter().find(|t| {
+            t.request.as_ref().is_some_and(|r| r.id == id)
+                && t.status == pb::TraceStatus::Answered as i32
+        })
+    })
+    .await?;
+    let links = answered
+        .response
+        .as_ref()
+        .map_or(0, |r| r.chain_of_custody.len());
+    let _ = writeln!(
+        out,
+        "trace request FRA-POL -> DEU-CUS (urgent, due in 7 days): {}; {links} custody links received with handling codes",
+        history(&answered)
+    );
+
+    // 4. A delivery to a stopped node, completed when it returns.
+    fed.stop(ITA).await?;
+    let sent = fra
+        .send_trace_request(pb::SendTraceRequestRequest {
+            firearm: Some(pb::FirearmIdentification {
+                serial_number: sample::serial(
+                    CountryCode::parse("ITA").map_err(|e| DemoError::Check(e.to_string()))?,
+                    5,
+                ),
+                ..Default::default()
+            }),
+            requested_country: "ITA".into(),
+            reason: "Synthetic routine trace (demo)".into(),
+            legal_basis: "Synthetic legal basis".into(),
+            urgency: pb::Urgency::Routine as i32,
+            case_reference: String::new(),
+        })
+        .await
+        .map_err(call("sending a trace request to ITA-POL"))?
+        .into_inner();
+    let id = sent
+        .request
+        .as_ref()
+        .map(|r| r.id.clone())
+        .unwrap_or_default();
+    let waiting = poll("a failed delivery attempt", || async {
+        let mut c = fed.admin_client(FRA).await.ok()?;
+        let items = c
+            .list_outbox(pb::ListOutboxRequest {})
+            .await
+            .ok()?
+            .into_inner()
+            .items;
+        items
+            .into_iter()
+            .find(|i| i.id.ends_with(&id) && i.attempts >= 1)
+    })
+    .await?;
+    let _ = writeln!(
+        out,
+        "ITA-POL stopped; trace request FRA-POL -> ITA-POL waits in the outbox ({} failed attempt(s), retrying)",
+        waiting.attempts
+    );
+    fed.restart(ITA).await?;
+    let delivered = poll("delivery to ITA-POL after its restart", || async {
+        outgoing(fed, FRA).await?.into_iter().find(|t| {
+            t.request.as_ref().is_some_and(|r| r.id == id)
+                && t.status == pb::TraceStatus::Acknowledged as i32
+        })
+    })
+    .await?;
+    let _ = writeln!(
+        out,
+        "ITA-POL restarted; the queued request was delivered and acknowledged: {}",
+        history(&delivered)
+    );
+    Ok(())
+}
+
+/// After the nodes stop: every node's audit chain and signed checkpoints verify.
+pub fn verify_audit_logs(dir: &Path, out: &mut String) -> Result<(), DemoError> {
+    for id in super::DEMO_NODES {
+        let data = dir.join(id).join("data").join("records");
+        let db = sled::open(&data).map_err(|e| DemoError::Check(format!("{id} data: {e}")))?;
+        let key_hex = std::fs::read_to_string(dir.join("certs").join(id).join("signing.pub"))
+            .map_err(|e| DemoError::Check(format!("{id} public key: {e}")))?;
+        let key = crate::envelope::parse_public_key(&key_hex)
+            .ok_or_else(|| DemoError::Check(format!("{id} public key unreadable")))?;
+        let v = crate::audit::verify(&db, &key)
+            .map_err(|f| DemoError::Check(format!("{id} audit log: {f}")))?;
+        let _ = writeln!(
+            out,
+            "{id} audit log verified offline: {} entries, {} signed checkpoints",
+            v.entries, v.checkpoints
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,86 @@
+//! The demo federation's sharing policies: synthetic, written to show different States sharing
+//! different fields with different partners for different purposes. Not any State's law.
+
+/// FRA-POL: border agencies get routes and methods, at different levels of detail.
+pub const FRA: &str = r#"
+owner_country = "FRA"
+version = 1
+legal_basis = "Synthetic Code of Criminal Procedure art. 1 (demo)"
+
+[[rules]]
+id = "deu-border-risk"
+purposes = ["PURPOSE_BORDER_RISK_ANALYSIS"]
+data_classes = ["DATA_CLASS_SEIZURE"]
+audience = { countries = ["DEU"] }
+handling = { purpose_bound = true, no_onward_without_consent = true, reliability = "SOURCE_RELIABILITY_B", accuracy = "INFORMATION_ACCURACY_2" }
+fields = [
+  { field = "event.date", treatment = "FIELD_TREATMENT_GENERALISE", generalisation = "GENERALISATION_DATE_TO_MONTH" },
+  { field = "event.place", treatment = "FIELD_TREATMENT_GENERALISE", generalisation = "GENERALISATION_PLACE_TO_REGION" },
+  { field = "trafficking.route", treatment = "FIELD_TREATMENT_ALLOW" },
+  { field = "trafficking.transport_mode", treatment = "FIELD_TREATMENT_ALLOW" },
+  { field = "trafficking.concealment_method", treatment = "FIELD_TREATMENT_ALLOW" },
+  { field = "ammunition.quantity", treatment = "FIELD_TREATMENT_GENERALISE", generalisation = "GENERALISATION_QUANTITY_TO_BAND" },
+  { field = "case_reference", treatment = "FIELD_TREATMENT_REDACT" },
+]
+
+[[rules]]
+id = "ita-border-risk"
+purposes = ["PURPOSE_BORDER_RISK_ANALYSIS"]
+data_classes = ["DATA_CLASS_SEIZURE"]
+audience = { countries = ["ITA"] }
+handling = { purpose_bound = true, no_court_use_without_consent = true, no_onward_without_consent = true }
+fields = [
+  { field = "event.date", treatment = "FIELD_TREATMENT_GENERALISE", generalisation = "GENERALISATION_DATE_TO_YEAR" },
+  { field = "trafficking.route", treatment = "FIELD_TREATMENT_ALLOW" },
+  { field = "trafficking.transport_mode", treatment = "FIELD_TREATMENT_ALLOW" },
+]
+
+[[rules]]
+id = "partners-trace-results"
+purposes = ["PURPOSE_TRACING"]
+data_classes = ["DATA_CLASS_TRACE_RESULT"]
+audience = { countries = ["DEU", "ITA"] }
+handling = { purpose_bound = true, no_onward_without_consent = true }
+"#;
+
+/// DEU-CUS: shares weapon identification with FRA for tracing, and trace results.
+pub const DEU: &str = r#"
+owner_country = "DEU"
+version = 1
+legal_basis = "Synthetic Customs Act s. 2 (demo)"
+
+[[rules]]
+id = "fra-tracing"
+purposes = ["PURPOSE_TRACING", "PURPOSE_CRIMINAL_INVESTIGATION"]
+data_classes = ["DATA_CLASS_SEIZURE"]
+audience = { countries = ["FRA"] }
+handling = { purpose_bound = true, no_onward_without_consent = true, reliability = "SOURCE_RELIABILITY_A", accuracy = "INFORMATION_ACCURACY_1" }
+fields = [
+  { field = "firearms.serial_number", treatment = "FIELD_TREATMENT_ALLOW" },
+  { field = "firearms.manufacturer", treatment = "FIELD_TREATMENT_ALLOW" },
+  { field = "firearms.model", treatment = "FIELD_TREATMENT_ALLOW" },
+  { field = "firearms.category", treatment = "FIELD_TREATMENT_ALLOW" },
+  { field = "event.date", treatment = "FIELD_TREATMENT_ALLOW" },
+]
+
+[[rules]]
+id = "trace-results"
+purposes = ["PURPOSE_TRACING"]
+data_classes = ["DATA_CLASS_TRACE_RESULT"]
+audience = { countries = ["FRA", "ITA"] }
+handling = { purpose_bound = true, no_court_use_without_consent = true, no_onward_without_consent = true }
+"#;
+
+/// ITA-POL: shares trace results with FRA only.
+pub const ITA: &str = r#"
+owner_country = "ITA"
+version = 1
+legal_basis = "Synthetic Police Act art. 9 (demo)"
+
+[[rules]]
+id = "fra-trace-results"
+purposes = ["PURPOSE_TRACING"]
+data_classes = ["DATA_CLASS_TRACE_RESULT"]
+audience = { countries = ["FRA"] }
+handling = { purpose_bound = true, no_onward_without_consent = true }
+"#;
