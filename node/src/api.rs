@@ -556,6 +556,22 @@ impl NodeApi for LocalApi {
         Ok(Response::new(pb::ListOutboxResponse { items }))
     }
 
+    async fn forward_received(
+        &self,
+        request: Request<pb::ForwardReceivedRequest>,
+    ) -> Result<Response<pb::ForwardReceivedResponse>, Status> {
+        caller(&request)?;
+        let req = request.into_inner();
+        let reference = req
+            .reference
+            .ok_or_else(|| ApiError::BadArgument("reference is required".into()))?;
+        self.blocking(move |c| {
+            workflow::forward_received(c, &reference, &req.to_node).map_err(ApiError::from)
+        })
+        .await?;
+        Ok(Response::new(pb::ForwardReceivedResponse {}))
+    }
+
     async fn check_peer(
         &self,
         request: Request<pb::CheckPeerRequest>,

@@ -199,6 +199,16 @@ async fn deliver(ctx: &NodeContext, item: &pb::OutboxItem) -> Result<Delivered, 
                     .await?;
                 Ok(Delivered::Nothing)
             }
+            Some(pb::outbox_item::Payload::Forward(copy)) => {
+                let (_, context) = envelope(ctx, item, pb::Purpose::CriminalInvestigation);
+                client
+                    .share_forwarded(pb::ShareForwardedRequest {
+                        context: Some(context),
+                        record: Some(copy.clone()),
+                    })
+                    .await?;
+                Ok(Delivered::Nothing)
+            }
             None => Err(tonic::Status::invalid_argument("empty outbox item")),
         }
     };

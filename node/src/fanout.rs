@@ -170,6 +170,7 @@ pub async fn lookup(
             policy_rule: h.policy_rule.clone(),
             received_at: now,
             request_id: out.request_id.clone(),
+            forwarded_by: String::new(),
         })
         .collect();
     keep_copies(node, copies).await?;
@@ -268,6 +269,7 @@ pub async fn query(
             policy_rule: r.policy_rule.clone(),
             received_at: now,
             request_id: out.request_id.clone(),
+            forwarded_by: String::new(),
         })
         .collect();
     keep_copies(node, copies).await?;

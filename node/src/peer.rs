@@ -304,6 +304,53 @@ impl PeerExchange for PeerService {
         }))
     }
 
+    async fn share_forwarded(
+        &self,
+        request: Request<pb::ShareForwardedRequest>,
+    ) -> Result<Response<pb::DeliveryAck>, Status> {
+        let who = caller_node(&request)?;
+        let msg = request.into_inner();
+        let rctx = self.verify(&who, msg.context.as_ref()).await?;
+        let mut copy = msg
+            .record
+            .ok_or_else(|| Status::invalid_argument("record is required"))?;
+        let reference = copy.reference.clone().unwrap_or_default();
+        if reference.owner_node == self.ctx.node_id.as_str() {
+            return Err(Status::invalid_argument("this node owns the record"));
+        }
+        if copy
+            .handling
+            .as_ref()
+            .is_some_and(|h| h.no_onward_without_consent)
+        {
+            return Err(Status::failed_precondition(
+                "originator-controlled record: it may not be passed on without consent",
+            ));
+        }
+        copy.forwarded_by = who.to_string();
+        copy.received_at = self.ctx.clock.now_secs();
+        let node = self.ctx.clone();
+        let stored = copy.clone();
+        tokio::task::spawn_blocking(move || node.ledger.store_received(&[stored]))
+            .await
+            .map_err(|_| Status::internal("internal error"))?
+            .map_err(ledger_status)?;
+        self.audit(vec![Event {
+            kind: "delivery",
+            peer: who.to_string(),
+            purpose: disclose::purpose_name(&rctx),
+            request_id: rctx.request_id,
+            detail: format!("record of {} passed on by {who}", reference.owner_node),
+            record_refs: vec![reference.reference],
+            ..Default::default()
+        }])
+        .await?;
+        Ok(Response::new(pb::DeliveryAck {
+            duplicate: false,
+            status: 0,
+        }))
+    }
+
     async fn retract(
         &self,
         request: Request<pb::RetractRequest>,

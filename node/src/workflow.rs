@@ -304,3 +304,60 @@ pub fn retract(ctx: &NodeContext, id: &str) -> Result<Vec<String>, WorkflowError
     ctx.outbox_wakeup.notify_one();
     Ok(peers)
 }
+
+/// Passes a received record on to `to_node`, unless its handling codes reserve onward
+/// transmission to the originator's consent.
+pub fn forward_received(
+    ctx: &NodeContext,
+    reference: &pb::RecordRef,
+    to_node: &str,
+) -> Result<(), WorkflowError> {
+    let to = NodeId::parse(to_node.trim())
+        .map_err(|e| WorkflowError::Invalid(vec![field("to_node", &e.to_string())]))?;
+    if !ctx.peers.known().contains(&to) {
+        return Err(WorkflowError::NoNode(to.to_string()));
+    }
+    let copy = ctx
+        .ledger
+        .list_received()?
+        .into_iter()
+        .find(|r| r.reference.as_ref() == Some(reference))
+        .ok_or_else(|| LedgerError::NotFound("no such received record".into()))?;
+    let handling = copy.handling.clone().unwrap_or_default();
+    if handling.no_onward_without_consent {
+        return Err(WorkflowError::Policy(format!(
+            "originator-controlled: passing this record on needs the consent of {}",
+            reference.owner_node
+        )));
+    }
+    if to.as_str() == reference.owner_node {
+        return Err(WorkflowError::Invalid(vec![field(
+            "to_node",
+            "is the record's owner",
+        )]));
+    }
+    let now = ctx.clock.now_secs();
+    let item = pb::OutboxItem {
+        id: format!(
+            "forward:{}:{}:{to}",
+            reference.owner_node, reference.reference
+        ),
+        target_node: to.to_string(),
+        payload: Some(pb::outbox_item::Payload::Forward(copy)),
+        created_at: now,
+        ..Default::default()
+    };
+    ctx.ledger.enqueue(&[item])?;
+    audit(
+        ctx,
+        vec![Event {
+            kind: "onward_transmission",
+            peer: to.to_string(),
+            detail: format!("received record of {} passed on", reference.owner_node),
+            record_refs: vec![reference.reference.clone()],
+            ..Default::default()
+        }],
+    )?;
+    ctx.outbox_wakeup.notify_one();
+    Ok(())
+}

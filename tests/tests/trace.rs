@@ -403,3 +403,96 @@ async fn retraction_deletes_the_recipients_copy_and_stops_disclosure() {
     );
     fed.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn originator_controlled_data_is_not_passed_on_and_other_data_is() {
+    // FRA shares with DEU twice: serials under no-onward handling, notes without it.
+    let fra_policy = r#"
+owner_country = "FRA"
+version = 1
+legal_basis = "Synthetic law"
+[[rules]]
+id = "controlled"
+purposes = ["PURPOSE_TRACING"]
+data_classes = ["DATA_CLASS_SEIZURE"]
+audience = { countries = ["DEU"] }
+handling = { no_onward_without_consent = true }
+fields = [{ field = "firearms.serial_number", treatment = "FIELD_TREATMENT_ALLOW" }]
+[[rules]]
+id = "open"
+purposes = ["PURPOSE_CRIMINAL_INVESTIGATION"]
+data_classes = ["DATA_CLASS_SEIZURE"]
+audience = { countries = ["DEU"] }
+fields = [{ field = "firearms.manufacturer", treatment = "FIELD_TREATMENT_ALLOW" }]
+"#;
+    let fed = TestFederation::start_specs(&[
+        NodeSpec::new("FRA-POL").with_policy(fra_policy),
+        NodeSpec::new("DEU-CUS"),
+        NodeSpec::new("ITA-POL"),
+    ])
+    .await
+    .unwrap();
+    let fra = CountryCode::parse("FRA").unwrap();
+    let mut fra_admin = fed.admin(FRA).await.unwrap();
+    fra_admin
+        .create_record(pb::CreateRecordRequest {
+            record: Some(sample::record(fra, 1)),
+        })
+        .await
+        .unwrap();
+    let mut deu = fed.admin(DEU).await.unwrap();
+    let look = |purpose: pb::Purpose| pb::FederatedLookupRequest {
+        inquiry: Some(pb::Inquiry {
+            purpose: purpose as i32,
+            ..Default::default()
+        }),
+        serial_number: sample::serial(fra, 1),
+        manufacturer: String::new(),
+    };
+    deu.federated_lookup(look(pb::Purpose::Tracing))
+        .await
+        .unwrap();
+    let copy = deu
+        .list_received(pb::ListReceivedRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .records;
+    assert_eq!(copy.len(), 1);
+    let reference = copy[0].reference.clone();
+    let err = deu
+        .forward_received(pb::ForwardReceivedRequest {
+            reference: reference.clone(),
+            to_node: "ITA-POL".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+    assert!(err.message().contains("FRA-POL"), "{}", err.message());
+
+    // The same record received under the open rule replaces the copy; it may be passed on.
+    deu.federated_lookup(look(pb::Purpose::CriminalInvestigation))
+        .await
+        .unwrap();
+    deu.forward_received(pb::ForwardReceivedRequest {
+        reference,
+        to_node: "ITA-POL".into(),
+    })
+    .await
+    .unwrap();
+    let at_ita = wait_for("ITA receives the passed-on record", || async {
+        let mut c = fed.admin(2).await.ok()?;
+        let r = c
+            .list_received(pb::ListReceivedRequest {})
+            .await
+            .ok()?
+            .into_inner()
+            .records;
+        r.into_iter().next()
+    })
+    .await
+    .unwrap();
+    assert_eq!(at_ita.forwarded_by, "DEU-CUS");
+    assert_eq!(at_ita.reference.unwrap().owner_node, "FRA-POL");
+    fed.shutdown().await.unwrap();
+}
