@@ -378,6 +378,20 @@ key = "certs/FRA-POL/node.key"
     }
 
     #[test]
+    fn the_example_config_parses() {
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../deploy/examples/node.toml"
+        ));
+        let cfg = NodeConfig::load(path).unwrap();
+        assert_eq!(cfg.node_id.as_str(), "FRA-POL");
+        assert_eq!(cfg.peers.len(), 2);
+        assert_eq!(cfg.peers[0].trace.urgent_days, 5);
+        assert_eq!(cfg.trace.routine_days, 30);
+        assert_eq!(cfg.regions, vec!["SYN-WEST".to_string()]);
+    }
+
+    #[test]
     fn mistakes_name_the_field() {
         let (_d, path) = write(&MINIMAL.replace("FRA-POL\"", "fra-pol\""));
         let err = NodeConfig::load(&path).unwrap_err().to_string();

@@ -444,6 +444,17 @@ SYN-3,2025-03-01,FRA,police,seized,,Beretta,obliterated,,teleport,\n";
     }
 
     #[test]
+    fn the_example_csv_file_is_valid() {
+        let p = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../deploy/examples/seizures.csv"
+        ));
+        let check = check_file(p, |_| {}).unwrap();
+        assert_eq!(check.rows, 2);
+        assert!(check.errors.is_empty(), "{:?}", check.errors);
+    }
+
+    #[test]
     fn unknown_extension_is_refused() {
         assert!(Format::from_path(Path::new("x.xlsx")).is_err());
         assert_eq!(
