@@ -48,20 +48,24 @@ fn endpoint(addr: &str, tls: &TlsMaterial, server_dns: &str) -> Result<Endpoint,
         })
 }
 
+/// Dials `node` at `addr` and completes the TLS handshake.
+async fn connect(addr: &str, tls: &TlsMaterial, node: &NodeId) -> Result<Channel, ClientError> {
+    endpoint(addr, tls, &node.dns_name())?
+        .connect()
+        .await
+        .map_err(|source| ClientError::Connect {
+            endpoint: addr.to_owned(),
+            source,
+        })
+}
+
 /// Connects to the local API of node `node` at `addr` with a gateway or admin certificate.
 pub async fn connect_local(
     addr: &str,
     tls: &TlsMaterial,
     node: &NodeId,
 ) -> Result<NodeApiClient<Channel>, ClientError> {
-    let channel = endpoint(addr, tls, &node.dns_name())?
-        .connect()
-        .await
-        .map_err(|source| ClientError::Connect {
-            endpoint: addr.to_owned(),
-            source,
-        })?;
-    Ok(NodeApiClient::new(channel))
+    Ok(NodeApiClient::new(connect(addr, tls, node).await?))
 }
 
 /// Connects to the peer API of `node` at `addr` with a node certificate.
@@ -70,14 +74,7 @@ pub async fn connect_peer(
     tls: &TlsMaterial,
     node: &NodeId,
 ) -> Result<PeerExchangeClient<Channel>, ClientError> {
-    let channel = endpoint(addr, tls, &node.dns_name())?
-        .connect()
-        .await
-        .map_err(|source| ClientError::Connect {
-            endpoint: addr.to_owned(),
-            source,
-        })?;
-    Ok(PeerExchangeClient::new(channel))
+    Ok(PeerExchangeClient::new(connect(addr, tls, node).await?))
 }
 
 /// Channels to the peers this node knows, created lazily and reused (one HTTP/2 connection per

@@ -30,6 +30,24 @@ pub enum DiscloseError {
     Store(#[from] StoreError),
 }
 
+/// The audit entry for records found but withheld, if any were.
+fn denial_event(
+    node: &NodeContext,
+    who: &NodeId,
+    ctx: &pb::RequestContext,
+    denied: usize,
+) -> Option<Event> {
+    (denied > 0).then(|| Event {
+        kind: "denial",
+        peer: who.to_string(),
+        request_id: ctx.request_id.clone(),
+        purpose: purpose_name(ctx),
+        detail: format!("{denied} matching record(s) withheld: no policy rule shares them"),
+        policy_version: node.policy.version(),
+        ..Default::default()
+    })
+}
+
 fn withdrawn(node: &NodeContext, rec: &pb::SeizureRecord) -> Result<bool, DiscloseError> {
     node.ledger
         .is_withdrawn(&rec.id)
@@ -141,17 +159,7 @@ pub fn lookup(
             Err(_) => denied += 1,
         }
     }
-    if denied > 0 {
-        events.push(Event {
-            kind: "denial",
-            peer: who.to_string(),
-            request_id: ctx.request_id.clone(),
-            purpose: purpose_name(ctx),
-            detail: format!("{denied} matching record(s) withheld: no policy rule shares them"),
-            policy_version: node.policy.version(),
-            ..Default::default()
-        });
-    }
+    events.extend(denial_event(node, who, ctx, denied));
     Ok((hits, events))
 }
 
@@ -290,16 +298,6 @@ pub fn query(
             Err(_) => denied += 1,
         }
     }
-    if denied > 0 {
-        events.push(Event {
-            kind: "denial",
-            peer: who.to_string(),
-            request_id: ctx.request_id.clone(),
-            purpose: purpose_name(ctx),
-            detail: format!("{denied} matching record(s) withheld: no policy rule shares them"),
-            policy_version: node.policy.version(),
-            ..Default::default()
-        });
-    }
+    events.extend(denial_event(node, who, ctx, denied));
     Ok((out, events))
 }

@@ -144,37 +144,67 @@ pub async fn lookup(
             })
         });
     }
-    let mut out = pb::FederatedLookupResponse {
-        request_id: rc.request_id,
-        ..Default::default()
-    };
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok(Ok(a)) => out.answers.push(a),
-            Ok(Err(f)) => out.failed.push(f),
-            Err(_) => {} // a task panicked: nothing to report for it beyond its absence
-        }
-    }
-    out.answers.sort_by(|a, b| a.node_id.cmp(&b.node_id));
-    out.failed.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+    let (answers, failed) = gather(tasks, |a: &pb::PeerAnswer| a.node_id.clone()).await;
     let now = node.clock.now_secs();
-    let copies: Vec<pb::ReceivedRecord> = out
-        .answers
+    let copies: Vec<pb::ReceivedRecord> = answers
         .iter()
         .flat_map(|a| a.hits.iter())
-        .map(|h| pb::ReceivedRecord {
-            reference: h.reference.clone(),
-            record: h.disclosed.clone(),
-            handling: h.handling.clone(),
-            policy_version: h.policy_version,
-            policy_rule: h.policy_rule.clone(),
-            received_at: now,
-            request_id: out.request_id.clone(),
-            forwarded_by: String::new(),
+        .map(|h| {
+            received(
+                h.reference.clone(),
+                h.disclosed.clone(),
+                h.handling.clone(),
+                (h.policy_version, &h.policy_rule),
+                now,
+                &rc.request_id,
+            )
         })
         .collect();
     keep_copies(node, copies).await?;
-    Ok(out)
+    Ok(pb::FederatedLookupResponse {
+        request_id: rc.request_id,
+        answers,
+        failed,
+    })
+}
+
+/// Waits for every peer's task; answers and failures sorted by node.
+async fn gather<A: 'static>(
+    mut tasks: JoinSet<Result<A, pb::PeerFailure>>,
+    node_of: impl Fn(&A) -> String,
+) -> (Vec<A>, Vec<pb::PeerFailure>) {
+    let (mut answers, mut failed) = (Vec::new(), Vec::new());
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(Ok(a)) => answers.push(a),
+            Ok(Err(f)) => failed.push(f),
+            Err(_) => {} // a task panicked: nothing to report for it beyond its absence
+        }
+    }
+    answers.sort_by_key(|a| node_of(a));
+    failed.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+    (answers, failed)
+}
+
+/// A received copy as kept by the recipient.
+fn received(
+    reference: Option<pb::RecordRef>,
+    record: Option<pb::SeizureRecord>,
+    handling: Option<pb::Handling>,
+    (policy_version, policy_rule): (u64, &str),
+    now: i64,
+    request_id: &str,
+) -> pb::ReceivedRecord {
+    pb::ReceivedRecord {
+        reference,
+        record,
+        handling,
+        policy_version,
+        policy_rule: policy_rule.to_owned(),
+        received_at: now,
+        request_id: request_id.to_owned(),
+        forwarded_by: String::new(),
+    }
 }
 
 /// Keeps what was received, with its handling codes, so the owner can later retract it.
@@ -243,35 +273,26 @@ pub async fn query(
             })
         });
     }
-    let mut out = pb::FederatedQueryResponse {
-        request_id: rc.request_id,
-        ..Default::default()
-    };
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok(Ok(a)) => out.answers.push(a),
-            Ok(Err(f)) => out.failed.push(f),
-            Err(_) => {}
-        }
-    }
-    out.answers.sort_by(|a, b| a.node_id.cmp(&b.node_id));
-    out.failed.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+    let (answers, failed) = gather(tasks, |a: &pb::PeerRecords| a.node_id.clone()).await;
     let now = node.clock.now_secs();
-    let copies: Vec<pb::ReceivedRecord> = out
-        .answers
+    let copies: Vec<pb::ReceivedRecord> = answers
         .iter()
         .flat_map(|a| a.records.iter())
-        .map(|r| pb::ReceivedRecord {
-            reference: r.reference.clone(),
-            record: r.record.clone(),
-            handling: r.handling.clone(),
-            policy_version: r.policy_version,
-            policy_rule: r.policy_rule.clone(),
-            received_at: now,
-            request_id: out.request_id.clone(),
-            forwarded_by: String::new(),
+        .map(|r| {
+            received(
+                r.reference.clone(),
+                r.record.clone(),
+                r.handling.clone(),
+                (r.policy_version, &r.policy_rule),
+                now,
+                &rc.request_id,
+            )
         })
         .collect();
     keep_copies(node, copies).await?;
-    Ok(out)
+    Ok(pb::FederatedQueryResponse {
+        request_id: rc.request_id,
+        answers,
+        failed,
+    })
 }

@@ -100,8 +100,18 @@ impl PeerService {
         if refs.is_empty() {
             return Ok(());
         }
-        let (ctx, w) = (self.ctx.clone(), who.clone());
-        tokio::task::spawn_blocking(move || ctx.ledger.note_disclosed(&refs, &w))
+        let w = who.clone();
+        self.ledger(move |c| c.ledger.note_disclosed(&refs, &w))
+            .await
+    }
+
+    /// Runs a ledger operation off the async threads, converting its error to a status.
+    async fn ledger<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&NodeContext) -> Result<T, crate::ledger::LedgerError> + Send + 'static,
+    ) -> Result<T, Status> {
+        let ctx = self.ctx.clone();
+        tokio::task::spawn_blocking(move || f(&ctx))
             .await
             .map_err(|_| Status::internal("internal error"))?
             .map_err(ledger_status)
@@ -231,18 +241,17 @@ impl PeerExchange for PeerService {
         if req.id.is_empty() || req.id.len() > 128 {
             return Err(Status::invalid_argument("request id must be 1-128 bytes"));
         }
-        let (node, w, r) = (self.ctx.clone(), who.clone(), req.clone());
-        let (duplicate, status) = tokio::task::spawn_blocking(move || {
-            node.ledger.receive_request(
-                &r,
-                &w,
-                node.clock.now_secs(),
-                &node.trace_settings.escalation_contact,
-            )
-        })
-        .await
-        .map_err(|_| Status::internal("internal error"))?
-        .map_err(ledger_status)?;
+        let (w, r) = (who.clone(), req.clone());
+        let (duplicate, status) = self
+            .ledger(move |c| {
+                c.ledger.receive_request(
+                    &r,
+                    &w,
+                    c.clock.now_secs(),
+                    &c.trace_settings.escalation_contact,
+                )
+            })
+            .await?;
         self.audit(vec![Event {
             kind: "request_received",
             peer: who.to_string(),
@@ -277,13 +286,10 @@ impl PeerExchange for PeerService {
                 "the response names another responder",
             ));
         }
-        let (node, w, r) = (self.ctx.clone(), who.clone(), resp.clone());
-        let (duplicate, status) = tokio::task::spawn_blocking(move || {
-            node.ledger.receive_response(&r, &w, node.clock.now_secs())
-        })
-        .await
-        .map_err(|_| Status::internal("internal error"))?
-        .map_err(ledger_status)?;
+        let (w, r) = (who.clone(), resp.clone());
+        let (duplicate, status) = self
+            .ledger(move |c| c.ledger.receive_response(&r, &w, c.clock.now_secs()))
+            .await?;
         self.audit(vec![Event {
             kind: "delivery",
             peer: who.to_string(),
@@ -329,12 +335,9 @@ impl PeerExchange for PeerService {
         }
         copy.forwarded_by = who.to_string();
         copy.received_at = self.ctx.clock.now_secs();
-        let node = self.ctx.clone();
         let stored = copy.clone();
-        tokio::task::spawn_blocking(move || node.ledger.store_received(&[stored]))
-            .await
-            .map_err(|_| Status::internal("internal error"))?
-            .map_err(ledger_status)?;
+        self.ledger(move |c| c.ledger.store_received(&[stored]))
+            .await?;
         self.audit(vec![Event {
             kind: "delivery",
             peer: who.to_string(),
@@ -366,11 +369,10 @@ impl PeerExchange for PeerService {
                 "only a record's owner may retract it",
             ));
         }
-        let (node, w, r) = (self.ctx.clone(), who.clone(), reference.reference.clone());
-        let existed = tokio::task::spawn_blocking(move || node.ledger.remove_received(&w, &r))
-            .await
-            .map_err(|_| Status::internal("internal error"))?
-            .map_err(ledger_status)?;
+        let (w, r) = (who.clone(), reference.reference.clone());
+        let existed = self
+            .ledger(move |c| c.ledger.remove_received(&w, &r))
+            .await?;
         self.audit(vec![Event {
             kind: "retraction_applied",
             peer: who.to_string(),
