@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use prost::Message;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracenet_proto::v1 as pb;
@@ -100,6 +101,20 @@ pub async fn run(ctx: NodeContext, wakeup: Arc<Notify>, shutdown: CancellationTo
     }
 }
 
+/// Checks that an acknowledgement was signed by the node we delivered to, for this envelope.
+fn verify_ack(
+    ctx: &NodeContext,
+    target: &NodeId,
+    envelope_id: &str,
+    mut ack: pb::DeliveryAck,
+) -> Result<pb::DeliveryAck, tonic::Status> {
+    let sig = ack.signature.take();
+    ctx.peer_keys
+        .verify_response(target, envelope_id, &ack.encode_to_vec(), sig.as_ref())
+        .map_err(|e| tonic::Status::unauthenticated(format!("acknowledgement refused: {e}")))?;
+    Ok(ack)
+}
+
 fn envelope(
     ctx: &NodeContext,
     item: &pb::OutboxItem,
@@ -165,7 +180,7 @@ async fn deliver(ctx: &NodeContext, item: &pb::OutboxItem) -> Result<Delivered, 
     let call = async {
         match &item.payload {
             Some(pb::outbox_item::Payload::TraceRequest(req)) => {
-                let (_, context) = envelope(ctx, item, pb::Purpose::Tracing);
+                let (eid, context) = envelope(ctx, item, pb::Purpose::Tracing);
                 let ack = client
                     .submit_trace_request(pb::SubmitTraceRequestMessage {
                         context: Some(context),
@@ -173,6 +188,7 @@ async fn deliver(ctx: &NodeContext, item: &pb::OutboxItem) -> Result<Delivered, 
                     })
                     .await?
                     .into_inner();
+                let ack = verify_ack(ctx, &target, &eid, ack)?;
                 Ok(Delivered::TraceRequest {
                     request_id: req.id.clone(),
                     status: pb::TraceStatus::try_from(ack.status)
@@ -180,33 +196,39 @@ async fn deliver(ctx: &NodeContext, item: &pb::OutboxItem) -> Result<Delivered, 
                 })
             }
             Some(pb::outbox_item::Payload::TraceResponse(resp)) => {
-                let (_, context) = envelope(ctx, item, pb::Purpose::Tracing);
-                client
+                let (eid, context) = envelope(ctx, item, pb::Purpose::Tracing);
+                let ack = client
                     .submit_trace_response(pb::SubmitTraceResponseMessage {
                         context: Some(context),
                         response: Some(resp.clone()),
                     })
-                    .await?;
+                    .await?
+                    .into_inner();
+                verify_ack(ctx, &target, &eid, ack)?;
                 Ok(Delivered::Nothing)
             }
             Some(pb::outbox_item::Payload::Retract(reference)) => {
-                let (_, context) = envelope(ctx, item, pb::Purpose::CriminalInvestigation);
-                client
+                let (eid, context) = envelope(ctx, item, pb::Purpose::CriminalInvestigation);
+                let ack = client
                     .retract(pb::RetractRequest {
                         context: Some(context),
                         reference: Some(reference.clone()),
                     })
-                    .await?;
+                    .await?
+                    .into_inner();
+                verify_ack(ctx, &target, &eid, ack)?;
                 Ok(Delivered::Nothing)
             }
             Some(pb::outbox_item::Payload::Forward(copy)) => {
-                let (_, context) = envelope(ctx, item, pb::Purpose::CriminalInvestigation);
-                client
+                let (eid, context) = envelope(ctx, item, pb::Purpose::CriminalInvestigation);
+                let ack = client
                     .share_forwarded(pb::ShareForwardedRequest {
                         context: Some(context),
                         record: Some(copy.clone()),
                     })
-                    .await?;
+                    .await?
+                    .into_inner();
+                verify_ack(ctx, &target, &eid, ack)?;
                 Ok(Delivered::Nothing)
             }
             None => Err(tonic::Status::invalid_argument("empty outbox item")),

@@ -105,6 +105,21 @@ impl PeerService {
             .await
     }
 
+    /// A delivery acknowledgement signed for the envelope it answers.
+    fn signed_ack(&self, request_id: &str, duplicate: bool, status: i32) -> pb::DeliveryAck {
+        let mut ack = pb::DeliveryAck {
+            duplicate,
+            status,
+            signature: None,
+        };
+        ack.signature = Some(
+            self.ctx
+                .signing
+                .sign_response(request_id, &signed_body(&ack)),
+        );
+        ack
+    }
+
     /// Runs a ledger operation off the async threads, converting its error to a status.
     async fn ledger<T: Send + 'static>(
         &self,
@@ -265,10 +280,11 @@ impl PeerExchange for PeerService {
             ..Default::default()
         }])
         .await?;
-        Ok(Response::new(pb::DeliveryAck {
+        Ok(Response::new(self.signed_ack(
+            &rctx.request_id,
             duplicate,
-            status: status as i32,
-        }))
+            status as i32,
+        )))
     }
 
     async fn submit_trace_response(
@@ -304,10 +320,11 @@ impl PeerExchange for PeerService {
             ..Default::default()
         }])
         .await?;
-        Ok(Response::new(pb::DeliveryAck {
+        Ok(Response::new(self.signed_ack(
+            &rctx.request_id,
             duplicate,
-            status: status as i32,
-        }))
+            status as i32,
+        )))
     }
 
     async fn share_forwarded(
@@ -317,6 +334,7 @@ impl PeerExchange for PeerService {
         let who = caller_node(&request)?;
         let msg = request.into_inner();
         let rctx = self.verify(&who, msg.context.as_ref()).await?;
+        let ack_id = rctx.request_id.clone();
         let mut copy = msg
             .record
             .ok_or_else(|| Status::invalid_argument("record is required"))?;
@@ -342,16 +360,13 @@ impl PeerExchange for PeerService {
             kind: "delivery",
             peer: who.to_string(),
             purpose: disclose::purpose_name(&rctx),
-            request_id: rctx.request_id,
+            request_id: ack_id.clone(),
             detail: format!("record of {} passed on by {who}", reference.owner_node),
             record_refs: vec![reference.reference],
             ..Default::default()
         }])
         .await?;
-        Ok(Response::new(pb::DeliveryAck {
-            duplicate: false,
-            status: 0,
-        }))
+        Ok(Response::new(self.signed_ack(&ack_id, false, 0)))
     }
 
     async fn retract(
@@ -361,6 +376,7 @@ impl PeerExchange for PeerService {
         let who = caller_node(&request)?;
         let msg = request.into_inner();
         let rctx = self.verify(&who, msg.context.as_ref()).await?;
+        let ack_id = rctx.request_id.clone();
         let reference = msg
             .reference
             .ok_or_else(|| Status::invalid_argument("reference is required"))?;
@@ -377,7 +393,7 @@ impl PeerExchange for PeerService {
             kind: "retraction_applied",
             peer: who.to_string(),
             purpose: disclose::purpose_name(&rctx),
-            request_id: rctx.request_id,
+            request_id: ack_id.clone(),
             detail: if existed {
                 "received copy deleted".into()
             } else {
@@ -387,9 +403,6 @@ impl PeerExchange for PeerService {
             ..Default::default()
         }])
         .await?;
-        Ok(Response::new(pb::DeliveryAck {
-            duplicate: !existed,
-            status: 0,
-        }))
+        Ok(Response::new(self.signed_ack(&ack_id, !existed, 0)))
     }
 }
