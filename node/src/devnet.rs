@@ -140,6 +140,8 @@ pub struct NodeSpec {
     pub policy: Option<String>,
     /// Regions it belongs to.
     pub regions: Vec<String>,
+    /// Whether it answers trace requests automatically from its records.
+    pub auto_answer: bool,
 }
 
 impl NodeSpec {
@@ -149,7 +151,14 @@ impl NodeSpec {
             id: id.to_owned(),
             policy: None,
             regions: Vec::new(),
+            auto_answer: false,
         }
+    }
+
+    /// Answering trace requests automatically from its records.
+    pub fn auto_answering(mut self) -> NodeSpec {
+        self.auto_answer = true;
+        self
     }
 
     /// With a sharing policy.
@@ -233,6 +242,7 @@ impl DevFederation {
                         routine_days: 30,
                         urgent_days: 7,
                         escalation_contact: format!("duty desk of {other} (synthetic)"),
+                        auto_answer_from_records: false,
                     },
                 });
             }
@@ -275,6 +285,7 @@ impl DevFederation {
                     routine_days: 30,
                     urgent_days: 7,
                     escalation_contact: format!("duty desk of {id} (synthetic)"),
+                    auto_answer_from_records: specs[i].auto_answer,
                 },
                 // Short back-off: dev federations restart nodes within seconds.
                 outbox: OutboxConfig {

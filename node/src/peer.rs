@@ -280,6 +280,15 @@ impl PeerExchange for PeerService {
             ..Default::default()
         }])
         .await?;
+        if !duplicate {
+            let (node, id) = (self.ctx.clone(), req.id.clone());
+            // A failure here leaves the request for an officer; it never fails the delivery.
+            let answered =
+                tokio::task::spawn_blocking(move || crate::workflow::auto_answer(&node, &id)).await;
+            if let Ok(Err(e)) = answered {
+                tracing::warn!(error = %e, "automatic trace answer failed");
+            }
+        }
         Ok(Response::new(self.signed_ack(
             &rctx.request_id,
             duplicate,

@@ -22,6 +22,10 @@ pub struct TraceSettings {
     /// Whom to contact when a request is overdue.
     #[serde(default)]
     pub escalation_contact: String,
+    /// Answer incoming requests automatically from this node's own seizure records, where the
+    /// sharing policy shares trace results with the requester (default false).
+    #[serde(default)]
+    pub auto_answer_from_records: bool,
 }
 
 fn routine() -> u32 {
@@ -37,6 +41,7 @@ impl Default for TraceSettings {
             routine_days: routine(),
             urgent_days: urgent(),
             escalation_contact: String::new(),
+            auto_answer_from_records: false,
         }
     }
 }
@@ -147,6 +152,7 @@ mod tests {
             routine_days: 30,
             urgent_days: 2,
             escalation_contact: String::new(),
+            auto_answer_from_records: false,
         };
         assert_eq!(due_at(1000, pb::Urgency::Urgent, &s), 1000 + 2 * 86_400);
         assert_eq!(due_at(1000, pb::Urgency::Routine, &s), 1000 + 30 * 86_400);

@@ -361,3 +361,84 @@ pub fn forward_received(
     ctx.outbox_wakeup.notify_one();
     Ok(())
 }
+
+/// Answers an incoming trace request automatically if this node is configured to, its policy
+/// shares trace results with the requester, and its own records hold the weapon. Returns whether
+/// it answered. The answer says where and when the weapon was recorded as seized here.
+pub fn auto_answer(ctx: &NodeContext, request_id: &str) -> Result<bool, WorkflowError> {
+    if !ctx.trace_settings.auto_answer_from_records {
+        return Ok(false);
+    }
+    let now = ctx.clock.now_secs();
+    let Some(rec) = ctx.ledger.get_trace(INCOMING, request_id, now)? else {
+        return Ok(false);
+    };
+    if trace::is_final(
+        pb::TraceStatus::try_from(rec.status).unwrap_or(pb::TraceStatus::Unspecified),
+    ) {
+        return Ok(false);
+    }
+    let requester =
+        NodeId::parse(&rec.counterpart_node).map_err(|e| WorkflowError::Policy(e.to_string()))?;
+    let asker = Requester {
+        country: requester.country(),
+        regions: ctx
+            .peer_regions
+            .get(&requester)
+            .cloned()
+            .unwrap_or_default(),
+        agency_kind: pb::AgencyKind::Unspecified,
+        purpose: pb::Purpose::Tracing,
+    };
+    if policy::grant(&ctx.policy, &asker, pb::DataClass::TraceResult).is_none() {
+        return Ok(false);
+    }
+    let firearm = rec
+        .request
+        .as_ref()
+        .and_then(|r| r.firearm.clone())
+        .unwrap_or_default();
+    let Some(serial) = crate::serial::normalise(&firearm.serial_number) else {
+        return Ok(false);
+    };
+    let maker = crate::serial::manufacturer_key(&firearm.manufacturer);
+    let held: Vec<pb::SeizureRecord> = ctx
+        .store
+        .find(&crate::store::IndexQuery::Serial(serial), 5)?
+        .into_iter()
+        .filter_map(|s| s.record)
+        .filter(|r| {
+            maker.is_empty()
+                || r.firearms
+                    .iter()
+                    .any(|f| crate::serial::manufacturer_key(&f.manufacturer) == maker)
+        })
+        .collect();
+    if held.is_empty() {
+        return Ok(false);
+    }
+    let chain = held
+        .iter()
+        .map(|r| {
+            let ev = r.event.clone().unwrap_or_default();
+            let place = ev.place.unwrap_or_default();
+            pb::CustodyLink {
+                role: "seized_by_authorities".into(),
+                name: String::new(),
+                country: place.country,
+                date: ev.date,
+                details: "recorded in the national seizure records".into(),
+            }
+        })
+        .collect();
+    answer_trace_request(
+        ctx,
+        pb::AnswerTraceRequestRequest {
+            request_id: request_id.to_owned(),
+            outcome: pb::TraceStatus::Answered as i32,
+            chain_of_custody: chain,
+            remarks: "Answered automatically from national seizure records".into(),
+        },
+    )?;
+    Ok(true)
+}

@@ -496,3 +496,68 @@ fields = [{ field = "firearms.manufacturer", treatment = "FIELD_TREATMENT_ALLOW"
     assert_eq!(at_ita.reference.unwrap().owner_node, "FRA-POL");
     fed.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_node_configured_for_it_answers_from_its_own_records_where_its_policy_allows() {
+    let fed = TestFederation::start_specs(&[
+        NodeSpec::new("FRA-POL").with_policy(FRA_POLICY),
+        NodeSpec::new("DEU-CUS")
+            .with_policy(DEU_POLICY)
+            .auto_answering(),
+        NodeSpec::new("ITA-POL").auto_answering(), // no policy: never answers automatically
+    ])
+    .await
+    .unwrap();
+    let deu = CountryCode::parse("DEU").unwrap();
+    let ita = CountryCode::parse("ITA").unwrap();
+    let mut d = fed.admin(DEU).await.unwrap();
+    let held = sample::record(deu, 8);
+    d.create_record(pb::CreateRecordRequest {
+        record: Some(held.clone()),
+    })
+    .await
+    .unwrap();
+    let mut i = fed.admin(2).await.unwrap();
+    i.create_record(pb::CreateRecordRequest {
+        record: Some(sample::record(ita, 8)),
+    })
+    .await
+    .unwrap();
+
+    let mut fra = fed.admin(FRA).await.unwrap();
+    let ask = |country: &str, serial: String| pb::SendTraceRequestRequest {
+        firearm: Some(pb::FirearmIdentification {
+            serial_number: serial,
+            ..Default::default()
+        }),
+        requested_country: country.into(),
+        reason: "synthetic".into(),
+        ..Default::default()
+    };
+    fra.send_trace_request(ask("DEU", sample::serial(deu, 8)))
+        .await
+        .unwrap();
+    fra.send_trace_request(ask("ITA", sample::serial(ita, 8)))
+        .await
+        .unwrap();
+
+    let answered = wait_for("DEU's automatic answer", || async {
+        trace(&fed, FRA, "outgoing").await.into_iter().find(|t| {
+            t.counterpart_node == "DEU-CUS" && t.status == pb::TraceStatus::Answered as i32
+        })
+    })
+    .await
+    .unwrap();
+    let link = &answered.response.unwrap().chain_of_custody[0];
+    assert_eq!(link.role, "seized_by_authorities");
+    assert_eq!(link.date, held.event.unwrap().date);
+    // ITA acknowledges but leaves the answer to an officer: its policy shares no trace results.
+    wait_for("ITA's acknowledgement", || async {
+        trace(&fed, FRA, "outgoing").await.into_iter().find(|t| {
+            t.counterpart_node == "ITA-POL" && t.status == pb::TraceStatus::Acknowledged as i32
+        })
+    })
+    .await
+    .unwrap();
+    fed.shutdown().await.unwrap();
+}
