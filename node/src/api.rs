@@ -462,7 +462,7 @@ impl NodeApi for LocalApi {
             .blocking(move |c| {
                 c.audit
                     .list(&req.kind, &req.peer, req.after_seq, limit)
-                    .map_err(|e| ApiError::BadArgument(format!("audit log: {e}")))
+                    .map_err(|e| ApiError::from(workflow::WorkflowError::Audit(e.to_string())))
             })
             .await?;
         Ok(Response::new(pb::ListAuditResponse { entries }))

@@ -28,6 +28,9 @@ pub enum DiscloseError {
     /// The store failed. Retrying may help.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The exchange ledger failed. Retrying may help.
+    #[error(transparent)]
+    Ledger(#[from] crate::ledger::LedgerError),
 }
 
 /// The audit entry for records found but withheld, if any were.
@@ -49,9 +52,7 @@ fn denial_event(
 }
 
 fn withdrawn(node: &NodeContext, rec: &pb::SeizureRecord) -> Result<bool, DiscloseError> {
-    node.ledger
-        .is_withdrawn(&rec.id)
-        .map_err(|e| DiscloseError::BadArgument(format!("ledger: {e}")))
+    Ok(node.ledger.is_withdrawn(&rec.id)?)
 }
 
 fn reference(owner: &NodeId, rec: &pb::SeizureRecord) -> pb::RecordRef {

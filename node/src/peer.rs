@@ -52,8 +52,8 @@ impl From<DiscloseError> for Status {
     fn from(e: DiscloseError) -> Status {
         match e {
             DiscloseError::BadArgument(m) => Status::invalid_argument(m),
-            DiscloseError::Store(s) => {
-                tracing::error!(error = %s, "store failure answering a peer");
+            DiscloseError::Store(_) | DiscloseError::Ledger(_) => {
+                tracing::error!(error = %e, "storage failure answering a peer");
                 Status::unavailable("storage temporarily unavailable; retry later")
             }
         }
