@@ -103,7 +103,6 @@ impl AuditLog {
                 let seq =
                     u64::from_be_bytes(k.as_ref().try_into().map_err(|_| AuditError::Corrupt(0))?);
                 let body = v.get(1..).ok_or(AuditError::Corrupt(seq))?;
-                decode(seq, &v)?;
                 let last_cp = checkpoints
                     .last()?
                     .and_then(|(k, _)| k.as_ref().try_into().ok().map(u64::from_be_bytes))

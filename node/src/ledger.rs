@@ -425,7 +425,8 @@ impl Ledger {
 
     // ---- disclosures, withdrawals and received copies ----
 
-    /// Notes that `peer` received these records of ours (so a retraction can reach it).
+    /// Notes that `peer` received these records of ours (so a retraction can reach it). Not
+    /// flushed here: the caller's audit append, which must precede the answer, flushes it.
     pub fn note_disclosed(&self, record_ids: &[String], peer: &NodeId) -> Result<(), LedgerError> {
         let mut batch = sled::Batch::default();
         for id in record_ids {

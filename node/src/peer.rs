@@ -179,12 +179,13 @@ impl PeerExchange for PeerService {
         })
         .await
         .map_err(|_| Status::internal("internal error"))??;
-        self.audit(events).await?;
+        // Noted first: the audit append's flush then makes both durable before we answer.
         let refs: Vec<String> = hits
             .iter()
             .filter_map(|h| h.reference.as_ref().map(|r| r.reference.clone()))
             .collect();
         self.note_disclosed(refs, &who).await?;
+        self.audit(events).await?;
         let mut resp = pb::LookupResponse {
             hit: !hits.is_empty(),
             hits,
@@ -213,12 +214,12 @@ impl PeerExchange for PeerService {
             tokio::task::spawn_blocking(move || disclose::query(&node, &w, &c, &filter, req.limit))
                 .await
                 .map_err(|_| Status::internal("internal error"))??;
-        self.audit(events).await?;
         let refs: Vec<String> = records
             .iter()
             .filter_map(|h| h.reference.as_ref().map(|r| r.reference.clone()))
             .collect();
         self.note_disclosed(refs, &who).await?;
+        self.audit(events).await?;
         let signing = self.ctx.signing.clone();
         let signed: Vec<Result<pb::DisclosedRecord, Status>> = records
             .into_iter()
