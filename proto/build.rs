@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "tracenet/v1/local.proto",
         "tracenet/v1/storage.proto",
         "tracenet/v1/policy.proto",
+        "tracenet/v1/directory.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");

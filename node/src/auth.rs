@@ -1,9 +1,15 @@
 //! Who may call which API. The decision is pure ([`Admission::decide`]); the interceptor applies
-//! it to every request using the identity the listener read from the verified certificate, and
-//! puts the admitted [`Caller`] into the request for handlers. Deny by default.
+//! it to every request using the identity the listener read from the verified certificate, then
+//! checks the caller against the directory's roster (suspended and revoked members, revoked
+//! certificates, and on the exchange non-members), and puts the admitted [`Caller`] into the
+//! request for handlers. The roster check runs per request, so a revocation applied locally
+//! also stops connections opened before it. Deny by default.
 
 use tonic::{Request, Status};
 
+use std::sync::Arc;
+
+use crate::directory::roster::{Barred, Roster};
 use crate::ids::{NodeId, PeerIdentity};
 use crate::transport::ConnInfo;
 
@@ -34,13 +40,23 @@ pub enum Refusal {
         /// What it called.
         api: String,
     },
+    /// The directory bars the caller (suspended, revoked, or not a member).
+    #[error("{identity} is refused: {why}")]
+    Barred {
+        /// Who called.
+        identity: String,
+        /// Why.
+        why: &'static str,
+    },
 }
 
 impl From<Refusal> for Status {
     fn from(r: Refusal) -> Status {
         match r {
             Refusal::NoIdentity(_) => Status::unauthenticated(r.to_string()),
-            Refusal::NotAllowed { .. } => Status::permission_denied(r.to_string()),
+            Refusal::NotAllowed { .. } | Refusal::Barred { .. } => {
+                Status::permission_denied(r.to_string())
+            }
         }
     }
 }
@@ -89,15 +105,54 @@ impl Admission {
 
     /// A tonic interceptor enforcing this rule and attaching the [`Caller`].
     pub fn interceptor(self) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
+        self.gated(None)
+    }
+
+    /// As [`Admission::interceptor`], also refusing callers the roster bars. With
+    /// `require_member`, a node the directory does not list is refused too (the exchange);
+    /// without, only suspended and revoked ones (Raft, where voters talk before they are listed).
+    pub fn gated(
+        self,
+        gate: Option<(Arc<Roster>, bool)>,
+    ) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
         move |mut req: Request<()>| {
+            let info = req.extensions().get::<ConnInfo>();
             let caller = self
-                .admit(req.extensions().get::<ConnInfo>())
+                .admit(info)
+                .and_then(|c| match &gate {
+                    None => Ok(c),
+                    Some((roster, require_member)) => {
+                        check_roster(roster, &c, info.and_then(|i| i.fingerprint.as_deref()), *require_member)
+                            .map(|()| c)
+                    }
+                })
                 .inspect_err(|r| {
                     tracing::warn!(refusal = %r, "request refused");
                 })?;
             req.extensions_mut().insert(caller);
             Ok(req)
         }
+    }
+}
+
+fn check_roster(
+    roster: &Roster,
+    caller: &Caller,
+    fingerprint: Option<&str>,
+    require_member: bool,
+) -> Result<(), Refusal> {
+    let view = roster.view();
+    let barred = |why: Barred| Refusal::Barred {
+        identity: caller.0.to_uri(),
+        why: why.as_str(),
+    };
+    match view.check_caller(caller.0.node(), fingerprint) {
+        Ok(()) => Ok(()),
+        Err(Barred::NotMember) if !require_member => Ok(()),
+        // Gateways and admin tools speak for their own node, which the roster does not list
+        // as its own peer; only a revoked certificate stops them.
+        Err(Barred::NotMember) if !matches!(caller.0, PeerIdentity::Node(_)) => Ok(()),
+        Err(why) => Err(barred(why)),
     }
 }
 
@@ -142,6 +197,7 @@ mod tests {
         let info = ConnInfo {
             remote_addr: None,
             identity: Err("no SAN".into()),
+            fingerprint: None,
         };
         let status: Status = a.admit(Some(&info)).unwrap_err().into();
         assert_eq!(status.code(), tonic::Code::Unauthenticated);

@@ -3,13 +3,14 @@
 //! (for the CLI, the demo and the gateway).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tonic::transport::{Channel, Endpoint};
 use tracenet_proto::v1::node_api_client::NodeApiClient;
 use tracenet_proto::v1::peer_exchange_client::PeerExchangeClient;
 
+use crate::directory::roster::Roster;
 use crate::ids::NodeId;
 use crate::tls::TlsMaterial;
 
@@ -77,47 +78,53 @@ pub async fn connect_peer(
     Ok(PeerExchangeClient::new(connect(addr, tls, node).await?))
 }
 
-/// Channels to the peers this node knows, created lazily and reused (one HTTP/2 connection per
-/// peer carries all concurrent calls).
+/// Channels to the peers this node knows (from its [`Roster`]), created lazily and reused: one
+/// HTTP/2 connection per peer carries all concurrent calls. A peer that moved gets a new channel;
+/// a peer that left the roster (suspended, revoked) cannot be dialled.
 #[derive(Debug)]
 pub struct PeerClients {
     tls: TlsMaterial,
-    endpoints: HashMap<NodeId, String>,
-    channels: Mutex<HashMap<NodeId, Channel>>,
+    roster: Arc<Roster>,
+    channels: Mutex<HashMap<NodeId, (String, Channel)>>,
 }
 
 impl PeerClients {
-    /// Peers reachable with this node's TLS material at the given addresses.
-    pub fn new(tls: TlsMaterial, endpoints: HashMap<NodeId, String>) -> PeerClients {
+    /// Peers reachable with this node's TLS material at the addresses the roster gives.
+    pub fn new(tls: TlsMaterial, roster: Arc<Roster>) -> PeerClients {
         PeerClients {
             tls,
-            endpoints,
+            roster,
             channels: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The ids of the known peers, sorted.
+    /// The ids of the active peers, sorted.
     pub fn known(&self) -> Vec<NodeId> {
-        let mut ids: Vec<NodeId> = self.endpoints.keys().cloned().collect();
-        ids.sort();
-        ids
+        self.roster.view().peer_ids()
     }
 
-    /// A client for `peer`; the connection is made on first use.
-    pub fn get(&self, peer: &NodeId) -> Result<PeerExchangeClient<Channel>, ClientError> {
+    /// A channel to `node` at `addr`, reused while the address stays the same.
+    pub fn channel(&self, node: &NodeId, addr: &str) -> Result<Channel, ClientError> {
         let mut channels = self
             .channels
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(ch) = channels.get(peer) {
-            return Ok(PeerExchangeClient::new(ch.clone()));
+        if let Some((at, ch)) = channels.get(node)
+            && at == addr
+        {
+            return Ok(ch.clone());
         }
+        let ch = endpoint(addr, &self.tls, &node.dns_name())?.connect_lazy();
+        channels.insert(node.clone(), (addr.to_owned(), ch.clone()));
+        Ok(ch)
+    }
+
+    /// A client for `peer`; the connection is made on first use.
+    pub fn get(&self, peer: &NodeId) -> Result<PeerExchangeClient<Channel>, ClientError> {
         let addr = self
-            .endpoints
-            .get(peer)
+            .roster
+            .endpoint(peer)
             .ok_or_else(|| ClientError::UnknownPeer(peer.clone()))?;
-        let ch = endpoint(addr, &self.tls, &peer.dns_name())?.connect_lazy();
-        channels.insert(peer.clone(), ch.clone());
-        Ok(PeerExchangeClient::new(ch))
+        Ok(PeerExchangeClient::new(self.channel(peer, &addr)?))
     }
 }

@@ -111,6 +111,96 @@ pub struct NodeConfig {
     /// Retry schedule of the delivery outbox.
     #[serde(default)]
     pub outbox: OutboxConfig,
+    /// The replicated directory. Without this section the node runs from its configured peers
+    /// and policy file alone.
+    #[serde(default)]
+    pub directory: Option<DirectoryConfig>,
+}
+
+/// A Raft voter of the directory, as every member's configuration lists it (the seed list).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct VoterConfig {
+    /// The voter's node id (a secretariat or hub node).
+    pub node_id: NodeId,
+    /// host:port of its peer API.
+    pub endpoint: String,
+}
+
+/// The node's part in the replicated directory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryConfig {
+    /// The Raft voters (secretariat and hub nodes), the same list on every member. Every other
+    /// member is a learner holding a full replica once the secretariat admits it.
+    pub voters: Vec<VoterConfig>,
+    /// Create the directory's Raft group with these voters on first start. Set on exactly one
+    /// voter, once; ignored when the group already exists (default false).
+    #[serde(default)]
+    pub initialise: bool,
+    /// host:port other members reach this node's peer API at (default: the peer listener's
+    /// bound address).
+    #[serde(default)]
+    pub advertise: Option<String>,
+    /// Leader heartbeat interval in ms (default 200).
+    #[serde(default = "default_heartbeat")]
+    pub heartbeat_ms: u64,
+    /// Shortest election timeout in ms (default 800); the longest is twice this.
+    #[serde(default = "default_election")]
+    pub election_timeout_ms: u64,
+    /// Log entries between snapshots (default 1000).
+    #[serde(default = "default_snapshot_every")]
+    pub snapshot_every: u64,
+    /// How long a directory write may wait to be committed, in ms, before it is reported as not
+    /// committed (no quorum) (default 5000).
+    #[serde(default = "default_write_timeout")]
+    pub write_timeout_ms: u64,
+}
+
+fn default_heartbeat() -> u64 {
+    200
+}
+fn default_election() -> u64 {
+    800
+}
+fn default_snapshot_every() -> u64 {
+    1000
+}
+fn default_write_timeout() -> u64 {
+    5000
+}
+
+impl DirectoryConfig {
+    /// Whether `node` is a configured voter.
+    pub fn is_voter(&self, node: &NodeId) -> bool {
+        self.voters.iter().any(|v| &v.node_id == node)
+    }
+
+    fn check(&self, own: &NodeId) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(format!("directory: {m}")));
+        if self.voters.is_empty() {
+            return bad("voters must list at least one node".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for v in &self.voters {
+            if !seen.insert(&v.node_id) {
+                return bad(format!("voter {} is listed twice", v.node_id));
+            }
+            if v.endpoint.trim().is_empty() {
+                return bad(format!("voter {} has no endpoint", v.node_id));
+            }
+        }
+        if self.initialise && !self.is_voter(own) {
+            return bad("only a voter may initialise the directory".into());
+        }
+        if self.heartbeat_ms == 0 || self.election_timeout_ms <= 2 * self.heartbeat_ms {
+            return bad("election_timeout_ms must exceed twice heartbeat_ms".into());
+        }
+        if self.snapshot_every == 0 || self.write_timeout_ms == 0 {
+            return bad("snapshot_every and write_timeout_ms must be positive".into());
+        }
+        Ok(())
+    }
 }
 
 /// Retry schedule of the delivery outbox.
@@ -322,6 +412,9 @@ impl NodeConfig {
                         .into(),
                 ));
             }
+        }
+        if let Some(d) = &self.directory {
+            d.check(&self.node_id)?;
         }
         for p in &self.peers {
             if let Some(k) = &p.signing_public_key

@@ -1,7 +1,6 @@
 //! What request handlers share: the node's identity, store, audit log, keys, policy, peer
 //! connections and clock. Built once by [`crate::server`] and handed to each service.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,10 +12,11 @@ use crate::clock::Clock;
 use crate::config::Role;
 use crate::country::CountryCode;
 use crate::delivery::RetryPolicy;
-use crate::envelope::{PeerKeys, ReplayGuard, SigningKey};
+use crate::directory::replica::Directory;
+use crate::directory::roster::Roster;
+use crate::envelope::{ReplayGuard, SigningKey};
 use crate::ids::NodeId;
 use crate::ledger::Ledger;
-use crate::policy::Policy;
 use crate::store::RecordStore;
 use crate::trace::TraceSettings;
 
@@ -35,14 +35,15 @@ pub struct NodeContext {
     pub audit: Arc<AuditLog>,
     /// Its signing key.
     pub signing: Arc<SigningKey>,
-    /// Peers' public signing keys.
-    pub peer_keys: Arc<PeerKeys>,
     /// Request ids seen recently.
     pub replay: Arc<ReplayGuard>,
-    /// Its sharing policy, applied at every disclosure.
-    pub policy: Arc<Policy>,
-    /// Regions of each peer.
-    pub peer_regions: Arc<HashMap<NodeId, Vec<String>>>,
+    /// The federation as this node knows it now: peers, their keys, regions and trace settings,
+    /// and its own sharing policy in force (from the directory, or configuration before it).
+    pub roster: Arc<Roster>,
+    /// The directory replica, when the node is configured with one (set when serving starts).
+    pub directory: Option<Arc<Directory>>,
+    /// SHA-256 of this node's certificate, hex (what the directory lists for it).
+    pub cert_fingerprint: String,
     /// Its connections to peers.
     pub peers: Arc<PeerClients>,
     /// How long federated calls wait for peers by default.
@@ -57,6 +58,4 @@ pub struct NodeContext {
     pub retry: RetryPolicy,
     /// This node's published trace settings.
     pub trace_settings: TraceSettings,
-    /// Peers' published trace settings.
-    pub peer_trace_settings: Arc<HashMap<NodeId, TraceSettings>>,
 }

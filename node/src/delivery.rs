@@ -109,7 +109,8 @@ fn verify_ack(
     mut ack: pb::DeliveryAck,
 ) -> Result<pb::DeliveryAck, tonic::Status> {
     let sig = ack.signature.take();
-    ctx.peer_keys
+    ctx.roster
+        .keys()
         .verify_response(target, envelope_id, &ack.encode_to_vec(), sig.as_ref())
         .map_err(|e| tonic::Status::unauthenticated(format!("acknowledgement refused: {e}")))?;
     Ok(ack)

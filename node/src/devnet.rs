@@ -292,6 +292,7 @@ impl DevFederation {
                     retry_base_ms: 50,
                     retry_max_ms: 500,
                 },
+                directory: None,
             };
             config
                 .check()

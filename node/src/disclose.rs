@@ -46,7 +46,7 @@ fn denial_event(
         request_id: ctx.request_id.clone(),
         purpose: purpose_name(ctx),
         detail: format!("{denied} matching record(s) withheld: no policy rule shares them"),
-        policy_version: node.policy.version(),
+        policy_version: node.roster.policy().version(),
         ..Default::default()
     })
 }
@@ -98,7 +98,7 @@ pub fn purpose_name(ctx: &pb::RequestContext) -> String {
 pub fn requester(node: &NodeContext, who: &NodeId, ctx: &pb::RequestContext) -> Requester {
     Requester {
         country: who.country(),
-        regions: node.peer_regions.get(who).cloned().unwrap_or_default(),
+        regions: node.roster.regions(who),
         agency_kind: pb::AgencyKind::try_from(ctx.agency_kind)
             .unwrap_or(pb::AgencyKind::Unspecified),
         purpose: pb::Purpose::try_from(ctx.purpose).unwrap_or(pb::Purpose::Unspecified),
@@ -145,7 +145,7 @@ pub fn lookup(
         {
             continue;
         }
-        match policy::evaluate(&node.policy, &q, pb::DataClass::Seizure, &rec) {
+        match policy::evaluate(&node.roster.policy(), &q, pb::DataClass::Seizure, &rec) {
             Ok(d) => {
                 events.push(disclosure_event(who, ctx, &d, rec.id.clone(), "lookup hit"));
                 hits.push(pb::LookupHit {
@@ -277,7 +277,7 @@ pub fn query(
         if !f.keeps(&rec) || withdrawn(node, &rec)? {
             continue;
         }
-        match policy::evaluate(&node.policy, &q, pb::DataClass::Seizure, &rec) {
+        match policy::evaluate(&node.roster.policy(), &q, pb::DataClass::Seizure, &rec) {
             Ok(d) => {
                 events.push(disclosure_event(
                     who,

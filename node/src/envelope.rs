@@ -193,6 +193,15 @@ fn verify(public: &[u8], domain: &[u8], parts: &[&[u8]], sig: &[u8]) -> Result<(
         .map_err(|_| EnvelopeError::BadSignature)
 }
 
+/// Lowercase hex of bytes (keys, fingerprints).
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
 /// Parses a hex Ed25519 public key (64 hex digits).
 pub fn parse_public_key(hex: &str) -> Option<Vec<u8>> {
     let hex = hex.trim();

@@ -134,7 +134,8 @@ pub async fn lookup(
                 Ok(Ok(r)) => r.into_inner(),
             };
             let sig = resp.signature.take();
-            node.peer_keys
+            node.roster
+                .keys()
                 .verify_response(&peer, &rid, &resp.encode_to_vec(), sig.as_ref())
                 .map_err(|e| failure(&peer, format!("response refused: {e}")))?;
             Ok(pb::PeerAnswer {
@@ -261,7 +262,8 @@ pub async fn query(
             let mut verified = Vec::with_capacity(records.len());
             for mut r in records {
                 let sig = r.signature.take();
-                node.peer_keys
+                node.roster
+                .keys()
                     .verify_response(&peer, &rid, &r.encode_to_vec(), sig.as_ref())
                     .map_err(|e| failure(&peer, format!("response refused: {e}")))?;
                 r.signature = sig;

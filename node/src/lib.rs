@@ -22,6 +22,7 @@ pub mod country;
 pub mod delivery;
 pub mod demo;
 pub mod devnet;
+pub mod directory;
 pub mod disclose;
 pub mod envelope;
 pub mod fanout;

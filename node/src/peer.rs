@@ -78,7 +78,7 @@ impl PeerService {
         match self
             .ctx
             .replay
-            .verify_context(&self.ctx.peer_keys, signed, who, now)
+            .verify_context(&self.ctx.roster.keys(), signed, who, now)
         {
             Ok(c) => Ok(c),
             Err(e) => {

@@ -6,7 +6,6 @@
 //! listeners until the shutdown token is cancelled, lets in-flight requests finish within the
 //! grace period, then flushes the store.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +15,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
+use tracenet_proto::v1::directory_raft_server::DirectoryRaftServer;
 use tracenet_proto::v1::node_api_server::NodeApiServer;
 use tracenet_proto::v1::peer_exchange_server::PeerExchangeServer;
 
@@ -26,10 +26,12 @@ use crate::client::PeerClients;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ListenerConfig, NodeConfig};
 use crate::context::NodeContext;
+use crate::directory::replica::{Directory, DirectoryError, Wiring};
+use crate::directory::roster::Roster;
+use crate::directory::service::RaftService;
 use crate::delivery::{self, RetryPolicy};
 use crate::envelope::{
-    DEFAULT_SKEW_SECS, EnvelopeError, PeerKeys, REPLAY_CAPACITY, ReplayGuard, SigningKey,
-    parse_public_key,
+    DEFAULT_SKEW_SECS, EnvelopeError, REPLAY_CAPACITY, ReplayGuard, SigningKey,
 };
 use crate::ids::PeerIdentity;
 use crate::ledger::{Ledger, LedgerError};
@@ -91,6 +93,9 @@ pub enum NodeError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The directory replica could not start.
+    #[error("directory: {0}")]
+    Directory(DirectoryError),
     /// The gRPC server failed.
     #[error("server: {0}")]
     Serve(#[from] tonic::transport::Error),
@@ -187,24 +192,7 @@ impl Node {
         )?);
         let audit =
             Arc::new(AuditLog::open(store.db(), signing.clone()).map_err(NodeError::Audit)?);
-        let endpoints: HashMap<_, _> = config
-            .peers
-            .iter()
-            .map(|p| (p.node_id.clone(), p.endpoint.clone()))
-            .collect();
-        let peer_keys = config
-            .peers
-            .iter()
-            .filter_map(|p| {
-                let k = p.signing_public_key.as_deref().and_then(parse_public_key)?;
-                Some((p.node_id.clone(), k))
-            })
-            .collect();
-        let peer_regions = config
-            .peers
-            .iter()
-            .map(|p| (p.node_id.clone(), p.regions.clone()))
-            .collect();
+        let roster = Arc::new(Roster::from_config(&config, policy));
         let ctx = NodeContext {
             node_id: config.node_id.clone(),
             country: config.country,
@@ -212,11 +200,11 @@ impl Node {
             store: store.clone() as Arc<dyn RecordStore>,
             audit,
             signing,
-            peer_keys: Arc::new(PeerKeys::new(peer_keys)),
             replay: Arc::new(ReplayGuard::new(DEFAULT_SKEW_SECS, REPLAY_CAPACITY)),
-            policy: Arc::new(policy),
-            peer_regions: Arc::new(peer_regions),
-            peers: Arc::new(PeerClients::new(tls.clone(), endpoints)),
+            roster: roster.clone(),
+            directory: None,
+            cert_fingerprint: tls.fingerprint().to_owned(),
+            peers: Arc::new(PeerClients::new(tls.clone(), roster)),
             fanout_deadline: Duration::from_millis(config.fanout_deadline_ms),
             clock,
             ledger: Arc::new(Ledger::open(store.db()).map_err(NodeError::Ledger)?),
@@ -226,13 +214,6 @@ impl Node {
                 max_ms: config.outbox.retry_max_ms,
             },
             trace_settings: config.trace.clone(),
-            peer_trace_settings: Arc::new(
-                config
-                    .peers
-                    .iter()
-                    .map(|p| (p.node_id.clone(), p.trace.clone()))
-                    .collect(),
-            ),
         };
         Ok(Node {
             config,
@@ -249,12 +230,41 @@ impl Node {
 
     /// Serves both APIs until `shutdown` is cancelled, then stops gracefully.
     pub async fn serve(
-        self,
+        mut self,
         listeners: Listeners,
         shutdown: CancellationToken,
     ) -> Result<(), NodeError> {
         let server_tls = self.tls.server_config()?;
         let node_id = self.config.node_id.clone();
+        if let Some(dcfg) = self.config.directory.clone() {
+            let advertise = match &dcfg.advertise {
+                Some(a) => a.clone(),
+                None => listeners
+                    .peer
+                    .local_addr()
+                    .map_err(|source| NodeError::Listen {
+                        addr: "peer listener".into(),
+                        source,
+                    })?
+                    .to_string(),
+            };
+            let dir = Directory::start(
+                node_id.clone(),
+                dcfg,
+                advertise,
+                self.store.db(),
+                Wiring {
+                    clients: self.ctx.peers.clone(),
+                    roster: self.ctx.roster.clone(),
+                    clock: self.ctx.clock.clone(),
+                    shutdown: shutdown.clone(),
+                },
+            )
+            .await
+            .map_err(NodeError::Directory)?;
+            self.ctx.directory = Some(dir);
+        }
+        let roster_gate = Some((self.ctx.roster.clone(), true));
         tracing::info!(
             node = %node_id,
             peer_api = %listeners.peer.local_addr().map(|a| a.to_string()).unwrap_or_default(),
@@ -276,11 +286,20 @@ impl Node {
             PeerExchangeServer::new(PeerService::new(self.ctx.clone()))
                 .max_decoding_message_size(peer_cfg.max_message_bytes)
                 .max_encoding_message_size(peer_cfg.max_message_bytes),
-            Admission::PeerApi.interceptor(),
+            Admission::PeerApi.gated(roster_gate.clone()),
         );
+        let raft_svc = self.ctx.directory.clone().map(|d| {
+            InterceptedService::new(
+                DirectoryRaftServer::new(RaftService::new(d))
+                    .max_decoding_message_size(peer_cfg.max_message_bytes)
+                    .max_encoding_message_size(peer_cfg.max_message_bytes),
+                Admission::PeerApi.gated(Some((self.ctx.roster.clone(), false))),
+            )
+        });
         let peer_server = builder(peer_cfg)
             .add_service(health_service.clone())
             .add_service(peer_svc)
+            .add_optional_service(raft_svc)
             .serve_with_incoming_shutdown(
                 transport::incoming(listeners.peer, server_tls.clone(), shutdown.clone(), "peer"),
                 shutdown.clone().cancelled_owned(),
@@ -291,7 +310,7 @@ impl Node {
             NodeApiServer::new(LocalApi::new(self.ctx.clone()))
                 .max_decoding_message_size(local_cfg.max_message_bytes)
                 .max_encoding_message_size(local_cfg.max_message_bytes),
-            Admission::LocalApi(node_id.clone()).interceptor(),
+            Admission::LocalApi(node_id.clone()).gated(roster_gate),
         );
         let local_server = builder(local_cfg)
             .add_service(health_service)
@@ -339,6 +358,9 @@ impl Node {
             .is_err()
         {
             tracing::warn!(node = %node_id, "outbox worker did not stop in time");
+        }
+        if let Some(d) = &self.ctx.directory {
+            d.shutdown().await;
         }
         if let Err(e) = self.ctx.audit.checkpoint(self.ctx.clock.now_secs()) {
             tracing::error!(error = %e, "could not sign the final audit checkpoint");

@@ -58,6 +58,7 @@ pub struct TlsMaterial {
     cert_pem: Vec<u8>,
     key_pem: Vec<u8>,
     identity: PeerIdentity,
+    fingerprint: String,
 }
 
 impl std::fmt::Debug for TlsMaterial {
@@ -102,17 +103,24 @@ impl TlsMaterial {
             .first()
             .ok_or_else(|| TlsError::Pem("certificate file is empty".into()))?;
         let identity = identity_of_cert(leaf)?;
+        let fingerprint = cert_fingerprint(leaf);
         Ok(TlsMaterial {
             ca_pem,
             cert_pem,
             key_pem,
             identity,
+            fingerprint,
         })
     }
 
     /// The identity in this material's certificate.
     pub fn identity(&self) -> &PeerIdentity {
         &self.identity
+    }
+
+    /// SHA-256 of this material's certificate (DER), hex: what the directory lists and revokes.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 
     /// A TLS 1.3-only server configuration that requires a client certificate chaining to the
@@ -154,6 +162,21 @@ fn parse_certs(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, T
         return Err(TlsError::Pem(format!("{what} file holds no certificate")));
     }
     Ok(certs)
+}
+
+/// SHA-256 of a DER certificate, lowercase hex.
+pub fn cert_fingerprint(der: &[u8]) -> String {
+    crate::envelope::hex(ring::digest::digest(&ring::digest::SHA256, der).as_ref())
+}
+
+/// Reads the certificate in a PEM file and returns its fingerprint (see [`cert_fingerprint`]).
+pub fn fingerprint_of_pem_file(path: &Path) -> Result<String, TlsError> {
+    let pem = read(path)?;
+    let chain = parse_certs(&pem, "certificate")?;
+    let leaf = chain
+        .first()
+        .ok_or_else(|| TlsError::Pem("certificate file is empty".into()))?;
+    Ok(cert_fingerprint(leaf))
 }
 
 /// The tracenet identity in a DER certificate: its single `spiffe://tracenet/...` URI SAN.

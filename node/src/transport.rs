@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::server::Connected;
 
 use crate::ids::PeerIdentity;
-use crate::tls::identity_of_cert;
+use crate::tls::{cert_fingerprint, identity_of_cert};
 
 /// Longest a client may take to complete the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -36,6 +36,8 @@ pub struct ConnInfo {
     pub remote_addr: Option<SocketAddr>,
     /// The identity in the client's verified certificate, or why it has none.
     pub identity: Result<PeerIdentity, String>,
+    /// SHA-256 of the client's certificate, hex (checked against revocations on every request).
+    pub fingerprint: Option<String>,
 }
 
 /// A TLS connection whose client certificate has been verified.
@@ -119,16 +121,18 @@ pub fn incoming(
             tokio::spawn(async move {
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                     Ok(Ok(stream)) => {
-                        let identity = stream
+                        let leaf = stream
                             .get_ref()
                             .1
                             .peer_certificates()
-                            .and_then(|c| c.first())
+                            .and_then(|c| c.first());
+                        let identity = leaf
                             .ok_or_else(|| "no client certificate".to_owned())
                             .and_then(|leaf| identity_of_cert(leaf).map_err(|e| e.to_string()));
                         let info = ConnInfo {
                             remote_addr: Some(remote),
                             identity,
+                            fingerprint: leaf.map(|l| cert_fingerprint(l)),
                         };
                         let _ = tx
                             .send(Ok(AuthedStream {

@@ -112,10 +112,7 @@ pub fn send_trace_request(
         .find(|n| n.country() == country)
         .ok_or_else(|| WorkflowError::NoNode(country.to_string()))?;
     let settings = ctx
-        .peer_trace_settings
-        .get(&target)
-        .cloned()
-        .unwrap_or_default();
+        .roster.trace_settings(&target).unwrap_or_default();
     let now = ctx.clock.now_secs();
     let request = pb::TraceRequest {
         id: new_request_id(),
@@ -198,19 +195,15 @@ pub fn answer_trace_request(
         .map_err(|e| WorkflowError::Policy(e.to_string()))?;
     let requester = Requester {
         country: requester_node.country(),
-        regions: ctx
-            .peer_regions
-            .get(&requester_node)
-            .cloned()
-            .unwrap_or_default(),
+        regions: ctx.roster.regions(&requester_node),
         agency_kind: pb::AgencyKind::Unspecified,
         purpose: pb::Purpose::Tracing,
     };
-    let grant = policy::grant(&ctx.policy, &requester, pb::DataClass::TraceResult);
+    let grant = policy::grant(&ctx.roster.policy(), &requester, pb::DataClass::TraceResult);
     if outcome == pb::TraceStatus::Answered && grant.is_none() {
         return Err(WorkflowError::Policy(format!(
             "sharing policy v{} shares no trace results with {}: restrict or decline instead",
-            ctx.policy.version(),
+            ctx.roster.policy().version(),
             requester.country
         )));
     }
@@ -258,7 +251,7 @@ pub fn answer_trace_request(
             detail: format!("trace response: {}", outcome.as_str_name()),
             policy_version: grant
                 .as_ref()
-                .map_or(ctx.policy.version(), |g| g.policy_version),
+                .map_or(ctx.roster.policy().version(), |g| g.policy_version),
             policy_rule: grant.map(|g| g.rule_id).unwrap_or_default(),
             record_refs: Vec::new(),
         }],
@@ -382,15 +375,11 @@ pub fn auto_answer(ctx: &NodeContext, request_id: &str) -> Result<bool, Workflow
         NodeId::parse(&rec.counterpart_node).map_err(|e| WorkflowError::Policy(e.to_string()))?;
     let asker = Requester {
         country: requester.country(),
-        regions: ctx
-            .peer_regions
-            .get(&requester)
-            .cloned()
-            .unwrap_or_default(),
+        regions: ctx.roster.regions(&requester),
         agency_kind: pb::AgencyKind::Unspecified,
         purpose: pb::Purpose::Tracing,
     };
-    if policy::grant(&ctx.policy, &asker, pb::DataClass::TraceResult).is_none() {
+    if policy::grant(&ctx.roster.policy(), &asker, pb::DataClass::TraceResult).is_none() {
         return Ok(false);
     }
     let firearm = rec

@@ -14,6 +14,8 @@ use tonic::{Code, Request, Response, Status};
 use tracenet_proto::v1 as pb;
 use tracenet_proto::v1::node_api_server::NodeApi;
 
+mod directory;
+
 use crate::auth::caller;
 use crate::context::NodeContext;
 use crate::fanout;
@@ -238,7 +240,7 @@ impl NodeApi for LocalApi {
                 .collect(),
             outbox_pending: pending,
             signing_public_key: tracenet_certs::hex(&self.ctx.signing.public_key()),
-            policy_version: self.ctx.policy.version(),
+            policy_version: self.ctx.roster.policy().version(),
         }))
     }
 
@@ -554,6 +556,27 @@ impl NodeApi for LocalApi {
             })
             .await?;
         Ok(Response::new(pb::ListOutboxResponse { items }))
+    }
+
+    async fn get_directory(
+        &self,
+        request: Request<pb::GetDirectoryRequest>,
+    ) -> Result<Response<pb::DirectoryView>, Status> {
+        caller(&request)?;
+        let view = directory::get(&self.ctx, request.get_ref().linearizable).await?;
+        Ok(Response::new(view))
+    }
+
+    async fn propose_directory(
+        &self,
+        request: Request<pb::ProposeDirectoryRequest>,
+    ) -> Result<Response<pb::DirectoryResponse>, Status> {
+        caller(&request)?;
+        let cmd = request
+            .into_inner()
+            .command
+            .ok_or_else(|| ApiError::BadArgument("command is required".into()))?;
+        Ok(Response::new(directory::propose(&self.ctx, cmd).await?))
     }
 
     async fn forward_received(

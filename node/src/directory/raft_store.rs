@@ -1,0 +1,516 @@
+//! The directory's Raft storage on sled: the log store (log entries, vote, purge mark) and the
+//! state machine (the directory state, last applied log id, membership, current snapshot), in
+//! their own trees of the node's database.
+//!
+//! Durability: appended entries, the vote, truncation and purge marks are flushed before openraft
+//! is told they are done; the applied state is flushed after each applied batch, so a restarted
+//! node answers from its replica at once instead of replaying the log. Every value is a versioned
+//! protobuf ([`super::codec`]).
+//!
+//! Every applied change is published on a watch channel ([`StateMachineStore::subscribe`]) so the
+//! rest of the node (peer discovery, keys, policies, revocation) follows the replica.
+
+use std::fmt::Debug;
+use std::io::Cursor;
+use std::ops::{Bound, RangeBounds};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use openraft::storage::{
+    LogFlushed, LogState, RaftLogReader, RaftLogStorage, RaftSnapshotBuilder, RaftStateMachine,
+    Snapshot,
+};
+use openraft::{AnyError, EntryPayload, OptionalSend, StorageIOError};
+use tokio::sync::watch;
+use tracenet_proto::v1 as pb;
+
+use super::codec::{
+    decode_stored, encode_stored, entry_from_pb, entry_to_pb, log_id_from_pb, log_id_to_pb,
+    opt_log_id_from_pb, opt_log_id_to_pb, snapshot_meta_from_pb,
+    stored_membership_from_pb, stored_membership_to_pb, vote_from_pb, vote_to_pb,
+};
+use super::state;
+use super::types::{
+    Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig, Vote,
+};
+
+const LOG_TREE: &str = "raft_log";
+const META_TREE: &str = "raft_meta";
+const SM_TREE: &str = "raft_state_machine";
+const KEY_VOTE: &[u8] = b"vote";
+const KEY_PURGED: &[u8] = b"last_purged";
+const KEY_COMMITTED: &[u8] = b"committed";
+const KEY_APPLIED: &[u8] = b"applied";
+const KEY_SNAPSHOT: &[u8] = b"snapshot";
+
+fn io_err(e: impl std::fmt::Display) -> AnyError {
+    AnyError::error(e.to_string())
+}
+
+fn w_logs(e: impl std::fmt::Display) -> StorageError {
+    StorageIOError::write_logs(io_err(e)).into()
+}
+fn r_logs(e: impl std::fmt::Display) -> StorageError {
+    StorageIOError::read_logs(io_err(e)).into()
+}
+fn w_vote(e: impl std::fmt::Display) -> StorageError {
+    StorageIOError::write_vote(io_err(e)).into()
+}
+fn r_vote(e: impl std::fmt::Display) -> StorageError {
+    StorageIOError::read_vote(io_err(e)).into()
+}
+fn w_sm(e: impl std::fmt::Display) -> StorageError {
+    StorageIOError::write_state_machine(io_err(e)).into()
+}
+fn r_sm(e: impl std::fmt::Display) -> StorageError {
+    StorageIOError::read_state_machine(io_err(e)).into()
+}
+fn w_snap(e: impl std::fmt::Display) -> StorageError {
+    StorageIOError::write_snapshot(None, io_err(e)).into()
+}
+fn r_snap(e: impl std::fmt::Display) -> StorageError {
+    StorageIOError::read_snapshot(None, io_err(e)).into()
+}
+
+fn index_key(i: u64) -> [u8; 8] {
+    i.to_be_bytes()
+}
+
+/// Opens both halves of the directory's Raft storage in `db`.
+pub fn open(db: &sled::Db) -> Result<(LogStore, StateMachineStore), StorageError> {
+    Ok((LogStore::open(db)?, StateMachineStore::open(db)?))
+}
+
+/// The Raft log, vote and purge mark.
+#[derive(Debug, Clone)]
+pub struct LogStore {
+    db: sled::Db,
+    log: sled::Tree,
+    meta: sled::Tree,
+}
+
+impl LogStore {
+    /// Opens the log trees in `db`.
+    pub fn open(db: &sled::Db) -> Result<LogStore, StorageError> {
+        Ok(LogStore {
+            db: db.clone(),
+            log: db.open_tree(LOG_TREE).map_err(r_logs)?,
+            meta: db.open_tree(META_TREE).map_err(r_logs)?,
+        })
+    }
+
+    async fn flush(&self) -> Result<(), sled::Error> {
+        self.db.flush_async().await.map(|_| ())
+    }
+
+    fn read_log_id(&self, key: &[u8]) -> Result<Option<LogId>, StorageError> {
+        match self.meta.get(key).map_err(r_logs)? {
+            None => Ok(None),
+            Some(v) => {
+                let l: pb::RaftLogId = decode_stored(&v).map_err(r_logs)?;
+                Ok(Some(log_id_from_pb(&l)))
+            }
+        }
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let start = match range.start_bound() {
+            Bound::Included(i) => Bound::Included(index_key(*i)),
+            Bound::Excluded(i) => Bound::Excluded(index_key(*i)),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(i) => Bound::Included(index_key(*i)),
+            Bound::Excluded(i) => Bound::Excluded(index_key(*i)),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        let mut out = Vec::new();
+        for kv in self.log.range::<[u8; 8], _>((start, end)) {
+            let (_, v) = kv.map_err(r_logs)?;
+            let e: pb::RaftEntry = decode_stored(&v).map_err(r_logs)?;
+            out.push(entry_from_pb(e).map_err(r_logs)?);
+        }
+        Ok(out)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+        let last_purged = self.read_log_id(KEY_PURGED)?;
+        let last = match self.log.last().map_err(r_logs)? {
+            None => last_purged,
+            Some((_, v)) => {
+                let e: pb::RaftEntry = decode_stored(&v).map_err(r_logs)?;
+                Some(entry_from_pb(e).map_err(r_logs)?.log_id)
+            }
+        };
+        Ok(LogState {
+            last_purged_log_id: last_purged,
+            last_log_id: last,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> LogStore {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
+        self.meta
+            .insert(KEY_VOTE, encode_stored(&vote_to_pb(vote)))
+            .map_err(w_vote)?;
+        self.flush().await.map_err(w_vote)
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
+        match self.meta.get(KEY_VOTE).map_err(r_vote)? {
+            None => Ok(None),
+            Some(v) => {
+                let v: pb::RaftVote = decode_stored(&v).map_err(r_vote)?;
+                Ok(Some(vote_from_pb(&v)))
+            }
+        }
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        // Not flushed: losing it only means re-learning the commit index from the leader.
+        match committed {
+            Some(c) => self
+                .meta
+                .insert(KEY_COMMITTED, encode_stored(&log_id_to_pb(&c)))
+                .map(|_| ()),
+            None => self.meta.remove(KEY_COMMITTED).map(|_| ()),
+        }
+        .map_err(w_logs)
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        self.read_log_id(KEY_COMMITTED)
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut batch = sled::Batch::default();
+        for e in entries {
+            batch.insert(&index_key(e.log_id.index), encode_stored(&entry_to_pb(&e)));
+        }
+        self.log.apply_batch(batch).map_err(w_logs)?;
+        // Raft may count this entry towards a commit only once it is on disk.
+        let flushed = self.flush().await;
+        callback.log_io_completed(flushed.map_err(std::io::Error::other));
+        Ok(())
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        let mut batch = sled::Batch::default();
+        for kv in self.log.range(index_key(log_id.index)..) {
+            let (k, _) = kv.map_err(r_logs)?;
+            batch.remove(k);
+        }
+        self.log.apply_batch(batch).map_err(w_logs)?;
+        self.flush().await.map_err(w_logs)
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        // The mark goes first: a crash between the two leaves extra entries, never a hole.
+        self.meta
+            .insert(KEY_PURGED, encode_stored(&log_id_to_pb(&log_id)))
+            .map_err(w_logs)?;
+        self.flush().await.map_err(w_logs)?;
+        let mut batch = sled::Batch::default();
+        for kv in self.log.range(..=index_key(log_id.index)) {
+            let (k, _) = kv.map_err(r_logs)?;
+            batch.remove(k);
+        }
+        self.log.apply_batch(batch).map_err(w_logs)?;
+        self.flush().await.map_err(w_logs)
+    }
+}
+
+/// The directory replica as of the last applied entry.
+#[derive(Debug, Default, Clone)]
+struct Applied {
+    last_applied: Option<LogId>,
+    membership: StoredMembership,
+    state: pb::DirectoryState,
+}
+
+impl Applied {
+    fn to_pb(&self, snapshot_id: &str) -> pb::DirectorySnapshot {
+        pb::DirectorySnapshot {
+            last_applied: opt_log_id_to_pb(self.last_applied.as_ref()),
+            membership: Some(stored_membership_to_pb(&self.membership)),
+            state: Some(self.state.clone()),
+            snapshot_id: snapshot_id.to_owned(),
+        }
+    }
+
+    fn from_pb(s: &pb::DirectorySnapshot) -> Applied {
+        Applied {
+            last_applied: opt_log_id_from_pb(s.last_applied.as_ref()),
+            membership: stored_membership_from_pb(s.membership.as_ref()),
+            state: s.state.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// What subscribers see after every applied batch: the state and the log id it is as of.
+#[derive(Debug, Clone, Default)]
+pub struct Published {
+    /// The directory state.
+    pub state: Arc<pb::DirectoryState>,
+    /// The last applied log index (0 before anything was applied).
+    pub applied_index: u64,
+}
+
+/// The directory state machine: applies commands with [`state::apply`] and keeps snapshots.
+#[derive(Debug, Clone)]
+pub struct StateMachineStore {
+    db: sled::Db,
+    tree: sled::Tree,
+    applied: Arc<Mutex<Applied>>,
+    published: Arc<watch::Sender<Published>>,
+}
+
+impl StateMachineStore {
+    /// Opens the state machine tree in `db` and loads the last applied state.
+    pub fn open(db: &sled::Db) -> Result<StateMachineStore, StorageError> {
+        let tree = db.open_tree(SM_TREE).map_err(r_sm)?;
+        let applied = match tree.get(KEY_APPLIED).map_err(r_sm)? {
+            None => Applied::default(),
+            Some(v) => Applied::from_pb(&decode_stored(&v).map_err(r_sm)?),
+        };
+        let (tx, _) = watch::channel(Published {
+            state: Arc::new(applied.state.clone()),
+            applied_index: applied.last_applied.map_or(0, |l| l.index),
+        });
+        Ok(StateMachineStore {
+            db: db.clone(),
+            tree,
+            applied: Arc::new(Mutex::new(applied)),
+            published: Arc::new(tx),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Applied> {
+        self.applied
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Follows every change of the applied state.
+    pub fn subscribe(&self) -> watch::Receiver<Published> {
+        self.published.subscribe()
+    }
+
+    /// The state as last applied.
+    pub fn current(&self) -> Published {
+        self.published.borrow().clone()
+    }
+
+    fn publish(&self, a: &Applied) {
+        self.published.send_replace(Published {
+            state: Arc::new(a.state.clone()),
+            applied_index: a.last_applied.map_or(0, |l| l.index),
+        });
+    }
+
+    async fn persist(&self, a: &Applied) -> Result<(), StorageError> {
+        self.tree
+            .insert(KEY_APPLIED, encode_stored(&a.to_pb("")))
+            .map_err(w_sm)?;
+        self.db.flush_async().await.map_err(w_sm)?;
+        Ok(())
+    }
+}
+
+/// Builds snapshots of the state machine as of the moment it is asked.
+#[derive(Debug)]
+pub struct SnapshotBuilder {
+    sm: StateMachineStore,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let a = self.sm.lock().clone();
+        let snapshot_id = match a.last_applied {
+            Some(l) => format!("{}-{}-{}", l.leader_id.term, l.leader_id.node_id, l.index),
+            None => "empty".to_owned(),
+        };
+        let data = encode_stored(&a.to_pb(&snapshot_id));
+        self.sm.tree.insert(KEY_SNAPSHOT, data.clone()).map_err(w_snap)?;
+        self.sm.db.flush_async().await.map_err(w_snap)?;
+        Ok(Snapshot {
+            meta: openraft::SnapshotMeta {
+                last_log_id: a.last_applied,
+                last_membership: a.membership,
+                snapshot_id,
+            },
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        let a = self.lock();
+        Ok((a.last_applied, a.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<pb::DirectoryResponse>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut replies = Vec::new();
+        let snapshot = {
+            let mut a = self.lock();
+            for e in entries {
+                a.last_applied = Some(e.log_id);
+                match e.payload {
+                    EntryPayload::Blank => replies.push(pb::DirectoryResponse {
+                        applied: true,
+                        refusal: String::new(),
+                    }),
+                    EntryPayload::Normal(cmd) => replies.push(state::apply(&mut a.state, &cmd)),
+                    EntryPayload::Membership(m) => {
+                        a.membership = openraft::StoredMembership::new(Some(e.log_id), m);
+                        replies.push(pb::DirectoryResponse {
+                            applied: true,
+                            refusal: String::new(),
+                        });
+                    }
+                }
+            }
+            a.clone()
+        };
+        self.persist(&snapshot).await?;
+        self.publish(&snapshot);
+        Ok(replies)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
+        SnapshotBuilder { sm: self.clone() }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let data = snapshot.into_inner();
+        let decoded: pb::DirectorySnapshot = decode_stored(&data).map_err(r_snap)?;
+        let mut a = Applied::from_pb(&decoded);
+        // The metadata is authoritative for what the snapshot covers.
+        a.last_applied = meta.last_log_id;
+        a.membership = meta.last_membership.clone();
+        let stored = encode_stored(&a.to_pb(&meta.snapshot_id));
+        self.tree.insert(KEY_SNAPSHOT, stored).map_err(w_snap)?;
+        *self.lock() = a.clone();
+        self.persist(&a).await?;
+        self.publish(&a);
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        let Some(data) = self.tree.get(KEY_SNAPSHOT).map_err(r_snap)? else {
+            return Ok(None);
+        };
+        let decoded: pb::DirectorySnapshot = decode_stored(&data).map_err(r_snap)?;
+        let meta = snapshot_meta_from_pb(&pb::RaftSnapshotMeta {
+            last_log_id: decoded.last_applied,
+            last_membership: decoded.membership,
+            snapshot_id: decoded.snapshot_id,
+        });
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data.to_vec())),
+        }))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use openraft::testing::{StoreBuilder, Suite};
+
+    struct SledBuilder;
+
+    impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> for SledBuilder {
+        async fn build(
+            &self,
+        ) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), StorageError> {
+            let dir = tempfile::tempdir().map_err(w_logs)?;
+            let db = sled::Config::new()
+                .path(dir.path())
+                .open()
+                .map_err(w_logs)?;
+            let (log, sm) = open(&db)?;
+            Ok((dir, log, sm))
+        }
+    }
+
+    /// openraft's own storage conformance suite, run against our sled store.
+    #[test]
+    fn openraft_storage_suite_passes() {
+        Suite::test_all(SledBuilder).unwrap();
+    }
+
+    #[tokio::test]
+    async fn state_and_log_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let cmd = pb::DirectoryCommand {
+            writer: "CHE-SEC".into(),
+            at: 1,
+            op: Some(pb::directory_command::Op::Admit(pb::Member {
+                node_id: "CHE-SEC".into(),
+                country: "CHE".into(),
+                organisation: "Synthetic secretariat".into(),
+                role: pb::MemberRole::Secretariat as i32,
+                endpoint: "127.0.0.1:1".into(),
+                cert_fingerprint: "ab".repeat(32),
+                signing_key: vec![1; 32],
+                ..Default::default()
+            })),
+        };
+        let lid = openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), 1);
+        {
+            let db = sled::Config::new().path(dir.path()).open().unwrap();
+            let (mut log, mut sm) = open(&db).unwrap();
+            log.save_vote(&openraft::Vote::new(1, 1)).await.unwrap();
+            let r = sm
+                .apply([openraft::Entry::<TypeConfig> {
+                    log_id: lid,
+                    payload: EntryPayload::Normal(cmd),
+                }])
+                .await
+                .unwrap();
+            assert!(r[0].applied, "{}", r[0].refusal);
+        }
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let (mut log, mut sm) = open(&db).unwrap();
+        assert_eq!(log.read_vote().await.unwrap(), Some(openraft::Vote::new(1, 1)));
+        let (applied, _) = sm.applied_state().await.unwrap();
+        assert_eq!(applied, Some(lid));
+        assert!(sm.current().state.members.contains_key("CHE-SEC"));
+    }
+}

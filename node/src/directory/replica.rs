@@ -1,0 +1,463 @@
+//! A node's directory replica at run time: the openraft instance with our storage and transport,
+//! writes (proposed here, forwarded to the leader when this node is not it), reads (local, or
+//! linearizable through the leader's read index), the roster kept in step with every applied
+//! change, and, on the leader, Raft membership kept in step with the directory's members.
+//!
+//! Roles: the configured voters form the Raft group; every admitted member becomes a learner
+//! with a full replica; a revoked member is removed. Writes need a quorum of voters; reads never
+//! do, so exchange keeps working from local replicas when quorum is lost.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{ChangeMembers, ServerState, SnapshotPolicy};
+use tokio_util::sync::CancellationToken;
+use tracenet_proto::v1 as pb;
+use tracenet_proto::v1::directory_raft_client::DirectoryRaftClient;
+
+use super::network::Network;
+use super::raft_store::{self, Published, StateMachineStore};
+use super::roster::Roster;
+use super::types::{Raft, RaftId, RaftPeer, raft_id};
+use crate::client::PeerClients;
+use crate::clock::Clock;
+use crate::config::DirectoryConfig;
+use crate::ids::NodeId;
+
+/// Why a directory operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    /// This node runs without a directory. Not retryable: configure `[directory]`.
+    #[error("this node has no directory configured")]
+    Disabled,
+    /// No leader is known, or it could not be reached. Retryable: an election or a reconnect
+    /// usually fixes it within seconds.
+    #[error("no directory leader reachable: {0}; retry shortly")]
+    NoLeader(String),
+    /// The write was not committed in time: the voters have no quorum. Retryable once quorum
+    /// returns; the command may still be applied then, so check the directory before resending.
+    #[error(
+        "directory write not committed within {0} ms (no quorum of voters?); it may still be applied when quorum returns"
+    )]
+    NotCommitted(u64),
+    /// A linearizable read could not be confirmed in time. Retryable; a local read still works.
+    #[error("linearizable read not confirmed within {0} ms (no quorum of voters?)")]
+    ReadTimeout(u64),
+    /// Raft or its storage failed on this node. Not retryable without operator attention.
+    #[error("directory replica failed: {0}")]
+    Fatal(String),
+}
+
+impl From<DirectoryError> for tonic::Status {
+    fn from(e: DirectoryError) -> tonic::Status {
+        match e {
+            DirectoryError::Disabled => tonic::Status::failed_precondition(e.to_string()),
+            DirectoryError::NoLeader(_)
+            | DirectoryError::NotCommitted(_)
+            | DirectoryError::ReadTimeout(_) => tonic::Status::unavailable(e.to_string()),
+            DirectoryError::Fatal(_) => tonic::Status::internal(e.to_string()),
+        }
+    }
+}
+
+/// What the local API reports about the replica.
+#[derive(Debug, Clone)]
+pub struct ReplicaStatus {
+    /// The leader this replica knows of.
+    pub leader: Option<String>,
+    /// The current term.
+    pub term: u64,
+    /// Voters and learners by node id.
+    pub voters: Vec<String>,
+    /// Learners by node id.
+    pub learners: Vec<String>,
+}
+
+/// What a replica is wired to on its node.
+#[derive(Debug, Clone)]
+pub struct Wiring {
+    /// The node's peer connections (Raft shares them with the exchange).
+    pub clients: Arc<PeerClients>,
+    /// The roster to keep in step with the replica.
+    pub roster: Arc<Roster>,
+    /// The node's clock (command times).
+    pub clock: Arc<dyn Clock>,
+    /// Stops the replica's background tasks.
+    pub shutdown: CancellationToken,
+}
+
+/// A running directory replica.
+pub struct Directory {
+    me: NodeId,
+    advertise: String,
+    raft: Raft,
+    sm: StateMachineStore,
+    cfg: DirectoryConfig,
+    clients: Arc<PeerClients>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Directory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Directory")
+            .field("me", &self.me)
+            .field("advertise", &self.advertise)
+            .finish_non_exhaustive()
+    }
+}
+
+fn fatal(e: impl std::fmt::Display) -> DirectoryError {
+    DirectoryError::Fatal(e.to_string())
+}
+
+impl Directory {
+    /// Opens the replica's storage in `db`, starts Raft, initialises the group when configured
+    /// to and not yet done, and keeps `roster` following the replica until `shutdown`.
+    pub async fn start(
+        me: NodeId,
+        cfg: DirectoryConfig,
+        advertise: String,
+        db: &sled::Db,
+        wiring: Wiring,
+    ) -> Result<Arc<Directory>, DirectoryError> {
+        let Wiring {
+            clients,
+            roster,
+            clock,
+            shutdown,
+        } = wiring;
+        let (log, sm) = raft_store::open(db).map_err(fatal)?;
+        let config = openraft::Config {
+            cluster_name: "tracenet-directory".into(),
+            heartbeat_interval: cfg.heartbeat_ms,
+            election_timeout_min: cfg.election_timeout_ms,
+            election_timeout_max: cfg.election_timeout_ms * 2,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.snapshot_every),
+            max_in_snapshot_log_to_keep: cfg.snapshot_every,
+            install_snapshot_timeout: 10_000,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(fatal)?;
+        let raft = Raft::new(
+            raft_id(&me),
+            Arc::new(config),
+            Network::new(clients.clone()),
+            log,
+            sm.clone(),
+        )
+        .await
+        .map_err(fatal)?;
+        roster.apply_directory(&sm.current().state);
+
+        if cfg.initialise && !raft.is_initialized().await.map_err(fatal)? {
+            let mut members = BTreeMap::new();
+            for v in &cfg.voters {
+                let endpoint = if v.node_id == me {
+                    advertise.clone()
+                } else {
+                    v.endpoint.clone()
+                };
+                members.insert(raft_id(&v.node_id), RaftPeer::new(&v.node_id, &endpoint));
+            }
+            match raft.initialize(members).await {
+                Ok(()) => tracing::info!(node = %me, "directory group initialised"),
+                // Already initialised (by an earlier start): nothing to do.
+                Err(RaftError::APIError(e)) => tracing::info!(node = %me, reason = %e, "directory group already initialised"),
+                Err(RaftError::Fatal(e)) => return Err(fatal(e)),
+            }
+        }
+
+        let dir = Arc::new(Directory {
+            me,
+            advertise,
+            raft,
+            sm,
+            cfg,
+            clients,
+            clock,
+        });
+        tokio::spawn(follow_roster(dir.clone(), roster, shutdown.clone()));
+        tokio::spawn(reconcile_membership(dir.clone(), shutdown));
+        Ok(dir)
+    }
+
+    /// The Raft handle (for the transport service and tests).
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> &NodeId {
+        &self.me
+    }
+
+    /// Where other members reach this node's peer API.
+    pub fn advertise(&self) -> &str {
+        &self.advertise
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &DirectoryConfig {
+        &self.cfg
+    }
+
+    /// The replica's state as last applied (never waits, works without quorum).
+    pub fn local(&self) -> Published {
+        self.sm.current()
+    }
+
+    /// Follows every applied change.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Published> {
+        self.sm.subscribe()
+    }
+
+    /// Leader, term, voters and learners as this replica knows them.
+    pub fn status(&self) -> ReplicaStatus {
+        let m = self.raft.metrics().borrow().clone();
+        let name = |id: RaftId| {
+            m.membership_config
+                .membership()
+                .get_node(&id)
+                .map(|n| n.node_id.clone())
+                .unwrap_or_else(|| format!("raft:{id}"))
+        };
+        ReplicaStatus {
+            leader: m.current_leader.map(name),
+            term: m.current_term,
+            voters: m.membership_config.membership().voter_ids().map(name).collect(),
+            learners: m
+                .membership_config
+                .membership()
+                .learner_ids()
+                .map(name)
+                .collect(),
+        }
+    }
+
+    /// Whether `node` may speak Raft to this replica: it is in the Raft membership or among the
+    /// configured voters (who must reach each other before any membership exists).
+    pub fn may_speak_raft(&self, node: &NodeId) -> bool {
+        if self.cfg.is_voter(node) {
+            return true;
+        }
+        let id = raft_id(node);
+        let m = self.raft.metrics().borrow().membership_config.clone();
+        m.membership()
+            .get_node(&id)
+            .is_some_and(|n| n.node_id == node.as_str())
+    }
+
+    fn write_timeout(&self) -> Duration {
+        Duration::from_millis(self.cfg.write_timeout_ms)
+    }
+
+    /// Proposes a command written by this node; forwarded to the leader if this node is not it.
+    pub async fn propose(
+        &self,
+        mut cmd: pb::DirectoryCommand,
+    ) -> Result<pb::DirectoryResponse, DirectoryError> {
+        cmd.writer = self.me.to_string();
+        cmd.at = self.clock.now_secs() as i64;
+        match self.write_here(cmd.clone()).await? {
+            Ok(r) => Ok(r),
+            Err(leader) => self.forward(leader, cmd).await,
+        }
+    }
+
+    /// Applies a command forwarded by `writer` (identity from its certificate) on this node,
+    /// which must be the leader; it is not forwarded again.
+    pub async fn propose_forwarded(
+        &self,
+        writer: &NodeId,
+        mut cmd: pb::DirectoryCommand,
+    ) -> Result<pb::DirectoryResponse, DirectoryError> {
+        cmd.writer = writer.to_string();
+        cmd.at = self.clock.now_secs() as i64;
+        match self.write_here(cmd).await? {
+            Ok(r) => Ok(r),
+            Err(leader) => Err(DirectoryError::NoLeader(format!(
+                "{} is not the leader (leader: {})",
+                self.me,
+                leader.map_or("unknown".into(), |l| l.node_id)
+            ))),
+        }
+    }
+
+    /// Writes through the local Raft; `Err(leader)` when this node is not the leader.
+    async fn write_here(
+        &self,
+        cmd: pb::DirectoryCommand,
+    ) -> Result<Result<pb::DirectoryResponse, Option<RaftPeer>>, DirectoryError> {
+        match tokio::time::timeout(self.write_timeout(), self.raft.client_write(cmd)).await {
+            Err(_) => Err(DirectoryError::NotCommitted(self.cfg.write_timeout_ms)),
+            Ok(Ok(resp)) => Ok(Ok(resp.data)),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+                Ok(Err(f.leader_node))
+            }
+            Ok(Err(RaftError::APIError(e))) => Err(fatal(e)),
+            Ok(Err(RaftError::Fatal(e))) => Err(fatal(e)),
+        }
+    }
+
+    async fn leader_client(
+        &self,
+        leader: Option<RaftPeer>,
+    ) -> Result<DirectoryRaftClient<tonic::transport::Channel>, DirectoryError> {
+        let leader = leader.ok_or_else(|| DirectoryError::NoLeader("no leader elected".into()))?;
+        let node = NodeId::parse(&leader.node_id).map_err(|e| DirectoryError::NoLeader(e.to_string()))?;
+        let ch = self
+            .clients
+            .channel(&node, &leader.endpoint)
+            .map_err(|e| DirectoryError::NoLeader(e.to_string()))?;
+        Ok(DirectoryRaftClient::new(ch))
+    }
+
+    async fn forward(
+        &self,
+        leader: Option<RaftPeer>,
+        cmd: pb::DirectoryCommand,
+    ) -> Result<pb::DirectoryResponse, DirectoryError> {
+        let mut client = self.leader_client(leader).await?;
+        let mut req = tonic::Request::new(pb::ProposeRequest { command: Some(cmd) });
+        req.set_timeout(self.write_timeout());
+        match client.propose(req).await {
+            Ok(r) => Ok(r.into_inner()),
+            Err(s) if s.code() == tonic::Code::DeadlineExceeded => {
+                Err(DirectoryError::NotCommitted(self.cfg.write_timeout_ms))
+            }
+            Err(s) => Err(DirectoryError::NoLeader(s.message().to_owned())),
+        }
+    }
+
+    /// The leader's read index: confirms leadership with a quorum and returns the log index a
+    /// replica must have applied to serve a linearizable read.
+    pub async fn read_index(&self) -> Result<u64, DirectoryError> {
+        match tokio::time::timeout(self.write_timeout(), self.raft.ensure_linearizable()).await {
+            Err(_) => Err(DirectoryError::ReadTimeout(self.cfg.write_timeout_ms)),
+            Ok(Ok(l)) => Ok(l.map_or(0, |l| l.index)),
+            Ok(Err(e)) => Err(DirectoryError::NoLeader(e.to_string())),
+        }
+    }
+
+    /// The state as of now: the leader's read index, then this replica once it has caught up.
+    pub async fn linearizable(&self) -> Result<Published, DirectoryError> {
+        let leader = {
+            let m = self.raft.metrics().borrow().clone();
+            m.current_leader
+                .and_then(|id| m.membership_config.membership().get_node(&id).cloned())
+        };
+        let index = if leader
+            .as_ref()
+            .is_some_and(|l| l.node_id == self.me.as_str())
+        {
+            self.read_index().await?
+        } else {
+            let mut client = self.leader_client(leader).await?;
+            let mut req = tonic::Request::new(pb::ReadIndexRequest {});
+            req.set_timeout(self.write_timeout());
+            client
+                .read_index(req)
+                .await
+                .map_err(|s| DirectoryError::NoLeader(s.message().to_owned()))?
+                .into_inner()
+                .index
+        };
+        let mut rx = self.sm.subscribe();
+        let caught_up = rx.wait_for(|p| p.applied_index >= index);
+        match tokio::time::timeout(self.write_timeout(), caught_up).await {
+            Ok(Ok(p)) => Ok(p.clone()),
+            Ok(Err(_)) => Err(fatal("state machine stopped")),
+            Err(_) => Err(DirectoryError::ReadTimeout(self.cfg.write_timeout_ms)),
+        }
+    }
+
+    /// Stops Raft.
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "directory Raft did not stop cleanly");
+        }
+    }
+
+    /// On the leader: adds admitted members as learners and removes revoked ones.
+    async fn reconcile(&self) {
+        let m = self.raft.metrics().borrow().clone();
+        if m.state != ServerState::Leader {
+            return;
+        }
+        let membership = m.membership_config.membership();
+        if membership.get_joint_config().len() > 1 {
+            return; // A change is in progress.
+        }
+        let voters: BTreeSet<RaftId> = membership.voter_ids().collect();
+        let state = self.sm.current().state;
+        let mut wanted = BTreeMap::new();
+        for member in state.members.values() {
+            let Ok(id) = NodeId::parse(&member.node_id) else {
+                continue;
+            };
+            if member.status == pb::MemberStatus::Revoked as i32 {
+                continue;
+            }
+            let rid = raft_id(&id);
+            if !voters.contains(&rid) {
+                wanted.insert(rid, RaftPeer::new(&id, &member.endpoint));
+            }
+        }
+        for (rid, peer) in &wanted {
+            if membership.get_node(rid).is_none() {
+                tracing::info!(learner = %peer, "adding directory learner");
+                if let Err(e) = self.raft.add_learner(*rid, peer.clone(), false).await {
+                    tracing::warn!(learner = %peer, error = %e, "could not add learner");
+                }
+            }
+        }
+        let gone: BTreeSet<RaftId> = membership
+            .learner_ids()
+            .filter(|id| !wanted.contains_key(id))
+            .collect();
+        if !gone.is_empty() {
+            tracing::info!(learners = ?gone, "removing revoked members from the directory group");
+            if let Err(e) = self
+                .raft
+                .change_membership(ChangeMembers::RemoveNodes(gone), false)
+                .await
+            {
+                tracing::warn!(error = %e, "could not remove learners");
+            }
+        }
+    }
+}
+
+async fn follow_roster(dir: Arc<Directory>, roster: Arc<Roster>, shutdown: CancellationToken) {
+    let mut rx = dir.subscribe();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            changed = rx.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+        }
+        let state = rx.borrow_and_update().state.clone();
+        roster.apply_directory(&state);
+    }
+}
+
+async fn reconcile_membership(dir: Arc<Directory>, shutdown: CancellationToken) {
+    let mut applied = dir.subscribe();
+    let mut metrics = dir.raft.metrics();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = applied.changed() => if r.is_err() { return },
+            r = metrics.changed() => if r.is_err() { return },
+            _ = tick.tick() => {}
+        }
+        dir.reconcile().await;
+    }
+}

@@ -1,0 +1,349 @@
+//! The roster: what the exchange needs to know about the federation right now (who the peers
+//! are, where they listen, their signing keys, regions and trace settings, this node's own
+//! sharing policy in force, and who is barred), derived from the directory replica.
+//!
+//! Before the directory holds any member, the roster comes from the node's configuration (the
+//! bootstrap peer list and policy file). From the moment the replica holds members, the
+//! directory alone decides: peers not in it are unknown, a suspended or revoked member is barred
+//! on every listener, and the policy in force is this node's latest published version.
+//!
+//! Handlers read an immutable [`RosterView`] (one `Arc` clone, no lock held across awaits); the
+//! directory swaps in a new view after every applied change.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+
+use tracenet_proto::v1 as pb;
+
+use crate::config::NodeConfig;
+use crate::envelope::{PeerKeys, parse_public_key};
+use crate::ids::NodeId;
+use crate::policy::Policy;
+use crate::trace::TraceSettings;
+
+/// What the exchange knows of one peer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerInfo {
+    /// host:port of its peer API.
+    pub endpoint: String,
+    /// Regions it belongs to.
+    pub regions: Vec<String>,
+    /// Its published trace service settings.
+    pub trace: TraceSettings,
+}
+
+/// Why a caller is barred.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Barred {
+    /// Suspended by the secretariat.
+    Suspended,
+    /// Revoked by the secretariat.
+    Revoked,
+    /// Not a member of the directory.
+    NotMember,
+}
+
+impl Barred {
+    /// Words for a refusal.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Barred::Suspended => "suspended",
+            Barred::Revoked => "revoked",
+            Barred::NotMember => "not a member of the directory",
+        }
+    }
+}
+
+/// One consistent picture of the federation.
+#[derive(Debug, Clone)]
+pub struct RosterView {
+    /// This node's sharing policy in force.
+    pub policy: Arc<Policy>,
+    /// Signing keys of active peers.
+    pub keys: Arc<PeerKeys>,
+    /// Active peers (never this node), by id.
+    pub peers: BTreeMap<NodeId, PeerInfo>,
+    /// Members that are suspended or revoked.
+    pub barred: HashMap<NodeId, Barred>,
+    /// Fingerprints of revoked certificates.
+    pub revoked_fingerprints: HashSet<String>,
+    /// Whether this view comes from the directory (true) or from configuration (false).
+    pub from_directory: bool,
+}
+
+impl RosterView {
+    /// Whether `node` may call the exchange: deny suspended and revoked members, and, once the
+    /// directory is in use, anyone not in it.
+    pub fn check_caller(&self, node: &NodeId, fingerprint: Option<&str>) -> Result<(), Barred> {
+        if fingerprint.is_some_and(|f| self.revoked_fingerprints.contains(f)) {
+            return Err(Barred::Revoked);
+        }
+        if let Some(b) = self.barred.get(node) {
+            return Err(*b);
+        }
+        if self.from_directory && !self.peers.contains_key(node) {
+            return Err(Barred::NotMember);
+        }
+        Ok(())
+    }
+
+    /// The ids of the active peers, sorted.
+    pub fn peer_ids(&self) -> Vec<NodeId> {
+        self.peers.keys().cloned().collect()
+    }
+}
+
+/// The roster of a running node, swapped as the directory changes.
+#[derive(Debug)]
+pub struct Roster {
+    own: NodeId,
+    config_policy: Arc<Policy>,
+    current: RwLock<Arc<RosterView>>,
+}
+
+fn trace_from_pb(t: Option<&pb::TraceServiceSettings>) -> TraceSettings {
+    let mut s = TraceSettings::default();
+    if let Some(t) = t {
+        s.routine_days = t.routine_days;
+        s.urgent_days = t.urgent_days;
+        s.escalation_contact = t.escalation_contact.clone();
+    }
+    s
+}
+
+impl Roster {
+    /// A roster from the node's configuration (bootstrap peers and policy file).
+    pub fn from_config(config: &NodeConfig, policy: Policy) -> Roster {
+        let policy = Arc::new(policy);
+        let mut keys = HashMap::new();
+        let mut peers = BTreeMap::new();
+        for p in &config.peers {
+            if let Some(k) = p.signing_public_key.as_deref().and_then(parse_public_key) {
+                keys.insert(p.node_id.clone(), k);
+            }
+            peers.insert(
+                p.node_id.clone(),
+                PeerInfo {
+                    endpoint: p.endpoint.clone(),
+                    regions: p.regions.clone(),
+                    trace: p.trace.clone(),
+                },
+            );
+        }
+        let view = RosterView {
+            policy: policy.clone(),
+            keys: Arc::new(PeerKeys::new(keys)),
+            peers,
+            barred: HashMap::new(),
+            revoked_fingerprints: HashSet::new(),
+            from_directory: false,
+        };
+        Roster {
+            own: config.node_id.clone(),
+            config_policy: policy,
+            current: RwLock::new(Arc::new(view)),
+        }
+    }
+
+    /// The current view.
+    pub fn view(&self) -> Arc<RosterView> {
+        self.current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// This node's policy in force.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.view().policy.clone()
+    }
+
+    /// Signing keys of active peers.
+    pub fn keys(&self) -> Arc<PeerKeys> {
+        self.view().keys.clone()
+    }
+
+    /// A peer's regions (empty when unknown).
+    pub fn regions(&self, node: &NodeId) -> Vec<String> {
+        self.view()
+            .peers
+            .get(node)
+            .map(|p| p.regions.clone())
+            .unwrap_or_default()
+    }
+
+    /// A peer's trace settings, when it is known.
+    pub fn trace_settings(&self, node: &NodeId) -> Option<TraceSettings> {
+        self.view().peers.get(node).map(|p| p.trace.clone())
+    }
+
+    /// A peer's endpoint, when it is an active peer.
+    pub fn endpoint(&self, node: &NodeId) -> Option<String> {
+        self.view().peers.get(node).map(|p| p.endpoint.clone())
+    }
+
+    /// Rebuilds the view from a directory state. An empty directory keeps the configured view.
+    pub fn apply_directory(&self, state: &pb::DirectoryState) {
+        if state.members.is_empty() {
+            return;
+        }
+        let view = self.derive(state);
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(view);
+    }
+
+    fn derive(&self, state: &pb::DirectoryState) -> RosterView {
+        let mut keys = HashMap::new();
+        let mut peers = BTreeMap::new();
+        let mut barred = HashMap::new();
+        for m in state.members.values() {
+            let Ok(id) = NodeId::parse(&m.node_id) else {
+                continue;
+            };
+            let entries = state.entries.get(&m.node_id);
+            match pb::MemberStatus::try_from(m.status).unwrap_or(pb::MemberStatus::Unspecified) {
+                pb::MemberStatus::Active => {}
+                pb::MemberStatus::Suspended => {
+                    barred.insert(id, Barred::Suspended);
+                    continue;
+                }
+                _ => {
+                    barred.insert(id, Barred::Revoked);
+                    continue;
+                }
+            }
+            if id == self.own {
+                continue;
+            }
+            keys.insert(id.clone(), m.signing_key.clone());
+            peers.insert(
+                id,
+                PeerInfo {
+                    endpoint: m.endpoint.clone(),
+                    regions: m.regions.clone(),
+                    trace: trace_from_pb(entries.and_then(|e| e.trace.as_ref())),
+                },
+            );
+        }
+        let policy = state
+            .entries
+            .get(self.own.as_str())
+            .and_then(|e| e.policies.last())
+            .and_then(|p| p.policy.clone())
+            .and_then(|p| Policy::parse(p).ok())
+            .filter(|p| p.owner() == self.own.country())
+            .map(Arc::new)
+            .unwrap_or_else(|| self.config_policy.clone());
+        RosterView {
+            policy,
+            keys: Arc::new(PeerKeys::new(keys)),
+            peers,
+            barred,
+            revoked_fingerprints: state
+                .revocations
+                .iter()
+                .map(|r| r.cert_fingerprint.clone())
+                .collect(),
+            from_directory: true,
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::country::CountryCode;
+
+    fn roster() -> Roster {
+        let own = NodeId::parse("FRA-POL").unwrap();
+        let fra = CountryCode::parse("FRA").unwrap();
+        Roster {
+            own,
+            config_policy: Arc::new(Policy::deny_all(fra)),
+            current: RwLock::new(Arc::new(RosterView {
+                policy: Arc::new(Policy::deny_all(fra)),
+                keys: Arc::new(PeerKeys::default()),
+                peers: BTreeMap::new(),
+                barred: HashMap::new(),
+                revoked_fingerprints: HashSet::new(),
+                from_directory: false,
+            })),
+        }
+    }
+
+    fn member(id: &str, status: pb::MemberStatus) -> pb::Member {
+        pb::Member {
+            node_id: id.into(),
+            country: id[..3].into(),
+            role: pb::MemberRole::National as i32,
+            endpoint: format!("{id}.example.test:1"),
+            cert_fingerprint: format!("{id}-fp"),
+            signing_key: vec![1; 32],
+            status: status as i32,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn directory_members_replace_configured_peers_and_bar_the_rest() {
+        let r = roster();
+        let mut s = pb::DirectoryState::default();
+        r.apply_directory(&s);
+        assert!(!r.view().from_directory, "an empty directory keeps the configuration");
+        for (id, st) in [
+            ("FRA-POL", pb::MemberStatus::Active),
+            ("DEU-CUS", pb::MemberStatus::Active),
+            ("ITA-POL", pb::MemberStatus::Suspended),
+            ("ESP-POL", pb::MemberStatus::Revoked),
+        ] {
+            s.members.insert(id.into(), member(id, st));
+        }
+        s.revocations.push(pb::Revocation {
+            node_id: "ESP-POL".into(),
+            cert_fingerprint: "ESP-POL-fp".into(),
+            ..Default::default()
+        });
+        r.apply_directory(&s);
+        let v = r.view();
+        let id = |s: &str| NodeId::parse(s).unwrap();
+        assert_eq!(v.peer_ids(), vec![id("DEU-CUS")], "own node and barred members excluded");
+        assert!(v.check_caller(&id("DEU-CUS"), None).is_ok());
+        assert_eq!(v.check_caller(&id("ITA-POL"), None), Err(Barred::Suspended));
+        assert_eq!(v.check_caller(&id("ESP-POL"), None), Err(Barred::Revoked));
+        assert_eq!(v.check_caller(&id("NLD-POL"), None), Err(Barred::NotMember));
+        assert_eq!(
+            v.check_caller(&id("DEU-CUS"), Some("ESP-POL-fp")),
+            Err(Barred::Revoked),
+            "a revoked certificate is refused whatever identity it names"
+        );
+    }
+
+    #[test]
+    fn the_latest_published_own_policy_is_in_force() {
+        let r = roster();
+        let mut s = pb::DirectoryState::default();
+        s.members
+            .insert("FRA-POL".into(), member("FRA-POL", pb::MemberStatus::Active));
+        let p = |v: u64| pb::PublishedPolicy {
+            policy: Some(pb::SharingPolicy {
+                owner_country: "FRA".into(),
+                version: v,
+                legal_basis: "synthetic".into(),
+                rules: vec![],
+            }),
+            published_at: 0,
+        };
+        s.entries.insert(
+            "FRA-POL".into(),
+            pb::MemberEntries {
+                policies: vec![p(1), p(4)],
+                ..Default::default()
+            },
+        );
+        r.apply_directory(&s);
+        assert_eq!(r.policy().version(), 4);
+    }
+}
