@@ -121,10 +121,13 @@ impl Admission {
                 .admit(info)
                 .and_then(|c| match &gate {
                     None => Ok(c),
-                    Some((roster, require_member)) => {
-                        check_roster(roster, &c, info.and_then(|i| i.fingerprint.as_deref()), *require_member)
-                            .map(|()| c)
-                    }
+                    Some((roster, require_member)) => check_roster(
+                        roster,
+                        &c,
+                        info.and_then(|i| i.fingerprint.as_deref()),
+                        *require_member,
+                    )
+                    .map(|()| c),
                 })
                 .inspect_err(|r| {
                     tracing::warn!(refusal = %r, "request refused");

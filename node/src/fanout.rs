@@ -263,7 +263,7 @@ pub async fn query(
             for mut r in records {
                 let sig = r.signature.take();
                 node.roster
-                .keys()
+                    .keys()
                     .verify_response(&peer, &rid, &r.encode_to_vec(), sig.as_ref())
                     .map_err(|e| failure(&peer, format!("response refused: {e}")))?;
                 r.signature = sig;

@@ -26,13 +26,11 @@ use crate::client::PeerClients;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ListenerConfig, NodeConfig};
 use crate::context::NodeContext;
+use crate::delivery::{self, RetryPolicy};
 use crate::directory::replica::{Directory, DirectoryError, Wiring};
 use crate::directory::roster::Roster;
 use crate::directory::service::RaftService;
-use crate::delivery::{self, RetryPolicy};
-use crate::envelope::{
-    DEFAULT_SKEW_SECS, EnvelopeError, REPLAY_CAPACITY, ReplayGuard, SigningKey,
-};
+use crate::envelope::{DEFAULT_SKEW_SECS, EnvelopeError, REPLAY_CAPACITY, ReplayGuard, SigningKey};
 use crate::ids::PeerIdentity;
 use crate::ledger::{Ledger, LedgerError};
 use crate::peer::PeerService;

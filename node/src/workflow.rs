@@ -111,8 +111,7 @@ pub fn send_trace_request(
         .into_iter()
         .find(|n| n.country() == country)
         .ok_or_else(|| WorkflowError::NoNode(country.to_string()))?;
-    let settings = ctx
-        .roster.trace_settings(&target).unwrap_or_default();
+    let settings = ctx.roster.trace_settings(&target).unwrap_or_default();
     let now = ctx.clock.now_secs();
     let request = pb::TraceRequest {
         id: new_request_id(),

@@ -31,6 +31,7 @@ pub async fn get(ctx: &NodeContext, linearizable: bool) -> Result<pb::DirectoryV
         term: status.term,
         voters: status.voters,
         learners: status.learners,
+        snapshot_index: status.snapshot_index,
     })
 }
 

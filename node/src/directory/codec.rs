@@ -268,7 +268,10 @@ mod tests {
 
     #[test]
     fn votes_round_trip() {
-        for v in [openraft::Vote::new(4, 2), openraft::Vote::new_committed(5, 1)] {
+        for v in [
+            openraft::Vote::new(4, 2),
+            openraft::Vote::new_committed(5, 1),
+        ] {
             assert_eq!(vote_from_pb(&vote_to_pb(&v)), v);
         }
     }

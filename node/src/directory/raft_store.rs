@@ -10,6 +10,10 @@
 //! Every applied change is published on a watch channel ([`StateMachineStore::subscribe`]) so the
 //! rest of the node (peer discovery, keys, policies, revocation) follows the replica.
 
+// openraft's trait methods return its `StorageError` (large); our helpers return the same type so
+// errors pass through unchanged.
+#![allow(clippy::result_large_err)]
+
 use std::fmt::Debug;
 use std::io::Cursor;
 use std::ops::{Bound, RangeBounds};
@@ -25,13 +29,11 @@ use tracenet_proto::v1 as pb;
 
 use super::codec::{
     decode_stored, encode_stored, entry_from_pb, entry_to_pb, log_id_from_pb, log_id_to_pb,
-    opt_log_id_from_pb, opt_log_id_to_pb, snapshot_meta_from_pb,
-    stored_membership_from_pb, stored_membership_to_pb, vote_from_pb, vote_to_pb,
+    opt_log_id_from_pb, opt_log_id_to_pb, snapshot_meta_from_pb, stored_membership_from_pb,
+    stored_membership_to_pb, vote_from_pb, vote_to_pb,
 };
 use super::state;
-use super::types::{
-    Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig, Vote,
-};
+use super::types::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig, Vote};
 
 const LOG_TREE: &str = "raft_log";
 const META_TREE: &str = "raft_meta";
@@ -350,7 +352,10 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             None => "empty".to_owned(),
         };
         let data = encode_stored(&a.to_pb(&snapshot_id));
-        self.sm.tree.insert(KEY_SNAPSHOT, data.clone()).map_err(w_snap)?;
+        self.sm
+            .tree
+            .insert(KEY_SNAPSHOT, data.clone())
+            .map_err(w_snap)?;
         self.sm.db.flush_async().await.map_err(w_snap)?;
         Ok(Snapshot {
             meta: openraft::SnapshotMeta {
@@ -508,7 +513,10 @@ mod tests {
         }
         let db = sled::Config::new().path(dir.path()).open().unwrap();
         let (mut log, mut sm) = open(&db).unwrap();
-        assert_eq!(log.read_vote().await.unwrap(), Some(openraft::Vote::new(1, 1)));
+        assert_eq!(
+            log.read_vote().await.unwrap(),
+            Some(openraft::Vote::new(1, 1))
+        );
         let (applied, _) = sm.applied_state().await.unwrap();
         assert_eq!(applied, Some(lid));
         assert!(sm.current().state.members.contains_key("CHE-SEC"));

@@ -73,6 +73,8 @@ pub struct ReplicaStatus {
     pub voters: Vec<String>,
     /// Learners by node id.
     pub learners: Vec<String>,
+    /// Log index covered by the latest snapshot (0 when none).
+    pub snapshot_index: u64,
 }
 
 /// What a replica is wired to on its node.
@@ -165,7 +167,9 @@ impl Directory {
             match raft.initialize(members).await {
                 Ok(()) => tracing::info!(node = %me, "directory group initialised"),
                 // Already initialised (by an earlier start): nothing to do.
-                Err(RaftError::APIError(e)) => tracing::info!(node = %me, reason = %e, "directory group already initialised"),
+                Err(RaftError::APIError(e)) => {
+                    tracing::info!(node = %me, reason = %e, "directory group already initialised")
+                }
                 Err(RaftError::Fatal(e)) => return Err(fatal(e)),
             }
         }
@@ -227,13 +231,19 @@ impl Directory {
         ReplicaStatus {
             leader: m.current_leader.map(name),
             term: m.current_term,
-            voters: m.membership_config.membership().voter_ids().map(name).collect(),
+            voters: m
+                .membership_config
+                .membership()
+                .voter_ids()
+                .map(name)
+                .collect(),
             learners: m
                 .membership_config
                 .membership()
                 .learner_ids()
                 .map(name)
                 .collect(),
+            snapshot_index: m.snapshot.map_or(0, |l| l.index),
         }
     }
 
@@ -260,7 +270,7 @@ impl Directory {
         mut cmd: pb::DirectoryCommand,
     ) -> Result<pb::DirectoryResponse, DirectoryError> {
         cmd.writer = self.me.to_string();
-        cmd.at = self.clock.now_secs() as i64;
+        cmd.at = self.clock.now_secs();
         match self.write_here(cmd.clone()).await? {
             Ok(r) => Ok(r),
             Err(leader) => self.forward(leader, cmd).await,
@@ -275,7 +285,7 @@ impl Directory {
         mut cmd: pb::DirectoryCommand,
     ) -> Result<pb::DirectoryResponse, DirectoryError> {
         cmd.writer = writer.to_string();
-        cmd.at = self.clock.now_secs() as i64;
+        cmd.at = self.clock.now_secs();
         match self.write_here(cmd).await? {
             Ok(r) => Ok(r),
             Err(leader) => Err(DirectoryError::NoLeader(format!(
@@ -307,7 +317,8 @@ impl Directory {
         leader: Option<RaftPeer>,
     ) -> Result<DirectoryRaftClient<tonic::transport::Channel>, DirectoryError> {
         let leader = leader.ok_or_else(|| DirectoryError::NoLeader("no leader elected".into()))?;
-        let node = NodeId::parse(&leader.node_id).map_err(|e| DirectoryError::NoLeader(e.to_string()))?;
+        let node =
+            NodeId::parse(&leader.node_id).map_err(|e| DirectoryError::NoLeader(e.to_string()))?;
         let ch = self
             .clients
             .channel(&node, &leader.endpoint)

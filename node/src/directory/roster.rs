@@ -292,7 +292,10 @@ mod tests {
         let r = roster();
         let mut s = pb::DirectoryState::default();
         r.apply_directory(&s);
-        assert!(!r.view().from_directory, "an empty directory keeps the configuration");
+        assert!(
+            !r.view().from_directory,
+            "an empty directory keeps the configuration"
+        );
         for (id, st) in [
             ("FRA-POL", pb::MemberStatus::Active),
             ("DEU-CUS", pb::MemberStatus::Active),
@@ -309,7 +312,11 @@ mod tests {
         r.apply_directory(&s);
         let v = r.view();
         let id = |s: &str| NodeId::parse(s).unwrap();
-        assert_eq!(v.peer_ids(), vec![id("DEU-CUS")], "own node and barred members excluded");
+        assert_eq!(
+            v.peer_ids(),
+            vec![id("DEU-CUS")],
+            "own node and barred members excluded"
+        );
         assert!(v.check_caller(&id("DEU-CUS"), None).is_ok());
         assert_eq!(v.check_caller(&id("ITA-POL"), None), Err(Barred::Suspended));
         assert_eq!(v.check_caller(&id("ESP-POL"), None), Err(Barred::Revoked));
@@ -325,8 +332,10 @@ mod tests {
     fn the_latest_published_own_policy_is_in_force() {
         let r = roster();
         let mut s = pb::DirectoryState::default();
-        s.members
-            .insert("FRA-POL".into(), member("FRA-POL", pb::MemberStatus::Active));
+        s.members.insert(
+            "FRA-POL".into(),
+            member("FRA-POL", pb::MemberStatus::Active),
+        );
         let p = |v: u64| pb::PublishedPolicy {
             policy: Some(pb::SharingPolicy {
                 owner_country: "FRA".into(),

@@ -11,8 +11,7 @@ use tracenet_proto::v1 as pb;
 use tracenet_proto::v1::directory_raft_server::DirectoryRaft;
 
 use super::codec::{
-    opt_log_id_from_pb, opt_log_id_to_pb, req_vote, snapshot_meta_from_pb,
-    vote_to_pb,
+    opt_log_id_from_pb, opt_log_id_to_pb, req_vote, snapshot_meta_from_pb, vote_to_pb,
 };
 use super::network::append_from_pb;
 use super::replica::Directory;
@@ -67,7 +66,12 @@ impl DirectoryRaft for RaftService {
     ) -> Result<Response<pb::RaftAppendResponse>, Status> {
         self.member(&request)?;
         let rpc = append_from_pb(request.into_inner()).map_err(bad)?;
-        let resp = self.dir.raft().append_entries(rpc).await.map_err(raft_failed)?;
+        let resp = self
+            .dir
+            .raft()
+            .append_entries(rpc)
+            .await
+            .map_err(raft_failed)?;
         use openraft::raft::AppendEntriesResponse as A;
         use pb::raft_append_response::Result as R;
         let result = match resp {

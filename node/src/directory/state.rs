@@ -35,7 +35,10 @@ fn role(m: &pb::Member) -> pb::MemberRole {
     pb::MemberRole::try_from(m.role).unwrap_or(pb::MemberRole::Unspecified)
 }
 
-fn active_member<'a>(state: &'a pb::DirectoryState, writer: &str) -> Result<&'a pb::Member, String> {
+fn active_member<'a>(
+    state: &'a pb::DirectoryState,
+    writer: &str,
+) -> Result<&'a pb::Member, String> {
     let m = state
         .members
         .get(writer)
@@ -51,7 +54,10 @@ fn secretariat(state: &pb::DirectoryState, writer: &str) -> Result<(), String> {
     if role(m) == pb::MemberRole::Secretariat {
         Ok(())
     } else {
-        Err(format!("only the secretariat may do this; {writer} is {}", role(m).as_str_name()))
+        Err(format!(
+            "only the secretariat may do this; {writer} is {}",
+            role(m).as_str_name()
+        ))
     }
 }
 
@@ -73,13 +79,17 @@ fn check_member(m: &pb::Member) -> Result<(), String> {
     if !m.sealing_key.is_empty() && m.sealing_key.len() != 32 {
         return Err("sealing_key must be empty or a 32-byte X25519 public key".into());
     }
-    if m.cert_fingerprint.len() != 64 || !m.cert_fingerprint.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if m.cert_fingerprint.len() != 64 || !m.cert_fingerprint.bytes().all(|b| b.is_ascii_hexdigit())
+    {
         return Err("cert_fingerprint must be a SHA-256 in hex".into());
     }
     Ok(())
 }
 
-fn target<'a>(state: &'a mut pb::DirectoryState, node_id: &str) -> Result<&'a mut pb::Member, String> {
+fn target<'a>(
+    state: &'a mut pb::DirectoryState,
+    node_id: &str,
+) -> Result<&'a mut pb::Member, String> {
     state
         .members
         .get_mut(node_id)
@@ -170,7 +180,9 @@ fn decide(state: &mut pb::DirectoryState, cmd: &pb::DirectoryCommand) -> Result<
         Op::PublishTraceSettings(t) => {
             active_member(state, w)?;
             if t.routine_days == 0 || t.urgent_days == 0 || t.urgent_days > t.routine_days {
-                return Err("response times must be positive and urgent no longer than routine".into());
+                return Err(
+                    "response times must be positive and urgent no longer than routine".into(),
+                );
             }
             state.entries.entry(w.to_owned()).or_default().trace = Some(t.clone());
         }
@@ -191,7 +203,10 @@ fn decide(state: &mut pb::DirectoryState, cmd: &pb::DirectoryCommand) -> Result<
                 .and_then(|p| p.policy.as_ref())
                 .map_or(0, |p| p.version);
             if p.version <= last {
-                return Err(format!("policy version {} is not newer than {last}", p.version));
+                return Err(format!(
+                    "policy version {} is not newer than {last}",
+                    p.version
+                ));
             }
             entries.policies.push(pb::PublishedPolicy {
                 policy: Some(p.clone()),
@@ -203,7 +218,11 @@ fn decide(state: &mut pb::DirectoryState, cmd: &pb::DirectoryCommand) -> Result<
             if m.practices.len() > 500 {
                 return Err("at most 500 marking practices".into());
             }
-            state.entries.entry(w.to_owned()).or_default().marking_practices = m.practices.clone();
+            state
+                .entries
+                .entry(w.to_owned())
+                .or_default()
+                .marking_practices = m.practices.clone();
         }
     }
     Ok(())
@@ -240,10 +259,19 @@ mod tests {
 
     fn founded() -> pb::DirectoryState {
         let mut s = pb::DirectoryState::default();
-        let r = apply(&mut s, &cmd("CHE-SEC", Op::Admit(member("CHE-SEC", pb::MemberRole::Secretariat))));
+        let r = apply(
+            &mut s,
+            &cmd(
+                "CHE-SEC",
+                Op::Admit(member("CHE-SEC", pb::MemberRole::Secretariat)),
+            ),
+        );
         assert!(r.applied, "{}", r.refusal);
         for id in ["FRA-POL", "DEU-CUS"] {
-            let r = apply(&mut s, &cmd("CHE-SEC", Op::Admit(member(id, pb::MemberRole::National))));
+            let r = apply(
+                &mut s,
+                &cmd("CHE-SEC", Op::Admit(member(id, pb::MemberRole::National))),
+            );
             assert!(r.applied, "{}", r.refusal);
         }
         s
@@ -260,8 +288,22 @@ mod tests {
     #[test]
     fn genesis_must_be_the_secretariat_admitting_itself() {
         let mut s = pb::DirectoryState::default();
-        refused(&mut s, cmd("FRA-POL", Op::Admit(member("FRA-POL", pb::MemberRole::National))), "first member");
-        refused(&mut s, cmd("CHE-SEC", Op::Admit(member("FRA-POL", pb::MemberRole::Secretariat))), "first member");
+        refused(
+            &mut s,
+            cmd(
+                "FRA-POL",
+                Op::Admit(member("FRA-POL", pb::MemberRole::National)),
+            ),
+            "first member",
+        );
+        refused(
+            &mut s,
+            cmd(
+                "CHE-SEC",
+                Op::Admit(member("FRA-POL", pb::MemberRole::Secretariat)),
+            ),
+            "first member",
+        );
         let s = founded();
         assert_eq!(s.members.len(), 3);
         assert_eq!(s.members["FRA-POL"].status, pb::MemberStatus::Active as i32);
@@ -270,18 +312,48 @@ mod tests {
     #[test]
     fn only_the_secretariat_admits_suspends_and_revokes() {
         let mut s = founded();
-        refused(&mut s, cmd("FRA-POL", Op::Admit(member("ITA-POL", pb::MemberRole::National))), "only the secretariat");
-        let stop = |id: &str| pb::StatusChange { node_id: id.into(), reason: "synthetic".into() };
-        refused(&mut s, cmd("FRA-POL", Op::Suspend(stop("DEU-CUS"))), "only the secretariat");
-        refused(&mut s, cmd("FRA-POL", Op::Revoke(stop("DEU-CUS"))), "only the secretariat");
+        refused(
+            &mut s,
+            cmd(
+                "FRA-POL",
+                Op::Admit(member("ITA-POL", pb::MemberRole::National)),
+            ),
+            "only the secretariat",
+        );
+        let stop = |id: &str| pb::StatusChange {
+            node_id: id.into(),
+            reason: "synthetic".into(),
+        };
+        refused(
+            &mut s,
+            cmd("FRA-POL", Op::Suspend(stop("DEU-CUS"))),
+            "only the secretariat",
+        );
+        refused(
+            &mut s,
+            cmd("FRA-POL", Op::Revoke(stop("DEU-CUS"))),
+            "only the secretariat",
+        );
         assert!(apply(&mut s, &cmd("CHE-SEC", Op::Suspend(stop("DEU-CUS")))).applied);
-        refused(&mut s, cmd("DEU-CUS", Op::PublishContacts(pb::ContactPoints::default())), "SUSPENDED");
+        refused(
+            &mut s,
+            cmd("DEU-CUS", Op::PublishContacts(pb::ContactPoints::default())),
+            "SUSPENDED",
+        );
         assert!(apply(&mut s, &cmd("CHE-SEC", Op::Reinstate(stop("DEU-CUS")))).applied);
         assert!(apply(&mut s, &cmd("CHE-SEC", Op::Revoke(stop("DEU-CUS")))).applied);
         assert_eq!(s.revocations.len(), 1);
         assert_eq!(s.revocations[0].cert_fingerprint, "ab".repeat(32));
-        refused(&mut s, cmd("CHE-SEC", Op::Reinstate(stop("DEU-CUS"))), "not suspended");
-        refused(&mut s, cmd("CHE-SEC", Op::Revoke(stop("CHE-SEC"))), "cannot revoke itself");
+        refused(
+            &mut s,
+            cmd("CHE-SEC", Op::Reinstate(stop("DEU-CUS"))),
+            "not suspended",
+        );
+        refused(
+            &mut s,
+            cmd("CHE-SEC", Op::Revoke(stop("CHE-SEC"))),
+            "cannot revoke itself",
+        );
     }
 
     #[test]
@@ -293,7 +365,14 @@ mod tests {
         let mut bad = member("ITA-POL", pb::MemberRole::National);
         bad.signing_key = vec![1; 5];
         refused(&mut s, cmd("CHE-SEC", Op::Admit(bad)), "signing_key");
-        refused(&mut s, cmd("CHE-SEC", Op::Admit(member("FRA-POL", pb::MemberRole::National))), "already a member");
+        refused(
+            &mut s,
+            cmd(
+                "CHE-SEC",
+                Op::Admit(member("FRA-POL", pb::MemberRole::National)),
+            ),
+            "already a member",
+        );
     }
 
     #[test]
@@ -306,8 +385,16 @@ mod tests {
             rules: vec![],
         };
         assert!(apply(&mut s, &cmd("FRA-POL", Op::PublishPolicy(policy("FRA", 1)))).applied);
-        refused(&mut s, cmd("FRA-POL", Op::PublishPolicy(policy("DEU", 2))), "not FRA-POL's country");
-        refused(&mut s, cmd("FRA-POL", Op::PublishPolicy(policy("FRA", 1))), "not newer");
+        refused(
+            &mut s,
+            cmd("FRA-POL", Op::PublishPolicy(policy("DEU", 2))),
+            "not FRA-POL's country",
+        );
+        refused(
+            &mut s,
+            cmd("FRA-POL", Op::PublishPolicy(policy("FRA", 1))),
+            "not newer",
+        );
         assert!(apply(&mut s, &cmd("FRA-POL", Op::PublishPolicy(policy("FRA", 2)))).applied);
         assert_eq!(s.entries["FRA-POL"].policies.len(), 2, "history kept");
         assert!(!s.entries.contains_key("DEU-CUS"));
@@ -322,10 +409,21 @@ mod tests {
         assert!(apply(&mut s, &cmd("DEU-CUS", Op::PublishContacts(contacts))).applied);
         assert_eq!(s.entries["DEU-CUS"].contacts.len(), 1);
         assert!(s.entries["FRA-POL"].contacts.is_empty());
-        refused(&mut s, cmd("ITA-POL", Op::PublishContacts(pb::ContactPoints::default())), "not a member");
         refused(
             &mut s,
-            cmd("FRA-POL", Op::PublishTraceSettings(pb::TraceServiceSettings { routine_days: 5, urgent_days: 9, escalation_contact: String::new() })),
+            cmd("ITA-POL", Op::PublishContacts(pb::ContactPoints::default())),
+            "not a member",
+        );
+        refused(
+            &mut s,
+            cmd(
+                "FRA-POL",
+                Op::PublishTraceSettings(pb::TraceServiceSettings {
+                    routine_days: 5,
+                    urgent_days: 9,
+                    escalation_contact: String::new(),
+                }),
+            ),
             "urgent no longer",
         );
     }

@@ -11,9 +11,12 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use tracenet_proto::v1::node_api_client::NodeApiClient;
 
+mod founding;
+
 use crate::client::{ClientError, connect_local};
 use crate::config::{
-    ClientCertFiles, ListenerConfig, NodeConfig, OutboxConfig, PeerConfig, Role, TlsFiles,
+    ClientCertFiles, DirectoryConfig, ListenerConfig, NodeConfig, OutboxConfig, PeerConfig, Role,
+    TlsFiles, VoterConfig,
 };
 use crate::ids::NodeId;
 use crate::server::{Listeners, Node, NodeError};
@@ -142,6 +145,13 @@ pub struct NodeSpec {
     pub regions: Vec<String>,
     /// Whether it answers trace requests automatically from its records.
     pub auto_answer: bool,
+    /// Its role in the federation.
+    pub role: Role,
+    /// Whether it is a voter of the directory. When any node of a federation is, every node
+    /// runs a directory replica; the first voter initialises the group.
+    pub voter: bool,
+    /// Directory log entries between snapshots.
+    pub snapshot_every: u64,
 }
 
 impl NodeSpec {
@@ -152,7 +162,29 @@ impl NodeSpec {
             policy: None,
             regions: Vec::new(),
             auto_answer: false,
+            role: Role::National,
+            voter: false,
+            snapshot_every: 1000,
         }
+    }
+
+    /// A directory voter with this role (secretariat or hub).
+    pub fn voter(mut self, role: Role) -> NodeSpec {
+        self.role = role;
+        self.voter = true;
+        self
+    }
+
+    /// In these regions.
+    pub fn in_regions(mut self, regions: &[&str]) -> NodeSpec {
+        self.regions = regions.iter().map(|r| (*r).to_owned()).collect();
+        self
+    }
+
+    /// Snapshotting the directory every `n` entries.
+    pub fn snapshot_every(mut self, n: u64) -> NodeSpec {
+        self.snapshot_every = n;
+        self
     }
 
     /// Answering trace requests automatically from its records.
@@ -175,6 +207,7 @@ pub struct DevFederation {
     pub dir: PathBuf,
     /// The nodes, in the order given.
     pub nodes: Vec<DevNode>,
+    specs: Vec<NodeSpec>,
 }
 
 async fn bind_loopback() -> Result<TcpListener, NodeError> {
@@ -222,6 +255,16 @@ impl DevFederation {
                 Listeners { peer, local },
             ));
         }
+        let voters: Vec<VoterConfig> = ids
+            .iter()
+            .zip(specs)
+            .zip(&listeners)
+            .filter(|((_, spec), _)| spec.voter)
+            .map(|((id, _), (peer_addr, _, _))| VoterConfig {
+                node_id: id.clone(),
+                endpoint: peer_addr.to_string(),
+            })
+            .collect();
         let mut nodes = Vec::new();
         for (i, id) in ids.iter().enumerate() {
             let cert_dir = cert_root.join(id.as_str());
@@ -261,7 +304,7 @@ impl DevFederation {
             let config = NodeConfig {
                 node_id: id.clone(),
                 country: id.country(),
-                role: Role::National,
+                role: specs[i].role,
                 data_dir: dir.join(id.as_str()).join("data"),
                 peer_api: ListenerConfig::on(listeners[i].0),
                 local_api: ListenerConfig::on(listeners[i].1),
@@ -292,7 +335,16 @@ impl DevFederation {
                     retry_base_ms: 50,
                     retry_max_ms: 500,
                 },
-                directory: None,
+                directory: (!voters.is_empty()).then(|| DirectoryConfig {
+                    voters: voters.clone(),
+                    initialise: voters.first().is_some_and(|v| &v.node_id == id),
+                    advertise: None,
+                    // Loopback: short timers, so failover is quick.
+                    heartbeat_ms: 100,
+                    election_timeout_ms: 500,
+                    snapshot_every: specs[i].snapshot_every,
+                    write_timeout_ms: 3000,
+                }),
             };
             config
                 .check()
@@ -309,6 +361,7 @@ impl DevFederation {
         let mut fed = DevFederation {
             dir: dir.to_owned(),
             nodes,
+            specs: specs.to_vec(),
         };
         for (i, (_, _, l)) in listeners.into_iter().enumerate() {
             fed.serve(i, l)?;

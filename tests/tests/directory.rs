@@ -1,0 +1,510 @@
+//! The replicated directory across real nodes on real sockets with mTLS: elections and failover,
+//! quorum, catching up through a snapshot, authorisation of writes by certificate identity,
+//! revocation enforced by every node, and exchange without quorum. Every wait is on a condition.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use tracenet_node::config::Role;
+use tracenet_node::devnet::NodeSpec;
+use tracenet_proto::v1 as pb;
+use tracenet_proto::v1::directory_command::Op;
+use tracenet_proto::v1::directory_raft_client::DirectoryRaftClient;
+use tracenet_tests::{ClientCert, TestFederation, wait_for};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Three voters (secretariat and two hubs) and two national learners; 0..3 are voters.
+fn specs(snapshot_every: u64) -> Vec<NodeSpec> {
+    vec![
+        NodeSpec::new("CHE-SEC")
+            .voter(Role::Secretariat)
+            .snapshot_every(snapshot_every),
+        NodeSpec::new("BEL-HUB")
+            .voter(Role::Hub)
+            .snapshot_every(snapshot_every),
+        NodeSpec::new("AUT-HUB")
+            .voter(Role::Hub)
+            .snapshot_every(snapshot_every),
+        NodeSpec::new("FRA-POL").in_regions(&["SYN-WEST"]),
+        // Never snapshots by itself: a snapshot it holds came from the leader.
+        NodeSpec::new("DEU-CUS").with_policy(
+            r#"
+owner_country = "DEU"
+version = 1
+legal_basis = "Synthetic test basis"
+
+[[rules]]
+id = "all-tracing"
+purposes = ["PURPOSE_TRACING"]
+data_classes = ["DATA_CLASS_SEIZURE"]
+audience = { countries = ["FRA", "CHE", "BEL", "AUT"] }
+fields = [{ field = "firearms.serial_number", treatment = "FIELD_TREATMENT_ALLOW" }]
+"#,
+        ),
+    ]
+}
+
+async fn founded(snapshot_every: u64) -> TestFederation {
+    let t = TestFederation::start_specs(&specs(snapshot_every))
+        .await
+        .unwrap();
+    t.fed.found_directory().await.unwrap();
+    t
+}
+
+fn contacts(email: &str) -> Op {
+    Op::PublishContacts(pb::ContactPoints {
+        contacts: vec![pb::ContactPoint {
+            function: "national focal point".into(),
+            organisation: "Synthetic agency".into(),
+            email: email.into(),
+            ..Default::default()
+        }],
+    })
+}
+
+fn sample(n: u64) -> pb::SeizureRecord {
+    tracenet_node::sample::record(
+        tracenet_node::country::CountryCode::parse("DEU").unwrap(),
+        n,
+    )
+}
+
+fn lookup_of(serial: &str) -> pb::FederatedLookupRequest {
+    pb::FederatedLookupRequest {
+        inquiry: Some(pb::Inquiry {
+            purpose: pb::Purpose::Tracing as i32,
+            agency_kind: pb::AgencyKind::Police as i32,
+            legal_basis: "Synthetic test basis".into(),
+            case_reference: "TEST-1".into(),
+            deadline_ms: 0,
+        }),
+        serial_number: serial.to_owned(),
+        manufacturer: String::new(),
+    }
+}
+
+async fn leader_index(t: &TestFederation, from: usize) -> usize {
+    let leader = t.fed.wait_for_leader(from).await.unwrap();
+    t.fed.index_of(&leader).unwrap()
+}
+
+async fn view(t: &TestFederation, i: usize) -> pb::DirectoryView {
+    t.admin(i)
+        .await
+        .unwrap()
+        .get_directory(pb::GetDirectoryRequest {
+            linearizable: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+fn email_of(v: &pb::DirectoryView, node: &str) -> Option<String> {
+    v.state
+        .as_ref()?
+        .entries
+        .get(node)?
+        .contacts
+        .first()
+        .map(|c| c.email.clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn founding_replicates_members_to_voters_and_learners() {
+    let t = founded(1000).await;
+    let v = view(&t, 4).await;
+    assert_eq!(v.voters.len(), 3, "{v:?}");
+    let mut learners = v.learners.clone();
+    learners.sort();
+    assert_eq!(learners, vec!["DEU-CUS", "FRA-POL"]);
+    let s = v.state.unwrap();
+    assert_eq!(s.members.len(), 5);
+    assert_eq!(
+        s.entries["DEU-CUS"]
+            .policies
+            .last()
+            .unwrap()
+            .policy
+            .as_ref()
+            .unwrap()
+            .version,
+        1
+    );
+    // A linearizable read from a learner goes through the leader's read index.
+    let lin = t
+        .admin(3)
+        .await
+        .unwrap()
+        .get_directory(pb::GetDirectoryRequest { linearizable: true })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(lin.applied_index >= v.applied_index);
+    t.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_stopped_a_new_leader_is_elected_and_writes_continue() {
+    let mut t = founded(1000).await;
+    let old = leader_index(&t, 3).await;
+    t.stop(old).await.unwrap();
+    let survivor = (0..3).find(|i| *i != old).unwrap();
+    let old_name = t.node(old).id.to_string();
+    let new_leader = t
+        .fed
+        .wait_for_directory(survivor, "a new leader", WAIT, |v| {
+            !v.leader.is_empty() && v.leader != old_name
+        })
+        .await
+        .unwrap()
+        .leader;
+    assert_ne!(new_leader, old_name);
+    // A learner writes through the new leader.
+    t.fed
+        .propose_applied(3, contacts("after.failover@example.test"))
+        .await
+        .unwrap();
+    t.fed
+        .wait_for_directory(4, "the write replicated", WAIT, |v| {
+            email_of(v, "FRA-POL").as_deref() == Some("after.failover@example.test")
+        })
+        .await
+        .unwrap();
+    // The old leader comes back as a follower and catches up.
+    t.restart(old).await.unwrap();
+    t.fed
+        .wait_for_directory(old, "catch-up after restart", WAIT, |v| {
+            email_of(v, "FRA-POL").as_deref() == Some("after.failover@example.test")
+        })
+        .await
+        .unwrap();
+    t.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_minority_cannot_write_the_majority_can_and_exchange_goes_on() {
+    let mut t = founded(1000).await;
+    // Seed a record on DEU-CUS that FRA-POL may look up.
+    let mut deu = t.admin(4).await.unwrap();
+    let created = deu
+        .create_record(pb::CreateRecordRequest {
+            record: Some(sample(7)),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .record
+        .unwrap();
+    let serial = created.firearms[0].serial_number.clone();
+
+    // Two of three voters stop: one voter is a minority.
+    t.stop(1).await.unwrap();
+    t.stop(2).await.unwrap();
+    let refused = t
+        .admin(3)
+        .await
+        .unwrap()
+        .propose_directory(pb::ProposeDirectoryRequest {
+            command: Some(pb::DirectoryCommand {
+                writer: String::new(),
+                at: 0,
+                op: Some(contacts("minority@example.test")),
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    assert!(
+        refused.message().contains("retry") || refused.message().contains("quorum"),
+        "the error says it is retryable: {}",
+        refused.message()
+    );
+
+    // Exchange between members keeps working from local replicas.
+    let found = t
+        .admin(3)
+        .await
+        .unwrap()
+        .federated_lookup(lookup_of(&serial))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        found
+            .answers
+            .iter()
+            .any(|a| a.node_id == "DEU-CUS" && a.hit),
+        "{found:?}"
+    );
+
+    // A majority again: writes resume.
+    t.restart(1).await.unwrap();
+    t.fed
+        .propose_applied(3, contacts("majority@example.test"))
+        .await
+        .unwrap();
+    t.fed
+        .wait_for_directory(0, "the write after quorum returned", WAIT, |v| {
+            email_of(v, "FRA-POL").as_deref() == Some("majority@example.test")
+        })
+        .await
+        .unwrap();
+    t.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_learner_catches_up_through_a_snapshot() {
+    let mut specs = specs(3);
+    specs[4].snapshot_every = 100_000;
+    let mut t = TestFederation::start_specs(&specs).await.unwrap();
+    t.fed.found_directory().await.unwrap();
+    t.stop(4).await.unwrap();
+    for n in 0..12 {
+        t.fed
+            .propose_applied(3, contacts(&format!("change.{n}@example.test")))
+            .await
+            .unwrap();
+    }
+    let leader = leader_index(&t, 0).await;
+    let target = view(&t, leader).await;
+    assert!(
+        target.snapshot_index > 0,
+        "the leader snapshotted: {target:?}"
+    );
+    t.restart(4).await.unwrap();
+    let caught = t
+        .fed
+        .wait_for_directory(4, "catch-up", WAIT, |v| {
+            email_of(v, "FRA-POL").as_deref() == Some("change.11@example.test")
+        })
+        .await
+        .unwrap();
+    assert!(
+        caught.snapshot_index > 0,
+        "DEU-CUS never snapshots by itself, so its snapshot was installed from the leader: {caught:?}"
+    );
+    t.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_are_authorised_by_certificate_identity() {
+    let t = founded(1000).await;
+    t.fed
+        .propose_applied(3, contacts("fra.desk@example.test"))
+        .await
+        .unwrap();
+    // DEU-CUS forges a command naming FRA-POL and sends it straight to the leader.
+    let leader = leader_index(&t, 4).await;
+    let ch = t
+        .channel(leader, false, ClientCert::Of(4, "node"))
+        .await
+        .unwrap();
+    let forged = DirectoryRaftClient::new(ch)
+        .propose(pb::ProposeRequest {
+            command: Some(pb::DirectoryCommand {
+                writer: "FRA-POL".into(),
+                at: 0,
+                op: Some(Op::PublishPolicy(pb::SharingPolicy {
+                    owner_country: "FRA".into(),
+                    version: 99,
+                    legal_basis: "forged".into(),
+                    rules: vec![],
+                })),
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!forged.applied);
+    assert!(
+        forged.refusal.contains("not DEU-CUS's country"),
+        "written as the certificate's node, so refused: {}",
+        forged.refusal
+    );
+    // A national member may not admit, suspend or revoke.
+    let r = t
+        .fed
+        .propose(
+            4,
+            Op::Revoke(pb::StatusChange {
+                node_id: "FRA-POL".into(),
+                reason: "forged".into(),
+            }),
+        )
+        .await
+        .unwrap();
+    assert!(
+        !r.applied && r.refusal.contains("only the secretariat"),
+        "{r:?}"
+    );
+    // Its own contacts change; FRA-POL's do not.
+    t.fed
+        .propose_applied(4, contacts("deu.desk@example.test"))
+        .await
+        .unwrap();
+    let v = t
+        .fed
+        .wait_for_directory(3, "DEU contacts", WAIT, |v| {
+            email_of(v, "DEU-CUS").as_deref() == Some("deu.desk@example.test")
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        email_of(&v, "FRA-POL").as_deref(),
+        Some("fra.desk@example.test")
+    );
+    let fra_policies = &v.state.unwrap().entries["FRA-POL"].policies;
+    assert!(
+        fra_policies.is_empty(),
+        "no forged policy: {fra_policies:?}"
+    );
+    t.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_member_is_refused_by_every_node_including_open_connections() {
+    let t = founded(1000).await;
+    // FRA-POL opens connections to every other node before it is revoked.
+    let mut open = Vec::new();
+    for i in [0, 1, 2, 4] {
+        let mut c = t.peer_client(i, ClientCert::Of(3, "node")).await.unwrap();
+        c.ping(pb::PingRequest {}).await.unwrap();
+        open.push((i, c));
+    }
+    t.fed
+        .propose_applied(
+            0,
+            Op::Revoke(pb::StatusChange {
+                node_id: "FRA-POL".into(),
+                reason: "synthetic test revocation".into(),
+            }),
+        )
+        .await
+        .unwrap();
+    for (i, c) in &mut open {
+        let i = *i;
+        t.fed
+            .wait_for_directory(i, "the revocation", WAIT, |v| {
+                v.state.as_ref().is_some_and(|s| {
+                    s.members["FRA-POL"].status == pb::MemberStatus::Revoked as i32
+                })
+            })
+            .await
+            .unwrap();
+        let on_open = c.ping(pb::PingRequest {}).await.unwrap_err();
+        assert_eq!(
+            on_open.code(),
+            tonic::Code::PermissionDenied,
+            "node {i}: {on_open:?}"
+        );
+        assert!(
+            on_open.message().contains("revoked"),
+            "{}",
+            on_open.message()
+        );
+        let mut fresh = t.peer_client(i, ClientCert::Of(3, "node")).await.unwrap();
+        let on_new = fresh.ping(pb::PingRequest {}).await.unwrap_err();
+        assert_eq!(on_new.code(), tonic::Code::PermissionDenied);
+    }
+    // Raft refuses it too, and the leader takes it out of the group.
+    let ch = t
+        .channel(0, false, ClientCert::Of(3, "node"))
+        .await
+        .unwrap();
+    let vote = DirectoryRaftClient::new(ch)
+        .vote(pb::RaftVoteRequest {
+            vote: Some(pb::RaftVote {
+                term: 1000,
+                node_id: 1,
+                committed: false,
+            }),
+            last_log_id: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(vote.code(), tonic::Code::PermissionDenied);
+    t.fed
+        .wait_for_directory(0, "FRA-POL removed from the group", WAIT, |v| {
+            !v.learners.iter().any(|l| l == "FRA-POL")
+        })
+        .await
+        .unwrap();
+    // Other members no longer list it as a peer.
+    let peers = wait_for("DEU-CUS to drop FRA-POL", || async {
+        let info = t
+            .admin(4)
+            .await
+            .ok()?
+            .get_node_info(pb::GetNodeInfoRequest {})
+            .await
+            .ok()?
+            .into_inner();
+        (!info.peers.iter().any(|p| p == "FRA-POL")).then_some(info.peers)
+    })
+    .await
+    .unwrap();
+    assert!(peers.iter().any(|p| p == "CHE-SEC"), "{peers:?}");
+    t.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_published_policy_takes_effect_on_the_next_disclosure() {
+    let t = founded(1000).await;
+    let mut deu = t.admin(4).await.unwrap();
+    let rec = deu
+        .create_record(pb::CreateRecordRequest {
+            record: Some(sample(3)),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .record
+        .unwrap();
+    let serial = rec.firearms[0].serial_number.clone();
+    let lookup = || async {
+        t.admin(3)
+            .await
+            .unwrap()
+            .federated_lookup(lookup_of(&serial))
+            .await
+            .unwrap()
+            .into_inner()
+            .answers
+            .into_iter()
+            .find(|a| a.node_id == "DEU-CUS")
+            .unwrap()
+    };
+    assert!(lookup().await.hit, "policy v1 shares with FRA");
+    // Version 2 no longer lists FRA.
+    t.fed
+        .propose_applied(
+            4,
+            Op::PublishPolicy(pb::SharingPolicy {
+                owner_country: "DEU".into(),
+                version: 2,
+                legal_basis: "Synthetic test basis, amended".into(),
+                rules: vec![],
+            }),
+        )
+        .await
+        .unwrap();
+    t.fed
+        .wait_for_directory(4, "policy v2 applied", WAIT, |v| {
+            v.state.as_ref().is_some_and(|s| {
+                s.entries["DEU-CUS"]
+                    .policies
+                    .last()
+                    .and_then(|p| p.policy.as_ref())
+                    .map(|p| p.version)
+                    == Some(2)
+            })
+        })
+        .await
+        .unwrap();
+    let after = lookup().await;
+    assert!(!after.hit, "policy v2 shares nothing: {after:?}");
+    t.shutdown().await.unwrap();
+}
