@@ -149,12 +149,18 @@ fn check_roster(
         identity: caller.0.to_uri(),
         why: why.as_str(),
     };
+    // Gateways and admin tools call only their own node (the admission rule), which the roster
+    // does not list as a peer; only a revoked certificate stops them, so the operators of a
+    // suspended or revoked node can still see what happened to it.
+    if !matches!(caller.0, PeerIdentity::Node(_)) {
+        return match fingerprint {
+            Some(f) if view.revoked_fingerprints.contains(f) => Err(barred(Barred::Revoked)),
+            _ => Ok(()),
+        };
+    }
     match view.check_caller(caller.0.node(), fingerprint) {
         Ok(()) => Ok(()),
         Err(Barred::NotMember) if !require_member => Ok(()),
-        // Gateways and admin tools speak for their own node, which the roster does not list
-        // as its own peer; only a revoked certificate stops them.
-        Err(Barred::NotMember) if !matches!(caller.0, PeerIdentity::Node(_)) => Ok(()),
         Err(why) => Err(barred(why)),
     }
 }

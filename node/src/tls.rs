@@ -179,6 +179,22 @@ pub fn fingerprint_of_pem_file(path: &Path) -> Result<String, TlsError> {
     Ok(cert_fingerprint(leaf))
 }
 
+/// Reads the certificate in a PEM file and returns the node it speaks for.
+pub fn identity_of_pem_file(path: &Path) -> Result<crate::ids::NodeId, TlsError> {
+    let pem = read(path)?;
+    let chain = parse_certs(&pem, "certificate")?;
+    let leaf = chain
+        .first()
+        .ok_or_else(|| TlsError::Pem("certificate file is empty".into()))?;
+    match identity_of_cert(leaf)? {
+        PeerIdentity::Node(n) => Ok(n),
+        other => Err(TlsError::Pem(format!(
+            "{} is not a node certificate",
+            other.to_uri()
+        ))),
+    }
+}
+
 /// The tracenet identity in a DER certificate: its single `spiffe://tracenet/...` URI SAN.
 /// Call only on certificates whose chain has been verified.
 pub fn identity_of_cert(der: &[u8]) -> Result<PeerIdentity, TlsError> {

@@ -9,14 +9,19 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 use tracenet_proto::v1 as pb;
 
+use crate::config::Role;
 use crate::devnet::{DevFederation, DevnetError, NodeSpec};
 use crate::{sample, serial};
 
+mod directory;
 mod exchange;
 pub mod policies;
 
-/// The demo federation's nodes: synthetic agencies of three States.
+/// The demo federation's national nodes: synthetic agencies of three States. They hold records
+/// and are directory learners.
 pub const DEMO_NODES: &[&str] = &["FRA-POL", "DEU-CUS", "ITA-POL"];
+/// The directory voters: a synthetic secretariat and two regional hubs.
+pub const DEMO_VOTERS: &[&str] = &["CHE-SEC", "BEL-HUB", "AUT-HUB"];
 
 /// Options of the demo command.
 #[derive(Debug, Clone)]
@@ -81,13 +86,22 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<Strin
         NodeSpec::new("FRA-POL").with_policy(policies::FRA),
         NodeSpec::new("DEU-CUS").with_policy(policies::DEU),
         NodeSpec::new("ITA-POL").with_policy(policies::ITA),
+        NodeSpec::new(DEMO_VOTERS[0]).voter(Role::Secretariat),
+        NodeSpec::new(DEMO_VOTERS[1]).voter(Role::Hub),
+        NodeSpec::new(DEMO_VOTERS[2]).voter(Role::Hub),
     ];
     let mut fed = DevFederation::start_specs(&dir, &specs).await?;
-    let loaded = load_samples(&fed, opts.records_per_node).await;
+    let loaded = match fed.found_directory().await {
+        Ok(()) => load_samples(&fed, opts.records_per_node).await,
+        Err(e) => Err(e.into()),
+    };
     let outcome = match loaded {
         Err(e) => Err(e),
         Ok(()) if opts.scenario => match scenario(&fed).await {
-            Ok(mut out) => exchange::scenario(&mut fed, &mut out).await.map(|()| out),
+            Ok(mut out) => match exchange::scenario(&mut fed, &mut out).await {
+                Ok(()) => directory::scenario(&mut fed, &mut out).await.map(|()| out),
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         },
         Ok(()) => {
@@ -109,7 +123,7 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<Strin
 }
 
 async fn load_samples(fed: &DevFederation, per_node: u64) -> Result<(), DemoError> {
-    for (i, node) in fed.nodes.iter().enumerate() {
+    for (i, node) in fed.nodes.iter().enumerate().take(DEMO_NODES.len()) {
         let mut client = fed.admin_client(i).await?;
         let country = node.id.country();
         let mut n = 0;
@@ -134,8 +148,15 @@ fn print_banner(fed: &DevFederation, per_node: u64) {
     println!("  certificates and data: {}", fed.dir.display());
     for n in &fed.nodes {
         println!(
-            "  {:<8} peer API https://{}  local API https://{}  {} sample records",
-            n.id, n.peer_addr, n.local_addr, per_node
+            "  {:<8} peer API https://{}  local API https://{}  {}",
+            n.id,
+            n.peer_addr,
+            n.local_addr,
+            if DEMO_VOTERS.contains(&n.id.as_str()) {
+                "directory voter".to_owned()
+            } else {
+                format!("{per_node} sample records, directory learner")
+            }
         );
     }
     println!("Press Ctrl-C to stop.");
@@ -145,7 +166,8 @@ async fn scenario(fed: &DevFederation) -> Result<String, DemoError> {
     let mut out = String::new();
     let _ = writeln!(out, "tracenet demo scenario (synthetic data)");
 
-    for (i, node) in fed.nodes.iter().enumerate() {
+    let nationals = &fed.nodes[..DEMO_NODES.len()];
+    for (i, node) in nationals.iter().enumerate() {
         let mut client = fed.admin_client(i).await?;
         let info = client
             .get_node_info(pb::GetNodeInfoRequest {})
@@ -208,9 +230,9 @@ async fn scenario(fed: &DevFederation) -> Result<String, DemoError> {
         );
     }
 
-    for (i, from) in fed.nodes.iter().enumerate() {
+    for (i, from) in nationals.iter().enumerate() {
         let mut client = fed.admin_client(i).await?;
-        for to in fed.nodes.iter().filter(|n| n.id != from.id) {
+        for to in nationals.iter().filter(|n| n.id != from.id) {
             let seen = client
                 .check_peer(pb::CheckPeerRequest {
                     node_id: to.id.to_string(),

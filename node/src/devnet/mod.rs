@@ -104,6 +104,19 @@ impl DevNode {
                 q(&a.key)
             ));
         }
+        if let Some(d) = &c.directory {
+            text.push_str(&format!(
+                "\n[directory]\ninitialise = {}\nheartbeat_ms = {}\nelection_timeout_ms = {}\nsnapshot_every = {}\nwrite_timeout_ms = {}\n",
+                d.initialise, d.heartbeat_ms, d.election_timeout_ms, d.snapshot_every, d.write_timeout_ms
+            ));
+            for v in &d.voters {
+                text.push_str(&format!(
+                    "\n[[directory.voters]]\nnode_id = {}\nendpoint = {}\n",
+                    toml_string(v.node_id.as_str()),
+                    toml_string(&v.endpoint)
+                ));
+            }
+        }
         for p in &c.peers {
             text.push_str(&format!(
                 "\n[[peers]]\nnode_id = {}\nendpoint = {}\n",

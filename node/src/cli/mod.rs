@@ -1,9 +1,11 @@
-//! The `tracenet-node` command line: `run`, `import` and `demo`. Parses arguments, sets up
+//! The `tracenet-node` command line: `run`, `import`, `audit`, `directory` and `demo`. Parses arguments, sets up
 //! logging, and calls the library; every error ends as one readable line and a non-zero exit.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+mod directory;
 
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
@@ -52,7 +54,13 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
-    /// Start a demo federation of three national nodes on this machine (synthetic data).
+    /// Read or write the replicated directory through a running node's local API.
+    Directory {
+        #[command(subcommand)]
+        command: directory::DirectoryCommand,
+    },
+    /// Start a demo federation on this machine: three national nodes and three directory
+    /// voters (synthetic data).
     Demo {
         /// Run the scripted scenario, print a summary and exit (non-zero on failure).
         #[arg(long)]
@@ -101,7 +109,10 @@ pub fn main() -> ExitCode {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TRACENET_LOG").unwrap_or_else(|_| {
                 tracing_subscriber::EnvFilter::new(match cli.command {
-                    Command::Demo { .. } | Command::Import { .. } | Command::Audit { .. } => "warn",
+                    Command::Demo { .. }
+                    | Command::Import { .. }
+                    | Command::Audit { .. }
+                    | Command::Directory { .. } => "warn",
                     Command::Run { .. } => "info",
                 })
             }),
@@ -147,6 +158,7 @@ async fn dispatch(command: Command) -> Result<(), String> {
             batch_size,
         } => import_file(&config, &path, batch_size.clamp(1, crate::api::MAX_BATCH)).await,
         Command::Audit { command } => audit(command),
+        Command::Directory { command } => directory::run(command).await,
         Command::Demo {
             scenario,
             records,

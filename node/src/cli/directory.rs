@@ -1,0 +1,400 @@
+//! `tracenet-node directory ...`: read the directory through the node's local API, publish this
+//! node's contact points, trace settings, sharing policy and marking practices, and (on the
+//! secretariat's node) admit, suspend, reinstate and revoke members. Files are parsed and
+//! checked here before anything is proposed; a refused command prints the directory's reason.
+
+use std::path::{Path, PathBuf};
+
+use clap::Subcommand;
+use tonic::transport::Channel;
+use tracenet_proto::v1 as pb;
+use tracenet_proto::v1::directory_command::Op;
+use tracenet_proto::v1::node_api_client::NodeApiClient;
+
+use crate::client::connect_local;
+use crate::config::NodeConfig;
+use crate::country::CountryCode;
+use crate::envelope::parse_public_key;
+use crate::ids::NodeId;
+use crate::policy::Policy;
+use crate::tls::{TlsMaterial, fingerprint_of_pem_file, identity_of_pem_file};
+
+/// The `directory` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DirectoryCommand {
+    /// Leader, term, voters, learners and what this replica has applied.
+    Show {
+        /// The node's TOML configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// Confirm with the leader that the replica is current (needs a quorum).
+        #[arg(long)]
+        linearizable: bool,
+    },
+    /// Members with role, status, endpoint and regions.
+    Members {
+        /// The node's TOML configuration.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Points of contact and trace service settings, of one State or all.
+    Contacts {
+        /// The node's TOML configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// ISO 3166 alpha-3 code; all States when omitted.
+        country: Option<String>,
+    },
+    /// The sharing policies a State's members publish (current version, as JSON).
+    Policy {
+        /// The node's TOML configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// ISO 3166 alpha-3 code.
+        country: String,
+        /// Every published version, not only the one in force.
+        #[arg(long)]
+        history: bool,
+    },
+    /// Publish this node's points of contact from a TOML file (`[[contacts]]` tables).
+    PublishContacts {
+        /// The node's TOML configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// The file.
+        file: PathBuf,
+    },
+    /// Publish this node's trace service settings from its configuration's `[trace]`.
+    PublishTrace {
+        /// The node's TOML configuration.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Publish this node's sharing policy from a policy TOML file (checked first).
+    PublishPolicy {
+        /// The node's TOML configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// The policy file.
+        file: PathBuf,
+    },
+    /// Publish this State's marking practices from a TOML file (`[[practices]]` tables).
+    PublishMarking {
+        /// The node's TOML configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// The file.
+        file: PathBuf,
+    },
+    /// Secretariat: admit a member from its node certificate and signing key.
+    Admit {
+        /// The secretariat node's TOML configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// Admit the secretariat node itself (founding the directory).
+        #[arg(long = "self", conflicts_with_all = ["cert", "signing_key", "endpoint"])]
+        itself: bool,
+        /// The member's node certificate (PEM); its identity and fingerprint are read from it.
+        #[arg(long, required_unless_present = "itself")]
+        cert: Option<PathBuf>,
+        /// The member's Ed25519 public key: 64 hex digits, or a file holding them.
+        #[arg(long, required_unless_present = "itself")]
+        signing_key: Option<String>,
+        /// host:port of the member's peer API.
+        #[arg(long, required_unless_present = "itself")]
+        endpoint: Option<String>,
+        /// national, hub or secretariat.
+        #[arg(long, default_value = "national")]
+        role: String,
+        /// The member's organisation.
+        #[arg(long, default_value = "")]
+        organisation: String,
+        /// Regions the member belongs to (repeatable).
+        #[arg(long = "region")]
+        regions: Vec<String>,
+    },
+    /// Secretariat: suspend a member (its calls are refused until reinstated).
+    Suspend(StatusArgs),
+    /// Secretariat: reinstate a suspended member.
+    Reinstate(StatusArgs),
+    /// Secretariat: revoke a member and its certificate (final).
+    Revoke(StatusArgs),
+}
+
+/// Arguments of suspend, reinstate and revoke.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// The secretariat node's TOML configuration.
+    #[arg(long)]
+    config: PathBuf,
+    /// The member's node id.
+    node_id: String,
+    /// Why, for the record.
+    #[arg(long, default_value = "")]
+    reason: String,
+}
+
+async fn client(config: &Path) -> Result<(NodeConfig, NodeApiClient<Channel>), String> {
+    let cfg = NodeConfig::load(config).map_err(|e| e.to_string())?;
+    let admin = cfg.admin.as_ref().ok_or_else(|| {
+        "the config has no [admin] section: directory commands need the administrator certificate"
+            .to_owned()
+    })?;
+    let tls = TlsMaterial::load_client(&cfg.tls.ca, admin).map_err(|e| e.to_string())?;
+    let c = connect_local(&cfg.local_api.listen.to_string(), &tls, &cfg.node_id)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((cfg, c))
+}
+
+async fn view(config: &Path, linearizable: bool) -> Result<pb::DirectoryView, String> {
+    let (_, mut c) = client(config).await?;
+    c.get_directory(pb::GetDirectoryRequest { linearizable })
+        .await
+        .map(tonic::Response::into_inner)
+        .map_err(|s| s.message().to_owned())
+}
+
+async fn propose(config: &Path, op: Op) -> Result<(), String> {
+    let (_, mut c) = client(config).await?;
+    let r = c
+        .propose_directory(pb::ProposeDirectoryRequest {
+            command: Some(pb::DirectoryCommand {
+                writer: String::new(),
+                at: 0,
+                op: Some(op),
+            }),
+        })
+        .await
+        .map_err(|s| s.message().to_owned())?
+        .into_inner();
+    if r.applied {
+        println!("applied");
+        Ok(())
+    } else {
+        Err(format!("refused by the directory: {}", r.refusal))
+    }
+}
+
+fn read(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn role(s: &str) -> Result<pb::MemberRole, String> {
+    match s {
+        "national" => Ok(pb::MemberRole::National),
+        "hub" => Ok(pb::MemberRole::Hub),
+        "secretariat" => Ok(pb::MemberRole::Secretariat),
+        other => Err(format!(
+            "unknown role '{other}' (national, hub or secretariat)"
+        )),
+    }
+}
+
+fn enum_name(n: &str, prefix: &str) -> String {
+    n.trim_start_matches(prefix).to_lowercase()
+}
+
+fn state(v: &pb::DirectoryView) -> pb::DirectoryState {
+    v.state.clone().unwrap_or_default()
+}
+
+fn in_country(node: &str, country: Option<CountryCode>) -> bool {
+    country.is_none_or(|c| NodeId::parse(node).is_ok_and(|n| n.country() == c))
+}
+
+/// Runs a `directory` subcommand.
+pub async fn run(command: DirectoryCommand) -> Result<(), String> {
+    match command {
+        DirectoryCommand::Show {
+            config,
+            linearizable,
+        } => {
+            let v = view(&config, linearizable).await?;
+            let s = state(&v);
+            println!(
+                "leader: {}\nterm: {}\nvoters: {}\nlearners: {}\napplied index: {}\nsnapshot index: {}\nmembers: {}\nrevocations: {}",
+                if v.leader.is_empty() {
+                    "none known"
+                } else {
+                    &v.leader
+                },
+                v.term,
+                v.voters.join(", "),
+                v.learners.join(", "),
+                v.applied_index,
+                v.snapshot_index,
+                s.members.len(),
+                s.revocations.len()
+            );
+            Ok(())
+        }
+        DirectoryCommand::Members { config } => {
+            let s = state(&view(&config, false).await?);
+            println!(
+                "{:<10} {:<12} {:<10} {:<24} regions / organisation",
+                "node", "role", "status", "endpoint"
+            );
+            let mut members: Vec<_> = s.members.values().collect();
+            members.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+            for m in members {
+                let role = pb::MemberRole::try_from(m.role).unwrap_or_default();
+                let status = pb::MemberStatus::try_from(m.status).unwrap_or_default();
+                println!(
+                    "{:<10} {:<12} {:<10} {:<24} [{}] {}",
+                    m.node_id,
+                    enum_name(role.as_str_name(), "MEMBER_ROLE_"),
+                    enum_name(status.as_str_name(), "MEMBER_STATUS_"),
+                    m.endpoint,
+                    m.regions.join(","),
+                    m.organisation
+                );
+            }
+            Ok(())
+        }
+        DirectoryCommand::Contacts { config, country } => {
+            let country = country
+                .map(|c| CountryCode::parse(&c).map_err(|e| e.to_string()))
+                .transpose()?;
+            let s = state(&view(&config, false).await?);
+            let mut nodes: Vec<_> = s
+                .entries
+                .iter()
+                .filter(|(n, _)| in_country(n, country))
+                .collect();
+            nodes.sort_by(|a, b| a.0.cmp(b.0));
+            for (node, e) in nodes {
+                println!("{node}");
+                if let Some(t) = &e.trace {
+                    println!(
+                        "  trace requests: routine {} days, urgent {} days, escalation: {}",
+                        t.routine_days, t.urgent_days, t.escalation_contact
+                    );
+                }
+                for c in &e.contacts {
+                    println!(
+                        "  {}: {} <{}> {} [{}] {}",
+                        c.function,
+                        c.organisation,
+                        c.email,
+                        c.phone,
+                        c.languages.join(","),
+                        c.working_hours
+                    );
+                }
+            }
+            Ok(())
+        }
+        DirectoryCommand::Policy {
+            config,
+            country,
+            history,
+        } => {
+            let c = CountryCode::parse(&country).map_err(|e| e.to_string())?;
+            let s = state(&view(&config, false).await?);
+            let mut found = false;
+            for (node, e) in s.entries.iter().filter(|(n, _)| in_country(n, Some(c))) {
+                let shown: Vec<_> = if history {
+                    e.policies.iter().collect()
+                } else {
+                    e.policies.last().into_iter().collect()
+                };
+                for p in shown {
+                    found = true;
+                    let json = serde_json::to_string_pretty(p).map_err(|e| e.to_string())?;
+                    println!("# {node}\n{json}");
+                }
+            }
+            if found {
+                Ok(())
+            } else {
+                Err(format!("no member of {c} has published a sharing policy"))
+            }
+        }
+        DirectoryCommand::PublishContacts { config, file } => {
+            let contacts: pb::ContactPoints =
+                toml::from_str(&read(&file)?).map_err(|e| format!("{}: {e}", file.display()))?;
+            propose(&config, Op::PublishContacts(contacts)).await
+        }
+        DirectoryCommand::PublishTrace { config } => {
+            let cfg = NodeConfig::load(&config).map_err(|e| e.to_string())?;
+            propose(
+                &config,
+                Op::PublishTraceSettings(pb::TraceServiceSettings {
+                    routine_days: cfg.trace.routine_days,
+                    urgent_days: cfg.trace.urgent_days,
+                    escalation_contact: cfg.trace.escalation_contact.clone(),
+                }),
+            )
+            .await
+        }
+        DirectoryCommand::PublishPolicy { config, file } => {
+            let policy =
+                Policy::from_toml(&read(&file)?).map_err(|e| format!("{}: {e}", file.display()))?;
+            propose(&config, Op::PublishPolicy(policy.source().clone())).await
+        }
+        DirectoryCommand::PublishMarking { config, file } => {
+            let practices: pb::MarkingPractices =
+                toml::from_str(&read(&file)?).map_err(|e| format!("{}: {e}", file.display()))?;
+            propose(&config, Op::PublishMarkingPractices(practices)).await
+        }
+        DirectoryCommand::Admit {
+            config,
+            itself,
+            cert,
+            signing_key,
+            endpoint,
+            role: r,
+            organisation,
+            regions,
+        } => {
+            let role = role(&r)?;
+            let member = if itself {
+                let cfg = NodeConfig::load(&config).map_err(|e| e.to_string())?;
+                pb::Member {
+                    node_id: cfg.node_id.to_string(),
+                    role: role as i32,
+                    organisation,
+                    regions,
+                    ..Default::default()
+                }
+            } else {
+                let cert = cert.ok_or("--cert is required")?;
+                let node = identity_of_pem_file(&cert).map_err(|e| e.to_string())?;
+                let key_text = signing_key.ok_or("--signing-key is required")?;
+                let key_hex = if Path::new(&key_text).is_file() {
+                    read(Path::new(&key_text))?
+                } else {
+                    key_text
+                };
+                pb::Member {
+                    node_id: node.to_string(),
+                    country: node.country().to_string(),
+                    organisation,
+                    role: role as i32,
+                    endpoint: endpoint.ok_or("--endpoint is required")?,
+                    cert_fingerprint: fingerprint_of_pem_file(&cert).map_err(|e| e.to_string())?,
+                    signing_key: parse_public_key(&key_hex)
+                        .ok_or("--signing-key is not 64 hexadecimal digits")?,
+                    sealing_key: Vec::new(),
+                    status: 0,
+                    regions,
+                }
+            };
+            propose(&config, Op::Admit(member)).await
+        }
+        DirectoryCommand::Suspend(a) => propose(&a.config, Op::Suspend(status_change(&a)?)).await,
+        DirectoryCommand::Reinstate(a) => {
+            propose(&a.config, Op::Reinstate(status_change(&a)?)).await
+        }
+        DirectoryCommand::Revoke(a) => propose(&a.config, Op::Revoke(status_change(&a)?)).await,
+    }
+}
+
+fn status_change(a: &StatusArgs) -> Result<pb::StatusChange, String> {
+    let node = NodeId::parse(&a.node_id).map_err(|e| e.to_string())?;
+    Ok(pb::StatusChange {
+        node_id: node.to_string(),
+        reason: a.reason.clone(),
+    })
+}
