@@ -482,6 +482,40 @@ key = "certs/FRA-POL/node.key"
         assert_eq!(cfg.peers[0].trace.urgent_days, 5);
         assert_eq!(cfg.trace.routine_days, 30);
         assert_eq!(cfg.regions, vec!["SYN-WEST".to_string()]);
+        let d = cfg.directory.unwrap();
+        assert_eq!(d.voters.len(), 3);
+        assert!(!d.initialise);
+        assert_eq!(d.heartbeat_ms, 200);
+    }
+
+    #[test]
+    fn directory_settings_are_checked() {
+        let own = NodeId::parse("FRA-POL").unwrap();
+        let voter = |id: &str| VoterConfig {
+            node_id: NodeId::parse(id).unwrap(),
+            endpoint: "x.example.test:1".into(),
+        };
+        let mut d = DirectoryConfig {
+            voters: vec![voter("CHE-SEC")],
+            initialise: false,
+            advertise: None,
+            heartbeat_ms: 100,
+            election_timeout_ms: 500,
+            snapshot_every: 10,
+            write_timeout_ms: 1000,
+        };
+        assert!(d.check(&own).is_ok());
+        d.initialise = true;
+        assert!(d.check(&own).is_err(), "only a voter initialises");
+        d.initialise = false;
+        d.voters.push(voter("CHE-SEC"));
+        assert!(d.check(&own).is_err(), "duplicate voter");
+        d.voters.pop();
+        d.election_timeout_ms = 150;
+        assert!(d.check(&own).is_err(), "election timeout too short");
+        d.election_timeout_ms = 500;
+        d.voters.clear();
+        assert!(d.check(&own).is_err(), "no voters");
     }
 
     #[test]

@@ -398,3 +398,27 @@ fn status_change(a: &StatusArgs) -> Result<pb::StatusChange, String> {
         reason: a.reason.clone(),
     })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_entry_files_parse() {
+        let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/examples"));
+        let c: pb::ContactPoints =
+            toml::from_str(&read(&dir.join("contacts.toml")).unwrap()).unwrap();
+        assert_eq!(c.contacts.len(), 2);
+        assert_eq!(c.contacts[1].languages, vec!["fr", "en", "es"]);
+        let m: pb::MarkingPractices =
+            toml::from_str(&read(&dir.join("marking.toml")).unwrap()).unwrap();
+        assert_eq!(m.practices[0].manufacturer, "Synthetic Arms Works");
+    }
+
+    #[test]
+    fn roles_parse_and_unknown_ones_are_refused() {
+        assert_eq!(role("hub").unwrap(), pb::MemberRole::Hub);
+        assert!(role("admin").is_err());
+    }
+}
