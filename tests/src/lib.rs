@@ -6,6 +6,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bench;
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,0 +1,152 @@
+//! `tracenet-bench`: runs the benchmark scenarios and prints each as a table (or JSON lines with
+//! `--json`). Build in release mode; see BENCHMARKS.md for the commands behind every figure.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracenet_tests::bench::{self, report::Report};
+
+/// tracenet benchmarks: each figure next to a baseline measured in the same run.
+#[derive(Debug, Parser)]
+#[command(name = "tracenet-bench", about)]
+struct Cli {
+    /// Print one JSON object per scenario instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// Lookup between two nodes vs a bare tonic unary call over the same mTLS.
+    Peer {
+        /// Sequential calls timed.
+        #[arg(long, default_value_t = 2000)]
+        sequential: usize,
+        /// Calls for the throughput figure.
+        #[arg(long, default_value_t = 20000)]
+        total: usize,
+        /// Calls in flight for the throughput figure.
+        #[arg(long, default_value_t = 64)]
+        in_flight: usize,
+    },
+    /// Federated lookup latency across 1, 4, 8 and 16 peers.
+    Fanout {
+        /// Peer counts, comma separated.
+        #[arg(long, default_value = "1,4,8,16", value_delimiter = ',')]
+        peers: Vec<usize>,
+        /// Sequential lookups per peer count.
+        #[arg(long, default_value_t = 500)]
+        calls: usize,
+    },
+    /// Bulk import through the local API vs raw sled, disk size, serial search latency.
+    Store {
+        /// Records to import.
+        #[arg(long, default_value_t = 1_000_000)]
+        records: u64,
+        /// Records per batch.
+        #[arg(long, default_value_t = 5000)]
+        batch: u64,
+        /// Searches timed per kind.
+        #[arg(long, default_value_t = 5000)]
+        searches: usize,
+    },
+    /// Policy evaluation, envelope signing and verification, audit appends.
+    Micro {
+        /// Iterations per figure.
+        #[arg(long, default_value_t = 200_000)]
+        iterations: usize,
+        /// Audit appends (each flushed).
+        #[arg(long, default_value_t = 2000)]
+        appends: usize,
+    },
+    /// Directory write latency and leader failover with three voters.
+    Directory {
+        /// Timed writes per side.
+        #[arg(long, default_value_t = 200)]
+        writes: usize,
+        /// Leader stops.
+        #[arg(long, default_value_t = 5)]
+        failovers: usize,
+    },
+}
+
+fn print(r: &Report, json: bool) {
+    if json {
+        println!("{}", r.json());
+    } else {
+        println!("{}", r.table());
+    }
+}
+
+async fn run(cli: Cli) -> Result<Report, bench::BenchError> {
+    let progress = |s: &str| eprintln!("{s}");
+    Ok(match cli.scenario {
+        Scenario::Peer {
+            sequential,
+            total,
+            in_flight,
+        } => {
+            bench::peer::run(bench::peer::PeerParams {
+                sequential,
+                total,
+                in_flight,
+            })
+            .await?
+        }
+        Scenario::Fanout { peers, calls } => bench::fanout::run(&peers, calls).await?,
+        Scenario::Store {
+            records,
+            batch,
+            searches,
+        } => {
+            bench::store::run(
+                bench::store::StoreParams {
+                    records,
+                    batch,
+                    searches,
+                },
+                &progress,
+            )
+            .await?
+        }
+        Scenario::Micro {
+            iterations,
+            appends,
+        } => bench::micro::run(iterations, appends)?,
+        Scenario::Directory { writes, failovers } => {
+            bench::directory::run(writes, failovers).await?
+        }
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    eprintln!(
+        "machine: {} logical CPUs; build: {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        if cfg!(debug_assertions) { "debug (use --release for figures)" } else { "release" }
+    );
+    match runtime.block_on(run(cli)) {
+        Ok(r) => {
+            print(&r, json);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! A small run of every benchmark scenario (tiny sizes, seconds) so the harness cannot rot. It
+//! checks that each scenario runs end to end and measures something sensible; it never asserts
+//! on how fast anything is.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use tracenet_tests::bench::report::Report;
+use tracenet_tests::bench::{directory, fanout, micro, peer, store};
+
+fn all_positive(r: &Report) {
+    assert!(!r.figures.is_empty(), "{}", r.table());
+    for f in &r.figures {
+        assert!(f.value > 0.0 && f.value.is_finite(), "{}: {}", f.name, r.table());
+        if let Some(b) = f.baseline {
+            assert!(b > 0.0 && b.is_finite(), "baseline of {}: {}", f.name, r.table());
+        }
+    }
+    assert!(r.json().starts_with('{'));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_and_fanout_scenarios_run() {
+    let r = peer::run(peer::PeerParams {
+        sequential: 20,
+        total: 64,
+        in_flight: 8,
+    })
+    .await
+    .unwrap();
+    all_positive(&r);
+    let r = fanout::run(&[1, 2], 5).await.unwrap();
+    all_positive(&r);
+    assert!(r.get("2 peer(s) p99").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_scenario_runs() {
+    let r = store::run(
+        store::StoreParams {
+            records: 300,
+            batch: 100,
+            searches: 20,
+        },
+        &|_| {},
+    )
+    .await
+    .unwrap();
+    all_positive(&r);
+    assert!(r.get("node store size / raw data").is_some());
+}
+
+#[test]
+fn micro_scenario_runs() {
+    all_positive(&micro::run(200, 20).unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directory_scenario_runs() {
+    let r = directory::run(5, 1).await.unwrap();
+    all_positive(&r);
+    assert!(r.get("failover: max").is_some());
+}
