@@ -66,6 +66,9 @@ pub struct AuditLog {
     entries: sled::Tree,
     checkpoints: sled::Tree,
     head: Mutex<Head>,
+    /// Highest sequence number known to be on disk. Held while flushing, so concurrent appends
+    /// wait for one flush that covers them all (group commit) instead of one fsync each.
+    durable: Mutex<u64>,
     key: Arc<SigningKey>,
 }
 
@@ -121,6 +124,7 @@ impl AuditLog {
             entries,
             checkpoints,
             head: Mutex::new(head),
+            durable: Mutex::new(0),
             key,
         })
     }
@@ -165,8 +169,31 @@ impl AuditLog {
         if head.since_checkpoint >= CHECKPOINT_EVERY {
             self.write_checkpoint(&mut head, now)?;
         }
-        self.db.flush()?;
+        drop(head);
+        self.make_durable(seq - 1)?;
         Ok(seqs)
+    }
+
+    /// Returns once every entry up to `last` (and every write made before it) is on disk. The
+    /// flusher takes everything applied so far, so appends that queued meanwhile need no flush
+    /// of their own.
+    fn make_durable(&self, last: u64) -> Result<(), AuditError> {
+        let mut durable = self
+            .durable
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *durable >= last {
+            return Ok(());
+        }
+        let target = self
+            .head
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .next_seq
+            - 1;
+        self.db.flush()?;
+        *durable = target;
+        Ok(())
     }
 
     /// Signs a checkpoint of the current chain value (if anything is new since the last one).
