@@ -139,11 +139,13 @@ impl PeerService {
             .await
             .map_err(|_| Status::internal("internal error"))?
             .map(|_| ())
-            .map_err(|e| {
-                tracing::error!(error = %e, "audit append failed");
-                Status::unavailable("audit log unavailable; nothing was disclosed")
-            })
+            .map_err(audit_status)
     }
+}
+
+fn audit_status(e: crate::audit::AuditError) -> Status {
+    tracing::error!(error = %e, "audit append failed");
+    Status::unavailable("audit log unavailable; nothing was disclosed")
 }
 
 fn signed_body<M: Message>(m: &M) -> Vec<u8> {
@@ -174,18 +176,27 @@ impl PeerExchange for PeerService {
         let req = request.into_inner();
         let rctx = self.verify(&who, req.context.as_ref()).await?;
         let (node, w, c) = (self.ctx.clone(), who.clone(), rctx.clone());
-        let (hits, events) = tokio::task::spawn_blocking(move || {
-            disclose::lookup(&node, &w, &c, &req.serial_number, &req.manufacturer)
+        // One trip to the blocking pool for the whole answer: find, note who received what,
+        // audit (the audit append's flush makes the ledger note durable too) before answering.
+        let hits = tokio::task::spawn_blocking(move || -> Result<_, Status> {
+            let (hits, events) =
+                disclose::lookup(&node, &w, &c, &req.serial_number, &req.manufacturer)?;
+            let refs: Vec<String> = hits
+                .iter()
+                .filter_map(|h| h.reference.as_ref().map(|r| r.reference.clone()))
+                .collect();
+            if !refs.is_empty() {
+                node.ledger
+                    .note_disclosed(&refs, &w)
+                    .map_err(ledger_status)?;
+            }
+            node.audit
+                .append(events, node.clock.now_secs())
+                .map_err(audit_status)?;
+            Ok(hits)
         })
         .await
         .map_err(|_| Status::internal("internal error"))??;
-        // Noted first: the audit append's flush then makes both durable before we answer.
-        let refs: Vec<String> = hits
-            .iter()
-            .filter_map(|h| h.reference.as_ref().map(|r| r.reference.clone()))
-            .collect();
-        self.note_disclosed(refs, &who).await?;
-        self.audit(events).await?;
         let mut resp = pb::LookupResponse {
             hit: !hits.is_empty(),
             hits,
