@@ -4,14 +4,24 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use tracenet_tests::bench::report::Report;
-use tracenet_tests::bench::{directory, fanout, micro, peer, store};
+use tracenet_tests::bench::{directory, fanout, memory, micro, peer, store};
 
 fn all_positive(r: &Report) {
     assert!(!r.figures.is_empty(), "{}", r.table());
     for f in &r.figures {
-        assert!(f.value > 0.0 && f.value.is_finite(), "{}: {}", f.name, r.table());
+        assert!(
+            f.value > 0.0 && f.value.is_finite(),
+            "{}: {}",
+            f.name,
+            r.table()
+        );
         if let Some(b) = f.baseline {
-            assert!(b > 0.0 && b.is_finite(), "baseline of {}: {}", f.name, r.table());
+            assert!(
+                b > 0.0 && b.is_finite(),
+                "baseline of {}: {}",
+                f.name,
+                r.table()
+            );
         }
     }
     assert!(r.json().starts_with('{'));
@@ -58,4 +68,12 @@ async fn directory_scenario_runs() {
     let r = directory::run(5, 1).await.unwrap();
     all_positive(&r);
     assert!(r.get("failover: max").is_some());
+}
+
+/// Needs the `tracenet-node` binary, which `cargo test --workspace` builds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_scenario_runs_on_a_real_node_process() {
+    let r = memory::run(300, 1, &|_| {}).await.unwrap();
+    all_positive(&r);
+    assert_eq!(r.params[0].1, "300", "the restarted node holds the records");
 }

@@ -64,22 +64,48 @@ pub async fn run(writes: usize, failovers: usize) -> Result<Report, Error> {
             .await?
             .applied_index;
         t.fed
-            .wait_for_directory(old, "restarted voter caught up", Duration::from_secs(30), |v| {
-                v.applied_index >= want && !v.leader.is_empty()
-            })
+            .wait_for_directory(
+                old,
+                "restarted voter caught up",
+                Duration::from_secs(30),
+                |v| v.applied_index >= want && !v.leader.is_empty(),
+            )
             .await?;
     }
 
     let mut r = Report::new("directory: committed writes and failover (3 voters, loopback)");
     r.param("writes per side", writes);
     r.param("failovers", failovers);
-    r.param("heartbeat / election timeout", "100 ms / 500-1000 ms (dev settings)");
-    r.figure("write on the leader's node p50", on_leader.quantile_us(0.5) / 1000.0, "ms");
-    r.figure("write on the leader's node p99", on_leader.quantile_us(0.99) / 1000.0, "ms");
-    r.figure("write via a learner (forwarded) p50", via_learner.quantile_us(0.5) / 1000.0, "ms");
-    r.figure("write via a learner (forwarded) p99", via_learner.quantile_us(0.99) / 1000.0, "ms");
+    r.param(
+        "heartbeat / election timeout",
+        "100 ms / 500-1000 ms (dev settings)",
+    );
+    r.figure(
+        "write on the leader's node p50",
+        on_leader.quantile_us(0.5) / 1000.0,
+        "ms",
+    );
+    r.figure(
+        "write on the leader's node p99",
+        on_leader.quantile_us(0.99) / 1000.0,
+        "ms",
+    );
+    r.figure(
+        "write via a learner (forwarded) p50",
+        via_learner.quantile_us(0.5) / 1000.0,
+        "ms",
+    );
+    r.figure(
+        "write via a learner (forwarded) p99",
+        via_learner.quantile_us(0.99) / 1000.0,
+        "ms",
+    );
     if !failover.is_empty() {
-        r.figure("failover: stop leader -> next committed write, p50", failover.quantile_us(0.5) / 1000.0, "ms");
+        r.figure(
+            "failover: stop leader -> next committed write, p50",
+            failover.quantile_us(0.5) / 1000.0,
+            "ms",
+        );
         r.figure("failover: max", failover.quantile_us(1.0) / 1000.0, "ms");
     }
     t.shutdown().await?;

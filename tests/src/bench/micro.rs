@@ -40,7 +40,13 @@ pub fn run(n: usize, appends: usize) -> Result<Report, Error> {
     let records: Vec<pb::SeizureRecord> = (0..1000).map(|k| sample::record(fra, k)).collect();
     let mut disclosed = 0usize;
     let eval = per_item_ns(n, |i| {
-        if policy::evaluate(&policy, &requester, pb::DataClass::Seizure, &records[i % 1000]).is_ok()
+        if policy::evaluate(
+            &policy,
+            &requester,
+            pb::DataClass::Seizure,
+            &records[i % 1000],
+        )
+        .is_ok()
         {
             disclosed += 1;
         }
@@ -69,7 +75,9 @@ pub fn run(n: usize, appends: usize) -> Result<Report, Error> {
         case_reference: "SYN-1".into(),
         issued_at: 1000,
     };
-    let signed: Vec<pb::SignedContext> = (0..n.min(10_000)).map(|i| key.sign_context(&ctx(i))).collect();
+    let signed: Vec<pb::SignedContext> = (0..n.min(10_000))
+        .map(|i| key.sign_context(&ctx(i)))
+        .collect();
     let sign = per_item_ns(n, |i| {
         let _ = key.sign_context(&ctx(i));
         Ok(())
@@ -108,11 +116,24 @@ pub fn run(n: usize, appends: usize) -> Result<Report, Error> {
     let mut r = Report::new("per-item costs");
     r.param("iterations", n);
     r.param("audit appends", appends);
-    r.param("policy", "demo FRA policy, 3 rules; requester DEU customs, border risk analysis");
-    r.versus("policy evaluation per record (vs record clone)", eval, clone, "ns");
+    r.param(
+        "policy",
+        "demo FRA policy, 3 rules; requester DEU customs, border risk analysis",
+    );
+    r.versus(
+        "policy evaluation per record (vs record clone)",
+        eval,
+        clone,
+        "ns",
+    );
     r.figure("sign request context", sign, "ns");
     r.figure("verify request context (signature + replay)", verify, "ns");
-    r.versus("audit append per entry, flushed (vs raw sled insert + flush)", append, raw_insert, "ns");
+    r.versus(
+        "audit append per entry, flushed (vs raw sled insert + flush)",
+        append,
+        raw_insert,
+        "ns",
+    );
     let _ = sink;
     Ok(r)
 }

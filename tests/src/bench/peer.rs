@@ -177,7 +177,10 @@ pub async fn run(p: PeerParams) -> Result<Report, Error> {
     let tput_lookup = {
         let lookup = lookup.clone();
         let c = lookup_client.clone();
-        throughput(p.total, p.in_flight, move |i| lookup(c.clone(), p.sequential + i)).await?
+        throughput(p.total, p.in_flight, move |i| {
+            lookup(c.clone(), p.sequential + i)
+        })
+        .await?
     };
     let tput_echo = {
         let e = echo.clone();

@@ -41,7 +41,10 @@ fn dir_size(p: &Path) -> u64 {
 
 /// A deterministic pseudo-random sequence (no extra dependency, same in every run).
 fn pick(i: usize, n: u64) -> u64 {
-    (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17) % n.max(1)
+    (i as u64)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .rotate_left(17)
+        % n.max(1)
 }
 
 /// Runs the scenario.
@@ -56,7 +59,8 @@ pub async fn run(p: StoreParams, progress: &dyn Fn(&str)) -> Result<Report, Erro
     let mut n = 0u64;
     while n < p.records {
         let end = (n + p.batch).min(p.records);
-        let records: Vec<pb::SeizureRecord> = (n..end).map(|k| sample::record(country, k)).collect();
+        let records: Vec<pb::SeizureRecord> =
+            (n..end).map(|k| sample::record(country, k)).collect();
         let mut batch = sled::Batch::default();
         for (k, r) in (n..end).zip(&records) {
             let bytes = r.encode_to_vec();

@@ -61,6 +61,16 @@ enum Scenario {
         #[arg(long, default_value_t = 2000)]
         appends: usize,
     },
+    /// Resident memory and start-up time of a node process holding many records (needs the
+    /// tracenet-node binary built in the same profile).
+    Memory {
+        /// Records to load.
+        #[arg(long, default_value_t = 1_000_000)]
+        records: u64,
+        /// Seconds of query load.
+        #[arg(long, default_value_t = 10)]
+        load_secs: u64,
+    },
     /// Directory write latency and leader failover with three voters.
     Directory {
         /// Timed writes per side.
@@ -115,6 +125,9 @@ async fn run(cli: Cli) -> Result<Report, bench::BenchError> {
             iterations,
             appends,
         } => bench::micro::run(iterations, appends)?,
+        Scenario::Memory { records, load_secs } => {
+            bench::memory::run(records, load_secs, &progress).await?
+        }
         Scenario::Directory { writes, failovers } => {
             bench::directory::run(writes, failovers).await?
         }
@@ -137,7 +150,11 @@ fn main() -> ExitCode {
     eprintln!(
         "machine: {} logical CPUs; build: {}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
-        if cfg!(debug_assertions) { "debug (use --release for figures)" } else { "release" }
+        if cfg!(debug_assertions) {
+            "debug (use --release for figures)"
+        } else {
+            "release"
+        }
     );
     match runtime.block_on(run(cli)) {
         Ok(r) => {
