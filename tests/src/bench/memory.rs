@@ -130,7 +130,7 @@ pub async fn run(records: u64, load_secs: u64, progress: &dyn Fn(&str)) -> Resul
         })
         .await?;
         n = end;
-        if n % 100_000 == 0 {
+        if n.is_multiple_of(100_000) {
             progress(&format!("loaded {n}/{records} records"));
         }
     }

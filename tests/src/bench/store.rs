@@ -79,7 +79,7 @@ pub async fn run(p: StoreParams, progress: &dyn Fn(&str)) -> Result<Report, Erro
         .await?;
         api_time += t0.elapsed();
         n = end;
-        if n % (p.batch * 20) == 0 || n == p.records {
+        if n.is_multiple_of(p.batch * 20) || n == p.records {
             progress(&format!("imported {n}/{} records", p.records));
         }
     }
