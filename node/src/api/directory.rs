@@ -32,6 +32,7 @@ pub async fn get(ctx: &NodeContext, linearizable: bool) -> Result<pb::DirectoryV
         voters: status.voters,
         learners: status.learners,
         snapshot_index: status.snapshot_index,
+        purged_index: status.purged_index,
     })
 }
 

@@ -75,6 +75,8 @@ pub struct ReplicaStatus {
     pub learners: Vec<String>,
     /// Log index covered by the latest snapshot (0 when none).
     pub snapshot_index: u64,
+    /// Log index up to which the log was purged (0 when none).
+    pub purged_index: u64,
 }
 
 /// What a replica is wired to on its node.
@@ -244,6 +246,7 @@ impl Directory {
                 .map(name)
                 .collect(),
             snapshot_index: m.snapshot.map_or(0, |l| l.index),
+            purged_index: m.purged.map_or(0, |l| l.index),
         }
     }
 
