@@ -302,3 +302,51 @@ pub fn query(
     events.extend(denial_event(node, who, ctx, denied));
     Ok((out, events))
 }
+
+/// This node's own records matching a filter, in full (for its own gateway: nothing leaves the
+/// node, so no policy applies and nothing is audited as a disclosure).
+pub fn local_matches(
+    node: &NodeContext,
+    filter: &pb::RecordFilter,
+    limit: u32,
+) -> Result<Vec<pb::DisclosedRecord>, DiscloseError> {
+    let f = parse_filter(filter)?;
+    let limit = match limit as usize {
+        0 => 100,
+        n => n.min(MAX_QUERY),
+    };
+    let mut out = Vec::new();
+    for stored in node.store.find(&f.index(node.country), MAX_QUERY * 10)? {
+        if out.len() >= limit {
+            break;
+        }
+        let Some(rec) = stored.record else { continue };
+        if !f.keeps(&rec) || withdrawn(node, &rec)? {
+            continue;
+        }
+        out.push(pb::DisclosedRecord {
+            reference: Some(reference(&node.node_id, &rec)),
+            record: Some(rec),
+            ..Default::default()
+        });
+    }
+    Ok(out)
+}
+
+/// What the policy in force would disclose of `record` to `who` asking as `agency` for
+/// `purpose`: the same evaluation a real request gets, without disclosing or auditing anything.
+pub fn preview(
+    node: &NodeContext,
+    who: &NodeId,
+    agency: pb::AgencyKind,
+    purpose: pb::Purpose,
+    record: &pb::SeizureRecord,
+) -> Result<policy::Disclosure, policy::Denial> {
+    let q = Requester {
+        country: who.country(),
+        regions: node.roster.regions(who),
+        agency_kind: agency,
+        purpose,
+    };
+    policy::evaluate(&node.roster.policy(), &q, pb::DataClass::Seizure, record)
+}

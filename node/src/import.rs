@@ -1,19 +1,18 @@
-//! Reading import files: JSON Lines (one `SeizureRecord` per line in the canonical proto3 JSON
-//! mapping) and CSV (one firearm per row, the columns listed in [`CSV_COLUMNS`]).
-//!
-//! Reading is streaming, so files of millions of rows need little memory. Every row carries its
-//! line number, and every problem is reported as a [`pb::RowError`] with that line, so a person
-//! can fix the file. [`check_file`] validates a whole file without writing anything; the CLI
-//! writes only files that pass.
+//! Reading import files from disk for the CLI: the formats themselves (JSON Lines and CSV, row
+//! by row with line numbers) are in [`tracenet_proto::files`], shared with the gateway.
+//! [`check_file`] validates a whole file without writing anything; the CLI writes only files
+//! that pass.
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
+use tracenet_proto::files::{self, FileError, Format, Row};
 use tracenet_proto::v1 as pb;
 
 use crate::model;
+
+pub use tracenet_proto::files::CSV_COLUMNS;
 
 /// Why an import file cannot be read at all (row problems are [`pb::RowError`]s instead).
 #[derive(Debug, thiserror::Error)]
@@ -26,78 +25,10 @@ pub enum ImportError {
         /// The cause.
         source: std::io::Error,
     },
-    /// The file type is not recognised from its extension. Not retryable.
-    #[error("cannot tell the format of {0}: use a .jsonl/.ndjson or .csv file")]
-    UnknownFormat(String),
-    /// The CSV header is unusable (unknown or missing columns). Not retryable.
-    #[error("CSV header: {0}")]
-    Header(String),
+    /// The format is unknown or the header unusable. Not retryable.
+    #[error(transparent)]
+    Format(#[from] FileError),
 }
-
-/// An import file format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// One JSON `SeizureRecord` per line.
-    JsonLines,
-    /// Comma-separated values with a header row.
-    Csv,
-}
-
-impl Format {
-    /// The format named by the file's extension.
-    pub fn from_path(path: &Path) -> Result<Format, ImportError> {
-        match path
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            Some("jsonl" | "ndjson" | "json") => Ok(Format::JsonLines),
-            Some("csv") => Ok(Format::Csv),
-            _ => Err(ImportError::UnknownFormat(path.display().to_string())),
-        }
-    }
-}
-
-/// One row of an import file.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Row {
-    /// 1-based line number in the file.
-    pub line: u64,
-    /// The record the row describes (not yet validated).
-    pub record: pb::SeizureRecord,
-}
-
-/// The CSV columns, in the order the template uses. All but `national_ref`, `date`, `country`,
-/// `seizing_agency` and `seizure_kind` may be empty. Enumerations use the lowercase value name
-/// (e.g. `customs`, `maritime_container`); `route` lists countries separated by `;`.
-pub const CSV_COLUMNS: &[&str] = &[
-    "national_ref",
-    "date",
-    "country",
-    "region",
-    "locality",
-    "border_crossing_point",
-    "seizing_agency",
-    "seizure_kind",
-    "criminal_context",
-    "serial_number",
-    "manufacturer",
-    "model",
-    "category",
-    "calibre",
-    "country_of_manufacture",
-    "marking_condition",
-    "year_of_manufacture",
-    "ammunition_calibre",
-    "ammunition_quantity",
-    "route",
-    "transport_mode",
-    "concealment_method",
-    "concealment_details",
-    "case_reference",
-    "notes",
-];
 
 fn row_error(line: u64, field: &str, reason: impl Into<String>) -> pb::RowError {
     pb::RowError {
@@ -107,223 +38,16 @@ fn row_error(line: u64, field: &str, reason: impl Into<String>) -> pb::RowError 
     }
 }
 
-/// Streams the rows of an open file.
-pub fn rows(
-    reader: impl Read + 'static,
-    format: Format,
-) -> Result<Box<dyn Iterator<Item = Result<Row, pb::RowError>>>, ImportError> {
-    match format {
-        Format::JsonLines => Ok(Box::new(json_rows(BufReader::new(reader)))),
-        Format::Csv => Ok(Box::new(csv_rows(reader)?)),
-    }
-}
-
 /// Opens a file and streams its rows.
 pub fn open(
     path: &Path,
 ) -> Result<Box<dyn Iterator<Item = Result<Row, pb::RowError>>>, ImportError> {
-    let format = Format::from_path(path)?;
+    let format = Format::from_name(&path.display().to_string())?;
     let file = File::open(path).map_err(|source| ImportError::Io {
         path: path.display().to_string(),
         source,
     })?;
-    rows(file, format)
-}
-
-fn json_rows(reader: impl BufRead) -> impl Iterator<Item = Result<Row, pb::RowError>> {
-    reader.lines().enumerate().filter_map(|(i, line)| {
-        let line_no = i as u64 + 1;
-        match line {
-            Err(e) => Some(Err(row_error(line_no, "", format!("unreadable line: {e}")))),
-            Ok(text) if text.trim().is_empty() => None,
-            Ok(text) => Some(
-                serde_json::from_str::<pb::SeizureRecord>(&text)
-                    .map(|record| Row {
-                        line: line_no,
-                        record,
-                    })
-                    .map_err(|e| row_error(line_no, "", format!("not a valid record: {e}"))),
-            ),
-        }
-    })
-}
-
-fn csv_rows(
-    reader: impl Read,
-) -> Result<impl Iterator<Item = Result<Row, pb::RowError>>, ImportError> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(false)
-        .trim(csv::Trim::All)
-        .from_reader(reader);
-    let headers = rdr
-        .headers()
-        .map_err(|e| ImportError::Header(e.to_string()))?
-        .clone();
-    let mut index = Vec::with_capacity(headers.len());
-    for h in &headers {
-        let pos = CSV_COLUMNS
-            .iter()
-            .position(|c| c.eq_ignore_ascii_case(h))
-            .ok_or_else(|| {
-                ImportError::Header(format!(
-                    "unknown column '{h}' (known: {})",
-                    CSV_COLUMNS.join(", ")
-                ))
-            })?;
-        index.push(pos);
-    }
-    for required in [
-        "national_ref",
-        "date",
-        "country",
-        "seizing_agency",
-        "seizure_kind",
-    ] {
-        let pos = CSV_COLUMNS.iter().position(|c| *c == required);
-        if !index.iter().any(|i| Some(*i) == pos) {
-            return Err(ImportError::Header(format!("missing column '{required}'")));
-        }
-    }
-    Ok(rdr.into_records().map(move |r| {
-        let r = r.map_err(|e| {
-            let line = e.position().map_or(0, |p| p.line());
-            row_error(line, "", format!("malformed CSV row: {e}"))
-        })?;
-        let line = r.position().map_or(0, |p| p.line());
-        let mut cols: [&str; 25] = [""; 25];
-        for (value, &col) in r.iter().zip(&index) {
-            if let Some(slot) = cols.get_mut(col) {
-                *slot = value;
-            }
-        }
-        csv_record(line, &cols).map(|record| Row { line, record })
-    }))
-}
-
-/// Parses an enumeration value given by its short lowercase name.
-fn enum_value(
-    line: u64,
-    field: &str,
-    value: &str,
-    prefix: &str,
-    from_name: impl Fn(&str) -> Option<i32>,
-) -> Result<i32, pb::RowError> {
-    if value.is_empty() {
-        return Ok(0);
-    }
-    let full = format!(
-        "{prefix}_{}",
-        value.to_ascii_uppercase().replace([' ', '-'], "_")
-    );
-    from_name(&full).ok_or_else(|| row_error(line, field, format!("unknown value '{value}'")))
-}
-
-fn number<T: std::str::FromStr + Default>(
-    line: u64,
-    field: &str,
-    value: &str,
-) -> Result<T, pb::RowError> {
-    if value.is_empty() {
-        return Ok(T::default());
-    }
-    value
-        .parse()
-        .map_err(|_| row_error(line, field, format!("'{value}' is not a whole number")))
-}
-
-fn csv_record(line: u64, c: &[&str; 25]) -> Result<pb::SeizureRecord, pb::RowError> {
-    let s = |i: usize| c[i].to_owned();
-    let firearm = (!c[9].is_empty() || !c[10].is_empty() || !c[11].is_empty()).then(|| {
-        Ok::<_, pb::RowError>(pb::FirearmIdentification {
-            serial_number: s(9),
-            manufacturer: s(10),
-            model: s(11),
-            category: enum_value(line, "category", c[12], "WEAPON_CATEGORY", |n| {
-                pb::WeaponCategory::from_str_name(n).map(|v| v as i32)
-            })?,
-            calibre: s(13),
-            country_of_manufacture: s(14),
-            marking_condition: enum_value(
-                line,
-                "marking_condition",
-                c[15],
-                "MARKING_CONDITION",
-                |n| pb::MarkingCondition::from_str_name(n).map(|v| v as i32),
-            )?,
-            year_of_manufacture: number(line, "year_of_manufacture", c[16])?,
-            ..Default::default()
-        })
-    });
-    let ammunition = if c[17].is_empty() && c[18].is_empty() {
-        vec![]
-    } else {
-        vec![pb::AmmunitionItem {
-            calibre: s(17),
-            quantity: number(line, "ammunition_quantity", c[18])?,
-            ..Default::default()
-        }]
-    };
-    let route = c[19]
-        .split(';')
-        .map(str::trim)
-        .filter(|x| !x.is_empty())
-        .map(|country| pb::RoutePoint {
-            country: country.to_owned(),
-            point: String::new(),
-        })
-        .collect::<Vec<_>>();
-    let transport_mode = enum_value(line, "transport_mode", c[20], "TRANSPORT_MODE", |n| {
-        pb::TransportMode::from_str_name(n).map(|v| v as i32)
-    })?;
-    let concealment_method = enum_value(
-        line,
-        "concealment_method",
-        c[21],
-        "CONCEALMENT_METHOD",
-        |n| pb::ConcealmentMethod::from_str_name(n).map(|v| v as i32),
-    )?;
-    let has_trafficking =
-        !route.is_empty() || transport_mode != 0 || concealment_method != 0 || !c[22].is_empty();
-    Ok(pb::SeizureRecord {
-        national_ref: s(0),
-        event: Some(pb::SeizureEvent {
-            date: s(1),
-            place: Some(pb::Place {
-                country: s(2),
-                region: s(3),
-                locality: s(4),
-                border_crossing_point: s(5),
-                ..Default::default()
-            }),
-            seizing_agency: enum_value(line, "seizing_agency", c[6], "AGENCY_KIND", |n| {
-                pb::AgencyKind::from_str_name(n).map(|v| v as i32)
-            })?,
-        }),
-        context: Some(pb::SeizureContext {
-            seizure_kind: enum_value(line, "seizure_kind", c[7], "SEIZURE_KIND", |n| {
-                pb::SeizureKind::from_str_name(n).map(|v| v as i32)
-            })?,
-            criminal_context: enum_value(
-                line,
-                "criminal_context",
-                c[8],
-                "CRIMINAL_CONTEXT",
-                |n| pb::CriminalContext::from_str_name(n).map(|v| v as i32),
-            )?,
-        }),
-        firearms: firearm.transpose()?.into_iter().collect(),
-        ammunition,
-        trafficking: has_trafficking.then(|| pb::TraffickingFacts {
-            route,
-            transport_mode,
-            concealment_method,
-            concealment_details: s(22),
-            ..Default::default()
-        }),
-        case_reference: s(23),
-        notes: s(24),
-        ..Default::default()
-    })
+    Ok(files::rows(file, format)?)
 }
 
 /// The outcome of checking a whole file.
@@ -425,9 +149,15 @@ SYN-3,2025-03-01,FRA,police,seized,,Beretta,obliterated,,teleport,\n";
     #[test]
     fn unknown_csv_columns_are_refused() {
         let (_d, p) = write("a.csv", "national_ref,date,country,colour\n");
-        assert!(matches!(open(&p).err(), Some(ImportError::Header(_))));
+        assert!(matches!(
+            open(&p).err(),
+            Some(ImportError::Format(FileError::Header(_)))
+        ));
         let (_d, p) = write("a.csv", "national_ref,date\n");
-        assert!(matches!(open(&p).err(), Some(ImportError::Header(_))));
+        assert!(matches!(
+            open(&p).err(),
+            Some(ImportError::Format(FileError::Header(_)))
+        ));
     }
 
     #[test]
@@ -456,10 +186,7 @@ SYN-3,2025-03-01,FRA,police,seized,,Beretta,obliterated,,teleport,\n";
 
     #[test]
     fn unknown_extension_is_refused() {
-        assert!(Format::from_path(Path::new("x.xlsx")).is_err());
-        assert_eq!(
-            Format::from_path(Path::new("x.NDJSON")).unwrap(),
-            Format::JsonLines
-        );
+        assert!(Format::from_name("x.xlsx").is_err());
+        assert_eq!(Format::from_name("x.NDJSON").unwrap(), Format::JsonLines);
     }
 }

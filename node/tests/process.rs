@@ -246,6 +246,7 @@ async fn kill_9_during_writes_loses_nothing_acknowledged() {
             .list_records(pb::ListRecordsRequest {
                 page_size: 100,
                 page_token: token.clone(),
+                newest_first: false,
             })
             .await
             .unwrap()

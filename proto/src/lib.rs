@@ -8,6 +8,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod files;
+
 /// Version 1 of the tracenet protocol.
 #[allow(
     missing_docs,

@@ -7,6 +7,8 @@
 #![forbid(unsafe_code)]
 
 pub mod bench;
+pub mod gateway;
+pub mod webdriver;
 
 use std::future::Future;
 use std::path::PathBuf;

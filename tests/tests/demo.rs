@@ -13,6 +13,7 @@ async fn the_demo_scenario_passes() {
             scenario: true,
             records_per_node: 20,
             dir: None,
+            gateway_port: 0,
         },
         CancellationToken::new(),
     )

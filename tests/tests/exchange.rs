@@ -61,6 +61,7 @@ async fn federation() -> TestFederation {
         .import_batch(pb::ImportBatchRequest {
             records: (0..20).map(|n| sample::record(fra(), n)).collect(),
             source_lines: vec![],
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -21,6 +21,7 @@ async fn records_and_indexes_survive_a_node_restart() {
         .import_batch(pb::ImportBatchRequest {
             records: (0..50).map(|n| sample::record(fra(), n)).collect(),
             source_lines: vec![],
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -117,6 +118,7 @@ async fn a_batch_with_bad_rows_reports_each_and_writes_nothing() {
         .import_batch(pb::ImportBatchRequest {
             records,
             source_lines: (100..110).collect(),
+            dry_run: false,
         })
         .await
         .unwrap_err();
@@ -272,4 +274,38 @@ async fn invalid_records_get_field_errors_and_foreign_events_are_refused() {
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     fed.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_dry_run_batch_checks_everything_and_writes_nothing() {
+    let fed = TestFederation::start(1).await.unwrap();
+    let mut admin = fed.admin(0).await.unwrap();
+    let records: Vec<pb::SeizureRecord> = (0..5).map(|n| sample::record(fra(), n)).collect();
+    let mut bad = records.clone();
+    bad[3].event.as_mut().unwrap().date = "2025-13-01".into();
+    let err = admin
+        .import_batch(pb::ImportBatchRequest {
+            records: bad,
+            dry_run: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    let ok = admin
+        .import_batch(pb::ImportBatchRequest {
+            records,
+            dry_run: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((ok.created, ok.updated), (0, 0));
+    let info = admin
+        .get_node_info(pb::GetNodeInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.record_count, 0, "a dry run wrote something");
 }

@@ -18,6 +18,7 @@ mod directory;
 
 use crate::auth::caller;
 use crate::context::NodeContext;
+use crate::disclose;
 use crate::fanout;
 use crate::ids::{NodeId, RecordId};
 use crate::ledger::{self, LedgerError};
@@ -324,8 +325,15 @@ impl NodeApi for LocalApi {
             )
         };
         let limit = page_size(req.page_size);
+        let newest = req.newest_first;
         let page = self
-            .blocking(move |c| Ok(c.store.list(after, limit)?))
+            .blocking(move |c| {
+                Ok(if newest {
+                    c.store.list_newest(after, limit)?
+                } else {
+                    c.store.list(after, limit)?
+                })
+            })
             .await?;
         let next_page_token = if page.len() == limit {
             page.last()
@@ -407,6 +415,9 @@ impl NodeApi for LocalApi {
         if !wrong_country.is_empty() {
             return Err(ApiError::Invalid(wrong_country).into());
         }
+        if req.dry_run {
+            return Ok(Response::new(pb::ImportBatchResponse::default()));
+        }
         let n = valid.len();
         let outcome = self
             .blocking(move |c| Ok(c.store.upsert_batch(valid, c.clock.now_secs())?))
@@ -442,15 +453,37 @@ impl NodeApi for LocalApi {
         let inquiry = req
             .inquiry
             .ok_or_else(|| ApiError::BadArgument("inquiry is required".into()))?;
-        fanout::query(
-            &self.ctx,
-            inquiry,
-            req.filter.unwrap_or_default(),
-            req.limit_per_peer,
-        )
-        .await
-        .map(Response::new)
-        .map_err(fanout_status)
+        let filter = req.filter.unwrap_or_default();
+        let local = if req.include_local {
+            let (f, limit) = (filter.clone(), req.limit_per_peer);
+            Some(
+                self.blocking(move |c| {
+                    disclose::local_matches(c, &f, limit).map_err(|e| match e {
+                        disclose::DiscloseError::BadArgument(m) => ApiError::BadArgument(m),
+                        disclose::DiscloseError::Store(s) => ApiError::Store(s),
+                        disclose::DiscloseError::Ledger(l) => {
+                            ApiError::Workflow(workflow::WorkflowError::Ledger(l))
+                        }
+                    })
+                })
+                .await?,
+            )
+        } else {
+            None
+        };
+        let mut out = fanout::query(&self.ctx, inquiry, filter, req.limit_per_peer)
+            .await
+            .map_err(fanout_status)?;
+        if let Some(records) = local {
+            out.answers.insert(
+                0,
+                pb::PeerRecords {
+                    node_id: self.ctx.node_id.to_string(),
+                    records,
+                },
+            );
+        }
+        Ok(Response::new(out))
     }
 
     async fn list_audit(
@@ -577,6 +610,47 @@ impl NodeApi for LocalApi {
             .command
             .ok_or_else(|| ApiError::BadArgument("command is required".into()))?;
         Ok(Response::new(directory::propose(&self.ctx, cmd).await?))
+    }
+
+    async fn preview_disclosure(
+        &self,
+        request: Request<pb::PreviewDisclosureRequest>,
+    ) -> Result<Response<pb::PreviewDisclosureResponse>, Status> {
+        caller(&request)?;
+        let req = request.into_inner();
+        let id = RecordId::parse(req.record_id.trim())
+            .map_err(|e| ApiError::BadArgument(e.to_string()))?;
+        let who = NodeId::parse(req.requester_node.trim())
+            .map_err(|e| ApiError::BadArgument(format!("requester_node: {e}")))?;
+        let agency = pb::AgencyKind::try_from(req.agency_kind)
+            .map_err(|_| ApiError::BadArgument("unknown agency_kind".into()))?;
+        let purpose = match pb::Purpose::try_from(req.purpose) {
+            Ok(p) if p != pb::Purpose::Unspecified => p,
+            _ => return Err(ApiError::BadArgument("purpose is required".into()).into()),
+        };
+        let stored = self
+            .blocking(move |c| Ok(c.store.get(id)?))
+            .await?
+            .and_then(|s| s.record)
+            .ok_or(ApiError::Store(StoreError::NotFound(id)))?;
+        let out = match disclose::preview(&self.ctx, &who, agency, purpose, &stored) {
+            Ok(d) => pb::PreviewDisclosureResponse {
+                allowed: true,
+                refusal: String::new(),
+                record: Some(d.view),
+                redacted_fields: d.redacted.iter().map(|s| (*s).to_owned()).collect(),
+                handling: Some(d.handling),
+                policy_version: d.policy_version,
+                policy_rule: d.rule_id,
+            },
+            Err(denial) => pb::PreviewDisclosureResponse {
+                allowed: false,
+                refusal: denial.to_string(),
+                policy_version: self.ctx.roster.policy().version(),
+                ..Default::default()
+            },
+        };
+        Ok(Response::new(out))
     }
 
     async fn forward_received(

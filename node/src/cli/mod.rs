@@ -71,6 +71,10 @@ enum Command {
         /// Keep certificates and data in this folder instead of a temporary one.
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// First port of the web consoles (one per national node, on 127.0.0.1); 0 picks free
+        /// ports.
+        #[arg(long, default_value_t = 8080)]
+        gateway_port: u16,
     },
 }
 
@@ -163,6 +167,7 @@ async fn dispatch(command: Command) -> Result<(), String> {
             scenario,
             records,
             dir,
+            gateway_port,
         } => {
             let shutdown = CancellationToken::new();
             cancel_on_signal(shutdown.clone());
@@ -171,6 +176,7 @@ async fn dispatch(command: Command) -> Result<(), String> {
                     scenario,
                     records_per_node: records,
                     dir,
+                    gateway_port,
                 },
                 shutdown,
             )
@@ -264,6 +270,7 @@ pub async fn import_file(config: &Path, path: &Path, batch_size: usize) -> Resul
             .import_batch(pb::ImportBatchRequest {
                 records,
                 source_lines: lines,
+                ..Default::default()
             })
             .await
             .map_err(|s| {

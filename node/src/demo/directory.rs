@@ -58,6 +58,7 @@ async fn ita_sees_from_fra(fed: &DevFederation) -> Result<usize, DemoError> {
                 ..Default::default()
             }),
             limit_per_peer: 50,
+            include_local: false,
         })
         .await
         .map_err(call("route query from ITA-POL"))?

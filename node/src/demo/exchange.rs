@@ -222,6 +222,7 @@ pub async fn scenario(fed: &mut DevFederation, out: &mut String) -> Result<(), D
                     ..Default::default()
                 }),
                 limit_per_peer: 50,
+                include_local: false,
             })
             .await
             .map_err(call(format!("federated query from {who}")))?

@@ -15,6 +15,7 @@ use crate::{sample, serial};
 
 mod directory;
 mod exchange;
+mod gateways;
 pub mod policies;
 
 /// The demo federation's national nodes: synthetic agencies of three States. They hold records
@@ -32,6 +33,8 @@ pub struct DemoOptions {
     pub records_per_node: u64,
     /// Folder for certificates and data; a temporary one when `None`.
     pub dir: Option<PathBuf>,
+    /// First port of the web consoles on 127.0.0.1 (0: any free port).
+    pub gateway_port: u16,
 }
 
 /// Why the demo failed.
@@ -104,12 +107,19 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<Strin
             },
             Err(e) => Err(e),
         },
-        Ok(()) => {
-            print_banner(&fed, opts.records_per_node);
-            shutdown.cancelled().await;
-            println!("stopping the demo federation...");
-            Ok(String::new())
-        }
+        Ok(()) => match gateways::start(&fed, opts.gateway_port).await {
+            Ok((consoles, login)) => {
+                print_banner(&fed, opts.records_per_node);
+                gateways::print(&consoles, &login);
+                shutdown.cancelled().await;
+                println!("stopping the demo federation...");
+                for (_, g) in consoles {
+                    let _ = g.stop().await;
+                }
+                Ok(String::new())
+            }
+            Err(e) => Err(e),
+        },
     };
     let dir = fed.dir.clone();
     let stopped = fed.shutdown().await;
@@ -134,6 +144,7 @@ async fn load_samples(fed: &DevFederation, per_node: u64) -> Result<(), DemoErro
                 .import_batch(pb::ImportBatchRequest {
                     records,
                     source_lines: Vec::new(),
+                    ..Default::default()
                 })
                 .await
                 .map_err(call(format!("loading sample data into {}", node.id)))?;
@@ -159,7 +170,6 @@ fn print_banner(fed: &DevFederation, per_node: u64) {
             }
         );
     }
-    println!("Press Ctrl-C to stop.");
 }
 
 async fn scenario(fed: &DevFederation) -> Result<String, DemoError> {

@@ -12,6 +12,9 @@ use tonic::transport::Channel;
 use tracenet_proto::v1::node_api_client::NodeApiClient;
 
 mod founding;
+mod gateway;
+
+pub use gateway::DevGateway;
 
 use crate::client::{ClientError, connect_local};
 use crate::config::{

@@ -170,6 +170,18 @@ fn list_pages_through_everything_once(store: &impl RecordStore) {
     sorted.sort();
     sorted.dedup();
     assert_eq!(sorted, seen, "pages overlap or are out of order");
+    let mut newest = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store.list_newest(before, 7).unwrap();
+        if page.is_empty() {
+            break;
+        }
+        before = Some(id_of(page.last().unwrap()));
+        newest.extend(page.iter().map(id_of));
+    }
+    newest.reverse();
+    assert_eq!(newest, seen, "newest-first pages are not the reverse order");
 }
 
 fn indexes_select_the_right_records(store: &impl RecordStore) {

@@ -114,6 +114,12 @@ pub trait RecordStore: Send + Sync + std::fmt::Debug + 'static {
         after: Option<RecordId>,
         limit: usize,
     ) -> Result<Vec<pb::StoredRecord>, StoreError>;
+    /// Records newest first (reverse id order), starting before `before`.
+    fn list_newest(
+        &self,
+        before: Option<RecordId>,
+        limit: usize,
+    ) -> Result<Vec<pb::StoredRecord>, StoreError>;
     /// Records selected through an index, in index order, at most `limit`.
     fn find(&self, query: &IndexQuery, limit: usize) -> Result<Vec<pb::StoredRecord>, StoreError>;
     /// The record with this national reference.

@@ -328,6 +328,27 @@ impl RecordStore for SledStore {
             .collect()
     }
 
+    fn list_newest(
+        &self,
+        before: Option<RecordId>,
+        limit: usize,
+    ) -> Result<Vec<pb::StoredRecord>, StoreError> {
+        let start = std::ops::Bound::Included(vec![RECORD]);
+        let end = match before {
+            Some(id) => std::ops::Bound::Excluded(key(RECORD, id.as_bytes())),
+            None => std::ops::Bound::Excluded(vec![RECORD + 1]),
+        };
+        self.data
+            .range::<Vec<u8>, _>((start, end))
+            .rev()
+            .take(limit)
+            .map(|kv| {
+                let (_, v) = kv?;
+                decode_record(&v)
+            })
+            .collect()
+    }
+
     fn find(&self, query: &IndexQuery, limit: usize) -> Result<Vec<pb::StoredRecord>, StoreError> {
         let (start, end) = keys::query_range(query);
         let mut out = Vec::new();

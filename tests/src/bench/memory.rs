@@ -127,6 +127,7 @@ pub async fn run(records: u64, load_secs: u64, progress: &dyn Fn(&str)) -> Resul
         c.import_batch(pb::ImportBatchRequest {
             records: (n..end).map(|k| sample::record(country, k)).collect(),
             source_lines: Vec::new(),
+            ..Default::default()
         })
         .await?;
         n = end;

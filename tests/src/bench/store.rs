@@ -75,6 +75,7 @@ pub async fn run(p: StoreParams, progress: &dyn Fn(&str)) -> Result<Report, Erro
         c.import_batch(pb::ImportBatchRequest {
             records,
             source_lines: Vec::new(),
+            ..Default::default()
         })
         .await?;
         api_time += t0.elapsed();

@@ -1,0 +1,66 @@
+//! The gateway's shared state: configuration, the node link, the store, login throttling and
+//! running import jobs. One `App` is built by `run` and shared (behind an `Arc`) by every
+//! handler of the console and the API.
+
+use std::sync::{Arc, Mutex};
+
+use crate::auth::throttle::Throttle;
+use crate::config::GatewayConfig;
+use crate::jobs::Jobs;
+use crate::node::NodeLink;
+use crate::store::GatewayStore;
+
+/// Where the current time comes from (tests inject a fixed or stepped clock).
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The system clock, in Unix seconds.
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    })
+}
+
+/// State shared by all handlers.
+pub struct App {
+    /// The configuration in force.
+    pub cfg: GatewayConfig,
+    /// The node's local API.
+    pub node: NodeLink,
+    /// Users, sessions, tokens, access log.
+    pub store: GatewayStore,
+    /// Failed-login bookkeeping.
+    pub throttle: Mutex<Throttle>,
+    /// Import jobs in progress or finished.
+    pub jobs: Jobs,
+    /// Whether cookies get the `Secure` attribute (served over HTTPS).
+    pub secure_cookies: bool,
+    /// The current time.
+    pub clock: Clock,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("node", &self.cfg.node.node_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// Unix seconds now.
+    pub fn now(&self) -> i64 {
+        (self.clock)()
+    }
+
+    /// The node's id (e.g. `FRA-POL`).
+    pub fn node_id(&self) -> &str {
+        &self.cfg.node.node_id
+    }
+
+    /// The node's country (ISO 3166 alpha-3).
+    pub fn country(&self) -> &str {
+        self.cfg.node.node_id.get(..3).unwrap_or("")
+    }
+}

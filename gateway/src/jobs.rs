@@ -1,0 +1,321 @@
+//! Bulk imports as background jobs, so a large file shows progress instead of a hung page.
+//!
+//! A job parses the uploaded file, has the node check every batch without writing (dry run), and
+//! writes only if the whole file passed: a file with any bad row writes nothing and reports every
+//! problem with its line. Writing goes batch by batch, each atomic on the node; a record is
+//! upserted by its national reference, so re-running an interrupted import is safe. Job state
+//! lives in memory: a gateway restart forgets the progress page, not what was written.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tracenet_proto::files::{self, Format};
+use tracenet_proto::v1 as pb;
+
+use crate::error::{FieldProblem, GatewayError};
+use crate::node::NodeLink;
+
+/// Records per batch sent to the node.
+pub const BATCH: usize = 500;
+/// Most rows one uploaded file may hold.
+pub const MAX_ROWS: usize = 200_000;
+/// Most problems listed in a report.
+pub const MAX_PROBLEMS: usize = 500;
+
+/// Where a job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Reading the file.
+    Parsing,
+    /// The node is checking the rows.
+    Checking,
+    /// Writing batches.
+    Writing,
+    /// Finished: everything written.
+    Done,
+    /// Finished: nothing written (problems listed), or a failure part-way (see `failure`).
+    Failed,
+}
+
+impl Phase {
+    /// The catalogue key of its label.
+    pub fn label_key(self) -> &'static str {
+        match self {
+            Phase::Parsing => "import.phase.parsing",
+            Phase::Checking => "import.phase.checking",
+            Phase::Writing => "import.phase.writing",
+            Phase::Done => "import.phase.done",
+            Phase::Failed => "import.phase.failed",
+        }
+    }
+}
+
+/// A job's state as its page shows it.
+#[derive(Debug, Clone)]
+pub struct JobState {
+    /// The user who started it (only they see it).
+    pub owner: String,
+    /// The uploaded file's name.
+    pub file_name: String,
+    /// Where it is.
+    pub phase: Phase,
+    /// Rows in the file.
+    pub total: u64,
+    /// Rows checked or written in the current phase.
+    pub done: u64,
+    /// Records created and updated.
+    pub created: u64,
+    /// Records that existed and were updated.
+    pub updated: u64,
+    /// Row problems (nothing written when any).
+    pub problems: Vec<FieldProblem>,
+    /// A failure that stopped the job (node unavailable...).
+    pub failure: Option<String>,
+}
+
+impl JobState {
+    /// Percent complete over both phases.
+    pub fn percent(&self) -> u64 {
+        let total = self.total.max(1);
+        match self.phase {
+            Phase::Parsing => 0,
+            Phase::Checking => self.done * 50 / total,
+            Phase::Writing => 50 + self.done * 50 / total,
+            Phase::Done | Phase::Failed => 100,
+        }
+    }
+
+    /// Whether the job has finished.
+    pub fn finished(&self) -> bool {
+        matches!(self.phase, Phase::Done | Phase::Failed)
+    }
+}
+
+/// Running and finished jobs, by id.
+#[derive(Debug, Default)]
+pub struct Jobs {
+    jobs: Mutex<HashMap<String, Arc<Mutex<JobState>>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Jobs {
+    /// The state of job `id`, if `owner` started it.
+    pub fn get(&self, id: &str, owner: &str) -> Option<JobState> {
+        let jobs = lock(&self.jobs);
+        let job = jobs.get(id)?;
+        let s = lock(job).clone();
+        (s.owner == owner).then_some(s)
+    }
+
+    /// Starts importing `bytes` in the background; returns the job id.
+    pub fn start(
+        &self,
+        id: String,
+        owner: &str,
+        file_name: &str,
+        bytes: Vec<u8>,
+        node: NodeLink,
+    ) -> Result<(), GatewayError> {
+        let format =
+            Format::from_name(file_name).map_err(|e| GatewayError::BadRequest(e.to_string()))?;
+        let state = Arc::new(Mutex::new(JobState {
+            owner: owner.to_owned(),
+            file_name: file_name.chars().take(120).collect(),
+            phase: Phase::Parsing,
+            total: 0,
+            done: 0,
+            created: 0,
+            updated: 0,
+            problems: Vec::new(),
+            failure: None,
+        }));
+        lock(&self.jobs).insert(id, state.clone());
+        tokio::spawn(async move {
+            let outcome = run(&state, format, bytes, node).await;
+            let mut s = lock(&state);
+            match outcome {
+                Ok(()) if s.problems.is_empty() => s.phase = Phase::Done,
+                Ok(()) => s.phase = Phase::Failed,
+                Err(e) => {
+                    s.failure = Some(e.detail());
+                    s.phase = Phase::Failed;
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+/// Parses the whole file; returns its records with their lines, or every row problem.
+pub fn parse(
+    format: Format,
+    bytes: Vec<u8>,
+) -> Result<(Vec<pb::SeizureRecord>, Vec<u64>), Vec<FieldProblem>> {
+    let rows = files::rows(std::io::Cursor::new(bytes), format).map_err(|e| {
+        vec![FieldProblem {
+            field: String::new(),
+            line: 1,
+            reason: e.to_string(),
+        }]
+    })?;
+    let (mut records, mut lines, mut problems) = (Vec::new(), Vec::new(), Vec::new());
+    let mut refs = HashSet::new();
+    for row in rows {
+        if records.len() + problems.len() >= MAX_ROWS {
+            problems.push(FieldProblem {
+                field: String::new(),
+                line: 0,
+                reason: format!("a file may hold at most {MAX_ROWS} rows"),
+            });
+            break;
+        }
+        match row {
+            Ok(r) => {
+                if !refs.insert(r.record.national_ref.clone()) {
+                    problems.push(FieldProblem {
+                        field: "national_ref".into(),
+                        line: r.line,
+                        reason: format!(
+                            "'{}' appears more than once in the file",
+                            r.record.national_ref
+                        ),
+                    });
+                }
+                lines.push(r.line);
+                records.push(r.record);
+            }
+            Err(e) => problems.push(FieldProblem {
+                field: e.field,
+                line: e.line,
+                reason: e.reason,
+            }),
+        }
+    }
+    if problems.is_empty() {
+        Ok((records, lines))
+    } else {
+        problems.truncate(MAX_PROBLEMS);
+        Err(problems)
+    }
+}
+
+async fn run(
+    state: &Mutex<JobState>,
+    format: Format,
+    bytes: Vec<u8>,
+    node: NodeLink,
+) -> Result<(), GatewayError> {
+    let (records, lines) = match tokio::task::spawn_blocking(move || parse(format, bytes))
+        .await
+        .map_err(|_| GatewayError::Internal)?
+    {
+        Ok(parsed) => parsed,
+        Err(problems) => {
+            lock(state).problems = problems;
+            return Ok(());
+        }
+    };
+    {
+        let mut s = lock(state);
+        s.total = records.len() as u64;
+        s.phase = Phase::Checking;
+    }
+    let mut problems = Vec::new();
+    for (chunk, chunk_lines) in records.chunks(BATCH).zip(lines.chunks(BATCH)) {
+        let req = pb::ImportBatchRequest {
+            records: chunk.to_vec(),
+            source_lines: chunk_lines.to_vec(),
+            dry_run: true,
+        };
+        match node.api().import_batch(req).await {
+            Ok(_) => {}
+            Err(s) => match crate::node::from_status(s) {
+                GatewayError::Invalid(p) => problems.extend(p),
+                other => return Err(other),
+            },
+        }
+        lock(state).done += chunk.len() as u64;
+        if problems.len() >= MAX_PROBLEMS {
+            break;
+        }
+    }
+    if !problems.is_empty() {
+        problems.truncate(MAX_PROBLEMS);
+        lock(state).problems = problems;
+        return Ok(());
+    }
+    {
+        let mut s = lock(state);
+        s.phase = Phase::Writing;
+        s.done = 0;
+    }
+    for (chunk, chunk_lines) in records.chunks(BATCH).zip(lines.chunks(BATCH)) {
+        let req = pb::ImportBatchRequest {
+            records: chunk.to_vec(),
+            source_lines: chunk_lines.to_vec(),
+            dry_run: false,
+        };
+        let out = node.api().import_batch(req).await?.into_inner();
+        let mut s = lock(state);
+        s.done += chunk.len() as u64;
+        s.created += out.created;
+        s.updated += out.updated;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_reports_every_problem_with_its_line() {
+        let csv = "national_ref,date,country,seizing_agency,seizure_kind,transport_mode\n\
+                   SYN-1,2025-01-01,FRA,police,seized,road\n\
+                   SYN-1,2025-01-02,FRA,police,seized,road\n\
+                   SYN-3,2025-01-03,FRA,police,seized,teleport\n";
+        let problems = parse(Format::Csv, csv.as_bytes().to_vec()).unwrap_err();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert_eq!(
+            (problems[0].line, problems[0].field.as_str()),
+            (3, "national_ref")
+        );
+        assert_eq!(
+            (problems[1].line, problems[1].field.as_str()),
+            (4, "transport_mode")
+        );
+    }
+
+    #[test]
+    fn parse_accepts_a_clean_file() {
+        let jsonl = "{\"national_ref\":\"SYN-1\"}\n\n{\"national_ref\":\"SYN-2\"}\n";
+        let (records, lines) = parse(Format::JsonLines, jsonl.as_bytes().to_vec()).unwrap();
+        assert_eq!(records.len(), 2);
+        assert_eq!(lines, vec![1, 3]);
+    }
+
+    #[test]
+    fn progress_spans_both_phases() {
+        let mut s = JobState {
+            owner: "a".into(),
+            file_name: "f.csv".into(),
+            phase: Phase::Checking,
+            total: 10,
+            done: 5,
+            created: 0,
+            updated: 0,
+            problems: vec![],
+            failure: None,
+        };
+        assert_eq!(s.percent(), 25);
+        s.phase = Phase::Writing;
+        assert_eq!(s.percent(), 75);
+        s.phase = Phase::Done;
+        assert_eq!(s.percent(), 100);
+        assert!(s.finished());
+    }
+}

@@ -1,0 +1,473 @@
+//! What the console and the API both do, once: check the caller's capability, call the node,
+//! and write the access log. The web and API layers only parse input and present output, so both
+//! get the same rules, the same validation and the same errors.
+
+use tracenet_proto::v1 as pb;
+
+use crate::app::App;
+use crate::auth::{Capability, Principal};
+use crate::error::{FieldProblem, GatewayError};
+
+/// Where a call came from, for the access log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// The web console.
+    Console,
+    /// The JSON API.
+    Api,
+}
+
+impl Via {
+    fn as_str(self) -> &'static str {
+        match self {
+            Via::Console => "console",
+            Via::Api => "api",
+        }
+    }
+}
+
+/// The caller of one operation.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller<'a> {
+    /// Who.
+    pub who: &'a Principal,
+    /// Through what.
+    pub via: Via,
+}
+
+impl Caller<'_> {
+    /// Refuses unless the caller's roles grant `cap`.
+    pub fn require(&self, cap: Capability) -> Result<(), GatewayError> {
+        if self.who.can(cap) {
+            Ok(())
+        } else {
+            Err(GatewayError::Forbidden)
+        }
+    }
+}
+
+async fn log(app: &App, c: Caller<'_>, action: &str, target: &str) -> Result<(), GatewayError> {
+    app.store
+        .log_access(app.now(), &c.who.name, c.via.as_str(), action, target)
+        .await?;
+    Ok(())
+}
+
+/// A page of this node's records.
+pub async fn list_records(
+    app: &App,
+    c: Caller<'_>,
+    page_size: u32,
+    page_token: String,
+    newest_first: bool,
+) -> Result<pb::ListRecordsResponse, GatewayError> {
+    c.require(Capability::ReadRecords)?;
+    let page = app
+        .node
+        .api()
+        .list_records(pb::ListRecordsRequest {
+            page_size: page_size.clamp(1, 200),
+            page_token,
+            newest_first,
+        })
+        .await?
+        .into_inner();
+    log(
+        app,
+        c,
+        "list records",
+        &format!("{} records", page.records.len()),
+    )
+    .await?;
+    Ok(page)
+}
+
+/// One record (logged as viewed).
+pub async fn get_record(
+    app: &App,
+    c: Caller<'_>,
+    id: &str,
+) -> Result<pb::RecordResponse, GatewayError> {
+    c.require(Capability::ReadRecords)?;
+    let r = app
+        .node
+        .api()
+        .get_record(pb::GetRecordRequest { id: id.to_owned() })
+        .await?
+        .into_inner();
+    log(app, c, "view record", id).await?;
+    Ok(r)
+}
+
+/// Records a new seizure.
+pub async fn create_record(
+    app: &App,
+    c: Caller<'_>,
+    record: pb::SeizureRecord,
+) -> Result<pb::RecordResponse, GatewayError> {
+    c.require(Capability::WriteRecords)?;
+    let r = app
+        .node
+        .api()
+        .create_record(pb::CreateRecordRequest {
+            record: Some(record),
+        })
+        .await?
+        .into_inner();
+    let id = r.record.as_ref().map(|r| r.id.clone()).unwrap_or_default();
+    log(app, c, "create record", &id).await?;
+    Ok(r)
+}
+
+/// Replaces a record; `expected_revision` (when not 0) guards against lost updates.
+pub async fn update_record(
+    app: &App,
+    c: Caller<'_>,
+    id: &str,
+    mut record: pb::SeizureRecord,
+    expected_revision: u64,
+) -> Result<pb::RecordResponse, GatewayError> {
+    c.require(Capability::WriteRecords)?;
+    if !record.id.is_empty() && record.id != id {
+        return Err(GatewayError::BadRequest(
+            "the record's id does not match the address".into(),
+        ));
+    }
+    id.clone_into(&mut record.id);
+    let r = app
+        .node
+        .api()
+        .update_record(pb::UpdateRecordRequest {
+            record: Some(record),
+            expected_revision,
+        })
+        .await?
+        .into_inner();
+    log(app, c, "update record", id).await?;
+    Ok(r)
+}
+
+/// Writes a batch of records atomically (all or none), checking them first.
+pub async fn import_batch(
+    app: &App,
+    c: Caller<'_>,
+    records: Vec<pb::SeizureRecord>,
+) -> Result<pb::ImportBatchResponse, GatewayError> {
+    c.require(Capability::WriteRecords)?;
+    if records.is_empty() {
+        return Err(GatewayError::BadRequest("records is empty".into()));
+    }
+    if records.len() > crate::jobs::BATCH * 10 {
+        return Err(GatewayError::BadRequest(format!(
+            "at most {} records per call",
+            crate::jobs::BATCH * 10
+        )));
+    }
+    let n = records.len();
+    let r = app
+        .node
+        .api()
+        .import_batch(pb::ImportBatchRequest {
+            records,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    log(app, c, "import records", &format!("{n} records")).await?;
+    Ok(r)
+}
+
+/// Local search by serial number.
+pub async fn search(
+    app: &App,
+    c: Caller<'_>,
+    serial: &str,
+    normalised: bool,
+) -> Result<Vec<pb::RecordResponse>, GatewayError> {
+    c.require(Capability::ReadRecords)?;
+    if serial.trim().is_empty() {
+        return Err(GatewayError::Invalid(vec![FieldProblem {
+            field: "serial_number".into(),
+            line: 0,
+            reason: "enter a serial number".into(),
+        }]));
+    }
+    let r = app
+        .node
+        .api()
+        .search_by_serial(pb::SearchBySerialRequest {
+            serial_number: serial.trim().to_owned(),
+            r#match: if normalised {
+                pb::SerialMatch::Normalised
+            } else {
+                pb::SerialMatch::Exact
+            } as i32,
+            limit: 100,
+        })
+        .await?
+        .into_inner();
+    log(app, c, "search serial", serial).await?;
+    Ok(r.records)
+}
+
+/// What an officer states for a federated request.
+#[derive(Debug, Clone, Default)]
+pub struct Inquiry {
+    /// The purpose (a `Purpose` value).
+    pub purpose: i32,
+    /// The legal basis.
+    pub legal_basis: String,
+    /// The case reference.
+    pub case_reference: String,
+}
+
+fn inquiry(app: &App, q: Inquiry) -> Result<pb::Inquiry, GatewayError> {
+    let mut problems = Vec::new();
+    if matches!(
+        pb::Purpose::try_from(q.purpose),
+        Err(_) | Ok(pb::Purpose::Unspecified)
+    ) {
+        problems.push(FieldProblem {
+            field: "purpose".into(),
+            line: 0,
+            reason: "choose a purpose".into(),
+        });
+    }
+    if q.legal_basis.trim().is_empty() {
+        problems.push(FieldProblem {
+            field: "legal_basis".into(),
+            line: 0,
+            reason: "state the legal basis".into(),
+        });
+    }
+    if !problems.is_empty() {
+        return Err(GatewayError::Invalid(problems));
+    }
+    Ok(pb::Inquiry {
+        agency_kind: app.cfg.agency().map_or(0, |a| a as i32),
+        purpose: q.purpose,
+        legal_basis: q.legal_basis.trim().to_owned(),
+        case_reference: q.case_reference.trim().to_owned(),
+        deadline_ms: app.cfg.federated_deadline_ms,
+    })
+}
+
+/// Hit/no-hit across the federation.
+pub async fn lookup(
+    app: &App,
+    c: Caller<'_>,
+    serial: &str,
+    manufacturer: &str,
+    q: Inquiry,
+) -> Result<pb::FederatedLookupResponse, GatewayError> {
+    c.require(Capability::Lookup)?;
+    let inquiry = inquiry(app, q);
+    let serial_missing = serial.trim().is_empty();
+    match (inquiry, serial_missing) {
+        (Err(GatewayError::Invalid(mut p)), missing) => {
+            if missing {
+                p.insert(0, serial_problem());
+            }
+            Err(GatewayError::Invalid(p))
+        }
+        (Err(e), _) => Err(e),
+        (Ok(_), true) => Err(GatewayError::Invalid(vec![serial_problem()])),
+        (Ok(inquiry), false) => {
+            let r = app
+                .node
+                .api()
+                .federated_lookup(pb::FederatedLookupRequest {
+                    inquiry: Some(inquiry),
+                    serial_number: serial.trim().to_owned(),
+                    manufacturer: manufacturer.trim().to_owned(),
+                })
+                .await?
+                .into_inner();
+            log(app, c, "federated lookup", serial).await?;
+            Ok(r)
+        }
+    }
+}
+
+fn serial_problem() -> FieldProblem {
+    FieldProblem {
+        field: "serial_number".into(),
+        line: 0,
+        reason: "enter a serial number".into(),
+    }
+}
+
+/// Route and concealment query across the federation (this node's own records included).
+pub async fn analyse(
+    app: &App,
+    c: Caller<'_>,
+    filter: pb::RecordFilter,
+    q: Inquiry,
+) -> Result<pb::FederatedQueryResponse, GatewayError> {
+    c.require(Capability::Analyse)?;
+    let inquiry = inquiry(app, q)?;
+    let r = app
+        .node
+        .api()
+        .federated_query(pb::FederatedQueryRequest {
+            inquiry: Some(inquiry),
+            filter: Some(filter.clone()),
+            limit_per_peer: 1000,
+            include_local: true,
+        })
+        .await?
+        .into_inner();
+    let target = format!(
+        "route {} mode {} concealment {} {}..{}",
+        filter.route_country,
+        filter.transport_mode,
+        filter.concealment_method,
+        filter.date_from,
+        filter.date_to
+    );
+    log(app, c, "route query", &target).await?;
+    Ok(r)
+}
+
+/// Logs an export (e.g. analysis results downloaded as CSV).
+pub async fn log_export(app: &App, c: Caller<'_>, what: &str) -> Result<(), GatewayError> {
+    log(app, c, "export", what).await
+}
+
+/// Trace requests, `outgoing`, `incoming` or both (empty).
+pub async fn traces(
+    app: &App,
+    c: Caller<'_>,
+    direction: &str,
+) -> Result<Vec<pb::TraceRecord>, GatewayError> {
+    c.require(Capability::Trace)?;
+    if !matches!(direction, "" | "outgoing" | "incoming") {
+        return Err(GatewayError::BadRequest(
+            "direction must be outgoing or incoming".into(),
+        ));
+    }
+    Ok(app
+        .node
+        .api()
+        .list_trace_requests(pb::ListTraceRequestsRequest {
+            direction: direction.to_owned(),
+        })
+        .await?
+        .into_inner()
+        .traces)
+}
+
+/// One trace request with its history (logged as viewed).
+pub async fn trace(app: &App, c: Caller<'_>, id: &str) -> Result<pb::TraceRecord, GatewayError> {
+    let all = traces(app, c, "").await?;
+    let t = all
+        .into_iter()
+        .find(|t| t.request.as_ref().is_some_and(|r| r.id == id))
+        .ok_or_else(|| GatewayError::NotFound(format!("trace request {id}")))?;
+    log(app, c, "view trace request", id).await?;
+    Ok(t)
+}
+
+/// Sends a trace request.
+pub async fn send_trace(
+    app: &App,
+    c: Caller<'_>,
+    req: pb::SendTraceRequestRequest,
+) -> Result<pb::TraceRecord, GatewayError> {
+    c.require(Capability::Trace)?;
+    let t = app.node.api().send_trace_request(req).await?.into_inner();
+    let id = t.request.as_ref().map(|r| r.id.clone()).unwrap_or_default();
+    log(app, c, "send trace request", &id).await?;
+    Ok(t)
+}
+
+/// Answers, restricts or declines an incoming trace request.
+pub async fn answer_trace(
+    app: &App,
+    c: Caller<'_>,
+    req: pb::AnswerTraceRequestRequest,
+) -> Result<pb::TraceRecord, GatewayError> {
+    c.require(Capability::Trace)?;
+    let id = req.request_id.clone();
+    let t = app.node.api().answer_trace_request(req).await?.into_inner();
+    log(app, c, "answer trace request", &id).await?;
+    Ok(t)
+}
+
+/// The directory as the node's replica holds it.
+pub async fn directory(app: &App, c: Caller<'_>) -> Result<pb::DirectoryView, GatewayError> {
+    c.require(Capability::ReadDirectory)?;
+    Ok(app
+        .node
+        .api()
+        .get_directory(pb::GetDirectoryRequest {
+            linearizable: false,
+        })
+        .await?
+        .into_inner())
+}
+
+/// Publishes this node's contact points in the directory.
+pub async fn publish_contacts(
+    app: &App,
+    c: Caller<'_>,
+    contacts: Vec<pb::ContactPoint>,
+) -> Result<(), GatewayError> {
+    c.require(Capability::Administer)?;
+    let r = app
+        .node
+        .api()
+        .propose_directory(pb::ProposeDirectoryRequest {
+            command: Some(pb::DirectoryCommand {
+                op: Some(pb::directory_command::Op::PublishContacts(
+                    pb::ContactPoints { contacts },
+                )),
+                ..Default::default()
+            }),
+        })
+        .await?
+        .into_inner();
+    if !r.applied {
+        return Err(GatewayError::Conflict(r.refusal));
+    }
+    log(app, c, "publish contact points", app.node_id()).await
+}
+
+/// What a member asking for a purpose would receive of one record.
+pub async fn preview(
+    app: &App,
+    c: Caller<'_>,
+    req: pb::PreviewDisclosureRequest,
+) -> Result<pb::PreviewDisclosureResponse, GatewayError> {
+    c.require(Capability::Administer)?;
+    let target = format!("{} for {}", req.record_id, req.requester_node);
+    let r = app.node.api().preview_disclosure(req).await?.into_inner();
+    log(app, c, "policy preview", &target).await?;
+    Ok(r)
+}
+
+/// The node's audit entries (logged as viewed).
+pub async fn audit(
+    app: &App,
+    c: Caller<'_>,
+    req: pb::ListAuditRequest,
+) -> Result<Vec<pb::AuditEntry>, GatewayError> {
+    c.require(Capability::Administer)?;
+    let target = format!(
+        "kind={} peer={} after={}",
+        req.kind, req.peer, req.after_seq
+    );
+    let r = app.node.api().list_audit(req).await?.into_inner();
+    log(app, c, "view audit", &target).await?;
+    Ok(r.entries)
+}
+
+/// The node's summary (for the dashboard).
+pub async fn node_info(app: &App) -> Result<pb::NodeInfo, GatewayError> {
+    Ok(app
+        .node
+        .api()
+        .get_node_info(pb::GetNodeInfoRequest {})
+        .await?
+        .into_inner())
+}

@@ -1,0 +1,259 @@
+//! Form plumbing shared by the pages: select options from the protocol's enumerations (with
+//! translated labels), the seizure record form (the same field names and short enumeration values
+//! as the CSV import, so one parser serves both), and mapping the node's field paths back to
+//! form fields so each message shows next to its field.
+
+use std::collections::HashMap;
+
+use tracenet_proto::files::{self, CSV_COLUMNS};
+use tracenet_proto::v1 as pb;
+
+use crate::error::FieldProblem;
+use crate::i18n::Lang;
+
+/// One `<option>`.
+#[derive(Debug, Clone)]
+pub struct SelectOption {
+    /// Submitted value.
+    pub value: String,
+    /// Translated label.
+    pub label: String,
+    /// Whether it is selected.
+    pub selected: bool,
+}
+
+/// The values of an enumeration as `(short name, full name)`, in protocol order.
+pub fn enum_values(prefix: &str) -> Vec<(String, String)> {
+    let name = |i: i32| -> Option<&'static str> {
+        Some(match prefix {
+            "AGENCY_KIND" => pb::AgencyKind::try_from(i).ok()?.as_str_name(),
+            "SEIZURE_KIND" => pb::SeizureKind::try_from(i).ok()?.as_str_name(),
+            "CRIMINAL_CONTEXT" => pb::CriminalContext::try_from(i).ok()?.as_str_name(),
+            "WEAPON_CATEGORY" => pb::WeaponCategory::try_from(i).ok()?.as_str_name(),
+            "MARKING_CONDITION" => pb::MarkingCondition::try_from(i).ok()?.as_str_name(),
+            "TRANSPORT_MODE" => pb::TransportMode::try_from(i).ok()?.as_str_name(),
+            "CONCEALMENT_METHOD" => pb::ConcealmentMethod::try_from(i).ok()?.as_str_name(),
+            "PURPOSE" => pb::Purpose::try_from(i).ok()?.as_str_name(),
+            "URGENCY" => pb::Urgency::try_from(i).ok()?.as_str_name(),
+            _ => return None,
+        })
+    };
+    (1..64)
+        .map_while(name)
+        .map(|full| (files::short_name(full, prefix), full.to_owned()))
+        .collect()
+}
+
+/// Options for an enumeration, with an empty first option when `blank` is given.
+pub fn options(lang: Lang, prefix: &str, selected: &str, blank: Option<&str>) -> Vec<SelectOption> {
+    let mut out = Vec::new();
+    if let Some(key) = blank {
+        out.push(SelectOption {
+            value: String::new(),
+            label: lang.t(key).to_owned(),
+            selected: selected.is_empty(),
+        });
+    }
+    out.extend(
+        enum_values(prefix)
+            .into_iter()
+            .map(|(short, full)| SelectOption {
+                selected: short == selected,
+                label: lang.enum_label(&full),
+                value: short,
+            }),
+    );
+    out
+}
+
+/// The value of a short enumeration name (`road`) as the protocol number, 0 when empty or
+/// unknown.
+pub fn enum_number(prefix: &str, short: &str) -> i32 {
+    enum_values(prefix)
+        .iter()
+        .position(|(s, _)| s == short)
+        .map_or(0, |i| i32::try_from(i + 1).unwrap_or(0))
+}
+
+/// The form field a node field path belongs to (`firearms[0].serial_number` → `serial_number`,
+/// `event.place.country` → `country`); empty when it has none (shown above the form).
+pub fn form_field(path: &str) -> String {
+    if path.starts_with("ammunition") {
+        let last = path.rsplit('.').next().unwrap_or("");
+        return format!("ammunition_{last}");
+    }
+    if path.starts_with("trafficking.route") {
+        return "route".into();
+    }
+    let last = path.rsplit('.').next().unwrap_or(path);
+    let last = last.split('[').next().unwrap_or(last);
+    if CSV_COLUMNS.contains(&last) {
+        last.to_owned()
+    } else if path == "firearms" {
+        "serial_number".into()
+    } else {
+        String::new()
+    }
+}
+
+/// One field of the record form, with its value and any message.
+#[derive(Debug, Clone)]
+pub struct FieldView {
+    /// Field name (a CSV column).
+    pub name: &'static str,
+    /// Translated label.
+    pub label: &'static str,
+    /// Current value.
+    pub value: String,
+    /// The message for this field, if any.
+    pub error: Option<String>,
+    /// Options, for a select.
+    pub options: Vec<SelectOption>,
+    /// Whether the field must be filled.
+    pub required: bool,
+}
+
+const SELECTS: &[(&str, &str)] = &[
+    ("seizing_agency", "AGENCY_KIND"),
+    ("seizure_kind", "SEIZURE_KIND"),
+    ("criminal_context", "CRIMINAL_CONTEXT"),
+    ("category", "WEAPON_CATEGORY"),
+    ("marking_condition", "MARKING_CONDITION"),
+    ("transport_mode", "TRANSPORT_MODE"),
+    ("concealment_method", "CONCEALMENT_METHOD"),
+];
+
+const REQUIRED: &[&str] = &[
+    "national_ref",
+    "date",
+    "country",
+    "seizing_agency",
+    "seizure_kind",
+];
+
+/// The record form's fields in order, filled from `values` with `problems` placed by field.
+pub fn record_fields(
+    lang: Lang,
+    values: &HashMap<String, String>,
+    problems: &[FieldProblem],
+) -> (Vec<FieldView>, Vec<String>) {
+    let mut general = Vec::new();
+    let mut by_field: HashMap<String, String> = HashMap::new();
+    for p in problems {
+        let f = form_field(&p.field);
+        if f.is_empty() {
+            general.push(format!("{}: {}", p.field, p.reason));
+        } else {
+            by_field
+                .entry(f)
+                .and_modify(|m| {
+                    m.push_str("; ");
+                    m.push_str(&p.reason);
+                })
+                .or_insert_with(|| p.reason.clone());
+        }
+    }
+    let fields = CSV_COLUMNS
+        .iter()
+        .map(|&name| {
+            let value = values.get(name).cloned().unwrap_or_default();
+            let options = SELECTS
+                .iter()
+                .find(|(f, _)| *f == name)
+                .map(|(_, prefix)| options(lang, prefix, &value, Some("common.choose")))
+                .unwrap_or_default();
+            FieldView {
+                name,
+                label: lang.t(&format!("field.{name}")),
+                error: by_field.remove(name),
+                value,
+                options,
+                required: REQUIRED.contains(&name),
+            }
+        })
+        .collect();
+    general.extend(by_field.into_iter().map(|(f, m)| format!("{f}: {m}")));
+    (fields, general)
+}
+
+/// The submitted form as a record, or the problems of parsing it.
+pub fn record_from_form(
+    values: &HashMap<String, String>,
+) -> Result<pb::SeizureRecord, FieldProblem> {
+    let cols: Vec<&str> = CSV_COLUMNS
+        .iter()
+        .map(|c| values.get(*c).map_or("", |v| v.trim()))
+        .collect();
+    let arr: [&str; 25] = cols.try_into().map_err(|_| FieldProblem {
+        field: String::new(),
+        line: 0,
+        reason: "form does not match the record fields".into(),
+    })?;
+    files::record_from_columns(0, &arr).map_err(|e| FieldProblem {
+        field: e.field,
+        line: 0,
+        reason: e.reason,
+    })
+}
+
+/// A record's values keyed by form field.
+pub fn values_of(r: &pb::SeizureRecord) -> HashMap<String, String> {
+    CSV_COLUMNS
+        .iter()
+        .map(|c| (*c).to_owned())
+        .zip(files::columns_of(r))
+        .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_paths_map_to_form_fields() {
+        assert_eq!(form_field("firearms[0].serial_number"), "serial_number");
+        assert_eq!(form_field("event.place.country"), "country");
+        assert_eq!(form_field("event.date"), "date");
+        assert_eq!(form_field("ammunition[0].calibre"), "ammunition_calibre");
+        assert_eq!(form_field("trafficking.route[2].country"), "route");
+        assert_eq!(form_field("national_ref"), "national_ref");
+        assert_eq!(form_field("persons[0].name"), "");
+    }
+
+    #[test]
+    fn enum_values_use_short_names_in_protocol_order() {
+        let modes = enum_values("TRANSPORT_MODE");
+        assert_eq!(modes[0], ("road".into(), "TRANSPORT_MODE_ROAD".into()));
+        assert_eq!(modes.len(), 8);
+        assert_eq!(
+            enum_number("TRANSPORT_MODE", "rail"),
+            pb::TransportMode::Rail as i32
+        );
+        assert_eq!(enum_number("TRANSPORT_MODE", "teleport"), 0);
+        assert_eq!(
+            enum_number("PURPOSE", "tracing"),
+            pb::Purpose::Tracing as i32
+        );
+    }
+
+    #[test]
+    fn problems_land_next_to_their_fields() {
+        let problems = vec![
+            FieldProblem {
+                field: "event.date".into(),
+                line: 0,
+                reason: "must be a date".into(),
+            },
+            FieldProblem {
+                field: "persons".into(),
+                line: 0,
+                reason: "too many".into(),
+            },
+        ];
+        let (fields, general) = record_fields(Lang::En, &HashMap::new(), &problems);
+        let date = fields.iter().find(|f| f.name == "date").unwrap();
+        assert_eq!(date.error.as_deref(), Some("must be a date"));
+        assert_eq!(general, vec!["persons: too many".to_owned()]);
+    }
+}

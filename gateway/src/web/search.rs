@@ -1,0 +1,266 @@
+//! Search: local search by serial number (exact or normalised) and the federated hit/no-hit
+//! lookup, which shows which members hold a match and which did not answer in time.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::{Form, Query, State};
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use tracenet_proto::v1 as pb;
+
+use super::forms::{self, SelectOption};
+use super::{Officer, Page, PageResult, fail, render};
+use crate::app::App;
+use crate::auth::Capability;
+use crate::error::GatewayError;
+use crate::i18n::Lang;
+use crate::ops;
+
+/// A local result row.
+#[derive(Debug)]
+struct Found {
+    id: String,
+    national_ref: String,
+    date: String,
+    serial: String,
+    manufacturer: String,
+}
+
+/// One member's answer to a lookup.
+#[derive(Debug)]
+struct Answer {
+    node: String,
+    hit: bool,
+    hits: Vec<String>,
+}
+
+/// A member that did not answer.
+#[derive(Debug)]
+struct Failed {
+    node: String,
+    reason: String,
+}
+
+/// A lookup's outcome as shown.
+#[derive(Debug)]
+struct LookupView {
+    request_id: String,
+    answers: Vec<Answer>,
+    failed: Vec<Failed>,
+}
+
+#[derive(Template)]
+#[template(path = "search.html")]
+struct SearchPage {
+    page: Page,
+    serial: String,
+    normalised: bool,
+    searched: bool,
+    search_error: Option<String>,
+    local: Vec<Found>,
+    can_lookup: bool,
+    purposes: Vec<SelectOption>,
+    lookup_serial: String,
+    lookup_manufacturer: String,
+    legal_basis: String,
+    case_reference: String,
+    errors: HashMap<String, String>,
+    lookup: Option<LookupView>,
+}
+
+impl SearchPage {
+    fn new(o: &Officer, app: &App) -> SearchPage {
+        SearchPage {
+            page: o.page(app, "search.title"),
+            serial: String::new(),
+            normalised: true,
+            searched: false,
+            search_error: None,
+            local: Vec::new(),
+            can_lookup: o.who.can(Capability::Lookup),
+            purposes: forms::options(o.lang, "PURPOSE", "criminal_investigation", None),
+            lookup_serial: String::new(),
+            lookup_manufacturer: String::new(),
+            legal_basis: String::new(),
+            case_reference: String::new(),
+            errors: HashMap::new(),
+            lookup: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct SearchQuery {
+    #[serde(default)]
+    serial: String,
+    #[serde(default)]
+    normalised: String,
+}
+
+/// The search page, with local results when a serial was given.
+pub async fn local(
+    State(app): State<Arc<App>>,
+    o: Officer,
+    Query(q): Query<SearchQuery>,
+) -> PageResult {
+    o.require(Capability::ReadRecords).map_err(fail(&o, &app))?;
+    let mut page = SearchPage::new(&o, &app);
+    if !q.serial.trim().is_empty() {
+        page.serial.clone_from(&q.serial);
+        page.normalised = q.normalised == "1";
+        page.searched = true;
+        match ops::search(&app, o.caller(), &q.serial, page.normalised).await {
+            Ok(found) => {
+                page.local = found
+                    .iter()
+                    .filter_map(|r| r.record.as_ref())
+                    .map(|r| found_row(o.lang, r))
+                    .collect();
+            }
+            Err(GatewayError::BadRequest(m)) => page.search_error = Some(m),
+            Err(e) => return Err(fail(&o, &app)(e)),
+        }
+    }
+    Ok(render(&page))
+}
+
+fn found_row(lang: Lang, r: &pb::SeizureRecord) -> Found {
+    let fa = r.firearms.first().cloned().unwrap_or_default();
+    Found {
+        id: r.id.clone(),
+        national_ref: r.national_ref.clone(),
+        date: lang.date(&r.event.clone().unwrap_or_default().date),
+        serial: fa.serial_number,
+        manufacturer: fa.manufacturer,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct LookupForm {
+    #[serde(default)]
+    serial_number: String,
+    #[serde(default)]
+    manufacturer: String,
+    #[serde(default)]
+    purpose: String,
+    #[serde(default)]
+    legal_basis: String,
+    #[serde(default)]
+    case_reference: String,
+}
+
+/// What a hit discloses, in one line (only fields the holder's policy let through).
+fn describe_hit(lang: Lang, h: &pb::LookupHit) -> String {
+    let r = h.disclosed.clone().unwrap_or_default();
+    let mut parts = Vec::new();
+    if let Some(f) = r.firearms.first() {
+        parts.push(
+            [
+                f.serial_number.as_str(),
+                f.manufacturer.as_str(),
+                f.model.as_str(),
+            ]
+            .iter()
+            .filter(|s| !s.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" "),
+        );
+    }
+    if let Some(ev) = &r.event
+        && !ev.date.is_empty()
+    {
+        parts.push(lang.date(&ev.date));
+    }
+    if let Some(t) = &r.trafficking
+        && !t.route.is_empty()
+    {
+        parts.push(
+            t.route
+                .iter()
+                .map(|p| p.country.as_str())
+                .collect::<Vec<_>>()
+                .join(" → "),
+        );
+    }
+    if let Some(reference) = &h.reference {
+        parts.push(format!(
+            "{} {}",
+            lang.t("lookup.reference"),
+            reference.reference
+        ));
+    }
+    if !h.redacted_fields.is_empty() {
+        parts.push(format!(
+            "{}: {}",
+            lang.t("lookup.withheld"),
+            h.redacted_fields.join(", ")
+        ));
+    }
+    parts.join(" · ")
+}
+
+/// Runs a federated lookup and shows every member's answer.
+pub async fn lookup(
+    State(app): State<Arc<App>>,
+    o: Officer,
+    Form(f): Form<LookupForm>,
+) -> PageResult {
+    o.require(Capability::Lookup).map_err(fail(&o, &app))?;
+    let mut page = SearchPage::new(&o, &app);
+    page.purposes = forms::options(o.lang, "PURPOSE", &f.purpose, Some("common.choose"));
+    page.lookup_serial.clone_from(&f.serial_number);
+    page.lookup_manufacturer.clone_from(&f.manufacturer);
+    page.legal_basis.clone_from(&f.legal_basis);
+    page.case_reference.clone_from(&f.case_reference);
+    let inquiry = ops::Inquiry {
+        purpose: forms::enum_number("PURPOSE", &f.purpose),
+        legal_basis: f.legal_basis.clone(),
+        case_reference: f.case_reference.clone(),
+    };
+    match ops::lookup(&app, o.caller(), &f.serial_number, &f.manufacturer, inquiry).await {
+        Ok(r) => {
+            page.lookup = Some(LookupView {
+                request_id: r.request_id.clone(),
+                answers: r
+                    .answers
+                    .iter()
+                    .map(|a| Answer {
+                        node: a.node_id.clone(),
+                        hit: a.hit,
+                        hits: a.hits.iter().map(|h| describe_hit(o.lang, h)).collect(),
+                    })
+                    .collect(),
+                failed: r
+                    .failed
+                    .iter()
+                    .map(|x| Failed {
+                        node: x.node_id.clone(),
+                        reason: x.reason.clone(),
+                    })
+                    .collect(),
+            });
+            Ok(render(&page))
+        }
+        Err(GatewayError::Invalid(problems)) => {
+            for p in problems {
+                let msg = match p.field.as_str() {
+                    "serial_number" => o.lang.t("lookup.need_serial"),
+                    "purpose" => o.lang.t("inquiry.need_purpose"),
+                    "legal_basis" => o.lang.t("inquiry.need_legal_basis"),
+                    _ => "",
+                };
+                let text = if msg.is_empty() {
+                    p.reason
+                } else {
+                    msg.to_owned()
+                };
+                page.errors.insert(p.field, text);
+            }
+            Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response())
+        }
+        Err(e) => Err(fail(&o, &app)(e)),
+    }
+}

@@ -1,0 +1,424 @@
+//! Logging in and out, sessions and CSRF.
+//!
+//! - The session id is 32 random bytes in an `HttpOnly; SameSite=Strict` cookie (`Secure` when
+//!   served over HTTPS); the store keeps only its SHA-256. A new id is issued at every login.
+//! - Sessions end after `idle_minutes` without a request or `absolute_hours` after login, and
+//!   when the user is disabled.
+//! - Every console POST carries the session's CSRF token (the login form carries a pre-login
+//!   token bound to a cookie); [`csrf_guard`] checks it before any handler runs. A POST whose
+//!   `Origin` is another site is refused too.
+//! - Failed logins are throttled per user name; unknown names cost the same time as known ones.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::body::{Body, to_bytes};
+use axum::extract::{Form, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::{
+    LANG_COOKIE, Page, cookie, error_page, public_page, render, request_lang, session_cookie,
+};
+use crate::app::App;
+use crate::auth::{password, random_secret, same_secret};
+use crate::error::GatewayError;
+use crate::i18n::Lang;
+use crate::store::{Session, User};
+
+/// The pre-login cookie's name for this gateway (see [`session_cookie`]).
+fn prelogin_cookie(app: &App) -> String {
+    session_cookie(app).replace("tn_session", "tn_prelogin")
+}
+/// Largest form body the CSRF guard reads (file uploads are multipart and checked by their
+/// handler).
+const MAX_FORM: usize = 2 * 1024 * 1024;
+
+fn set_cookie(app: &App, name: &str, value: &str, max_age: Option<i64>) -> HeaderValue {
+    let secure = if app.secure_cookies { "; Secure" } else { "" };
+    let age = max_age.map_or(String::new(), |a| format!("; Max-Age={a}"));
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/; HttpOnly; SameSite=Strict{secure}{age}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
+}
+
+/// The user and session for a session id, if the session is still valid (touching it).
+pub async fn load(app: &App, sid: &str) -> Result<Option<(User, Session)>, GatewayError> {
+    let Some(mut sess) = app.store.session(sid)? else {
+        return Ok(None);
+    };
+    let now = app.now();
+    let idle = i64::from(app.cfg.session.idle_minutes) * 60;
+    let absolute = i64::from(app.cfg.session.absolute_hours) * 3600;
+    let user = app.store.user(&sess.username)?;
+    let valid = now - sess.last_seen <= idle && now - sess.created_at <= absolute;
+    match user {
+        Some(u) if valid && !u.disabled => {
+            if now - sess.last_seen >= 30 {
+                sess.last_seen = now;
+                app.store.touch_session(sid, &sess)?;
+            }
+            Ok(Some((u, sess)))
+        }
+        _ => {
+            app.store.end_session(sid).await?;
+            Ok(None)
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    page: Page,
+    csrf: String,
+    next: String,
+    username: String,
+    error: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct NextQuery {
+    #[serde(default)]
+    next: String,
+}
+
+/// Only paths on this site may be returned to (no open redirect).
+fn safe_next(next: &str) -> String {
+    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+        next.to_owned()
+    } else {
+        "/".to_owned()
+    }
+}
+
+fn login_page(
+    app: &App,
+    lang: Lang,
+    next: &str,
+    username: &str,
+    error: Option<String>,
+    status: axum::http::StatusCode,
+) -> Response {
+    let Ok(token) = random_secret(32) else {
+        return error_page(lang, None, GatewayError::Internal, "/");
+    };
+    let page = LoginPage {
+        page: public_page(app, lang, "login.title", "/login"),
+        csrf: token.clone(),
+        next: safe_next(next),
+        username: username.to_owned(),
+        error,
+    };
+    let mut resp = (status, render(&page)).into_response();
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(app, &prelogin_cookie(app), &token, Some(900)),
+    );
+    resp
+}
+
+/// The login form.
+pub(super) async fn login_form(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Query(q): Query<NextQuery>,
+) -> Response {
+    let lang = request_lang(&app, &headers, None);
+    login_page(&app, lang, &q.next, "", None, axum::http::StatusCode::OK)
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct LoginForm {
+    username: String,
+    password: String,
+    #[serde(default)]
+    next: String,
+}
+
+/// Checks a login; on success starts a fresh session and goes to `next`.
+pub(super) async fn login(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let lang = request_lang(&app, &headers, None);
+    let now = u64::try_from(app.now()).unwrap_or(0);
+    let name = f.username.trim().to_owned();
+    let throttled = {
+        let t = app
+            .throttle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        t.check(&name, now)
+    };
+    if let Err(wait) = throttled {
+        tracing::warn!(user = %name, "login refused: throttled");
+        return login_page(
+            &app,
+            lang,
+            &f.next,
+            &name,
+            Some(format!("{} {wait} s", lang.t("login.throttled"))),
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+        );
+    }
+    let user = match app.store.user(&name) {
+        Ok(u) => u,
+        Err(e) => return error_page(lang, None, e.into(), "/login"),
+    };
+    let pw = f.password.clone();
+    let ok_user = tokio::task::spawn_blocking(move || match user {
+        Some(u) if !u.disabled && password::verify(&u.password_hash, &pw) => Some(u),
+        Some(_) => None,
+        None => {
+            password::verify_dummy(&pw);
+            None
+        }
+    })
+    .await
+    .ok()
+    .flatten();
+    let Some(user) = ok_user else {
+        let locked = app
+            .throttle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .failed(&name, now);
+        tracing::warn!(user = %name, locked = locked.is_some(), "login failed");
+        return login_page(
+            &app,
+            lang,
+            &f.next,
+            &name,
+            Some(lang.t("login.failed").to_owned()),
+            axum::http::StatusCode::UNAUTHORIZED,
+        );
+    };
+    app.throttle
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .succeeded(&name);
+    let (Ok(sid), Ok(csrf)) = (random_secret(32), random_secret(32)) else {
+        return error_page(lang, None, GatewayError::Internal, "/login");
+    };
+    let sess = Session {
+        username: user.username.clone(),
+        csrf,
+        created_at: app.now(),
+        last_seen: app.now(),
+    };
+    if let Err(e) = app.store.put_session(&sid, &sess).await {
+        return error_page(lang, None, e.into(), "/login");
+    }
+    let _ = app
+        .store
+        .log_access(app.now(), &user.username, "console", "login", "")
+        .await;
+    tracing::info!(user = %user.username, "logged in");
+    let mut resp = Redirect::to(&safe_next(&f.next)).into_response();
+    let h = resp.headers_mut();
+    h.append(
+        header::SET_COOKIE,
+        set_cookie(&app, &session_cookie(&app), &sid, None),
+    );
+    h.append(
+        header::SET_COOKIE,
+        set_cookie(&app, &prelogin_cookie(&app), "", Some(0)),
+    );
+    resp
+}
+
+/// Ends the session.
+pub(super) async fn logout(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    if let Some(sid) = cookie(&headers, &session_cookie(&app)) {
+        let _ = app.store.end_session(sid).await;
+    }
+    let mut resp = Redirect::to("/login").into_response();
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&app, &session_cookie(&app), "", Some(0)),
+    );
+    resp
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct BackQuery {
+    #[serde(default)]
+    back: String,
+}
+
+/// Switches the console language (a cookie), and remembers it for a logged-in user.
+pub(super) async fn switch_lang(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(code): Path<String>,
+    Query(q): Query<BackQuery>,
+) -> Response {
+    let Some(lang) = Lang::parse(&code) else {
+        let lang = request_lang(&app, &headers, None);
+        return error_page(
+            lang,
+            None,
+            GatewayError::NotFound(format!("language {code}")),
+            "/",
+        );
+    };
+    if let Some(sid) = cookie(&headers, &session_cookie(&app))
+        && let Ok(Some((mut user, _))) = load(&app, sid).await
+        && user.language != Some(lang)
+    {
+        user.language = Some(lang);
+        let _ = app.store.put_user(&user).await;
+    }
+    let mut resp = Redirect::to(&safe_next(&q.back)).into_response();
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&app, LANG_COOKIE, lang.code(), Some(365 * 24 * 3600)),
+    );
+    resp
+}
+
+fn form_field(body: &[u8], name: &str) -> Option<String> {
+    form_urlencoded_pairs(body)
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
+
+fn form_urlencoded_pairs(body: &[u8]) -> impl Iterator<Item = (String, String)> + '_ {
+    body.split(|b| *b == b'&').filter_map(|pair| {
+        let text = std::str::from_utf8(pair).ok()?;
+        let (k, v) = text.split_once('=').unwrap_or((text, ""));
+        let dec = |s: &str| {
+            urlencoding::decode(&s.replace('+', " "))
+                .ok()
+                .map(|c| c.into_owned())
+        };
+        Some((dec(k)?, dec(v)?))
+    })
+}
+
+/// Whether the request's `Origin` (when sent) is this site.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    origin
+        .split_once("://")
+        .is_some_and(|(_, rest)| rest == host)
+}
+
+/// The expected CSRF token for a console POST: the session's, or the pre-login cookie's.
+async fn expected_token(app: &App, headers: &HeaderMap, path: &str) -> Option<String> {
+    if path == "/login" {
+        return cookie(headers, &prelogin_cookie(app))
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned);
+    }
+    let sid = cookie(headers, &session_cookie(app))?;
+    load(app, sid).await.ok().flatten().map(|(_, s)| s.csrf)
+}
+
+/// Refuses any console POST without the right CSRF token (before the handler runs). Multipart
+/// uploads are checked by their handler with [`check_token`], which reads the same field.
+pub async fn csrf_guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    if req.method() != Method::POST || req.uri().path().starts_with("/api/") {
+        return next.run(req).await;
+    }
+    let lang = request_lang(&app, req.headers(), None);
+    if !same_origin(req.headers()) {
+        return error_page(lang, None, GatewayError::Csrf, "/");
+    }
+    let path = req.uri().path().to_owned();
+    let Some(expected) = expected_token(&app, req.headers(), &path).await else {
+        if path == "/login" {
+            return error_page(lang, None, GatewayError::Csrf, "/login");
+        }
+        return Redirect::to("/login").into_response();
+    };
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    if content_type.starts_with("multipart/form-data") {
+        return next.run(req).await;
+    }
+    if !content_type.starts_with("application/x-www-form-urlencoded") {
+        return error_page(lang, None, GatewayError::Csrf, "/");
+    }
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = to_bytes(body, MAX_FORM).await else {
+        return error_page(
+            lang,
+            None,
+            GatewayError::BadRequest("form too large".into()),
+            "/",
+        );
+    };
+    let sent = form_field(&bytes, "csrf").unwrap_or_default();
+    if !same_secret(&sent, &expected) {
+        tracing::warn!(path = %path, "form refused: CSRF token missing or wrong");
+        return error_page(lang, None, GatewayError::Csrf, "/");
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+/// Checks a token sent in a multipart form against the session's.
+pub fn check_token(sent: &str, expected: &str) -> Result<(), GatewayError> {
+    if same_secret(sent, expected) {
+        Ok(())
+    } else {
+        Err(GatewayError::Csrf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_stays_on_this_site() {
+        assert_eq!(safe_next("/records?x=1"), "/records?x=1");
+        assert_eq!(safe_next("//evil.example/"), "/");
+        assert_eq!(safe_next("https://evil.example/"), "/");
+        assert_eq!(safe_next("/\\evil"), "/");
+    }
+
+    #[test]
+    fn form_fields_are_decoded() {
+        let body = b"a=1&csrf=ab%2Bc&x=hello+world";
+        assert_eq!(form_field(body, "csrf").as_deref(), Some("ab+c"));
+        assert_eq!(form_field(body, "x").as_deref(), Some("hello world"));
+        assert_eq!(form_field(body, "missing"), None);
+    }
+
+    #[test]
+    fn foreign_origins_are_refused() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
+        assert!(
+            same_origin(&h),
+            "no Origin header: same-site form posts may omit it"
+        );
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:8080"),
+        );
+        assert!(same_origin(&h));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://evil.example"),
+        );
+        assert!(!same_origin(&h));
+    }
+}

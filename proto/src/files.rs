@@ -1,0 +1,445 @@
+//! The import file formats shared by the node's CLI and the gateway: JSON Lines (one
+//! `SeizureRecord` per line in the canonical proto3 JSON mapping) and CSV (one firearm per row,
+//! the columns listed in [`CSV_COLUMNS`]).
+//!
+//! Reading is streaming, so files of millions of rows need little memory. Every row carries its
+//! line number and every problem is a [`v1::RowError`] with that line, so a person can fix the
+//! file. Rows are parsed here, not validated: validation is the node's (it owns the rules).
+
+use std::io::{BufRead, BufReader, Read};
+
+use crate::v1 as pb;
+
+/// Why a file cannot be read at all (row problems are [`pb::RowError`]s instead).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FileError {
+    /// The file type is not recognised from its name. Not retryable.
+    #[error("cannot tell the format of {0}: use a .jsonl/.ndjson or .csv file")]
+    UnknownFormat(String),
+    /// The CSV header is unusable (unknown or missing columns). Not retryable.
+    #[error("CSV header: {0}")]
+    Header(String),
+}
+
+/// An import file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// One JSON `SeizureRecord` per line.
+    JsonLines,
+    /// Comma-separated values with a header row.
+    Csv,
+}
+
+impl Format {
+    /// The format named by a file name's extension.
+    pub fn from_name(name: &str) -> Result<Format, FileError> {
+        match name
+            .rsplit_once('.')
+            .map(|(_, ext)| ext.to_ascii_lowercase())
+            .as_deref()
+        {
+            Some("jsonl" | "ndjson" | "json") => Ok(Format::JsonLines),
+            Some("csv") => Ok(Format::Csv),
+            _ => Err(FileError::UnknownFormat(name.to_owned())),
+        }
+    }
+}
+
+/// One row of an import file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// 1-based line number in the file.
+    pub line: u64,
+    /// The record the row describes (not yet validated).
+    pub record: pb::SeizureRecord,
+}
+
+/// The CSV columns, in the order the template uses. All but `national_ref`, `date`, `country`,
+/// `seizing_agency` and `seizure_kind` may be empty. Enumerations use the lowercase value name
+/// (e.g. `customs`, `maritime_container`); `route` lists countries separated by `;`.
+pub const CSV_COLUMNS: &[&str] = &[
+    "national_ref",
+    "date",
+    "country",
+    "region",
+    "locality",
+    "border_crossing_point",
+    "seizing_agency",
+    "seizure_kind",
+    "criminal_context",
+    "serial_number",
+    "manufacturer",
+    "model",
+    "category",
+    "calibre",
+    "country_of_manufacture",
+    "marking_condition",
+    "year_of_manufacture",
+    "ammunition_calibre",
+    "ammunition_quantity",
+    "route",
+    "transport_mode",
+    "concealment_method",
+    "concealment_details",
+    "case_reference",
+    "notes",
+];
+
+fn row_error(line: u64, field: &str, reason: impl Into<String>) -> pb::RowError {
+    pb::RowError {
+        line,
+        field: field.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// Streams the rows of an open file.
+pub fn rows(
+    reader: impl Read + 'static,
+    format: Format,
+) -> Result<Box<dyn Iterator<Item = Result<Row, pb::RowError>>>, FileError> {
+    match format {
+        Format::JsonLines => Ok(Box::new(json_rows(BufReader::new(reader)))),
+        Format::Csv => Ok(Box::new(csv_rows(reader)?)),
+    }
+}
+
+fn json_rows(reader: impl BufRead) -> impl Iterator<Item = Result<Row, pb::RowError>> {
+    reader.lines().enumerate().filter_map(|(i, line)| {
+        let line_no = i as u64 + 1;
+        match line {
+            Err(e) => Some(Err(row_error(line_no, "", format!("unreadable line: {e}")))),
+            Ok(text) if text.trim().is_empty() => None,
+            Ok(text) => Some(
+                serde_json::from_str::<pb::SeizureRecord>(&text)
+                    .map(|record| Row {
+                        line: line_no,
+                        record,
+                    })
+                    .map_err(|e| row_error(line_no, "", format!("not a valid record: {e}"))),
+            ),
+        }
+    })
+}
+
+fn csv_rows(
+    reader: impl Read,
+) -> Result<impl Iterator<Item = Result<Row, pb::RowError>>, FileError> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(false)
+        .trim(csv::Trim::All)
+        .from_reader(reader);
+    let headers = rdr
+        .headers()
+        .map_err(|e| FileError::Header(e.to_string()))?
+        .clone();
+    let mut index = Vec::with_capacity(headers.len());
+    for h in &headers {
+        let pos = CSV_COLUMNS
+            .iter()
+            .position(|c| c.eq_ignore_ascii_case(h))
+            .ok_or_else(|| {
+                FileError::Header(format!(
+                    "unknown column '{h}' (known: {})",
+                    CSV_COLUMNS.join(", ")
+                ))
+            })?;
+        index.push(pos);
+    }
+    for required in [
+        "national_ref",
+        "date",
+        "country",
+        "seizing_agency",
+        "seizure_kind",
+    ] {
+        let pos = CSV_COLUMNS.iter().position(|c| *c == required);
+        if !index.iter().any(|i| Some(*i) == pos) {
+            return Err(FileError::Header(format!("missing column '{required}'")));
+        }
+    }
+    Ok(rdr.into_records().map(move |r| {
+        let r = r.map_err(|e| {
+            let line = e.position().map_or(0, |p| p.line());
+            row_error(line, "", format!("malformed CSV row: {e}"))
+        })?;
+        let line = r.position().map_or(0, |p| p.line());
+        let mut cols: [&str; 25] = [""; 25];
+        for (value, &col) in r.iter().zip(&index) {
+            if let Some(slot) = cols.get_mut(col) {
+                *slot = value;
+            }
+        }
+        record_from_columns(line, &cols).map(|record| Row { line, record })
+    }))
+}
+
+/// Parses an enumeration value given by its short lowercase name.
+fn enum_value(
+    line: u64,
+    field: &str,
+    value: &str,
+    prefix: &str,
+    from_name: impl Fn(&str) -> Option<i32>,
+) -> Result<i32, pb::RowError> {
+    if value.is_empty() {
+        return Ok(0);
+    }
+    let full = format!(
+        "{prefix}_{}",
+        value.to_ascii_uppercase().replace([' ', '-'], "_")
+    );
+    from_name(&full).ok_or_else(|| row_error(line, field, format!("unknown value '{value}'")))
+}
+
+fn number<T: std::str::FromStr + Default>(
+    line: u64,
+    field: &str,
+    value: &str,
+) -> Result<T, pb::RowError> {
+    if value.is_empty() {
+        return Ok(T::default());
+    }
+    value
+        .parse()
+        .map_err(|_| row_error(line, field, format!("'{value}' is not a whole number")))
+}
+
+/// Builds a record from values named by [`CSV_COLUMNS`] (in that order): one CSV row, or one
+/// submitted record form, which uses the same names and the same short enumeration values.
+pub fn record_from_columns(line: u64, c: &[&str; 25]) -> Result<pb::SeizureRecord, pb::RowError> {
+    let s = |i: usize| c[i].to_owned();
+    let firearm = (!c[9].is_empty() || !c[10].is_empty() || !c[11].is_empty()).then(|| {
+        Ok::<_, pb::RowError>(pb::FirearmIdentification {
+            serial_number: s(9),
+            manufacturer: s(10),
+            model: s(11),
+            category: enum_value(line, "category", c[12], "WEAPON_CATEGORY", |n| {
+                pb::WeaponCategory::from_str_name(n).map(|v| v as i32)
+            })?,
+            calibre: s(13),
+            country_of_manufacture: s(14),
+            marking_condition: enum_value(
+                line,
+                "marking_condition",
+                c[15],
+                "MARKING_CONDITION",
+                |n| pb::MarkingCondition::from_str_name(n).map(|v| v as i32),
+            )?,
+            year_of_manufacture: number(line, "year_of_manufacture", c[16])?,
+            ..Default::default()
+        })
+    });
+    let ammunition = if c[17].is_empty() && c[18].is_empty() {
+        vec![]
+    } else {
+        vec![pb::AmmunitionItem {
+            calibre: s(17),
+            quantity: number(line, "ammunition_quantity", c[18])?,
+            ..Default::default()
+        }]
+    };
+    let route = c[19]
+        .split(';')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(|country| pb::RoutePoint {
+            country: country.to_owned(),
+            point: String::new(),
+        })
+        .collect::<Vec<_>>();
+    let transport_mode = enum_value(line, "transport_mode", c[20], "TRANSPORT_MODE", |n| {
+        pb::TransportMode::from_str_name(n).map(|v| v as i32)
+    })?;
+    let concealment_method = enum_value(
+        line,
+        "concealment_method",
+        c[21],
+        "CONCEALMENT_METHOD",
+        |n| pb::ConcealmentMethod::from_str_name(n).map(|v| v as i32),
+    )?;
+    let has_trafficking =
+        !route.is_empty() || transport_mode != 0 || concealment_method != 0 || !c[22].is_empty();
+    Ok(pb::SeizureRecord {
+        national_ref: s(0),
+        event: Some(pb::SeizureEvent {
+            date: s(1),
+            place: Some(pb::Place {
+                country: s(2),
+                region: s(3),
+                locality: s(4),
+                border_crossing_point: s(5),
+                ..Default::default()
+            }),
+            seizing_agency: enum_value(line, "seizing_agency", c[6], "AGENCY_KIND", |n| {
+                pb::AgencyKind::from_str_name(n).map(|v| v as i32)
+            })?,
+        }),
+        context: Some(pb::SeizureContext {
+            seizure_kind: enum_value(line, "seizure_kind", c[7], "SEIZURE_KIND", |n| {
+                pb::SeizureKind::from_str_name(n).map(|v| v as i32)
+            })?,
+            criminal_context: enum_value(
+                line,
+                "criminal_context",
+                c[8],
+                "CRIMINAL_CONTEXT",
+                |n| pb::CriminalContext::from_str_name(n).map(|v| v as i32),
+            )?,
+        }),
+        firearms: firearm.transpose()?.into_iter().collect(),
+        ammunition,
+        trafficking: has_trafficking.then(|| pb::TraffickingFacts {
+            route,
+            transport_mode,
+            concealment_method,
+            concealment_details: s(22),
+            ..Default::default()
+        }),
+        case_reference: s(23),
+        notes: s(24),
+        ..Default::default()
+    })
+}
+
+/// The short value name of an enumeration value as files and forms use it
+/// (`TRANSPORT_MODE_MARITIME_CONTAINER` with prefix `TRANSPORT_MODE` gives `maritime_container`).
+pub fn short_name(full: &str, prefix: &str) -> String {
+    full.strip_prefix(prefix)
+        .and_then(|s| s.strip_prefix('_'))
+        .unwrap_or(full)
+        .to_ascii_lowercase()
+}
+
+/// The values of a record under [`CSV_COLUMNS`] (first firearm and first ammunition item only):
+/// the inverse of [`record_from_columns`], used to fill an edit form.
+pub fn columns_of(r: &pb::SeizureRecord) -> Vec<String> {
+    let ev = r.event.clone().unwrap_or_default();
+    let place = ev.place.clone().unwrap_or_default();
+    let ctx = r.context.unwrap_or_default();
+    let fa = r.firearms.first().cloned().unwrap_or_default();
+    let am = r.ammunition.first().cloned().unwrap_or_default();
+    let t = r.trafficking.clone().unwrap_or_default();
+    let e = |name: Option<&str>, prefix: &str| match name {
+        Some(n) if !n.ends_with("_UNSPECIFIED") => short_name(n, prefix),
+        _ => String::new(),
+    };
+    let num = |n: u64| if n == 0 { String::new() } else { n.to_string() };
+    vec![
+        r.national_ref.clone(),
+        ev.date.clone(),
+        place.country.clone(),
+        place.region.clone(),
+        place.locality.clone(),
+        place.border_crossing_point.clone(),
+        e(
+            pb::AgencyKind::try_from(ev.seizing_agency)
+                .ok()
+                .map(|v| v.as_str_name()),
+            "AGENCY_KIND",
+        ),
+        e(
+            pb::SeizureKind::try_from(ctx.seizure_kind)
+                .ok()
+                .map(|v| v.as_str_name()),
+            "SEIZURE_KIND",
+        ),
+        e(
+            pb::CriminalContext::try_from(ctx.criminal_context)
+                .ok()
+                .map(|v| v.as_str_name()),
+            "CRIMINAL_CONTEXT",
+        ),
+        fa.serial_number.clone(),
+        fa.manufacturer.clone(),
+        fa.model.clone(),
+        e(
+            pb::WeaponCategory::try_from(fa.category)
+                .ok()
+                .map(|v| v.as_str_name()),
+            "WEAPON_CATEGORY",
+        ),
+        fa.calibre.clone(),
+        fa.country_of_manufacture.clone(),
+        e(
+            pb::MarkingCondition::try_from(fa.marking_condition)
+                .ok()
+                .map(|v| v.as_str_name()),
+            "MARKING_CONDITION",
+        ),
+        num(u64::from(fa.year_of_manufacture)),
+        am.calibre.clone(),
+        num(am.quantity),
+        t.route
+            .iter()
+            .map(|p| p.country.as_str())
+            .collect::<Vec<_>>()
+            .join(";"),
+        e(
+            pb::TransportMode::try_from(t.transport_mode)
+                .ok()
+                .map(|v| v.as_str_name()),
+            "TRANSPORT_MODE",
+        ),
+        e(
+            pb::ConcealmentMethod::try_from(t.concealment_method)
+                .ok()
+                .map(|v| v.as_str_name()),
+            "CONCEALMENT_METHOD",
+        ),
+        t.concealment_details.clone(),
+        r.case_reference.clone(),
+        r.notes.clone(),
+    ]
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_round_trip_through_a_record() {
+        let cols = [
+            "SYN-1",
+            "2025-03-14",
+            "FRA",
+            "R",
+            "L",
+            "BCP",
+            "customs",
+            "seized",
+            "drug_trafficking",
+            "AB-1",
+            "Glock",
+            "17",
+            "revolver_or_self_loading_pistol",
+            "9mm",
+            "AUT",
+            "intact",
+            "2001",
+            "9mm",
+            "50",
+            "TUR;BGR;FRA",
+            "road",
+            "vehicle_compartment",
+            "fuel tank",
+            "CASE-1",
+            "synthetic",
+        ];
+        let rec = record_from_columns(0, &cols).unwrap();
+        let back = columns_of(&rec);
+        assert_eq!(
+            back,
+            cols.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn unknown_enum_value_names_the_field() {
+        let mut cols = [""; 25];
+        cols[20] = "teleport";
+        let err = record_from_columns(7, &cols).unwrap_err();
+        assert_eq!((err.line, err.field.as_str()), (7, "transport_mode"));
+    }
+}

@@ -1,0 +1,534 @@
+//! The web console over HTTP against real nodes: sessions, CSRF, role checks on every page,
+//! login throttling, form validation, bulk import, hostile input shown inert, and French.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use reqwest::StatusCode;
+use serde_json::json;
+use tracenet_gateway::auth::Role;
+use tracenet_tests::gateway::{Console, PASSWORD, TestGateways, csrf_of};
+
+async fn record_count(t: &TestGateways) -> usize {
+    let v: serde_json::Value = reqwest::Client::new()
+        .get(t.fra.url("/api/v1/records?page_size=200"))
+        .bearer_auth(t.fra.token(Role::Officer))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["items"].as_array().unwrap().len()
+}
+
+fn location(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn sessions_are_strict_rotated_ended_and_expire() {
+    let t = TestGateways::start(3).await.unwrap();
+    let base = &t.fra.gw.url;
+
+    // Not logged in: every page sends the browser to the login page.
+    let anon = Console::new(base).unwrap();
+    let r = anon
+        .http
+        .get(format!("{base}/records"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/login?next=%2Frecords");
+
+    // The session cookie is HttpOnly and SameSite=Strict, and new at every login.
+    let c = Console::new(base).unwrap();
+    let page = c
+        .http
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let token = csrf_of(&page).unwrap();
+    let r = c
+        .http
+        .post(format!("{base}/login"))
+        .form(&[
+            ("csrf", token.as_str()),
+            ("username", "officer"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|v| v.starts_with("tn_session_fra_pol="))
+        .unwrap();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let sid = cookie.split(';').next().unwrap().to_owned();
+    let other = Console::logged_in(base, "officer").await.unwrap();
+    let (s, _) = other.get("/records").await.unwrap();
+    assert_eq!(s, StatusCode::OK);
+
+    // Security headers on pages.
+    let r = c.http.get(format!("{base}/records")).send().await.unwrap();
+    let csp = r
+        .headers()
+        .get("content-security-policy")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(r.headers().get("cache-control").unwrap(), "no-store");
+
+    // Logging out ends the session server-side: the old cookie no longer works.
+    let token = c.csrf().await.unwrap();
+    c.post_raw("/logout", &[("csrf", &token)]).await.unwrap();
+    let replay = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = replay
+        .get(format!("{base}/records"))
+        .header("cookie", &sid)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "a logged-out session still works"
+    );
+
+    // Idle sessions expire (30 minutes by default).
+    t.advance_clock(31 * 60);
+    let r = other
+        .http
+        .get(format!("{base}/records"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "an idle session still works"
+    );
+    t.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn forms_without_the_right_csrf_token_or_origin_change_nothing() {
+    let t = TestGateways::start(2).await.unwrap();
+    let base = &t.fra.gw.url;
+    let c = Console::logged_in(base, "officer").await.unwrap();
+    let before = record_count(&t).await;
+    let fields = [
+        ("national_ref", "SYN-CSRF-1"),
+        ("date", "2025-05-05"),
+        ("country", "FRA"),
+        ("seizing_agency", "police"),
+        ("seizure_kind", "seized"),
+        ("serial_number", "CSRF-1"),
+        ("marking_condition", "intact"),
+    ];
+    let (s, _) = c.post_raw("/records", &fields).await.unwrap();
+    assert_eq!(s, StatusCode::FORBIDDEN, "no token");
+    let mut wrong = vec![("csrf", "forged-token")];
+    wrong.extend_from_slice(&fields);
+    let (s, _) = c.post_raw("/records", &wrong).await.unwrap();
+    assert_eq!(s, StatusCode::FORBIDDEN, "wrong token");
+    // Another site's form, even carrying a valid token, is refused by its Origin.
+    let token = c.csrf().await.unwrap();
+    let mut good = vec![("csrf", token.as_str())];
+    good.extend_from_slice(&fields);
+    let r = c
+        .http
+        .post(format!("{base}/records"))
+        .header("origin", "http://evil.example")
+        .form(&good)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "cross-site origin");
+    // A token from another session does not work either.
+    let other = Console::logged_in(base, "all").await.unwrap();
+    let foreign = other.csrf().await.unwrap();
+    let mut theirs = vec![("csrf", foreign.as_str())];
+    theirs.extend_from_slice(&fields);
+    let (s, _) = c.post_raw("/records", &theirs).await.unwrap();
+    assert_eq!(s, StatusCode::FORBIDDEN, "another session's token");
+    // Multipart import without the token.
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(b"national_ref,date\n".to_vec()).file_name("x.csv"),
+    );
+    let r = c
+        .http
+        .post(format!("{base}/records/import"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "upload without token");
+    // The login form needs its own token too.
+    let fresh = Console::new(base).unwrap();
+    let (s, _) = fresh
+        .post_raw("/login", &[("username", "officer"), ("password", PASSWORD)])
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::FORBIDDEN, "login without token");
+    assert_eq!(
+        record_count(&t).await,
+        before,
+        "a refused form changed something"
+    );
+    // With the token, it works.
+    let (s, _) = c.post_raw("/records", &good).await.unwrap();
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(record_count(&t).await, before + 1);
+    t.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn every_page_checks_the_role() {
+    let t = TestGateways::start(3).await.unwrap();
+    let base = &t.fra.gw.url;
+    // (page, a user allowed, a user refused)
+    let pages: &[(&str, &str, &str)] = &[
+        ("/records", "officer", "analyst"),
+        ("/records/new", "officer", "tracer"),
+        ("/records/import", "officer", "admin"),
+        ("/search?serial=X", "tracer", "analyst"),
+        ("/traces", "tracer", "officer"),
+        ("/traces/new", "tracer", "analyst"),
+        ("/analysis", "analyst", "officer"),
+        ("/policy", "admin", "officer"),
+        ("/audit", "admin", "tracer"),
+        ("/admin/users", "admin", "analyst"),
+        ("/admin/tokens", "admin", "officer"),
+        ("/admin/access-log", "admin", "tracer"),
+    ];
+    let mut sessions = std::collections::HashMap::new();
+    for user in ["officer", "tracer", "analyst", "admin"] {
+        sessions.insert(user, Console::logged_in(base, user).await.unwrap());
+    }
+    for (page, allowed, refused) in pages {
+        let (s, body) = sessions[allowed].get(page).await.unwrap();
+        assert_eq!(s, StatusCode::OK, "{allowed} on {page}: {body}");
+        let (s, _) = sessions[refused].get(page).await.unwrap();
+        assert_eq!(s, StatusCode::FORBIDDEN, "{refused} on {page}");
+    }
+    // Everyone sees the dashboard and the directory; navigation shows only allowed sections.
+    for (user, c) in &sessions {
+        let (s, body) = c.get("/").await.unwrap();
+        assert_eq!(s, StatusCode::OK, "{user}");
+        assert_eq!(
+            body.contains("href=\"/audit\""),
+            *user == "admin",
+            "{user}'s navigation"
+        );
+        let (s, _) = c.get("/directory").await.unwrap();
+        assert_eq!(s, StatusCode::OK, "{user}");
+    }
+    // POST routes refuse the wrong role as well.
+    let (s, _) = sessions["analyst"]
+        .post(
+            "/lookup",
+            &[
+                ("serial_number", "X"),
+                ("purpose", "tracing"),
+                ("legal_basis", "b"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = sessions["officer"]
+        .post(
+            "/admin/users",
+            &[
+                ("username", "mallory"),
+                ("password", "long-enough-password"),
+                ("role_administrator", "1"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(t.fra.gw.app.store.user("mallory").unwrap().is_none());
+    t.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn repeated_failed_logins_are_throttled() {
+    let t = TestGateways::start(0).await.unwrap();
+    let base = &t.fra.gw.url;
+    let c = Console::new(base).unwrap();
+    for _ in 0..5 {
+        let s = c.login("officer", "wrong-password-123").await.unwrap();
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+    let s = c.login("officer", PASSWORD).await.unwrap();
+    assert_eq!(
+        s,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the right password must wait too"
+    );
+    let s = c.login("analyst", PASSWORD).await.unwrap();
+    assert_eq!(s, StatusCode::SEE_OTHER, "other users are not locked out");
+    t.advance_clock(301);
+    let s = Console::new(base)
+        .unwrap()
+        .login("officer", PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::SEE_OTHER, "the lockout ends");
+    let s = Console::new(base)
+        .unwrap()
+        .login("nobody", PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    t.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn record_form_shows_problems_next_to_fields_and_imports_report_rows() {
+    let t = TestGateways::start(0).await.unwrap();
+    let base = &t.fra.gw.url;
+    let c = Console::logged_in(base, "officer").await.unwrap();
+    let (s, body) = c
+        .post(
+            "/records",
+            &[
+                ("national_ref", "SYN-F-1"),
+                ("date", "2025-02-30"),
+                ("country", "FRA"),
+                ("seizing_agency", "police"),
+                ("seizure_kind", "seized"),
+                ("serial_number", "F-1"),
+                ("route", "TUR;ZZ"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body.contains("id=\"err-date\""),
+        "no message next to the date field:\n{body}"
+    );
+    assert!(
+        body.contains("value=\"SYN-F-1\""),
+        "the form lost what was typed"
+    );
+    assert_eq!(record_count(&t).await, 0);
+
+    // A file with one bad row writes nothing and reports the row.
+    let csv = "national_ref,date,country,seizing_agency,seizure_kind,serial_number,marking_condition\n\
+               SYN-I-1,2025-01-01,FRA,police,seized,I-1,intact\n\
+               SYN-I-2,2025-13-01,FRA,police,seized,I-2,intact\n\
+               SYN-I-3,2025-01-03,FRA,police,seized,I-3,intact\n";
+    let job = upload(&c, "bad.csv", csv).await;
+    let body = wait_for_job(&c, &job).await;
+    assert!(body.contains("data-phase=\"failed\""), "{body}");
+    assert!(
+        body.contains("<td>3</td>"),
+        "the bad line (3) is not reported:\n{body}"
+    );
+    assert_eq!(
+        record_count(&t).await,
+        0,
+        "a file with a bad row wrote something"
+    );
+    let good = csv.replace("2025-13-01", "2025-01-02");
+    let job = upload(&c, "good.csv", &good).await;
+    let body = wait_for_job(&c, &job).await;
+    assert!(body.contains("data-phase=\"done\""), "{body}");
+    assert!(body.contains("id=\"import-created\">3<"), "{body}");
+    assert_eq!(record_count(&t).await, 3);
+    let (s, _) = Console::logged_in(base, "all")
+        .await
+        .unwrap()
+        .get(&format!("/records/import/{job}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s,
+        StatusCode::NOT_FOUND,
+        "another user's import job is not theirs to see"
+    );
+    t.shutdown().await.unwrap();
+}
+
+async fn upload(c: &Console, name: &str, text: &str) -> String {
+    let token = c.csrf().await.unwrap();
+    let form = reqwest::multipart::Form::new().text("csrf", token).part(
+        "file",
+        reqwest::multipart::Part::bytes(text.as_bytes().to_vec()).file_name(name.to_owned()),
+    );
+    let r = c
+        .http
+        .post(format!("{}/records/import", c.base))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        r.text().await.unwrap()
+    );
+    location(&r)
+        .trim_start_matches("/records/import/")
+        .to_owned()
+}
+
+async fn wait_for_job(c: &Console, job: &str) -> String {
+    let deadline = std::time::Instant::now() + tracenet_tests::WAIT_LIMIT;
+    loop {
+        let (s, body) = c.get(&format!("/records/import/{job}")).await.unwrap();
+        assert_eq!(s, StatusCode::OK);
+        if !body.contains("data-phase=\"running\"") {
+            return body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "import never finished"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn hostile_input_is_shown_inert() {
+    let t = TestGateways::start(0).await.unwrap();
+    let evil = "<script>alert('x')</script><img src=x onerror=alert(1)>";
+    // A record at DEU whose fields carry markup, found by a lookup from FRA.
+    let rec = json!({
+        "national_ref": "SYN-EVIL-1",
+        "event": {"date": "2025-06-01", "place": {"country": "DEU"}, "seizing_agency": "AGENCY_KIND_CUSTOMS"},
+        "context": {"seizure_kind": "SEIZURE_KIND_SEIZED"},
+        "firearms": [{"serial_number": "EVIL-1", "manufacturer": evil, "model": evil, "marking_condition": "MARKING_CONDITION_INTACT"}],
+        "notes": evil
+    });
+    let r = reqwest::Client::new()
+        .post(t.deu.url("/api/v1/records"))
+        .bearer_auth(t.deu.token(Role::Officer))
+        .json(&rec)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let id = r.json::<serde_json::Value>().await.unwrap()["record"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deu = Console::logged_in(&t.deu.gw.url, "officer").await.unwrap();
+    let fra = Console::logged_in(&t.fra.gw.url, "all").await.unwrap();
+    let (_, detail) = deu.get(&format!("/records/{id}")).await.unwrap();
+    let (_, list) = deu.get("/records").await.unwrap();
+    let (_, search) = deu.get("/search?serial=EVIL-1").await.unwrap();
+    let (_, lookup) = fra
+        .post(
+            "/lookup",
+            &[
+                ("serial_number", "evil-1"),
+                ("purpose", "criminal_investigation"),
+                ("legal_basis", "Synthetic basis"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(lookup.contains("data-node=\"DEU-CUS\""), "{lookup}");
+    for (what, body) in [
+        ("detail", &detail),
+        ("list", &list),
+        ("search", &search),
+        ("lookup", &lookup),
+    ] {
+        assert!(
+            !body.contains("<script>alert"),
+            "{what} page carries live script:\n{body}"
+        );
+        assert!(
+            !body.contains("<img src=x"),
+            "{what} page carries a live tag:\n{body}"
+        );
+        assert!(
+            body.contains("&lt;script&gt;") || body.contains("&#60;script&#62;") || what == "list",
+            "{what}: the text is not shown escaped:\n{body}"
+        );
+    }
+    t.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_console_speaks_french_with_french_dates_and_numbers() {
+    let t = TestGateways::start(1).await.unwrap();
+    let base = &t.fra.gw.url;
+    let c = Console::logged_in(base, "all").await.unwrap();
+    let (_, en) = c.get("/records").await.unwrap();
+    assert!(en.contains("Seizure records") && en.contains("lang=\"en\""));
+    let r = c
+        .http
+        .get(format!("{base}/lang/fr?back=%2Frecords"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/records");
+    let (_, fr) = c.get("/records").await.unwrap();
+    assert!(
+        fr.contains("lang=\"fr\"") && fr.contains("Fiches de saisie"),
+        "{fr}"
+    );
+    assert!(!fr.contains("Seizure records"));
+    let month_fr = [
+        "janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.", "nov.",
+        "déc.",
+    ];
+    assert!(
+        month_fr.iter().any(|m| fr.contains(m)),
+        "no French date:\n{fr}"
+    );
+    // The choice is remembered for the user across sessions.
+    let again = Console::logged_in(base, "all").await.unwrap();
+    let (_, page) = again.get("/").await.unwrap();
+    assert!(page.contains("Tableau de bord"), "{page}");
+    // An open redirect through the switch is refused.
+    let anon = Console::new(base).unwrap();
+    let r = anon
+        .http
+        .get(format!("{base}/lang/en?back=https://evil.example/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&r), "/");
+    // Errors are translated too.
+    let (s, body) = again.get("/records/not-an-id").await.unwrap();
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(
+        body.contains("La requête n'est pas valide")
+            || body.contains("La requête n&#39;est pas valide"),
+        "{body}"
+    );
+    t.shutdown().await.unwrap();
+}
