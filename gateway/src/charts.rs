@@ -43,20 +43,34 @@ pub fn columns(title: &str, items: &[(String, u64)]) -> String {
         r##"<line x1="{pad}" y1="{base}" x2="{}" y2="{base}" stroke="#555"/>"##,
         w - pad
     );
+    // Label at most about ten columns so the labels never overlap.
+    let step = items.len().div_ceil(10).max(1);
     for (i, (label, v)) in items.iter().enumerate() {
         let x = pad + slot * i as f64 + (slot - bar) / 2.0;
         let bh = (base - 20.0) * (*v as f64) / (max as f64);
         let _ = write!(
             svg,
-            r##"<rect x="{x:.1}" y="{:.1}" width="{bar:.1}" height="{bh:.1}" fill="#1f5f8b"><title>{}: {v}</title></rect><text x="{:.1}" y="{:.1}" font-size="11" text-anchor="middle">{v}</text><text x="{:.1}" y="{:.1}" font-size="10" text-anchor="middle">{}</text>"##,
+            r##"<rect x="{x:.1}" y="{:.1}" width="{bar:.1}" height="{bh:.1}" fill="#1f5f8b"><title>{}: {v}</title></rect>"##,
             base - bh,
             escape(label),
-            x + bar / 2.0,
-            base - bh - 4.0,
-            x + bar / 2.0,
-            base + 14.0,
-            escape(label)
         );
+        if *v > 0 && slot >= 14.0 {
+            let _ = write!(
+                svg,
+                r#"<text x="{:.1}" y="{:.1}" font-size="11" text-anchor="middle">{v}</text>"#,
+                x + bar / 2.0,
+                base - bh - 4.0,
+            );
+        }
+        if i % step == 0 {
+            let _ = write!(
+                svg,
+                r#"<text x="{:.1}" y="{:.1}" font-size="10" text-anchor="middle">{}</text>"#,
+                x + bar / 2.0,
+                base + 14.0,
+                escape(label)
+            );
+        }
     }
     svg.push_str("</svg>");
     svg

@@ -256,6 +256,15 @@ key = "certs/FRA-POL/gateway.key"
     }
 
     #[test]
+    fn the_documented_example_parses() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../deploy/examples/gateway.toml");
+        let cfg = GatewayConfig::load(&path).unwrap();
+        assert_eq!(cfg.node.node_id, "FRA-POL");
+        assert_eq!(cfg.login.max_failures, 5);
+    }
+
+    #[test]
     fn plain_http_off_loopback_is_refused() {
         let text = MINIMAL.replace("127.0.0.1:8080", "0.0.0.0:8080");
         let cfg: GatewayConfig = toml::from_str(&text).unwrap();

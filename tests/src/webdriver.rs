@@ -258,6 +258,17 @@ impl Browser {
         }
     }
 
+    /// Resizes the browser window (a tall window captures a whole long page).
+    pub async fn resize(&self, width: u32, height: u32) -> Result<(), Error> {
+        self.raw(
+            "POST",
+            "/window/rect",
+            Some(json!({ "width": width, "height": height })),
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Writes a PNG of the current page to `path`.
     pub async fn screenshot(&self, path: &Path) -> Result<(), Error> {
         let b64 = self.raw("GET", "/screenshot", None).await?;

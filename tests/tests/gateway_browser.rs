@@ -195,7 +195,9 @@ async fn an_officer_works_a_case_end_to_end_in_a_real_browser() {
         .parse()
         .unwrap();
     assert!(total > 0, "no records came back");
+    b.resize(1280, 2900).await.unwrap();
     snap(&b, "09-analysis").await;
+    b.resize(1280, 1100).await.unwrap();
 
     // Directory and policy preview pages.
     b.goto(&format!("{fra}/directory")).await.unwrap();

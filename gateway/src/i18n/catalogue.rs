@@ -73,6 +73,7 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "records from",
         "enregistrements de",
     ),
+    ("analysis.route", "Route", "Itinéraire"),
     (
         "analysis.route_country",
         "Route through country",
@@ -739,6 +740,8 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ),
     ("traces.detail", "Trace request", "Demande de traçage"),
     ("traces.direction", "Direction", "Sens"),
+    ("traces.direction.incoming", "Incoming", "Reçue"),
+    ("traces.direction.outgoing", "Outgoing", "Envoyée"),
     ("traces.due", "Due", "Échéance"),
     (
         "traces.escalation",

@@ -6,8 +6,10 @@
 use serde::{Deserialize, Serialize};
 
 mod catalogue;
+mod node_text;
 
 pub use catalogue::CATALOGUE;
+pub use node_text::node_text;
 
 /// A language of the console.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

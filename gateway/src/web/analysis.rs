@@ -206,7 +206,7 @@ fn summarise(lang: Lang, r: &pb::FederatedQueryResponse) -> ResultView {
             *methods.entry(m).or_default() += 1;
         }
     }
-    let month_items: Vec<(String, u64)> = months
+    let month_items: Vec<(String, u64)> = every_month(&months)
         .into_iter()
         .map(|(k, v)| (lang.date(&k), v))
         .collect();
@@ -231,6 +231,29 @@ fn summarise(lang: Lang, r: &pb::FederatedQueryResponse) -> ResultView {
         concealment_svg: charts::bars(lang.t("analysis.concealment"), &method_items),
         rows: rows(lang, r),
     }
+}
+
+/// Every month from the first to the last seen (`YYYY-MM`), with 0 where nothing was seized,
+/// so the time axis is even.
+fn every_month(seen: &BTreeMap<String, u64>) -> Vec<(String, u64)> {
+    let parse = |k: &str| -> Option<(i32, u32)> {
+        let (y, m) = k.split_once('-')?;
+        Some((y.parse().ok()?, m.parse().ok()?))
+    };
+    let (Some(first), Some(last)) = (
+        seen.keys().next().and_then(|k| parse(k)),
+        seen.keys().next_back().and_then(|k| parse(k)),
+    ) else {
+        return seen.iter().map(|(k, v)| (k.clone(), *v)).collect();
+    };
+    let mut out = Vec::new();
+    let (mut y, mut m) = first;
+    while (y, m) <= last && out.len() < 600 {
+        let key = format!("{y:04}-{m:02}");
+        out.push((key.clone(), seen.get(&key).copied().unwrap_or(0)));
+        (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+    }
+    out
 }
 
 fn field_errors(o: &Officer, problems: Vec<crate::error::FieldProblem>) -> HashMap<String, String> {
@@ -325,6 +348,15 @@ pub async fn export(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn months_are_contiguous() {
+        let seen = BTreeMap::from([("2024-11".to_owned(), 2), ("2025-02".to_owned(), 1)]);
+        let all = every_month(&seen);
+        let keys: Vec<&str> = all.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["2024-11", "2024-12", "2025-01", "2025-02"]);
+        assert_eq!(all[1].1, 0);
+    }
 
     #[test]
     fn csv_cells_are_quoted_and_formulas_defused() {

@@ -141,16 +141,17 @@ pub fn record_fields(
     let mut by_field: HashMap<String, String> = HashMap::new();
     for p in problems {
         let f = form_field(&p.field);
+        let reason = crate::i18n::node_text(lang, &p.reason);
         if f.is_empty() {
-            general.push(format!("{}: {}", p.field, p.reason));
+            general.push(format!("{}: {reason}", p.field));
         } else {
             by_field
                 .entry(f)
                 .and_modify(|m| {
                     m.push_str("; ");
-                    m.push_str(&p.reason);
+                    m.push_str(&reason);
                 })
-                .or_insert_with(|| p.reason.clone());
+                .or_insert(reason);
         }
     }
     let fields = CSV_COLUMNS

@@ -303,7 +303,13 @@ pub fn error_page(lang: Lang, page: Option<Page>, e: GatewayError, back: &str) -
         other => other.detail(),
     };
     let problems = match e {
-        GatewayError::Invalid(p) => p,
+        GatewayError::Invalid(p) => p
+            .into_iter()
+            .map(|p| FieldProblem {
+                reason: crate::i18n::node_text(lang, &p.reason),
+                ..p
+            })
+            .collect(),
         _ => Vec::new(),
     };
     let body = ErrorPage {

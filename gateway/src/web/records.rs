@@ -488,6 +488,13 @@ pub async fn import_status(
         updated: s.updated,
         failure: s.failure.clone(),
         finished: s.finished(),
-        problems: s.problems.clone(),
+        problems: s
+            .problems
+            .iter()
+            .map(|p| FieldProblem {
+                reason: crate::i18n::node_text(o.lang, &p.reason),
+                ..p.clone()
+            })
+            .collect(),
     }))
 }

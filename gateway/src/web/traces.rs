@@ -108,10 +108,11 @@ fn new_page(
     let mut by_field = HashMap::new();
     for p in problems {
         let name = p.field.rsplit('.').next().unwrap_or("").to_owned();
+        let reason = crate::i18n::node_text(o.lang, &p.reason);
         if TRACE_FIELDS.iter().any(|(f, _, _)| *f == name) {
-            by_field.insert(name, p.reason.clone());
+            by_field.insert(name, reason);
         } else {
-            general.push(format!("{}: {}", p.field, p.reason));
+            general.push(format!("{}: {reason}", p.field));
         }
     }
     let fields = TRACE_FIELDS
@@ -277,7 +278,7 @@ pub async fn show(State(app): State<Arc<App>>, o: Officer, Path(id): Path<String
     facts.retain(|(_, v)| !v.is_empty());
     let answer = t.response.as_ref().map(|r| AnswerView {
         outcome: status_label(lang, r.outcome),
-        remarks: r.remarks.clone(),
+        remarks: crate::i18n::node_text(lang, &r.remarks),
         custody: r
             .chain_of_custody
             .iter()
@@ -327,9 +328,9 @@ pub async fn show(State(app): State<Arc<App>>, o: Officer, Path(id): Path<String
         id: urlencoding::encode(&req.id).into_owned(),
         direction: lang
             .t(if t.direction == "incoming" {
-                "traces.incoming"
+                "traces.direction.incoming"
             } else {
-                "traces.outgoing"
+                "traces.direction.outgoing"
             })
             .to_owned(),
         counterpart: t.counterpart_node.clone(),

@@ -1,0 +1,164 @@
+//! French for the fixed phrases the node writes in English (validation reasons, trace history
+//! notes). The node's wording is its contract with every client; the console translates the
+//! phrases it knows and shows any other text as the node wrote it.
+
+use super::Lang;
+
+/// Exact phrases.
+const EXACT: &[(&str, &str)] = &[
+    ("is required", "est obligatoire"),
+    (
+        "is required (ISO 3166-1 alpha-3, e.g. FRA)",
+        "est obligatoire (code ISO 3166-1 alpha-3, ex. FRA)",
+    ),
+    (
+        "is required (at least the country)",
+        "est obligatoire (au moins le pays)",
+    ),
+    (
+        "is required (date, place, seizing agency)",
+        "est obligatoire (date, lieu, service saisissant)",
+    ),
+    (
+        "is required (seizure kind)",
+        "est obligatoire (nature de la saisie)",
+    ),
+    (
+        "is required when the marking is intact",
+        "est obligatoire quand le marquage est intact",
+    ),
+    (
+        "is required (at most 2000 characters)",
+        "est obligatoire (2000 caractères au plus)",
+    ),
+    (
+        "must be a date as YYYY-MM-DD",
+        "doit être une date au format AAAA-MM-JJ",
+    ),
+    (
+        "must be a year between 1800 and 2199",
+        "doit être une année entre 1800 et 2199",
+    ),
+    ("must be at least 1", "doit valoir au moins 1"),
+    (
+        "must be between -90 and 90",
+        "doit être compris entre -90 et 90",
+    ),
+    (
+        "must be between -180 and 180",
+        "doit être compris entre -180 et 180",
+    ),
+    (
+        "contains control characters",
+        "contient des caractères de contrôle",
+    ),
+    ("is this node's own country", "est le pays de ce nœud"),
+    ("unknown value", "valeur inconnue"),
+    (
+        "a record needs at least one firearm, part or ammunition lot",
+        "une fiche doit comporter au moins une arme, une pièce ou un lot de munitions",
+    ),
+    (
+        "latitude and longitude go together: give both or neither",
+        "latitude et longitude vont ensemble : donnez les deux ou aucune",
+    ),
+    (
+        "acknowledged automatically",
+        "accusé de réception automatique",
+    ),
+    (
+        "acknowledged by the requested node",
+        "accusé de réception par le nœud sollicité",
+    ),
+    ("answered by an officer", "répondue par un agent"),
+    (
+        "Answered automatically from national seizure records",
+        "Réponse automatique à partir des fiches de saisie nationales",
+    ),
+    ("enter a serial number", "saisissez un numéro de série"),
+    ("choose a purpose", "choisissez une finalité"),
+    ("state the legal basis", "indiquez la base juridique"),
+];
+
+/// Phrases with one variable part: (English before, English after, French before, French after).
+const PATTERNS: &[(&str, &str, &str, &str)] = &[
+    ("queued for ", "", "en attente d'envoi à ", ""),
+    ("received from ", "", "reçue de ", ""),
+    ("response from ", "", "réponse de ", ""),
+    ("unknown value ", "", "valeur inconnue ", ""),
+    ("longer than ", " characters", "dépasse ", " caractères"),
+    ("more than ", " entries", "plus de ", " éléments"),
+    (
+        "this node records events in ",
+        " only",
+        "ce nœud n'enregistre que des faits survenus en ",
+        "",
+    ),
+    (
+        "",
+        " appears more than once in the file",
+        "",
+        " apparaît plusieurs fois dans le fichier",
+    ),
+    (
+        "",
+        " appears more than once in the batch",
+        "",
+        " apparaît plusieurs fois dans le lot",
+    ),
+    (
+        "",
+        " is not an ISO 3166-1 alpha-3 country code",
+        "",
+        " n'est pas un code pays ISO 3166-1 alpha-3",
+    ),
+    (
+        "'",
+        "' is not a whole number",
+        "« ",
+        " » n'est pas un nombre entier",
+    ),
+];
+
+/// `text` in `lang`: translated when it is a known node phrase, as written otherwise.
+pub fn node_text(lang: Lang, text: &str) -> String {
+    if lang == Lang::En {
+        return text.to_owned();
+    }
+    if let Some((_, fr)) = EXACT.iter().find(|(en, _)| *en == text) {
+        return (*fr).to_owned();
+    }
+    for (pre, post, fr_pre, fr_post) in PATTERNS {
+        if let Some(mid) = text.strip_prefix(pre).and_then(|r| r.strip_suffix(post))
+            && !mid.is_empty()
+            && (text.len() > pre.len() + post.len())
+        {
+            return format!("{fr_pre}{mid}{fr_post}");
+        }
+    }
+    text.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_phrases_are_translated_and_others_kept() {
+        assert_eq!(node_text(Lang::Fr, "is required"), "est obligatoire");
+        assert_eq!(
+            node_text(Lang::Fr, "queued for DEU-CUS"),
+            "en attente d'envoi à DEU-CUS"
+        );
+        assert_eq!(
+            node_text(Lang::Fr, "longer than 64 characters"),
+            "dépasse 64 caractères"
+        );
+        assert_eq!(
+            node_text(Lang::Fr, "'SYN-1' appears more than once in the file"),
+            "'SYN-1' apparaît plusieurs fois dans le fichier"
+        );
+        assert_eq!(node_text(Lang::Fr, "something new"), "something new");
+        assert_eq!(node_text(Lang::En, "is required"), "is required");
+    }
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite. The web console's end-to-end tests drive a real headless browser, so
+# this installs Debian's chromium and chromedriver first when they are missing (needs root or
+# sudo and Debian's package archive); everything else needs only the Rust toolchain and gcc.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
+  echo "== installing chromium and chromium-driver (browser tests of the web console)"
+  SUDO=""
+  if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq chromium chromium-driver fonts-dejavu-core >/dev/null
+fi
+
+cargo test --workspace "$@"
