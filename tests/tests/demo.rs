@@ -27,6 +27,7 @@ async fn the_demo_scenario_passes() {
         "waits in the outbox",
         "delivered and acknowledged",
         "FRA-POL audit log verified offline",
+        "its JSON API refuses a call without a token (401)",
     ] {
         assert!(
             summary.contains(expected),

@@ -57,7 +57,9 @@ async fn an_officer_works_a_case_end_to_end_in_a_real_browser() {
         .send()
         .await
         .unwrap();
-    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    assert!(r.status().is_success());
+    let created: serde_json::Value = r.json().await.unwrap();
+    let held_id = created["record"]["id"].as_str().unwrap().to_owned();
 
     // Log in.
     b.goto(&format!("{fra}/")).await.unwrap();
@@ -205,9 +207,23 @@ async fn an_officer_works_a_case_end_to_end_in_a_real_browser() {
         .await
         .unwrap();
     snap(&b, "10-directory").await;
+    // DEU's administrator previews what FRA would receive of that record for tracing.
     b.goto(&format!("{deu}/policy")).await.unwrap();
     b.find("#policy-rules").await.unwrap();
-    snap(&b, "11-policy").await;
+    b.fill("#p-record", &held_id).await.unwrap();
+    b.select("#p-member", "FRA-POL").await.unwrap();
+    b.select("#p-purpose", "tracing").await.unwrap();
+    b.click("#preview-submit").await.unwrap();
+    let preview = b.text("#preview-result").await.unwrap();
+    assert!(
+        preview.contains("fra-tracing") && preview.contains("DEU-4242-ZZ"),
+        "{preview}"
+    );
+    assert!(
+        !preview.contains("Synthetic port"),
+        "the locality is not shared: {preview}"
+    );
+    snap(&b, "11-policy-preview").await;
     b.goto(&format!("{fra}/audit")).await.unwrap();
     b.find("#audit-table").await.unwrap();
     snap(&b, "12-audit").await;

@@ -273,7 +273,7 @@ fn preview_view(lang: Lang, r: pb::PreviewDisclosureResponse) -> PreviewView {
         .record
         .as_ref()
         .map(|rec| {
-            let values = forms::values_of(rec);
+            let values = forms::display_values(lang, rec);
             tracenet_proto::files::CSV_COLUMNS
                 .iter()
                 .filter_map(|c| {

@@ -206,6 +206,21 @@ pub fn values_of(r: &pb::SeizureRecord) -> HashMap<String, String> {
         .collect()
 }
 
+/// A record's values as a person reads them: enumerations by their label, dates written out.
+pub fn display_values(lang: Lang, r: &pb::SeizureRecord) -> HashMap<String, String> {
+    let mut values = values_of(r);
+    for (k, v) in &mut values {
+        if let Some((_, prefix)) = SELECTS.iter().find(|(f, _)| f == k)
+            && !v.is_empty()
+        {
+            *v = lang.enum_label(&format!("{prefix}_{}", v.to_ascii_uppercase()));
+        } else if k == "date" {
+            *v = lang.date(v);
+        }
+    }
+    values
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {

@@ -220,18 +220,7 @@ pub async fn show(State(app): State<Arc<App>>, o: Officer, Path(id): Path<String
         .await
         .map_err(fail(&o, &app))?;
     let rec = r.record.clone().unwrap_or_default();
-    let mut values = forms::values_of(&rec);
-    for (k, v) in &mut values {
-        if let Some((_, prefix)) = ENUM_FIELDS.iter().find(|(f, _)| f == k)
-            && !v.is_empty()
-        {
-            *v = o
-                .lang
-                .enum_label(&format!("{prefix}_{}", v.to_ascii_uppercase()));
-        } else if k == "date" {
-            *v = o.lang.date(v);
-        }
-    }
+    let values = forms::display_values(o.lang, &rec);
     let (fields, _) = forms::record_fields(o.lang, &values, &[]);
     let mut page = o.page(&app, "records.detail");
     page.title = format!("{} {}", page.title, rec.national_ref);
@@ -244,16 +233,6 @@ pub async fn show(State(app): State<Arc<App>>, o: Officer, Path(id): Path<String
         can_write: o.who.can(Capability::WriteRecords),
     }))
 }
-
-const ENUM_FIELDS: &[(&str, &str)] = &[
-    ("seizing_agency", "AGENCY_KIND"),
-    ("seizure_kind", "SEIZURE_KIND"),
-    ("criminal_context", "CRIMINAL_CONTEXT"),
-    ("category", "WEAPON_CATEGORY"),
-    ("marking_condition", "MARKING_CONDITION"),
-    ("transport_mode", "TRANSPORT_MODE"),
-    ("concealment_method", "CONCEALMENT_METHOD"),
-];
 
 /// The edit form, filled from the record.
 pub async fn edit_form(

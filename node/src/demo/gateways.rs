@@ -1,12 +1,15 @@
 //! The demo's web consoles: one gateway per national node on 127.0.0.1, and one demo login
 //! (all roles, a random password printed at start) on each.
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use tracenet_gateway::app::system_clock;
 use tracenet_gateway::auth::{Role, random_secret};
 
-use super::{DEMO_NODES, DemoError};
+use super::{DEMO_NODES, DemoError, check};
 use crate::devnet::{DevFederation, DevGateway, DevnetError};
 
 /// The demo user's name.
@@ -67,4 +70,79 @@ pub fn print(consoles: &[(String, DevGateway)], password: &str) {
     }
     println!("  login: user '{DEMO_USER}', password '{password}' (all roles; demo only)");
     println!("Press Ctrl-C to stop.");
+}
+
+/// One HTTP/1.1 request on loopback; returns the status code and body.
+async fn http(addr: &str, request: String) -> Result<(u16, String), DemoError> {
+    let fail = |e: std::io::Error| DemoError::Check(format!("gateway at {addr}: {e}"));
+    let mut s = tokio::net::TcpStream::connect(addr).await.map_err(fail)?;
+    s.write_all(request.as_bytes()).await.map_err(fail)?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).await.map_err(fail)?;
+    let status = raw
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
+    Ok((status, body))
+}
+
+/// The scenario's look at the gateway: FRA-POL's console serves its login page and its JSON
+/// API answers an officer's token, and refuses a call without one.
+pub async fn scenario(fed: &DevFederation, out: &mut String) -> Result<(), DemoError> {
+    let data = fed.dir.join("gateways").join("scenario");
+    std::fs::create_dir_all(&data).map_err(DemoError::TempDir)?;
+    let g = fed
+        .start_gateway(
+            0,
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            &data,
+            system_clock(),
+        )
+        .await?;
+    let addr = g.url.trim_start_matches("http://").to_owned();
+    let outcome = async {
+        let token = g.add_token("demo-registry", &[Role::Officer]).await?;
+        let (login, page) = http(
+            &addr,
+            format!("GET /login HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+        )
+        .await?;
+        check(login == 200 && page.contains("id=\"login-form\""), || {
+            format!("the console's login page answered {login}")
+        })?;
+        let (anon, _) = http(
+            &addr,
+            format!("GET /api/v1/records HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+        )
+        .await?;
+        check(anon == 401, || {
+            format!("the API without a token answered {anon}")
+        })?;
+        let (api, body) = http(
+            &addr,
+            format!(
+                "GET /api/v1/records?page_size=3 HTTP/1.1\r\nHost: {addr}\r\n\
+                 Authorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+            ),
+        )
+        .await?;
+        let listed = body.matches("\"national_ref\"").count();
+        check(api == 200 && listed > 0, || {
+            format!("the API with a token answered {api}: {body}")
+        })?;
+        let _ = writeln!(
+            out,
+            "gateway: FRA-POL's console serves its login page at {}; its JSON API refuses a call \
+             without a token (401) and lists {listed} records for an officer's token",
+            g.url
+        );
+        Ok::<(), DemoError>(())
+    }
+    .await;
+    let stopped = g.stop().await;
+    outcome?;
+    stopped?;
+    Ok(())
 }

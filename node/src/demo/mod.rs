@@ -101,8 +101,11 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<Strin
     let outcome = match loaded {
         Err(e) => Err(e),
         Ok(()) if opts.scenario => match scenario(&fed).await {
-            Ok(mut out) => match exchange::scenario(&mut fed, &mut out).await {
-                Ok(()) => directory::scenario(&mut fed, &mut out).await.map(|()| out),
+            Ok(mut out) => match gateways::scenario(&fed, &mut out).await {
+                Ok(()) => match exchange::scenario(&mut fed, &mut out).await {
+                    Ok(()) => directory::scenario(&mut fed, &mut out).await.map(|()| out),
+                    Err(e) => Err(e),
+                },
                 Err(e) => Err(e),
             },
             Err(e) => Err(e),
