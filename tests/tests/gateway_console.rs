@@ -532,3 +532,48 @@ async fn the_console_speaks_french_with_french_dates_and_numbers() {
     );
     t.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn administrators_publish_contact_points_to_the_directory() {
+    let t = TestGateways::start(0).await.unwrap();
+    let admin = Console::logged_in(&t.fra.gw.url, "admin").await.unwrap();
+    let (s, page) = admin.get("/policy").await.unwrap();
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        page.contains("focal.point@fra-pol.example"),
+        "the founding contact is listed"
+    );
+    let (s, _) = admin
+        .post(
+            "/policy/contacts",
+            &[
+                ("function_0", "Tracing desk (synthetic)"),
+                ("organisation_0", "Synthetic police"),
+                ("email_0", "tracing.desk@fra-pol.example"),
+                ("languages_0", "fr, en"),
+                ("function_1", ""),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    // The directory replicates it; DEU's console shows it, searchable.
+    let deu = Console::logged_in(&t.deu.gw.url, "officer").await.unwrap();
+    let deadline = std::time::Instant::now() + tracenet_tests::WAIT_LIMIT;
+    loop {
+        let (_, page) = deu.get("/directory?q=tracing+desk").await.unwrap();
+        if page.contains("tracing.desk@fra-pol.example") {
+            assert!(
+                !page.contains("data-node=\"ITA-POL\""),
+                "the search filters members"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the contact never reached DEU:\n{page}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    t.shutdown().await.unwrap();
+}

@@ -147,7 +147,8 @@ impl DevFederation {
     }
 
     /// Founds the directory: the first secretariat voter admits itself and every other node,
-    /// each node publishes its policy (if its spec has one) and trace settings, and every
+    /// each node publishes a synthetic contact point, its trace settings and its policy (if its
+    /// spec has one), and every
     /// running node's replica ends up holding all of it.
     pub async fn found_directory(&self) -> Result<(), DevnetError> {
         let sec = self
@@ -181,6 +182,21 @@ impl DevFederation {
                     routine_days: c.trace.routine_days,
                     urgent_days: c.trace.urgent_days,
                     escalation_contact: c.trace.escalation_contact.clone(),
+                }),
+            )
+            .await?;
+            let id = c.node_id.to_string();
+            self.propose_applied(
+                i,
+                Op::PublishContacts(pb::ContactPoints {
+                    contacts: vec![pb::ContactPoint {
+                        function: "National firearms focal point (synthetic)".into(),
+                        organisation: format!("Synthetic agency {id}"),
+                        email: format!("focal.point@{}.example", id.to_ascii_lowercase()),
+                        phone: "+00 000 000 000 (synthetic)".into(),
+                        languages: vec!["en".into(), "fr".into()],
+                        working_hours: "Mon-Fri 08:00-18:00 UTC".into(),
+                    }],
                 }),
             )
             .await?;
