@@ -577,3 +577,32 @@ async fn administrators_publish_contact_points_to_the_directory() {
     }
     t.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_node_without_a_directory_gets_a_note_not_an_error() {
+    tracenet_node::tls::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let fed = tracenet_node::devnet::DevFederation::start(dir.path(), &["FRA-POL"])
+        .await
+        .unwrap();
+    let gw = fed
+        .start_gateway(
+            0,
+            std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            &dir.path().join("gw"),
+            tracenet_gateway::app::system_clock(),
+        )
+        .await
+        .unwrap();
+    gw.add_user("officer", PASSWORD, &[Role::Officer])
+        .await
+        .unwrap();
+    let c = Console::logged_in(&gw.url, "officer").await.unwrap();
+    let (s, page) = c.get("/directory").await.unwrap();
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert!(page.contains("without a directory"), "{page}");
+    let (s, _) = c.get("/").await.unwrap();
+    assert_eq!(s, StatusCode::OK);
+    gw.stop().await.unwrap();
+    fed.shutdown().await.unwrap();
+}

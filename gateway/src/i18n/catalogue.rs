@@ -135,6 +135,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Points of contact",
         "Points de contact",
     ),
+    (
+        "directory.disabled",
+        "This node runs without a directory: there are no members to show.",
+        "Ce nœud fonctionne sans annuaire : aucun membre à afficher.",
+    ),
     ("directory.leader", "leader", "meneur"),
     ("directory.member", "Member", "Membre"),
     ("directory.organisation", "Organisation", "Organisation"),

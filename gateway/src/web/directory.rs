@@ -109,11 +109,18 @@ pub async fn members(
     o: Officer,
     Query(q): Query<SearchQuery>,
 ) -> PageResult {
-    let view = ops::directory(&app, o.caller())
-        .await
-        .map_err(fail(&o, &app))?;
+    let mut page = o.page(&app, "directory.title");
+    let view = match ops::directory(&app, o.caller()).await {
+        Ok(v) => v,
+        // A node running without a directory (a single-node setup): say so, show nothing.
+        Err(GatewayError::Conflict(m)) if m.contains("no directory") => {
+            page.flash = Some(o.lang.t("directory.disabled").to_owned());
+            pb::DirectoryView::default()
+        }
+        Err(e) => return Err(fail(&o, &app)(e)),
+    };
     Ok(render(&MembersPage {
-        page: o.page(&app, "directory.title"),
+        page,
         members: member_rows(o.lang, &view, &q.q),
         q: q.q,
         applied: view.applied_index,
