@@ -273,6 +273,23 @@ async fn every_page_checks_the_role() {
         .unwrap();
     assert_eq!(s, StatusCode::FORBIDDEN);
     assert!(t.fra.gw.app.store.user("mallory").unwrap().is_none());
+    // The preview link shows on a record only for those who may preview, and fills the form.
+    let (_, list) = sessions["officer"].get("/records").await.unwrap();
+    let at = list.find("<td><a href=\"/records/").unwrap() + "<td><a href=\"/records/".len();
+    let id = list[at..].split('"').next().unwrap().to_owned();
+    let (_, mine) = sessions["officer"]
+        .get(&format!("/records/{id}"))
+        .await
+        .unwrap();
+    assert!(!mine.contains("id=\"preview-record\""));
+    let all = Console::logged_in(base, "all").await.unwrap();
+    let (_, theirs) = all.get(&format!("/records/{id}")).await.unwrap();
+    assert!(
+        theirs.contains(&format!("href=\"/policy?record_id={id}\"")),
+        "{theirs}"
+    );
+    let (_, policy) = all.get(&format!("/policy?record_id={id}")).await.unwrap();
+    assert!(policy.contains(&format!("value=\"{id}\"")));
     t.shutdown().await.unwrap();
 }
 

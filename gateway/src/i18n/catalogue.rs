@@ -708,6 +708,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ("records.edit", "Edit seizure", "Modifier la saisie"),
     ("records.import", "Import a file", "Importer un fichier"),
     ("records.new", "Record a seizure", "Enregistrer une saisie"),
+    (
+        "records.preview",
+        "What would members receive?",
+        "Que recevraient les membres ?",
+    ),
     ("records.revision", "Revision", "Révision"),
     ("records.title", "Seizure records", "Fiches de saisie"),
     ("records.updated", "updated", "mise à jour"),

@@ -267,9 +267,13 @@ async fn policy_page(
     })
 }
 
-/// The policy page.
-pub async fn policy(State(app): State<Arc<App>>, o: Officer) -> PageResult {
-    let page = policy_page(&app, &o, &PreviewForm::default(), None)
+/// The policy page (`?record_id=` fills the preview form).
+pub async fn policy(
+    State(app): State<Arc<App>>,
+    o: Officer,
+    Query(f): Query<PreviewForm>,
+) -> PageResult {
+    let page = policy_page(&app, &o, &f, None)
         .await
         .map_err(fail(&o, &app))?;
     Ok(render(&page))

@@ -212,6 +212,7 @@ struct DetailPage {
     updated: String,
     fields: Vec<FieldView>,
     can_write: bool,
+    can_preview: bool,
 }
 
 /// One record.
@@ -231,6 +232,7 @@ pub async fn show(State(app): State<Arc<App>>, o: Officer, Path(id): Path<String
         updated: o.lang.datetime(r.updated_at),
         fields,
         can_write: o.who.can(Capability::WriteRecords),
+        can_preview: o.who.can(Capability::Administer),
     }))
 }
 
