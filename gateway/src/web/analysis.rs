@@ -185,8 +185,9 @@ fn summarise(lang: Lang, r: &pb::FederatedQueryResponse) -> ResultView {
         total += 1;
         let rec = d.record.clone().unwrap_or_default();
         let date = rec.event.clone().unwrap_or_default().date;
-        if date.len() >= 7 {
-            *months.entry(date[..7].to_owned()).or_default() += 1;
+        // Peer data: take the month only if it is there (never slice mid-character).
+        if let Some(month) = date.get(..7).filter(|m| m.as_bytes().get(4) == Some(&b'-')) {
+            *months.entry(month.to_owned()).or_default() += 1;
         }
         let t = rec.trafficking.clone().unwrap_or_default();
         for w in t.route.windows(2) {
@@ -400,6 +401,18 @@ mod tests {
         };
         let v = summarise(Lang::En, &r);
         assert_eq!(v.total, "2");
+        let odd = pb::FederatedQueryResponse {
+            answers: vec![pb::PeerRecords {
+                node_id: "X".into(),
+                records: vec![rec("2025-0é-01", &[]), rec("20250", &[])],
+            }],
+            ..Default::default()
+        };
+        assert_eq!(
+            summarise(Lang::En, &odd).total,
+            "2",
+            "odd peer dates do not panic"
+        );
         assert!(v.months_svg.contains(">Mar 2025<"), "{}", v.months_svg);
         assert!(v.routes_svg.contains("TUR (2)"));
         assert!(v.concealment_svg.contains(">2<"));
