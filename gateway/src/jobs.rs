@@ -21,6 +21,8 @@ pub const BATCH: usize = 500;
 pub const MAX_ROWS: usize = 200_000;
 /// Most problems listed in a report.
 pub const MAX_PROBLEMS: usize = 500;
+/// Most jobs remembered (finished ones are forgotten first).
+pub const MAX_JOBS: usize = 200;
 
 /// Where a job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,7 +134,19 @@ impl Jobs {
             problems: Vec::new(),
             failure: None,
         }));
-        lock(&self.jobs).insert(id, state.clone());
+        {
+            let mut jobs = lock(&self.jobs);
+            // Finished jobs are kept for their report page, within a bound.
+            if jobs.len() >= MAX_JOBS {
+                jobs.retain(|_, j| !lock(j).finished());
+            }
+            if jobs.len() >= MAX_JOBS {
+                return Err(GatewayError::Conflict(
+                    "too many imports are running; try again when one has finished".into(),
+                ));
+            }
+            jobs.insert(id, state.clone());
+        }
         tokio::spawn(async move {
             let outcome = run(&state, format, bytes, node).await;
             let mut s = lock(&state);
