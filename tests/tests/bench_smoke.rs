@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use tracenet_tests::bench::report::Report;
-use tracenet_tests::bench::{directory, fanout, memory, micro, peer, store};
+use tracenet_tests::bench::{directory, fanout, gateway, memory, micro, peer, store};
 
 fn all_positive(r: &Report) {
     assert!(!r.figures.is_empty(), "{}", r.table());
@@ -61,6 +61,19 @@ async fn store_scenario_runs() {
 #[test]
 fn micro_scenario_runs() {
     all_positive(&micro::run(200, 20).unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_scenario_runs() {
+    let r = gateway::run(gateway::GatewayParams {
+        records: 20,
+        sequential: 20,
+        total: 40,
+        in_flight: 4,
+    })
+    .await
+    .unwrap();
+    all_positive(&r);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

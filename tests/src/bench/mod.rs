@@ -5,6 +5,7 @@
 
 pub mod directory;
 pub mod fanout;
+pub mod gateway;
 pub mod memory;
 pub mod micro;
 pub mod peer;

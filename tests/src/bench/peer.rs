@@ -89,7 +89,8 @@ async fn echo_channel(t: &TestFederation, addr: std::net::SocketAddr) -> Result<
         .await?)
 }
 
-async fn timed<F, Fut>(n: usize, mut call: F) -> Result<Samples, Error>
+/// Times `n` sequential calls.
+pub(super) async fn timed<F, Fut>(n: usize, mut call: F) -> Result<Samples, Error>
 where
     F: FnMut(usize) -> Fut,
     Fut: Future<Output = Result<(), Error>>,
@@ -103,7 +104,12 @@ where
     Ok(s)
 }
 
-async fn throughput<F, Fut>(total: usize, in_flight: usize, call: F) -> Result<f64, Error>
+/// Calls per second for `total` calls with `in_flight` at a time.
+pub(super) async fn throughput<F, Fut>(
+    total: usize,
+    in_flight: usize,
+    call: F,
+) -> Result<f64, Error>
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<(), Error>> + Send,

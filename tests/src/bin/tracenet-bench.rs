@@ -71,6 +71,21 @@ enum Scenario {
         #[arg(long, default_value_t = 10)]
         load_secs: u64,
     },
+    /// The gateway's JSON API and console against the local API they front.
+    Gateway {
+        /// Records loaded into each node.
+        #[arg(long, default_value_t = 1000)]
+        records: u64,
+        /// Sequential calls timed.
+        #[arg(long, default_value_t = 2000)]
+        sequential: usize,
+        /// Calls for the throughput figure.
+        #[arg(long, default_value_t = 20_000)]
+        total: usize,
+        /// Calls in flight for the throughput figure.
+        #[arg(long, default_value_t = 64)]
+        in_flight: usize,
+    },
     /// Directory write latency and leader failover with three voters.
     Directory {
         /// Timed writes per side.
@@ -127,6 +142,20 @@ async fn run(cli: Cli) -> Result<Report, bench::BenchError> {
         } => bench::micro::run(iterations, appends)?,
         Scenario::Memory { records, load_secs } => {
             bench::memory::run(records, load_secs, &progress).await?
+        }
+        Scenario::Gateway {
+            records,
+            sequential,
+            total,
+            in_flight,
+        } => {
+            bench::gateway::run(bench::gateway::GatewayParams {
+                records,
+                sequential,
+                total,
+                in_flight,
+            })
+            .await?
         }
         Scenario::Directory { writes, failovers } => {
             bench::directory::run(writes, failovers).await?
