@@ -252,41 +252,73 @@ fn inquiry(app: &App, q: Inquiry) -> Result<pb::Inquiry, GatewayError> {
     })
 }
 
-/// Hit/no-hit across the federation.
+/// The number of a purpose given as `tracing` or `PURPOSE_TRACING` (0 when unknown).
+pub fn purpose_number(s: &str) -> i32 {
+    let upper = s.trim().to_ascii_uppercase();
+    let full = if upper.starts_with("PURPOSE_") {
+        upper
+    } else {
+        format!("PURPOSE_{upper}")
+    };
+    pb::Purpose::from_str_name(&full).map_or(0, |p| p as i32)
+}
+
+/// A hit/no-hit lookup as an officer's form or a national system's JSON states it.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct LookupInput {
+    /// The serial number as marked (matched normalised).
+    pub serial_number: String,
+    /// The manufacturer, to narrow the match.
+    pub manufacturer: String,
+    /// The purpose, `tracing` or `PURPOSE_TRACING`.
+    pub purpose: String,
+    /// The legal basis.
+    pub legal_basis: String,
+    /// The case reference.
+    pub case_reference: String,
+}
+
+/// Hit/no-hit across the federation. Every missing input is reported at once.
 pub async fn lookup(
     app: &App,
     c: Caller<'_>,
-    serial: &str,
-    manufacturer: &str,
-    q: Inquiry,
+    input: &LookupInput,
 ) -> Result<pb::FederatedLookupResponse, GatewayError> {
     c.require(Capability::Lookup)?;
-    let inquiry = inquiry(app, q);
-    let serial_missing = serial.trim().is_empty();
-    match (inquiry, serial_missing) {
-        (Err(GatewayError::Invalid(mut p)), missing) => {
-            if missing {
-                p.insert(0, serial_problem());
-            }
-            Err(GatewayError::Invalid(p))
-        }
-        (Err(e), _) => Err(e),
-        (Ok(_), true) => Err(GatewayError::Invalid(vec![serial_problem()])),
-        (Ok(inquiry), false) => {
-            let r = app
-                .node
-                .api()
-                .federated_lookup(pb::FederatedLookupRequest {
-                    inquiry: Some(inquiry),
-                    serial_number: serial.trim().to_owned(),
-                    manufacturer: manufacturer.trim().to_owned(),
-                })
-                .await?
-                .into_inner();
-            log(app, c, "federated lookup", serial).await?;
-            Ok(r)
-        }
+    let serial = input.serial_number.trim();
+    let mut problems = Vec::new();
+    if serial.is_empty() {
+        problems.push(serial_problem());
     }
+    let asked = Inquiry {
+        purpose: purpose_number(&input.purpose),
+        legal_basis: input.legal_basis.clone(),
+        case_reference: input.case_reference.clone(),
+    };
+    let inquiry = match inquiry(app, asked) {
+        Ok(i) => Some(i),
+        Err(GatewayError::Invalid(p)) => {
+            problems.extend(p);
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let Some(inquiry) = inquiry.filter(|_| problems.is_empty()) else {
+        return Err(GatewayError::Invalid(problems));
+    };
+    let r = app
+        .node
+        .api()
+        .federated_lookup(pb::FederatedLookupRequest {
+            inquiry: Some(inquiry),
+            serial_number: serial.to_owned(),
+            manufacturer: input.manufacturer.trim().to_owned(),
+        })
+        .await?
+        .into_inner();
+    log(app, c, "federated lookup", &input.serial_number).await?;
+    Ok(r)
 }
 
 fn serial_problem() -> FieldProblem {
@@ -470,4 +502,24 @@ pub async fn node_info(app: &App) -> Result<pb::NodeInfo, GatewayError> {
         .get_node_info(pb::GetNodeInfoRequest {})
         .await?
         .into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purposes_are_read_by_short_or_full_name() {
+        assert_eq!(purpose_number("tracing"), pb::Purpose::Tracing as i32);
+        assert_eq!(
+            purpose_number("PURPOSE_BORDER_RISK_ANALYSIS"),
+            pb::Purpose::BorderRiskAnalysis as i32
+        );
+        assert_eq!(
+            purpose_number(" criminal_investigation "),
+            pb::Purpose::CriminalInvestigation as i32
+        );
+        assert_eq!(purpose_number("gossip"), 0);
+        assert_eq!(purpose_number(""), 0);
+    }
 }

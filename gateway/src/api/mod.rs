@@ -132,13 +132,6 @@ fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, Problem> {
     })
 }
 
-/// A purpose given as `tracing` or `PURPOSE_TRACING`.
-fn purpose(s: &str) -> i32 {
-    let short = s.trim().to_ascii_lowercase();
-    let short = short.strip_prefix("purpose_").unwrap_or(&short);
-    crate::web::forms::enum_number("PURPOSE", short)
-}
-
 #[derive(Debug, Deserialize)]
 struct PageQuery {
     #[serde(default)]
@@ -240,29 +233,10 @@ async fn search(
     ok(json!({ "items": ops::search(&app, c.caller(), &q.serial, normalised).await? }))
 }
 
-#[derive(Debug, Deserialize)]
-struct LookupBody {
-    #[serde(default)]
-    serial_number: String,
-    #[serde(default)]
-    manufacturer: String,
-    #[serde(default)]
-    purpose: String,
-    #[serde(default)]
-    legal_basis: String,
-    #[serde(default)]
-    case_reference: String,
-}
-
 async fn lookup(State(app): State<Arc<App>>, c: ApiCaller, bytes: Bytes) -> ApiResult {
     c.caller().require(Capability::Lookup)?;
-    let b: LookupBody = body(&bytes)?;
-    let inquiry = ops::Inquiry {
-        purpose: purpose(&b.purpose),
-        legal_basis: b.legal_basis,
-        case_reference: b.case_reference,
-    };
-    ok(ops::lookup(&app, c.caller(), &b.serial_number, &b.manufacturer, inquiry).await?)
+    let input: ops::LookupInput = body(&bytes)?;
+    ok(ops::lookup(&app, c.caller(), &input).await?)
 }
 
 #[derive(Debug, Deserialize)]
@@ -340,7 +314,7 @@ async fn analysis(State(app): State<Arc<App>>, c: ApiCaller, bytes: Bytes) -> Ap
     c.caller().require(Capability::Analyse)?;
     let b: AnalysisBody = body(&bytes)?;
     let inquiry = ops::Inquiry {
-        purpose: purpose(&b.purpose),
+        purpose: ops::purpose_number(&b.purpose),
         legal_basis: b.legal_basis,
         case_reference: String::new(),
     };

@@ -60,21 +60,22 @@ impl Lang {
             .next()
     }
 
-    /// The translation of `key`. An unknown key shows as itself (and fails the catalogue test).
+    /// The translation of `key`, if the catalogue has it.
+    fn lookup(self, key: &str) -> Option<&'static str> {
+        let i = CATALOGUE.binary_search_by(|(k, _, _)| (*k).cmp(key)).ok()?;
+        let (_, en, fr) = CATALOGUE[i];
+        Some(match self {
+            Lang::En => en,
+            Lang::Fr => fr,
+        })
+    }
+
+    /// The translation of `key`. An unknown key shows as `?` (and fails the catalogue test).
     pub fn t(self, key: &str) -> &'static str {
-        match CATALOGUE.binary_search_by(|(k, _, _)| (*k).cmp(key)) {
-            Ok(i) => {
-                let (_, en, fr) = CATALOGUE[i];
-                match self {
-                    Lang::En => en,
-                    Lang::Fr => fr,
-                }
-            }
-            Err(_) => {
-                tracing::warn!(key, "missing translation");
-                "?"
-            }
-        }
+        self.lookup(key).unwrap_or_else(|| {
+            tracing::warn!(key, "missing translation");
+            "?"
+        })
     }
 
     /// The label of a protobuf enumeration value by its full name (e.g.
@@ -83,11 +84,9 @@ impl Lang {
         if full_name.is_empty() || full_name.ends_with("_UNSPECIFIED") {
             return String::new();
         }
-        let key = format!("enum.{full_name}");
-        match CATALOGUE.binary_search_by(|(k, _, _)| (*k).cmp(key.as_str())) {
-            Ok(_) => self.t(&key).to_owned(),
-            Err(_) => full_name.to_owned(),
-        }
+        self.lookup(&format!("enum.{full_name}"))
+            .unwrap_or(full_name)
+            .to_owned()
     }
 
     /// A whole number with the language's digit grouping (`12,345` / `12 345`).

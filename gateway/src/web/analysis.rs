@@ -118,7 +118,7 @@ fn filter_of(f: &QueryForm) -> pb::RecordFilter {
 
 fn inquiry_of(f: &QueryForm) -> ops::Inquiry {
     ops::Inquiry {
-        purpose: forms::enum_number("PURPOSE", &f.purpose),
+        purpose: ops::purpose_number(&f.purpose),
         legal_basis: f.legal_basis.clone(),
         case_reference: String::new(),
     }

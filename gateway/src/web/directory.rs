@@ -294,19 +294,10 @@ fn preview_view(lang: Lang, r: pb::PreviewDisclosureResponse) -> PreviewView {
                 .collect()
         })
         .unwrap_or_default();
-    let handling = r.handling.as_ref().map_or(String::new(), |h| {
-        let mut codes = Vec::new();
-        if h.purpose_bound {
-            codes.push(lang.t("handling.purpose_bound"));
-        }
-        if h.no_court_use_without_consent {
-            codes.push(lang.t("handling.no_court_use"));
-        }
-        if h.no_onward_without_consent {
-            codes.push(lang.t("handling.no_onward"));
-        }
-        codes.join(", ")
-    });
+    let handling = r
+        .handling
+        .as_ref()
+        .map_or(String::new(), |h| forms::handling_label(lang, h));
     PreviewView {
         allowed: r.allowed,
         refusal: r.refusal,

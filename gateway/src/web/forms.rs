@@ -206,6 +206,20 @@ pub fn values_of(r: &pb::SeizureRecord) -> HashMap<String, String> {
         .collect()
 }
 
+/// The handling codes attached to a disclosure, as a person reads them.
+pub fn handling_label(lang: Lang, h: &pb::Handling) -> String {
+    [
+        (h.purpose_bound, "handling.purpose_bound"),
+        (h.no_court_use_without_consent, "handling.no_court_use"),
+        (h.no_onward_without_consent, "handling.no_onward"),
+    ]
+    .iter()
+    .filter(|(set, _)| *set)
+    .map(|(_, key)| lang.t(key))
+    .collect::<Vec<_>>()
+    .join(", ")
+}
+
 /// A record's values as a person reads them: enumerations by their label, dates written out.
 pub fn display_values(lang: Lang, r: &pb::SeizureRecord) -> HashMap<String, String> {
     let mut values = values_of(r);

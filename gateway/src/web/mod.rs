@@ -250,13 +250,19 @@ impl FromRequestParts<Arc<App>> for Officer {
             .map_or("/", |p| p.as_str())
             .to_owned();
         let lang = request_lang(app, &parts.headers, None);
-        let sid = cookie(&parts.headers, &session_cookie(app))
-            .ok_or_else(|| Reject::Login(path.clone()))?
-            .to_owned();
-        let found = session::load(app, &sid)
-            .await
-            .map_err(|e| Reject::Error(lang, e))?;
-        let (user, sess) = found.ok_or_else(|| Reject::Login(path.clone()))?;
+        let (user, sess) = match parts.extensions.remove::<session::Loaded>() {
+            // Already loaded (and its CSRF token checked) by the guard.
+            Some(session::Loaded(user, sess)) => (user, sess),
+            None => {
+                let sid = cookie(&parts.headers, &session_cookie(app))
+                    .ok_or_else(|| Reject::Login(path.clone()))?
+                    .to_owned();
+                session::load(app, &sid)
+                    .await
+                    .map_err(|e| Reject::Error(lang, e))?
+                    .ok_or_else(|| Reject::Login(path.clone()))?
+            }
+        };
         Ok(Officer {
             who: Principal {
                 name: user.username.clone(),
@@ -336,10 +342,9 @@ pub fn render(t: &impl Template) -> Response {
 pub type PageResult = Result<Response, Response>;
 
 /// Turns an operation error into the error page for this officer.
-pub fn fail(o: &Officer, app: &App) -> impl FnOnce(GatewayError) -> Response {
-    let page = o.page(app, "error.title");
-    let (lang, back) = (o.lang, o.path.clone());
-    move |e| error_page(lang, Some(page), e, &back)
+/// The page is built only when there is an error: handlers call this on every fallible step.
+pub fn fail<'a>(o: &'a Officer, app: &'a App) -> impl FnOnce(GatewayError) -> Response + 'a {
+    move |e| error_page(o.lang, Some(o.page(app, "error.title")), e, &o.path)
 }
 
 async fn stylesheet() -> Response {

@@ -137,20 +137,6 @@ fn found_row(lang: Lang, r: &pb::SeizureRecord) -> Found {
     }
 }
 
-#[derive(Debug, Deserialize)]
-pub(super) struct LookupForm {
-    #[serde(default)]
-    serial_number: String,
-    #[serde(default)]
-    manufacturer: String,
-    #[serde(default)]
-    purpose: String,
-    #[serde(default)]
-    legal_basis: String,
-    #[serde(default)]
-    case_reference: String,
-}
-
 /// What a hit discloses, in one line (only fields the holder's policy let through).
 fn describe_hit(lang: Lang, h: &pb::LookupHit) -> String {
     let r = h.disclosed.clone().unwrap_or_default();
@@ -206,7 +192,7 @@ fn describe_hit(lang: Lang, h: &pb::LookupHit) -> String {
 pub async fn lookup(
     State(app): State<Arc<App>>,
     o: Officer,
-    Form(f): Form<LookupForm>,
+    Form(f): Form<ops::LookupInput>,
 ) -> PageResult {
     o.require(Capability::Lookup).map_err(fail(&o, &app))?;
     let mut page = SearchPage::new(&o, &app);
@@ -215,12 +201,7 @@ pub async fn lookup(
     page.lookup_manufacturer.clone_from(&f.manufacturer);
     page.legal_basis.clone_from(&f.legal_basis);
     page.case_reference.clone_from(&f.case_reference);
-    let inquiry = ops::Inquiry {
-        purpose: forms::enum_number("PURPOSE", &f.purpose),
-        legal_basis: f.legal_basis.clone(),
-        case_reference: f.case_reference.clone(),
-    };
-    match ops::lookup(&app, o.caller(), &f.serial_number, &f.manufacturer, inquiry).await {
+    match ops::lookup(&app, o.caller(), &f).await {
         Ok(r) => {
             page.lookup = Some(LookupView {
                 request_id: r.request_id.clone(),

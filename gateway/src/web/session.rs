@@ -316,19 +316,29 @@ fn same_origin(headers: &HeaderMap) -> bool {
 }
 
 /// The expected CSRF token for a console POST: the session's, or the pre-login cookie's.
-async fn expected_token(app: &App, headers: &HeaderMap, path: &str) -> Option<String> {
+/// A session the CSRF guard has already loaded, handed to the handler's `Officer` extractor
+/// in the request's extensions so the store is read once per request.
+#[derive(Debug, Clone)]
+pub struct Loaded(pub User, pub Session);
+
+async fn expected_token(
+    app: &App,
+    headers: &HeaderMap,
+    path: &str,
+) -> Option<(String, Option<Loaded>)> {
     if path == "/login" {
         return cookie(headers, &prelogin_cookie(app))
             .filter(|v| !v.is_empty())
-            .map(str::to_owned);
+            .map(|v| (v.to_owned(), None));
     }
     let sid = cookie(headers, &session_cookie(app))?;
-    load(app, sid).await.ok().flatten().map(|(_, s)| s.csrf)
+    let (user, sess) = load(app, sid).await.ok().flatten()?;
+    Some((sess.csrf.clone(), Some(Loaded(user, sess))))
 }
 
 /// Refuses any console POST without the right CSRF token (before the handler runs). Multipart
 /// uploads are checked by their handler with [`check_token`], which reads the same field.
-pub async fn csrf_guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+pub async fn csrf_guard(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
     if req.method() != Method::POST || req.uri().path().starts_with("/api/") {
         return next.run(req).await;
     }
@@ -337,12 +347,15 @@ pub async fn csrf_guard(State(app): State<Arc<App>>, req: Request, next: Next) -
         return error_page(lang, None, GatewayError::Csrf, "/");
     }
     let path = req.uri().path().to_owned();
-    let Some(expected) = expected_token(&app, req.headers(), &path).await else {
+    let Some((expected, loaded)) = expected_token(&app, req.headers(), &path).await else {
         if path == "/login" {
             return error_page(lang, None, GatewayError::Csrf, "/login");
         }
         return Redirect::to("/login").into_response();
     };
+    if let Some(l) = loaded {
+        req.extensions_mut().insert(l);
+    }
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)

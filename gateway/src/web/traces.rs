@@ -297,19 +297,10 @@ pub async fn show(State(app): State<Arc<App>>, o: Officer, Path(id): Path<String
                 .join(" · ")
             })
             .collect(),
-        handling: r.handling.as_ref().map_or(String::new(), |h| {
-            let mut codes = Vec::new();
-            if h.purpose_bound {
-                codes.push(lang.t("handling.purpose_bound"));
-            }
-            if h.no_court_use_without_consent {
-                codes.push(lang.t("handling.no_court_use"));
-            }
-            if h.no_onward_without_consent {
-                codes.push(lang.t("handling.no_onward"));
-            }
-            codes.join(", ")
-        }),
+        handling: r
+            .handling
+            .as_ref()
+            .map_or(String::new(), |h| forms::handling_label(lang, h)),
     });
     let status = pb::TraceStatus::try_from(t.status).unwrap_or(pb::TraceStatus::Unspecified);
     let can_answer = t.direction == "incoming"
