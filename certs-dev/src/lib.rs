@@ -16,47 +16,7 @@ use rcgen::{
 };
 use time::{Duration, OffsetDateTime};
 
-/// Who a certificate speaks for; the string is a node id such as `FRA-POL`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Principal {
-    /// A node of the federation.
-    Node(String),
-    /// The gateway of a node.
-    Gateway(String),
-    /// The administrator tool of a node.
-    Admin(String),
-}
-
-impl Principal {
-    fn parts(&self) -> (&'static str, &str) {
-        match self {
-            Principal::Node(id) => ("node", id),
-            Principal::Gateway(id) => ("gateway", id),
-            Principal::Admin(id) => ("admin", id),
-        }
-    }
-
-    /// The identity URI, e.g. `spiffe://tracenet/node/FRA-POL`.
-    pub fn uri(&self) -> String {
-        let (kind, id) = self.parts();
-        format!("spiffe://tracenet/{kind}/{id}")
-    }
-
-    /// The DNS name clients check when dialling, e.g. `fra-pol.node.tracenet.test`.
-    pub fn dns_name(&self) -> String {
-        let (kind, id) = self.parts();
-        format!("{}.{kind}.tracenet.test", id.to_ascii_lowercase())
-    }
-
-    /// The file stem used on disk: `node`, `gateway` or `admin`.
-    pub fn file_stem(&self) -> &'static str {
-        self.parts().0
-    }
-
-    fn node_id(&self) -> &str {
-        self.parts().1
-    }
-}
+pub use tracenet_ids::{IdentityKind, NodeId, PeerIdentity};
 
 /// The validity period of an issued certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +41,7 @@ pub enum CertError {
         /// The cause.
         source: std::io::Error,
     },
-    /// Not a node id (`AAA-CODE`: three uppercase letters, '-', 1-16 of A-Z0-9). Not retryable.
+    /// Not a node id (`AAA-CODE`: an ISO 3166 alpha-3 code, '-', 1-16 of A-Z0-9). Not retryable.
     #[error("'{0}' is not a node id (expected e.g. FRA-POL)")]
     InvalidNodeId(String),
     /// The system random source failed. Retrying may help.
@@ -89,21 +49,9 @@ pub enum CertError {
     Random,
 }
 
-/// Checks the shape of a node id.
-pub fn check_node_id(id: &str) -> Result<(), CertError> {
-    let ok = id.split_once('-').is_some_and(|(c, a)| {
-        c.len() == 3
-            && c.bytes().all(|b| b.is_ascii_uppercase())
-            && !a.is_empty()
-            && a.len() <= 16
-            && a.bytes()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-    });
-    if ok {
-        Ok(())
-    } else {
-        Err(CertError::InvalidNodeId(id.chars().take(64).collect()))
-    }
+/// Parses a node id (`AAA-CODE`), the one rule shared with the node and the gateway.
+pub fn parse_node_id(id: &str) -> Result<NodeId, CertError> {
+    NodeId::parse(id).map_err(|_| CertError::InvalidNodeId(id.chars().take(64).collect()))
 }
 
 fn random_serial() -> Result<SerialNumber, CertError> {
@@ -124,11 +72,6 @@ pub fn generate_signing_key() -> Result<(Vec<u8>, Vec<u8>), CertError> {
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| CertError::Random)?;
     let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|_| CertError::Random)?;
     Ok((pkcs8.as_ref().to_vec(), pair.public_key().as_ref().to_vec()))
-}
-
-/// Lowercase hexadecimal.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A certificate authority able to issue certificates.
@@ -194,18 +137,17 @@ impl Ca {
     /// Issues a certificate for `principal` with a fresh ECDSA P-256 key.
     pub fn issue(
         &self,
-        principal: &Principal,
+        principal: &PeerIdentity,
         validity: Validity,
     ) -> Result<IssuedCert, CertError> {
-        check_node_id(principal.node_id())?;
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::default();
         params.distinguished_name = rcgen::DistinguishedName::new();
         params
             .distinguished_name
-            .push(DnType::CommonName, principal.uri());
+            .push(DnType::CommonName, principal.to_uri());
         params.subject_alt_names = vec![
-            SanType::URI(principal.uri().try_into()?),
+            SanType::URI(principal.to_uri().try_into()?),
             SanType::DnsName(principal.dns_name().try_into()?),
             SanType::DnsName("localhost".try_into()?),
             SanType::IpAddress(std::net::IpAddr::from([127, 0, 0, 1])),
@@ -236,7 +178,7 @@ impl Ca {
 #[derive(Clone)]
 pub struct IssuedCert {
     /// Who it speaks for.
-    pub principal: Principal,
+    pub principal: PeerIdentity,
     /// The certificate.
     pub cert_pem: String,
     /// The private key.
@@ -324,9 +266,10 @@ fn write_pair(dir: &Path, stem: &str, cert: &IssuedCert) -> Result<(), CertError
 ///
 /// Nodes whose folder exists already keep their certificates.
 pub fn write_dev_federation(dir: &Path, node_ids: &[String]) -> Result<DevFederation, CertError> {
-    for id in node_ids {
-        check_node_id(id)?;
-    }
+    let parsed = node_ids
+        .iter()
+        .map(|id| parse_node_id(id))
+        .collect::<Result<Vec<_>, _>>()?;
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let (ca_cert, ca_key) = (dir.join("ca.pem"), dir.join("ca.key"));
     let ca = if ca_cert.exists() && ca_key.exists() {
@@ -345,35 +288,36 @@ pub fn write_dev_federation(dir: &Path, node_ids: &[String]) -> Result<DevFedera
          Never use them in production: production certificates come from the federation PKI.\n",
         false,
     )?;
-    for id in node_ids {
-        let node_dir = dir.join(id);
+    for id in &parsed {
+        let node_dir = dir.join(id.as_str());
         if node_dir.exists() {
             continue;
         }
         std::fs::create_dir_all(&node_dir).map_err(io(&node_dir))?;
-        for p in [
-            Principal::Node(id.clone()),
-            Principal::Gateway(id.clone()),
-            Principal::Admin(id.clone()),
+        for kind in [
+            IdentityKind::Node,
+            IdentityKind::Gateway,
+            IdentityKind::Admin,
         ] {
-            write_pair(&node_dir, p.file_stem(), &ca.issue(&p, Validity::Current)?)?;
+            let p = PeerIdentity::new(kind, id.clone());
+            write_pair(&node_dir, kind.as_str(), &ca.issue(&p, Validity::Current)?)?;
         }
         let (private, public) = generate_signing_key()?;
         let key_path = node_dir.join("signing.pk8");
         write_bytes(&key_path, &private)?;
         write_file(
             &node_dir.join("signing.pub"),
-            &format!("{}\n", hex(&public)),
+            &format!("{}\n", tracenet_ids::hex::encode(&public)),
             false,
         )?;
     }
-    if let Some(first) = node_ids.first() {
+    if let Some(first) = parsed.first() {
         let neg = dir.join("negative");
         if !neg.exists() {
             std::fs::create_dir_all(&neg).map_err(io(&neg))?;
             let rogue = Ca::generate("unrelated CA (negative tests)")?;
             write_file(&neg.join("rogue-ca.pem"), rogue.cert_pem(), false)?;
-            let node = Principal::Node(first.clone());
+            let node = PeerIdentity::Node(first.clone());
             write_pair(&neg, "rogue-node", &rogue.issue(&node, Validity::Current)?)?;
             write_pair(&neg, "expired-node", &ca.issue(&node, Validity::Expired)?)?;
         }
@@ -412,7 +356,10 @@ mod tests {
     fn issued_certificates_carry_one_uri_identity_and_both_usages() {
         let ca = Ca::generate("test").unwrap();
         let c = ca
-            .issue(&Principal::Node("FRA-POL".into()), Validity::Current)
+            .issue(
+                &PeerIdentity::Node(NodeId::parse("FRA-POL").unwrap()),
+                Validity::Current,
+            )
             .unwrap();
         assert_eq!(uris(&c.cert_pem), vec!["spiffe://tracenet/node/FRA-POL"]);
         let (_, p) = parse_x509_pem(c.cert_pem.as_bytes()).unwrap();
@@ -429,7 +376,10 @@ mod tests {
     fn expired_certificates_are_expired() {
         let ca = Ca::generate("test").unwrap();
         let c = ca
-            .issue(&Principal::Admin("DEU-CUS".into()), Validity::Expired)
+            .issue(
+                &PeerIdentity::Admin(NodeId::parse("DEU-CUS").unwrap()),
+                Validity::Expired,
+            )
             .unwrap();
         let (_, p) = parse_x509_pem(c.cert_pem.as_bytes()).unwrap();
         assert!(!p.parse_x509().unwrap().validity().is_valid());
@@ -440,11 +390,14 @@ mod tests {
         let ca = Ca::generate("test").unwrap();
         let again = Ca::from_pem(ca.cert_pem(), ca.key_pem()).unwrap();
         again
-            .issue(&Principal::Gateway("ITA-POL".into()), Validity::Current)
+            .issue(
+                &PeerIdentity::Gateway(NodeId::parse("ITA-POL").unwrap()),
+                Validity::Current,
+            )
             .unwrap();
         for bad in ["fra-pol", "FRA", "FRA-", "FRAN-POL", "FRA-P/L"] {
             assert!(matches!(
-                ca.issue(&Principal::Node(bad.into()), Validity::Current),
+                parse_node_id(bad),
                 Err(CertError::InvalidNodeId(_))
             ));
         }

@@ -56,11 +56,11 @@ impl App {
 
     /// The node's id (e.g. `FRA-POL`).
     pub fn node_id(&self) -> &str {
-        &self.cfg.node.node_id
+        self.cfg.node.node_id.as_str()
     }
 
     /// The node's country (ISO 3166 alpha-3).
     pub fn country(&self) -> &str {
-        self.cfg.node.node_id.get(..3).unwrap_or("")
+        self.cfg.node.node_id.country_str()
     }
 }

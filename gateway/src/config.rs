@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use tracenet_ids::NodeId;
+
 use crate::i18n::Lang;
 
 /// Why a configuration cannot be used. None of these is fixed by retrying.
@@ -78,7 +80,7 @@ fn default_deadline_ms() -> u32 {
 #[serde(deny_unknown_fields)]
 pub struct NodeLink {
     /// The node's id, e.g. `FRA-POL`: the server name its certificate must carry.
-    pub node_id: String,
+    pub node_id: NodeId,
     /// The node's local API address, e.g. `127.0.0.1:7401`.
     pub address: String,
     /// The federation CA certificate (PEM).
@@ -195,17 +197,6 @@ impl GatewayConfig {
         if self.agency().is_none() {
             return bad("agency_kind must be police, customs, border_guard, military or other");
         }
-        let id = &self.node.node_id;
-        let ok_id = id.split_once('-').is_some_and(|(c, a)| {
-            c.len() == 3
-                && c.bytes().all(|b| b.is_ascii_uppercase())
-                && !a.is_empty()
-                && a.bytes()
-                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-        });
-        if !ok_id {
-            return bad("node.node_id must look like FRA-POL");
-        }
         Ok(())
     }
 
@@ -220,10 +211,7 @@ impl GatewayConfig {
 
     /// The DNS name the node's certificate carries (what the gateway checks when dialling).
     pub fn node_dns_name(&self) -> String {
-        format!(
-            "{}.node.tracenet.test",
-            self.node.node_id.to_ascii_lowercase()
-        )
+        self.node.node_id.dns_name()
     }
 }
 
@@ -260,7 +248,7 @@ key = "certs/FRA-POL/gateway.key"
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../deploy/examples/gateway.toml");
         let cfg = GatewayConfig::load(&path).unwrap();
-        assert_eq!(cfg.node.node_id, "FRA-POL");
+        assert_eq!(cfg.node.node_id.as_str(), "FRA-POL");
         assert_eq!(cfg.login.max_failures, 5);
     }
 

@@ -317,17 +317,11 @@ impl GatewayStore {
 }
 
 fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    tracenet_ids::hex::encode(b)
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() != 64 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-        .collect()
+    tracenet_ids::hex::decode_array::<32>(s).map(Vec::from)
 }
 
 #[cfg(test)]

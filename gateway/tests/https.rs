@@ -24,7 +24,7 @@ async fn https_serves_pages_with_secure_cookies_and_refuses_plain_http() {
         listen: listener.local_addr().unwrap(),
         data_dir: dir.path().join("data"),
         node: NodeLink {
-            node_id: "FRA-POL".into(),
+            node_id: tracenet_ids::NodeId::parse("FRA-POL").unwrap(),
             address: "127.0.0.1:1".into(),
             ca: certs.join("ca.pem"),
             cert: node_dir.join("gateway.pem"),

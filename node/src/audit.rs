@@ -344,7 +344,7 @@ mod tests {
 
     fn setup() -> (sled::Db, Arc<SigningKey>, AuditLog) {
         let db = sled::Config::new().temporary(true).open().unwrap();
-        let (pk8, _) = tracenet_certs::generate_signing_key().unwrap();
+        let pk8 = SigningKey::generate_pkcs8().unwrap();
         let key =
             Arc::new(SigningKey::from_pkcs8(&pk8, NodeId::parse("FRA-POL").unwrap()).unwrap());
         let log = AuditLog::open(&db, key.clone()).unwrap();
@@ -443,7 +443,7 @@ mod tests {
     fn a_checkpoint_signed_by_another_key_is_refused() {
         let (db, _, log) = setup();
         fill(&log, 3);
-        let (pk8, _) = tracenet_certs::generate_signing_key().unwrap();
+        let pk8 = SigningKey::generate_pkcs8().unwrap();
         let other = SigningKey::from_pkcs8(&pk8, NodeId::parse("FRA-POL").unwrap()).unwrap();
         let f = verify(&db, &other.public_key()).unwrap_err();
         assert!(f.problem.contains("signature"), "{f}");

@@ -106,11 +106,17 @@ impl SigningKey {
     /// Loads a PKCS#8 key file, or creates one (mode 0600) if it does not exist.
     pub fn load_or_generate(path: &Path, node: NodeId) -> Result<SigningKey, EnvelopeError> {
         if !path.exists() {
-            let (pkcs8, _) = tracenet_certs::generate_signing_key()
-                .map_err(|e| EnvelopeError::Key(e.to_string()))?;
+            let pkcs8 = Self::generate_pkcs8()?;
             write_secret(path, &pkcs8).map_err(|e| EnvelopeError::Key(e.to_string()))?;
         }
         Self::load(path, node)
+    }
+
+    /// A fresh Ed25519 key as PKCS#8 v2 DER (what the key file holds).
+    pub fn generate_pkcs8() -> Result<Vec<u8>, EnvelopeError> {
+        Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
+            .map(|doc| doc.as_ref().to_vec())
+            .map_err(|_| EnvelopeError::Key("the system random source failed".into()))
     }
 
     /// Loads an existing PKCS#8 key file.
@@ -193,26 +199,9 @@ fn verify(public: &[u8], domain: &[u8], parts: &[&[u8]], sig: &[u8]) -> Result<(
         .map_err(|_| EnvelopeError::BadSignature)
 }
 
-/// Lowercase hex of bytes (keys, fingerprints).
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
-
 /// Parses a hex Ed25519 public key (64 hex digits).
-pub fn parse_public_key(hex: &str) -> Option<Vec<u8>> {
-    let hex = hex.trim();
-    if hex.len() != 64 {
-        return None;
-    }
-    (0..32)
-        .map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
-        .collect()
+pub fn parse_public_key(text: &str) -> Option<Vec<u8>> {
+    tracenet_ids::hex::decode_array::<32>(text.trim()).map(Vec::from)
 }
 
 /// Public signing keys of other nodes.
@@ -352,7 +341,7 @@ mod tests {
     }
 
     fn key(s: &str) -> SigningKey {
-        let (pk8, _) = tracenet_certs::generate_signing_key().unwrap();
+        let pk8 = SigningKey::generate_pkcs8().unwrap();
         SigningKey::from_pkcs8(&pk8, node(s)).unwrap()
     }
 

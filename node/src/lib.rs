@@ -3,7 +3,7 @@
 //! administrator over the local API, and talks to peer nodes over mutually authenticated gRPC.
 //!
 //! Modules depend one way, from the edges inward:
-//! `cli` → `demo`/`devnet` → `server` → (`api`, `peer`, `auth`, `transport`) → `context` →
+//! `cli` → `server` → (`api`, `peer`, `auth`, `transport`) → `context` →
 //! (`store`, `client`, `tls`, `clock`) → (`model`, `import`) → (`serial`, `country`, `ids`).
 //! Decision logic (validation, serial matching, admission, key layout) is pure and tested
 //! beside the code; IO lives in thin drivers around it.
@@ -18,15 +18,11 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod context;
-pub mod country;
 pub mod delivery;
-pub mod demo;
-pub mod devnet;
 pub mod directory;
 pub mod disclose;
 pub mod envelope;
 pub mod fanout;
-pub mod ids;
 pub mod import;
 pub mod ledger;
 pub mod model;
@@ -41,6 +37,11 @@ pub mod tls;
 pub mod trace;
 pub mod transport;
 pub mod workflow;
+
+/// ISO 3166 alpha-3 country codes, from `tracenet-ids`.
+pub use tracenet_ids::country;
+/// Node ids, identities and record ids: the shared vocabulary of `tracenet-ids`.
+pub use tracenet_ids::ids;
 
 pub use config::NodeConfig;
 pub use server::{Listeners, Node, NodeError, run};

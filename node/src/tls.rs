@@ -166,7 +166,7 @@ fn parse_certs(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, T
 
 /// SHA-256 of a DER certificate, lowercase hex.
 pub fn cert_fingerprint(der: &[u8]) -> String {
-    crate::envelope::hex(ring::digest::digest(&ring::digest::SHA256, der).as_ref())
+    tracenet_ids::hex::encode(ring::digest::digest(&ring::digest::SHA256, der).as_ref())
 }
 
 /// Reads the certificate in a PEM file and returns its fingerprint (see [`cert_fingerprint`]).
@@ -223,13 +223,17 @@ pub fn identity_of_cert(der: &[u8]) -> Result<PeerIdentity, TlsError> {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use tracenet_certs::{Ca, Principal, Validity};
+    use crate::ids::NodeId;
+    use tracenet_certs::{Ca, Validity};
 
     #[test]
     fn identity_comes_from_the_uri_san() {
         let ca = Ca::generate("test CA").unwrap();
         let cert = ca
-            .issue(&Principal::Gateway("FRA-POL".into()), Validity::Current)
+            .issue(
+                &PeerIdentity::Gateway(NodeId::parse("FRA-POL").unwrap()),
+                Validity::Current,
+            )
             .unwrap();
         let m = TlsMaterial::from_pem(ca.cert_pem(), cert.cert_pem.clone(), cert.key_pem.clone())
             .unwrap();

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use tempfile::TempDir;
+use tracenet_devnet::demo::policies;
+use tracenet_devnet::{DevFederation, DevGateway, NodeSpec};
 use tracenet_gateway::app::Clock;
 use tracenet_gateway::auth::Role;
 use tracenet_node::config::Role as MemberRole;
-use tracenet_node::demo::policies;
-use tracenet_node::devnet::{DevFederation, DevGateway, NodeSpec};
 use tracenet_proto::v1 as pb;
 
 use crate::Error;

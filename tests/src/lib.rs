@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
-pub use tracenet_node::devnet::NodeSpec;
-use tracenet_node::devnet::{DevFederation, DevNode};
+pub use tracenet_devnet::NodeSpec;
+use tracenet_devnet::{DevFederation, DevNode};
 use tracenet_node::envelope::SigningKey;
 use tracenet_proto::v1::node_api_client::NodeApiClient;
 use tracenet_proto::v1::peer_exchange_client::PeerExchangeClient;

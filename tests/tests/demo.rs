@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use tokio_util::sync::CancellationToken;
-use tracenet_node::demo::{DemoOptions, run};
+use tracenet_devnet::demo::{DemoOptions, run};
 
 #[tokio::test]
 async fn the_demo_scenario_passes() {

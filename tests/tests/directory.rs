@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
+use tracenet_devnet::NodeSpec;
 use tracenet_node::config::Role;
-use tracenet_node::devnet::NodeSpec;
 use tracenet_proto::v1 as pb;
 use tracenet_proto::v1::directory_command::Op;
 use tracenet_proto::v1::directory_raft_client::DirectoryRaftClient;

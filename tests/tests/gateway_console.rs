@@ -599,7 +599,7 @@ async fn administrators_publish_contact_points_to_the_directory() {
 async fn a_node_without_a_directory_gets_a_note_not_an_error() {
     tracenet_node::tls::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
-    let fed = tracenet_node::devnet::DevFederation::start(dir.path(), &["FRA-POL"])
+    let fed = tracenet_devnet::DevFederation::start(dir.path(), &["FRA-POL"])
         .await
         .unwrap();
     let gw = fed

@@ -240,7 +240,7 @@ impl NodeApi for LocalApi {
                 .map(ToString::to_string)
                 .collect(),
             outbox_pending: pending,
-            signing_public_key: tracenet_certs::hex(&self.ctx.signing.public_key()),
+            signing_public_key: tracenet_ids::hex::encode(&self.ctx.signing.public_key()),
             policy_version: self.ctx.roster.policy().version(),
         }))
     }

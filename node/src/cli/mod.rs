@@ -1,34 +1,30 @@
-//! The `tracenet-node` command line: `run`, `import`, `audit`, `directory` and `demo`. Parses arguments, sets up
-//! logging, and calls the library; every error ends as one readable line and a non-zero exit.
+//! The `tracenet-node` command line of a production node: `run`, `import`, `audit` and
+//! `directory`. Parses arguments, sets up logging, and calls the library; every error ends as
+//! one readable line and a non-zero exit. The binary itself lives in the `tracenet-devnet`
+//! package, which adds the `demo` command on top of these (so this library never links the dev
+//! PKI or the gateway).
 
+use std::future::Future;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-mod directory;
+pub mod directory;
 
-use clap::{Parser, Subcommand};
+use clap::Subcommand;
 use tokio_util::sync::CancellationToken;
 use tracenet_proto::v1 as pb;
 
 use crate::client::connect_local;
 use crate::config::NodeConfig;
-use crate::demo::{self, DemoOptions};
 use crate::import;
 use crate::server::{Listeners, Node};
 use crate::shutdown::cancel_on_signal;
 use crate::tls::{TlsMaterial, install_crypto_provider};
 
-/// tracenet node: a national or hub node of the tracenet federation.
-#[derive(Debug, Parser)]
-#[command(name = "tracenet-node", version, about)]
-pub struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
+/// The commands of a production node.
 #[derive(Debug, Subcommand)]
-enum Command {
+pub enum Command {
     /// Run a node from its configuration file until SIGINT/SIGTERM.
     Run {
         /// The node's TOML configuration.
@@ -59,27 +55,11 @@ enum Command {
         #[command(subcommand)]
         command: directory::DirectoryCommand,
     },
-    /// Start a demo federation on this machine: three national nodes and three directory
-    /// voters (synthetic data).
-    Demo {
-        /// Run the scripted scenario, print a summary and exit (non-zero on failure).
-        #[arg(long)]
-        scenario: bool,
-        /// Synthetic records to load into each node.
-        #[arg(long, default_value_t = 200)]
-        records: u64,
-        /// Keep certificates and data in this folder instead of a temporary one.
-        #[arg(long)]
-        dir: Option<PathBuf>,
-        /// First port of the web consoles (one per national node, on 127.0.0.1); 0 picks free
-        /// ports.
-        #[arg(long, default_value_t = 8080)]
-        gateway_port: u16,
-    },
 }
 
+/// `tracenet-node audit ...`
 #[derive(Debug, Subcommand)]
-enum AuditCommand {
+pub enum AuditCommand {
     /// Check the hash chain and every signed checkpoint; name the first bad entry.
     Verify {
         /// The node's TOML configuration.
@@ -106,20 +86,28 @@ enum AuditCommand {
     },
 }
 
-/// Runs the command line; the binary's `main` is only this.
-pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+impl Command {
+    /// The log level when `TRACENET_LOG` is not set: a daemon logs at info, a one-shot
+    /// administrator command only warns.
+    pub fn default_log_level(&self) -> &'static str {
+        match self {
+            Command::Import { .. } | Command::Audit { .. } | Command::Directory { .. } => "warn",
+            Command::Run { .. } => "info",
+        }
+    }
+}
+
+/// Sets up logging (`TRACENET_LOG`, else `default_level`) and the crypto provider, runs `work`
+/// on a multi-threaded runtime, and turns its outcome into an exit code with one readable error
+/// line. The binary's `main` is only this.
+pub fn run_main<F>(default_level: &str, work: impl FnOnce() -> F) -> ExitCode
+where
+    F: Future<Output = Result<(), String>>,
+{
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TRACENET_LOG").unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new(match cli.command {
-                    Command::Demo { .. }
-                    | Command::Import { .. }
-                    | Command::Audit { .. }
-                    | Command::Directory { .. } => "warn",
-                    Command::Run { .. } => "info",
-                })
-            }),
+            tracing_subscriber::EnvFilter::try_from_env("TRACENET_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -134,7 +122,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(dispatch(cli.command)) {
+    match runtime.block_on(work()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("error: {message}");
@@ -143,7 +131,8 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn dispatch(command: Command) -> Result<(), String> {
+/// Runs one command of a production node.
+pub async fn dispatch(command: Command) -> Result<(), String> {
     match command {
         Command::Run { config } => {
             // Everything that can fail on a bad file happens before a port is bound.
@@ -163,28 +152,6 @@ async fn dispatch(command: Command) -> Result<(), String> {
         } => import_file(&config, &path, batch_size.clamp(1, crate::api::MAX_BATCH)).await,
         Command::Audit { command } => audit(command),
         Command::Directory { command } => directory::run(command).await,
-        Command::Demo {
-            scenario,
-            records,
-            dir,
-            gateway_port,
-        } => {
-            let shutdown = CancellationToken::new();
-            cancel_on_signal(shutdown.clone());
-            let summary = demo::run(
-                DemoOptions {
-                    scenario,
-                    records_per_node: records,
-                    dir,
-                    gateway_port,
-                },
-                shutdown,
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-            print!("{summary}");
-            Ok(())
-        }
     }
 }
 

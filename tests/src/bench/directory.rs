@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use tracenet_devnet::NodeSpec;
 use tracenet_node::config::Role;
-use tracenet_node::devnet::NodeSpec;
 use tracenet_proto::v1 as pb;
 use tracenet_proto::v1::directory_command::Op;
 

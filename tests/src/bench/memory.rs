@@ -41,7 +41,7 @@ fn node_binary() -> Result<PathBuf, Error> {
     }
     Err(
         "tracenet-node binary not found next to tracenet-bench: build it in the same profile \
-         (cargo build --release -p tracenet-node)"
+         (cargo build --release --bin tracenet-node)"
             .into(),
     )
 }

@@ -30,7 +30,7 @@ fn per_item_ns(n: usize, mut f: impl FnMut(usize) -> Result<(), Error>) -> Resul
 /// Runs the scenario with `n` iterations per figure (`appends` for the audit log).
 pub fn run(n: usize, appends: usize) -> Result<Report, Error> {
     let fra = CountryCode::parse("FRA")?;
-    let policy = Policy::from_toml(tracenet_node::demo::policies::FRA)?;
+    let policy = Policy::from_toml(tracenet_devnet::demo::policies::FRA)?;
     let requester = Requester {
         country: CountryCode::parse("DEU")?,
         regions: vec![],

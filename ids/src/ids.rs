@@ -66,9 +66,14 @@ impl NodeId {
         self.country
     }
 
+    /// The country code as text (the first three characters of the id).
+    pub fn country_str(&self) -> &str {
+        &self.text[..3]
+    }
+
     /// The DNS name in this node's certificate, used to check the server when dialling it.
     pub fn dns_name(&self) -> String {
-        format!("{}.node.tracenet.test", self.text.to_ascii_lowercase())
+        PeerIdentity::Node(self.clone()).dns_name()
     }
 }
 
@@ -106,6 +111,29 @@ impl serde::Serialize for NodeId {
 }
 
 const URI_PREFIX: &str = "spiffe://tracenet/";
+const DNS_SUFFIX: &str = "tracenet.test";
+
+/// Which of a node's three certificates an identity is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IdentityKind {
+    /// The node itself, on the peer API.
+    Node,
+    /// The node's gateway, on its local API.
+    Gateway,
+    /// The node's administrator CLI, on its local API.
+    Admin,
+}
+
+impl IdentityKind {
+    /// The path segment in the identity URI and DNS name, also the certificate file stem.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentityKind::Node => "node",
+            IdentityKind::Gateway => "gateway",
+            IdentityKind::Admin => "admin",
+        }
+    }
+}
 
 /// Who a verified client certificate speaks for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -119,6 +147,15 @@ pub enum PeerIdentity {
 }
 
 impl PeerIdentity {
+    /// The identity of `kind` for node `id`.
+    pub fn new(kind: IdentityKind, id: NodeId) -> PeerIdentity {
+        match kind {
+            IdentityKind::Node => PeerIdentity::Node(id),
+            IdentityKind::Gateway => PeerIdentity::Gateway(id),
+            IdentityKind::Admin => PeerIdentity::Admin(id),
+        }
+    }
+
     /// Parses a `spiffe://tracenet/{node,gateway,admin}/<NODE_ID>` URI.
     pub fn from_uri(uri: &str) -> Result<PeerIdentity, IdError> {
         let bad = || IdError::IdentityUri(uri.chars().take(128).collect());
@@ -133,14 +170,28 @@ impl PeerIdentity {
         }
     }
 
+    /// Which certificate of its node this is.
+    pub fn kind(&self) -> IdentityKind {
+        match self {
+            PeerIdentity::Node(_) => IdentityKind::Node,
+            PeerIdentity::Gateway(_) => IdentityKind::Gateway,
+            PeerIdentity::Admin(_) => IdentityKind::Admin,
+        }
+    }
+
     /// The URI form, as in the certificate.
     pub fn to_uri(&self) -> String {
-        let (kind, id) = match self {
-            PeerIdentity::Node(id) => ("node", id),
-            PeerIdentity::Gateway(id) => ("gateway", id),
-            PeerIdentity::Admin(id) => ("admin", id),
-        };
-        format!("{URI_PREFIX}{kind}/{id}")
+        format!("{URI_PREFIX}{}/{}", self.kind().as_str(), self.node())
+    }
+
+    /// The DNS name in the certificate (e.g. `fra-pol.node.tracenet.test`), what a client
+    /// checks when it dials the holder.
+    pub fn dns_name(&self) -> String {
+        format!(
+            "{}.{}.{DNS_SUFFIX}",
+            self.node().as_str().to_ascii_lowercase(),
+            self.kind().as_str()
+        )
     }
 
     /// The node this identity belongs to.
@@ -271,6 +322,17 @@ mod tests {
             "spiffe://tracenet/admin/KEN-DCI",
         ] {
             assert_eq!(PeerIdentity::from_uri(uri).unwrap().to_uri(), uri);
+        }
+        let gw = PeerIdentity::from_uri("spiffe://tracenet/gateway/DEU-CUS").unwrap();
+        assert_eq!(gw.dns_name(), "deu-cus.gateway.tracenet.test");
+        assert_eq!(gw.kind(), IdentityKind::Gateway);
+        for kind in [
+            IdentityKind::Node,
+            IdentityKind::Gateway,
+            IdentityKind::Admin,
+        ] {
+            let id = PeerIdentity::new(kind, NodeId::parse("KEN-DCI").unwrap());
+            assert_eq!(PeerIdentity::from_uri(&id.to_uri()).unwrap(), id);
         }
         for bad in [
             "spiffe://other/node/FRA-POL",

@@ -1,6 +1,14 @@
 //! A development federation in one process: dev certificates, several nodes on loopback with
-//! their own data directories, each knowing the others as peers. The demo runs on it and the
-//! integration-test harness builds on it; it is never used in production.
+//! their own data directories, each knowing the others as peers, and a gateway for any of them.
+//! The demo ([`demo`]) runs on it and the integration-test harness builds on it; it is never used
+//! in production.
+//!
+//! This crate is where the production node meets the development tooling: it depends on
+//! `tracenet-node`, `tracenet-gateway` and `tracenet-certs`, and holds the `tracenet-node`
+//! binary (the node's production commands plus `demo`), so that the node library itself links
+//! neither the dev PKI nor the web console.
+
+#![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -11,20 +19,21 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use tracenet_proto::v1::node_api_client::NodeApiClient;
 
+pub mod demo;
 mod founding;
 mod gateway;
 
 pub use gateway::DevGateway;
 
-use crate::client::{ClientError, connect_local};
-use crate::config::{
+use tracenet_node::client::{ClientError, connect_local};
+use tracenet_node::config::{
     ClientCertFiles, DirectoryConfig, ListenerConfig, NodeConfig, OutboxConfig, PeerConfig, Role,
     TlsFiles, VoterConfig,
 };
-use crate::ids::NodeId;
-use crate::server::{Listeners, Node, NodeError};
-use crate::tls::{TlsError, TlsMaterial};
-use crate::trace::TraceSettings;
+use tracenet_node::ids::NodeId;
+use tracenet_node::server::{Listeners, Node, NodeError};
+use tracenet_node::tls::{TlsError, TlsMaterial};
+use tracenet_node::trace::TraceSettings;
 
 /// Problems starting a dev federation.
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +46,7 @@ pub enum DevnetError {
     Node(#[from] NodeError),
     /// A bad node id was given.
     #[error(transparent)]
-    Id(#[from] crate::ids::IdError),
+    Id(#[from] tracenet_node::ids::IdError),
     /// TLS material could not be loaded.
     #[error(transparent)]
     Tls(#[from] TlsError),

@@ -10,7 +10,7 @@ use tracenet_gateway::app::system_clock;
 use tracenet_gateway::auth::{Role, random_secret};
 
 use super::{DEMO_NODES, DemoError, check};
-use crate::devnet::{DevFederation, DevGateway, DevnetError};
+use crate::{DevFederation, DevGateway, DevnetError};
 
 /// The demo user's name.
 pub const DEMO_USER: &str = "demo";

@@ -58,7 +58,7 @@ impl DevFederation {
             listen: addr,
             data_dir: data_dir.to_owned(),
             node: NodeLink {
-                node_id: n.id.to_string(),
+                node_id: n.id.clone(),
                 address: n.local_addr.to_string(),
                 ca: self.ca_path(),
                 cert: n.cert_dir.join("gateway.pem"),

@@ -9,8 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use tracenet_devnet::{DevFederation, NodeSpec};
 use tracenet_node::config::Role;
-use tracenet_node::devnet::{DevFederation, NodeSpec};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tracenet-node");
 

@@ -10,9 +10,9 @@ use std::time::Duration;
 use tracenet_proto::v1 as pb;
 
 use super::{DemoError, call, check};
-use crate::country::CountryCode;
-use crate::devnet::DevFederation;
-use crate::sample;
+use crate::DevFederation;
+use tracenet_node::country::CountryCode;
+use tracenet_node::sample;
 
 const FRA: usize = 0;
 const DEU: usize = 1;
@@ -415,9 +415,9 @@ pub fn verify_audit_logs(dir: &Path, out: &mut String) -> Result<(), DemoError> 
         let db = sled::open(&data).map_err(|e| DemoError::Check(format!("{id} data: {e}")))?;
         let key_hex = std::fs::read_to_string(dir.join("certs").join(id).join("signing.pub"))
             .map_err(|e| DemoError::Check(format!("{id} public key: {e}")))?;
-        let key = crate::envelope::parse_public_key(&key_hex)
+        let key = tracenet_node::envelope::parse_public_key(&key_hex)
             .ok_or_else(|| DemoError::Check(format!("{id} public key unreadable")))?;
-        let v = crate::audit::verify(&db, &key)
+        let v = tracenet_node::audit::verify(&db, &key)
             .map_err(|f| DemoError::Check(format!("{id} audit log: {f}")))?;
         let _ = writeln!(
             out,

@@ -10,8 +10,8 @@ use tracenet_proto::v1 as pb;
 use tracenet_proto::v1::directory_command::Op;
 
 use super::{DemoError, call, check};
-use crate::devnet::DevFederation;
-use crate::sample;
+use crate::DevFederation;
+use tracenet_node::sample;
 
 const FRA: usize = 0;
 const ITA: usize = 2;

@@ -9,10 +9,10 @@ use tracenet_proto::v1 as pb;
 use tracenet_proto::v1::directory_command::Op;
 
 use super::{DevFederation, DevnetError};
-use crate::config::Role;
-use crate::envelope::parse_public_key;
-use crate::policy::Policy;
-use crate::tls::fingerprint_of_pem_file;
+use tracenet_node::config::Role;
+use tracenet_node::envelope::parse_public_key;
+use tracenet_node::policy::Policy;
+use tracenet_node::tls::fingerprint_of_pem_file;
 
 /// How long founding steps wait for elections and replication.
 pub const FOUNDING_TIMEOUT: Duration = Duration::from_secs(30);

@@ -9,9 +9,9 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 use tracenet_proto::v1 as pb;
 
-use crate::config::Role;
-use crate::devnet::{DevFederation, DevnetError, NodeSpec};
-use crate::{sample, serial};
+use crate::{DevFederation, DevnetError, NodeSpec};
+use tracenet_node::config::Role;
+use tracenet_node::{sample, serial};
 
 mod directory;
 mod exchange;
