@@ -28,6 +28,7 @@ pub mod ledger;
 pub mod model;
 pub mod peer;
 pub mod policy;
+pub mod routes;
 pub mod sample;
 pub mod serial;
 pub mod server;

@@ -35,6 +35,7 @@ use crate::ids::PeerIdentity;
 use crate::ledger::{Ledger, LedgerError};
 use crate::peer::PeerService;
 use crate::policy::Policy;
+use crate::routes::Routes;
 use crate::store::{RecordStore, SledStore, StoreError};
 use crate::tls::{TlsError, TlsMaterial, install_crypto_provider};
 use crate::transport;
@@ -294,14 +295,15 @@ impl Node {
                 Admission::PeerApi.gated(Some((self.ctx.roster.clone(), false))),
             )
         });
-        let peer_server = builder(peer_cfg)
-            .add_service(health_service.clone())
-            .add_service(peer_svc)
-            .add_optional_service(raft_svc)
-            .serve_with_incoming_shutdown(
-                transport::incoming(listeners.peer, server_tls.clone(), shutdown.clone(), "peer"),
-                shutdown.clone().cancelled_owned(),
-            );
+        let peer_routes = Routes::default()
+            .add(health_service.clone())
+            .add(peer_svc)
+            .add_optional(raft_svc);
+        let peer_server = builder(peer_cfg).serve_with_incoming_shutdown(
+            peer_routes,
+            transport::incoming(listeners.peer, server_tls.clone(), shutdown.clone(), "peer"),
+            shutdown.clone().cancelled_owned(),
+        );
 
         let local_cfg = &self.config.local_api;
         let local_svc = InterceptedService::new(
@@ -310,13 +312,12 @@ impl Node {
                 .max_encoding_message_size(local_cfg.max_message_bytes),
             Admission::LocalApi(node_id.clone()).gated(roster_gate),
         );
-        let local_server = builder(local_cfg)
-            .add_service(health_service)
-            .add_service(local_svc)
-            .serve_with_incoming_shutdown(
-                transport::incoming(listeners.local, server_tls, shutdown.clone(), "local"),
-                shutdown.clone().cancelled_owned(),
-            );
+        let local_routes = Routes::default().add(health_service).add(local_svc);
+        let local_server = builder(local_cfg).serve_with_incoming_shutdown(
+            local_routes,
+            transport::incoming(listeners.local, server_tls, shutdown.clone(), "local"),
+            shutdown.clone().cancelled_owned(),
+        );
 
         let outbox_task = tokio::spawn(delivery::run(
             self.ctx.clone(),
