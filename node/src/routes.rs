@@ -35,7 +35,7 @@ impl std::fmt::Debug for Routes {
 
 impl Routes {
     /// Adds a gRPC service under its own name (`NamedService::NAME`).
-    pub fn add<S, B>(mut self, svc: S) -> Routes
+    pub fn with<S, B>(mut self, svc: S) -> Routes
     where
         S: Service<Request<Body>, Response = Response<B>, Error = Infallible>
             + NamedService
@@ -54,7 +54,7 @@ impl Routes {
     }
 
     /// Adds a service when there is one (the Raft transport runs only on directory members).
-    pub fn add_optional<S, B>(self, svc: Option<S>) -> Routes
+    pub fn with_optional<S, B>(self, svc: Option<S>) -> Routes
     where
         S: Service<Request<Body>, Response = Response<B>, Error = Infallible>
             + NamedService
@@ -67,7 +67,7 @@ impl Routes {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         match svc {
-            Some(svc) => self.add(svc),
+            Some(svc) => self.with(svc),
             None => self,
         }
     }
@@ -134,7 +134,7 @@ mod tests {
 
     #[tokio::test]
     async fn routes_by_service_name_and_refuses_the_rest() {
-        let routes = Routes::default().add(Named("echo"));
+        let routes = Routes::default().with(Named("echo"));
         let r = routes
             .clone()
             .oneshot(request("/test.v1.Echo/Say"))

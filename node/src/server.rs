@@ -296,9 +296,9 @@ impl Node {
             )
         });
         let peer_routes = Routes::default()
-            .add(health_service.clone())
-            .add(peer_svc)
-            .add_optional(raft_svc);
+            .with(health_service.clone())
+            .with(peer_svc)
+            .with_optional(raft_svc);
         let peer_server = builder(peer_cfg).serve_with_incoming_shutdown(
             peer_routes,
             transport::incoming(listeners.peer, server_tls.clone(), shutdown.clone(), "peer"),
@@ -312,7 +312,7 @@ impl Node {
                 .max_encoding_message_size(local_cfg.max_message_bytes),
             Admission::LocalApi(node_id.clone()).gated(roster_gate),
         );
-        let local_routes = Routes::default().add(health_service).add(local_svc);
+        let local_routes = Routes::default().with(health_service).with(local_svc);
         let local_server = builder(local_cfg).serve_with_incoming_shutdown(
             local_routes,
             transport::incoming(listeners.local, server_tls, shutdown.clone(), "local"),
