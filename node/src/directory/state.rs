@@ -13,6 +13,91 @@ use crate::country::CountryCode;
 use crate::ids::NodeId;
 use crate::policy::Policy;
 
+/// Why a directory command is refused. Every replica reaches the same refusal for the same
+/// command and state; it is replicated as its text (the `Display` form). Never retryable as it
+/// is: the command itself, or the writer's standing, must change first.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The command names no operation.
+    #[error("empty command")]
+    Empty,
+    /// The writer or a member's id is not a node id.
+    #[error("{0}")]
+    BadId(String),
+    /// The named node is not a member.
+    #[error("{0} is not a member")]
+    NotMember(String),
+    /// The writer is a member but not active (suspended or revoked).
+    #[error("{node} is {status}")]
+    WriterNotActive {
+        /// The writer.
+        node: String,
+        /// Its status, as the protocol names it.
+        status: &'static str,
+    },
+    /// Only the secretariat may do this.
+    #[error("only the secretariat may do this; {node} is {role}")]
+    NotSecretariat {
+        /// The writer.
+        node: String,
+        /// Its role, as the protocol names it.
+        role: &'static str,
+    },
+    /// Genesis: the first command must be the secretariat admitting itself.
+    #[error("the first member must be the secretariat admitting itself")]
+    Genesis,
+    /// An admitted member's entry is malformed.
+    #[error("{0}")]
+    BadMember(String),
+    /// The member to admit already is one.
+    #[error("{0} is already a member")]
+    AlreadyMember(String),
+    /// The secretariat may not suspend, revoke or demote itself.
+    #[error("the secretariat cannot {0} itself")]
+    SelfTarget(&'static str),
+    /// The member is not in the status the command needs.
+    #[error("{node} is {what}")]
+    WrongStatus {
+        /// The member.
+        node: String,
+        /// What is wrong, e.g. "not active", "already revoked".
+        what: &'static str,
+    },
+    /// The role named is not a known role.
+    #[error("unknown role")]
+    UnknownRole,
+    /// A published list is longer than the directory keeps.
+    #[error("at most {limit} {what}")]
+    TooMany {
+        /// The limit.
+        limit: usize,
+        /// What is listed.
+        what: &'static str,
+    },
+    /// Trace response times are not positive, or urgent is longer than routine.
+    #[error("response times must be positive and urgent no longer than routine")]
+    ResponseTimes,
+    /// The published sharing policy does not parse.
+    #[error("policy: {0}")]
+    BadPolicy(String),
+    /// The policy's owner country is not the writer's.
+    #[error("policy owner_country {owner} is not {writer}'s country")]
+    PolicyOwner {
+        /// The country the policy names.
+        owner: String,
+        /// The writer.
+        writer: String,
+    },
+    /// A policy version must grow.
+    #[error("policy version {version} is not newer than {last}")]
+    PolicyVersion {
+        /// The version published.
+        version: u64,
+        /// The version in force.
+        last: u64,
+    },
+}
+
 /// A command's outcome as replicated: applied, or refused with the reason.
 pub fn apply(state: &mut pb::DirectoryState, cmd: &pb::DirectoryCommand) -> pb::DirectoryResponse {
     match decide(state, cmd) {
@@ -22,7 +107,7 @@ pub fn apply(state: &mut pb::DirectoryState, cmd: &pb::DirectoryCommand) -> pb::
         },
         Err(refusal) => pb::DirectoryResponse {
             applied: false,
-            refusal,
+            refusal: refusal.to_string(),
         },
     }
 }
@@ -38,50 +123,54 @@ fn role(m: &pb::Member) -> pb::MemberRole {
 fn active_member<'a>(
     state: &'a pb::DirectoryState,
     writer: &str,
-) -> Result<&'a pb::Member, String> {
+) -> Result<&'a pb::Member, Refusal> {
     let m = state
         .members
         .get(writer)
-        .ok_or_else(|| format!("{writer} is not a member"))?;
+        .ok_or_else(|| Refusal::NotMember(writer.to_owned()))?;
     match status(m) {
         pb::MemberStatus::Active => Ok(m),
-        other => Err(format!("{writer} is {}", other.as_str_name())),
+        other => Err(Refusal::WriterNotActive {
+            node: writer.to_owned(),
+            status: other.as_str_name(),
+        }),
     }
 }
 
-fn secretariat(state: &pb::DirectoryState, writer: &str) -> Result<(), String> {
+fn secretariat(state: &pb::DirectoryState, writer: &str) -> Result<(), Refusal> {
     let m = active_member(state, writer)?;
     if role(m) == pb::MemberRole::Secretariat {
         Ok(())
     } else {
-        Err(format!(
-            "only the secretariat may do this; {writer} is {}",
-            role(m).as_str_name()
-        ))
+        Err(Refusal::NotSecretariat {
+            node: writer.to_owned(),
+            role: role(m).as_str_name(),
+        })
     }
 }
 
-fn check_member(m: &pb::Member) -> Result<(), String> {
-    let id = NodeId::parse(&m.node_id).map_err(|e| e.to_string())?;
-    let country = CountryCode::parse(&m.country).map_err(|e| e.to_string())?;
+fn check_member(m: &pb::Member) -> Result<(), Refusal> {
+    let bad = |why: String| Err(Refusal::BadMember(why));
+    let id = NodeId::parse(&m.node_id).map_err(|e| Refusal::BadId(e.to_string()))?;
+    let country = CountryCode::parse(&m.country).map_err(|e| Refusal::BadMember(e.to_string()))?;
     if id.country() != country {
-        return Err(format!("{} does not belong to {country}", m.node_id));
+        return bad(format!("{} does not belong to {country}", m.node_id));
     }
     if role(m) == pb::MemberRole::Unspecified {
-        return Err("a member needs a role".into());
+        return bad("a member needs a role".into());
     }
     if m.endpoint.trim().is_empty() || m.endpoint.len() > 255 {
-        return Err("a member needs a peer API endpoint (host:port)".into());
+        return bad("a member needs a peer API endpoint (host:port)".into());
     }
     if m.signing_key.len() != 32 {
-        return Err("signing_key must be a 32-byte Ed25519 public key".into());
+        return bad("signing_key must be a 32-byte Ed25519 public key".into());
     }
     if !m.sealing_key.is_empty() && m.sealing_key.len() != 32 {
-        return Err("sealing_key must be empty or a 32-byte X25519 public key".into());
+        return bad("sealing_key must be empty or a 32-byte X25519 public key".into());
     }
     if m.cert_fingerprint.len() != 64 || !m.cert_fingerprint.bytes().all(|b| b.is_ascii_hexdigit())
     {
-        return Err("cert_fingerprint must be a SHA-256 in hex".into());
+        return bad("cert_fingerprint must be a SHA-256 in hex".into());
     }
     Ok(())
 }
@@ -89,30 +178,36 @@ fn check_member(m: &pb::Member) -> Result<(), String> {
 fn target<'a>(
     state: &'a mut pb::DirectoryState,
     node_id: &str,
-) -> Result<&'a mut pb::Member, String> {
+) -> Result<&'a mut pb::Member, Refusal> {
     state
         .members
         .get_mut(node_id)
-        .ok_or_else(|| format!("{node_id} is not a member"))
+        .ok_or_else(|| Refusal::NotMember(node_id.to_owned()))
 }
 
-fn decide(state: &mut pb::DirectoryState, cmd: &pb::DirectoryCommand) -> Result<(), String> {
+fn decide(state: &mut pb::DirectoryState, cmd: &pb::DirectoryCommand) -> Result<(), Refusal> {
     use pb::directory_command::Op;
-    let writer = NodeId::parse(&cmd.writer).map_err(|e| e.to_string())?;
+    let writer = NodeId::parse(&cmd.writer).map_err(|e| Refusal::BadId(e.to_string()))?;
     let w = writer.as_str();
-    let op = cmd.op.as_ref().ok_or("empty command")?;
+    let op = cmd.op.as_ref().ok_or(Refusal::Empty)?;
+    let wrong = |node: &str, what: &'static str| {
+        Err(Refusal::WrongStatus {
+            node: node.to_owned(),
+            what,
+        })
+    };
     match op {
         Op::Admit(m) => {
             if state.members.is_empty() {
                 if m.node_id != w || role(m) != pb::MemberRole::Secretariat {
-                    return Err("the first member must be the secretariat admitting itself".into());
+                    return Err(Refusal::Genesis);
                 }
             } else {
                 secretariat(state, w)?;
             }
             check_member(m)?;
             if state.members.contains_key(&m.node_id) {
-                return Err(format!("{} is already a member", m.node_id));
+                return Err(Refusal::AlreadyMember(m.node_id.clone()));
             }
             let mut m = m.clone();
             m.status = pb::MemberStatus::Active as i32;
@@ -121,11 +216,11 @@ fn decide(state: &mut pb::DirectoryState, cmd: &pb::DirectoryCommand) -> Result<
         Op::Suspend(s) => {
             secretariat(state, w)?;
             if s.node_id == w {
-                return Err("the secretariat cannot suspend itself".into());
+                return Err(Refusal::SelfTarget("suspend"));
             }
             let t = target(state, &s.node_id)?;
             if status(t) != pb::MemberStatus::Active {
-                return Err(format!("{} is not active", s.node_id));
+                return wrong(&s.node_id, "not active");
             }
             t.status = pb::MemberStatus::Suspended as i32;
         }
@@ -133,18 +228,18 @@ fn decide(state: &mut pb::DirectoryState, cmd: &pb::DirectoryCommand) -> Result<
             secretariat(state, w)?;
             let t = target(state, &s.node_id)?;
             if status(t) != pb::MemberStatus::Suspended {
-                return Err(format!("{} is not suspended", s.node_id));
+                return wrong(&s.node_id, "not suspended");
             }
             t.status = pb::MemberStatus::Active as i32;
         }
         Op::Revoke(s) => {
             secretariat(state, w)?;
             if s.node_id == w {
-                return Err("the secretariat cannot revoke itself".into());
+                return Err(Refusal::SelfTarget("revoke"));
             }
             let t = target(state, &s.node_id)?;
             if status(t) == pb::MemberStatus::Revoked {
-                return Err(format!("{} is already revoked", s.node_id));
+                return wrong(&s.node_id, "already revoked");
             }
             t.status = pb::MemberStatus::Revoked as i32;
             let fingerprint = t.cert_fingerprint.clone();
@@ -159,42 +254,42 @@ fn decide(state: &mut pb::DirectoryState, cmd: &pb::DirectoryCommand) -> Result<
             secretariat(state, w)?;
             let new = pb::MemberRole::try_from(r.role).unwrap_or(pb::MemberRole::Unspecified);
             if new == pb::MemberRole::Unspecified {
-                return Err("unknown role".into());
+                return Err(Refusal::UnknownRole);
             }
             if r.node_id == w && new != pb::MemberRole::Secretariat {
-                return Err("the secretariat cannot demote itself".into());
+                return Err(Refusal::SelfTarget("demote"));
             }
             let t = target(state, &r.node_id)?;
             if status(t) == pb::MemberStatus::Revoked {
-                return Err(format!("{} is revoked", r.node_id));
+                return wrong(&r.node_id, "revoked");
             }
             t.role = new as i32;
         }
         Op::PublishContacts(c) => {
             active_member(state, w)?;
             if c.contacts.len() > 50 {
-                return Err("at most 50 contact points".into());
+                return Err(Refusal::TooMany {
+                    limit: 50,
+                    what: "contact points",
+                });
             }
             state.entries.entry(w.to_owned()).or_default().contacts = c.contacts.clone();
         }
         Op::PublishTraceSettings(t) => {
             active_member(state, w)?;
             if t.routine_days == 0 || t.urgent_days == 0 || t.urgent_days > t.routine_days {
-                return Err(
-                    "response times must be positive and urgent no longer than routine".into(),
-                );
+                return Err(Refusal::ResponseTimes);
             }
             state.entries.entry(w.to_owned()).or_default().trace = Some(t.clone());
         }
         Op::PublishPolicy(p) => {
             active_member(state, w)?;
-            let parsed = Policy::parse(p.clone()).map_err(|e| format!("policy: {e}"))?;
+            let parsed = Policy::parse(p.clone()).map_err(|e| Refusal::BadPolicy(e.to_string()))?;
             if parsed.owner() != writer.country() {
-                return Err(format!(
-                    "policy owner_country {} is not {}'s country",
-                    parsed.owner(),
-                    w
-                ));
+                return Err(Refusal::PolicyOwner {
+                    owner: parsed.owner().to_string(),
+                    writer: w.to_owned(),
+                });
             }
             let entries = state.entries.entry(w.to_owned()).or_default();
             let last = entries
@@ -203,10 +298,10 @@ fn decide(state: &mut pb::DirectoryState, cmd: &pb::DirectoryCommand) -> Result<
                 .and_then(|p| p.policy.as_ref())
                 .map_or(0, |p| p.version);
             if p.version <= last {
-                return Err(format!(
-                    "policy version {} is not newer than {last}",
-                    p.version
-                ));
+                return Err(Refusal::PolicyVersion {
+                    version: p.version,
+                    last,
+                });
             }
             entries.policies.push(pb::PublishedPolicy {
                 policy: Some(p.clone()),
@@ -216,7 +311,10 @@ fn decide(state: &mut pb::DirectoryState, cmd: &pb::DirectoryCommand) -> Result<
         Op::PublishMarkingPractices(m) => {
             active_member(state, w)?;
             if m.practices.len() > 500 {
-                return Err("at most 500 marking practices".into());
+                return Err(Refusal::TooMany {
+                    limit: 500,
+                    what: "marking practices",
+                });
             }
             state
                 .entries
