@@ -87,38 +87,42 @@ pub enum DirectoryCommand {
         file: PathBuf,
     },
     /// Secretariat: admit a member from its node certificate and signing key.
-    Admit {
-        /// The secretariat node's TOML configuration.
-        #[arg(long)]
-        config: PathBuf,
-        /// Admit the secretariat node itself (founding the directory).
-        #[arg(long = "self", conflicts_with_all = ["cert", "signing_key", "endpoint"])]
-        itself: bool,
-        /// The member's node certificate (PEM); its identity and fingerprint are read from it.
-        #[arg(long, required_unless_present = "itself")]
-        cert: Option<PathBuf>,
-        /// The member's Ed25519 public key: 64 hex digits, or a file holding them.
-        #[arg(long, required_unless_present = "itself")]
-        signing_key: Option<String>,
-        /// host:port of the member's peer API.
-        #[arg(long, required_unless_present = "itself")]
-        endpoint: Option<String>,
-        /// national, hub or secretariat.
-        #[arg(long, default_value = "national")]
-        role: String,
-        /// The member's organisation.
-        #[arg(long, default_value = "")]
-        organisation: String,
-        /// Regions the member belongs to (repeatable).
-        #[arg(long = "region")]
-        regions: Vec<String>,
-    },
+    Admit(AdmitArgs),
     /// Secretariat: suspend a member (its calls are refused until reinstated).
     Suspend(StatusArgs),
     /// Secretariat: reinstate a suspended member.
     Reinstate(StatusArgs),
     /// Secretariat: revoke a member and its certificate (final).
     Revoke(StatusArgs),
+}
+
+/// Arguments of `admit`.
+#[derive(Debug, clap::Args)]
+pub struct AdmitArgs {
+    /// The secretariat node's TOML configuration.
+    #[arg(long)]
+    config: PathBuf,
+    /// Admit the secretariat node itself (founding the directory).
+    #[arg(long = "self", conflicts_with_all = ["cert", "signing_key", "endpoint"])]
+    itself: bool,
+    /// The member's node certificate (PEM); its identity and fingerprint are read from it.
+    #[arg(long, required_unless_present = "itself")]
+    cert: Option<PathBuf>,
+    /// The member's Ed25519 public key: 64 hex digits, or a file holding them.
+    #[arg(long, required_unless_present = "itself")]
+    signing_key: Option<String>,
+    /// host:port of the member's peer API.
+    #[arg(long, required_unless_present = "itself")]
+    endpoint: Option<String>,
+    /// national, hub or secretariat.
+    #[arg(long, default_value = "national")]
+    role: String,
+    /// The member's organisation.
+    #[arg(long, default_value = "")]
+    organisation: String,
+    /// Regions the member belongs to (repeatable).
+    #[arg(long = "region")]
+    regions: Vec<String>,
 }
 
 /// Arguments of suspend, reinstate and revoke.
@@ -209,179 +213,31 @@ pub async fn run(command: DirectoryCommand) -> Result<(), String> {
         DirectoryCommand::Show {
             config,
             linearizable,
-        } => {
-            let v = view(&config, linearizable).await?;
-            let s = state(&v);
-            println!(
-                "leader: {}\nterm: {}\nvoters: {}\nlearners: {}\napplied index: {}\nsnapshot index: {}\nmembers: {}\nrevocations: {}",
-                if v.leader.is_empty() {
-                    "none known"
-                } else {
-                    &v.leader
-                },
-                v.term,
-                v.voters.join(", "),
-                v.learners.join(", "),
-                v.applied_index,
-                v.snapshot_index,
-                s.members.len(),
-                s.revocations.len()
-            );
-            Ok(())
-        }
-        DirectoryCommand::Members { config } => {
-            let s = state(&view(&config, false).await?);
-            println!(
-                "{:<10} {:<12} {:<10} {:<24} regions / organisation",
-                "node", "role", "status", "endpoint"
-            );
-            let mut members: Vec<_> = s.members.values().collect();
-            members.sort_by(|a, b| a.node_id.cmp(&b.node_id));
-            for m in members {
-                let role = pb::MemberRole::try_from(m.role).unwrap_or_default();
-                let status = pb::MemberStatus::try_from(m.status).unwrap_or_default();
-                println!(
-                    "{:<10} {:<12} {:<10} {:<24} [{}] {}",
-                    m.node_id,
-                    enum_name(role.as_str_name(), "MEMBER_ROLE_"),
-                    enum_name(status.as_str_name(), "MEMBER_STATUS_"),
-                    m.endpoint,
-                    m.regions.join(","),
-                    m.organisation
-                );
-            }
-            Ok(())
-        }
-        DirectoryCommand::Contacts { config, country } => {
-            let country = country
-                .map(|c| CountryCode::parse(&c).map_err(|e| e.to_string()))
-                .transpose()?;
-            let s = state(&view(&config, false).await?);
-            let mut nodes: Vec<_> = s
-                .entries
-                .iter()
-                .filter(|(n, _)| in_country(n, country))
-                .collect();
-            nodes.sort_by(|a, b| a.0.cmp(b.0));
-            for (node, e) in nodes {
-                println!("{node}");
-                if let Some(t) = &e.trace {
-                    println!(
-                        "  trace requests: routine {} days, urgent {} days, escalation: {}",
-                        t.routine_days, t.urgent_days, t.escalation_contact
-                    );
-                }
-                for c in &e.contacts {
-                    println!(
-                        "  {}: {} <{}> {} [{}] {}",
-                        c.function,
-                        c.organisation,
-                        c.email,
-                        c.phone,
-                        c.languages.join(","),
-                        c.working_hours
-                    );
-                }
-            }
-            Ok(())
-        }
+        } => show(&config, linearizable).await,
+        DirectoryCommand::Members { config } => members(&config).await,
+        DirectoryCommand::Contacts { config, country } => contacts(&config, country).await,
         DirectoryCommand::Policy {
             config,
             country,
             history,
-        } => {
-            let c = CountryCode::parse(&country).map_err(|e| e.to_string())?;
-            let s = state(&view(&config, false).await?);
-            let mut found = false;
-            for (node, e) in s.entries.iter().filter(|(n, _)| in_country(n, Some(c))) {
-                let shown: Vec<_> = if history {
-                    e.policies.iter().collect()
-                } else {
-                    e.policies.last().into_iter().collect()
-                };
-                for p in shown {
-                    found = true;
-                    let json = serde_json::to_string_pretty(p).map_err(|e| e.to_string())?;
-                    println!("# {node}\n{json}");
-                }
-            }
-            if found {
-                Ok(())
-            } else {
-                Err(format!("no member of {c} has published a sharing policy"))
-            }
-        }
+        } => policy(&config, &country, history).await,
         DirectoryCommand::PublishContacts { config, file } => {
-            let contacts: pb::ContactPoints =
-                toml::from_str(&read(&file)?).map_err(|e| format!("{}: {e}", file.display()))?;
+            let contacts: pb::ContactPoints = parse_toml(&file)?;
             propose(&config, Op::PublishContacts(contacts)).await
         }
-        DirectoryCommand::PublishTrace { config } => {
-            let cfg = NodeConfig::load(&config).map_err(|e| e.to_string())?;
-            propose(
-                &config,
-                Op::PublishTraceSettings(pb::TraceServiceSettings {
-                    routine_days: cfg.trace.routine_days,
-                    urgent_days: cfg.trace.urgent_days,
-                    escalation_contact: cfg.trace.escalation_contact.clone(),
-                }),
-            )
-            .await
-        }
+        DirectoryCommand::PublishTrace { config } => publish_trace(&config).await,
         DirectoryCommand::PublishPolicy { config, file } => {
             let policy =
                 Policy::from_toml(&read(&file)?).map_err(|e| format!("{}: {e}", file.display()))?;
             propose(&config, Op::PublishPolicy(policy.source().clone())).await
         }
         DirectoryCommand::PublishMarking { config, file } => {
-            let practices: pb::MarkingPractices =
-                toml::from_str(&read(&file)?).map_err(|e| format!("{}: {e}", file.display()))?;
+            let practices: pb::MarkingPractices = parse_toml(&file)?;
             propose(&config, Op::PublishMarkingPractices(practices)).await
         }
-        DirectoryCommand::Admit {
-            config,
-            itself,
-            cert,
-            signing_key,
-            endpoint,
-            role: r,
-            organisation,
-            regions,
-        } => {
-            let role = role(&r)?;
-            let member = if itself {
-                let cfg = NodeConfig::load(&config).map_err(|e| e.to_string())?;
-                pb::Member {
-                    node_id: cfg.node_id.to_string(),
-                    role: role as i32,
-                    organisation,
-                    regions,
-                    ..Default::default()
-                }
-            } else {
-                let cert = cert.ok_or("--cert is required")?;
-                let node = identity_of_pem_file(&cert).map_err(|e| e.to_string())?;
-                let key_text = signing_key.ok_or("--signing-key is required")?;
-                let key_hex = if Path::new(&key_text).is_file() {
-                    read(Path::new(&key_text))?
-                } else {
-                    key_text
-                };
-                pb::Member {
-                    node_id: node.to_string(),
-                    country: node.country().to_string(),
-                    organisation,
-                    role: role as i32,
-                    endpoint: endpoint.ok_or("--endpoint is required")?,
-                    cert_fingerprint: fingerprint_of_pem_file(&cert).map_err(|e| e.to_string())?,
-                    signing_key: parse_public_key(&key_hex)
-                        .ok_or("--signing-key is not 64 hexadecimal digits")?,
-                    sealing_key: Vec::new(),
-                    status: 0,
-                    regions,
-                }
-            };
-            propose(&config, Op::Admit(member)).await
+        DirectoryCommand::Admit(a) => {
+            let member = admitted_member(&a)?;
+            propose(&a.config, Op::Admit(member)).await
         }
         DirectoryCommand::Suspend(a) => propose(&a.config, Op::Suspend(status_change(&a)?)).await,
         DirectoryCommand::Reinstate(a) => {
@@ -389,6 +245,167 @@ pub async fn run(command: DirectoryCommand) -> Result<(), String> {
         }
         DirectoryCommand::Revoke(a) => propose(&a.config, Op::Revoke(status_change(&a)?)).await,
     }
+}
+
+fn parse_toml<T: serde::de::DeserializeOwned>(file: &Path) -> Result<T, String> {
+    toml::from_str(&read(file)?).map_err(|e| format!("{}: {e}", file.display()))
+}
+
+/// `directory show`: leader, term, voters, learners, indexes and counts.
+async fn show(config: &Path, linearizable: bool) -> Result<(), String> {
+    let v = view(config, linearizable).await?;
+    let s = state(&v);
+    println!(
+        "leader: {}\nterm: {}\nvoters: {}\nlearners: {}\napplied index: {}\nsnapshot index: {}\nmembers: {}\nrevocations: {}",
+        if v.leader.is_empty() {
+            "none known"
+        } else {
+            &v.leader
+        },
+        v.term,
+        v.voters.join(", "),
+        v.learners.join(", "),
+        v.applied_index,
+        v.snapshot_index,
+        s.members.len(),
+        s.revocations.len()
+    );
+    Ok(())
+}
+
+/// `directory members`: one line per member, sorted by node id.
+async fn members(config: &Path) -> Result<(), String> {
+    let s = state(&view(config, false).await?);
+    println!(
+        "{:<10} {:<12} {:<10} {:<24} regions / organisation",
+        "node", "role", "status", "endpoint"
+    );
+    let mut members: Vec<_> = s.members.values().collect();
+    members.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+    for m in members {
+        let role = pb::MemberRole::try_from(m.role).unwrap_or_default();
+        let status = pb::MemberStatus::try_from(m.status).unwrap_or_default();
+        println!(
+            "{:<10} {:<12} {:<10} {:<24} [{}] {}",
+            m.node_id,
+            enum_name(role.as_str_name(), "MEMBER_ROLE_"),
+            enum_name(status.as_str_name(), "MEMBER_STATUS_"),
+            m.endpoint,
+            m.regions.join(","),
+            m.organisation
+        );
+    }
+    Ok(())
+}
+
+/// `directory contacts`: trace settings and contact points, per node.
+async fn contacts(config: &Path, country: Option<String>) -> Result<(), String> {
+    let country = country
+        .map(|c| CountryCode::parse(&c).map_err(|e| e.to_string()))
+        .transpose()?;
+    let s = state(&view(config, false).await?);
+    let mut nodes: Vec<_> = s
+        .entries
+        .iter()
+        .filter(|(n, _)| in_country(n, country))
+        .collect();
+    nodes.sort_by(|a, b| a.0.cmp(b.0));
+    for (node, e) in nodes {
+        println!("{node}");
+        if let Some(t) = &e.trace {
+            println!(
+                "  trace requests: routine {} days, urgent {} days, escalation: {}",
+                t.routine_days, t.urgent_days, t.escalation_contact
+            );
+        }
+        for c in &e.contacts {
+            println!(
+                "  {}: {} <{}> {} [{}] {}",
+                c.function,
+                c.organisation,
+                c.email,
+                c.phone,
+                c.languages.join(","),
+                c.working_hours
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `directory policy`: the policy in force (or every version) of a country's members, as JSON.
+async fn policy(config: &Path, country: &str, history: bool) -> Result<(), String> {
+    let c = CountryCode::parse(country).map_err(|e| e.to_string())?;
+    let s = state(&view(config, false).await?);
+    let mut found = false;
+    for (node, e) in s.entries.iter().filter(|(n, _)| in_country(n, Some(c))) {
+        let shown: Vec<_> = if history {
+            e.policies.iter().collect()
+        } else {
+            e.policies.last().into_iter().collect()
+        };
+        for p in shown {
+            found = true;
+            let json = serde_json::to_string_pretty(p).map_err(|e| e.to_string())?;
+            println!("# {node}\n{json}");
+        }
+    }
+    if found {
+        Ok(())
+    } else {
+        Err(format!("no member of {c} has published a sharing policy"))
+    }
+}
+
+/// `directory publish-trace`: this node's `[trace]` settings.
+async fn publish_trace(config: &Path) -> Result<(), String> {
+    let cfg = NodeConfig::load(config).map_err(|e| e.to_string())?;
+    propose(
+        config,
+        Op::PublishTraceSettings(pb::TraceServiceSettings {
+            routine_days: cfg.trace.routine_days,
+            urgent_days: cfg.trace.urgent_days,
+            escalation_contact: cfg.trace.escalation_contact.clone(),
+        }),
+    )
+    .await
+}
+
+/// The member an `admit` proposes: the secretariat itself, or a node read from its certificate
+/// and signing key.
+fn admitted_member(a: &AdmitArgs) -> Result<pb::Member, String> {
+    let role = role(&a.role)?;
+    if a.itself {
+        let cfg = NodeConfig::load(&a.config).map_err(|e| e.to_string())?;
+        return Ok(pb::Member {
+            node_id: cfg.node_id.to_string(),
+            role: role as i32,
+            organisation: a.organisation.clone(),
+            regions: a.regions.clone(),
+            ..Default::default()
+        });
+    }
+    let cert = a.cert.as_ref().ok_or("--cert is required")?;
+    let node = identity_of_pem_file(cert).map_err(|e| e.to_string())?;
+    let key_text = a.signing_key.clone().ok_or("--signing-key is required")?;
+    let key_hex = if Path::new(&key_text).is_file() {
+        read(Path::new(&key_text))?
+    } else {
+        key_text
+    };
+    Ok(pb::Member {
+        node_id: node.to_string(),
+        country: node.country().to_string(),
+        organisation: a.organisation.clone(),
+        role: role as i32,
+        endpoint: a.endpoint.clone().ok_or("--endpoint is required")?,
+        cert_fingerprint: fingerprint_of_pem_file(cert).map_err(|e| e.to_string())?,
+        signing_key: parse_public_key(&key_hex)
+            .ok_or("--signing-key is not 64 hexadecimal digits")?,
+        sealing_key: Vec::new(),
+        status: 0,
+        regions: a.regions.clone(),
+    })
 }
 
 fn status_change(a: &StatusArgs) -> Result<pb::StatusChange, String> {
