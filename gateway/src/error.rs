@@ -129,9 +129,3 @@ impl From<crate::store::StoreError> for GatewayError {
         }
     }
 }
-
-impl From<tonic::Status> for GatewayError {
-    fn from(s: tonic::Status) -> Self {
-        crate::node::from_status(s)
-    }
-}

@@ -89,6 +89,13 @@ impl NodeLink {
     }
 }
 
+// Lives here, beside the node client, so that `error` depends on nothing above it.
+impl From<tonic::Status> for GatewayError {
+    fn from(s: tonic::Status) -> Self {
+        from_status(s)
+    }
+}
+
 /// Converts a node status into the gateway's error, keeping every field problem the node listed.
 pub fn from_status(s: tonic::Status) -> GatewayError {
     use tonic::Code;
