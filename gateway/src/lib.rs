@@ -28,6 +28,7 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod charts;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod i18n;
