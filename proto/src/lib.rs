@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod files;
+pub mod stored;
 
 /// Version 1 of the tracenet protocol.
 #[allow(
