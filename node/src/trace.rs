@@ -261,7 +261,10 @@ mod tests {
         let r = received(&req, &from, 10, "desk");
         assert_eq!(r.request.as_ref(), Some(&req));
         assert_eq!(r.status, S::Acknowledged as i32);
-        assert_eq!((r.direction.as_str(), r.counterpart_node.as_str()), (INCOMING, "FRA-POL"));
+        assert_eq!(
+            (r.direction.as_str(), r.counterpart_node.as_str()),
+            (INCOMING, "FRA-POL")
+        );
         assert_eq!(r.escalation_contact, "desk");
         let steps: Vec<(i32, i64, &str)> = r
             .history

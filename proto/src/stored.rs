@@ -119,7 +119,10 @@ mod tests {
         let bytes = encode(&record());
         assert_eq!(bytes[0], FORMAT_V1);
         assert_eq!(decode::<pb::StoredRecord>(&bytes).unwrap(), record());
-        assert_eq!(body(&bytes).unwrap(), prost::Message::encode_to_vec(&record()));
+        assert_eq!(
+            body(&bytes).unwrap(),
+            prost::Message::encode_to_vec(&record())
+        );
         assert_eq!(frame(body(&bytes).unwrap()), bytes);
         // The empty message is one byte, and still decodes.
         assert_eq!(encode(&pb::StoredRecord::default()), vec![FORMAT_V1]);

@@ -52,9 +52,15 @@ fn entries_are_ordered_by_sequence_number(s: &impl AuditStorage) {
     // A value stored again under the same number replaces the old one.
     s.put_entries(&[(2, b"B".to_vec())]).unwrap();
     let values: Vec<Vec<u8>> = s.entries_from(0).map(|e| e.unwrap().1).collect();
-    assert_eq!(values, vec![b"a".to_vec(), b"B".to_vec(), b"c".to_vec(), b"d".to_vec()]);
+    assert_eq!(
+        values,
+        vec![b"a".to_vec(), b"B".to_vec(), b"c".to_vec(), b"d".to_vec()]
+    );
     // The listing is lazy: taking the first entry reads no further.
-    assert_eq!(s.entries_from(2).next().unwrap().unwrap(), (2, b"B".to_vec()));
+    assert_eq!(
+        s.entries_from(2).next().unwrap().unwrap(),
+        (2, b"B".to_vec())
+    );
     s.flush().unwrap();
 }
 
@@ -64,7 +70,10 @@ fn checkpoints_are_ordered_by_sequence_number(s: &impl AuditStorage) {
     s.put_checkpoint(1024, b"1024".to_vec()).unwrap();
     assert_eq!(s.last_checkpoint_seq().unwrap(), Some(1024));
     let values: Vec<Vec<u8>> = s.checkpoints().map(Result::unwrap).collect();
-    assert_eq!(values, vec![b"64".to_vec(), b"128".to_vec(), b"1024".to_vec()]);
+    assert_eq!(
+        values,
+        vec![b"64".to_vec(), b"128".to_vec(), b"1024".to_vec()]
+    );
     // Checkpoints and entries are kept apart.
     assert_eq!(s.last_entry().unwrap(), None);
 }
@@ -96,7 +105,10 @@ fn a_log_over_the_storage_chains_resumes_and_verifies<S: AuditStorage>(s: S) {
     let s = Arc::new(s);
     let key = signing_key();
     let log = AuditLog::with_storage(s.clone(), key.clone()).unwrap();
-    assert_eq!(log.append(vec![event(1), event(2)], 10).unwrap(), vec![1, 2]);
+    assert_eq!(
+        log.append(vec![event(1), event(2)], 10).unwrap(),
+        vec![1, 2]
+    );
     for i in 3..=70 {
         log.append(vec![event(i)], i as i64).unwrap();
     }
@@ -127,7 +139,10 @@ fn a_log_over_the_storage_chains_resumes_and_verifies<S: AuditStorage>(s: S) {
     assert_eq!(log.list("", "", 69, 10).unwrap().len(), 2);
     assert!(log.list("", "", u64::MAX, 10).unwrap().is_empty());
     let first = &log.list("", "", 0, 1).unwrap()[0];
-    assert_eq!((first.seq, first.at, first.request_id.as_str()), (1, 10, "req-1"));
+    assert_eq!(
+        (first.seq, first.at, first.request_id.as_str()),
+        (1, 10, "req-1")
+    );
     assert_eq!(first.prev_hash, vec![0; 32]);
 }
 

@@ -29,9 +29,9 @@ use tracenet_proto::stored;
 use tracenet_proto::v1 as pb;
 
 use super::codec::{
-    entry_from_pb, entry_to_pb, log_id_from_pb, log_id_to_pb,
-    opt_log_id_from_pb, opt_log_id_to_pb, snapshot_meta_from_pb, stored_membership_from_pb,
-    stored_membership_to_pb, vote_from_pb, vote_to_pb,
+    entry_from_pb, entry_to_pb, log_id_from_pb, log_id_to_pb, opt_log_id_from_pb, opt_log_id_to_pb,
+    snapshot_meta_from_pb, stored_membership_from_pb, stored_membership_to_pb, vote_from_pb,
+    vote_to_pb,
 };
 use super::state;
 use super::types::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig, Vote};

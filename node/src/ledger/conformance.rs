@@ -158,7 +158,10 @@ fn a_refused_update_changes_nothing(s: &impl LedgerStorage) {
             Err(LedgerError::Conflict("refused".into()))
         })
         .unwrap_err();
-    assert!(matches!(err, LedgerError::Conflict(ref m) if m == "refused"), "{err}");
+    assert!(
+        matches!(err, LedgerError::Conflict(ref m) if m == "refused"),
+        "{err}"
+    );
     assert_eq!(
         s.trace("incoming", "t1").unwrap(),
         Some(record("incoming", "t1", 1))
@@ -235,8 +238,11 @@ fn disclosures_are_listed_per_record_once_per_peer(s: &impl LedgerStorage) {
 
 fn a_withdrawal_queues_its_retractions(s: &impl LedgerStorage) {
     assert!(!s.is_withdrawn("r1").unwrap());
-    s.withdraw("r1", &[item("retract:r1:DEU-CUS"), item("retract:r1:ITA-POL")])
-        .unwrap();
+    s.withdraw(
+        "r1",
+        &[item("retract:r1:DEU-CUS"), item("retract:r1:ITA-POL")],
+    )
+    .unwrap();
     s.withdraw("r2", &[]).unwrap();
     assert!(s.is_withdrawn("r1").unwrap());
     assert!(s.is_withdrawn("r2").unwrap());

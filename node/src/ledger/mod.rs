@@ -25,10 +25,10 @@ use std::cell::RefCell;
 
 use tracenet_proto::v1 as pb;
 
+pub use crate::trace::{INCOMING, OUTGOING};
 pub use outbox::Delivered;
 pub use sled_storage::SledLedgerStorage;
 pub use storage::{LedgerStorage, TraceUpdate};
-pub use crate::trace::{INCOMING, OUTGOING};
 
 /// Ledger failures. None mentions the storage engine: its errors arrive as text in [`Engine`].
 ///

@@ -194,7 +194,10 @@ mod tests {
         assert_eq!(l.next_due_ms().unwrap(), Some(1));
         l.failed(&retract("b", 1), "refused", None).unwrap();
         assert_eq!(l.next_due_ms().unwrap(), Some(5));
-        assert_eq!((l.pending().unwrap(), l.outbox_items().unwrap().len()), (2, 3));
+        assert_eq!(
+            (l.pending().unwrap(), l.outbox_items().unwrap().len()),
+            (2, 3)
+        );
         l.delivered("a", Delivered::Nothing, 6).unwrap();
         assert_eq!(ids(l.outbox_items().unwrap()), vec!["b", "c"]);
     }

@@ -141,12 +141,7 @@ impl SledStore {
 
     /// A store in a temporary directory that disappears when dropped (tests).
     pub fn temporary() -> Result<SledStore, StoreError> {
-        Self::with_db(
-            sled::Config::new()
-                .temporary(true)
-                .open()
-                .map_err(engine)?,
-        )
+        Self::with_db(sled::Config::new().temporary(true).open().map_err(engine)?)
     }
 
     fn with_db(db: sled::Db) -> Result<SledStore, StoreError> {
