@@ -48,6 +48,13 @@ pub enum AuditError {
     Corrupt(u64),
 }
 
+impl AuditError {
+    /// Whether retrying the same call could succeed: only after an engine failure.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, AuditError::Engine(_))
+    }
+}
+
 /// What happened, for one entry (the log adds sequence, time and chain link).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Event {

@@ -147,14 +147,7 @@ fn a_refused_update_changes_nothing(s: &impl LedgerStorage) {
     s.put_outbox(&[item("keep")]).unwrap();
     let err = s
         .update_trace("incoming", "t1", &|current| {
-            let mut rec = current.unwrap();
-            rec.delivery_error = "changed".into();
-            // A decision that fails after preparing writes: none of them may land.
-            let _would_write = TraceUpdate {
-                trace: Some(rec),
-                outbox_put: vec![item("new")],
-                outbox_remove: vec!["keep".into()],
-            };
+            assert!(current.is_some());
             Err(LedgerError::Conflict("refused".into()))
         })
         .unwrap_err();
@@ -162,6 +155,7 @@ fn a_refused_update_changes_nothing(s: &impl LedgerStorage) {
         matches!(err, LedgerError::Conflict(ref m) if m == "refused"),
         "{err}"
     );
+    assert!(!err.is_retryable());
     assert_eq!(
         s.trace("incoming", "t1").unwrap(),
         Some(record("incoming", "t1", 1))

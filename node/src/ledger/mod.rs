@@ -49,6 +49,13 @@ pub enum LedgerError {
     Conflict(String),
 }
 
+impl LedgerError {
+    /// Whether retrying the same call could succeed: only after an engine failure.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, LedgerError::Engine(_))
+    }
+}
+
 /// The exchange ledger, over any [`LedgerStorage`].
 #[derive(Debug)]
 pub struct Ledger {
