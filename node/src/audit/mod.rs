@@ -131,7 +131,7 @@ impl AuditLog {
                 let prev = decode(seq, &v)?.prev_hash;
                 let prev: [u8; 32] = prev.try_into().map_err(|_| AuditError::Corrupt(seq))?;
                 Head {
-                    next_seq: seq + 1,
+                    next_seq: seq.checked_add(1).ok_or(AuditError::Corrupt(seq))?,
                     last_hash: chain(&prev, body),
                     since_checkpoint: seq - last_cp.min(seq),
                 }
