@@ -1,8 +1,9 @@
 //! The gateway's own small store (sled): users, sessions, API tokens and the access log of who
 //! viewed or exported what. Records never live here; they stay on the node.
 //!
-//! Every value is one format byte followed by JSON, so the encoding can change later without
-//! misreading old data (an unknown format byte is an error, never a guess). Secrets are stored
+//! Every value is one format byte followed by JSON (the shared versioned codec,
+//! [`tracenet_proto::stored`], that the node uses for its protobuf values), so the encoding can
+//! change later without misreading old data (an unknown format byte is an error, never a guess). Secrets are stored
 //! only as what verifies them: argon2 hashes of passwords, SHA-256 of session ids and tokens.
 //! Anything a caller is told was saved (a user, a token, an access-log entry) is flushed first.
 //! Flushes are group-committed: one runs at a time and covers every write made before it began,
@@ -12,19 +13,18 @@
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use tracenet_proto::stored;
 
 use crate::auth::Role;
 use crate::i18n::Lang;
 
-/// The on-disk format byte of every value.
-const FORMAT: u8 = 1;
-
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// sled failed (disk full, I/O error). Retrying may help once the cause is fixed.
+    /// The storage engine failed (disk full, I/O error), with its message. Retrying may help
+    /// once the cause is fixed.
     #[error("gateway store: {0}")]
-    Engine(#[from] sled::Error),
+    Engine(String),
     /// A value could not be decoded (corruption or a newer format). Not retryable.
     #[error("gateway store holds an unreadable value: {0}")]
     Corrupt(String),
@@ -117,20 +117,19 @@ pub struct GatewayStore {
     access: sled::Tree,
 }
 
+/// sled's errors stop at this module, as text: callers never see the engine's types.
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> StoreError {
+        StoreError::Engine(e.to_string())
+    }
+}
+
 fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
-    let mut out = vec![FORMAT];
-    serde_json::to_writer(&mut out, v).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    Ok(out)
+    stored::encode_json(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
-    match bytes.split_first() {
-        Some((&FORMAT, rest)) => {
-            serde_json::from_slice(rest).map_err(|e| StoreError::Corrupt(e.to_string()))
-        }
-        Some((v, _)) => Err(StoreError::Corrupt(format!("unknown format {v}"))),
-        None => Err(StoreError::Corrupt("empty value".into())),
-    }
+    stored::decode_json(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// SHA-256 of a secret, as the store keys it.
@@ -410,6 +409,15 @@ mod tests {
             .await
             .expect("concurrent flushes hung");
         assert_eq!(s.access_log(0, 500).unwrap().len(), 128);
+    }
+
+    #[test]
+    fn values_keep_their_layout() {
+        // One format byte, then the JSON the gateway has always written.
+        let bytes = encode(&user("ana")).unwrap();
+        assert_eq!(bytes[0], 1);
+        assert!(bytes[1..].starts_with(br#"{"username":"ana","#));
+        assert_eq!(decode::<User>(&bytes).unwrap(), user("ana"));
     }
 
     #[test]

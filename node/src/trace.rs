@@ -9,6 +9,13 @@
 use serde::Deserialize;
 use tracenet_proto::v1 as pb;
 
+use crate::ids::NodeId;
+
+/// `direction` of traces this node sent.
+pub const OUTGOING: &str = "outgoing";
+/// `direction` of traces this node received.
+pub const INCOMING: &str = "incoming";
+
 /// A node's published trace service settings.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -122,6 +129,55 @@ pub fn transition(
     Ok(Transition::Advance)
 }
 
+/// A new trace record: `request`, exchanged with `counterpart` in `direction`, whose history
+/// starts with `first` (which sets its status).
+pub fn new_record(
+    request: pb::TraceRequest,
+    direction: &str,
+    counterpart: &NodeId,
+    escalation_contact: &str,
+    first: pb::TraceStatusChange,
+) -> pb::TraceRecord {
+    pb::TraceRecord {
+        request: Some(request),
+        status: first.status,
+        history: vec![first],
+        direction: direction.to_owned(),
+        counterpart_node: counterpart.to_string(),
+        escalation_contact: escalation_contact.to_owned(),
+        ..Default::default()
+    }
+}
+
+/// The record of a trace request received from `from` at `now`: received, and acknowledged
+/// automatically on receipt (ITI: acknowledge within a reasonable time).
+pub fn received(
+    request: &pb::TraceRequest,
+    from: &NodeId,
+    now: i64,
+    escalation_contact: &str,
+) -> pb::TraceRecord {
+    let mut rec = new_record(
+        request.clone(),
+        INCOMING,
+        from,
+        escalation_contact,
+        pb::TraceStatusChange {
+            status: pb::TraceStatus::Received as i32,
+            at: now,
+            note: format!("received from {from}"),
+        },
+    );
+    // RECEIVED always moves forward to ACKNOWLEDGED, so this cannot be refused.
+    let _ = transition(
+        &mut rec,
+        pb::TraceStatus::Acknowledged,
+        now,
+        "acknowledged automatically",
+    );
+    rec
+}
+
 /// Whether a request is past due and still open.
 pub fn is_overdue(rec: &pb::TraceRecord, now: i64) -> bool {
     let status = pb::TraceStatus::try_from(rec.status).unwrap_or(pb::TraceStatus::Unspecified);
@@ -192,6 +248,37 @@ mod tests {
             transition(&mut r, S::Restricted, 1, "").unwrap(),
             Transition::Advance
         );
+    }
+
+    #[test]
+    fn a_received_request_is_acknowledged_on_receipt() {
+        let from = NodeId::parse("FRA-POL").unwrap();
+        let req = pb::TraceRequest {
+            id: "t1".into(),
+            due_at: 99,
+            ..Default::default()
+        };
+        let r = received(&req, &from, 10, "desk");
+        assert_eq!(r.request.as_ref(), Some(&req));
+        assert_eq!(r.status, S::Acknowledged as i32);
+        assert_eq!(
+            (r.direction.as_str(), r.counterpart_node.as_str()),
+            (INCOMING, "FRA-POL")
+        );
+        assert_eq!(r.escalation_contact, "desk");
+        let steps: Vec<(i32, i64, &str)> = r
+            .history
+            .iter()
+            .map(|h| (h.status, h.at, h.note.as_str()))
+            .collect();
+        assert_eq!(
+            steps,
+            vec![
+                (S::Received as i32, 10, "received from FRA-POL"),
+                (S::Acknowledged as i32, 10, "acknowledged automatically")
+            ]
+        );
+        assert!(r.response.is_none() && !r.overdue && r.delivery_error.is_empty());
     }
 
     #[test]

@@ -5,10 +5,12 @@
 //! wire format and the storage format evolve together under one set of field-numbering rules.
 //! Every message also has the canonical proto3 JSON mapping (serde, field names as in the
 //! .proto files, enums by name), which is the JSON that file imports and the gateway speak.
+//! [`stored`] is the one versioned framing (format byte + message) of every value kept on disk.
 
 #![forbid(unsafe_code)]
 
 pub mod files;
+pub mod stored;
 
 /// Version 1 of the tracenet protocol.
 #[allow(

@@ -2,53 +2,25 @@
 //! Raft log, vote and snapshots) and on the wire (the Raft transport), so there is one encoding
 //! to version.
 //!
-//! Stored values are one format byte followed by the protobuf message; an unknown format byte is
-//! refused rather than misread. Decoding never panics on bad input: bytes from disk or from a peer
-//! become a [`CodecError`].
+//! On disk these messages are framed by the shared versioned codec ([`tracenet_proto::stored`]:
+//! one format byte, then the message), like every stored value. Converting never panics on bad
+//! input: a message from disk or from a peer that lacks a required field becomes a
+//! [`CodecError`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use prost::Message;
 use tracenet_proto::v1 as pb;
 
 use super::types::{
     Entry, LogId, Membership, RaftId, RaftPeer, SnapshotMeta, StoredMembership, TypeConfig, Vote,
 };
 
-/// The current on-disk format of Raft values.
-pub const FORMAT_V1: u8 = 1;
-
-/// Why bytes could not be decoded. Not retryable: the bytes are what they are.
+/// Why a message could not be converted. Not retryable: the message is what it is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CodecError {
-    /// The value was written by an unknown format version.
-    #[error("unknown format version {0}")]
-    Format(u8),
-    /// The protobuf does not parse.
-    #[error("undecodable protobuf: {0}")]
-    Protobuf(String),
-    /// A required field is missing.
+    /// A required field is missing. Not retryable.
     #[error("missing {0}")]
     Missing(&'static str),
-}
-
-/// Encodes a stored value: format byte + message.
-pub fn encode_stored<M: Message>(m: &M) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1 + m.encoded_len());
-    out.push(FORMAT_V1);
-    m.encode(&mut out).unwrap_or_default();
-    out
-}
-
-/// Decodes a stored value written by [`encode_stored`].
-pub fn decode_stored<M: Message + Default>(bytes: &[u8]) -> Result<M, CodecError> {
-    match bytes.split_first() {
-        Some((&FORMAT_V1, rest)) => {
-            M::decode(rest).map_err(|e| CodecError::Protobuf(e.to_string()))
-        }
-        Some((&v, _)) => Err(CodecError::Format(v)),
-        None => Err(CodecError::Missing("value")),
-    }
 }
 
 /// A log id to protobuf.
@@ -215,6 +187,8 @@ pub fn snapshot_meta_from_pb(m: &pb::RaftSnapshotMeta) -> SnapshotMeta {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use tracenet_proto::stored;
+
     use super::*;
 
     #[test]
@@ -249,8 +223,8 @@ mod tests {
                 log_id: lid,
                 payload,
             };
-            let bytes = encode_stored(&entry_to_pb(&e));
-            let back = entry_from_pb(decode_stored(&bytes).unwrap()).unwrap();
+            let bytes = stored::encode(&entry_to_pb(&e));
+            let back = entry_from_pb(stored::decode(&bytes).unwrap()).unwrap();
             assert_eq!(format!("{e:?}"), format!("{back:?}"));
         }
     }
@@ -258,11 +232,11 @@ mod tests {
     #[test]
     fn bad_bytes_are_errors() {
         assert_eq!(
-            decode_stored::<pb::RaftEntry>(&[9, 1, 2]).unwrap_err(),
-            CodecError::Format(9)
+            stored::decode::<pb::RaftEntry>(&[9, 1, 2]).unwrap_err(),
+            stored::CodecError::UnsupportedFormat(9)
         );
-        assert!(decode_stored::<pb::RaftEntry>(&[]).is_err());
-        assert!(decode_stored::<pb::RaftEntry>(&[1, 0xff, 0xff]).is_err());
+        assert!(stored::decode::<pb::RaftEntry>(&[]).is_err());
+        assert!(stored::decode::<pb::RaftEntry>(&[1, 0xff, 0xff]).is_err());
         assert!(entry_from_pb(pb::RaftEntry::default()).is_err());
     }
 

@@ -25,12 +25,13 @@ use openraft::storage::{
 };
 use openraft::{AnyError, EntryPayload, OptionalSend, StorageIOError};
 use tokio::sync::watch;
+use tracenet_proto::stored;
 use tracenet_proto::v1 as pb;
 
 use super::codec::{
-    decode_stored, encode_stored, entry_from_pb, entry_to_pb, log_id_from_pb, log_id_to_pb,
-    opt_log_id_from_pb, opt_log_id_to_pb, snapshot_meta_from_pb, stored_membership_from_pb,
-    stored_membership_to_pb, vote_from_pb, vote_to_pb,
+    entry_from_pb, entry_to_pb, log_id_from_pb, log_id_to_pb, opt_log_id_from_pb, opt_log_id_to_pb,
+    snapshot_meta_from_pb, stored_membership_from_pb, stored_membership_to_pb, vote_from_pb,
+    vote_to_pb,
 };
 use super::state;
 use super::types::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig, Vote};
@@ -108,7 +109,7 @@ impl LogStore {
         match self.meta.get(key).map_err(r_logs)? {
             None => Ok(None),
             Some(v) => {
-                let l: pb::RaftLogId = decode_stored(&v).map_err(r_logs)?;
+                let l: pb::RaftLogId = stored::decode(&v).map_err(r_logs)?;
                 Ok(Some(log_id_from_pb(&l)))
             }
         }
@@ -133,7 +134,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         let mut out = Vec::new();
         for kv in self.log.range::<[u8; 8], _>((start, end)) {
             let (_, v) = kv.map_err(r_logs)?;
-            let e: pb::RaftEntry = decode_stored(&v).map_err(r_logs)?;
+            let e: pb::RaftEntry = stored::decode(&v).map_err(r_logs)?;
             out.push(entry_from_pb(e).map_err(r_logs)?);
         }
         Ok(out)
@@ -148,7 +149,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let last = match self.log.last().map_err(r_logs)? {
             None => last_purged,
             Some((_, v)) => {
-                let e: pb::RaftEntry = decode_stored(&v).map_err(r_logs)?;
+                let e: pb::RaftEntry = stored::decode(&v).map_err(r_logs)?;
                 Some(entry_from_pb(e).map_err(r_logs)?.log_id)
             }
         };
@@ -164,7 +165,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
         self.meta
-            .insert(KEY_VOTE, encode_stored(&vote_to_pb(vote)))
+            .insert(KEY_VOTE, stored::encode(&vote_to_pb(vote)))
             .map_err(w_vote)?;
         self.flush().await.map_err(w_vote)
     }
@@ -173,7 +174,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         match self.meta.get(KEY_VOTE).map_err(r_vote)? {
             None => Ok(None),
             Some(v) => {
-                let v: pb::RaftVote = decode_stored(&v).map_err(r_vote)?;
+                let v: pb::RaftVote = stored::decode(&v).map_err(r_vote)?;
                 Ok(Some(vote_from_pb(&v)))
             }
         }
@@ -184,7 +185,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         match committed {
             Some(c) => self
                 .meta
-                .insert(KEY_COMMITTED, encode_stored(&log_id_to_pb(&c)))
+                .insert(KEY_COMMITTED, stored::encode(&log_id_to_pb(&c)))
                 .map(|_| ()),
             None => self.meta.remove(KEY_COMMITTED).map(|_| ()),
         }
@@ -206,7 +207,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let mut batch = sled::Batch::default();
         for e in entries {
-            batch.insert(&index_key(e.log_id.index), encode_stored(&entry_to_pb(&e)));
+            batch.insert(&index_key(e.log_id.index), stored::encode(&entry_to_pb(&e)));
         }
         self.log.apply_batch(batch).map_err(w_logs)?;
         // Raft may count this entry towards a commit only once it is on disk.
@@ -228,7 +229,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         // The mark goes first: a crash between the two leaves extra entries, never a hole.
         self.meta
-            .insert(KEY_PURGED, encode_stored(&log_id_to_pb(&log_id)))
+            .insert(KEY_PURGED, stored::encode(&log_id_to_pb(&log_id)))
             .map_err(w_logs)?;
         self.flush().await.map_err(w_logs)?;
         let mut batch = sled::Batch::default();
@@ -292,7 +293,7 @@ impl StateMachineStore {
         let tree = db.open_tree(SM_TREE).map_err(r_sm)?;
         let applied = match tree.get(KEY_APPLIED).map_err(r_sm)? {
             None => Applied::default(),
-            Some(v) => Applied::from_pb(&decode_stored(&v).map_err(r_sm)?),
+            Some(v) => Applied::from_pb(&stored::decode(&v).map_err(r_sm)?),
         };
         let (tx, _) = watch::channel(Published {
             state: Arc::new(applied.state.clone()),
@@ -331,7 +332,7 @@ impl StateMachineStore {
 
     async fn persist(&self, a: &Applied) -> Result<(), StorageError> {
         self.tree
-            .insert(KEY_APPLIED, encode_stored(&a.to_pb("")))
+            .insert(KEY_APPLIED, stored::encode(&a.to_pb("")))
             .map_err(w_sm)?;
         self.db.flush_async().await.map_err(w_sm)?;
         Ok(())
@@ -351,7 +352,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             Some(l) => format!("{}-{}-{}", l.leader_id.term, l.leader_id.node_id, l.index),
             None => "empty".to_owned(),
         };
-        let data = encode_stored(&a.to_pb(&snapshot_id));
+        let data = stored::encode(&a.to_pb(&snapshot_id));
         self.sm
             .tree
             .insert(KEY_SNAPSHOT, data.clone())
@@ -422,13 +423,13 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
-        let decoded: pb::DirectorySnapshot = decode_stored(&data).map_err(r_snap)?;
+        let decoded: pb::DirectorySnapshot = stored::decode(&data).map_err(r_snap)?;
         let mut a = Applied::from_pb(&decoded);
         // The metadata is authoritative for what the snapshot covers.
         a.last_applied = meta.last_log_id;
         a.membership = meta.last_membership.clone();
-        let stored = encode_stored(&a.to_pb(&meta.snapshot_id));
-        self.tree.insert(KEY_SNAPSHOT, stored).map_err(w_snap)?;
+        let value = stored::encode(&a.to_pb(&meta.snapshot_id));
+        self.tree.insert(KEY_SNAPSHOT, value).map_err(w_snap)?;
         *self.lock() = a.clone();
         self.persist(&a).await?;
         self.publish(&a);
@@ -439,7 +440,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let Some(data) = self.tree.get(KEY_SNAPSHOT).map_err(r_snap)? else {
             return Ok(None);
         };
-        let decoded: pb::DirectorySnapshot = decode_stored(&data).map_err(r_snap)?;
+        let decoded: pb::DirectorySnapshot = stored::decode(&data).map_err(r_snap)?;
         let meta = snapshot_meta_from_pb(&pb::RaftSnapshotMeta {
             last_log_id: decoded.last_applied,
             last_membership: decoded.membership,

@@ -7,12 +7,12 @@
 //! change together) and durable (flushed) before the call returns, because callers acknowledge
 //! them to users and peers.
 
-pub mod codec;
 pub mod conformance;
 pub mod keys;
 mod sled_store;
 
 pub use sled_store::SledStore;
+use tracenet_proto::stored::CodecError;
 use tracenet_proto::v1 as pb;
 
 use crate::country::CountryCode;
@@ -23,10 +23,11 @@ use crate::serial::NormalisedSerial;
 /// What can go wrong in the store. Each variant says whether retrying can help.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The storage engine or the disk failed. Retrying may help if the cause was transient
-    /// (disk full, I/O error); the write was not acknowledged and did not happen.
+    /// The storage engine or the disk failed (the engine's message; the interface does not
+    /// depend on the engine). Retrying may help if the cause was transient (disk full, I/O
+    /// error); the write was not acknowledged and did not happen.
     #[error("storage engine error: {0}")]
-    Engine(#[from] sled::Error),
+    Engine(String),
     /// Stored bytes do not decode. Not retryable: the data directory needs attention.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
@@ -58,6 +59,17 @@ pub enum StoreError {
     /// An update named no record id. Not retryable as is.
     #[error("an update needs the record id")]
     MissingId,
+}
+
+/// Stored values use the shared versioned codec ([`tracenet_proto::stored`]); an unknown format
+/// byte means a newer release wrote the value.
+impl From<CodecError> for StoreError {
+    fn from(e: CodecError) -> StoreError {
+        match e {
+            CodecError::UnsupportedFormat(v) => StoreError::UnsupportedVersion(v),
+            other => StoreError::Corrupt(format!("record does not decode: {other}")),
+        }
+    }
 }
 
 /// A range of records selected through one index.
@@ -131,4 +143,43 @@ pub trait RecordStore: Send + Sync + std::fmt::Debug + 'static {
     fn count(&self) -> Result<u64, StoreError>;
     /// Makes everything written so far durable.
     fn flush(&self) -> Result<(), StoreError>;
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use tracenet_proto::stored;
+
+    use super::*;
+
+    fn decode_record(bytes: &[u8]) -> Result<pb::StoredRecord, StoreError> {
+        Ok(stored::decode(bytes)?)
+    }
+
+    #[test]
+    fn round_trip_and_version_checks() {
+        let rec = pb::StoredRecord {
+            record: Some(pb::SeizureRecord {
+                national_ref: "SYN-1".into(),
+                ..Default::default()
+            }),
+            revision: 3,
+            created_at: 10,
+            updated_at: 20,
+        };
+        let bytes = stored::encode(&rec);
+        assert_eq!(bytes[0], stored::FORMAT_V1);
+        assert_eq!(decode_record(&bytes).unwrap(), rec);
+        let mut newer = bytes.clone();
+        newer[0] = 2;
+        assert!(matches!(
+            decode_record(&newer),
+            Err(StoreError::UnsupportedVersion(2))
+        ));
+        assert!(matches!(decode_record(&[]), Err(StoreError::Corrupt(_))));
+        assert!(matches!(
+            decode_record(&[1, 0xff, 0xff, 0xff]),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
 }

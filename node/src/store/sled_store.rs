@@ -15,9 +15,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use ring::rand::{SecureRandom, SystemRandom};
 use sled::{IVec, Tree};
+use tracenet_proto::stored;
 use tracenet_proto::v1 as pb;
 
-use super::codec::{decode_record, encode_record};
 use super::{BatchOutcome, IndexQuery, RecordStore, StoreError, keys};
 use crate::ids::RecordId;
 use crate::model::ValidRecord;
@@ -29,6 +29,15 @@ const LAYOUT_VERSION: u8 = 2;
 const RECORD: u8 = b'r';
 const INDEX: u8 = b'i';
 const NATREF: u8 = b'n';
+
+/// sled's errors stop here, as text: the store's interface does not depend on the engine.
+fn engine(e: sled::Error) -> StoreError {
+    StoreError::Engine(e.to_string())
+}
+
+fn decode_record(v: &[u8]) -> Result<pb::StoredRecord, StoreError> {
+    Ok(stored::decode(v)?)
+}
 
 fn key(prefix: u8, rest: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + rest.len());
@@ -57,7 +66,7 @@ impl Staged<'_> {
     fn get(&self, k: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         match self.overlay.get(k) {
             Some(v) => Ok(v.clone()),
-            None => Ok(self.data.get(k)?.map(|v| v.to_vec())),
+            None => Ok(self.data.get(k).map_err(engine)?.map(|v| v.to_vec())),
         }
     }
 
@@ -107,7 +116,7 @@ impl Staged<'_> {
                 .map_or(0, u64::from_be_bytes);
             self.insert(COUNT_KEY.to_vec(), (count + 1).to_be_bytes().to_vec());
         }
-        self.insert(key(RECORD, id.as_bytes()), encode_record(new));
+        self.insert(key(RECORD, id.as_bytes()), stored::encode(new));
         for k in keys::index_keys(new_rec, id) {
             self.insert(key(INDEX, &k), Vec::new());
         }
@@ -125,20 +134,22 @@ impl SledStore {
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
-            .open()?;
+            .open()
+            .map_err(engine)?;
         Self::with_db(db)
     }
 
     /// A store in a temporary directory that disappears when dropped (tests).
     pub fn temporary() -> Result<SledStore, StoreError> {
-        Self::with_db(sled::Config::new().temporary(true).open()?)
+        Self::with_db(sled::Config::new().temporary(true).open().map_err(engine)?)
     }
 
     fn with_db(db: sled::Db) -> Result<SledStore, StoreError> {
-        let meta = db.open_tree("meta")?;
-        match meta.get(META_FORMAT)? {
+        let meta = db.open_tree("meta").map_err(engine)?;
+        match meta.get(META_FORMAT).map_err(engine)? {
             None => {
-                meta.insert(META_FORMAT, &[LAYOUT_VERSION])?;
+                meta.insert(META_FORMAT, &[LAYOUT_VERSION])
+                    .map_err(engine)?;
             }
             Some(v) if v.as_ref() == [LAYOUT_VERSION] => {}
             Some(v) => {
@@ -148,7 +159,7 @@ impl SledStore {
             }
         }
         Ok(SledStore {
-            data: db.open_tree("data")?,
+            data: db.open_tree("data").map_err(engine)?,
             writer: Mutex::new(()),
             db,
             rng: SystemRandom::new(),
@@ -190,14 +201,15 @@ impl SledStore {
             batch: sled::Batch::default(),
         };
         let out = f(&mut staged)?;
-        self.data.apply_batch(staged.batch)?;
-        self.db.flush()?;
+        self.data.apply_batch(staged.batch).map_err(engine)?;
+        self.db.flush().map_err(engine)?;
         Ok(out)
     }
 
     fn load(&self, id_bytes: &[u8]) -> Result<Option<pb::StoredRecord>, StoreError> {
         self.data
-            .get(key(RECORD, id_bytes))?
+            .get(key(RECORD, id_bytes))
+            .map_err(engine)?
             .map(|v: IVec| decode_record(&v))
             .transpose()
     }
@@ -322,7 +334,7 @@ impl RecordStore for SledStore {
             .range::<Vec<u8>, _>((start, end))
             .take(limit)
             .map(|kv| {
-                let (_, v) = kv?;
+                let (_, v) = kv.map_err(engine)?;
                 decode_record(&v)
             })
             .collect()
@@ -343,7 +355,7 @@ impl RecordStore for SledStore {
             .rev()
             .take(limit)
             .map(|kv| {
-                let (_, v) = kv?;
+                let (_, v) = kv.map_err(engine)?;
                 decode_record(&v)
             })
             .collect()
@@ -356,7 +368,7 @@ impl RecordStore for SledStore {
             if out.len() >= limit {
                 break;
             }
-            let (k, _) = kv?;
+            let (k, _) = kv.map_err(engine)?;
             let k = k.get(1..).unwrap_or_default();
             if !keys::key_matches(query, k) {
                 continue;
@@ -379,7 +391,11 @@ impl RecordStore for SledStore {
         &self,
         national_ref: &str,
     ) -> Result<Option<pb::StoredRecord>, StoreError> {
-        match self.data.get(key(NATREF, national_ref.as_bytes()))? {
+        match self
+            .data
+            .get(key(NATREF, national_ref.as_bytes()))
+            .map_err(engine)?
+        {
             Some(id) => self.load(&id),
             None => Ok(None),
         }
@@ -388,13 +404,14 @@ impl RecordStore for SledStore {
     fn count(&self) -> Result<u64, StoreError> {
         Ok(self
             .data
-            .get(COUNT_KEY)?
+            .get(COUNT_KEY)
+            .map_err(engine)?
             .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
             .map_or(0, u64::from_be_bytes))
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
+        self.db.flush().map_err(engine)?;
         Ok(())
     }
 }

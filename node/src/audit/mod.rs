@@ -1,34 +1,58 @@
 //! The audit log: every request received, every disclosure made (with the policy version and rule
-//! that allowed it), every denial and delivery, appended to a hash chain in sled before the
+//! that allowed it), every denial and delivery, appended to a hash chain on disk before the
 //! response leaves the node, with checkpoints signed by the node's key.
 //!
 //! Each entry stores the chain value of the entry before it; an entry's own chain value is
 //! SHA-256(prev || encoded entry). Editing an entry breaks the next link (or a signed checkpoint),
 //! deleting one leaves a gap in the sequence, reordering breaks the links. [`verify`] walks the
 //! chain offline and names the first bad entry.
+//!
+//! The chain, the checkpoints and the verifier are here, over any [`AuditStorage`] (values by
+//! sequence number, nothing more); [`SledAuditStorage`] is the one the node uses and
+//! [`conformance`] is what every storage must do. Entries are stored with the shared versioned
+//! codec ([`tracenet_proto::stored`]); checkpoints are stored as bare protobuf, as they always
+//! were, so existing logs still verify.
+
+pub mod conformance;
+mod sled_storage;
+pub mod storage;
 
 use std::sync::{Arc, Mutex};
 
 use prost::Message;
 use ring::digest::{SHA256, digest};
+use tracenet_proto::stored;
 use tracenet_proto::v1 as pb;
+
+pub use sled_storage::SledAuditStorage;
+pub use storage::AuditStorage;
 
 use crate::envelope::{SigningKey, verify_checkpoint};
 
-const ENTRY_FORMAT_V1: u8 = 1;
 /// A checkpoint is signed at least every this many entries (and when the node stops).
 pub const CHECKPOINT_EVERY: u64 = 64;
 const ZERO: [u8; 32] = [0; 32];
 
-/// Audit failures.
+/// Audit failures. None mentions the storage engine: its errors arrive as text in [`Engine`].
+///
+/// [`Engine`]: AuditError::Engine
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
-    /// The storage engine failed. The audited action must not proceed; retrying may help.
+    /// The storage engine failed (I/O error, disk full). The audited action must not proceed;
+    /// retrying may help.
     #[error("audit storage: {0}")]
-    Engine(#[from] sled::Error),
-    /// A stored entry does not decode. Not retryable: run `tracenet-node audit verify`.
+    Engine(String),
+    /// A stored entry (by sequence number; 0 when its key is unreadable) does not decode. Not
+    /// retryable: run `tracenet-node audit verify`.
     #[error("audit entry {0} is unreadable")]
     Corrupt(u64),
+}
+
+impl AuditError {
+    /// Whether retrying the same call could succeed: only after an engine failure.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, AuditError::Engine(_))
+    }
 }
 
 /// What happened, for one entry (the log adds sequence, time and chain link).
@@ -62,9 +86,7 @@ struct Head {
 /// The node's append-only audit log.
 #[derive(Debug)]
 pub struct AuditLog {
-    db: sled::Db,
-    entries: sled::Tree,
-    checkpoints: sled::Tree,
+    storage: Box<dyn AuditStorage>,
     head: Mutex<Head>,
     /// Highest sequence number known to be on disk. Held while flushing, so concurrent appends
     /// wait for one flush that covers them all (group commit) instead of one fsync each.
@@ -83,46 +105,40 @@ fn chain(prev: &[u8; 32], encoded: &[u8]) -> [u8; 32] {
 }
 
 fn decode(seq: u64, v: &[u8]) -> Result<pb::AuditEntry, AuditError> {
-    match v.split_first() {
-        Some((&ENTRY_FORMAT_V1, body)) => {
-            pb::AuditEntry::decode(body).map_err(|_| AuditError::Corrupt(seq))
-        }
-        _ => Err(AuditError::Corrupt(seq)),
-    }
+    stored::decode(v).map_err(|_| AuditError::Corrupt(seq))
 }
 
 impl AuditLog {
     /// Opens the log in the node's database, resuming the chain after its last entry.
     pub fn open(db: &sled::Db, key: Arc<SigningKey>) -> Result<AuditLog, AuditError> {
-        let entries = db.open_tree("audit")?;
-        let checkpoints = db.open_tree("audit_checkpoints")?;
-        let head = match entries.last()? {
+        AuditLog::with_storage(SledAuditStorage::open(db)?, key)
+    }
+
+    /// Opens the log over another storage, resuming the chain after its last entry.
+    pub fn with_storage(
+        storage: impl AuditStorage,
+        key: Arc<SigningKey>,
+    ) -> Result<AuditLog, AuditError> {
+        let head = match storage.last_entry()? {
             None => Head {
                 next_seq: 1,
                 last_hash: ZERO,
                 since_checkpoint: 0,
             },
-            Some((k, v)) => {
-                let seq =
-                    u64::from_be_bytes(k.as_ref().try_into().map_err(|_| AuditError::Corrupt(0))?);
-                let body = v.get(1..).ok_or(AuditError::Corrupt(seq))?;
-                let last_cp = checkpoints
-                    .last()?
-                    .and_then(|(k, _)| k.as_ref().try_into().ok().map(u64::from_be_bytes))
-                    .unwrap_or(0);
+            Some((seq, v)) => {
+                let body = stored::body(&v).map_err(|_| AuditError::Corrupt(seq))?;
+                let last_cp = storage.last_checkpoint_seq()?.unwrap_or(0);
                 let prev = decode(seq, &v)?.prev_hash;
                 let prev: [u8; 32] = prev.try_into().map_err(|_| AuditError::Corrupt(seq))?;
                 Head {
-                    next_seq: seq + 1,
+                    next_seq: seq.checked_add(1).ok_or(AuditError::Corrupt(seq))?,
                     last_hash: chain(&prev, body),
                     since_checkpoint: seq - last_cp.min(seq),
                 }
             }
         };
         Ok(AuditLog {
-            db: db.clone(),
-            entries,
-            checkpoints,
+            storage: Box::new(storage),
             head: Mutex::new(head),
             durable: Mutex::new(0),
             key,
@@ -136,7 +152,7 @@ impl AuditLog {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut seqs = Vec::with_capacity(events.len());
-        let mut batch = sled::Batch::default();
+        let mut batch = Vec::with_capacity(events.len());
         let (mut seq, mut hash) = (head.next_seq, head.last_hash);
         for e in events {
             let entry = pb::AuditEntry {
@@ -153,15 +169,12 @@ impl AuditLog {
                 prev_hash: hash.to_vec(),
             };
             let encoded = entry.encode_to_vec();
-            let mut value = Vec::with_capacity(1 + encoded.len());
-            value.push(ENTRY_FORMAT_V1);
-            value.extend_from_slice(&encoded);
-            batch.insert(&seq.to_be_bytes(), value);
+            batch.push((seq, stored::frame(&encoded)));
             hash = chain(&hash, &encoded);
             seqs.push(seq);
             seq += 1;
         }
-        self.entries.apply_batch(batch)?;
+        self.storage.put_entries(&batch)?;
         let written = seq - head.next_seq;
         head.next_seq = seq;
         head.last_hash = hash;
@@ -191,7 +204,7 @@ impl AuditLog {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .next_seq
             - 1;
-        self.db.flush()?;
+        self.storage.flush()?;
         *durable = target;
         Ok(())
     }
@@ -204,7 +217,7 @@ impl AuditLog {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if head.since_checkpoint > 0 {
             self.write_checkpoint(&mut head, now)?;
-            self.db.flush()?;
+            self.storage.flush()?;
         }
         Ok(())
     }
@@ -218,8 +231,8 @@ impl AuditLog {
             node: self.key.node().to_string(),
             signature: self.key.sign_checkpoint(seq, &head.last_hash),
         };
-        self.checkpoints
-            .insert(seq.to_be_bytes(), cp.encode_to_vec())?;
+        // Bare protobuf, without the format byte: the layout checkpoints have always had.
+        self.storage.put_checkpoint(seq, cp.encode_to_vec())?;
         head.since_checkpoint = 0;
         Ok(())
     }
@@ -233,9 +246,11 @@ impl AuditLog {
         limit: usize,
     ) -> Result<Vec<pb::AuditEntry>, AuditError> {
         let mut out = Vec::new();
-        for kv in self.entries.range((after_seq + 1).to_be_bytes()..) {
-            let (k, v) = kv?;
-            let seq = k.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(0);
+        let Some(from) = after_seq.checked_add(1) else {
+            return Ok(out);
+        };
+        for kv in self.storage.entries_from(from) {
+            let (seq, v) = kv?;
             let e = decode(seq, &v)?;
             if (kind.is_empty() || e.kind == kind) && (peer.is_empty() || e.peer == peer) {
                 out.push(e);
@@ -269,25 +284,32 @@ pub struct Fault {
     pub problem: String,
 }
 
-/// Walks the whole chain and every checkpoint, checking links, sequence and signatures.
+/// Walks the whole chain and every checkpoint in the node's database, checking links, sequence
+/// and signatures.
 pub fn verify(db: &sled::Db, public_key: &[u8]) -> Result<Verified, Fault> {
+    let storage = SledAuditStorage::open(db).map_err(|e| Fault {
+        seq: 0,
+        problem: format!("cannot read the log: {e}"),
+    })?;
+    verify_log(&storage, public_key)
+}
+
+/// Walks the whole chain and every checkpoint in `storage`, checking links, sequence and
+/// signatures.
+pub fn verify_log(storage: &dyn AuditStorage, public_key: &[u8]) -> Result<Verified, Fault> {
     let fault = |seq, problem: &str| Fault {
         seq,
         problem: problem.to_owned(),
     };
-    let engine = |e: sled::Error| fault(0, &format!("cannot read the log: {e}"));
-    let entries = db.open_tree("audit").map_err(engine)?;
-    let checkpoints = db.open_tree("audit_checkpoints").map_err(engine)?;
+    let unreadable = |expected_seq, e: AuditError| match e {
+        AuditError::Corrupt(_) => fault(expected_seq, "malformed key"),
+        AuditError::Engine(_) => fault(0, &format!("cannot read the log: {e}")),
+    };
     let mut expected_seq = 1u64;
     let mut hash = ZERO;
     let mut hashes = std::collections::HashMap::new();
-    for kv in entries.iter() {
-        let (k, v) = kv.map_err(engine)?;
-        let seq = k
-            .as_ref()
-            .try_into()
-            .map(u64::from_be_bytes)
-            .map_err(|_| fault(expected_seq, "malformed key"))?;
+    for kv in storage.entries_from(0) {
+        let (seq, v) = kv.map_err(|e| unreadable(expected_seq, e))?;
         if seq != expected_seq {
             return Err(fault(expected_seq, "missing (sequence gap)"));
         }
@@ -301,16 +323,16 @@ pub fn verify(db: &sled::Db, public_key: &[u8]) -> Result<Verified, Fault> {
                 "does not link to the entry before it (edited, reordered or removed)",
             ));
         }
-        hash = chain(&hash, v.get(1..).unwrap_or(&[]));
+        hash = chain(&hash, stored::body(&v).unwrap_or_default());
         hashes.insert(seq, hash);
         expected_seq += 1;
     }
     let last = expected_seq - 1;
     let mut count = 0;
     let mut last_cp = 0;
-    for kv in checkpoints.iter() {
-        let (_, v) = kv.map_err(engine)?;
-        let cp = pb::AuditCheckpoint::decode(v.as_ref())
+    for v in storage.checkpoints() {
+        let v = v.map_err(|e| unreadable(0, e))?;
+        let cp = pb::AuditCheckpoint::decode(v.as_slice())
             .map_err(|_| fault(0, "checkpoint does not decode"))?;
         let Some(h) = hashes.get(&cp.seq) else {
             return Err(fault(
@@ -399,9 +421,7 @@ mod tests {
         let k = 4u64.to_be_bytes();
         let mut e = decode(4, &tree.get(k).unwrap().unwrap()).unwrap();
         e.detail = "nothing to see".into();
-        let mut v = vec![ENTRY_FORMAT_V1];
-        v.extend(e.encode_to_vec());
-        tree.insert(k, v).unwrap();
+        tree.insert(k, stored::encode(&e)).unwrap();
         let f = verify(&db, &key.public_key()).unwrap_err();
         assert_eq!(f.seq, 5, "{f}"); // entry 4's successor no longer links to it
     }
@@ -414,9 +434,7 @@ mod tests {
         let k = 10u64.to_be_bytes();
         let mut e = decode(10, &tree.get(k).unwrap().unwrap()).unwrap();
         e.peer = "ITA-POL".into();
-        let mut v = vec![ENTRY_FORMAT_V1];
-        v.extend(e.encode_to_vec());
-        tree.insert(k, v).unwrap();
+        tree.insert(k, stored::encode(&e)).unwrap();
         let f = verify(&db, &key.public_key()).unwrap_err();
         assert_eq!(f.seq, 10, "{f}");
     }
