@@ -269,11 +269,12 @@ fn open_offline(config: &Path) -> Result<(NodeConfig, sled::Db), String> {
     if !dir.exists() {
         return Err(format!("no node data in {}", dir.display()));
     }
-    let db = sled::open(&dir).map_err(|e| {
-        format!(
+    let db = crate::store::open::open_db(&dir, None).map_err(|e| match e {
+        crate::store::open::OpenError::Locked { .. } => format!(
             "cannot open {} (audit commands read a stopped node's data; is it running?): {e}",
             dir.display()
-        )
+        ),
+        e => format!("cannot open {}: {e}", dir.display()),
     })?;
     Ok((cfg, db))
 }

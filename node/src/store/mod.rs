@@ -10,6 +10,7 @@
 pub mod codec;
 pub mod conformance;
 pub mod keys;
+pub mod open;
 mod sled_store;
 
 pub use sled_store::SledStore;
