@@ -391,11 +391,12 @@ mod tests {
         format!("value of {k} ").repeat(4).into_bytes()
     }
 
-    /// A closed database holding `KEYS` flushed keys and a committed snapshot.
+    /// A closed database holding `KEYS` flushed keys and a committed snapshot (opened with
+    /// `open_db`, which on a clean directory is plain sled plus waiting out sled's lock).
     fn populated() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         {
-            let db = sled::open(dir.path()).unwrap();
+            let db = open_db(dir.path(), None).unwrap();
             let tree = db.open_tree("t").unwrap();
             for k in 0..KEYS {
                 tree.insert(k.to_be_bytes(), value(k)).unwrap();
@@ -403,9 +404,25 @@ mod tests {
             db.flush().unwrap();
         }
         // The next start-up writes a snapshot covering the data.
-        drop(sled::open(dir.path()).unwrap());
+        drop(open_db(dir.path(), None).unwrap());
         assert!(committed_snapshot(dir.path()).is_some());
         dir
+    }
+
+    /// Plain `sled::open`, waiting out the lock sled keeps a moment after a `Db` is dropped.
+    fn plain_open(dir: &Path) -> sled::Result<sled::Db> {
+        let deadline = Instant::now() + LOCK_WAIT;
+        loop {
+            match sled::open(dir) {
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock")
+                        && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(LOCK_POLL);
+                }
+                done => return done,
+            }
+        }
     }
 
     fn committed_snapshot(dir: &Path) -> Option<PathBuf> {
@@ -467,7 +484,7 @@ mod tests {
         // Killed right after creating the file (issue 1533), mid-body, mid-trailer (issue 1527).
         for written in [0, 7, len / 2, len - 3] {
             let planted = plant_generating(dir.path(), written);
-            let plain = sled::open(dir.path());
+            let plain = plain_open(dir.path());
             assert!(
                 matches!(plain, Err(sled::Error::Corruption { .. })),
                 "{written} bytes: plain sled must fail, got {plain:?}"
@@ -508,7 +525,7 @@ mod tests {
     /// What sled writes as `conf` for a new database with default settings.
     fn fresh_conf() -> Vec<u8> {
         let dir = tempfile::tempdir().unwrap();
-        drop(sled::open(dir.path()).unwrap());
+        drop(plain_open(dir.path()).unwrap());
         fs::read(dir.path().join(CONF_FILE)).unwrap()
     }
 
@@ -524,7 +541,7 @@ mod tests {
             dir
         };
         let dir = make();
-        let plain = sled::open(dir.path());
+        let plain = plain_open(dir.path());
         assert!(
             matches!(plain, Err(sled::Error::Corruption { .. })),
             "plain sled must fail, got {plain:?}"
@@ -561,6 +578,65 @@ mod tests {
             assert!(!err.retryable());
             assert_eq!(fs::read(&snap).unwrap(), bytes, "evidence is kept");
         }
+    }
+
+    /// A committed snapshot damaged but carrying a valid checksum (cut short, or a byte flipped,
+    /// then checksummed again) passes every check before opening; sled then reports corruption
+    /// or panics (index out of bounds in its deserializer, assertions in its segment
+    /// accounting). Either way the caller gets a typed error, never a panic.
+    #[test]
+    fn a_snapshot_sled_panics_on_is_a_typed_error() {
+        let (mut panicked, mut corrupt) = (0, 0);
+        for variant in 0..40usize {
+            let dir = populated();
+            let snap = committed_snapshot(dir.path()).unwrap();
+            let real = fs::read(&snap).unwrap();
+            let mut body = real[..real.len() - SNAP_TRAILER].to_vec();
+            if variant < 20 {
+                body.truncate(body.len() * (variant + 1) / 21);
+            } else {
+                let i = (variant - 20) * body.len() / 20;
+                body[i] ^= 0xff;
+            }
+            let mut bytes = body.clone();
+            bytes.extend_from_slice(&(body.len() as u64).to_le_bytes());
+            bytes.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+            fs::write(&snap, &bytes).unwrap();
+            match open_db(dir.path(), None) {
+                Ok(_) => {} // a flipped bit sled does not depend on
+                Err(e @ OpenError::Panicked { .. }) => {
+                    assert!(!e.retryable());
+                    panicked += 1;
+                }
+                Err(e @ (OpenError::Corrupt { .. } | OpenError::CorruptSnapshot { .. })) => {
+                    assert!(!e.retryable());
+                    corrupt += 1;
+                }
+                Err(e) => panic!("variant {variant}: {e}"),
+            }
+        }
+        assert!(
+            panicked > 0 && corrupt > 0,
+            "{panicked} panicked, {corrupt} corrupt"
+        );
+    }
+
+    /// Settings that differ from the ones the database was created with are sled's
+    /// `Unsupported`, typed and not retryable.
+    #[test]
+    fn other_settings_are_unsupported() {
+        let dir = populated();
+        let conf = dir.path().join(CONF_FILE);
+        let bytes = fs::read(&conf).unwrap();
+        let body = String::from_utf8(bytes[..bytes.len() - 4].to_vec())
+            .unwrap()
+            .replace("segment_size: 524288", "segment_size: 1048576");
+        let mut bytes = body.clone().into_bytes();
+        bytes.extend_from_slice(&crc32fast::hash(body.as_bytes()).to_le_bytes());
+        fs::write(&conf, bytes).unwrap();
+        let err = open_db(dir.path(), None).unwrap_err();
+        assert!(matches!(err, OpenError::Unsupported { .. }), "{err}");
+        assert!(!err.retryable());
     }
 
     #[test]
