@@ -270,10 +270,9 @@ fn open_offline(config: &Path) -> Result<(NodeConfig, sled::Db), String> {
         return Err(format!("no node data in {}", dir.display()));
     }
     let db = crate::store::open::open_db(&dir, None).map_err(|e| match e {
-        crate::store::open::OpenError::Locked { .. } => format!(
-            "cannot open {} (audit commands read a stopped node's data; is it running?): {e}",
-            dir.display()
-        ),
+        crate::store::open::OpenError::Locked { .. } => {
+            format!("{e} (audit commands read a stopped node's data)")
+        }
         e => format!("cannot open {}: {e}", dir.display()),
     })?;
     Ok((cfg, db))
