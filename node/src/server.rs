@@ -36,6 +36,7 @@ use crate::ledger::{Ledger, LedgerError};
 use crate::peer::PeerService;
 use crate::policy::Policy;
 use crate::routes::Routes;
+use crate::store::open::{OpenError, open_db};
 use crate::store::{RecordStore, SledStore, StoreError};
 use crate::tls::{TlsError, TlsMaterial, install_crypto_provider};
 use crate::transport;
@@ -55,8 +56,12 @@ pub enum NodeError {
         /// From the certificate.
         found: String,
     },
-    /// The store could not be opened or flushed (e.g. another process holds the data dir).
-    /// Retrying helps only once the cause is gone.
+    /// The record database could not be opened: in use by another process, unreadable, or
+    /// damaged beyond the crash artefacts that are cleared automatically. [`OpenError`] says
+    /// whether retrying can help.
+    #[error("store: {0}")]
+    Open(#[from] OpenError),
+    /// The store could not be set up or flushed. Retrying helps only once the cause is gone.
     #[error("store: {0}")]
     Store(#[from] StoreError),
     /// The sharing policy file is unusable. Not retryable without fixing it.
@@ -185,10 +190,11 @@ impl Node {
             SigningKey::load_or_generate(&config.signing_key_path(), config.node_id.clone())
                 .map_err(NodeError::Signing)?,
         );
-        let store = Arc::new(SledStore::open(
+        let db = open_db(
             &config.data_dir.join("records"),
-            config.store_cache_mib.saturating_mul(1024 * 1024),
-        )?);
+            Some(config.store_cache_mib.saturating_mul(1024 * 1024)),
+        )?;
+        let store = Arc::new(SledStore::from_db(db)?);
         let audit =
             Arc::new(AuditLog::open(store.db(), signing.clone()).map_err(NodeError::Audit)?);
         let roster = Arc::new(Roster::from_config(&config, policy));

@@ -412,7 +412,8 @@ pub async fn scenario(fed: &mut DevFederation, out: &mut String) -> Result<(), D
 pub fn verify_audit_logs(dir: &Path, out: &mut String) -> Result<(), DemoError> {
     for id in super::DEMO_NODES {
         let data = dir.join(id).join("data").join("records");
-        let db = sled::open(&data).map_err(|e| DemoError::Check(format!("{id} data: {e}")))?;
+        let db = tracenet_node::store::open::open_db(&data, None)
+            .map_err(|e| DemoError::Check(format!("{id} data: {e}")))?;
         let key_hex = std::fs::read_to_string(dir.join("certs").join(id).join("signing.pub"))
             .map_err(|e| DemoError::Check(format!("{id} public key: {e}")))?;
         let key = tracenet_node::envelope::parse_public_key(&key_hex)

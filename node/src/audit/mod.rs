@@ -365,7 +365,7 @@ mod tests {
     use crate::ids::NodeId;
 
     fn setup() -> (sled::Db, Arc<SigningKey>, AuditLog) {
-        let db = sled::Config::new().temporary(true).open().unwrap();
+        let db = crate::store::open::open_temporary().unwrap();
         let pk8 = SigningKey::generate_pkcs8().unwrap();
         let key =
             Arc::new(SigningKey::from_pkcs8(&pk8, NodeId::parse("FRA-POL").unwrap()).unwrap());

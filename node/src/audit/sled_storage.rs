@@ -101,13 +101,13 @@ mod tests {
     #[test]
     fn sled_audit_storage_passes_the_conformance_suite() {
         super::super::conformance::run_all(|| {
-            SledAuditStorage::open(&sled::Config::new().temporary(true).open().unwrap()).unwrap()
+            SledAuditStorage::open(&crate::store::open::open_temporary().unwrap()).unwrap()
         });
     }
 
     #[test]
     fn a_key_that_is_not_a_sequence_number_is_corrupt() {
-        let db = sled::Config::new().temporary(true).open().unwrap();
+        let db = crate::store::open::open_temporary().unwrap();
         let s = SledAuditStorage::open(&db).unwrap();
         db.open_tree("audit").unwrap().insert(b"xyz", b"v").unwrap();
         assert!(matches!(s.last_entry(), Err(AuditError::Corrupt(_))));

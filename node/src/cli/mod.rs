@@ -269,11 +269,11 @@ fn open_offline(config: &Path) -> Result<(NodeConfig, sled::Db), String> {
     if !dir.exists() {
         return Err(format!("no node data in {}", dir.display()));
     }
-    let db = sled::open(&dir).map_err(|e| {
-        format!(
-            "cannot open {} (audit commands read a stopped node's data; is it running?): {e}",
-            dir.display()
-        )
+    let db = crate::store::open::open_db(&dir, None).map_err(|e| match e {
+        crate::store::open::OpenError::Locked { .. } => {
+            format!("{e} (audit commands read a stopped node's data)")
+        }
+        e => format!("cannot open {}: {e}", dir.display()),
     })?;
     Ok((cfg, db))
 }

@@ -466,10 +466,7 @@ mod tests {
             &self,
         ) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), StorageError> {
             let dir = tempfile::tempdir().map_err(w_logs)?;
-            let db = sled::Config::new()
-                .path(dir.path())
-                .open()
-                .map_err(w_logs)?;
+            let db = crate::store::open::open_db(dir.path(), None).map_err(w_logs)?;
             let (log, sm) = open(&db)?;
             Ok((dir, log, sm))
         }
@@ -500,7 +497,7 @@ mod tests {
         };
         let lid = openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), 1);
         {
-            let db = sled::Config::new().path(dir.path()).open().unwrap();
+            let db = crate::store::open::open_db(dir.path(), None).unwrap();
             let (mut log, mut sm) = open(&db).unwrap();
             log.save_vote(&openraft::Vote::new(1, 1)).await.unwrap();
             let r = sm
@@ -512,7 +509,7 @@ mod tests {
                 .unwrap();
             assert!(r[0].applied, "{}", r[0].refusal);
         }
-        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let db = crate::store::open::open_db(dir.path(), None).unwrap();
         let (mut log, mut sm) = open(&db).unwrap();
         assert_eq!(
             log.read_vote().await.unwrap(),

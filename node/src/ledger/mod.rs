@@ -113,7 +113,7 @@ mod testing {
     use crate::ids::NodeId;
 
     pub(super) fn ledger() -> Ledger {
-        Ledger::open(&sled::Config::new().temporary(true).open().unwrap()).unwrap()
+        Ledger::open(&crate::store::open::open_temporary().unwrap()).unwrap()
     }
 
     pub(super) fn node(s: &str) -> NodeId {

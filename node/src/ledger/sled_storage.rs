@@ -231,7 +231,7 @@ mod tests {
     use super::*;
 
     fn temporary() -> SledLedgerStorage {
-        SledLedgerStorage::open(&sled::Config::new().temporary(true).open().unwrap()).unwrap()
+        SledLedgerStorage::open(&crate::store::open::open_temporary().unwrap()).unwrap()
     }
 
     #[test]
@@ -242,7 +242,7 @@ mod tests {
     #[test]
     fn values_keep_the_layout_written_before_the_split() {
         // The keys and values the one-file ledger wrote; data written by it must still open.
-        let db = sled::Config::new().temporary(true).open().unwrap();
+        let db = crate::store::open::open_temporary().unwrap();
         let rec = pb::TraceRecord {
             direction: "incoming".into(),
             counterpart_node: "FRA-POL".into(),

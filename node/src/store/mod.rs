@@ -9,6 +9,7 @@
 
 pub mod conformance;
 pub mod keys;
+pub mod open;
 mod sled_store;
 
 pub use sled_store::SledStore;

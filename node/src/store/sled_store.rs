@@ -18,6 +18,7 @@ use sled::{IVec, Tree};
 use tracenet_proto::stored;
 use tracenet_proto::v1 as pb;
 
+use super::open::{open_db, open_temporary};
 use super::{BatchOutcome, IndexQuery, RecordStore, StoreError, keys};
 use crate::ids::RecordId;
 use crate::model::ValidRecord;
@@ -129,22 +130,21 @@ impl Staged<'_> {
 }
 
 impl SledStore {
-    /// Opens (or creates) the store in `dir`, with a page cache of `cache_bytes`.
+    /// Opens (or creates) the store in `dir`, with a page cache of `cache_bytes`, through
+    /// [`open_db`] (crash artefacts are removed first). Why the database could not be opened is
+    /// folded into [`StoreError`] (`Engine` when retrying may help, `Corrupt` when not); the node
+    /// opens with [`open_db`] and [`SledStore::from_db`] to keep it typed.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<SledStore, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(cache_bytes)
-            .open()
-            .map_err(engine)?;
-        Self::with_db(db)
+        Self::from_db(open_db(dir, Some(cache_bytes))?)
     }
 
     /// A store in a temporary directory that disappears when dropped (tests).
     pub fn temporary() -> Result<SledStore, StoreError> {
-        Self::with_db(sled::Config::new().temporary(true).open().map_err(engine)?)
+        Self::from_db(open_temporary()?)
     }
 
-    fn with_db(db: sled::Db) -> Result<SledStore, StoreError> {
+    /// The store in a database opened with [`open_db`]; creates or checks its layout.
+    pub fn from_db(db: sled::Db) -> Result<SledStore, StoreError> {
         let meta = db.open_tree("meta").map_err(engine)?;
         match meta.get(META_FORMAT).map_err(engine)? {
             None => {
@@ -447,7 +447,7 @@ mod tests {
     fn a_newer_layout_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let db = sled::open(dir.path()).unwrap();
+            let db = open_db(dir.path(), None).unwrap();
             db.open_tree("meta")
                 .unwrap()
                 .insert(META_FORMAT, &[9])
