@@ -623,3 +623,57 @@ async fn a_node_without_a_directory_gets_a_note_not_an_error() {
     gw.stop().await.unwrap();
     fed.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn return_paths_never_leave_the_site_nor_fail() {
+    let t = TestGateways::start(0).await.unwrap();
+    let base = &t.fra.gw.url;
+    let anon = Console::new(base).unwrap();
+    for back in [
+        "/%09/evil.example/",
+        "%2F%09%2Fevil.example%2F",
+        "/%5C/evil.example",
+        "%2F%2Fevil.example",
+        "/%252F/evil",
+        "https://evil.example/",
+        "/%0D%0ASet-Cookie:%20x=1",
+        "/records%0A",
+    ] {
+        let r = anon
+            .http
+            .get(format!("{base}/lang/en?back={back}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "back={back}");
+        let to = location(&r);
+        assert_eq!(to, "/", "back={back}");
+        let (s, page) = anon.get(&format!("/login?next={back}")).await.unwrap();
+        assert_eq!(s, StatusCode::OK, "next={back}");
+        assert!(
+            page.contains("name=\"next\" value=\"/\""),
+            "next={back} kept in the login form:\n{page}"
+        );
+    }
+    // The login form's own `next` field, sent with a tab, CR or LF, lands on the dashboard.
+    for next in ["/\t/evil.example/", "/\r\nx", "//evil.example"] {
+        let c = Console::new(base).unwrap();
+        let (_, page) = c.get("/login").await.unwrap();
+        let token = csrf_of(&page).unwrap();
+        let r = c
+            .http
+            .post(format!("{base}/login"))
+            .form(&[
+                ("csrf", token.as_str()),
+                ("username", "officer"),
+                ("password", PASSWORD),
+                ("next", next),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "next={next:?}");
+        assert_eq!(location(&r), "/", "next={next:?}");
+    }
+    t.shutdown().await.unwrap();
+}

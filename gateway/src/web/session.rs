@@ -86,9 +86,38 @@ pub(super) struct NextQuery {
     next: String,
 }
 
-/// Only paths on this site may be returned to (no open redirect).
+/// Whether `path` is safe to send a browser back to: a path on this site and nothing else.
+///
+/// Accepted: a single leading `/` followed by anything but `/` or `\`, with no backslash, no
+/// control character and no whitespace anywhere; the same must hold once percent-decoded (so
+/// `/%2F/evil` and `/%09/evil` are refused). Browsers drop tabs and newlines from URLs and read
+/// `\` as `/`, which would otherwise turn `/\t/evil.example` into `//evil.example`.
+pub fn is_safe_path(path: &str) -> bool {
+    fn shape_ok(p: &str) -> bool {
+        p.starts_with('/')
+            && !p.starts_with("//")
+            && !p.contains('\\')
+            && !p.chars().any(|c| c.is_control() || c.is_whitespace())
+    }
+    if !shape_ok(path) {
+        return false;
+    }
+    match urlencoding::decode(path) {
+        // Decoded, a query may hold spaces (`?q=a%20b`); the start and controls must still hold.
+        Ok(decoded) => {
+            decoded.starts_with('/')
+                && !decoded.starts_with("//")
+                && !decoded.starts_with("/\\")
+                && !decoded.chars().any(char::is_control)
+        }
+        Err(_) => false,
+    }
+}
+
+/// Only paths on this site may be returned to (no open redirect): `next` when
+/// [`is_safe_path`] accepts it, else `/`.
 fn safe_next(next: &str) -> String {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+    if is_safe_path(next) {
         next.to_owned()
     } else {
         "/".to_owned()
@@ -405,6 +434,51 @@ mod tests {
         assert_eq!(safe_next("//evil.example/"), "/");
         assert_eq!(safe_next("https://evil.example/"), "/");
         assert_eq!(safe_next("/\\evil"), "/");
+    }
+
+    #[test]
+    fn hostile_return_paths_are_refused() {
+        for ok in [
+            "/",
+            "/records",
+            "/records?page=abc%2Bdef",
+            "/search?serial=a%20b",
+            "/records/FRA-POL-1/edit",
+        ] {
+            assert!(is_safe_path(ok), "{ok:?} should be accepted");
+        }
+        for bad in [
+            "",
+            "records",
+            "//x",
+            "//evil.example/",
+            "/\\x",
+            "/\\/evil.example",
+            "\\\\evil.example",
+            "https://x",
+            "http:/x",
+            "javascript:alert(1)",
+            "/\t/evil.example/",
+            "/\t/evil.example",
+            "\t//evil.example",
+            "/\r\nSet-Cookie: x=1",
+            "/\nx",
+            "/ /evil.example",
+            "/records\u{0}",
+            "/records\u{85}x",
+            "/records\u{2028}x",
+            "/%2F/evil",
+            "/%2f/evil",
+            "/%5C/evil",
+            "/%5cevil",
+            "/%09/evil.example/",
+            "/%0D%0Ax",
+            "/records%0A",
+            "/%ff%fe",
+        ] {
+            assert!(!is_safe_path(bad), "{bad:?} should be refused");
+            assert_eq!(safe_next(bad), "/", "{bad:?}");
+        }
     }
 
     #[test]
