@@ -293,8 +293,8 @@ pub async fn run(State(app): State<Arc<App>>, o: Officer, Form(f): Form<QueryFor
 }
 
 fn csv_cell(s: &str) -> String {
-    // Quote everything, and defuse spreadsheet formulas.
-    let s = if s.starts_with(['=', '+', '-', '@']) {
+    // Quote everything, and defuse spreadsheet formulas (OWASP: a leading = + - @, TAB or CR).
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{s}")
     } else {
         s.to_owned()
@@ -363,6 +363,11 @@ mod tests {
     fn csv_cells_are_quoted_and_formulas_defused() {
         assert_eq!(csv_cell("a\"b"), "\"a\"\"b\"");
         assert_eq!(csv_cell("=cmd()"), "\"'=cmd()\"");
+        for lead in ['+', '-', '@', '\t', '\r'] {
+            let cell = csv_cell(&format!("{lead}cmd|' /C calc'!A0"));
+            assert!(cell.starts_with("\"'"), "{lead:?} not defused: {cell:?}");
+        }
+        assert_eq!(csv_cell("TUR → FRA"), "\"TUR → FRA\"");
     }
 
     #[test]
