@@ -17,8 +17,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::extract::Request;
-use axum::http::{HeaderValue, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use tokio::net::TcpListener;
@@ -76,11 +76,17 @@ pub fn build(cfg: GatewayConfig, clock: app::Clock) -> Result<Arc<App>, GatewayS
 }
 
 /// The strict headers every response carries: no inline script or style, nothing from another
-/// origin, no framing, no sniffing, and no caching of pages that hold case data.
-async fn security_headers(req: Request, next: Next) -> Response {
+/// origin, no framing, no sniffing, and no caching of pages that hold case data. Over HTTPS,
+/// `Strict-Transport-Security` too.
+async fn security_headers(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     let static_asset = req.uri().path().starts_with("/static/");
     let mut resp = next.run(req).await;
-    let h = resp.headers_mut();
+    add_security_headers(resp.headers_mut(), static_asset, app.secure_cookies);
+    resp
+}
+
+/// Sets the security headers on a response (`https`: the gateway itself serves TLS).
+fn add_security_headers(h: &mut HeaderMap, static_asset: bool, https: bool) {
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
@@ -97,10 +103,15 @@ async fn security_headers(req: Request, next: Next) -> Response {
         header::REFERRER_POLICY,
         HeaderValue::from_static("same-origin"),
     );
+    if https {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
     if !static_asset {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    resp
 }
 
 /// The whole HTTP application: console, API, and the middleware around them.
@@ -112,7 +123,7 @@ pub fn router(app: Arc<App>) -> Router {
             app.clone(),
             web::session::csrf_guard,
         ))
-        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn_with_state(app.clone(), security_headers))
         .layer(axum::extract::DefaultBodyLimit::max(80 * 1024 * 1024))
         .with_state(app)
 }
@@ -144,4 +155,25 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hsts_only_over_https_and_the_csp_everywhere() {
+        let mut plain = HeaderMap::new();
+        add_security_headers(&mut plain, false, false);
+        assert!(plain.get(header::STRICT_TRANSPORT_SECURITY).is_none());
+        assert!(plain.get(header::CONTENT_SECURITY_POLICY).is_some());
+        let mut tls = HeaderMap::new();
+        add_security_headers(&mut tls, true, true);
+        assert_eq!(
+            tls.get(header::STRICT_TRANSPORT_SECURITY)
+                .and_then(|v| v.to_str().ok()),
+            Some("max-age=31536000")
+        );
+        assert!(tls.get(header::CACHE_CONTROL).is_none());
+    }
 }

@@ -30,7 +30,7 @@ use crate::store::{Session, User};
 
 /// The pre-login cookie's name for this gateway (see [`session_cookie`]).
 fn prelogin_cookie(app: &App) -> String {
-    session_cookie(app).replace("tn_session", "tn_prelogin")
+    super::cookie_name("tn_prelogin", app.node_id(), app.secure_cookies)
 }
 /// Largest form body the CSRF guard reads (file uploads are multipart and checked by their
 /// handler).
@@ -479,6 +479,18 @@ mod tests {
             assert!(!is_safe_path(bad), "{bad:?} should be refused");
             assert_eq!(safe_next(bad), "/", "{bad:?}");
         }
+    }
+
+    #[test]
+    fn https_cookie_names_carry_the_host_prefix() {
+        assert_eq!(
+            super::super::cookie_name("tn_session", "FRA-POL", false),
+            "tn_session_fra_pol"
+        );
+        assert_eq!(
+            super::super::cookie_name("tn_prelogin", "FRA-POL", true),
+            "__Host-tn_prelogin_fra_pol"
+        );
     }
 
     #[test]
