@@ -338,7 +338,7 @@ pub async fn analyse(
 ) -> Result<pb::FederatedQueryResponse, GatewayError> {
     c.require(Capability::Analyse)?;
     let inquiry = inquiry(app, q)?;
-    let r = app
+    let mut r = app
         .node
         .api()
         .federated_query(pb::FederatedQueryRequest {
@@ -349,6 +349,14 @@ pub async fn analyse(
         })
         .await?
         .into_inner();
+    if !c.who.can(Capability::ReadRecords) {
+        // An analyst may not read records: only what the analysis shows leaves the gateway.
+        for a in &mut r.answers {
+            for d in &mut a.records {
+                *d = analysis_view(std::mem::take(d));
+            }
+        }
+    }
     let target = format!(
         "route {} mode {} concealment {} {}..{}",
         filter.route_country,
@@ -359,6 +367,55 @@ pub async fn analyse(
     );
     log(app, c, "route query", &target).await?;
     Ok(r)
+}
+
+/// What a route and concealment analysis needs of a record, and nothing more: the owner, the
+/// date, the route's countries, transport mode, concealment method, the weapon categories (one
+/// per firearm, so counts hold), the withheld-field list and the handling codes. Persons, case
+/// references, notes, serial numbers, places and every other field are dropped. Callers without
+/// the record-read capability (analysts) get only this, whoever owns the record.
+pub fn analysis_view(d: pb::DisclosedRecord) -> pb::DisclosedRecord {
+    let rec = d.record.unwrap_or_default();
+    let t = rec.trafficking.unwrap_or_default();
+    pb::DisclosedRecord {
+        reference: d.reference.map(|r| pb::RecordRef {
+            owner_node: r.owner_node,
+            ..Default::default()
+        }),
+        record: Some(pb::SeizureRecord {
+            event: rec.event.map(|e| pb::SeizureEvent {
+                date: e.date,
+                ..Default::default()
+            }),
+            firearms: rec
+                .firearms
+                .into_iter()
+                .map(|f| pb::FirearmIdentification {
+                    category: f.category,
+                    ..Default::default()
+                })
+                .collect(),
+            trafficking: Some(pb::TraffickingFacts {
+                route: t
+                    .route
+                    .into_iter()
+                    .map(|p| pb::RoutePoint {
+                        country: p.country,
+                        point: String::new(),
+                    })
+                    .collect(),
+                transport_mode: t.transport_mode,
+                concealment_method: t.concealment_method,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        handling: d.handling,
+        policy_version: d.policy_version,
+        policy_rule: d.policy_rule,
+        signature: None,
+        redacted_fields: d.redacted_fields,
+    }
 }
 
 /// Logs an export (e.g. analysis results downloaded as CSV).
@@ -507,6 +564,67 @@ pub async fn node_info(app: &App) -> Result<pb::NodeInfo, GatewayError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn analysis_view_keeps_routes_and_drops_persons_references_and_notes() {
+        let full = pb::DisclosedRecord {
+            reference: Some(pb::RecordRef {
+                owner_node: "FRA-POL".into(),
+                reference: "secret-ref".into(),
+            }),
+            record: Some(pb::SeizureRecord {
+                national_ref: "FR-2025-1".into(),
+                event: Some(pb::SeizureEvent {
+                    date: "2025-06-01".into(),
+                    place: Some(pb::Place {
+                        locality: "Synthetic town".into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                persons: vec![pb::Person {
+                    name: "Synthetic Person".into(),
+                    ..Default::default()
+                }],
+                firearms: vec![pb::FirearmIdentification {
+                    serial_number: "SN-1".into(),
+                    category: 1,
+                    ..Default::default()
+                }],
+                trafficking: Some(pb::TraffickingFacts {
+                    route: vec![pb::RoutePoint {
+                        country: "TUR".into(),
+                        point: "a farm".into(),
+                    }],
+                    transport_mode: pb::TransportMode::Road as i32,
+                    concealment_method: pb::ConcealmentMethod::MixedWithCargo as i32,
+                    concealment_details: "under the seat".into(),
+                    ..Default::default()
+                }),
+                case_reference: "CASE-1".into(),
+                notes: "informant said".into(),
+                ..Default::default()
+            }),
+            redacted_fields: vec!["persons".into()],
+            ..Default::default()
+        };
+        let v = analysis_view(full);
+        let rec = v.record.clone().unwrap();
+        assert!(rec.persons.is_empty() && rec.case_reference.is_empty() && rec.notes.is_empty());
+        assert!(rec.national_ref.is_empty());
+        assert_eq!(rec.event.clone().unwrap().date, "2025-06-01");
+        assert!(rec.event.unwrap().place.is_none());
+        assert_eq!(rec.firearms.len(), 1);
+        assert!(rec.firearms[0].serial_number.is_empty());
+        assert_eq!(rec.firearms[0].category, 1);
+        let t = rec.trafficking.unwrap();
+        assert_eq!(t.route[0].country, "TUR");
+        assert!(t.route[0].point.is_empty() && t.concealment_details.is_empty());
+        assert_eq!(t.transport_mode, pb::TransportMode::Road as i32);
+        let r = v.reference.unwrap();
+        assert_eq!((r.owner_node.as_str(), r.reference.as_str()), ("FRA-POL", ""));
+        assert_eq!(v.redacted_fields, vec!["persons".to_owned()]);
+    }
 
     #[test]
     fn purposes_are_read_by_short_or_full_name() {

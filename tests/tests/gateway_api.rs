@@ -715,6 +715,74 @@ async fn federation_routes_check_roles_and_input() {
 }
 
 #[tokio::test]
+async fn analysts_get_what_the_analysis_needs_never_whole_records() {
+    let t = TestGateways::start(3).await.unwrap();
+    let fra = Api::new(&t.fra);
+    let (s, _) = fra
+        .call(Method::GET, "/records", Some(Role::Analyst), None)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "analysts do not read records");
+    let (s, v) = fra
+        .call(
+            Method::POST,
+            "/analysis",
+            Some(Role::Analyst),
+            Some(json!({"purpose": "border_risk_analysis", "legal_basis": "Synthetic basis"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let own = v["answers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["node_id"] == "FRA-POL")
+        .expect("this node's own records are in the analysis");
+    let recs = own["records"].as_array().unwrap();
+    assert_eq!(recs.len(), 3, "{own}");
+    for a in v["answers"].as_array().unwrap() {
+        for d in a["records"].as_array().into_iter().flatten() {
+            let r = &d["record"];
+            for hidden in [
+                "persons",
+                "case_reference",
+                "notes",
+                "national_ref",
+                "id",
+                "ammunition",
+            ] {
+                assert!(r.get(hidden).is_none(), "{hidden} given to an analyst: {d}");
+            }
+            assert!(r["event"].get("place").is_none(), "{d}");
+            assert!(
+                r["firearms"]
+                    .as_array()
+                    .is_none_or(|f| f.iter().all(|f| f.get("serial_number").is_none())),
+                "{d}"
+            );
+            assert!(d["reference"].get("reference").is_none(), "{d}");
+        }
+    }
+    let r = &recs[0]["record"];
+    assert!(
+        r["trafficking"]["route"].as_array().is_some_and(|x| !x.is_empty()),
+        "the route is what the analysis needs: {r}"
+    );
+    assert!(r["event"]["date"].is_string(), "{r}");
+    // An officer reading the same record still sees it whole.
+    let (s, list) = fra
+        .call(Method::GET, "/records?page_size=1", Some(Role::Officer), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        list["items"][0]["record"]["persons"][0]["name"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("Synthetic Person")),
+        "{list}"
+    );
+    t.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn the_openapi_document_lists_every_route_and_each_exists() {
     let t = TestGateways::start(0).await.unwrap();
     let http = reqwest::Client::new();
