@@ -123,7 +123,10 @@ pub fn router(app: Arc<App>) -> Router {
             app.clone(),
             web::session::csrf_guard,
         ))
-        .layer(middleware::from_fn_with_state(app.clone(), security_headers))
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            security_headers,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(80 * 1024 * 1024))
         .with_state(app)
 }

@@ -622,7 +622,10 @@ mod tests {
         assert!(t.route[0].point.is_empty() && t.concealment_details.is_empty());
         assert_eq!(t.transport_mode, pb::TransportMode::Road as i32);
         let r = v.reference.unwrap();
-        assert_eq!((r.owner_node.as_str(), r.reference.as_str()), ("FRA-POL", ""));
+        assert_eq!(
+            (r.owner_node.as_str(), r.reference.as_str()),
+            ("FRA-POL", "")
+        );
         assert_eq!(v.redacted_fields, vec!["persons".to_owned()]);
     }
 

@@ -75,7 +75,10 @@ async fn https_serves_pages_with_secure_cookies_and_refuses_plain_http() {
         })
         .unwrap_or_else(|| panic!("no __Host- pre-login cookie:\n{response}"));
     assert!(cookie.contains("; Secure"), "{cookie}");
-    assert!(cookie.contains("; Path=/;") && !cookie.contains("Domain"), "{cookie}");
+    assert!(
+        cookie.contains("; Path=/;") && !cookie.contains("Domain"),
+        "{cookie}"
+    );
     assert!(
         response
             .to_ascii_lowercase()

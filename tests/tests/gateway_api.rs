@@ -783,6 +783,59 @@ async fn analysts_get_what_the_analysis_needs_never_whole_records() {
 }
 
 #[tokio::test]
+async fn query_body_and_method_refusals_are_problem_json() {
+    let t = TestGateways::start(0).await.unwrap();
+    let api = Api::new(&t.fra);
+    // `call` asserts that every error is application/problem+json.
+    for path in [
+        "/records?page_size=abc",
+        "/records?page_size=-1",
+        "/traces?page_size=1e9",
+        "/audit?page_size=x",
+    ] {
+        let role = if path.starts_with("/traces") {
+            Role::TracingOfficer
+        } else if path.starts_with("/audit") {
+            Role::Administrator
+        } else {
+            Role::Officer
+        };
+        let (s, v) = api.call(Method::GET, path, Some(role), None).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{path}: {v}");
+        assert_eq!(v["status"], 400, "{v}");
+        assert!(v["detail"].as_str().is_some_and(|d| !d.is_empty()), "{v}");
+    }
+    let (s, v) = api
+        .call(Method::DELETE, "/records", Some(Role::Officer), None)
+        .await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED, "{v}");
+    assert!(v["type"].as_str().unwrap().ends_with("/method-not-allowed"), "{v}");
+    let (s, v) = api
+        .call(Method::PUT, "/records/batch", Some(Role::Officer), Some(json!({})))
+        .await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED, "{v}");
+    // A body over the API's limit.
+    let big = format!("{{\"records\": [], \"pad\": \"{}\"}}", "x".repeat(17 * 1024 * 1024));
+    let resp = api
+        .http
+        .post(t.fra.url("/api/v1/records/batch"))
+        .bearer_auth(t.fra.token(Role::Officer))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        resp.headers()["content-type"].to_str().unwrap(),
+        "application/problem+json"
+    );
+    let v: Value = resp.json().await.unwrap();
+    assert!(v["detail"].as_str().unwrap().contains("16777216"), "{v}");
+    t.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn the_openapi_document_lists_every_route_and_each_exists() {
     let t = TestGateways::start(0).await.unwrap();
     let http = reqwest::Client::new();
