@@ -163,6 +163,32 @@ impl Jobs {
     }
 }
 
+/// Splits `records` into consecutive batches of at most [`BATCH`] records each, and of at most
+/// `max_bytes` once encoded for the node (a large record makes its batch smaller; a record larger
+/// than `max_bytes` goes alone, and the node says it is too large).
+pub fn batches(records: &[pb::SeizureRecord], max_bytes: usize) -> Vec<std::ops::Range<usize>> {
+    use prost::Message as _;
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0usize);
+    for (i, r) in records.iter().enumerate() {
+        let len = r.encoded_len();
+        // The field tag, the length prefix, the record, and its source line.
+        let size = 1 + prost::encoding::encoded_len_varint(len as u64) + len + 10;
+        if i > start && (i - start >= BATCH || bytes + size > max_bytes) {
+            out.push(start..i);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < records.len() {
+        out.push(start..records.len());
+    }
+    out
+}
+
+/// What one batch to the node may weigh: the node's limit less room for the rest of the message.
+const BATCH_BYTES: usize = crate::ops::NODE_MAX_MESSAGE - 64 * 1024;
+
 /// Parses the whole file; returns its records with their lines, or every row problem.
 pub fn parse(
     format: Format,
@@ -238,7 +264,9 @@ async fn run(
         s.phase = Phase::Checking;
     }
     let mut problems = Vec::new();
-    for (chunk, chunk_lines) in records.chunks(BATCH).zip(lines.chunks(BATCH)) {
+    let ranges = batches(&records, BATCH_BYTES);
+    for range in &ranges {
+        let (chunk, chunk_lines) = (&records[range.clone()], &lines[range.clone()]);
         let req = pb::ImportBatchRequest {
             records: chunk.to_vec(),
             source_lines: chunk_lines.to_vec(),
@@ -266,7 +294,8 @@ async fn run(
         s.phase = Phase::Writing;
         s.done = 0;
     }
-    for (chunk, chunk_lines) in records.chunks(BATCH).zip(lines.chunks(BATCH)) {
+    for range in ranges {
+        let (chunk, chunk_lines) = (&records[range.clone()], &lines[range]);
         let req = pb::ImportBatchRequest {
             records: chunk.to_vec(),
             source_lines: chunk_lines.to_vec(),
@@ -310,6 +339,36 @@ mod tests {
         let (records, lines) = parse(Format::JsonLines, jsonl.as_bytes().to_vec()).unwrap();
         assert_eq!(records.len(), 2);
         assert_eq!(lines, vec![1, 3]);
+    }
+
+    #[test]
+    fn batches_respect_the_record_count_and_the_node_message_size() {
+        let small = pb::SeizureRecord {
+            national_ref: "SYN-1".into(),
+            ..Default::default()
+        };
+        let big = pb::SeizureRecord {
+            notes: "n".repeat(3000),
+            ..Default::default()
+        };
+        let many = vec![small; BATCH * 2 + 1];
+        let r = batches(&many, BATCH_BYTES);
+        assert_eq!(
+            r,
+            vec![0..BATCH, BATCH..BATCH * 2, BATCH * 2..BATCH * 2 + 1]
+        );
+        let heavy = vec![big; 10];
+        let r = batches(&heavy, 10_000);
+        assert_eq!(r, vec![0..3, 3..6, 6..9, 9..10]);
+        for range in &r {
+            let req = pb::ImportBatchRequest {
+                records: heavy[range.clone()].to_vec(),
+                source_lines: range.clone().map(|i| i as u64 + 100_000).collect(),
+                dry_run: true,
+            };
+            assert!(prost::Message::encoded_len(&req) <= 10_000);
+        }
+        assert!(batches(&[], 10).is_empty());
     }
 
     #[test]

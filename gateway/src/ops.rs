@@ -147,6 +147,22 @@ pub async fn update_record(
     Ok(r)
 }
 
+/// The largest message the node's local API takes by default (its `max_message_bytes`).
+pub const NODE_MAX_MESSAGE: usize = 4 * 1024 * 1024;
+
+/// Refuses a request the node could not take in one message (413 naming the limit), instead of
+/// sending it and failing with an internal error.
+pub fn check_message_size(req: &impl prost::Message) -> Result<(), GatewayError> {
+    let size = req.encoded_len();
+    if size > NODE_MAX_MESSAGE {
+        return Err(GatewayError::TooLarge(format!(
+            "the batch encodes to {size} bytes; the node takes at most {NODE_MAX_MESSAGE} bytes \
+             (4 MiB) per call: send it as several smaller batches"
+        )));
+    }
+    Ok(())
+}
+
 /// Writes a batch of records atomically (all or none), checking them first.
 pub async fn import_batch(
     app: &App,
@@ -164,15 +180,12 @@ pub async fn import_batch(
         )));
     }
     let n = records.len();
-    let r = app
-        .node
-        .api()
-        .import_batch(pb::ImportBatchRequest {
-            records,
-            ..Default::default()
-        })
-        .await?
-        .into_inner();
+    let req = pb::ImportBatchRequest {
+        records,
+        ..Default::default()
+    };
+    check_message_size(&req)?;
+    let r = app.node.api().import_batch(req).await?.into_inner();
     log(app, c, "import records", &format!("{n} records")).await?;
     Ok(r)
 }

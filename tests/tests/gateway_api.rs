@@ -764,13 +764,20 @@ async fn analysts_get_what_the_analysis_needs_never_whole_records() {
     }
     let r = &recs[0]["record"];
     assert!(
-        r["trafficking"]["route"].as_array().is_some_and(|x| !x.is_empty()),
+        r["trafficking"]["route"]
+            .as_array()
+            .is_some_and(|x| !x.is_empty()),
         "the route is what the analysis needs: {r}"
     );
     assert!(r["event"]["date"].is_string(), "{r}");
     // An officer reading the same record still sees it whole.
     let (s, list) = fra
-        .call(Method::GET, "/records?page_size=1", Some(Role::Officer), None)
+        .call(
+            Method::GET,
+            "/records?page_size=1",
+            Some(Role::Officer),
+            None,
+        )
         .await;
     assert_eq!(s, StatusCode::OK);
     assert!(
@@ -809,13 +816,24 @@ async fn query_body_and_method_refusals_are_problem_json() {
         .call(Method::DELETE, "/records", Some(Role::Officer), None)
         .await;
     assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED, "{v}");
-    assert!(v["type"].as_str().unwrap().ends_with("/method-not-allowed"), "{v}");
+    assert!(
+        v["type"].as_str().unwrap().ends_with("/method-not-allowed"),
+        "{v}"
+    );
     let (s, v) = api
-        .call(Method::PUT, "/records/batch", Some(Role::Officer), Some(json!({})))
+        .call(
+            Method::PUT,
+            "/records/batch",
+            Some(Role::Officer),
+            Some(json!({})),
+        )
         .await;
     assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED, "{v}");
     // A body over the API's limit.
-    let big = format!("{{\"records\": [], \"pad\": \"{}\"}}", "x".repeat(17 * 1024 * 1024));
+    let big = format!(
+        "{{\"records\": [], \"pad\": \"{}\"}}",
+        "x".repeat(17 * 1024 * 1024)
+    );
     let resp = api
         .http
         .post(t.fra.url("/api/v1/records/batch"))
@@ -833,6 +851,58 @@ async fn query_body_and_method_refusals_are_problem_json() {
     let v: Value = resp.json().await.unwrap();
     assert!(v["detail"].as_str().unwrap().contains("16777216"), "{v}");
     t.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_batch_the_node_cannot_take_at_once_is_a_clear_413_not_a_500() {
+    let t = TestGateways::start(0).await.unwrap();
+    let api = Api::new(&t.fra);
+    let records: Vec<Value> = (0..2000)
+        .map(|i| {
+            let mut r = record(&format!("SYN-BIG-{i}"), &format!("BIG-{i}"));
+            r["notes"] = json!("Synthetic note. ".repeat(250));
+            r
+        })
+        .collect();
+    let body = json!({ "records": records });
+    assert!(body.to_string().len() > 8_000_000);
+    let (s, v) = api
+        .call(
+            Method::POST,
+            "/records/batch",
+            Some(Role::Officer),
+            Some(body),
+        )
+        .await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+    assert!(v["type"].as_str().unwrap().ends_with("/too-large"), "{v}");
+    assert!(
+        v["detail"].as_str().unwrap().contains("4194304"),
+        "the limit is named: {v}"
+    );
+    assert_eq!(api.record_count().await, 0, "nothing was written");
+    // The same records in batches under the limit go through.
+    let (s, v) = api
+        .call(
+            Method::POST,
+            "/records/batch",
+            Some(Role::Officer),
+            Some(json!({ "records": records_slice(0, 500) })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(api.record_count().await, 500);
+    t.shutdown().await.unwrap();
+}
+
+fn records_slice(from: usize, to: usize) -> Vec<Value> {
+    (from..to)
+        .map(|i| {
+            let mut r = record(&format!("SYN-BIG-{i}"), &format!("BIG-{i}"));
+            r["notes"] = json!("Synthetic note. ".repeat(250));
+            r
+        })
+        .collect()
 }
 
 #[tokio::test]

@@ -428,6 +428,7 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ),
     ("error.throttled", "Too many attempts", "Trop de tentatives"),
     ("error.title", "Error", "Erreur"),
+    ("error.too_large", "Too large", "Trop volumineux"),
     (
         "error.unauthenticated",
         "Please log in.",
