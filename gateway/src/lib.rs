@@ -17,10 +17,12 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
+use axum::extract::connect_info::Connected;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use axum::serve::IncomingStream;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -66,6 +68,7 @@ pub fn build(cfg: GatewayConfig, clock: app::Clock) -> Result<Arc<App>, GatewayS
     let store = store::GatewayStore::open(&cfg.data_dir)?;
     Ok(Arc::new(App {
         throttle: Mutex::new(auth::throttle::Throttle::new(cfg.login.clone())),
+        login_gate: auth::LoginGate::for_this_machine(),
         secure_cookies: cfg.tls.is_some(),
         jobs: jobs::Jobs::default(),
         node,
@@ -114,6 +117,22 @@ fn add_security_headers(h: &mut HeaderMap, static_asset: bool, https: bool) {
     }
 }
 
+/// The address a request came from (the TCP peer: behind a proxy, the proxy's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub SocketAddr);
+
+impl Connected<IncomingStream<'_, TcpListener>> for ClientAddr {
+    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
+        ClientAddr(*stream.remote_addr())
+    }
+}
+
+impl Connected<IncomingStream<'_, tls::TlsListener>> for ClientAddr {
+    fn connect_info(stream: IncomingStream<'_, tls::TlsListener>) -> Self {
+        ClientAddr(*stream.remote_addr())
+    }
+}
+
 /// The whole HTTP application: console, API, and the middleware around them.
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
@@ -146,15 +165,21 @@ pub async fn run(
             let acceptor = tls::acceptor(files).map_err(GatewayStartError::Tls)?;
             tracing::info!(%addr, node = %app.node_id(), "gateway serving HTTPS");
             let listener = tls::TlsListener::new(listener, acceptor, shutdown.clone());
-            axum::serve(listener, routes)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await?;
+            axum::serve(
+                listener,
+                routes.into_make_service_with_connect_info::<ClientAddr>(),
+            )
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await?;
         }
         None => {
             tracing::info!(%addr, node = %app.node_id(), "gateway serving HTTP (loopback)");
-            axum::serve(listener, routes)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await?;
+            axum::serve(
+                listener,
+                routes.into_make_service_with_connect_info::<ClientAddr>(),
+            )
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await?;
         }
     }
     Ok(())

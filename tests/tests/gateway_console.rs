@@ -677,3 +677,66 @@ async fn return_paths_never_leave_the_site_nor_fail() {
     }
     t.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn logins_are_throttled_per_client_too_and_counted_before_verifying() {
+    let t = TestGateways::start(0).await.unwrap();
+    let base = &t.fra.gw.url;
+    // Many names from one client: slowed after address_max_failures (20 by default).
+    let mut statuses = Vec::new();
+    for i in 0..30 {
+        let s = Console::new(base)
+            .unwrap()
+            .login(&format!("guess{i}"), "wrong-password-123")
+            .await
+            .unwrap();
+        statuses.push(s);
+    }
+    assert!(
+        statuses[..20].iter().all(|s| *s == StatusCode::UNAUTHORIZED),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses[20..]
+            .iter()
+            .all(|s| *s == StatusCode::TOO_MANY_REQUESTS),
+        "30 names from one client were never slowed: {statuses:?}"
+    );
+    // A real user behind the same address waits no longer than a name lockout (300 s).
+    let s = Console::new(base)
+        .unwrap()
+        .login("officer", PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    t.advance_clock(301);
+    let s = Console::new(base)
+        .unwrap()
+        .login("officer", PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::SEE_OTHER, "the lockout ends");
+
+    // Parallel guesses at one name: no more than max_failures (5) are verified.
+    let mut tasks = Vec::new();
+    for _ in 0..12 {
+        let base = base.clone();
+        tasks.push(tokio::spawn(async move {
+            Console::new(&base)
+                .unwrap()
+                .login("analyst", "wrong-password-123")
+                .await
+                .unwrap()
+        }));
+    }
+    let mut verified = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            StatusCode::UNAUTHORIZED => verified += 1,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(verified <= 5, "{verified} parallel guesses were verified");
+    t.shutdown().await.unwrap();
+}

@@ -598,6 +598,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ),
     ("inquiry.purpose", "Purpose", "Finalité"),
     (
+        "login.busy",
+        "Too many logins at once. Try again in",
+        "Trop de connexions simultanées. Réessayez dans",
+    ),
+    (
         "login.failed",
         "Wrong user name or password.",
         "Nom d'utilisateur ou mot de passe incorrect.",

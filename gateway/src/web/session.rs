@@ -7,7 +7,9 @@
 //! - Every console POST carries the session's CSRF token (the login form carries a pre-login
 //!   token bound to a cookie); [`csrf_guard`] checks it before any handler runs. A POST whose
 //!   `Origin` is another site is refused too.
-//! - Failed logins are throttled per user name; unknown names cost the same time as known ones.
+//! - Failed logins are throttled per user name and per client address (rules in
+//!   `auth::throttle`), counted before the password is checked; at most a few verifications run
+//!   at once. Unknown and disabled names cost the same time as known ones.
 
 use std::sync::Arc;
 
@@ -168,25 +170,60 @@ pub(super) struct LoginForm {
     next: String,
 }
 
-/// Checks a login; on success starts a fresh session and goes to `next`.
+/// The client's IP address, when the server recorded it (see `ClientAddr`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ClientIp(Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<crate::ClientAddr>>()
+                .map(|c| c.0.0.ip()),
+        ))
+    }
+}
+
+/// Checks a login; on success starts a fresh session and goes to `next`. The attempt is
+/// counted (per name and per client address) before the password is verified, and at most a
+/// few verifications run at once (`LoginGate`).
 pub(super) async fn login(
     State(app): State<Arc<App>>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
     let lang = request_lang(&app, &headers, None);
     let now = u64::try_from(app.now()).unwrap_or(0);
     let name = f.username.trim().to_owned();
-    let throttled = {
-        let t = app
-            .throttle
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        t.check(&name, now)
+    let Some(_slot) = app.login_gate.enter().await else {
+        tracing::warn!(user = %name, "login refused: too many verifications at once");
+        let mut resp = login_page(
+            &app,
+            lang,
+            &f.next,
+            &name,
+            Some(format!("{} 1 s", lang.t("login.busy"))),
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        );
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return resp;
     };
+    let throttled = app
+        .throttle
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .begin(&name, ip, now);
     if let Err(wait) = throttled {
         tracing::warn!(user = %name, "login refused: throttled");
-        return login_page(
+        let mut resp = login_page(
             &app,
             lang,
             &f.next,
@@ -194,15 +231,22 @@ pub(super) async fn login(
             Some(format!("{} {wait} s", lang.t("login.throttled"))),
             axum::http::StatusCode::TOO_MANY_REQUESTS,
         );
+        if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return resp;
     }
     let user = match app.store.user(&name) {
         Ok(u) => u,
         Err(e) => return error_page(lang, None, e.into(), "/login"),
     };
     let pw = f.password.clone();
+    // Every path costs one verification, so timing tells neither unknown nor disabled users.
     let ok_user = tokio::task::spawn_blocking(move || match user {
-        Some(u) if !u.disabled && password::verify(&u.password_hash, &pw) => Some(u),
-        Some(_) => None,
+        Some(u) => {
+            let matches = password::verify(&u.password_hash, &pw);
+            (matches && !u.disabled).then_some(u)
+        }
         None => {
             password::verify_dummy(&pw);
             None
@@ -212,12 +256,7 @@ pub(super) async fn login(
     .ok()
     .flatten();
     let Some(user) = ok_user else {
-        let locked = app
-            .throttle
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .failed(&name, now);
-        tracing::warn!(user = %name, locked = locked.is_some(), "login failed");
+        tracing::warn!(user = %name, "login failed");
         return login_page(
             &app,
             lang,
@@ -230,7 +269,7 @@ pub(super) async fn login(
     app.throttle
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .succeeded(&name);
+        .succeeded(&name, ip);
     let (Ok(sid), Ok(csrf)) = (random_secret(32), random_secret(32)) else {
         return error_page(lang, None, GatewayError::Internal, "/login");
     };
