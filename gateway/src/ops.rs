@@ -342,6 +342,20 @@ fn serial_problem() -> FieldProblem {
     }
 }
 
+/// Most records one member returns to one analysis query (the nodes' own cap, `MAX_QUERY`):
+/// a member that returned this many may hold more, which [`limited_members`] tells.
+pub const ANALYSIS_LIMIT: u32 = 1000;
+
+/// The members whose answer reached [`ANALYSIS_LIMIT`], so more of their records may match than
+/// the answer holds.
+pub fn limited_members(r: &pb::FederatedQueryResponse) -> Vec<String> {
+    r.answers
+        .iter()
+        .filter(|a| a.records.len() >= ANALYSIS_LIMIT as usize)
+        .map(|a| a.node_id.clone())
+        .collect()
+}
+
 /// Route and concealment query across the federation (this node's own records included).
 pub async fn analyse(
     app: &App,
@@ -357,7 +371,7 @@ pub async fn analyse(
         .federated_query(pb::FederatedQueryRequest {
             inquiry: Some(inquiry),
             filter: Some(filter.clone()),
-            limit_per_peer: 1000,
+            limit_per_peer: ANALYSIS_LIMIT,
             include_local: true,
         })
         .await?

@@ -693,7 +693,9 @@ async fn logins_are_throttled_per_client_too_and_counted_before_verifying() {
         statuses.push(s);
     }
     assert!(
-        statuses[..20].iter().all(|s| *s == StatusCode::UNAUTHORIZED),
+        statuses[..20]
+            .iter()
+            .all(|s| *s == StatusCode::UNAUTHORIZED),
         "{statuses:?}"
     );
     assert!(
@@ -738,5 +740,74 @@ async fn logins_are_throttled_per_client_too_and_counted_before_verifying() {
         }
     }
     assert!(verified <= 5, "{verified} parallel guesses were verified");
+    t.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn analysis_says_when_a_member_reached_the_limit() {
+    let t = TestGateways::start(0).await.unwrap();
+    let http = reqwest::Client::new();
+    for chunk in 0..3 {
+        let records: Vec<serde_json::Value> = (chunk * 401..(chunk + 1) * 401)
+            .map(|i| {
+                json!({
+                    "national_ref": format!("SYN-LIM-{i}"),
+                    "event": {"date": "2025-06-01", "place": {"country": "FRA"}, "seizing_agency": "AGENCY_KIND_POLICE"},
+                    "context": {"seizure_kind": "SEIZURE_KIND_SEIZED"},
+                    "firearms": [{"serial_number": format!("LIM-{i}"), "manufacturer": "Synthetic Arms", "marking_condition": "MARKING_CONDITION_INTACT"}],
+                    "trafficking": {"route": [{"country": "TUR"}, {"country": "FRA"}], "transport_mode": "TRANSPORT_MODE_ROAD"}
+                })
+            })
+            .collect();
+        let r = http
+            .post(t.fra.url("/api/v1/records/batch"))
+            .bearer_auth(t.fra.token(Role::Officer))
+            .json(&json!({ "records": records }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    }
+    let c = Console::logged_in(&t.fra.gw.url, "analyst").await.unwrap();
+    let form = [
+        ("purpose", "border_risk_analysis"),
+        ("legal_basis", "Synthetic basis"),
+    ];
+    let (s, page) = c.post("/analysis", &form).await.unwrap();
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        page.contains("id=\"analysis-limited\""),
+        "1,203 records held, 1,000 shown, and the page does not say so:\n{page}"
+    );
+    assert!(
+        page.contains("first 1,000 records") && page.contains("FRA-POL."),
+        "{page}"
+    );
+    let (s, csv) = c.post("/analysis/export", &form).await.unwrap();
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(csv.lines().count(), 1 + 1000 + 1, "header, rows, note");
+    assert!(
+        csv.lines().last().unwrap().contains("first 1,000"),
+        "{}",
+        csv.lines().last().unwrap()
+    );
+    // The API says it too.
+    let v: serde_json::Value = http
+        .post(t.fra.url("/api/v1/analysis"))
+        .bearer_auth(t.fra.token(Role::Analyst))
+        .json(&json!({"purpose": "border_risk_analysis", "legal_basis": "Synthetic basis"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        v["limited_members"],
+        json!(["FRA-POL"]),
+        "{}",
+        v["limited_members"]
+    );
+    assert_eq!(v["limit_per_member"], 1000);
     t.shutdown().await.unwrap();
 }

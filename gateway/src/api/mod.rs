@@ -333,7 +333,13 @@ async fn analysis(State(app): State<Arc<App>>, c: ApiCaller, bytes: Bytes) -> Ap
         legal_basis: b.legal_basis,
         case_reference: String::new(),
     };
-    ok(ops::analyse(&app, c.caller(), b.filter.unwrap_or_default(), inquiry).await?)
+    let r = ops::analyse(&app, c.caller(), b.filter.unwrap_or_default(), inquiry).await?;
+    let limited = ops::limited_members(&r);
+    let mut v = serde_json::to_value(&r).map_err(|_| GatewayError::Internal)?;
+    // Say when a member's answer was cut at the limit, so totals are not read as complete.
+    v["limit_per_member"] = json!(ops::ANALYSIS_LIMIT);
+    v["limited_members"] = json!(limited);
+    ok(v)
 }
 
 async fn members(State(app): State<Arc<App>>, c: ApiCaller) -> ApiResult {

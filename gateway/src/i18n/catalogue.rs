@@ -62,6 +62,16 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ),
     ("analysis.export", "Export CSV", "Exporter en CSV"),
     ("analysis.from", "From", "Du"),
+    (
+        "analysis.limited",
+        "Limit reached: only the first {n} records per member are included for",
+        "Limite atteinte : seuls les {n} premiers enregistrements par membre sont inclus pour",
+    ),
+    (
+        "analysis.limited_hint",
+        "More may match: narrow the period or the filters. Totals, charts and the CSV cover only the records shown.",
+        "D'autres peuvent correspondre : resserrez la période ou les filtres. Les totaux, les graphiques et le CSV ne portent que sur les enregistrements affichés.",
+    ),
     ("analysis.no_answer", "No answer from", "Pas de réponse de"),
     (
         "analysis.per_month",
