@@ -811,3 +811,79 @@ async fn analysis_says_when_a_member_reached_the_limit() {
     assert_eq!(v["limit_per_member"], 1000);
     t.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_disclosure_preview_shows_the_quantity_band_and_refuses_in_plain_words() {
+    let t = TestGateways::start(1).await.unwrap();
+    let http = reqwest::Client::new();
+    let list: serde_json::Value = http
+        .get(t.fra.url("/api/v1/records?page_size=1"))
+        .bearer_auth(t.fra.token(Role::Officer))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = list["items"][0]["record"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let api: serde_json::Value = http
+        .post(t.fra.url("/api/v1/policy/preview"))
+        .bearer_auth(t.fra.token(Role::Administrator))
+        .json(&json!({"record_id": id, "requester_node": "DEU-CUS", "agency_kind": "AGENCY_KIND_CUSTOMS", "purpose": "PURPOSE_BORDER_RISK_ANALYSIS"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let band = api["record"]["ammunition"][0]["quantity_band"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the API preview has a band: {api}"))
+        .to_owned();
+    let admin = Console::logged_in(&t.fra.gw.url, "admin").await.unwrap();
+    let (s, page) = admin
+        .post(
+            "/policy/preview",
+            &[
+                ("record_id", id.as_str()),
+                ("requester_node", "DEU-CUS"),
+                ("agency_kind", "customs"),
+                ("purpose", "border_risk_analysis"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::OK);
+    assert!(page.contains("data-allowed=\"true\""), "{page}");
+    assert!(
+        page.contains(&format!("<dd>{band}</dd>")),
+        "the console leaves out the band {band} the API shows:\n{page}"
+    );
+    let refused = [
+        ("record_id", id.as_str()),
+        ("requester_node", "ITA-POL"),
+        ("agency_kind", "police"),
+        ("purpose", "tracing"),
+    ];
+    let (_, page) = admin.post("/policy/preview", &refused).await.unwrap();
+    assert!(
+        page.contains("No rule of policy version 1 shares seizure records with ITA for tracing."),
+        "{page}"
+    );
+    assert!(
+        !page.contains("DATA_CLASS_") && !page.contains("PURPOSE_TRACING"),
+        "{page}"
+    );
+    admin.get("/lang/fr?back=%2F").await.unwrap();
+    let (_, page) = admin.post("/policy/preview", &refused).await.unwrap();
+    assert!(
+        page.contains("Aucune règle de la version 1 de la politique")
+            && page.contains("Fiches de saisie")
+            && page.contains("Traçage"),
+        "{page}"
+    );
+    t.shutdown().await.unwrap();
+}

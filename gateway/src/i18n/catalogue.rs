@@ -245,6 +245,26 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ),
     ("enum.CRIMINAL_CONTEXT_OTHER", "Other", "Autre"),
     ("enum.CRIMINAL_CONTEXT_TERRORISM", "Terrorism", "Terrorisme"),
+    (
+        "enum.DATA_CLASS_PERSONS",
+        "Personal data",
+        "Données personnelles",
+    ),
+    (
+        "enum.DATA_CLASS_ROUTE_REPORT",
+        "Route reports",
+        "Rapports d'itinéraire",
+    ),
+    (
+        "enum.DATA_CLASS_SEIZURE",
+        "Seizure records",
+        "Fiches de saisie",
+    ),
+    (
+        "enum.DATA_CLASS_TRACE_RESULT",
+        "Trace results",
+        "Résultats de traçage",
+    ),
     ("enum.FIELD_TREATMENT_ALLOW", "shared", "communiqué"),
     (
         "enum.FIELD_TREATMENT_GENERALISE",
@@ -709,6 +729,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Publier dans l'annuaire",
     ),
     ("policy.record_id", "Record id", "Identifiant de la fiche"),
+    (
+        "policy.refusal",
+        "No rule of policy version {version} shares {class} with {country} for {purpose}.",
+        "Aucune règle de la version {version} de la politique ne partage les données « {class} » avec {country} pour la finalité « {purpose} ».",
+    ),
     ("policy.rule", "Rule", "Règle"),
     (
         "policy.title",

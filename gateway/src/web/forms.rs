@@ -223,6 +223,15 @@ pub fn handling_label(lang: Lang, h: &pb::Handling) -> String {
 /// A record's values as a person reads them: enumerations by their label, dates written out.
 pub fn display_values(lang: Lang, r: &pb::SeizureRecord) -> HashMap<String, String> {
     let mut values = values_of(r);
+    // A policy may disclose only a band of the quantity ("101-1000") instead of the number.
+    if let Some(band) = r
+        .ammunition
+        .first()
+        .map(|a| a.quantity_band.as_str())
+        .filter(|b| !b.is_empty())
+    {
+        values.insert("ammunition_quantity".to_owned(), band.to_owned());
+    }
     for (k, v) in &mut values {
         if let Some((_, prefix)) = SELECTS.iter().find(|(f, _)| f == k)
             && !v.is_empty()
