@@ -190,6 +190,30 @@ pub async fn import_batch(
     Ok(r)
 }
 
+/// Has the node check records without writing anything (a dry run) and returns every problem it
+/// finds, with the given source lines (0 for a form).
+pub async fn check_records(
+    app: &App,
+    c: Caller<'_>,
+    records: Vec<pb::SeizureRecord>,
+    source_lines: Vec<u64>,
+) -> Result<Vec<FieldProblem>, GatewayError> {
+    c.require(Capability::WriteRecords)?;
+    let req = pb::ImportBatchRequest {
+        records,
+        source_lines,
+        dry_run: true,
+    };
+    check_message_size(&req)?;
+    match app.node.api().import_batch(req).await {
+        Ok(_) => Ok(Vec::new()),
+        Err(s) => match crate::node::from_status(s) {
+            GatewayError::Invalid(p) => Ok(p),
+            other => Err(other),
+        },
+    }
+}
+
 /// Local search by serial number.
 pub async fn search(
     app: &App,

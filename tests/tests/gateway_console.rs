@@ -887,3 +887,63 @@ async fn the_disclosure_preview_shows_the_quantity_band_and_refuses_in_plain_wor
     );
     t.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn every_mistake_is_reported_at_once_in_the_form_and_the_import() {
+    let t = TestGateways::start(0).await.unwrap();
+    let c = Console::logged_in(&t.fra.gw.url, "officer").await.unwrap();
+    let (s, body) = c
+        .post(
+            "/records",
+            &[
+                ("national_ref", "SYN-R-1"),
+                ("date", "2025-02-30"),
+                ("country", "FRA"),
+                ("seizing_agency", "police"),
+                ("seizure_kind", "seized"),
+                ("serial_number", "R-1"),
+                ("year_of_manufacture", "nineteen"),
+                ("ammunition_calibre", "9x19mm"),
+                ("ammunition_quantity", "-3"),
+                ("route", "TUR;ZZ"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    for field in [
+        "date",
+        "year_of_manufacture",
+        "ammunition_quantity",
+        "route",
+    ] {
+        assert!(
+            body.contains(&format!("id=\"err-{field}\"")),
+            "no message next to {field} in this round:\n{body}"
+        );
+    }
+    assert!(
+        !body.contains("ammunition_ammunition_quantity") && !body.contains("id=\"form-errors\""),
+        "a raw line above the form:\n{body}"
+    );
+    assert_eq!(record_count(&t).await, 0);
+
+    let csv = "national_ref,date,country,seizing_agency,seizure_kind,serial_number,marking_condition,category,ammunition_calibre,ammunition_quantity,transport_mode\n\
+               SYN-J-1,2025-01-01,FRA,police,seized,J-1,intact,,,,road\n\
+               SYN-J-2,2025-01-02,FRA,police,seized,J-2,intact,,,,road\n\
+               SYN-J-3,2025-13-01,FRA,police,seized,J-3,intact,laser,9x19mm,-3,teleport\n";
+    let job = upload(&c, "four.csv", csv).await;
+    let body = wait_for_job(&c, &job).await;
+    assert!(body.contains("data-phase=\"failed\""), "{body}");
+    assert!(
+        body.contains("id=\"import-total\">3<"),
+        "a 3-row file is counted:\n{body}"
+    );
+    assert_eq!(
+        body.matches("<tr><td>4</td>").count(),
+        4,
+        "the row with 4 bad cells lists 4 problems:\n{body}"
+    );
+    assert_eq!(record_count(&t).await, 0);
+    t.shutdown().await.unwrap();
+}
