@@ -270,9 +270,16 @@ pub struct Parsed {
     pub rows: u64,
 }
 
+/// One CSV row: its line and its cells under [`CSV_COLUMNS`].
+type CsvRow = (u64, Vec<String>);
+
+/// One row as read: its line, its record, and the problems of reading it; or a row that could
+/// not be read at all.
+type ReadRow = Result<(u64, pb::SeizureRecord, Vec<FieldProblem>), FieldProblem>;
+
 /// The rows of a CSV file as cells under [`CSV_COLUMNS`] (so every bad cell of a row can be
 /// reported, not only the first); the header must name known columns and the required ones.
-fn csv_cells(bytes: &[u8]) -> Result<Vec<Result<(u64, Vec<String>), FieldProblem>>, String> {
+fn csv_cells(bytes: &[u8]) -> Result<Vec<Result<CsvRow, FieldProblem>>, String> {
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(false)
         .trim(csv::Trim::All)
@@ -327,8 +334,7 @@ fn csv_cells(bytes: &[u8]) -> Result<Vec<Result<(u64, Vec<String>), FieldProblem
 /// Reads the whole file: every row, every problem of every row.
 pub fn parse(format: Format, bytes: Vec<u8>) -> Parsed {
     let mut out = Parsed::default();
-    let rows: Vec<Result<(u64, pb::SeizureRecord, Vec<FieldProblem>), FieldProblem>> = match format
-    {
+    let rows: Vec<ReadRow> = match format {
         Format::Csv => match csv_cells(&bytes) {
             Ok(rows) => rows
                 .into_iter()

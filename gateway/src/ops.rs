@@ -613,6 +613,7 @@ pub async fn node_info(app: &App) -> Result<pb::NodeInfo, GatewayError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
