@@ -32,6 +32,8 @@ pub struct App {
     pub store: GatewayStore,
     /// Failed-login bookkeeping.
     pub throttle: Mutex<Throttle>,
+    /// Bounds the password verifications running at once (each takes ~19 MiB and a core).
+    pub login_gate: crate::auth::LoginGate,
     /// Import jobs in progress or finished.
     pub jobs: Jobs,
     /// Whether cookies get the `Secure` attribute (served over HTTPS).

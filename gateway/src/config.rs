@@ -121,16 +121,20 @@ impl Default for SessionConfig {
 }
 
 /// Login throttling: after `max_failures` failed logins for one user name within
-/// `window_secs`, further attempts are refused for `lockout_secs`.
+/// `window_secs`, further attempts for that name are refused for `lockout_secs`; after
+/// `address_max_failures` failed logins from one client address (any names) within the window,
+/// attempts from that address are refused for `lockout_secs` too (see `auth::throttle`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LoginConfig {
-    /// Failed attempts allowed within the window.
+    /// Failed attempts allowed per user name within the window.
     pub max_failures: u32,
     /// The window, in seconds.
     pub window_secs: u64,
     /// How long further attempts are refused, in seconds.
     pub lockout_secs: u64,
+    /// Failed attempts allowed per client address within the window.
+    pub address_max_failures: u32,
 }
 
 impl Default for LoginConfig {
@@ -139,6 +143,7 @@ impl Default for LoginConfig {
             max_failures: 5,
             window_secs: 300,
             lockout_secs: 300,
+            address_max_failures: 20,
         }
     }
 }
@@ -188,8 +193,8 @@ impl GatewayConfig {
         if self.session.idle_minutes == 0 || self.session.absolute_hours == 0 {
             return bad("session: lifetimes must be at least 1");
         }
-        if self.login.max_failures == 0 {
-            return bad("login.max_failures must be at least 1");
+        if self.login.max_failures == 0 || self.login.address_max_failures == 0 {
+            return bad("login.max_failures and login.address_max_failures must be at least 1");
         }
         if self.federated_deadline_ms == 0 || self.federated_deadline_ms > 60_000 {
             return bad("federated_deadline_ms must be between 1 and 60000");

@@ -36,6 +36,10 @@ pub enum GatewayError {
     /// A malformed request outside a record. Not retryable unchanged.
     #[error("{0}")]
     BadRequest(String),
+    /// The request is larger than the gateway or the node takes (the limit is named). Retry
+    /// in smaller parts.
+    #[error("too large: {0}")]
+    TooLarge(String),
     /// No such record, request or page. Not retryable.
     #[error("not found: {0}")]
     NotFound(String),
@@ -64,6 +68,7 @@ impl GatewayError {
             GatewayError::Throttled(_) => S::TOO_MANY_REQUESTS,
             GatewayError::Invalid(_) => S::UNPROCESSABLE_ENTITY,
             GatewayError::BadRequest(_) => S::BAD_REQUEST,
+            GatewayError::TooLarge(_) => S::PAYLOAD_TOO_LARGE,
             GatewayError::NotFound(_) => S::NOT_FOUND,
             GatewayError::Conflict(_) => S::CONFLICT,
             GatewayError::NodeUnavailable | GatewayError::Store => S::SERVICE_UNAVAILABLE,
@@ -80,6 +85,7 @@ impl GatewayError {
             GatewayError::Throttled(_) => "throttled",
             GatewayError::Invalid(_) => "invalid",
             GatewayError::BadRequest(_) => "bad-request",
+            GatewayError::TooLarge(_) => "too-large",
             GatewayError::NotFound(_) => "not-found",
             GatewayError::Conflict(_) => "conflict",
             GatewayError::NodeUnavailable => "node-unavailable",
@@ -97,6 +103,7 @@ impl GatewayError {
             GatewayError::Throttled(_) => "error.throttled",
             GatewayError::Invalid(_) => "error.invalid",
             GatewayError::BadRequest(_) => "error.bad_request",
+            GatewayError::TooLarge(_) => "error.too_large",
             GatewayError::NotFound(_) => "error.not_found",
             GatewayError::Conflict(_) => "error.conflict",
             GatewayError::NodeUnavailable => "error.node_unavailable",
@@ -108,9 +115,10 @@ impl GatewayError {
     /// Detail safe to show the caller (the node's own wording for argument problems).
     pub fn detail(&self) -> String {
         match self {
-            GatewayError::BadRequest(m) | GatewayError::NotFound(m) | GatewayError::Conflict(m) => {
-                m.clone()
-            }
+            GatewayError::BadRequest(m)
+            | GatewayError::TooLarge(m)
+            | GatewayError::NotFound(m)
+            | GatewayError::Conflict(m) => m.clone(),
             GatewayError::Throttled(s) => format!("retry after {s} seconds"),
             other => other.to_string(),
         }

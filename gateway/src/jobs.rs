@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use tracenet_proto::files::{self, Format};
+use tracenet_proto::files::{self, CSV_COLUMNS, Format};
 use tracenet_proto::v1 as pb;
 
 use crate::error::{FieldProblem, GatewayError};
@@ -163,57 +163,253 @@ impl Jobs {
     }
 }
 
-/// Parses the whole file; returns its records with their lines, or every row problem.
-pub fn parse(
-    format: Format,
-    bytes: Vec<u8>,
-) -> Result<(Vec<pb::SeizureRecord>, Vec<u64>), Vec<FieldProblem>> {
-    let rows = files::rows(std::io::Cursor::new(bytes), format).map_err(|e| {
-        vec![FieldProblem {
-            field: String::new(),
-            line: 1,
-            reason: e.to_string(),
-        }]
-    })?;
-    let (mut records, mut lines, mut problems) = (Vec::new(), Vec::new(), Vec::new());
+/// Splits `records` into consecutive batches of at most [`BATCH`] records each, and of at most
+/// `max_bytes` once encoded for the node (a large record makes its batch smaller; a record larger
+/// than `max_bytes` goes alone, and the node says it is too large).
+pub fn batches(records: &[pb::SeizureRecord], max_bytes: usize) -> Vec<std::ops::Range<usize>> {
+    use prost::Message as _;
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0usize);
+    for (i, r) in records.iter().enumerate() {
+        let len = r.encoded_len();
+        // The field tag, the length prefix, the record, and its source line.
+        let size = 1 + prost::encoding::encoded_len_varint(len as u64) + len + 10;
+        if i > start && (i - start >= BATCH || bytes + size > max_bytes) {
+            out.push(start..i);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < records.len() {
+        out.push(start..records.len());
+    }
+    out
+}
+
+/// What one batch to the node may weigh: the node's limit less room for the rest of the message.
+const BATCH_BYTES: usize = crate::ops::NODE_MAX_MESSAGE - 64 * 1024;
+
+/// The column (and form field) a node field path belongs to (`firearms[0].serial_number` → `serial_number`,
+/// `event.place.country` → `country`); empty when it has none (shown above the form).
+pub fn column_of(path: &str) -> String {
+    if CSV_COLUMNS.contains(&path) {
+        return path.to_owned();
+    }
+    if path.starts_with("ammunition") {
+        let last = path.rsplit('.').next().unwrap_or("");
+        return format!("ammunition_{last}");
+    }
+    if path.starts_with("trafficking.route") {
+        return "route".into();
+    }
+    let last = path.rsplit('.').next().unwrap_or(path);
+    let last = last.split('[').next().unwrap_or(last);
+    if CSV_COLUMNS.contains(&last) {
+        last.to_owned()
+    } else if path == "firearms" {
+        "serial_number".into()
+    } else {
+        String::new()
+    }
+}
+
+/// A record from values named by [`CSV_COLUMNS`] (a form or a CSV row), with every problem of
+/// reading them: each bad cell is reported and read as empty, then the rest is read again.
+pub fn record_from_columns(
+    line: u64,
+    mut cols: [&str; 25],
+) -> (pb::SeizureRecord, Vec<FieldProblem>) {
+    let mut problems = Vec::new();
+    // Each round empties one more cell, so there are at most as many rounds as cells.
+    for _ in 0..=cols.len() {
+        match files::record_from_columns(line, &cols) {
+            Ok(r) => return (r, problems),
+            Err(e) => {
+                let at = CSV_COLUMNS.iter().position(|c| *c == e.field);
+                problems.push(FieldProblem {
+                    field: e.field,
+                    line,
+                    reason: e.reason,
+                });
+                match at.and_then(|i| cols.get_mut(i)) {
+                    Some(cell) if !cell.is_empty() => *cell = "",
+                    // Nothing left to empty: give up on this row.
+                    _ => break,
+                }
+            }
+        }
+    }
+    (pb::SeizureRecord::default(), problems)
+}
+
+/// Adds the node's problems to those found reading the form or row, except where a field was
+/// already reported (the node then only says it is missing, having received it emptied).
+pub fn merge_problems(read: &mut Vec<FieldProblem>, node: Vec<FieldProblem>) {
+    for p in node {
+        let field = column_of(&p.field);
+        let known = read
+            .iter()
+            .any(|r| r.line == p.line && !field.is_empty() && column_of(&r.field) == field);
+        if !known {
+            read.push(p);
+        }
+    }
+}
+
+/// A file as read: its records (bad cells read as empty, so the node can still check the rest)
+/// with their lines, every problem found reading it, and how many rows it has.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    /// Records, in file order.
+    pub records: Vec<pb::SeizureRecord>,
+    /// The line each record came from.
+    pub lines: Vec<u64>,
+    /// Every problem found reading the file (before the node checks anything).
+    pub problems: Vec<FieldProblem>,
+    /// Data rows in the file (blank lines of a JSON Lines file do not count).
+    pub rows: u64,
+}
+
+/// One CSV row: its line and its cells under [`CSV_COLUMNS`].
+type CsvRow = (u64, Vec<String>);
+
+/// One row as read: its line, its record, and the problems of reading it; or a row that could
+/// not be read at all.
+type ReadRow = Result<(u64, pb::SeizureRecord, Vec<FieldProblem>), FieldProblem>;
+
+/// The rows of a CSV file as cells under [`CSV_COLUMNS`] (so every bad cell of a row can be
+/// reported, not only the first); the header must name known columns and the required ones.
+fn csv_cells(bytes: &[u8]) -> Result<Vec<Result<CsvRow, FieldProblem>>, String> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(false)
+        .trim(csv::Trim::All)
+        .from_reader(bytes);
+    let headers = rdr.headers().map_err(|e| format!("header: {e}"))?.clone();
+    let mut index = Vec::with_capacity(headers.len());
+    for h in &headers {
+        let pos = CSV_COLUMNS
+            .iter()
+            .position(|c| c.eq_ignore_ascii_case(h))
+            .ok_or_else(|| {
+                format!(
+                    "header: unknown column '{h}' (known: {})",
+                    CSV_COLUMNS.join(", ")
+                )
+            })?;
+        index.push(pos);
+    }
+    for required in [
+        "national_ref",
+        "date",
+        "country",
+        "seizing_agency",
+        "seizure_kind",
+    ] {
+        let pos = CSV_COLUMNS.iter().position(|c| *c == required);
+        if !index.iter().any(|i| Some(*i) == pos) {
+            return Err(format!("header: missing column '{required}'"));
+        }
+    }
+    Ok(rdr
+        .into_records()
+        .take(MAX_ROWS + 1)
+        .map(|r| {
+            let r = r.map_err(|e| FieldProblem {
+                field: String::new(),
+                line: e.position().map_or(0, |p| p.line()),
+                reason: format!("malformed CSV row: {e}"),
+            })?;
+            let line = r.position().map_or(0, |p| p.line());
+            let mut cols = vec![String::new(); CSV_COLUMNS.len()];
+            for (value, &col) in r.iter().zip(&index) {
+                if let Some(slot) = cols.get_mut(col) {
+                    value.clone_into(slot);
+                }
+            }
+            Ok((line, cols))
+        })
+        .collect())
+}
+
+/// Reads the whole file: every row, every problem of every row.
+pub fn parse(format: Format, bytes: Vec<u8>) -> Parsed {
+    let mut out = Parsed::default();
+    let rows: Vec<ReadRow> = match format {
+        Format::Csv => match csv_cells(&bytes) {
+            Ok(rows) => rows
+                .into_iter()
+                .map(|row| {
+                    let (line, cells) = row?;
+                    let mut cols: [&str; 25] = [""; 25];
+                    for (slot, cell) in cols.iter_mut().zip(&cells) {
+                        *slot = cell.as_str();
+                    }
+                    let (record, problems) = record_from_columns(line, cols);
+                    Ok((line, record, problems))
+                })
+                .collect(),
+            Err(e) => {
+                out.problems.push(FieldProblem {
+                    field: String::new(),
+                    line: 1,
+                    reason: e,
+                });
+                return out;
+            }
+        },
+        Format::JsonLines => match files::rows(std::io::Cursor::new(bytes), format) {
+            Ok(rows) => rows
+                .take(MAX_ROWS + 1)
+                .map(|row| match row {
+                    Ok(r) => Ok((r.line, r.record, Vec::new())),
+                    Err(e) => Err(FieldProblem {
+                        field: e.field,
+                        line: e.line,
+                        reason: e.reason,
+                    }),
+                })
+                .collect(),
+            Err(e) => {
+                out.problems.push(FieldProblem {
+                    field: String::new(),
+                    line: 1,
+                    reason: e.to_string(),
+                });
+                return out;
+            }
+        },
+    };
     let mut refs = HashSet::new();
     for row in rows {
-        if records.len() + problems.len() >= MAX_ROWS {
-            problems.push(FieldProblem {
+        if out.rows as usize >= MAX_ROWS {
+            out.problems.push(FieldProblem {
                 field: String::new(),
                 line: 0,
                 reason: format!("a file may hold at most {MAX_ROWS} rows"),
             });
             break;
         }
+        out.rows += 1;
         match row {
-            Ok(r) => {
-                if !refs.insert(r.record.national_ref.clone()) {
-                    problems.push(FieldProblem {
+            Ok((line, record, problems)) => {
+                out.problems.extend(problems);
+                if !record.national_ref.is_empty() && !refs.insert(record.national_ref.clone()) {
+                    out.problems.push(FieldProblem {
                         field: "national_ref".into(),
-                        line: r.line,
+                        line,
                         reason: format!(
                             "'{}' appears more than once in the file",
-                            r.record.national_ref
+                            record.national_ref
                         ),
                     });
                 }
-                lines.push(r.line);
-                records.push(r.record);
+                out.lines.push(line);
+                out.records.push(record);
             }
-            Err(e) => problems.push(FieldProblem {
-                field: e.field,
-                line: e.line,
-                reason: e.reason,
-            }),
+            Err(p) => out.problems.push(p),
         }
     }
-    if problems.is_empty() {
-        Ok((records, lines))
-    } else {
-        problems.truncate(MAX_PROBLEMS);
-        Err(problems)
-    }
+    out
 }
 
 async fn run(
@@ -222,41 +418,43 @@ async fn run(
     bytes: Vec<u8>,
     node: NodeLink,
 ) -> Result<(), GatewayError> {
-    let (records, lines) = match tokio::task::spawn_blocking(move || parse(format, bytes))
+    let parsed = tokio::task::spawn_blocking(move || parse(format, bytes))
         .await
-        .map_err(|_| GatewayError::Internal)?
-    {
-        Ok(parsed) => parsed,
-        Err(problems) => {
-            lock(state).problems = problems;
-            return Ok(());
-        }
-    };
+        .map_err(|_| GatewayError::Internal)?;
+    let Parsed {
+        records,
+        lines,
+        mut problems,
+        rows,
+    } = parsed;
     {
         let mut s = lock(state);
-        s.total = records.len() as u64;
+        s.total = rows;
         s.phase = Phase::Checking;
     }
-    let mut problems = Vec::new();
-    for (chunk, chunk_lines) in records.chunks(BATCH).zip(lines.chunks(BATCH)) {
+    // The node checks every record, even those of rows with problems already, so a row lists
+    // all its mistakes at once.
+    let ranges = batches(&records, BATCH_BYTES);
+    for range in &ranges {
+        if problems.len() >= MAX_PROBLEMS {
+            break;
+        }
         let req = pb::ImportBatchRequest {
-            records: chunk.to_vec(),
-            source_lines: chunk_lines.to_vec(),
+            records: records[range.clone()].to_vec(),
+            source_lines: lines[range.clone()].to_vec(),
             dry_run: true,
         };
         match node.api().import_batch(req).await {
             Ok(_) => {}
             Err(s) => match crate::node::from_status(s) {
-                GatewayError::Invalid(p) => problems.extend(p),
+                GatewayError::Invalid(p) => merge_problems(&mut problems, p),
                 other => return Err(other),
             },
         }
-        lock(state).done += chunk.len() as u64;
-        if problems.len() >= MAX_PROBLEMS {
-            break;
-        }
+        lock(state).done += range.len() as u64;
     }
     if !problems.is_empty() {
+        problems.sort_by_key(|p| p.line);
         problems.truncate(MAX_PROBLEMS);
         lock(state).problems = problems;
         return Ok(());
@@ -266,15 +464,15 @@ async fn run(
         s.phase = Phase::Writing;
         s.done = 0;
     }
-    for (chunk, chunk_lines) in records.chunks(BATCH).zip(lines.chunks(BATCH)) {
+    for range in ranges {
         let req = pb::ImportBatchRequest {
-            records: chunk.to_vec(),
-            source_lines: chunk_lines.to_vec(),
+            records: records[range.clone()].to_vec(),
+            source_lines: lines[range.clone()].to_vec(),
             dry_run: false,
         };
         let out = node.api().import_batch(req).await?.into_inner();
         let mut s = lock(state);
-        s.done += chunk.len() as u64;
+        s.done += range.len() as u64;
         s.created += out.created;
         s.updated += out.updated;
     }
@@ -292,7 +490,8 @@ mod tests {
                    SYN-1,2025-01-01,FRA,police,seized,road\n\
                    SYN-1,2025-01-02,FRA,police,seized,road\n\
                    SYN-3,2025-01-03,FRA,police,seized,teleport\n";
-        let problems = parse(Format::Csv, csv.as_bytes().to_vec()).unwrap_err();
+        let parsed = parse(Format::Csv, csv.as_bytes().to_vec());
+        let problems = parsed.problems;
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert_eq!(
             (problems[0].line, problems[0].field.as_str()),
@@ -302,14 +501,67 @@ mod tests {
             (problems[1].line, problems[1].field.as_str()),
             (4, "transport_mode")
         );
+        assert_eq!(parsed.rows, 3, "every row is counted");
+    }
+
+    #[test]
+    fn parse_reports_every_bad_cell_of_a_row() {
+        let csv = "national_ref,date,country,seizing_agency,seizure_kind,transport_mode,serial_number,category,ammunition_quantity\n\
+                   SYN-1,2025-01-01,FRA,spies,seized,teleport,S-1,laser,-3\n";
+        let parsed = parse(Format::Csv, csv.as_bytes().to_vec());
+        let mut fields: Vec<&str> = parsed.problems.iter().map(|p| p.field.as_str()).collect();
+        fields.sort_unstable();
+        assert_eq!(
+            fields,
+            [
+                "ammunition_quantity",
+                "category",
+                "seizing_agency",
+                "transport_mode"
+            ]
+        );
+        assert!(parsed.problems.iter().all(|p| p.line == 2));
+        assert_eq!((parsed.rows, parsed.records.len()), (1, 1));
     }
 
     #[test]
     fn parse_accepts_a_clean_file() {
         let jsonl = "{\"national_ref\":\"SYN-1\"}\n\n{\"national_ref\":\"SYN-2\"}\n";
-        let (records, lines) = parse(Format::JsonLines, jsonl.as_bytes().to_vec()).unwrap();
-        assert_eq!(records.len(), 2);
-        assert_eq!(lines, vec![1, 3]);
+        let parsed = parse(Format::JsonLines, jsonl.as_bytes().to_vec());
+        assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
+        assert_eq!(parsed.records.len(), 2);
+        assert_eq!(parsed.lines, vec![1, 3]);
+        assert_eq!(parsed.rows, 2);
+    }
+
+    #[test]
+    fn batches_respect_the_record_count_and_the_node_message_size() {
+        let small = pb::SeizureRecord {
+            national_ref: "SYN-1".into(),
+            ..Default::default()
+        };
+        let big = pb::SeizureRecord {
+            notes: "n".repeat(3000),
+            ..Default::default()
+        };
+        let many = vec![small; BATCH * 2 + 1];
+        let r = batches(&many, BATCH_BYTES);
+        assert_eq!(
+            r,
+            vec![0..BATCH, BATCH..BATCH * 2, BATCH * 2..BATCH * 2 + 1]
+        );
+        let heavy = vec![big; 10];
+        let r = batches(&heavy, 10_000);
+        assert_eq!(r, vec![0..3, 3..6, 6..9, 9..10]);
+        for range in &r {
+            let req = pb::ImportBatchRequest {
+                records: heavy[range.clone()].to_vec(),
+                source_lines: range.clone().map(|i| i as u64 + 100_000).collect(),
+                dry_run: true,
+            };
+            assert!(prost::Message::encoded_len(&req) <= 10_000);
+        }
+        assert!(batches(&[], 10).is_empty());
     }
 
     #[test]

@@ -17,10 +17,12 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::extract::Request;
-use axum::http::{HeaderValue, header};
+use axum::extract::connect_info::Connected;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use axum::serve::IncomingStream;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -66,6 +68,7 @@ pub fn build(cfg: GatewayConfig, clock: app::Clock) -> Result<Arc<App>, GatewayS
     let store = store::GatewayStore::open(&cfg.data_dir)?;
     Ok(Arc::new(App {
         throttle: Mutex::new(auth::throttle::Throttle::new(cfg.login.clone())),
+        login_gate: auth::LoginGate::for_this_machine(),
         secure_cookies: cfg.tls.is_some(),
         jobs: jobs::Jobs::default(),
         node,
@@ -76,11 +79,17 @@ pub fn build(cfg: GatewayConfig, clock: app::Clock) -> Result<Arc<App>, GatewayS
 }
 
 /// The strict headers every response carries: no inline script or style, nothing from another
-/// origin, no framing, no sniffing, and no caching of pages that hold case data.
-async fn security_headers(req: Request, next: Next) -> Response {
+/// origin, no framing, no sniffing, and no caching of pages that hold case data. Over HTTPS,
+/// `Strict-Transport-Security` too.
+async fn security_headers(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     let static_asset = req.uri().path().starts_with("/static/");
     let mut resp = next.run(req).await;
-    let h = resp.headers_mut();
+    add_security_headers(resp.headers_mut(), static_asset, app.secure_cookies);
+    resp
+}
+
+/// Sets the security headers on a response (`https`: the gateway itself serves TLS).
+fn add_security_headers(h: &mut HeaderMap, static_asset: bool, https: bool) {
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
@@ -97,10 +106,31 @@ async fn security_headers(req: Request, next: Next) -> Response {
         header::REFERRER_POLICY,
         HeaderValue::from_static("same-origin"),
     );
+    if https {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
     if !static_asset {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    resp
+}
+
+/// The address a request came from (the TCP peer: behind a proxy, the proxy's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub SocketAddr);
+
+impl Connected<IncomingStream<'_, TcpListener>> for ClientAddr {
+    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
+        ClientAddr(*stream.remote_addr())
+    }
+}
+
+impl Connected<IncomingStream<'_, tls::TlsListener>> for ClientAddr {
+    fn connect_info(stream: IncomingStream<'_, tls::TlsListener>) -> Self {
+        ClientAddr(*stream.remote_addr())
+    }
 }
 
 /// The whole HTTP application: console, API, and the middleware around them.
@@ -112,7 +142,10 @@ pub fn router(app: Arc<App>) -> Router {
             app.clone(),
             web::session::csrf_guard,
         ))
-        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            security_headers,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(80 * 1024 * 1024))
         .with_state(app)
 }
@@ -132,16 +165,43 @@ pub async fn run(
             let acceptor = tls::acceptor(files).map_err(GatewayStartError::Tls)?;
             tracing::info!(%addr, node = %app.node_id(), "gateway serving HTTPS");
             let listener = tls::TlsListener::new(listener, acceptor, shutdown.clone());
-            axum::serve(listener, routes)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await?;
+            axum::serve(
+                listener,
+                routes.into_make_service_with_connect_info::<ClientAddr>(),
+            )
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await?;
         }
         None => {
             tracing::info!(%addr, node = %app.node_id(), "gateway serving HTTP (loopback)");
-            axum::serve(listener, routes)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await?;
+            axum::serve(
+                listener,
+                routes.into_make_service_with_connect_info::<ClientAddr>(),
+            )
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await?;
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hsts_only_over_https_and_the_csp_everywhere() {
+        let mut plain = HeaderMap::new();
+        add_security_headers(&mut plain, false, false);
+        assert!(plain.get(header::STRICT_TRANSPORT_SECURITY).is_none());
+        assert!(plain.get(header::CONTENT_SECURITY_POLICY).is_some());
+        let mut tls = HeaderMap::new();
+        add_security_headers(&mut tls, true, true);
+        assert_eq!(
+            tls.get(header::STRICT_TRANSPORT_SECURITY)
+                .and_then(|v| v.to_str().ok()),
+            Some("max-age=31536000")
+        );
+        assert!(tls.get(header::CACHE_CONTROL).is_none());
+    }
 }

@@ -123,6 +123,13 @@ pub fn from_status(s: tonic::Status) -> GatewayError {
         Code::AlreadyExists | Code::Aborted | Code::FailedPrecondition => {
             GatewayError::Conflict(s.message().to_owned())
         }
+        Code::OutOfRange if s.message().contains("message length too large") => {
+            tracing::warn!(status = %s.message(), "node refused a message as too large");
+            GatewayError::TooLarge(format!(
+                "the node takes at most {} bytes per message; send less at once",
+                crate::ops::NODE_MAX_MESSAGE
+            ))
+        }
         Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted => {
             tracing::warn!(status = %s.message(), "node unavailable");
             GatewayError::NodeUnavailable

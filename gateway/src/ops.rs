@@ -147,6 +147,22 @@ pub async fn update_record(
     Ok(r)
 }
 
+/// The largest message the node's local API takes by default (its `max_message_bytes`).
+pub const NODE_MAX_MESSAGE: usize = 4 * 1024 * 1024;
+
+/// Refuses a request the node could not take in one message (413 naming the limit), instead of
+/// sending it and failing with an internal error.
+pub fn check_message_size(req: &impl prost::Message) -> Result<(), GatewayError> {
+    let size = req.encoded_len();
+    if size > NODE_MAX_MESSAGE {
+        return Err(GatewayError::TooLarge(format!(
+            "the batch encodes to {size} bytes; the node takes at most {NODE_MAX_MESSAGE} bytes \
+             (4 MiB) per call: send it as several smaller batches"
+        )));
+    }
+    Ok(())
+}
+
 /// Writes a batch of records atomically (all or none), checking them first.
 pub async fn import_batch(
     app: &App,
@@ -164,17 +180,38 @@ pub async fn import_batch(
         )));
     }
     let n = records.len();
-    let r = app
-        .node
-        .api()
-        .import_batch(pb::ImportBatchRequest {
-            records,
-            ..Default::default()
-        })
-        .await?
-        .into_inner();
+    let req = pb::ImportBatchRequest {
+        records,
+        ..Default::default()
+    };
+    check_message_size(&req)?;
+    let r = app.node.api().import_batch(req).await?.into_inner();
     log(app, c, "import records", &format!("{n} records")).await?;
     Ok(r)
+}
+
+/// Has the node check records without writing anything (a dry run) and returns every problem it
+/// finds, with the given source lines (0 for a form).
+pub async fn check_records(
+    app: &App,
+    c: Caller<'_>,
+    records: Vec<pb::SeizureRecord>,
+    source_lines: Vec<u64>,
+) -> Result<Vec<FieldProblem>, GatewayError> {
+    c.require(Capability::WriteRecords)?;
+    let req = pb::ImportBatchRequest {
+        records,
+        source_lines,
+        dry_run: true,
+    };
+    check_message_size(&req)?;
+    match app.node.api().import_batch(req).await {
+        Ok(_) => Ok(Vec::new()),
+        Err(s) => match crate::node::from_status(s) {
+            GatewayError::Invalid(p) => Ok(p),
+            other => Err(other),
+        },
+    }
 }
 
 /// Local search by serial number.
@@ -329,6 +366,20 @@ fn serial_problem() -> FieldProblem {
     }
 }
 
+/// Most records one member returns to one analysis query (the nodes' own cap, `MAX_QUERY`):
+/// a member that returned this many may hold more, which [`limited_members`] tells.
+pub const ANALYSIS_LIMIT: u32 = 1000;
+
+/// The members whose answer reached [`ANALYSIS_LIMIT`], so more of their records may match than
+/// the answer holds.
+pub fn limited_members(r: &pb::FederatedQueryResponse) -> Vec<String> {
+    r.answers
+        .iter()
+        .filter(|a| a.records.len() >= ANALYSIS_LIMIT as usize)
+        .map(|a| a.node_id.clone())
+        .collect()
+}
+
 /// Route and concealment query across the federation (this node's own records included).
 pub async fn analyse(
     app: &App,
@@ -338,17 +389,25 @@ pub async fn analyse(
 ) -> Result<pb::FederatedQueryResponse, GatewayError> {
     c.require(Capability::Analyse)?;
     let inquiry = inquiry(app, q)?;
-    let r = app
+    let mut r = app
         .node
         .api()
         .federated_query(pb::FederatedQueryRequest {
             inquiry: Some(inquiry),
             filter: Some(filter.clone()),
-            limit_per_peer: 1000,
+            limit_per_peer: ANALYSIS_LIMIT,
             include_local: true,
         })
         .await?
         .into_inner();
+    if !c.who.can(Capability::ReadRecords) {
+        // An analyst may not read records: only what the analysis shows leaves the gateway.
+        for a in &mut r.answers {
+            for d in &mut a.records {
+                *d = analysis_view(std::mem::take(d));
+            }
+        }
+    }
     let target = format!(
         "route {} mode {} concealment {} {}..{}",
         filter.route_country,
@@ -359,6 +418,55 @@ pub async fn analyse(
     );
     log(app, c, "route query", &target).await?;
     Ok(r)
+}
+
+/// What a route and concealment analysis needs of a record, and nothing more: the owner, the
+/// date, the route's countries, transport mode, concealment method, the weapon categories (one
+/// per firearm, so counts hold), the withheld-field list and the handling codes. Persons, case
+/// references, notes, serial numbers, places and every other field are dropped. Callers without
+/// the record-read capability (analysts) get only this, whoever owns the record.
+pub fn analysis_view(d: pb::DisclosedRecord) -> pb::DisclosedRecord {
+    let rec = d.record.unwrap_or_default();
+    let t = rec.trafficking.unwrap_or_default();
+    pb::DisclosedRecord {
+        reference: d.reference.map(|r| pb::RecordRef {
+            owner_node: r.owner_node,
+            ..Default::default()
+        }),
+        record: Some(pb::SeizureRecord {
+            event: rec.event.map(|e| pb::SeizureEvent {
+                date: e.date,
+                ..Default::default()
+            }),
+            firearms: rec
+                .firearms
+                .into_iter()
+                .map(|f| pb::FirearmIdentification {
+                    category: f.category,
+                    ..Default::default()
+                })
+                .collect(),
+            trafficking: Some(pb::TraffickingFacts {
+                route: t
+                    .route
+                    .into_iter()
+                    .map(|p| pb::RoutePoint {
+                        country: p.country,
+                        point: String::new(),
+                    })
+                    .collect(),
+                transport_mode: t.transport_mode,
+                concealment_method: t.concealment_method,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        handling: d.handling,
+        policy_version: d.policy_version,
+        policy_rule: d.policy_rule,
+        signature: None,
+        redacted_fields: d.redacted_fields,
+    }
 }
 
 /// Logs an export (e.g. analysis results downloaded as CSV).
@@ -505,8 +613,73 @@ pub async fn node_info(app: &App) -> Result<pb::NodeInfo, GatewayError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn analysis_view_keeps_routes_and_drops_persons_references_and_notes() {
+        let full = pb::DisclosedRecord {
+            reference: Some(pb::RecordRef {
+                owner_node: "FRA-POL".into(),
+                reference: "secret-ref".into(),
+            }),
+            record: Some(pb::SeizureRecord {
+                national_ref: "FR-2025-1".into(),
+                event: Some(pb::SeizureEvent {
+                    date: "2025-06-01".into(),
+                    place: Some(pb::Place {
+                        locality: "Synthetic town".into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                persons: vec![pb::Person {
+                    name: "Synthetic Person".into(),
+                    ..Default::default()
+                }],
+                firearms: vec![pb::FirearmIdentification {
+                    serial_number: "SN-1".into(),
+                    category: 1,
+                    ..Default::default()
+                }],
+                trafficking: Some(pb::TraffickingFacts {
+                    route: vec![pb::RoutePoint {
+                        country: "TUR".into(),
+                        point: "a farm".into(),
+                    }],
+                    transport_mode: pb::TransportMode::Road as i32,
+                    concealment_method: pb::ConcealmentMethod::MixedWithCargo as i32,
+                    concealment_details: "under the seat".into(),
+                    ..Default::default()
+                }),
+                case_reference: "CASE-1".into(),
+                notes: "informant said".into(),
+                ..Default::default()
+            }),
+            redacted_fields: vec!["persons".into()],
+            ..Default::default()
+        };
+        let v = analysis_view(full);
+        let rec = v.record.clone().unwrap();
+        assert!(rec.persons.is_empty() && rec.case_reference.is_empty() && rec.notes.is_empty());
+        assert!(rec.national_ref.is_empty());
+        assert_eq!(rec.event.clone().unwrap().date, "2025-06-01");
+        assert!(rec.event.unwrap().place.is_none());
+        assert_eq!(rec.firearms.len(), 1);
+        assert!(rec.firearms[0].serial_number.is_empty());
+        assert_eq!(rec.firearms[0].category, 1);
+        let t = rec.trafficking.unwrap();
+        assert_eq!(t.route[0].country, "TUR");
+        assert!(t.route[0].point.is_empty() && t.concealment_details.is_empty());
+        assert_eq!(t.transport_mode, pb::TransportMode::Road as i32);
+        let r = v.reference.unwrap();
+        assert_eq!(
+            (r.owner_node.as_str(), r.reference.as_str()),
+            ("FRA-POL", "")
+        );
+        assert_eq!(v.redacted_fields, vec!["persons".to_owned()]);
+    }
 
     #[test]
     fn purposes_are_read_by_short_or_full_name() {

@@ -1,5 +1,6 @@
 //! HTTPS serving: with a `[tls]` section the gateway speaks TLS only and marks its cookies
-//! `Secure`; a plain-HTTP client gets no page.
+//! `Secure` with the `__Host-` prefix, sends HSTS;
+//! a plain-HTTP client gets no page.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -70,10 +71,20 @@ async fn https_serves_pages_with_secure_cookies_and_refuses_plain_http() {
         .lines()
         .find(|l| {
             l.to_ascii_lowercase()
-                .starts_with("set-cookie: tn_prelogin")
+                .starts_with("set-cookie: __host-tn_prelogin_fra_pol=")
         })
-        .unwrap();
+        .unwrap_or_else(|| panic!("no __Host- pre-login cookie:\n{response}"));
     assert!(cookie.contains("; Secure"), "{cookie}");
+    assert!(
+        cookie.contains("; Path=/;") && !cookie.contains("Domain"),
+        "{cookie}"
+    );
+    assert!(
+        response
+            .to_ascii_lowercase()
+            .contains("\r\nstrict-transport-security: max-age=31536000\r\n"),
+        "no HSTS over HTTPS:\n{response}"
+    );
 
     let mut plain = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await

@@ -715,6 +715,197 @@ async fn federation_routes_check_roles_and_input() {
 }
 
 #[tokio::test]
+async fn analysts_get_what_the_analysis_needs_never_whole_records() {
+    let t = TestGateways::start(3).await.unwrap();
+    let fra = Api::new(&t.fra);
+    let (s, _) = fra
+        .call(Method::GET, "/records", Some(Role::Analyst), None)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "analysts do not read records");
+    let (s, v) = fra
+        .call(
+            Method::POST,
+            "/analysis",
+            Some(Role::Analyst),
+            Some(json!({"purpose": "border_risk_analysis", "legal_basis": "Synthetic basis"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let own = v["answers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["node_id"] == "FRA-POL")
+        .expect("this node's own records are in the analysis");
+    let recs = own["records"].as_array().unwrap();
+    assert_eq!(recs.len(), 3, "{own}");
+    for a in v["answers"].as_array().unwrap() {
+        for d in a["records"].as_array().into_iter().flatten() {
+            let r = &d["record"];
+            for hidden in [
+                "persons",
+                "case_reference",
+                "notes",
+                "national_ref",
+                "id",
+                "ammunition",
+            ] {
+                assert!(r.get(hidden).is_none(), "{hidden} given to an analyst: {d}");
+            }
+            assert!(r["event"].get("place").is_none(), "{d}");
+            assert!(
+                r["firearms"]
+                    .as_array()
+                    .is_none_or(|f| f.iter().all(|f| f.get("serial_number").is_none())),
+                "{d}"
+            );
+            assert!(d["reference"].get("reference").is_none(), "{d}");
+        }
+    }
+    let r = &recs[0]["record"];
+    assert!(
+        r["trafficking"]["route"]
+            .as_array()
+            .is_some_and(|x| !x.is_empty()),
+        "the route is what the analysis needs: {r}"
+    );
+    assert!(r["event"]["date"].is_string(), "{r}");
+    // An officer reading the same record still sees it whole.
+    let (s, list) = fra
+        .call(
+            Method::GET,
+            "/records?page_size=1",
+            Some(Role::Officer),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        list["items"][0]["record"]["persons"][0]["name"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("Synthetic Person")),
+        "{list}"
+    );
+    t.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn query_body_and_method_refusals_are_problem_json() {
+    let t = TestGateways::start(0).await.unwrap();
+    let api = Api::new(&t.fra);
+    // `call` asserts that every error is application/problem+json.
+    for path in [
+        "/records?page_size=abc",
+        "/records?page_size=-1",
+        "/traces?page_size=1e9",
+        "/audit?page_size=x",
+    ] {
+        let role = if path.starts_with("/traces") {
+            Role::TracingOfficer
+        } else if path.starts_with("/audit") {
+            Role::Administrator
+        } else {
+            Role::Officer
+        };
+        let (s, v) = api.call(Method::GET, path, Some(role), None).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{path}: {v}");
+        assert_eq!(v["status"], 400, "{v}");
+        assert!(v["detail"].as_str().is_some_and(|d| !d.is_empty()), "{v}");
+    }
+    let (s, v) = api
+        .call(Method::DELETE, "/records", Some(Role::Officer), None)
+        .await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED, "{v}");
+    assert!(
+        v["type"].as_str().unwrap().ends_with("/method-not-allowed"),
+        "{v}"
+    );
+    let (s, v) = api
+        .call(
+            Method::PUT,
+            "/records/batch",
+            Some(Role::Officer),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED, "{v}");
+    // A body over the API's limit.
+    let big = format!(
+        "{{\"records\": [], \"pad\": \"{}\"}}",
+        "x".repeat(17 * 1024 * 1024)
+    );
+    let resp = api
+        .http
+        .post(t.fra.url("/api/v1/records/batch"))
+        .bearer_auth(t.fra.token(Role::Officer))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        resp.headers()["content-type"].to_str().unwrap(),
+        "application/problem+json"
+    );
+    let v: Value = resp.json().await.unwrap();
+    assert!(v["detail"].as_str().unwrap().contains("16777216"), "{v}");
+    t.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_batch_the_node_cannot_take_at_once_is_a_clear_413_not_a_500() {
+    let t = TestGateways::start(0).await.unwrap();
+    let api = Api::new(&t.fra);
+    let records: Vec<Value> = (0..2000)
+        .map(|i| {
+            let mut r = record(&format!("SYN-BIG-{i}"), &format!("BIG-{i}"));
+            r["notes"] = json!("Synthetic note. ".repeat(250));
+            r
+        })
+        .collect();
+    let body = json!({ "records": records });
+    assert!(body.to_string().len() > 8_000_000);
+    let (s, v) = api
+        .call(
+            Method::POST,
+            "/records/batch",
+            Some(Role::Officer),
+            Some(body),
+        )
+        .await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+    assert!(v["type"].as_str().unwrap().ends_with("/too-large"), "{v}");
+    assert!(
+        v["detail"].as_str().unwrap().contains("4194304"),
+        "the limit is named: {v}"
+    );
+    assert_eq!(api.record_count().await, 0, "nothing was written");
+    // The same records in batches under the limit go through.
+    let (s, v) = api
+        .call(
+            Method::POST,
+            "/records/batch",
+            Some(Role::Officer),
+            Some(json!({ "records": records_slice(0, 500) })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(api.record_count().await, 500);
+    t.shutdown().await.unwrap();
+}
+
+fn records_slice(from: usize, to: usize) -> Vec<Value> {
+    (from..to)
+        .map(|i| {
+            let mut r = record(&format!("SYN-BIG-{i}"), &format!("BIG-{i}"));
+            r["notes"] = json!("Synthetic note. ".repeat(250));
+            r
+        })
+        .collect()
+}
+
+#[tokio::test]
 async fn the_openapi_document_lists_every_route_and_each_exists() {
     let t = TestGateways::start(0).await.unwrap();
     let http = reqwest::Client::new();

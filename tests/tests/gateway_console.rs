@@ -623,3 +623,327 @@ async fn a_node_without_a_directory_gets_a_note_not_an_error() {
     gw.stop().await.unwrap();
     fed.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn return_paths_never_leave_the_site_nor_fail() {
+    let t = TestGateways::start(0).await.unwrap();
+    let base = &t.fra.gw.url;
+    let anon = Console::new(base).unwrap();
+    for back in [
+        "/%09/evil.example/",
+        "%2F%09%2Fevil.example%2F",
+        "/%5C/evil.example",
+        "%2F%2Fevil.example",
+        "/%252F/evil",
+        "https://evil.example/",
+        "/%0D%0ASet-Cookie:%20x=1",
+        "/records%0A",
+    ] {
+        let r = anon
+            .http
+            .get(format!("{base}/lang/en?back={back}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "back={back}");
+        let to = location(&r);
+        assert_eq!(to, "/", "back={back}");
+        let (s, page) = anon.get(&format!("/login?next={back}")).await.unwrap();
+        assert_eq!(s, StatusCode::OK, "next={back}");
+        assert!(
+            page.contains("name=\"next\" value=\"/\""),
+            "next={back} kept in the login form:\n{page}"
+        );
+    }
+    // The login form's own `next` field, sent with a tab, CR or LF, lands on the dashboard.
+    for next in ["/\t/evil.example/", "/\r\nx", "//evil.example"] {
+        let c = Console::new(base).unwrap();
+        let (_, page) = c.get("/login").await.unwrap();
+        let token = csrf_of(&page).unwrap();
+        let r = c
+            .http
+            .post(format!("{base}/login"))
+            .form(&[
+                ("csrf", token.as_str()),
+                ("username", "officer"),
+                ("password", PASSWORD),
+                ("next", next),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "next={next:?}");
+        assert_eq!(location(&r), "/", "next={next:?}");
+    }
+    t.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn logins_are_throttled_per_client_too_and_counted_before_verifying() {
+    let t = TestGateways::start(0).await.unwrap();
+    let base = &t.fra.gw.url;
+    // Many names from one client: slowed after address_max_failures (20 by default).
+    let mut statuses = Vec::new();
+    for i in 0..30 {
+        let s = Console::new(base)
+            .unwrap()
+            .login(&format!("guess{i}"), "wrong-password-123")
+            .await
+            .unwrap();
+        statuses.push(s);
+    }
+    assert!(
+        statuses[..20]
+            .iter()
+            .all(|s| *s == StatusCode::UNAUTHORIZED),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses[20..]
+            .iter()
+            .all(|s| *s == StatusCode::TOO_MANY_REQUESTS),
+        "30 names from one client were never slowed: {statuses:?}"
+    );
+    // A real user behind the same address waits no longer than a name lockout (300 s).
+    let s = Console::new(base)
+        .unwrap()
+        .login("officer", PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    t.advance_clock(301);
+    let s = Console::new(base)
+        .unwrap()
+        .login("officer", PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::SEE_OTHER, "the lockout ends");
+
+    // Parallel guesses at one name: no more than max_failures (5) are verified.
+    let mut tasks = Vec::new();
+    for _ in 0..12 {
+        let base = base.clone();
+        tasks.push(tokio::spawn(async move {
+            Console::new(&base)
+                .unwrap()
+                .login("analyst", "wrong-password-123")
+                .await
+                .unwrap()
+        }));
+    }
+    let mut verified = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            StatusCode::UNAUTHORIZED => verified += 1,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(verified <= 5, "{verified} parallel guesses were verified");
+    t.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn analysis_says_when_a_member_reached_the_limit() {
+    let t = TestGateways::start(0).await.unwrap();
+    let http = reqwest::Client::new();
+    for chunk in 0..3 {
+        let records: Vec<serde_json::Value> = (chunk * 401..(chunk + 1) * 401)
+            .map(|i| {
+                json!({
+                    "national_ref": format!("SYN-LIM-{i}"),
+                    "event": {"date": "2025-06-01", "place": {"country": "FRA"}, "seizing_agency": "AGENCY_KIND_POLICE"},
+                    "context": {"seizure_kind": "SEIZURE_KIND_SEIZED"},
+                    "firearms": [{"serial_number": format!("LIM-{i}"), "manufacturer": "Synthetic Arms", "marking_condition": "MARKING_CONDITION_INTACT"}],
+                    "trafficking": {"route": [{"country": "TUR"}, {"country": "FRA"}], "transport_mode": "TRANSPORT_MODE_ROAD"}
+                })
+            })
+            .collect();
+        let r = http
+            .post(t.fra.url("/api/v1/records/batch"))
+            .bearer_auth(t.fra.token(Role::Officer))
+            .json(&json!({ "records": records }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    }
+    let c = Console::logged_in(&t.fra.gw.url, "analyst").await.unwrap();
+    let form = [
+        ("purpose", "border_risk_analysis"),
+        ("legal_basis", "Synthetic basis"),
+    ];
+    let (s, page) = c.post("/analysis", &form).await.unwrap();
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        page.contains("id=\"analysis-limited\""),
+        "1,203 records held, 1,000 shown, and the page does not say so:\n{page}"
+    );
+    assert!(
+        page.contains("first 1,000 records") && page.contains("FRA-POL."),
+        "{page}"
+    );
+    let (s, csv) = c.post("/analysis/export", &form).await.unwrap();
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(csv.lines().count(), 1 + 1000 + 1, "header, rows, note");
+    assert!(
+        csv.lines().last().unwrap().contains("first 1,000"),
+        "{}",
+        csv.lines().last().unwrap()
+    );
+    // The API says it too.
+    let v: serde_json::Value = http
+        .post(t.fra.url("/api/v1/analysis"))
+        .bearer_auth(t.fra.token(Role::Analyst))
+        .json(&json!({"purpose": "border_risk_analysis", "legal_basis": "Synthetic basis"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        v["limited_members"],
+        json!(["FRA-POL"]),
+        "{}",
+        v["limited_members"]
+    );
+    assert_eq!(v["limit_per_member"], 1000);
+    t.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_disclosure_preview_shows_the_quantity_band_and_refuses_in_plain_words() {
+    let t = TestGateways::start(1).await.unwrap();
+    let http = reqwest::Client::new();
+    let list: serde_json::Value = http
+        .get(t.fra.url("/api/v1/records?page_size=1"))
+        .bearer_auth(t.fra.token(Role::Officer))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = list["items"][0]["record"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let api: serde_json::Value = http
+        .post(t.fra.url("/api/v1/policy/preview"))
+        .bearer_auth(t.fra.token(Role::Administrator))
+        .json(&json!({"record_id": id, "requester_node": "DEU-CUS", "agency_kind": "AGENCY_KIND_CUSTOMS", "purpose": "PURPOSE_BORDER_RISK_ANALYSIS"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let band = api["record"]["ammunition"][0]["quantity_band"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the API preview has a band: {api}"))
+        .to_owned();
+    let admin = Console::logged_in(&t.fra.gw.url, "admin").await.unwrap();
+    let (s, page) = admin
+        .post(
+            "/policy/preview",
+            &[
+                ("record_id", id.as_str()),
+                ("requester_node", "DEU-CUS"),
+                ("agency_kind", "customs"),
+                ("purpose", "border_risk_analysis"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::OK);
+    assert!(page.contains("data-allowed=\"true\""), "{page}");
+    assert!(
+        page.contains(&format!("<dd>{band}</dd>")),
+        "the console leaves out the band {band} the API shows:\n{page}"
+    );
+    let refused = [
+        ("record_id", id.as_str()),
+        ("requester_node", "ITA-POL"),
+        ("agency_kind", "police"),
+        ("purpose", "tracing"),
+    ];
+    let (_, page) = admin.post("/policy/preview", &refused).await.unwrap();
+    assert!(
+        page.contains("No rule of policy version 1 shares seizure records with ITA for tracing."),
+        "{page}"
+    );
+    assert!(
+        !page.contains("DATA_CLASS_") && !page.contains("PURPOSE_TRACING"),
+        "{page}"
+    );
+    admin.get("/lang/fr?back=%2F").await.unwrap();
+    let (_, page) = admin.post("/policy/preview", &refused).await.unwrap();
+    assert!(
+        page.contains("Aucune règle de la version 1 de la politique")
+            && page.contains("Fiches de saisie")
+            && page.contains("Traçage"),
+        "{page}"
+    );
+    t.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn every_mistake_is_reported_at_once_in_the_form_and_the_import() {
+    let t = TestGateways::start(0).await.unwrap();
+    let c = Console::logged_in(&t.fra.gw.url, "officer").await.unwrap();
+    let (s, body) = c
+        .post(
+            "/records",
+            &[
+                ("national_ref", "SYN-R-1"),
+                ("date", "2025-02-30"),
+                ("country", "FRA"),
+                ("seizing_agency", "police"),
+                ("seizure_kind", "seized"),
+                ("serial_number", "R-1"),
+                ("year_of_manufacture", "nineteen"),
+                ("ammunition_calibre", "9x19mm"),
+                ("ammunition_quantity", "-3"),
+                ("route", "TUR;ZZ"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    for field in [
+        "date",
+        "year_of_manufacture",
+        "ammunition_quantity",
+        "route",
+    ] {
+        assert!(
+            body.contains(&format!("id=\"err-{field}\"")),
+            "no message next to {field} in this round:\n{body}"
+        );
+    }
+    assert!(
+        !body.contains("ammunition_ammunition_quantity") && !body.contains("id=\"form-errors\""),
+        "a raw line above the form:\n{body}"
+    );
+    assert_eq!(record_count(&t).await, 0);
+
+    let csv = "national_ref,date,country,seizing_agency,seizure_kind,serial_number,marking_condition,category,ammunition_calibre,ammunition_quantity,transport_mode\n\
+               SYN-J-1,2025-01-01,FRA,police,seized,J-1,intact,,,,road\n\
+               SYN-J-2,2025-01-02,FRA,police,seized,J-2,intact,,,,road\n\
+               SYN-J-3,2025-13-01,FRA,police,seized,J-3,intact,laser,9x19mm,-3,teleport\n";
+    let job = upload(&c, "four.csv", csv).await;
+    let body = wait_for_job(&c, &job).await;
+    assert!(body.contains("data-phase=\"failed\""), "{body}");
+    assert!(
+        body.contains("id=\"import-total\">3<"),
+        "a 3-row file is counted:\n{body}"
+    );
+    assert_eq!(
+        body.matches("<tr><td>4</td>").count(),
+        4,
+        "the row with 4 bad cells lists 4 problems:\n{body}"
+    );
+    assert_eq!(record_count(&t).await, 0);
+    t.shutdown().await.unwrap();
+}

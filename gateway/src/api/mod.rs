@@ -11,7 +11,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -36,25 +36,40 @@ impl From<GatewayError> for Problem {
     }
 }
 
+/// A problem+json response from its parts (`kind` names the problem type).
+fn problem_response(
+    status: StatusCode,
+    kind: &str,
+    title: &str,
+    detail: &str,
+    extra: Option<Value>,
+) -> Response {
+    let mut body = json!({
+        "type": format!("https://tracenet.example/problems/{kind}"),
+        "title": title,
+        "status": status.as_u16(),
+        "detail": detail,
+    });
+    if let Some(errors) = extra {
+        body["errors"] = errors;
+    }
+    let mut resp = (status, body.to_string()).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    resp
+}
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let e = self.0;
-        let status = e.status();
-        let mut body = json!({
-            "type": format!("https://tracenet.example/problems/{}", e.kind()),
-            "title": e.to_string(),
-            "status": status.as_u16(),
-            "detail": e.detail(),
-        });
-        if let GatewayError::Invalid(problems) = &e {
-            body["errors"] = json!(problems);
-        }
-        let mut resp = (status, body.to_string()).into_response();
+        let extra = match &e {
+            GatewayError::Invalid(problems) => Some(json!(problems)),
+            _ => None,
+        };
+        let mut resp = problem_response(e.status(), e.kind(), &e.to_string(), &e.detail(), extra);
         let h = resp.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
         match e {
             GatewayError::Unauthenticated => {
                 h.insert(
@@ -318,7 +333,13 @@ async fn analysis(State(app): State<Arc<App>>, c: ApiCaller, bytes: Bytes) -> Ap
         legal_basis: b.legal_basis,
         case_reference: String::new(),
     };
-    ok(ops::analyse(&app, c.caller(), b.filter.unwrap_or_default(), inquiry).await?)
+    let r = ops::analyse(&app, c.caller(), b.filter.unwrap_or_default(), inquiry).await?;
+    let limited = ops::limited_members(&r);
+    let mut v = serde_json::to_value(&r).map_err(|_| GatewayError::Internal)?;
+    // Say when a member's answer was cut at the limit, so totals are not read as complete.
+    v["limit_per_member"] = json!(ops::ANALYSIS_LIMIT);
+    v["limited_members"] = json!(limited);
+    ok(v)
 }
 
 async fn members(State(app): State<Arc<App>>, c: ApiCaller) -> ApiResult {
@@ -407,6 +428,62 @@ async fn not_found() -> Problem {
     Problem(GatewayError::NotFound("no such API route".into()))
 }
 
+/// Largest JSON body the API reads (a batch the node can take encodes to under 4 MiB; JSON of
+/// the same records is rarely more than twice that).
+pub const MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// Turns the framework's own refusals (a query string that does not parse: 400, a body over
+/// [`MAX_BODY`]: 413, a method the route does not have: 405) into problem+json like every other
+/// API error, keeping their status and their text as the detail.
+async fn problem_for_rejections(resp: Response) -> Response {
+    let status = resp.status();
+    let already = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if already || !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let kind = match status {
+        StatusCode::BAD_REQUEST => "bad-request".to_owned(),
+        StatusCode::PAYLOAD_TOO_LARGE => "too-large".to_owned(),
+        StatusCode::METHOD_NOT_ALLOWED => "method-not-allowed".to_owned(),
+        other => other
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_ascii_lowercase()
+            .replace(' ', "-"),
+    };
+    let title = status.canonical_reason().unwrap_or("error");
+    let detail = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            format!("the request body is larger than {MAX_BODY} bytes")
+        }
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let allow = parts
+                .headers
+                .get(header::ALLOW)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            format!("this route accepts {allow}")
+        }
+        _ if text.is_empty() => title.to_owned(),
+        _ => text,
+    };
+    let mut out = problem_response(status, &kind, title, &detail, None);
+    for name in [header::ALLOW, header::RETRY_AFTER, header::WWW_AUTHENTICATE] {
+        if let Some(v) = parts.headers.get(&name) {
+            out.headers_mut().insert(name, v.clone());
+        }
+    }
+    out
+}
+
 /// The API's routes (mounted under `/api/v1`).
 pub fn router() -> Router<Arc<App>> {
     Router::new()
@@ -424,4 +501,6 @@ pub fn router() -> Router<Arc<App>> {
         .route("/audit", get(audit))
         .route("/policy/preview", post(preview))
         .fallback(not_found)
+        .layer(axum::middleware::map_response(problem_for_rejections))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
 }

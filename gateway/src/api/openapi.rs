@@ -17,6 +17,7 @@ fn op(summary: &str, role: &str, body: Option<&str>, ok: &str) -> Value {
             "403": {"$ref": "#/components/responses/Problem"},
             "404": {"$ref": "#/components/responses/Problem"},
             "409": {"$ref": "#/components/responses/Problem"},
+            "413": {"$ref": "#/components/responses/Problem"},
             "422": {"$ref": "#/components/responses/Problem"},
             "503": {"$ref": "#/components/responses/Problem"}
         }
@@ -109,7 +110,7 @@ pub fn document() -> Value {
                 }},
                 "SeizureRecord": {"type": "object", "description": "tracenet.v1.SeizureRecord in the proto3 JSON mapping.", "additionalProperties": true},
                 "RecordUpdate": {"type": "object", "required": ["record"], "properties": {"record": {"$ref": "#/components/schemas/SeizureRecord"}, "expected_revision": {"type": "integer", "description": "The revision last read; 0 skips the check."}}},
-                "RecordBatch": {"type": "object", "required": ["records"], "properties": {"records": {"type": "array", "items": {"$ref": "#/components/schemas/SeizureRecord"}}}},
+                "RecordBatch": {"type": "object", "required": ["records"], "description": "At most 5000 records, and at most 4 MiB (4194304 bytes) once encoded for the node; a larger batch is refused with 413 and nothing is written. Request bodies are limited to 16 MiB.", "properties": {"records": {"type": "array", "minItems": 1, "maxItems": 5000, "items": {"$ref": "#/components/schemas/SeizureRecord"}}}},
                 "Lookup": {"type": "object", "required": ["serial_number", "purpose", "legal_basis"], "properties": {
                     "serial_number": {"type": "string"}, "manufacturer": {"type": "string"},
                     "purpose": {"type": "string", "enum": ["criminal_investigation", "tracing", "border_risk_analysis", "statistics"]},
@@ -139,7 +140,7 @@ pub fn document() -> Value {
             },
             "/traces/{id}": {"get": with_id(op("One trace request with its history", "tracing_officer", None, "200"))},
             "/traces/{id}/answer": {"post": with_id(op("Answer, restrict or decline an incoming trace request", "tracing_officer", Some("TraceAnswer"), "200"))},
-            "/analysis": {"post": op("Route and concealment query across the federation", "analyst", Some("Analysis"), "200")},
+            "/analysis": {"post": op("Route and concealment query across the federation (callers without the record-read role get only the analysis fields: date, route countries, transport mode, concealment method, weapon categories; each member answers at most `limit_per_member` records, and `limited_members` lists those that reached it)", "analyst", Some("Analysis"), "200")},
             "/directory/members": {"get": op("Members and their contact points", "any", None, "200")},
             "/audit": {"get": audit},
             "/policy/preview": {"post": op("What a member would receive of a record for a purpose", "administrator", Some("Preview"), "200")}

@@ -7,6 +7,39 @@ use serde::{Deserialize, Serialize};
 pub mod password;
 pub mod throttle;
 
+/// Bounds the password verifications running at once: argon2 takes about 19 MiB and a core for
+/// a while, so unbounded parallel logins would exhaust memory. A login waits up to `wait` for a
+/// slot; beyond that it is refused (503 with `Retry-After`) without any hashing.
+#[derive(Debug)]
+pub struct LoginGate {
+    slots: tokio::sync::Semaphore,
+    wait: std::time::Duration,
+}
+
+impl LoginGate {
+    /// At most `slots` verifications at once; a login waits up to `wait` for one.
+    pub fn new(slots: usize, wait: std::time::Duration) -> LoginGate {
+        LoginGate {
+            slots: tokio::sync::Semaphore::new(slots.max(1)),
+            wait,
+        }
+    }
+
+    /// Two slots per core, waiting up to 2 s.
+    pub fn for_this_machine() -> LoginGate {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        LoginGate::new(2 * cores, std::time::Duration::from_secs(2))
+    }
+
+    /// A slot, held until the permit is dropped; `None` when none freed up in time.
+    pub async fn enter(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        tokio::time::timeout(self.wait, self.slots.acquire())
+            .await
+            .ok()
+            .and_then(Result::ok)
+    }
+}
+
 /// A role a user or API token holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -130,6 +163,20 @@ pub fn same_secret(a: &str, b: &str) -> bool {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_login_gate_bounds_verifications_and_refuses_after_waiting() {
+        let gate = LoginGate::new(2, std::time::Duration::from_millis(50));
+        let a = gate.enter().await;
+        let b = gate.enter().await;
+        assert!(a.is_some() && b.is_some());
+        assert!(
+            gate.enter().await.is_none(),
+            "a third waits, then is refused"
+        );
+        drop(a);
+        assert!(gate.enter().await.is_some(), "a freed slot is used again");
+    }
 
     #[test]
     fn each_role_gets_exactly_its_capabilities() {

@@ -62,6 +62,16 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ),
     ("analysis.export", "Export CSV", "Exporter en CSV"),
     ("analysis.from", "From", "Du"),
+    (
+        "analysis.limited",
+        "Limit reached: only the first {n} records per member are included for",
+        "Limite atteinte : seuls les {n} premiers enregistrements par membre sont inclus pour",
+    ),
+    (
+        "analysis.limited_hint",
+        "More may match: narrow the period or the filters. Totals, charts and the CSV cover only the records shown.",
+        "D'autres peuvent correspondre : resserrez la période ou les filtres. Les totaux, les graphiques et le CSV ne portent que sur les enregistrements affichés.",
+    ),
     ("analysis.no_answer", "No answer from", "Pas de réponse de"),
     (
         "analysis.per_month",
@@ -235,6 +245,26 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ),
     ("enum.CRIMINAL_CONTEXT_OTHER", "Other", "Autre"),
     ("enum.CRIMINAL_CONTEXT_TERRORISM", "Terrorism", "Terrorisme"),
+    (
+        "enum.DATA_CLASS_PERSONS",
+        "Personal data",
+        "Données personnelles",
+    ),
+    (
+        "enum.DATA_CLASS_ROUTE_REPORT",
+        "Route reports",
+        "Rapports d'itinéraire",
+    ),
+    (
+        "enum.DATA_CLASS_SEIZURE",
+        "Seizure records",
+        "Fiches de saisie",
+    ),
+    (
+        "enum.DATA_CLASS_TRACE_RESULT",
+        "Trace results",
+        "Résultats de traçage",
+    ),
     ("enum.FIELD_TREATMENT_ALLOW", "shared", "communiqué"),
     (
         "enum.FIELD_TREATMENT_GENERALISE",
@@ -428,6 +458,7 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ),
     ("error.throttled", "Too many attempts", "Trop de tentatives"),
     ("error.title", "Error", "Erreur"),
+    ("error.too_large", "Too large", "Trop volumineux"),
     (
         "error.unauthenticated",
         "Please log in.",
@@ -597,6 +628,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ),
     ("inquiry.purpose", "Purpose", "Finalité"),
     (
+        "login.busy",
+        "Too many logins at once. Try again in",
+        "Trop de connexions simultanées. Réessayez dans",
+    ),
+    (
         "login.failed",
         "Wrong user name or password.",
         "Nom d'utilisateur ou mot de passe incorrect.",
@@ -693,6 +729,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Publier dans l'annuaire",
     ),
     ("policy.record_id", "Record id", "Identifiant de la fiche"),
+    (
+        "policy.refusal",
+        "No rule of policy version {version} shares {class} with {country} for {purpose}.",
+        "Aucune règle de la version {version} de la politique ne partage les données « {class} » avec {country} pour la finalité « {purpose} ».",
+    ),
     ("policy.rule", "Rule", "Règle"),
     (
         "policy.title",

@@ -9,7 +9,7 @@ mod catalogue;
 mod node_text;
 
 pub use catalogue::CATALOGUE;
-pub use node_text::node_text;
+pub use node_text::{node_text, refusal};
 
 /// A language of the console.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

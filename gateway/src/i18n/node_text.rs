@@ -139,9 +139,63 @@ pub fn node_text(lang: Lang, text: &str) -> String {
     text.to_owned()
 }
 
+/// A policy refusal in plain words: the node's `no rule of policy version 1 shares
+/// DATA_CLASS_SEIZURE with ITA for PURPOSE_TRACING` reads "No rule of policy version 1 shares
+/// seizure records with ITA for tracing." (in French too). Any other text goes through
+/// [`node_text`].
+pub fn refusal(lang: Lang, text: &str) -> String {
+    let parsed = text
+        .strip_prefix("no rule of policy version ")
+        .and_then(|rest| {
+            let (version, rest) = rest.split_once(" shares ")?;
+            let (class, rest) = rest.split_once(" with ")?;
+            let (country, purpose) = rest.split_once(" for ")?;
+            Some((version, class, country, purpose))
+        });
+    let Some((version, class, country, purpose)) = parsed else {
+        return node_text(lang, text);
+    };
+    let label = |full: &str| {
+        let l = lang.enum_label(full);
+        let l = if l.is_empty() { full.to_owned() } else { l };
+        match lang {
+            // Mid-sentence in English: "seizure records", "tracing".
+            Lang::En => lower_first(&l),
+            _ => l,
+        }
+    };
+    lang.t("policy.refusal")
+        .replace("{version}", version)
+        .replace("{class}", &label(class))
+        .replace("{country}", country)
+        .replace("{purpose}", &label(purpose))
+}
+
+fn lower_first(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map_or(String::new(), |f| {
+        f.to_lowercase().chain(c).collect::<String>()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_read_in_plain_words() {
+        let node =
+            "no rule of policy version 1 shares DATA_CLASS_SEIZURE with ITA for PURPOSE_TRACING";
+        assert_eq!(
+            refusal(Lang::En, node),
+            "No rule of policy version 1 shares seizure records with ITA for tracing."
+        );
+        assert_eq!(
+            refusal(Lang::Fr, node),
+            "Aucune règle de la version 1 de la politique ne partage les données « Fiches de saisie » avec ITA pour la finalité « Traçage »."
+        );
+        assert_eq!(refusal(Lang::En, "something else"), "something else");
+    }
 
     #[test]
     fn known_phrases_are_translated_and_others_kept() {

@@ -46,6 +46,10 @@ struct ResultView {
     total: String,
     members: String,
     failed: String,
+    /// Members whose answer reached the limit (more may match), joined; empty when none.
+    limited: String,
+    /// The notice saying so, with the limit written out.
+    limited_note: String,
     months_svg: String,
     routes_svg: String,
     concealment_svg: String,
@@ -227,11 +231,19 @@ fn summarise(lang: Lang, r: &pb::FederatedQueryResponse) -> ResultView {
             .map(|f| f.node_id.clone())
             .collect::<Vec<_>>()
             .join(", "),
+        limited: ops::limited_members(r).join(", "),
+        limited_note: limited_note(lang),
         months_svg: charts::columns(lang.t("analysis.per_month"), &month_items),
         routes_svg: charts::flows(lang.t("analysis.routes"), &edges),
         concealment_svg: charts::bars(lang.t("analysis.concealment"), &method_items),
         rows: rows(lang, r),
     }
+}
+
+/// "Limit reached: only the first 1,000 records per member are included for:" in `lang`.
+fn limited_note(lang: Lang) -> String {
+    lang.t("analysis.limited")
+        .replace("{n}", &lang.number(u64::from(ops::ANALYSIS_LIMIT)))
 }
 
 /// Every month from the first to the last seen (`YYYY-MM`), with 0 where nothing was seized,
@@ -293,8 +305,8 @@ pub async fn run(State(app): State<Arc<App>>, o: Officer, Form(f): Form<QueryFor
 }
 
 fn csv_cell(s: &str) -> String {
-    // Quote everything, and defuse spreadsheet formulas.
-    let s = if s.starts_with(['=', '+', '-', '@']) {
+    // Quote everything, and defuse spreadsheet formulas (OWASP: a leading = + - @, TAB or CR).
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{s}")
     } else {
         s.to_owned()
@@ -313,6 +325,7 @@ pub async fn export(
         .await
         .map_err(fail(&o, &app))?;
     let rows = rows(o.lang, &r);
+    let limited = ops::limited_members(&r);
     ops::log_export(
         &app,
         o.caller(),
@@ -332,6 +345,17 @@ pub async fn export(
                 .join(","),
         );
         out.push('\n');
+    }
+    if !limited.is_empty() {
+        // The file says it is incomplete, in its last row.
+        let note = format!(
+            "{} {}. {}",
+            limited_note(o.lang),
+            limited.join(", "),
+            o.lang.t("analysis.limited_hint")
+        );
+        out.push_str(&csv_cell(&note));
+        out.push_str(",\"\",\"\",\"\",\"\",\"\",\"\"\n");
     }
     Ok((
         [
@@ -363,6 +387,11 @@ mod tests {
     fn csv_cells_are_quoted_and_formulas_defused() {
         assert_eq!(csv_cell("a\"b"), "\"a\"\"b\"");
         assert_eq!(csv_cell("=cmd()"), "\"'=cmd()\"");
+        for lead in ['+', '-', '@', '\t', '\r'] {
+            let cell = csv_cell(&format!("{lead}cmd|' /C calc'!A0"));
+            assert!(cell.starts_with("\"'"), "{lead:?} not defused: {cell:?}");
+        }
+        assert_eq!(csv_cell("TUR → FRA"), "\"TUR → FRA\"");
     }
 
     #[test]

@@ -300,7 +300,7 @@ fn preview_view(lang: Lang, r: pb::PreviewDisclosureResponse) -> PreviewView {
         .map_or(String::new(), |h| forms::handling_label(lang, h));
     PreviewView {
         allowed: r.allowed,
-        refusal: r.refusal,
+        refusal: crate::i18n::refusal(lang, &r.refusal),
         rule: r.policy_rule,
         version: r.policy_version,
         fields,

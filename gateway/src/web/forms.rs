@@ -78,22 +78,7 @@ pub fn enum_number(prefix: &str, short: &str) -> i32 {
 /// The form field a node field path belongs to (`firearms[0].serial_number` → `serial_number`,
 /// `event.place.country` → `country`); empty when it has none (shown above the form).
 pub fn form_field(path: &str) -> String {
-    if path.starts_with("ammunition") {
-        let last = path.rsplit('.').next().unwrap_or("");
-        return format!("ammunition_{last}");
-    }
-    if path.starts_with("trafficking.route") {
-        return "route".into();
-    }
-    let last = path.rsplit('.').next().unwrap_or(path);
-    let last = last.split('[').next().unwrap_or(last);
-    if CSV_COLUMNS.contains(&last) {
-        last.to_owned()
-    } else if path == "firearms" {
-        "serial_number".into()
-    } else {
-        String::new()
-    }
+    crate::jobs::column_of(path)
 }
 
 /// One field of the record form, with its value and any message.
@@ -177,24 +162,17 @@ pub fn record_fields(
     (fields, general)
 }
 
-/// The submitted form as a record, or the problems of parsing it.
+/// The submitted form as a record, with every problem of reading it (an unknown choice, a
+/// number that is not one). The record leaves those fields empty, so the node can still check
+/// the rest and every mistake is reported in one round.
 pub fn record_from_form(
     values: &HashMap<String, String>,
-) -> Result<pb::SeizureRecord, FieldProblem> {
-    let cols: Vec<&str> = CSV_COLUMNS
-        .iter()
-        .map(|c| values.get(*c).map_or("", |v| v.trim()))
-        .collect();
-    let arr: [&str; 25] = cols.try_into().map_err(|_| FieldProblem {
-        field: String::new(),
-        line: 0,
-        reason: "form does not match the record fields".into(),
-    })?;
-    files::record_from_columns(0, &arr).map_err(|e| FieldProblem {
-        field: e.field,
-        line: 0,
-        reason: e.reason,
-    })
+) -> (pb::SeizureRecord, Vec<FieldProblem>) {
+    let mut cols: [&str; 25] = [""; 25];
+    for (slot, name) in cols.iter_mut().zip(CSV_COLUMNS) {
+        *slot = values.get(*name).map_or("", |v| v.trim());
+    }
+    crate::jobs::record_from_columns(0, cols)
 }
 
 /// A record's values keyed by form field.
@@ -223,6 +201,15 @@ pub fn handling_label(lang: Lang, h: &pb::Handling) -> String {
 /// A record's values as a person reads them: enumerations by their label, dates written out.
 pub fn display_values(lang: Lang, r: &pb::SeizureRecord) -> HashMap<String, String> {
     let mut values = values_of(r);
+    // A policy may disclose only a band of the quantity ("101-1000") instead of the number.
+    if let Some(band) = r
+        .ammunition
+        .first()
+        .map(|a| a.quantity_band.as_str())
+        .filter(|b| !b.is_empty())
+    {
+        values.insert("ammunition_quantity".to_owned(), band.to_owned());
+    }
     for (k, v) in &mut values {
         if let Some((_, prefix)) = SELECTS.iter().find(|(f, _)| f == k)
             && !v.is_empty()
@@ -249,6 +236,64 @@ mod tests {
         assert_eq!(form_field("trafficking.route[2].country"), "route");
         assert_eq!(form_field("national_ref"), "national_ref");
         assert_eq!(form_field("persons[0].name"), "");
+    }
+
+    #[test]
+    fn every_bad_cell_is_reported_at_once() {
+        let values: HashMap<String, String> = [
+            ("national_ref", "SYN-F-1"),
+            ("date", "2025-01-01"),
+            ("country", "FRA"),
+            ("seizing_agency", "police"),
+            ("seizure_kind", "seized"),
+            ("serial_number", "F-1"),
+            ("year_of_manufacture", "nineteen"),
+            ("ammunition_quantity", "-3"),
+            ("transport_mode", "teleport"),
+            ("category", "laser"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let (record, problems) = record_from_form(&values);
+        let mut fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        fields.sort_unstable();
+        assert_eq!(
+            fields,
+            [
+                "ammunition_quantity",
+                "category",
+                "transport_mode",
+                "year_of_manufacture"
+            ]
+        );
+        assert_eq!(record.national_ref, "SYN-F-1", "the rest is still read");
+        let (fields, general) = record_fields(Lang::En, &values, &problems);
+        assert!(general.is_empty(), "{general:?}");
+        let q = fields
+            .iter()
+            .find(|f| f.name == "ammunition_quantity")
+            .unwrap();
+        assert_eq!(q.error.as_deref(), Some("'-3' is not a whole number"));
+    }
+
+    #[test]
+    fn node_problems_add_to_read_problems_without_repeating_a_field() {
+        let p = |field: &str, reason: &str| FieldProblem {
+            field: field.into(),
+            line: 2,
+            reason: reason.into(),
+        };
+        let mut read = vec![p("seizing_agency", "unknown value 'x'")];
+        crate::jobs::merge_problems(
+            &mut read,
+            vec![
+                p("event.seizing_agency", "is required"),
+                p("event.date", "must be a date as YYYY-MM-DD"),
+            ],
+        );
+        assert_eq!(read.len(), 2, "{read:?}");
+        assert_eq!(read[1].field, "event.date");
     }
 
     #[test]

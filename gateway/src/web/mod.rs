@@ -33,11 +33,20 @@ mod traces;
 pub use admin::{create_token, valid_username};
 
 /// The session cookie's name for this gateway (`tn_session_fra_pol`). Browsers keep cookies
-/// per host, not per port, so two gateways on one host need different names.
+/// per host, not per port, so two gateways on one host need different names. Over HTTPS it
+/// carries the `__Host-` prefix (see [`cookie_name`]).
 pub fn session_cookie(app: &App) -> String {
+    cookie_name("tn_session", app.node_id(), app.secure_cookies)
+}
+
+/// A per-node cookie name: `{base}_{node id in lower case}`, with the `__Host-` prefix when served
+/// over HTTPS, so the browser accepts it only from this host, `Secure`, with `Path=/` and no
+/// `Domain` (a sibling subdomain cannot plant or overwrite it).
+pub fn cookie_name(base: &str, node_id: &str, https: bool) -> String {
+    let prefix = if https { "__Host-" } else { "" };
     format!(
-        "tn_session_{}",
-        app.node_id().to_ascii_lowercase().replace('-', "_")
+        "{prefix}{base}_{}",
+        node_id.to_ascii_lowercase().replace('-', "_")
     )
 }
 /// Language cookie name.

@@ -155,20 +155,23 @@ pub async fn create(
 ) -> PageResult {
     o.require(Capability::WriteRecords)
         .map_err(fail(&o, &app))?;
-    let record = match forms::record_from_form(&values) {
-        Ok(r) => r,
-        Err(p) => {
-            return Ok(invalid_form(
-                &o,
-                &app,
-                "records.new",
-                "/records".into(),
-                0,
-                &values,
-                &[p],
-            ));
-        }
-    };
+    let (record, mut problems) = forms::record_from_form(&values);
+    if !problems.is_empty() {
+        // The node checks the rest now, so every mistake shows in this one round.
+        let more = ops::check_records(&app, o.caller(), vec![record], vec![0])
+            .await
+            .map_err(fail(&o, &app))?;
+        crate::jobs::merge_problems(&mut problems, more);
+        return Ok(invalid_form(
+            &o,
+            &app,
+            "records.new",
+            "/records".into(),
+            0,
+            &values,
+            &problems,
+        ));
+    }
     match ops::create_record(&app, o.caller(), record).await {
         Ok(r) => {
             let id = r.record.map(|r| r.id).unwrap_or_default();
@@ -274,26 +277,29 @@ pub async fn update(
         .get("expected_revision")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let edited = match forms::record_from_form(&values) {
-        Ok(r) => r,
-        Err(p) => {
-            return Ok(invalid_form(
-                &o,
-                &app,
-                "records.edit",
-                action,
-                revision,
-                &values,
-                &[p],
-            ));
-        }
-    };
+    let (edited, mut problems) = forms::record_from_form(&values);
     let stored = ops::get_record(&app, o.caller(), &id)
         .await
         .map_err(fail(&o, &app))?
         .record
         .unwrap_or_default();
     let merged = merge(stored, edited);
+    if !problems.is_empty() {
+        // The node checks the rest now, so every mistake shows in this one round.
+        let more = ops::check_records(&app, o.caller(), vec![merged], vec![0])
+            .await
+            .map_err(fail(&o, &app))?;
+        crate::jobs::merge_problems(&mut problems, more);
+        return Ok(invalid_form(
+            &o,
+            &app,
+            "records.edit",
+            action,
+            revision,
+            &values,
+            &problems,
+        ));
+    }
     match ops::update_record(&app, o.caller(), &id, merged, revision).await {
         Ok(_) => Ok(Redirect::to(&action).into_response()),
         Err(GatewayError::Invalid(p)) => Ok(invalid_form(

@@ -7,7 +7,9 @@
 //! - Every console POST carries the session's CSRF token (the login form carries a pre-login
 //!   token bound to a cookie); [`csrf_guard`] checks it before any handler runs. A POST whose
 //!   `Origin` is another site is refused too.
-//! - Failed logins are throttled per user name; unknown names cost the same time as known ones.
+//! - Failed logins are throttled per user name and per client address (rules in
+//!   `auth::throttle`), counted before the password is checked; at most a few verifications run
+//!   at once. Unknown and disabled names cost the same time as known ones.
 
 use std::sync::Arc;
 
@@ -30,7 +32,7 @@ use crate::store::{Session, User};
 
 /// The pre-login cookie's name for this gateway (see [`session_cookie`]).
 fn prelogin_cookie(app: &App) -> String {
-    session_cookie(app).replace("tn_session", "tn_prelogin")
+    super::cookie_name("tn_prelogin", app.node_id(), app.secure_cookies)
 }
 /// Largest form body the CSRF guard reads (file uploads are multipart and checked by their
 /// handler).
@@ -86,9 +88,38 @@ pub(super) struct NextQuery {
     next: String,
 }
 
-/// Only paths on this site may be returned to (no open redirect).
+/// Whether `path` is safe to send a browser back to: a path on this site and nothing else.
+///
+/// Accepted: a single leading `/` followed by anything but `/` or `\`, with no backslash, no
+/// control character and no whitespace anywhere; the same must hold once percent-decoded (so
+/// `/%2F/evil` and `/%09/evil` are refused). Browsers drop tabs and newlines from URLs and read
+/// `\` as `/`, which would otherwise turn `/\t/evil.example` into `//evil.example`.
+pub fn is_safe_path(path: &str) -> bool {
+    fn shape_ok(p: &str) -> bool {
+        p.starts_with('/')
+            && !p.starts_with("//")
+            && !p.contains('\\')
+            && !p.chars().any(|c| c.is_control() || c.is_whitespace())
+    }
+    if !shape_ok(path) {
+        return false;
+    }
+    match urlencoding::decode(path) {
+        // Decoded, a query may hold spaces (`?q=a%20b`); the start and controls must still hold.
+        Ok(decoded) => {
+            decoded.starts_with('/')
+                && !decoded.starts_with("//")
+                && !decoded.starts_with("/\\")
+                && !decoded.chars().any(char::is_control)
+        }
+        Err(_) => false,
+    }
+}
+
+/// Only paths on this site may be returned to (no open redirect): `next` when
+/// [`is_safe_path`] accepts it, else `/`.
 fn safe_next(next: &str) -> String {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+    if is_safe_path(next) {
         next.to_owned()
     } else {
         "/".to_owned()
@@ -139,25 +170,60 @@ pub(super) struct LoginForm {
     next: String,
 }
 
-/// Checks a login; on success starts a fresh session and goes to `next`.
+/// The client's IP address, when the server recorded it (see `ClientAddr`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ClientIp(Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<crate::ClientAddr>>()
+                .map(|c| c.0.0.ip()),
+        ))
+    }
+}
+
+/// Checks a login; on success starts a fresh session and goes to `next`. The attempt is
+/// counted (per name and per client address) before the password is verified, and at most a
+/// few verifications run at once (`LoginGate`).
 pub(super) async fn login(
     State(app): State<Arc<App>>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
     let lang = request_lang(&app, &headers, None);
     let now = u64::try_from(app.now()).unwrap_or(0);
     let name = f.username.trim().to_owned();
-    let throttled = {
-        let t = app
-            .throttle
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        t.check(&name, now)
+    let Some(_slot) = app.login_gate.enter().await else {
+        tracing::warn!(user = %name, "login refused: too many verifications at once");
+        let mut resp = login_page(
+            &app,
+            lang,
+            &f.next,
+            &name,
+            Some(format!("{} 1 s", lang.t("login.busy"))),
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        );
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return resp;
     };
+    let throttled = app
+        .throttle
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .begin(&name, ip, now);
     if let Err(wait) = throttled {
         tracing::warn!(user = %name, "login refused: throttled");
-        return login_page(
+        let mut resp = login_page(
             &app,
             lang,
             &f.next,
@@ -165,15 +231,22 @@ pub(super) async fn login(
             Some(format!("{} {wait} s", lang.t("login.throttled"))),
             axum::http::StatusCode::TOO_MANY_REQUESTS,
         );
+        if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return resp;
     }
     let user = match app.store.user(&name) {
         Ok(u) => u,
         Err(e) => return error_page(lang, None, e.into(), "/login"),
     };
     let pw = f.password.clone();
+    // Every path costs one verification, so timing tells neither unknown nor disabled users.
     let ok_user = tokio::task::spawn_blocking(move || match user {
-        Some(u) if !u.disabled && password::verify(&u.password_hash, &pw) => Some(u),
-        Some(_) => None,
+        Some(u) => {
+            let matches = password::verify(&u.password_hash, &pw);
+            (matches && !u.disabled).then_some(u)
+        }
         None => {
             password::verify_dummy(&pw);
             None
@@ -183,12 +256,7 @@ pub(super) async fn login(
     .ok()
     .flatten();
     let Some(user) = ok_user else {
-        let locked = app
-            .throttle
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .failed(&name, now);
-        tracing::warn!(user = %name, locked = locked.is_some(), "login failed");
+        tracing::warn!(user = %name, "login failed");
         return login_page(
             &app,
             lang,
@@ -201,7 +269,7 @@ pub(super) async fn login(
     app.throttle
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .succeeded(&name);
+        .succeeded(&name, ip);
     let (Ok(sid), Ok(csrf)) = (random_secret(32), random_secret(32)) else {
         return error_page(lang, None, GatewayError::Internal, "/login");
     };
@@ -405,6 +473,63 @@ mod tests {
         assert_eq!(safe_next("//evil.example/"), "/");
         assert_eq!(safe_next("https://evil.example/"), "/");
         assert_eq!(safe_next("/\\evil"), "/");
+    }
+
+    #[test]
+    fn hostile_return_paths_are_refused() {
+        for ok in [
+            "/",
+            "/records",
+            "/records?page=abc%2Bdef",
+            "/search?serial=a%20b",
+            "/records/FRA-POL-1/edit",
+        ] {
+            assert!(is_safe_path(ok), "{ok:?} should be accepted");
+        }
+        for bad in [
+            "",
+            "records",
+            "//x",
+            "//evil.example/",
+            "/\\x",
+            "/\\/evil.example",
+            "\\\\evil.example",
+            "https://x",
+            "http:/x",
+            "javascript:alert(1)",
+            "/\t/evil.example/",
+            "/\t/evil.example",
+            "\t//evil.example",
+            "/\r\nSet-Cookie: x=1",
+            "/\nx",
+            "/ /evil.example",
+            "/records\u{0}",
+            "/records\u{85}x",
+            "/records\u{2028}x",
+            "/%2F/evil",
+            "/%2f/evil",
+            "/%5C/evil",
+            "/%5cevil",
+            "/%09/evil.example/",
+            "/%0D%0Ax",
+            "/records%0A",
+            "/%ff%fe",
+        ] {
+            assert!(!is_safe_path(bad), "{bad:?} should be refused");
+            assert_eq!(safe_next(bad), "/", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn https_cookie_names_carry_the_host_prefix() {
+        assert_eq!(
+            super::super::cookie_name("tn_session", "FRA-POL", false),
+            "tn_session_fra_pol"
+        );
+        assert_eq!(
+            super::super::cookie_name("tn_prelogin", "FRA-POL", true),
+            "__Host-tn_prelogin_fra_pol"
+        );
     }
 
     #[test]
