@@ -13,13 +13,13 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, abort};
 use tracenet_proto::v1 as pb;
 
 use crate::ids::NodeId;
-use crate::trace::{self, Transition};
+use crate::trace::{self, TraceDirection, Transition};
 
 const FORMAT_V1: u8 = 1;
 /// `direction` of traces this node sent.
-pub const OUTGOING: &str = "outgoing";
+pub const OUTGOING: &str = TraceDirection::Outgoing.as_str();
 /// `direction` of traces this node received.
-pub const INCOMING: &str = "incoming";
+pub const INCOMING: &str = TraceDirection::Incoming.as_str();
 
 /// Ledger failures.
 #[derive(Debug, thiserror::Error)]

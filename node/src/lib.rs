@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod audit_kind;
 pub mod auth;
 pub mod cli;
 pub mod client;
@@ -23,6 +24,8 @@ pub mod directory;
 pub mod disclose;
 pub mod envelope;
 pub mod fanout;
+#[cfg(test)]
+mod fixtures;
 pub mod import;
 pub mod ledger;
 pub mod model;

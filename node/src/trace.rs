@@ -9,6 +9,39 @@
 use serde::Deserialize;
 use tracenet_proto::v1 as pb;
 
+/// Which side of a trace request this node is on. Stored as text in every trace record and in
+/// the ledger's keys, so [`TraceDirection::as_str`] is part of the stored format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TraceDirection {
+    /// A request this node sent.
+    Outgoing,
+    /// A request this node received.
+    Incoming,
+}
+
+impl TraceDirection {
+    /// The stored and displayed spelling.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TraceDirection::Outgoing => "outgoing",
+            TraceDirection::Incoming => "incoming",
+        }
+    }
+
+    /// The direction spelled `s`, if any.
+    pub fn parse(s: &str) -> Option<TraceDirection> {
+        [TraceDirection::Outgoing, TraceDirection::Incoming]
+            .into_iter()
+            .find(|d| d.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for TraceDirection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A node's published trace service settings.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -144,6 +177,18 @@ mod tests {
             status: status as i32,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn directions_keep_their_stored_spelling() {
+        for (d, s) in [
+            (TraceDirection::Outgoing, "outgoing"),
+            (TraceDirection::Incoming, "incoming"),
+        ] {
+            assert_eq!(d.as_str(), s);
+            assert_eq!(TraceDirection::parse(s), Some(d));
+        }
+        assert_eq!(TraceDirection::parse(""), None);
     }
 
     #[test]

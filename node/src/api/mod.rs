@@ -633,23 +633,14 @@ impl NodeApi for LocalApi {
             .await?
             .and_then(|s| s.record)
             .ok_or(ApiError::Store(StoreError::NotFound(id)))?;
-        let out = match disclose::preview(&self.ctx, &who, agency, purpose, &stored) {
-            Ok(d) => pb::PreviewDisclosureResponse {
-                allowed: true,
-                refusal: String::new(),
-                record: Some(d.view),
-                redacted_fields: d.redacted.iter().map(|s| (*s).to_owned()).collect(),
-                handling: Some(d.handling),
-                policy_version: d.policy_version,
-                policy_rule: d.rule_id,
-            },
-            Err(denial) => pb::PreviewDisclosureResponse {
-                allowed: false,
-                refusal: denial.to_string(),
-                policy_version: self.ctx.roster.policy().version(),
-                ..Default::default()
-            },
-        };
+        let out = disclose::preview(
+            &self.ctx.roster.policy(),
+            &who,
+            self.ctx.roster.regions(&who),
+            agency,
+            purpose,
+            &stored,
+        );
         Ok(Response::new(out))
     }
 
