@@ -7,10 +7,11 @@
 //! - [`raft_store`]: the sled-backed Raft log and state machine;
 //! - [`network`], [`service`]: the Raft transport over the peer mTLS listener;
 //! - [`replica`]: the running replica (writes forwarded to the leader, linearizable reads,
-//!   membership kept in step with admissions and revocations);
+//!   membership kept in step with admissions and revocations, as [`membership`] plans it);
 //! - [`roster`]: what the exchange reads from the replica (peers, keys, policy, who is barred).
 
 pub mod codec;
+pub mod membership;
 pub mod network;
 pub mod raft_store;
 pub mod replica;
