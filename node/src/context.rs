@@ -12,10 +12,10 @@ use crate::clock::Clock;
 use crate::config::{RetryPolicy, Role};
 use crate::country::CountryCode;
 use crate::directory::replica::Directory;
-use crate::directory::roster::Roster;
 use crate::envelope::{ReplayGuard, SigningKey};
 use crate::ids::NodeId;
 use crate::ledger::Ledger;
+use crate::roster::Roster;
 use crate::store::RecordStore;
 use crate::trace::TraceSettings;
 

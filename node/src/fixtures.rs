@@ -10,10 +10,10 @@ use std::sync::Arc;
 use tracenet_proto::v1 as pb;
 
 use crate::country::CountryCode;
-use crate::directory::roster::{PeerInfo, RosterView};
 use crate::envelope::PeerKeys;
 use crate::ids::NodeId;
 use crate::policy::Policy;
+use crate::roster::{PeerInfo, RosterView};
 use crate::sample;
 use crate::trace::TraceSettings;
 

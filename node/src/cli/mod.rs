@@ -364,7 +364,10 @@ mod tests {
             Command::Audit {
                 command: AuditCommand::Show { kind, .. },
             } => Ok(kind),
-            other => panic!("parsed as {other:?}"),
+            other => Err(clap::Error::raw(
+                clap::error::ErrorKind::InvalidSubcommand,
+                format!("parsed as {other:?}"),
+            )),
         }
     }
 

@@ -20,12 +20,12 @@ use tracenet_proto::v1::directory_raft_client::DirectoryRaftClient;
 use super::membership;
 use super::network::Network;
 use super::raft_store::{self, Published, StateMachineStore};
-use super::roster::Roster;
 use super::types::{Raft, RaftId, RaftPeer, raft_id};
 use crate::client::PeerClients;
 use crate::clock::Clock;
 use crate::config::DirectoryConfig;
 use crate::ids::NodeId;
+use crate::roster::Roster;
 
 /// Why a directory operation failed.
 #[derive(Debug, thiserror::Error)]
