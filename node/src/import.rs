@@ -1,7 +1,8 @@
 //! Reading import files from disk for the CLI: the formats themselves (JSON Lines and CSV, row
 //! by row with line numbers) are in [`tracenet_proto::files`], shared with the gateway.
-//! [`check_file`] validates a whole file without writing anything; the CLI writes only files
-//! that pass.
+//! [`check_file`] validates a whole file without writing anything, row by row exactly as the
+//! node validates an import batch ([`crate::model::batch::BatchCheck`]); the CLI writes only
+//! files that pass.
 
 use std::fs::File;
 use std::path::Path;

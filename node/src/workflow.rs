@@ -5,7 +5,7 @@
 //! Each operation is a pure decision and a thin driver. The decisions (`decide_*`, `check_*`)
 //! take the request, the roster view (peers, their trace settings, the policy in force), what
 //! the driver read, and the time, and return the change to make: the trace record or response,
-//! the outbox items to queue and the audit event. The drivers read, then [`commit`] writes the
+//! the outbox items to queue and the audit event. The drivers read, then `commit` writes the
 //! change and its deliveries in one durable ledger step (see [`crate::ledger`]), appends the
 //! audit event, and only then wakes the outbox worker and answers.
 
@@ -15,7 +15,7 @@ use crate::audit::{Event, EventKind};
 use crate::context::NodeContext;
 use crate::country::CountryCode;
 use crate::ids::{NodeId, RecordId, new_request_id};
-use crate::ledger::{INCOMING, LedgerError};
+use crate::ledger::LedgerError;
 use crate::model::FieldError;
 use crate::policy::{self, Requester};
 use crate::roster::RosterView;
@@ -540,7 +540,7 @@ pub fn answer_trace_request(
     let now = ctx.clock.now_secs();
     let existing = ctx
         .ledger
-        .get_trace(INCOMING, &req.request_id, now)?
+        .get_trace(TraceDirection::Incoming.as_str(), &req.request_id, now)?
         .ok_or_else(|| {
             LedgerError::NotFound(format!("no incoming trace request {}", req.request_id))
         })?;
@@ -566,9 +566,11 @@ pub fn auto_answer(ctx: &NodeContext, request_id: &str) -> Result<bool, Workflow
     if !ctx.trace_settings.auto_answer_from_records {
         return Ok(false);
     }
-    let Some(existing) = ctx
-        .ledger
-        .get_trace(INCOMING, request_id, ctx.clock.now_secs())?
+    let Some(existing) = ctx.ledger.get_trace(
+        TraceDirection::Incoming.as_str(),
+        request_id,
+        ctx.clock.now_secs(),
+    )?
     else {
         return Ok(false);
     };

@@ -3,10 +3,10 @@
 //! and the directory, check a peer). Admission (own gateway/admin only) is enforced by the
 //! interceptor before any handler runs.
 //!
-//! The handlers live by concern: [`records`] (this node's seizure records), [`traces`] (trace
-//! requests, retraction, received copies, the outbox), [`federation`] (federated calls and peer
-//! checks), [`oversight`] (node info, audit log, disclosure preview) and [`directory`]. Every
-//! blocking handler has one shape, [`LocalApi::call`]: admit the caller, do the work off the
+//! The handlers live by concern: `records` (this node's seizure records), `traces` (trace
+//! requests, retraction, received copies, the outbox), `federation` (federated calls and peer
+//! checks), `oversight` (node info, audit log, disclosure preview) and `directory`. Every
+//! blocking handler has one shape, `LocalApi::call`: admit the caller, do the work off the
 //! async threads, answer or convert the error.
 //!
 //! Errors are converted to gRPC status here, once: validation problems become INVALID_ARGUMENT
