@@ -532,6 +532,8 @@ pub fn query(
 ) -> Result<Answer<pb::DisclosedRecord>, DiscloseError> {
     let plan = QueryPlan::new(filter, limit, node.country)?;
     let shortlist = plan.shortlist(records(node.store.find(&plan.index, QueryPlan::SCAN)?));
+    // Every shortlisted record's flag is read, not only those up to the limit: one key lookup
+    // each, beside the record reads already made, so the decision can take plain values.
     let withdrawn = withdrawn_among(node, &shortlist)?;
     let policy = node.roster.policy();
     let holder = Holder {

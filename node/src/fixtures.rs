@@ -71,7 +71,7 @@ pub fn record(n: u64, id: &str) -> pb::SeizureRecord {
     r
 }
 
-/// A signed request context as `from` would send it.
+/// A request context from `from`, as the peer service hands it on once verified.
 pub fn context(from: &str, purpose: pb::Purpose) -> pb::RequestContext {
     pb::RequestContext {
         request_id: "req-1".into(),

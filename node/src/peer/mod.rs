@@ -129,16 +129,24 @@ impl PeerService {
         ack
     }
 
-    /// Runs a ledger operation off the async threads, converting its error to a status.
-    async fn ledger<T: Send + 'static>(
+    /// Applies a delivery in one trip to the blocking pool, in this order: the ledger write, then
+    /// its audit event (built from what the write found), durably. Only then may the caller
+    /// acknowledge; if either fails, nothing is acknowledged and the sender retries.
+    async fn apply<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&NodeContext) -> Result<T, crate::ledger::LedgerError> + Send + 'static,
+        write: impl FnOnce(&NodeContext) -> Result<T, crate::ledger::LedgerError> + Send + 'static,
+        event: impl FnOnce(&T) -> Event + Send + 'static,
     ) -> Result<T, Status> {
         let ctx = self.ctx.clone();
-        tokio::task::spawn_blocking(move || f(&ctx))
-            .await
-            .map_err(|_| Status::internal("internal error"))?
-            .map_err(ledger_status)
+        tokio::task::spawn_blocking(move || {
+            let out = write(&ctx).map_err(ledger_status)?;
+            ctx.audit
+                .append(vec![event(&out)], ctx.clock.now_secs())
+                .map_err(audit_status)?;
+            Ok(out)
+        })
+        .await
+        .map_err(|_| Status::internal("internal error"))?
     }
 
     /// Appends to the audit log durably; nothing is answered if this fails.
@@ -256,23 +264,23 @@ impl PeerExchange for PeerService {
             .request
             .ok_or_else(|| Status::invalid_argument("request is required"))?;
         rules::check_trace_request(&who, self.ctx.country, &req)?;
-        let (w, r) = (who.clone(), req.clone());
+        let id = req.id.clone();
+        let (w, r, c) = (who.clone(), req.clone(), rctx.clone());
         let (duplicate, status) = self
-            .ledger(move |c| {
-                c.ledger.receive_request(
-                    &r,
-                    &w,
-                    c.clock.now_secs(),
-                    &c.trace_settings.escalation_contact,
-                )
-            })
+            .apply(
+                move |n| {
+                    n.ledger.receive_request(
+                        &r,
+                        &w,
+                        n.clock.now_secs(),
+                        &n.trace_settings.escalation_contact,
+                    )
+                },
+                move |(duplicate, _)| rules::trace_request_event(&who, &c, &req, *duplicate),
+            )
             .await?;
-        self.audit(vec![rules::trace_request_event(
-            &who, &rctx, &req, duplicate,
-        )])
-        .await?;
         if !duplicate {
-            let (node, id) = (self.ctx.clone(), req.id.clone());
+            let node = self.ctx.clone();
             // A failure here leaves the request for an officer; it never fails the delivery.
             let answered =
                 tokio::task::spawn_blocking(move || crate::workflow::auto_answer(&node, &id)).await;
@@ -298,11 +306,12 @@ impl PeerExchange for PeerService {
             .response
             .ok_or_else(|| Status::invalid_argument("response is required"))?;
         rules::check_trace_response(&who, &resp)?;
-        let (w, r) = (who.clone(), resp.clone());
+        let event = rules::trace_response_event(&who, &rctx, &resp);
         let (duplicate, status) = self
-            .ledger(move |c| c.ledger.receive_response(&r, &w, c.clock.now_secs()))
-            .await?;
-        self.audit(vec![rules::trace_response_event(&who, &rctx, &resp)])
+            .apply(
+                move |n| n.ledger.receive_response(&resp, &who, n.clock.now_secs()),
+                |_| event,
+            )
             .await?;
         Ok(Response::new(self.signed_ack(
             &rctx.request_id,
@@ -324,9 +333,8 @@ impl PeerExchange for PeerService {
         let copy =
             rules::accept_forwarded(&self.ctx.node_id, &who, copy, self.ctx.clock.now_secs())?;
         let event = rules::forwarded_event(&who, &rctx, &copy);
-        self.ledger(move |c| c.ledger.store_received(&[copy]))
+        self.apply(move |n| n.ledger.store_received(&[copy]), |_| event)
             .await?;
-        self.audit(vec![event]).await?;
         Ok(Response::new(self.signed_ack(&rctx.request_id, false, 0)))
     }
 
@@ -341,14 +349,13 @@ impl PeerExchange for PeerService {
             .reference
             .ok_or_else(|| Status::invalid_argument("reference is required"))?;
         rules::check_retraction(&who, &reference)?;
-        let (w, r) = (who.clone(), reference.reference.clone());
+        let (w, r, c) = (who.clone(), reference.reference.clone(), rctx.clone());
         let existed = self
-            .ledger(move |c| c.ledger.remove_received(&w, &r))
+            .apply(
+                move |n| n.ledger.remove_received(&w, &r),
+                move |existed| rules::retraction_event(&who, &c, &reference, *existed),
+            )
             .await?;
-        self.audit(vec![rules::retraction_event(
-            &who, &rctx, &reference, existed,
-        )])
-        .await?;
         Ok(Response::new(self.signed_ack(
             &rctx.request_id,
             !existed,
