@@ -1,5 +1,9 @@
 //! What request handlers share: the node's identity, store, audit log, keys, policy, peer
 //! connections and clock. Built once by [`crate::server`] and handed to each service.
+//!
+//! Only the drivers (services, workers, the `workflow`/`disclose`/`fanout` drivers) hold it;
+//! the decisions they call take plain values (the roster view, the policy, the records read),
+//! so they can be tested without any of this.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -669,6 +669,29 @@ mod tests {
     }
 
     #[test]
+    fn the_policy_sees_the_country_of_the_certified_node_not_of_the_context() {
+        // ITA-POL's context names DEU-BKA (the peer service refuses that before deciding);
+        // even so, the decision sees Italy, which no rule shares with.
+        let (me, who, p) = (node("FRA-POL"), node("ITA-POL"), policy());
+        let ctx = context("DEU-BKA", pb::Purpose::Tracing);
+        let asker = Asker {
+            node: &who,
+            context: &ctx,
+            regions: vec![],
+        };
+        assert_eq!(asker.requester().country, country("ITA"));
+        let (wanted, recs) = same_serial();
+        let holder = Holder {
+            node: &me,
+            policy: &p,
+        };
+        let a = decide_lookup(holder, &asker, &wanted, "", recs, &HashSet::new());
+        assert!(a.items.is_empty());
+        assert_eq!(a.events[1].kind, EventKind::Denial);
+        assert_eq!(a.events[1].peer, "ITA-POL");
+    }
+
+    #[test]
     fn a_purpose_the_rule_does_not_name_is_denied() {
         let a = lookup_by("DEU-BKA", pb::Purpose::Unspecified, "", &[]);
         assert!(a.items.is_empty());
