@@ -9,8 +9,8 @@ use tonic::{Request, Status};
 
 use std::sync::Arc;
 
-use crate::directory::roster::{Barred, Roster};
 use crate::ids::{NodeId, PeerIdentity};
+use crate::roster::{Barred, Roster};
 use crate::transport::ConnInfo;
 
 /// The admission rule of one listener.

@@ -10,8 +10,8 @@ use tonic::transport::{Channel, Endpoint};
 use tracenet_proto::v1::node_api_client::NodeApiClient;
 use tracenet_proto::v1::peer_exchange_client::PeerExchangeClient;
 
-use crate::directory::roster::Roster;
 use crate::ids::NodeId;
+use crate::roster::Roster;
 use crate::tls::TlsMaterial;
 
 /// How long dialling may take before the call fails.

@@ -231,6 +231,25 @@ fn default_retry_max() -> u64 {
     300_000
 }
 
+/// Back-off between delivery attempts, as the outbox worker applies it (from [`OutboxConfig`]).
+/// Here rather than in `delivery` so the node context can hold it without importing the worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Delay after the first failure, in ms.
+    pub base_ms: u64,
+    /// Longest delay, in ms.
+    pub max_ms: u64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            base_ms: default_retry_base(),
+            max_ms: default_retry_max(),
+        }
+    }
+}
+
 /// Settings of one gRPC listener.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

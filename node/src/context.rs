@@ -1,5 +1,9 @@
 //! What request handlers share: the node's identity, store, audit log, keys, policy, peer
 //! connections and clock. Built once by [`crate::server`] and handed to each service.
+//!
+//! Only the drivers (services, workers, the `workflow`/`disclose`/`fanout` drivers) hold it;
+//! the decisions they call take plain values (the roster view, the policy, the records read),
+//! so they can be tested without any of this.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,14 +13,13 @@ use tokio::sync::Notify;
 use crate::audit::AuditLog;
 use crate::client::PeerClients;
 use crate::clock::Clock;
-use crate::config::Role;
+use crate::config::{RetryPolicy, Role};
 use crate::country::CountryCode;
-use crate::delivery::RetryPolicy;
 use crate::directory::replica::Directory;
-use crate::directory::roster::Roster;
 use crate::envelope::{ReplayGuard, SigningKey};
 use crate::ids::NodeId;
 use crate::ledger::Ledger;
+use crate::roster::Roster;
 use crate::store::RecordStore;
 use crate::trace::TraceSettings;
 

@@ -12,28 +12,11 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracenet_proto::v1 as pb;
 
-use crate::audit::Event;
+use crate::audit::{Event, EventKind};
+use crate::config::RetryPolicy;
 use crate::context::NodeContext;
 use crate::ids::NodeId;
 use crate::ledger::Delivered;
-
-/// Back-off between attempts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Delay after the first failure, in ms.
-    pub base_ms: u64,
-    /// Longest delay, in ms.
-    pub max_ms: u64,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            base_ms: 1000,
-            max_ms: 300_000,
-        }
-    }
-}
 
 /// Delay before the next attempt after `failures` failed ones: base × 2^(failures−1), capped,
 /// plus up to 1/8 of it spread by the item id so retries to one peer do not arrive in lockstep.
@@ -143,11 +126,10 @@ async fn attempt(ctx: NodeContext, item: pb::OutboxItem) {
             c.ledger.delivered(&item.id, effect, now)?;
             let _ = c.audit.append(
                 vec![Event {
-                    kind: "delivery",
                     peer: item.target_node.clone(),
                     request_id: item.id.clone(),
                     detail: format!("delivered after {} attempt(s)", item.attempts + 1),
-                    ..Default::default()
+                    ..Event::new(EventKind::Delivery)
                 }],
                 now,
             );

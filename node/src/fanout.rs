@@ -1,6 +1,12 @@
 //! Federated calls made on behalf of this node's users: one signed request context, sent to
 //! every known peer in parallel with one deadline; answers merged, responses' signatures checked,
 //! and every peer that did not answer in time (or answered badly) named in the result.
+//!
+//! What each peer's reply means is decided by pure functions ([`classify_lookup`],
+//! [`classify_query`]: answered and signed by that peer for this request, or a failure with its
+//! reason), as are the request context, the deadline and the received copies to keep. The
+//! drivers ([`lookup`], [`query`]) audit the request before it is sent, make the calls, and keep
+//! what came back.
 
 use std::time::Duration;
 
@@ -8,8 +14,9 @@ use prost::Message;
 use tokio::task::JoinSet;
 use tracenet_proto::v1 as pb;
 
-use crate::audit::Event;
+use crate::audit::{Event, EventKind};
 use crate::context::NodeContext;
+use crate::envelope::PeerKeys;
 use crate::ids::{NodeId, new_request_id};
 
 /// Longest deadline a caller may ask for.
@@ -27,10 +34,15 @@ pub enum FanoutError {
     Audit(String),
 }
 
-fn signed_context(
-    node: &NodeContext,
+// ---- decisions (pure) ----
+
+/// The request context of an inquiry by this node (`me`), under `request_id`, issued `now`.
+pub fn request_context(
+    me: &NodeId,
     inquiry: &pb::Inquiry,
-) -> Result<(pb::RequestContext, pb::SignedContext), FanoutError> {
+    request_id: String,
+    now: i64,
+) -> Result<pb::RequestContext, FanoutError> {
     if inquiry.purpose == 0 || pb::Purpose::try_from(inquiry.purpose).is_err() {
         return Err(FanoutError::BadArgument(
             "inquiry.purpose is required".into(),
@@ -41,48 +53,50 @@ fn signed_context(
             "unknown inquiry.agency_kind".into(),
         ));
     }
-    let rc = pb::RequestContext {
-        request_id: new_request_id(),
-        requester_node: node.node_id.to_string(),
+    Ok(pb::RequestContext {
+        request_id,
+        requester_node: me.to_string(),
         agency_kind: inquiry.agency_kind,
         purpose: inquiry.purpose,
         legal_basis: inquiry.legal_basis.clone(),
         case_reference: inquiry.case_reference.clone(),
-        issued_at: node.clock.now_secs(),
-    };
-    let signed = node.signing.sign_context(&rc);
-    Ok((rc, signed))
+        issued_at: now,
+    })
 }
 
-fn deadline(node: &NodeContext, inquiry: &pb::Inquiry) -> Duration {
+/// How long to wait for peers: the inquiry's deadline (capped), else the node's default.
+pub fn deadline(default: Duration, inquiry: &pb::Inquiry) -> Duration {
     match inquiry.deadline_ms {
-        0 => node.fanout_deadline,
+        0 => default,
         ms => Duration::from_millis(u64::from(ms)).min(MAX_DEADLINE),
     }
 }
 
-async fn audit_sent(
-    node: &NodeContext,
-    rc: &pb::RequestContext,
-    what: String,
-) -> Result<(), FanoutError> {
-    let n = node.clone();
-    let ev = Event {
-        kind: "request_sent",
+/// The audit event of a federated request, appended before anything is sent.
+pub fn sent_event(rc: &pb::RequestContext, what: &str) -> Event {
+    Event {
         peer: "all peers".into(),
         request_id: rc.request_id.clone(),
         purpose: pb::Purpose::try_from(rc.purpose)
             .unwrap_or(pb::Purpose::Unspecified)
             .as_str_name()
             .to_owned(),
-        detail: what,
-        ..Default::default()
-    };
-    tokio::task::spawn_blocking(move || n.audit.append(vec![ev], n.clock.now_secs()))
-        .await
-        .map_err(|e| FanoutError::Audit(e.to_string()))?
-        .map(|_| ())
-        .map_err(|e| FanoutError::Audit(e.to_string()))
+        detail: what.to_owned(),
+        ..Event::new(EventKind::RequestSent)
+    }
+}
+
+/// How one peer's call ended, before its answer is checked.
+#[derive(Debug)]
+pub enum Reply<T> {
+    /// No connection could be made (the reason).
+    Unreachable(String),
+    /// The deadline passed first.
+    TimedOut,
+    /// The peer refused or failed.
+    Refused(tonic::Status),
+    /// The peer answered.
+    Answered(T),
 }
 
 fn failure(node: &NodeId, reason: impl Into<String>) -> pb::PeerFailure {
@@ -100,6 +114,169 @@ fn status_reason(s: &tonic::Status) -> String {
     }
 }
 
+/// The answer inside a reply, or the failure that names the peer and why.
+fn answered<T>(peer: &NodeId, reply: Reply<T>) -> Result<T, pb::PeerFailure> {
+    match reply {
+        Reply::Unreachable(reason) => Err(failure(peer, reason)),
+        Reply::TimedOut => Err(failure(peer, "deadline exceeded")),
+        Reply::Refused(s) => Err(failure(peer, status_reason(&s))),
+        Reply::Answered(a) => Ok(a),
+    }
+}
+
+/// A peer's lookup reply: its hits if it answered and signed the answer for `request_id`
+/// with its own key, otherwise a failure naming it.
+pub fn classify_lookup(
+    peer: &NodeId,
+    request_id: &str,
+    keys: &PeerKeys,
+    reply: Reply<pb::LookupResponse>,
+) -> Result<pb::PeerAnswer, pb::PeerFailure> {
+    let mut resp = answered(peer, reply)?;
+    let sig = resp.signature.take();
+    keys.verify_response(peer, request_id, &resp.encode_to_vec(), sig.as_ref())
+        .map_err(|e| failure(peer, format!("response refused: {e}")))?;
+    Ok(pb::PeerAnswer {
+        node_id: peer.to_string(),
+        hit: resp.hit,
+        hits: resp.hits,
+    })
+}
+
+/// A peer's query reply: its records if it answered and signed each one for `request_id` with
+/// its own key (one bad signature refuses them all), otherwise a failure naming it.
+pub fn classify_query(
+    peer: &NodeId,
+    request_id: &str,
+    keys: &PeerKeys,
+    reply: Reply<Vec<pb::DisclosedRecord>>,
+) -> Result<pb::PeerRecords, pb::PeerFailure> {
+    let records = answered(peer, reply)?;
+    let mut verified = Vec::with_capacity(records.len());
+    for mut r in records {
+        let sig = r.signature.take();
+        keys.verify_response(peer, request_id, &r.encode_to_vec(), sig.as_ref())
+            .map_err(|e| failure(peer, format!("response refused: {e}")))?;
+        r.signature = sig;
+        verified.push(r);
+    }
+    Ok(pb::PeerRecords {
+        node_id: peer.to_string(),
+        records: verified,
+    })
+}
+
+/// A received copy as kept by the recipient.
+fn received(
+    reference: Option<pb::RecordRef>,
+    record: Option<pb::SeizureRecord>,
+    handling: Option<pb::Handling>,
+    (policy_version, policy_rule): (u64, &str),
+    now: i64,
+    request_id: &str,
+) -> pb::ReceivedRecord {
+    pb::ReceivedRecord {
+        reference,
+        record,
+        handling,
+        policy_version,
+        policy_rule: policy_rule.to_owned(),
+        received_at: now,
+        request_id: request_id.to_owned(),
+        forwarded_by: String::new(),
+    }
+}
+
+/// The copies to keep of every hit received for `request_id`, with their handling codes.
+pub fn lookup_copies(
+    answers: &[pb::PeerAnswer],
+    now: i64,
+    request_id: &str,
+) -> Vec<pb::ReceivedRecord> {
+    answers
+        .iter()
+        .flat_map(|a| a.hits.iter())
+        .map(|h| {
+            received(
+                h.reference.clone(),
+                h.disclosed.clone(),
+                h.handling.clone(),
+                (h.policy_version, &h.policy_rule),
+                now,
+                request_id,
+            )
+        })
+        .collect()
+}
+
+/// The copies to keep of every record received for `request_id`, with their handling codes.
+pub fn query_copies(
+    answers: &[pb::PeerRecords],
+    now: i64,
+    request_id: &str,
+) -> Vec<pb::ReceivedRecord> {
+    answers
+        .iter()
+        .flat_map(|a| a.records.iter())
+        .map(|r| {
+            received(
+                r.reference.clone(),
+                r.record.clone(),
+                r.handling.clone(),
+                (r.policy_version, &r.policy_rule),
+                now,
+                request_id,
+            )
+        })
+        .collect()
+}
+
+// ---- drivers ----
+
+/// Checks the inquiry, signs its context and audits the request before anything is sent.
+async fn open_request(
+    node: &NodeContext,
+    inquiry: &pb::Inquiry,
+    what: &str,
+) -> Result<(pb::RequestContext, pb::SignedContext), FanoutError> {
+    let rc = request_context(
+        &node.node_id,
+        inquiry,
+        new_request_id(),
+        node.clock.now_secs(),
+    )?;
+    let signed = node.signing.sign_context(&rc);
+    let (n, ev) = (node.clone(), sent_event(&rc, what));
+    tokio::task::spawn_blocking(move || n.audit.append(vec![ev], n.clock.now_secs()))
+        .await
+        .map_err(|e| FanoutError::Audit(e.to_string()))?
+        .map_err(|e| FanoutError::Audit(e.to_string()))?;
+    Ok((rc, signed))
+}
+
+/// Runs `call` against `peer` within `wait`, saying how it ended.
+async fn call_peer<T, F>(
+    node: &NodeContext,
+    peer: &NodeId,
+    wait: Duration,
+    call: impl FnOnce(
+        tracenet_proto::v1::peer_exchange_client::PeerExchangeClient<tonic::transport::Channel>,
+    ) -> F,
+) -> Reply<T>
+where
+    F: Future<Output = Result<T, tonic::Status>>,
+{
+    let client = match node.peers.get(peer) {
+        Ok(c) => c,
+        Err(e) => return Reply::Unreachable(e.to_string()),
+    };
+    match tokio::time::timeout(wait, call(client)).await {
+        Err(_) => Reply::TimedOut,
+        Ok(Err(s)) => Reply::Refused(s),
+        Ok(Ok(a)) => Reply::Answered(a),
+    }
+}
+
 /// Hit/no-hit lookup across all known peers.
 pub async fn lookup(
     node: &NodeContext,
@@ -112,55 +289,27 @@ pub async fn lookup(
             "serial_number has nothing to search for".into(),
         ));
     }
-    let (rc, signed) = signed_context(node, &inquiry)?;
-    audit_sent(node, &rc, "federated lookup".into()).await?;
-    let wait = deadline(node, &inquiry);
+    let (rc, signed) = open_request(node, &inquiry, "federated lookup").await?;
+    let wait = deadline(node.fanout_deadline, &inquiry);
+    let keys = node.roster.keys();
     let mut tasks = JoinSet::new();
     for peer in node.peers.known() {
-        let (node, rid) = (node.clone(), rc.request_id.clone());
+        let (node, keys, rid) = (node.clone(), keys.clone(), rc.request_id.clone());
         let req = pb::LookupRequest {
             context: Some(signed.clone()),
             serial_number: serial_number.clone(),
             manufacturer: manufacturer.clone(),
         };
         tasks.spawn(async move {
-            let mut client = match node.peers.get(&peer) {
-                Ok(c) => c,
-                Err(e) => return Err(failure(&peer, e.to_string())),
-            };
-            let mut resp = match tokio::time::timeout(wait, client.lookup(req)).await {
-                Err(_) => return Err(failure(&peer, "deadline exceeded")),
-                Ok(Err(s)) => return Err(failure(&peer, status_reason(&s))),
-                Ok(Ok(r)) => r.into_inner(),
-            };
-            let sig = resp.signature.take();
-            node.roster
-                .keys()
-                .verify_response(&peer, &rid, &resp.encode_to_vec(), sig.as_ref())
-                .map_err(|e| failure(&peer, format!("response refused: {e}")))?;
-            Ok(pb::PeerAnswer {
-                node_id: peer.to_string(),
-                hit: resp.hit,
-                hits: resp.hits,
+            let reply = call_peer(&node, &peer, wait, |mut client| async move {
+                Ok(client.lookup(req).await?.into_inner())
             })
+            .await;
+            classify_lookup(&peer, &rid, &keys, reply)
         });
     }
     let (answers, failed) = gather(tasks, |a: &pb::PeerAnswer| a.node_id.clone()).await;
-    let now = node.clock.now_secs();
-    let copies: Vec<pb::ReceivedRecord> = answers
-        .iter()
-        .flat_map(|a| a.hits.iter())
-        .map(|h| {
-            received(
-                h.reference.clone(),
-                h.disclosed.clone(),
-                h.handling.clone(),
-                (h.policy_version, &h.policy_rule),
-                now,
-                &rc.request_id,
-            )
-        })
-        .collect();
+    let copies = lookup_copies(&answers, node.clock.now_secs(), &rc.request_id);
     keep_copies(node, copies).await?;
     Ok(pb::FederatedLookupResponse {
         request_id: rc.request_id,
@@ -187,27 +336,6 @@ async fn gather<A: 'static>(
     (answers, failed)
 }
 
-/// A received copy as kept by the recipient.
-fn received(
-    reference: Option<pb::RecordRef>,
-    record: Option<pb::SeizureRecord>,
-    handling: Option<pb::Handling>,
-    (policy_version, policy_rule): (u64, &str),
-    now: i64,
-    request_id: &str,
-) -> pb::ReceivedRecord {
-    pb::ReceivedRecord {
-        reference,
-        record,
-        handling,
-        policy_version,
-        policy_rule: policy_rule.to_owned(),
-        received_at: now,
-        request_id: request_id.to_owned(),
-        forwarded_by: String::new(),
-    }
-}
-
 /// Keeps what was received, with its handling codes, so the owner can later retract it.
 async fn keep_copies(
     node: &NodeContext,
@@ -230,71 +358,226 @@ pub async fn query(
     filter: pb::RecordFilter,
     limit_per_peer: u32,
 ) -> Result<pb::FederatedQueryResponse, FanoutError> {
-    let (rc, signed) = signed_context(node, &inquiry)?;
-    audit_sent(node, &rc, "federated query".into()).await?;
-    let wait = deadline(node, &inquiry);
+    let (rc, signed) = open_request(node, &inquiry, "federated query").await?;
+    let wait = deadline(node.fanout_deadline, &inquiry);
+    let keys = node.roster.keys();
     let mut tasks = JoinSet::new();
     for peer in node.peers.known() {
-        let (node, rid) = (node.clone(), rc.request_id.clone());
+        let (node, keys, rid) = (node.clone(), keys.clone(), rc.request_id.clone());
         let req = pb::QueryRecordsRequest {
             context: Some(signed.clone()),
             filter: Some(filter.clone()),
             limit: limit_per_peer,
         };
         tasks.spawn(async move {
-            let mut client = node
-                .peers
-                .get(&peer)
-                .map_err(|e| failure(&peer, e.to_string()))?;
-            let collect = async {
+            let reply = call_peer(&node, &peer, wait, |mut client| async move {
                 let mut stream = client.query_records(req).await?.into_inner();
                 let mut records = Vec::new();
                 while let Some(r) = stream.message().await? {
                     records.push(r);
                 }
-                Ok::<_, tonic::Status>(records)
-            };
-            let records = match tokio::time::timeout(wait, collect).await {
-                Err(_) => return Err(failure(&peer, "deadline exceeded")),
-                Ok(Err(s)) => return Err(failure(&peer, status_reason(&s))),
-                Ok(Ok(r)) => r,
-            };
-            let mut verified = Vec::with_capacity(records.len());
-            for mut r in records {
-                let sig = r.signature.take();
-                node.roster
-                    .keys()
-                    .verify_response(&peer, &rid, &r.encode_to_vec(), sig.as_ref())
-                    .map_err(|e| failure(&peer, format!("response refused: {e}")))?;
-                r.signature = sig;
-                verified.push(r);
-            }
-            Ok(pb::PeerRecords {
-                node_id: peer.to_string(),
-                records: verified,
+                Ok(records)
             })
+            .await;
+            classify_query(&peer, &rid, &keys, reply)
         });
     }
     let (answers, failed) = gather(tasks, |a: &pb::PeerRecords| a.node_id.clone()).await;
-    let now = node.clock.now_secs();
-    let copies: Vec<pb::ReceivedRecord> = answers
-        .iter()
-        .flat_map(|a| a.records.iter())
-        .map(|r| {
-            received(
-                r.reference.clone(),
-                r.record.clone(),
-                r.handling.clone(),
-                (r.policy_version, &r.policy_rule),
-                now,
-                &rc.request_id,
-            )
-        })
-        .collect();
+    let copies = query_copies(&answers, node.clock.now_secs(), &rc.request_id);
     keep_copies(node, copies).await?;
     Ok(pb::FederatedQueryResponse {
         request_id: rc.request_id,
         answers,
         failed,
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::envelope::SigningKey;
+    use crate::fixtures::node;
+
+    fn key(id: &str) -> SigningKey {
+        let pk8 = SigningKey::generate_pkcs8().unwrap();
+        SigningKey::from_pkcs8(&pk8, node(id)).unwrap()
+    }
+
+    fn keys(of: &[&SigningKey]) -> PeerKeys {
+        PeerKeys::new(
+            of.iter()
+                .map(|k| (k.node().clone(), k.public_key()))
+                .collect::<HashMap<_, _>>(),
+        )
+    }
+
+    fn signed_lookup(by: &SigningKey, request_id: &str) -> pb::LookupResponse {
+        let mut resp = pb::LookupResponse {
+            hit: true,
+            hits: vec![pb::LookupHit {
+                policy_rule: "r1".into(),
+                ..Default::default()
+            }],
+            signature: None,
+        };
+        resp.signature = Some(by.sign_response(request_id, &resp.encode_to_vec()));
+        resp
+    }
+
+    #[test]
+    fn a_lookup_answer_counts_only_when_signed_by_that_peer_for_this_request() {
+        let (deu, ita) = (key("DEU-BKA"), key("ITA-POL"));
+        let ks = keys(&[&deu, &ita]);
+        let peer = node("DEU-BKA");
+        let ok = classify_lookup(&peer, "r1", &ks, Reply::Answered(signed_lookup(&deu, "r1")));
+        let ok = ok.unwrap();
+        assert!(ok.hit && ok.hits.len() == 1 && ok.node_id == "DEU-BKA");
+        // Signed for another request (a replayed answer), or by another node: refused.
+        for resp in [signed_lookup(&deu, "r0"), signed_lookup(&ita, "r1")] {
+            let f = classify_lookup(&peer, "r1", &ks, Reply::Answered(resp)).unwrap_err();
+            assert_eq!(f.node_id, "DEU-BKA");
+            assert!(f.reason.starts_with("response refused: "), "{}", f.reason);
+        }
+        let mut unsigned = signed_lookup(&deu, "r1");
+        unsigned.signature = None;
+        assert!(classify_lookup(&peer, "r1", &ks, Reply::Answered(unsigned)).is_err());
+        // A tampered answer no longer matches its signature.
+        let mut tampered = signed_lookup(&deu, "r1");
+        tampered.hits[0].policy_rule = "r2".into();
+        assert!(classify_lookup(&peer, "r1", &ks, Reply::Answered(tampered)).is_err());
+    }
+
+    #[test]
+    fn failures_name_the_peer_and_why() {
+        let ks = keys(&[]);
+        let peer = node("DEU-BKA");
+        let reason = |reply: Reply<pb::LookupResponse>| {
+            classify_lookup(&peer, "r1", &ks, reply).unwrap_err().reason
+        };
+        assert_eq!(reason(Reply::TimedOut), "deadline exceeded");
+        assert_eq!(
+            reason(Reply::Unreachable("no endpoint".into())),
+            "no endpoint"
+        );
+        assert_eq!(
+            reason(Reply::Refused(tonic::Status::unavailable("down"))),
+            "unavailable"
+        );
+        assert_eq!(
+            reason(Reply::Refused(tonic::Status::deadline_exceeded("slow"))),
+            "deadline exceeded"
+        );
+        assert_eq!(
+            reason(Reply::Refused(tonic::Status::permission_denied("barred"))),
+            "refused (PermissionDenied): barred"
+        );
+        // An answer from a peer whose key is unknown is refused, not trusted.
+        let unknown = classify_lookup(
+            &peer,
+            "r1",
+            &ks,
+            Reply::Answered(signed_lookup(&key("DEU-BKA"), "r1")),
+        );
+        assert!(unknown.unwrap_err().reason.starts_with("response refused"));
+    }
+
+    #[test]
+    fn one_badly_signed_record_refuses_the_whole_query_answer() {
+        let deu = key("DEU-BKA");
+        let ks = keys(&[&deu]);
+        let peer = node("DEU-BKA");
+        let record = |rule: &str, request_id: &str| {
+            let mut r = pb::DisclosedRecord {
+                policy_rule: rule.into(),
+                ..Default::default()
+            };
+            r.signature = Some(deu.sign_response(request_id, &r.encode_to_vec()));
+            r
+        };
+        let good = classify_query(
+            &peer,
+            "q1",
+            &ks,
+            Reply::Answered(vec![record("a", "q1"), record("b", "q1")]),
+        )
+        .unwrap();
+        assert_eq!(good.records.len(), 2);
+        // Signatures stay on the records (the gateway may show them).
+        assert!(good.records.iter().all(|r| r.signature.is_some()));
+        let bad = classify_query(
+            &peer,
+            "q1",
+            &ks,
+            Reply::Answered(vec![record("a", "q1"), record("b", "q0")]),
+        );
+        assert!(bad.is_err());
+        let none = classify_query(&peer, "q1", &ks, Reply::Answered(vec![])).unwrap();
+        assert!(none.records.is_empty());
+    }
+
+    #[test]
+    fn inquiries_need_a_purpose_and_a_known_agency_kind() {
+        let me = node("FRA-POL");
+        let mut inquiry = pb::Inquiry {
+            purpose: pb::Purpose::Tracing as i32,
+            agency_kind: pb::AgencyKind::Police as i32,
+            case_reference: "C-1".into(),
+            ..Default::default()
+        };
+        let rc = request_context(&me, &inquiry, "r1".into(), 42).unwrap();
+        assert_eq!((rc.requester_node.as_str(), rc.issued_at), ("FRA-POL", 42));
+        let e = sent_event(&rc, "federated lookup");
+        assert_eq!(
+            (e.kind, e.purpose.as_str()),
+            (EventKind::RequestSent, "PURPOSE_TRACING")
+        );
+        inquiry.agency_kind = 99;
+        assert!(request_context(&me, &inquiry, "r1".into(), 42).is_err());
+        inquiry.agency_kind = 0;
+        inquiry.purpose = 0;
+        assert!(request_context(&me, &inquiry, "r1".into(), 42).is_err());
+    }
+
+    #[test]
+    fn deadlines_default_and_are_capped() {
+        let d = Duration::from_secs(3);
+        let mut inquiry = pb::Inquiry::default();
+        assert_eq!(deadline(d, &inquiry), d);
+        inquiry.deadline_ms = 500;
+        assert_eq!(deadline(d, &inquiry), Duration::from_millis(500));
+        inquiry.deadline_ms = u32::MAX;
+        assert_eq!(deadline(d, &inquiry), MAX_DEADLINE);
+    }
+
+    #[test]
+    fn every_hit_received_is_kept_with_its_handling() {
+        let answers = vec![pb::PeerAnswer {
+            node_id: "DEU-BKA".into(),
+            hit: true,
+            hits: vec![pb::LookupHit {
+                reference: Some(pb::RecordRef {
+                    owner_node: "DEU-BKA".into(),
+                    reference: "x".into(),
+                }),
+                handling: Some(pb::Handling {
+                    no_onward_without_consent: true,
+                    ..Default::default()
+                }),
+                policy_version: 4,
+                policy_rule: "r".into(),
+                ..Default::default()
+            }],
+        }];
+        let copies = lookup_copies(&answers, 9, "r1");
+        assert_eq!(copies.len(), 1);
+        let c = &copies[0];
+        assert_eq!(
+            (c.received_at, c.request_id.as_str(), c.policy_version),
+            (9, "r1", 4)
+        );
+        assert!(c.handling.as_ref().unwrap().no_onward_without_consent);
+    }
 }

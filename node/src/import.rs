@@ -1,16 +1,16 @@
 //! Reading import files from disk for the CLI: the formats themselves (JSON Lines and CSV, row
 //! by row with line numbers) are in [`tracenet_proto::files`], shared with the gateway.
-//! [`check_file`] validates a whole file without writing anything; the CLI writes only files
-//! that pass.
+//! [`check_file`] validates a whole file without writing anything, row by row exactly as the
+//! node validates an import batch ([`crate::model::batch::BatchCheck`]); the CLI writes only
+//! files that pass.
 
-use std::collections::HashSet;
 use std::fs::File;
 use std::path::Path;
 
 use tracenet_proto::files::{self, FileError, Format, Row};
 use tracenet_proto::v1 as pb;
 
-use crate::model;
+use crate::model::batch::BatchCheck;
 
 pub use tracenet_proto::files::CSV_COLUMNS;
 
@@ -28,14 +28,6 @@ pub enum ImportError {
     /// The format is unknown or the header unusable. Not retryable.
     #[error(transparent)]
     Format(#[from] FileError),
-}
-
-fn row_error(line: u64, field: &str, reason: impl Into<String>) -> pb::RowError {
-    pb::RowError {
-        line,
-        field: field.to_owned(),
-        reason: reason.into(),
-    }
 }
 
 /// Opens a file and streams its rows.
@@ -63,33 +55,19 @@ pub struct FileCheck {
 /// with the number of rows read so far, every 10,000 rows.
 pub fn check_file(path: &Path, mut progress: impl FnMut(u64)) -> Result<FileCheck, ImportError> {
     let mut out = FileCheck::default();
-    let mut seen = HashSet::new();
+    let mut check = BatchCheck::new("file");
     for row in open(path)? {
         out.rows += 1;
         if out.rows.is_multiple_of(10_000) {
             progress(out.rows);
         }
-        let row = match row {
-            Ok(r) => r,
-            Err(e) => {
-                out.errors.push(e);
-                continue;
-            }
-        };
-        match model::validate(row.record) {
-            Ok(v) => {
-                if !seen.insert(v.national_ref().to_owned()) {
-                    out.errors.push(row_error(
-                        row.line,
-                        "national_ref",
-                        format!("'{}' appears more than once in the file", v.national_ref()),
-                    ));
+        match row {
+            Ok(row) => {
+                if let Err(errors) = check.row(row.line, row.record) {
+                    out.errors.extend(errors);
                 }
             }
-            Err(model::Invalid(errs)) => out.errors.extend(
-                errs.into_iter()
-                    .map(|e| row_error(row.line, &e.field, e.reason)),
-            ),
+            Err(e) => out.errors.push(e),
         }
     }
     Ok(out)
@@ -128,7 +106,7 @@ SYN-3,2025-03-01,FRA,police,seized,,Beretta,obliterated,,teleport,\n";
             t.concealment_method,
             pb::ConcealmentMethod::MixedWithCargo as i32
         );
-        assert!(model::validate(first.record.clone()).is_ok());
+        assert!(crate::model::validate(first.record.clone()).is_ok());
         let bad = rows[2].as_ref().unwrap_err();
         assert_eq!((bad.line, bad.field.as_str()), (4, "transport_mode"));
     }

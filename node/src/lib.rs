@@ -2,16 +2,25 @@
 //! tracenet federation. It stores seizure records in sled, serves its own gateway and
 //! administrator over the local API, and talks to peer nodes over mutually authenticated gRPC.
 //!
-//! Modules depend one way, from the edges inward:
-//! `cli` → `server` → (`api`, `peer`, `auth`, `transport`) → `context` →
-//! (`store`, `client`, `tls`, `clock`) → (`model`, `import`) → (`serial`, `country`, `ids`).
-//! Decision logic (validation, serial matching, admission, key layout) is pure and tested
-//! beside the code; IO lives in thin drivers around it.
+//! Modules depend one way, from the edges inward (no module imports one that imports it):
+//! `cli` → `server` → (`api`, `peer`, `delivery`, `transport`) → (`workflow`, `fanout`,
+//! `disclose`) → `context` → `directory` → (`auth`, `client`, `roster`) → (`store`, `ledger`,
+//! `audit`, `envelope`, `tls`, `clock`, `config`) → (`policy`, `trace`, `model`, `import`) →
+//! (`serial`, `country`, `ids`). `grep '^use crate::'` over `node/src` shows no cycle.
+//!
+//! Decisions are pure and tested beside the code by their outputs: validation, serial matching,
+//! admission, key layout, and the use cases themselves (what a peer is disclosed and what is
+//! audited in `disclose`, the trace and retraction steps in `workflow`, the checks on peer
+//! deliveries in `peer::rules`, what a peer's reply to a federated call means in `fanout`, the
+//! directory's Raft membership in `directory::membership`). They take plain values (the request,
+//! the roster view and policy, the candidate records, the time) and return what to do; thin
+//! drivers around them do the reads and writes, auditing before anything is answered.
 
 #![forbid(unsafe_code)]
 
 pub mod api;
 pub mod audit;
+pub mod audit_kind;
 pub mod auth;
 pub mod cli;
 pub mod client;
@@ -23,11 +32,14 @@ pub mod directory;
 pub mod disclose;
 pub mod envelope;
 pub mod fanout;
+#[cfg(test)]
+mod fixtures;
 pub mod import;
 pub mod ledger;
 pub mod model;
 pub mod peer;
 pub mod policy;
+pub mod roster;
 pub mod routes;
 pub mod sample;
 pub mod serial;

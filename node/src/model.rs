@@ -2,7 +2,8 @@
 //! after every field has been checked, so the store and the exchange never see unchecked input.
 //!
 //! Validation is pure and reports every problem at once (field path and reason), which is what a
-//! person fixing an import file or a form needs.
+//! person fixing an import file or a form needs. [`batch`] checks many records at once (import
+//! batches and files) and holds the own-country rule.
 
 use std::fmt;
 
@@ -11,6 +12,8 @@ use tracenet_proto::v1 as pb;
 use crate::country::CountryCode;
 use crate::ids::RecordId;
 use crate::serial::{self, NormalisedSerial};
+
+pub mod batch;
 
 /// Longest accepted free-text field, in characters.
 pub const MAX_TEXT: usize = 4000;

@@ -11,10 +11,43 @@ use tracenet_proto::v1 as pb;
 
 use crate::ids::NodeId;
 
-/// `direction` of traces this node sent.
-pub const OUTGOING: &str = "outgoing";
-/// `direction` of traces this node received.
-pub const INCOMING: &str = "incoming";
+/// Which side of a trace request this node is on. Stored as text in every trace record and in
+/// the ledger's keys, so [`TraceDirection::as_str`] is part of the stored format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TraceDirection {
+    /// A request this node sent.
+    Outgoing,
+    /// A request this node received.
+    Incoming,
+}
+
+impl TraceDirection {
+    /// The stored and displayed spelling.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TraceDirection::Outgoing => "outgoing",
+            TraceDirection::Incoming => "incoming",
+        }
+    }
+
+    /// The direction spelled `s`, if any.
+    pub fn parse(s: &str) -> Option<TraceDirection> {
+        [TraceDirection::Outgoing, TraceDirection::Incoming]
+            .into_iter()
+            .find(|d| d.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for TraceDirection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `direction` of traces this node sent (the stored spelling).
+pub const OUTGOING: &str = TraceDirection::Outgoing.as_str();
+/// `direction` of traces this node received (the stored spelling).
+pub const INCOMING: &str = TraceDirection::Incoming.as_str();
 
 /// A node's published trace service settings.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -200,6 +233,18 @@ mod tests {
             status: status as i32,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn directions_keep_their_stored_spelling() {
+        for (d, s) in [
+            (TraceDirection::Outgoing, "outgoing"),
+            (TraceDirection::Incoming, "incoming"),
+        ] {
+            assert_eq!(d.as_str(), s);
+            assert_eq!(TraceDirection::parse(s), Some(d));
+        }
+        assert_eq!(TraceDirection::parse(""), None);
     }
 
     #[test]

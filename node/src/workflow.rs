@@ -1,19 +1,27 @@
 //! This node's side of the trace workflow and of retraction, as its users drive them through the
-//! local API: send a trace request, answer an incoming one, withdraw a shared record. Each
-//! operation checks its input, records the change and queues the delivery in one durable step
-//! (see [`crate::ledger`]), audits it, and wakes the outbox worker.
+//! local API: send a trace request, answer an incoming one (by hand or automatically from the
+//! node's own records), withdraw a shared record, pass a received record on.
+//!
+//! Each operation is a pure decision and a thin driver. The decisions (`decide_*`, `check_*`)
+//! take the request, the roster view (peers, their trace settings, the policy in force), what
+//! the driver read, and the time, and return the change to make: the trace record or response,
+//! the outbox items to queue and the audit event. The drivers read, then `commit` writes the
+//! change and its deliveries in one durable ledger step (see [`crate::ledger`]), appends the
+//! audit event, and only then wakes the outbox worker and answers.
 
 use tracenet_proto::v1 as pb;
 
-use crate::audit::Event;
+use crate::audit::{Event, EventKind};
 use crate::context::NodeContext;
 use crate::country::CountryCode;
 use crate::ids::{NodeId, RecordId, new_request_id};
-use crate::ledger::{INCOMING, LedgerError, OUTGOING};
+use crate::ledger::LedgerError;
 use crate::model::FieldError;
 use crate::policy::{self, Requester};
-use crate::store::StoreError;
-use crate::trace;
+use crate::roster::RosterView;
+use crate::serial::{self, NormalisedSerial};
+use crate::store::{IndexQuery, StoreError};
+use crate::trace::{self, TraceDirection};
 
 /// Why a workflow step was refused.
 #[derive(Debug, thiserror::Error)]
@@ -45,29 +53,72 @@ fn field(field: &str, reason: &str) -> FieldError {
     }
 }
 
+fn invalid(name: &str, reason: &str) -> WorkflowError {
+    WorkflowError::Invalid(vec![field(name, reason)])
+}
+
 fn text_ok(s: &str, max: usize) -> bool {
     s.chars().count() <= max && !s.chars().any(|c| c.is_control() && c != '\n')
 }
 
-fn audit(ctx: &NodeContext, events: Vec<Event>) -> Result<(), WorkflowError> {
-    ctx.audit
-        .append(events, ctx.clock.now_secs())
-        .map(|_| ())
-        .map_err(|e| WorkflowError::Audit(e.to_string()))
+/// How a peer asking about traces is seen by the policy: no agency kind, purpose tracing.
+fn trace_requester(roster: &RosterView, node: &NodeId) -> Requester {
+    Requester {
+        country: node.country(),
+        regions: roster
+            .peers
+            .get(node)
+            .map(|p| p.regions.clone())
+            .unwrap_or_default(),
+        agency_kind: pb::AgencyKind::Unspecified,
+        purpose: pb::Purpose::Tracing,
+    }
 }
 
-/// Checks and sends a trace request to the node of the requested State.
-pub fn send_trace_request(
-    ctx: &NodeContext,
+/// The node that sent an incoming trace request.
+fn counterpart(existing: &pb::TraceRecord) -> Result<NodeId, WorkflowError> {
+    NodeId::parse(&existing.counterpart_node).map_err(|e| WorkflowError::Policy(e.to_string()))
+}
+
+fn tracing_event(kind: EventKind, peer: &NodeId, request_id: &str, detail: String) -> Event {
+    Event {
+        peer: peer.to_string(),
+        request_id: request_id.to_owned(),
+        purpose: pb::Purpose::Tracing.as_str_name().into(),
+        detail,
+        ..Event::new(kind)
+    }
+}
+
+// ---- sending a trace request ----
+
+/// A trace request to send: the record to keep, its delivery, and its audit event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutgoingTrace {
+    /// The outgoing trace record.
+    pub record: pb::TraceRecord,
+    /// Its delivery.
+    pub item: pb::OutboxItem,
+    /// What to audit.
+    pub event: Event,
+}
+
+/// Checks a trace request from this node (`me`, of country `own`) and plans it: to the known
+/// node of the requested country, due by that node's published response times, under the id
+/// `request_id`, created `now`.
+pub fn decide_send(
+    me: &NodeId,
+    own: CountryCode,
+    roster: &RosterView,
     req: pb::SendTraceRequestRequest,
-) -> Result<pb::TraceRecord, WorkflowError> {
+    request_id: String,
+    now: i64,
+) -> Result<OutgoingTrace, WorkflowError> {
     let mut errors = Vec::new();
     let country = CountryCode::parse(&req.requested_country);
     match &country {
         Err(e) => errors.push(field("requested_country", &e.to_string())),
-        Ok(c) if *c == ctx.country => {
-            errors.push(field("requested_country", "is this node's own country"))
-        }
+        Ok(c) if *c == own => errors.push(field("requested_country", "is this node's own country")),
         Ok(_) => {}
     }
     let firearm = req.firearm.clone().unwrap_or_default();
@@ -105,17 +156,15 @@ pub fn send_trace_request(
         return Err(WorkflowError::Invalid(errors));
     }
     let country = country.map_err(|e| WorkflowError::NoNode(e.to_string()))?;
-    let target = ctx
+    let (target, peer) = roster
         .peers
-        .known()
-        .into_iter()
-        .find(|n| n.country() == country)
+        .iter()
+        .find(|(n, _)| n.country() == country)
         .ok_or_else(|| WorkflowError::NoNode(country.to_string()))?;
-    let settings = ctx.roster.trace_settings(&target).unwrap_or_default();
-    let now = ctx.clock.now_secs();
+    let settings = &peer.trace;
     let request = pb::TraceRequest {
-        id: new_request_id(),
-        requester_node: ctx.node_id.to_string(),
+        id: request_id,
+        requester_node: me.to_string(),
         requested_country: country.to_string(),
         firearm: Some(firearm),
         reason: req.reason.trim().to_owned(),
@@ -127,7 +176,7 @@ pub fn send_trace_request(
         },
         case_reference: req.case_reference,
         created_at: now,
-        due_at: trace::due_at(now, urgency, &settings),
+        due_at: trace::due_at(now, urgency, settings),
     };
     let record = pb::TraceRecord {
         request: Some(request.clone()),
@@ -137,72 +186,79 @@ pub fn send_trace_request(
             at: now,
             note: format!("queued for {target}"),
         }],
-        direction: OUTGOING.into(),
+        direction: TraceDirection::Outgoing.as_str().into(),
         counterpart_node: target.to_string(),
         escalation_contact: settings.escalation_contact.clone(),
         ..Default::default()
     };
+    let event = tracing_event(
+        EventKind::TraceRequestSent,
+        target,
+        &request.id,
+        format!("trace request to {country}"),
+    );
     let item = pb::OutboxItem {
         id: format!("treq:{}", request.id),
         target_node: target.to_string(),
-        payload: Some(pb::outbox_item::Payload::TraceRequest(request.clone())),
+        payload: Some(pb::outbox_item::Payload::TraceRequest(request)),
         created_at: now,
         ..Default::default()
     };
-    ctx.ledger.create_outgoing(&record, &item)?;
-    audit(
-        ctx,
-        vec![Event {
-            kind: "trace_request_sent",
-            peer: target.to_string(),
-            request_id: request.id.clone(),
-            purpose: pb::Purpose::Tracing.as_str_name().into(),
-            detail: format!("trace request to {country}"),
-            ..Default::default()
-        }],
-    )?;
-    ctx.outbox_wakeup.notify_one();
-    Ok(record)
+    Ok(OutgoingTrace {
+        record,
+        item,
+        event,
+    })
 }
 
-/// Answers, restricts or declines an incoming trace request and queues the response.
-pub fn answer_trace_request(
-    ctx: &NodeContext,
-    req: pb::AnswerTraceRequestRequest,
-) -> Result<pb::TraceRecord, WorkflowError> {
+// ---- answering a trace request ----
+
+/// Checks an answer's own fields (before anything is read): its outcome and remarks.
+pub fn check_answer(req: &pb::AnswerTraceRequestRequest) -> Result<pb::TraceStatus, WorkflowError> {
     let outcome = pb::TraceStatus::try_from(req.outcome).unwrap_or(pb::TraceStatus::Unspecified);
     if !trace::is_final(outcome) {
-        return Err(WorkflowError::Invalid(vec![field(
+        return Err(invalid(
             "outcome",
             "must be TRACE_STATUS_ANSWERED, TRACE_STATUS_RESTRICTED or TRACE_STATUS_DECLINED",
-        )]));
+        ));
     }
     if !text_ok(&req.remarks, 4000) {
-        return Err(WorkflowError::Invalid(vec![field(
-            "remarks",
-            "is too long",
-        )]));
+        return Err(invalid("remarks", "is too long"));
     }
-    let now = ctx.clock.now_secs();
-    let existing = ctx
-        .ledger
-        .get_trace(INCOMING, &req.request_id, now)?
-        .ok_or_else(|| {
-            LedgerError::NotFound(format!("no incoming trace request {}", req.request_id))
-        })?;
-    let requester_node = NodeId::parse(&existing.counterpart_node)
-        .map_err(|e| WorkflowError::Policy(e.to_string()))?;
-    let requester = Requester {
-        country: requester_node.country(),
-        regions: ctx.roster.regions(&requester_node),
-        agency_kind: pb::AgencyKind::Unspecified,
-        purpose: pb::Purpose::Tracing,
-    };
-    let grant = policy::grant(&ctx.roster.policy(), &requester, pb::DataClass::TraceResult);
-    if outcome == pb::TraceStatus::Answered && grant.is_none() {
+    Ok(outcome)
+}
+
+/// A trace response to send: the response, its delivery, and its audit event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceAnswer {
+    /// The response.
+    pub response: pb::TraceResponse,
+    /// Its delivery to the requester.
+    pub item: pb::OutboxItem,
+    /// What to audit: a disclosure when answered, a trace response otherwise.
+    pub event: Event,
+}
+
+/// Answers, restricts or declines the incoming request `existing` as `me`. Answering needs a
+/// policy rule sharing trace results with the requester; its handling codes go with the
+/// response (the strictest codes when no rule applies). A chain of custody is sent only with
+/// an answer.
+pub fn decide_answer(
+    me: &NodeId,
+    roster: &RosterView,
+    existing: &pb::TraceRecord,
+    req: pb::AnswerTraceRequestRequest,
+    outcome: pb::TraceStatus,
+    now: i64,
+) -> Result<TraceAnswer, WorkflowError> {
+    let requester_node = counterpart(existing)?;
+    let requester = trace_requester(roster, &requester_node);
+    let grant = policy::grant(&roster.policy, &requester, pb::DataClass::TraceResult);
+    let answered = outcome == pb::TraceStatus::Answered;
+    if answered && grant.is_none() {
         return Err(WorkflowError::Policy(format!(
             "sharing policy v{} shares no trace results with {}: restrict or decline instead",
-            ctx.roster.policy().version(),
+            roster.policy.version(),
             requester.country
         )));
     }
@@ -217,9 +273,9 @@ pub fn answer_trace_request(
     );
     let response = pb::TraceResponse {
         request_id: req.request_id.clone(),
-        responder_node: ctx.node_id.to_string(),
+        responder_node: me.to_string(),
         outcome: outcome as i32,
-        chain_of_custody: if outcome == pb::TraceStatus::Answered {
+        chain_of_custody: if answered {
             req.chain_of_custody
         } else {
             Vec::new()
@@ -228,6 +284,22 @@ pub fn answer_trace_request(
         handling: Some(handling),
         answered_at: now,
     };
+    let event = Event {
+        policy_version: grant
+            .as_ref()
+            .map_or(roster.policy.version(), |g| g.policy_version),
+        policy_rule: grant.map(|g| g.rule_id).unwrap_or_default(),
+        ..tracing_event(
+            if answered {
+                EventKind::Disclosure
+            } else {
+                EventKind::TraceResponse
+            },
+            &requester_node,
+            &req.request_id,
+            format!("trace response: {}", outcome.as_str_name()),
+        )
+    };
     let item = pb::OutboxItem {
         id: format!("tresp:{}", req.request_id),
         target_node: requester_node.to_string(),
@@ -235,180 +307,70 @@ pub fn answer_trace_request(
         created_at: now,
         ..Default::default()
     };
-    let record = ctx.ledger.answer(&req.request_id, &response, now, &item)?;
-    audit(
-        ctx,
-        vec![Event {
-            kind: if outcome == pb::TraceStatus::Answered {
-                "disclosure"
-            } else {
-                "trace_response"
-            },
-            peer: requester_node.to_string(),
-            request_id: req.request_id,
-            purpose: pb::Purpose::Tracing.as_str_name().into(),
-            detail: format!("trace response: {}", outcome.as_str_name()),
-            policy_version: grant
-                .as_ref()
-                .map_or(ctx.roster.policy().version(), |g| g.policy_version),
-            policy_rule: grant.map(|g| g.rule_id).unwrap_or_default(),
-            record_refs: Vec::new(),
-        }],
-    )?;
-    ctx.outbox_wakeup.notify_one();
-    Ok(record)
+    Ok(TraceAnswer {
+        response,
+        item,
+        event,
+    })
 }
 
-/// Withdraws one of our records from sharing and tells every node that received it.
-pub fn retract(ctx: &NodeContext, id: &str) -> Result<Vec<String>, WorkflowError> {
-    let id = RecordId::parse(id.trim())
-        .map_err(|e| WorkflowError::Invalid(vec![field("id", &e.to_string())]))?;
-    if ctx.store.get(id)?.is_none() {
-        return Err(StoreError::NotFound(id).into());
-    }
-    let id_text = id.to_string();
-    let peers = ctx.ledger.disclosed_to(&id_text)?;
-    let now = ctx.clock.now_secs();
-    let items: Vec<pb::OutboxItem> = peers
-        .iter()
-        .map(|peer| pb::OutboxItem {
-            id: format!("retract:{id_text}:{peer}"),
-            target_node: peer.clone(),
-            payload: Some(pb::outbox_item::Payload::Retract(pb::RecordRef {
-                owner_node: ctx.node_id.to_string(),
-                reference: id_text.clone(),
-            })),
-            created_at: now,
-            ..Default::default()
-        })
-        .collect();
-    ctx.ledger.withdraw(&id_text, &items)?;
-    audit(
-        ctx,
-        vec![Event {
-            kind: "retraction",
-            peer: peers.join(","),
-            detail: format!("record withdrawn; {} recipient(s) notified", peers.len()),
-            record_refs: vec![id_text],
-            ..Default::default()
-        }],
-    )?;
-    ctx.outbox_wakeup.notify_one();
-    Ok(peers)
+/// What an automatic answer searches this node's records for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Search {
+    /// The requested serial number.
+    pub serial: NormalisedSerial,
+    /// The requested manufacturer's key (empty: any).
+    pub maker: String,
 }
 
-/// Passes a received record on to `to_node`, unless its handling codes reserve onward
-/// transmission to the originator's consent.
-pub fn forward_received(
-    ctx: &NodeContext,
-    reference: &pb::RecordRef,
-    to_node: &str,
-) -> Result<(), WorkflowError> {
-    let to = NodeId::parse(to_node.trim())
-        .map_err(|e| WorkflowError::Invalid(vec![field("to_node", &e.to_string())]))?;
-    if !ctx.peers.known().contains(&to) {
-        return Err(WorkflowError::NoNode(to.to_string()));
-    }
-    let copy = ctx
-        .ledger
-        .list_received()?
-        .into_iter()
-        .find(|r| r.reference.as_ref() == Some(reference))
-        .ok_or_else(|| LedgerError::NotFound("no such received record".into()))?;
-    let handling = copy.handling.clone().unwrap_or_default();
-    if handling.no_onward_without_consent {
-        return Err(WorkflowError::Policy(format!(
-            "originator-controlled: passing this record on needs the consent of {}",
-            reference.owner_node
-        )));
-    }
-    if to.as_str() == reference.owner_node {
-        return Err(WorkflowError::Invalid(vec![field(
-            "to_node",
-            "is the record's owner",
-        )]));
-    }
-    let now = ctx.clock.now_secs();
-    let item = pb::OutboxItem {
-        id: format!(
-            "forward:{}:{}:{to}",
-            reference.owner_node, reference.reference
-        ),
-        target_node: to.to_string(),
-        payload: Some(pb::outbox_item::Payload::Forward(copy)),
-        created_at: now,
-        ..Default::default()
-    };
-    ctx.ledger.enqueue(&[item])?;
-    audit(
-        ctx,
-        vec![Event {
-            kind: "onward_transmission",
-            peer: to.to_string(),
-            detail: format!("received record of {} passed on", reference.owner_node),
-            record_refs: vec![reference.reference.clone()],
-            ..Default::default()
-        }],
-    )?;
-    ctx.outbox_wakeup.notify_one();
-    Ok(())
-}
+/// Most records an automatic answer reads.
+pub const AUTO_ANSWER_RECORDS: usize = 5;
 
-/// Answers an incoming trace request automatically if this node is configured to, its policy
-/// shares trace results with the requester, and its own records hold the weapon. Returns whether
-/// it answered. The answer says where and when the weapon was recorded as seized here.
-pub fn auto_answer(ctx: &NodeContext, request_id: &str) -> Result<bool, WorkflowError> {
-    if !ctx.trace_settings.auto_answer_from_records {
-        return Ok(false);
+/// Whether the incoming request `existing` may be answered automatically, and if so what to
+/// search for: it is still open, the policy shares trace results with the requester, and it
+/// names a serial number.
+pub fn auto_answer_search(
+    roster: &RosterView,
+    existing: &pb::TraceRecord,
+) -> Result<Option<Search>, WorkflowError> {
+    let status = pb::TraceStatus::try_from(existing.status).unwrap_or(pb::TraceStatus::Unspecified);
+    if trace::is_final(status) {
+        return Ok(None);
     }
-    let now = ctx.clock.now_secs();
-    let Some(rec) = ctx.ledger.get_trace(INCOMING, request_id, now)? else {
-        return Ok(false);
-    };
-    if trace::is_final(
-        pb::TraceStatus::try_from(rec.status).unwrap_or(pb::TraceStatus::Unspecified),
-    ) {
-        return Ok(false);
+    let requester = trace_requester(roster, &counterpart(existing)?);
+    if policy::grant(&roster.policy, &requester, pb::DataClass::TraceResult).is_none() {
+        return Ok(None);
     }
-    let requester =
-        NodeId::parse(&rec.counterpart_node).map_err(|e| WorkflowError::Policy(e.to_string()))?;
-    let asker = Requester {
-        country: requester.country(),
-        regions: ctx.roster.regions(&requester),
-        agency_kind: pb::AgencyKind::Unspecified,
-        purpose: pb::Purpose::Tracing,
-    };
-    if policy::grant(&ctx.roster.policy(), &asker, pb::DataClass::TraceResult).is_none() {
-        return Ok(false);
-    }
-    let firearm = rec
+    let firearm = existing
         .request
         .as_ref()
         .and_then(|r| r.firearm.clone())
         .unwrap_or_default();
-    let Some(serial) = crate::serial::normalise(&firearm.serial_number) else {
-        return Ok(false);
-    };
-    let maker = crate::serial::manufacturer_key(&firearm.manufacturer);
-    let held: Vec<pb::SeizureRecord> = ctx
-        .store
-        .find(&crate::store::IndexQuery::Serial(serial), 5)?
+    Ok(
+        serial::normalise(&firearm.serial_number).map(|serial| Search {
+            serial,
+            maker: serial::manufacturer_key(&firearm.manufacturer),
+        }),
+    )
+}
+
+/// The automatic answer to `request_id` from the records found for `search`: where and when
+/// each weapon of the requested make was recorded as seized here; none when none was.
+pub fn auto_answer_reply(
+    request_id: &str,
+    search: &Search,
+    found: Vec<pb::SeizureRecord>,
+) -> Option<pb::AnswerTraceRequestRequest> {
+    let chain: Vec<pb::CustodyLink> = found
         .into_iter()
-        .filter_map(|s| s.record)
         .filter(|r| {
-            maker.is_empty()
+            search.maker.is_empty()
                 || r.firearms
                     .iter()
-                    .any(|f| crate::serial::manufacturer_key(&f.manufacturer) == maker)
+                    .any(|f| serial::manufacturer_key(&f.manufacturer) == search.maker)
         })
-        .collect();
-    if held.is_empty() {
-        return Ok(false);
-    }
-    let chain = held
-        .iter()
         .map(|r| {
-            let ev = r.event.clone().unwrap_or_default();
+            let ev = r.event.unwrap_or_default();
             let place = ev.place.unwrap_or_default();
             pb::CustodyLink {
                 role: "seized_by_authorities".into(),
@@ -419,14 +381,524 @@ pub fn auto_answer(ctx: &NodeContext, request_id: &str) -> Result<bool, Workflow
             }
         })
         .collect();
-    answer_trace_request(
-        ctx,
-        pb::AnswerTraceRequestRequest {
-            request_id: request_id.to_owned(),
-            outcome: pb::TraceStatus::Answered as i32,
-            chain_of_custody: chain,
-            remarks: "Answered automatically from national seizure records".into(),
-        },
+    (!chain.is_empty()).then(|| pb::AnswerTraceRequestRequest {
+        request_id: request_id.to_owned(),
+        outcome: pb::TraceStatus::Answered as i32,
+        chain_of_custody: chain,
+        remarks: "Answered automatically from national seizure records".into(),
+    })
+}
+
+// ---- retraction and onward transmission ----
+
+/// The record a retraction names.
+pub fn check_retract(id: &str) -> Result<RecordId, WorkflowError> {
+    RecordId::parse(id.trim()).map_err(|e| invalid("id", &e.to_string()))
+}
+
+/// A withdrawal: one retraction per peer that received the record, and its audit event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Retraction {
+    /// One delivery per recipient.
+    pub items: Vec<pb::OutboxItem>,
+    /// What to audit.
+    pub event: Event,
+}
+
+/// Withdraws our record `id` (owned by `me`) and tells every peer in `recipients`.
+pub fn decide_retract(me: &NodeId, id: RecordId, recipients: &[String], now: i64) -> Retraction {
+    let id_text = id.to_string();
+    let items = recipients
+        .iter()
+        .map(|peer| pb::OutboxItem {
+            id: format!("retract:{id_text}:{peer}"),
+            target_node: peer.clone(),
+            payload: Some(pb::outbox_item::Payload::Retract(pb::RecordRef {
+                owner_node: me.to_string(),
+                reference: id_text.clone(),
+            })),
+            created_at: now,
+            ..Default::default()
+        })
+        .collect();
+    let event = Event {
+        peer: recipients.join(","),
+        detail: format!(
+            "record withdrawn; {} recipient(s) notified",
+            recipients.len()
+        ),
+        record_refs: vec![id_text],
+        ..Event::new(EventKind::Retraction)
+    };
+    Retraction { items, event }
+}
+
+/// The node a received record is to be passed on to: a known peer.
+pub fn check_forward_target(roster: &RosterView, to_node: &str) -> Result<NodeId, WorkflowError> {
+    let to = NodeId::parse(to_node.trim()).map_err(|e| invalid("to_node", &e.to_string()))?;
+    if !roster.peers.contains_key(&to) {
+        return Err(WorkflowError::NoNode(to.to_string()));
+    }
+    Ok(to)
+}
+
+/// A received record passed on: its delivery and its audit event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Forward {
+    /// The delivery to the new recipient.
+    pub item: pb::OutboxItem,
+    /// What to audit.
+    pub event: Event,
+}
+
+/// Passes the received `copy` of `reference` on to `to`, unless its handling codes reserve
+/// onward transmission to the originator's consent, or `to` is the owner.
+pub fn decide_forward(
+    reference: &pb::RecordRef,
+    to: &NodeId,
+    copy: pb::ReceivedRecord,
+    now: i64,
+) -> Result<Forward, WorkflowError> {
+    if copy
+        .handling
+        .as_ref()
+        .is_some_and(|h| h.no_onward_without_consent)
+    {
+        return Err(WorkflowError::Policy(format!(
+            "originator-controlled: passing this record on needs the consent of {}",
+            reference.owner_node
+        )));
+    }
+    if to.as_str() == reference.owner_node {
+        return Err(invalid("to_node", "is the record's owner"));
+    }
+    let item = pb::OutboxItem {
+        id: format!(
+            "forward:{}:{}:{to}",
+            reference.owner_node, reference.reference
+        ),
+        target_node: to.to_string(),
+        payload: Some(pb::outbox_item::Payload::Forward(copy)),
+        created_at: now,
+        ..Default::default()
+    };
+    let event = Event {
+        peer: to.to_string(),
+        detail: format!("received record of {} passed on", reference.owner_node),
+        record_refs: vec![reference.reference.clone()],
+        ..Event::new(EventKind::OnwardTransmission)
+    };
+    Ok(Forward { item, event })
+}
+
+// ---- drivers (blocking; run off the async threads) ----
+
+/// Applies a decided step in its fixed order: the durable ledger write (the change and its
+/// deliveries), then the audit event, then waking the outbox worker. The caller answers only
+/// after this returns, so nothing is reported done that is not recorded and audited.
+fn commit<T>(
+    ctx: &NodeContext,
+    write: impl FnOnce(&NodeContext) -> Result<T, LedgerError>,
+    event: Event,
+) -> Result<T, WorkflowError> {
+    let out = write(ctx)?;
+    ctx.audit
+        .append(vec![event], ctx.clock.now_secs())
+        .map_err(|e| WorkflowError::Audit(e.to_string()))?;
+    ctx.outbox_wakeup.notify_one();
+    Ok(out)
+}
+
+/// Checks and sends a trace request to the node of the requested State.
+pub fn send_trace_request(
+    ctx: &NodeContext,
+    req: pb::SendTraceRequestRequest,
+) -> Result<pb::TraceRecord, WorkflowError> {
+    let roster = ctx.roster.view();
+    let OutgoingTrace {
+        record,
+        item,
+        event,
+    } = decide_send(
+        &ctx.node_id,
+        ctx.country,
+        &roster,
+        req,
+        new_request_id(),
+        ctx.clock.now_secs(),
     )?;
+    commit(ctx, |c| c.ledger.create_outgoing(&record, &item), event)?;
+    Ok(record)
+}
+
+/// Answers, restricts or declines an incoming trace request and queues the response.
+pub fn answer_trace_request(
+    ctx: &NodeContext,
+    req: pb::AnswerTraceRequestRequest,
+) -> Result<pb::TraceRecord, WorkflowError> {
+    let outcome = check_answer(&req)?;
+    let now = ctx.clock.now_secs();
+    let existing = ctx
+        .ledger
+        .get_trace(TraceDirection::Incoming.as_str(), &req.request_id, now)?
+        .ok_or_else(|| {
+            LedgerError::NotFound(format!("no incoming trace request {}", req.request_id))
+        })?;
+    let request_id = req.request_id.clone();
+    let roster = ctx.roster.view();
+    let TraceAnswer {
+        response,
+        item,
+        event,
+    } = decide_answer(&ctx.node_id, &roster, &existing, req, outcome, now)?;
+    commit(
+        ctx,
+        |c| c.ledger.answer(&request_id, &response, now, &item),
+        event,
+    )
+}
+
+/// Answers an incoming trace request automatically if this node is configured to, its policy
+/// shares trace results with the requester, and its own records hold the weapon. Returns whether
+/// it answered. The answer says where and when the weapon was recorded as seized here.
+pub fn auto_answer(ctx: &NodeContext, request_id: &str) -> Result<bool, WorkflowError> {
+    // Checked before any read: most nodes answer by hand.
+    if !ctx.trace_settings.auto_answer_from_records {
+        return Ok(false);
+    }
+    let Some(existing) = ctx.ledger.get_trace(
+        TraceDirection::Incoming.as_str(),
+        request_id,
+        ctx.clock.now_secs(),
+    )?
+    else {
+        return Ok(false);
+    };
+    let Some(search) = auto_answer_search(&ctx.roster.view(), &existing)? else {
+        return Ok(false);
+    };
+    let found = ctx
+        .store
+        .find(
+            &IndexQuery::Serial(search.serial.clone()),
+            AUTO_ANSWER_RECORDS,
+        )?
+        .into_iter()
+        .filter_map(|s| s.record)
+        .collect();
+    let Some(answer) = auto_answer_reply(request_id, &search, found) else {
+        return Ok(false);
+    };
+    answer_trace_request(ctx, answer)?;
     Ok(true)
+}
+
+/// Withdraws one of our records from sharing and tells every node that received it.
+pub fn retract(ctx: &NodeContext, id: &str) -> Result<Vec<String>, WorkflowError> {
+    let id = check_retract(id)?;
+    if ctx.store.get(id)?.is_none() {
+        return Err(StoreError::NotFound(id).into());
+    }
+    let recipients = ctx.ledger.disclosed_to(&id.to_string())?;
+    let Retraction { items, event } =
+        decide_retract(&ctx.node_id, id, &recipients, ctx.clock.now_secs());
+    commit(ctx, |c| c.ledger.withdraw(&id.to_string(), &items), event)?;
+    Ok(recipients)
+}
+
+/// Passes a received record on to `to_node`, unless its handling codes reserve onward
+/// transmission to the originator's consent.
+pub fn forward_received(
+    ctx: &NodeContext,
+    reference: &pb::RecordRef,
+    to_node: &str,
+) -> Result<(), WorkflowError> {
+    let to = check_forward_target(&ctx.roster.view(), to_node)?;
+    let copy = ctx
+        .ledger
+        .list_received()?
+        .into_iter()
+        .find(|r| r.reference.as_ref() == Some(reference))
+        .ok_or_else(|| LedgerError::NotFound("no such received record".into()))?;
+    let Forward { item, event } = decide_forward(reference, &to, copy, ctx.clock.now_secs())?;
+    commit(ctx, |c| c.ledger.enqueue(&[item]), event)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{country, node, policy, record, roster};
+
+    const NOW: i64 = 1_700_000_000;
+
+    fn send(requested: &str) -> pb::SendTraceRequestRequest {
+        pb::SendTraceRequestRequest {
+            requested_country: requested.into(),
+            firearm: Some(pb::FirearmIdentification {
+                serial_number: "AB-1234".into(),
+                manufacturer: "Glock".into(),
+                ..Default::default()
+            }),
+            reason: "  seized at the border  ".into(),
+            urgency: pb::Urgency::Urgent as i32,
+            ..Default::default()
+        }
+    }
+
+    fn fields(e: WorkflowError) -> Vec<String> {
+        match e {
+            WorkflowError::Invalid(errs) => errs.into_iter().map(|e| e.field).collect(),
+            other => vec![format!("not a validation error: {other:?}")],
+        }
+    }
+
+    #[test]
+    fn a_trace_request_goes_to_the_node_of_the_requested_country() {
+        let r = roster(&["DEU-BKA", "ITA-POL"]);
+        let out = decide_send(
+            &node("FRA-POL"),
+            country("FRA"),
+            &r,
+            send("ITA"),
+            "t1".into(),
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(out.record.counterpart_node, "ITA-POL");
+        assert_eq!(out.record.direction, "outgoing");
+        assert_eq!(out.record.status, pb::TraceStatus::Sent as i32);
+        assert_eq!(out.record.escalation_contact, "desk@ITA-POL");
+        let req = out.record.request.as_ref().unwrap();
+        assert_eq!(
+            (req.id.as_str(), req.requester_node.as_str()),
+            ("t1", "FRA-POL")
+        );
+        assert_eq!(req.reason, "seized at the border");
+        // Urgent: due after the responder's published urgent time (2 days in the fixture).
+        assert_eq!(req.due_at, NOW + 2 * 86_400);
+        assert_eq!(out.item.id, "treq:t1");
+        assert_eq!(out.item.target_node, "ITA-POL");
+        assert_eq!(out.event.kind, EventKind::TraceRequestSent);
+        assert_eq!(
+            (out.event.peer.as_str(), out.event.request_id.as_str()),
+            ("ITA-POL", "t1")
+        );
+    }
+
+    #[test]
+    fn a_trace_request_lists_every_problem_before_looking_for_a_node() {
+        let r = roster(&["DEU-BKA"]);
+        let mut bad = send("FRA");
+        bad.firearm = None;
+        bad.reason = String::new();
+        bad.urgency = 99;
+        let e = decide_send(&node("FRA-POL"), country("FRA"), &r, bad, "t".into(), NOW);
+        assert_eq!(
+            fields(e.unwrap_err()),
+            ["requested_country", "firearm", "reason", "urgency"]
+        );
+        let nobody = decide_send(
+            &node("FRA-POL"),
+            country("FRA"),
+            &r,
+            send("ESP"),
+            "t".into(),
+            NOW,
+        );
+        assert!(matches!(nobody, Err(WorkflowError::NoNode(c)) if c == "ESP"));
+    }
+
+    fn incoming(from: &str, status: pb::TraceStatus) -> pb::TraceRecord {
+        pb::TraceRecord {
+            request: Some(pb::TraceRequest {
+                id: "t9".into(),
+                firearm: Some(pb::FirearmIdentification {
+                    serial_number: record(1, "").firearms[0].serial_number.clone(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            status: status as i32,
+            direction: "incoming".into(),
+            counterpart_node: from.into(),
+            ..Default::default()
+        }
+    }
+
+    fn answer(outcome: pb::TraceStatus) -> pb::AnswerTraceRequestRequest {
+        pb::AnswerTraceRequestRequest {
+            request_id: "t9".into(),
+            outcome: outcome as i32,
+            chain_of_custody: vec![pb::CustodyLink::default()],
+            remarks: "ok".into(),
+        }
+    }
+
+    #[test]
+    fn an_answer_needs_a_final_outcome_and_short_remarks() {
+        assert!(check_answer(&answer(pb::TraceStatus::Acknowledged)).is_err());
+        let mut long = answer(pb::TraceStatus::Declined);
+        long.remarks = "x".repeat(4001);
+        assert_eq!(fields(check_answer(&long).unwrap_err()), ["remarks"]);
+        assert_eq!(
+            check_answer(&answer(pb::TraceStatus::Declined)).unwrap(),
+            pb::TraceStatus::Declined
+        );
+    }
+
+    #[test]
+    fn answering_is_a_disclosure_under_the_granting_rule() {
+        let r = roster(&["DEU-BKA"]);
+        let existing = incoming("DEU-BKA", pb::TraceStatus::Acknowledged);
+        let out = decide_answer(
+            &node("FRA-POL"),
+            &r,
+            &existing,
+            answer(pb::TraceStatus::Answered),
+            pb::TraceStatus::Answered,
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(out.event.kind, EventKind::Disclosure);
+        assert_eq!(
+            (out.event.policy_version, out.event.policy_rule.as_str()),
+            (7, "deu")
+        );
+        assert_eq!(out.response.chain_of_custody.len(), 1);
+        assert!(
+            out.response
+                .handling
+                .as_ref()
+                .unwrap()
+                .no_onward_without_consent
+        );
+        assert_eq!(out.item.id, "tresp:t9");
+        assert_eq!(out.item.target_node, "DEU-BKA");
+    }
+
+    #[test]
+    fn answering_without_a_rule_is_refused_but_declining_is_not() {
+        let r = roster(&["ITA-POL"]);
+        let existing = incoming("ITA-POL", pb::TraceStatus::Acknowledged);
+        let refused = decide_answer(
+            &node("FRA-POL"),
+            &r,
+            &existing,
+            answer(pb::TraceStatus::Answered),
+            pb::TraceStatus::Answered,
+            NOW,
+        );
+        assert!(matches!(refused, Err(WorkflowError::Policy(m)) if m.contains("v7")));
+        let declined = decide_answer(
+            &node("FRA-POL"),
+            &r,
+            &existing,
+            answer(pb::TraceStatus::Declined),
+            pb::TraceStatus::Declined,
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(declined.event.kind, EventKind::TraceResponse);
+        assert_eq!(declined.event.policy_version, 7);
+        assert!(declined.event.policy_rule.is_empty());
+        // No chain of custody leaves without an answer; the strictest handling codes apply.
+        assert!(declined.response.chain_of_custody.is_empty());
+        let h = declined.response.handling.unwrap();
+        assert!(h.purpose_bound && h.no_court_use_without_consent && h.no_onward_without_consent);
+    }
+
+    #[test]
+    fn only_open_requests_the_policy_answers_are_answered_automatically() {
+        let r = roster(&["DEU-BKA", "ITA-POL"]);
+        let open = incoming("DEU-BKA", pb::TraceStatus::Acknowledged);
+        let search = auto_answer_search(&r, &open).unwrap().unwrap();
+        assert!(search.maker.is_empty());
+        let done = incoming("DEU-BKA", pb::TraceStatus::Answered);
+        assert_eq!(auto_answer_search(&r, &done).unwrap(), None);
+        let not_shared = incoming("ITA-POL", pb::TraceStatus::Acknowledged);
+        assert_eq!(auto_answer_search(&r, &not_shared).unwrap(), None);
+        let mut no_serial = open.clone();
+        no_serial.request.as_mut().unwrap().firearm = None;
+        assert_eq!(auto_answer_search(&r, &no_serial).unwrap(), None);
+    }
+
+    #[test]
+    fn an_automatic_answer_names_each_seizure_of_the_requested_make() {
+        let rec = record(1, "00000000000000000000000000000001");
+        let search = Search {
+            serial: serial::normalise(&rec.firearms[0].serial_number).unwrap(),
+            maker: serial::manufacturer_key(&rec.firearms[0].manufacturer),
+        };
+        let reply = auto_answer_reply("t9", &search, vec![rec.clone()]).unwrap();
+        assert_eq!(reply.outcome, pb::TraceStatus::Answered as i32);
+        let link = &reply.chain_of_custody[0];
+        assert_eq!(
+            (link.country.as_str(), link.date.as_str()),
+            ("FRA", rec.event.as_ref().unwrap().date.as_str())
+        );
+        let other = Search {
+            maker: "nosuchmaker".into(),
+            ..search
+        };
+        assert_eq!(auto_answer_reply("t9", &other, vec![rec]), None);
+    }
+
+    #[test]
+    fn a_retraction_reaches_every_recipient_and_is_audited_once() {
+        let id = check_retract(" 00000000000000000000000000000001 ").unwrap();
+        let out = decide_retract(
+            &node("FRA-POL"),
+            id,
+            &["DEU-BKA".into(), "ITA-POL".into()],
+            NOW,
+        );
+        let targets: Vec<&str> = out.items.iter().map(|i| i.target_node.as_str()).collect();
+        assert_eq!(targets, ["DEU-BKA", "ITA-POL"]);
+        assert_eq!(out.items[0].id, format!("retract:{id}:DEU-BKA"));
+        assert_eq!(out.event.kind, EventKind::Retraction);
+        assert_eq!(out.event.peer, "DEU-BKA,ITA-POL");
+        assert!(check_retract("nope").is_err());
+    }
+
+    #[test]
+    fn originator_controlled_records_are_never_passed_on() {
+        let r = roster(&["DEU-BKA", "ITA-POL"]);
+        assert!(matches!(
+            check_forward_target(&r, "ESP-GC"),
+            Err(WorkflowError::NoNode(_))
+        ));
+        let to = check_forward_target(&r, " ITA-POL ").unwrap();
+        let reference = pb::RecordRef {
+            owner_node: "DEU-BKA".into(),
+            reference: "r1".into(),
+        };
+        let mut copy = pb::ReceivedRecord {
+            reference: Some(reference.clone()),
+            handling: Some(pb::Handling {
+                no_onward_without_consent: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert!(matches!(
+            decide_forward(&reference, &to, copy.clone(), NOW),
+            Err(WorkflowError::Policy(_))
+        ));
+        copy.handling = None;
+        let owner = node("DEU-BKA");
+        assert_eq!(
+            fields(decide_forward(&reference, &owner, copy.clone(), NOW).unwrap_err()),
+            ["to_node"]
+        );
+        let out = decide_forward(&reference, &to, copy, NOW).unwrap();
+        assert_eq!(out.item.id, "forward:DEU-BKA:r1:ITA-POL");
+        assert_eq!(out.event.kind, EventKind::OnwardTransmission);
+        assert_eq!(out.event.record_refs, ["r1"]);
+    }
+
+    #[test]
+    fn the_fixture_policy_is_the_roster_policy() {
+        assert_eq!(roster(&[]).policy.version(), policy().version());
+    }
 }

@@ -12,7 +12,7 @@ use tracenet_proto::stored;
 use tracenet_proto::v1 as pb;
 
 use super::storage::AuditStorage;
-use super::{AuditLog, Event, verify_log};
+use super::{AuditLog, Event, EventKind, verify_log};
 use crate::envelope::SigningKey;
 use crate::ids::NodeId;
 
@@ -86,9 +86,9 @@ fn signing_key() -> Arc<SigningKey> {
 fn event(i: u64) -> Event {
     Event {
         kind: if i.is_multiple_of(2) {
-            "request_received"
+            EventKind::RequestReceived
         } else {
-            "disclosure"
+            EventKind::Disclosure
         },
         peer: if i.is_multiple_of(3) {
             "ITA-POL".into()
@@ -97,7 +97,7 @@ fn event(i: u64) -> Event {
         },
         request_id: format!("req-{i}"),
         record_refs: vec![format!("ref-{i}")],
-        ..Default::default()
+        ..Event::new(EventKind::Disclosure)
     }
 }
 

@@ -27,6 +27,7 @@ use tracenet_proto::v1 as pb;
 pub use sled_storage::SledAuditStorage;
 pub use storage::AuditStorage;
 
+pub use crate::audit_kind::EventKind;
 use crate::envelope::{SigningKey, verify_checkpoint};
 
 /// A checkpoint is signed at least every this many entries (and when the node stops).
@@ -56,10 +57,12 @@ impl AuditError {
 }
 
 /// What happened, for one entry (the log adds sequence, time and chain link).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Event {
-    /// `request_received`, `disclosure`, `denial`, `delivery`, `refusal`.
-    pub kind: &'static str,
+    /// One of `request_received`, `disclosure`, `denial`, `refusal`, `delivery`, `request_sent`,
+    /// `trace_request_sent`, `trace_response`, `retraction`, `retraction_applied`,
+    /// `onward_transmission` (see [`EventKind`]).
+    pub kind: EventKind,
     /// The other party.
     pub peer: String,
     /// The request id.
@@ -74,6 +77,22 @@ pub struct Event {
     pub policy_rule: String,
     /// Records concerned, by reference.
     pub record_refs: Vec<String>,
+}
+
+impl Event {
+    /// An event of `kind` with every other field empty (fill them with struct update syntax).
+    pub fn new(kind: EventKind) -> Event {
+        Event {
+            kind,
+            peer: String::new(),
+            request_id: String::new(),
+            purpose: String::new(),
+            detail: String::new(),
+            policy_version: 0,
+            policy_rule: String::new(),
+            record_refs: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -158,7 +177,7 @@ impl AuditLog {
             let entry = pb::AuditEntry {
                 seq,
                 at: now,
-                kind: e.kind.to_owned(),
+                kind: e.kind.as_str().to_owned(),
                 peer: e.peer,
                 request_id: e.request_id,
                 purpose: e.purpose,
@@ -376,9 +395,9 @@ mod tests {
     fn ev(i: usize) -> Event {
         Event {
             kind: if i.is_multiple_of(2) {
-                "request_received"
+                EventKind::RequestReceived
             } else {
-                "disclosure"
+                EventKind::Disclosure
             },
             peer: "DEU-CUS".into(),
             request_id: format!("req-{i}"),

@@ -15,6 +15,7 @@ use clap::Subcommand;
 use tokio_util::sync::CancellationToken;
 use tracenet_proto::v1 as pb;
 
+use crate::audit::EventKind;
 use crate::client::connect_local;
 use crate::config::NodeConfig;
 use crate::import;
@@ -71,9 +72,11 @@ pub enum AuditCommand {
         /// The node's TOML configuration.
         #[arg(long)]
         config: PathBuf,
-        /// Only entries of this kind (request_received, disclosure, denial, refusal, request_sent).
-        #[arg(long, default_value = "")]
-        kind: String,
+        /// Only entries of this kind: request_received, disclosure, denial, refusal, delivery,
+        /// request_sent, trace_request_sent, trace_response, retraction, retraction_applied,
+        /// onward_transmission.
+        #[arg(long, value_parser = audit_kinds())]
+        kind: Option<String>,
         /// Only entries concerning this peer.
         #[arg(long, default_value = "")]
         peer: String,
@@ -84,6 +87,11 @@ pub enum AuditCommand {
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
+}
+
+/// The values `audit show --kind` accepts: every audit event kind, from the one vocabulary.
+fn audit_kinds() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(EventKind::ALL.map(EventKind::as_str))
 }
 
 impl Command {
@@ -310,7 +318,7 @@ fn audit(command: AuditCommand) -> Result<(), String> {
             let log = crate::audit::AuditLog::open(&db, std::sync::Arc::new(key))
                 .map_err(|e| e.to_string())?;
             for e in log
-                .list(&kind, &peer, after, limit)
+                .list(kind.as_deref().unwrap_or(""), &peer, after, limit)
                 .map_err(|e| e.to_string())?
             {
                 let policy = if e.policy_rule.is_empty() {
@@ -332,6 +340,59 @@ fn audit(command: AuditCommand) -> Result<(), String> {
                 );
             }
             Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: Command,
+    }
+
+    fn kind_of(args: &[&str]) -> Result<Option<String>, clap::Error> {
+        let mut all = vec!["tracenet-node", "audit", "show", "--config", "node.toml"];
+        all.extend_from_slice(args);
+        match Cli::try_parse_from(all)?.command {
+            Command::Audit {
+                command: AuditCommand::Show { kind, .. },
+            } => Ok(kind),
+            other => Err(clap::Error::raw(
+                clap::error::ErrorKind::InvalidSubcommand,
+                format!("parsed as {other:?}"),
+            )),
+        }
+    }
+
+    #[test]
+    fn audit_show_filters_on_every_kind_and_only_those() {
+        assert_eq!(kind_of(&[]).unwrap(), None);
+        for k in EventKind::ALL {
+            assert_eq!(
+                kind_of(&["--kind", k.as_str()]).unwrap().as_deref(),
+                Some(k.as_str())
+            );
+        }
+        assert!(kind_of(&["--kind", "disclosures"]).is_err());
+    }
+
+    #[test]
+    fn audit_show_help_lists_every_kind() {
+        let mut cmd = Cli::command();
+        let show = cmd
+            .find_subcommand_mut("audit")
+            .and_then(|a| a.find_subcommand_mut("show"))
+            .expect("audit show");
+        let help = show.render_long_help().to_string();
+        for k in EventKind::ALL {
+            assert!(help.contains(k.as_str()), "{k} missing from:\n{help}");
         }
     }
 }

@@ -7,14 +7,17 @@
 //! - [`raft_store`]: the sled-backed Raft log and state machine;
 //! - [`network`], [`service`]: the Raft transport over the peer mTLS listener;
 //! - [`replica`]: the running replica (writes forwarded to the leader, linearizable reads,
-//!   membership kept in step with admissions and revocations);
-//! - [`roster`]: what the exchange reads from the replica (peers, keys, policy, who is barred).
+//!   membership kept in step with admissions and revocations, as [`membership`] plans it);
+//!
+//! What the exchange reads from the replica (peers, keys, policy, who is barred) is the
+//! [`crate::roster`], kept outside this module so that the peer connections and admission it
+//! serves do not depend on Raft.
 
 pub mod codec;
+pub mod membership;
 pub mod network;
 pub mod raft_store;
 pub mod replica;
-pub mod roster;
 pub mod service;
 pub mod state;
 pub mod types;

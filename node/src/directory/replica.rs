@@ -7,7 +7,7 @@
 //! with a full replica; a revoked member is removed. Writes need a quorum of voters; reads never
 //! do, so exchange keeps working from local replicas when quorum is lost.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,14 +17,15 @@ use tokio_util::sync::CancellationToken;
 use tracenet_proto::v1 as pb;
 use tracenet_proto::v1::directory_raft_client::DirectoryRaftClient;
 
+use super::membership;
 use super::network::Network;
 use super::raft_store::{self, Published, StateMachineStore};
-use super::roster::Roster;
 use super::types::{Raft, RaftId, RaftPeer, raft_id};
 use crate::client::PeerClients;
 use crate::clock::Clock;
 use crate::config::DirectoryConfig;
 use crate::ids::NodeId;
+use crate::roster::Roster;
 
 /// Why a directory operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -395,7 +396,8 @@ impl Directory {
         }
     }
 
-    /// On the leader: adds admitted members as learners and removes revoked ones.
+    /// On the leader, when no membership change is in progress: applies the [`membership::plan`]
+    /// for the directory's members (learners added first, then departed ones removed).
     async fn reconcile(&self) {
         let m = self.raft.metrics().borrow().clone();
         if m.state != ServerState::Leader {
@@ -405,38 +407,22 @@ impl Directory {
         if membership.get_joint_config().len() > 1 {
             return; // A change is in progress.
         }
-        let voters: BTreeSet<RaftId> = membership.voter_ids().collect();
-        let state = self.sm.current().state;
-        let mut wanted = BTreeMap::new();
-        for member in state.members.values() {
-            let Ok(id) = NodeId::parse(&member.node_id) else {
-                continue;
-            };
-            if member.status == pb::MemberStatus::Revoked as i32 {
-                continue;
-            }
-            let rid = raft_id(&id);
-            if !voters.contains(&rid) {
-                wanted.insert(rid, RaftPeer::new(&id, &member.endpoint));
+        let current = membership::Current {
+            voters: membership.voter_ids().collect(),
+            learners: membership.learner_ids().collect(),
+        };
+        let plan = membership::plan(self.sm.current().state.members.values(), &current);
+        for (rid, peer) in plan.add {
+            tracing::info!(learner = %peer, "adding directory learner");
+            if let Err(e) = self.raft.add_learner(rid, peer.clone(), false).await {
+                tracing::warn!(learner = %peer, error = %e, "could not add learner");
             }
         }
-        for (rid, peer) in &wanted {
-            if membership.get_node(rid).is_none() {
-                tracing::info!(learner = %peer, "adding directory learner");
-                if let Err(e) = self.raft.add_learner(*rid, peer.clone(), false).await {
-                    tracing::warn!(learner = %peer, error = %e, "could not add learner");
-                }
-            }
-        }
-        let gone: BTreeSet<RaftId> = membership
-            .learner_ids()
-            .filter(|id| !wanted.contains_key(id))
-            .collect();
-        if !gone.is_empty() {
-            tracing::info!(learners = ?gone, "removing revoked members from the directory group");
+        if !plan.remove.is_empty() {
+            tracing::info!(learners = ?plan.remove, "removing revoked members from the directory group");
             if let Err(e) = self
                 .raft
-                .change_membership(ChangeMembers::RemoveNodes(gone), false)
+                .change_membership(ChangeMembers::RemoveNodes(plan.remove), false)
                 .await
             {
                 tracing::warn!(error = %e, "could not remove learners");

@@ -1,3 +1,6 @@
+//! Tests of the sharing policy, beside it: parsing, field-by-field evaluation, grants, and a
+//! property test that nothing outside the matching rule is ever disclosed.
+
 use std::collections::HashSet;
 
 use proptest::prelude::*;

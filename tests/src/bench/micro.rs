@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tracenet_node::audit::{AuditLog, Event};
+use tracenet_node::audit::{AuditLog, Event, EventKind};
 use tracenet_node::country::CountryCode;
 use tracenet_node::envelope::{PeerKeys, ReplayGuard, SigningKey};
 use tracenet_node::ids::NodeId;
@@ -93,7 +93,7 @@ pub fn run(n: usize, appends: usize) -> Result<Report, Error> {
     let append = per_item_ns(appends, |i| {
         log.append(
             vec![Event {
-                kind: "disclosure",
+                kind: EventKind::Disclosure,
                 peer: "DEU-CUS".into(),
                 request_id: format!("bench-{i}"),
                 purpose: "PURPOSE_TRACING".into(),

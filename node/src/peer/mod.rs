@@ -7,21 +7,26 @@
 //! disclosure is in the audit log before the response leaves, and responses are signed. Trace
 //! requests, trace responses and retractions are applied once by their ids (deliveries are
 //! retried by the sender's outbox).
+//!
+//! The decisions are elsewhere and pure: what a lookup or query discloses in [`crate::disclose`],
+//! whether a delivery may come from its caller and what it audits in [`rules`]. The handlers
+//! here are their drivers: verify, read, decide, write the ledger, audit, and only then answer.
 
 use std::pin::Pin;
 
+use prost::Message;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 use tracenet_proto::v1 as pb;
 use tracenet_proto::v1::peer_exchange_server::PeerExchange;
 
-use prost::Message;
-
 use crate::audit::Event;
 use crate::auth::caller;
 use crate::context::NodeContext;
-use crate::disclose::{self, DiscloseError};
+use crate::disclose::{self, Answer, DiscloseError};
 use crate::ids::{NodeId, PeerIdentity};
+
+pub mod rules;
 
 /// The peer exchange service of one node.
 #[derive(Debug, Clone)]
@@ -67,6 +72,25 @@ fn caller_node<T>(request: &Request<T>) -> Result<NodeId, Status> {
     }
 }
 
+/// Writes what a decided answer needs before it may leave, in this order: which of our records
+/// `who` receives (so a retraction reaches it), then the audit events, whose flush makes the
+/// note durable too. If either fails, nothing is answered.
+fn record_before_answer<T>(
+    node: &NodeContext,
+    who: &NodeId,
+    answer: Answer<T>,
+) -> Result<Vec<T>, Status> {
+    if !answer.disclosed.is_empty() {
+        node.ledger
+            .note_disclosed(&answer.disclosed, who)
+            .map_err(ledger_status)?;
+    }
+    node.audit
+        .append(answer.events, node.clock.now_secs())
+        .map_err(audit_status)?;
+    Ok(answer.items)
+}
+
 impl PeerService {
     /// Verifies the signed context of a request from `who`, auditing a refusal.
     async fn verify(
@@ -83,26 +107,11 @@ impl PeerService {
             Ok(c) => Ok(c),
             Err(e) => {
                 tracing::warn!(peer = %who, refusal = %e, "request context refused");
-                self.audit(vec![Event {
-                    kind: "refusal",
-                    peer: who.to_string(),
-                    detail: e.to_string(),
-                    ..Default::default()
-                }])
-                .await?;
+                self.audit(vec![rules::refusal_event(who, e.to_string())])
+                    .await?;
                 Err(Status::from(e))
             }
         }
-    }
-
-    /// Remembers who received which record, so a retraction reaches them.
-    async fn note_disclosed(&self, refs: Vec<String>, who: &NodeId) -> Result<(), Status> {
-        if refs.is_empty() {
-            return Ok(());
-        }
-        let w = who.clone();
-        self.ledger(move |c| c.ledger.note_disclosed(&refs, &w))
-            .await
     }
 
     /// A delivery acknowledgement signed for the envelope it answers.
@@ -120,16 +129,24 @@ impl PeerService {
         ack
     }
 
-    /// Runs a ledger operation off the async threads, converting its error to a status.
-    async fn ledger<T: Send + 'static>(
+    /// Applies a delivery in one trip to the blocking pool, in this order: the ledger write, then
+    /// its audit event (built from what the write found), durably. Only then may the caller
+    /// acknowledge; if either fails, nothing is acknowledged and the sender retries.
+    async fn apply<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&NodeContext) -> Result<T, crate::ledger::LedgerError> + Send + 'static,
+        write: impl FnOnce(&NodeContext) -> Result<T, crate::ledger::LedgerError> + Send + 'static,
+        event: impl FnOnce(&T) -> Event + Send + 'static,
     ) -> Result<T, Status> {
         let ctx = self.ctx.clone();
-        tokio::task::spawn_blocking(move || f(&ctx))
-            .await
-            .map_err(|_| Status::internal("internal error"))?
-            .map_err(ledger_status)
+        tokio::task::spawn_blocking(move || {
+            let out = write(&ctx).map_err(ledger_status)?;
+            ctx.audit
+                .append(vec![event(&out)], ctx.clock.now_secs())
+                .map_err(audit_status)?;
+            Ok(out)
+        })
+        .await
+        .map_err(|_| Status::internal("internal error"))?
     }
 
     /// Appends to the audit log durably; nothing is answered if this fails.
@@ -140,6 +157,21 @@ impl PeerService {
             .map_err(|_| Status::internal("internal error"))?
             .map(|_| ())
             .map_err(audit_status)
+    }
+
+    /// Decides a disclosure with `decide` and records it, in one trip to the blocking pool.
+    async fn disclose<T: Send + 'static>(
+        &self,
+        who: &NodeId,
+        decide: impl FnOnce(&NodeContext) -> Result<Answer<T>, DiscloseError> + Send + 'static,
+    ) -> Result<Vec<T>, Status> {
+        let (node, w) = (self.ctx.clone(), who.clone());
+        tokio::task::spawn_blocking(move || {
+            let answer = decide(&node)?;
+            record_before_answer(&node, &w, answer)
+        })
+        .await
+        .map_err(|_| Status::internal("internal error"))?
     }
 }
 
@@ -175,28 +207,12 @@ impl PeerExchange for PeerService {
         let who = caller_node(&request)?;
         let req = request.into_inner();
         let rctx = self.verify(&who, req.context.as_ref()).await?;
-        let (node, w, c) = (self.ctx.clone(), who.clone(), rctx.clone());
-        // One trip to the blocking pool for the whole answer: find, note who received what,
-        // audit (the audit append's flush makes the ledger note durable too) before answering.
-        let hits = tokio::task::spawn_blocking(move || -> Result<_, Status> {
-            let (hits, events) =
-                disclose::lookup(&node, &w, &c, &req.serial_number, &req.manufacturer)?;
-            let refs: Vec<String> = hits
-                .iter()
-                .filter_map(|h| h.reference.as_ref().map(|r| r.reference.clone()))
-                .collect();
-            if !refs.is_empty() {
-                node.ledger
-                    .note_disclosed(&refs, &w)
-                    .map_err(ledger_status)?;
-            }
-            node.audit
-                .append(events, node.clock.now_secs())
-                .map_err(audit_status)?;
-            Ok(hits)
-        })
-        .await
-        .map_err(|_| Status::internal("internal error"))??;
+        let (w, c) = (who.clone(), rctx.clone());
+        let hits = self
+            .disclose(&who, move |node| {
+                disclose::lookup(node, &w, &c, &req.serial_number, &req.manufacturer)
+            })
+            .await?;
         let mut resp = pb::LookupResponse {
             hit: !hits.is_empty(),
             hits,
@@ -219,18 +235,13 @@ impl PeerExchange for PeerService {
         let who = caller_node(&request)?;
         let req = request.into_inner();
         let rctx = self.verify(&who, req.context.as_ref()).await?;
-        let (node, w, c) = (self.ctx.clone(), who.clone(), rctx.clone());
+        let (w, c) = (who.clone(), rctx.clone());
         let filter = req.filter.unwrap_or_default();
-        let (records, events) =
-            tokio::task::spawn_blocking(move || disclose::query(&node, &w, &c, &filter, req.limit))
-                .await
-                .map_err(|_| Status::internal("internal error"))??;
-        let refs: Vec<String> = records
-            .iter()
-            .filter_map(|h| h.reference.as_ref().map(|r| r.reference.clone()))
-            .collect();
-        self.note_disclosed(refs, &who).await?;
-        self.audit(events).await?;
+        let records = self
+            .disclose(&who, move |node| {
+                disclose::query(node, &w, &c, &filter, req.limit)
+            })
+            .await?;
         let signing = self.ctx.signing.clone();
         let signed: Vec<Result<pb::DisclosedRecord, Status>> = records
             .into_iter()
@@ -252,48 +263,24 @@ impl PeerExchange for PeerService {
         let req = msg
             .request
             .ok_or_else(|| Status::invalid_argument("request is required"))?;
-        if req.requester_node != who.as_str() {
-            return Err(Status::permission_denied(format!(
-                "trace request names requester {} but the caller is {who}",
-                req.requester_node.chars().take(64).collect::<String>()
-            )));
-        }
-        if req.requested_country != self.ctx.country.as_str() {
-            return Err(Status::invalid_argument(format!(
-                "this node traces for {}, not {}",
-                self.ctx.country,
-                req.requested_country.chars().take(8).collect::<String>()
-            )));
-        }
-        if req.id.is_empty() || req.id.len() > 128 {
-            return Err(Status::invalid_argument("request id must be 1-128 bytes"));
-        }
-        let (w, r) = (who.clone(), req.clone());
+        rules::check_trace_request(&who, self.ctx.country, &req)?;
+        let id = req.id.clone();
+        let (w, r, c) = (who.clone(), req.clone(), rctx.clone());
         let (duplicate, status) = self
-            .ledger(move |c| {
-                c.ledger.receive_request(
-                    &r,
-                    &w,
-                    c.clock.now_secs(),
-                    &c.trace_settings.escalation_contact,
-                )
-            })
+            .apply(
+                move |n| {
+                    n.ledger.receive_request(
+                        &r,
+                        &w,
+                        n.clock.now_secs(),
+                        &n.trace_settings.escalation_contact,
+                    )
+                },
+                move |(duplicate, _)| rules::trace_request_event(&who, &c, &req, *duplicate),
+            )
             .await?;
-        self.audit(vec![Event {
-            kind: "request_received",
-            peer: who.to_string(),
-            request_id: req.id.clone(),
-            purpose: disclose::purpose_name(&rctx),
-            detail: if duplicate {
-                "trace request (repeated delivery, already applied)".into()
-            } else {
-                "trace request received and acknowledged".into()
-            },
-            ..Default::default()
-        }])
-        .await?;
         if !duplicate {
-            let (node, id) = (self.ctx.clone(), req.id.clone());
+            let node = self.ctx.clone();
             // A failure here leaves the request for an officer; it never fails the delivery.
             let answered =
                 tokio::task::spawn_blocking(move || crate::workflow::auto_answer(&node, &id)).await;
@@ -318,29 +305,14 @@ impl PeerExchange for PeerService {
         let resp = msg
             .response
             .ok_or_else(|| Status::invalid_argument("response is required"))?;
-        if resp.responder_node != who.as_str() {
-            return Err(Status::permission_denied(
-                "the response names another responder",
-            ));
-        }
-        let (w, r) = (who.clone(), resp.clone());
+        rules::check_trace_response(&who, &resp)?;
+        let event = rules::trace_response_event(&who, &rctx, &resp);
         let (duplicate, status) = self
-            .ledger(move |c| c.ledger.receive_response(&r, &w, c.clock.now_secs()))
+            .apply(
+                move |n| n.ledger.receive_response(&resp, &who, n.clock.now_secs()),
+                |_| event,
+            )
             .await?;
-        self.audit(vec![Event {
-            kind: "delivery",
-            peer: who.to_string(),
-            request_id: resp.request_id.clone(),
-            purpose: disclose::purpose_name(&rctx),
-            detail: format!(
-                "trace response received: {}",
-                pb::TraceStatus::try_from(resp.outcome)
-                    .unwrap_or(pb::TraceStatus::Unspecified)
-                    .as_str_name()
-            ),
-            ..Default::default()
-        }])
-        .await?;
         Ok(Response::new(self.signed_ack(
             &rctx.request_id,
             duplicate,
@@ -355,39 +327,15 @@ impl PeerExchange for PeerService {
         let who = caller_node(&request)?;
         let msg = request.into_inner();
         let rctx = self.verify(&who, msg.context.as_ref()).await?;
-        let ack_id = rctx.request_id.clone();
-        let mut copy = msg
+        let copy = msg
             .record
             .ok_or_else(|| Status::invalid_argument("record is required"))?;
-        let reference = copy.reference.clone().unwrap_or_default();
-        if reference.owner_node == self.ctx.node_id.as_str() {
-            return Err(Status::invalid_argument("this node owns the record"));
-        }
-        if copy
-            .handling
-            .as_ref()
-            .is_some_and(|h| h.no_onward_without_consent)
-        {
-            return Err(Status::failed_precondition(
-                "originator-controlled record: it may not be passed on without consent",
-            ));
-        }
-        copy.forwarded_by = who.to_string();
-        copy.received_at = self.ctx.clock.now_secs();
-        let stored = copy.clone();
-        self.ledger(move |c| c.ledger.store_received(&[stored]))
+        let copy =
+            rules::accept_forwarded(&self.ctx.node_id, &who, copy, self.ctx.clock.now_secs())?;
+        let event = rules::forwarded_event(&who, &rctx, &copy);
+        self.apply(move |n| n.ledger.store_received(&[copy]), |_| event)
             .await?;
-        self.audit(vec![Event {
-            kind: "delivery",
-            peer: who.to_string(),
-            purpose: disclose::purpose_name(&rctx),
-            request_id: ack_id.clone(),
-            detail: format!("record of {} passed on by {who}", reference.owner_node),
-            record_refs: vec![reference.reference],
-            ..Default::default()
-        }])
-        .await?;
-        Ok(Response::new(self.signed_ack(&ack_id, false, 0)))
+        Ok(Response::new(self.signed_ack(&rctx.request_id, false, 0)))
     }
 
     async fn retract(
@@ -397,33 +345,21 @@ impl PeerExchange for PeerService {
         let who = caller_node(&request)?;
         let msg = request.into_inner();
         let rctx = self.verify(&who, msg.context.as_ref()).await?;
-        let ack_id = rctx.request_id.clone();
         let reference = msg
             .reference
             .ok_or_else(|| Status::invalid_argument("reference is required"))?;
-        if reference.owner_node != who.as_str() {
-            return Err(Status::permission_denied(
-                "only a record's owner may retract it",
-            ));
-        }
-        let (w, r) = (who.clone(), reference.reference.clone());
+        rules::check_retraction(&who, &reference)?;
+        let (w, r, c) = (who.clone(), reference.reference.clone(), rctx.clone());
         let existed = self
-            .ledger(move |c| c.ledger.remove_received(&w, &r))
+            .apply(
+                move |n| n.ledger.remove_received(&w, &r),
+                move |existed| rules::retraction_event(&who, &c, &reference, *existed),
+            )
             .await?;
-        self.audit(vec![Event {
-            kind: "retraction_applied",
-            peer: who.to_string(),
-            purpose: disclose::purpose_name(&rctx),
-            request_id: ack_id.clone(),
-            detail: if existed {
-                "received copy deleted".into()
-            } else {
-                "no copy held (already deleted or never received)".into()
-            },
-            record_refs: vec![reference.reference],
-            ..Default::default()
-        }])
-        .await?;
-        Ok(Response::new(self.signed_ack(&ack_id, !existed, 0)))
+        Ok(Response::new(self.signed_ack(
+            &rctx.request_id,
+            !existed,
+            0,
+        )))
     }
 }

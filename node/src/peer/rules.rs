@@ -1,0 +1,336 @@
+//! What the peer service decides about each delivery, pure: whether the payload may come from
+//! this caller (a trace request names its caller as requester and this node's country, a trace
+//! response its caller as responder, a retraction its caller as owner; a passed-on record is
+//! not ours and not originator-controlled), and what is audited when it is applied. The
+//! service in [`super`] reads and writes around these.
+
+use tonic::Status;
+use tracenet_proto::v1 as pb;
+
+use crate::audit::{Event, EventKind};
+use crate::country::CountryCode;
+use crate::disclose::purpose_name;
+use crate::ids::NodeId;
+
+/// The longest request id a trace request may carry, in bytes.
+pub const MAX_REQUEST_ID: usize = 128;
+
+fn event(kind: EventKind, who: &NodeId, rctx: &pb::RequestContext, detail: String) -> Event {
+    Event {
+        peer: who.to_string(),
+        request_id: rctx.request_id.clone(),
+        purpose: purpose_name(rctx),
+        detail,
+        ..Event::new(kind)
+    }
+}
+
+/// A peer's signed context was refused (what is audited before the refusal is answered).
+pub fn refusal_event(who: &NodeId, reason: String) -> Event {
+    Event {
+        peer: who.to_string(),
+        detail: reason,
+        ..Event::new(EventKind::Refusal)
+    }
+}
+
+/// Whether `caller` may deliver this trace request to a node of country `own`.
+pub fn check_trace_request(
+    caller: &NodeId,
+    own: CountryCode,
+    req: &pb::TraceRequest,
+) -> Result<(), Status> {
+    if req.requester_node != caller.as_str() {
+        return Err(Status::permission_denied(format!(
+            "trace request names requester {} but the caller is {caller}",
+            req.requester_node.chars().take(64).collect::<String>()
+        )));
+    }
+    if req.requested_country != own.as_str() {
+        return Err(Status::invalid_argument(format!(
+            "this node traces for {own}, not {}",
+            req.requested_country.chars().take(8).collect::<String>()
+        )));
+    }
+    if req.id.is_empty() || req.id.len() > MAX_REQUEST_ID {
+        return Err(Status::invalid_argument("request id must be 1-128 bytes"));
+    }
+    Ok(())
+}
+
+/// A trace request applied (or recognised as a repeated delivery).
+pub fn trace_request_event(
+    who: &NodeId,
+    rctx: &pb::RequestContext,
+    req: &pb::TraceRequest,
+    duplicate: bool,
+) -> Event {
+    Event {
+        request_id: req.id.clone(),
+        ..event(
+            EventKind::RequestReceived,
+            who,
+            rctx,
+            if duplicate {
+                "trace request (repeated delivery, already applied)".into()
+            } else {
+                "trace request received and acknowledged".into()
+            },
+        )
+    }
+}
+
+/// Whether `caller` may deliver this trace response: it must be the responder.
+pub fn check_trace_response(caller: &NodeId, resp: &pb::TraceResponse) -> Result<(), Status> {
+    if resp.responder_node != caller.as_str() {
+        return Err(Status::permission_denied(
+            "the response names another responder",
+        ));
+    }
+    Ok(())
+}
+
+/// A trace response applied.
+pub fn trace_response_event(
+    who: &NodeId,
+    rctx: &pb::RequestContext,
+    resp: &pb::TraceResponse,
+) -> Event {
+    Event {
+        request_id: resp.request_id.clone(),
+        ..event(
+            EventKind::Delivery,
+            who,
+            rctx,
+            format!(
+                "trace response received: {}",
+                pb::TraceStatus::try_from(resp.outcome)
+                    .unwrap_or(pb::TraceStatus::Unspecified)
+                    .as_str_name()
+            ),
+        )
+    }
+}
+
+/// Accepts a record `caller` passes on to this node (`me`), stamped with who passed it and when;
+/// refused when this node owns it or its owner reserved onward transmission to its consent.
+pub fn accept_forwarded(
+    me: &NodeId,
+    caller: &NodeId,
+    mut copy: pb::ReceivedRecord,
+    now: i64,
+) -> Result<pb::ReceivedRecord, Status> {
+    let owner = copy
+        .reference
+        .as_ref()
+        .map(|r| r.owner_node.as_str())
+        .unwrap_or_default();
+    if owner == me.as_str() {
+        return Err(Status::invalid_argument("this node owns the record"));
+    }
+    if copy
+        .handling
+        .as_ref()
+        .is_some_and(|h| h.no_onward_without_consent)
+    {
+        return Err(Status::failed_precondition(
+            "originator-controlled record: it may not be passed on without consent",
+        ));
+    }
+    copy.forwarded_by = caller.to_string();
+    copy.received_at = now;
+    Ok(copy)
+}
+
+/// A passed-on record kept.
+pub fn forwarded_event(
+    who: &NodeId,
+    rctx: &pb::RequestContext,
+    copy: &pb::ReceivedRecord,
+) -> Event {
+    let reference = copy.reference.clone().unwrap_or_default();
+    Event {
+        record_refs: vec![reference.reference],
+        ..event(
+            EventKind::Delivery,
+            who,
+            rctx,
+            format!("record of {} passed on by {who}", reference.owner_node),
+        )
+    }
+}
+
+/// Whether `caller` may retract this record: only its owner may.
+pub fn check_retraction(caller: &NodeId, reference: &pb::RecordRef) -> Result<(), Status> {
+    if reference.owner_node != caller.as_str() {
+        return Err(Status::permission_denied(
+            "only a record's owner may retract it",
+        ));
+    }
+    Ok(())
+}
+
+/// A retraction applied (`existed`: a copy was held and is now deleted).
+pub fn retraction_event(
+    who: &NodeId,
+    rctx: &pb::RequestContext,
+    reference: &pb::RecordRef,
+    existed: bool,
+) -> Event {
+    Event {
+        record_refs: vec![reference.reference.clone()],
+        ..event(
+            EventKind::RetractionApplied,
+            who,
+            rctx,
+            if existed {
+                "received copy deleted".into()
+            } else {
+                "no copy held (already deleted or never received)".into()
+            },
+        )
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use tonic::Code;
+
+    use super::*;
+    use crate::fixtures::{context, country, node};
+
+    fn trace_request(requester: &str, requested: &str, id: &str) -> pb::TraceRequest {
+        pb::TraceRequest {
+            id: id.into(),
+            requester_node: requester.into(),
+            requested_country: requested.into(),
+            ..Default::default()
+        }
+    }
+
+    fn code<T: std::fmt::Debug>(r: Result<T, Status>) -> Code {
+        r.unwrap_err().code()
+    }
+
+    #[test]
+    fn a_trace_request_must_come_from_its_requester_for_this_country() {
+        let (deu, fra) = (node("DEU-BKA"), country("FRA"));
+        assert!(check_trace_request(&deu, fra, &trace_request("DEU-BKA", "FRA", "t1")).is_ok());
+        // Naming another requester than the certificate says is refused.
+        let spoofed = check_trace_request(&deu, fra, &trace_request("ITA-POL", "FRA", "t1"));
+        assert_eq!(code(spoofed), Code::PermissionDenied);
+        // A request for another country is not this node's to answer.
+        let elsewhere = check_trace_request(&deu, fra, &trace_request("DEU-BKA", "ESP", "t1"));
+        assert_eq!(code(elsewhere), Code::InvalidArgument);
+        for id in [String::new(), "x".repeat(MAX_REQUEST_ID + 1)] {
+            let bad = check_trace_request(&deu, fra, &trace_request("DEU-BKA", "FRA", &id));
+            assert_eq!(code(bad), Code::InvalidArgument);
+        }
+        let longest = "x".repeat(MAX_REQUEST_ID);
+        assert!(check_trace_request(&deu, fra, &trace_request("DEU-BKA", "FRA", &longest)).is_ok());
+    }
+
+    #[test]
+    fn a_refused_requester_name_is_cut_short_in_the_message() {
+        let long = format!("ITA-{}", "X".repeat(500));
+        let s = check_trace_request(
+            &node("DEU-BKA"),
+            country("FRA"),
+            &trace_request(&long, "FRA", "t"),
+        )
+        .unwrap_err();
+        assert!(s.message().len() < 200, "{}", s.message());
+    }
+
+    #[test]
+    fn only_the_responder_delivers_its_response() {
+        let resp = pb::TraceResponse {
+            request_id: "t1".into(),
+            responder_node: "DEU-BKA".into(),
+            outcome: pb::TraceStatus::Declined as i32,
+            ..Default::default()
+        };
+        assert!(check_trace_response(&node("DEU-BKA"), &resp).is_ok());
+        assert_eq!(
+            code(check_trace_response(&node("ITA-POL"), &resp)),
+            Code::PermissionDenied
+        );
+        let ctx = context("DEU-BKA", pb::Purpose::Tracing);
+        let e = trace_response_event(&node("DEU-BKA"), &ctx, &resp);
+        assert_eq!(e.kind, EventKind::Delivery);
+        assert_eq!(e.request_id, "t1");
+        assert_eq!(e.detail, "trace response received: TRACE_STATUS_DECLINED");
+    }
+
+    #[test]
+    fn only_the_owner_retracts() {
+        let reference = pb::RecordRef {
+            owner_node: "DEU-BKA".into(),
+            reference: "r1".into(),
+        };
+        assert!(check_retraction(&node("DEU-BKA"), &reference).is_ok());
+        assert_eq!(
+            code(check_retraction(&node("ITA-POL"), &reference)),
+            Code::PermissionDenied
+        );
+        let ctx = context("DEU-BKA", pb::Purpose::CriminalInvestigation);
+        let e = retraction_event(&node("DEU-BKA"), &ctx, &reference, false);
+        assert_eq!(e.kind, EventKind::RetractionApplied);
+        assert_eq!(
+            (e.request_id.as_str(), e.record_refs.as_slice()),
+            ("req-1", &["r1".to_owned()][..])
+        );
+    }
+
+    #[test]
+    fn passed_on_records_are_refused_when_ours_or_originator_controlled() {
+        let (me, caller) = (node("FRA-POL"), node("DEU-BKA"));
+        let copy = |owner: &str, controlled: bool| pb::ReceivedRecord {
+            reference: Some(pb::RecordRef {
+                owner_node: owner.into(),
+                reference: "r1".into(),
+            }),
+            handling: Some(pb::Handling {
+                no_onward_without_consent: controlled,
+                ..Default::default()
+            }),
+            forwarded_by: "someone else".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            code(accept_forwarded(&me, &caller, copy("FRA-POL", false), 5)),
+            Code::InvalidArgument
+        );
+        assert_eq!(
+            code(accept_forwarded(&me, &caller, copy("ITA-POL", true), 5)),
+            Code::FailedPrecondition
+        );
+        let kept = accept_forwarded(&me, &caller, copy("ITA-POL", false), 5).unwrap();
+        assert_eq!(
+            (kept.forwarded_by.as_str(), kept.received_at),
+            ("DEU-BKA", 5)
+        );
+        let ctx = context("DEU-BKA", pb::Purpose::CriminalInvestigation);
+        let e = forwarded_event(&caller, &ctx, &kept);
+        assert_eq!(e.detail, "record of ITA-POL passed on by DEU-BKA");
+        assert_eq!(e.purpose, "PURPOSE_CRIMINAL_INVESTIGATION");
+    }
+
+    #[test]
+    fn trace_request_events_say_whether_the_delivery_repeated() {
+        let ctx = context("DEU-BKA", pb::Purpose::Tracing);
+        let req = trace_request("DEU-BKA", "FRA", "t1");
+        let first = trace_request_event(&node("DEU-BKA"), &ctx, &req, false);
+        let again = trace_request_event(&node("DEU-BKA"), &ctx, &req, true);
+        assert_eq!(
+            (first.kind, first.request_id.as_str()),
+            (EventKind::RequestReceived, "t1")
+        );
+        assert_ne!(first.detail, again.detail);
+        assert_eq!(
+            refusal_event(&node("DEU-BKA"), "stale".into()).kind,
+            EventKind::Refusal
+        );
+    }
+}
