@@ -50,17 +50,6 @@ pub enum Refusal {
     },
 }
 
-impl From<Refusal> for Status {
-    fn from(r: Refusal) -> Status {
-        match r {
-            Refusal::NoIdentity(_) => Status::unauthenticated(r.to_string()),
-            Refusal::NotAllowed { .. } | Refusal::Barred { .. } => {
-                Status::permission_denied(r.to_string())
-            }
-        }
-    }
-}
-
 impl Admission {
     /// Whether `identity` may call this API.
     pub fn decide(&self, identity: &PeerIdentity) -> Result<(), Refusal> {

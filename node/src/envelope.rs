@@ -13,7 +13,6 @@ use std::sync::Mutex;
 
 use prost::Message;
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
-use tonic::Status;
 use tracenet_proto::v1 as pb;
 
 use crate::ids::NodeId;
@@ -67,24 +66,6 @@ pub enum EnvelopeError {
     /// The key file is unusable.
     #[error("signing key: {0}")]
     Key(String),
-}
-
-impl From<EnvelopeError> for Status {
-    fn from(e: EnvelopeError) -> Status {
-        match e {
-            EnvelopeError::Missing | EnvelopeError::Malformed(_) => {
-                Status::invalid_argument(e.to_string())
-            }
-            EnvelopeError::SignerMismatch { .. } => Status::permission_denied(e.to_string()),
-            EnvelopeError::UnknownKey(_) | EnvelopeError::Stale { .. } => {
-                Status::failed_precondition(e.to_string())
-            }
-            EnvelopeError::BadSignature => Status::unauthenticated(e.to_string()),
-            EnvelopeError::Replayed(_) => Status::already_exists(e.to_string()),
-            EnvelopeError::Busy => Status::resource_exhausted(e.to_string()),
-            EnvelopeError::Key(_) => Status::internal("signing unavailable"),
-        }
-    }
 }
 
 /// A node's Ed25519 signing key.

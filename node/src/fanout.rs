@@ -28,10 +28,12 @@ pub enum FanoutError {
     /// The inquiry is incomplete. Not retryable as is.
     #[error("{0}")]
     BadArgument(String),
-    /// The request could not be audited (nothing was sent), or what came back could not be
-    /// stored. Retrying may help.
-    #[error("local storage unavailable: {0}")]
+    /// The request could not be audited, so nothing was sent. Retrying may help.
+    #[error("audit log unavailable: {0}")]
     Audit(String),
+    /// The answers came back but the copies could not be kept. Retrying may help.
+    #[error("local storage unavailable: {0}")]
+    Storage(String),
 }
 
 // ---- decisions (pure) ----
@@ -347,8 +349,8 @@ async fn keep_copies(
     let n = node.clone();
     tokio::task::spawn_blocking(move || n.ledger.store_received(&copies))
         .await
-        .map_err(|e| FanoutError::Audit(e.to_string()))?
-        .map_err(|e| FanoutError::Audit(e.to_string()))
+        .map_err(|e| FanoutError::Storage(e.to_string()))?
+        .map_err(|e| FanoutError::Storage(e.to_string()))
 }
 
 /// Record query across all known peers.

@@ -45,6 +45,7 @@ pub mod sample;
 pub mod serial;
 pub mod server;
 pub mod shutdown;
+pub mod status;
 pub mod store;
 pub mod tls;
 pub mod trace;

@@ -10,18 +10,8 @@ use tracenet_proto::v1 as pb;
 use super::{ApiError, LocalApi};
 use crate::auth::caller;
 use crate::disclose;
-use crate::fanout::{self, FanoutError};
+use crate::fanout;
 use crate::ids::NodeId;
-
-fn fanout_status(e: FanoutError) -> Status {
-    match e {
-        FanoutError::BadArgument(m) => Status::invalid_argument(m),
-        FanoutError::Audit(m) => {
-            tracing::error!(error = %m, "audit append failed");
-            Status::unavailable("audit log unavailable; nothing was sent")
-        }
-    }
-}
 
 fn inquiry(inquiry: Option<pb::Inquiry>) -> Result<pb::Inquiry, ApiError> {
     inquiry.ok_or_else(|| ApiError::BadArgument("inquiry is required".into()))
@@ -37,7 +27,7 @@ pub(super) async fn lookup(
     fanout::lookup(&api.ctx, inquiry, req.serial_number, req.manufacturer)
         .await
         .map(Response::new)
-        .map_err(fanout_status)
+        .map_err(Status::from)
 }
 
 pub(super) async fn query(
@@ -59,7 +49,7 @@ pub(super) async fn query(
     };
     let mut out = fanout::query(&api.ctx, inquiry, filter, req.limit_per_peer)
         .await
-        .map_err(fanout_status)?;
+        .map_err(Status::from)?;
     if let Some(records) = local {
         out.answers.insert(
             0,

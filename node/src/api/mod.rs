@@ -13,8 +13,7 @@
 //! with every field (and import line) in a `RowErrors` detail; storage failures become UNAVAILABLE
 //! or INTERNAL with a generic message, the detail going to the log only.
 
-use prost::Message;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 use tracenet_proto::v1 as pb;
 use tracenet_proto::v1::node_api_server::NodeApi;
 
@@ -30,7 +29,6 @@ use crate::context::NodeContext;
 use crate::disclose::DiscloseError;
 use crate::ids::PeerIdentity;
 use crate::ledger::LedgerError;
-use crate::model::batch::row_errors;
 use crate::store::StoreError;
 use crate::workflow::WorkflowError;
 
@@ -86,61 +84,6 @@ impl From<DiscloseError> for ApiError {
             DiscloseError::BadArgument(m) => ApiError::BadArgument(m),
             DiscloseError::Store(s) => ApiError::Store(s),
             DiscloseError::Ledger(l) => l.into(),
-        }
-    }
-}
-
-impl From<ApiError> for Status {
-    fn from(e: ApiError) -> Status {
-        match e {
-            ApiError::Invalid(errors) => {
-                let summary = errors
-                    .iter()
-                    .take(20)
-                    .map(|r| {
-                        if r.line > 0 {
-                            format!("line {}: {}: {}", r.line, r.field, r.reason)
-                        } else {
-                            format!("{}: {}", r.field, r.reason)
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                let details = pb::RowErrors { errors }.encode_to_vec();
-                Status::with_details(Code::InvalidArgument, summary, details.into())
-            }
-            ApiError::BadArgument(m) => Status::invalid_argument(m),
-            ApiError::Store(s) => match s {
-                StoreError::NotFound(_) => Status::not_found(s.to_string()),
-                StoreError::DuplicateNationalRef { .. } => Status::already_exists(s.to_string()),
-                StoreError::RevisionMismatch { .. } => Status::aborted(s.to_string()),
-                StoreError::MissingId => Status::invalid_argument(s.to_string()),
-                StoreError::Engine(_) => {
-                    tracing::error!(error = %s, "store failure");
-                    Status::unavailable("storage temporarily unavailable; retry later")
-                }
-                StoreError::Corrupt(_) | StoreError::UnsupportedVersion(_) => {
-                    tracing::error!(error = %s, "store data problem");
-                    Status::internal("internal storage error")
-                }
-            },
-            ApiError::Task => Status::internal("internal error"),
-            ApiError::Workflow(w) => match w {
-                WorkflowError::Invalid(errs) => {
-                    ApiError::Invalid(row_errors(0, errs).collect()).into()
-                }
-                WorkflowError::NoNode(_) | WorkflowError::Policy(_) => {
-                    Status::failed_precondition(w.to_string())
-                }
-                WorkflowError::Ledger(LedgerError::NotFound(m)) => Status::not_found(m),
-                WorkflowError::Ledger(LedgerError::Conflict(m)) => Status::failed_precondition(m),
-                WorkflowError::Store(s) => ApiError::Store(s).into(),
-                WorkflowError::Ledger(_) | WorkflowError::Audit(_) => {
-                    tracing::error!(error = %w, "workflow storage failure");
-                    Status::unavailable("storage temporarily unavailable; retry later")
-                }
-            },
-            ApiError::Peer { .. } => Status::unavailable(e.to_string()),
         }
     }
 }

@@ -51,18 +51,6 @@ pub enum DirectoryError {
     Fatal(String),
 }
 
-impl From<DirectoryError> for tonic::Status {
-    fn from(e: DirectoryError) -> tonic::Status {
-        match e {
-            DirectoryError::Disabled => tonic::Status::failed_precondition(e.to_string()),
-            DirectoryError::NoLeader(_)
-            | DirectoryError::NotCommitted(_)
-            | DirectoryError::ReadTimeout(_) => tonic::Status::unavailable(e.to_string()),
-            DirectoryError::Fatal(_) => tonic::Status::internal(e.to_string()),
-        }
-    }
-}
-
 /// What the local API reports about the replica.
 #[derive(Debug, Clone)]
 pub struct ReplicaStatus {

@@ -1,33 +1,42 @@
 //! The sled implementation of [`LedgerStorage`], on trees of the node's database.
 //!
-//! Trees and keys (unchanged since the ledger was one file, so existing data opens):
-//! - `traces`: `{direction}:{request id}` → versioned `TraceRecord`
-//! - `outbox`: item id → versioned `OutboxItem`
+//! Trees and keys (ledger layout 2):
+//! - `exchange`: `t` + `{direction}:{request id}` → versioned `TraceRecord`;
+//!   `o` + item id → versioned `OutboxItem`; `w` + record id → empty (withdrawn)
 //! - `received`: owner node `\0` reference → versioned `ReceivedRecord`
 //! - `disclosed_to`: record id `\0` peer → empty
-//! - `withdrawn`: record id → empty
 //!
-//! Changes that span trees (a trace and its delivery, a withdrawal and its retractions) are one
-//! sled transaction; every write except [`LedgerStorage::note_disclosed`] is flushed before it
-//! returns. sled's errors stop here: they become [`LedgerError::Engine`] carrying their text.
+//! Changes that must be atomic (a trace and its delivery, a withdrawal and its retractions) are
+//! one `sled::Batch` on the one `exchange` tree, staged under a writer lock so that a
+//! read-modify-write of a trace sees no concurrent change. No sled transaction is used anywhere:
+//! once a process runs one, sled 0.34 routes every operation of every database through one global
+//! lock, and a transaction waiting for it while another thread flushes deadlocks the process
+//! (seen as hung nodes under load). Layout 1 kept traces, the outbox and withdrawals in trees of
+//! their own; [`SledLedgerStorage::open`] moves them into `exchange` once.
+//!
+//! Every write except [`LedgerStorage::note_disclosed`] is flushed before it returns. sled's
+//! errors stop here: they become [`LedgerError::Engine`] carrying their text.
 
-use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
+use std::sync::Mutex;
+
 use tracenet_proto::stored;
 use tracenet_proto::v1 as pb;
 
 use super::LedgerError;
 use super::storage::{Items, LedgerStorage, TraceUpdate};
 
+const TRACE: u8 = b't';
+const OUTBOX: u8 = b'o';
+const WITHDRAWN: u8 = b'w';
+/// Layout 1's trees and the prefix their keys take in `exchange`.
+const LAYOUT_1_TREES: [(&str, u8); 3] = [
+    ("traces", TRACE),
+    ("outbox", OUTBOX),
+    ("withdrawn", WITHDRAWN),
+];
+
 fn engine(e: sled::Error) -> LedgerError {
     LedgerError::Engine(e.to_string())
-}
-
-fn unwrap_tx<T>(r: Result<T, TransactionError<LedgerError>>) -> Result<T, LedgerError> {
-    r.map_err(|e| match e {
-        TransactionError::Abort(e) => e,
-        TransactionError::Storage(e) => engine(e),
-    })
 }
 
 fn decode<M: prost::Message + Default>(key: &[u8], value: &[u8]) -> Result<M, LedgerError> {
@@ -35,8 +44,15 @@ fn decode<M: prost::Message + Default>(key: &[u8], value: &[u8]) -> Result<M, Le
         .map_err(|e| LedgerError::Corrupt(format!("{} ({e})", String::from_utf8_lossy(key))))
 }
 
+fn prefixed(prefix: u8, rest: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(rest.len() + 1);
+    k.push(prefix);
+    k.extend_from_slice(rest);
+    k
+}
+
 fn trace_key(direction: &str, request_id: &str) -> Vec<u8> {
-    format!("{direction}:{request_id}").into_bytes()
+    prefixed(TRACE, format!("{direction}:{request_id}").as_bytes())
 }
 
 fn pair_key(a: &str, b: &str) -> Vec<u8> {
@@ -50,30 +66,82 @@ fn pair_key(a: &str, b: &str) -> Vec<u8> {
 #[derive(Debug)]
 pub struct SledLedgerStorage {
     db: sled::Db,
-    traces: sled::Tree,
-    outbox: sled::Tree,
+    exchange: sled::Tree,
     received: sled::Tree,
     disclosed: sled::Tree,
-    withdrawn: sled::Tree,
+    /// Held while a change to `exchange` is decided and applied.
+    writer: Mutex<()>,
 }
 
 impl SledLedgerStorage {
-    /// Opens (or creates) the ledger's trees in the node's database.
+    /// Opens (or creates) the ledger's trees in the node's database, moving layout 1's trees
+    /// into `exchange` if they hold anything.
     pub fn open(db: &sled::Db) -> Result<SledLedgerStorage, LedgerError> {
         let tree = |name: &str| db.open_tree(name).map_err(engine);
-        Ok(SledLedgerStorage {
+        let storage = SledLedgerStorage {
             db: db.clone(),
-            traces: tree("traces")?,
-            outbox: tree("outbox")?,
+            exchange: tree("exchange")?,
             received: tree("received")?,
             disclosed: tree("disclosed_to")?,
-            withdrawn: tree("withdrawn")?,
-        })
+            writer: Mutex::new(()),
+        };
+        storage.migrate_layout_1()?;
+        Ok(storage)
+    }
+
+    /// Copies layout 1's trees into `exchange` (one batch, flushed), then drops them. A crash
+    /// before the drop repeats the copy on the next start, which writes the same values again.
+    fn migrate_layout_1(&self) -> Result<(), LedgerError> {
+        let names = self.db.tree_names();
+        let mut batch = sled::Batch::default();
+        let mut found = Vec::new();
+        for (name, prefix) in LAYOUT_1_TREES {
+            if !names.iter().any(|n| n.as_ref() == name.as_bytes()) {
+                continue;
+            }
+            let old = self.db.open_tree(name).map_err(engine)?;
+            for kv in old.iter() {
+                let (k, v) = kv.map_err(engine)?;
+                batch.insert(prefixed(prefix, &k), v);
+            }
+            found.push(name);
+        }
+        if found.is_empty() {
+            return Ok(());
+        }
+        self.exchange.apply_batch(batch).map_err(engine)?;
+        self.flush()?;
+        for name in found {
+            self.db.drop_tree(name).map_err(engine)?;
+        }
+        self.flush()
     }
 
     fn flush(&self) -> Result<(), LedgerError> {
         self.db.flush().map_err(engine)?;
         Ok(())
+    }
+
+    /// Applies `batch` to `exchange` under the writer lock, then flushes.
+    fn write(
+        &self,
+        build: impl FnOnce() -> Result<sled::Batch, LedgerError>,
+    ) -> Result<(), LedgerError> {
+        {
+            // A poisoned lock only means another writer panicked; the tree itself is consistent
+            // (a batch is applied whole or not at all).
+            let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let batch = build()?;
+            self.exchange.apply_batch(batch).map_err(engine)?;
+        }
+        self.flush()
+    }
+
+    fn scan<M: prost::Message + Default>(&self, prefix: Vec<u8>) -> Items<'_, M> {
+        Box::new(self.exchange.scan_prefix(prefix).map(|kv| {
+            let (k, v) = kv.map_err(engine)?;
+            decode(&k, &v)
+        }))
     }
 }
 
@@ -84,7 +152,7 @@ impl LedgerStorage for SledLedgerStorage {
         request_id: &str,
     ) -> Result<Option<pb::TraceRecord>, LedgerError> {
         let key = trace_key(direction, request_id);
-        self.traces
+        self.exchange
             .get(&key)
             .map_err(engine)?
             .map(|v| decode(&key, &v))
@@ -92,13 +160,7 @@ impl LedgerStorage for SledLedgerStorage {
     }
 
     fn traces(&self, direction: &str) -> Result<Vec<pb::TraceRecord>, LedgerError> {
-        self.traces
-            .scan_prefix(direction.as_bytes())
-            .map(|kv| {
-                let (k, v) = kv.map_err(engine)?;
-                decode(&k, &v)
-            })
-            .collect()
+        self.scan(prefixed(TRACE, direction.as_bytes())).collect()
     }
 
     fn update_trace(
@@ -108,48 +170,48 @@ impl LedgerStorage for SledLedgerStorage {
         decide: &dyn Fn(Option<pb::TraceRecord>) -> Result<TraceUpdate, LedgerError>,
     ) -> Result<(), LedgerError> {
         let key = trace_key(direction, request_id);
-        unwrap_tx(
-            (&self.traces, &self.outbox).transaction(|(traces, outbox)| {
-                let current = traces
-                    .get(&key)?
-                    .map(|v| decode(&key, &v))
-                    .transpose()
-                    .map_err(ConflictableTransactionError::Abort)?;
-                let update = decide(current).map_err(ConflictableTransactionError::Abort)?;
-                if let Some(rec) = &update.trace {
-                    traces.insert(key.as_slice(), stored::encode(rec))?;
-                }
-                for item in &update.outbox_put {
-                    outbox.insert(item.id.as_bytes(), stored::encode(item))?;
-                }
-                for id in &update.outbox_remove {
-                    outbox.remove(id.as_bytes())?;
-                }
-                Ok(())
-            }),
-        )?;
-        self.flush()
+        self.write(|| {
+            let current = self
+                .exchange
+                .get(&key)
+                .map_err(engine)?
+                .map(|v| decode(&key, &v))
+                .transpose()?;
+            let update = decide(current)?;
+            let mut batch = sled::Batch::default();
+            if let Some(rec) = &update.trace {
+                batch.insert(key.as_slice(), stored::encode(rec));
+            }
+            for item in &update.outbox_put {
+                batch.insert(prefixed(OUTBOX, item.id.as_bytes()), stored::encode(item));
+            }
+            for id in &update.outbox_remove {
+                batch.remove(prefixed(OUTBOX, id.as_bytes()));
+            }
+            Ok(batch)
+        })
     }
 
     fn put_outbox(&self, items: &[pb::OutboxItem]) -> Result<(), LedgerError> {
-        let mut batch = sled::Batch::default();
-        for item in items {
-            batch.insert(item.id.as_bytes(), stored::encode(item));
-        }
-        self.outbox.apply_batch(batch).map_err(engine)?;
-        self.flush()
+        self.write(|| {
+            let mut batch = sled::Batch::default();
+            for item in items {
+                batch.insert(prefixed(OUTBOX, item.id.as_bytes()), stored::encode(item));
+            }
+            Ok(batch)
+        })
     }
 
     fn remove_outbox(&self, item_id: &str) -> Result<(), LedgerError> {
-        self.outbox.remove(item_id.as_bytes()).map_err(engine)?;
-        self.flush()
+        self.write(|| {
+            let mut batch = sled::Batch::default();
+            batch.remove(prefixed(OUTBOX, item_id.as_bytes()));
+            Ok(batch)
+        })
     }
 
     fn outbox(&self) -> Items<'_, pb::OutboxItem> {
-        Box::new(self.outbox.iter().map(|kv| {
-            let (k, v) = kv.map_err(engine)?;
-            decode(&k, &v)
-        }))
+        self.scan(vec![OUTBOX])
     }
 
     fn note_disclosed(&self, record_ids: &[String], peer: &str) -> Result<(), LedgerError> {
@@ -173,21 +235,19 @@ impl LedgerStorage for SledLedgerStorage {
     }
 
     fn withdraw(&self, record_id: &str, items: &[pb::OutboxItem]) -> Result<(), LedgerError> {
-        unwrap_tx(
-            (&self.withdrawn, &self.outbox).transaction(|(withdrawn, outbox)| {
-                withdrawn.insert(record_id.as_bytes(), &[])?;
-                for item in items {
-                    outbox.insert(item.id.as_bytes(), stored::encode(item))?;
-                }
-                Ok(())
-            }),
-        )?;
-        self.flush()
+        self.write(|| {
+            let mut batch = sled::Batch::default();
+            batch.insert(prefixed(WITHDRAWN, record_id.as_bytes()), &[]);
+            for item in items {
+                batch.insert(prefixed(OUTBOX, item.id.as_bytes()), stored::encode(item));
+            }
+            Ok(batch)
+        })
     }
 
     fn is_withdrawn(&self, record_id: &str) -> Result<bool, LedgerError> {
-        self.withdrawn
-            .contains_key(record_id.as_bytes())
+        self.exchange
+            .contains_key(prefixed(WITHDRAWN, record_id.as_bytes()))
             .map_err(engine)
     }
 
@@ -240,8 +300,8 @@ mod tests {
     }
 
     #[test]
-    fn values_keep_the_layout_written_before_the_split() {
-        // The keys and values the one-file ledger wrote; data written by it must still open.
+    fn layout_1_trees_are_moved_into_the_exchange_tree_once() {
+        // The trees and values ledger layout 1 wrote; data written by it must still open.
         let db = crate::store::open::open_temporary().unwrap();
         let rec = pb::TraceRecord {
             direction: "incoming".into(),
@@ -258,12 +318,40 @@ mod tests {
             .unwrap()
             .insert(b"r1\0DEU-CUS", &[])
             .unwrap();
+        let item = pb::OutboxItem {
+            id: "treq:t1".into(),
+            ..Default::default()
+        };
+        let mut old_item = vec![1u8];
+        old_item.extend(prost::Message::encode_to_vec(&item));
+        db.open_tree("outbox")
+            .unwrap()
+            .insert("treq:t1", old_item)
+            .unwrap();
+        db.open_tree("withdrawn")
+            .unwrap()
+            .insert("r9", &[])
+            .unwrap();
+        let s = SledLedgerStorage::open(&db).unwrap();
+        assert_eq!(s.trace("incoming", "t1").unwrap(), Some(rec.clone()));
+        assert_eq!(s.disclosed_to("r1").unwrap(), vec!["DEU-CUS"]);
+        assert_eq!(
+            s.outbox().collect::<Result<Vec<_>, _>>().unwrap(),
+            vec![item]
+        );
+        assert!(s.is_withdrawn("r9").unwrap());
+        for old in ["traces", "outbox", "withdrawn"] {
+            assert!(
+                !db.tree_names().iter().any(|n| n.as_ref() == old.as_bytes()),
+                "{old} kept"
+            );
+        }
+        drop(s);
         let s = SledLedgerStorage::open(&db).unwrap();
         assert_eq!(s.trace("incoming", "t1").unwrap(), Some(rec));
-        assert_eq!(s.disclosed_to("r1").unwrap(), vec!["DEU-CUS"]);
-        db.open_tree("traces")
+        db.open_tree("exchange")
             .unwrap()
-            .insert("incoming:t2", &[2u8, 0])
+            .insert("tincoming:t2", &[2u8, 0])
             .unwrap();
         assert!(matches!(
             s.trace("incoming", "t2"),

@@ -25,6 +25,7 @@ use crate::auth::caller;
 use crate::context::NodeContext;
 use crate::disclose::{self, Answer, DiscloseError};
 use crate::ids::{NodeId, PeerIdentity};
+use crate::status;
 
 pub mod rules;
 
@@ -38,30 +39,6 @@ impl PeerService {
     /// The service for this node.
     pub fn new(ctx: NodeContext) -> PeerService {
         PeerService { ctx }
-    }
-}
-
-fn ledger_status(e: crate::ledger::LedgerError) -> Status {
-    use crate::ledger::LedgerError;
-    match e {
-        LedgerError::NotFound(m) => Status::not_found(m),
-        LedgerError::Conflict(m) => Status::failed_precondition(m),
-        LedgerError::Engine(_) | LedgerError::Corrupt(_) => {
-            tracing::error!(error = %e, "ledger failure");
-            Status::unavailable("storage temporarily unavailable; retry later")
-        }
-    }
-}
-
-impl From<DiscloseError> for Status {
-    fn from(e: DiscloseError) -> Status {
-        match e {
-            DiscloseError::BadArgument(m) => Status::invalid_argument(m),
-            DiscloseError::Store(_) | DiscloseError::Ledger(_) => {
-                tracing::error!(error = %e, "storage failure answering a peer");
-                Status::unavailable("storage temporarily unavailable; retry later")
-            }
-        }
     }
 }
 
@@ -83,11 +60,11 @@ fn record_before_answer<T>(
     if !answer.disclosed.is_empty() {
         node.ledger
             .note_disclosed(&answer.disclosed, who)
-            .map_err(ledger_status)?;
+            .map_err(Status::from)?;
     }
     node.audit
         .append(answer.events, node.clock.now_secs())
-        .map_err(audit_status)?;
+        .map_err(status::audit_before_answer)?;
     Ok(answer.items)
 }
 
@@ -139,10 +116,10 @@ impl PeerService {
     ) -> Result<T, Status> {
         let ctx = self.ctx.clone();
         tokio::task::spawn_blocking(move || {
-            let out = write(&ctx).map_err(ledger_status)?;
+            let out = write(&ctx).map_err(Status::from)?;
             ctx.audit
                 .append(vec![event(&out)], ctx.clock.now_secs())
-                .map_err(audit_status)?;
+                .map_err(status::audit_before_answer)?;
             Ok(out)
         })
         .await
@@ -156,7 +133,7 @@ impl PeerService {
             .await
             .map_err(|_| Status::internal("internal error"))?
             .map(|_| ())
-            .map_err(audit_status)
+            .map_err(status::audit_before_answer)
     }
 
     /// Decides a disclosure with `decide` and records it, in one trip to the blocking pool.
@@ -173,11 +150,6 @@ impl PeerService {
         .await
         .map_err(|_| Status::internal("internal error"))?
     }
-}
-
-fn audit_status(e: crate::audit::AuditError) -> Status {
-    tracing::error!(error = %e, "audit append failed");
-    Status::unavailable("audit log unavailable; nothing was disclosed")
 }
 
 fn signed_body<M: Message>(m: &M) -> Vec<u8> {
