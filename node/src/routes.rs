@@ -53,25 +53,6 @@ impl Routes {
         self
     }
 
-    /// Adds a service when there is one (the Raft transport runs only on directory members).
-    pub fn with_optional<S, B>(self, svc: Option<S>) -> Routes
-    where
-        S: Service<Request<Body>, Response = Response<B>, Error = Infallible>
-            + NamedService
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
-        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        match svc {
-            Some(svc) => self.with(svc),
-            None => self,
-        }
-    }
-
     fn find(&self, path: &str) -> Option<Route> {
         self.routes
             .iter()

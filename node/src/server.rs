@@ -303,8 +303,12 @@ impl Node {
         });
         let peer_routes = Routes::default()
             .with(health_service.clone())
-            .with(peer_svc)
-            .with_optional(raft_svc);
+            .with(peer_svc);
+        // The Raft transport runs only on nodes with a directory replica.
+        let peer_routes = match raft_svc {
+            Some(raft) => peer_routes.with(raft),
+            None => peer_routes,
+        };
         let peer_server = builder(peer_cfg).serve_with_incoming_shutdown(
             peer_routes,
             transport::incoming(listeners.peer, server_tls.clone(), shutdown.clone(), "peer"),
