@@ -242,19 +242,15 @@ impl RecordId {
         &self.0
     }
 
-    /// Parses the 32-hex-digit text form.
+    /// Parses the 32-hex-digit text form (lowercase, as [`RecordId`] displays it).
     pub fn parse(s: &str) -> Result<RecordId, IdError> {
         let bad = || IdError::RecordId(s.chars().take(64).collect());
-        if s.len() != 32 {
+        if s.bytes().any(|b| b.is_ascii_uppercase()) {
             return Err(bad());
         }
-        let mut b = [0u8; 16];
-        for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
-            let hi = hex_val(chunk[0]).ok_or_else(bad)?;
-            let lo = hex_val(chunk[1]).ok_or_else(bad)?;
-            b[i] = hi << 4 | lo;
-        }
-        Ok(RecordId(b))
+        crate::hex::decode_array::<16>(s)
+            .map(RecordId)
+            .ok_or_else(bad)
     }
 }
 
@@ -272,20 +268,9 @@ pub fn new_request_id() -> String {
     RecordId(b).to_string()
 }
 
-fn hex_val(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    }
-}
-
 impl fmt::Display for RecordId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
+        f.write_str(&crate::hex::encode(&self.0))
     }
 }
 
@@ -353,6 +338,7 @@ mod tests {
         assert_eq!(RecordId::parse(&a.to_string()).unwrap(), a);
         assert!(RecordId::parse("zz").is_err());
         assert!(RecordId::parse(&"G".repeat(32)).is_err());
+        assert!(RecordId::parse(&a.to_string().to_uppercase()).is_err());
         assert_eq!(
             RecordId::from_key_suffix(&[&[1u8, 2][..], a.as_bytes()].concat()),
             Some(a)
