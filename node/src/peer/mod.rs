@@ -148,9 +148,7 @@ impl PeerService {
         &self,
         peek: impl FnOnce(&NodeContext) -> Result<P, Status> + Send + 'static,
         event: impl FnOnce(&P) -> Event + Send + 'static,
-        write: impl FnOnce(&NodeContext, P) -> Result<T, crate::ledger::LedgerError>
-        + Send
-        + 'static,
+        write: impl FnOnce(&NodeContext, P) -> Result<T, crate::ledger::LedgerError> + Send + 'static,
     ) -> Result<T, Status> {
         let ctx = self.ctx.clone();
         tokio::task::spawn_blocking(move || {
@@ -395,7 +393,11 @@ impl PeerExchange for PeerService {
                 },
             )
             .await?;
-        Ok(Response::new(self.signed_ack(&rctx.request_id, repeated, 0)))
+        Ok(Response::new(self.signed_ack(
+            &rctx.request_id,
+            repeated,
+            0,
+        )))
     }
 
     async fn retract(

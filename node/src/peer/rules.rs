@@ -61,10 +61,7 @@ pub fn check_trace_request(
 /// Whether a trace request `caller` delivers is one already held (a repeated delivery of the
 /// same item, e.g. a retry after the sender was killed before it saw the acknowledgement), given
 /// what is held under its id. The id held for another requester is refused: it is not a repeat.
-pub fn repeated_request(
-    held: Option<&pb::TraceRecord>,
-    caller: &NodeId,
-) -> Result<bool, Status> {
+pub fn repeated_request(held: Option<&pb::TraceRecord>, caller: &NodeId) -> Result<bool, Status> {
     match held {
         None => Ok(false),
         Some(t) if t.counterpart_node == caller.as_str() => Ok(true),
