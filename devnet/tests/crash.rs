@@ -84,6 +84,8 @@ const ROTATION: [Kind; 8] = [
 struct Node {
     id: &'static str,
     config: PathBuf,
+    /// Its data directory (the sled databases).
+    data: PathBuf,
     local: String,
     log: PathBuf,
     process: Option<NodeProcess>,
@@ -244,6 +246,7 @@ fn setup() -> Federation {
         nodes.push(Node {
             id,
             config,
+            data: root.join(id).join("data"),
             local: format!("127.0.0.1:{}", ports[i].1),
             log: root.join(format!("{id}.log")),
             process: None,
@@ -308,6 +311,17 @@ async fn traces(c: &mut Client, direction: &str) -> BTreeMap<String, pb::TraceRe
     .into_iter()
     .map(|t| (t.request.clone().unwrap().id, t))
     .collect()
+}
+
+/// Whether sled is writing a snapshot somewhere under `dir` (a `snap.*.generating` file).
+fn generating(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.filter_map(Result::ok).any(|e| {
+        let p = e.path();
+        p.to_string_lossy().ends_with(".generating") || (p.is_dir() && generating(&p))
+    })
 }
 
 /// Polls `check` every 50 ms until it returns `Some`, at most `within`.
@@ -568,7 +582,7 @@ async fn sigkill_at_random_points_loses_nothing_acknowledged_and_delivers_everyt
     acked.lock().unwrap().updated = Some((first, 0));
 
     let mut kinds: BTreeMap<Kind, u64> = BTreeMap::new();
-    let mut startup_kills = 0u64;
+    let (mut startup_kills, mut snapshot_kills) = (0u64, 0u64);
     let started = Instant::now();
     for cycle in 0..cycles {
         let kind = match ROTATION.get(cycle as usize) {
@@ -584,19 +598,45 @@ async fn sigkill_at_random_points_loses_nothing_acknowledged_and_delivers_everyt
                 fed.nodes[i].note(&format!(
                     "cycle {cycle}: kill at rest, then during start-up"
                 ));
+                // The offline audit check opens the databases too, and so writes the start-up
+                // snapshot the node would write: here it runs once, after the last kill, so the
+                // node's own starts have a snapshot to write (and to be killed in).
                 fed.nodes[i].kill_9();
-                fed.nodes[i].verify_offline();
                 for _ in 0..1 + rng.below(3) {
                     // Inside the time the last start took to serve: the node is opening its
-                    // databases, recovering, writing sled's start-up snapshot or binding.
+                    // databases, recovering, writing sled's start-up snapshot or binding. Half
+                    // the time the kill is timed to the snapshot (sled issue 1527): as soon as
+                    // a `.generating` file shows, if one does before the drawn moment.
                     let window = fed.nodes[i].last_start.as_millis() as u64;
+                    let at_snapshot = rng.below(2) == 0;
+                    let until = Instant::now() + rng.millis(window);
                     fed.nodes[i].spawn();
-                    tokio::time::sleep(rng.millis(window)).await;
-                    fed.nodes[i].note(&format!("cycle {cycle}: kill during start-up"));
+                    // Polled on a blocking thread every 0.2 ms: the snapshot takes milliseconds.
+                    let data = fed.nodes[i].data.clone();
+                    let seen = tokio::task::spawn_blocking(move || {
+                        while Instant::now() < until {
+                            if at_snapshot && generating(&data) {
+                                return true;
+                            }
+                            std::thread::sleep(Duration::from_micros(200));
+                        }
+                        false
+                    })
+                    .await
+                    .unwrap();
                     fed.nodes[i].kill_9();
+                    fed.nodes[i].note(&format!(
+                        "cycle {cycle}: killed during start-up{}",
+                        if seen {
+                            " (snapshot being generated)"
+                        } else {
+                            ""
+                        }
+                    ));
                     startup_kills += 1;
-                    fed.nodes[i].verify_offline();
+                    snapshot_kills += u64::from(seen);
                 }
+                fed.nodes[i].verify_offline();
                 fed.start(i).await;
             }
             Kind::Writes => {
@@ -770,7 +810,7 @@ async fn sigkill_at_random_points_loses_nothing_acknowledged_and_delivers_everyt
         }
     }
     eprintln!(
-        "crash test done in {:?}: {kinds:?}, {startup_kills} kills during start-up, {} records, {} traces",
+        "crash test done in {:?}: {kinds:?}, {startup_kills} kills during start-up ({snapshot_kills} while sled generated a snapshot), {} records, {} traces",
         started.elapsed(),
         snapshot.records.len(),
         snapshot.traces.len()

@@ -5,9 +5,10 @@
 //! Each operation is a pure decision and a thin driver. The decisions (`decide_*`, `check_*`)
 //! take the request, the roster view (peers, their trace settings, the policy in force), what
 //! the driver read, and the time, and return the change to make: the trace record or response,
-//! the outbox items to queue and the audit event. The drivers read, then `commit` writes the
-//! change and its deliveries in one durable ledger step (see [`crate::ledger`]), appends the
-//! audit event, and only then wakes the outbox worker and answers.
+//! the outbox items to queue and the audit event. The drivers read, then `commit` appends the
+//! audit event, writes the change and its deliveries in one durable ledger step (see
+//! [`crate::ledger`]), and only then wakes the outbox worker and answers: nothing is queued for
+//! delivery before it is audited (finding L2).
 
 use tracenet_proto::v1 as pb;
 
@@ -920,6 +921,28 @@ mod tests {
         assert_eq!(out.item.id, "forward:DEU-BKA:r1:ITA-POL");
         assert_eq!(out.event.kind, EventKind::OnwardTransmission);
         assert_eq!(out.event.record_refs, ["r1"]);
+    }
+
+    #[test]
+    fn an_audited_step_that_then_fails_is_audited_as_not_carried_out() {
+        let event = tracing_event(
+            EventKind::Disclosure,
+            &node("FRA-POL"),
+            "t1",
+            "trace result disclosed".into(),
+        );
+        let note = not_carried_out(
+            event.clone(),
+            &LedgerError::Conflict("already answered".into()),
+        );
+        assert_eq!(
+            (note.kind, note.peer.as_str(), note.request_id.as_str()),
+            (event.kind, "FRA-POL", "t1")
+        );
+        assert_eq!(
+            note.detail,
+            "not carried out (already answered): trace result disclosed"
+        );
     }
 
     #[test]
