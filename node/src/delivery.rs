@@ -145,7 +145,7 @@ async fn attempt(ctx: NodeContext, item: pb::OutboxItem) {
     let now = ctx.clock.now_secs();
     let c = ctx.clone();
     let outcome = tokio::task::spawn_blocking(move || {
-        let result: Result<(), tonic::Status> = match result {
+        let status = match result {
             // Audited before the item leaves the outbox (see `audit::audit_then`): if the audit
             // fails, the item stays and the next attempt (a repeated delivery) audits again.
             Ok(effect) => {
@@ -159,14 +159,11 @@ async fn attempt(ctx: NodeContext, item: pb::OutboxItem) {
                     Ok(_) => return c.ledger.delivered(&item.id, effect, now),
                     Err(e) => {
                         tracing::error!(error = %e, "audit of a delivery failed; delivering again");
-                        Err(tonic::Status::unavailable(format!("audit log: {e}")))
+                        tonic::Status::unavailable(format!("audit log: {e}"))
                     }
                 }
             }
-            Err(status) => Err(status),
-        };
-        let Err(status) = result else {
-            return Ok(());
+            Err(status) => status,
         };
         let reason = format!("{:?}: {}", status.code(), status.message());
         let next = retryable(status.code()).then(|| {
