@@ -3,29 +3,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use tracenet_node::client::connect_local;
-use tracenet_node::config::ClientCertFiles;
 use tracenet_node::country::CountryCode;
-use tracenet_node::ids::NodeId;
 use tracenet_node::sample;
-use tracenet_node::tls::{TlsMaterial, install_crypto_provider};
+use tracenet_node::tls::install_crypto_provider;
 use tracenet_proto::v1 as pb;
 use tracenet_proto::v1::node_api_client::NodeApiClient;
 
-const BIN: &str = env!("CARGO_BIN_EXE_tracenet-node");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::{BIN, NodeProcess, free_port, try_admin};
 
 struct Setup {
     _dir: tempfile::TempDir,
@@ -60,30 +51,6 @@ fn setup() -> Setup {
     }
 }
 
-/// A node process, killed when dropped so a failing test leaves nothing running.
-struct NodeProcess(Child);
-
-impl NodeProcess {
-    fn id(&self) -> u32 {
-        self.0.id()
-    }
-    /// SIGKILL: no shutdown path runs.
-    fn kill_9(&mut self) {
-        self.0.kill().unwrap();
-        self.0.wait().unwrap();
-    }
-    fn wait(&mut self) -> std::process::ExitStatus {
-        self.0.wait().unwrap()
-    }
-}
-
-impl Drop for NodeProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn start(s: &Setup) -> NodeProcess {
     NodeProcess(
         Command::new(BIN)
@@ -97,31 +64,14 @@ fn start(s: &Setup) -> NodeProcess {
 }
 
 async fn admin(s: &Setup) -> NodeApiClient<tonic::transport::Channel> {
-    let tls = TlsMaterial::load_client(
-        &s.root.join("certs/ca.pem"),
-        &ClientCertFiles {
-            cert: s.root.join("certs/FRA-POL/admin.pem"),
-            key: s.root.join("certs/FRA-POL/admin.key"),
-        },
+    try_admin(
+        &s.root.join("certs"),
+        "FRA-POL",
+        &s.local,
+        Duration::from_secs(30),
     )
-    .unwrap();
-    let id = NodeId::parse("FRA-POL").unwrap();
-    // Wait for the process to listen: poll until the local API answers.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let mut pause = Duration::from_millis(10);
-    loop {
-        if let Ok(mut c) = connect_local(&s.local, &tls, &id).await
-            && c.get_node_info(pb::GetNodeInfoRequest {}).await.is_ok()
-        {
-            return c;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "node did not come up"
-        );
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(200));
-    }
+    .await
+    .expect("node did not come up")
 }
 
 fn fra() -> CountryCode {

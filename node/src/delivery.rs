@@ -1,8 +1,12 @@
 //! The outbox worker: delivers queued trace requests, trace responses and retractions to their
 //! nodes, retrying with exponential back-off until the node acknowledges, and giving up only on
-//! refusals that retrying cannot change. Each attempt carries a freshly signed context (new
-//! envelope id); the receiver applies the payload once by its own id, so a delivery whose
-//! acknowledgement was lost is harmless to repeat.
+//! refusals that retrying cannot change. Each attempt carries a freshly signed context whose
+//! envelope id is the item id and a random suffix, so no attempt reuses an envelope id (not
+//! even the first attempt after a crash, when the attempt count on disk did not move) and the
+//! receiver's replay guard neither refuses a retry nor has to be loosened for one. The receiver
+//! applies the payload once by its own id (trace request or response id, record reference) and
+//! acknowledges a repeated delivery again, signed for the new envelope, so a delivery whose
+//! acknowledgement was lost is harmless to repeat and its "already received" answer is success.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +19,7 @@ use tracenet_proto::v1 as pb;
 use crate::audit::{Event, EventKind};
 use crate::config::RetryPolicy;
 use crate::context::NodeContext;
-use crate::ids::NodeId;
+use crate::ids::{NodeId, new_request_id};
 use crate::ledger::Delivered;
 
 /// Delay before the next attempt after `failures` failed ones: base × 2^(failures−1), capped,
@@ -33,10 +37,15 @@ pub fn retry_delay_ms(policy: RetryPolicy, failures: u32, item_id: &str) -> u64 
 }
 
 /// Whether a refusal may succeed later (peer down, overloaded, slow) or never will.
+///
+/// `AlreadyExists` is the replay guard refusing an envelope id it has seen: it says nothing of
+/// whether the item was applied (the guard records the id before the handler stores anything),
+/// and is not signed, so it is neither success nor final; the next attempt has a fresh envelope.
 pub fn retryable(code: tonic::Code) -> bool {
     matches!(
         code,
-        tonic::Code::Unavailable
+        tonic::Code::AlreadyExists
+            | tonic::Code::Unavailable
             | tonic::Code::DeadlineExceeded
             | tonic::Code::ResourceExhausted
             | tonic::Code::Unknown
@@ -99,12 +108,26 @@ fn verify_ack(
     Ok(ack)
 }
 
+/// The longest envelope id a receiver accepts, in bytes.
+const MAX_ENVELOPE_ID: usize = 128;
+
+/// The envelope id of one attempt: the item id (cut to fit, on a character boundary) for the
+/// receiver's logs, `#`, and a random `nonce` that makes every attempt's envelope new.
+fn envelope_id(item_id: &str, nonce: &str) -> String {
+    let room = MAX_ENVELOPE_ID.saturating_sub(nonce.len() + 1);
+    let mut cut = item_id.len().min(room);
+    while !item_id.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}#{nonce}", &item_id[..cut])
+}
+
 fn envelope(
     ctx: &NodeContext,
     item: &pb::OutboxItem,
     purpose: pb::Purpose,
 ) -> (String, pb::SignedContext) {
-    let envelope_id = format!("{}#{}", item.id, item.attempts + 1);
+    let envelope_id = envelope_id(&item.id, &new_request_id());
     let signed = ctx.signing.sign_context(&pb::RequestContext {
         request_id: envelope_id.clone(),
         requester_node: ctx.node_id.to_string(),
@@ -121,30 +144,35 @@ async fn attempt(ctx: NodeContext, item: pb::OutboxItem) {
     let result = deliver(&ctx, &item).await;
     let now = ctx.clock.now_secs();
     let c = ctx.clone();
-    let outcome = tokio::task::spawn_blocking(move || match result {
-        Ok(effect) => {
-            c.ledger.delivered(&item.id, effect, now)?;
-            let _ = c.audit.append(
-                vec![Event {
+    let outcome = tokio::task::spawn_blocking(move || {
+        let status = match result {
+            // Audited before the item leaves the outbox (see `audit::audit_then`): if the audit
+            // fails, the item stays and the next attempt (a repeated delivery) audits again.
+            Ok(effect) => {
+                let event = Event {
                     peer: item.target_node.clone(),
                     request_id: item.id.clone(),
                     detail: format!("delivered after {} attempt(s)", item.attempts + 1),
                     ..Event::new(EventKind::Delivery)
-                }],
-                now,
-            );
-            Ok(())
-        }
-        Err(status) => {
-            let reason = format!("{:?}: {}", status.code(), status.message());
-            let next = retryable(status.code()).then(|| {
-                c.clock.now_millis() + retry_delay_ms(c.retry, item.attempts + 1, &item.id) as i64
-            });
-            if next.is_none() {
-                tracing::warn!(item = %item.id, peer = %item.target_node, %reason, "delivery refused for good");
+                };
+                match c.audit.append(vec![event], now) {
+                    Ok(_) => return c.ledger.delivered(&item.id, effect, now),
+                    Err(e) => {
+                        tracing::error!(error = %e, "audit of a delivery failed; delivering again");
+                        tonic::Status::unavailable(format!("audit log: {e}"))
+                    }
+                }
             }
-            c.ledger.failed(&item, &reason, next)
+            Err(status) => status,
+        };
+        let reason = format!("{:?}: {}", status.code(), status.message());
+        let next = retryable(status.code()).then(|| {
+            c.clock.now_millis() + retry_delay_ms(c.retry, item.attempts + 1, &item.id) as i64
+        });
+        if next.is_none() {
+            tracing::warn!(item = %item.id, peer = %item.target_node, %reason, "delivery refused for good");
         }
+        c.ledger.failed(&item, &reason, next)
     })
     .await;
     if let Ok(Err(e)) = outcome {
@@ -246,5 +274,21 @@ mod tests {
         assert!(!retryable(tonic::Code::PermissionDenied));
         assert!(!retryable(tonic::Code::InvalidArgument));
         assert!(!retryable(tonic::Code::FailedPrecondition));
+        // A seen envelope id is not final: the next attempt comes in a new envelope.
+        assert!(retryable(tonic::Code::AlreadyExists));
+    }
+
+    #[test]
+    fn every_attempt_has_a_new_envelope_id_that_a_receiver_accepts() {
+        let a = envelope_id("treq:t1", &new_request_id());
+        let b = envelope_id("treq:t1", &new_request_id());
+        assert_ne!(a, b, "a retry must not reuse an envelope id");
+        assert!(a.starts_with("treq:t1#"), "{a}");
+        // Item ids carry peer-chosen request ids of up to 128 bytes: still within the limit,
+        // cut on a character boundary.
+        let long = format!("tresp:{}", "é".repeat(100));
+        let id = envelope_id(&long, &new_request_id());
+        assert!(id.len() <= MAX_ENVELOPE_ID, "{}", id.len());
+        assert!(id.starts_with("tresp:é"));
     }
 }

@@ -5,9 +5,10 @@
 //! Each operation is a pure decision and a thin driver. The decisions (`decide_*`, `check_*`)
 //! take the request, the roster view (peers, their trace settings, the policy in force), what
 //! the driver read, and the time, and return the change to make: the trace record or response,
-//! the outbox items to queue and the audit event. The drivers read, then `commit` writes the
-//! change and its deliveries in one durable ledger step (see [`crate::ledger`]), appends the
-//! audit event, and only then wakes the outbox worker and answers.
+//! the outbox items to queue and the audit event. The drivers read, then `commit` appends the
+//! audit event, writes the change and its deliveries in one durable ledger step (see
+//! [`crate::ledger`]), and only then wakes the outbox worker and answers: nothing is queued for
+//! delivery before it is audited (finding L2).
 
 use tracenet_proto::v1 as pb;
 
@@ -493,20 +494,45 @@ pub fn decide_forward(
 
 // ---- drivers (blocking; run off the async threads) ----
 
-/// Applies a decided step in its fixed order: the durable ledger write (the change and its
-/// deliveries), then the audit event, then waking the outbox worker. The caller answers only
-/// after this returns, so nothing is reported done that is not recorded and audited.
+/// Applies a decided step in its fixed order: the audit event (durable), then the ledger write
+/// (the change and the deliveries it queues, durable), then waking the outbox worker. Audited
+/// first (finding L2) so that nothing is queued for delivery, or changed, that the audit log has
+/// not seen, even if the node dies between the two writes (see [`crate::audit::audit_then`]).
+/// The caller answers only after this returns, so nothing is reported done that is not recorded.
 fn commit<T>(
     ctx: &NodeContext,
     write: impl FnOnce(&NodeContext) -> Result<T, LedgerError>,
     event: Event,
 ) -> Result<T, WorkflowError> {
-    let out = write(ctx)?;
-    ctx.audit
-        .append(vec![event], ctx.clock.now_secs())
-        .map_err(|e| WorkflowError::Audit(e.to_string()))?;
-    ctx.outbox_wakeup.notify_one();
-    Ok(out)
+    let now = ctx.clock.now_secs();
+    let audited = event.clone();
+    let out = crate::audit::audit_then(
+        || {
+            ctx.audit
+                .append(vec![audited], now)
+                .map(drop)
+                .map_err(|e| WorkflowError::Audit(e.to_string()))
+        },
+        || write(ctx).map_err(WorkflowError::from),
+    );
+    match &out {
+        Ok(_) => ctx.outbox_wakeup.notify_one(),
+        // The audit log says the step was about to happen; say it did not, so the log stays
+        // truthful. Best effort: the step itself already failed and is reported as such.
+        Err(WorkflowError::Ledger(e)) => {
+            if let Err(a) = ctx.audit.append(vec![not_carried_out(event, e)], now) {
+                tracing::error!(error = %a, "audit of a step that failed was not completed");
+            }
+        }
+        Err(_) => {}
+    }
+    out
+}
+
+/// The audit event saying that an audited step then failed in the ledger.
+fn not_carried_out(mut event: Event, error: &LedgerError) -> Event {
+    event.detail = format!("not carried out ({error}): {}", event.detail);
+    event
 }
 
 /// Checks and sends a trace request to the node of the requested State.
@@ -895,6 +921,28 @@ mod tests {
         assert_eq!(out.item.id, "forward:DEU-BKA:r1:ITA-POL");
         assert_eq!(out.event.kind, EventKind::OnwardTransmission);
         assert_eq!(out.event.record_refs, ["r1"]);
+    }
+
+    #[test]
+    fn an_audited_step_that_then_fails_is_audited_as_not_carried_out() {
+        let event = tracing_event(
+            EventKind::Disclosure,
+            &node("FRA-POL"),
+            "t1",
+            "trace result disclosed".into(),
+        );
+        let note = not_carried_out(
+            event.clone(),
+            &LedgerError::Conflict("already answered".into()),
+        );
+        assert_eq!(
+            (note.kind, note.peer.as_str(), note.request_id.as_str()),
+            (event.kind, "FRA-POL", "t1")
+        );
+        assert_eq!(
+            note.detail,
+            "not carried out (already answered): trace result disclosed"
+        );
     }
 
     #[test]

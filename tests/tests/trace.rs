@@ -261,6 +261,124 @@ async fn a_repeated_delivery_is_applied_once() {
     fed.shutdown().await.unwrap();
 }
 
+/// What an outbox retry after a crash looks like to the receiver: the same item again, each
+/// time in a fresh envelope (new id, so the replay guard lets it through). A passed-on copy and a
+/// retraction are applied once and every repeat is acknowledged as one, signed for its envelope.
+#[tokio::test]
+async fn passed_on_copies_and_retractions_repeated_in_fresh_envelopes_are_applied_once() {
+    let fed = federation().await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let envelope = |key: &tracenet_node::envelope::SigningKey, from: &str, id: &str| {
+        key.sign_context(&pb::RequestContext {
+            request_id: id.into(),
+            requester_node: from.into(),
+            purpose: pb::Purpose::CriminalInvestigation as i32,
+            issued_at: now,
+            ..Default::default()
+        })
+    };
+    let reference = pb::RecordRef {
+        owner_node: "ITA-POL".into(),
+        reference: "syn-ref-1".into(),
+    };
+    // FRA passes on ITA's record to DEU three times (its outbox retrying).
+    let fra_key = fed.signing_key(FRA).unwrap();
+    let mut from_fra = fed
+        .peer_client(DEU, ClientCert::Of(FRA, "node"))
+        .await
+        .unwrap();
+    let mut repeats = Vec::new();
+    for attempt in ["a", "b", "c"] {
+        let ack = from_fra
+            .share_forwarded(pb::ShareForwardedRequest {
+                context: Some(envelope(&fra_key, "FRA-POL", &format!("fwd:1#{attempt}"))),
+                record: Some(pb::ReceivedRecord {
+                    reference: Some(reference.clone()),
+                    request_id: "syn-q-1".into(),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(ack.signature.is_some());
+        repeats.push(ack.duplicate);
+    }
+    assert_eq!(repeats, vec![false, true, true]);
+    let mut deu = fed.admin(DEU).await.unwrap();
+    let held = deu
+        .list_received(pb::ListReceivedRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .records;
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].forwarded_by, "FRA-POL");
+
+    // ITA, the owner, retracts it; the retries find nothing more to delete and say so.
+    let ita_key = fed.signing_key(2).unwrap();
+    let mut from_ita = fed
+        .peer_client(DEU, ClientCert::Of(2, "node"))
+        .await
+        .unwrap();
+    let mut repeats = Vec::new();
+    for attempt in ["a", "b"] {
+        let ack = from_ita
+            .retract(pb::RetractRequest {
+                context: Some(envelope(
+                    &ita_key,
+                    "ITA-POL",
+                    &format!("retract:1#{attempt}"),
+                )),
+                reference: Some(reference.clone()),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        repeats.push(ack.duplicate);
+    }
+    assert_eq!(repeats, vec![false, true]);
+    let held = deu
+        .list_received(pb::ListReceivedRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .records;
+    assert!(held.is_empty());
+
+    // Every delivery, repeated or not, is in DEU's audit log, the repeats marked as such.
+    let audit = deu
+        .list_audit(pb::ListAuditRequest {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    let passed_on: Vec<&str> = audit
+        .iter()
+        .filter(|e| e.detail.starts_with("record of ITA-POL passed on"))
+        .map(|e| e.detail.as_str())
+        .collect();
+    assert_eq!(passed_on.len(), 3, "{passed_on:?}");
+    assert_eq!(
+        passed_on.iter().filter(|d| d.contains("repeated")).count(),
+        2
+    );
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|e| e.kind == "retraction_applied")
+            .count(),
+        2
+    );
+    fed.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn answering_against_the_policy_is_refused_and_bad_requests_get_field_errors() {
     let fed = federation().await;

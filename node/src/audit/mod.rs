@@ -30,6 +30,20 @@ pub use storage::AuditStorage;
 pub use crate::audit_kind::EventKind;
 use crate::envelope::{SigningKey, verify_checkpoint};
 
+/// Runs `audit`, then `store` only if the audit succeeded, and returns what `store` returned.
+///
+/// Why this order: the audit log and the ledger are separate durable writes, so a crash (or a
+/// failure) can fall between them. Audited first, the worst case is an audit entry for a change
+/// that was never stored, which the sender's retry completes; the other order could leave data
+/// from a peer (or a disclosure queued for delivery) that the audit log never saw.
+pub fn audit_then<T, E>(
+    audit: impl FnOnce() -> Result<(), E>,
+    store: impl FnOnce() -> Result<T, E>,
+) -> Result<T, E> {
+    audit()?;
+    store()
+}
+
 /// A checkpoint is signed at least every this many entries (and when the node stops).
 pub const CHECKPOINT_EVERY: u64 = 64;
 const ZERO: [u8; 32] = [0; 32];
@@ -382,6 +396,36 @@ pub fn verify_log(storage: &dyn AuditStorage, public_key: &[u8]) -> Result<Verif
 mod tests {
     use super::*;
     use crate::ids::NodeId;
+
+    #[test]
+    fn the_audit_comes_first_and_a_failed_audit_stores_nothing() {
+        let steps = std::cell::RefCell::new(Vec::new());
+        let ok: Result<u8, &str> = audit_then(
+            || {
+                steps.borrow_mut().push("audit");
+                Ok(())
+            },
+            || {
+                steps.borrow_mut().push("store");
+                Ok(7)
+            },
+        );
+        assert_eq!((ok, steps.take()), (Ok(7), vec!["audit", "store"]));
+        let refused: Result<u8, &str> = audit_then(
+            || {
+                steps.borrow_mut().push("audit");
+                Err("audit log full")
+            },
+            || {
+                steps.borrow_mut().push("store");
+                Ok(7)
+            },
+        );
+        assert_eq!(
+            (refused, steps.take()),
+            (Err("audit log full"), vec!["audit"])
+        );
+    }
 
     fn setup() -> (sled::Db, Arc<SigningKey>, AuditLog) {
         let db = crate::store::open::open_temporary().unwrap();

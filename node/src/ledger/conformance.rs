@@ -276,6 +276,12 @@ fn received_copies_are_keyed_by_owner_and_reference(s: &impl LedgerStorage) {
             copy("ITA-POL", "r1", "a")
         ]
     );
+    // One copy is read by its key (what a repeated delivery is recognised by).
+    assert_eq!(
+        s.received_copy("FRA-POL", "r9").unwrap(),
+        Some(copy("FRA-POL", "r9", "d"))
+    );
+    assert_eq!(s.received_copy("ITA-POL", "r9").unwrap(), None);
     assert!(!s.remove_received("ITA-POL", "r9").unwrap());
     assert!(s.remove_received("FRA-POL", "r9").unwrap());
     assert!(!s.remove_received("FRA-POL", "r9").unwrap());

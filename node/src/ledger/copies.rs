@@ -42,6 +42,15 @@ impl Ledger {
         self.storage.remove_received(owner.as_str(), reference)
     }
 
+    /// The copy of `reference` received from `owner`, if one is held.
+    pub fn received_copy(
+        &self,
+        owner: &str,
+        reference: &str,
+    ) -> Result<Option<pb::ReceivedRecord>, LedgerError> {
+        self.storage.received_copy(owner, reference)
+    }
+
     /// All received copies.
     pub fn list_received(&self) -> Result<Vec<pb::ReceivedRecord>, LedgerError> {
         self.storage.received()
@@ -68,8 +77,10 @@ mod tests {
             }),
             ..Default::default()
         };
-        l.store_received(&[copy]).unwrap();
+        l.store_received(std::slice::from_ref(&copy)).unwrap();
         assert_eq!(l.list_received().unwrap().len(), 1);
+        assert_eq!(l.received_copy("FRA-POL", "r9").unwrap(), Some(copy));
+        assert_eq!(l.received_copy("ITA-POL", "r9").unwrap(), None);
         assert!(!l.remove_received(&node("ITA-POL"), "r9").unwrap());
         assert!(l.remove_received(&node("FRA-POL"), "r9").unwrap());
         assert!(!l.remove_received(&node("FRA-POL"), "r9").unwrap());

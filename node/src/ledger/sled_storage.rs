@@ -283,6 +283,18 @@ impl LedgerStorage for SledLedgerStorage {
             })
             .collect()
     }
+
+    fn received_copy(
+        &self,
+        owner: &str,
+        reference: &str,
+    ) -> Result<Option<pb::ReceivedRecord>, LedgerError> {
+        let key = pair_key(owner, reference);
+        match self.received.get(&key).map_err(engine)? {
+            Some(v) => decode(&key, &v).map(Some),
+            None => Ok(None),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -100,4 +100,18 @@ pub trait LedgerStorage: Send + Sync + std::fmt::Debug + 'static {
 
     /// All received copies, in (owner node, reference) order.
     fn received(&self) -> Result<Vec<pb::ReceivedRecord>, LedgerError>;
+
+    /// The copy of `reference` received from `owner`, if one is held. The default reads them all;
+    /// a storage with keyed reads should answer directly.
+    fn received_copy(
+        &self,
+        owner: &str,
+        reference: &str,
+    ) -> Result<Option<pb::ReceivedRecord>, LedgerError> {
+        Ok(self.received()?.into_iter().find(|r| {
+            r.reference
+                .as_ref()
+                .is_some_and(|x| x.owner_node == owner && x.reference == reference)
+        }))
+    }
 }

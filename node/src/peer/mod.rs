@@ -10,7 +10,13 @@
 //!
 //! The decisions are elsewhere and pure: what a lookup or query discloses in [`crate::disclose`],
 //! whether a delivery may come from its caller and what it audits in [`rules`]. The handlers
-//! here are their drivers: verify, read, decide, write the ledger, audit, and only then answer.
+//! here are their drivers: verify, read, decide, audit, write the ledger, and only then answer.
+//!
+//! Deliveries are idempotent by item, not by envelope: every attempt of the sender's outbox
+//! comes in a fresh envelope (which the replay guard sees once), and a repeated delivery of the
+//! same item (a trace request or response by its request id, a retraction or a passed-on
+//! record by its reference) is recognised here, applied no second time, audited as repeated,
+//! and acknowledged again with the same outcome.
 
 use std::pin::Pin;
 
@@ -25,6 +31,7 @@ use crate::auth::caller;
 use crate::context::NodeContext;
 use crate::disclose::{self, Answer, DiscloseError};
 use crate::ids::{NodeId, PeerIdentity};
+use crate::ledger::{INCOMING, OUTGOING};
 use crate::status;
 
 pub mod rules;
@@ -106,21 +113,33 @@ impl PeerService {
         ack
     }
 
-    /// Applies a delivery in one trip to the blocking pool, in this order: the ledger write, then
-    /// its audit event (built from what the write found), durably. Only then may the caller
-    /// acknowledge; if either fails, nothing is acknowledged and the sender retries.
-    async fn apply<T: Send + 'static>(
+    /// Applies a delivery in one trip to the blocking pool, in this order: `peek` reads what is
+    /// held already (so a repeated delivery is audited as one), its audit event is appended
+    /// durably, and only then does `write` store the delivery. Only then may the caller
+    /// acknowledge; if any step fails, nothing is acknowledged and the sender retries.
+    ///
+    /// Audit first, so that neither a crash between the two writes nor a handler dropped at an
+    /// await point (the blocking closure runs to completion regardless) can leave something
+    /// stored from a peer without its audit entry (see [`crate::audit::audit_then`]).
+    async fn apply<P: Send + 'static, T: Send + 'static>(
         &self,
-        write: impl FnOnce(&NodeContext) -> Result<T, crate::ledger::LedgerError> + Send + 'static,
-        event: impl FnOnce(&T) -> Event + Send + 'static,
+        peek: impl FnOnce(&NodeContext) -> Result<P, Status> + Send + 'static,
+        event: impl FnOnce(&P) -> Event + Send + 'static,
+        write: impl FnOnce(&NodeContext, P) -> Result<T, crate::ledger::LedgerError> + Send + 'static,
     ) -> Result<T, Status> {
         let ctx = self.ctx.clone();
         tokio::task::spawn_blocking(move || {
-            let out = write(&ctx).map_err(Status::from)?;
-            ctx.audit
-                .append(vec![event(&out)], ctx.clock.now_secs())
-                .map_err(status::audit_before_answer)?;
-            Ok(out)
+            let seen = peek(&ctx)?;
+            let ev = event(&seen);
+            crate::audit::audit_then(
+                || {
+                    ctx.audit
+                        .append(vec![ev], ctx.clock.now_secs())
+                        .map(drop)
+                        .map_err(status::audit_before_answer)
+                },
+                || write(&ctx, seen).map_err(Status::from),
+            )
         })
         .await
         .map_err(|_| Status::internal("internal error"))?
@@ -237,10 +256,19 @@ impl PeerExchange for PeerService {
             .ok_or_else(|| Status::invalid_argument("request is required"))?;
         rules::check_trace_request(&who, self.ctx.country, &req)?;
         let id = req.id.clone();
-        let (w, r, c) = (who.clone(), req.clone(), rctx.clone());
+        let (w, r, c, peek_id) = (who.clone(), req.clone(), rctx.clone(), id.clone());
+        let peek_who = who.clone();
         let (duplicate, status) = self
             .apply(
                 move |n| {
+                    let held = n
+                        .ledger
+                        .get_trace(INCOMING, &peek_id, n.clock.now_secs())
+                        .map_err(Status::from)?;
+                    rules::repeated_request(held.as_ref(), &peek_who)
+                },
+                move |repeated| rules::trace_request_event(&who, &c, &req, *repeated),
+                move |n, _| {
                     n.ledger.receive_request(
                         &r,
                         &w,
@@ -248,17 +276,16 @@ impl PeerExchange for PeerService {
                         &n.trace_settings.escalation_contact,
                     )
                 },
-                move |(duplicate, _)| rules::trace_request_event(&who, &c, &req, *duplicate),
             )
             .await?;
-        if !duplicate {
-            let node = self.ctx.clone();
-            // A failure here leaves the request for an officer; it never fails the delivery.
-            let answered =
-                tokio::task::spawn_blocking(move || crate::workflow::auto_answer(&node, &id)).await;
-            if let Ok(Err(e)) = answered {
-                tracing::warn!(error = %e, "automatic trace answer failed");
-            }
+        // Also on a repeated delivery: a node killed after storing the request but before its
+        // automatic answer answers it now. `auto_answer` answers only requests still open.
+        let node = self.ctx.clone();
+        // A failure here leaves the request for an officer; it never fails the delivery.
+        let answered =
+            tokio::task::spawn_blocking(move || crate::workflow::auto_answer(&node, &id)).await;
+        if let Ok(Err(e)) = answered {
+            tracing::warn!(error = %e, "automatic trace answer failed");
         }
         Ok(Response::new(self.signed_ack(
             &rctx.request_id,
@@ -278,11 +305,21 @@ impl PeerExchange for PeerService {
             .response
             .ok_or_else(|| Status::invalid_argument("response is required"))?;
         rules::check_trace_response(&who, &resp)?;
-        let event = rules::trace_response_event(&who, &rctx, &resp);
+        let (c, r, peek_id) = (rctx.clone(), resp.clone(), resp.request_id.clone());
         let (duplicate, status) = self
             .apply(
-                move |n| n.ledger.receive_response(&resp, &who, n.clock.now_secs()),
-                |_| event,
+                move |n| {
+                    let held = n
+                        .ledger
+                        .get_trace(OUTGOING, &peek_id, n.clock.now_secs())
+                        .map_err(Status::from)?;
+                    Ok(held.is_some_and(|t| t.response.is_some()))
+                },
+                {
+                    let who = who.clone();
+                    move |repeated| rules::trace_response_event(&who, &c, &r, *repeated)
+                },
+                move |n, _| n.ledger.receive_response(&resp, &who, n.clock.now_secs()),
             )
             .await?;
         Ok(Response::new(self.signed_ack(
@@ -304,10 +341,35 @@ impl PeerExchange for PeerService {
             .ok_or_else(|| Status::invalid_argument("record is required"))?;
         let copy =
             rules::accept_forwarded(&self.ctx.node_id, &who, copy, self.ctx.clock.now_secs())?;
-        let event = rules::forwarded_event(&who, &rctx, &copy);
-        self.apply(move |n| n.ledger.store_received(&[copy]), |_| event)
+        let reference = copy.reference.clone().unwrap_or_default();
+        let (c, incoming) = (rctx.clone(), copy.clone());
+        let repeated = self
+            .apply(
+                move |n| {
+                    let held = n
+                        .ledger
+                        .received_copy(&reference.owner_node, &reference.reference)
+                        .map_err(Status::from)?;
+                    Ok(rules::same_copy(held.as_ref(), &incoming))
+                },
+                {
+                    let copy = copy.clone();
+                    move |repeated| rules::forwarded_event(&who, &c, &copy, *repeated)
+                },
+                // A repeated delivery keeps the copy as first received (and its time).
+                move |n, repeated| {
+                    if !repeated {
+                        n.ledger.store_received(&[copy])?;
+                    }
+                    Ok(repeated)
+                },
+            )
             .await?;
-        Ok(Response::new(self.signed_ack(&rctx.request_id, false, 0)))
+        Ok(Response::new(self.signed_ack(
+            &rctx.request_id,
+            repeated,
+            0,
+        )))
     }
 
     async fn retract(
@@ -322,10 +384,18 @@ impl PeerExchange for PeerService {
             .ok_or_else(|| Status::invalid_argument("reference is required"))?;
         rules::check_retraction(&who, &reference)?;
         let (w, r, c) = (who.clone(), reference.reference.clone(), rctx.clone());
+        let (peek_owner, peek_ref) = (who.clone(), reference.reference.clone());
         let existed = self
             .apply(
-                move |n| n.ledger.remove_received(&w, &r),
-                move |existed| rules::retraction_event(&who, &c, &reference, *existed),
+                move |n| {
+                    n.ledger
+                        .received_copy(peek_owner.as_str(), &peek_ref)
+                        .map(|held| held.is_some())
+                        .map_err(Status::from)
+                },
+                move |held| rules::retraction_event(&who, &c, &reference, *held),
+                // Idempotent: a repeated retraction finds nothing and says so.
+                move |n, _| n.ledger.remove_received(&w, &r),
             )
             .await?;
         Ok(Response::new(self.signed_ack(

@@ -58,6 +58,30 @@ pub fn check_trace_request(
     Ok(())
 }
 
+/// Whether a trace request `caller` delivers is one already held (a repeated delivery of the
+/// same item, e.g. a retry after the sender was killed before it saw the acknowledgement), given
+/// what is held under its id. The id held for another requester is refused: it is not a repeat.
+pub fn repeated_request(held: Option<&pb::TraceRecord>, caller: &NodeId) -> Result<bool, Status> {
+    match held {
+        None => Ok(false),
+        Some(t) if t.counterpart_node == caller.as_str() => Ok(true),
+        Some(_) => Err(Status::failed_precondition(
+            "this trace request id is taken by another requester",
+        )),
+    }
+}
+
+/// Whether a passed-on record is the copy already held (a repeated delivery): equal in
+/// everything but the time it was received.
+pub fn same_copy(held: Option<&pb::ReceivedRecord>, incoming: &pb::ReceivedRecord) -> bool {
+    held.is_some_and(|h| {
+        h == &pb::ReceivedRecord {
+            received_at: h.received_at,
+            ..incoming.clone()
+        }
+    })
+}
+
 /// A trace request applied (or recognised as a repeated delivery).
 pub fn trace_request_event(
     who: &NodeId,
@@ -90,24 +114,27 @@ pub fn check_trace_response(caller: &NodeId, resp: &pb::TraceResponse) -> Result
     Ok(())
 }
 
-/// A trace response applied.
+/// A trace response applied (`repeated`: one was already held, this delivery changes nothing).
 pub fn trace_response_event(
     who: &NodeId,
     rctx: &pb::RequestContext,
     resp: &pb::TraceResponse,
+    repeated: bool,
 ) -> Event {
+    let outcome = pb::TraceStatus::try_from(resp.outcome)
+        .unwrap_or(pb::TraceStatus::Unspecified)
+        .as_str_name();
     Event {
         request_id: resp.request_id.clone(),
         ..event(
             EventKind::Delivery,
             who,
             rctx,
-            format!(
-                "trace response received: {}",
-                pb::TraceStatus::try_from(resp.outcome)
-                    .unwrap_or(pb::TraceStatus::Unspecified)
-                    .as_str_name()
-            ),
+            if repeated {
+                format!("trace response (repeated delivery, already applied): {outcome}")
+            } else {
+                format!("trace response received: {outcome}")
+            },
         )
     }
 }
@@ -142,20 +169,29 @@ pub fn accept_forwarded(
     Ok(copy)
 }
 
-/// A passed-on record kept.
+/// A passed-on record kept (`repeated`: the same copy was already held and is kept as it was).
 pub fn forwarded_event(
     who: &NodeId,
     rctx: &pb::RequestContext,
     copy: &pb::ReceivedRecord,
+    repeated: bool,
 ) -> Event {
     let reference = copy.reference.clone().unwrap_or_default();
+    let again = if repeated {
+        " (repeated delivery, already held)"
+    } else {
+        ""
+    };
     Event {
         record_refs: vec![reference.reference],
         ..event(
             EventKind::Delivery,
             who,
             rctx,
-            format!("record of {} passed on by {who}", reference.owner_node),
+            format!(
+                "record of {} passed on by {who}{again}",
+                reference.owner_node
+            ),
         )
     }
 }
@@ -257,10 +293,15 @@ mod tests {
             Code::PermissionDenied
         );
         let ctx = context("DEU-BKA", pb::Purpose::Tracing);
-        let e = trace_response_event(&node("DEU-BKA"), &ctx, &resp);
+        let e = trace_response_event(&node("DEU-BKA"), &ctx, &resp, false);
         assert_eq!(e.kind, EventKind::Delivery);
         assert_eq!(e.request_id, "t1");
         assert_eq!(e.detail, "trace response received: TRACE_STATUS_DECLINED");
+        let again = trace_response_event(&node("DEU-BKA"), &ctx, &resp, true);
+        assert_eq!(
+            again.detail,
+            "trace response (repeated delivery, already applied): TRACE_STATUS_DECLINED"
+        );
     }
 
     #[test]
@@ -312,9 +353,42 @@ mod tests {
             ("DEU-BKA", 5)
         );
         let ctx = context("DEU-BKA", pb::Purpose::CriminalInvestigation);
-        let e = forwarded_event(&caller, &ctx, &kept);
+        let e = forwarded_event(&caller, &ctx, &kept, false);
         assert_eq!(e.detail, "record of ITA-POL passed on by DEU-BKA");
         assert_eq!(e.purpose, "PURPOSE_CRIMINAL_INVESTIGATION");
+        let again = forwarded_event(&caller, &ctx, &kept, true);
+        assert_eq!(
+            again.detail,
+            "record of ITA-POL passed on by DEU-BKA (repeated delivery, already held)"
+        );
+    }
+
+    #[test]
+    fn a_redelivered_item_is_recognised_as_the_same_delivery() {
+        let held = pb::TraceRecord {
+            counterpart_node: "DEU-BKA".into(),
+            ..Default::default()
+        };
+        assert!(!repeated_request(None, &node("DEU-BKA")).unwrap());
+        assert!(repeated_request(Some(&held), &node("DEU-BKA")).unwrap());
+        assert_eq!(
+            code(repeated_request(Some(&held), &node("ITA-POL"))),
+            Code::FailedPrecondition
+        );
+        // A passed-on copy received again later is the same copy; another version is not.
+        let copy = |notes: &str, at: i64| pb::ReceivedRecord {
+            reference: Some(pb::RecordRef {
+                owner_node: "ITA-POL".into(),
+                reference: "r1".into(),
+            }),
+            forwarded_by: "DEU-BKA".into(),
+            received_at: at,
+            request_id: notes.into(),
+            ..Default::default()
+        };
+        assert!(same_copy(Some(&copy("a", 5)), &copy("a", 9)));
+        assert!(!same_copy(Some(&copy("a", 5)), &copy("b", 9)));
+        assert!(!same_copy(None, &copy("a", 9)));
     }
 
     #[test]
