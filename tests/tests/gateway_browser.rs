@@ -127,7 +127,7 @@ async fn an_officer_works_a_case_end_to_end_in_a_real_browser() {
     // Send a trace request to DEU.
     b.click("a[href='/traces']").await.unwrap();
     b.click("#new-trace").await.unwrap();
-    b.fill("#t-requested_country", "DEU").await.unwrap();
+    b.select("#t-requested_country", "DEU").await.unwrap();
     b.fill("#t-serial_number", "DEU-4242-ZZ").await.unwrap();
     b.fill("#t-manufacturer", "Synthetic Arms").await.unwrap();
     b.fill(

@@ -94,7 +94,7 @@ pub async fn audit(
     }];
     kinds.extend(AUDIT_KINDS.iter().map(|k| SelectOption {
         value: (*k).to_owned(),
-        label: (*k).replace('_', " "),
+        label: o.lang.audit_kind(k),
         selected: q.kind == *k,
     }));
     Ok(render(&AuditPage {
@@ -107,11 +107,11 @@ pub async fn audit(
             .map(|e| AuditRow {
                 seq: e.seq,
                 at: o.lang.datetime(e.at),
-                kind: e.kind,
+                kind: o.lang.audit_kind(&e.kind),
                 peer: e.peer,
                 purpose: o.lang.enum_label(&e.purpose),
                 rule: e.policy_rule,
-                detail: e.detail,
+                detail: crate::i18n::node_text(o.lang, &e.detail),
             })
             .collect(),
         next_after,
@@ -166,7 +166,7 @@ pub async fn access_log(
                 at: o.lang.datetime(e.at),
                 who: e.who,
                 via: e.via,
-                action: e.action,
+                action: o.lang.access_action(&e.action),
                 target: e.target,
             })
             .collect(),
