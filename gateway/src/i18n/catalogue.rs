@@ -132,6 +132,8 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ),
     ("analysis.export", "Export CSV", "Exporter en CSV"),
     ("analysis.from", "From", "Du"),
+    ("analysis.hop_from", "From", "De"),
+    ("analysis.hop_to", "To", "Vers"),
     (
         "analysis.limited",
         "Limit reached: only the first {n} records per member are included for",
@@ -141,6 +143,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "analysis.limited_hint",
         "More may match: narrow the period or the filters. Totals, charts and the CSV cover only the records shown.",
         "D'autres peuvent correspondre : resserrez la période ou les filtres. Les totaux, les graphiques et le CSV ne portent que sur les enregistrements affichés.",
+    ),
+    (
+        "analysis.mode_unknown",
+        "Mode not stated",
+        "Mode non précisé",
     ),
     ("analysis.no_answer", "No answer from", "Pas de réponse de"),
     (
@@ -161,9 +168,20 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ),
     (
         "analysis.routes",
-        "Routes between countries",
-        "Itinéraires entre pays",
+        "Routes on a map",
+        "Itinéraires sur la carte",
     ),
+    (
+        "analysis.routes_help",
+        "Each square is a country, placed roughly where it lies; each arc is a hop between two countries, as wide as its number of seizures and coloured by transport mode. The table lists the same hops.",
+        "Chaque carré est un pays, placé à peu près où il se trouve ; chaque arc est une étape entre deux pays, d'autant plus large qu'il y a de saisies, et coloré selon le mode de transport. Le tableau reprend les mêmes étapes.",
+    ),
+    (
+        "analysis.routes_table",
+        "Hops between countries",
+        "Étapes entre pays",
+    ),
+    ("analysis.seizures", "Seizures", "Saisies"),
     (
         "analysis.submit",
         "Query the federation",
