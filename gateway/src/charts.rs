@@ -252,169 +252,246 @@ pub struct Hop {
     pub seizures: u64,
 }
 
-/// Routes on a map: each country a tile on a geographic tile grid, each hop an arc from tile to
-/// tile whose width is the number of seizures, coloured by transport mode (with a legend). The
-/// map is cropped to the countries involved (with their surroundings); `name` gives a
-/// country's name for the tiles' tooltips, `unknown_mode` labels hops without a mode.
-pub fn route_map(
+/// Routes on maps: one map of every hop (all transport modes together), and one small map per
+/// transport mode, most seizures first.
+#[derive(Debug, Clone, Default)]
+pub struct RouteMaps {
+    /// Every hop, one arc per pair of countries, as wide as all its seizures.
+    pub overview: String,
+    /// Per transport mode: its label, its seizures (hops counted), and its map.
+    pub by_mode: Vec<(String, u64, String)>,
+}
+
+/// The part of the grid a set of maps shows, and where each country's tile goes.
+struct Frame {
+    x0: u8,
+    x1: u8,
+    y0: u8,
+    y1: u8,
+    off_grid: Vec<String>,
+}
+
+const TILE: f64 = 40.0;
+const GAP: f64 = 4.0;
+const STEP: f64 = TILE + GAP;
+
+fn on_grid(code: &str) -> Option<(u8, u8)> {
+    TILES
+        .iter()
+        .find(|(t, _, _)| *t == code)
+        .map(|&(_, x, y)| (x, y))
+}
+
+impl Frame {
+    /// The involved countries' tiles with one tile around them (the whole grid when none);
+    /// countries not on the grid get a row below it.
+    fn around(hops: &[Hop]) -> Frame {
+        let mut codes: Vec<&str> = hops
+            .iter()
+            .flat_map(|h| [h.from.as_str(), h.to.as_str()])
+            .collect();
+        codes.sort_unstable();
+        codes.dedup();
+        let cells: Vec<(u8, u8)> = codes.iter().filter_map(|c| on_grid(c)).collect();
+        let all: Vec<(u8, u8)> = if cells.is_empty() {
+            TILES.iter().map(|t| (t.1, t.2)).collect()
+        } else {
+            cells
+        };
+        let pad = u8::from(codes.iter().any(|c| on_grid(c).is_some()));
+        Frame {
+            x0: all
+                .iter()
+                .map(|c| c.0)
+                .min()
+                .unwrap_or(0)
+                .saturating_sub(pad),
+            x1: all
+                .iter()
+                .map(|c| c.0)
+                .max()
+                .unwrap_or(0)
+                .saturating_add(pad),
+            y0: all
+                .iter()
+                .map(|c| c.1)
+                .min()
+                .unwrap_or(0)
+                .saturating_sub(pad),
+            y1: all
+                .iter()
+                .map(|c| c.1)
+                .max()
+                .unwrap_or(0)
+                .saturating_add(pad),
+            off_grid: codes
+                .iter()
+                .filter(|c| on_grid(c).is_none())
+                .map(|c| (*c).to_owned())
+                .collect(),
+        }
+    }
+
+    fn rows(&self) -> f64 {
+        f64::from(self.y1 - self.y0 + 1)
+    }
+
+    fn width(&self) -> f64 {
+        f64::from(self.x1 - self.x0 + 1).max(self.off_grid.len() as f64) * STEP + GAP
+    }
+
+    fn height(&self) -> f64 {
+        let other = if self.off_grid.is_empty() {
+            0.0
+        } else {
+            STEP + 18.0
+        };
+        self.rows() * STEP + GAP + other
+    }
+
+    fn shows(&self, x: u8, y: u8) -> bool {
+        (self.x0..=self.x1).contains(&x) && (self.y0..=self.y1).contains(&y)
+    }
+
+    /// The centre of a country's tile, if the frame shows it.
+    fn centre(&self, code: &str) -> Option<(f64, f64)> {
+        if let Some((x, y)) = on_grid(code) {
+            return self.shows(x, y).then(|| {
+                (
+                    GAP + f64::from(x - self.x0) * STEP + TILE / 2.0,
+                    GAP + f64::from(y - self.y0) * STEP + TILE / 2.0,
+                )
+            });
+        }
+        let i = self.off_grid.iter().position(|o| o == code)?;
+        Some((
+            GAP + i as f64 * STEP + TILE / 2.0,
+            self.rows() * STEP + 18.0 + TILE / 2.0,
+        ))
+    }
+}
+
+/// Routes on maps of countries: each country a tile on a geographic tile grid, each hop an arc
+/// from tile to tile as wide as its number of seizures (the same scale on every map, so maps
+/// compare). `name` gives a country's name for the tooltips; `unknown_mode` labels hops without
+/// a transport mode.
+pub fn route_maps(
     title: &str,
     hops: &[Hop],
     name: &dyn Fn(&str) -> String,
     unknown_mode: &str,
-) -> String {
-    const TILE: f64 = 40.0;
-    const GAP: f64 = 4.0;
-    let step = TILE + GAP;
-    let involved: BTreeMap<&str, u64> = hops.iter().fold(BTreeMap::new(), |mut m, h| {
-        *m.entry(h.from.as_str()).or_default() += h.seizures;
-        *m.entry(h.to.as_str()).or_default() += h.seizures;
-        m
-    });
-    let on_grid = |c: &str| {
-        TILES
-            .iter()
-            .find(|(t, _, _)| *t == c)
-            .map(|&(_, x, y)| (x, y))
-    };
-    // The grid area to show: the involved tiles with one tile around them (all when none).
-    let cells: Vec<(u8, u8)> = involved.keys().filter_map(|c| on_grid(c)).collect();
-    let (x0, x1, y0, y1) = if cells.is_empty() {
-        let xs = TILES.iter().map(|t| t.1);
-        let ys = TILES.iter().map(|t| t.2);
-        (
-            xs.clone().min().unwrap_or(0),
-            xs.max().unwrap_or(0),
-            ys.clone().min().unwrap_or(0),
-            ys.max().unwrap_or(0),
-        )
-    } else {
-        (
-            cells
-                .iter()
-                .map(|c| c.0)
-                .min()
-                .unwrap_or(0)
-                .saturating_sub(1),
-            cells
-                .iter()
-                .map(|c| c.0)
-                .max()
-                .unwrap_or(0)
-                .saturating_add(1),
-            cells
-                .iter()
-                .map(|c| c.1)
-                .min()
-                .unwrap_or(0)
-                .saturating_sub(1),
-            cells
-                .iter()
-                .map(|c| c.1)
-                .max()
-                .unwrap_or(0)
-                .saturating_add(1),
-        )
-    };
-    let off_grid: Vec<&str> = involved
-        .keys()
-        .copied()
-        .filter(|c| on_grid(c).is_none())
+) -> RouteMaps {
+    let frame = Frame::around(hops);
+    // All modes together: one arc per pair.
+    let mut pairs: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    for h in hops {
+        *pairs.entry((h.from.as_str(), h.to.as_str())).or_default() += h.seizures;
+    }
+    let together: Vec<Hop> = pairs
+        .into_iter()
+        .map(|((from, to), seizures)| Hop {
+            from: from.to_owned(),
+            to: to.to_owned(),
+            mode: String::new(),
+            seizures,
+        })
         .collect();
-    let cols = f64::from(x1 - x0 + 1).max(off_grid.len() as f64).max(8.0);
-    let rows = f64::from(y1 - y0 + 1);
-    // The transport modes, most seizures first, each with its colour.
+    let max = together
+        .iter()
+        .map(|h| h.seizures)
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let overview = draw_map(title, &frame, &together, max, PALETTE[0], name, "");
     let mut modes: BTreeMap<&str, u64> = BTreeMap::new();
     for h in hops {
         *modes.entry(h.mode.as_str()).or_default() += h.seizures;
     }
     let mut modes: Vec<(&str, u64)> = modes.into_iter().collect();
     modes.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    let colour = |mode: &str| {
-        let i = modes.iter().position(|(m, _)| *m == mode).unwrap_or(0);
-        PALETTE[i % PALETTE.len()]
-    };
-    let legend_h = 22.0 * modes.len().div_ceil(3).max(1) as f64 + 8.0;
-    let other_h = if off_grid.is_empty() {
-        0.0
-    } else {
-        step + 18.0
-    };
-    let w = cols * step + GAP;
-    let h = legend_h + rows * step + GAP + other_h;
+    let by_mode = modes
+        .iter()
+        .enumerate()
+        .map(|(i, (mode, n))| {
+            let label = if mode.is_empty() {
+                unknown_mode.to_owned()
+            } else {
+                (*mode).to_owned()
+            };
+            let own: Vec<Hop> = hops.iter().filter(|h| h.mode == *mode).cloned().collect();
+            let colour = PALETTE[(i + 1) % PALETTE.len()];
+            let svg = draw_map(
+                &format!("{title}: {label}"),
+                &frame,
+                &own,
+                max,
+                colour,
+                name,
+                &label,
+            );
+            (label, *n, svg)
+        })
+        .collect();
+    RouteMaps { overview, by_mode }
+}
+
+/// One map: the frame's tiles, an arc per hop (width on the scale of `max`), then the labels
+/// on top so arcs never hide them.
+fn draw_map(
+    title: &str,
+    frame: &Frame,
+    hops: &[Hop],
+    max: u64,
+    colour: &str,
+    name: &dyn Fn(&str) -> String,
+    mode: &str,
+) -> String {
+    let (w, h) = (frame.width(), frame.height());
     let mut svg = format!(
         r#"<svg class="chart map" role="img" viewBox="0 0 {w:.0} {h:.0}" xmlns="http://www.w3.org/2000/svg"><title>{}</title>"#,
         escape(title)
     );
-    // Legend: one line per transport mode with its total.
-    let mode_label = |m: &str| {
-        if m.is_empty() {
-            unknown_mode.to_owned()
-        } else {
-            m.to_owned()
-        }
-    };
-    for (i, (m, n)) in modes.iter().enumerate() {
-        let (lx, ly) = (
-            GAP + (i % 3) as f64 * (w / 3.0),
-            14.0 + (i / 3) as f64 * 22.0,
-        );
-        let _ = write!(
-            svg,
-            r#"<line x1="{lx:.1}" y1="{ly:.1}" x2="{:.1}" y2="{ly:.1}" stroke="{}" stroke-width="5"/><text x="{:.1}" y="{:.1}" font-size="12">{} ({n})</text>"#,
-            lx + 24.0,
-            colour(m),
-            lx + 30.0,
-            ly + 4.0,
-            escape(&mode_label(m))
-        );
+    let mut involved: BTreeMap<&str, u64> = BTreeMap::new();
+    for hop in hops {
+        *involved.entry(hop.from.as_str()).or_default() += hop.seizures;
+        *involved.entry(hop.to.as_str()).or_default() += hop.seizures;
     }
-    let centre = |c: &str| -> Option<(f64, f64)> {
-        if let Some((x, y)) = on_grid(c) {
-            if x < x0 || x > x1 || y < y0 || y > y1 {
-                return None;
-            }
-            return Some((
-                GAP + f64::from(x - x0) * step + TILE / 2.0,
-                legend_h + GAP + f64::from(y - y0) * step + TILE / 2.0,
-            ));
-        }
-        let i = off_grid.iter().position(|o| *o == c)?;
-        Some((
-            GAP + i as f64 * step + TILE / 2.0,
-            legend_h + rows * step + 18.0 + TILE / 2.0,
-        ))
-    };
-    // Tiles: every country of the shown area, the involved ones stronger.
-    for &(code, x, y) in TILES {
-        if x < x0 || x > x1 || y < y0 || y > y1 {
-            continue;
-        }
-        tile(
-            &mut svg,
-            code,
-            centre(code),
-            involved.get(code).copied(),
-            name,
-        );
-    }
-    if !off_grid.is_empty() {
+    let shown: Vec<&str> = TILES
+        .iter()
+        .filter(|(_, x, y)| frame.shows(*x, *y))
+        .map(|t| t.0)
+        .chain(frame.off_grid.iter().map(String::as_str))
+        .collect();
+    if !frame.off_grid.is_empty() {
         let _ = write!(
             svg,
             r##"<line x1="0" y1="{y:.1}" x2="{w:.0}" y2="{y:.1}" stroke="#aab7b8" stroke-dasharray="4 3"/>"##,
-            y = legend_h + rows * step + 8.0
+            y = frame.rows() * STEP + 8.0
         );
-        for code in &off_grid {
-            tile(
-                &mut svg,
-                code,
-                centre(code),
-                involved.get(code).copied(),
-                name,
-            );
-        }
     }
-    // Arcs, widest first so thin ones stay visible on top.
-    let max = hops.iter().map(|h| h.seizures).max().unwrap_or(1).max(1) as f64;
+    for code in &shown {
+        let Some((cx, cy)) = frame.centre(code) else {
+            continue;
+        };
+        let (fill, stroke) = if involved.contains_key(code) {
+            ("#d6eaf8", "#1f5f8b")
+        } else {
+            ("#f2f3f4", "#d5dbdb")
+        };
+        let tip = match involved.get(code) {
+            Some(n) => format!("{} ({code}): {n}", name(code)),
+            None => format!("{} ({code})", name(code)),
+        };
+        let _ = write!(
+            svg,
+            r#"<rect x="{:.1}" y="{:.1}" width="{TILE}" height="{TILE}" rx="4" fill="{fill}" stroke="{stroke}"><title>{}</title></rect>"#,
+            cx - TILE / 2.0,
+            cy - TILE / 2.0,
+            escape(&tip)
+        );
+    }
+    // Arcs, widest first so thin ones stay visible on top; each bends to its left, so A→B and
+    // B→A do not overlap; a dot marks where it arrives.
     let mut sorted: Vec<&Hop> = hops.iter().collect();
     sorted.sort_by(|a, b| {
         b.seizures
@@ -422,65 +499,51 @@ pub fn route_map(
             .then((&a.from, &a.to).cmp(&(&b.from, &b.to)))
     });
     for hop in sorted {
-        let (Some((ax, ay)), Some((bx, by))) = (centre(&hop.from), centre(&hop.to)) else {
+        let (Some((ax, ay)), Some((bx, by))) = (frame.centre(&hop.from), frame.centre(&hop.to))
+        else {
             continue;
         };
-        let width = 1.5 + 10.0 * hop.seizures as f64 / max;
-        // Bend each arc to its left (so A→B and B→A do not overlap), a little more for each
-        // further mode on the same pair.
-        let lane = modes.iter().position(|(m, _)| *m == hop.mode).unwrap_or(0) as f64;
+        let width = 1.0 + 9.0 * hop.seizures as f64 / max.max(1) as f64;
         let (dx, dy) = (bx - ax, by - ay);
         let len = (dx * dx + dy * dy).sqrt().max(1.0);
-        let bend = len * 0.18 + 8.0 * lane;
+        let bend = len * 0.2;
         let (cx, cy) = (
             (ax + bx) / 2.0 + dy / len * bend,
             (ay + by) / 2.0 - dx / len * bend,
         );
-        let c = colour(&hop.mode);
+        let what = if mode.is_empty() {
+            String::new()
+        } else {
+            format!(" · {mode}")
+        };
         let _ = write!(
             svg,
-            r#"<path class="route" d="M{ax:.1},{ay:.1} Q{cx:.1},{cy:.1} {bx:.1},{by:.1}" stroke="{c}" stroke-opacity="0.75" stroke-width="{width:.1}" stroke-linecap="round" fill="none"><title>{} → {} · {}: {}</title></path><circle cx="{bx:.1}" cy="{by:.1}" r="{:.1}" fill="{c}"/>"#,
+            r#"<path class="route" d="M{ax:.1},{ay:.1} Q{cx:.1},{cy:.1} {bx:.1},{by:.1}" stroke="{colour}" stroke-opacity="0.6" stroke-width="{width:.1}" stroke-linecap="round" fill="none"><title>{} → {}{}: {}</title></path><circle cx="{bx:.1}" cy="{by:.1}" r="{:.1}" fill="{colour}"/>"#,
             escape(&name(&hop.from)),
             escape(&name(&hop.to)),
-            escape(&mode_label(&hop.mode)),
+            escape(&what),
             hop.seizures,
-            (width / 2.0 + 1.5).min(7.0),
+            (width / 2.0 + 1.0).min(5.0),
+        );
+    }
+    for code in &shown {
+        let Some((cx, cy)) = frame.centre(code) else {
+            continue;
+        };
+        let ink = if involved.contains_key(code) {
+            "#17202a"
+        } else {
+            "#85929e"
+        };
+        let _ = write!(
+            svg,
+            r##"<text x="{cx:.1}" y="{:.1}" font-size="11" text-anchor="middle" fill="{ink}" stroke="#fff" stroke-width="3" paint-order="stroke">{}</text>"##,
+            cy + 4.0,
+            escape(code)
         );
     }
     svg.push_str("</svg>");
     svg
-}
-
-/// One country tile, with its code and a tooltip naming it (and its seizures when involved).
-fn tile(
-    svg: &mut String,
-    code: &str,
-    at: Option<(f64, f64)>,
-    seizures: Option<u64>,
-    name: &dyn Fn(&str) -> String,
-) {
-    let Some((cx, cy)) = at else {
-        return;
-    };
-    let half = 20.0;
-    let (fill, stroke, ink) = if seizures.is_some() {
-        ("#d6eaf8", "#1f5f8b", "#17202a")
-    } else {
-        ("#f2f3f4", "#d5dbdb", "#85929e")
-    };
-    let tip = match seizures {
-        Some(n) => format!("{} ({code}): {n}", name(code)),
-        None => format!("{} ({code})", name(code)),
-    };
-    let _ = write!(
-        svg,
-        r#"<g class="tile"><title>{}</title><rect x="{:.1}" y="{:.1}" width="40" height="40" rx="4" fill="{fill}" stroke="{stroke}"/><text x="{cx:.1}" y="{:.1}" font-size="11" text-anchor="middle" fill="{ink}">{}</text></g>"#,
-        escape(&tip),
-        cx - half,
-        cy - half,
-        cy + 4.0,
-        escape(code)
-    );
 }
 
 #[cfg(test)]
@@ -494,7 +557,7 @@ mod tests {
         for svg in [
             columns(evil, &[(evil.into(), 3)]),
             bars(evil, &[(evil.into(), 3)]),
-            route_map(
+            route_maps(
                 evil,
                 &[Hop {
                     from: evil.into(),
@@ -504,7 +567,10 @@ mod tests {
                 }],
                 &|c: &str| c.to_owned(),
                 evil,
-            ),
+            )
+            .by_mode[0]
+                .2
+                .clone(),
         ] {
             assert!(!svg.contains("<script"), "{svg}");
             assert!(svg.contains("&lt;script&gt;"));
@@ -534,11 +600,12 @@ mod tests {
     }
 
     #[test]
-    fn the_map_draws_one_arc_per_hop_as_wide_as_its_seizures() {
-        let svg = route_map(
+    fn the_maps_draw_one_arc_per_hop_as_wide_as_its_seizures() {
+        let maps = route_maps(
             "routes",
             &[
-                hop("TUR", "BGR", "Road", 4),
+                hop("TUR", "BGR", "Road", 3),
+                hop("TUR", "BGR", "Sea", 1),
                 hop("BGR", "FRA", "Road", 2),
                 hop("TUR", "GRC", "Sea", 1),
                 hop("TUR", "NZL", "Sea", 1),
@@ -546,18 +613,26 @@ mod tests {
             &|c: &str| format!("name of {c}"),
             "unknown",
         );
-        assert_eq!(svg.matches("<path class=\"route\"").count(), 4);
-        // The widest arc is the one with the most seizures, and is the full width.
-        assert!(svg.contains(r#"stroke-width="11.5""#), "{svg}");
-        assert!(svg.contains(r#"stroke-width="4.0""#), "{svg}");
-        // Modes have their own colours and a legend with totals.
-        assert!(svg.contains(">Road (6)<") && svg.contains(">Sea (2)<"));
+        // All modes together: one arc per pair, the widest for TUR → BGR (4 seizures).
+        assert_eq!(maps.overview.matches("<path class=\"route\"").count(), 4);
+        assert!(
+            maps.overview.contains(r#"stroke-width="10.0""#),
+            "{}",
+            maps.overview
+        );
+        // One map per mode, most seizures first, on the same scale.
+        let modes: Vec<(&str, u64)> = maps.by_mode.iter().map(|m| (m.0.as_str(), m.1)).collect();
+        assert_eq!(modes, vec![("Road", 5), ("Sea", 3)]);
+        let road = &maps.by_mode[0].2;
+        assert_eq!(road.matches("<path class=\"route\"").count(), 2);
+        assert!(road.contains(r#"stroke-width="7.8""#), "3 of 4: {road}");
+        assert!(road.contains("name of TUR → name of BGR · Road: 3"));
         // Tiles name their country; involved tiles show how many seizures passed.
-        assert!(svg.contains("name of TUR (TUR): 6"));
+        assert!(maps.overview.contains("name of TUR (TUR): 6"));
         // Context tiles around the involved ones, and none far away.
-        assert!(svg.contains(">SRB<") && !svg.contains(">USA<"));
+        assert!(maps.overview.contains(">SRB<") && !maps.overview.contains(">USA<"));
         // A code not on the grid still gets a tile, below it.
-        assert!(svg.contains(">NZL<"));
+        assert!(maps.overview.contains(">NZL<"));
     }
 
     #[test]
@@ -575,6 +650,7 @@ mod tests {
     #[test]
     fn empty_input_still_makes_a_chart() {
         assert!(columns("t", &[]).ends_with("</svg>"));
-        assert!(route_map("t", &[], &|c: &str| c.to_owned(), "?").ends_with("</svg>"));
+        let maps = route_maps("t", &[], &|c: &str| c.to_owned(), "?");
+        assert!(maps.overview.ends_with("</svg>") && maps.by_mode.is_empty());
     }
 }

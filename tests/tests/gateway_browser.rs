@@ -206,6 +206,7 @@ async fn an_officer_works_a_case_end_to_end_in_a_real_browser() {
     b.find("#analysis-results svg").await.unwrap();
     // Routes on a map: an arc per hop, and the same hops in a table beside it.
     b.find("#routes-map svg path.route").await.unwrap();
+    b.find("#mode-maps figure svg path.route").await.unwrap();
     let hops = b.text("#routes-table tbody").await.unwrap();
     assert!(!hops.is_empty(), "the hops are listed for screen readers");
     let total: u64 = b

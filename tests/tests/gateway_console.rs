@@ -951,6 +951,7 @@ async fn every_mistake_is_reported_at_once_in_the_form_and_the_import() {
 /// The text a page shows, with askama's escapes of `'` and `&` undone (for comparisons).
 fn plain(html: &str) -> String {
     html.replace("&#39;", "'")
+        .replace("&#38;", "&")
         .replace("&amp;", "&")
         .replace("&#x27;", "'")
 }
@@ -973,6 +974,10 @@ async fn the_records_list_filters_sorts_counts_and_pages() {
         "{page}"
     );
     assert!(page.contains("Page 1 of 2"));
+    assert!(
+        page.contains("<th aria-sort=\"descending\"><a href=\"/records?sort=date&dir=asc\">Date of seizure ▼</a>"),
+        "latest seizures first by default: {page}"
+    );
     assert_eq!(page.matches("<tr><td><a href=\"/records/").count(), 50);
     let (_, second) = c.get("/records?page=2").await.unwrap();
     assert_eq!(second.matches("<tr><td><a href=\"/records/").count(), 10);

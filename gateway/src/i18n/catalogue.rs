@@ -14,6 +14,21 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Create record",
         "Création d'une fiche",
     ),
+    (
+        "access.create_token",
+        "Create API token",
+        "Création d'un jeton d'API",
+    ),
+    (
+        "access.disable_user",
+        "Disable user",
+        "Désactivation d'un utilisateur",
+    ),
+    (
+        "access.enable_user",
+        "Enable user",
+        "Réactivation d'un utilisateur",
+    ),
     ("access.export", "Export", "Export"),
     (
         "access.federated_lookup",
@@ -27,6 +42,8 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Import de fiches",
     ),
     ("access.list_records", "List records", "Liste des fiches"),
+    ("access.login", "Login", "Connexion"),
+    ("access.n_records", "{n} records", "{n} fiches"),
     (
         "access.policy_preview",
         "Policy preview",
@@ -172,9 +189,14 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Itinéraires sur la carte",
     ),
     (
+        "analysis.routes_by_mode",
+        "Routes by transport mode",
+        "Itinéraires par mode de transport",
+    ),
+    (
         "analysis.routes_help",
-        "Each square is a country, placed roughly where it lies; each arc is a hop between two countries, as wide as its number of seizures and coloured by transport mode. The table lists the same hops.",
-        "Chaque carré est un pays, placé à peu près où il se trouve ; chaque arc est une étape entre deux pays, d'autant plus large qu'il y a de saisies, et coloré selon le mode de transport. Le tableau reprend les mêmes étapes.",
+        "Each square is a country, placed roughly where it lies; each arc is a hop between two countries, as wide as its number of seizures (every map on the same scale). The maps below show each transport mode; the table lists the same hops.",
+        "Chaque carré est un pays, placé à peu près où il se trouve ; chaque arc est une étape entre deux pays, d'autant plus large qu'il y a de saisies (même échelle sur toutes les cartes). Les cartes ci-dessous montrent chaque mode de transport ; le tableau reprend les mêmes étapes.",
     ),
     (
         "analysis.routes_table",

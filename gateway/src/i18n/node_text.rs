@@ -84,6 +84,16 @@ const EXACT: &[(&str, &str)] = &[
     ),
     // Audit details.
     ("lookup", "recherche"),
+    ("federated lookup", "recherche fédérée"),
+    ("federated query", "interrogation fédérée"),
+    ("query result", "résultat d'interrogation"),
+    ("lookup hit", "réponse positive à une recherche"),
+    ("all peers", "tous les membres"),
+    ("federated lookup", "recherche fédérée"),
+    ("federated query", "interrogation fédérée"),
+    ("query result", "résultat d'interrogation"),
+    ("lookup hit", "réponse positive à une recherche"),
+    ("all peers", "tous les membres"),
     ("query records", "interrogation des fiches"),
     (
         "recorded in the national seizure records",
@@ -180,6 +190,24 @@ pub fn node_text(lang: Lang, text: &str) -> String {
             let label = if label.is_empty() { status } else { &label };
             return format!("{fr}{label}");
         }
+    }
+    // "query result; redacted: case_reference, notes": the fields by their labels.
+    if let Some((what, fields)) = text.split_once("; redacted: ") {
+        let fields: Vec<String> = fields.split(", ").map(|f| lang.policy_field(f)).collect();
+        return format!(
+            "{} ; non communiqué : {}",
+            node_text(lang, what),
+            fields.join(", ")
+        );
+    }
+    // "query result; redacted: case_reference, notes": the fields by their labels.
+    if let Some((what, fields)) = text.split_once("; redacted: ") {
+        let fields: Vec<String> = fields.split(", ").map(|f| lang.policy_field(f)).collect();
+        return format!(
+            "{} ; non communiqué : {}",
+            node_text(lang, what),
+            fields.join(", ")
+        );
     }
     // "record of DEU-CUS passed on by ITA-POL": two variable parts.
     if let Some((owner, who)) = text
@@ -305,6 +333,14 @@ mod tests {
             node_text(Lang::Fr, "lookup serial AB-1"),
             "recherche du numéro de série AB-1"
         );
+        assert_eq!(
+            node_text(
+                Lang::Fr,
+                "query result; redacted: case_reference, trafficking.route"
+            ),
+            "résultat d'interrogation ; non communiqué : Référence de l'affaire, Itinéraire"
+        );
+        assert_eq!(node_text(Lang::Fr, "all peers"), "tous les membres");
         assert_eq!(node_text(Lang::En, "is required"), "is required");
     }
 }

@@ -108,7 +108,7 @@ pub async fn audit(
                 seq: e.seq,
                 at: o.lang.datetime(e.at),
                 kind: o.lang.audit_kind(&e.kind),
-                peer: e.peer,
+                peer: crate::i18n::node_text(o.lang, &e.peer),
                 purpose: o.lang.enum_label(&e.purpose),
                 rule: e.policy_rule,
                 detail: crate::i18n::node_text(o.lang, &e.detail),
@@ -167,11 +167,22 @@ pub async fn access_log(
                 who: e.who,
                 via: e.via,
                 action: o.lang.access_action(&e.action),
-                target: e.target,
+                target: access_target(o.lang, &e.target),
             })
             .collect(),
         before,
     }))
+}
+
+/// An access-log target in `lang`: "41 records" reads "41 fiches" in French; ids and names
+/// are shown as written.
+fn access_target(lang: Lang, target: &str) -> String {
+    match target.strip_suffix(" records") {
+        Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+            lang.t("access.n_records").replace("{n}", n)
+        }
+        _ => target.to_owned(),
+    }
 }
 
 fn role_options(lang: Lang) -> Vec<SelectOption> {

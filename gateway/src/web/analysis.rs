@@ -53,6 +53,8 @@ struct ResultView {
     limited_note: String,
     months_svg: String,
     routes_svg: String,
+    /// A small map per transport mode: its label, its seizures, the map.
+    mode_maps: Vec<(String, String, String)>,
     /// The map's hops as a table (from, to, transport mode, seizures), most seizures first.
     route_rows: Vec<(String, String, String, String)>,
     concealment_svg: String,
@@ -243,12 +245,18 @@ fn summarise(lang: Lang, r: &pb::FederatedQueryResponse) -> ResultView {
             .map_or_else(|| code.to_owned(), str::to_owned)
     };
     let unknown_mode = lang.t("analysis.mode_unknown");
-    let routes_svg = charts::route_map(
+    let maps = charts::route_maps(
         lang.t("analysis.routes"),
         &route_hops,
         &country,
         unknown_mode,
     );
+    let routes_svg = maps.overview;
+    let mode_maps = maps
+        .by_mode
+        .into_iter()
+        .map(|(mode, n, svg)| (mode, lang.number(n), svg))
+        .collect();
     let route_rows = route_hops
         .iter()
         .map(|h| {
@@ -283,6 +291,7 @@ fn summarise(lang: Lang, r: &pb::FederatedQueryResponse) -> ResultView {
         limited_note: limited_note(lang),
         months_svg: charts::columns(lang.t("analysis.per_month"), &month_items),
         routes_svg,
+        mode_maps,
         route_rows,
         concealment_svg: charts::bars(lang.t("analysis.concealment"), &method_items),
         rows: rows(lang, r),
@@ -503,6 +512,7 @@ mod tests {
                 .map(|r| (r.0.as_str(), r.1.as_str(), r.3.as_str())),
             Some(("Türkiye (TUR)", "Bulgaria (BGR)", "2"))
         );
+        assert_eq!(v.mode_maps.len(), 1, "one transport mode in the sample");
         assert!(v.concealment_svg.contains(">2<"));
         assert_eq!(v.rows.len(), 2);
     }

@@ -205,18 +205,17 @@ pub async fn list(
             .map_or(records.len() as u64, |i| i.record_count)
     };
     let lang = o.lang;
-    // The node answers newest recorded first: that is the order without a sort column.
-    let sort = SORTS
-        .iter()
-        .find(|(k, _)| *k == q.sort)
-        .map_or("", |(k, _)| *k);
-    let desc = q.dir == "desc";
+    // Without a choice, the latest seizures first (the order an officer looks for).
+    let (sort, desc) = match SORTS.iter().find(|(k, _)| *k == q.sort) {
+        Some((k, _)) => (*k, q.dir == "desc"),
+        None => ("date", true),
+    };
     let mut matching: Vec<&pb::SeizureRecord> = records
         .iter()
         .filter_map(|r| r.record.as_ref())
         .filter(|r| matches(r, &q))
         .collect();
-    if !sort.is_empty() {
+    {
         let mut keyed: Vec<(String, &pb::SeizureRecord)> = matching
             .into_iter()
             .map(|r| (sort_key(lang, r, sort), r))
