@@ -1141,6 +1141,10 @@ async fn french_pages_translate_what_the_node_writes() {
     let (_, policy) = c.get("/policy").await.unwrap();
     let policy = plain(&policy);
     assert!(policy.contains("Mode de dissimulation"), "{policy}");
+    assert!(
+        policy.contains("<td>Résultats de traçage</td>"),
+        "a rule without field rules names its data class: {policy}"
+    );
     for path in ["trafficking.route", "event.date", "case_reference"] {
         assert!(!policy.contains(path), "{path} in {policy}");
     }

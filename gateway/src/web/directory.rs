@@ -207,6 +207,20 @@ fn rule_rows(lang: Lang, p: &pb::SharingPolicy) -> Vec<(String, String, String, 
                 })
                 .collect::<Vec<_>>()
                 .join(", ");
+            // A rule without field rules shares whole items of its data classes (trace
+            // results, say): name those rather than leave the cell empty.
+            let fields = if fields.is_empty() {
+                r.data_classes
+                    .iter()
+                    .map(|c| {
+                        lang.enum_label(pb::DataClass::try_from(*c).map_or("", |v| v.as_str_name()))
+                    })
+                    .filter(|l| !l.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            } else {
+                fields
+            };
             (r.id.clone(), audience.join(", "), purposes, fields)
         })
         .collect()
