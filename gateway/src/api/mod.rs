@@ -666,10 +666,11 @@ async fn preview(State(app): State<Arc<App>>, c: ApiCaller, bytes: Bytes) -> Api
     ok(ops::preview(&app, c.caller(), req).await?)
 }
 
-async fn openapi_doc() -> Response {
+async fn openapi_doc(State(app): State<Arc<App>>) -> Response {
+    let country = app.node_id().split('-').next().unwrap_or("FRA").to_owned();
     (
         [(header::CONTENT_TYPE, "application/json")],
-        openapi::document().to_string(),
+        openapi::document(&country).to_string(),
     )
         .into_response()
 }

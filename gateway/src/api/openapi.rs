@@ -47,6 +47,11 @@ fn op(summary: &str, role: &str, body: Option<&str>, ok: &str, result: &str) -> 
     o
 }
 
+fn with_operation_id(id: &str, mut v: Value) -> Value {
+    v["operationId"] = json!(id);
+    v
+}
+
 fn string_param(name: &str, description: &str, schema: Value) -> Value {
     json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema})
 }
@@ -97,9 +102,15 @@ fn proto_schemas() -> Map<String, Value> {
     all
 }
 
-/// The document.
+/// A request body's example, valid at a node of `country` (a fresh reference each time the
+/// document is read would not help: a repeated example is a 409, which is documented).
+fn body_example(op: &mut Value, example: Value) {
+    op["requestBody"]["content"]["application/json"]["example"] = example;
+}
+
+/// The document, with examples valid at a node of `own_country` (ISO alpha-3).
 #[allow(clippy::too_many_lines)]
-pub fn document() -> Value {
+pub fn document(own_country: &str) -> Value {
     let mut list = op(
         "List this node's records",
         "officer or tracing_officer",
@@ -174,6 +185,59 @@ pub fn document() -> Value {
         v
     };
 
+    // What a created record or request leads to (OpenAPI links: clients and test tools follow
+    // them with the new id).
+    let mut create_record = op(
+        "Record a seizure",
+        "officer",
+        Some("SeizureRecord"),
+        "201",
+        "RecordResponse",
+    );
+    create_record["operationId"] = json!("createRecord");
+    body_example(
+        &mut create_record,
+        json!({
+            "national_ref": "SYN-OPENAPI-1",
+            "event": {"date": "2025-06-01", "place": {"country": own_country, "locality": "Synthetic town"}, "seizing_agency": "AGENCY_KIND_POLICE"},
+            "context": {"seizure_kind": "SEIZURE_KIND_SEIZED"},
+            "firearms": [{"serial_number": "SYN-OA-0001", "manufacturer": "Synthetic Arms", "marking_condition": "MARKING_CONDITION_INTACT"}],
+            "trafficking": {"route": [{"country": "TUR"}, {"country": "BGR"}, {"country": own_country}], "transport_mode": "TRANSPORT_MODE_ROAD"}
+        }),
+    );
+    create_record["responses"]["201"]["links"] = json!({
+        "GetRecord": {"operationId": "getRecord", "parameters": {"id": "$response.body#/record/id"}},
+        "PreviewRecord": {"operationId": "previewDisclosure", "requestBody": {
+            "record_id": "$response.body#/record/id", "requester_node": "DEU-CUS", "purpose": "PURPOSE_TRACING"}}
+    });
+    let mut send_trace = op(
+        "Send a trace request",
+        "tracing_officer",
+        Some("SendTraceRequestRequest"),
+        "201",
+        "TraceRecord",
+    );
+    send_trace["operationId"] = json!("sendTrace");
+    let other = if own_country == "DEU" { "FRA" } else { "DEU" };
+    body_example(
+        &mut send_trace,
+        json!({
+            "firearm": {"serial_number": "SYN-OA-0001", "manufacturer": "Synthetic Arms"},
+            "requested_country": other, "reason": "Synthetic seizure", "legal_basis": "Synthetic basis",
+            "urgency": "URGENCY_ROUTINE"
+        }),
+    );
+    send_trace["responses"]["201"]["links"] = json!({
+        "GetTrace": {"operationId": "getTrace", "parameters": {"id": "$response.body#/request/id"}}
+    });
+    let mut get_trace = with_id(op(
+        "One trace request with its history",
+        "tracing_officer",
+        None,
+        "200",
+        "TraceRecord",
+    ));
+    get_trace["operationId"] = json!("getTrace");
     let mut schemas = proto_schemas();
     // What the API checks beyond the proto types (and enforces, see `api`).
     let countries = tracenet_ids::country::ALL.join("|");
@@ -274,25 +338,25 @@ pub fn document() -> Value {
         "paths": {
             "/records": {
                 "get": list,
-                "post": op("Record a seizure", "officer", Some("SeizureRecord"), "201", "RecordResponse")
+                "post": create_record
             },
             "/records/batch": {"post": op("Write a batch of records, all or none", "officer", Some("RecordBatch"), "200", "ImportBatchResponse")},
             "/records/{id}": {
-                "get": with_record_id(op("One record", "officer or tracing_officer", None, "200", "RecordResponse")),
+                "get": with_operation_id("getRecord", with_record_id(op("One record", "officer or tracing_officer", None, "200", "RecordResponse"))),
                 "put": with_record_id(op("Replace a record", "officer", Some("RecordUpdate"), "200", "RecordResponse"))
             },
             "/search": {"get": search},
             "/lookup": {"post": op("Hit/no-hit lookup across the federation", "officer or tracing_officer", Some("Lookup"), "200", "FederatedLookupResponse")},
             "/traces": {
                 "get": traces,
-                "post": op("Send a trace request", "tracing_officer", Some("SendTraceRequestRequest"), "201", "TraceRecord")
+                "post": send_trace
             },
-            "/traces/{id}": {"get": with_id(op("One trace request with its history", "tracing_officer", None, "200", "TraceRecord"))},
+            "/traces/{id}": {"get": get_trace},
             "/traces/{id}/answer": {"post": with_id(op("Answer, restrict or decline an incoming trace request (outcome TRACE_STATUS_ANSWERED, _RESTRICTED or _DECLINED)", "tracing_officer", Some("AnswerTraceRequestRequest"), "200", "TraceRecord"))},
             "/analysis": {"post": op(&format!("Route and concealment query across the federation (callers without the record-read role get only the analysis fields: date, route countries, transport mode, concealment method, weapon categories; each member answers at most {ANALYSIS_LIMIT} records, and `limited_members` lists those that reached it)"), "analyst", Some("Analysis"), "200", "AnalysisResult")},
             "/directory/members": {"get": op("Members and their contact points", "any", None, "200", "MemberList")},
             "/audit": {"get": audit},
-            "/policy/preview": {"post": op("What a member would receive of a record for a purpose", "administrator", Some("PreviewDisclosureRequest"), "200", "PreviewDisclosureResponse")}
+            "/policy/preview": {"post": with_operation_id("previewDisclosure", op("What a member would receive of a record for a purpose", "administrator", Some("PreviewDisclosureRequest"), "200", "PreviewDisclosureResponse"))}
         }
     })
 }
@@ -304,7 +368,7 @@ mod tests {
     /// Every `$ref` in the document names a schema it defines.
     #[test]
     fn every_reference_resolves_and_proto_schemas_are_closed() {
-        let doc = document();
+        let doc = document("FRA");
         let schemas = doc["components"]["schemas"]
             .as_object()
             .cloned()
