@@ -1,5 +1,6 @@
-//! Seizure record pages: the list, the form (new and edit, messages next to the fields), the
-//! detail view, and bulk import with a progress bar and a per-row problem report.
+//! Seizure record pages: the list (filtered, sorted, counted and paged), the form (new and
+//! edit, messages next to the fields), the detail view, and bulk import (a CSV template, every
+//! column's allowed values, a progress bar and a per-row problem report).
 
 use std::collections::HashMap;
 use std::sync::Arc;
