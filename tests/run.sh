@@ -14,4 +14,13 @@ if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null
   $SUDO apt-get install -y -qq chromium chromium-driver fonts-dejavu-core >/dev/null
 fi
 
+# The gateway's API is checked with schemathesis (PyPI) against the OpenAPI document it serves
+# (tests/tests/gateway_schemathesis.rs, fixed seed, bounded examples).
+if ! command -v schemathesis >/dev/null 2>&1; then
+  echo "== installing schemathesis (API conformance test of the gateway)"
+  python3 -m pip install --quiet --user "schemathesis>=4,<5" || python3 -m pip install --quiet "schemathesis>=4,<5"
+  export PATH="$HOME/.local/bin:$PATH"
+fi
+export TRACENET_REQUIRE_SCHEMATHESIS=1
+
 cargo test --workspace "$@"

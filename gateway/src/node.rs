@@ -33,6 +33,9 @@ pub enum LinkError {
     Address(String),
 }
 
+/// The largest status trailer the gateway reads from the node (every row problem of a batch).
+pub const NODE_MAX_HEADER_LIST: u32 = 32 * 1024 * 1024;
+
 /// A client of the node's local API (cheap to clone: clones share one HTTP/2 connection).
 #[derive(Debug, Clone)]
 pub struct NodeLink {
@@ -77,6 +80,10 @@ impl NodeLink {
             .tcp_nodelay(true)
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(120))
+            // The node lists every problem of a refused batch in the status trailer (5,000
+            // records can carry a few MB of problems); the 16 KiB default turned such an answer
+            // into a protocol error, shown as "node unavailable".
+            .http2_max_header_list_size(NODE_MAX_HEADER_LIST)
             .connect_lazy();
         Ok(NodeLink {
             client: NodeApiClient::new(channel).max_decoding_message_size(64 * 1024 * 1024),

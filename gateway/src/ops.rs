@@ -82,6 +82,45 @@ pub async fn list_records(
     Ok(page)
 }
 
+/// The most records the console's list filters and sorts in one view (the newest recorded
+/// first); the page says when a node holds more.
+pub const LIST_SCAN_LIMIT: usize = 5000;
+
+/// This node's records, newest recorded first, up to `limit` (logged once); `true` when that
+/// is all of them.
+pub async fn scan_records(
+    app: &App,
+    c: Caller<'_>,
+    limit: usize,
+) -> Result<(Vec<pb::RecordResponse>, bool), GatewayError> {
+    c.require(Capability::ReadRecords)?;
+    let mut out = Vec::new();
+    let mut token = String::new();
+    let complete = loop {
+        let page = app
+            .node
+            .api()
+            .list_records(pb::ListRecordsRequest {
+                page_size: 200,
+                page_token: token,
+                newest_first: true,
+            })
+            .await?
+            .into_inner();
+        out.extend(page.records);
+        if page.next_page_token.is_empty() {
+            break true;
+        }
+        if out.len() >= limit {
+            break false;
+        }
+        token = page.next_page_token;
+    };
+    out.truncate(limit);
+    log(app, c, "list records", &format!("{} records", out.len())).await?;
+    Ok((out, complete))
+}
+
 /// One record (logged as viewed).
 pub async fn get_record(
     app: &App,
@@ -129,9 +168,11 @@ pub async fn update_record(
 ) -> Result<pb::RecordResponse, GatewayError> {
     c.require(Capability::WriteRecords)?;
     if !record.id.is_empty() && record.id != id {
-        return Err(GatewayError::BadRequest(
-            "the record's id does not match the address".into(),
-        ));
+        return Err(GatewayError::Invalid(vec![FieldProblem {
+            field: "id".into(),
+            line: 0,
+            reason: "does not match the address".into(),
+        }]));
     }
     id.clone_into(&mut record.id);
     let r = app

@@ -94,6 +94,20 @@ async fn an_officer_works_a_case_end_to_end_in_a_real_browser() {
     assert_eq!(shown, "SYN-FRA-E2E-1");
     assert!(b.text("#v-route").await.unwrap().contains("TUR;BGR;FRA"));
     snap(&b, "04-record-detail").await;
+    // The list: filter, sort, total and pages; the import page with its template and values.
+    b.goto(&format!("{fra}/records")).await.unwrap();
+    assert!(
+        b.text("#records-summary")
+            .await
+            .unwrap()
+            .contains("41 held"),
+        "40 samples and the new record"
+    );
+    snap(&b, "04b-records").await;
+    b.goto(&format!("{fra}/records/import")).await.unwrap();
+    b.find("#import-columns").await.unwrap();
+    snap(&b, "04c-import").await;
+    b.goto(&format!("{fra}/")).await.unwrap();
 
     // Federated lookup: typed differently, found at DEU, not at ITA.
     b.click("a[href='/search']").await.unwrap();
@@ -127,7 +141,8 @@ async fn an_officer_works_a_case_end_to_end_in_a_real_browser() {
     // Send a trace request to DEU.
     b.click("a[href='/traces']").await.unwrap();
     b.click("#new-trace").await.unwrap();
-    b.fill("#t-requested_country", "DEU").await.unwrap();
+    b.select("#t-requested_country", "DEU").await.unwrap();
+    snap(&b, "05b-trace-form").await;
     b.fill("#t-serial_number", "DEU-4242-ZZ").await.unwrap();
     b.fill("#t-manufacturer", "Synthetic Arms").await.unwrap();
     b.fill(
@@ -189,6 +204,11 @@ async fn an_officer_works_a_case_end_to_end_in_a_real_browser() {
         .unwrap();
     b.click("#analysis-submit").await.unwrap();
     b.find("#analysis-results svg").await.unwrap();
+    // Routes on a map: an arc per hop, and the same hops in a table beside it.
+    b.find("#routes-map svg path.route").await.unwrap();
+    b.find("#mode-maps figure svg path.route").await.unwrap();
+    let hops = b.text("#routes-table tbody").await.unwrap();
+    assert!(!hops.is_empty(), "the hops are listed for screen readers");
     let total: u64 = b
         .text("#analysis-total")
         .await
@@ -227,6 +247,12 @@ async fn an_officer_works_a_case_end_to_end_in_a_real_browser() {
     b.goto(&format!("{fra}/audit")).await.unwrap();
     b.find("#audit-table").await.unwrap();
     snap(&b, "12-audit").await;
+    b.goto(&format!("{fra}/admin/access-log")).await.unwrap();
+    b.find("#access-table").await.unwrap();
+    snap(&b, "12b-access-log").await;
+    b.goto(&format!("{fra}/no/such/page")).await.unwrap();
+    b.find("#error-detail").await.unwrap();
+    snap(&b, "12c-not-found").await;
 
     // Switch to French.
     b.goto(&format!("{fra}/")).await.unwrap();
@@ -243,6 +269,56 @@ async fn an_officer_works_a_case_end_to_end_in_a_real_browser() {
     b.goto(&format!("{fra}/records/new")).await.unwrap();
     assert!(b.source().await.unwrap().contains("Numéro de série"));
     snap(&b, "15-record-form-fr").await;
+    // Every other main page in French, for the screenshot review.
+    for (url, wait, name) in [
+        (format!("{fra}/records"), "#records-table", "16-records-fr"),
+        (
+            format!("{fra}/records/import"),
+            "#import-columns",
+            "17-import-fr",
+        ),
+        (
+            format!("{fra}/traces/new"),
+            "#trace-form",
+            "18-trace-form-fr",
+        ),
+        (
+            format!("{fra}/directory"),
+            "#members-table",
+            "19-directory-fr",
+        ),
+        (format!("{fra}/audit"), "#audit-table", "20-audit-fr"),
+        (
+            format!("{fra}/admin/access-log"),
+            "#access-table",
+            "21-access-log-fr",
+        ),
+        (format!("{fra}/policy"), "#policy-rules", "22-policy-fr"),
+        (
+            format!("{fra}/no/such/page"),
+            "#error-detail",
+            "23-not-found-fr",
+        ),
+    ] {
+        b.goto(&url).await.unwrap();
+        b.find(wait).await.unwrap();
+        snap(&b, name).await;
+    }
+    b.goto(&format!("{deu}/analysis")).await.unwrap();
+    b.fill("#q-legal", "Synthetic Customs Act s. 2")
+        .await
+        .unwrap();
+    b.click("#analysis-submit").await.unwrap();
+    b.find("#routes-map svg path.route").await.unwrap();
+    assert!(
+        b.source()
+            .await
+            .unwrap()
+            .contains("Itinéraires sur la carte")
+    );
+    b.resize(1280, 2900).await.unwrap();
+    snap(&b, "24-analysis-fr").await;
+    b.resize(1280, 1100).await.unwrap();
 
     b.close().await;
     t.shutdown().await.unwrap();

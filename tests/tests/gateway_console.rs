@@ -947,3 +947,206 @@ async fn every_mistake_is_reported_at_once_in_the_form_and_the_import() {
     assert_eq!(record_count(&t).await, 0);
     t.shutdown().await.unwrap();
 }
+
+/// The text a page shows, with askama's escapes of `'` and `&` undone (for comparisons).
+fn plain(html: &str) -> String {
+    html.replace("&#39;", "'")
+        .replace("&#38;", "&")
+        .replace("&amp;", "&")
+        .replace("&#x27;", "'")
+}
+
+/// The seizures list filters, sorts, counts and pages; dashboard counts are links; the import
+/// page offers a template and every column's allowed values; the 404 page keeps the node badge
+/// and the navigation; the trace form picks the State by name.
+#[tokio::test]
+async fn the_records_list_filters_sorts_counts_and_pages() {
+    let t = TestGateways::start(60).await.unwrap();
+    let base = &t.fra.gw.url;
+    let c = Console::logged_in(base, "all").await.unwrap();
+
+    let (s, page) = c.get("/records").await.unwrap();
+    assert_eq!(s, StatusCode::OK);
+    let page = plain(&page);
+    assert!(page.contains("id=\"records-filter\""), "a filter form");
+    assert!(
+        page.contains("Showing 1–50 of 60 matching records (60 held)."),
+        "{page}"
+    );
+    assert!(page.contains("Page 1 of 2"));
+    assert!(
+        page.contains("<th aria-sort=\"descending\"><a href=\"/records?sort=date&dir=asc\">Date of seizure ▼</a>"),
+        "latest seizures first by default: {page}"
+    );
+    assert_eq!(page.matches("<tr><td><a href=\"/records/").count(), 50);
+    let (_, second) = c.get("/records?page=2").await.unwrap();
+    assert_eq!(second.matches("<tr><td><a href=\"/records/").count(), 10);
+    assert!(second.contains("id=\"prev-page\""));
+
+    // Sorted by reference, both ways.
+    let (_, asc) = c.get("/records?sort=ref&dir=asc").await.unwrap();
+    let first_asc = asc.find("SYN-FRA-0000000").unwrap();
+    assert!(first_asc < asc.find("SYN-FRA-0000001").unwrap());
+    assert!(asc.contains("aria-sort=\"ascending\""));
+    let (_, desc) = c.get("/records?sort=ref&dir=desc").await.unwrap();
+    assert!(desc.find("SYN-FRA-0000059").unwrap() < desc.find("SYN-FRA-0000058").unwrap());
+
+    // Filtered by reference text, by transport mode and by dates.
+    let (_, one) = c.get("/records?q=fra-0000042").await.unwrap();
+    let one = plain(&one);
+    assert!(one.contains("of 1 matching records (60 held)"), "{one}");
+    assert!(one.contains("SYN-FRA-0000042") && one.contains("id=\"filter-clear\""));
+    let (_, none) = c.get("/records?from=2199-01-01").await.unwrap();
+    assert!(plain(&none).contains("of 0 matching records"));
+    let (_, road) = c.get("/records?transport=road").await.unwrap();
+    let rows = road.matches("<tr><td><a href=\"/records/").count();
+    assert!(rows < 50, "the transport filter narrows the list");
+
+    // The dashboard's counts lead to their pages.
+    let (_, dash) = c.get("/").await.unwrap();
+    assert!(
+        dash.contains("<a class=\"tile\" href=\"/records\">"),
+        "{dash}"
+    );
+    assert!(dash.contains("<a class=\"tile\" href=\"/directory\">"));
+    assert!(dash.contains("<a class=\"tile\" href=\"/traces#incoming-traces\">"));
+
+    // Import: a template to download, every column with its allowed values.
+    let (_, import) = c.get("/records/import").await.unwrap();
+    assert!(import.contains("href=\"/records/import/template.csv\""));
+    assert!(import.contains("id=\"import-columns\""));
+    assert!(import.contains("<code>vehicle_compartment</code>"));
+    assert!(import.contains("<code>maritime_container</code>"));
+    let r = c
+        .http
+        .get(format!("{base}/records/import/template.csv"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("attachment")
+    );
+    let csv = r.text().await.unwrap();
+    assert!(csv.starts_with("national_ref,date,country,"), "{csv}");
+    assert_eq!(csv.lines().count(), 2, "header and one example row");
+
+    // 404: the node badge and the navigation, logged in or not.
+    let (s, lost) = c.get("/no/such/page").await.unwrap();
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(lost.contains("FRA-POL"), "node badge: {lost}");
+    assert!(lost.contains("href=\"/records\""), "navigation: {lost}");
+    let anon = Console::new(base).unwrap();
+    let (s, lost) = anon.get("/no/such/page").await.unwrap();
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(lost.contains("FRA-POL"), "node badge: {lost}");
+
+    // The trace form: the State by name, the ISO code as the value.
+    let (_, form) = c.get("/traces/new").await.unwrap();
+    assert!(
+        form.contains("<select id=\"t-requested_country\" name=\"requested_country\">"),
+        "{form}"
+    );
+    assert!(form.contains("<option value=\"DEU\">Germany (DEU)</option>"));
+    c.http
+        .get(format!("{base}/lang/fr?back=%2F"))
+        .send()
+        .await
+        .unwrap();
+    let (_, form) = c.get("/traces/new").await.unwrap();
+    assert!(form.contains("<option value=\"DEU\">Allemagne (DEU)</option>"));
+    t.shutdown().await.unwrap();
+}
+
+/// In French, nothing the node writes in English shows through: trace history notes, audit
+/// kinds and details, access-log actions, policy field paths.
+#[tokio::test]
+async fn french_pages_translate_what_the_node_writes() {
+    let t = TestGateways::start(2).await.unwrap();
+    let base = &t.fra.gw.url;
+    let http = reqwest::Client::new();
+    // A lookup (audit: request sent) and a trace request (history notes) from FRA.
+    let r = http
+        .post(t.fra.url("/api/v1/lookup"))
+        .bearer_auth(t.fra.token(Role::Officer))
+        .json(&json!({"serial_number": "NOPE-1", "purpose": "tracing", "legal_basis": "Synthetic basis"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let r = http
+        .post(t.fra.url("/api/v1/traces"))
+        .bearer_auth(t.fra.token(Role::TracingOfficer))
+        .json(&json!({
+            "firearm": {"serial_number": "FR-TR-1", "manufacturer": "Synthetic Arms"},
+            "requested_country": "DEU", "reason": "Synthetic seizure", "legal_basis": "Synthetic basis",
+            "urgency": "URGENCY_ROUTINE"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let trace: serde_json::Value = r.json().await.unwrap();
+    let trace_id = trace["request"]["id"].as_str().unwrap().to_owned();
+
+    let c = Console::logged_in(base, "all").await.unwrap();
+    c.http
+        .get(format!("{base}/lang/fr?back=%2F"))
+        .send()
+        .await
+        .unwrap();
+    // Wait for delivery so the history has the node's notes.
+    let mut page = String::new();
+    for _ in 0..50 {
+        page = plain(&c.get(&format!("/traces/{trace_id}")).await.unwrap().1);
+        if page.contains("réponse de") || page.contains("accusé") || page.contains("Accusé") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for english in [
+        "queued for",
+        "received from",
+        "response from",
+        "acknowledged",
+    ] {
+        assert!(!page.contains(english), "{english} in {page}");
+    }
+    assert!(page.contains("en attente d'envoi à DEU-CUS"), "{page}");
+
+    let (_, audit) = c.get("/audit").await.unwrap();
+    let audit = plain(&audit);
+    assert!(audit.contains("Demande envoyée"), "{audit}");
+    for english in [
+        "request sent",
+        "lookup serial",
+        "trace request to",
+        "delivered after",
+    ] {
+        assert!(!audit.contains(english), "{english} in {audit}");
+    }
+    let (_, log) = c.get("/admin/access-log").await.unwrap();
+    let log = plain(&log);
+    assert!(log.contains("Recherche fédérée"), "{log}");
+    for english in [
+        "federated lookup",
+        "send trace request",
+        "view trace request",
+    ] {
+        assert!(!log.contains(english), "{english} in {log}");
+    }
+    let (_, policy) = c.get("/policy").await.unwrap();
+    let policy = plain(&policy);
+    assert!(policy.contains("Mode de dissimulation"), "{policy}");
+    assert!(
+        policy.contains("<td>Résultats de traçage</td>"),
+        "a rule without field rules names its data class: {policy}"
+    );
+    for path in ["trafficking.route", "event.date", "case_reference"] {
+        assert!(!policy.contains(path), "{path} in {policy}");
+    }
+    t.shutdown().await.unwrap();
+}

@@ -132,8 +132,17 @@ fn created(v: impl serde::Serialize) -> ApiResult {
     Ok((axum::http::StatusCode::CREATED, axum::Json(v)).into_response())
 }
 
-/// Parses a JSON body, turning any mistake into a 400 that says where it is.
+/// Parses a JSON body, turning any mistake into a 400 that says where it is. The body is read
+/// directly first: the path-tracking reader (used only to name the field of a mistake) hides
+/// borrowed strings from pbjson, which then refused 64-bit numbers written as strings, the
+/// form the proto3 JSON mapping writes them in.
 fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, Problem> {
+    if let Ok(mut v) = serde_json::from_slice::<Value>(bytes) {
+        integral_numbers(&mut v);
+        if let Ok(t) = serde_json::from_value(v) {
+            return Ok(t);
+        }
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -147,6 +156,200 @@ fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, Problem> {
     })
 }
 
+/// The default page size of lists.
+pub const PAGE_DEFAULT: u32 = 50;
+/// The largest page of records or trace requests.
+pub const PAGE_MAX: u32 = 200;
+/// The largest page of audit entries.
+pub const AUDIT_MAX_PAGE: u32 = 1000;
+
+/// A `page_size` within `1..=max` (`default` when absent); anything else is a 400, as the
+/// OpenAPI document declares (never silently clamped).
+fn page_size(asked: Option<u32>, default: u32, max: u32) -> Result<u32, Problem> {
+    match asked {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(_) => {
+            Err(GatewayError::BadRequest(format!("page_size must be between 1 and {max}")).into())
+        }
+    }
+}
+
+/// An optional choice from a fixed list: absent is `None`; present, it must be one of `allowed`
+/// (an empty value is refused like any other value not in the list).
+fn choice<'a>(
+    name: &str,
+    value: Option<&'a str>,
+    allowed: &[&str],
+) -> Result<Option<&'a str>, Problem> {
+    match value {
+        None => Ok(None),
+        Some(v) if allowed.contains(&v) => Ok(Some(v)),
+        Some(_) => {
+            Err(GatewayError::BadRequest(format!("{name} must be {}", allowed.join(" or "))).into())
+        }
+    }
+}
+
+/// The longest serial number searched for (in characters), as the node takes it.
+pub const SERIAL_MAX: usize = 256;
+
+/// A serial to search for has a letter or digit (A-Z, 0-9) and at most [`SERIAL_MAX`]
+/// characters, as the OpenAPI document declares.
+fn check_serial(serial: &str) -> Result<(), Problem> {
+    if serial.chars().count() > SERIAL_MAX || !serial.chars().any(|c| c.is_ascii_alphanumeric()) {
+        return Err(GatewayError::BadRequest(format!(
+            "serial must have a letter or digit (A-Z, 0-9) and at most {SERIAL_MAX} characters"
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// A record id as the OpenAPI document declares it: 32 lower-case hexadecimal digits.
+fn is_record_id(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// A page token made of 1 to 19 digits (0 when empty), as the document declares.
+fn numeric_token(token: &str) -> Result<u64, Problem> {
+    if token.is_empty() {
+        return Ok(0);
+    }
+    if token.len() > 19 || !token.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(GatewayError::BadRequest("invalid page_token".into()).into());
+    }
+    token
+        .parse()
+        .map_err(|_| GatewayError::BadRequest("invalid page_token".into()).into())
+}
+
+/// A 400 unless `id` is a record id.
+fn check_record_id(id: &str) -> Result<(), Problem> {
+    if is_record_id(id) {
+        Ok(())
+    } else {
+        Err(GatewayError::BadRequest(format!(
+            "'{}' is not a record id (32 hexadecimal digits)",
+            id.chars().take(64).collect::<String>()
+        ))
+        .into())
+    }
+}
+
+/// A calendar date `YYYY-MM-DD` from 1900 to 2199 (the node's range), or empty.
+fn is_filter_date(s: &str) -> bool {
+    if s.is_empty() {
+        return true;
+    }
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return false;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r).and_then(|x| x.parse::<u32>().ok());
+    let (Some(y), Some(m), Some(d)) = (num(0..4), num(5..7), num(8..10)) else {
+        return false;
+    };
+    let digits = [0..4, 5..7, 8..10].into_iter().all(|r| {
+        s.get(r)
+            .is_some_and(|x| x.bytes().all(|c| c.is_ascii_digit()))
+    });
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let max = match m {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    digits && (1900..=2199).contains(&y) && (1..=12).contains(&m) && (1..=max).contains(&d)
+}
+
+/// The checks the OpenAPI document declares for an analysis filter: a route country as an
+/// exact ISO 3166-1 alpha-3 code, and dates as `YYYY-MM-DD`.
+fn check_filter(f: &pb::RecordFilter) -> Result<(), Problem> {
+    let mut problems = Vec::new();
+    if !f.route_country.is_empty()
+        && tracenet_ids::country::ALL
+            .binary_search(&f.route_country.as_str())
+            .is_err()
+    {
+        problems.push(format!(
+            "filter.route_country: '{}' is not an ISO 3166-1 alpha-3 code (upper case)",
+            f.route_country.chars().take(16).collect::<String>()
+        ));
+    }
+    for (name, v) in [("date_from", &f.date_from), ("date_to", &f.date_to)] {
+        if !is_filter_date(v) {
+            problems.push(format!(
+                "filter.{name} must be a date YYYY-MM-DD (1900 to 2199)"
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(GatewayError::BadRequest(problems.join("; ")).into())
+    }
+}
+
+/// The purposes the API takes, exactly as the OpenAPI document lists them.
+const PURPOSES: [&str; 8] = [
+    "criminal_investigation",
+    "tracing",
+    "border_risk_analysis",
+    "statistics",
+    "PURPOSE_CRIMINAL_INVESTIGATION",
+    "PURPOSE_TRACING",
+    "PURPOSE_BORDER_RISK_ANALYSIS",
+    "PURPOSE_STATISTICS",
+];
+
+/// A purpose other than those listed is refused as an invalid field (the console is lenient,
+/// the API exact).
+fn check_purpose(purpose: &str, legal_basis: &str) -> Result<(), Problem> {
+    let mut problems = Vec::new();
+    if !PURPOSES.contains(&purpose) {
+        problems.push(crate::error::FieldProblem {
+            field: "purpose".into(),
+            line: 0,
+            reason: "choose a purpose".into(),
+        });
+    }
+    if legal_basis.trim().is_empty() {
+        problems.push(crate::error::FieldProblem {
+            field: "legal_basis".into(),
+            line: 0,
+            reason: "state the legal basis".into(),
+        });
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(GatewayError::Invalid(problems).into())
+    }
+}
+
+/// Writes numbers with a zero fraction (`1741.0`) as integers: JSON Schema counts them as
+/// integers, so the API reads them as such (pbjson alone refuses them for integer fields).
+fn integral_numbers(v: &mut Value) {
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+                && f.abs() < 9_007_199_254_740_992.0
+            {
+                // Exact: |f| < 2^53.
+                #[allow(clippy::cast_possible_truncation)]
+                let i = f as i64;
+                *v = Value::from(i);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_numbers),
+        Value::Object(map) => map.values_mut().for_each(integral_numbers),
+        _ => {}
+    }
+}
+
 #[derive(Debug, Deserialize)]
 struct PageQuery {
     #[serde(default)]
@@ -154,7 +357,7 @@ struct PageQuery {
     #[serde(default)]
     page_token: String,
     #[serde(default)]
-    order: String,
+    order: Option<String>,
 }
 
 async fn list_records(
@@ -162,21 +365,12 @@ async fn list_records(
     c: ApiCaller,
     Query(q): Query<PageQuery>,
 ) -> ApiResult {
-    let newest = match q.order.as_str() {
-        "" | "oldest" => false,
-        "newest" => true,
-        _ => {
-            return Err(GatewayError::BadRequest("order must be oldest or newest".into()).into());
-        }
-    };
-    let page = ops::list_records(
-        &app,
-        c.caller(),
-        q.page_size.unwrap_or(50),
-        q.page_token,
-        newest,
-    )
-    .await?;
+    let newest = choice("order", q.order.as_deref(), &["oldest", "newest"])? == Some("newest");
+    let size = page_size(q.page_size, PAGE_DEFAULT, PAGE_MAX)?;
+    if !q.page_token.is_empty() && !is_record_id(&q.page_token) {
+        return Err(GatewayError::BadRequest("invalid page_token".into()).into());
+    }
+    let page = ops::list_records(&app, c.caller(), size, q.page_token, newest).await?;
     ok(json!({ "items": page.records, "next_page_token": page.next_page_token }))
 }
 
@@ -191,10 +385,12 @@ async fn get_record(
     c: ApiCaller,
     Path(id): Path<String>,
 ) -> ApiResult {
+    check_record_id(&id)?;
     ok(ops::get_record(&app, c.caller(), &id).await?)
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct UpdateBody {
     record: pb::SeizureRecord,
     #[serde(default)]
@@ -208,11 +404,13 @@ async fn update_record(
     bytes: Bytes,
 ) -> ApiResult {
     c.caller().require(Capability::WriteRecords)?;
+    check_record_id(&id)?;
     let b: UpdateBody = body(&bytes)?;
     ok(ops::update_record(&app, c.caller(), &id, b.record, b.expected_revision).await?)
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct BatchBody {
     records: Vec<pb::SeizureRecord>,
 }
@@ -228,7 +426,7 @@ struct SearchQuery {
     #[serde(default)]
     serial: String,
     #[serde(default, rename = "match")]
-    how: String,
+    how: Option<String>,
 }
 
 async fn search(
@@ -236,28 +434,66 @@ async fn search(
     c: ApiCaller,
     Query(q): Query<SearchQuery>,
 ) -> ApiResult {
-    let normalised = match q.how.as_str() {
-        "" | "normalised" => true,
-        "exact" => false,
-        _ => {
-            return Err(
-                GatewayError::BadRequest("match must be exact or normalised".into()).into(),
-            );
-        }
-    };
+    let normalised = choice("match", q.how.as_deref(), &["exact", "normalised"])? != Some("exact");
+    if !q.serial.trim().is_empty() {
+        check_serial(&q.serial)?;
+    }
     ok(json!({ "items": ops::search(&app, c.caller(), &q.serial, normalised).await? }))
+}
+
+/// A lookup as the API takes it: [`ops::LookupInput`] with no unknown fields.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[derive(Default)]
+struct ApiLookup {
+    serial_number: String,
+    manufacturer: String,
+    purpose: String,
+    legal_basis: String,
+    case_reference: String,
 }
 
 async fn lookup(State(app): State<Arc<App>>, c: ApiCaller, bytes: Bytes) -> ApiResult {
     c.caller().require(Capability::Lookup)?;
-    let input: ops::LookupInput = body(&bytes)?;
+    let ApiLookup {
+        serial_number,
+        manufacturer,
+        purpose,
+        legal_basis,
+        case_reference,
+    } = body(&bytes)?;
+    let input = ops::LookupInput {
+        serial_number,
+        manufacturer,
+        purpose,
+        legal_basis,
+        case_reference,
+    };
+    if input.serial_number.trim().is_empty() || !PURPOSES.contains(&input.purpose.as_str()) {
+        // Every missing input at once, as the console reports them.
+        let mut problems = match check_purpose(&input.purpose, &input.legal_basis) {
+            Err(Problem(GatewayError::Invalid(p))) => p,
+            _ => Vec::new(),
+        };
+        if input.serial_number.trim().is_empty() {
+            problems.insert(
+                0,
+                crate::error::FieldProblem {
+                    field: "serial_number".into(),
+                    line: 0,
+                    reason: "enter a serial number".into(),
+                },
+            );
+        }
+        return Err(GatewayError::Invalid(problems).into());
+    }
     ok(ops::lookup(&app, c.caller(), &input).await?)
 }
 
 #[derive(Debug, Deserialize)]
 struct TracesQuery {
     #[serde(default)]
-    direction: String,
+    direction: Option<String>,
     #[serde(default)]
     page_size: Option<u32>,
     #[serde(default)]
@@ -269,15 +505,14 @@ async fn list_traces(
     c: ApiCaller,
     Query(q): Query<TracesQuery>,
 ) -> ApiResult {
-    let all = ops::traces(&app, c.caller(), &q.direction).await?;
-    let start: usize = if q.page_token.is_empty() {
-        0
-    } else {
-        q.page_token
-            .parse()
-            .map_err(|_| GatewayError::BadRequest("invalid page_token".into()))?
-    };
-    let size = q.page_size.unwrap_or(50).clamp(1, 200) as usize;
+    let direction = choice(
+        "direction",
+        q.direction.as_deref(),
+        &["outgoing", "incoming"],
+    )?;
+    let size = page_size(q.page_size, PAGE_DEFAULT, PAGE_MAX)? as usize;
+    let all = ops::traces(&app, c.caller(), direction.unwrap_or("")).await?;
+    let start = numeric_token(&q.page_token)? as usize;
     let end = start.saturating_add(size).min(all.len());
     let items = all.get(start.min(all.len())..end).unwrap_or(&[]);
     let next = if end < all.len() {
@@ -307,15 +542,19 @@ async fn answer_trace(
     c.caller().require(Capability::Trace)?;
     let mut req: pb::AnswerTraceRequestRequest = body(&bytes)?;
     if !req.request_id.is_empty() && req.request_id != id {
-        return Err(
-            GatewayError::BadRequest("request_id does not match the address".into()).into(),
-        );
+        return Err(GatewayError::Invalid(vec![crate::error::FieldProblem {
+            field: "request_id".into(),
+            line: 0,
+            reason: "does not match the address".into(),
+        }])
+        .into());
     }
     req.request_id = id;
     ok(ops::answer_trace(&app, c.caller(), req).await?)
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct AnalysisBody {
     #[serde(default)]
     filter: Option<pb::RecordFilter>,
@@ -328,6 +567,10 @@ struct AnalysisBody {
 async fn analysis(State(app): State<Arc<App>>, c: ApiCaller, bytes: Bytes) -> ApiResult {
     c.caller().require(Capability::Analyse)?;
     let b: AnalysisBody = body(&bytes)?;
+    if let Some(f) = &b.filter {
+        check_filter(f)?;
+    }
+    check_purpose(&b.purpose, &b.legal_basis)?;
     let inquiry = ops::Inquiry {
         purpose: ops::purpose_number(&b.purpose),
         legal_basis: b.legal_basis,
@@ -383,14 +626,8 @@ async fn audit(
     c: ApiCaller,
     Query(q): Query<AuditQuery>,
 ) -> ApiResult {
-    let after = if q.page_token.is_empty() {
-        0
-    } else {
-        q.page_token
-            .parse()
-            .map_err(|_| GatewayError::BadRequest("invalid page_token".into()))?
-    };
-    let size = q.page_size.unwrap_or(100).clamp(1, 1000);
+    let after = numeric_token(&q.page_token)?;
+    let size = page_size(q.page_size, 100, AUDIT_MAX_PAGE)?;
     let entries = ops::audit(
         &app,
         c.caller(),
@@ -413,13 +650,27 @@ async fn audit(
 async fn preview(State(app): State<Arc<App>>, c: ApiCaller, bytes: Bytes) -> ApiResult {
     c.caller().require(Capability::Administer)?;
     let req: pb::PreviewDisclosureRequest = body(&bytes)?;
+    check_record_id(&req.record_id)?;
+    if tracenet_ids::NodeId::parse(&req.requester_node).is_err() {
+        return Err(GatewayError::BadRequest(
+            "requester_node must be a member's node id such as DEU-CUS".into(),
+        )
+        .into());
+    }
+    if matches!(
+        pb::Purpose::try_from(req.purpose),
+        Err(_) | Ok(pb::Purpose::Unspecified)
+    ) {
+        return Err(GatewayError::BadRequest("purpose is required".into()).into());
+    }
     ok(ops::preview(&app, c.caller(), req).await?)
 }
 
-async fn openapi_doc() -> Response {
+async fn openapi_doc(State(app): State<Arc<App>>) -> Response {
+    let country = app.node_id().split('-').next().unwrap_or("FRA").to_owned();
     (
         [(header::CONTENT_TYPE, "application/json")],
-        openapi::document().to_string(),
+        openapi::document(&country).to_string(),
     )
         .into_response()
 }
@@ -503,4 +754,35 @@ pub fn router() -> Router<Arc<App>> {
         .fallback(not_found)
         .layer(axum::middleware::map_response(problem_for_rejections))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// 64-bit numbers as strings (as responses write them), as numbers, and integral numbers
+    /// written with a fraction are all read.
+    #[test]
+    fn bodies_read_numbers_in_every_form_json_schema_allows() {
+        let json = br#"{"ammunition":[{"quantity":"90"},{"quantity":7},{"quantity":1741.0}]}"#;
+        let r: pb::SeizureRecord = body(&Bytes::from_static(json)).unwrap();
+        let q: Vec<u64> = r.ammunition.iter().map(|a| a.quantity).collect();
+        assert_eq!(q, vec![90, 7, 1741]);
+        let bad =
+            body::<pb::SeizureRecord>(&Bytes::from_static(br#"{"ammunition":[{"quantity":1.5}]}"#));
+        assert!(bad.is_err());
+    }
+
+    #[test]
+    fn declared_formats_are_checked_exactly() {
+        assert!(is_record_id("0123456789abcdef0123456789abcdef"));
+        assert!(!is_record_id("0123456789ABCDEF0123456789abcdef"));
+        assert!(is_filter_date("2024-02-29"));
+        assert!(!is_filter_date("2023-02-29"));
+        assert!(!is_filter_date("1899-12-31"));
+        assert!(!is_filter_date("2024-1-011"));
+        assert!(numeric_token("+5").is_err());
+        assert_eq!(numeric_token("").ok(), Some(0));
+    }
 }

@@ -6,9 +6,11 @@
 use serde::{Deserialize, Serialize};
 
 mod catalogue;
+mod countries;
 mod node_text;
 
 pub use catalogue::CATALOGUE;
+pub use countries::COUNTRIES;
 pub use node_text::{node_text, refusal};
 
 /// A language of the console.
@@ -76,6 +78,59 @@ impl Lang {
             tracing::warn!(key, "missing translation");
             "?"
         })
+    }
+
+    /// The translation of `key`, or `fallback` as given when the catalogue has no such key
+    /// (for keys built from data, such as an audit kind the node may add later).
+    pub fn t_or(self, key: &str, fallback: &str) -> String {
+        self.lookup(key).unwrap_or(fallback).to_owned()
+    }
+
+    /// The name of a country by its ISO 3166-1 alpha-3 code, if known.
+    pub fn country_name(self, code: &str) -> Option<&'static str> {
+        let i = COUNTRIES
+            .binary_search_by(|(c, _, _)| (*c).cmp(code))
+            .ok()?;
+        let (_, en, fr) = COUNTRIES[i];
+        Some(match self {
+            Lang::En => en,
+            Lang::Fr => fr,
+        })
+    }
+
+    /// Every country as (code, name), in the alphabetical order of the names in this language
+    /// (accents ignored, so "Égypte" sorts with the E).
+    pub fn countries_by_name(self) -> Vec<(&'static str, &'static str)> {
+        let mut all: Vec<(&str, &str)> = COUNTRIES
+            .iter()
+            .map(|(c, en, fr)| {
+                (
+                    *c,
+                    match self {
+                        Lang::En => *en,
+                        Lang::Fr => *fr,
+                    },
+                )
+            })
+            .collect();
+        all.sort_by_cached_key(|(_, name)| fold_accents(name));
+        all
+    }
+
+    /// The label of an audit entry's kind (`request_received` → "Request received").
+    pub fn audit_kind(self, kind: &str) -> String {
+        self.t_or(&format!("audit.kind.{kind}"), &kind.replace('_', " "))
+    }
+
+    /// The label of an access-log action (`view record` → "View record" / "Consultation
+    /// d'une fiche").
+    pub fn access_action(self, action: &str) -> String {
+        self.t_or(&format!("access.{}", action.replace(' ', "_")), action)
+    }
+
+    /// The label of a field path of a sharing policy (`event.date` → "Date of seizure").
+    pub fn policy_field(self, path: &str) -> String {
+        self.t_or(&format!("policy_field.{path}"), path)
     }
 
     /// The label of a protobuf enumeration value by its full name (e.g.
@@ -150,10 +205,43 @@ impl Lang {
     }
 }
 
+/// Lower case without the accents of Latin letters (for sorting names).
+fn fold_accents(s: &str) -> String {
+    s.chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| match c {
+            'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' => 'a',
+            'ç' => 'c',
+            'è' | 'é' | 'ê' | 'ë' => 'e',
+            'ì' | 'í' | 'î' | 'ï' => 'i',
+            'ñ' => 'n',
+            'ò' | 'ó' | 'ô' | 'õ' | 'ö' => 'o',
+            'ù' | 'ú' | 'û' | 'ü' => 'u',
+            'ý' | 'ÿ' => 'y',
+            other => other,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_country_code_has_a_name_in_both_languages() {
+        for w in COUNTRIES.windows(2) {
+            assert!(w[0].0 < w[1].0, "countries out of order at {}", w[1].0);
+        }
+        let codes: Vec<&str> = COUNTRIES.iter().map(|(c, _, _)| *c).collect();
+        assert_eq!(codes, tracenet_ids::country::ALL);
+        assert_eq!(Lang::Fr.country_name("DEU"), Some("Allemagne"));
+        assert_eq!(Lang::En.country_name("DEU"), Some("Germany"));
+        let fr = Lang::Fr.countries_by_name();
+        let egypt = fr.iter().position(|(c, _)| *c == "EGY").unwrap();
+        let spain = fr.iter().position(|(c, _)| *c == "ESP").unwrap();
+        assert!(egypt < spain, "Égypte before Espagne");
+    }
 
     #[test]
     fn catalogue_is_sorted_unique_and_complete() {

@@ -78,11 +78,64 @@ const EXACT: &[(&str, &str)] = &[
     ("enter a serial number", "saisissez un numéro de série"),
     ("choose a purpose", "choisissez une finalité"),
     ("state the legal basis", "indiquez la base juridique"),
+    (
+        "does not match the address",
+        "ne correspond pas à l'adresse",
+    ),
+    // Audit details.
+    ("lookup", "recherche"),
+    ("federated lookup", "recherche fédérée"),
+    ("federated query", "interrogation fédérée"),
+    ("query result", "résultat d'interrogation"),
+    ("lookup hit", "réponse positive à une recherche"),
+    ("all peers", "tous les membres"),
+    ("federated lookup", "recherche fédérée"),
+    ("federated query", "interrogation fédérée"),
+    ("query result", "résultat d'interrogation"),
+    ("lookup hit", "réponse positive à une recherche"),
+    ("all peers", "tous les membres"),
+    ("query records", "interrogation des fiches"),
+    (
+        "recorded in the national seizure records",
+        "enregistrée dans les fiches de saisie nationales",
+    ),
 ];
 
 /// Phrases with one variable part: (English before, English after, French before, French after).
 const PATTERNS: &[(&str, &str, &str, &str)] = &[
     ("queued for ", "", "en attente d'envoi à ", ""),
+    // Audit details.
+    (
+        "",
+        " matching record(s) withheld: no policy rule shares them",
+        "",
+        " fiche(s) correspondante(s) retenue(s) : aucune règle de la politique ne les partage",
+    ),
+    ("lookup serial ", "", "recherche du numéro de série ", ""),
+    (
+        "trace request to ",
+        "",
+        "demande de traçage adressée à ",
+        "",
+    ),
+    (
+        "record withdrawn; ",
+        " recipient(s) notified",
+        "fiche retirée ; ",
+        " destinataire(s) informé(s)",
+    ),
+    (
+        "received record of ",
+        " passed on",
+        "fiche de ",
+        " reçue par transmission ultérieure",
+    ),
+    (
+        "delivered after ",
+        " attempt(s)",
+        "remis après ",
+        " tentative(s)",
+    ),
     ("received from ", "", "reçue de ", ""),
     ("response from ", "", "réponse de ", ""),
     ("unknown value ", "", "valeur inconnue ", ""),
@@ -120,10 +173,48 @@ const PATTERNS: &[(&str, &str, &str, &str)] = &[
     ),
 ];
 
+/// Phrases ending in a trace status by its proto name: (English before, French before).
+const STATUS_PHRASES: &[(&str, &str)] = &[
+    ("trace response received: ", "réponse de traçage reçue : "),
+    ("trace response: ", "réponse de traçage : "),
+];
+
 /// `text` in `lang`: translated when it is a known node phrase, as written otherwise.
 pub fn node_text(lang: Lang, text: &str) -> String {
     if lang == Lang::En {
         return text.to_owned();
+    }
+    for (en, fr) in STATUS_PHRASES {
+        if let Some(status) = text.strip_prefix(en) {
+            let label = lang.enum_label(status);
+            let label = if label.is_empty() { status } else { &label };
+            return format!("{fr}{label}");
+        }
+    }
+    // "query result; redacted: case_reference, notes": the fields by their labels.
+    if let Some((what, fields)) = text.split_once("; redacted: ") {
+        let fields: Vec<String> = fields.split(", ").map(|f| lang.policy_field(f)).collect();
+        return format!(
+            "{} ; non communiqué : {}",
+            node_text(lang, what),
+            fields.join(", ")
+        );
+    }
+    // "query result; redacted: case_reference, notes": the fields by their labels.
+    if let Some((what, fields)) = text.split_once("; redacted: ") {
+        let fields: Vec<String> = fields.split(", ").map(|f| lang.policy_field(f)).collect();
+        return format!(
+            "{} ; non communiqué : {}",
+            node_text(lang, what),
+            fields.join(", ")
+        );
+    }
+    // "record of DEU-CUS passed on by ITA-POL": two variable parts.
+    if let Some((owner, who)) = text
+        .strip_prefix("record of ")
+        .and_then(|r| r.split_once(" passed on by "))
+    {
+        return format!("fiche de {owner} transmise par {who}");
     }
     if let Some((_, fr)) = EXACT.iter().find(|(en, _)| *en == text) {
         return (*fr).to_owned();
@@ -213,6 +304,43 @@ mod tests {
             "'SYN-1' apparaît plusieurs fois dans le fichier"
         );
         assert_eq!(node_text(Lang::Fr, "something new"), "something new");
+        // Audit details and trace history notes.
+        assert_eq!(
+            node_text(
+                Lang::Fr,
+                "3 matching record(s) withheld: no policy rule shares them"
+            ),
+            "3 fiche(s) correspondante(s) retenue(s) : aucune règle de la politique ne les partage"
+        );
+        assert_eq!(
+            node_text(Lang::Fr, "trace request to DEU"),
+            "demande de traçage adressée à DEU"
+        );
+        assert_eq!(
+            node_text(Lang::Fr, "record of DEU-CUS passed on by ITA-POL"),
+            "fiche de DEU-CUS transmise par ITA-POL"
+        );
+        assert_eq!(
+            node_text(Lang::Fr, "delivered after 2 attempt(s)"),
+            "remis après 2 tentative(s)"
+        );
+        assert!(
+            node_text(Lang::Fr, "trace response: TRACE_STATUS_ANSWERED")
+                .starts_with("réponse de traçage : "),
+        );
+        assert!(!node_text(Lang::Fr, "trace response: TRACE_STATUS_ANSWERED").contains("TRACE_"));
+        assert_eq!(
+            node_text(Lang::Fr, "lookup serial AB-1"),
+            "recherche du numéro de série AB-1"
+        );
+        assert_eq!(
+            node_text(
+                Lang::Fr,
+                "query result; redacted: case_reference, trafficking.route"
+            ),
+            "résultat d'interrogation ; non communiqué : Référence de l'affaire, Itinéraire"
+        );
+        assert_eq!(node_text(Lang::Fr, "all peers"), "tous les membres");
         assert_eq!(node_text(Lang::En, "is required"), "is required");
     }
 }

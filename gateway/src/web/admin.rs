@@ -94,7 +94,7 @@ pub async fn audit(
     }];
     kinds.extend(AUDIT_KINDS.iter().map(|k| SelectOption {
         value: (*k).to_owned(),
-        label: (*k).replace('_', " "),
+        label: o.lang.audit_kind(k),
         selected: q.kind == *k,
     }));
     Ok(render(&AuditPage {
@@ -107,11 +107,11 @@ pub async fn audit(
             .map(|e| AuditRow {
                 seq: e.seq,
                 at: o.lang.datetime(e.at),
-                kind: e.kind,
-                peer: e.peer,
+                kind: o.lang.audit_kind(&e.kind),
+                peer: crate::i18n::node_text(o.lang, &e.peer),
                 purpose: o.lang.enum_label(&e.purpose),
                 rule: e.policy_rule,
-                detail: e.detail,
+                detail: crate::i18n::node_text(o.lang, &e.detail),
             })
             .collect(),
         next_after,
@@ -166,12 +166,23 @@ pub async fn access_log(
                 at: o.lang.datetime(e.at),
                 who: e.who,
                 via: e.via,
-                action: e.action,
-                target: e.target,
+                action: o.lang.access_action(&e.action),
+                target: access_target(o.lang, &e.target),
             })
             .collect(),
         before,
     }))
+}
+
+/// An access-log target in `lang`: "41 records" reads "41 fiches" in French; ids and names
+/// are shown as written.
+fn access_target(lang: Lang, target: &str) -> String {
+    match target.strip_suffix(" records") {
+        Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+            lang.t("access.n_records").replace("{n}", n)
+        }
+        _ => target.to_owned(),
+    }
 }
 
 fn role_options(lang: Lang) -> Vec<SelectOption> {

@@ -1,6 +1,7 @@
 //! Routes and concealment: a query across the federation (this node's records included) by
 //! route country, transport mode, concealment method and period, shown as a table and as
-//! charts (seizures per month, route flows, concealment methods), and exportable as CSV.
+//! charts (seizures per month, routes on a map with the same hops as a table, concealment
+//! methods), and exportable as CSV.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -52,6 +53,10 @@ struct ResultView {
     limited_note: String,
     months_svg: String,
     routes_svg: String,
+    /// A small map per transport mode: its label, its seizures, the map.
+    mode_maps: Vec<(String, String, String)>,
+    /// The map's hops as a table (from, to, transport mode, seizures), most seizures first.
+    route_rows: Vec<(String, String, String, String)>,
     concealment_svg: String,
     rows: Vec<(String, String, String, String, String, String, String)>,
 }
@@ -182,7 +187,7 @@ fn rows(
 
 fn summarise(lang: Lang, r: &pb::FederatedQueryResponse) -> ResultView {
     let mut months: BTreeMap<String, u64> = BTreeMap::new();
-    let mut hops: BTreeMap<(String, String), u64> = BTreeMap::new();
+    let mut hops: BTreeMap<(String, String, String), u64> = BTreeMap::new();
     let mut methods: BTreeMap<String, u64> = BTreeMap::new();
     let mut total = 0u64;
     for d in r.answers.iter().flat_map(|a| &a.records) {
@@ -194,10 +199,16 @@ fn summarise(lang: Lang, r: &pb::FederatedQueryResponse) -> ResultView {
             *months.entry(month.to_owned()).or_default() += 1;
         }
         let t = rec.trafficking.clone().unwrap_or_default();
+        let mode = label(
+            lang,
+            pb::TransportMode::try_from(t.transport_mode)
+                .ok()
+                .map(|m| m.as_str_name()),
+        );
         for w in t.route.windows(2) {
             if w[0].country != w[1].country {
                 *hops
-                    .entry((w[0].country.clone(), w[1].country.clone()))
+                    .entry((w[0].country.clone(), w[1].country.clone(), mode.clone()))
                     .or_default() += 1;
             }
         }
@@ -215,7 +226,52 @@ fn summarise(lang: Lang, r: &pb::FederatedQueryResponse) -> ResultView {
         .into_iter()
         .map(|(k, v)| (lang.date(&k), v))
         .collect();
-    let edges: Vec<(String, String, u64)> = hops.into_iter().map(|((a, b), n)| (a, b, n)).collect();
+    let mut route_hops: Vec<charts::Hop> = hops
+        .into_iter()
+        .map(|((from, to, mode), seizures)| charts::Hop {
+            from,
+            to,
+            mode,
+            seizures,
+        })
+        .collect();
+    route_hops.sort_by(|a, b| {
+        b.seizures
+            .cmp(&a.seizures)
+            .then_with(|| (&a.from, &a.to, &a.mode).cmp(&(&b.from, &b.to, &b.mode)))
+    });
+    let country = |code: &str| {
+        lang.country_name(code)
+            .map_or_else(|| code.to_owned(), str::to_owned)
+    };
+    let unknown_mode = lang.t("analysis.mode_unknown");
+    let maps = charts::route_maps(
+        lang.t("analysis.routes"),
+        &route_hops,
+        &country,
+        unknown_mode,
+    );
+    let routes_svg = maps.overview;
+    let mode_maps = maps
+        .by_mode
+        .into_iter()
+        .map(|(mode, n, svg)| (mode, lang.number(n), svg))
+        .collect();
+    let route_rows = route_hops
+        .iter()
+        .map(|h| {
+            (
+                format!("{} ({})", country(&h.from), h.from),
+                format!("{} ({})", country(&h.to), h.to),
+                if h.mode.is_empty() {
+                    unknown_mode.to_owned()
+                } else {
+                    h.mode.clone()
+                },
+                lang.number(h.seizures),
+            )
+        })
+        .collect();
     let method_items: Vec<(String, u64)> = methods.into_iter().collect();
     ResultView {
         total: lang.number(total),
@@ -234,7 +290,9 @@ fn summarise(lang: Lang, r: &pb::FederatedQueryResponse) -> ResultView {
         limited: ops::limited_members(r).join(", "),
         limited_note: limited_note(lang),
         months_svg: charts::columns(lang.t("analysis.per_month"), &month_items),
-        routes_svg: charts::flows(lang.t("analysis.routes"), &edges),
+        routes_svg,
+        mode_maps,
+        route_rows,
         concealment_svg: charts::bars(lang.t("analysis.concealment"), &method_items),
         rows: rows(lang, r),
     }
@@ -443,7 +501,18 @@ mod tests {
             "odd peer dates do not panic"
         );
         assert!(v.months_svg.contains(">Mar 2025<"), "{}", v.months_svg);
-        assert!(v.routes_svg.contains("TUR (2)"));
+        assert!(
+            v.routes_svg.contains("Türkiye (TUR): 2"),
+            "{}",
+            v.routes_svg
+        );
+        assert_eq!(
+            v.route_rows
+                .first()
+                .map(|r| (r.0.as_str(), r.1.as_str(), r.3.as_str())),
+            Some(("Türkiye (TUR)", "Bulgaria (BGR)", "2"))
+        );
+        assert_eq!(v.mode_maps.len(), 1, "one transport mode in the sample");
         assert!(v.concealment_svg.contains(">2<"));
         assert_eq!(v.rows.len(), 2);
     }

@@ -17,7 +17,8 @@ use crate::ops;
 #[template(path = "dashboard.html")]
 struct Dashboard {
     page: Page,
-    counts: Vec<(String, String)>,
+    /// (label, value, link: empty when the user cannot open the page it would lead to).
+    counts: Vec<(String, String, String)>,
     show_traces: bool,
     pending: Vec<(String, String, String, String, bool, String)>,
     show_records: bool,
@@ -31,23 +32,34 @@ pub async fn show(State(app): State<Arc<App>>, o: Officer) -> PageResult {
     let mut counts = Vec::new();
     let show_records = o.who.can(Capability::ReadRecords);
     let show_traces = o.who.can(Capability::Trace);
+    let link = |cap: Capability, href: &str| {
+        if o.who.can(cap) {
+            href.to_owned()
+        } else {
+            String::new()
+        }
+    };
     if show_records {
         counts.push((
             lang.t("dashboard.records").to_owned(),
             lang.number(info.record_count),
+            "/records".to_owned(),
         ));
     }
     counts.push((
         lang.t("dashboard.peers").to_owned(),
         lang.number(info.peers.len() as u64),
+        link(Capability::ReadDirectory, "/directory"),
     ));
     counts.push((
         lang.t("dashboard.outbox").to_owned(),
         lang.number(info.outbox_pending),
+        link(Capability::Trace, "/traces#outgoing-traces"),
     ));
     counts.push((
         lang.t("dashboard.policy").to_owned(),
         format!("v{}", info.policy_version),
+        link(Capability::Administer, "/policy"),
     ));
     let mut pending = Vec::new();
     if show_traces {
@@ -68,6 +80,7 @@ pub async fn show(State(app): State<Arc<App>>, o: Officer) -> PageResult {
             (
                 lang.t("dashboard.pending").to_owned(),
                 lang.number(incoming.len() as u64),
+                "/traces#incoming-traces".to_owned(),
             ),
         );
         pending = incoming

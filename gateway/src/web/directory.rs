@@ -197,12 +197,30 @@ fn rule_rows(lang: Lang, p: &pb::SharingPolicy) -> Vec<(String, String, String, 
                     let t = pb::FieldTreatment::try_from(f.treatment)
                         .unwrap_or(pb::FieldTreatment::Unspecified);
                     match t {
-                        pb::FieldTreatment::Allow => f.field.clone(),
-                        other => format!("{} ({})", f.field, lang.enum_label(other.as_str_name())),
+                        pb::FieldTreatment::Allow => lang.policy_field(&f.field),
+                        other => format!(
+                            "{} ({})",
+                            lang.policy_field(&f.field),
+                            lang.enum_label(other.as_str_name())
+                        ),
                     }
                 })
                 .collect::<Vec<_>>()
                 .join(", ");
+            // A rule without field rules shares whole items of its data classes (trace
+            // results, say): name those rather than leave the cell empty.
+            let fields = if fields.is_empty() {
+                r.data_classes
+                    .iter()
+                    .map(|c| {
+                        lang.enum_label(pb::DataClass::try_from(*c).map_or("", |v| v.as_str_name()))
+                    })
+                    .filter(|l| !l.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            } else {
+                fields
+            };
             (r.id.clone(), audience.join(", "), purposes, fields)
         })
         .collect()
@@ -304,7 +322,12 @@ fn preview_view(lang: Lang, r: pb::PreviewDisclosureResponse) -> PreviewView {
         rule: r.policy_rule,
         version: r.policy_version,
         fields,
-        withheld: r.redacted_fields.join(", "),
+        withheld: r
+            .redacted_fields
+            .iter()
+            .map(|f| lang.policy_field(f))
+            .collect::<Vec<_>>()
+            .join(", "),
         handling,
     }
 }

@@ -66,6 +66,33 @@ pub fn options(lang: Lang, prefix: &str, selected: &str, blank: Option<&str>) ->
     out
 }
 
+/// Every country by name (submitting its ISO 3166-1 alpha-3 code), with a blank first option;
+/// a code not in the list (kept from a submitted form) is shown as typed.
+pub fn country_options(lang: Lang, selected: &str) -> Vec<SelectOption> {
+    let mut out = vec![SelectOption {
+        value: String::new(),
+        label: lang.t("common.choose").to_owned(),
+        selected: selected.is_empty(),
+    }];
+    out.extend(
+        lang.countries_by_name()
+            .into_iter()
+            .map(|(code, name)| SelectOption {
+                value: code.to_owned(),
+                label: format!("{name} ({code})"),
+                selected: code == selected,
+            }),
+    );
+    if !selected.is_empty() && lang.country_name(selected).is_none() {
+        out.push(SelectOption {
+            value: selected.to_owned(),
+            label: selected.to_owned(),
+            selected: true,
+        });
+    }
+    out
+}
+
 /// The value of a short enumeration name (`road`) as the protocol number, 0 when empty or
 /// unknown.
 pub fn enum_number(prefix: &str, short: &str) -> i32 {
@@ -98,7 +125,8 @@ pub struct FieldView {
     pub required: bool,
 }
 
-const SELECTS: &[(&str, &str)] = &[
+/// The record fields chosen from an enumeration: (CSV column, enumeration prefix).
+pub const SELECTS: &[(&str, &str)] = &[
     ("seizing_agency", "AGENCY_KIND"),
     ("seizure_kind", "SEIZURE_KIND"),
     ("criminal_context", "CRIMINAL_CONTEXT"),
@@ -108,7 +136,8 @@ const SELECTS: &[(&str, &str)] = &[
     ("concealment_method", "CONCEALMENT_METHOD"),
 ];
 
-const REQUIRED: &[&str] = &[
+/// The record fields that must be filled.
+pub const REQUIRED: &[&str] = &[
     "national_ref",
     "date",
     "country",

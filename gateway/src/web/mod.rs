@@ -373,9 +373,18 @@ async fn stylesheet() -> Response {
         .into_response()
 }
 
-async fn not_found(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    let lang = request_lang(&app, &headers, None);
-    error_page(lang, None, GatewayError::NotFound(String::new()), "/")
+/// The 404 page, with the node's badge, and the navigation when the visitor is logged in.
+async fn not_found(State(app): State<Arc<App>>, req: axum::extract::Request) -> Response {
+    let (mut parts, _) = req.into_parts();
+    let e = GatewayError::NotFound(String::new());
+    let page = match Officer::from_request_parts(&mut parts, &app).await {
+        Ok(o) => o.page(&app, e.title_key()),
+        Err(_) => {
+            let lang = request_lang(&app, &parts.headers, None);
+            public_page(&app, lang, e.title_key(), "/")
+        }
+    };
+    error_page(page.lang, Some(page), e, "/")
 }
 
 /// The console's routes.
@@ -391,6 +400,10 @@ pub fn router() -> Router<Arc<App>> {
         .route(
             "/records/import",
             get(records::import_form).post(records::import),
+        )
+        .route(
+            "/records/import/template.csv",
+            get(records::import_template_download),
         )
         .route("/records/import/{job}", get(records::import_status))
         .route("/records/{id}", get(records::show).post(records::update))

@@ -1,5 +1,6 @@
-//! Seizure record pages: the list, the form (new and edit, messages next to the fields), the
-//! detail view, and bulk import with a progress bar and a per-row problem report.
+//! Seizure record pages: the list (filtered, sorted, counted and paged), the form (new and
+//! edit, messages next to the fields), the detail view, and bulk import (a CSV template, every
+//! column's allowed values, a progress bar and a per-row problem report).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -49,41 +50,260 @@ fn row(lang: Lang, r: &pb::SeizureRecord) -> Row {
     }
 }
 
+/// Rows per page of the list.
+const LIST_PAGE: usize = 50;
+
+/// A sortable column header: its label, the link that sorts by it, and `aria-sort`.
+#[derive(Debug)]
+struct SortHeader {
+    label: &'static str,
+    href: String,
+    aria: &'static str,
+    arrow: &'static str,
+}
+
 #[derive(Template)]
 #[template(path = "records.html")]
 struct ListPage {
     page: Page,
     rows: Vec<Row>,
-    next_page: Option<String>,
     can_write: bool,
+    q: String,
+    transports: Vec<forms::SelectOption>,
+    concealments: Vec<forms::SelectOption>,
+    from: String,
+    to: String,
+    headers: Vec<SortHeader>,
+    /// "Showing 1–50 of 123 matching records (1,234 held)".
+    summary: String,
+    /// Shown when the node holds more records than the list filters.
+    partial: Option<String>,
+    prev_page: Option<String>,
+    next_page: Option<String>,
+    page_of: String,
+    filtered: bool,
 }
 
-#[derive(Debug, Deserialize)]
-pub(super) struct PageQuery {
-    #[serde(default)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct ListQuery {
+    q: String,
+    transport: String,
+    concealment: String,
+    from: String,
+    to: String,
+    sort: String,
+    dir: String,
     page: String,
 }
 
-/// This node's records, a page at a time.
+impl ListQuery {
+    /// The query string of this view with `sort`, `dir` and `page` replaced.
+    fn href(&self, sort: &str, dir: &str, page: usize) -> String {
+        let mut parts = Vec::new();
+        for (k, v) in [
+            ("q", self.q.as_str()),
+            ("transport", self.transport.as_str()),
+            ("concealment", self.concealment.as_str()),
+            ("from", self.from.as_str()),
+            ("to", self.to.as_str()),
+        ] {
+            if !v.trim().is_empty() {
+                parts.push(format!("{k}={}", urlencoding::encode(v.trim())));
+            }
+        }
+        parts.push(format!("sort={sort}"));
+        parts.push(format!("dir={dir}"));
+        if page > 1 {
+            parts.push(format!("page={page}"));
+        }
+        format!("/records?{}", parts.join("&"))
+    }
+}
+
+/// The columns the list sorts by: (query value, label key).
+const SORTS: &[(&str, &str)] = &[
+    ("ref", "field.national_ref"),
+    ("date", "field.date"),
+    ("serial", "field.serial_number"),
+    ("manufacturer", "field.manufacturer"),
+    ("transport", "field.transport_mode"),
+    ("concealment", "field.concealment_method"),
+];
+
+/// Whether a record matches the filters (`q` in the reference, serials, manufacturers, model
+/// or locality, ignoring case; transport and concealment by short name; dates inclusive).
+fn matches(r: &pb::SeizureRecord, q: &ListQuery) -> bool {
+    let needle = q.q.trim().to_lowercase();
+    if !needle.is_empty() {
+        let place = r
+            .event
+            .as_ref()
+            .and_then(|e| e.place.as_ref())
+            .map(|p| p.locality.to_lowercase())
+            .unwrap_or_default();
+        let hit = r.national_ref.to_lowercase().contains(&needle)
+            || place.contains(&needle)
+            || r.firearms.iter().any(|f| {
+                f.serial_number.to_lowercase().contains(&needle)
+                    || f.manufacturer.to_lowercase().contains(&needle)
+                    || f.model.to_lowercase().contains(&needle)
+            });
+        if !hit {
+            return false;
+        }
+    }
+    let t = r.trafficking.clone().unwrap_or_default();
+    if !q.transport.is_empty()
+        && t.transport_mode != forms::enum_number("TRANSPORT_MODE", &q.transport)
+    {
+        return false;
+    }
+    if !q.concealment.is_empty()
+        && t.concealment_method != forms::enum_number("CONCEALMENT_METHOD", &q.concealment)
+    {
+        return false;
+    }
+    let date = r.event.as_ref().map_or("", |e| e.date.as_str());
+    if !q.from.trim().is_empty() && date < q.from.trim() {
+        return false;
+    }
+    if !q.to.trim().is_empty() && date > q.to.trim() {
+        return false;
+    }
+    true
+}
+
+/// The sort key of a record for a column (enumerations by their translated label).
+fn sort_key(lang: Lang, r: &pb::SeizureRecord, sort: &str) -> String {
+    let fa = r.firearms.first().cloned().unwrap_or_default();
+    let view = row(lang, r);
+    match sort {
+        "ref" => r.national_ref.clone(),
+        "date" => r.event.as_ref().map(|e| e.date.clone()).unwrap_or_default(),
+        "serial" => fa.serial_number.to_lowercase(),
+        "manufacturer" => fa.manufacturer.to_lowercase(),
+        "transport" => view.transport.to_lowercase(),
+        "concealment" => view.concealment.to_lowercase(),
+        _ => String::new(),
+    }
+}
+
+/// This node's records: filtered, sorted, counted and a page at a time.
 pub async fn list(
     State(app): State<Arc<App>>,
     o: Officer,
-    Query(q): Query<PageQuery>,
+    Query(q): Query<ListQuery>,
 ) -> PageResult {
-    let res = ops::list_records(&app, o.caller(), 50, q.page, true)
+    let (records, complete) = ops::scan_records(&app, o.caller(), ops::LIST_SCAN_LIMIT)
         .await
         .map_err(fail(&o, &app))?;
+    let held = if complete {
+        records.len() as u64
+    } else {
+        ops::node_info(&app)
+            .await
+            .map_or(records.len() as u64, |i| i.record_count)
+    };
+    let lang = o.lang;
+    // Without a choice, the latest seizures first (the order an officer looks for).
+    let (sort, desc) = match SORTS.iter().find(|(k, _)| *k == q.sort) {
+        Some((k, _)) => (*k, q.dir == "desc"),
+        None => ("date", true),
+    };
+    let mut matching: Vec<&pb::SeizureRecord> = records
+        .iter()
+        .filter_map(|r| r.record.as_ref())
+        .filter(|r| matches(r, &q))
+        .collect();
+    {
+        let mut keyed: Vec<(String, &pb::SeizureRecord)> = matching
+            .into_iter()
+            .map(|r| (sort_key(lang, r, sort), r))
+            .collect();
+        keyed.sort_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| a.1.national_ref.cmp(&b.1.national_ref))
+        });
+        if desc {
+            keyed.reverse();
+        }
+        matching = keyed.into_iter().map(|(_, r)| r).collect();
+    }
+    let total = matching.len();
+    let pages = total.div_ceil(LIST_PAGE).max(1);
+    let page_no = q.page.parse::<usize>().unwrap_or(1).clamp(1, pages);
+    let first = (page_no - 1) * LIST_PAGE;
+    let rows: Vec<Row> = matching
+        .iter()
+        .skip(first)
+        .take(LIST_PAGE)
+        .map(|r| row(lang, r))
+        .collect();
+    let headers = SORTS
+        .iter()
+        .map(|(key, label)| {
+            let active = *key == sort;
+            let next_dir = if active && !desc { "desc" } else { "asc" };
+            SortHeader {
+                label: lang.t(label),
+                href: q.href(key, next_dir, 1),
+                aria: match (active, desc) {
+                    (false, _) => "none",
+                    (true, false) => "ascending",
+                    (true, true) => "descending",
+                },
+                arrow: match (active, desc) {
+                    (false, _) => "",
+                    (true, false) => " ▲",
+                    (true, true) => " ▼",
+                },
+            }
+        })
+        .collect();
+    let dir = if desc { "desc" } else { "asc" };
+    let summary = lang
+        .t("records.summary")
+        .replace(
+            "{from}",
+            &lang.number(if total == 0 { 0 } else { first as u64 + 1 }),
+        )
+        .replace("{to}", &lang.number((first + rows.len()) as u64))
+        .replace("{total}", &lang.number(total as u64))
+        .replace("{held}", &lang.number(held));
+    let partial = (!complete).then(|| {
+        lang.t("records.partial")
+            .replace("{n}", &lang.number(records.len() as u64))
+    });
+    let filtered = !(q.q.trim().is_empty()
+        && q.transport.is_empty()
+        && q.concealment.is_empty()
+        && q.from.trim().is_empty()
+        && q.to.trim().is_empty());
     let page = ListPage {
         page: o.page(&app, "records.title"),
-        rows: res
-            .records
-            .iter()
-            .filter_map(|r| r.record.as_ref())
-            .map(|r| row(o.lang, r))
-            .collect(),
-        next_page: (!res.next_page_token.is_empty())
-            .then(|| urlencoding::encode(&res.next_page_token).into_owned()),
+        rows,
         can_write: o.who.can(Capability::WriteRecords),
+        transports: forms::options(lang, "TRANSPORT_MODE", &q.transport, Some("common.any")),
+        concealments: forms::options(
+            lang,
+            "CONCEALMENT_METHOD",
+            &q.concealment,
+            Some("common.any"),
+        ),
+        q: q.q.clone(),
+        from: q.from.clone(),
+        to: q.to.clone(),
+        headers,
+        summary,
+        partial,
+        prev_page: (page_no > 1).then(|| q.href(sort, dir, page_no - 1)),
+        next_page: (page_no < pages).then(|| q.href(sort, dir, page_no + 1)),
+        page_of: lang
+            .t("records.page_of")
+            .replace("{page}", &lang.number(page_no as u64))
+            .replace("{pages}", &lang.number(pages as u64)),
+        filtered,
     };
     Ok(render(&page))
 }
@@ -372,17 +592,118 @@ fn merge(mut stored: pb::SeizureRecord, edited: pb::SeizureRecord) -> pb::Seizur
 #[template(path = "import.html")]
 struct ImportPage {
     page: Page,
-    columns: String,
+    columns: Vec<ColumnHelp>,
 }
 
-/// The upload form.
+/// One CSV column as the import page explains it.
+#[derive(Debug)]
+struct ColumnHelp {
+    name: &'static str,
+    label: &'static str,
+    required: bool,
+    /// The expected form, in words.
+    format: String,
+    /// The allowed values with their labels, for columns chosen from a list.
+    values: Vec<(String, String)>,
+}
+
+/// The help of every CSV column, in file order.
+fn column_help(lang: Lang) -> Vec<ColumnHelp> {
+    tracenet_proto::files::CSV_COLUMNS
+        .iter()
+        .map(|&name| {
+            let select = forms::SELECTS.iter().find(|(c, _)| *c == name);
+            let values = select.map_or_else(Vec::new, |(_, prefix)| {
+                forms::enum_values(prefix)
+                    .into_iter()
+                    .map(|(short, full)| (short, lang.enum_label(&full)))
+                    .collect()
+            });
+            let format_key = match name {
+                _ if select.is_some() => "import.format.one_of",
+                "date" => "import.format.date",
+                "country" | "country_of_manufacture" => "import.format.country",
+                "route" => "import.format.route",
+                "year_of_manufacture" => "import.format.year",
+                "ammunition_quantity" => "import.format.quantity",
+                _ => "import.format.text",
+            };
+            ColumnHelp {
+                name,
+                label: lang.t(&format!("field.{name}")),
+                required: forms::REQUIRED.contains(&name),
+                format: lang.t(format_key).to_owned(),
+                values,
+            }
+        })
+        .collect()
+}
+
+/// The upload form, with a template to download and every column's allowed values.
 pub async fn import_form(State(app): State<Arc<App>>, o: Officer) -> PageResult {
     o.require(Capability::WriteRecords)
         .map_err(fail(&o, &app))?;
     Ok(render(&ImportPage {
         page: o.page(&app, "records.import"),
-        columns: tracenet_proto::files::CSV_COLUMNS.join(","),
+        columns: column_help(o.lang),
     }))
+}
+
+/// A CSV template: the header row and one synthetic example row.
+pub fn import_template(own_country: &str) -> String {
+    let example = |c: &str| -> String {
+        match c {
+            "national_ref" => "SYN-0001".into(),
+            "date" => "2025-03-14".into(),
+            "country" => own_country.into(),
+            "locality" => "Synthetic town".into(),
+            "seizing_agency" => "police".into(),
+            "seizure_kind" => "seized".into(),
+            "serial_number" => "SYN-12345".into(),
+            "manufacturer" => "Synthetic Arms".into(),
+            "model" => "S-9".into(),
+            "category" => forms::enum_values("WEAPON_CATEGORY")
+                .first()
+                .map(|v| v.0.clone())
+                .unwrap_or_default(),
+            "marking_condition" => "intact".into(),
+            "route" => format!("TUR;BGR;{own_country}"),
+            "transport_mode" => "road".into(),
+            "concealment_method" => "vehicle_compartment".into(),
+            _ => String::new(),
+        }
+    };
+    let cols = tracenet_proto::files::CSV_COLUMNS;
+    let mut out = cols.join(",");
+    out.push_str("\r\n");
+    out.push_str(
+        &cols
+            .iter()
+            .map(|c| example(c))
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    out.push_str("\r\n");
+    out
+}
+
+/// Downloads the CSV template.
+pub async fn import_template_download(State(app): State<Arc<App>>, o: Officer) -> Response {
+    if let Err(e) = o.require(Capability::WriteRecords) {
+        return fail(&o, &app)(e).into_response();
+    }
+    let country = app.node_id().split('-').next().unwrap_or("FRA").to_owned();
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                "attachment; filename=\"tracenet-import-template.csv\"",
+            ),
+        ],
+        import_template(&country),
+    )
+        .into_response()
 }
 
 /// Most bytes an uploaded file may have.
@@ -484,4 +805,45 @@ pub async fn import_status(
             })
             .collect(),
     }))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// The template reads back as one record with the example's values.
+    #[test]
+    fn the_import_template_reads_as_one_record() {
+        let text = import_template("FRA");
+        let rows: Vec<_> = tracenet_proto::files::rows(
+            std::io::Cursor::new(text.into_bytes()),
+            tracenet_proto::files::Format::Csv,
+        )
+        .unwrap()
+        .collect();
+        assert_eq!(rows.len(), 1);
+        let row = rows.into_iter().next().unwrap().unwrap();
+        assert_eq!(row.record.national_ref, "SYN-0001");
+        assert_eq!(row.record.firearms[0].serial_number, "SYN-12345");
+        let route: Vec<String> = row
+            .record
+            .trafficking
+            .unwrap()
+            .route
+            .into_iter()
+            .map(|p| p.country)
+            .collect();
+        assert_eq!(route, vec!["TUR", "BGR", "FRA"]);
+    }
+
+    /// Every column is explained, with the values of the enumerated ones.
+    #[test]
+    fn every_column_has_help() {
+        let help = column_help(Lang::Fr);
+        assert_eq!(help.len(), tracenet_proto::files::CSV_COLUMNS.len());
+        let transport = help.iter().find(|c| c.name == "transport_mode").unwrap();
+        assert!(transport.values.iter().any(|(v, _)| v == "road"));
+        assert!(help.iter().all(|c| c.label != "?" && c.format != "?"));
+    }
 }

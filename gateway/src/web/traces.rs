@@ -120,6 +120,9 @@ fn new_page(
         .map(|&(name, label, required)| {
             let value = values.get(name).cloned().unwrap_or_default();
             let options = match name {
+                "requested_country" | "country_of_manufacture" => {
+                    forms::country_options(o.lang, &value.to_ascii_uppercase())
+                }
                 "category" => {
                     forms::options(o.lang, "WEAPON_CATEGORY", &value, Some("common.choose"))
                 }
@@ -344,7 +347,7 @@ pub async fn show(State(app): State<Arc<App>>, o: Officer, Path(id): Path<String
                 (
                     lang.datetime(h.at),
                     status_label(lang, h.status),
-                    h.note.clone(),
+                    crate::i18n::node_text(lang, &h.note),
                 )
             })
             .collect(),
