@@ -19,8 +19,11 @@ fi
 if ! command -v schemathesis >/dev/null 2>&1; then
   echo "== installing schemathesis (API conformance test of the gateway)"
   python3 -m pip install --quiet --user "schemathesis>=4,<5" || python3 -m pip install --quiet "schemathesis>=4,<5"
-  export PATH="$HOME/.local/bin:$PATH"
 fi
+# Where pip puts scripts, for --user installs and for the interpreter's own (pyenv shims appear
+# only after a rehash).
+PATH="$HOME/.local/bin:$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
+export PATH
 export TRACENET_REQUIRE_SCHEMATHESIS=1
 
 cargo test --workspace "$@"
