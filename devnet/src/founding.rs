@@ -70,6 +70,8 @@ impl DevFederation {
                 command: Some(pb::DirectoryCommand {
                     writer: String::new(),
                     at: 0,
+                    seq: 0,
+                    signature: Vec::new(),
                     op: Some(op.clone()),
                 }),
             };
@@ -170,8 +172,15 @@ impl DevFederation {
         .await?;
         for i in 0..self.nodes.len() {
             if i != sec {
-                self.propose_applied(sec, Op::Admit(self.member_of(i)?))
-                    .await?;
+                // A write that timed out is retried as a new command; if the first one was
+                // applied after all, the member is already there, which is what founding wants.
+                let r = self.propose(sec, Op::Admit(self.member_of(i)?)).await?;
+                if !r.applied && !r.refusal.contains("is already a member") {
+                    return Err(DevnetError::Usage(format!(
+                        "directory refused: {}",
+                        r.refusal
+                    )));
+                }
             }
         }
         for i in 0..self.nodes.len() {

@@ -166,6 +166,8 @@ async fn propose(config: &Path, op: Op) -> Result<(), String> {
             command: Some(pb::DirectoryCommand {
                 writer: String::new(),
                 at: 0,
+                seq: 0,
+                signature: Vec::new(),
                 op: Some(op),
             }),
         })
