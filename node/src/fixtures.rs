@@ -106,6 +106,8 @@ pub fn roster(peers: &[&str]) -> RosterView {
             .collect(),
         barred: HashMap::new(),
         revoked_fingerprints: HashSet::new(),
+        fingerprints: HashMap::new(),
+        policy_problem: None,
         from_directory: false,
     }
 }

@@ -606,7 +606,7 @@ async fn a_learners_forged_snapshot_and_entries_are_refused_and_change_nothing()
         index: v.applied_index + 1000,
     };
     let data = tracenet_proto::stored::encode(&pb::DirectorySnapshot {
-        last_applied: Some(last.clone()),
+        last_applied: Some(last),
         membership: Some(membership.clone()),
         state: Some(state),
         snapshot_id: "forged".into(),
@@ -634,7 +634,7 @@ async fn a_learners_forged_snapshot_and_entries_are_refused_and_change_nothing()
                     committed: true,
                 }),
                 meta: Some(pb::RaftSnapshotMeta {
-                    last_log_id: Some(last.clone()),
+                    last_log_id: Some(last),
                     last_membership: Some(membership.clone()),
                     snapshot_id: "forged".into(),
                 }),
@@ -665,13 +665,13 @@ async fn a_learners_forged_snapshot_and_entries_are_refused_and_change_nothing()
             };
             let append = c
                 .append_entries(pb::RaftAppendRequest {
-                    vote: Some(vote.clone()),
+                    vote: Some(vote),
                     prev_log_id: Some(pb::RaftLogId {
                         index: v.applied_index,
-                        ..entry_id.clone()
+                        ..entry_id
                     }),
                     entries: vec![pb::RaftEntry {
-                        log_id: Some(entry_id.clone()),
+                        log_id: Some(entry_id),
                         payload: Some(pb::raft_entry::Payload::Command(revoke.clone())),
                     }],
                     leader_commit: Some(entry_id),
@@ -831,6 +831,153 @@ async fn only_the_pinned_secretariat_founds_the_directory() {
     assert_eq!(
         v.state.unwrap().members["CHE-SEC"].role,
         pb::MemberRole::Secretariat as i32
+    );
+    t.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_certificate_for_an_admitted_identity_is_refused() {
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+    let t = founded(1000).await;
+    // Someone holding the federation CA's key mints another certificate for DEU-CUS.
+    let dir = t.cert_dir();
+    let ca = tracenet_certs::Ca::from_pem(
+        &std::fs::read_to_string(dir.join("ca.pem")).unwrap(),
+        &std::fs::read_to_string(dir.join("ca.key")).unwrap(),
+    )
+    .unwrap();
+    let deu = NodeId::parse("DEU-CUS").unwrap();
+    let minted = ca
+        .issue(
+            &tracenet_certs::PeerIdentity::Node(deu),
+            tracenet_certs::Validity::Current,
+        )
+        .unwrap();
+    for target in [0, 3] {
+        let node = t.node(target);
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(
+                std::fs::read(dir.join("ca.pem")).unwrap(),
+            ))
+            .domain_name(node.id.dns_name())
+            .identity(Identity::from_pem(&minted.cert_pem, &minted.key_pem));
+        let ch = Endpoint::from_shared(format!("https://{}", node.peer_addr))
+            .unwrap()
+            .tls_config(tls)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let ping = tracenet_proto::v1::peer_exchange_client::PeerExchangeClient::new(ch.clone())
+            .ping(pb::PingRequest {})
+            .await
+            .unwrap_err();
+        assert_eq!(ping.code(), tonic::Code::PermissionDenied, "{ping:?}");
+        assert!(
+            ping.message().contains("not the one the directory lists"),
+            "{}",
+            ping.message()
+        );
+        // Not even a write DEU-CUS signed itself gets through with it.
+        let mut c = pb::DirectoryCommand {
+            at: 1,
+            seq: u64::MAX / 2,
+            op: Some(contacts("minted@example.test")),
+            ..Default::default()
+        };
+        t.signing_key(4).unwrap().sign_directory_command(&mut c);
+        let propose = DirectoryRaftClient::new(ch)
+            .propose(pb::ProposeRequest { command: Some(c) })
+            .await
+            .unwrap_err();
+        assert_eq!(propose.code(), tonic::Code::PermissionDenied, "{propose:?}");
+    }
+    // DEU-CUS's listed certificate still works.
+    t.peer_client(3, ClientCert::Of(4, "node"))
+        .await
+        .unwrap()
+        .ping(pb::PingRequest {})
+        .await
+        .unwrap();
+    t.shutdown().await.unwrap();
+}
+
+/// How many records DEU-CUS answers FRA-POL's lookup of `serial` with.
+async fn deu_hits(t: &TestFederation, serial: &str) -> usize {
+    let found = t
+        .admin(3)
+        .await
+        .unwrap()
+        .federated_lookup(lookup_of(serial))
+        .await
+        .unwrap()
+        .into_inner();
+    found
+        .answers
+        .iter()
+        .filter(|a| a.node_id == "DEU-CUS")
+        .map(|a| a.hits.len())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_published_policy_does_not_parse_discloses_nothing() {
+    let mut t = founded(1000).await;
+    let mut deu = t.admin(4).await.unwrap();
+    let created = deu
+        .create_record(pb::CreateRecordRequest {
+            record: Some(sample(7)),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .record
+        .unwrap();
+    let serial = created.firearms[0].serial_number.clone();
+    assert_eq!(
+        deu_hits(&t, &serial).await,
+        1,
+        "DEU-CUS's published policy shares it"
+    );
+    // DEU-CUS's replica ends up holding a latest policy it cannot parse (as after a version skew
+    // between replicas): written into its stored state while it is stopped.
+    t.stop(4).await.unwrap();
+    {
+        let db =
+            tracenet_node::store::open::open_db(&t.node(4).config.data_dir.join("records"), None)
+                .unwrap();
+        let tree = db.open_tree("raft_state_machine").unwrap();
+        let mut snap: pb::DirectorySnapshot =
+            tracenet_proto::stored::decode(&tree.get(b"applied").unwrap().unwrap()).unwrap();
+        let state = snap.state.as_mut().unwrap();
+        let policies = &mut state.entries.get_mut("DEU-CUS").unwrap().policies;
+        let mut bad = policies.last().unwrap().clone();
+        let p = bad.policy.as_mut().unwrap();
+        p.version += 1;
+        p.rules[0].purposes.clear();
+        policies.push(bad);
+        tree.insert(b"applied", tracenet_proto::stored::encode(&snap))
+            .unwrap();
+        db.flush().unwrap();
+    }
+    t.restart(4).await.unwrap();
+    let info = t
+        .admin(4)
+        .await
+        .unwrap()
+        .get_node_info(pb::GetNodeInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        info.policy_problem.contains("discloses nothing"),
+        "says why: {info:?}"
+    );
+    assert_eq!(info.policy_version, 0);
+    assert_eq!(
+        deu_hits(&t, &serial).await,
+        0,
+        "fails closed, not to the configuration"
     );
     t.shutdown().await.unwrap();
 }

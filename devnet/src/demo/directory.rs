@@ -140,10 +140,10 @@ async fn forged_write_refused(fed: &DevFederation, out: &mut String) -> Result<(
             }),
             prev_log_id: Some(pb::RaftLogId {
                 index: v.applied_index,
-                ..entry.clone()
+                ..entry
             }),
             entries: vec![pb::RaftEntry {
-                log_id: Some(entry.clone()),
+                log_id: Some(entry),
                 payload: Some(pb::raft_entry::Payload::Command(cmd)),
             }],
             leader_commit: Some(entry),
