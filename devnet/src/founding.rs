@@ -26,6 +26,17 @@ fn role_pb(r: Role) -> pb::MemberRole {
     }
 }
 
+/// The dev federation's agency kinds, from the node id's agency part (POL police, CUS customs,
+/// BGD border guard); anything else is left unspecified.
+pub fn agency_kind_of(node_id: &str) -> pb::AgencyKind {
+    match node_id.split('-').nth(1) {
+        Some("POL") => pb::AgencyKind::Police,
+        Some("CUS") => pb::AgencyKind::Customs,
+        Some("BGD") => pb::AgencyKind::BorderGuard,
+        _ => pb::AgencyKind::Unspecified,
+    }
+}
+
 impl DevFederation {
     /// The index of the node with this id.
     pub fn index_of(&self, id: &str) -> Result<usize, DevnetError> {
@@ -58,6 +69,7 @@ impl DevFederation {
             sealing_key: Vec::new(),
             status: 0,
             regions: spec.regions.clone(),
+            agency_kind: agency_kind_of(n.id.as_str()) as i32,
         })
     }
 

@@ -107,6 +107,7 @@ pub fn roster(peers: &[&str]) -> RosterView {
         barred: HashMap::new(),
         revoked_fingerprints: HashSet::new(),
         fingerprints: HashMap::new(),
+        agency_kinds: HashMap::new(),
         policy_problem: None,
         from_directory: false,
     }

@@ -76,6 +76,8 @@ pub struct RosterView {
     pub revoked_fingerprints: HashSet<String>,
     /// The certificate fingerprint the directory lists for each member (lowercase hex).
     pub fingerprints: HashMap<NodeId, String>,
+    /// The agency kind the directory lists for each member that has one.
+    pub agency_kinds: HashMap<NodeId, pb::AgencyKind>,
     /// Why this node discloses nothing, when its own policy in force in the directory does not
     /// parse (fail closed).
     pub policy_problem: Option<String>,
@@ -160,6 +162,7 @@ impl Roster {
             barred: HashMap::new(),
             revoked_fingerprints: HashSet::new(),
             fingerprints: HashMap::new(),
+            agency_kinds: HashMap::new(),
             policy_problem: None,
             from_directory: false,
         };
@@ -224,11 +227,18 @@ impl Roster {
         let mut peers = BTreeMap::new();
         let mut barred = HashMap::new();
         let mut fingerprints = HashMap::new();
+        let mut agency_kinds = HashMap::new();
         for m in state.members.values() {
             let Ok(id) = NodeId::parse(&m.node_id) else {
                 continue;
             };
             fingerprints.insert(id.clone(), m.cert_fingerprint.to_ascii_lowercase());
+            match pb::AgencyKind::try_from(m.agency_kind) {
+                Ok(pb::AgencyKind::Unspecified) | Err(_) => {}
+                Ok(kind) => {
+                    agency_kinds.insert(id.clone(), kind);
+                }
+            }
             let entries = state.entries.get(&m.node_id);
             match pb::MemberStatus::try_from(m.status).unwrap_or(pb::MemberStatus::Unspecified) {
                 pb::MemberStatus::Active => {}
@@ -266,6 +276,7 @@ impl Roster {
                 .map(|r| r.cert_fingerprint.to_ascii_lowercase())
                 .collect(),
             fingerprints,
+            agency_kinds,
             policy_problem,
             from_directory: true,
         }
@@ -321,6 +332,7 @@ mod tests {
                 barred: HashMap::new(),
                 revoked_fingerprints: HashSet::new(),
                 fingerprints: HashMap::new(),
+                agency_kinds: HashMap::new(),
                 policy_problem: None,
                 from_directory: false,
             })),

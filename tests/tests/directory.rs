@@ -981,3 +981,49 @@ async fn a_node_whose_published_policy_does_not_parse_discloses_nothing() {
     );
     t.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_police_node_claiming_the_customs_agency_kind_is_refused() {
+    let t = founded(1000).await;
+    let v = view(&t, 4).await;
+    assert_eq!(
+        v.state.unwrap().members["FRA-POL"].agency_kind,
+        pb::AgencyKind::Police as i32,
+        "the secretariat admitted FRA-POL as police"
+    );
+    let key = t.signing_key(3).unwrap();
+    let lookup = |kind: pb::AgencyKind, id: &str| pb::LookupRequest {
+        context: Some(
+            key.sign_context(&pb::RequestContext {
+                request_id: id.into(),
+                requester_node: "FRA-POL".into(),
+                agency_kind: kind as i32,
+                purpose: pb::Purpose::Tracing as i32,
+                legal_basis: "synthetic".into(),
+                case_reference: String::new(),
+                issued_at: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs() as i64,
+            }),
+        ),
+        serial_number: "SYN-0001".into(),
+        manufacturer: String::new(),
+    };
+    let mut c = t.peer_client(4, ClientCert::Of(3, "node")).await.unwrap();
+    let refused = c
+        .lookup(lookup(pb::AgencyKind::Customs, "claims-customs"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    assert!(
+        refused.message().contains("AGENCY_KIND_POLICE"),
+        "{}",
+        refused.message()
+    );
+    // As what it is, it is answered.
+    c.lookup(lookup(pb::AgencyKind::Police, "claims-police"))
+        .await
+        .unwrap();
+    t.shutdown().await.unwrap();
+}

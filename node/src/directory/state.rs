@@ -218,6 +218,9 @@ fn check_member(m: &pb::Member) -> Result<(), Refusal> {
     if !m.sealing_key.is_empty() && m.sealing_key.len() != 32 {
         return bad("sealing_key must be empty or a 32-byte X25519 public key".into());
     }
+    if pb::AgencyKind::try_from(m.agency_kind).is_err() {
+        return bad("agency_kind is not a known agency kind".into());
+    }
     if m.cert_fingerprint.len() != 64 || !m.cert_fingerprint.bytes().all(|b| b.is_ascii_hexdigit())
     {
         return bad("cert_fingerprint must be a SHA-256 in hex".into());
@@ -713,6 +716,7 @@ pub(crate) mod tests {
             sealing_key: vec![],
             status: 0,
             regions: vec![],
+            agency_kind: 0,
         }
     }
 
