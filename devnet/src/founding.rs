@@ -26,6 +26,17 @@ fn role_pb(r: Role) -> pb::MemberRole {
     }
 }
 
+/// The dev federation's agency kinds, from the node id's agency part (POL police, CUS customs,
+/// BGD border guard); anything else is left unspecified.
+pub fn agency_kind_of(node_id: &str) -> pb::AgencyKind {
+    match node_id.split('-').nth(1) {
+        Some("POL") => pb::AgencyKind::Police,
+        Some("CUS") => pb::AgencyKind::Customs,
+        Some("BGD") => pb::AgencyKind::BorderGuard,
+        _ => pb::AgencyKind::Unspecified,
+    }
+}
+
 impl DevFederation {
     /// The index of the node with this id.
     pub fn index_of(&self, id: &str) -> Result<usize, DevnetError> {
@@ -58,6 +69,7 @@ impl DevFederation {
             sealing_key: Vec::new(),
             status: 0,
             regions: spec.regions.clone(),
+            agency_kind: agency_kind_of(n.id.as_str()) as i32,
         })
     }
 
@@ -70,6 +82,8 @@ impl DevFederation {
                 command: Some(pb::DirectoryCommand {
                     writer: String::new(),
                     at: 0,
+                    seq: 0,
+                    signature: Vec::new(),
                     op: Some(op.clone()),
                 }),
             };
@@ -170,8 +184,15 @@ impl DevFederation {
         .await?;
         for i in 0..self.nodes.len() {
             if i != sec {
-                self.propose_applied(sec, Op::Admit(self.member_of(i)?))
-                    .await?;
+                // A write that timed out is retried as a new command; if the first one was
+                // applied after all, the member is already there, which is what founding wants.
+                let r = self.propose(sec, Op::Admit(self.member_of(i)?)).await?;
+                if !r.applied && !r.refusal.contains("is already a member") {
+                    return Err(DevnetError::Usage(format!(
+                        "directory refused: {}",
+                        r.refusal
+                    )));
+                }
             }
         }
         for i in 0..self.nodes.len() {

@@ -28,7 +28,7 @@ pub use gateway::DevGateway;
 use tracenet_node::client::{ClientError, connect_local};
 use tracenet_node::config::{
     ClientCertFiles, DirectoryConfig, ListenerConfig, NodeConfig, OutboxConfig, PeerConfig, Role,
-    TlsFiles, VoterConfig,
+    SecretariatPin, TlsFiles, VoterConfig,
 };
 use tracenet_node::ids::NodeId;
 use tracenet_node::server::{Listeners, Node, NodeError};
@@ -120,6 +120,12 @@ impl DevNode {
             text.push_str(&format!(
                 "\n[directory]\ninitialise = {}\nheartbeat_ms = {}\nelection_timeout_ms = {}\nsnapshot_every = {}\nwrite_timeout_ms = {}\n",
                 d.initialise, d.heartbeat_ms, d.election_timeout_ms, d.snapshot_every, d.write_timeout_ms
+            ));
+            text.push_str(&format!(
+                "\n[directory.secretariat]\nnode_id = {}\ncert_fingerprint = {}\nsigning_public_key = {}\n",
+                toml_string(d.secretariat.node_id.as_str()),
+                toml_string(&d.secretariat.cert_fingerprint),
+                toml_string(&d.secretariat.signing_public_key)
             ));
             for v in &d.voters {
                 text.push_str(&format!(
@@ -290,6 +296,28 @@ impl DevFederation {
                 endpoint: peer_addr.to_string(),
             })
             .collect();
+        // The founding secretariat, pinned on every node: the first secretariat voter (else the
+        // first voter), with its dev certificate and signing key.
+        let pin = match specs
+            .iter()
+            .position(|s| s.voter && s.role == Role::Secretariat)
+            .or_else(|| specs.iter().position(|s| s.voter))
+        {
+            None => None,
+            Some(i) => {
+                let id = &ids[i];
+                let pub_path = cert_root.join(id.as_str()).join("signing.pub");
+                let key = std::fs::read_to_string(&pub_path)
+                    .map_err(|e| DevnetError::Usage(format!("{}: {e}", pub_path.display())))?;
+                Some(SecretariatPin {
+                    node_id: id.clone(),
+                    cert_fingerprint: tracenet_node::tls::fingerprint_of_pem_file(
+                        &cert_root.join(id.as_str()).join("node.pem"),
+                    )?,
+                    signing_public_key: key.trim().to_owned(),
+                })
+            }
+        };
         let mut nodes = Vec::new();
         for (i, id) in ids.iter().enumerate() {
             let cert_dir = cert_root.join(id.as_str());
@@ -360,8 +388,9 @@ impl DevFederation {
                     retry_base_ms: 50,
                     retry_max_ms: 500,
                 },
-                directory: (!voters.is_empty()).then(|| DirectoryConfig {
+                directory: pin.clone().map(|secretariat| DirectoryConfig {
                     voters: voters.clone(),
+                    secretariat,
                     initialise: voters.first().is_some_and(|v| &v.node_id == id),
                     advertise: None,
                     // Loopback: short timers, so failover is quick.

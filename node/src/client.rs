@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tonic::transport::{Channel, Endpoint};
+use tracenet_proto::v1::directory_raft_client::DirectoryRaftClient;
 use tracenet_proto::v1::node_api_client::NodeApiClient;
 use tracenet_proto::v1::peer_exchange_client::PeerExchangeClient;
 
@@ -76,6 +77,15 @@ pub async fn connect_peer(
     node: &NodeId,
 ) -> Result<PeerExchangeClient<Channel>, ClientError> {
     Ok(PeerExchangeClient::new(connect(addr, tls, node).await?))
+}
+
+/// Connects to the directory's Raft service of `node` at `addr` with a node certificate.
+pub async fn connect_directory(
+    addr: &str,
+    tls: &TlsMaterial,
+    node: &NodeId,
+) -> Result<DirectoryRaftClient<Channel>, ClientError> {
+    Ok(DirectoryRaftClient::new(connect(addr, tls, node).await?))
 }
 
 /// Channels to the peers this node knows (from its [`Roster`]), created lazily and reused: one

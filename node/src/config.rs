@@ -127,6 +127,19 @@ pub struct VoterConfig {
     pub endpoint: String,
 }
 
+/// The founding secretariat, pinned: the only node whose self-admission may found the directory,
+/// the same on every member.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SecretariatPin {
+    /// Its node id.
+    pub node_id: NodeId,
+    /// SHA-256 of its node certificate (DER), 64 hex digits (either case).
+    pub cert_fingerprint: String,
+    /// Its Ed25519 signing public key, 64 hex digits.
+    pub signing_public_key: String,
+}
+
 /// The node's part in the replicated directory.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -134,6 +147,8 @@ pub struct DirectoryConfig {
     /// The Raft voters (secretariat and hub nodes), the same list on every member. Every other
     /// member is a learner holding a full replica once the secretariat admits it.
     pub voters: Vec<VoterConfig>,
+    /// The founding secretariat (`[directory.secretariat]`).
+    pub secretariat: SecretariatPin,
     /// Create the directory's Raft group with these voters on first start. Set on exactly one
     /// voter, once; ignored when the group already exists (default false).
     #[serde(default)]
@@ -176,6 +191,23 @@ impl DirectoryConfig {
         self.voters.iter().any(|v| &v.node_id == node)
     }
 
+    /// The pinned genesis every replica applies the directory's commands against.
+    pub fn genesis(&self) -> Result<crate::directory::state::Genesis, ConfigError> {
+        let s = &self.secretariat;
+        let bad = |m: &str| ConfigError::Invalid(format!("directory.secretariat: {m}"));
+        let fp = s.cert_fingerprint.trim().to_ascii_lowercase();
+        if fp.len() != 64 || !fp.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad("cert_fingerprint must be a SHA-256 in hex (64 digits)"));
+        }
+        let key = crate::envelope::parse_public_key(&s.signing_public_key)
+            .ok_or_else(|| bad("signing_public_key must be 64 hex digits"))?;
+        Ok(crate::directory::state::Genesis {
+            node_id: s.node_id.clone(),
+            cert_fingerprint: fp,
+            signing_key: key,
+        })
+    }
+
     fn check(&self, own: &NodeId) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(format!("directory: {m}")));
         if self.voters.is_empty() {
@@ -190,6 +222,7 @@ impl DirectoryConfig {
                 return bad(format!("voter {} has no endpoint", v.node_id));
             }
         }
+        self.genesis()?;
         if self.initialise && !self.is_voter(own) {
             return bad("only a voter may initialise the directory".into());
         }
@@ -516,6 +549,11 @@ key = "certs/FRA-POL/node.key"
         };
         let mut d = DirectoryConfig {
             voters: vec![voter("CHE-SEC")],
+            secretariat: SecretariatPin {
+                node_id: NodeId::parse("CHE-SEC").unwrap(),
+                cert_fingerprint: "AB".repeat(32),
+                signing_public_key: "07".repeat(32),
+            },
             initialise: false,
             advertise: None,
             heartbeat_ms: 100,
@@ -533,6 +571,13 @@ key = "certs/FRA-POL/node.key"
         d.election_timeout_ms = 150;
         assert!(d.check(&own).is_err(), "election timeout too short");
         d.election_timeout_ms = 500;
+        assert_eq!(d.genesis().unwrap().cert_fingerprint, "ab".repeat(32));
+        d.secretariat.cert_fingerprint = "ab".into();
+        assert!(d.check(&own).is_err(), "bad pinned fingerprint");
+        d.secretariat.cert_fingerprint = "ab".repeat(32);
+        d.secretariat.signing_public_key = "zz".into();
+        assert!(d.check(&own).is_err(), "bad pinned key");
+        d.secretariat.signing_public_key = "07".repeat(32);
         d.voters.clear();
         assert!(d.check(&own).is_err(), "no voters");
     }

@@ -20,6 +20,8 @@ use crate::ids::NodeId;
 const CONTEXT_DOMAIN: &[u8] = b"tracenet-v1 request-context\0";
 const RESPONSE_DOMAIN: &[u8] = b"tracenet-v1 response\0";
 const CHECKPOINT_DOMAIN: &[u8] = b"tracenet-v1 audit-checkpoint\0";
+/// Domain of directory command signatures (see `DirectoryCommand` in directory.proto).
+pub const DIRECTORY_COMMAND_DOMAIN: &[u8] = b"tracenet-v1 directory-command\0";
 
 /// Default accepted difference between the requester's clock and ours, in seconds.
 pub const DEFAULT_SKEW_SECS: i64 = 300;
@@ -144,6 +146,14 @@ impl SigningKey {
         self.sign(CHECKPOINT_DOMAIN, &[&seq.to_be_bytes(), chain_hash])
     }
 
+    /// Signs a directory command in place as its writer: sets `writer` to this key's node and
+    /// `signature` over the command's canonical encoding ([`directory_command_bytes`]).
+    pub fn sign_directory_command(&self, cmd: &mut pb::DirectoryCommand) {
+        cmd.writer = self.node.to_string();
+        let body = directory_command_bytes(cmd);
+        cmd.signature = self.sign(DIRECTORY_COMMAND_DOMAIN, &[&body]);
+    }
+
     fn sign(&self, domain: &[u8], parts: &[&[u8]]) -> Vec<u8> {
         let mut msg = domain.to_vec();
         for p in parts {
@@ -178,6 +188,30 @@ fn verify(public: &[u8], domain: &[u8], parts: &[&[u8]], sig: &[u8]) -> Result<(
     UnparsedPublicKey::new(&ED25519, public)
         .verify(&msg, sig)
         .map_err(|_| EnvelopeError::BadSignature)
+}
+
+/// The canonical bytes a directory command's signature covers (without the domain): its proto3
+/// encoding with `signature` empty. Commands hold no map fields, so the encoding is unique.
+pub fn directory_command_bytes(cmd: &pb::DirectoryCommand) -> Vec<u8> {
+    let mut unsigned = cmd.clone();
+    unsigned.signature = Vec::new();
+    unsigned.encode_to_vec()
+}
+
+/// Verifies a directory command's signature with its writer's public key.
+pub fn verify_directory_command(
+    public: &[u8],
+    cmd: &pb::DirectoryCommand,
+) -> Result<(), EnvelopeError> {
+    if cmd.signature.is_empty() {
+        return Err(EnvelopeError::Missing);
+    }
+    verify(
+        public,
+        DIRECTORY_COMMAND_DOMAIN,
+        &[&directory_command_bytes(cmd)],
+        &cmd.signature,
+    )
 }
 
 /// Parses a hex Ed25519 public key (64 hex digits).

@@ -106,6 +106,9 @@ pub fn roster(peers: &[&str]) -> RosterView {
             .collect(),
         barred: HashMap::new(),
         revoked_fingerprints: HashSet::new(),
+        fingerprints: HashMap::new(),
+        agency_kinds: HashMap::new(),
+        policy_problem: None,
         from_directory: false,
     }
 }

@@ -5,7 +5,11 @@
 //! Before the directory holds any member, the roster comes from the node's configuration (the
 //! bootstrap peer list and policy file). From the moment the replica holds members, the
 //! directory alone decides: peers not in it are unknown, a suspended or revoked member is barred
-//! on every listener, and the policy in force is this node's latest published version.
+//! on every listener, a member calling with any certificate other than the one the directory
+//! lists for it is refused (fingerprints compared in lowercase hex), and the policy in force is
+//! this node's latest published version. If that version does not parse, the node fails closed:
+//! it discloses nothing ([`RosterView::policy_problem`] says why) rather than fall back to the
+//! configuration file.
 //!
 //! Handlers read an immutable [`RosterView`] (one `Arc` clone, no lock held across awaits); the
 //! directory swaps in a new view after every applied change.
@@ -41,6 +45,8 @@ pub enum Barred {
     Revoked,
     /// Not a member of the directory.
     NotMember,
+    /// A member calling with a certificate other than the one the directory lists for it.
+    WrongCertificate,
 }
 
 impl Barred {
@@ -50,6 +56,7 @@ impl Barred {
             Barred::Suspended => "suspended",
             Barred::Revoked => "revoked",
             Barred::NotMember => "not a member of the directory",
+            Barred::WrongCertificate => "its certificate is not the one the directory lists for it",
         }
     }
 }
@@ -65,8 +72,15 @@ pub struct RosterView {
     pub peers: BTreeMap<NodeId, PeerInfo>,
     /// Members that are suspended or revoked.
     pub barred: HashMap<NodeId, Barred>,
-    /// Fingerprints of revoked certificates.
+    /// Fingerprints of revoked certificates (lowercase hex).
     pub revoked_fingerprints: HashSet<String>,
+    /// The certificate fingerprint the directory lists for each member (lowercase hex).
+    pub fingerprints: HashMap<NodeId, String>,
+    /// The agency kind the directory lists for each member that has one.
+    pub agency_kinds: HashMap<NodeId, pb::AgencyKind>,
+    /// Why this node discloses nothing, when its own policy in force in the directory does not
+    /// parse (fail closed).
+    pub policy_problem: Option<String>,
     /// Whether this view comes from the directory (true) or from configuration (false).
     pub from_directory: bool,
 }
@@ -74,14 +88,25 @@ pub struct RosterView {
 impl RosterView {
     /// Whether `node` may call the exchange: deny suspended and revoked members, and, once the
     /// directory is in use, anyone not in it.
+    /// A node the directory lists must present the very certificate it lists.
     pub fn check_caller(&self, node: &NodeId, fingerprint: Option<&str>) -> Result<(), Barred> {
-        if fingerprint.is_some_and(|f| self.revoked_fingerprints.contains(f)) {
+        let presented = fingerprint.map(str::to_ascii_lowercase);
+        if presented
+            .as_ref()
+            .is_some_and(|f| self.revoked_fingerprints.contains(f))
+        {
             return Err(Barred::Revoked);
         }
         if let Some(b) = self.barred.get(node) {
             return Err(*b);
         }
-        if self.from_directory && !self.peers.contains_key(node) {
+        if let Some(listed) = self.fingerprints.get(node)
+            && presented.as_deref() != Some(listed.as_str())
+        {
+            return Err(Barred::WrongCertificate);
+        }
+        // Listed and not barred: an active member (this node itself included).
+        if self.from_directory && !self.fingerprints.contains_key(node) {
             return Err(Barred::NotMember);
         }
         Ok(())
@@ -136,6 +161,9 @@ impl Roster {
             peers,
             barred: HashMap::new(),
             revoked_fingerprints: HashSet::new(),
+            fingerprints: HashMap::new(),
+            agency_kinds: HashMap::new(),
+            policy_problem: None,
             from_directory: false,
         };
         Roster {
@@ -198,10 +226,19 @@ impl Roster {
         let mut keys = HashMap::new();
         let mut peers = BTreeMap::new();
         let mut barred = HashMap::new();
+        let mut fingerprints = HashMap::new();
+        let mut agency_kinds = HashMap::new();
         for m in state.members.values() {
             let Ok(id) = NodeId::parse(&m.node_id) else {
                 continue;
             };
+            fingerprints.insert(id.clone(), m.cert_fingerprint.to_ascii_lowercase());
+            match pb::AgencyKind::try_from(m.agency_kind) {
+                Ok(pb::AgencyKind::Unspecified) | Err(_) => {}
+                Ok(kind) => {
+                    agency_kinds.insert(id.clone(), kind);
+                }
+            }
             let entries = state.entries.get(&m.node_id);
             match pb::MemberStatus::try_from(m.status).unwrap_or(pb::MemberStatus::Unspecified) {
                 pb::MemberStatus::Active => {}
@@ -227,15 +264,7 @@ impl Roster {
                 },
             );
         }
-        let policy = state
-            .entries
-            .get(self.own.as_str())
-            .and_then(|e| e.policies.last())
-            .and_then(|p| p.policy.clone())
-            .and_then(|p| Policy::parse(p).ok())
-            .filter(|p| p.owner() == self.own.country())
-            .map(Arc::new)
-            .unwrap_or_else(|| self.config_policy.clone());
+        let (policy, policy_problem) = self.own_policy(state);
         RosterView {
             policy,
             keys: Arc::new(PeerKeys::new(keys)),
@@ -244,10 +273,43 @@ impl Roster {
             revoked_fingerprints: state
                 .revocations
                 .iter()
-                .map(|r| r.cert_fingerprint.clone())
+                .map(|r| r.cert_fingerprint.to_ascii_lowercase())
                 .collect(),
+            fingerprints,
+            agency_kinds,
+            policy_problem,
             from_directory: true,
         }
+    }
+
+    /// This node's policy in force: its latest published version; the configuration's while it
+    /// has published none; and, if the latest does not parse or is not this country's, nothing
+    /// (deny all) with the reason.
+    fn own_policy(&self, state: &pb::DirectoryState) -> (Arc<Policy>, Option<String>) {
+        let latest = state
+            .entries
+            .get(self.own.as_str())
+            .and_then(|e| e.policies.last());
+        let Some(latest) = latest else {
+            return (self.config_policy.clone(), None);
+        };
+        let own = self.own.country();
+        let problem = match latest.policy.clone().map(Policy::parse) {
+            None => "the latest published version is empty".to_owned(),
+            Some(Err(e)) => format!("the latest published version does not parse: {e}"),
+            Some(Ok(p)) if p.owner() != own => {
+                format!(
+                    "the latest published version is {}'s, not {own}'s",
+                    p.owner()
+                )
+            }
+            Some(Ok(p)) => return (Arc::new(p), None),
+        };
+        let why = format!(
+            "this node discloses nothing: its policy in the directory is unusable ({problem})"
+        );
+        tracing::error!(node = %self.own, reason = %why, "failing closed");
+        (Arc::new(Policy::deny_all(own)), Some(why))
     }
 }
 
@@ -269,6 +331,9 @@ mod tests {
                 peers: BTreeMap::new(),
                 barred: HashMap::new(),
                 revoked_fingerprints: HashSet::new(),
+                fingerprints: HashMap::new(),
+                agency_kinds: HashMap::new(),
+                policy_problem: None,
                 from_directory: false,
             })),
         }
@@ -280,7 +345,7 @@ mod tests {
             country: id[..3].into(),
             role: pb::MemberRole::National as i32,
             endpoint: format!("{id}.example.test:1"),
-            cert_fingerprint: format!("{id}-fp"),
+            cert_fingerprint: format!("{id}-fp").to_ascii_lowercase(),
             signing_key: vec![1; 32],
             status: status as i32,
             ..Default::default()
@@ -317,12 +382,24 @@ mod tests {
             vec![id("DEU-CUS")],
             "own node and barred members excluded"
         );
-        assert!(v.check_caller(&id("DEU-CUS"), None).is_ok());
+        assert!(
+            v.check_caller(&id("DEU-CUS"), Some("DEU-CUS-FP")).is_ok(),
+            "one case"
+        );
+        assert_eq!(
+            v.check_caller(&id("DEU-CUS"), Some("another-fp")),
+            Err(Barred::WrongCertificate),
+            "another certificate for an admitted identity"
+        );
+        assert_eq!(
+            v.check_caller(&id("DEU-CUS"), None),
+            Err(Barred::WrongCertificate)
+        );
         assert_eq!(v.check_caller(&id("ITA-POL"), None), Err(Barred::Suspended));
         assert_eq!(v.check_caller(&id("ESP-POL"), None), Err(Barred::Revoked));
         assert_eq!(v.check_caller(&id("NLD-POL"), None), Err(Barred::NotMember));
         assert_eq!(
-            v.check_caller(&id("DEU-CUS"), Some("ESP-POL-fp")),
+            v.check_caller(&id("DEU-CUS"), Some("esp-pol-fp")),
             Err(Barred::Revoked),
             "a revoked certificate is refused whatever identity it names"
         );
@@ -354,5 +431,16 @@ mod tests {
         );
         r.apply_directory(&s);
         assert_eq!(r.policy().version(), 4);
+        assert!(r.view().policy_problem.is_none());
+
+        // A latest version that does not parse: nothing is disclosed, and the view says why.
+        let mut bad = p(5);
+        bad.policy.as_mut().unwrap().owner_country = "not a country".into();
+        s.entries.get_mut("FRA-POL").unwrap().policies.push(bad);
+        r.apply_directory(&s);
+        assert_eq!(r.policy().version(), 0, "deny all, not the configuration");
+        assert!(r.policy().source().rules.is_empty());
+        let why = r.view().policy_problem.clone().unwrap();
+        assert!(why.contains("discloses nothing"), "{why}");
     }
 }

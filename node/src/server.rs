@@ -262,6 +262,7 @@ impl Node {
                     clients: self.ctx.peers.clone(),
                     roster: self.ctx.roster.clone(),
                     clock: self.ctx.clock.clone(),
+                    signing: self.ctx.signing.clone(),
                     shutdown: shutdown.clone(),
                 },
             )
@@ -301,9 +302,12 @@ impl Node {
                 Admission::PeerApi.gated(Some((self.ctx.roster.clone(), false))),
             )
         });
-        let peer_routes = Routes::default()
-            .with(health_service.clone())
-            .with(peer_svc);
+        // Health answers only callers the listener's own admission check admits.
+        let peer_health = InterceptedService::new(
+            health_service.clone(),
+            Admission::PeerApi.gated(roster_gate.clone()),
+        );
+        let peer_routes = Routes::default().with(peer_health).with(peer_svc);
         // The Raft transport runs only on nodes with a directory replica.
         let peer_routes = match raft_svc {
             Some(raft) => peer_routes.with(raft),
@@ -320,9 +324,13 @@ impl Node {
             NodeApiServer::new(LocalApi::new(self.ctx.clone()))
                 .max_decoding_message_size(local_cfg.max_message_bytes)
                 .max_encoding_message_size(local_cfg.max_message_bytes),
+            Admission::LocalApi(node_id.clone()).gated(roster_gate.clone()),
+        );
+        let local_health = InterceptedService::new(
+            health_service,
             Admission::LocalApi(node_id.clone()).gated(roster_gate),
         );
-        let local_routes = Routes::default().with(health_service).with(local_svc);
+        let local_routes = Routes::default().with(local_health).with(local_svc);
         let local_server = builder(local_cfg).serve_with_incoming_shutdown(
             local_routes,
             transport::incoming(listeners.local, server_tls, shutdown.clone(), "local"),

@@ -177,6 +177,7 @@ impl From<DirectoryError> for Status {
             | DirectoryError::NotCommitted(_)
             | DirectoryError::ReadTimeout(_) => Status::unavailable(e.to_string()),
             DirectoryError::Fatal(_) => Status::internal(e.to_string()),
+            DirectoryError::Refused(_) => Status::permission_denied(e.to_string()),
         }
     }
 }

@@ -28,6 +28,7 @@ async fn the_demo_scenario_passes() {
         "delivered and acknowledged",
         "FRA-POL audit log verified offline",
         "its JSON API refuses a call without a token (401)",
+        "forged directory write refused",
     ] {
         assert!(
             summary.contains(expected),

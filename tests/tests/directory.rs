@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use tracenet_devnet::NodeSpec;
 use tracenet_node::config::Role;
+use tracenet_node::directory::types::raft_id;
+use tracenet_node::ids::NodeId;
 use tracenet_proto::v1 as pb;
 use tracenet_proto::v1::directory_command::Op;
 use tracenet_proto::v1::directory_raft_client::DirectoryRaftClient;
@@ -209,9 +211,8 @@ async fn a_minority_cannot_write_the_majority_can_and_exchange_goes_on() {
         .unwrap()
         .propose_directory(pb::ProposeDirectoryRequest {
             command: Some(pb::DirectoryCommand {
-                writer: String::new(),
-                at: 0,
                 op: Some(contacts("minority@example.test")),
+                ..Default::default()
             }),
         })
         .await
@@ -310,23 +311,22 @@ async fn writes_are_authorised_by_certificate_identity() {
         .propose(pb::ProposeRequest {
             command: Some(pb::DirectoryCommand {
                 writer: "FRA-POL".into(),
-                at: 0,
                 op: Some(Op::PublishPolicy(pb::SharingPolicy {
                     owner_country: "FRA".into(),
                     version: 99,
                     legal_basis: "forged".into(),
                     rules: vec![],
                 })),
+                ..Default::default()
             }),
         })
         .await
-        .unwrap()
-        .into_inner();
-    assert!(!forged.applied);
+        .unwrap_err();
+    assert_eq!(forged.code(), tonic::Code::PermissionDenied, "{forged:?}");
     assert!(
-        forged.refusal.contains("not DEU-CUS's country"),
-        "written as the certificate's node, so refused: {}",
-        forged.refusal
+        forged.message().contains("only forward its own"),
+        "refused before replication: {}",
+        forged.message()
     );
     // A national member may not admit, suspend or revoke.
     let r = t
@@ -510,5 +510,520 @@ async fn a_published_policy_takes_effect_on_the_next_disclosure() {
         .unwrap();
     let after = lookup().await;
     assert!(!after.hit, "policy v2 shares nothing: {after:?}");
+    t.shutdown().await.unwrap();
+}
+
+fn rid(id: &str) -> u64 {
+    raft_id(&NodeId::parse(id).unwrap())
+}
+
+/// A command in `writer`'s name, signed by `signer`'s key (a forgery unless they are the same).
+fn forged_by(t: &TestFederation, signer: usize, writer: &str, op: Op) -> pb::DirectoryCommand {
+    let mut c = pb::DirectoryCommand {
+        at: 1,
+        seq: u64::MAX / 2,
+        op: Some(op),
+        ..Default::default()
+    };
+    t.signing_key(signer)
+        .unwrap()
+        .sign_directory_command(&mut c);
+    c.writer = writer.into();
+    c
+}
+
+fn permissive_fra_policy() -> pb::SharingPolicy {
+    pb::SharingPolicy {
+        owner_country: "FRA".into(),
+        version: 99,
+        legal_basis: "forged".into(),
+        rules: vec![],
+    }
+}
+
+/// FRA-POL's record and entries as node `i` holds them, and its policy version in force there.
+async fn fra_as_seen_by(t: &TestFederation, i: usize) -> (i32, usize) {
+    let v = view(t, i).await;
+    let s = v.state.unwrap();
+    (
+        s.members["FRA-POL"].status,
+        s.entries.get("FRA-POL").map_or(0, |e| e.policies.len()),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learners_forged_snapshot_and_entries_are_refused_and_change_nothing() {
+    let t = founded(1000).await;
+    let before: Vec<_> = {
+        let mut b = Vec::new();
+        for i in 0..5 {
+            b.push(fra_as_seen_by(&t, i).await);
+        }
+        b
+    };
+    let v = view(&t, 4).await;
+    let leader = t.fed.wait_for_leader(4).await.unwrap();
+    // DEU-CUS (a learner with a full replica) forges a snapshot in which FRA-POL shares
+    // everything, and a log entry in which the secretariat revokes FRA-POL.
+    let mut state = v.state.clone().unwrap();
+    state
+        .entries
+        .entry("FRA-POL".into())
+        .or_default()
+        .policies
+        .push(pb::PublishedPolicy {
+            policy: Some(permissive_fra_policy()),
+            published_at: 0,
+        });
+    let membership = pb::RaftStoredMembership {
+        log_id: Some(pb::RaftLogId {
+            term: 1,
+            leader: rid(&leader),
+            index: 0,
+        }),
+        membership: Some(pb::RaftMembership {
+            configs: vec![pb::RaftVoterSet {
+                voters: v.voters.iter().map(|n| rid(n)).collect(),
+            }],
+            nodes: ["CHE-SEC", "BEL-HUB", "AUT-HUB", "FRA-POL", "DEU-CUS"]
+                .iter()
+                .map(|n| {
+                    (
+                        rid(n),
+                        pb::RaftPeer {
+                            node_id: (*n).into(),
+                            endpoint: t.node(t.fed.index_of(n).unwrap()).peer_addr.to_string(),
+                        },
+                    )
+                })
+                .collect(),
+        }),
+    };
+    let me = rid("DEU-CUS");
+    let last = pb::RaftLogId {
+        term: v.term + 1,
+        leader: me,
+        index: v.applied_index + 1000,
+    };
+    let data = tracenet_proto::stored::encode(&pb::DirectorySnapshot {
+        last_applied: Some(last),
+        membership: Some(membership.clone()),
+        state: Some(state),
+        snapshot_id: "forged".into(),
+    });
+    let revoke = forged_by(
+        &t,
+        4,
+        "CHE-SEC",
+        Op::Revoke(pb::StatusChange {
+            node_id: "FRA-POL".into(),
+            reason: "forged".into(),
+        }),
+    );
+    for target in 0..4 {
+        let ch = t
+            .channel(target, false, ClientCert::Of(4, "node"))
+            .await
+            .unwrap();
+        let mut c = DirectoryRaftClient::new(ch);
+        let snap = c
+            .install_snapshot(pb::RaftSnapshotRequest {
+                vote: Some(pb::RaftVote {
+                    term: v.term + 1,
+                    node_id: me,
+                    committed: true,
+                }),
+                meta: Some(pb::RaftSnapshotMeta {
+                    last_log_id: Some(last),
+                    last_membership: Some(membership.clone()),
+                    snapshot_id: "forged".into(),
+                }),
+                offset: 0,
+                data: data.clone(),
+                done: true,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(snap.code(), tonic::Code::PermissionDenied, "{snap:?}");
+        // AppendEntries both in its own name (a higher vote) and reusing the leader's vote.
+        for vote in [
+            pb::RaftVote {
+                term: v.term + 1,
+                node_id: me,
+                committed: true,
+            },
+            pb::RaftVote {
+                term: v.term,
+                node_id: rid(&leader),
+                committed: true,
+            },
+        ] {
+            let entry_id = pb::RaftLogId {
+                term: vote.term,
+                leader: vote.node_id,
+                index: v.applied_index + 1,
+            };
+            let append = c
+                .append_entries(pb::RaftAppendRequest {
+                    vote: Some(vote),
+                    prev_log_id: Some(pb::RaftLogId {
+                        index: v.applied_index,
+                        ..entry_id
+                    }),
+                    entries: vec![pb::RaftEntry {
+                        log_id: Some(entry_id),
+                        payload: Some(pb::raft_entry::Payload::Command(revoke.clone())),
+                    }],
+                    leader_commit: Some(entry_id),
+                })
+                .await
+                .unwrap_err();
+            assert_eq!(append.code(), tonic::Code::PermissionDenied, "{append:?}");
+        }
+    }
+    // Nothing changed on any replica, and the directory still takes writes everywhere.
+    t.fed
+        .propose_applied(3, contacts("fra.after@example.test"))
+        .await
+        .unwrap();
+    for (i, b) in before.iter().enumerate() {
+        t.fed
+            .wait_for_directory(i, "the write after the forgeries", WAIT, |v| {
+                email_of(v, "FRA-POL").as_deref() == Some("fra.after@example.test")
+            })
+            .await
+            .unwrap();
+        assert_eq!(fra_as_seen_by(&t, i).await, *b, "node {i}");
+    }
+    let info = t
+        .admin(3)
+        .await
+        .unwrap()
+        .get_node_info(pb::GetNodeInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_ne!(info.policy_version, 99);
+    t.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_command_from_a_valid_leader_is_refused_by_apply() {
+    let t = founded(1000).await;
+    let leader_i = leader_index(&t, 3).await;
+    let leader = t.node(leader_i).id.to_string();
+    // The leader itself (a compromised voter) appends, to FRA-POL's replica, a policy in
+    // FRA-POL's name that DEU-CUS signed.
+    let forged = forged_by(&t, 4, "FRA-POL", Op::PublishPolicy(permissive_fra_policy()));
+    let ch = t
+        .channel(3, false, ClientCert::Of(leader_i, "node"))
+        .await
+        .unwrap();
+    let mut c = DirectoryRaftClient::new(ch);
+    let mut appended = None;
+    for _ in 0..50 {
+        let v = view(&t, 3).await;
+        let at = |index| pb::RaftLogId {
+            term: v.term,
+            leader: rid(&leader),
+            index,
+        };
+        let r = c
+            .append_entries(pb::RaftAppendRequest {
+                vote: Some(pb::RaftVote {
+                    term: v.term,
+                    node_id: rid(&leader),
+                    committed: true,
+                }),
+                prev_log_id: Some(at(v.applied_index)),
+                entries: vec![pb::RaftEntry {
+                    log_id: Some(at(v.applied_index + 1)),
+                    payload: Some(pb::raft_entry::Payload::Command(forged.clone())),
+                }],
+                leader_commit: Some(at(v.applied_index + 1)),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if matches!(r.result, Some(pb::raft_append_response::Result::Success(_))) {
+            appended = Some(v.applied_index + 1);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let index = appended.expect("the leader's AppendEntries was accepted");
+    let v = t
+        .fed
+        .wait_for_directory(3, "the forged entry applied", WAIT, |v| {
+            v.applied_index >= index
+        })
+        .await
+        .unwrap();
+    let policies = v
+        .state
+        .unwrap()
+        .entries
+        .get("FRA-POL")
+        .map_or(0, |e| e.policies.len());
+    assert_eq!(policies, 0, "the forged policy was refused by apply");
+    t.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_pinned_secretariat_founds_the_directory() {
+    let t = TestFederation::start_specs(&specs(1000)).await.unwrap();
+    let leader = leader_index(&t, 0).await;
+    // FRA-POL, neither a voter nor a member, proposes itself as secretariat.
+    let mut me = t.fed.member_of(3).unwrap();
+    me.role = pb::MemberRole::Secretariat as i32;
+    let cmd = forged_by(&t, 3, "FRA-POL", Op::Admit(me));
+    let ch = t
+        .channel(leader, false, ClientCert::Of(3, "node"))
+        .await
+        .unwrap();
+    match DirectoryRaftClient::new(ch)
+        .propose(pb::ProposeRequest { command: Some(cmd) })
+        .await
+    {
+        Err(s) => assert_eq!(s.code(), tonic::Code::PermissionDenied, "{s:?}"),
+        Ok(r) => assert!(!r.get_ref().applied, "FRA-POL founded the directory"),
+    }
+    // A voter (BEL-HUB) founding as secretariat is refused: by the leader before replication
+    // when BEL-HUB forwards it, by every replica's apply when BEL-HUB leads.
+    let bel = t.admin(1).await.unwrap();
+    let outcome = wait_for("BEL-HUB's founding to be decided", || {
+        let mut bel = bel.clone();
+        async move {
+            let r = bel
+                .propose_directory(pb::ProposeDirectoryRequest {
+                    command: Some(pb::DirectoryCommand {
+                        op: Some(Op::Admit(pb::Member {
+                            node_id: "BEL-HUB".into(),
+                            role: pb::MemberRole::Secretariat as i32,
+                            ..Default::default()
+                        })),
+                        ..Default::default()
+                    }),
+                })
+                .await;
+            match r {
+                Err(s) if s.code() == tonic::Code::Unavailable => None,
+                Err(s) => Some(Err(s)),
+                Ok(r) => Some(Ok(r.into_inner())),
+            }
+        }
+    })
+    .await
+    .unwrap();
+    match outcome {
+        Ok(r) => {
+            assert!(!r.applied, "BEL-HUB founded the directory");
+            assert!(r.refusal.contains("first member"), "{}", r.refusal);
+        }
+        Err(s) => {
+            assert_eq!(s.code(), tonic::Code::PermissionDenied, "{s:?}");
+            assert!(s.message().contains("first member"), "{s:?}");
+        }
+    }
+    // The pinned secretariat founds it.
+    t.fed.found_directory().await.unwrap();
+    let v = view(&t, 3).await;
+    assert_eq!(
+        v.state.unwrap().members["CHE-SEC"].role,
+        pb::MemberRole::Secretariat as i32
+    );
+    t.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_certificate_for_an_admitted_identity_is_refused() {
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+    let t = founded(1000).await;
+    // Someone holding the federation CA's key mints another certificate for DEU-CUS.
+    let dir = t.cert_dir();
+    let ca = tracenet_certs::Ca::from_pem(
+        &std::fs::read_to_string(dir.join("ca.pem")).unwrap(),
+        &std::fs::read_to_string(dir.join("ca.key")).unwrap(),
+    )
+    .unwrap();
+    let deu = NodeId::parse("DEU-CUS").unwrap();
+    let minted = ca
+        .issue(
+            &tracenet_certs::PeerIdentity::Node(deu),
+            tracenet_certs::Validity::Current,
+        )
+        .unwrap();
+    for target in [0, 3] {
+        let node = t.node(target);
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(
+                std::fs::read(dir.join("ca.pem")).unwrap(),
+            ))
+            .domain_name(node.id.dns_name())
+            .identity(Identity::from_pem(&minted.cert_pem, &minted.key_pem));
+        let ch = Endpoint::from_shared(format!("https://{}", node.peer_addr))
+            .unwrap()
+            .tls_config(tls)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let ping = tracenet_proto::v1::peer_exchange_client::PeerExchangeClient::new(ch.clone())
+            .ping(pb::PingRequest {})
+            .await
+            .unwrap_err();
+        assert_eq!(ping.code(), tonic::Code::PermissionDenied, "{ping:?}");
+        assert!(
+            ping.message().contains("not the one the directory lists"),
+            "{}",
+            ping.message()
+        );
+        // Not even a write DEU-CUS signed itself gets through with it.
+        let mut c = pb::DirectoryCommand {
+            at: 1,
+            seq: u64::MAX / 2,
+            op: Some(contacts("minted@example.test")),
+            ..Default::default()
+        };
+        t.signing_key(4).unwrap().sign_directory_command(&mut c);
+        let propose = DirectoryRaftClient::new(ch)
+            .propose(pb::ProposeRequest { command: Some(c) })
+            .await
+            .unwrap_err();
+        assert_eq!(propose.code(), tonic::Code::PermissionDenied, "{propose:?}");
+    }
+    // DEU-CUS's listed certificate still works.
+    t.peer_client(3, ClientCert::Of(4, "node"))
+        .await
+        .unwrap()
+        .ping(pb::PingRequest {})
+        .await
+        .unwrap();
+    t.shutdown().await.unwrap();
+}
+
+/// How many records DEU-CUS answers FRA-POL's lookup of `serial` with.
+async fn deu_hits(t: &TestFederation, serial: &str) -> usize {
+    let found = t
+        .admin(3)
+        .await
+        .unwrap()
+        .federated_lookup(lookup_of(serial))
+        .await
+        .unwrap()
+        .into_inner();
+    found
+        .answers
+        .iter()
+        .filter(|a| a.node_id == "DEU-CUS")
+        .map(|a| a.hits.len())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_published_policy_does_not_parse_discloses_nothing() {
+    let mut t = founded(1000).await;
+    let mut deu = t.admin(4).await.unwrap();
+    let created = deu
+        .create_record(pb::CreateRecordRequest {
+            record: Some(sample(7)),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .record
+        .unwrap();
+    let serial = created.firearms[0].serial_number.clone();
+    assert_eq!(
+        deu_hits(&t, &serial).await,
+        1,
+        "DEU-CUS's published policy shares it"
+    );
+    // DEU-CUS's replica ends up holding a latest policy it cannot parse (as after a version skew
+    // between replicas): written into its stored state while it is stopped.
+    t.stop(4).await.unwrap();
+    {
+        let db =
+            tracenet_node::store::open::open_db(&t.node(4).config.data_dir.join("records"), None)
+                .unwrap();
+        let tree = db.open_tree("raft_state_machine").unwrap();
+        let mut snap: pb::DirectorySnapshot =
+            tracenet_proto::stored::decode(&tree.get(b"applied").unwrap().unwrap()).unwrap();
+        let state = snap.state.as_mut().unwrap();
+        let policies = &mut state.entries.get_mut("DEU-CUS").unwrap().policies;
+        let mut bad = policies.last().unwrap().clone();
+        let p = bad.policy.as_mut().unwrap();
+        p.version += 1;
+        p.rules[0].purposes.clear();
+        policies.push(bad);
+        tree.insert(b"applied", tracenet_proto::stored::encode(&snap))
+            .unwrap();
+        db.flush().unwrap();
+    }
+    t.restart(4).await.unwrap();
+    let info = t
+        .admin(4)
+        .await
+        .unwrap()
+        .get_node_info(pb::GetNodeInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        info.policy_problem.contains("discloses nothing"),
+        "says why: {info:?}"
+    );
+    assert_eq!(info.policy_version, 0);
+    assert_eq!(
+        deu_hits(&t, &serial).await,
+        0,
+        "fails closed, not to the configuration"
+    );
+    t.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_police_node_claiming_the_customs_agency_kind_is_refused() {
+    let t = founded(1000).await;
+    let v = view(&t, 4).await;
+    assert_eq!(
+        v.state.unwrap().members["FRA-POL"].agency_kind,
+        pb::AgencyKind::Police as i32,
+        "the secretariat admitted FRA-POL as police"
+    );
+    let key = t.signing_key(3).unwrap();
+    let lookup = |kind: pb::AgencyKind, id: &str| pb::LookupRequest {
+        context: Some(
+            key.sign_context(&pb::RequestContext {
+                request_id: id.into(),
+                requester_node: "FRA-POL".into(),
+                agency_kind: kind as i32,
+                purpose: pb::Purpose::Tracing as i32,
+                legal_basis: "synthetic".into(),
+                case_reference: String::new(),
+                issued_at: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs() as i64,
+            }),
+        ),
+        serial_number: "SYN-0001".into(),
+        manufacturer: String::new(),
+    };
+    let mut c = t.peer_client(4, ClientCert::Of(3, "node")).await.unwrap();
+    let refused = c
+        .lookup(lookup(pb::AgencyKind::Customs, "claims-customs"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    assert!(
+        refused.message().contains("AGENCY_KIND_POLICE"),
+        "{}",
+        refused.message()
+    );
+    // As what it is, it is answered.
+    c.lookup(lookup(pb::AgencyKind::Police, "claims-police"))
+        .await
+        .unwrap();
     t.shutdown().await.unwrap();
 }

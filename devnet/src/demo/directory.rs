@@ -10,10 +10,14 @@ use tracenet_proto::v1 as pb;
 use tracenet_proto::v1::directory_command::Op;
 
 use super::{DemoError, call, check};
-use crate::DevFederation;
+use crate::{DevFederation, DevnetError};
+use tracenet_node::client::connect_directory;
+use tracenet_node::directory::types::raft_id;
+use tracenet_node::envelope::SigningKey;
 use tracenet_node::sample;
 
 const FRA: usize = 0;
+const DEU: usize = 1;
 const ITA: usize = 2;
 const SEC: usize = 3;
 /// Committed writes timed for the latency figure.
@@ -47,7 +51,7 @@ async fn ita_sees_from_fra(fed: &DevFederation) -> Result<usize, DemoError> {
         .await?
         .federated_query(pb::FederatedQueryRequest {
             inquiry: Some(pb::Inquiry {
-                agency_kind: pb::AgencyKind::Customs as i32,
+                agency_kind: pb::AgencyKind::Police as i32,
                 purpose: pb::Purpose::BorderRiskAnalysis as i32,
                 legal_basis: "Synthetic legal basis (demo)".into(),
                 case_reference: "SYN-DEMO-CASE".into(),
@@ -68,6 +72,110 @@ async fn ita_sees_from_fra(fed: &DevFederation) -> Result<usize, DemoError> {
         .filter(|a| a.node_id == "FRA-POL")
         .map(|a| a.records.len())
         .sum())
+}
+
+/// DEU-CUS, a member turned hostile, tries to publish a share-everything policy in FRA-POL's
+/// name: signed with its own key, sent to the leader as a proposal and to FRA-POL's replica as
+/// replication reusing the leader's vote. Both are refused and FRA-POL's policy stays as it was.
+async fn forged_write_refused(fed: &DevFederation, out: &mut String) -> Result<(), DemoError> {
+    let deu = &fed.nodes[DEU];
+    let key = SigningKey::load(&deu.cert_dir.join("signing.pk8"), deu.id.clone())
+        .map_err(|e| DemoError::Check(format!("DEU-CUS signing key: {e}")))?;
+    let v = fed
+        .admin_client(FRA)
+        .await?
+        .get_directory(pb::GetDirectoryRequest {
+            linearizable: false,
+        })
+        .await
+        .map_err(call("reading FRA-POL's directory"))?
+        .into_inner();
+    let version = |v: &pb::DirectoryView| {
+        v.state
+            .as_ref()
+            .and_then(|s| s.entries.get("FRA-POL"))
+            .and_then(|e| e.policies.last())
+            .and_then(|p| p.policy.as_ref())
+            .map_or(0, |p| p.version)
+    };
+    let before = version(&v);
+    let mut cmd = pb::DirectoryCommand {
+        at: 0,
+        seq: u64::MAX / 2,
+        op: Some(Op::PublishPolicy(pb::SharingPolicy {
+            owner_country: "FRA".into(),
+            version: 99,
+            legal_basis: "forged".into(),
+            rules: vec![],
+        })),
+        ..Default::default()
+    };
+    key.sign_directory_command(&mut cmd);
+    cmd.writer = "FRA-POL".into();
+    let tls = fed.material(DEU, "node")?;
+    let leader = fed.wait_for_leader(FRA).await?;
+    let li = fed.index_of(&leader)?;
+    let ln = &fed.nodes[li];
+    let proposed = connect_directory(&ln.peer_addr.to_string(), &tls, &ln.id)
+        .await
+        .map_err(DevnetError::from)?
+        .propose(pb::ProposeRequest {
+            command: Some(cmd.clone()),
+        })
+        .await;
+    let fra = &fed.nodes[FRA];
+    let entry = pb::RaftLogId {
+        term: v.term,
+        leader: raft_id(&ln.id),
+        index: v.applied_index + 1,
+    };
+    let appended = connect_directory(&fra.peer_addr.to_string(), &tls, &fra.id)
+        .await
+        .map_err(DevnetError::from)?
+        .append_entries(pb::RaftAppendRequest {
+            vote: Some(pb::RaftVote {
+                term: v.term,
+                node_id: raft_id(&ln.id),
+                committed: true,
+            }),
+            prev_log_id: Some(pb::RaftLogId {
+                index: v.applied_index,
+                ..entry
+            }),
+            entries: vec![pb::RaftEntry {
+                log_id: Some(entry),
+                payload: Some(pb::raft_entry::Payload::Command(cmd)),
+            }],
+            leader_commit: Some(entry),
+        })
+        .await;
+    let (Err(p), Err(a)) = (proposed, appended) else {
+        return Err(DemoError::Check(
+            "a forged directory write was accepted".into(),
+        ));
+    };
+    let after = fed
+        .admin_client(FRA)
+        .await?
+        .get_directory(pb::GetDirectoryRequest {
+            linearizable: false,
+        })
+        .await
+        .map_err(call("reading FRA-POL's directory"))?
+        .into_inner();
+    check(version(&after) == before, || {
+        format!(
+            "FRA-POL's policy changed from v{before} to v{}",
+            version(&after)
+        )
+    })?;
+    let _ = writeln!(
+        out,
+        "forged directory write refused: DEU-CUS's policy v99 in FRA-POL's name was refused by leader {leader} ({}) and by FRA-POL's replica ({}); FRA-POL's policy stays v{before}",
+        p.message(),
+        a.message()
+    );
+    Ok(())
 }
 
 /// Runs the directory part of the scenario (after the exchange part: it revokes ITA-POL).
@@ -102,6 +210,8 @@ pub async fn scenario(fed: &mut DevFederation, out: &mut String) -> Result<(), D
         millis(times[TIMED_WRITES / 2]),
         millis(times[TIMED_WRITES - 1]),
     );
+
+    forged_write_refused(fed, out).await?;
 
     // A policy change takes effect on the next disclosure.
     let before = ita_sees_from_fra(fed).await?;

@@ -212,11 +212,15 @@ pub async fn scenario(fed: &mut DevFederation, out: &mut String) -> Result<(), D
         .map(|p| p.country.clone())
         .unwrap_or_default();
     let mut views = Vec::new();
-    for (i, who) in [(DEU, "DEU-CUS"), (ITA, "ITA-POL")] {
+    // Each border agency queries as what it is: DEU-CUS as customs, ITA-POL as police.
+    for (i, who, kind) in [
+        (DEU, "DEU-CUS", pb::AgencyKind::Customs),
+        (ITA, "ITA-POL", pb::AgencyKind::Police),
+    ] {
         let mut c = fed.admin_client(i).await?;
         let r = c
             .federated_query(pb::FederatedQueryRequest {
-                inquiry: inquiry(pb::AgencyKind::Customs, pb::Purpose::BorderRiskAnalysis),
+                inquiry: inquiry(kind, pb::Purpose::BorderRiskAnalysis),
                 filter: Some(pb::RecordFilter {
                     route_country: via.clone(),
                     ..Default::default()

@@ -26,6 +26,7 @@ pub(super) async fn node_info(
             outbox_pending: c.ledger.pending().unwrap_or(0),
             signing_public_key: tracenet_ids::hex::encode(&c.signing.public_key()),
             policy_version: c.roster.policy().version(),
+            policy_problem: c.roster.view().policy_problem.clone().unwrap_or_default(),
         })
     })
     .await

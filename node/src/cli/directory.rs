@@ -123,6 +123,10 @@ pub struct AdmitArgs {
     /// Regions the member belongs to (repeatable).
     #[arg(long = "region")]
     regions: Vec<String>,
+    /// The kind of agency it is (police, customs, border-guard, military, other); requests
+    /// claiming another kind are then refused. Empty: not bound.
+    #[arg(long, default_value = "")]
+    agency_kind: String,
 }
 
 /// Arguments of suspend, reinstate and revoke.
@@ -166,6 +170,8 @@ async fn propose(config: &Path, op: Op) -> Result<(), String> {
             command: Some(pb::DirectoryCommand {
                 writer: String::new(),
                 at: 0,
+                seq: 0,
+                signature: Vec::new(),
                 op: Some(op),
             }),
         })
@@ -182,6 +188,20 @@ async fn propose(config: &Path, op: Op) -> Result<(), String> {
 
 fn read(path: &Path) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn agency_kind(s: &str) -> Result<pb::AgencyKind, String> {
+    match s {
+        "" => Ok(pb::AgencyKind::Unspecified),
+        "police" => Ok(pb::AgencyKind::Police),
+        "customs" => Ok(pb::AgencyKind::Customs),
+        "border-guard" => Ok(pb::AgencyKind::BorderGuard),
+        "military" => Ok(pb::AgencyKind::Military),
+        "other" => Ok(pb::AgencyKind::Other),
+        other => Err(format!(
+            "unknown agency kind '{other}' (police, customs, border-guard, military or other)"
+        )),
+    }
 }
 
 fn role(s: &str) -> Result<pb::MemberRole, String> {
@@ -382,6 +402,7 @@ fn admitted_member(a: &AdmitArgs) -> Result<pb::Member, String> {
             role: role as i32,
             organisation: a.organisation.clone(),
             regions: a.regions.clone(),
+            agency_kind: agency_kind(&a.agency_kind)? as i32,
             ..Default::default()
         });
     }
@@ -405,6 +426,7 @@ fn admitted_member(a: &AdmitArgs) -> Result<pb::Member, String> {
         sealing_key: Vec::new(),
         status: 0,
         regions: a.regions.clone(),
+        agency_kind: agency_kind(&a.agency_kind)? as i32,
     })
 }
 

@@ -215,6 +215,8 @@ mod tests {
             openraft::EntryPayload::Normal(pb::DirectoryCommand {
                 writer: "CHE-SEC".into(),
                 at: 5,
+                seq: 3,
+                signature: vec![1, 2, 3],
                 op: None,
             }),
             openraft::EntryPayload::Membership(m),

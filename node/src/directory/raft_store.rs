@@ -78,9 +78,13 @@ fn index_key(i: u64) -> [u8; 8] {
     i.to_be_bytes()
 }
 
-/// Opens both halves of the directory's Raft storage in `db`.
-pub fn open(db: &sled::Db) -> Result<(LogStore, StateMachineStore), StorageError> {
-    Ok((LogStore::open(db)?, StateMachineStore::open(db)?))
+/// Opens both halves of the directory's Raft storage in `db`; commands are applied and
+/// snapshots verified against the pinned `genesis`.
+pub fn open(
+    db: &sled::Db,
+    genesis: Arc<state::Genesis>,
+) -> Result<(LogStore, StateMachineStore), StorageError> {
+    Ok((LogStore::open(db)?, StateMachineStore::open(db, genesis)?))
 }
 
 /// The Raft log, vote and purge mark.
@@ -285,11 +289,15 @@ pub struct StateMachineStore {
     tree: sled::Tree,
     applied: Arc<Mutex<Applied>>,
     published: Arc<watch::Sender<Published>>,
+    genesis: Arc<state::Genesis>,
 }
 
 impl StateMachineStore {
     /// Opens the state machine tree in `db` and loads the last applied state.
-    pub fn open(db: &sled::Db) -> Result<StateMachineStore, StorageError> {
+    pub fn open(
+        db: &sled::Db,
+        genesis: Arc<state::Genesis>,
+    ) -> Result<StateMachineStore, StorageError> {
         let tree = db.open_tree(SM_TREE).map_err(r_sm)?;
         let applied = match tree.get(KEY_APPLIED).map_err(r_sm)? {
             None => Applied::default(),
@@ -304,6 +312,7 @@ impl StateMachineStore {
             tree,
             applied: Arc::new(Mutex::new(applied)),
             published: Arc::new(tx),
+            genesis,
         })
     }
 
@@ -392,7 +401,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                         applied: true,
                         refusal: String::new(),
                     }),
-                    EntryPayload::Normal(cmd) => replies.push(state::apply(&mut a.state, &cmd)),
+                    EntryPayload::Normal(cmd) => {
+                        replies.push(state::apply(&mut a.state, &self.genesis, &cmd))
+                    }
                     EntryPayload::Membership(m) => {
                         a.membership = openraft::StoredMembership::new(Some(e.log_id), m);
                         replies.push(pb::DirectoryResponse {
@@ -425,6 +436,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let data = snapshot.into_inner();
         let decoded: pb::DirectorySnapshot = stored::decode(&data).map_err(r_snap)?;
         let mut a = Applied::from_pb(&decoded);
+        // Every entry must carry the signed command that produced it; a snapshot that does not
+        // verify is refused whoever sent it, and this replica keeps its state.
+        if let Err(e) = state::verify(&a.state, &self.genesis) {
+            tracing::error!(snapshot = %meta.snapshot_id, error = %e, "refusing a directory snapshot that does not verify");
+            return Err(w_snap(format!("snapshot refused: {e}")));
+        }
         // The metadata is authoritative for what the snapshot covers.
         a.last_applied = meta.last_log_id;
         a.membership = meta.last_membership.clone();
@@ -467,7 +484,7 @@ mod tests {
         ) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), StorageError> {
             let dir = tempfile::tempdir().map_err(w_logs)?;
             let db = crate::store::open::open_db(dir.path(), None).map_err(w_logs)?;
-            let (log, sm) = open(&db)?;
+            let (log, sm) = open(&db, Arc::new(state::tests::genesis()))?;
             Ok((dir, log, sm))
         }
     }
@@ -481,24 +498,17 @@ mod tests {
     #[tokio::test]
     async fn state_and_log_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let cmd = pb::DirectoryCommand {
-            writer: "CHE-SEC".into(),
-            at: 1,
-            op: Some(pb::directory_command::Op::Admit(pb::Member {
-                node_id: "CHE-SEC".into(),
-                country: "CHE".into(),
-                organisation: "Synthetic secretariat".into(),
-                role: pb::MemberRole::Secretariat as i32,
-                endpoint: "127.0.0.1:1".into(),
-                cert_fingerprint: "ab".repeat(32),
-                signing_key: vec![1; 32],
-                ..Default::default()
-            })),
-        };
+        let cmd = state::tests::signed(
+            "CHE-SEC",
+            pb::directory_command::Op::Admit(state::tests::member(
+                "CHE-SEC",
+                pb::MemberRole::Secretariat,
+            )),
+        );
         let lid = openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), 1);
         {
             let db = crate::store::open::open_db(dir.path(), None).unwrap();
-            let (mut log, mut sm) = open(&db).unwrap();
+            let (mut log, mut sm) = open(&db, Arc::new(state::tests::genesis())).unwrap();
             log.save_vote(&openraft::Vote::new(1, 1)).await.unwrap();
             let r = sm
                 .apply([openraft::Entry::<TypeConfig> {
@@ -510,7 +520,7 @@ mod tests {
             assert!(r[0].applied, "{}", r[0].refusal);
         }
         let db = crate::store::open::open_db(dir.path(), None).unwrap();
-        let (mut log, mut sm) = open(&db).unwrap();
+        let (mut log, mut sm) = open(&db, Arc::new(state::tests::genesis())).unwrap();
         assert_eq!(
             log.read_vote().await.unwrap(),
             Some(openraft::Vote::new(1, 1))

@@ -20,10 +20,12 @@ use tracenet_proto::v1::directory_raft_client::DirectoryRaftClient;
 use super::membership;
 use super::network::Network;
 use super::raft_store::{self, Published, StateMachineStore};
+use super::state::{self, Genesis};
 use super::types::{Raft, RaftId, RaftPeer, raft_id};
 use crate::client::PeerClients;
 use crate::clock::Clock;
 use crate::config::DirectoryConfig;
+use crate::envelope::SigningKey;
 use crate::ids::NodeId;
 use crate::roster::Roster;
 
@@ -49,6 +51,10 @@ pub enum DirectoryError {
     /// Raft or its storage failed on this node. Not retryable without operator attention.
     #[error("directory replica failed: {0}")]
     Fatal(String),
+    /// A forwarded proposal was refused before it was replicated: the caller may not propose,
+    /// or the command is not its own, not signed by it, or a replay. Not retryable as it is.
+    #[error("directory proposal refused: {0}")]
+    Refused(String),
 }
 
 /// What the local API reports about the replica.
@@ -77,6 +83,8 @@ pub struct Wiring {
     pub roster: Arc<Roster>,
     /// The node's clock (command times).
     pub clock: Arc<dyn Clock>,
+    /// The node's signing key: every command it writes is signed with it.
+    pub signing: Arc<SigningKey>,
     /// Stops the replica's background tasks.
     pub shutdown: CancellationToken,
 }
@@ -90,6 +98,9 @@ pub struct Directory {
     cfg: DirectoryConfig,
     clients: Arc<PeerClients>,
     clock: Arc<dyn Clock>,
+    signing: Arc<SigningKey>,
+    genesis: Arc<Genesis>,
+    last_seq: std::sync::Mutex<u64>,
 }
 
 impl std::fmt::Debug for Directory {
@@ -119,9 +130,11 @@ impl Directory {
             clients,
             roster,
             clock,
+            signing,
             shutdown,
         } = wiring;
-        let (log, sm) = raft_store::open(db).map_err(fatal)?;
+        let genesis = Arc::new(cfg.genesis().map_err(fatal)?);
+        let (log, sm) = raft_store::open(db, genesis.clone()).map_err(fatal)?;
         let config = openraft::Config {
             cluster_name: "tracenet-directory".into(),
             heartbeat_interval: cfg.heartbeat_ms,
@@ -173,6 +186,9 @@ impl Directory {
             cfg,
             clients,
             clock,
+            signing,
+            genesis,
+            last_seq: std::sync::Mutex::new(0),
         });
         tokio::spawn(follow_roster(dir.clone(), roster, shutdown.clone()));
         tokio::spawn(reconcile_membership(dir.clone(), shutdown));
@@ -192,6 +208,11 @@ impl Directory {
     /// Where other members reach this node's peer API.
     pub fn advertise(&self) -> &str {
         &self.advertise
+    }
+
+    /// The pinned founding secretariat.
+    pub fn genesis(&self) -> &Genesis {
+        &self.genesis
     }
 
     /// The configuration.
@@ -239,8 +260,21 @@ impl Directory {
         }
     }
 
-    /// Whether `node` may speak Raft to this replica: it is in the Raft membership or among the
-    /// configured voters (who must reach each other before any membership exists).
+    /// Whether `node` may send AppendEntries, InstallSnapshot and Vote: only configured voters
+    /// (never learners; the caller must also name itself as leader or candidate, which the
+    /// transport checks).
+    pub fn may_lead(&self, node: &NodeId) -> bool {
+        self.cfg.is_voter(node)
+    }
+
+    /// Whether `node` may propose a command: a configured voter or an admitted member (in any
+    /// status; the state machine refuses what its status does not allow).
+    pub fn may_propose(&self, node: &NodeId) -> bool {
+        self.cfg.is_voter(node) || self.sm.current().state.members.contains_key(node.as_str())
+    }
+
+    /// Whether `node` may ask for the read index: it is in the Raft membership or among the
+    /// configured voters.
     pub fn may_speak_raft(&self, node: &NodeId) -> bool {
         if self.cfg.is_voter(node) {
             return true;
@@ -256,28 +290,69 @@ impl Directory {
         Duration::from_millis(self.cfg.write_timeout_ms)
     }
 
-    /// Proposes a command written by this node; forwarded to the leader if this node is not it.
+    /// The next sequence number for a command this node writes: above anything it used since it
+    /// started, above what its replica last applied from it, and at least its clock in
+    /// microseconds (so a restart does not reuse numbers).
+    fn next_seq(&self) -> u64 {
+        let applied = self
+            .sm
+            .current()
+            .state
+            .proofs
+            .get(self.me.as_str())
+            .map_or(0, |p| p.last_seq);
+        let clock = u64::try_from(self.clock.now_secs())
+            .unwrap_or(0)
+            .saturating_mul(1_000_000);
+        let mut last = self
+            .last_seq
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let next = clock
+            .max(applied.saturating_add(1))
+            .max(last.saturating_add(1));
+        *last = next;
+        next
+    }
+
+    /// Proposes a command written by this node, signed with its key; forwarded, signature and
+    /// all, to the leader if this node is not it.
     pub async fn propose(
         &self,
         mut cmd: pb::DirectoryCommand,
     ) -> Result<pb::DirectoryResponse, DirectoryError> {
-        cmd.writer = self.me.to_string();
         cmd.at = self.clock.now_secs();
+        cmd.seq = self.next_seq();
+        self.signing.sign_directory_command(&mut cmd);
         match self.write_here(cmd.clone()).await? {
             Ok(r) => Ok(r),
             Err(leader) => self.forward(leader, cmd).await,
         }
     }
 
-    /// Applies a command forwarded by `writer` (identity from its certificate) on this node,
-    /// which must be the leader; it is not forwarded again.
+    /// Applies a command forwarded by `caller` (identity from its certificate) on this node,
+    /// which must be the leader; it is not forwarded again. The caller must be a configured voter
+    /// or an admitted member, the command must be its own and signed by it (checked against this
+    /// replica's state); otherwise it is refused here and never replicated.
     pub async fn propose_forwarded(
         &self,
-        writer: &NodeId,
-        mut cmd: pb::DirectoryCommand,
+        caller: &NodeId,
+        cmd: pb::DirectoryCommand,
     ) -> Result<pb::DirectoryResponse, DirectoryError> {
-        cmd.writer = writer.to_string();
-        cmd.at = self.clock.now_secs();
+        if !self.may_propose(caller) {
+            return Err(DirectoryError::Refused(format!(
+                "{caller} is neither an admitted member nor a configured voter"
+            )));
+        }
+        if cmd.writer != caller.as_str() {
+            return Err(DirectoryError::Refused(format!(
+                "{caller} may only forward its own commands, not {}'s",
+                cmd.writer.chars().take(64).collect::<String>()
+            )));
+        }
+        if let Err(e) = state::authenticate(&self.sm.current().state, &self.genesis, &cmd) {
+            return Err(DirectoryError::Refused(e.to_string()));
+        }
         match self.write_here(cmd).await? {
             Ok(r) => Ok(r),
             Err(leader) => Err(DirectoryError::NoLeader(format!(
@@ -331,6 +406,12 @@ impl Directory {
             Err(s) if s.code() == tonic::Code::DeadlineExceeded => {
                 Err(DirectoryError::NotCommitted(self.cfg.write_timeout_ms))
             }
+            // Refused by the leader before replication: not a leader problem, not retryable.
+            Err(s) if s.code() == tonic::Code::PermissionDenied => Err(DirectoryError::Refused(
+                s.message()
+                    .trim_start_matches("directory proposal refused: ")
+                    .to_owned(),
+            )),
             Err(s) => Err(DirectoryError::NoLeader(s.message().to_owned())),
         }
     }

@@ -1,7 +1,16 @@
 //! The Raft transport, server side: the `DirectoryRaft` gRPC service on the peer listener. The
-//! caller's identity comes from its verified certificate (set by the listener); only nodes in
-//! the Raft membership or among the configured voters may speak Raft, and a forwarded command is
-//! written under the caller's identity, never under a name the request carries.
+//! caller's identity comes from its verified certificate (set by the listener), and each call
+//! accepts only what Raft needs from that caller:
+//!
+//! - AppendEntries, InstallSnapshot and Vote only from configured voters, and only when the
+//!   vote in the message names the caller itself as leader or candidate (both checks: a voter
+//!   cannot speak in another's name, a learner not at all);
+//! - every such message is checked for consistency (entries consecutive after `prev_log_id`, no
+//!   term above the vote's, the current term's entries the caller's own, a snapshot's entries
+//!   signed) before openraft sees it, so nothing from the network can trip the Raft core;
+//! - Propose only from admitted members and configured voters, and only commands the caller
+//!   wrote and signed itself ([`Directory::propose_forwarded`]);
+//! - ReadIndex from members of the Raft group.
 
 use std::sync::Arc;
 
@@ -15,9 +24,11 @@ use super::codec::{
 };
 use super::network::append_from_pb;
 use super::replica::Directory;
-use super::types::TypeConfig;
+use super::state;
+use super::types::{TypeConfig, raft_id};
 use crate::auth::caller;
 use crate::ids::{NodeId, PeerIdentity};
+use tracenet_proto::stored;
 
 /// The service, backed by this node's replica.
 #[derive(Debug, Clone)]
@@ -31,16 +42,31 @@ impl RaftService {
         RaftService { dir }
     }
 
+    /// The caller, if it is a configured voter whose message names itself (`claimed`, the Raft
+    /// id in the message's vote) as leader or candidate.
+    fn leader<T>(
+        &self,
+        req: &Request<T>,
+        claimed: Option<&pb::RaftVote>,
+    ) -> Result<NodeId, Status> {
+        let node = node_of(req)?;
+        if !self.dir.may_lead(&node) {
+            return Err(Status::permission_denied(format!(
+                "{node} is not a configured voter of the directory and may not lead or elect"
+            )));
+        }
+        let vote = claimed.ok_or_else(|| bad("missing vote"))?;
+        if vote.node_id != raft_id(&node) {
+            return Err(Status::permission_denied(format!(
+                "{node} may only send Raft messages in its own name (the vote names Raft id {})",
+                vote.node_id
+            )));
+        }
+        Ok(node)
+    }
+
     fn member<T>(&self, req: &Request<T>) -> Result<NodeId, Status> {
-        let node = match caller(req)? {
-            PeerIdentity::Node(n) => n.clone(),
-            other => {
-                return Err(Status::permission_denied(format!(
-                    "{} may not speak Raft",
-                    other.to_uri()
-                )));
-            }
-        };
+        let node = node_of(req)?;
         if !self.dir.may_speak_raft(&node) {
             return Err(Status::permission_denied(format!(
                 "{node} is not in the directory's Raft group"
@@ -48,6 +74,66 @@ impl RaftService {
         }
         Ok(node)
     }
+}
+
+fn node_of<T>(req: &Request<T>) -> Result<NodeId, Status> {
+    match caller(req)? {
+        PeerIdentity::Node(n) => Ok(n.clone()),
+        other => Err(Status::permission_denied(format!(
+            "{} may not speak Raft",
+            other.to_uri()
+        ))),
+    }
+}
+
+/// Checks an AppendEntries request against its own vote before openraft sees it: the entries
+/// follow `prev_log_id` without gaps, no log id is of a later term than the vote, terms never go
+/// down, and entries of the vote's term are the vote's leader's.
+fn check_append(m: &pb::RaftAppendRequest) -> Result<(), Status> {
+    let vote = m.vote.as_ref().ok_or_else(|| bad("missing vote"))?;
+    if !vote.committed {
+        return Err(bad("AppendEntries needs a committed (leader's) vote"));
+    }
+    let within = |l: &pb::RaftLogId, what: &str| {
+        if l.term > vote.term || (l.term == vote.term && l.leader != vote.node_id) {
+            Err(bad(format!(
+                "{what} is not of the vote's leader or an earlier term"
+            )))
+        } else {
+            Ok(())
+        }
+    };
+    let mut next = 0u64;
+    let mut term = 0u64;
+    if let Some(p) = &m.prev_log_id {
+        within(p, "prev_log_id")?;
+        next = p
+            .index
+            .checked_add(1)
+            .ok_or_else(|| bad("prev_log_id index overflows"))?;
+        term = p.term;
+    }
+    for e in &m.entries {
+        let l = e
+            .log_id
+            .as_ref()
+            .ok_or_else(|| bad("entry without log id"))?;
+        within(l, "an entry")?;
+        if l.index != next {
+            return Err(bad(format!("entry index {} where {next} was due", l.index)));
+        }
+        if l.term < term {
+            return Err(bad("entry terms go down"));
+        }
+        term = l.term;
+        next = next
+            .checked_add(1)
+            .ok_or_else(|| bad("entry index overflows"))?;
+    }
+    if let Some(c) = &m.leader_commit {
+        within(c, "leader_commit")?;
+    }
+    Ok(())
 }
 
 fn bad(e: impl std::fmt::Display) -> Status {
@@ -58,13 +144,50 @@ fn raft_failed(e: impl std::fmt::Display) -> Status {
     Status::unavailable(format!("directory replica: {e}"))
 }
 
+impl RaftService {
+    /// Checks a snapshot chunk before openraft sees it: its log ids are no later than the vote,
+    /// and a snapshot sent whole (one chunk) must verify entry by entry against the signed
+    /// commands it carries (chunked snapshots are verified when installed).
+    fn check_snapshot(
+        &self,
+        m: &pb::RaftSnapshotRequest,
+        meta: &pb::RaftSnapshotMeta,
+    ) -> Result<(), Status> {
+        let vote = m.vote.as_ref().ok_or_else(|| bad("missing vote"))?;
+        let last = meta.last_log_id.as_ref();
+        if last.is_some_and(|l| l.term > vote.term) {
+            return Err(bad("snapshot of a later term than the vote"));
+        }
+        let membership_at = meta
+            .last_membership
+            .as_ref()
+            .and_then(|s| s.log_id.as_ref());
+        if let Some(ml) = membership_at
+            && last.is_none_or(|l| ml.index > l.index)
+        {
+            return Err(bad("snapshot membership is later than the snapshot"));
+        }
+        if m.offset == 0 && m.done {
+            let snap: pb::DirectorySnapshot = stored::decode(&m.data).map_err(bad)?;
+            if snap.last_applied.as_ref() != last {
+                return Err(bad("snapshot data and metadata disagree"));
+            }
+            let st = snap.state.unwrap_or_default();
+            state::verify(&st, self.dir.genesis())
+                .map_err(|e| Status::permission_denied(format!("snapshot refused: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
 #[tonic::async_trait]
 impl DirectoryRaft for RaftService {
     async fn append_entries(
         &self,
         request: Request<pb::RaftAppendRequest>,
     ) -> Result<Response<pb::RaftAppendResponse>, Status> {
-        self.member(&request)?;
+        self.leader(&request, request.get_ref().vote.as_ref())?;
+        check_append(request.get_ref())?;
         let rpc = append_from_pb(request.into_inner()).map_err(bad)?;
         let resp = self
             .dir
@@ -91,8 +214,13 @@ impl DirectoryRaft for RaftService {
         &self,
         request: Request<pb::RaftVoteRequest>,
     ) -> Result<Response<pb::RaftVoteResponse>, Status> {
-        self.member(&request)?;
+        self.leader(&request, request.get_ref().vote.as_ref())?;
         let m = request.into_inner();
+        if let (Some(v), Some(l)) = (&m.vote, &m.last_log_id)
+            && l.term > v.term
+        {
+            return Err(bad("last_log_id is of a later term than the vote"));
+        }
         let rpc = openraft::raft::VoteRequest {
             vote: req_vote(m.vote.as_ref()).map_err(bad)?,
             last_log_id: opt_log_id_from_pb(m.last_log_id.as_ref()),
@@ -109,9 +237,10 @@ impl DirectoryRaft for RaftService {
         &self,
         request: Request<pb::RaftSnapshotRequest>,
     ) -> Result<Response<pb::RaftSnapshotResponse>, Status> {
-        self.member(&request)?;
+        self.leader(&request, request.get_ref().vote.as_ref())?;
         let m = request.into_inner();
         let meta = m.meta.as_ref().ok_or_else(|| bad("missing meta"))?;
+        self.check_snapshot(&m, meta)?;
         let rpc = InstallSnapshotRequest::<TypeConfig> {
             vote: req_vote(m.vote.as_ref()).map_err(bad)?,
             meta: snapshot_meta_from_pb(meta),
@@ -132,7 +261,8 @@ impl DirectoryRaft for RaftService {
         &self,
         request: Request<pb::ProposeRequest>,
     ) -> Result<Response<pb::DirectoryResponse>, Status> {
-        // Any federation node may propose; the state machine decides what its identity allows.
+        // Only admitted members and configured voters, and only their own signed commands
+        // (checked by the replica before anything is replicated).
         let writer = match caller(&request)? {
             PeerIdentity::Node(n) => n.clone(),
             other => {

@@ -1,17 +1,39 @@
 //! Directory state transitions, pure: every command is authorised here, inside the state machine,
-//! from the writer's authenticated identity, so every replica reaches the same decision.
+//! from the writer's signature, so every replica reaches the same decision whoever the leader is.
 //!
-//! - The very first command must be the secretariat admitting itself (genesis).
+//! - Every command is signed by its writer (`DirectoryCommand` in directory.proto documents the
+//!   bytes) and verified against the writer's key as the directory already holds it; its `seq`
+//!   must exceed the writer's last applied one (no replays). Unsigned, badly signed and replayed
+//!   commands are refused.
+//! - The very first command must be the pinned secretariat ([`Genesis`], from the configuration)
+//!   admitting itself with its pinned key and certificate fingerprint.
 //! - Admission, suspension, reinstatement, revocation and role changes are the secretariat's.
 //! - A member publishes only its own contact points, trace settings, sharing policy and marking
 //!   practices (commands carry no target: they always apply to the writer).
 //! - A revoked member is final; a suspended member may not publish.
+//!
+//! The state keeps, per member, the signed commands that produced its record and entries
+//! (`MemberProofs`), so [`verify`] checks a whole state, such as an installed snapshot, entry by
+//! entry without trusting whoever sent it.
 
 use tracenet_proto::v1 as pb;
 
 use crate::country::CountryCode;
+use crate::envelope::verify_directory_command;
 use crate::ids::NodeId;
 use crate::policy::Policy;
+
+/// The founding secretariat every replica is configured with (`[directory.secretariat]`): the
+/// only node whose self-admission may found the directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Genesis {
+    /// Its node id.
+    pub node_id: NodeId,
+    /// SHA-256 of its node certificate, lowercase hex.
+    pub cert_fingerprint: String,
+    /// Its Ed25519 public key (32 bytes).
+    pub signing_key: Vec<u8>,
+}
 
 /// Why a directory command is refused. Every replica reaches the same refusal for the same
 /// command and state; it is replicated as its text (the `Display` form). Never retryable as it
@@ -43,9 +65,32 @@ pub enum Refusal {
         /// Its role, as the protocol names it.
         role: &'static str,
     },
-    /// Genesis: the first command must be the secretariat admitting itself.
-    #[error("the first member must be the secretariat admitting itself")]
-    Genesis,
+    /// Genesis: the first command must be the pinned secretariat admitting itself with its
+    /// pinned key and certificate.
+    #[error(
+        "the first member must be the secretariat admitting itself: {0} with the signing key and certificate fingerprint the configuration pins"
+    )]
+    Genesis(String),
+    /// The command carries no signature.
+    #[error("the command from {0} is not signed")]
+    Unsigned(String),
+    /// The signature does not verify with the writer's key as the directory holds it.
+    #[error("the signature of {0} does not verify with its key in the directory")]
+    BadSignature(String),
+    /// The command's sequence number is not above the writer's last applied one: a replay, or a
+    /// resend of a command already applied.
+    #[error("{writer}'s command seq {seq} is not above its last applied seq {last}")]
+    Replayed {
+        /// The writer.
+        writer: String,
+        /// The command's seq.
+        seq: u64,
+        /// The writer's last applied seq.
+        last: u64,
+    },
+    /// A state (snapshot) entry does not match the signed commands kept with it.
+    #[error("directory entry does not verify: {0}")]
+    BadProof(String),
     /// An admitted member's entry is malformed.
     #[error("{0}")]
     BadMember(String),
@@ -98,9 +143,14 @@ pub enum Refusal {
     },
 }
 
-/// A command's outcome as replicated: applied, or refused with the reason.
-pub fn apply(state: &mut pb::DirectoryState, cmd: &pb::DirectoryCommand) -> pb::DirectoryResponse {
-    match decide(state, cmd) {
+/// A command's outcome as replicated: applied, or refused with the reason. `genesis` is the
+/// pinned founding secretariat.
+pub fn apply(
+    state: &mut pb::DirectoryState,
+    genesis: &Genesis,
+    cmd: &pb::DirectoryCommand,
+) -> pb::DirectoryResponse {
+    match decide(state, genesis, cmd) {
         Ok(()) => pb::DirectoryResponse {
             applied: true,
             refusal: String::new(),
@@ -168,6 +218,9 @@ fn check_member(m: &pb::Member) -> Result<(), Refusal> {
     if !m.sealing_key.is_empty() && m.sealing_key.len() != 32 {
         return bad("sealing_key must be empty or a 32-byte X25519 public key".into());
     }
+    if pb::AgencyKind::try_from(m.agency_kind).is_err() {
+        return bad("agency_kind is not a known agency kind".into());
+    }
     if m.cert_fingerprint.len() != 64 || !m.cert_fingerprint.bytes().all(|b| b.is_ascii_hexdigit())
     {
         return bad("cert_fingerprint must be a SHA-256 in hex".into());
@@ -185,11 +238,65 @@ fn target<'a>(
         .ok_or_else(|| Refusal::NotMember(node_id.to_owned()))
 }
 
-fn decide(state: &mut pb::DirectoryState, cmd: &pb::DirectoryCommand) -> Result<(), Refusal> {
+/// The key `cmd`'s writer signs with as `state` holds it (the pinned key before genesis).
+fn writer_key<'a>(
+    state: &'a pb::DirectoryState,
+    genesis: &'a Genesis,
+    writer: &str,
+) -> Result<&'a [u8], Refusal> {
+    if state.members.is_empty() {
+        if writer != genesis.node_id.as_str() {
+            return Err(Refusal::Genesis(genesis.node_id.to_string()));
+        }
+        return Ok(&genesis.signing_key);
+    }
+    state
+        .members
+        .get(writer)
+        .map(|m| m.signing_key.as_slice())
+        .ok_or_else(|| Refusal::NotMember(writer.to_owned()))
+}
+
+/// Checks that `cmd` is signed by its writer with the key `state` holds for it and is not a
+/// replay. What the leader checks before replicating a proposal, and the first thing
+/// [`apply`] checks.
+pub fn authenticate(
+    state: &pb::DirectoryState,
+    genesis: &Genesis,
+    cmd: &pb::DirectoryCommand,
+) -> Result<(), Refusal> {
+    let writer = NodeId::parse(&cmd.writer).map_err(|e| Refusal::BadId(e.to_string()))?;
+    let w = writer.as_str();
+    let key = writer_key(state, genesis, w)?;
+    if cmd.signature.is_empty() {
+        return Err(Refusal::Unsigned(w.to_owned()));
+    }
+    verify_directory_command(key, cmd).map_err(|_| Refusal::BadSignature(w.to_owned()))?;
+    let last = state.proofs.get(w).map_or(0, |p| p.last_seq);
+    if cmd.seq <= last {
+        return Err(Refusal::Replayed {
+            writer: w.to_owned(),
+            seq: cmd.seq,
+            last,
+        });
+    }
+    Ok(())
+}
+
+fn proofs<'a>(state: &'a mut pb::DirectoryState, node: &str) -> &'a mut pb::MemberProofs {
+    state.proofs.entry(node.to_owned()).or_default()
+}
+
+fn decide(
+    state: &mut pb::DirectoryState,
+    genesis: &Genesis,
+    cmd: &pb::DirectoryCommand,
+) -> Result<(), Refusal> {
     use pb::directory_command::Op;
     let writer = NodeId::parse(&cmd.writer).map_err(|e| Refusal::BadId(e.to_string()))?;
     let w = writer.as_str();
     let op = cmd.op.as_ref().ok_or(Refusal::Empty)?;
+    authenticate(state, genesis, cmd)?;
     let wrong = |node: &str, what: &'static str| {
         Err(Refusal::WrongStatus {
             node: node.to_owned(),
@@ -199,8 +306,8 @@ fn decide(state: &mut pb::DirectoryState, cmd: &pb::DirectoryCommand) -> Result<
     match op {
         Op::Admit(m) => {
             if state.members.is_empty() {
-                if m.node_id != w || role(m) != pb::MemberRole::Secretariat {
-                    return Err(Refusal::Genesis);
+                if !is_genesis(genesis, w, m) {
+                    return Err(Refusal::Genesis(genesis.node_id.to_string()));
                 }
             } else {
                 secretariat(state, w)?;
@@ -211,6 +318,8 @@ fn decide(state: &mut pb::DirectoryState, cmd: &pb::DirectoryCommand) -> Result<
             }
             let mut m = m.clone();
             m.status = pb::MemberStatus::Active as i32;
+            m.cert_fingerprint = m.cert_fingerprint.to_ascii_lowercase();
+            proofs(state, &m.node_id).admit = Some(cmd.clone());
             state.members.insert(m.node_id.clone(), m);
         }
         Op::Suspend(s) => {
@@ -223,6 +332,7 @@ fn decide(state: &mut pb::DirectoryState, cmd: &pb::DirectoryCommand) -> Result<
                 return wrong(&s.node_id, "not active");
             }
             t.status = pb::MemberStatus::Suspended as i32;
+            proofs(state, &s.node_id).status = Some(cmd.clone());
         }
         Op::Reinstate(s) => {
             secretariat(state, w)?;
@@ -231,6 +341,7 @@ fn decide(state: &mut pb::DirectoryState, cmd: &pb::DirectoryCommand) -> Result<
                 return wrong(&s.node_id, "not suspended");
             }
             t.status = pb::MemberStatus::Active as i32;
+            proofs(state, &s.node_id).status = Some(cmd.clone());
         }
         Op::Revoke(s) => {
             secretariat(state, w)?;
@@ -249,6 +360,7 @@ fn decide(state: &mut pb::DirectoryState, cmd: &pb::DirectoryCommand) -> Result<
                 reason: s.reason.clone(),
                 at: cmd.at,
             });
+            proofs(state, &s.node_id).status = Some(cmd.clone());
         }
         Op::ChangeRole(r) => {
             secretariat(state, w)?;
@@ -264,6 +376,7 @@ fn decide(state: &mut pb::DirectoryState, cmd: &pb::DirectoryCommand) -> Result<
                 return wrong(&r.node_id, "revoked");
             }
             t.role = new as i32;
+            proofs(state, &r.node_id).roles.push(cmd.clone());
         }
         Op::PublishContacts(c) => {
             active_member(state, w)?;
@@ -274,6 +387,7 @@ fn decide(state: &mut pb::DirectoryState, cmd: &pb::DirectoryCommand) -> Result<
                 });
             }
             state.entries.entry(w.to_owned()).or_default().contacts = c.contacts.clone();
+            proofs(state, w).contacts = Some(cmd.clone());
         }
         Op::PublishTraceSettings(t) => {
             active_member(state, w)?;
@@ -281,6 +395,7 @@ fn decide(state: &mut pb::DirectoryState, cmd: &pb::DirectoryCommand) -> Result<
                 return Err(Refusal::ResponseTimes);
             }
             state.entries.entry(w.to_owned()).or_default().trace = Some(t.clone());
+            proofs(state, w).trace = Some(cmd.clone());
         }
         Op::PublishPolicy(p) => {
             active_member(state, w)?;
@@ -307,6 +422,7 @@ fn decide(state: &mut pb::DirectoryState, cmd: &pb::DirectoryCommand) -> Result<
                 policy: Some(p.clone()),
                 published_at: cmd.at,
             });
+            proofs(state, w).policies.push(cmd.clone());
         }
         Op::PublishMarkingPractices(m) => {
             active_member(state, w)?;
@@ -321,18 +437,274 @@ fn decide(state: &mut pb::DirectoryState, cmd: &pb::DirectoryCommand) -> Result<
                 .entry(w.to_owned())
                 .or_default()
                 .marking_practices = m.practices.clone();
+            proofs(state, w).marking_practices = Some(cmd.clone());
         }
+    }
+    proofs(state, w).last_seq = cmd.seq;
+    Ok(())
+}
+
+fn is_genesis(genesis: &Genesis, writer: &str, m: &pb::Member) -> bool {
+    writer == genesis.node_id.as_str()
+        && m.node_id == writer
+        && role(m) == pb::MemberRole::Secretariat
+        && m.signing_key == genesis.signing_key
+        && m.cert_fingerprint
+            .eq_ignore_ascii_case(&genesis.cert_fingerprint)
+}
+
+/// Checks a whole state, as a snapshot carries it, against the signed commands kept with it:
+/// every admission chains to the pinned genesis through secretariat signatures, every status and
+/// role change is signed by a secretariat, every member's entries are what its own signed
+/// commands published, and the members, entries and revocations are exactly what those commands
+/// produce. A state that fails is refused as a whole.
+pub fn verify(state: &pb::DirectoryState, genesis: &Genesis) -> Result<(), Refusal> {
+    let rebuilt = rebuild(state, genesis)?;
+    let bad = |what: &str| Err(Refusal::BadProof(what.to_owned()));
+    if rebuilt.members != state.members {
+        return bad("members differ from their signed admissions and status changes");
+    }
+    if rebuilt.entries != state.entries {
+        return bad("entries differ from what their members signed");
+    }
+    let sorted = |r: &[pb::Revocation]| {
+        let mut r = r.to_vec();
+        r.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+        r
+    };
+    if sorted(&rebuilt.revocations) != sorted(&state.revocations) {
+        return bad("revocations differ from the signed revocations");
     }
     Ok(())
 }
 
+fn rebuild(state: &pb::DirectoryState, genesis: &Genesis) -> Result<pb::DirectoryState, Refusal> {
+    use pb::directory_command::Op;
+    let bad = |why: String| Refusal::BadProof(why);
+    let mut out = pb::DirectoryState::default();
+    if state.proofs.is_empty() {
+        return Ok(out);
+    }
+    let signed_by = |cmd: &pb::DirectoryCommand, key: &[u8]| {
+        verify_directory_command(key, cmd).map_err(|_| Refusal::BadSignature(cmd.writer.clone()))
+    };
+    let admitted = |cmd: &pb::DirectoryCommand, id: &str| -> Result<pb::Member, Refusal> {
+        match cmd.op.as_ref() {
+            Some(Op::Admit(m)) if m.node_id == id => {
+                let mut m = m.clone();
+                m.status = pb::MemberStatus::Active as i32;
+                m.cert_fingerprint = m.cert_fingerprint.to_ascii_lowercase();
+                Ok(m)
+            }
+            _ => Err(bad(format!("the admission of {id} is not one"))),
+        }
+    };
+    // Genesis first, then every admission whose signer is already admitted, until none is left.
+    let g = genesis.node_id.as_str();
+    let gp = state
+        .proofs
+        .get(g)
+        .and_then(|p| p.admit.as_ref())
+        .ok_or_else(|| Refusal::Genesis(g.to_owned()))?;
+    let gm = admitted(gp, g)?;
+    if !is_genesis(genesis, &gp.writer, &gm) {
+        return Err(Refusal::Genesis(g.to_owned()));
+    }
+    signed_by(gp, &genesis.signing_key)?;
+    out.members.insert(g.to_owned(), gm);
+    // A secretariat signer: admitted (so its key is trusted), and admitted as or made a
+    // secretariat at some point by a signed role change (checked below).
+    let ever_secretariat = |id: &str| {
+        state.proofs.get(id).is_some_and(|p| {
+            let admitted_as = matches!(
+                p.admit.as_ref().and_then(|c| c.op.as_ref()),
+                Some(Op::Admit(m)) if role(m) == pb::MemberRole::Secretariat
+            );
+            admitted_as
+                || p.roles.iter().any(|c| {
+                    matches!(&c.op, Some(Op::ChangeRole(r)) if r.role == pb::MemberRole::Secretariat as i32)
+                })
+        })
+    };
+    let secretariat_key = |out: &pb::DirectoryState, cmd: &pb::DirectoryCommand| {
+        let signer = out.members.get(&cmd.writer)?;
+        ever_secretariat(&cmd.writer).then(|| signer.signing_key.clone())
+    };
+    loop {
+        let mut progress = false;
+        for (id, p) in &state.proofs {
+            if out.members.contains_key(id) {
+                continue;
+            }
+            let cmd = p
+                .admit
+                .as_ref()
+                .ok_or_else(|| bad(format!("{id} has no signed admission")))?;
+            let Some(key) = secretariat_key(&out, cmd) else {
+                continue;
+            };
+            signed_by(cmd, &key)?;
+            out.members.insert(id.clone(), admitted(cmd, id)?);
+            progress = true;
+        }
+        if !progress {
+            break;
+        }
+    }
+    if let Some(id) = state
+        .proofs
+        .keys()
+        .find(|id| !out.members.contains_key(*id))
+    {
+        return Err(bad(format!(
+            "the admission of {id} is not signed by an admitted secretariat"
+        )));
+    }
+    // Status and role changes, signed by a secretariat.
+    let ids: Vec<String> = out.members.keys().cloned().collect();
+    for id in &ids {
+        let p = &state.proofs[id];
+        for cmd in p.roles.iter().chain(p.status.as_ref()) {
+            let key = secretariat_key(&out, cmd)
+                .ok_or_else(|| bad(format!("a change of {id} is not signed by a secretariat")))?;
+            signed_by(cmd, &key)?;
+            let m = out
+                .members
+                .get_mut(id)
+                .ok_or_else(|| bad(format!("{id} vanished")))?;
+            match cmd.op.as_ref() {
+                Some(Op::ChangeRole(r)) if r.node_id == *id => m.role = r.role,
+                Some(Op::Suspend(s)) if s.node_id == *id => {
+                    m.status = pb::MemberStatus::Suspended as i32
+                }
+                Some(Op::Reinstate(s)) if s.node_id == *id => {
+                    m.status = pb::MemberStatus::Active as i32
+                }
+                Some(Op::Revoke(s)) if s.node_id == *id => {
+                    m.status = pb::MemberStatus::Revoked as i32;
+                    out.revocations.push(pb::Revocation {
+                        node_id: id.clone(),
+                        cert_fingerprint: m.cert_fingerprint.clone(),
+                        reason: s.reason.clone(),
+                        at: cmd.at,
+                    });
+                }
+                _ => return Err(bad(format!("a change of {id} is not about {id}"))),
+            }
+        }
+    }
+    // Each member's own publications, signed by itself.
+    for id in &ids {
+        let p = &state.proofs[id];
+        let key = out.members[id].signing_key.clone();
+        let own = |cmd: &pb::DirectoryCommand| {
+            if cmd.writer != *id {
+                return Err(bad(format!(
+                    "an entry of {id} was written by {}",
+                    cmd.writer
+                )));
+            }
+            signed_by(cmd, &key)
+        };
+        let mut e = pb::MemberEntries::default();
+        let mut any = false;
+        if let Some(cmd) = &p.contacts {
+            own(cmd)?;
+            let Some(Op::PublishContacts(c)) = &cmd.op else {
+                return Err(bad(format!("contacts of {id}")));
+            };
+            e.contacts = c.contacts.clone();
+            any = true;
+        }
+        if let Some(cmd) = &p.trace {
+            own(cmd)?;
+            let Some(Op::PublishTraceSettings(t)) = &cmd.op else {
+                return Err(bad(format!("trace settings of {id}")));
+            };
+            e.trace = Some(t.clone());
+            any = true;
+        }
+        for cmd in &p.policies {
+            own(cmd)?;
+            let Some(Op::PublishPolicy(pol)) = &cmd.op else {
+                return Err(bad(format!("a policy of {id}")));
+            };
+            e.policies.push(pb::PublishedPolicy {
+                policy: Some(pol.clone()),
+                published_at: cmd.at,
+            });
+            any = true;
+        }
+        if let Some(cmd) = &p.marking_practices {
+            own(cmd)?;
+            let Some(Op::PublishMarkingPractices(m)) = &cmd.op else {
+                return Err(bad(format!("marking practices of {id}")));
+            };
+            e.marking_practices = m.practices.clone();
+            any = true;
+        }
+        if any {
+            out.entries.insert(id.clone(), e);
+        }
+    }
+    // No kept command may be above its writer's last applied seq (else replays would pass).
+    for p in state.proofs.values() {
+        let all = [
+            &p.admit,
+            &p.status,
+            &p.contacts,
+            &p.trace,
+            &p.marking_practices,
+        ];
+        let lists = p.policies.iter().chain(p.roles.iter());
+        for cmd in all.into_iter().flatten().chain(lists) {
+            let last = state.proofs.get(&cmd.writer).map_or(0, |w| w.last_seq);
+            if cmd.seq > last {
+                return Err(bad(format!(
+                    "{}'s last seq is below a command it signed",
+                    cmd.writer
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::envelope::SigningKey;
     use pb::directory_command::Op;
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex, OnceLock};
 
-    fn member(id: &str, role: pb::MemberRole) -> pb::Member {
+    /// One key per node id for the whole test run.
+    pub(crate) fn key(id: &str) -> Arc<SigningKey> {
+        static KEYS: OnceLock<Mutex<HashMap<String, Arc<SigningKey>>>> = OnceLock::new();
+        let mut keys = KEYS.get_or_init(Default::default).lock().unwrap();
+        keys.entry(id.to_owned())
+            .or_insert_with(|| {
+                let pkcs8 = SigningKey::generate_pkcs8().unwrap();
+                Arc::new(SigningKey::from_pkcs8(&pkcs8, NodeId::parse(id).unwrap()).unwrap())
+            })
+            .clone()
+    }
+
+    pub(crate) fn genesis() -> Genesis {
+        Genesis {
+            node_id: NodeId::parse("CHE-SEC").unwrap(),
+            cert_fingerprint: "ab".repeat(32),
+            signing_key: key("CHE-SEC").public_key(),
+        }
+    }
+
+    fn apply(s: &mut pb::DirectoryState, c: &pb::DirectoryCommand) -> pb::DirectoryResponse {
+        super::apply(s, &genesis(), c)
+    }
+
+    pub(crate) fn member(id: &str, role: pb::MemberRole) -> pb::Member {
         pb::Member {
             node_id: id.into(),
             country: id[..3].into(),
@@ -340,19 +712,31 @@ mod tests {
             role: role as i32,
             endpoint: format!("{}.example.test:7400", id.to_lowercase()),
             cert_fingerprint: "ab".repeat(32),
-            signing_key: vec![7; 32],
+            signing_key: key(id).public_key(),
             sealing_key: vec![],
             status: 0,
             regions: vec![],
+            agency_kind: 0,
         }
     }
 
-    fn cmd(writer: &str, op: Op) -> pb::DirectoryCommand {
-        pb::DirectoryCommand {
-            writer: writer.into(),
+    static SEQ: AtomicU64 = AtomicU64::new(1);
+
+    /// A command written and signed by `signer` (the writer is the signer).
+    pub(crate) fn signed(signer: &str, op: Op) -> pb::DirectoryCommand {
+        let mut c = pb::DirectoryCommand {
+            writer: String::new(),
             at: 100,
+            seq: SEQ.fetch_add(1, Ordering::Relaxed),
+            signature: vec![],
             op: Some(op),
-        }
+        };
+        key(signer).sign_directory_command(&mut c);
+        c
+    }
+
+    fn cmd(writer: &str, op: Op) -> pb::DirectoryCommand {
+        signed(writer, op)
     }
 
     fn founded() -> pb::DirectoryState {
@@ -528,8 +912,265 @@ mod tests {
 
     #[test]
     fn applying_is_deterministic() {
-        let a = founded();
-        let b = founded();
+        let cmds = [
+            cmd(
+                "CHE-SEC",
+                Op::Admit(member("CHE-SEC", pb::MemberRole::Secretariat)),
+            ),
+            cmd(
+                "CHE-SEC",
+                Op::Admit(member("FRA-POL", pb::MemberRole::National)),
+            ),
+            cmd("FRA-POL", Op::PublishContacts(pb::ContactPoints::default())),
+        ];
+        let (mut a, mut b) = (pb::DirectoryState::default(), pb::DirectoryState::default());
+        for c in &cmds {
+            assert!(apply(&mut a, c).applied);
+            assert!(apply(&mut b, c).applied);
+        }
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn unsigned_forged_and_replayed_commands_are_refused() {
+        let mut s = founded();
+        let policy = pb::SharingPolicy {
+            owner_country: "FRA".into(),
+            version: 99,
+            legal_basis: "forged".into(),
+            rules: vec![],
+        };
+        // DEU-CUS signs a command in FRA-POL's name.
+        let mut forged = signed("DEU-CUS", Op::PublishPolicy(policy.clone()));
+        forged.writer = "FRA-POL".into();
+        refused(&mut s, forged, "does not verify");
+        let mut unsigned = signed("FRA-POL", Op::PublishPolicy(policy.clone()));
+        unsigned.signature.clear();
+        refused(&mut s, unsigned, "not signed");
+        // A secretariat command signed by a national member's key but naming the secretariat.
+        let mut revoke = signed(
+            "FRA-POL",
+            Op::Revoke(pb::StatusChange {
+                node_id: "DEU-CUS".into(),
+                reason: "forged".into(),
+            }),
+        );
+        revoke.writer = "CHE-SEC".into();
+        refused(&mut s, revoke, "does not verify");
+        // A genuine command is applied once; the same bytes again are a replay.
+        let genuine = signed("FRA-POL", Op::PublishPolicy(policy));
+        assert!(apply(&mut s, &genuine).applied);
+        refused(&mut s, genuine, "not above");
+    }
+
+    #[test]
+    fn genesis_is_pinned_to_the_configured_secretariat() {
+        let mut s = pb::DirectoryState::default();
+        // A voter (or anyone) founding as itself.
+        refused(
+            &mut s,
+            cmd(
+                "BEL-HUB",
+                Op::Admit(member("BEL-HUB", pb::MemberRole::Secretariat)),
+            ),
+            "first member",
+        );
+        // The pinned id but another key.
+        let mut wrong_key = member("CHE-SEC", pb::MemberRole::Secretariat);
+        wrong_key.signing_key = key("BEL-HUB").public_key();
+        let mut c = signed("BEL-HUB", Op::Admit(wrong_key));
+        c.writer = "CHE-SEC".into();
+        refused(&mut s, c, "does not verify");
+        // The pinned id and key but another certificate.
+        let mut wrong_cert = member("CHE-SEC", pb::MemberRole::Secretariat);
+        wrong_cert.cert_fingerprint = "cd".repeat(32);
+        refused(
+            &mut s,
+            cmd("CHE-SEC", Op::Admit(wrong_cert)),
+            "first member",
+        );
+        // Fingerprints compare in one case.
+        let mut upper = member("CHE-SEC", pb::MemberRole::Secretariat);
+        upper.cert_fingerprint = "AB".repeat(32);
+        assert!(apply(&mut s, &cmd("CHE-SEC", Op::Admit(upper))).applied);
+        assert_eq!(s.members["CHE-SEC"].cert_fingerprint, "ab".repeat(32));
+    }
+
+    #[test]
+    fn a_state_verifies_entry_by_entry_and_a_forged_entry_does_not() {
+        let mut s = founded();
+        let policy = |v: u64| pb::SharingPolicy {
+            owner_country: "FRA".into(),
+            version: v,
+            legal_basis: "synthetic".into(),
+            rules: vec![],
+        };
+        assert!(apply(&mut s, &cmd("FRA-POL", Op::PublishPolicy(policy(1)))).applied);
+        let stop = pb::StatusChange {
+            node_id: "DEU-CUS".into(),
+            reason: "synthetic".into(),
+        };
+        assert!(apply(&mut s, &cmd("CHE-SEC", Op::Revoke(stop))).applied);
+        verify(&s, &genesis()).unwrap();
+        verify(&pb::DirectoryState::default(), &genesis()).unwrap();
+
+        // A forged policy version without a signed command behind it.
+        let mut forged = s.clone();
+        forged.entries.get_mut("FRA-POL").unwrap().policies[0]
+            .policy
+            .as_mut()
+            .unwrap()
+            .version = 99;
+        assert!(verify(&forged, &genesis()).is_err());
+        // A forged command kept as proof.
+        let mut forged = s.clone();
+        let mut c = signed("DEU-CUS", Op::PublishPolicy(policy(99)));
+        c.writer = "FRA-POL".into();
+        forged.proofs.get_mut("FRA-POL").unwrap().policies.push(c);
+        forged
+            .entries
+            .get_mut("FRA-POL")
+            .unwrap()
+            .policies
+            .push(pb::PublishedPolicy {
+                policy: Some(policy(99)),
+                published_at: 100,
+            });
+        assert!(verify(&forged, &genesis()).is_err());
+        // A member reinstated without the secretariat's word.
+        let mut forged = s.clone();
+        forged.members.get_mut("DEU-CUS").unwrap().status = pb::MemberStatus::Active as i32;
+        assert!(verify(&forged, &genesis()).is_err());
+        // A member admitted without a signed admission.
+        let mut forged = s.clone();
+        forged.members.insert(
+            "ITA-POL".into(),
+            member("ITA-POL", pb::MemberRole::National),
+        );
+        assert!(verify(&forged, &genesis()).is_err());
+        // Another secretariat founding.
+        let other = Genesis {
+            node_id: NodeId::parse("BEL-HUB").unwrap(),
+            ..genesis()
+        };
+        assert!(verify(&s, &other).is_err());
+    }
+
+    mod property {
+        use super::*;
+        use proptest::prelude::*;
+
+        const NODES: [&str; 4] = ["CHE-SEC", "FRA-POL", "DEU-CUS", "ITA-POL"];
+
+        /// One step: who signs, whose name the command bears, what it does and to whom.
+        #[derive(Debug, Clone)]
+        struct Step {
+            signer: usize,
+            writer: usize,
+            kind: u8,
+            target: usize,
+            n: u64,
+        }
+
+        fn step() -> impl Strategy<Value = Step> {
+            (0..4usize, 0..4usize, 0..9u8, 0..4usize, 0..4u64).prop_map(
+                |(signer, writer, kind, target, n)| Step {
+                    signer,
+                    writer,
+                    kind,
+                    target,
+                    n,
+                },
+            )
+        }
+
+        fn op(s: &Step) -> Op {
+            let target = NODES[s.target];
+            let change = pb::StatusChange {
+                node_id: target.into(),
+                reason: "synthetic".into(),
+            };
+            match s.kind {
+                0 => Op::PublishContacts(pb::ContactPoints {
+                    contacts: vec![pb::ContactPoint {
+                        email: format!("{}@example.test", s.n),
+                        ..Default::default()
+                    }],
+                }),
+                1 => Op::PublishPolicy(pb::SharingPolicy {
+                    owner_country: target[..3].into(),
+                    version: s.n + 1,
+                    legal_basis: "synthetic".into(),
+                    rules: vec![],
+                }),
+                2 => Op::PublishTraceSettings(pb::TraceServiceSettings {
+                    routine_days: 10,
+                    urgent_days: 1 + s.n as u32,
+                    escalation_contact: String::new(),
+                }),
+                3 => Op::PublishMarkingPractices(pb::MarkingPractices {
+                    practices: vec![pb::MarkingPractice {
+                        manufacturer: format!("m{}", s.n),
+                        ..Default::default()
+                    }],
+                }),
+                4 => Op::Suspend(change),
+                5 => Op::Reinstate(change),
+                6 => Op::Revoke(change),
+                7 => Op::ChangeRole(pb::RoleChange {
+                    node_id: target.into(),
+                    role: (s.n % 4) as i32,
+                }),
+                _ => Op::Admit(member(target, pb::MemberRole::National)),
+            }
+        }
+
+        /// What a member's own commands produced (its publications).
+        fn own_proofs(p: Option<&pb::MemberProofs>) -> pb::MemberProofs {
+            let p = p.cloned().unwrap_or_default();
+            pb::MemberProofs {
+                contacts: p.contacts,
+                trace: p.trace,
+                policies: p.policies,
+                marking_practices: p.marking_practices,
+                ..Default::default()
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(200))]
+            /// Random command sequences with random signers, some bearing another node's name:
+            /// no member's entries change unless that member signed, no member's record changes
+            /// unless an active secretariat signed, a command signed by anyone but its named
+            /// writer changes nothing, and the state always verifies entry by entry.
+            #[test]
+            fn no_member_changes_another_members_entries(steps in prop::collection::vec(step(), 1..40)) {
+                let mut s = founded();
+                for st in &steps {
+                    let mut c = signed(NODES[st.signer], op(st));
+                    c.writer = NODES[st.writer].into();
+                    let before = s.clone();
+                    let signer = NODES[st.signer];
+                    let signer_was_secretariat = before.members.get(signer).is_some_and(|m| {
+                        role(m) == pb::MemberRole::Secretariat && status(m) == pb::MemberStatus::Active
+                    });
+                    let r = apply(&mut s, &c);
+                    if st.signer != st.writer {
+                        prop_assert!(!r.applied, "a forged command was applied: {c:?}");
+                        prop_assert_eq!(&s, &before);
+                    }
+                    for id in NODES {
+                        if id != signer {
+                            prop_assert_eq!(s.entries.get(id), before.entries.get(id), "{}'s entries changed by {}", id, signer);
+                            prop_assert_eq!(own_proofs(s.proofs.get(id)), own_proofs(before.proofs.get(id)));
+                        }
+                        if !signer_was_secretariat {
+                            prop_assert_eq!(s.members.get(id), before.members.get(id), "{}'s record changed by {}", id, signer);
+                        }
+                    }
+                    prop_assert!(verify(&s, &genesis()).is_ok(), "{:?}", verify(&s, &genesis()));
+                }
+            }
+        }
     }
 }

@@ -76,7 +76,9 @@ fn record_before_answer<T>(
 }
 
 impl PeerService {
-    /// Verifies the signed context of a request from `who`, auditing a refusal.
+    /// Verifies the signed context of a request from `who`, auditing a refusal. When the
+    /// directory lists `who`'s agency kind, a context claiming another kind is refused, and the
+    /// context returned carries the directory's kind (what policies are evaluated with).
     async fn verify(
         &self,
         who: &NodeId,
@@ -88,7 +90,26 @@ impl PeerService {
             .replay
             .verify_context(&self.ctx.roster.keys(), signed, who, now)
         {
-            Ok(c) => Ok(c),
+            Ok(mut c) => {
+                let Some(listed) = self.ctx.roster.view().agency_kinds.get(who).copied() else {
+                    return Ok(c);
+                };
+                let claimed =
+                    pb::AgencyKind::try_from(c.agency_kind).unwrap_or(pb::AgencyKind::Unspecified);
+                if claimed != pb::AgencyKind::Unspecified && claimed != listed {
+                    let why = format!(
+                        "request context claims agency kind {} but the directory lists {who} as {}",
+                        claimed.as_str_name(),
+                        listed.as_str_name()
+                    );
+                    tracing::warn!(peer = %who, refusal = %why, "request context refused");
+                    self.audit(vec![rules::refusal_event(who, why.clone())])
+                        .await?;
+                    return Err(Status::permission_denied(why));
+                }
+                c.agency_kind = listed as i32;
+                Ok(c)
+            }
             Err(e) => {
                 tracing::warn!(peer = %who, refusal = %e, "request context refused");
                 self.audit(vec![rules::refusal_event(who, e.to_string())])
