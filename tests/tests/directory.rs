@@ -1027,3 +1027,30 @@ async fn a_police_node_claiming_the_customs_agency_kind_is_refused() {
         .unwrap();
     t.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_voter_leaves_the_voter_set() {
+    let t = founded(1000).await;
+    t.fed
+        .propose_applied(
+            0,
+            Op::Revoke(pb::StatusChange {
+                node_id: "AUT-HUB".into(),
+                reason: "synthetic test revocation of a voter".into(),
+            }),
+        )
+        .await
+        .unwrap();
+    t.fed
+        .wait_for_directory(0, "AUT-HUB out of the voters", WAIT, |v| {
+            !v.voters.is_empty() && !v.voters.iter().any(|n| n == "AUT-HUB")
+        })
+        .await
+        .unwrap();
+    // The remaining voters still commit writes.
+    t.fed
+        .propose_applied(3, contacts("fra.after.voter@example.test"))
+        .await
+        .unwrap();
+    t.shutdown().await.unwrap();
+}

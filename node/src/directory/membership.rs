@@ -1,7 +1,8 @@
 //! Which Raft membership the directory leader wants, pure: every admitted member that is not a
 //! voter is a learner with a full replica; a learner that is no longer such a member (revoked,
-//! or gone from the directory) is removed. Voters come from configuration and are never changed
-//! here. [`super::replica`] applies the plan through Raft, one change at a time.
+//! or gone from the directory) is removed. Voters come from configuration; the only change made
+//! to them here is that a voter the secretariat revoked leaves the voter set (as long as at least
+//! one voter remains). [`super::replica`] applies the plan through Raft, one change at a time.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -26,12 +27,14 @@ pub struct Plan {
     pub add: BTreeMap<RaftId, RaftPeer>,
     /// Learners to remove.
     pub remove: BTreeSet<RaftId>,
+    /// Voters the secretariat revoked, to remove from the voter set.
+    pub remove_voters: BTreeSet<RaftId>,
 }
 
 impl Plan {
     /// Whether nothing needs to change.
     pub fn is_empty(&self) -> bool {
-        self.add.is_empty() && self.remove.is_empty()
+        self.add.is_empty() && self.remove.is_empty() && self.remove_voters.is_empty()
     }
 }
 
@@ -39,11 +42,15 @@ impl Plan {
 /// node id does not parse is ignored (it cannot be reached or authenticated anyway).
 pub fn plan<'a>(members: impl IntoIterator<Item = &'a pb::Member>, current: &Current) -> Plan {
     let mut wanted = BTreeMap::new();
+    let mut remove_voters = BTreeSet::new();
     for member in members {
         let Ok(id) = NodeId::parse(&member.node_id) else {
             continue;
         };
         if member.status == pb::MemberStatus::Revoked as i32 {
+            if current.voters.contains(&raft_id(&id)) {
+                remove_voters.insert(raft_id(&id));
+            }
             continue;
         }
         let rid = raft_id(&id);
@@ -61,7 +68,14 @@ pub fn plan<'a>(members: impl IntoIterator<Item = &'a pb::Member>, current: &Cur
         .into_iter()
         .filter(|(rid, _)| !current.learners.contains(rid))
         .collect();
-    Plan { add, remove }
+    if remove_voters.len() >= current.voters.len() {
+        remove_voters.clear(); // Never leave the group without voters.
+    }
+    Plan {
+        add,
+        remove,
+        remove_voters,
+    }
 }
 
 #[cfg(test)]
@@ -131,6 +145,27 @@ mod tests {
             )
             .is_empty()
         );
+    }
+
+    #[test]
+    fn a_revoked_voter_leaves_the_voter_set_but_never_the_last_one() {
+        let members = [
+            member("CHE-SEC", pb::MemberStatus::Active),
+            member("BEL-HUB", pb::MemberStatus::Revoked),
+        ];
+        let current = Current {
+            voters: BTreeSet::from([rid("CHE-SEC"), rid("BEL-HUB")]),
+            learners: BTreeSet::new(),
+        };
+        assert_eq!(
+            plan(&members, &current).remove_voters,
+            BTreeSet::from([rid("BEL-HUB")])
+        );
+        let alone = Current {
+            voters: BTreeSet::from([rid("BEL-HUB")]),
+            learners: BTreeSet::new(),
+        };
+        assert!(plan(&members, &alone).remove_voters.is_empty());
     }
 
     #[test]

@@ -487,6 +487,17 @@ impl Directory {
                 tracing::warn!(learner = %peer, error = %e, "could not add learner");
             }
         }
+        if !plan.remove_voters.is_empty() {
+            tracing::info!(voters = ?plan.remove_voters, "removing revoked voters from the directory group");
+            if let Err(e) = self
+                .raft
+                .change_membership(ChangeMembers::RemoveVoters(plan.remove_voters), false)
+                .await
+            {
+                tracing::warn!(error = %e, "could not remove revoked voters");
+            }
+            return; // One change at a time.
+        }
         if !plan.remove.is_empty() {
             tracing::info!(learners = ?plan.remove, "removing revoked members from the directory group");
             if let Err(e) = self
