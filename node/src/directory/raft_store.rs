@@ -106,7 +106,7 @@ impl LogStore {
     }
 
     async fn flush(&self) -> Result<(), sled::Error> {
-        self.db.flush_async().await.map(|_| ())
+        flush(&self.db).await
     }
 
     fn read_log_id(&self, key: &[u8]) -> Result<Option<LogId>, StorageError> {
@@ -343,8 +343,22 @@ impl StateMachineStore {
         self.tree
             .insert(KEY_APPLIED, stored::encode(&a.to_pb("")))
             .map_err(w_sm)?;
-        self.db.flush_async().await.map_err(w_sm)?;
+        flush(&self.db).await.map_err(w_sm)?;
         Ok(())
+    }
+}
+
+/// Makes everything written to `db` durable, on tokio's blocking pool.
+///
+/// Not `sled::Db::flush_async`: that runs the flush on sled 0.34's own I/O thread pool, where it
+/// waits for sled's global lock; with a batch waiting for that lock, flushes parked there keep
+/// the pool from writing the very buffers they wait for, and the whole process hangs (seen
+/// under load, with every sled I/O thread parked in `concurrency_control::read`).
+async fn flush(db: &sled::Db) -> Result<(), sled::Error> {
+    let db = db.clone();
+    match tokio::task::spawn_blocking(move || db.flush()).await {
+        Ok(r) => r.map(drop),
+        Err(e) => Err(sled::Error::Io(std::io::Error::other(e.to_string()))),
     }
 }
 
@@ -366,7 +380,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             .tree
             .insert(KEY_SNAPSHOT, data.clone())
             .map_err(w_snap)?;
-        self.sm.db.flush_async().await.map_err(w_snap)?;
+        flush(&self.sm.db).await.map_err(w_snap)?;
         Ok(Snapshot {
             meta: openraft::SnapshotMeta {
                 last_log_id: a.last_applied,

@@ -8,11 +8,10 @@
 //!
 //! Changes that must be atomic (a trace and its delivery, a withdrawal and its retractions) are
 //! one `sled::Batch` on the one `exchange` tree, staged under a writer lock so that a
-//! read-modify-write of a trace sees no concurrent change. No sled transaction is used anywhere:
-//! once a process runs one, sled 0.34 routes every operation of every database through one global
-//! lock, and a transaction waiting for it while another thread flushes deadlocks the process
-//! (seen as hung nodes under load). Layout 1 kept traces, the outbox and withdrawals in trees of
-//! their own; [`SledLedgerStorage::open`] moves them into `exchange` once.
+//! read-modify-write of a trace sees no concurrent change and its decision runs once (a sled
+//! transaction may re-run it on conflict). Layout 1 kept traces, the outbox and withdrawals in
+//! trees of their own, changed by multi-tree transactions; [`SledLedgerStorage::open`] moves
+//! them into `exchange` once.
 //!
 //! Every write except [`LedgerStorage::note_disclosed`] is flushed before it returns. sled's
 //! errors stop here: they become [`LedgerError::Engine`] carrying their text.
