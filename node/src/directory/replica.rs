@@ -57,6 +57,36 @@ pub enum DirectoryError {
     Refused(String),
 }
 
+/// What a proposal forwarded to the leader came to when the call failed, told honestly: once the
+/// command may have reached the leader (the deadline passed, which tonic reports as
+/// DEADLINE_EXCEEDED or, when the client gives up first, CANCELLED; or the leader itself said
+/// it could not commit in time), it may still be applied when quorum returns, so the caller is
+/// told that and not "no leader, retry".
+fn forward_failure(s: &tonic::Status, write_timeout_ms: u64) -> DirectoryError {
+    let leader_says = s.message();
+    match s.code() {
+        tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
+            DirectoryError::NotCommitted(write_timeout_ms)
+        }
+        tonic::Code::Unavailable if leader_says.starts_with("directory write not committed") => {
+            DirectoryError::NotCommitted(write_timeout_ms)
+        }
+        // Refused by the leader before replication: not a leader problem, not retryable.
+        tonic::Code::PermissionDenied => DirectoryError::Refused(
+            leader_says
+                .trim_start_matches("directory proposal refused: ")
+                .to_owned(),
+        ),
+        // The leader's own "no leader" answer, without its prefix repeated.
+        _ => DirectoryError::NoLeader(
+            leader_says
+                .trim_start_matches("no directory leader reachable: ")
+                .trim_end_matches("; retry shortly")
+                .to_owned(),
+        ),
+    }
+}
+
 /// What the local API reports about the replica.
 #[derive(Debug, Clone)]
 pub struct ReplicaStatus {
@@ -403,16 +433,7 @@ impl Directory {
         req.set_timeout(self.write_timeout());
         match client.propose(req).await {
             Ok(r) => Ok(r.into_inner()),
-            Err(s) if s.code() == tonic::Code::DeadlineExceeded => {
-                Err(DirectoryError::NotCommitted(self.cfg.write_timeout_ms))
-            }
-            // Refused by the leader before replication: not a leader problem, not retryable.
-            Err(s) if s.code() == tonic::Code::PermissionDenied => Err(DirectoryError::Refused(
-                s.message()
-                    .trim_start_matches("directory proposal refused: ")
-                    .to_owned(),
-            )),
-            Err(s) => Err(DirectoryError::NoLeader(s.message().to_owned())),
+            Err(s) => Err(forward_failure(&s, self.cfg.write_timeout_ms)),
         }
     }
 
@@ -539,5 +560,46 @@ async fn reconcile_membership(dir: Arc<Directory>, shutdown: CancellationToken) 
             _ = tick.tick() => {}
         }
         dir.reconcile().await;
+    }
+}
+
+#[cfg(test)]
+mod forward_tests {
+    use super::*;
+
+    #[test]
+    fn a_forwarded_write_that_may_still_apply_says_so() {
+        for status in [
+            tonic::Status::deadline_exceeded("timeout expired"),
+            tonic::Status::cancelled("Timeout expired"),
+            tonic::Status::unavailable(DirectoryError::NotCommitted(2000).to_string()),
+        ] {
+            let e = forward_failure(&status, 2000);
+            assert!(
+                matches!(e, DirectoryError::NotCommitted(2000)),
+                "{status:?}: {e:?}"
+            );
+            assert!(e.to_string().contains("may still be applied"));
+        }
+    }
+
+    #[test]
+    fn refusals_and_leader_loss_keep_their_meaning_without_doubled_prefixes() {
+        let refused = forward_failure(
+            &tonic::Status::permission_denied("directory proposal refused: not a member"),
+            2000,
+        );
+        assert_eq!(
+            refused.to_string(),
+            "directory proposal refused: not a member"
+        );
+        let stale = tonic::Status::unavailable(
+            DirectoryError::NoLeader("no leader elected".into()).to_string(),
+        );
+        let e = forward_failure(&stale, 2000);
+        assert_eq!(
+            e.to_string(),
+            "no directory leader reachable: no leader elected; retry shortly"
+        );
     }
 }
