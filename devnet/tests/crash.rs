@@ -342,24 +342,7 @@ where
 
 /// Every write FRA acknowledged is there.
 async fn check_fra_writes(c: &mut Client, acked: &Acked) {
-    let mut present = BTreeSet::new();
-    let mut token = String::new();
-    loop {
-        let page = c
-            .list_records(pb::ListRecordsRequest {
-                page_size: 500,
-                page_token: token.clone(),
-                newest_first: false,
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        present.extend(page.records.into_iter().map(|r| r.record.unwrap().id));
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        token = page.next_page_token;
-    }
+    let present = common::all_record_ids(c).await;
     for id in &acked.records {
         assert!(present.contains(id), "acknowledged record {id} lost");
     }

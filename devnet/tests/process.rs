@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -189,24 +188,7 @@ async fn kill_9_during_writes_loses_nothing_acknowledged() {
 
     let _node = start(&s);
     let mut c = admin(&s).await;
-    let mut present = HashSet::new();
-    let mut token = String::new();
-    loop {
-        let page = c
-            .list_records(pb::ListRecordsRequest {
-                page_size: 100,
-                page_token: token.clone(),
-                newest_first: false,
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        present.extend(page.records.into_iter().map(|r| r.record.unwrap().id));
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        token = page.next_page_token;
-    }
+    let present = common::all_record_ids(&mut c).await;
     for (id, _) in &acked {
         assert!(present.contains(id), "acknowledged record {id} lost");
     }

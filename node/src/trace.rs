@@ -166,7 +166,7 @@ pub fn transition(
 /// starts with `first` (which sets its status).
 pub fn new_record(
     request: pb::TraceRequest,
-    direction: &str,
+    direction: TraceDirection,
     counterpart: &NodeId,
     escalation_contact: &str,
     first: pb::TraceStatusChange,
@@ -175,7 +175,7 @@ pub fn new_record(
         request: Some(request),
         status: first.status,
         history: vec![first],
-        direction: direction.to_owned(),
+        direction: direction.as_str().to_owned(),
         counterpart_node: counterpart.to_string(),
         escalation_contact: escalation_contact.to_owned(),
         ..Default::default()
@@ -192,7 +192,7 @@ pub fn received(
 ) -> pb::TraceRecord {
     let mut rec = new_record(
         request.clone(),
-        INCOMING,
+        TraceDirection::Incoming,
         from,
         escalation_contact,
         pb::TraceStatusChange {

@@ -179,19 +179,17 @@ pub fn decide_send(
         created_at: now,
         due_at: trace::due_at(now, urgency, settings),
     };
-    let record = pb::TraceRecord {
-        request: Some(request.clone()),
-        status: pb::TraceStatus::Sent as i32,
-        history: vec![pb::TraceStatusChange {
+    let record = trace::new_record(
+        request.clone(),
+        TraceDirection::Outgoing,
+        target,
+        &settings.escalation_contact,
+        pb::TraceStatusChange {
             status: pb::TraceStatus::Sent as i32,
             at: now,
             note: format!("queued for {target}"),
-        }],
-        direction: TraceDirection::Outgoing.as_str().into(),
-        counterpart_node: target.to_string(),
-        escalation_contact: settings.escalation_contact.clone(),
-        ..Default::default()
-    };
+        },
+    );
     let event = tracing_event(
         EventKind::TraceRequestSent,
         target,

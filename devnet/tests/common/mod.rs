@@ -4,6 +4,7 @@
 // Each test binary uses part of this module.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Child;
 use std::time::Duration;
@@ -85,5 +86,27 @@ pub async fn try_admin(
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(200));
+    }
+}
+
+/// The ids of every record the node lists, page by page.
+pub async fn all_record_ids(c: &mut NodeApiClient<Channel>) -> BTreeSet<String> {
+    let mut present = BTreeSet::new();
+    let mut token = String::new();
+    loop {
+        let page = c
+            .list_records(pb::ListRecordsRequest {
+                page_size: 500,
+                page_token: token.clone(),
+                newest_first: false,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        present.extend(page.records.into_iter().map(|r| r.record.unwrap().id));
+        if page.next_page_token.is_empty() {
+            return present;
+        }
+        token = page.next_page_token;
     }
 }
