@@ -507,6 +507,8 @@ pub fn analysis_view(d: pb::DisclosedRecord) -> pb::DisclosedRecord {
         policy_rule: d.policy_rule,
         signature: None,
         redacted_fields: d.redacted_fields,
+        hit_only: d.hit_only,
+        contact: d.contact,
     }
 }
 

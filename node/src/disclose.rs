@@ -18,13 +18,13 @@ use crate::context::NodeContext;
 use crate::country::CountryCode;
 use crate::ids::NodeId;
 use crate::ledger::LedgerError;
-use crate::model::Date;
-use crate::policy::{self, Policy, Requester};
-use crate::serial::{self, NormalisedSerial};
+use crate::policy::matching::{self, Criteria, Filter, Selection, SerialRefusal};
+use crate::policy::{self, Applicable, Policy, Requester};
+use crate::serial::NormalisedSerial;
 use crate::store::{IndexQuery, StoreError};
 
 /// Most records a lookup considers.
-pub const MAX_LOOKUP: usize = 100;
+pub const MAX_LOOKUP: usize = matching::MAX_EXACT_HITS;
 /// Most records a query returns.
 pub const MAX_QUERY: usize = 1000;
 /// Results of a query that names no limit.
@@ -36,6 +36,10 @@ pub enum DiscloseError {
     /// The request's arguments are unusable. Not retryable.
     #[error("{0}")]
     BadArgument(String),
+    /// The owner's policy does not answer this kind of request for this requester (a partial
+    /// lookup it does not allow). Not retryable with the same request.
+    #[error(transparent)]
+    Refused(#[from] SerialRefusal),
     /// The store failed. Retrying may help.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -53,6 +57,8 @@ pub struct Holder<'a> {
     pub node: &'a NodeId,
     /// The sharing policy in force, one snapshot for the whole request.
     pub policy: &'a Policy,
+    /// Its point of contact for follow-up requests (sent with "hit only" answers).
+    pub contact: &'a str,
 }
 
 /// Who asks: the node from its certificate, its signed context, and its regions in the roster.
@@ -102,6 +108,8 @@ pub struct Answer<T> {
     /// The audit events, to append before the answer leaves: the request, each disclosure, and
     /// one denial event counting the records withheld (if any were).
     pub events: Vec<Event>,
+    /// The request is refused as a whole (after its audit events are written).
+    pub refused: Option<SerialRefusal>,
 }
 
 /// The stated purpose's name.
@@ -156,13 +164,15 @@ struct Pool<'a> {
     limit: usize,
 }
 
-/// Passes each candidate that is not withdrawn through the policy until `limit` are disclosed:
-/// what every peer answer shares. `what` names the disclosure in the audit log.
+/// Passes each candidate that is not withdrawn through the one matching rule
+/// ([`matching::select`]) until `limit` are disclosed: what every peer answer shares. `what`
+/// names the disclosure in the audit log.
 fn disclose<T>(
     holder: Holder,
     asker: &Asker,
     request_event: Event,
     pool: Pool,
+    criteria: &Criteria,
     what: &str,
     item: impl Fn(pb::RecordRef, policy::Disclosure) -> T,
 ) -> Answer<T> {
@@ -176,6 +186,7 @@ fn disclose<T>(
         items: Vec::new(),
         disclosed: Vec::new(),
         events: vec![request_event],
+        refused: None,
     };
     let mut denied = 0;
     for rec in candidates {
@@ -186,55 +197,90 @@ fn disclose<T>(
         if withdrawn.contains(&rec.id) {
             continue;
         }
-        match policy::evaluate(holder.policy, &requester, pb::DataClass::Seizure, &rec) {
-            Ok(d) => {
+        match matching::select(
+            holder.policy,
+            &requester,
+            pb::DataClass::Seizure,
+            criteria,
+            &rec,
+        ) {
+            Selection::Hit(d) => {
                 answer
                     .events
                     .push(disclosure_event(asker, &d, &rec.id, what));
                 answer.disclosed.push(rec.id.clone());
-                answer.items.push(item(reference(holder.node, &rec), d));
+                answer.items.push(item(reference(holder.node, &rec), *d));
             }
-            Err(_) => denied += 1,
+            // Not a match on what the rule discloses: as if the record were not held.
+            Selection::Miss => {}
+            Selection::Denied(_) => denied += 1,
         }
     }
     answer.events.extend(denial_event(holder, asker, denied));
     answer
 }
 
-/// The serial a lookup searches for, or why there is nothing to search for.
-pub fn lookup_serial(serial_number: &str) -> Result<NormalisedSerial, DiscloseError> {
-    serial::normalise(serial_number)
+/// What a lookup searches for, or why there is nothing to search for.
+pub fn lookup_criteria(serial_number: &str, manufacturer: &str) -> Result<Criteria, DiscloseError> {
+    Criteria::serial(serial_number, manufacturer)
         .ok_or_else(|| DiscloseError::BadArgument("serial_number has nothing to search for".into()))
 }
 
-/// Whether `rec` holds a firearm of `maker` (a manufacturer key; empty matches every record).
-fn made_by(rec: &pb::SeizureRecord, maker: &str) -> bool {
-    maker.is_empty()
-        || rec
-            .firearms
-            .iter()
-            .any(|f| serial::manufacturer_key(&f.manufacturer) == maker)
+/// The serial a criteria searches, if it is a lookup.
+fn wanted(criteria: &Criteria) -> Option<&NormalisedSerial> {
+    match criteria {
+        Criteria::Serial { wanted, .. } => Some(wanted),
+        Criteria::Filter(_) => None,
+    }
 }
 
-/// Hit/no-hit: of the records found under `wanted`, those of `manufacturer` (when given) that are
-/// not withdrawn and that the policy lets the asker see.
+/// Whether `criteria` may be looked up for `asker` at all, and the most hits it may return:
+/// partial serials only where the applicable rule allows them (a request-level refusal that
+/// depends on the policy alone, never on the records held).
+pub fn lookup_limit(
+    holder: Holder,
+    asker: &Asker,
+    criteria: &Criteria,
+) -> Result<usize, SerialRefusal> {
+    let requester = asker.requester();
+    let rule = Applicable::find(holder.policy, &requester, pb::DataClass::Seizure).ok();
+    match wanted(criteria) {
+        Some(w) => matching::check_serial(rule.as_ref(), w),
+        None => Ok(MAX_LOOKUP),
+    }
+}
+
+/// Hit/no-hit: of the records found for `criteria`, those not withdrawn whose disclosed view
+/// matches it, up to `limit`; or, when the lookup itself is refused, nothing but the audit of
+/// the refusal.
 pub fn decide_lookup(
     holder: Holder,
     asker: &Asker,
-    wanted: &NormalisedSerial,
-    manufacturer: &str,
+    criteria: &Criteria,
     candidates: Vec<pb::SeizureRecord>,
     withdrawn: &HashSet<String>,
 ) -> Answer<pb::LookupHit> {
-    let maker = serial::manufacturer_key(manufacturer);
-    let candidates = candidates
-        .into_iter()
-        .filter(|r| made_by(r, &maker))
-        .collect();
+    let serial = wanted(criteria).map_or("", NormalisedSerial::as_str);
     let received = asker.event(
         EventKind::RequestReceived,
-        format!("lookup serial {}", wanted.as_str()),
+        format!("lookup serial {serial}"),
     );
+    let limit = match lookup_limit(holder, asker, criteria) {
+        Ok(limit) => limit,
+        Err(refusal) => {
+            let denial = Event {
+                policy_version: holder.policy.version(),
+                ..asker.event(EventKind::Denial, format!("lookup refused: {refusal}"))
+            };
+            return Answer {
+                items: Vec::new(),
+                disclosed: Vec::new(),
+                events: vec![received, denial],
+                refused: Some(refusal),
+            };
+        }
+    };
+    let contact = holder.contact.to_owned();
     disclose(
         holder,
         asker,
@@ -242,109 +288,61 @@ pub fn decide_lookup(
         Pool {
             records: candidates,
             withdrawn,
-            limit: usize::MAX,
+            limit,
         },
+        criteria,
         "lookup hit",
         |reference, d| pb::LookupHit {
             reference: Some(reference),
-            disclosed: Some(d.view),
+            disclosed: (!d.hit_only).then_some(d.view),
             handling: Some(d.handling),
             redacted_fields: d.redacted.iter().map(|s| (*s).to_owned()).collect(),
             policy_version: d.policy_version,
             policy_rule: d.rule_id,
+            hit_only: d.hit_only,
+            contact: contact.clone(),
         },
     )
 }
 
-#[derive(Debug, Clone)]
-struct Filter {
-    route_country: Option<CountryCode>,
-    transport: i32,
-    concealment: i32,
-    category: i32,
-    agency: i32,
-    from: Option<Date>,
-    to: Option<Date>,
-}
-
-fn parse_filter(f: &pb::RecordFilter) -> Result<Filter, DiscloseError> {
-    let bad = |m: String| DiscloseError::BadArgument(m);
-    let date = |s: &str, name: &str| -> Result<Option<Date>, DiscloseError> {
-        if s.is_empty() {
-            Ok(None)
-        } else {
-            Date::parse(s)
-                .map(Some)
-                .ok_or_else(|| bad(format!("{name} must be YYYY-MM-DD")))
-        }
-    };
-    Ok(Filter {
-        route_country: if f.route_country.is_empty() {
-            None
-        } else {
-            Some(CountryCode::parse(&f.route_country).map_err(|e| bad(e.to_string()))?)
-        },
-        transport: f.transport_mode,
-        concealment: f.concealment_method,
-        category: f.category,
-        agency: f.seizing_agency,
-        from: date(&f.date_from, "date_from")?,
-        to: date(&f.date_to, "date_to")?,
-    })
-}
-
-impl Filter {
-    fn index(&self, own: CountryCode) -> IndexQuery {
-        if let Some(c) = self.route_country {
-            IndexQuery::RouteCountry(c)
-        } else if let Ok(
-            m @ (pb::TransportMode::Road
-            | pb::TransportMode::Rail
-            | pb::TransportMode::MaritimeContainer
-            | pb::TransportMode::AirCargo
-            | pb::TransportMode::PassengerLuggage
-            | pb::TransportMode::PostalOrCourier
-            | pb::TransportMode::OnlineOrder
-            | pb::TransportMode::Other),
-        ) = pb::TransportMode::try_from(self.transport)
-        {
-            IndexQuery::TransportMode(m)
-        } else if let Ok(m) = pb::ConcealmentMethod::try_from(self.concealment)
-            && m != pb::ConcealmentMethod::Unspecified
-        {
-            IndexQuery::Concealment(m)
-        } else {
-            IndexQuery::CountryDate {
-                country: own,
-                from: self.from,
-                to: self.to,
-            }
-        }
-    }
-
-    fn keeps(&self, r: &pb::SeizureRecord) -> bool {
-        let t = r.trafficking.clone().unwrap_or_default();
-        let ev = r.event.clone().unwrap_or_default();
-        let date = Date::parse(&ev.date);
-        self.route_country
-            .is_none_or(|c| t.route.iter().any(|p| p.country == c.as_str()))
-            && (self.transport == 0 || t.transport_mode == self.transport)
-            && (self.concealment == 0 || t.concealment_method == self.concealment)
-            && (self.category == 0 || r.firearms.iter().any(|f| f.category == self.category))
-            && (self.agency == 0 || ev.seizing_agency == self.agency)
-            && self.from.is_none_or(|f| date.is_some_and(|d| d >= f))
-            && self.to.is_none_or(|t| date.is_some_and(|d| d <= t))
-    }
-}
-
-/// A checked record query: which index to read, which records it keeps, and how many to return.
+/// A checked record query: which index to read, what it selects, and how many to return.
 #[derive(Debug, Clone)]
 pub struct QueryPlan {
-    filter: Filter,
+    criteria: Criteria,
     /// Most records returned.
     pub limit: usize,
     /// The index to read (at most [`QueryPlan::SCAN`] entries of it).
     pub index: IndexQuery,
+}
+
+/// The index a filter reads. Only a shortlist: whether a record matches is decided on its
+/// disclosed view ([`matching`]).
+fn index(f: &Filter, own: CountryCode) -> IndexQuery {
+    if let Some(c) = f.route_country {
+        IndexQuery::RouteCountry(c)
+    } else if let Ok(
+        m @ (pb::TransportMode::Road
+        | pb::TransportMode::Rail
+        | pb::TransportMode::MaritimeContainer
+        | pb::TransportMode::AirCargo
+        | pb::TransportMode::PassengerLuggage
+        | pb::TransportMode::PostalOrCourier
+        | pb::TransportMode::OnlineOrder
+        | pb::TransportMode::Other),
+    ) = pb::TransportMode::try_from(f.transport)
+    {
+        IndexQuery::TransportMode(m)
+    } else if let Ok(m) = pb::ConcealmentMethod::try_from(f.concealment)
+        && m != pb::ConcealmentMethod::Unspecified
+    {
+        IndexQuery::Concealment(m)
+    } else {
+        IndexQuery::CountryDate {
+            country: own,
+            from: f.from,
+            to: f.to,
+        }
+    }
 }
 
 impl QueryPlan {
@@ -358,10 +356,11 @@ impl QueryPlan {
         limit: u32,
         own: CountryCode,
     ) -> Result<QueryPlan, DiscloseError> {
-        let filter = parse_filter(filter)?;
-        let index = filter.index(own);
+        let filter =
+            Filter::parse(filter).map_err(|e| DiscloseError::BadArgument(e.to_string()))?;
+        let index = index(&filter, own);
         Ok(QueryPlan {
-            filter,
+            criteria: Criteria::Filter(filter),
             limit: match limit as usize {
                 0 => DEFAULT_QUERY,
                 n => n.min(MAX_QUERY),
@@ -369,56 +368,56 @@ impl QueryPlan {
             index,
         })
     }
-
-    /// The records read from the index that match the whole filter, in index order.
-    pub fn shortlist(&self, found: Vec<pb::SeizureRecord>) -> Vec<pb::SeizureRecord> {
-        found.into_iter().filter(|r| self.filter.keeps(r)).collect()
-    }
 }
 
-/// A query from a peer: of the shortlisted records, those not withdrawn that the policy lets the
-/// asker see, up to the plan's limit.
+/// A query from a peer: of the records read from the plan's index, those not withdrawn whose
+/// disclosed view matches the filter, up to the plan's limit.
 pub fn decide_query(
     holder: Holder,
     asker: &Asker,
     plan: &QueryPlan,
-    shortlist: Vec<pb::SeizureRecord>,
+    candidates: Vec<pb::SeizureRecord>,
     withdrawn: &HashSet<String>,
 ) -> Answer<pb::DisclosedRecord> {
     let received = asker.event(EventKind::RequestReceived, "query records".into());
+    let contact = holder.contact.to_owned();
     disclose(
         holder,
         asker,
         received,
         Pool {
-            records: shortlist,
+            records: candidates,
             withdrawn,
             limit: plan.limit,
         },
+        &plan.criteria,
         "query result",
         |reference, d| pb::DisclosedRecord {
             reference: Some(reference),
-            record: Some(d.view),
+            record: (!d.hit_only).then_some(d.view),
             handling: Some(d.handling),
             policy_version: d.policy_version,
             policy_rule: d.rule_id,
             signature: None,
             redacted_fields: d.redacted.iter().map(|s| (*s).to_owned()).collect(),
+            hit_only: d.hit_only,
+            contact: contact.clone(),
         },
     )
 }
 
-/// This node's own records for its own gateway: the shortlisted records not withdrawn, in full,
-/// up to the plan's limit. Nothing leaves the node, so no policy applies and nothing is audited.
+/// This node's own records for its own gateway: the records read that match the filter and are
+/// not withdrawn, in full, up to the plan's limit. Nothing leaves the node, so no policy applies
+/// (the filter sees the whole record) and nothing is audited.
 pub fn decide_local(
     owner: &NodeId,
     plan: &QueryPlan,
-    shortlist: Vec<pb::SeizureRecord>,
+    candidates: Vec<pb::SeizureRecord>,
     withdrawn: &HashSet<String>,
 ) -> Vec<pb::DisclosedRecord> {
-    shortlist
+    candidates
         .into_iter()
-        .filter(|r| !withdrawn.contains(&r.id))
+        .filter(|r| plan.criteria.matches(r) && !withdrawn.contains(&r.id))
         .take(plan.limit)
         .map(|rec| pb::DisclosedRecord {
             reference: Some(reference(owner, &rec)),
@@ -493,7 +492,8 @@ pub fn asker<'a>(node: &NodeContext, who: &'a NodeId, ctx: &'a pb::RequestContex
     }
 }
 
-/// Reads what a lookup needs and decides it. Writes nothing.
+/// Reads what a lookup needs and decides it. Writes nothing. A refused partial lookup reads no
+/// record.
 pub fn lookup(
     node: &NodeContext,
     who: &NodeId,
@@ -501,25 +501,23 @@ pub fn lookup(
     serial_number: &str,
     manufacturer: &str,
 ) -> Result<Answer<pb::LookupHit>, DiscloseError> {
-    let wanted = lookup_serial(serial_number)?;
-    let found = records(
-        node.store
-            .find(&IndexQuery::Serial(wanted.clone()), MAX_LOOKUP)?,
-    );
-    let withdrawn = withdrawn_among(node, &found)?;
-    let policy = node.roster.policy();
+    let criteria = lookup_criteria(serial_number, manufacturer)?;
+    let view = node.roster.view();
     let holder = Holder {
         node: &node.node_id,
-        policy: &policy,
+        policy: &view.policy,
+        contact: &view.own_contact,
     };
-    Ok(decide_lookup(
-        holder,
-        &asker(node, who, ctx),
-        &wanted,
-        manufacturer,
-        found,
-        &withdrawn,
-    ))
+    let asker = asker(node, who, ctx);
+    let found = match (lookup_limit(holder, &asker, &criteria), wanted(&criteria)) {
+        (Ok(_), Some(w)) => records(
+            node.store
+                .find(&IndexQuery::Serial(w.clone()), MAX_LOOKUP)?,
+        ),
+        _ => Vec::new(),
+    };
+    let withdrawn = withdrawn_among(node, &found)?;
+    Ok(decide_lookup(holder, &asker, &criteria, found, &withdrawn))
 }
 
 /// Reads what a peer's query needs and decides it. Writes nothing.
@@ -531,20 +529,21 @@ pub fn query(
     limit: u32,
 ) -> Result<Answer<pb::DisclosedRecord>, DiscloseError> {
     let plan = QueryPlan::new(filter, limit, node.country)?;
-    let shortlist = plan.shortlist(records(node.store.find(&plan.index, QueryPlan::SCAN)?));
-    // Every shortlisted record's flag is read, not only those up to the limit: one key lookup
-    // each, beside the record reads already made, so the decision can take plain values.
-    let withdrawn = withdrawn_among(node, &shortlist)?;
-    let policy = node.roster.policy();
+    let candidates = records(node.store.find(&plan.index, QueryPlan::SCAN)?);
+    // Every candidate's flag is read, not only those up to the limit: one key lookup each,
+    // beside the record reads already made, so the decision can take plain values.
+    let withdrawn = withdrawn_among(node, &candidates)?;
+    let view = node.roster.view();
     let holder = Holder {
         node: &node.node_id,
-        policy: &policy,
+        policy: &view.policy,
+        contact: &view.own_contact,
     };
     Ok(decide_query(
         holder,
         &asker(node, who, ctx),
         &plan,
-        shortlist,
+        candidates,
         &withdrawn,
     ))
 }
@@ -556,9 +555,12 @@ pub fn local_matches(
     limit: u32,
 ) -> Result<Vec<pb::DisclosedRecord>, DiscloseError> {
     let plan = QueryPlan::new(filter, limit, node.country)?;
-    let shortlist = plan.shortlist(records(node.store.find(&plan.index, QueryPlan::SCAN)?));
-    let withdrawn = withdrawn_among(node, &shortlist)?;
-    Ok(decide_local(&node.node_id, &plan, shortlist, &withdrawn))
+    let candidates: Vec<_> = records(node.store.find(&plan.index, QueryPlan::SCAN)?)
+        .into_iter()
+        .filter(|r| plan.criteria.matches(r))
+        .collect();
+    let withdrawn = withdrawn_among(node, &candidates)?;
+    Ok(decide_local(&node.node_id, &plan, candidates, &withdrawn))
 }
 
 #[cfg(test)]
@@ -566,6 +568,7 @@ pub fn local_matches(
 mod tests {
     use super::*;
     use crate::fixtures::{context, country, node, policy, record};
+    use crate::serial;
 
     const ID1: &str = "00000000000000000000000000000001";
     const ID2: &str = "00000000000000000000000000000002";
@@ -606,9 +609,14 @@ mod tests {
         let holder = Holder {
             node: &me,
             policy: &p,
+            contact: "",
         };
         let withdrawn = withdrawn.iter().map(|s| (*s).to_owned()).collect();
-        decide_lookup(holder, &asker, &wanted, manufacturer, recs, &withdrawn)
+        let criteria = Criteria::Serial {
+            wanted,
+            maker: serial::manufacturer_key(manufacturer),
+        };
+        decide_lookup(holder, &asker, &criteria, recs, &withdrawn)
     }
 
     #[test]
@@ -684,8 +692,13 @@ mod tests {
         let holder = Holder {
             node: &me,
             policy: &p,
+            contact: "",
         };
-        let a = decide_lookup(holder, &asker, &wanted, "", recs, &HashSet::new());
+        let criteria = Criteria::Serial {
+            wanted,
+            maker: String::new(),
+        };
+        let a = decide_lookup(holder, &asker, &criteria, recs, &HashSet::new());
         assert!(a.items.is_empty());
         assert_eq!(a.events[1].kind, EventKind::Denial);
         assert_eq!(a.events[1].peer, "ITA-POL");
@@ -719,7 +732,7 @@ mod tests {
     #[test]
     fn a_lookup_needs_something_to_search_for() {
         assert!(matches!(
-            lookup_serial(" -/ "),
+            lookup_criteria(" -/ ", ""),
             Err(DiscloseError::BadArgument(_))
         ));
     }
@@ -737,9 +750,10 @@ mod tests {
         let holder = Holder {
             node: &me,
             policy: &p,
+            contact: "",
         };
         let withdrawn = withdrawn.iter().map(|s| (*s).to_owned()).collect();
-        decide_query(holder, &asker, &plan, plan.shortlist(recs), &withdrawn)
+        decide_query(holder, &asker, &plan, recs, &withdrawn)
     }
 
     #[test]
@@ -787,7 +801,7 @@ mod tests {
         let plan = QueryPlan::new(&by_route, 0, fra).unwrap();
         assert!(matches!(plan.index, IndexQuery::RouteCountry(c) if c == country("TUR")));
         let recs = vec![record(1, ID1), record(2, ID2), record(3, ID3)];
-        let kept = plan.shortlist(recs.clone());
+        let kept: Vec<_> = recs.iter().filter(|r| plan.criteria.matches(r)).collect();
         for r in &recs {
             let via_tur = r
                 .trafficking

@@ -189,7 +189,8 @@ fn received(
     }
 }
 
-/// The copies to keep of every hit received for `request_id`, with their handling codes.
+/// The copies to keep of every hit received for `request_id`, with their handling codes. A "hit
+/// only" answer holds nothing to keep.
 pub fn lookup_copies(
     answers: &[pb::PeerAnswer],
     now: i64,
@@ -198,6 +199,7 @@ pub fn lookup_copies(
     answers
         .iter()
         .flat_map(|a| a.hits.iter())
+        .filter(|h| !h.hit_only)
         .map(|h| {
             received(
                 h.reference.clone(),
@@ -211,7 +213,8 @@ pub fn lookup_copies(
         .collect()
 }
 
-/// The copies to keep of every record received for `request_id`, with their handling codes.
+/// The copies to keep of every record received for `request_id`, with their handling codes. A
+/// "hit only" answer holds nothing to keep.
 pub fn query_copies(
     answers: &[pb::PeerRecords],
     now: i64,
@@ -220,6 +223,7 @@ pub fn query_copies(
     answers
         .iter()
         .flat_map(|a| a.records.iter())
+        .filter(|r| !r.hit_only)
         .map(|r| {
             received(
                 r.reference.clone(),

@@ -59,6 +59,7 @@ pub fn policy() -> Policy {
                 no_onward_without_consent: true,
                 ..Default::default()
             }),
+            ..Default::default()
         }],
     })
     .unwrap()
@@ -110,5 +111,6 @@ pub fn roster(peers: &[&str]) -> RosterView {
         agency_kinds: HashMap::new(),
         policy_problem: None,
         from_directory: false,
+        own_contact: String::new(),
     }
 }

@@ -16,6 +16,8 @@ use tracenet_proto::v1 as pb;
 use crate::country::CountryCode;
 use crate::model::Date;
 
+pub mod matching;
+
 /// A disclosable field of a seizure record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Field {
@@ -213,6 +215,58 @@ struct Rule {
     classes: HashSet<i32>,
     fields: [Option<Treatment>; N_FIELDS],
     handling: pb::Handling,
+    hit_only: bool,
+    partial: Option<PartialLookup>,
+}
+
+/// How a rule answers partial serial lookups (serials with unreadable characters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartialLookup {
+    /// Fewest literal characters before the first unreadable one.
+    pub min_literal_prefix: usize,
+    /// Most hits one partial lookup returns.
+    pub max_results: usize,
+}
+
+impl PartialLookup {
+    /// Literal prefix required when a rule names none.
+    pub const DEFAULT_PREFIX: usize = 4;
+    /// The shortest literal prefix a rule may require.
+    pub const MIN_PREFIX: usize = 3;
+    /// Hits per partial lookup when a rule names no cap.
+    pub const DEFAULT_RESULTS: usize = 10;
+    /// The largest cap a rule may set.
+    pub const MAX_RESULTS: usize = 100;
+
+    fn parse(p: &pb::PartialLookup) -> Result<Option<PartialLookup>, String> {
+        if !p.allowed {
+            return Ok(None);
+        }
+        let min_literal_prefix = match p.min_literal_prefix as usize {
+            0 => Self::DEFAULT_PREFIX,
+            n if n < Self::MIN_PREFIX => {
+                return Err(format!(
+                    "partial_lookup.min_literal_prefix must be at least {}",
+                    Self::MIN_PREFIX
+                ));
+            }
+            n => n,
+        };
+        let max_results = match p.max_results as usize {
+            0 => Self::DEFAULT_RESULTS,
+            n if n > Self::MAX_RESULTS => {
+                return Err(format!(
+                    "partial_lookup.max_results must be at most {}",
+                    Self::MAX_RESULTS
+                ));
+            }
+            n => n,
+        };
+        Ok(Some(PartialLookup {
+            min_literal_prefix,
+            max_results,
+        }))
+    }
 }
 
 /// A checked sharing policy.
@@ -308,6 +362,8 @@ impl Policy {
                 }
                 fields[field as usize] = treatment;
             }
+            let partial =
+                PartialLookup::parse(&r.partial_lookup.unwrap_or_default()).map_err(bad)?;
             let mut handling = r.handling.clone().unwrap_or_default();
             if handling.legal_basis.is_empty() {
                 handling.legal_basis = p.legal_basis.clone();
@@ -321,6 +377,8 @@ impl Policy {
                 classes: r.data_classes.iter().copied().collect(),
                 fields,
                 handling,
+                hit_only: r.hit_only,
+                partial,
             });
         }
         Ok(Policy {
@@ -393,6 +451,9 @@ pub struct Disclosure {
     pub rule_id: String,
     /// Handling codes to attach.
     pub handling: pb::Handling,
+    /// The rule answers "hit only": `view` is empty and the recipient learns only that the
+    /// owner holds a matching record.
+    pub hit_only: bool,
 }
 
 /// Why nothing was disclosed.
@@ -412,6 +473,84 @@ pub enum Denial {
     },
 }
 
+/// The rule of a policy that applies to one requester, purpose and data class. Which rule
+/// applies never depends on a record, so it is chosen once per request.
+#[derive(Debug, Clone, Copy)]
+pub struct Applicable<'a> {
+    version: u64,
+    rule: &'a Rule,
+}
+
+impl<'a> Applicable<'a> {
+    /// The first rule that matches the requester, purpose and class; deny by default.
+    pub fn find(
+        policy: &'a Policy,
+        requester: &Requester,
+        class: pb::DataClass,
+    ) -> Result<Applicable<'a>, Denial> {
+        policy
+            .rules
+            .iter()
+            .find(|r| matches_rule(r, requester, class))
+            .map(|rule| Applicable {
+                version: policy.version,
+                rule,
+            })
+            .ok_or_else(|| Denial::NoRule {
+                version: policy.version,
+                country: requester.country.to_string(),
+                purpose: requester.purpose.as_str_name().to_owned(),
+                class: class.as_str_name().to_owned(),
+            })
+    }
+
+    /// The rule's id.
+    pub fn rule_id(&self) -> &'a str {
+        &self.rule.id
+    }
+
+    /// The policy version it belongs to.
+    pub fn policy_version(&self) -> u64 {
+        self.version
+    }
+
+    /// Whether the rule answers "hit only".
+    pub fn hit_only(&self) -> bool {
+        self.rule.hit_only
+    }
+
+    /// How the rule answers partial serial lookups; `None`: it refuses them.
+    pub fn partial_lookup(&self) -> Option<PartialLookup> {
+        self.rule.partial
+    }
+
+    /// The view of `record` the rule's fields make visible, built from nothing, and the fields
+    /// it redacts. This is what is sent, and what a request may match on (also under "hit
+    /// only", where it is matched on but never sent).
+    pub fn view(&self, record: &pb::SeizureRecord) -> (pb::SeizureRecord, Vec<&'static str>) {
+        let persons = self.rule.classes.contains(&(pb::DataClass::Persons as i32));
+        project(record, &self.rule.fields, persons)
+    }
+
+    /// What the requester receives of a record whose view is `view`: the view itself, or
+    /// nothing of it under "hit only".
+    pub fn disclosure(&self, view: pb::SeizureRecord, redacted: Vec<&'static str>) -> Disclosure {
+        let hit_only = self.rule.hit_only;
+        Disclosure {
+            view: if hit_only {
+                pb::SeizureRecord::default()
+            } else {
+                view
+            },
+            redacted: if hit_only { Vec::new() } else { redacted },
+            policy_version: self.version,
+            rule_id: self.rule.id.clone(),
+            handling: self.rule.handling.clone(),
+            hit_only,
+        }
+    }
+}
+
 /// Applies the owner's policy to one record for one requester. Deny by default.
 pub fn evaluate(
     policy: &Policy,
@@ -419,25 +558,9 @@ pub fn evaluate(
     class: pb::DataClass,
     record: &pb::SeizureRecord,
 ) -> Result<Disclosure, Denial> {
-    let rule = policy
-        .rules
-        .iter()
-        .find(|r| matches_rule(r, requester, class))
-        .ok_or_else(|| Denial::NoRule {
-            version: policy.version,
-            country: requester.country.to_string(),
-            purpose: requester.purpose.as_str_name().to_owned(),
-            class: class.as_str_name().to_owned(),
-        })?;
-    let persons = rule.classes.contains(&(pb::DataClass::Persons as i32));
-    let (view, redacted) = project(record, &rule.fields, persons);
-    Ok(Disclosure {
-        view,
-        redacted,
-        policy_version: policy.version,
-        rule_id: rule.id.clone(),
-        handling: rule.handling.clone(),
-    })
+    let rule = Applicable::find(policy, requester, class)?;
+    let (view, redacted) = rule.view(record);
+    Ok(rule.disclosure(view, redacted))
 }
 
 fn matches_rule(r: &Rule, q: &Requester, class: pb::DataClass) -> bool {

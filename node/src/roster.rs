@@ -83,6 +83,9 @@ pub struct RosterView {
     pub policy_problem: Option<String>,
     /// Whether this view comes from the directory (true) or from configuration (false).
     pub from_directory: bool,
+    /// This node's first point of contact as the directory lists it, in one line (empty when
+    /// it lists none): what "hit only" answers tell a requester to ask.
+    pub own_contact: String,
 }
 
 impl RosterView {
@@ -126,6 +129,16 @@ pub struct Roster {
     current: RwLock<Arc<RosterView>>,
 }
 
+/// A contact point in one line: function, organisation, email, phone (those given).
+fn contact_line(c: &pb::ContactPoint) -> String {
+    [&c.function, &c.organisation, &c.email, &c.phone]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn trace_from_pb(t: Option<&pb::TraceServiceSettings>) -> TraceSettings {
     let mut s = TraceSettings::default();
     if let Some(t) = t {
@@ -165,6 +178,7 @@ impl Roster {
             agency_kinds: HashMap::new(),
             policy_problem: None,
             from_directory: false,
+            own_contact: String::new(),
         };
         Roster {
             own: config.node_id.clone(),
@@ -279,6 +293,12 @@ impl Roster {
             agency_kinds,
             policy_problem,
             from_directory: true,
+            own_contact: state
+                .entries
+                .get(self.own.as_str())
+                .and_then(|e| e.contacts.first())
+                .map(contact_line)
+                .unwrap_or_default(),
         }
     }
 
@@ -335,6 +355,7 @@ mod tests {
                 agency_kinds: HashMap::new(),
                 policy_problem: None,
                 from_directory: false,
+                own_contact: String::new(),
             })),
         }
     }

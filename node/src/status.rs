@@ -116,6 +116,7 @@ impl From<DiscloseError> for Status {
     fn from(e: DiscloseError) -> Status {
         match e {
             DiscloseError::BadArgument(m) => Status::invalid_argument(m),
+            DiscloseError::Refused(r) => Status::permission_denied(r.to_string()),
             DiscloseError::Store(_) | DiscloseError::Ledger(_) => {
                 tracing::error!(error = %e, "storage failure answering a peer");
                 Status::unavailable(STORAGE_UNAVAILABLE)

@@ -10,6 +10,8 @@
 //! [`crate::ledger`]), and only then wakes the outbox worker and answers: nothing is queued for
 //! delivery before it is audited (finding L2).
 
+use std::collections::HashSet;
+
 use tracenet_proto::v1 as pb;
 
 use crate::audit::{Event, EventKind};
@@ -18,9 +20,9 @@ use crate::country::CountryCode;
 use crate::ids::{NodeId, RecordId, new_request_id};
 use crate::ledger::LedgerError;
 use crate::model::FieldError;
-use crate::policy::{self, Requester};
+use crate::policy::matching::{self, Criteria, Selection};
+use crate::policy::{self, Policy, Requester};
 use crate::roster::RosterView;
-use crate::serial::{self, NormalisedSerial};
 use crate::store::{IndexQuery, StoreError};
 use crate::trace::{self, TraceDirection};
 
@@ -62,7 +64,8 @@ fn text_ok(s: &str, max: usize) -> bool {
     s.chars().count() <= max && !s.chars().any(|c| c.is_control() && c != '\n')
 }
 
-/// How a peer asking about traces is seen by the policy: no agency kind, purpose tracing.
+/// How a peer asking about traces is seen by the policy: its regions and the agency kind the
+/// directory lists for it (none when it lists none), purpose tracing.
 fn trace_requester(roster: &RosterView, node: &NodeId) -> Requester {
     Requester {
         country: node.country(),
@@ -71,7 +74,11 @@ fn trace_requester(roster: &RosterView, node: &NodeId) -> Requester {
             .get(node)
             .map(|p| p.regions.clone())
             .unwrap_or_default(),
-        agency_kind: pb::AgencyKind::Unspecified,
+        agency_kind: roster
+            .agency_kinds
+            .get(node)
+            .copied()
+            .unwrap_or(pb::AgencyKind::Unspecified),
         purpose: pb::Purpose::Tracing,
     }
 }
@@ -313,13 +320,13 @@ pub fn decide_answer(
     })
 }
 
-/// What an automatic answer searches this node's records for.
+/// What an automatic answer searches this node's records for, and for whom.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Search {
-    /// The requested serial number.
-    pub serial: NormalisedSerial,
-    /// The requested manufacturer's key (empty: any).
-    pub maker: String,
+    /// The requested serial (never partial) and manufacturer.
+    pub criteria: Criteria,
+    /// The requester as the policy sees it (purpose tracing).
+    pub requester: Requester,
 }
 
 /// Most records an automatic answer reads.
@@ -327,7 +334,8 @@ pub const AUTO_ANSWER_RECORDS: usize = 5;
 
 /// Whether the incoming request `existing` may be answered automatically, and if so what to
 /// search for: it is still open, the policy shares trace results with the requester, and it
-/// names a serial number.
+/// names a complete serial number (a partial one is left for an officer: an automatic answer
+/// must not become a wildcard lookup).
 pub fn auto_answer_search(
     roster: &RosterView,
     existing: &pb::TraceRecord,
@@ -346,37 +354,54 @@ pub fn auto_answer_search(
         .and_then(|r| r.firearm.clone())
         .unwrap_or_default();
     Ok(
-        serial::normalise(&firearm.serial_number).map(|serial| Search {
-            serial,
-            maker: serial::manufacturer_key(&firearm.manufacturer),
-        }),
+        Criteria::serial(&firearm.serial_number, &firearm.manufacturer)
+            .filter(|c| !matches!(c, Criteria::Serial { wanted, .. } if wanted.has_wildcards()))
+            .map(|criteria| Search {
+                criteria,
+                requester,
+            }),
     )
 }
 
-/// The automatic answer to `request_id` from the records found for `search`: where and when
-/// each weapon of the requested make was recorded as seized here; none when none was.
+/// The automatic answer to `request_id` from the records found for `search`: for each record
+/// not withdrawn that the seizure rule for this requester lets match (on its disclosed view,
+/// as a lookup by the same requester would), where and when it was recorded as seized, at the
+/// precision that rule discloses; none when no record qualifies.
 pub fn auto_answer_reply(
     request_id: &str,
+    policy: &Policy,
     search: &Search,
     found: Vec<pb::SeizureRecord>,
+    withdrawn: &HashSet<String>,
 ) -> Option<pb::AnswerTraceRequestRequest> {
     let chain: Vec<pb::CustodyLink> = found
         .into_iter()
-        .filter(|r| {
-            search.maker.is_empty()
-                || r.firearms
-                    .iter()
-                    .any(|f| serial::manufacturer_key(&f.manufacturer) == search.maker)
+        .filter(|r| !withdrawn.contains(&r.id))
+        .filter_map(|r| {
+            match matching::select(
+                policy,
+                &search.requester,
+                pb::DataClass::Seizure,
+                &search.criteria,
+                &r,
+            ) {
+                Selection::Hit(d) => Some(*d),
+                Selection::Miss | Selection::Denied(_) => None,
+            }
         })
-        .map(|r| {
-            let ev = r.event.unwrap_or_default();
+        .map(|d| {
+            let ev = d.view.event.unwrap_or_default();
             let place = ev.place.unwrap_or_default();
             pb::CustodyLink {
                 role: "seized_by_authorities".into(),
                 name: String::new(),
                 country: place.country,
                 date: ev.date,
-                details: "recorded in the national seizure records".into(),
+                details: if d.hit_only {
+                    "held in the national seizure records; ask for details".into()
+                } else {
+                    "recorded in the national seizure records".into()
+                },
             }
         })
         .collect();
@@ -598,19 +623,27 @@ pub fn auto_answer(ctx: &NodeContext, request_id: &str) -> Result<bool, Workflow
     else {
         return Ok(false);
     };
-    let Some(search) = auto_answer_search(&ctx.roster.view(), &existing)? else {
+    let view = ctx.roster.view();
+    let Some(search) = auto_answer_search(&view, &existing)? else {
         return Ok(false);
     };
-    let found = ctx
+    let Criteria::Serial { wanted, .. } = &search.criteria else {
+        return Ok(false);
+    };
+    let found: Vec<pb::SeizureRecord> = ctx
         .store
-        .find(
-            &IndexQuery::Serial(search.serial.clone()),
-            AUTO_ANSWER_RECORDS,
-        )?
+        .find(&IndexQuery::Serial(wanted.clone()), AUTO_ANSWER_RECORDS)?
         .into_iter()
         .filter_map(|s| s.record)
         .collect();
-    let Some(answer) = auto_answer_reply(request_id, &search, found) else {
+    let mut withdrawn = HashSet::new();
+    for r in &found {
+        if ctx.ledger.is_withdrawn(&r.id)? {
+            withdrawn.insert(r.id.clone());
+        }
+    }
+    let Some(answer) = auto_answer_reply(request_id, &view.policy, &search, found, &withdrawn)
+    else {
         return Ok(false);
     };
     answer_trace_request(ctx, answer)?;
@@ -837,7 +870,8 @@ mod tests {
         let r = roster(&["DEU-BKA", "ITA-POL"]);
         let open = incoming("DEU-BKA", pb::TraceStatus::Acknowledged);
         let search = auto_answer_search(&r, &open).unwrap().unwrap();
-        assert!(search.maker.is_empty());
+        assert!(matches!(&search.criteria, Criteria::Serial { maker, .. } if maker.is_empty()));
+        assert_eq!(search.requester.purpose, pb::Purpose::Tracing);
         let done = incoming("DEU-BKA", pb::TraceStatus::Answered);
         assert_eq!(auto_answer_search(&r, &done).unwrap(), None);
         let not_shared = incoming("ITA-POL", pb::TraceStatus::Acknowledged);
@@ -845,27 +879,59 @@ mod tests {
         let mut no_serial = open.clone();
         no_serial.request.as_mut().unwrap().firearm = None;
         assert_eq!(auto_answer_search(&r, &no_serial).unwrap(), None);
+        // A partial serial is never answered automatically (no wildcard lookups by trace).
+        let mut partial = open.clone();
+        if let Some(f) = partial.request.as_mut().unwrap().firearm.as_mut() {
+            f.serial_number = "AB12****".into();
+        }
+        assert_eq!(auto_answer_search(&r, &partial).unwrap(), None);
+    }
+
+    fn search_for(rec: &pb::SeizureRecord, maker: &str) -> Search {
+        Search {
+            criteria: Criteria::serial(&rec.firearms[0].serial_number, maker).unwrap(),
+            requester: trace_requester(&roster(&["DEU-BKA"]), &node("DEU-BKA")),
+        }
     }
 
     #[test]
     fn an_automatic_answer_names_each_seizure_of_the_requested_make() {
         let rec = record(1, "00000000000000000000000000000001");
-        let search = Search {
-            serial: serial::normalise(&rec.firearms[0].serial_number).unwrap(),
-            maker: serial::manufacturer_key(&rec.firearms[0].manufacturer),
-        };
-        let reply = auto_answer_reply("t9", &search, vec![rec.clone()]).unwrap();
+        let p = policy();
+        let none = HashSet::new();
+        let search = search_for(&rec, &rec.firearms[0].manufacturer);
+        let reply = auto_answer_reply("t9", &p, &search, vec![rec.clone()], &none).unwrap();
         assert_eq!(reply.outcome, pb::TraceStatus::Answered as i32);
+        assert_eq!(reply.chain_of_custody.len(), 1);
+        let other = search_for(&rec, "nosuchmaker");
+        assert_eq!(auto_answer_reply("t9", &p, &other, vec![rec], &none), None);
+    }
+
+    #[test]
+    fn an_automatic_answer_discloses_only_what_the_seizure_rule_does() {
+        // The fixture's seizure rule shares serials and makers only: no date, no place.
+        let rec = record(1, "00000000000000000000000000000001");
+        let p = policy();
+        let search = search_for(&rec, "");
+        let reply =
+            auto_answer_reply("t9", &p, &search, vec![rec.clone()], &HashSet::new()).unwrap();
         let link = &reply.chain_of_custody[0];
+        assert!(link.date.is_empty() && link.country.is_empty(), "{link:?}");
+        // A withdrawn record is not answered from.
+        let withdrawn = HashSet::from([rec.id.clone()]);
         assert_eq!(
-            (link.country.as_str(), link.date.as_str()),
-            ("FRA", rec.event.as_ref().unwrap().date.as_str())
+            auto_answer_reply("t9", &p, &search, vec![rec.clone()], &withdrawn),
+            None
         );
-        let other = Search {
-            maker: "nosuchmaker".into(),
+        // A requester the seizure rule does not cover gets nothing from the records.
+        let ita = Search {
+            requester: trace_requester(&roster(&["ITA-POL"]), &node("ITA-POL")),
             ..search
         };
-        assert_eq!(auto_answer_reply("t9", &other, vec![rec]), None);
+        assert_eq!(
+            auto_answer_reply("t9", &p, &ita, vec![rec], &HashSet::new()),
+            None
+        );
     }
 
     #[test]

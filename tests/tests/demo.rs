@@ -29,12 +29,21 @@ async fn the_demo_scenario_passes() {
         "FRA-POL audit log verified offline",
         "its JSON API refuses a call without a token (401)",
         "forged directory write refused",
+        "ITA-POL answers \"held by ITA-POL, ask them\"",
+        "for the exact day",
     ] {
         assert!(
             summary.contains(expected),
             "missing '{expected}' in:\n{summary}"
         );
     }
+    // The exact-day filter under a year rule found nothing.
+    assert!(
+        summary
+            .lines()
+            .any(|l| l.contains("for the exact day") && l.contains(": 0 record(s); for the year")),
+        "{summary}"
+    );
     assert!(
         summary.contains("recognised the caller as spiffe://tracenet/node/FRA-POL"),
         "{summary}"

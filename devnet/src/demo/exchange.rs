@@ -203,6 +203,46 @@ pub async fn scenario(fed: &mut DevFederation, out: &mut String) -> Result<(), D
         },
     )?;
 
+    // 1b. "Hit only": ITA-POL's rule for FRA answers that it holds a weapon, and whom to ask,
+    // and nothing of the record.
+    let ita_country = CountryCode::parse("ITA").map_err(|e| DemoError::Check(e.to_string()))?;
+    let ita_serial = sample::serial(ita_country, 2);
+    let found = fra
+        .federated_lookup(pb::FederatedLookupRequest {
+            inquiry: inquiry(pb::AgencyKind::Police, pb::Purpose::Tracing),
+            serial_number: ita_serial.clone(),
+            manufacturer: String::new(),
+        })
+        .await
+        .map_err(call("federated lookup from FRA-POL"))?
+        .into_inner();
+    let held = found
+        .answers
+        .iter()
+        .find(|a| a.node_id == "ITA-POL")
+        .and_then(|a| a.hits.first());
+    let _ = writeln!(
+        out,
+        "hit/no-hit lookup by FRA-POL for serial '{ita_serial}': ITA-POL answers {}",
+        match held {
+            Some(h) if h.hit_only => format!(
+                "\"held by ITA-POL, ask them\" (rule {}; contact: {}; nothing of the record disclosed)",
+                h.policy_rule,
+                if h.contact.is_empty() {
+                    "see the directory"
+                } else {
+                    &h.contact
+                }
+            ),
+            Some(_) => "a hit with data".into(),
+            None => "no hit".into(),
+        }
+    );
+    check(
+        held.is_some_and(|h| h.hit_only && h.disclosed.is_none()),
+        || format!("ITA-POL should answer hit only: {:?}", found.answers),
+    )?;
+
     // 2. The same FRA record as DEU and ITA border agencies receive it.
     let rec = sample::record(fra_country, 0);
     let via = rec
@@ -281,6 +321,54 @@ pub async fn scenario(fed: &mut DevFederation, out: &mut String) -> Result<(), D
         }),
         || "DEU should see concealment methods and ITA should not".into(),
     )?;
+
+    // 2b. A filter on what a rule does not disclose selects nothing: ITA-POL sees FRA-POL's
+    // dates as years only, so asking for the record's exact day finds nothing, while asking
+    // for its whole year finds it.
+    let day = rec
+        .event
+        .as_ref()
+        .map(|e| e.date.clone())
+        .unwrap_or_default();
+    let year = day.get(0..4).unwrap_or_default().to_owned();
+    let ita = fed.admin_client(ITA).await?;
+    let count = |from: String, to: String| {
+        let mut ita = ita.clone();
+        async move {
+            ita.federated_query(pb::FederatedQueryRequest {
+                inquiry: inquiry(pb::AgencyKind::Police, pb::Purpose::BorderRiskAnalysis),
+                filter: Some(pb::RecordFilter {
+                    date_from: from,
+                    date_to: to,
+                    ..Default::default()
+                }),
+                limit_per_peer: 1000,
+                include_local: false,
+            })
+            .await
+            .map(|r| {
+                r.into_inner()
+                    .answers
+                    .into_iter()
+                    .filter(|a| a.node_id == "FRA-POL")
+                    .map(|a| a.records.len())
+                    .sum::<usize>()
+            })
+        }
+    };
+    let on_day = count(day.clone(), day.clone())
+        .await
+        .map_err(call("federated query from ITA-POL"))?;
+    let in_year = count(format!("{year}-01-01"), format!("{year}-12-31"))
+        .await
+        .map_err(call("federated query from ITA-POL"))?;
+    let _ = writeln!(
+        out,
+        "ITA-POL (sees FRA-POL dates as years) asks FRA-POL for the exact day {day}: {on_day} record(s); for the year {year}: {in_year} record(s)"
+    );
+    check(on_day == 0 && in_year > 0, || {
+        format!("an exact-day filter under a year rule found {on_day} (year: {in_year})")
+    })?;
 
     // 3. A trace request FRA -> DEU, acknowledged automatically, answered, delivered back.
     let sent = fra

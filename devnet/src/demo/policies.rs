@@ -71,11 +71,23 @@ audience = { countries = ["FRA", "ITA"] }
 handling = { purpose_bound = true, no_court_use_without_consent = true, no_onward_without_consent = true }
 "#;
 
-/// ITA-POL: shares trace results with FRA only.
+/// ITA-POL: shares trace results with FRA, and answers FRA's serial lookups "hit only" (that it
+/// holds the weapon and whom to ask, nothing of the record).
 pub const ITA: &str = r#"
 owner_country = "ITA"
 version = 1
 legal_basis = "Synthetic Police Act art. 9 (demo)"
+
+[[rules]]
+id = "fra-hit-only"
+purposes = ["PURPOSE_TRACING", "PURPOSE_CRIMINAL_INVESTIGATION"]
+data_classes = ["DATA_CLASS_SEIZURE"]
+audience = { countries = ["FRA"] }
+hit_only = true
+handling = { purpose_bound = true, no_onward_without_consent = true }
+fields = [
+  { field = "firearms.serial_number", treatment = "FIELD_TREATMENT_ALLOW" },
+]
 
 [[rules]]
 id = "fra-trace-results"

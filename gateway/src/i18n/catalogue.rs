@@ -823,16 +823,28 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ("login.title", "Log in", "Connexion"),
     ("login.username", "User name", "Nom d'utilisateur"),
     (
+        "lookup.ask_them",
+        "ask them for a follow-up; nothing of the record is disclosed",
+        "adressez-leur une demande de suivi ; rien de la fiche n'est communiqué",
+    ),
+    ("lookup.contact", "contact", "contact"),
+    (
         "lookup.details",
         "What was disclosed",
         "Ce qui a été communiqué",
     ),
+    ("lookup.held_by", "Held by", "Détenue par"),
     (
         "lookup.help",
         "Asks every member whether it holds a record of this firearm. Each answers under its own sharing policy; the request and its purpose are audited on both sides.",
         "Demande à chaque membre s'il détient une fiche de cette arme. Chacun répond selon sa propre politique de partage ; la demande et sa finalité sont journalisées des deux côtés.",
     ),
     ("lookup.hit", "Hit", "Réponse positive"),
+    (
+        "lookup.hit_only",
+        "Hit only: held by the member, ask them",
+        "Réponse positive seule : détenue par le membre, à lui demander",
+    ),
     ("lookup.member", "Member", "Membre"),
     (
         "lookup.need_serial",

@@ -178,7 +178,11 @@ fn rows(
                         )
                     })
                     .unwrap_or_default(),
-                d.redacted_fields.join(", "),
+                if d.hit_only {
+                    lang.t("lookup.hit_only").to_owned()
+                } else {
+                    d.redacted_fields.join(", ")
+                },
             ));
         }
     }

@@ -137,8 +137,29 @@ fn found_row(lang: Lang, r: &pb::SeizureRecord) -> Found {
     }
 }
 
-/// What a hit discloses, in one line (only fields the holder's policy let through).
+/// What a hit discloses, in one line (only fields the holder's policy let through). A "hit
+/// only" answer says who holds the record and whom to ask instead.
 fn describe_hit(lang: Lang, h: &pb::LookupHit) -> String {
+    if h.hit_only {
+        let reference = h.reference.clone().unwrap_or_default();
+        let mut line = format!(
+            "{} {}: {}",
+            lang.t("lookup.held_by"),
+            reference.owner_node,
+            lang.t("lookup.ask_them")
+        );
+        if !h.contact.is_empty() {
+            line.push_str(&format!(" · {}: {}", lang.t("lookup.contact"), h.contact));
+        }
+        if !reference.reference.is_empty() {
+            line.push_str(&format!(
+                " · {} {}",
+                lang.t("lookup.reference"),
+                reference.reference
+            ));
+        }
+        return line;
+    }
     let r = h.disclosed.clone().unwrap_or_default();
     let mut parts = Vec::new();
     if let Some(f) = r.firearms.first() {

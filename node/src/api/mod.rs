@@ -82,6 +82,7 @@ impl From<DiscloseError> for ApiError {
     fn from(e: DiscloseError) -> ApiError {
         match e {
             DiscloseError::BadArgument(m) => ApiError::BadArgument(m),
+            DiscloseError::Refused(r) => ApiError::BadArgument(r.to_string()),
             DiscloseError::Store(s) => ApiError::Store(s),
             DiscloseError::Ledger(l) => l.into(),
         }

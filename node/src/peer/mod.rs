@@ -72,6 +72,9 @@ fn record_before_answer<T>(
     node.audit
         .append(answer.events, node.clock.now_secs())
         .map_err(status::audit_before_answer)?;
+    if let Some(refusal) = answer.refused {
+        return Err(Status::from(DiscloseError::Refused(refusal)));
+    }
     Ok(answer.items)
 }
 

@@ -49,6 +49,7 @@ fn rule(
             no_onward_without_consent: true,
             ..Default::default()
         }),
+        ..Default::default()
     }
 }
 
@@ -492,7 +493,7 @@ fn arb_rule(id: usize) -> impl Strategy<Value = pb::PolicyRule> {
                 purposes: purposes.iter().map(|p| *p as i32).collect(),
                 data_classes: classes,
                 fields,
-                handling: None,
+                ..Default::default()
             }
         })
 }
