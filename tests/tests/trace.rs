@@ -25,6 +25,31 @@ audience = { countries = ["FRA"] }
 handling = { no_onward_without_consent = true, reliability = "SOURCE_RELIABILITY_A" }
 "#;
 
+/// DEU_POLICY plus a seizure rule: what FRA may learn of DEU's records when tracing (serial,
+/// date, place), which is what an automatic answer may tell it.
+const DEU_AUTO_POLICY: &str = r#"
+owner_country = "DEU"
+version = 2
+legal_basis = "Synthetic law"
+[[rules]]
+id = "fra-trace-results"
+purposes = ["PURPOSE_TRACING"]
+data_classes = ["DATA_CLASS_TRACE_RESULT"]
+audience = { countries = ["FRA"] }
+handling = { no_onward_without_consent = true, reliability = "SOURCE_RELIABILITY_A" }
+[[rules]]
+id = "fra-seizures"
+purposes = ["PURPOSE_TRACING"]
+data_classes = ["DATA_CLASS_SEIZURE"]
+audience = { countries = ["FRA"] }
+handling = { no_onward_without_consent = true }
+fields = [
+  { field = "firearms.serial_number", treatment = "FIELD_TREATMENT_ALLOW" },
+  { field = "event.date", treatment = "FIELD_TREATMENT_ALLOW" },
+  { field = "event.place", treatment = "FIELD_TREATMENT_ALLOW" },
+]
+"#;
+
 const FRA_POLICY: &str = r#"
 owner_country = "FRA"
 version = 1
@@ -524,7 +549,7 @@ async fn retraction_deletes_the_recipients_copy_and_stops_disclosure() {
 
 #[tokio::test]
 async fn originator_controlled_data_is_not_passed_on_and_other_data_is() {
-    // FRA shares with DEU twice: serials under no-onward handling, notes without it.
+    // FRA shares with DEU twice: serials under no-onward handling, serials and makers without it.
     let fra_policy = r#"
 owner_country = "FRA"
 version = 1
@@ -541,7 +566,10 @@ id = "open"
 purposes = ["PURPOSE_CRIMINAL_INVESTIGATION"]
 data_classes = ["DATA_CLASS_SEIZURE"]
 audience = { countries = ["DEU"] }
-fields = [{ field = "firearms.manufacturer", treatment = "FIELD_TREATMENT_ALLOW" }]
+fields = [
+  { field = "firearms.serial_number", treatment = "FIELD_TREATMENT_ALLOW" },
+  { field = "firearms.manufacturer", treatment = "FIELD_TREATMENT_ALLOW" },
+]
 "#;
     let fed = TestFederation::start_specs(&[
         NodeSpec::new("FRA-POL").with_policy(fra_policy),
@@ -620,7 +648,7 @@ async fn a_node_configured_for_it_answers_from_its_own_records_where_its_policy_
     let fed = TestFederation::start_specs(&[
         NodeSpec::new("FRA-POL").with_policy(FRA_POLICY),
         NodeSpec::new("DEU-CUS")
-            .with_policy(DEU_POLICY)
+            .with_policy(DEU_AUTO_POLICY)
             .auto_answering(),
         NodeSpec::new("ITA-POL").auto_answering(), // no policy: never answers automatically
     ])

@@ -146,6 +146,11 @@ pub fn key_matches(q: &IndexQuery, key: &[u8]) -> bool {
             else {
                 return false;
             };
+            // Keys hold normalised ASCII serials and a wildcard stands for one character, so a
+            // key of another length never matches: skip it before normalising (finding L5).
+            if body.len() != pattern.len() {
+                return false;
+            }
             serial::normalise(body)
                 .is_some_and(|cand| serial::matches(pattern, &cand, serial::MatchMode::Normalised))
         }
