@@ -57,6 +57,9 @@ pub enum DemoError {
     /// The temporary folder could not be made.
     #[error("temporary folder: {0}")]
     TempDir(std::io::Error),
+    /// Interrupted (Ctrl-C or SIGTERM) while waiting for the named step.
+    #[error("interrupted while {0}")]
+    Interrupted(&'static str),
 }
 
 pub(crate) fn call(step: impl Into<String>) -> impl FnOnce(tonic::Status) -> DemoError {
@@ -72,6 +75,19 @@ pub(crate) fn check(ok: bool, what: impl FnOnce() -> String) -> Result<(), DemoE
     }
 }
 
+/// The demo federation: three national nodes with their synthetic policies, a secretariat and
+/// two hubs as directory voters.
+pub fn specs() -> Vec<NodeSpec> {
+    vec![
+        NodeSpec::new("FRA-POL").with_policy(policies::FRA),
+        NodeSpec::new("DEU-CUS").with_policy(policies::DEU),
+        NodeSpec::new("ITA-POL").with_policy(policies::ITA),
+        NodeSpec::new(DEMO_VOTERS[0]).voter(Role::Secretariat),
+        NodeSpec::new(DEMO_VOTERS[1]).voter(Role::Hub),
+        NodeSpec::new(DEMO_VOTERS[2]).voter(Role::Hub),
+    ]
+}
+
 /// Runs the demo. Returns the scenario summary (empty when serving interactively).
 pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<String, DemoError> {
     let tmp;
@@ -85,18 +101,21 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<Strin
             tmp.path().to_owned()
         }
     };
-    let specs = [
-        NodeSpec::new("FRA-POL").with_policy(policies::FRA),
-        NodeSpec::new("DEU-CUS").with_policy(policies::DEU),
-        NodeSpec::new("ITA-POL").with_policy(policies::ITA),
-        NodeSpec::new(DEMO_VOTERS[0]).voter(Role::Secretariat),
-        NodeSpec::new(DEMO_VOTERS[1]).voter(Role::Hub),
-        NodeSpec::new(DEMO_VOTERS[2]).voter(Role::Hub),
-    ];
-    let mut fed = DevFederation::start_specs(&dir, &specs).await?;
-    let loaded = match fed.found_directory().await {
-        Ok(()) => load_samples(&fed, opts.records_per_node).await,
-        Err(e) => Err(e.into()),
+    let specs = specs();
+    // Start-up says what it waits for, and Ctrl-C interrupts every wait (each is also bounded).
+    eprintln!("starting {} nodes in {}...", specs.len(), dir.display());
+    let mut fed = tokio::select! {
+        started = DevFederation::start_specs(&dir, &specs) => started?,
+        () = shutdown.cancelled() => return Err(DemoError::Interrupted("starting the nodes")),
+    };
+    let loaded = tokio::select! {
+        loaded = async {
+            eprintln!("founding the directory: electing a leader among the voters, admitting every member...");
+            fed.found_directory().await?;
+            eprintln!("loading {} sample records into each national node...", opts.records_per_node);
+            load_samples(&fed, opts.records_per_node).await
+        } => loaded,
+        () = shutdown.cancelled() => Err(DemoError::Interrupted("founding the directory")),
     };
     let outcome = match loaded {
         Err(e) => Err(e),

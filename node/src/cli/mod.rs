@@ -105,7 +105,14 @@ impl Command {
     }
 }
 
-/// Sets up logging (`TRACENET_LOG`, else `default_level`) and the crypto provider, runs `work`
+/// The log filter used when `TRACENET_LOG` is not set: `default_level` for everything but
+/// openraft, whose warnings are routine churn (messages ignored after a vote or membership
+/// change, replication backing off while a peer restarts) and are shown from ERROR up.
+pub fn default_log_filter(default_level: &str) -> String {
+    format!("{default_level},openraft=error")
+}
+
+/// Sets up logging (`TRACENET_LOG`, else [`default_log_filter`]) and the crypto provider, runs `work`
 /// on a multi-threaded runtime, and turns its outcome into an exit code with one readable error
 /// line. The binary's `main` is only this.
 pub fn run_main<F>(default_level: &str, work: impl FnOnce() -> F) -> ExitCode
@@ -114,8 +121,9 @@ where
 {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TRACENET_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
+            tracing_subscriber::EnvFilter::try_from_env("TRACENET_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(default_log_filter(default_level))
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
