@@ -835,6 +835,49 @@ mod tests {
     }
 
     #[test]
+    fn a_trace_result_rule_for_one_agency_kind_applies_to_the_kind_the_directory_lists() {
+        // FRA shares trace results with DEU customs only.
+        let customs_only = Policy::parse(pb::SharingPolicy {
+            owner_country: "FRA".into(),
+            version: 2,
+            legal_basis: "Synthetic".into(),
+            rules: vec![pb::PolicyRule {
+                id: "deu-customs".into(),
+                audience: Some(pb::Audience {
+                    countries: vec!["DEU".into()],
+                    agency_kinds: vec![pb::AgencyKind::Customs as i32],
+                    ..Default::default()
+                }),
+                purposes: vec![pb::Purpose::Tracing as i32],
+                data_classes: vec![pb::DataClass::TraceResult as i32],
+                ..Default::default()
+            }],
+        })
+        .unwrap();
+        let existing = incoming("DEU-BKA", pb::TraceStatus::Acknowledged);
+        let answer_as = |kind: Option<pb::AgencyKind>| {
+            let mut r = roster(&["DEU-BKA"]);
+            r.policy = std::sync::Arc::new(customs_only.clone());
+            if let Some(kind) = kind {
+                r.agency_kinds.insert(node("DEU-BKA"), kind);
+            }
+            decide_answer(
+                &node("FRA-POL"),
+                &r,
+                &existing,
+                answer(pb::TraceStatus::Answered),
+                pb::TraceStatus::Answered,
+                NOW,
+            )
+        };
+        let granted = answer_as(Some(pb::AgencyKind::Customs)).unwrap();
+        assert_eq!(granted.event.policy_rule, "deu-customs");
+        assert!(answer_as(Some(pb::AgencyKind::Police)).is_err());
+        // A member the directory lists no kind for is not customs.
+        assert!(answer_as(None).is_err());
+    }
+
+    #[test]
     fn answering_without_a_rule_is_refused_but_declining_is_not() {
         let r = roster(&["ITA-POL"]);
         let existing = incoming("ITA-POL", pb::TraceStatus::Acknowledged);
