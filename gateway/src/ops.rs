@@ -507,6 +507,8 @@ pub fn analysis_view(d: pb::DisclosedRecord) -> pb::DisclosedRecord {
         policy_rule: d.policy_rule,
         signature: None,
         redacted_fields: d.redacted_fields,
+        // The owner's signed statement holds the whole disclosed view: never in this view.
+        owner_disclosure: None,
     }
 }
 

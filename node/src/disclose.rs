@@ -252,6 +252,8 @@ pub fn decide_lookup(
             redacted_fields: d.redacted.iter().map(|s| (*s).to_owned()).collect(),
             policy_version: d.policy_version,
             policy_rule: d.rule_id,
+            // Signed by the peer service for the requester (provenance).
+            owner_disclosure: None,
         },
     )
 }
@@ -404,6 +406,8 @@ pub fn decide_query(
             policy_rule: d.rule_id,
             signature: None,
             redacted_fields: d.redacted.iter().map(|s| (*s).to_owned()).collect(),
+            // Signed by the peer service for the requester (provenance).
+            owner_disclosure: None,
         },
     )
 }
