@@ -228,11 +228,26 @@ pub fn relay_retraction(
         .collect()
 }
 
+/// When a kept copy expires: its `expires_at`, or for a copy kept before expiries were recorded,
+/// `retention_days` after it was received; 0 when no limit was stated.
+pub fn expiry(copy: &pb::ReceivedRecord) -> i64 {
+    if copy.expires_at > 0 {
+        return copy.expires_at;
+    }
+    match copy.handling.as_ref().map_or(0, |h| h.retention_days) {
+        0 => 0,
+        days => copy.received_at.saturating_add(i64::from(days) * DAY),
+    }
+}
+
 /// The copies past their retention at `now`.
 pub fn expired(copies: Vec<pb::ReceivedRecord>, now: i64) -> Vec<pb::ReceivedRecord> {
     copies
         .into_iter()
-        .filter(|c| c.expires_at > 0 && c.expires_at <= now)
+        .filter(|c| {
+            let at = expiry(c);
+            at > 0 && at <= now
+        })
         .collect()
 }
 
@@ -431,6 +446,14 @@ mod tests {
             expires_at: exp,
             ..Default::default()
         };
+        // Kept before expiries were recorded: from its receipt.
+        let older = pb::ReceivedRecord {
+            received_at: 5,
+            handling: Some(handling(false, &[], 1)),
+            ..Default::default()
+        };
+        assert_eq!(expiry(&older), 5 + DAY);
+        assert_eq!(expired(vec![older], 5 + DAY).len(), 1);
         let left = expired(vec![copy(0), copy(10), copy(11), copy(12)], 11);
         assert_eq!(
             left.iter().map(|c| c.expires_at).collect::<Vec<_>>(),

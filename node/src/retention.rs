@@ -13,7 +13,7 @@ use crate::audit::{Event, EventKind};
 use crate::context::NodeContext;
 use crate::ids::NodeId;
 use crate::ledger::LedgerError;
-use crate::provenance::expired;
+use crate::provenance::{expired, expiry};
 
 /// Default time between two sweeps.
 pub const DEFAULT_SWEEP: Duration = Duration::from_secs(60);
@@ -38,7 +38,7 @@ pub fn purge_event(copy: &pb::ReceivedRecord) -> Event {
         request_id: copy.request_id.clone(),
         detail: format!(
             "received copy purged: the owner's retention of {days} day(s) ended at {}",
-            copy.expires_at
+            expiry(copy)
         ),
         record_refs: vec![reference.reference],
         ..Event::new(EventKind::RetentionPurge)
