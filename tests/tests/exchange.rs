@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use prost::Message;
 use tracenet_node::country::CountryCode;
-use tracenet_node::envelope::{PeerKeys, SignedRequest, SigningKey};
+use tracenet_node::envelope::{PeerKeys, ReplayGuard, SignedRequest, SigningKey, check_body};
 use tracenet_node::ids::NodeId;
 use tracenet_node::sample;
 use tracenet_proto::v1 as pb;
@@ -407,6 +407,26 @@ async fn every_disclosure_is_audited_and_the_chain_verifies_offline() {
         ("a1", 7, "deu-tracing")
     );
     assert_eq!(d.record_refs.len(), 1);
+    // The request entry keeps DEU's signed context: with DEU's key anyone can check that DEU
+    // asked, and for which serial (the body digest inside what DEU signed).
+    let envelope = entries[0].request_envelope.clone().unwrap();
+    assert!(d.request_envelope.is_none());
+    let deu = NodeId::parse("DEU-CUS").unwrap();
+    let keys = PeerKeys::new(HashMap::from([(deu.clone(), fed.public_key(DEU).unwrap())]));
+    let signed = pb::RequestContext::decode(envelope.context.as_slice()).unwrap();
+    let asked = ReplayGuard::new(300, 1)
+        .verify_context(&keys, Some(&envelope), &deu, signed.issued_at)
+        .unwrap();
+    let body = |serial: &str| {
+        pb::LookupRequest {
+            context: None,
+            serial_number: serial.into(),
+            manufacturer: String::new(),
+        }
+        .encode_to_vec()
+    };
+    check_body(&asked, pb::LookupRequest::METHOD, &body(&serial)).unwrap();
+    assert!(check_body(&asked, pb::LookupRequest::METHOD, &body("SYN-OTHER")).is_err());
     drop(admin);
 
     fed.stop(FRA).await.unwrap();

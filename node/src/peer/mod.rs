@@ -26,7 +26,7 @@ use tonic::{Request, Response, Status};
 use tracenet_proto::v1 as pb;
 use tracenet_proto::v1::peer_exchange_server::PeerExchange;
 
-use crate::audit::Event;
+use crate::audit::{Event, EventKind};
 use crate::auth::caller;
 use crate::context::NodeContext;
 use crate::disclose::{self, Answer, DiscloseError};
@@ -64,8 +64,10 @@ fn caller_node<T>(request: &Request<T>) -> Result<NodeId, Status> {
 fn record_before_answer<T>(
     node: &NodeContext,
     who: &NodeId,
-    answer: Answer<T>,
+    envelope: pb::SignedContext,
+    mut answer: Answer<T>,
 ) -> Result<Vec<T>, Status> {
+    attach_envelope(&mut answer.events, envelope);
     if !answer.disclosed.is_empty() {
         node.ledger
             .note_disclosed(&answer.disclosed, who)
@@ -77,6 +79,18 @@ fn record_before_answer<T>(
     Ok(answer.items)
 }
 
+/// Keeps the signed request with the entry recording its arrival (the first entry if none does),
+/// so the audit log proves who asked what; the other entries name it by request id.
+fn attach_envelope(events: &mut [Event], envelope: pb::SignedContext) {
+    let at = events
+        .iter()
+        .position(|e| e.kind == EventKind::RequestReceived)
+        .unwrap_or(0);
+    if let Some(e) = events.get_mut(at) {
+        e.envelope = Some(envelope);
+    }
+}
+
 impl PeerService {
     /// Verifies the signed context of a request from `who` and that it names this request's
     /// body (see [`envelope::check_body`]), auditing a refusal. When the
@@ -86,9 +100,10 @@ impl PeerService {
         &self,
         who: &NodeId,
         request: &mut R,
-    ) -> Result<pb::RequestContext, Status> {
+    ) -> Result<(pb::RequestContext, pb::SignedContext), Status> {
         let now = self.ctx.clock.now_secs();
         let (signed, body) = request.split();
+        let envelope = signed.clone().unwrap_or_default();
         let checked = self
             .ctx
             .replay
@@ -97,7 +112,7 @@ impl PeerService {
         match checked {
             Ok(mut c) => {
                 let Some(listed) = self.ctx.roster.view().agency_kinds.get(who).copied() else {
-                    return Ok(c);
+                    return Ok((c, envelope));
                 };
                 let claimed =
                     pb::AgencyKind::try_from(c.agency_kind).unwrap_or(pb::AgencyKind::Unspecified);
@@ -108,17 +123,19 @@ impl PeerService {
                         listed.as_str_name()
                     );
                     tracing::warn!(peer = %who, refusal = %why, "request context refused");
-                    self.audit(vec![rules::refusal_event(who, why.clone())])
-                        .await?;
+                    let mut refusal = rules::refusal_event(who, why.clone());
+                    refusal.envelope = Some(envelope);
+                    self.audit(vec![refusal]).await?;
                     return Err(Status::permission_denied(why));
                 }
                 c.agency_kind = listed as i32;
-                Ok(c)
+                Ok((c, envelope))
             }
             Err(e) => {
                 tracing::warn!(peer = %who, refusal = %e, "request context refused");
-                self.audit(vec![rules::refusal_event(who, e.to_string())])
-                    .await?;
+                let mut refusal = rules::refusal_event(who, e.to_string());
+                refusal.envelope = signed;
+                self.audit(vec![refusal]).await?;
                 Err(Status::from(e))
             }
         }
@@ -149,6 +166,7 @@ impl PeerService {
     /// stored from a peer without its audit entry (see [`crate::audit::audit_then`]).
     async fn apply<P: Send + 'static, T: Send + 'static>(
         &self,
+        envelope: pb::SignedContext,
         peek: impl FnOnce(&NodeContext) -> Result<P, Status> + Send + 'static,
         event: impl FnOnce(&P) -> Event + Send + 'static,
         write: impl FnOnce(&NodeContext, P) -> Result<T, crate::ledger::LedgerError> + Send + 'static,
@@ -156,7 +174,8 @@ impl PeerService {
         let ctx = self.ctx.clone();
         tokio::task::spawn_blocking(move || {
             let seen = peek(&ctx)?;
-            let ev = event(&seen);
+            let mut ev = event(&seen);
+            ev.envelope = Some(envelope);
             crate::audit::audit_then(
                 || {
                     ctx.audit
@@ -185,12 +204,13 @@ impl PeerService {
     async fn disclose<T: Send + 'static>(
         &self,
         who: &NodeId,
+        envelope: pb::SignedContext,
         decide: impl FnOnce(&NodeContext) -> Result<Answer<T>, DiscloseError> + Send + 'static,
     ) -> Result<Vec<T>, Status> {
         let (node, w) = (self.ctx.clone(), who.clone());
         tokio::task::spawn_blocking(move || {
             let answer = decide(&node)?;
-            record_before_answer(&node, &w, answer)
+            record_before_answer(&node, &w, envelope, answer)
         })
         .await
         .map_err(|_| Status::internal("internal error"))?
@@ -223,10 +243,10 @@ impl PeerExchange for PeerService {
     ) -> Result<Response<pb::LookupResponse>, Status> {
         let who = caller_node(&request)?;
         let mut req = request.into_inner();
-        let rctx = self.verify(&who, &mut req).await?;
+        let (rctx, envelope) = self.verify(&who, &mut req).await?;
         let (w, c) = (who.clone(), rctx.clone());
         let mut hits = self
-            .disclose(&who, move |node| {
+            .disclose(&who, envelope, move |node| {
                 disclose::lookup(node, &w, &c, &req.serial_number, &req.manufacturer)
             })
             .await?;
@@ -263,11 +283,11 @@ impl PeerExchange for PeerService {
     ) -> Result<Response<Self::QueryRecordsStream>, Status> {
         let who = caller_node(&request)?;
         let mut req = request.into_inner();
-        let rctx = self.verify(&who, &mut req).await?;
+        let (rctx, envelope) = self.verify(&who, &mut req).await?;
         let (w, c) = (who.clone(), rctx.clone());
         let filter = req.filter.unwrap_or_default();
         let records = self
-            .disclose(&who, move |node| {
+            .disclose(&who, envelope, move |node| {
                 disclose::query(node, &w, &c, &filter, req.limit)
             })
             .await?;
@@ -298,7 +318,7 @@ impl PeerExchange for PeerService {
     ) -> Result<Response<pb::DeliveryAck>, Status> {
         let who = caller_node(&request)?;
         let mut msg = request.into_inner();
-        let rctx = self.verify(&who, &mut msg).await?;
+        let (rctx, envelope) = self.verify(&who, &mut msg).await?;
         let req = msg
             .request
             .ok_or_else(|| Status::invalid_argument("request is required"))?;
@@ -308,6 +328,7 @@ impl PeerExchange for PeerService {
         let peek_who = who.clone();
         let (duplicate, status) = self
             .apply(
+                envelope,
                 move |n| {
                     let held = n
                         .ledger
@@ -348,7 +369,7 @@ impl PeerExchange for PeerService {
     ) -> Result<Response<pb::DeliveryAck>, Status> {
         let who = caller_node(&request)?;
         let mut msg = request.into_inner();
-        let rctx = self.verify(&who, &mut msg).await?;
+        let (rctx, envelope) = self.verify(&who, &mut msg).await?;
         let resp = msg
             .response
             .ok_or_else(|| Status::invalid_argument("response is required"))?;
@@ -356,6 +377,7 @@ impl PeerExchange for PeerService {
         let (c, r, peek_id) = (rctx.clone(), resp.clone(), resp.request_id.clone());
         let (duplicate, status) = self
             .apply(
+                envelope,
                 move |n| {
                     let held = n
                         .ledger
@@ -383,7 +405,7 @@ impl PeerExchange for PeerService {
     ) -> Result<Response<pb::DeliveryAck>, Status> {
         let who = caller_node(&request)?;
         let mut msg = request.into_inner();
-        let rctx = self.verify(&who, &mut msg).await?;
+        let (rctx, envelope) = self.verify(&who, &mut msg).await?;
         let copy = msg
             .record
             .ok_or_else(|| Status::invalid_argument("record is required"))?;
@@ -399,8 +421,10 @@ impl PeerExchange for PeerService {
             Ok(copy) => copy,
             Err(e) => {
                 tracing::warn!(peer = %who, refusal = %e, "passed-on record refused");
-                let why = format!("passed-on record refused: {e}");
-                self.audit(vec![rules::refusal_event(&who, why)]).await?;
+                let mut refusal =
+                    rules::refusal_event(&who, format!("passed-on record refused: {e}"));
+                refusal.envelope = Some(envelope);
+                self.audit(vec![refusal]).await?;
                 return Err(Status::from(e));
             }
         };
@@ -408,6 +432,7 @@ impl PeerExchange for PeerService {
         let (c, incoming) = (rctx.clone(), copy.clone());
         let held = self
             .apply(
+                envelope,
                 move |n| {
                     let held = n
                         .ledger
@@ -442,7 +467,7 @@ impl PeerExchange for PeerService {
     ) -> Result<Response<pb::DeliveryAck>, Status> {
         let who = caller_node(&request)?;
         let mut msg = request.into_inner();
-        let rctx = self.verify(&who, &mut msg).await?;
+        let (rctx, envelope) = self.verify(&who, &mut msg).await?;
         let reference = msg
             .reference
             .ok_or_else(|| Status::invalid_argument("reference is required"))?;
@@ -452,6 +477,7 @@ impl PeerExchange for PeerService {
         let r = reference.clone();
         let existed = self
             .apply(
+                envelope,
                 move |n| {
                     let held = n
                         .ledger

@@ -102,6 +102,7 @@ pub fn run(n: usize, appends: usize) -> Result<Report, Error> {
                 policy_version: 1,
                 policy_rule: "r1".into(),
                 record_refs: vec!["0123456789abcdef0123456789abcdef".into()],
+                envelope: None,
             }],
             1000,
         )?;
