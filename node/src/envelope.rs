@@ -627,6 +627,44 @@ mod tests {
         ));
     }
 
+    /// The byte layouts documented in envelope.proto, built by hand as another implementation
+    /// would build them.
+    #[test]
+    fn the_signed_bytes_are_as_documented() {
+        let mut expected = b"tracenet-v1 request-body\0".to_vec();
+        expected.extend_from_slice(&[0, 0, 0, 2]);
+        expected.extend_from_slice(b"/m");
+        expected.extend_from_slice(&[0, 0, 0, 3]);
+        expected.extend_from_slice(b"abc");
+        assert_eq!(
+            body_digest("/m", b"abc"),
+            ring::digest::digest(&ring::digest::SHA256, &expected).as_ref()
+        );
+
+        let (k, _, _) = setup();
+        let signed = k.sign_disclosure(&pb::DisclosureStatement {
+            policy_rule: "eu".into(),
+            ..Default::default()
+        });
+        let mut message = b"tracenet-v1 disclosure\0".to_vec();
+        message.extend_from_slice(&u32::try_from(signed.statement.len()).unwrap().to_be_bytes());
+        message.extend_from_slice(&signed.statement);
+        UnparsedPublicKey::new(&ED25519, k.public_key())
+            .verify(&message, &signed.signature)
+            .unwrap();
+
+        let ctx = pb::RequestContext {
+            request_id: "r".into(),
+            ..Default::default()
+        };
+        let sc = k.sign_context(&ctx);
+        let mut message = b"tracenet-v1 request-context\0".to_vec();
+        message.extend_from_slice(&sc.context);
+        UnparsedPublicKey::new(&ED25519, k.public_key())
+            .verify(&message, &sc.signature)
+            .unwrap();
+    }
+
     #[test]
     fn a_disclosure_verifies_with_its_owners_key_over_the_bytes_received() {
         let (k, keys, _) = setup();
