@@ -484,6 +484,11 @@ async fn onward_transmission_needs_permission_and_a_retraction_follows_the_copy(
     .await
     .unwrap();
     assert_eq!(audit(&t, ITA, "retraction_applied").await.len(), 1);
+    let at_deu = audit(&t, DEU, "retraction_applied").await;
+    assert!(
+        at_deu[0].detail.ends_with("retraction relayed to ITA-POL"),
+        "{at_deu:?}"
+    );
     t.shutdown().await.unwrap();
 }
 

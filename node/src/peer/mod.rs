@@ -484,20 +484,21 @@ impl PeerExchange for PeerService {
                         .received_copy(&peek_ref.owner_node, &peek_ref.reference)
                         .map_err(Status::from)?;
                     rules::check_retraction(&caller, &peek_ref, held.as_ref())?;
-                    Ok(held.is_some())
+                    let onward = match held {
+                        Some(_) => n.ledger.onward_recipients(&peek_ref)?,
+                        None => Vec::new(),
+                    };
+                    Ok((held.is_some(), onward))
                 },
-                move |held| rules::retraction_event(&who, &c, &reference, *held),
+                move |(held, onward)| rules::retraction_event(&who, &c, &reference, *held, onward),
                 // Idempotent: a repeated retraction finds nothing and says so. The relays to
                 // the nodes this one passed the copy on to are queued before the copy goes, so
                 // a crash in between is completed by the sender's retry.
-                move |n, held| {
-                    if held {
-                        let onward = n.ledger.onward_recipients(&r)?;
-                        let relays = provenance::relay_retraction(&r, &onward, n.clock.now_secs());
-                        if !relays.is_empty() {
-                            n.ledger.enqueue(&relays)?;
-                            n.outbox_wakeup.notify_one();
-                        }
+                move |n, (held, onward)| {
+                    let relays = provenance::relay_retraction(&r, &onward, n.clock.now_secs());
+                    if held && !relays.is_empty() {
+                        n.ledger.enqueue(&relays)?;
+                        n.outbox_wakeup.notify_one();
                     }
                     n.ledger.remove_received(&owner, &r.reference)
                 },

@@ -173,25 +173,29 @@ pub fn check_retraction(
     Ok(())
 }
 
-/// A retraction applied (`existed`: a copy was held and is now deleted).
+/// A retraction applied (`existed`: a copy was held and is now deleted), relayed to the nodes
+/// this one had passed the copy on to (`relayed_to`).
 pub fn retraction_event(
     who: &NodeId,
     rctx: &pb::RequestContext,
     reference: &pb::RecordRef,
     existed: bool,
+    relayed_to: &[String],
 ) -> Event {
+    let mut detail = if existed {
+        "received copy deleted".to_owned()
+    } else {
+        "no copy held (already deleted or never received)".to_owned()
+    };
+    if existed && !relayed_to.is_empty() {
+        detail.push_str(&format!(
+            "; retraction relayed to {}",
+            relayed_to.join(", ")
+        ));
+    }
     Event {
         record_refs: vec![reference.reference.clone()],
-        ..event(
-            EventKind::RetractionApplied,
-            who,
-            rctx,
-            if existed {
-                "received copy deleted".into()
-            } else {
-                "no copy held (already deleted or never received)".into()
-            },
-        )
+        ..event(EventKind::RetractionApplied, who, rctx, detail)
     }
 }
 
@@ -288,8 +292,19 @@ mod tests {
         };
         assert!(check_retraction(&node("ITA-POL"), &reference, Some(&passed_on)).is_ok());
         let ctx = context("DEU-BKA", pb::Purpose::CriminalInvestigation);
-        let e = retraction_event(&node("DEU-BKA"), &ctx, &reference, false);
+        let e = retraction_event(&node("DEU-BKA"), &ctx, &reference, false, &[]);
         assert_eq!(e.kind, EventKind::RetractionApplied);
+        let relayed = retraction_event(
+            &node("DEU-BKA"),
+            &ctx,
+            &reference,
+            true,
+            &["ITA-POL".into()],
+        );
+        assert_eq!(
+            relayed.detail,
+            "received copy deleted; retraction relayed to ITA-POL"
+        );
         assert_eq!(
             (e.request_id.as_str(), e.record_refs.as_slice()),
             ("req-1", &["r1".to_owned()][..])
