@@ -12,6 +12,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -26,6 +27,7 @@ mod gateway;
 pub use gateway::DevGateway;
 
 use tracenet_node::client::{ClientError, connect_local};
+use tracenet_node::clock::Clock;
 use tracenet_node::config::{
     ClientCertFiles, DirectoryConfig, ListenerConfig, NodeConfig, OutboxConfig, PeerConfig, Role,
     SecretariatPin, TlsFiles, VoterConfig,
@@ -183,6 +185,8 @@ pub struct NodeSpec {
     pub voter: bool,
     /// Directory log entries between snapshots.
     pub snapshot_every: u64,
+    /// Its clock; the system clock when `None` (tests inject one to move time).
+    pub clock: Option<Arc<dyn Clock>>,
 }
 
 impl NodeSpec {
@@ -196,7 +200,14 @@ impl NodeSpec {
             role: Role::National,
             voter: false,
             snapshot_every: 1000,
+            clock: None,
         }
+    }
+
+    /// With this clock instead of the system clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> NodeSpec {
+        self.clock = Some(clock);
+        self
     }
 
     /// A directory voter with this role (secretariat or hub).
@@ -377,6 +388,8 @@ impl DevFederation {
                 policy,
                 regions: specs[i].regions.clone(),
                 fanout_deadline_ms: 3000,
+                // Short, so retention tests see a purge soon after moving a node's clock.
+                retention_sweep_ms: 200,
                 trace: TraceSettings {
                     routine_days: 30,
                     urgent_days: 7,
@@ -434,7 +447,10 @@ impl DevFederation {
             .nodes
             .get_mut(i)
             .ok_or_else(|| DevnetError::Usage(format!("no node {i}")))?;
-        let prepared = Node::prepare(node.config.clone())?;
+        let prepared = match self.specs.get(i).and_then(|s| s.clock.clone()) {
+            Some(clock) => Node::prepare_with_clock(node.config.clone(), clock)?,
+            None => Node::prepare(node.config.clone())?,
+        };
         let token = CancellationToken::new();
         let task = tokio::spawn(prepared.serve(listeners, token.clone()));
         node.running = Some((token, task));

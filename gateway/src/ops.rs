@@ -509,12 +509,29 @@ pub fn analysis_view(d: pb::DisclosedRecord) -> pb::DisclosedRecord {
         redacted_fields: d.redacted_fields,
         hit_only: d.hit_only,
         contact: d.contact,
+        // The owner's signed statement holds the whole disclosed view: never in this view.
+        owner_disclosure: None,
     }
 }
 
 /// Logs an export (e.g. analysis results downloaded as CSV).
 pub async fn log_export(app: &App, c: Caller<'_>, what: &str) -> Result<(), GatewayError> {
     log(app, c, "export", what).await
+}
+
+/// Copies of other members' records this node received, each with its owner's handling codes
+/// and `expires_at` (when the node purges it under the owner's retention; 0: no limit stated).
+pub async fn received(app: &App, c: Caller<'_>) -> Result<Vec<pb::ReceivedRecord>, GatewayError> {
+    c.require(Capability::Lookup)?;
+    let records = app
+        .node
+        .api()
+        .list_received(pb::ListReceivedRequest {})
+        .await?
+        .into_inner()
+        .records;
+    log(app, c, "received records", &records.len().to_string()).await?;
+    Ok(records)
 }
 
 /// Trace requests, `outgoing`, `incoming` or both (empty).

@@ -29,11 +29,13 @@ pub enum EventKind {
     RetractionApplied,
     /// A received record was passed on to another node.
     OnwardTransmission,
+    /// A received copy deleted because its owner's retention period ended.
+    RetentionPurge,
 }
 
 impl EventKind {
     /// Every kind, in the order of the documentation.
-    pub const ALL: [EventKind; 11] = [
+    pub const ALL: [EventKind; 12] = [
         EventKind::RequestReceived,
         EventKind::Disclosure,
         EventKind::Denial,
@@ -45,6 +47,7 @@ impl EventKind {
         EventKind::Retraction,
         EventKind::RetractionApplied,
         EventKind::OnwardTransmission,
+        EventKind::RetentionPurge,
     ];
 
     /// The stored and displayed spelling.
@@ -61,6 +64,7 @@ impl EventKind {
             EventKind::Retraction => "retraction",
             EventKind::RetractionApplied => "retraction_applied",
             EventKind::OnwardTransmission => "onward_transmission",
+            EventKind::RetentionPurge => "retention_purge",
         }
     }
 
@@ -108,6 +112,7 @@ mod tests {
                 "retraction",
                 "retraction_applied",
                 "onward_transmission",
+                "retention_purge",
             ]
         );
     }

@@ -105,6 +105,10 @@ pub struct NodeConfig {
     /// Milliseconds a federated lookup or query waits for peers by default (default 3000).
     #[serde(default = "default_fanout")]
     pub fanout_deadline_ms: u64,
+    /// Milliseconds between two sweeps purging received copies past their owner's retention
+    /// (default 60000).
+    #[serde(default = "default_retention_sweep")]
+    pub retention_sweep_ms: u64,
     /// This node's published trace service settings (response times, escalation contact).
     #[serde(default)]
     pub trace: crate::trace::TraceSettings,
@@ -373,6 +377,9 @@ pub struct PeerConfig {
 
 fn default_fanout() -> u64 {
     3000
+}
+fn default_retention_sweep() -> u64 {
+    60_000
 }
 fn default_grace() -> u64 {
     10

@@ -19,6 +19,7 @@ use tracenet_proto::v1 as pb;
 use crate::audit::{Event, EventKind};
 use crate::config::RetryPolicy;
 use crate::context::NodeContext;
+use crate::envelope::SignedRequest;
 use crate::ids::{NodeId, new_request_id};
 use crate::ledger::Delivered;
 
@@ -122,13 +123,15 @@ fn envelope_id(item_id: &str, nonce: &str) -> String {
     format!("{}#{nonce}", &item_id[..cut])
 }
 
-fn envelope(
+/// Puts a fresh signed context, bound to the request's body, into `request`; returns its id.
+fn envelope<R: SignedRequest>(
     ctx: &NodeContext,
     item: &pb::OutboxItem,
     purpose: pb::Purpose,
-) -> (String, pb::SignedContext) {
+    request: &mut R,
+) -> String {
     let envelope_id = envelope_id(&item.id, &new_request_id());
-    let signed = ctx.signing.sign_context(&pb::RequestContext {
+    let rc = pb::RequestContext {
         request_id: envelope_id.clone(),
         requester_node: ctx.node_id.to_string(),
         agency_kind: pb::AgencyKind::Unspecified as i32,
@@ -136,8 +139,10 @@ fn envelope(
         legal_basis: String::new(),
         case_reference: String::new(),
         issued_at: ctx.clock.now_secs(),
-    });
-    (envelope_id, signed)
+        body_sha256: Vec::new(),
+    };
+    request.sign_with(&ctx.signing, rc);
+    envelope_id
 }
 
 async fn attempt(ctx: NodeContext, item: pb::OutboxItem) {
@@ -191,14 +196,12 @@ async fn deliver(ctx: &NodeContext, item: &pb::OutboxItem) -> Result<Delivered, 
     let call = async {
         match &item.payload {
             Some(pb::outbox_item::Payload::TraceRequest(req)) => {
-                let (eid, context) = envelope(ctx, item, pb::Purpose::Tracing);
-                let ack = client
-                    .submit_trace_request(pb::SubmitTraceRequestMessage {
-                        context: Some(context),
-                        request: Some(req.clone()),
-                    })
-                    .await?
-                    .into_inner();
+                let mut msg = pb::SubmitTraceRequestMessage {
+                    context: None,
+                    request: Some(req.clone()),
+                };
+                let eid = envelope(ctx, item, pb::Purpose::Tracing, &mut msg);
+                let ack = client.submit_trace_request(msg).await?.into_inner();
                 let ack = verify_ack(ctx, &target, &eid, ack)?;
                 Ok(Delivered::TraceRequest {
                     request_id: req.id.clone(),
@@ -207,38 +210,32 @@ async fn deliver(ctx: &NodeContext, item: &pb::OutboxItem) -> Result<Delivered, 
                 })
             }
             Some(pb::outbox_item::Payload::TraceResponse(resp)) => {
-                let (eid, context) = envelope(ctx, item, pb::Purpose::Tracing);
-                let ack = client
-                    .submit_trace_response(pb::SubmitTraceResponseMessage {
-                        context: Some(context),
-                        response: Some(resp.clone()),
-                    })
-                    .await?
-                    .into_inner();
+                let mut msg = pb::SubmitTraceResponseMessage {
+                    context: None,
+                    response: Some(resp.clone()),
+                };
+                let eid = envelope(ctx, item, pb::Purpose::Tracing, &mut msg);
+                let ack = client.submit_trace_response(msg).await?.into_inner();
                 verify_ack(ctx, &target, &eid, ack)?;
                 Ok(Delivered::Nothing)
             }
             Some(pb::outbox_item::Payload::Retract(reference)) => {
-                let (eid, context) = envelope(ctx, item, pb::Purpose::CriminalInvestigation);
-                let ack = client
-                    .retract(pb::RetractRequest {
-                        context: Some(context),
-                        reference: Some(reference.clone()),
-                    })
-                    .await?
-                    .into_inner();
+                let mut msg = pb::RetractRequest {
+                    context: None,
+                    reference: Some(reference.clone()),
+                };
+                let eid = envelope(ctx, item, pb::Purpose::CriminalInvestigation, &mut msg);
+                let ack = client.retract(msg).await?.into_inner();
                 verify_ack(ctx, &target, &eid, ack)?;
                 Ok(Delivered::Nothing)
             }
             Some(pb::outbox_item::Payload::Forward(copy)) => {
-                let (eid, context) = envelope(ctx, item, pb::Purpose::CriminalInvestigation);
-                let ack = client
-                    .share_forwarded(pb::ShareForwardedRequest {
-                        context: Some(context),
-                        record: Some(copy.clone()),
-                    })
-                    .await?
-                    .into_inner();
+                let mut msg = pb::ShareForwardedRequest {
+                    context: None,
+                    record: Some(copy.clone()),
+                };
+                let eid = envelope(ctx, item, pb::Purpose::CriminalInvestigation, &mut msg);
+                let ack = client.share_forwarded(msg).await?.into_inner();
                 verify_ack(ctx, &target, &eid, ack)?;
                 Ok(Delivered::Nothing)
             }

@@ -301,6 +301,8 @@ pub fn decide_lookup(
             policy_rule: d.rule_id,
             hit_only: d.hit_only,
             contact: contact.clone(),
+            // Signed by the peer service for the requester (provenance).
+            owner_disclosure: None,
         },
     )
 }
@@ -402,6 +404,8 @@ pub fn decide_query(
             redacted_fields: d.redacted.iter().map(|s| (*s).to_owned()).collect(),
             hit_only: d.hit_only,
             contact: contact.clone(),
+            // Signed by the peer service for the requester (provenance).
+            owner_disclosure: None,
         },
     )
 }

@@ -6,6 +6,12 @@
 //! is known, the signature verifies, the time is within the clock-skew window, and the request id
 //! has not been seen inside that window (replay). Signatures are over domain-separated bytes so a
 //! signature made for one purpose cannot be replayed for another.
+//!
+//! The scheme (domains, byte order, what is encoded) is specified in `envelope.proto` for
+//! implementers in other languages. Besides contexts and responses: the context binds the request
+//! body by digest ([`body_digest`], checked with [`check_body`]), and every disclosed record
+//! carries its owner's signed [`pb::DisclosureStatement`] ([`SigningKey::sign_disclosure`],
+//! [`PeerKeys::verify_disclosure`]), verified over the statement bytes as received.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -20,6 +26,8 @@ use crate::ids::NodeId;
 const CONTEXT_DOMAIN: &[u8] = b"tracenet-v1 request-context\0";
 const RESPONSE_DOMAIN: &[u8] = b"tracenet-v1 response\0";
 const CHECKPOINT_DOMAIN: &[u8] = b"tracenet-v1 audit-checkpoint\0";
+const DISCLOSURE_DOMAIN: &[u8] = b"tracenet-v1 disclosure\0";
+const BODY_DOMAIN: &[u8] = b"tracenet-v1 request-body\0";
 /// Domain of directory command signatures (see `DirectoryCommand` in directory.proto).
 pub const DIRECTORY_COMMAND_DOMAIN: &[u8] = b"tracenet-v1 directory-command\0";
 
@@ -68,6 +76,9 @@ pub enum EnvelopeError {
     /// The key file is unusable.
     #[error("signing key: {0}")]
     Key(String),
+    /// The request body is not the one the signed context's digest names.
+    #[error("the request body does not match the digest in its signed context")]
+    BodyMismatch,
 }
 
 /// A node's Ed25519 signing key.
@@ -133,6 +144,29 @@ impl SigningKey {
         pb::SignedContext { context, signature }
     }
 
+    /// Signs a request context after binding it to the request body: sets `body_sha256` to
+    /// [`body_digest`] of `method` and `body` (the request encoded without its context).
+    pub fn sign_request(
+        &self,
+        mut ctx: pb::RequestContext,
+        method: &str,
+        body: &[u8],
+    ) -> pb::SignedContext {
+        ctx.body_sha256 = body_digest(method, body);
+        self.sign_context(&ctx)
+    }
+
+    /// Signs a statement of what this node (the owner) disclosed; the bytes signed are the ones
+    /// sent, so recipients verify exactly what they received.
+    pub fn sign_disclosure(&self, statement: &pb::DisclosureStatement) -> pb::SignedDisclosure {
+        let statement = statement.encode_to_vec();
+        let signature = self.sign(DISCLOSURE_DOMAIN, &[&len_be(&statement), &statement]);
+        pb::SignedDisclosure {
+            statement,
+            signature,
+        }
+    }
+
     /// Signs a response body (encoded with its signature field empty) for a request.
     pub fn sign_response(&self, request_id: &str, body: &[u8]) -> pb::ResponseSignature {
         pb::ResponseSignature {
@@ -190,6 +224,41 @@ fn verify(public: &[u8], domain: &[u8], parts: &[&[u8]], sig: &[u8]) -> Result<(
         .map_err(|_| EnvelopeError::BadSignature)
 }
 
+/// A length as 4 bytes, big-endian (saturating: nothing signed comes near 4 GiB).
+fn len_be(bytes: &[u8]) -> [u8; 4] {
+    u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_be_bytes()
+}
+
+/// The digest a request context carries of its request body: SHA-256 over the body domain, the
+/// gRPC method path and the request encoded without its context, each length-prefixed.
+pub fn body_digest(method: &str, body: &[u8]) -> Vec<u8> {
+    let mut d = ring::digest::Context::new(&ring::digest::SHA256);
+    d.update(BODY_DOMAIN);
+    d.update(&len_be(method.as_bytes()));
+    d.update(method.as_bytes());
+    d.update(&len_be(body));
+    d.update(body);
+    d.finish().as_ref().to_vec()
+}
+
+/// Checks that a verified context names this request body (see [`body_digest`]).
+pub fn check_body(
+    ctx: &pb::RequestContext,
+    method: &str,
+    body: &[u8],
+) -> Result<(), EnvelopeError> {
+    if ctx.body_sha256.is_empty() {
+        return Err(EnvelopeError::Malformed(
+            "the request context carries no body digest".into(),
+        ));
+    }
+    // Not secret: the digest is in the signed context already.
+    if ctx.body_sha256 != body_digest(method, body) {
+        return Err(EnvelopeError::BodyMismatch);
+    }
+    Ok(())
+}
+
 /// The canonical bytes a directory command's signature covers (without the domain): its proto3
 /// encoding with `signature` empty. Commands hold no map fields, so the encoding is unique.
 pub fn directory_command_bytes(cmd: &pb::DirectoryCommand) -> Vec<u8> {
@@ -214,6 +283,49 @@ pub fn verify_directory_command(
     )
 }
 
+/// A peer request carrying a signed context in field 1, bound to its body by digest.
+pub trait SignedRequest: Message + Sized {
+    /// The full gRPC method path the request is sent to (part of the digest).
+    const METHOD: &'static str;
+    /// The request's signed context.
+    fn context_mut(&mut self) -> &mut Option<pb::SignedContext>;
+
+    /// Takes the signed context out and returns it with the body it must bind (the request
+    /// encoded without it).
+    fn split(&mut self) -> (Option<pb::SignedContext>, Vec<u8>) {
+        let ctx = self.context_mut().take();
+        let body = self.encode_to_vec();
+        (ctx, body)
+    }
+
+    /// Signs `ctx` for this request (binding its body) and puts it in.
+    fn sign_with(&mut self, key: &SigningKey, ctx: pb::RequestContext) {
+        *self.context_mut() = None;
+        let body = self.encode_to_vec();
+        *self.context_mut() = Some(key.sign_request(ctx, Self::METHOD, &body));
+    }
+}
+
+macro_rules! signed_request {
+    ($($ty:ident => $method:literal),* $(,)?) => {$(
+        impl SignedRequest for pb::$ty {
+            const METHOD: &'static str = concat!("/tracenet.v1.PeerExchange/", $method);
+            fn context_mut(&mut self) -> &mut Option<pb::SignedContext> {
+                &mut self.context
+            }
+        }
+    )*};
+}
+
+signed_request! {
+    LookupRequest => "Lookup",
+    QueryRecordsRequest => "QueryRecords",
+    SubmitTraceRequestMessage => "SubmitTraceRequest",
+    SubmitTraceResponseMessage => "SubmitTraceResponse",
+    RetractRequest => "Retract",
+    ShareForwardedRequest => "ShareForwarded",
+}
+
 /// Parses a hex Ed25519 public key (64 hex digits).
 pub fn parse_public_key(text: &str) -> Option<Vec<u8>> {
     tracenet_ids::hex::decode_array::<32>(text.trim()).map(Vec::from)
@@ -234,6 +346,29 @@ impl PeerKeys {
             .get(node)
             .map(Vec::as_slice)
             .ok_or_else(|| EnvelopeError::UnknownKey(node.to_string()))
+    }
+
+    /// Verifies an owner's signed disclosure with the key of the owner it names, and returns the
+    /// statement decoded from the bytes that were signed.
+    pub fn verify_disclosure(
+        &self,
+        signed: Option<&pb::SignedDisclosure>,
+    ) -> Result<pb::DisclosureStatement, EnvelopeError> {
+        let signed = signed.ok_or(EnvelopeError::Missing)?;
+        let statement = pb::DisclosureStatement::decode(signed.statement.as_slice())
+            .map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+        let owner = statement
+            .reference
+            .as_ref()
+            .and_then(|r| NodeId::parse(&r.owner_node).ok())
+            .ok_or_else(|| EnvelopeError::Malformed("disclosure names no owner".into()))?;
+        verify(
+            self.get(&owner)?,
+            DISCLOSURE_DOMAIN,
+            &[&len_be(&signed.statement), &signed.statement],
+            &signed.signature,
+        )?;
+        Ok(statement)
     }
 
     /// Verifies a response signature from `responder` for `request_id` over `body`.
@@ -369,6 +504,7 @@ mod tests {
             legal_basis: "synthetic".into(),
             case_reference: String::new(),
             issued_at: at,
+            body_sha256: Vec::new(),
         }
     }
 
@@ -456,6 +592,124 @@ mod tests {
             guard.verify_context(&keys, Some(&c("a", 100)), &d, 120),
             Err(EnvelopeError::Stale { .. })
         ));
+    }
+
+    #[test]
+    fn a_signed_request_binds_its_body() {
+        let (k, keys, guard) = setup();
+        let mut req = pb::LookupRequest {
+            context: None,
+            serial_number: "SYN-1".into(),
+            manufacturer: String::new(),
+        };
+        req.sign_with(&k, ctx("b1", "DEU-CUS", 1000));
+        let mut altered = req.clone();
+        let (signed, body) = req.split();
+        let c = guard
+            .verify_context(&keys, signed.as_ref(), &node("DEU-CUS"), 1000)
+            .unwrap();
+        check_body(&c, pb::LookupRequest::METHOD, &body).unwrap();
+        // Another serial under the same signed context, or the same body for another method.
+        altered.serial_number = "SYN-2".into();
+        let (_, other) = altered.split();
+        assert_eq!(
+            check_body(&c, pb::LookupRequest::METHOD, &other),
+            Err(EnvelopeError::BodyMismatch)
+        );
+        assert_eq!(
+            check_body(&c, pb::RetractRequest::METHOD, &body),
+            Err(EnvelopeError::BodyMismatch)
+        );
+        let bare = ctx("b2", "DEU-CUS", 1000);
+        assert!(matches!(
+            check_body(&bare, pb::LookupRequest::METHOD, &body),
+            Err(EnvelopeError::Malformed(_))
+        ));
+    }
+
+    /// The byte layouts documented in envelope.proto, built by hand as another implementation
+    /// would build them.
+    #[test]
+    fn the_signed_bytes_are_as_documented() {
+        let mut expected = b"tracenet-v1 request-body\0".to_vec();
+        expected.extend_from_slice(&[0, 0, 0, 2]);
+        expected.extend_from_slice(b"/m");
+        expected.extend_from_slice(&[0, 0, 0, 3]);
+        expected.extend_from_slice(b"abc");
+        assert_eq!(
+            body_digest("/m", b"abc"),
+            ring::digest::digest(&ring::digest::SHA256, &expected).as_ref()
+        );
+
+        let (k, _, _) = setup();
+        let signed = k.sign_disclosure(&pb::DisclosureStatement {
+            policy_rule: "eu".into(),
+            ..Default::default()
+        });
+        let mut message = b"tracenet-v1 disclosure\0".to_vec();
+        message.extend_from_slice(&u32::try_from(signed.statement.len()).unwrap().to_be_bytes());
+        message.extend_from_slice(&signed.statement);
+        UnparsedPublicKey::new(&ED25519, k.public_key())
+            .verify(&message, &signed.signature)
+            .unwrap();
+
+        let ctx = pb::RequestContext {
+            request_id: "r".into(),
+            ..Default::default()
+        };
+        let sc = k.sign_context(&ctx);
+        let mut message = b"tracenet-v1 request-context\0".to_vec();
+        message.extend_from_slice(&sc.context);
+        UnparsedPublicKey::new(&ED25519, k.public_key())
+            .verify(&message, &sc.signature)
+            .unwrap();
+    }
+
+    #[test]
+    fn a_disclosure_verifies_with_its_owners_key_over_the_bytes_received() {
+        let (k, keys, _) = setup();
+        let st = pb::DisclosureStatement {
+            reference: Some(pb::RecordRef {
+                owner_node: "DEU-CUS".into(),
+                reference: "r1".into(),
+            }),
+            policy_rule: "eu".into(),
+            ..Default::default()
+        };
+        let signed = k.sign_disclosure(&st);
+        assert_eq!(keys.verify_disclosure(Some(&signed)).unwrap(), st);
+        // A newer owner's statement with a field this release does not know still verifies:
+        // the signature is over the bytes received, never over a re-encoding.
+        let mut newer = st.encode_to_vec();
+        newer.extend_from_slice(&[0xa0, 0x06, 0x01]);
+        let newer = pb::SignedDisclosure {
+            signature: k.sign(DISCLOSURE_DOMAIN, &[&len_be(&newer), &newer]),
+            statement: newer,
+        };
+        assert_eq!(keys.verify_disclosure(Some(&newer)).unwrap(), st);
+        let mut altered = signed.clone();
+        altered.statement[2] ^= 1;
+        assert!(keys.verify_disclosure(Some(&altered)).is_err());
+        // Naming another owner than the signer: no key, or the wrong one.
+        let mut other = st.clone();
+        other.reference = Some(pb::RecordRef {
+            owner_node: "ITA-POL".into(),
+            reference: "r1".into(),
+        });
+        assert!(matches!(
+            keys.verify_disclosure(Some(&k.sign_disclosure(&other))),
+            Err(EnvelopeError::UnknownKey(_))
+        ));
+        // A response signature is not a disclosure signature.
+        let as_response = k.sign_response("r1", &signed.statement);
+        let fake = pb::SignedDisclosure {
+            statement: signed.statement.clone(),
+            signature: as_response.signature,
+        };
+        assert_eq!(
+            keys.verify_disclosure(Some(&fake)),
+            Err(EnvelopeError::BadSignature)
+        );
     }
 
     #[test]

@@ -16,8 +16,9 @@ use tracenet_proto::v1 as pb;
 
 use crate::audit::{Event, EventKind};
 use crate::context::NodeContext;
-use crate::envelope::PeerKeys;
+use crate::envelope::{PeerKeys, SignedRequest};
 use crate::ids::{NodeId, new_request_id};
+use crate::provenance;
 
 /// Longest deadline a caller may ask for.
 pub const MAX_DEADLINE: Duration = Duration::from_secs(30);
@@ -63,6 +64,8 @@ pub fn request_context(
         legal_basis: inquiry.legal_basis.clone(),
         case_reference: inquiry.case_reference.clone(),
         issued_at: now,
+        // Set when the context is signed for its request body.
+        body_sha256: Vec::new(),
     })
 }
 
@@ -126,10 +129,22 @@ fn answered<T>(peer: &NodeId, reply: Reply<T>) -> Result<T, pb::PeerFailure> {
     }
 }
 
-/// A peer's lookup reply: its hits if it answered and signed the answer for `request_id`
-/// with its own key, otherwise a failure naming it.
+/// The owner's statement of one answered item, checked (see [`provenance::verify_answer`]): a
+/// peer answers only for records it owns, signed for this node and this request.
+fn owner_statement(
+    keys: &PeerKeys,
+    signed: Option<&pb::SignedDisclosure>,
+    (peer, me, request_id): (&NodeId, &NodeId, &str),
+) -> Result<pb::DisclosureStatement, pb::PeerFailure> {
+    provenance::verify_answer(keys, signed, (peer, me, request_id))
+        .map_err(|e| failure(peer, format!("response refused: {e}")))
+}
+
+/// A peer's lookup reply to this node (`me`): its hits if it answered and signed the answer for
+/// `request_id` with its own key, and each hit carries its own (the owner's) signed statement,
+/// otherwise a failure naming it. What each hit shows is what its statement says.
 pub fn classify_lookup(
-    peer: &NodeId,
+    (peer, me): (&NodeId, &NodeId),
     request_id: &str,
     keys: &PeerKeys,
     reply: Reply<pb::LookupResponse>,
@@ -138,6 +153,15 @@ pub fn classify_lookup(
     let sig = resp.signature.take();
     keys.verify_response(peer, request_id, &resp.encode_to_vec(), sig.as_ref())
         .map_err(|e| failure(peer, format!("response refused: {e}")))?;
+    for h in &mut resp.hits {
+        let st = owner_statement(keys, h.owner_disclosure.as_ref(), (peer, me, request_id))?;
+        h.reference = st.reference;
+        h.disclosed = st.record;
+        h.handling = st.handling;
+        h.redacted_fields = st.redacted_fields;
+        h.policy_version = st.policy_version;
+        h.policy_rule = st.policy_rule;
+    }
     Ok(pb::PeerAnswer {
         node_id: peer.to_string(),
         hit: resp.hit,
@@ -145,10 +169,12 @@ pub fn classify_lookup(
     })
 }
 
-/// A peer's query reply: its records if it answered and signed each one for `request_id` with
-/// its own key (one bad signature refuses them all), otherwise a failure naming it.
+/// A peer's query reply to this node (`me`): its records if it answered and signed each one for
+/// `request_id` with its own key and each carries its own (the owner's) signed statement (one
+/// bad signature refuses them all), otherwise a failure naming it. What each record shows is
+/// what its statement says.
 pub fn classify_query(
-    peer: &NodeId,
+    (peer, me): (&NodeId, &NodeId),
     request_id: &str,
     keys: &PeerKeys,
     reply: Reply<Vec<pb::DisclosedRecord>>,
@@ -160,6 +186,13 @@ pub fn classify_query(
         keys.verify_response(peer, request_id, &r.encode_to_vec(), sig.as_ref())
             .map_err(|e| failure(peer, format!("response refused: {e}")))?;
         r.signature = sig;
+        let st = owner_statement(keys, r.owner_disclosure.as_ref(), (peer, me, request_id))?;
+        r.reference = st.reference;
+        r.record = st.record;
+        r.handling = st.handling;
+        r.redacted_fields = st.redacted_fields;
+        r.policy_version = st.policy_version;
+        r.policy_rule = st.policy_rule;
         verified.push(r);
     }
     Ok(pb::PeerRecords {
@@ -168,96 +201,60 @@ pub fn classify_query(
     })
 }
 
-/// A received copy as kept by the recipient.
-fn received(
-    reference: Option<pb::RecordRef>,
-    record: Option<pb::SeizureRecord>,
-    handling: Option<pb::Handling>,
-    (policy_version, policy_rule): (u64, &str),
-    now: i64,
-    request_id: &str,
-) -> pb::ReceivedRecord {
-    pb::ReceivedRecord {
-        reference,
-        record,
-        handling,
-        policy_version,
-        policy_rule: policy_rule.to_owned(),
-        received_at: now,
-        request_id: request_id.to_owned(),
-        forwarded_by: String::new(),
-    }
+/// The copy kept of an item whose owner's statement was verified by the classification.
+fn copy_of(signed: Option<&pb::SignedDisclosure>, now: i64) -> Option<pb::ReceivedRecord> {
+    let signed = signed?.clone();
+    let st = pb::DisclosureStatement::decode(signed.statement.as_slice()).ok()?;
+    Some(provenance::copy_of(st, signed, now, None))
 }
 
-/// The copies to keep of every hit received for `request_id`, with their handling codes. A "hit
-/// only" answer holds nothing to keep.
-pub fn lookup_copies(
-    answers: &[pb::PeerAnswer],
-    now: i64,
-    request_id: &str,
-) -> Vec<pb::ReceivedRecord> {
+/// The copies to keep of every hit received, as their owners' statements say, with the
+/// owner's signature and the expiry its retention sets. A "hit only" answer holds nothing to
+/// keep.
+pub fn lookup_copies(answers: &[pb::PeerAnswer], now: i64) -> Vec<pb::ReceivedRecord> {
     answers
         .iter()
         .flat_map(|a| a.hits.iter())
         .filter(|h| !h.hit_only)
-        .map(|h| {
-            received(
-                h.reference.clone(),
-                h.disclosed.clone(),
-                h.handling.clone(),
-                (h.policy_version, &h.policy_rule),
-                now,
-                request_id,
-            )
-        })
+        .filter_map(|h| copy_of(h.owner_disclosure.as_ref(), now))
         .collect()
 }
 
-/// The copies to keep of every record received for `request_id`, with their handling codes. A
-/// "hit only" answer holds nothing to keep.
-pub fn query_copies(
-    answers: &[pb::PeerRecords],
-    now: i64,
-    request_id: &str,
-) -> Vec<pb::ReceivedRecord> {
+/// The copies to keep of every record received, as their owners' statements say, with the
+/// owner's signature and the expiry its retention sets. A "hit only" answer holds nothing to
+/// keep.
+pub fn query_copies(answers: &[pb::PeerRecords], now: i64) -> Vec<pb::ReceivedRecord> {
     answers
         .iter()
         .flat_map(|a| a.records.iter())
         .filter(|r| !r.hit_only)
-        .map(|r| {
-            received(
-                r.reference.clone(),
-                r.record.clone(),
-                r.handling.clone(),
-                (r.policy_version, &r.policy_rule),
-                now,
-                request_id,
-            )
-        })
+        .filter_map(|r| copy_of(r.owner_disclosure.as_ref(), now))
         .collect()
 }
 
 // ---- drivers ----
 
-/// Checks the inquiry, signs its context and audits the request before anything is sent.
-async fn open_request(
+/// Checks the inquiry, signs its context for `request` (binding its body) and audits the
+/// request before anything is sent.
+async fn open_request<R: SignedRequest>(
     node: &NodeContext,
     inquiry: &pb::Inquiry,
     what: &str,
-) -> Result<(pb::RequestContext, pb::SignedContext), FanoutError> {
+    request: &mut R,
+) -> Result<pb::RequestContext, FanoutError> {
     let rc = request_context(
         &node.node_id,
         inquiry,
         new_request_id(),
         node.clock.now_secs(),
     )?;
-    let signed = node.signing.sign_context(&rc);
+    request.sign_with(&node.signing, rc.clone());
     let (n, ev) = (node.clone(), sent_event(&rc, what));
     tokio::task::spawn_blocking(move || n.audit.append(vec![ev], n.clock.now_secs()))
         .await
         .map_err(|e| FanoutError::Audit(e.to_string()))?
         .map_err(|e| FanoutError::Audit(e.to_string()))?;
-    Ok((rc, signed))
+    Ok(rc)
 }
 
 /// Runs `call` against `peer` within `wait`, saying how it ended.
@@ -295,27 +292,28 @@ pub async fn lookup(
             "serial_number has nothing to search for".into(),
         ));
     }
-    let (rc, signed) = open_request(node, &inquiry, "federated lookup").await?;
+    let mut request = pb::LookupRequest {
+        context: None,
+        serial_number,
+        manufacturer,
+    };
+    let rc = open_request(node, &inquiry, "federated lookup", &mut request).await?;
     let wait = deadline(node.fanout_deadline, &inquiry);
     let keys = node.roster.keys();
     let mut tasks = JoinSet::new();
     for peer in node.peers.known() {
         let (node, keys, rid) = (node.clone(), keys.clone(), rc.request_id.clone());
-        let req = pb::LookupRequest {
-            context: Some(signed.clone()),
-            serial_number: serial_number.clone(),
-            manufacturer: manufacturer.clone(),
-        };
+        let req = request.clone();
         tasks.spawn(async move {
             let reply = call_peer(&node, &peer, wait, |mut client| async move {
                 Ok(client.lookup(req).await?.into_inner())
             })
             .await;
-            classify_lookup(&peer, &rid, &keys, reply)
+            classify_lookup((&peer, &node.node_id), &rid, &keys, reply)
         });
     }
     let (answers, failed) = gather(tasks, |a: &pb::PeerAnswer| a.node_id.clone()).await;
-    let copies = lookup_copies(&answers, node.clock.now_secs(), &rc.request_id);
+    let copies = lookup_copies(&answers, node.clock.now_secs());
     keep_copies(node, copies).await?;
     Ok(pb::FederatedLookupResponse {
         request_id: rc.request_id,
@@ -364,17 +362,18 @@ pub async fn query(
     filter: pb::RecordFilter,
     limit_per_peer: u32,
 ) -> Result<pb::FederatedQueryResponse, FanoutError> {
-    let (rc, signed) = open_request(node, &inquiry, "federated query").await?;
+    let mut request = pb::QueryRecordsRequest {
+        context: None,
+        filter: Some(filter),
+        limit: limit_per_peer,
+    };
+    let rc = open_request(node, &inquiry, "federated query", &mut request).await?;
     let wait = deadline(node.fanout_deadline, &inquiry);
     let keys = node.roster.keys();
     let mut tasks = JoinSet::new();
     for peer in node.peers.known() {
         let (node, keys, rid) = (node.clone(), keys.clone(), rc.request_id.clone());
-        let req = pb::QueryRecordsRequest {
-            context: Some(signed.clone()),
-            filter: Some(filter.clone()),
-            limit: limit_per_peer,
-        };
+        let req = request.clone();
         tasks.spawn(async move {
             let reply = call_peer(&node, &peer, wait, |mut client| async move {
                 let mut stream = client.query_records(req).await?.into_inner();
@@ -385,11 +384,11 @@ pub async fn query(
                 Ok(records)
             })
             .await;
-            classify_query(&peer, &rid, &keys, reply)
+            classify_query((&peer, &node.node_id), &rid, &keys, reply)
         });
     }
     let (answers, failed) = gather(tasks, |a: &pb::PeerRecords| a.node_id.clone()).await;
-    let copies = query_copies(&answers, node.clock.now_secs(), &rc.request_id);
+    let copies = query_copies(&answers, node.clock.now_secs());
     keep_copies(node, copies).await?;
     Ok(pb::FederatedQueryResponse {
         request_id: rc.request_id,
@@ -420,13 +419,45 @@ mod tests {
         )
     }
 
+    /// The statement `owner` signs for a record disclosed to FRA-POL for `request_id`.
+    fn disclosure(owner: &SigningKey, request_id: &str, days: u32) -> pb::SignedDisclosure {
+        let st = provenance::statement(
+            owner.node(),
+            "x",
+            (
+                None,
+                Some(pb::Handling {
+                    no_onward_without_consent: true,
+                    retention_days: days,
+                    ..Default::default()
+                }),
+            ),
+            (4, "r1"),
+            vec![],
+            (&node("FRA-POL"), request_id, 5),
+        );
+        owner.sign_disclosure(&st)
+    }
+
     fn signed_lookup(by: &SigningKey, request_id: &str) -> pb::LookupResponse {
+        signed_hits(by, request_id, vec![disclosure(by, request_id, 0)])
+    }
+
+    fn signed_hits(
+        by: &SigningKey,
+        request_id: &str,
+        statements: Vec<pb::SignedDisclosure>,
+    ) -> pb::LookupResponse {
         let mut resp = pb::LookupResponse {
             hit: true,
-            hits: vec![pb::LookupHit {
-                policy_rule: "r1".into(),
-                ..Default::default()
-            }],
+            hits: statements
+                .into_iter()
+                .map(|d| pb::LookupHit {
+                    policy_rule: "r1".into(),
+                    owner_disclosure: Some(d),
+                    ..Default::default()
+                })
+                .collect(),
             signature: None,
         };
         resp.signature = Some(by.sign_response(request_id, &resp.encode_to_vec()));
@@ -437,31 +468,61 @@ mod tests {
     fn a_lookup_answer_counts_only_when_signed_by_that_peer_for_this_request() {
         let (deu, ita) = (key("DEU-BKA"), key("ITA-POL"));
         let ks = keys(&[&deu, &ita]);
-        let peer = node("DEU-BKA");
-        let ok = classify_lookup(&peer, "r1", &ks, Reply::Answered(signed_lookup(&deu, "r1")));
+        let peer = (&node("DEU-BKA"), &node("FRA-POL"));
+        let ok = classify_lookup(peer, "r1", &ks, Reply::Answered(signed_lookup(&deu, "r1")));
         let ok = ok.unwrap();
         assert!(ok.hit && ok.hits.len() == 1 && ok.node_id == "DEU-BKA");
         // Signed for another request (a replayed answer), or by another node: refused.
         for resp in [signed_lookup(&deu, "r0"), signed_lookup(&ita, "r1")] {
-            let f = classify_lookup(&peer, "r1", &ks, Reply::Answered(resp)).unwrap_err();
+            let f = classify_lookup(peer, "r1", &ks, Reply::Answered(resp)).unwrap_err();
             assert_eq!(f.node_id, "DEU-BKA");
             assert!(f.reason.starts_with("response refused: "), "{}", f.reason);
         }
         let mut unsigned = signed_lookup(&deu, "r1");
         unsigned.signature = None;
-        assert!(classify_lookup(&peer, "r1", &ks, Reply::Answered(unsigned)).is_err());
+        assert!(classify_lookup(peer, "r1", &ks, Reply::Answered(unsigned)).is_err());
         // A tampered answer no longer matches its signature.
         let mut tampered = signed_lookup(&deu, "r1");
         tampered.hits[0].policy_rule = "r2".into();
-        assert!(classify_lookup(&peer, "r1", &ks, Reply::Answered(tampered)).is_err());
+        assert!(classify_lookup(peer, "r1", &ks, Reply::Answered(tampered)).is_err());
+    }
+
+    #[test]
+    fn a_peer_answers_only_for_its_own_records_under_their_owners_signature() {
+        let (deu, ita) = (key("DEU-BKA"), key("ITA-POL"));
+        let ks = keys(&[&deu, &ita]);
+        let peer = (&node("DEU-BKA"), &node("FRA-POL"));
+        // What a hit shows comes from the owner's statement, not the unsigned fields.
+        let mut resp = signed_lookup(&deu, "r1");
+        resp.hits[0].policy_rule = "made up".into();
+        resp.signature = None;
+        resp.signature = Some(deu.sign_response("r1", &resp.encode_to_vec()));
+        let ok = classify_lookup(peer, "r1", &ks, Reply::Answered(resp)).unwrap();
+        assert_eq!(ok.hits[0].policy_rule, "r1");
+        // A hit naming another owner (even with that owner's genuine statement, replayed from
+        // another request), a hit without a statement, one for another request: all refused.
+        for statements in [
+            vec![disclosure(&ita, "r1", 0)],
+            vec![disclosure(&deu, "r0", 0)],
+            vec![disclosure(&deu, "r1", 0), disclosure(&ita, "r1", 0)],
+        ] {
+            let resp = signed_hits(&deu, "r1", statements);
+            let f = classify_lookup(peer, "r1", &ks, Reply::Answered(resp)).unwrap_err();
+            assert!(f.reason.starts_with("response refused: "), "{}", f.reason);
+        }
+        let mut bare = signed_hits(&deu, "r1", vec![]);
+        bare.hits.push(pb::LookupHit::default());
+        bare.signature = None;
+        bare.signature = Some(deu.sign_response("r1", &bare.encode_to_vec()));
+        assert!(classify_lookup(peer, "r1", &ks, Reply::Answered(bare)).is_err());
     }
 
     #[test]
     fn failures_name_the_peer_and_why() {
         let ks = keys(&[]);
-        let peer = node("DEU-BKA");
+        let peer = (&node("DEU-BKA"), &node("FRA-POL"));
         let reason = |reply: Reply<pb::LookupResponse>| {
-            classify_lookup(&peer, "r1", &ks, reply).unwrap_err().reason
+            classify_lookup(peer, "r1", &ks, reply).unwrap_err().reason
         };
         assert_eq!(reason(Reply::TimedOut), "deadline exceeded");
         assert_eq!(
@@ -482,7 +543,7 @@ mod tests {
         );
         // An answer from a peer whose key is unknown is refused, not trusted.
         let unknown = classify_lookup(
-            &peer,
+            peer,
             "r1",
             &ks,
             Reply::Answered(signed_lookup(&key("DEU-BKA"), "r1")),
@@ -494,17 +555,18 @@ mod tests {
     fn one_badly_signed_record_refuses_the_whole_query_answer() {
         let deu = key("DEU-BKA");
         let ks = keys(&[&deu]);
-        let peer = node("DEU-BKA");
+        let peer = (&node("DEU-BKA"), &node("FRA-POL"));
         let record = |rule: &str, request_id: &str| {
             let mut r = pb::DisclosedRecord {
                 policy_rule: rule.into(),
+                owner_disclosure: Some(disclosure(&deu, "q1", 0)),
                 ..Default::default()
             };
             r.signature = Some(deu.sign_response(request_id, &r.encode_to_vec()));
             r
         };
         let good = classify_query(
-            &peer,
+            peer,
             "q1",
             &ks,
             Reply::Answered(vec![record("a", "q1"), record("b", "q1")]),
@@ -514,13 +576,13 @@ mod tests {
         // Signatures stay on the records (the gateway may show them).
         assert!(good.records.iter().all(|r| r.signature.is_some()));
         let bad = classify_query(
-            &peer,
+            peer,
             "q1",
             &ks,
             Reply::Answered(vec![record("a", "q1"), record("b", "q0")]),
         );
         assert!(bad.is_err());
-        let none = classify_query(&peer, "q1", &ks, Reply::Answered(vec![])).unwrap();
+        let none = classify_query(peer, "q1", &ks, Reply::Answered(vec![])).unwrap();
         assert!(none.records.is_empty());
     }
 
@@ -559,31 +621,34 @@ mod tests {
     }
 
     #[test]
-    fn every_hit_received_is_kept_with_its_handling() {
+    fn every_hit_received_is_kept_as_its_owner_signed_it() {
+        let deu = key("DEU-BKA");
+        let signed = disclosure(&deu, "r1", 2);
         let answers = vec![pb::PeerAnswer {
             node_id: "DEU-BKA".into(),
             hit: true,
             hits: vec![pb::LookupHit {
-                reference: Some(pb::RecordRef {
-                    owner_node: "DEU-BKA".into(),
-                    reference: "x".into(),
-                }),
-                handling: Some(pb::Handling {
-                    no_onward_without_consent: true,
-                    ..Default::default()
-                }),
-                policy_version: 4,
-                policy_rule: "r".into(),
+                policy_rule: "unsigned".into(),
+                owner_disclosure: Some(signed.clone()),
                 ..Default::default()
             }],
         }];
-        let copies = lookup_copies(&answers, 9, "r1");
+        let copies = lookup_copies(&answers, 9);
         assert_eq!(copies.len(), 1);
         let c = &copies[0];
         assert_eq!(
-            (c.received_at, c.request_id.as_str(), c.policy_version),
-            (9, "r1", 4)
+            (
+                c.received_at,
+                c.request_id.as_str(),
+                c.policy_version,
+                c.policy_rule.as_str()
+            ),
+            (9, "r1", 4, "r1")
         );
         assert!(c.handling.as_ref().unwrap().no_onward_without_consent);
+        assert_eq!(c.owner_disclosure.as_ref(), Some(&signed));
+        // Two days after the owner disclosed it (at 5).
+        assert_eq!(c.expires_at, 5 + 2 * 86_400);
+        assert!(c.forwarded_by.is_empty());
     }
 }

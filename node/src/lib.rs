@@ -39,6 +39,8 @@ pub mod ledger;
 pub mod model;
 pub mod peer;
 pub mod policy;
+pub mod provenance;
+pub mod retention;
 pub mod roster;
 pub mod routes;
 pub mod sample;

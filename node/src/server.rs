@@ -342,6 +342,12 @@ impl Node {
             self.ctx.outbox_wakeup.clone(),
             shutdown.clone(),
         ));
+        // Ends with `shutdown`; a sweep in progress finishes on the blocking pool.
+        tokio::spawn(crate::retention::run(
+            self.ctx.clone(),
+            Duration::from_millis(self.config.retention_sweep_ms.max(1)),
+            shutdown.clone(),
+        ));
         let peer_task: JoinHandle<Result<(), tonic::transport::Error>> = tokio::spawn(peer_server);
         let local_task: JoinHandle<Result<(), tonic::transport::Error>> =
             tokio::spawn(local_server);

@@ -19,6 +19,7 @@ use crate::envelope::EnvelopeError;
 use crate::fanout::FanoutError;
 use crate::ledger::LedgerError;
 use crate::model::batch::row_errors;
+use crate::provenance::ProvenanceError;
 use crate::store::StoreError;
 use crate::workflow::WorkflowError;
 
@@ -155,7 +156,7 @@ impl From<Refusal> for Status {
 impl From<EnvelopeError> for Status {
     fn from(e: EnvelopeError) -> Status {
         match e {
-            EnvelopeError::Missing | EnvelopeError::Malformed(_) => {
+            EnvelopeError::Missing | EnvelopeError::Malformed(_) | EnvelopeError::BodyMismatch => {
                 Status::invalid_argument(e.to_string())
             }
             EnvelopeError::SignerMismatch { .. } => Status::permission_denied(e.to_string()),
@@ -166,6 +167,18 @@ impl From<EnvelopeError> for Status {
             EnvelopeError::Replayed(_) => Status::already_exists(e.to_string()),
             EnvelopeError::Busy => Status::resource_exhausted(e.to_string()),
             EnvelopeError::Key(_) => Status::internal("signing unavailable"),
+        }
+    }
+}
+
+impl From<ProvenanceError> for Status {
+    fn from(e: ProvenanceError) -> Status {
+        match e {
+            ProvenanceError::Signature(_) | ProvenanceError::Mismatch(_) => {
+                Status::permission_denied(e.to_string())
+            }
+            ProvenanceError::Own => Status::invalid_argument(e.to_string()),
+            ProvenanceError::OnwardRefused(_) => Status::failed_precondition(e.to_string()),
         }
     }
 }

@@ -475,26 +475,28 @@ pub struct Forward {
     pub event: Event,
 }
 
-/// Passes the received `copy` of `reference` on to `to`, unless its handling codes reserve
-/// onward transmission to the originator's consent, or `to` is the owner.
+/// Passes the received `copy` of `reference` on to `to`, only where its owner's handling codes
+/// allow onward transmission to `to`'s country (denied when they say nothing), the copy carries
+/// the owner's signed statement (which travels with it), and `to` is not the owner.
 pub fn decide_forward(
     reference: &pb::RecordRef,
     to: &NodeId,
     copy: pb::ReceivedRecord,
     now: i64,
 ) -> Result<Forward, WorkflowError> {
-    if copy
-        .handling
-        .as_ref()
-        .is_some_and(|h| h.no_onward_without_consent)
-    {
+    if to.as_str() == reference.owner_node {
+        return Err(invalid("to_node", "is the record's owner"));
+    }
+    if let Err(why) = crate::provenance::check_onward(copy.handling.as_ref(), to.country()) {
         return Err(WorkflowError::Policy(format!(
-            "originator-controlled: passing this record on needs the consent of {}",
+            "originator-controlled: {why}; passing this record on needs the consent of {}",
             reference.owner_node
         )));
     }
-    if to.as_str() == reference.owner_node {
-        return Err(invalid("to_node", "is the record's owner"));
+    if copy.owner_disclosure.is_none() {
+        return Err(WorkflowError::Policy(
+            "this copy carries no signed statement of its owner; ask the owner to share it".into(),
+        ));
     }
     let item = pb::OutboxItem {
         id: format!(
@@ -678,7 +680,14 @@ pub fn forward_received(
         .find(|r| r.reference.as_ref() == Some(reference))
         .ok_or_else(|| LedgerError::NotFound("no such received record".into()))?;
     let Forward { item, event } = decide_forward(reference, &to, copy, ctx.clock.now_secs())?;
-    commit(ctx, |c| c.ledger.enqueue(&[item]), event)
+    commit(
+        ctx,
+        |c| {
+            c.ledger.note_onward(reference, &to)?;
+            c.ledger.enqueue(&[item])
+        },
+        event,
+    )
 }
 
 #[cfg(test)]
@@ -1010,15 +1019,37 @@ mod tests {
             reference: Some(reference.clone()),
             handling: Some(pb::Handling {
                 no_onward_without_consent: true,
+                allow_onward: true,
                 ..Default::default()
             }),
+            owner_disclosure: Some(pb::SignedDisclosure::default()),
             ..Default::default()
         };
-        assert!(matches!(
-            decide_forward(&reference, &to, copy.clone(), NOW),
-            Err(WorkflowError::Policy(_))
-        ));
+        let refused = |copy: &pb::ReceivedRecord| {
+            matches!(
+                decide_forward(&reference, &to, copy.clone(), NOW),
+                Err(WorkflowError::Policy(_))
+            )
+        };
+        assert!(refused(&copy));
+        // Saying nothing denies; so does a permission for other countries only.
         copy.handling = None;
+        assert!(refused(&copy));
+        copy.handling = Some(pb::Handling {
+            allow_onward: true,
+            onward_countries: vec!["ESP".into()],
+            ..Default::default()
+        });
+        assert!(refused(&copy));
+        copy.handling = Some(pb::Handling {
+            allow_onward: true,
+            onward_countries: vec!["ITA".into()],
+            ..Default::default()
+        });
+        // A copy kept without its owner's statement cannot prove where it came from.
+        let mut unsigned = copy.clone();
+        unsigned.owner_disclosure = None;
+        assert!(refused(&unsigned));
         let owner = node("DEU-BKA");
         assert_eq!(
             fields(decide_forward(&reference, &owner, copy.clone(), NOW).unwrap_err()),

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tracenet_devnet::NodeSpec;
 use tracenet_node::config::Role;
 use tracenet_node::directory::types::raft_id;
+use tracenet_node::envelope::SignedRequest;
 use tracenet_node::ids::NodeId;
 use tracenet_proto::v1 as pb;
 use tracenet_proto::v1::directory_command::Op;
@@ -992,9 +993,15 @@ async fn a_police_node_claiming_the_customs_agency_kind_is_refused() {
         "the secretariat admitted FRA-POL as police"
     );
     let key = t.signing_key(3).unwrap();
-    let lookup = |kind: pb::AgencyKind, id: &str| pb::LookupRequest {
-        context: Some(
-            key.sign_context(&pb::RequestContext {
+    let lookup = |kind: pb::AgencyKind, id: &str| {
+        let mut req = pb::LookupRequest {
+            context: None,
+            serial_number: "SYN-0001".into(),
+            manufacturer: String::new(),
+        };
+        req.sign_with(
+            &key,
+            pb::RequestContext {
                 request_id: id.into(),
                 requester_node: "FRA-POL".into(),
                 agency_kind: kind as i32,
@@ -1005,10 +1012,10 @@ async fn a_police_node_claiming_the_customs_agency_kind_is_refused() {
                     .duration_since(std::time::UNIX_EPOCH)
                     .unwrap()
                     .as_secs() as i64,
-            }),
-        ),
-        serial_number: "SYN-0001".into(),
-        manufacturer: String::new(),
+                body_sha256: Vec::new(),
+            },
+        );
+        req
     };
     let mut c = t.peer_client(4, ClientCert::Of(3, "node")).await.unwrap();
     let refused = c

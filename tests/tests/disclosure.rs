@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use prost::Message;
 use tonic::transport::Channel;
 use tracenet_node::country::CountryCode;
-use tracenet_node::envelope::SigningKey;
+use tracenet_node::envelope::{SignedRequest, SigningKey};
 use tracenet_node::sample;
 use tracenet_proto::v1 as pb;
 use tracenet_proto::v1::peer_exchange_client::PeerExchangeClient;
@@ -126,16 +126,17 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
-fn context(key: &SigningKey, node: &str, id: &str, purpose: pb::Purpose) -> pb::SignedContext {
-    key.sign_context(&pb::RequestContext {
+/// A request context from `node` (signed with the request body by `SignedRequest::sign_with`).
+fn context(node: &str, id: &str, purpose: pb::Purpose) -> pb::RequestContext {
+    pb::RequestContext {
         request_id: id.into(),
         requester_node: node.into(),
         agency_kind: pb::AgencyKind::Police as i32,
         purpose: purpose as i32,
         legal_basis: "synthetic".into(),
-        case_reference: String::new(),
         issued_at: now(),
-    })
+        ..Default::default()
+    }
 }
 
 /// FRA's id of its sample record `n`.
@@ -182,24 +183,21 @@ impl Prober {
         }
     }
 
-    fn context(&mut self) -> pb::SignedContext {
+    fn context(&mut self) -> pb::RequestContext {
         self.seq += 1;
         let id = format!("probe-{}-{}-{}", self.node, self.purpose as i32, self.seq);
-        context(&self.key, self.node, &id, self.purpose)
+        context(self.node, &id, self.purpose)
     }
 
     async fn query(&mut self, filter: pb::RecordFilter) -> HashSet<String> {
         let ctx = self.context();
-        let mut stream = self
-            .client
-            .query_records(pb::QueryRecordsRequest {
-                context: Some(ctx),
-                filter: Some(filter),
-                limit: 1000,
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let mut req = pb::QueryRecordsRequest {
+            context: None,
+            filter: Some(filter),
+            limit: 1000,
+        };
+        req.sign_with(&self.key, ctx);
+        let mut stream = self.client.query_records(req).await.unwrap().into_inner();
         let mut refs = HashSet::new();
         while let Some(d) = stream.message().await.unwrap() {
             refs.insert(d.reference.unwrap().reference);
@@ -213,12 +211,14 @@ impl Prober {
         manufacturer: &str,
     ) -> Result<pb::LookupResponse, tonic::Status> {
         let ctx = self.context();
+        let mut req = pb::LookupRequest {
+            context: None,
+            serial_number: serial.into(),
+            manufacturer: manufacturer.into(),
+        };
+        req.sign_with(&self.key, ctx);
         self.client
-            .lookup(pb::LookupRequest {
-                context: Some(ctx),
-                serial_number: serial.into(),
-                manufacturer: manufacturer.into(),
-            })
+            .lookup(req)
             .await
             .map(tonic::Response::into_inner)
     }
@@ -430,13 +430,8 @@ async fn trace_to_fra(
         .peer_client(FRA, ClientCert::Of(from, "node"))
         .await
         .unwrap();
-    c.submit_trace_request(pb::SubmitTraceRequestMessage {
-        context: Some(context(
-            &key,
-            node,
-            &format!("treq:{id}#1"),
-            pb::Purpose::Tracing,
-        )),
+    let mut msg = pb::SubmitTraceRequestMessage {
+        context: None,
         request: Some(pb::TraceRequest {
             id: id.into(),
             requester_node: node.into(),
@@ -450,9 +445,12 @@ async fn trace_to_fra(
             due_at: now() + 86_400,
             ..Default::default()
         }),
-    })
-    .await
-    .unwrap();
+    };
+    msg.sign_with(
+        &key,
+        context(node, &format!("treq:{id}#1"), pb::Purpose::Tracing),
+    );
+    c.submit_trace_request(msg).await.unwrap();
     fed.admin(FRA)
         .await
         .unwrap()

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use prost::Message;
 use tracenet_node::country::CountryCode;
-use tracenet_node::envelope::{PeerKeys, SigningKey};
+use tracenet_node::envelope::{PeerKeys, ReplayGuard, SignedRequest, SigningKey, check_body};
 use tracenet_node::ids::NodeId;
 use tracenet_node::sample;
 use tracenet_proto::v1 as pb;
@@ -72,38 +72,46 @@ fn fra() -> CountryCode {
     CountryCode::parse("FRA").unwrap()
 }
 
-fn context(key: &SigningKey, node: &str, id: &str, purpose: pb::Purpose) -> pb::SignedContext {
-    key.sign_context(&pb::RequestContext {
-        request_id: id.into(),
-        requester_node: node.into(),
-        agency_kind: pb::AgencyKind::Police as i32,
-        purpose: purpose as i32,
-        legal_basis: "synthetic".into(),
-        case_reference: String::new(),
-        issued_at: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64,
-    })
+/// A request context and the key that signs it into a request (binding the request's body).
+#[derive(Clone)]
+struct Ctx<'a>(&'a SigningKey, pb::RequestContext);
+
+fn context<'a>(key: &'a SigningKey, node: &str, id: &str, purpose: pb::Purpose) -> Ctx<'a> {
+    Ctx(
+        key,
+        pb::RequestContext {
+            request_id: id.into(),
+            requester_node: node.into(),
+            agency_kind: pb::AgencyKind::Police as i32,
+            purpose: purpose as i32,
+            legal_basis: "synthetic".into(),
+            case_reference: String::new(),
+            issued_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64,
+            body_sha256: Vec::new(),
+        },
+    )
 }
 
 async fn lookup_as(
     fed: &TestFederation,
     from: usize,
-    ctx: pb::SignedContext,
+    ctx: Ctx<'_>,
     serial: &str,
 ) -> Result<pb::LookupResponse, tonic::Status> {
     let mut c = fed
         .peer_client(FRA, ClientCert::Of(from, "node"))
         .await
         .unwrap();
-    c.lookup(pb::LookupRequest {
-        context: Some(ctx),
+    let mut req = pb::LookupRequest {
+        context: None,
         serial_number: serial.into(),
         manufacturer: String::new(),
-    })
-    .await
-    .map(|r| r.into_inner())
+    };
+    req.sign_with(ctx.0, ctx.1);
+    c.lookup(req).await.map(|r| r.into_inner())
 }
 
 #[tokio::test]
@@ -176,23 +184,17 @@ async fn each_requester_receives_only_what_its_rule_allows() {
         .await
         .unwrap();
     let route_country = rec.trafficking.as_ref().unwrap().route[1].country.clone();
-    let mut stream = c
-        .query_records(pb::QueryRecordsRequest {
-            context: Some(context(
-                &ita_key,
-                "ITA-POL",
-                "q2",
-                pb::Purpose::BorderRiskAnalysis,
-            )),
-            filter: Some(pb::RecordFilter {
-                route_country: route_country.clone(),
-                ..Default::default()
-            }),
-            limit: 100,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut query = pb::QueryRecordsRequest {
+        context: None,
+        filter: Some(pb::RecordFilter {
+            route_country: route_country.clone(),
+            ..Default::default()
+        }),
+        limit: 100,
+    };
+    let Ctx(key, rc) = context(&ita_key, "ITA-POL", "q2", pb::Purpose::BorderRiskAnalysis);
+    query.sign_with(key, rc);
+    let mut stream = c.query_records(query).await.unwrap().into_inner();
     let mut n = 0;
     while let Some(d) = stream.message().await.unwrap() {
         n += 1;
@@ -292,6 +294,18 @@ async fn forged_mismatched_missing_and_replayed_envelopes_are_refused() {
     let err = lookup_as(&fed, DEU, good, &serial).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::AlreadyExists, "{err:?}");
 
+    // A signed context carried over to another question: the body digest no longer matches.
+    let mut asked = pb::LookupRequest {
+        context: None,
+        serial_number: "SYN-NOT-ASKED".into(),
+        manufacturer: String::new(),
+    };
+    let Ctx(key, rc) = context(&deu_key, "DEU-CUS", "f4", pb::Purpose::Tracing);
+    asked.sign_with(key, rc);
+    asked.serial_number = serial.clone();
+    let err = c.lookup(asked).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+
     // Every refusal is in FRA's audit log.
     let mut admin = fed.admin(FRA).await.unwrap();
     let refusals = admin
@@ -303,7 +317,7 @@ async fn forged_mismatched_missing_and_replayed_envelopes_are_refused() {
         .unwrap()
         .into_inner()
         .entries;
-    assert_eq!(refusals.len(), 4, "{refusals:?}");
+    assert_eq!(refusals.len(), 5, "{refusals:?}");
     fed.shutdown().await.unwrap();
 }
 
@@ -393,6 +407,26 @@ async fn every_disclosure_is_audited_and_the_chain_verifies_offline() {
         ("a1", 7, "deu-tracing")
     );
     assert_eq!(d.record_refs.len(), 1);
+    // The request entry keeps DEU's signed context: with DEU's key anyone can check that DEU
+    // asked, and for which serial (the body digest inside what DEU signed).
+    let envelope = entries[0].request_envelope.clone().unwrap();
+    assert!(d.request_envelope.is_none());
+    let deu = NodeId::parse("DEU-CUS").unwrap();
+    let keys = PeerKeys::new(HashMap::from([(deu.clone(), fed.public_key(DEU).unwrap())]));
+    let signed = pb::RequestContext::decode(envelope.context.as_slice()).unwrap();
+    let asked = ReplayGuard::new(300, 1)
+        .verify_context(&keys, Some(&envelope), &deu, signed.issued_at)
+        .unwrap();
+    let body = |serial: &str| {
+        pb::LookupRequest {
+            context: None,
+            serial_number: serial.into(),
+            manufacturer: String::new(),
+        }
+        .encode_to_vec()
+    };
+    check_body(&asked, pb::LookupRequest::METHOD, &body(&serial)).unwrap();
+    assert!(check_body(&asked, pb::LookupRequest::METHOD, &body("SYN-OTHER")).is_err());
     drop(admin);
 
     fed.stop(FRA).await.unwrap();

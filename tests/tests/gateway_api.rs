@@ -396,6 +396,25 @@ async fn federation_routes_check_roles_and_input() {
         .map(|a| a["node_id"].as_str().unwrap())
         .collect();
     assert_eq!(hit_at, vec!["DEU-CUS"], "{v}");
+    // FRA keeps DEU's copy, with the expiry DEU's retention (730 days in the demo policy) sets.
+    refused_without_the_right_role(&fra, Method::GET, "/received", Role::Analyst).await;
+    let (s, v) = fra
+        .call(Method::GET, "/received", Some(Role::Officer), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let copy = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["reference"]["owner_node"] == "DEU-CUS")
+        .unwrap_or_else(|| panic!("no copy of DEU's record: {v}"));
+    assert_eq!(copy["handling"]["retention_days"], 730, "{copy}");
+    let secs = |field: &str| -> i64 { copy[field].as_str().unwrap().parse().unwrap() };
+    assert!(
+        secs("expires_at") > secs("received_at")
+            && secs("expires_at") <= secs("received_at") + 730 * 86_400,
+        "{copy}"
+    );
     let (s, v) = fra
         .call(
             Method::POST,

@@ -217,6 +217,7 @@ async fn every_page_checks_the_role() {
         ("/records/import", "officer", "admin"),
         ("/search?serial=X", "tracer", "analyst"),
         ("/traces", "tracer", "officer"),
+        ("/received", "officer", "analyst"),
         ("/traces/new", "tracer", "analyst"),
         ("/analysis", "analyst", "officer"),
         ("/policy", "admin", "officer"),

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use tracenet_node::country::CountryCode;
+use tracenet_node::envelope::SignedRequest;
 use tracenet_node::sample;
 use tracenet_proto::v1 as pb;
 use tracenet_tests::{ClientCert, NodeSpec, TestFederation, wait_for};
@@ -244,44 +245,45 @@ async fn a_repeated_delivery_is_applied_once() {
         .as_secs() as i64;
     let mut acks = Vec::new();
     for attempt in 1..=3 {
-        let context = fra_key.sign_context(&pb::RequestContext {
-            request_id: format!("treq:syn-trace-1#{attempt}"),
-            requester_node: "FRA-POL".into(),
-            purpose: pb::Purpose::Tracing as i32,
-            issued_at: now,
-            ..Default::default()
-        });
-        let ack = c
-            .submit_trace_request(pb::SubmitTraceRequestMessage {
-                context: Some(context),
-                request: Some(request.clone()),
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let mut msg = pb::SubmitTraceRequestMessage {
+            context: None,
+            request: Some(request.clone()),
+        };
+        msg.sign_with(
+            &fra_key,
+            pb::RequestContext {
+                request_id: format!("treq:syn-trace-1#{attempt}"),
+                requester_node: "FRA-POL".into(),
+                purpose: pb::Purpose::Tracing as i32,
+                issued_at: now,
+                ..Default::default()
+            },
+        );
+        let ack = c.submit_trace_request(msg).await.unwrap().into_inner();
         acks.push(ack.duplicate);
     }
     assert_eq!(acks, vec![false, true, true]);
     assert_eq!(trace(&fed, DEU, "incoming").await.len(), 1);
 
     // A request claiming another requester than the caller is refused.
-    let context = fra_key.sign_context(&pb::RequestContext {
-        request_id: "x#1".into(),
-        requester_node: "FRA-POL".into(),
-        purpose: pb::Purpose::Tracing as i32,
-        issued_at: now,
-        ..Default::default()
-    });
     let mut forged = request.clone();
     forged.id = "syn-trace-2".into();
     forged.requester_node = "ITA-POL".into();
-    let err = c
-        .submit_trace_request(pb::SubmitTraceRequestMessage {
-            context: Some(context),
-            request: Some(forged),
-        })
-        .await
-        .unwrap_err();
+    let mut msg = pb::SubmitTraceRequestMessage {
+        context: None,
+        request: Some(forged),
+    };
+    msg.sign_with(
+        &fra_key,
+        pb::RequestContext {
+            request_id: "x#1".into(),
+            requester_node: "FRA-POL".into(),
+            purpose: pb::Purpose::Tracing as i32,
+            issued_at: now,
+            ..Default::default()
+        },
+    );
+    let err = c.submit_trace_request(msg).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::PermissionDenied);
     fed.shutdown().await.unwrap();
 }
@@ -296,19 +298,30 @@ async fn passed_on_copies_and_retractions_repeated_in_fresh_envelopes_are_applie
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    let envelope = |key: &tracenet_node::envelope::SigningKey, from: &str, id: &str| {
-        key.sign_context(&pb::RequestContext {
-            request_id: id.into(),
-            requester_node: from.into(),
-            purpose: pb::Purpose::CriminalInvestigation as i32,
-            issued_at: now,
-            ..Default::default()
-        })
+    let envelope = |from: &str, id: &str| pb::RequestContext {
+        request_id: id.into(),
+        requester_node: from.into(),
+        purpose: pb::Purpose::CriminalInvestigation as i32,
+        issued_at: now,
+        ..Default::default()
     };
     let reference = pb::RecordRef {
         owner_node: "ITA-POL".into(),
         reference: "syn-ref-1".into(),
     };
+    // ITA's signed statement of what it disclosed to FRA, which allows passing it on.
+    let ita_key = fed.signing_key(2).unwrap();
+    let statement = ita_key.sign_disclosure(&pb::DisclosureStatement {
+        reference: Some(reference.clone()),
+        handling: Some(pb::Handling {
+            allow_onward: true,
+            ..Default::default()
+        }),
+        recipient_node: "FRA-POL".into(),
+        request_id: "syn-q-1".into(),
+        disclosed_at: now,
+        ..Default::default()
+    });
     // FRA passes on ITA's record to DEU three times (its outbox retrying).
     let fra_key = fed.signing_key(FRA).unwrap();
     let mut from_fra = fed
@@ -317,18 +330,17 @@ async fn passed_on_copies_and_retractions_repeated_in_fresh_envelopes_are_applie
         .unwrap();
     let mut repeats = Vec::new();
     for attempt in ["a", "b", "c"] {
-        let ack = from_fra
-            .share_forwarded(pb::ShareForwardedRequest {
-                context: Some(envelope(&fra_key, "FRA-POL", &format!("fwd:1#{attempt}"))),
-                record: Some(pb::ReceivedRecord {
-                    reference: Some(reference.clone()),
-                    request_id: "syn-q-1".into(),
-                    ..Default::default()
-                }),
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let mut msg = pb::ShareForwardedRequest {
+            context: None,
+            record: Some(pb::ReceivedRecord {
+                reference: Some(reference.clone()),
+                request_id: "syn-q-1".into(),
+                owner_disclosure: Some(statement.clone()),
+                ..Default::default()
+            }),
+        };
+        msg.sign_with(&fra_key, envelope("FRA-POL", &format!("fwd:1#{attempt}")));
+        let ack = from_fra.share_forwarded(msg).await.unwrap().into_inner();
         assert!(ack.signature.is_some());
         repeats.push(ack.duplicate);
     }
@@ -344,25 +356,21 @@ async fn passed_on_copies_and_retractions_repeated_in_fresh_envelopes_are_applie
     assert_eq!(held[0].forwarded_by, "FRA-POL");
 
     // ITA, the owner, retracts it; the retries find nothing more to delete and say so.
-    let ita_key = fed.signing_key(2).unwrap();
     let mut from_ita = fed
         .peer_client(DEU, ClientCert::Of(2, "node"))
         .await
         .unwrap();
     let mut repeats = Vec::new();
     for attempt in ["a", "b"] {
-        let ack = from_ita
-            .retract(pb::RetractRequest {
-                context: Some(envelope(
-                    &ita_key,
-                    "ITA-POL",
-                    &format!("retract:1#{attempt}"),
-                )),
-                reference: Some(reference.clone()),
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let mut msg = pb::RetractRequest {
+            context: None,
+            reference: Some(reference.clone()),
+        };
+        msg.sign_with(
+            &ita_key,
+            envelope("ITA-POL", &format!("retract:1#{attempt}")),
+        );
+        let ack = from_ita.retract(msg).await.unwrap().into_inner();
         repeats.push(ack.duplicate);
     }
     assert_eq!(repeats, vec![false, true]);
@@ -549,7 +557,8 @@ async fn retraction_deletes_the_recipients_copy_and_stops_disclosure() {
 
 #[tokio::test]
 async fn originator_controlled_data_is_not_passed_on_and_other_data_is() {
-    // FRA shares with DEU twice: serials under no-onward handling, serials and makers without it.
+    // FRA shares with DEU twice: serials under no-onward handling, serials and makers under a
+    // rule that grants onward transmission explicitly.
     let fra_policy = r#"
 owner_country = "FRA"
 version = 1
@@ -566,6 +575,7 @@ id = "open"
 purposes = ["PURPOSE_CRIMINAL_INVESTIGATION"]
 data_classes = ["DATA_CLASS_SEIZURE"]
 audience = { countries = ["DEU"] }
+handling = { allow_onward = true }
 fields = [
   { field = "firearms.serial_number", treatment = "FIELD_TREATMENT_ALLOW" },
   { field = "firearms.manufacturer", treatment = "FIELD_TREATMENT_ALLOW" },

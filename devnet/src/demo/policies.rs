@@ -1,7 +1,11 @@
 //! The demo federation's sharing policies: synthetic, written to show different States sharing
 //! different fields with different partners for different purposes. Not any State's law.
+//!
+//! Onward transmission is denied unless a rule grants it (`allow_onward`, optionally limited to
+//! `onward_countries`); `retention_days` is how long a recipient keeps a copy before purging it.
 
-/// FRA-POL: border agencies get routes and methods, at different levels of detail.
+/// FRA-POL: border agencies get routes and methods, at different levels of detail; DEU may pass
+/// what it receives on to ITA (explicitly granted) and keeps it a year.
 pub const FRA: &str = r#"
 owner_country = "FRA"
 version = 1
@@ -12,7 +16,7 @@ id = "deu-border-risk"
 purposes = ["PURPOSE_BORDER_RISK_ANALYSIS"]
 data_classes = ["DATA_CLASS_SEIZURE"]
 audience = { countries = ["DEU"] }
-handling = { purpose_bound = true, no_onward_without_consent = true, reliability = "SOURCE_RELIABILITY_B", accuracy = "INFORMATION_ACCURACY_2" }
+handling = { purpose_bound = true, allow_onward = true, onward_countries = ["ITA"], retention_days = 365, reliability = "SOURCE_RELIABILITY_B", accuracy = "INFORMATION_ACCURACY_2" }
 fields = [
   { field = "event.date", treatment = "FIELD_TREATMENT_GENERALISE", generalisation = "GENERALISATION_DATE_TO_MONTH" },
   { field = "event.place", treatment = "FIELD_TREATMENT_GENERALISE", generalisation = "GENERALISATION_PLACE_TO_REGION" },
@@ -43,7 +47,8 @@ audience = { countries = ["DEU", "ITA"] }
 handling = { purpose_bound = true, no_onward_without_consent = true }
 "#;
 
-/// DEU-CUS: shares weapon identification with FRA for tracing, and trace results.
+/// DEU-CUS: shares weapon identification with FRA for tracing (kept two years, never passed
+/// on), and trace results.
 pub const DEU: &str = r#"
 owner_country = "DEU"
 version = 1
@@ -54,7 +59,7 @@ id = "fra-tracing"
 purposes = ["PURPOSE_TRACING", "PURPOSE_CRIMINAL_INVESTIGATION"]
 data_classes = ["DATA_CLASS_SEIZURE"]
 audience = { countries = ["FRA"] }
-handling = { purpose_bound = true, no_onward_without_consent = true, reliability = "SOURCE_RELIABILITY_A", accuracy = "INFORMATION_ACCURACY_1" }
+handling = { purpose_bound = true, no_onward_without_consent = true, retention_days = 730, reliability = "SOURCE_RELIABILITY_A", accuracy = "INFORMATION_ACCURACY_1" }
 fields = [
   { field = "firearms.serial_number", treatment = "FIELD_TREATMENT_ALLOW" },
   { field = "firearms.manufacturer", treatment = "FIELD_TREATMENT_ALLOW" },

@@ -523,6 +523,34 @@ async fn list_traces(
     ok(json!({ "items": items, "next_page_token": next }))
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReceivedQuery {
+    #[serde(default)]
+    page_size: Option<u32>,
+    #[serde(default)]
+    page_token: String,
+}
+
+/// Received copies, each with its expiry under the owner's retention.
+async fn list_received(
+    State(app): State<Arc<App>>,
+    c: ApiCaller,
+    Query(q): Query<ReceivedQuery>,
+) -> ApiResult {
+    let size = page_size(q.page_size, PAGE_DEFAULT, PAGE_MAX)? as usize;
+    let all = ops::received(&app, c.caller()).await?;
+    let start = numeric_token(&q.page_token)? as usize;
+    let end = start.saturating_add(size).min(all.len());
+    let items = all.get(start.min(all.len())..end).unwrap_or(&[]);
+    let next = if end < all.len() {
+        end.to_string()
+    } else {
+        String::new()
+    };
+    ok(json!({ "items": items, "next_page_token": next }))
+}
+
 async fn send_trace(State(app): State<Arc<App>>, c: ApiCaller, bytes: Bytes) -> ApiResult {
     c.caller().require(Capability::Trace)?;
     let req: pb::SendTraceRequestRequest = body(&bytes)?;
@@ -744,6 +772,7 @@ pub fn router() -> Router<Arc<App>> {
         .route("/records/{id}", get(get_record).put(update_record))
         .route("/search", get(search))
         .route("/lookup", post(lookup))
+        .route("/received", get(list_received))
         .route("/traces", get(list_traces).post(send_trace))
         .route("/traces/{id}", get(get_trace))
         .route("/traces/{id}/answer", post(answer_trace))

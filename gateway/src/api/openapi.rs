@@ -155,6 +155,14 @@ pub fn document(own_country: &str) -> Value {
         json!({"type": "string", "enum": ["outgoing", "incoming"]}),
     ));
     traces["parameters"] = json!(tp);
+    let mut received = op(
+        "Copies of other members' records received here, with their owner's handling codes and expires_at (Unix seconds when the node purges the copy under the owner's retention_days; absent when no limit was stated)",
+        "officer or tracing_officer",
+        None,
+        "200",
+        "ReceivedList",
+    );
+    received["parameters"] = json!(paging(PAGE_MAX, PAGE_DEFAULT, "^[0-9]{0,19}$"));
     let mut audit = op(
         "The node's audit entries, oldest first",
         "administrator",
@@ -301,6 +309,7 @@ pub fn document(own_country: &str) -> Value {
             "legal_basis": {"type": "string", "minLength": 1, "pattern": "\\S"}}},
         "RecordList": list_of("RecordResponse"),
         "TraceList": list_of("TraceRecord"),
+        "ReceivedList": list_of("ReceivedRecord"),
         "AuditList": list_of("AuditEntry"),
         "SearchResult": {"type": "object", "required": ["items"], "additionalProperties": false, "properties": {
             "items": {"type": "array", "maxItems": 100, "items": schema_ref("RecordResponse")}}},
@@ -347,6 +356,7 @@ pub fn document(own_country: &str) -> Value {
             },
             "/search": {"get": search},
             "/lookup": {"post": op("Hit/no-hit lookup across the federation", "officer or tracing_officer", Some("Lookup"), "200", "FederatedLookupResponse")},
+            "/received": {"get": received},
             "/traces": {
                 "get": traces,
                 "post": send_trace

@@ -63,6 +63,7 @@ const AUDIT_KINDS: &[&str] = &[
     "onward_transmission",
     "retraction",
     "retraction_applied",
+    "retention_purge",
 ];
 const AUDIT_PAGE: u32 = 100;
 

@@ -219,6 +219,10 @@ pub fn handling_label(lang: Lang, h: &pb::Handling) -> String {
         (h.purpose_bound, "handling.purpose_bound"),
         (h.no_court_use_without_consent, "handling.no_court_use"),
         (h.no_onward_without_consent, "handling.no_onward"),
+        (
+            h.allow_onward && !h.no_onward_without_consent,
+            "handling.onward_allowed",
+        ),
     ]
     .iter()
     .filter(|(set, _)| *set)

@@ -25,6 +25,7 @@ mod analysis;
 mod dashboard;
 mod directory;
 pub mod forms;
+mod received;
 mod records;
 mod search;
 pub mod session;
@@ -112,6 +113,7 @@ const SECTIONS: &[(&str, &str, Capability)] = &[
     ("/records", "nav.records", Capability::ReadRecords),
     ("/search", "nav.search", Capability::ReadRecords),
     ("/traces", "nav.traces", Capability::Trace),
+    ("/received", "nav.received", Capability::Lookup),
     ("/analysis", "nav.analysis", Capability::Analyse),
     ("/directory", "nav.directory", Capability::ReadDirectory),
     ("/policy", "nav.policy", Capability::Administer),
@@ -410,6 +412,7 @@ pub fn router() -> Router<Arc<App>> {
         .route("/records/{id}/edit", get(records::edit_form))
         .route("/search", get(search::local))
         .route("/lookup", post(search::lookup))
+        .route("/received", get(received::list))
         .route("/traces", get(traces::list).post(traces::send))
         .route("/traces/new", get(traces::new_form))
         .route("/traces/{id}", get(traces::show))

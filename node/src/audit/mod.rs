@@ -91,6 +91,8 @@ pub struct Event {
     pub policy_rule: String,
     /// Records concerned, by reference.
     pub record_refs: Vec<String>,
+    /// The peer's signed request context as received (the evidence of who asked what).
+    pub envelope: Option<pb::SignedContext>,
 }
 
 impl Event {
@@ -105,6 +107,7 @@ impl Event {
             policy_version: 0,
             policy_rule: String::new(),
             record_refs: Vec::new(),
+            envelope: None,
         }
     }
 }
@@ -200,6 +203,7 @@ impl AuditLog {
                 policy_rule: e.policy_rule,
                 record_refs: e.record_refs,
                 prev_hash: hash.to_vec(),
+                request_envelope: e.envelope,
             };
             let encoded = entry.encode_to_vec();
             batch.push((seq, stored::frame(&encoded)));
@@ -450,6 +454,7 @@ mod tests {
             policy_version: 1,
             policy_rule: "r".into(),
             record_refs: vec![format!("ref-{i}")],
+            envelope: None,
         }
     }
 

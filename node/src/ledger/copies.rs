@@ -22,6 +22,19 @@ impl Ledger {
         self.storage.disclosed_to(record_id)
     }
 
+    /// Notes that this node passed its received copy of `reference` on to `peer` (so the
+    /// owner's retraction can be relayed to it). Kept beside our own records' recipients, under
+    /// a key no record id can take.
+    pub fn note_onward(&self, reference: &pb::RecordRef, peer: &NodeId) -> Result<(), LedgerError> {
+        self.storage
+            .note_disclosed(&[onward_key(reference)], peer.as_str())
+    }
+
+    /// The peers this node passed its received copy of `reference` on to.
+    pub fn onward_recipients(&self, reference: &pb::RecordRef) -> Result<Vec<String>, LedgerError> {
+        self.storage.disclosed_to(&onward_key(reference))
+    }
+
     /// Withdraws a record from sharing and queues the retractions, atomically and durably.
     pub fn withdraw(&self, record_id: &str, items: &[pb::OutboxItem]) -> Result<(), LedgerError> {
         self.storage.withdraw(record_id, items)
@@ -57,6 +70,15 @@ impl Ledger {
     }
 }
 
+/// Where the recipients of a passed-on copy are noted: record ids are hex, never with `/`.
+fn onward_key(reference: &pb::RecordRef) -> String {
+    format!(
+        "onward/{}/{}",
+        reference.owner_node,
+        reference.reference.replace('\0', "\u{fffd}")
+    )
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -84,6 +106,13 @@ mod tests {
         assert!(!l.remove_received(&node("ITA-POL"), "r9").unwrap());
         assert!(l.remove_received(&node("FRA-POL"), "r9").unwrap());
         assert!(!l.remove_received(&node("FRA-POL"), "r9").unwrap());
+        let forwarded = pb::RecordRef {
+            owner_node: "FRA-POL".into(),
+            reference: "r9".into(),
+        };
+        l.note_onward(&forwarded, &node("ITA-POL")).unwrap();
+        assert_eq!(l.onward_recipients(&forwarded).unwrap(), vec!["ITA-POL"]);
+        assert!(l.disclosed_to("r9").unwrap().is_empty());
         l.withdraw("r1", &[]).unwrap();
         assert!(l.is_withdrawn("r1").unwrap());
         assert!(!l.is_withdrawn("r2").unwrap());

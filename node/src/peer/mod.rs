@@ -26,12 +26,14 @@ use tonic::{Request, Response, Status};
 use tracenet_proto::v1 as pb;
 use tracenet_proto::v1::peer_exchange_server::PeerExchange;
 
-use crate::audit::Event;
+use crate::audit::{Event, EventKind};
 use crate::auth::caller;
 use crate::context::NodeContext;
 use crate::disclose::{self, Answer, DiscloseError};
+use crate::envelope::{self, SignedRequest};
 use crate::ids::{NodeId, PeerIdentity};
 use crate::ledger::{INCOMING, OUTGOING};
+use crate::provenance::{self, Held};
 use crate::status;
 
 pub mod rules;
@@ -62,8 +64,10 @@ fn caller_node<T>(request: &Request<T>) -> Result<NodeId, Status> {
 fn record_before_answer<T>(
     node: &NodeContext,
     who: &NodeId,
-    answer: Answer<T>,
+    envelope: pb::SignedContext,
+    mut answer: Answer<T>,
 ) -> Result<Vec<T>, Status> {
+    attach_envelope(&mut answer.events, envelope);
     if !answer.disclosed.is_empty() {
         node.ledger
             .note_disclosed(&answer.disclosed, who)
@@ -78,24 +82,40 @@ fn record_before_answer<T>(
     Ok(answer.items)
 }
 
+/// Keeps the signed request with the entry recording its arrival (the first entry if none does),
+/// so the audit log proves who asked what; the other entries name it by request id.
+fn attach_envelope(events: &mut [Event], envelope: pb::SignedContext) {
+    let at = events
+        .iter()
+        .position(|e| e.kind == EventKind::RequestReceived)
+        .unwrap_or(0);
+    if let Some(e) = events.get_mut(at) {
+        e.envelope = Some(envelope);
+    }
+}
+
 impl PeerService {
-    /// Verifies the signed context of a request from `who`, auditing a refusal. When the
+    /// Verifies the signed context of a request from `who` and that it names this request's
+    /// body (see [`envelope::check_body`]), auditing a refusal. When the
     /// directory lists `who`'s agency kind, a context claiming another kind is refused, and the
     /// context returned carries the directory's kind (what policies are evaluated with).
-    async fn verify(
+    async fn verify<R: SignedRequest>(
         &self,
         who: &NodeId,
-        signed: Option<&pb::SignedContext>,
-    ) -> Result<pb::RequestContext, Status> {
+        request: &mut R,
+    ) -> Result<(pb::RequestContext, pb::SignedContext), Status> {
         let now = self.ctx.clock.now_secs();
-        match self
+        let (signed, body) = request.split();
+        let envelope = signed.clone().unwrap_or_default();
+        let checked = self
             .ctx
             .replay
-            .verify_context(&self.ctx.roster.keys(), signed, who, now)
-        {
+            .verify_context(&self.ctx.roster.keys(), signed.as_ref(), who, now)
+            .and_then(|c| envelope::check_body(&c, R::METHOD, &body).map(|()| c));
+        match checked {
             Ok(mut c) => {
                 let Some(listed) = self.ctx.roster.view().agency_kinds.get(who).copied() else {
-                    return Ok(c);
+                    return Ok((c, envelope));
                 };
                 let claimed =
                     pb::AgencyKind::try_from(c.agency_kind).unwrap_or(pb::AgencyKind::Unspecified);
@@ -106,17 +126,19 @@ impl PeerService {
                         listed.as_str_name()
                     );
                     tracing::warn!(peer = %who, refusal = %why, "request context refused");
-                    self.audit(vec![rules::refusal_event(who, why.clone())])
-                        .await?;
+                    let mut refusal = rules::refusal_event(who, why.clone());
+                    refusal.envelope = Some(envelope);
+                    self.audit(vec![refusal]).await?;
                     return Err(Status::permission_denied(why));
                 }
                 c.agency_kind = listed as i32;
-                Ok(c)
+                Ok((c, envelope))
             }
             Err(e) => {
                 tracing::warn!(peer = %who, refusal = %e, "request context refused");
-                self.audit(vec![rules::refusal_event(who, e.to_string())])
-                    .await?;
+                let mut refusal = rules::refusal_event(who, e.to_string());
+                refusal.envelope = signed;
+                self.audit(vec![refusal]).await?;
                 Err(Status::from(e))
             }
         }
@@ -147,6 +169,7 @@ impl PeerService {
     /// stored from a peer without its audit entry (see [`crate::audit::audit_then`]).
     async fn apply<P: Send + 'static, T: Send + 'static>(
         &self,
+        envelope: pb::SignedContext,
         peek: impl FnOnce(&NodeContext) -> Result<P, Status> + Send + 'static,
         event: impl FnOnce(&P) -> Event + Send + 'static,
         write: impl FnOnce(&NodeContext, P) -> Result<T, crate::ledger::LedgerError> + Send + 'static,
@@ -154,7 +177,8 @@ impl PeerService {
         let ctx = self.ctx.clone();
         tokio::task::spawn_blocking(move || {
             let seen = peek(&ctx)?;
-            let ev = event(&seen);
+            let mut ev = event(&seen);
+            ev.envelope = Some(envelope);
             crate::audit::audit_then(
                 || {
                     ctx.audit
@@ -183,12 +207,13 @@ impl PeerService {
     async fn disclose<T: Send + 'static>(
         &self,
         who: &NodeId,
+        envelope: pb::SignedContext,
         decide: impl FnOnce(&NodeContext) -> Result<Answer<T>, DiscloseError> + Send + 'static,
     ) -> Result<Vec<T>, Status> {
         let (node, w) = (self.ctx.clone(), who.clone());
         tokio::task::spawn_blocking(move || {
             let answer = decide(&node)?;
-            record_before_answer(&node, &w, answer)
+            record_before_answer(&node, &w, envelope, answer)
         })
         .await
         .map_err(|_| Status::internal("internal error"))?
@@ -220,14 +245,26 @@ impl PeerExchange for PeerService {
         request: Request<pb::LookupRequest>,
     ) -> Result<Response<pb::LookupResponse>, Status> {
         let who = caller_node(&request)?;
-        let req = request.into_inner();
-        let rctx = self.verify(&who, req.context.as_ref()).await?;
+        let mut req = request.into_inner();
+        let (rctx, envelope) = self.verify(&who, &mut req).await?;
         let (w, c) = (who.clone(), rctx.clone());
-        let hits = self
-            .disclose(&who, move |node| {
+        let mut hits = self
+            .disclose(&who, envelope, move |node| {
                 disclose::lookup(node, &w, &c, &req.serial_number, &req.manufacturer)
             })
             .await?;
+        let now = self.ctx.clock.now_secs();
+        for h in &mut hits {
+            let st = provenance::statement(
+                &self.ctx.node_id,
+                &h.reference.clone().unwrap_or_default().reference,
+                (h.disclosed.clone(), h.handling.clone()),
+                (h.policy_version, &h.policy_rule),
+                h.redacted_fields.clone(),
+                (&who, &rctx.request_id, now),
+            );
+            h.owner_disclosure = Some(self.ctx.signing.sign_disclosure(&st));
+        }
         let mut resp = pb::LookupResponse {
             hit: !hits.is_empty(),
             hits,
@@ -248,19 +285,29 @@ impl PeerExchange for PeerService {
         request: Request<pb::QueryRecordsRequest>,
     ) -> Result<Response<Self::QueryRecordsStream>, Status> {
         let who = caller_node(&request)?;
-        let req = request.into_inner();
-        let rctx = self.verify(&who, req.context.as_ref()).await?;
+        let mut req = request.into_inner();
+        let (rctx, envelope) = self.verify(&who, &mut req).await?;
         let (w, c) = (who.clone(), rctx.clone());
         let filter = req.filter.unwrap_or_default();
         let records = self
-            .disclose(&who, move |node| {
+            .disclose(&who, envelope, move |node| {
                 disclose::query(node, &w, &c, &filter, req.limit)
             })
             .await?;
         let signing = self.ctx.signing.clone();
+        let now = self.ctx.clock.now_secs();
         let signed: Vec<Result<pb::DisclosedRecord, Status>> = records
             .into_iter()
             .map(|mut r| {
+                let st = provenance::statement(
+                    &self.ctx.node_id,
+                    &r.reference.clone().unwrap_or_default().reference,
+                    (r.record.clone(), r.handling.clone()),
+                    (r.policy_version, &r.policy_rule),
+                    r.redacted_fields.clone(),
+                    (&who, &rctx.request_id, now),
+                );
+                r.owner_disclosure = Some(signing.sign_disclosure(&st));
                 r.signature = Some(signing.sign_response(&rctx.request_id, &signed_body(&r)));
                 Ok(r)
             })
@@ -273,8 +320,8 @@ impl PeerExchange for PeerService {
         request: Request<pb::SubmitTraceRequestMessage>,
     ) -> Result<Response<pb::DeliveryAck>, Status> {
         let who = caller_node(&request)?;
-        let msg = request.into_inner();
-        let rctx = self.verify(&who, msg.context.as_ref()).await?;
+        let mut msg = request.into_inner();
+        let (rctx, envelope) = self.verify(&who, &mut msg).await?;
         let req = msg
             .request
             .ok_or_else(|| Status::invalid_argument("request is required"))?;
@@ -284,6 +331,7 @@ impl PeerExchange for PeerService {
         let peek_who = who.clone();
         let (duplicate, status) = self
             .apply(
+                envelope,
                 move |n| {
                     let held = n
                         .ledger
@@ -323,8 +371,8 @@ impl PeerExchange for PeerService {
         request: Request<pb::SubmitTraceResponseMessage>,
     ) -> Result<Response<pb::DeliveryAck>, Status> {
         let who = caller_node(&request)?;
-        let msg = request.into_inner();
-        let rctx = self.verify(&who, msg.context.as_ref()).await?;
+        let mut msg = request.into_inner();
+        let (rctx, envelope) = self.verify(&who, &mut msg).await?;
         let resp = msg
             .response
             .ok_or_else(|| Status::invalid_argument("response is required"))?;
@@ -332,6 +380,7 @@ impl PeerExchange for PeerService {
         let (c, r, peek_id) = (rctx.clone(), resp.clone(), resp.request_id.clone());
         let (duplicate, status) = self
             .apply(
+                envelope,
                 move |n| {
                     let held = n
                         .ledger
@@ -358,40 +407,59 @@ impl PeerExchange for PeerService {
         request: Request<pb::ShareForwardedRequest>,
     ) -> Result<Response<pb::DeliveryAck>, Status> {
         let who = caller_node(&request)?;
-        let msg = request.into_inner();
-        let rctx = self.verify(&who, msg.context.as_ref()).await?;
+        let mut msg = request.into_inner();
+        let (rctx, envelope) = self.verify(&who, &mut msg).await?;
         let copy = msg
             .record
             .ok_or_else(|| Status::invalid_argument("record is required"))?;
-        let copy =
-            rules::accept_forwarded(&self.ctx.node_id, &who, copy, self.ctx.clock.now_secs())?;
+        // Only the owner's signed statement counts, checked against the owner's directory key
+        // and the owner's handling codes; a refusal is audited (a forgery is worth knowing of).
+        let copy = match provenance::accept_forwarded(
+            &self.ctx.roster.keys(),
+            (&self.ctx.node_id, self.ctx.country),
+            &who,
+            copy,
+            self.ctx.clock.now_secs(),
+        ) {
+            Ok(copy) => copy,
+            Err(e) => {
+                tracing::warn!(peer = %who, refusal = %e, "passed-on record refused");
+                let mut refusal =
+                    rules::refusal_event(&who, format!("passed-on record refused: {e}"));
+                refusal.envelope = Some(envelope);
+                self.audit(vec![refusal]).await?;
+                return Err(Status::from(e));
+            }
+        };
         let reference = copy.reference.clone().unwrap_or_default();
         let (c, incoming) = (rctx.clone(), copy.clone());
-        let repeated = self
+        let held = self
             .apply(
+                envelope,
                 move |n| {
                     let held = n
                         .ledger
                         .received_copy(&reference.owner_node, &reference.reference)
                         .map_err(Status::from)?;
-                    Ok(rules::same_copy(held.as_ref(), &incoming))
+                    Ok(provenance::held(held.as_ref(), &incoming))
                 },
                 {
                     let copy = copy.clone();
-                    move |repeated| rules::forwarded_event(&who, &c, &copy, *repeated)
+                    move |held| rules::forwarded_event(&who, &c, &copy, *held)
                 },
-                // A repeated delivery keeps the copy as first received (and its time).
-                move |n, repeated| {
-                    if !repeated {
+                // A repeated delivery keeps the copy as first received (and its time); a copy
+                // received directly from its owner is never replaced by a forwarded one.
+                move |n, held| {
+                    if matches!(held, Held::New | Held::Replace) {
                         n.ledger.store_received(&[copy])?;
                     }
-                    Ok(repeated)
+                    Ok(held)
                 },
             )
             .await?;
         Ok(Response::new(self.signed_ack(
             &rctx.request_id,
-            repeated,
+            !matches!(held, Held::New | Held::Replace),
             0,
         )))
     }
@@ -401,25 +469,42 @@ impl PeerExchange for PeerService {
         request: Request<pb::RetractRequest>,
     ) -> Result<Response<pb::DeliveryAck>, Status> {
         let who = caller_node(&request)?;
-        let msg = request.into_inner();
-        let rctx = self.verify(&who, msg.context.as_ref()).await?;
+        let mut msg = request.into_inner();
+        let (rctx, envelope) = self.verify(&who, &mut msg).await?;
         let reference = msg
             .reference
             .ok_or_else(|| Status::invalid_argument("reference is required"))?;
-        rules::check_retraction(&who, &reference)?;
-        let (w, r, c) = (who.clone(), reference.reference.clone(), rctx.clone());
-        let (peek_owner, peek_ref) = (who.clone(), reference.reference.clone());
+        let owner = NodeId::parse(&reference.owner_node)
+            .map_err(|e| Status::invalid_argument(format!("reference.owner_node: {e}")))?;
+        let (c, peek_ref, caller) = (rctx.clone(), reference.clone(), who.clone());
+        let r = reference.clone();
         let existed = self
             .apply(
+                envelope,
                 move |n| {
-                    n.ledger
-                        .received_copy(peek_owner.as_str(), &peek_ref)
-                        .map(|held| held.is_some())
-                        .map_err(Status::from)
+                    let held = n
+                        .ledger
+                        .received_copy(&peek_ref.owner_node, &peek_ref.reference)
+                        .map_err(Status::from)?;
+                    rules::check_retraction(&caller, &peek_ref, held.as_ref())?;
+                    let onward = match held {
+                        Some(_) => n.ledger.onward_recipients(&peek_ref)?,
+                        None => Vec::new(),
+                    };
+                    Ok((held.is_some(), onward))
                 },
-                move |held| rules::retraction_event(&who, &c, &reference, *held),
-                // Idempotent: a repeated retraction finds nothing and says so.
-                move |n, _| n.ledger.remove_received(&w, &r),
+                move |(held, onward)| rules::retraction_event(&who, &c, &reference, *held, onward),
+                // Idempotent: a repeated retraction finds nothing and says so. The relays to
+                // the nodes this one passed the copy on to are queued before the copy goes, so
+                // a crash in between is completed by the sender's retry.
+                move |n, (held, onward)| {
+                    let relays = provenance::relay_retraction(&r, &onward, n.clock.now_secs());
+                    if held && !relays.is_empty() {
+                        n.ledger.enqueue(&relays)?;
+                        n.outbox_wakeup.notify_one();
+                    }
+                    n.ledger.remove_received(&owner, &r.reference)
+                },
             )
             .await?;
         Ok(Response::new(self.signed_ack(

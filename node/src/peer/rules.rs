@@ -1,7 +1,8 @@
 //! What the peer service decides about each delivery, pure: whether the payload may come from
 //! this caller (a trace request names its caller as requester and this node's country, a trace
-//! response its caller as responder, a retraction its caller as owner; a passed-on record is
-//! not ours and not originator-controlled), and what is audited when it is applied. The
+//! response its caller as responder, a retraction its caller as owner or as the node that passed
+//! the copy on; passed-on records are checked in [`crate::provenance`]), and what is audited when
+//! it is applied. The
 //! service in [`super`] reads and writes around these.
 
 use tonic::Status;
@@ -11,6 +12,7 @@ use crate::audit::{Event, EventKind};
 use crate::country::CountryCode;
 use crate::disclose::purpose_name;
 use crate::ids::NodeId;
+use crate::provenance::{Held, may_retract};
 
 /// The longest request id a trace request may carry, in bytes.
 pub const MAX_REQUEST_ID: usize = 128;
@@ -71,17 +73,6 @@ pub fn repeated_request(held: Option<&pb::TraceRecord>, caller: &NodeId) -> Resu
     }
 }
 
-/// Whether a passed-on record is the copy already held (a repeated delivery): equal in
-/// everything but the time it was received.
-pub fn same_copy(held: Option<&pb::ReceivedRecord>, incoming: &pb::ReceivedRecord) -> bool {
-    held.is_some_and(|h| {
-        h == &pb::ReceivedRecord {
-            received_at: h.received_at,
-            ..incoming.clone()
-        }
-    })
-}
-
 /// A trace request applied (or recognised as a repeated delivery).
 pub fn trace_request_event(
     who: &NodeId,
@@ -139,48 +130,19 @@ pub fn trace_response_event(
     }
 }
 
-/// Accepts a record `caller` passes on to this node (`me`), stamped with who passed it and when;
-/// refused when this node owns it or its owner reserved onward transmission to its consent.
-pub fn accept_forwarded(
-    me: &NodeId,
-    caller: &NodeId,
-    mut copy: pb::ReceivedRecord,
-    now: i64,
-) -> Result<pb::ReceivedRecord, Status> {
-    let owner = copy
-        .reference
-        .as_ref()
-        .map(|r| r.owner_node.as_str())
-        .unwrap_or_default();
-    if owner == me.as_str() {
-        return Err(Status::invalid_argument("this node owns the record"));
-    }
-    if copy
-        .handling
-        .as_ref()
-        .is_some_and(|h| h.no_onward_without_consent)
-    {
-        return Err(Status::failed_precondition(
-            "originator-controlled record: it may not be passed on without consent",
-        ));
-    }
-    copy.forwarded_by = caller.to_string();
-    copy.received_at = now;
-    Ok(copy)
-}
-
-/// A passed-on record kept (`repeated`: the same copy was already held and is kept as it was).
+/// A passed-on record kept, or not, given what was held (see [`Held`]).
 pub fn forwarded_event(
     who: &NodeId,
     rctx: &pb::RequestContext,
     copy: &pb::ReceivedRecord,
-    repeated: bool,
+    held: Held,
 ) -> Event {
     let reference = copy.reference.clone().unwrap_or_default();
-    let again = if repeated {
-        " (repeated delivery, already held)"
-    } else {
-        ""
+    let again = match held {
+        Held::New => "",
+        Held::Replace => " (replacing an earlier passed-on copy)",
+        Held::Same => " (repeated delivery, already held)",
+        Held::FromOwner => " (not kept: the copy received from the owner is kept)",
     };
     Event {
         record_refs: vec![reference.reference],
@@ -196,35 +158,44 @@ pub fn forwarded_event(
     }
 }
 
-/// Whether `caller` may retract this record: only its owner may.
-pub fn check_retraction(caller: &NodeId, reference: &pb::RecordRef) -> Result<(), Status> {
-    if reference.owner_node != caller.as_str() {
+/// Whether `caller` may retract the copy held of this record: its owner may, and the node that
+/// passed the copy held here on to us (relaying the owner's retraction).
+pub fn check_retraction(
+    caller: &NodeId,
+    reference: &pb::RecordRef,
+    held: Option<&pb::ReceivedRecord>,
+) -> Result<(), Status> {
+    if !may_retract(caller, reference, held) {
         return Err(Status::permission_denied(
-            "only a record's owner may retract it",
+            "only a record's owner, or the node that passed the copy on, may retract it",
         ));
     }
     Ok(())
 }
 
-/// A retraction applied (`existed`: a copy was held and is now deleted).
+/// A retraction applied (`existed`: a copy was held and is now deleted), relayed to the nodes
+/// this one had passed the copy on to (`relayed_to`).
 pub fn retraction_event(
     who: &NodeId,
     rctx: &pb::RequestContext,
     reference: &pb::RecordRef,
     existed: bool,
+    relayed_to: &[String],
 ) -> Event {
+    let mut detail = if existed {
+        "received copy deleted".to_owned()
+    } else {
+        "no copy held (already deleted or never received)".to_owned()
+    };
+    if existed && !relayed_to.is_empty() {
+        detail.push_str(&format!(
+            "; retraction relayed to {}",
+            relayed_to.join(", ")
+        ));
+    }
     Event {
         record_refs: vec![reference.reference.clone()],
-        ..event(
-            EventKind::RetractionApplied,
-            who,
-            rctx,
-            if existed {
-                "received copy deleted".into()
-            } else {
-                "no copy held (already deleted or never received)".into()
-            },
-        )
+        ..event(EventKind::RetractionApplied, who, rctx, detail)
     }
 }
 
@@ -310,14 +281,30 @@ mod tests {
             owner_node: "DEU-BKA".into(),
             reference: "r1".into(),
         };
-        assert!(check_retraction(&node("DEU-BKA"), &reference).is_ok());
+        assert!(check_retraction(&node("DEU-BKA"), &reference, None).is_ok());
         assert_eq!(
-            code(check_retraction(&node("ITA-POL"), &reference)),
+            code(check_retraction(&node("ITA-POL"), &reference, None)),
             Code::PermissionDenied
         );
+        let passed_on = pb::ReceivedRecord {
+            forwarded_by: "ITA-POL".into(),
+            ..Default::default()
+        };
+        assert!(check_retraction(&node("ITA-POL"), &reference, Some(&passed_on)).is_ok());
         let ctx = context("DEU-BKA", pb::Purpose::CriminalInvestigation);
-        let e = retraction_event(&node("DEU-BKA"), &ctx, &reference, false);
+        let e = retraction_event(&node("DEU-BKA"), &ctx, &reference, false, &[]);
         assert_eq!(e.kind, EventKind::RetractionApplied);
+        let relayed = retraction_event(
+            &node("DEU-BKA"),
+            &ctx,
+            &reference,
+            true,
+            &["ITA-POL".into()],
+        );
+        assert_eq!(
+            relayed.detail,
+            "received copy deleted; retraction relayed to ITA-POL"
+        );
         assert_eq!(
             (e.request_id.as_str(), e.record_refs.as_slice()),
             ("req-1", &["r1".to_owned()][..])
@@ -325,42 +312,27 @@ mod tests {
     }
 
     #[test]
-    fn passed_on_records_are_refused_when_ours_or_originator_controlled() {
-        let (me, caller) = (node("FRA-POL"), node("DEU-BKA"));
-        let copy = |owner: &str, controlled: bool| pb::ReceivedRecord {
+    fn passed_on_records_are_audited_with_what_was_kept() {
+        let caller = node("DEU-BKA");
+        let kept = pb::ReceivedRecord {
             reference: Some(pb::RecordRef {
-                owner_node: owner.into(),
+                owner_node: "ITA-POL".into(),
                 reference: "r1".into(),
             }),
-            handling: Some(pb::Handling {
-                no_onward_without_consent: controlled,
-                ..Default::default()
-            }),
-            forwarded_by: "someone else".into(),
+            forwarded_by: "DEU-BKA".into(),
             ..Default::default()
         };
-        assert_eq!(
-            code(accept_forwarded(&me, &caller, copy("FRA-POL", false), 5)),
-            Code::InvalidArgument
-        );
-        assert_eq!(
-            code(accept_forwarded(&me, &caller, copy("ITA-POL", true), 5)),
-            Code::FailedPrecondition
-        );
-        let kept = accept_forwarded(&me, &caller, copy("ITA-POL", false), 5).unwrap();
-        assert_eq!(
-            (kept.forwarded_by.as_str(), kept.received_at),
-            ("DEU-BKA", 5)
-        );
         let ctx = context("DEU-BKA", pb::Purpose::CriminalInvestigation);
-        let e = forwarded_event(&caller, &ctx, &kept, false);
+        let e = forwarded_event(&caller, &ctx, &kept, Held::New);
         assert_eq!(e.detail, "record of ITA-POL passed on by DEU-BKA");
         assert_eq!(e.purpose, "PURPOSE_CRIMINAL_INVESTIGATION");
-        let again = forwarded_event(&caller, &ctx, &kept, true);
+        let again = forwarded_event(&caller, &ctx, &kept, Held::Same);
         assert_eq!(
             again.detail,
             "record of ITA-POL passed on by DEU-BKA (repeated delivery, already held)"
         );
+        let direct = forwarded_event(&caller, &ctx, &kept, Held::FromOwner);
+        assert!(direct.detail.contains("not kept"), "{}", direct.detail);
     }
 
     #[test]
@@ -375,20 +347,6 @@ mod tests {
             code(repeated_request(Some(&held), &node("ITA-POL"))),
             Code::FailedPrecondition
         );
-        // A passed-on copy received again later is the same copy; another version is not.
-        let copy = |notes: &str, at: i64| pb::ReceivedRecord {
-            reference: Some(pb::RecordRef {
-                owner_node: "ITA-POL".into(),
-                reference: "r1".into(),
-            }),
-            forwarded_by: "DEU-BKA".into(),
-            received_at: at,
-            request_id: notes.into(),
-            ..Default::default()
-        };
-        assert!(same_copy(Some(&copy("a", 5)), &copy("a", 9)));
-        assert!(!same_copy(Some(&copy("a", 5)), &copy("b", 9)));
-        assert!(!same_copy(None, &copy("a", 9)));
     }
 
     #[test]

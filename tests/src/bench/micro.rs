@@ -74,6 +74,7 @@ pub fn run(n: usize, appends: usize) -> Result<Report, Error> {
         legal_basis: "Synthetic benchmark basis".into(),
         case_reference: "SYN-1".into(),
         issued_at: 1000,
+        body_sha256: Vec::new(),
     };
     let signed: Vec<pb::SignedContext> = (0..n.min(10_000))
         .map(|i| key.sign_context(&ctx(i)))
@@ -101,6 +102,7 @@ pub fn run(n: usize, appends: usize) -> Result<Report, Error> {
                 policy_version: 1,
                 policy_rule: "r1".into(),
                 record_refs: vec!["0123456789abcdef0123456789abcdef".into()],
+                envelope: None,
             }],
             1000,
         )?;

@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity, Server};
 use tracenet_node::config::TlsFiles;
-use tracenet_node::envelope::SigningKey;
+use tracenet_node::envelope::SignedRequest;
 use tracenet_node::tls::TlsMaterial;
 use tracenet_node::transport;
 use tracenet_proto::v1 as pb;
@@ -31,11 +31,11 @@ pub struct PeerParams {
     pub in_flight: usize,
 }
 
-fn context(key: &SigningKey, n: usize) -> pb::SignedContext {
+fn context(n: usize) -> pb::RequestContext {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    key.sign_context(&pb::RequestContext {
+    pb::RequestContext {
         request_id: format!("bench-{n}-{}", tracenet_node::ids::new_request_id()),
         requester_node: "DEU-CUS".into(),
         agency_kind: pb::AgencyKind::Police as i32,
@@ -43,7 +43,8 @@ fn context(key: &SigningKey, n: usize) -> pb::SignedContext {
         legal_basis: "Synthetic benchmark basis".into(),
         case_reference: String::new(),
         issued_at: now,
-    })
+        body_sha256: Vec::new(),
+    }
 }
 
 async fn echo_server(
@@ -150,16 +151,15 @@ pub async fn run(p: PeerParams) -> Result<Report, Error> {
     let lookup = {
         let key = key.clone();
         move |c: PeerExchangeClient<Channel>, i: usize| {
-            let ctx = context(&key, i);
-            let serial = serial.clone();
+            let mut req = pb::LookupRequest {
+                context: None,
+                serial_number: serial.clone(),
+                manufacturer: String::new(),
+            };
+            req.sign_with(&key, context(i));
             async move {
                 let mut c = c;
-                c.lookup(pb::LookupRequest {
-                    context: Some(ctx),
-                    serial_number: serial,
-                    manufacturer: String::new(),
-                })
-                .await?;
+                c.lookup(req).await?;
                 Ok::<(), Error>(())
             }
         }
