@@ -28,16 +28,16 @@ pub const DEFAULT_SKEW_SECS: i64 = 300;
 /// Most request ids remembered for replay detection at once.
 pub const REPLAY_CAPACITY: usize = 1_000_000;
 
-/// Why an envelope was refused. None is retryable as is.
+/// Why an envelope was refused. Each variant says whether a new attempt (a new envelope) helps.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EnvelopeError {
-    /// The request carries no signed context.
+    /// The request carries no signed context. Retrying the same request does not help.
     #[error("request carries no signed context")]
     Missing,
-    /// The context bytes do not decode or lack required fields.
+    /// The context bytes do not decode or lack required fields. Retrying does not help.
     #[error("malformed request context: {0}")]
     Malformed(String),
-    /// The context names another node than the client certificate.
+    /// The context names another node than the client certificate. Retrying does not help.
     #[error("request context names {named} but the client certificate is {certified}")]
     SignerMismatch {
         /// Node in the context.
@@ -45,13 +45,16 @@ pub enum EnvelopeError {
         /// Node in the certificate.
         certified: String,
     },
-    /// No signing key is known for the node.
+    /// No signing key is known for the node. Retrying helps once the directory has
+    /// replicated the node's key here.
     #[error("no signing key known for {0}")]
     UnknownKey(String),
-    /// The signature does not verify.
+    /// The signature does not verify. Retrying helps only if a key change is still
+    /// replicating.
     #[error("signature does not verify")]
     BadSignature,
-    /// The context's time is outside the accepted clock skew.
+    /// The context's time is outside the accepted clock skew. Retrying (a fresh context)
+    /// helps once the clocks agree again.
     #[error("request context time {issued_at} is outside the accepted window around {now}")]
     Stale {
         /// Time in the context.
@@ -59,13 +62,14 @@ pub enum EnvelopeError {
         /// Our time.
         now: i64,
     },
-    /// The request id was seen before (a replay).
+    /// The request id was seen before (a replay). This envelope never passes; a new one may.
     #[error("request id {0} was already used")]
     Replayed(String),
-    /// The replay memory is full of unexpired ids: refuse rather than forget.
+    /// This peer's share of the replay memory is full of unexpired ids: refuse rather than
+    /// forget. Retrying later helps.
     #[error("too many recent requests; retry later")]
     Busy,
-    /// The key file is unusable.
+    /// The key file is unusable. Retrying does not help.
     #[error("signing key: {0}")]
     Key(String),
 }

@@ -158,8 +158,10 @@ impl From<EnvelopeError> for Status {
                 Status::invalid_argument(e.to_string())
             }
             EnvelopeError::SignerMismatch { .. } => Status::permission_denied(e.to_string()),
+            // Both pass without the sender changing anything (the directory replicates the key,
+            // clocks are corrected), so the sender's outbox keeps retrying.
             EnvelopeError::UnknownKey(_) | EnvelopeError::Stale { .. } => {
-                Status::failed_precondition(e.to_string())
+                Status::unavailable(e.to_string())
             }
             EnvelopeError::BadSignature => Status::unauthenticated(e.to_string()),
             EnvelopeError::Replayed(_) => Status::already_exists(e.to_string()),

@@ -388,12 +388,12 @@ pub async fn scenario(fed: &mut DevFederation, out: &mut String) -> Result<(), D
             .items;
         items
             .into_iter()
-            .find(|i| i.id.ends_with(&id) && i.attempts >= 1)
+            .find(|i| i.id.ends_with(&id) && !i.last_error.is_empty())
     })
     .await?;
     let _ = writeln!(
         out,
-        "ITA-POL stopped; trace request FRA-POL -> ITA-POL waits in the outbox ({} failed attempt(s), retrying)",
+        "ITA-POL stopped; trace request FRA-POL -> ITA-POL waits in the outbox ({} attempt(s) so far, retrying)",
         waiting.attempts
     );
     fed.restart(ITA).await?;
