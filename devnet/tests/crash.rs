@@ -303,6 +303,7 @@ async fn send_trace(c: &mut Client, tag: &str) -> Result<String, tonic::Status> 
 async fn traces(c: &mut Client, direction: &str) -> BTreeMap<String, pb::TraceRecord> {
     c.list_trace_requests(pb::ListTraceRequestsRequest {
         direction: direction.into(),
+        ..Default::default()
     })
     .await
     .unwrap()
@@ -390,7 +391,7 @@ async fn settle_deliveries(fra_c: &mut Client, deu_c: &mut Client, acked: &Acked
         let (mut f, mut d) = (fra_c2.clone(), deu_c2.clone());
         async move {
             let outbox = f
-                .list_outbox(pb::ListOutboxRequest {})
+                .list_outbox(pb::ListOutboxRequest::default())
                 .await
                 .unwrap()
                 .into_inner()

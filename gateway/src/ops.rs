@@ -515,6 +515,11 @@ pub async fn log_export(app: &App, c: Caller<'_>, what: &str) -> Result<(), Gate
     log(app, c, "export", what).await
 }
 
+/// Trace requests asked of the node per page.
+const TRACE_PAGE: u32 = 500;
+/// Most trace requests the console reads for one list (oldest first).
+const MAX_TRACES: usize = 20_000;
+
 /// Trace requests, `outgoing`, `incoming` or both (empty).
 pub async fn traces(
     app: &App,
@@ -527,15 +532,26 @@ pub async fn traces(
             "direction must be outgoing or incoming".into(),
         ));
     }
-    Ok(app
-        .node
-        .api()
-        .list_trace_requests(pb::ListTraceRequestsRequest {
-            direction: direction.to_owned(),
-        })
-        .await?
-        .into_inner()
-        .traces)
+    // The node pages its list; follow the pages, up to a bound on what the console holds.
+    let mut all = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = app
+            .node
+            .api()
+            .list_trace_requests(pb::ListTraceRequestsRequest {
+                direction: direction.to_owned(),
+                page_size: TRACE_PAGE,
+                page_token,
+            })
+            .await?
+            .into_inner();
+        all.extend(page.traces);
+        if page.next_page_token.is_empty() || all.len() >= MAX_TRACES {
+            return Ok(all);
+        }
+        page_token = page.next_page_token;
+    }
 }
 
 /// One trace request with its history (logged as viewed).

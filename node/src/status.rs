@@ -18,6 +18,7 @@ use crate::disclose::DiscloseError;
 use crate::envelope::EnvelopeError;
 use crate::fanout::FanoutError;
 use crate::ledger::LedgerError;
+use crate::limits::LimitError;
 use crate::model::batch::row_errors;
 use crate::store::StoreError;
 use crate::workflow::WorkflowError;
@@ -96,6 +97,12 @@ impl From<WorkflowError> for Status {
                 Status::unavailable(STORAGE_UNAVAILABLE)
             }
         }
+    }
+}
+
+impl From<LimitError> for Status {
+    fn from(e: LimitError) -> Status {
+        invalid(row_errors(0, e.0).collect())
     }
 }
 

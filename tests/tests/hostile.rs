@@ -26,11 +26,11 @@ const DEU: usize = 1;
 const FLOOD: usize = 100_000;
 
 /// A peer that answers every query with `FLOOD` validly signed records of `notes_len` bytes of
-/// notes each, produced lazily, counting how many it produced.
+/// notes each (settable between queries), produced lazily, counting how many it produced.
 #[derive(Clone)]
 struct Flooder {
     key: Arc<SigningKey>,
-    notes_len: usize,
+    notes_len: Arc<AtomicUsize>,
     produced: Arc<AtomicUsize>,
 }
 
@@ -63,7 +63,7 @@ impl PeerExchange for Flooder {
         let (key, produced, notes) = (
             self.key.clone(),
             self.produced.clone(),
-            "n".repeat(self.notes_len),
+            "n".repeat(self.notes_len.load(Ordering::Relaxed)),
         );
         let records = (0..FLOOD).map(move |i| {
             produced.fetch_add(1, Ordering::Relaxed);
@@ -181,14 +181,21 @@ async fn a_peer_streaming_past_the_cap_is_a_named_failure_and_nothing_of_it_is_k
         .await
         .unwrap();
     let key = Arc::new(t.signing_key(DEU).unwrap());
-    let produced = Arc::new(AtomicUsize::new(0));
+    let (notes_len, produced) = (
+        Arc::new(AtomicUsize::new(10)),
+        Arc::new(AtomicUsize::new(0)),
+    );
     t.stop(DEU).await.unwrap();
-    let flooder = |notes_len, produced: &Arc<AtomicUsize>| Flooder {
-        key: key.clone(),
-        notes_len,
-        produced: produced.clone(),
-    };
-    let stop = serve_as(&t, DEU, flooder(10, &produced)).await;
+    let stop = serve_as(
+        &t,
+        DEU,
+        Flooder {
+            key,
+            notes_len: notes_len.clone(),
+            produced: produced.clone(),
+        },
+    )
+    .await;
 
     // Past the record cap: 10 asked, 100 000 offered.
     let out = t
@@ -212,11 +219,10 @@ async fn a_peer_streaming_past_the_cap_is_a_named_failure_and_nothing_of_it_is_k
     assert_eq!(copies_from(&t, FRA, "DEU-CUS").await, 0);
     // Reading stopped: the flooder never got to produce its whole answer.
     assert!(produced.load(Ordering::Relaxed) < FLOOD);
-    stop.cancel();
 
     // Past the byte budget: the most records allowed, each a megabyte.
-    let produced = Arc::new(AtomicUsize::new(0));
-    let stop = serve_as(&t, DEU, flooder(1024 * 1024, &produced)).await;
+    notes_len.store(1024 * 1024, Ordering::Relaxed);
+    produced.store(0, Ordering::Relaxed);
     let out = t
         .admin(FRA)
         .await
@@ -230,5 +236,108 @@ async fn a_peer_streaming_past_the_cap_is_a_named_failure_and_nothing_of_it_is_k
     assert_eq!(copies_from(&t, FRA, "DEU-CUS").await, 0);
     assert!(produced.load(Ordering::Relaxed) < 1000);
     stop.cancel();
+    t.shutdown().await.unwrap();
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A trace request from DEU-CUS to FRA with the given id and reason; the requester's own dates
+/// are nonsense (the receiver must not keep them).
+fn trace_request(id: &str, reason: String) -> pb::TraceRequest {
+    pb::TraceRequest {
+        id: id.into(),
+        requester_node: "DEU-CUS".into(),
+        requested_country: "FRA".into(),
+        firearm: Some(pb::FirearmIdentification {
+            serial_number: "AB-1234".into(),
+            ..Default::default()
+        }),
+        reason,
+        legal_basis: "Synthetic test basis".into(),
+        urgency: pb::Urgency::Routine as i32,
+        case_reference: "TEST-1".into(),
+        created_at: i64::MIN,
+        due_at: 1,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_trace_requests_are_refused_at_the_edge_and_the_inbox_still_lists() {
+    let t = TestFederation::start_specs(&[NodeSpec::new("FRA-POL"), NodeSpec::new("DEU-CUS")])
+        .await
+        .unwrap();
+    let key = t.signing_key(DEU).unwrap();
+    let mut deu = t
+        .peer_client(FRA, tracenet_tests::ClientCert::Of(DEU, "node"))
+        .await
+        .unwrap();
+    let started = now_secs();
+    let submit = |id: String, req: pb::TraceRequest| pb::SubmitTraceRequestMessage {
+        context: Some(key.sign_context(&pb::RequestContext {
+            request_id: id,
+            requester_node: "DEU-CUS".into(),
+            purpose: pb::Purpose::Tracing as i32,
+            issued_at: now_secs(),
+            ..Default::default()
+        })),
+        request: Some(req),
+    };
+    for i in 0..2 {
+        let err = deu
+            .submit_trace_request(submit(
+                format!("big-{i}"),
+                trace_request(&format!("big-{i}"), "x".repeat(2_500_000)),
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+        assert!(err.message().contains("reason"), "{}", err.message());
+    }
+    for i in 0..3 {
+        deu.submit_trace_request(submit(
+            format!("ok-{i}"),
+            trace_request(&format!("ok-{i}"), "Synthetic reason".into()),
+        ))
+        .await
+        .unwrap();
+    }
+
+    // The inbox lists, a page at a time, and keeps the receiver's own dates.
+    let mut fra = t.admin(FRA).await.unwrap();
+    let list = |page_token: String| pb::ListTraceRequestsRequest {
+        direction: "incoming".into(),
+        page_size: 2,
+        page_token,
+    };
+    let first = fra
+        .list_trace_requests(list(String::new()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.traces.len(), 2);
+    assert!(!first.next_page_token.is_empty());
+    let second = fra
+        .list_trace_requests(list(first.next_page_token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(second.traces.len(), 1);
+    assert!(second.next_page_token.is_empty());
+    for tr in first.traces.iter().chain(&second.traces) {
+        let req = tr.request.as_ref().unwrap();
+        assert!(req.id.starts_with("ok-"), "{}", req.id);
+        assert!(req.created_at >= started, "{req:?}");
+        assert!(req.due_at > req.created_at, "{req:?}");
+    }
+    let bad_token = fra
+        .list_trace_requests(list("not-a-token".into()))
+        .await
+        .unwrap_err();
+    assert_eq!(bad_token.code(), tonic::Code::InvalidArgument);
     t.shutdown().await.unwrap();
 }

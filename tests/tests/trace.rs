@@ -69,6 +69,7 @@ async fn trace(fed: &TestFederation, node: usize, direction: &str) -> Vec<pb::Tr
     let mut c = fed.admin(node).await.unwrap();
     c.list_trace_requests(pb::ListTraceRequestsRequest {
         direction: direction.into(),
+        ..Default::default()
     })
     .await
     .unwrap()
@@ -101,7 +102,7 @@ async fn a_trace_request_to_a_stopped_node_is_delivered_when_it_returns_and_answ
     let item = wait_for("a failed attempt", || async {
         let mut c = fed.admin(FRA).await.ok()?;
         let items = c
-            .list_outbox(pb::ListOutboxRequest {})
+            .list_outbox(pb::ListOutboxRequest::default())
             .await
             .ok()?
             .into_inner()
@@ -310,7 +311,7 @@ async fn passed_on_copies_and_retractions_repeated_in_fresh_envelopes_are_applie
     assert_eq!(repeats, vec![false, true, true]);
     let mut deu = fed.admin(DEU).await.unwrap();
     let held = deu
-        .list_received(pb::ListReceivedRequest {})
+        .list_received(pb::ListReceivedRequest::default())
         .await
         .unwrap()
         .into_inner()
@@ -342,7 +343,7 @@ async fn passed_on_copies_and_retractions_repeated_in_fresh_envelopes_are_applie
     }
     assert_eq!(repeats, vec![false, true]);
     let held = deu
-        .list_received(pb::ListReceivedRequest {})
+        .list_received(pb::ListReceivedRequest::default())
         .await
         .unwrap()
         .into_inner()
@@ -481,7 +482,7 @@ async fn retraction_deletes_the_recipients_copy_and_stops_disclosure() {
             .any(|a| a.node_id == "FRA-POL" && a.hit)
     );
     let copies = deu
-        .list_received(pb::ListReceivedRequest {})
+        .list_received(pb::ListReceivedRequest::default())
         .await
         .unwrap()
         .into_inner()
@@ -505,7 +506,7 @@ async fn retraction_deletes_the_recipients_copy_and_stops_disclosure() {
     wait_for("DEU deletes its copy", || async {
         let mut c = fed.admin(DEU).await.ok()?;
         let left = c
-            .list_received(pb::ListReceivedRequest {})
+            .list_received(pb::ListReceivedRequest::default())
             .await
             .ok()?
             .into_inner()
@@ -571,7 +572,7 @@ fields = [{ field = "firearms.manufacturer", treatment = "FIELD_TREATMENT_ALLOW"
         .await
         .unwrap();
     let copy = deu
-        .list_received(pb::ListReceivedRequest {})
+        .list_received(pb::ListReceivedRequest::default())
         .await
         .unwrap()
         .into_inner()
@@ -601,7 +602,7 @@ fields = [{ field = "firearms.manufacturer", treatment = "FIELD_TREATMENT_ALLOW"
     let at_ita = wait_for("ITA receives the passed-on record", || async {
         let mut c = fed.admin(2).await.ok()?;
         let r = c
-            .list_received(pb::ListReceivedRequest {})
+            .list_received(pb::ListReceivedRequest::default())
             .await
             .ok()?
             .into_inner()

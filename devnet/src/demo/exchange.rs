@@ -127,6 +127,7 @@ async fn outgoing(fed: &DevFederation, node: usize) -> Option<Vec<pb::TraceRecor
     let r = c
         .list_trace_requests(pb::ListTraceRequestsRequest {
             direction: "outgoing".into(),
+            ..Default::default()
         })
         .await
         .ok()?;
@@ -381,7 +382,7 @@ pub async fn scenario(fed: &mut DevFederation, out: &mut String) -> Result<(), D
     let waiting = poll("a failed delivery attempt", || async {
         let mut c = fed.admin_client(FRA).await.ok()?;
         let items = c
-            .list_outbox(pb::ListOutboxRequest {})
+            .list_outbox(pb::ListOutboxRequest::default())
             .await
             .ok()?
             .into_inner()

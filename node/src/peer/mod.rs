@@ -119,6 +119,26 @@ impl PeerService {
         }
     }
 
+    /// Refuses (and audits the refusal of) what a peer sent beyond the bounds of
+    /// [`crate::limits`], before anything of it is stored.
+    async fn within_limits(
+        &self,
+        who: &NodeId,
+        checked: Result<(), crate::limits::LimitError>,
+    ) -> Result<(), Status> {
+        let Err(e) = checked else { return Ok(()) };
+        let why = format!(
+            "out of bounds: {}",
+            e.0.iter()
+                .map(|f| f.field.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        tracing::warn!(peer = %who, refusal = %why, "peer request refused");
+        self.audit(vec![rules::refusal_event(who, why)]).await?;
+        Err(Status::from(e))
+    }
+
     /// A delivery acknowledgement signed for the envelope it answers.
     fn signed_ack(&self, request_id: &str, duplicate: bool, status: i32) -> pb::DeliveryAck {
         let mut ack = pb::DeliveryAck {
@@ -219,6 +239,11 @@ impl PeerExchange for PeerService {
         let who = caller_node(&request)?;
         let req = request.into_inner();
         let rctx = self.verify(&who, req.context.as_ref()).await?;
+        self.within_limits(
+            &who,
+            crate::limits::lookup(&req.serial_number, &req.manufacturer),
+        )
+        .await?;
         let (w, c) = (who.clone(), rctx.clone());
         let hits = self
             .disclose(&who, move |node| {
@@ -275,7 +300,11 @@ impl PeerExchange for PeerService {
         let req = msg
             .request
             .ok_or_else(|| Status::invalid_argument("request is required"))?;
+        self.within_limits(&who, crate::limits::trace_request(&req))
+            .await?;
         rules::check_trace_request(&who, self.ctx.country, &req)?;
+        let req =
+            crate::trace::as_received(req, self.ctx.clock.now_secs(), &self.ctx.trace_settings);
         let id = req.id.clone();
         let (w, r, c, peek_id) = (who.clone(), req.clone(), rctx.clone(), id.clone());
         let peek_who = who.clone();
@@ -325,6 +354,8 @@ impl PeerExchange for PeerService {
         let resp = msg
             .response
             .ok_or_else(|| Status::invalid_argument("response is required"))?;
+        self.within_limits(&who, crate::limits::trace_response(&resp))
+            .await?;
         rules::check_trace_response(&who, &resp)?;
         let (c, r, peek_id) = (rctx.clone(), resp.clone(), resp.request_id.clone());
         let (duplicate, status) = self
@@ -360,6 +391,8 @@ impl PeerExchange for PeerService {
         let copy = msg
             .record
             .ok_or_else(|| Status::invalid_argument("record is required"))?;
+        self.within_limits(&who, crate::limits::forwarded(&copy))
+            .await?;
         let copy =
             rules::accept_forwarded(&self.ctx.node_id, &who, copy, self.ctx.clock.now_secs())?;
         let reference = copy.reference.clone().unwrap_or_default();
@@ -403,6 +436,8 @@ impl PeerExchange for PeerService {
         let reference = msg
             .reference
             .ok_or_else(|| Status::invalid_argument("reference is required"))?;
+        self.within_limits(&who, crate::limits::record_ref("reference", &reference))
+            .await?;
         rules::check_retraction(&who, &reference)?;
         let (w, r, c) = (who.clone(), reference.reference.clone(), rctx.clone());
         let (peek_owner, peek_ref) = (who.clone(), reference.reference.clone());
