@@ -297,6 +297,15 @@ async fn oversized_trace_requests_are_refused_at_the_edge_and_the_inbox_still_li
             .unwrap_err();
         assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
         assert!(err.message().contains("reason"), "{}", err.message());
+        // The field comes back as a standard google.rpc.BadRequest in the status details.
+        let standard = tracenet_proto::google::rpc::Status::decode(err.details()).unwrap();
+        let bad = standard
+            .details
+            .iter()
+            .find(|d| d.type_url == tracenet_proto::rpc::BAD_REQUEST_TYPE)
+            .map(|d| tracenet_proto::google::rpc::BadRequest::decode(d.value.as_slice()).unwrap())
+            .unwrap();
+        assert_eq!(bad.field_violations[0].field, "reason");
     }
     for i in 0..3 {
         deu.submit_trace_request(submit(
