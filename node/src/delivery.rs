@@ -1,9 +1,11 @@
 //! The outbox worker: delivers queued trace requests, trace responses and retractions to their
 //! nodes, retrying with exponential back-off until the node acknowledges, and giving up only on
-//! refusals that retrying cannot change. Each attempt carries a freshly signed context whose
-//! envelope id is the item id and a random suffix, so no attempt reuses an envelope id (not
-//! even the first attempt after a crash, when the attempt count on disk did not move) and the
-//! receiver's replay guard neither refuses a retry nor has to be loosened for one. The receiver
+//! refusals of the item itself ([`retryable`]): a peer suspended or not yet in the roster, a key
+//! not yet replicated, clock skew are waited out, the last error kept on the item. Each attempt
+//! carries a freshly signed context whose envelope id is the item id and a random suffix,
+//! stored with the attempt count before the attempt is sent, so no attempt reuses an envelope
+//! id, whatever crash comes between, and the receiver's replay guard neither refuses a retry
+//! nor has to be loosened for one. The receiver
 //! applies the payload once by its own id (trace request or response id, record reference) and
 //! acknowledges a repeated delivery again, signed for the new envelope, so a delivery whose
 //! acknowledgement was lost is harmless to repeat and its "already received" answer is success.
