@@ -118,7 +118,7 @@ pub enum Reply<T> {
 }
 
 /// The limit asked of each peer for a query's `limit_per_peer` (0: the default), capped.
-pub fn limit_per_peer(asked: u32) -> u32 {
+pub fn asked_limit(asked: u32) -> u32 {
     match asked {
         0 => DEFAULT_LIMIT_PER_PEER,
         n => n.min(MAX_LIMIT_PER_PEER),
@@ -448,7 +448,7 @@ pub async fn query(
     let wait = deadline(node.fanout_deadline, &inquiry);
     let keys = node.roster.keys();
     // The limit is sent explicitly, so what a peer may return is known here and enforced.
-    let limit = self::limit_per_peer(limit_per_peer);
+    let limit = asked_limit(limit_per_peer);
     let budget = Budget::for_limit(limit);
     let mut tasks = JoinSet::new();
     for peer in node.peers.known() {
@@ -522,9 +522,9 @@ mod tests {
 
     #[test]
     fn a_peers_answer_is_read_within_its_record_and_byte_budget() {
-        assert_eq!(limit_per_peer(0), DEFAULT_LIMIT_PER_PEER);
-        assert_eq!(limit_per_peer(u32::MAX), MAX_LIMIT_PER_PEER);
-        assert_eq!(limit_per_peer(7), 7);
+        assert_eq!(asked_limit(0), DEFAULT_LIMIT_PER_PEER);
+        assert_eq!(asked_limit(u32::MAX), MAX_LIMIT_PER_PEER);
+        assert_eq!(asked_limit(7), 7);
         let b = Budget::for_limit(2);
         assert!(b.admit(0, 0, 10).is_ok() && b.admit(1, 10, 10).is_ok());
         assert!(b.admit(2, 20, 1).unwrap_err().contains("2 records"));
