@@ -13,6 +13,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "tracenet/v1/storage.proto",
         "tracenet/v1/policy.proto",
         "tracenet/v1/directory.proto",
+        "google/rpc/status.proto",
+        "google/rpc/error_details.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");

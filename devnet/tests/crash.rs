@@ -300,17 +300,29 @@ async fn send_trace(c: &mut Client, tag: &str) -> Result<String, tonic::Status> 
     Ok(sent.request.unwrap().id)
 }
 
+/// Every trace request in `direction`, following the pages.
 async fn traces(c: &mut Client, direction: &str) -> BTreeMap<String, pb::TraceRecord> {
-    c.list_trace_requests(pb::ListTraceRequestsRequest {
-        direction: direction.into(),
-    })
-    .await
-    .unwrap()
-    .into_inner()
-    .traces
-    .into_iter()
-    .map(|t| (t.request.clone().unwrap().id, t))
-    .collect()
+    let (mut all, mut page_token) = (BTreeMap::new(), String::new());
+    loop {
+        let page = c
+            .list_trace_requests(pb::ListTraceRequestsRequest {
+                direction: direction.into(),
+                page_size: 1000,
+                page_token,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        all.extend(
+            page.traces
+                .into_iter()
+                .map(|t| (t.request.clone().unwrap().id, t)),
+        );
+        if page.next_page_token.is_empty() {
+            return all;
+        }
+        page_token = page.next_page_token;
+    }
 }
 
 /// Whether sled is writing a snapshot somewhere under `dir` (a `snap.*.generating` file).
@@ -390,7 +402,10 @@ async fn settle_deliveries(fra_c: &mut Client, deu_c: &mut Client, acked: &Acked
         let (mut f, mut d) = (fra_c2.clone(), deu_c2.clone());
         async move {
             let outbox = f
-                .list_outbox(pb::ListOutboxRequest {})
+                .list_outbox(pb::ListOutboxRequest {
+                    page_size: 1000,
+                    ..Default::default()
+                })
                 .await
                 .unwrap()
                 .into_inner()

@@ -4,11 +4,9 @@
 
 use std::time::Duration;
 
-use prost::Message as _;
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
-use tracenet_proto::v1 as pb;
 use tracenet_proto::v1::node_api_client::NodeApiClient;
 
 use crate::config::GatewayConfig;
@@ -108,18 +106,15 @@ pub fn from_status(s: tonic::Status) -> GatewayError {
     use tonic::Code;
     match s.code() {
         Code::InvalidArgument => {
-            let problems: Vec<FieldProblem> = pb::RowErrors::decode(s.details())
-                .map(|d| {
-                    d.errors
-                        .into_iter()
-                        .map(|e| FieldProblem {
-                            field: e.field,
-                            line: e.line,
-                            reason: e.reason,
-                        })
-                        .collect()
+            // The standard details (google.rpc.Status with a BadRequest), as the node sends them.
+            let problems: Vec<FieldProblem> = tracenet_proto::rpc::field_errors(s.details())
+                .into_iter()
+                .map(|e| FieldProblem {
+                    field: e.field,
+                    line: e.line,
+                    reason: e.reason,
                 })
-                .unwrap_or_default();
+                .collect();
             if problems.is_empty() {
                 GatewayError::BadRequest(s.message().to_owned())
             } else {
@@ -145,5 +140,63 @@ pub fn from_status(s: tonic::Status) -> GatewayError {
             tracing::error!(code = ?s.code(), status = %s.message(), "node call failed");
             GatewayError::Internal
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use prost::Message as _;
+    use tracenet_proto::google::rpc::{BadRequest, Status, bad_request::FieldViolation};
+
+    fn invalid(details: Vec<u8>) -> GatewayError {
+        from_status(tonic::Status::with_details(
+            tonic::Code::InvalidArgument,
+            "invalid",
+            details.into(),
+        ))
+    }
+
+    #[test]
+    fn field_errors_are_read_from_the_standard_details() {
+        // As the node sends them: line numbers kept.
+        let node = tracenet_proto::rpc::field_error_details(
+            3,
+            "invalid",
+            &[tracenet_proto::v1::RowError {
+                line: 4,
+                field: "event.date".into(),
+                reason: "not a date".into(),
+            }],
+        );
+        let GatewayError::Invalid(p) = invalid(node) else {
+            panic!("field problems expected")
+        };
+        assert_eq!((p[0].field.as_str(), p[0].line), ("event.date", 4));
+
+        // As any standard gRPC server sends them: a BadRequest alone.
+        let standard = Status {
+            code: 3,
+            message: "invalid".into(),
+            details: vec![prost_types::Any {
+                type_url: tracenet_proto::rpc::BAD_REQUEST_TYPE.into(),
+                value: BadRequest {
+                    field_violations: vec![FieldViolation {
+                        field: "reason".into(),
+                        description: "is longer than 2000 characters".into(),
+                    }],
+                }
+                .encode_to_vec(),
+            }],
+        }
+        .encode_to_vec();
+        let GatewayError::Invalid(p) = invalid(standard) else {
+            panic!("field problems expected")
+        };
+        assert_eq!(p[0].field, "reason");
+
+        // No details: the message alone.
+        assert!(matches!(invalid(Vec::new()), GatewayError::BadRequest(_)));
     }
 }

@@ -519,17 +519,38 @@ pub async fn log_export(app: &App, c: Caller<'_>, what: &str) -> Result<(), Gate
     log(app, c, "export", what).await
 }
 
+/// Trace requests asked of the node per page.
+const TRACE_PAGE: u32 = 500;
+/// Most trace requests the console reads for one list (oldest first).
+const MAX_TRACES: usize = 20_000;
+/// Received copies asked of the node per page.
+const RECEIVED_PAGE: u32 = 500;
+/// Most received copies the console reads for one list.
+const MAX_RECEIVED: usize = 20_000;
+
 /// Copies of other members' records this node received, each with its owner's handling codes
 /// and `expires_at` (when the node purges it under the owner's retention; 0: no limit stated).
+/// The node pages its list; the pages are followed up to a bound on what the console holds.
 pub async fn received(app: &App, c: Caller<'_>) -> Result<Vec<pb::ReceivedRecord>, GatewayError> {
     c.require(Capability::Lookup)?;
-    let records = app
-        .node
-        .api()
-        .list_received(pb::ListReceivedRequest {})
-        .await?
-        .into_inner()
-        .records;
+    let mut records = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = app
+            .node
+            .api()
+            .list_received(pb::ListReceivedRequest {
+                page_size: RECEIVED_PAGE,
+                page_token,
+            })
+            .await?
+            .into_inner();
+        records.extend(page.records);
+        if page.next_page_token.is_empty() || records.len() >= MAX_RECEIVED {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
     log(app, c, "received records", &records.len().to_string()).await?;
     Ok(records)
 }
@@ -546,15 +567,26 @@ pub async fn traces(
             "direction must be outgoing or incoming".into(),
         ));
     }
-    Ok(app
-        .node
-        .api()
-        .list_trace_requests(pb::ListTraceRequestsRequest {
-            direction: direction.to_owned(),
-        })
-        .await?
-        .into_inner()
-        .traces)
+    // The node pages its list; follow the pages, up to a bound on what the console holds.
+    let mut all = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = app
+            .node
+            .api()
+            .list_trace_requests(pb::ListTraceRequestsRequest {
+                direction: direction.to_owned(),
+                page_size: TRACE_PAGE,
+                page_token,
+            })
+            .await?
+            .into_inner();
+        all.extend(page.traces);
+        if page.next_page_token.is_empty() || all.len() >= MAX_TRACES {
+            return Ok(all);
+        }
+        page_token = page.next_page_token;
+    }
 }
 
 /// One trace request with its history (logged as viewed).

@@ -1,9 +1,11 @@
 //! The outbox worker: delivers queued trace requests, trace responses and retractions to their
 //! nodes, retrying with exponential back-off until the node acknowledges, and giving up only on
-//! refusals that retrying cannot change. Each attempt carries a freshly signed context whose
-//! envelope id is the item id and a random suffix, so no attempt reuses an envelope id (not
-//! even the first attempt after a crash, when the attempt count on disk did not move) and the
-//! receiver's replay guard neither refuses a retry nor has to be loosened for one. The receiver
+//! refusals of the item itself ([`retryable`]): a peer suspended or not yet in the roster, a key
+//! not yet replicated, clock skew are waited out, the last error kept on the item. Each attempt
+//! carries a freshly signed context whose envelope id is the item id and a random suffix,
+//! stored with the attempt count before the attempt is sent, so no attempt reuses an envelope
+//! id, whatever crash comes between, and the receiver's replay guard neither refuses a retry
+//! nor has to be loosened for one. The receiver
 //! applies the payload once by its own id (trace request or response id, record reference) and
 //! acknowledges a repeated delivery again, signed for the new envelope, so a delivery whose
 //! acknowledgement was lost is harmless to repeat and its "already received" answer is success.
@@ -17,11 +19,13 @@ use tokio_util::sync::CancellationToken;
 use tracenet_proto::v1 as pb;
 
 use crate::audit::{Event, EventKind};
+use crate::client::ClientError;
 use crate::config::RetryPolicy;
 use crate::context::NodeContext;
 use crate::envelope::SignedRequest;
 use crate::ids::{NodeId, new_request_id};
 use crate::ledger::Delivered;
+use crate::roster::Barred;
 
 /// Delay before the next attempt after `failures` failed ones: base × 2^(failures−1), capped,
 /// plus up to 1/8 of it spread by the item id so retries to one peer do not arrive in lockstep.
@@ -37,23 +41,46 @@ pub fn retry_delay_ms(policy: RetryPolicy, failures: u32, item_id: &str) -> u64 
     delay + spread % (delay / 8 + 1)
 }
 
-/// Whether a refusal may succeed later (peer down, overloaded, slow) or never will.
+/// Whether a refusal may succeed later or never will. Only refusals of the item itself are
+/// final: it is malformed or too large (`InvalidArgument`, `OutOfRange`), the receiver has no
+/// such operation (`Unimplemented`), or its state rules the item out (`FailedPrecondition`,
+/// `NotFound`: e.g. a response to a request it never sent, a record it may not receive).
 ///
-/// `AlreadyExists` is the replay guard refusing an envelope id it has seen: it says nothing of
-/// whether the item was applied (the guard records the id before the handler stores anything),
-/// and is not signed, so it is neither success nor final; the next attempt has a fresh envelope.
+/// Everything else is retried with back-off, the last error kept on the item for people to
+/// see: the receiver down, slow or overloaded; our key not yet replicated to it or our clock
+/// skewed (both `Unavailable` from the receiver); this node suspended, or not yet listed in the
+/// receiver's replica (`PermissionDenied`); a signature it cannot check yet (a key change still
+/// replicating, `Unauthenticated`); and `AlreadyExists`, the replay guard refusing an envelope
+/// id, which says nothing of whether the item was applied (the next attempt has a fresh
+/// envelope, and a receiver acknowledges an applied item again as a duplicate).
 pub fn retryable(code: tonic::Code) -> bool {
-    matches!(
+    !matches!(
         code,
-        tonic::Code::AlreadyExists
-            | tonic::Code::Unavailable
-            | tonic::Code::DeadlineExceeded
-            | tonic::Code::ResourceExhausted
-            | tonic::Code::Unknown
-            | tonic::Code::Cancelled
-            | tonic::Code::Aborted
-            | tonic::Code::Internal
+        tonic::Code::Ok
+            | tonic::Code::InvalidArgument
+            | tonic::Code::OutOfRange
+            | tonic::Code::Unimplemented
+            | tonic::Code::FailedPrecondition
+            | tonic::Code::NotFound
+            | tonic::Code::DataLoss
     )
+}
+
+/// Why `target` cannot be dialled now, from what the roster says of it: revoked is final;
+/// suspended or not listed yet (the directory still replicating) waits for the roster.
+fn undialable(target: &NodeId, barred: Option<Barred>) -> tonic::Status {
+    match barred {
+        Some(Barred::Revoked) => tonic::Status::failed_precondition(format!(
+            "{target} is revoked; nothing is delivered to it"
+        )),
+        Some(b) => tonic::Status::unavailable(format!(
+            "{target} is {}; delivery waits until the directory lists it as active",
+            b.as_str()
+        )),
+        None => tonic::Status::unavailable(format!(
+            "{target} is not in this node's roster yet; delivery waits for the directory"
+        )),
+    }
 }
 
 /// Runs until `shutdown`, delivering whatever is due and sleeping until the next item is due
@@ -123,16 +150,16 @@ fn envelope_id(item_id: &str, nonce: &str) -> String {
     format!("{}#{nonce}", &item_id[..cut])
 }
 
-/// Puts a fresh signed context, bound to the request's body, into `request`; returns its id.
+/// Puts a fresh signed context with id `envelope_id`, bound to the request's body, into
+/// `request`.
 fn envelope<R: SignedRequest>(
     ctx: &NodeContext,
-    item: &pb::OutboxItem,
+    envelope_id: &str,
     purpose: pb::Purpose,
     request: &mut R,
-) -> String {
-    let envelope_id = envelope_id(&item.id, &new_request_id());
+) {
     let rc = pb::RequestContext {
-        request_id: envelope_id.clone(),
+        request_id: envelope_id.to_owned(),
         requester_node: ctx.node_id.to_string(),
         agency_kind: pb::AgencyKind::Unspecified as i32,
         purpose: purpose as i32,
@@ -142,11 +169,25 @@ fn envelope<R: SignedRequest>(
         body_sha256: Vec::new(),
     };
     request.sign_with(&ctx.signing, rc);
-    envelope_id
 }
 
 async fn attempt(ctx: NodeContext, item: pb::OutboxItem) {
-    let result = deliver(&ctx, &item).await;
+    // The attempt is counted and its envelope id stored before anything is sent.
+    let eid = envelope_id(&item.id, &new_request_id());
+    let c = ctx.clone();
+    let started = tokio::task::spawn_blocking(move || c.ledger.begin_attempt(&item, &eid)).await;
+    let item = match started {
+        Ok(Ok(item)) => item,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "outbox update failed; attempt not made");
+            return;
+        }
+        Err(_) => {
+            tracing::error!("outbox task failed");
+            return;
+        }
+    };
+    let result = deliver(&ctx, &item, &item.last_envelope_id).await;
     let now = ctx.clock.now_secs();
     let c = ctx.clone();
     let outcome = tokio::task::spawn_blocking(move || {
@@ -157,7 +198,7 @@ async fn attempt(ctx: NodeContext, item: pb::OutboxItem) {
                 let event = Event {
                     peer: item.target_node.clone(),
                     request_id: item.id.clone(),
-                    detail: format!("delivered after {} attempt(s)", item.attempts + 1),
+                    detail: format!("delivered after {} attempt(s)", item.attempts),
                     ..Event::new(EventKind::Delivery)
                 };
                 match c.audit.append(vec![event], now) {
@@ -172,7 +213,7 @@ async fn attempt(ctx: NodeContext, item: pb::OutboxItem) {
         };
         let reason = format!("{:?}: {}", status.code(), status.message());
         let next = retryable(status.code()).then(|| {
-            c.clock.now_millis() + retry_delay_ms(c.retry, item.attempts + 1, &item.id) as i64
+            c.clock.now_millis() + retry_delay_ms(c.retry, item.attempts, &item.id) as i64
         });
         if next.is_none() {
             tracing::warn!(item = %item.id, peer = %item.target_node, %reason, "delivery refused for good");
@@ -185,13 +226,19 @@ async fn attempt(ctx: NodeContext, item: pb::OutboxItem) {
     }
 }
 
-async fn deliver(ctx: &NodeContext, item: &pb::OutboxItem) -> Result<Delivered, tonic::Status> {
+async fn deliver(
+    ctx: &NodeContext,
+    item: &pb::OutboxItem,
+    eid: &str,
+) -> Result<Delivered, tonic::Status> {
     let target = NodeId::parse(&item.target_node)
         .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
-    let mut client = ctx
-        .peers
-        .get(&target)
-        .map_err(|e| tonic::Status::failed_precondition(e.to_string()))?;
+    let mut client = ctx.peers.get(&target).map_err(|e| match e {
+        ClientError::UnknownPeer(_) => {
+            undialable(&target, ctx.roster.view().barred.get(&target).copied())
+        }
+        other => tonic::Status::unavailable(other.to_string()),
+    })?;
     let timeout = ctx.fanout_deadline.max(Duration::from_secs(5));
     let call = async {
         match &item.payload {
@@ -200,9 +247,9 @@ async fn deliver(ctx: &NodeContext, item: &pb::OutboxItem) -> Result<Delivered, 
                     context: None,
                     request: Some(req.clone()),
                 };
-                let eid = envelope(ctx, item, pb::Purpose::Tracing, &mut msg);
+                envelope(ctx, eid, pb::Purpose::Tracing, &mut msg);
                 let ack = client.submit_trace_request(msg).await?.into_inner();
-                let ack = verify_ack(ctx, &target, &eid, ack)?;
+                let ack = verify_ack(ctx, &target, eid, ack)?;
                 Ok(Delivered::TraceRequest {
                     request_id: req.id.clone(),
                     status: pb::TraceStatus::try_from(ack.status)
@@ -214,9 +261,9 @@ async fn deliver(ctx: &NodeContext, item: &pb::OutboxItem) -> Result<Delivered, 
                     context: None,
                     response: Some(resp.clone()),
                 };
-                let eid = envelope(ctx, item, pb::Purpose::Tracing, &mut msg);
+                envelope(ctx, eid, pb::Purpose::Tracing, &mut msg);
                 let ack = client.submit_trace_response(msg).await?.into_inner();
-                verify_ack(ctx, &target, &eid, ack)?;
+                verify_ack(ctx, &target, eid, ack)?;
                 Ok(Delivered::Nothing)
             }
             Some(pb::outbox_item::Payload::Retract(reference)) => {
@@ -224,9 +271,9 @@ async fn deliver(ctx: &NodeContext, item: &pb::OutboxItem) -> Result<Delivered, 
                     context: None,
                     reference: Some(reference.clone()),
                 };
-                let eid = envelope(ctx, item, pb::Purpose::CriminalInvestigation, &mut msg);
+                envelope(ctx, eid, pb::Purpose::CriminalInvestigation, &mut msg);
                 let ack = client.retract(msg).await?.into_inner();
-                verify_ack(ctx, &target, &eid, ack)?;
+                verify_ack(ctx, &target, eid, ack)?;
                 Ok(Delivered::Nothing)
             }
             Some(pb::outbox_item::Payload::Forward(copy)) => {
@@ -234,9 +281,9 @@ async fn deliver(ctx: &NodeContext, item: &pb::OutboxItem) -> Result<Delivered, 
                     context: None,
                     record: Some(copy.clone()),
                 };
-                let eid = envelope(ctx, item, pb::Purpose::CriminalInvestigation, &mut msg);
+                envelope(ctx, eid, pb::Purpose::CriminalInvestigation, &mut msg);
                 let ack = client.share_forwarded(msg).await?.into_inner();
-                verify_ack(ctx, &target, &eid, ack)?;
+                verify_ack(ctx, &target, eid, ack)?;
                 Ok(Delivered::Nothing)
             }
             None => Err(tonic::Status::invalid_argument("empty outbox item")),
@@ -248,6 +295,7 @@ async fn deliver(ctx: &NodeContext, item: &pb::OutboxItem) -> Result<Delivered, 
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -268,11 +316,38 @@ mod tests {
     fn only_transient_refusals_are_retried() {
         assert!(retryable(tonic::Code::Unavailable));
         assert!(retryable(tonic::Code::DeadlineExceeded));
-        assert!(!retryable(tonic::Code::PermissionDenied));
+        // This node suspended at the receiver, or not yet in its replica: the roster changes.
+        assert!(retryable(tonic::Code::PermissionDenied));
+        assert!(retryable(tonic::Code::Unauthenticated));
         assert!(!retryable(tonic::Code::InvalidArgument));
+        assert!(!retryable(tonic::Code::OutOfRange));
         assert!(!retryable(tonic::Code::FailedPrecondition));
+        assert!(!retryable(tonic::Code::NotFound));
         // A seen envelope id is not final: the next attempt comes in a new envelope.
         assert!(retryable(tonic::Code::AlreadyExists));
+    }
+
+    #[test]
+    fn an_unlisted_peer_is_waited_for_unless_revoked() {
+        let n = NodeId::parse("FRA-POL").unwrap();
+        for b in [None, Some(Barred::Suspended), Some(Barred::NotMember)] {
+            assert!(retryable(undialable(&n, b).code()), "{b:?}");
+        }
+        let revoked = undialable(&n, Some(Barred::Revoked));
+        assert!(!retryable(revoked.code()));
+        assert!(revoked.message().contains("revoked"));
+        // The receiver's transient envelope refusals are retried too.
+        for e in [
+            crate::envelope::EnvelopeError::UnknownKey("DEU-CUS".into()),
+            crate::envelope::EnvelopeError::Stale {
+                issued_at: 0,
+                now: 1000,
+            },
+            crate::envelope::EnvelopeError::Busy,
+            crate::envelope::EnvelopeError::Replayed("x".into()),
+        ] {
+            assert!(retryable(tonic::Status::from(e.clone()).code()), "{e:?}");
+        }
     }
 
     #[test]

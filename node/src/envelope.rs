@@ -33,19 +33,20 @@ pub const DIRECTORY_COMMAND_DOMAIN: &[u8] = b"tracenet-v1 directory-command\0";
 
 /// Default accepted difference between the requester's clock and ours, in seconds.
 pub const DEFAULT_SKEW_SECS: i64 = 300;
-/// Most request ids remembered for replay detection at once.
-pub const REPLAY_CAPACITY: usize = 1_000_000;
+/// Most request ids remembered for replay detection at once, per peer: one peer filling its
+/// share (up to this many requests within the skew window) is refused alone, never the others.
+pub const REPLAY_CAPACITY: usize = 200_000;
 
-/// Why an envelope was refused. None is retryable as is.
+/// Why an envelope was refused. Each variant says whether a new attempt (a new envelope) helps.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EnvelopeError {
-    /// The request carries no signed context.
+    /// The request carries no signed context. Retrying the same request does not help.
     #[error("request carries no signed context")]
     Missing,
-    /// The context bytes do not decode or lack required fields.
+    /// The context bytes do not decode or lack required fields. Retrying does not help.
     #[error("malformed request context: {0}")]
     Malformed(String),
-    /// The context names another node than the client certificate.
+    /// The context names another node than the client certificate. Retrying does not help.
     #[error("request context names {named} but the client certificate is {certified}")]
     SignerMismatch {
         /// Node in the context.
@@ -53,13 +54,16 @@ pub enum EnvelopeError {
         /// Node in the certificate.
         certified: String,
     },
-    /// No signing key is known for the node.
+    /// No signing key is known for the node. Retrying helps once the directory has
+    /// replicated the node's key here.
     #[error("no signing key known for {0}")]
     UnknownKey(String),
-    /// The signature does not verify.
+    /// The signature does not verify. Retrying helps only if a key change is still
+    /// replicating.
     #[error("signature does not verify")]
     BadSignature,
-    /// The context's time is outside the accepted clock skew.
+    /// The context's time is outside the accepted clock skew. Retrying (a fresh context)
+    /// helps once the clocks agree again.
     #[error("request context time {issued_at} is outside the accepted window around {now}")]
     Stale {
         /// Time in the context.
@@ -67,13 +71,14 @@ pub enum EnvelopeError {
         /// Our time.
         now: i64,
     },
-    /// The request id was seen before (a replay).
+    /// The request id was seen before (a replay). This envelope never passes; a new one may.
     #[error("request id {0} was already used")]
     Replayed(String),
-    /// The replay memory is full of unexpired ids: refuse rather than forget.
+    /// This peer's share of the replay memory is full of unexpired ids: refuse rather than
+    /// forget. Retrying later helps.
     #[error("too many recent requests; retry later")]
     Busy,
-    /// The key file is unusable.
+    /// The key file is unusable. Retrying does not help.
     #[error("signing key: {0}")]
     Key(String),
     /// The request body is not the one the signed context's digest names.
@@ -410,22 +415,31 @@ pub fn verify_checkpoint(
     )
 }
 
-/// Request ids seen recently, each kept until its context's time leaves the skew window.
+/// Request ids seen recently, each kept until its context's time leaves the skew window, in a
+/// separate memory per peer (callers are admitted members, so the number of peers is bounded
+/// by the directory) of at most `capacity` ids each.
 #[derive(Debug)]
 pub struct ReplayGuard {
-    seen: Mutex<HashMap<(NodeId, String), i64>>,
-    skew: i64,
+    seen: Mutex<HashMap<NodeId, HashMap<String, i64>>>,
+    skew: u64,
     capacity: usize,
 }
 
 impl ReplayGuard {
-    /// A guard accepting contexts up to `skew` seconds from now, remembering at most `capacity`.
+    /// A guard accepting contexts up to `skew` seconds from now (a negative skew counts as 0),
+    /// remembering at most `capacity` ids per peer.
     pub fn new(skew: i64, capacity: usize) -> ReplayGuard {
         ReplayGuard {
             seen: Mutex::new(HashMap::new()),
-            skew,
+            skew: skew.max(0).unsigned_abs(),
             capacity,
         }
+    }
+
+    /// Whether `issued_at` is within the skew window around `now`; `abs_diff` cannot overflow,
+    /// whatever time a context claims.
+    fn fresh(&self, issued_at: i64, now: i64) -> bool {
+        issued_at.abs_diff(now) <= self.skew
     }
 
     /// Checks a signed context from the node `certified` by its certificate.
@@ -456,18 +470,18 @@ impl ReplayGuard {
             &[&signed.context],
             &signed.signature,
         )?;
-        if (ctx.issued_at - now).abs() > self.skew {
+        if !self.fresh(ctx.issued_at, now) {
             return Err(EnvelopeError::Stale {
                 issued_at: ctx.issued_at,
                 now,
             });
         }
-        let mut seen = self
+        let mut all = self
             .seen
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let key = (certified.clone(), ctx.request_id.clone());
-        if seen.contains_key(&key) {
+        let seen = all.entry(certified.clone()).or_default();
+        if seen.contains_key(&ctx.request_id) {
             return Err(EnvelopeError::Replayed(ctx.request_id.clone()));
         }
         if seen.len() >= self.capacity {
@@ -476,7 +490,11 @@ impl ReplayGuard {
                 return Err(EnvelopeError::Busy);
             }
         }
-        seen.insert(key, ctx.issued_at + self.skew);
+        // Fresh, so within `skew` of `now`: this cannot overflow; saturating all the same.
+        let expires = ctx
+            .issued_at
+            .saturating_add(i64::try_from(self.skew).unwrap_or(i64::MAX));
+        seen.insert(ctx.request_id.clone(), expires);
         Ok(ctx)
     }
 }
@@ -710,6 +728,61 @@ mod tests {
             keys.verify_disclosure(Some(&fake)),
             Err(EnvelopeError::BadSignature)
         );
+    }
+
+    #[test]
+    fn one_peer_filling_its_replay_memory_locks_out_only_itself() {
+        let (deu, ita) = (key("DEU-CUS"), key("ITA-POL"));
+        let keys = PeerKeys::new(HashMap::from([
+            (node("DEU-CUS"), deu.public_key()),
+            (node("ITA-POL"), ita.public_key()),
+        ]));
+        let guard = ReplayGuard::new(10, 2);
+        let (d, i) = (node("DEU-CUS"), node("ITA-POL"));
+        for id in ["a", "b"] {
+            let c = deu.sign_context(&ctx(id, "DEU-CUS", 100));
+            guard.verify_context(&keys, Some(&c), &d, 100).unwrap();
+        }
+        let c = deu.sign_context(&ctx("c", "DEU-CUS", 100));
+        assert_eq!(
+            guard.verify_context(&keys, Some(&c), &d, 100),
+            Err(EnvelopeError::Busy)
+        );
+        // ITA-POL is unaffected, and may use the same request ids.
+        for id in ["a", "b"] {
+            let c = ita.sign_context(&ctx(id, "ITA-POL", 100));
+            guard.verify_context(&keys, Some(&c), &i, 100).unwrap();
+        }
+    }
+
+    #[test]
+    fn extreme_context_times_are_stale_never_an_overflow() {
+        let (k, keys, guard) = setup();
+        let d = node("DEU-CUS");
+        for (at, now) in [
+            (i64::MIN, 1_000),
+            (i64::MAX, 1_000),
+            (i64::MIN + 1_000, 1_000),
+            (i64::MAX, i64::MIN),
+            (i64::MIN, i64::MAX),
+        ] {
+            let c = k.sign_context(&ctx(&format!("x{at}{now}"), "DEU-CUS", at));
+            assert!(
+                matches!(
+                    guard.verify_context(&keys, Some(&c), &d, now),
+                    Err(EnvelopeError::Stale { .. })
+                ),
+                "{at} {now}"
+            );
+        }
+        // At the very end of time a fresh context is still accepted and remembered.
+        let c = k.sign_context(&ctx("end", "DEU-CUS", i64::MAX));
+        guard.verify_context(&keys, Some(&c), &d, i64::MAX).unwrap();
+        assert!(matches!(
+            guard.verify_context(&keys, Some(&c), &d, i64::MAX),
+            Err(EnvelopeError::Replayed(_))
+        ));
+        assert!(ReplayGuard::new(-5, 1).fresh(7, 7) && !ReplayGuard::new(-5, 1).fresh(7, 8));
     }
 
     #[test]

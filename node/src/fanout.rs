@@ -7,6 +7,11 @@
 //! reason), as are the request context, the deadline and the received copies to keep. The
 //! drivers ([`lookup`], [`query`]) audit the request before it is sent, make the calls, and keep
 //! what came back.
+//!
+//! A peer's answer is read only up to what was asked: a query stream is read up to the limit
+//! sent to the peer and a byte [`Budget`], a lookup answer up to [`MAX_LOOKUP_HITS`] hits; a
+//! peer sending more is a named failure and nothing of its answer is kept, so a hostile peer
+//! cannot grow this node's memory or its store of received copies.
 
 use std::time::Duration;
 
@@ -22,6 +27,15 @@ use crate::provenance;
 
 /// Longest deadline a caller may ask for.
 pub const MAX_DEADLINE: Duration = Duration::from_secs(30);
+/// Records asked of each peer when a query names no limit.
+pub const DEFAULT_LIMIT_PER_PEER: u32 = 100;
+/// Most records asked of each peer (what a peer's disclosure returns at most, too).
+pub const MAX_LIMIT_PER_PEER: u32 = crate::disclose::MAX_QUERY as u32;
+/// Most hits accepted in one peer's lookup answer (what a peer's lookup returns at most).
+pub const MAX_LOOKUP_HITS: usize = crate::disclose::MAX_LOOKUP;
+/// Most encoded bytes of records read from one peer for one query. Honest answers stay far
+/// below it; it bounds what a peer streaming large records can make this node hold.
+pub const MAX_BYTES_PER_PEER: usize = 16 * 1024 * 1024;
 
 /// Why a federated call could not be made at all.
 #[derive(Debug, thiserror::Error)]
@@ -100,8 +114,53 @@ pub enum Reply<T> {
     TimedOut,
     /// The peer refused or failed.
     Refused(tonic::Status),
+    /// The peer sent more than it was asked for; reading stopped and its answer is dropped.
+    Overran(String),
     /// The peer answered.
     Answered(T),
+}
+
+/// The limit asked of each peer for a query's `limit_per_peer` (0: the default), capped.
+pub fn asked_limit(asked: u32) -> u32 {
+    match asked {
+        0 => DEFAULT_LIMIT_PER_PEER,
+        n => n.min(MAX_LIMIT_PER_PEER),
+    }
+}
+
+/// What one peer's streamed query answer may hold: at most `records` records (the limit it was
+/// sent) and `bytes` encoded bytes. Reading stops at the first record beyond either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Most records.
+    pub records: usize,
+    /// Most encoded bytes, all records together.
+    pub bytes: usize,
+}
+
+impl Budget {
+    /// The budget of a query that asked each peer for `limit` records.
+    pub fn for_limit(limit: u32) -> Budget {
+        Budget {
+            records: limit as usize,
+            bytes: MAX_BYTES_PER_PEER,
+        }
+    }
+
+    /// Whether one more record of `len` bytes fits after `taken` records of `used` bytes;
+    /// otherwise why not.
+    pub fn admit(&self, taken: usize, used: usize, len: usize) -> Result<(), String> {
+        if taken >= self.records {
+            return Err(format!(
+                "sent more than the {} records asked for",
+                self.records
+            ));
+        }
+        if used.saturating_add(len) > self.bytes {
+            return Err(format!("sent more than {} bytes of records", self.bytes));
+        }
+        Ok(())
+    }
 }
 
 fn failure(node: &NodeId, reason: impl Into<String>) -> pb::PeerFailure {
@@ -125,6 +184,7 @@ fn answered<T>(peer: &NodeId, reply: Reply<T>) -> Result<T, pb::PeerFailure> {
         Reply::Unreachable(reason) => Err(failure(peer, reason)),
         Reply::TimedOut => Err(failure(peer, "deadline exceeded")),
         Reply::Refused(s) => Err(failure(peer, status_reason(&s))),
+        Reply::Overran(why) => Err(failure(peer, format!("answer dropped: {why}"))),
         Reply::Answered(a) => Ok(a),
     }
 }
@@ -150,6 +210,12 @@ pub fn classify_lookup(
     reply: Reply<pb::LookupResponse>,
 ) -> Result<pb::PeerAnswer, pb::PeerFailure> {
     let mut resp = answered(peer, reply)?;
+    if resp.hits.len() > MAX_LOOKUP_HITS {
+        return Err(failure(
+            peer,
+            format!("answer dropped: more than {MAX_LOOKUP_HITS} hits"),
+        ));
+    }
     let sig = resp.signature.take();
     keys.verify_response(peer, request_id, &resp.encode_to_vec(), sig.as_ref())
         .map_err(|e| failure(peer, format!("response refused: {e}")))?;
@@ -355,6 +421,24 @@ async fn keep_copies(
         .map_err(|e| FanoutError::Storage(e.to_string()))
 }
 
+/// Reads a peer's record stream within `budget`. Beyond it, reading stops (dropping the stream
+/// cancels the call, so the peer stops sending) and the reason is returned instead of records.
+async fn read_capped(
+    mut stream: tonic::Streaming<pb::DisclosedRecord>,
+    budget: Budget,
+) -> Result<Result<Vec<pb::DisclosedRecord>, String>, tonic::Status> {
+    let (mut records, mut used) = (Vec::new(), 0usize);
+    while let Some(r) = stream.message().await? {
+        let len = r.encoded_len();
+        if let Err(why) = budget.admit(records.len(), used, len) {
+            return Ok(Err(why));
+        }
+        used += len;
+        records.push(r);
+    }
+    Ok(Ok(records))
+}
+
 /// Record query across all known peers.
 pub async fn query(
     node: &NodeContext,
@@ -362,28 +446,36 @@ pub async fn query(
     filter: pb::RecordFilter,
     limit_per_peer: u32,
 ) -> Result<pb::FederatedQueryResponse, FanoutError> {
+    // The limit is sent explicitly (and signed), so what a peer may return is known here and
+    // enforced.
+    let limit = asked_limit(limit_per_peer);
     let mut request = pb::QueryRecordsRequest {
         context: None,
         filter: Some(filter),
-        limit: limit_per_peer,
+        limit,
     };
     let rc = open_request(node, &inquiry, "federated query", &mut request).await?;
     let wait = deadline(node.fanout_deadline, &inquiry);
     let keys = node.roster.keys();
+    let budget = Budget::for_limit(limit);
     let mut tasks = JoinSet::new();
     for peer in node.peers.known() {
         let (node, keys, rid) = (node.clone(), keys.clone(), rc.request_id.clone());
         let req = request.clone();
         tasks.spawn(async move {
             let reply = call_peer(&node, &peer, wait, |mut client| async move {
-                let mut stream = client.query_records(req).await?.into_inner();
-                let mut records = Vec::new();
-                while let Some(r) = stream.message().await? {
-                    records.push(r);
-                }
-                Ok(records)
+                let stream = client.query_records(req).await?.into_inner();
+                read_capped(stream, budget).await
             })
             .await;
+            let reply = match reply {
+                Reply::Answered(Err(why)) => Reply::Overran(why),
+                Reply::Answered(Ok(records)) => Reply::Answered(records),
+                Reply::Unreachable(r) => Reply::Unreachable(r),
+                Reply::TimedOut => Reply::TimedOut,
+                Reply::Refused(s) => Reply::Refused(s),
+                Reply::Overran(why) => Reply::Overran(why),
+            };
             classify_query((&peer, &node.node_id), &rid, &keys, reply)
         });
     }
@@ -462,6 +554,51 @@ mod tests {
         };
         resp.signature = Some(by.sign_response(request_id, &resp.encode_to_vec()));
         resp
+    }
+
+    #[test]
+    fn a_peers_answer_is_read_within_its_record_and_byte_budget() {
+        assert_eq!(asked_limit(0), DEFAULT_LIMIT_PER_PEER);
+        assert_eq!(asked_limit(u32::MAX), MAX_LIMIT_PER_PEER);
+        assert_eq!(asked_limit(7), 7);
+        let b = Budget::for_limit(2);
+        assert!(b.admit(0, 0, 10).is_ok() && b.admit(1, 10, 10).is_ok());
+        assert!(b.admit(2, 20, 1).unwrap_err().contains("2 records"));
+        assert!(
+            b.admit(0, MAX_BYTES_PER_PEER - 5, 6)
+                .unwrap_err()
+                .contains("bytes")
+        );
+        assert!(b.admit(0, usize::MAX, usize::MAX).is_err(), "no overflow");
+        // An overrun names the peer; nothing of its answer is kept.
+        let f = classify_query(
+            (&node("DEU-BKA"), &node("FRA-POL")),
+            "r1",
+            &keys(&[]),
+            Reply::Overran("sent more than the 2 records asked for".into()),
+        )
+        .unwrap_err();
+        assert_eq!(f.node_id, "DEU-BKA");
+        assert!(f.reason.starts_with("answer dropped"), "{}", f.reason);
+    }
+
+    #[test]
+    fn a_lookup_answer_with_too_many_hits_is_dropped() {
+        let deu = key("DEU-BKA");
+        let mut resp = pb::LookupResponse {
+            hit: true,
+            hits: vec![pb::LookupHit::default(); MAX_LOOKUP_HITS + 1],
+            signature: None,
+        };
+        resp.signature = Some(deu.sign_response("r1", &resp.encode_to_vec()));
+        let f = classify_lookup(
+            (&node("DEU-BKA"), &node("FRA-POL")),
+            "r1",
+            &keys(&[&deu]),
+            Reply::Answered(resp),
+        )
+        .unwrap_err();
+        assert!(f.reason.contains("hits"), "{}", f.reason);
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub mod fanout;
 mod fixtures;
 pub mod import;
 pub mod ledger;
+pub mod limits;
 pub mod model;
 pub mod peer;
 pub mod policy;

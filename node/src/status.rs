@@ -6,7 +6,6 @@
 //! (engine messages, corrupt data) are logged here and never sent: a caller learns whether to
 //! retry, not how the node stores things.
 
-use prost::Message;
 use tonic::{Code, Status};
 use tracenet_proto::v1 as pb;
 
@@ -18,6 +17,7 @@ use crate::disclose::DiscloseError;
 use crate::envelope::EnvelopeError;
 use crate::fanout::FanoutError;
 use crate::ledger::LedgerError;
+use crate::limits::LimitError;
 use crate::model::batch::row_errors;
 use crate::provenance::ProvenanceError;
 use crate::store::StoreError;
@@ -64,8 +64,9 @@ pub fn audit_before_answer(e: AuditError) -> Status {
     Status::unavailable("audit log unavailable; nothing was disclosed")
 }
 
-/// A batch of field problems as `INVALID_ARGUMENT`, every problem in a `RowErrors` detail and
-/// the first twenty in the message.
+/// A batch of field problems as `INVALID_ARGUMENT`, the first twenty in the message and every
+/// one in the standard details (`google.rpc.Status` with a `google.rpc.BadRequest`, and a
+/// `RowErrors` keeping line numbers; see `tracenet_proto::rpc`), so any gRPC client reads them.
 fn invalid(errors: Vec<pb::RowError>) -> Status {
     let summary = errors
         .iter()
@@ -79,7 +80,8 @@ fn invalid(errors: Vec<pb::RowError>) -> Status {
         })
         .collect::<Vec<_>>()
         .join("; ");
-    let details = pb::RowErrors { errors }.encode_to_vec();
+    let details =
+        tracenet_proto::rpc::field_error_details(Code::InvalidArgument as i32, &summary, &errors);
     Status::with_details(Code::InvalidArgument, summary, details.into())
 }
 
@@ -97,6 +99,12 @@ impl From<WorkflowError> for Status {
                 Status::unavailable(STORAGE_UNAVAILABLE)
             }
         }
+    }
+}
+
+impl From<LimitError> for Status {
+    fn from(e: LimitError) -> Status {
+        invalid(row_errors(0, e.0).collect())
     }
 }
 
@@ -160,8 +168,10 @@ impl From<EnvelopeError> for Status {
                 Status::invalid_argument(e.to_string())
             }
             EnvelopeError::SignerMismatch { .. } => Status::permission_denied(e.to_string()),
+            // Both pass without the sender changing anything (the directory replicates the key,
+            // clocks are corrected), so the sender's outbox keeps retrying.
             EnvelopeError::UnknownKey(_) | EnvelopeError::Stale { .. } => {
-                Status::failed_precondition(e.to_string())
+                Status::unavailable(e.to_string())
             }
             EnvelopeError::BadSignature => Status::unauthenticated(e.to_string()),
             EnvelopeError::Replayed(_) => Status::already_exists(e.to_string()),
@@ -200,6 +210,7 @@ impl From<DirectoryError> for Status {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use prost::Message;
 
     #[test]
     fn storage_failures_say_retry_and_hide_the_engine() {
@@ -243,8 +254,31 @@ mod tests {
         }]));
         assert_eq!(status.code(), Code::InvalidArgument);
         assert_eq!(status.message(), "line 3: event.date: not a date");
-        let details = pb::RowErrors::decode(status.details()).unwrap();
-        assert_eq!(details.errors.len(), 1);
+        let errors = tracenet_proto::rpc::field_errors(status.details());
+        assert_eq!((errors.len(), errors[0].line), (1, 3));
+        // A standard google.rpc.Status, as any gRPC client library reads it.
+        let standard = tracenet_proto::google::rpc::Status::decode(status.details()).unwrap();
+        assert_eq!(standard.code, Code::InvalidArgument as i32);
+        let bad = standard
+            .details
+            .iter()
+            .find(|d| d.type_url == "type.googleapis.com/google.rpc.BadRequest")
+            .unwrap();
+        let bad = tracenet_proto::google::rpc::BadRequest::decode(bad.value.as_slice()).unwrap();
+        assert_eq!(bad.field_violations[0].field, "event.date");
+        // A peer's oversized field comes back the same way.
+        let limit = Status::from(
+            crate::limits::trace_request(&pb::TraceRequest {
+                reason: "x".repeat(3000),
+                ..Default::default()
+            })
+            .unwrap_err(),
+        );
+        assert_eq!(limit.code(), Code::InvalidArgument);
+        assert_eq!(
+            tracenet_proto::rpc::field_errors(limit.details())[0].field,
+            "reason"
+        );
     }
 
     #[test]

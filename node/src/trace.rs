@@ -95,6 +95,20 @@ pub fn due_at(created: i64, urgency: pb::Urgency, s: &TraceSettings) -> i64 {
     created + i64::from(days) * 86_400
 }
 
+/// A peer's trace request as this node keeps it: created when it arrived (`now`) and due by
+/// this node's own published response times (`s`), never by the requester's clock or its say;
+/// an urgency this node does not know counts as routine.
+pub fn as_received(mut req: pb::TraceRequest, now: i64, s: &TraceSettings) -> pb::TraceRequest {
+    let urgency = match pb::Urgency::try_from(req.urgency) {
+        Ok(pb::Urgency::Urgent) => pb::Urgency::Urgent,
+        _ => pb::Urgency::Routine,
+    };
+    req.urgency = urgency as i32;
+    req.created_at = now;
+    req.due_at = due_at(now, urgency, s);
+    req
+}
+
 /// Whether the status ends the workflow.
 pub fn is_final(status: pb::TraceStatus) -> bool {
     matches!(
@@ -223,6 +237,30 @@ pub fn is_overdue(rec: &pb::TraceRecord, now: i64) -> bool {
 mod tests {
     use super::*;
     use pb::TraceStatus as S;
+
+    #[test]
+    fn a_received_request_is_dated_and_due_by_the_receiver() {
+        let s = TraceSettings {
+            routine_days: 30,
+            urgent_days: 2,
+            ..TraceSettings::default()
+        };
+        let forged = pb::TraceRequest {
+            created_at: i64::MIN,
+            due_at: 1,
+            urgency: 99,
+            ..Default::default()
+        };
+        let kept = as_received(forged, 1000, &s);
+        assert_eq!((kept.created_at, kept.due_at), (1000, 1000 + 30 * 86_400));
+        assert_eq!(kept.urgency, pb::Urgency::Routine as i32);
+        let urgent = pb::TraceRequest {
+            urgency: pb::Urgency::Urgent as i32,
+            due_at: i64::MAX,
+            ..Default::default()
+        };
+        assert_eq!(as_received(urgent, 10, &s).due_at, 10 + 2 * 86_400);
+    }
 
     fn rec(status: S, due: i64) -> pb::TraceRecord {
         pb::TraceRecord {

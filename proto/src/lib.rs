@@ -10,7 +10,23 @@
 #![forbid(unsafe_code)]
 
 pub mod files;
+pub mod rpc;
 pub mod stored;
+
+/// The standard Google RPC error model (`google.rpc.Status`, `google.rpc.BadRequest`), as sent
+/// in the `grpc-status-details-bin` trailer; see [`rpc`].
+#[allow(
+    missing_docs,
+    missing_debug_implementations,
+    clippy::all,
+    clippy::pedantic
+)]
+pub mod google {
+    /// `google.rpc`.
+    pub mod rpc {
+        tonic::include_proto!("google.rpc");
+    }
+}
 
 /// Version 1 of the tracenet protocol.
 #[allow(

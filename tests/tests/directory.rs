@@ -1061,3 +1061,117 @@ async fn a_revoked_voter_leaves_the_voter_set() {
         .unwrap();
     t.shutdown().await.unwrap();
 }
+
+/// A retraction queued while its recipient is suspended waits in the outbox (never given up,
+/// the reason kept on the item) and reaches the recipient once it is reinstated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retraction_waits_out_a_suspension_and_is_delivered_after_reinstatement() {
+    let t = founded(1000).await;
+    let mut deu = t.admin(4).await.unwrap();
+    let rec = deu
+        .create_record(pb::CreateRecordRequest {
+            record: Some(sample(7)),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .record
+        .unwrap();
+    let serial = rec.firearms[0].serial_number.clone();
+    let answer = t
+        .admin(3)
+        .await
+        .unwrap()
+        .federated_lookup(lookup_of(&serial))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        answer
+            .answers
+            .iter()
+            .any(|a| a.node_id == "DEU-CUS" && a.hit),
+        "{answer:?}"
+    );
+    let fra_holds = || async {
+        t.admin(3)
+            .await
+            .ok()?
+            .list_received(pb::ListReceivedRequest::default())
+            .await
+            .ok()
+            .map(|r| {
+                r.into_inner().records.iter().any(|c| {
+                    c.reference
+                        .as_ref()
+                        .is_some_and(|r| r.owner_node == "DEU-CUS")
+                })
+            })
+    };
+    assert_eq!(fra_holds().await, Some(true));
+
+    let suspend = pb::StatusChange {
+        node_id: "FRA-POL".into(),
+        reason: "synthetic test suspension".into(),
+    };
+    t.fed
+        .propose_applied(0, Op::Suspend(suspend.clone()))
+        .await
+        .unwrap();
+    t.fed
+        .wait_for_directory(4, "the suspension", WAIT, |v| {
+            v.state
+                .as_ref()
+                .is_some_and(|s| s.members["FRA-POL"].status == pb::MemberStatus::Suspended as i32)
+        })
+        .await
+        .unwrap();
+    deu.retract_record(pb::RetractRecordRequest { id: rec.id.clone() })
+        .await
+        .unwrap();
+    // Several attempts fail while FRA-POL is suspended; the item stays pending with the reason.
+    let waiting = wait_for("retraction retried while suspended", || async {
+        let items = t
+            .admin(4)
+            .await
+            .ok()?
+            .list_outbox(pb::ListOutboxRequest::default())
+            .await
+            .ok()?
+            .into_inner()
+            .items;
+        items
+            .into_iter()
+            .find(|i| i.id.starts_with("retract:") && i.attempts >= 3)
+    })
+    .await
+    .unwrap();
+    assert!(!waiting.dead, "{waiting:?}");
+    assert!(waiting.last_error.contains("suspended"), "{waiting:?}");
+    assert_eq!(fra_holds().await, Some(true));
+
+    t.fed
+        .propose_applied(0, Op::Reinstate(suspend))
+        .await
+        .unwrap();
+    wait_for("the retraction delivered after reinstatement", || async {
+        (fra_holds().await == Some(false)).then_some(())
+    })
+    .await
+    .unwrap();
+    wait_for("DEU-CUS's outbox drained", || async {
+        let items = t
+            .admin(4)
+            .await
+            .ok()?
+            .list_outbox(pb::ListOutboxRequest::default())
+            .await
+            .ok()?
+            .into_inner()
+            .items;
+        items.is_empty().then_some(())
+    })
+    .await
+    .unwrap();
+    t.shutdown().await.unwrap();
+}

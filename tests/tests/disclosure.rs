@@ -456,6 +456,7 @@ async fn trace_to_fra(
         .unwrap()
         .list_trace_requests(pb::ListTraceRequestsRequest {
             direction: "incoming".into(),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -116,7 +116,7 @@ fn lookup(purpose: pb::Purpose, n: u64) -> pb::FederatedLookupRequest {
 
 async fn received(t: &TestFederation, i: usize) -> Vec<pb::ReceivedRecord> {
     let mut c = t.admin(i).await.unwrap();
-    c.list_received(pb::ListReceivedRequest {})
+    c.list_received(pb::ListReceivedRequest::default())
         .await
         .unwrap()
         .into_inner()

@@ -3,7 +3,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use prost::Message;
 use tracenet_node::country::CountryCode;
 use tracenet_node::sample;
 use tracenet_proto::v1 as pb;
@@ -123,12 +122,8 @@ async fn a_batch_with_bad_rows_reports_each_and_writes_nothing() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
-    let details = pb::RowErrors::decode(err.details()).unwrap();
-    let got: Vec<(u64, &str)> = details
-        .errors
-        .iter()
-        .map(|e| (e.line, e.field.as_str()))
-        .collect();
+    let errors = tracenet_proto::rpc::field_errors(err.details());
+    let got: Vec<(u64, &str)> = errors.iter().map(|e| (e.line, e.field.as_str())).collect();
     assert_eq!(
         got,
         vec![
@@ -236,9 +231,7 @@ async fn invalid_records_get_field_errors_and_foreign_events_are_refused() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
-    let fields: Vec<String> = pb::RowErrors::decode(err.details())
-        .unwrap()
-        .errors
+    let fields: Vec<String> = tracenet_proto::rpc::field_errors(err.details())
         .into_iter()
         .map(|e| e.field)
         .collect();

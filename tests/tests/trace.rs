@@ -95,6 +95,7 @@ async fn trace(fed: &TestFederation, node: usize, direction: &str) -> Vec<pb::Tr
     let mut c = fed.admin(node).await.unwrap();
     c.list_trace_requests(pb::ListTraceRequestsRequest {
         direction: direction.into(),
+        ..Default::default()
     })
     .await
     .unwrap()
@@ -127,17 +128,17 @@ async fn a_trace_request_to_a_stopped_node_is_delivered_when_it_returns_and_answ
     let item = wait_for("a failed attempt", || async {
         let mut c = fed.admin(FRA).await.ok()?;
         let items = c
-            .list_outbox(pb::ListOutboxRequest {})
+            .list_outbox(pb::ListOutboxRequest::default())
             .await
             .ok()?
             .into_inner()
             .items;
-        items.into_iter().find(|i| i.attempts >= 1)
+        items.into_iter().find(|i| !i.last_error.is_empty())
     })
     .await
     .unwrap();
     assert!(!item.dead, "a peer being down is retried, not given up");
-    assert!(!item.last_error.is_empty());
+    assert!(item.attempts >= 1 && !item.last_envelope_id.is_empty());
 
     // A restart of the sender loses nothing queued.
     fed.stop(FRA).await.unwrap();
@@ -347,7 +348,7 @@ async fn passed_on_copies_and_retractions_repeated_in_fresh_envelopes_are_applie
     assert_eq!(repeats, vec![false, true, true]);
     let mut deu = fed.admin(DEU).await.unwrap();
     let held = deu
-        .list_received(pb::ListReceivedRequest {})
+        .list_received(pb::ListReceivedRequest::default())
         .await
         .unwrap()
         .into_inner()
@@ -375,7 +376,7 @@ async fn passed_on_copies_and_retractions_repeated_in_fresh_envelopes_are_applie
     }
     assert_eq!(repeats, vec![false, true]);
     let held = deu
-        .list_received(pb::ListReceivedRequest {})
+        .list_received(pb::ListReceivedRequest::default())
         .await
         .unwrap()
         .into_inner()
@@ -514,7 +515,7 @@ async fn retraction_deletes_the_recipients_copy_and_stops_disclosure() {
             .any(|a| a.node_id == "FRA-POL" && a.hit)
     );
     let copies = deu
-        .list_received(pb::ListReceivedRequest {})
+        .list_received(pb::ListReceivedRequest::default())
         .await
         .unwrap()
         .into_inner()
@@ -538,7 +539,7 @@ async fn retraction_deletes_the_recipients_copy_and_stops_disclosure() {
     wait_for("DEU deletes its copy", || async {
         let mut c = fed.admin(DEU).await.ok()?;
         let left = c
-            .list_received(pb::ListReceivedRequest {})
+            .list_received(pb::ListReceivedRequest::default())
             .await
             .ok()?
             .into_inner()
@@ -609,7 +610,7 @@ fields = [
         .await
         .unwrap();
     let copy = deu
-        .list_received(pb::ListReceivedRequest {})
+        .list_received(pb::ListReceivedRequest::default())
         .await
         .unwrap()
         .into_inner()
@@ -639,7 +640,7 @@ fields = [
     let at_ita = wait_for("ITA receives the passed-on record", || async {
         let mut c = fed.admin(2).await.ok()?;
         let r = c
-            .list_received(pb::ListReceivedRequest {})
+            .list_received(pb::ListReceivedRequest::default())
             .await
             .ok()?
             .into_inner()

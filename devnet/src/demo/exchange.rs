@@ -127,6 +127,7 @@ async fn outgoing(fed: &DevFederation, node: usize) -> Option<Vec<pb::TraceRecor
     let r = c
         .list_trace_requests(pb::ListTraceRequestsRequest {
             direction: "outgoing".into(),
+            ..Default::default()
         })
         .await
         .ok()?;
@@ -469,19 +470,19 @@ pub async fn scenario(fed: &mut DevFederation, out: &mut String) -> Result<(), D
     let waiting = poll("a failed delivery attempt", || async {
         let mut c = fed.admin_client(FRA).await.ok()?;
         let items = c
-            .list_outbox(pb::ListOutboxRequest {})
+            .list_outbox(pb::ListOutboxRequest::default())
             .await
             .ok()?
             .into_inner()
             .items;
         items
             .into_iter()
-            .find(|i| i.id.ends_with(&id) && i.attempts >= 1)
+            .find(|i| i.id.ends_with(&id) && !i.last_error.is_empty())
     })
     .await?;
     let _ = writeln!(
         out,
-        "ITA-POL stopped; trace request FRA-POL -> ITA-POL waits in the outbox ({} failed attempt(s), retrying)",
+        "ITA-POL stopped; trace request FRA-POL -> ITA-POL waits in the outbox ({} attempt(s) so far, retrying)",
         waiting.attempts
     );
     fed.restart(ITA).await?;

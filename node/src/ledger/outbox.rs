@@ -68,11 +68,34 @@ impl Ledger {
         Ok(self.outbox_items()?.iter().filter(|i| !i.dead).count() as u64)
     }
 
+    /// Counts an attempt and records its envelope id durably, before the attempt is sent: an
+    /// envelope id is then never sent twice, whatever crash follows. Returns the item as stored,
+    /// which the attempt's outcome ([`Ledger::delivered`], [`Ledger::failed`]) continues from.
+    pub fn begin_attempt(
+        &self,
+        item: &pb::OutboxItem,
+        envelope_id: &str,
+    ) -> Result<pb::OutboxItem, LedgerError> {
+        let mut started = item.clone();
+        started.attempts = started.attempts.saturating_add(1);
+        started.last_envelope_id = envelope_id.to_owned();
+        self.storage.put_outbox(std::slice::from_ref(&started))?;
+        Ok(started)
+    }
+
     /// Removes a delivered item and applies what its acknowledgement means, atomically.
+    ///
+    /// An acknowledgement moves an outgoing trace to ACKNOWLEDGED and no further, whatever
+    /// status it reports: a final status (answered, restricted, declined) comes only with a
+    /// response, so a receiver cannot close the sender's trace by its word in an ack.
     pub fn delivered(&self, item_id: &str, effect: Delivered, now: i64) -> Result<(), LedgerError> {
         let Delivered::TraceRequest { request_id, status } = effect else {
             return self.storage.remove_outbox(item_id);
         };
+        if status != pb::TraceStatus::Acknowledged {
+            tracing::debug!(reported = ?status, "acknowledgement status taken as ACKNOWLEDGED");
+        }
+        let status = pb::TraceStatus::Acknowledged;
         self.update(OUTGOING, &request_id, |current| {
             let mut update = TraceUpdate {
                 outbox_remove: vec![item_id.to_owned()],
@@ -89,7 +112,8 @@ impl Ledger {
     }
 
     /// Schedules another attempt, or gives up on an item (`dead`), recording the error; a
-    /// trace request given up on shows the error on the trace.
+    /// trace request given up on shows the error on the trace. `item` is the item as
+    /// [`Ledger::begin_attempt`] stored it (the attempt is already counted).
     pub fn failed(
         &self,
         item: &pb::OutboxItem,
@@ -97,7 +121,6 @@ impl Ledger {
         next_attempt_at_ms: Option<i64>,
     ) -> Result<(), LedgerError> {
         let mut updated = item.clone();
-        updated.attempts += 1;
         updated.last_error = error.to_owned();
         match next_attempt_at_ms {
             Some(t) => updated.next_attempt_at_ms = t,
@@ -174,6 +197,56 @@ mod tests {
             (false, pb::TraceStatus::Answered)
         );
         assert!(l.receive_response(&resp, &node("DEU-CUS"), 41).unwrap().0);
+    }
+
+    #[test]
+    fn an_ack_never_closes_a_trace_and_attempts_are_counted_before_sending() {
+        let l = ledger();
+        let rec = pb::TraceRecord {
+            request: Some(request("t9")),
+            status: pb::TraceStatus::Sent as i32,
+            direction: OUTGOING.into(),
+            counterpart_node: "DEU-CUS".into(),
+            ..Default::default()
+        };
+        let it = item(
+            "treq:t9",
+            pb::outbox_item::Payload::TraceRequest(request("t9")),
+        );
+        l.create_outgoing(&rec, &it).unwrap();
+        let started = l.begin_attempt(&it, "treq:t9#n1").unwrap();
+        let stored = l.outbox_items().unwrap().remove(0);
+        assert_eq!(
+            (stored.attempts, stored.last_envelope_id.as_str()),
+            (1, "treq:t9#n1")
+        );
+        l.failed(&started, "Unavailable: down", Some(10)).unwrap();
+        let again = l
+            .begin_attempt(&l.outbox_items().unwrap()[0], "treq:t9#n2")
+            .unwrap();
+        assert_eq!(again.attempts, 2);
+        // The receiver claims DECLINED in its ack: the trace is only acknowledged.
+        l.delivered(
+            "treq:t9",
+            Delivered::TraceRequest {
+                request_id: "t9".into(),
+                status: pb::TraceStatus::Declined,
+            },
+            20,
+        )
+        .unwrap();
+        let got = l.get_trace(OUTGOING, "t9", 30).unwrap().unwrap();
+        assert_eq!(got.status, pb::TraceStatus::Acknowledged as i32);
+        // So a real answer still lands.
+        let resp = pb::TraceResponse {
+            request_id: "t9".into(),
+            outcome: pb::TraceStatus::Answered as i32,
+            ..Default::default()
+        };
+        assert_eq!(
+            l.receive_response(&resp, &node("DEU-CUS"), 40).unwrap(),
+            (false, pb::TraceStatus::Answered)
+        );
     }
 
     #[test]

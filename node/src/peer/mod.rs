@@ -144,6 +144,29 @@ impl PeerService {
         }
     }
 
+    /// Refuses (and audits the refusal of) what a peer sent beyond the bounds of
+    /// [`crate::limits`], before anything of it is stored.
+    async fn within_limits(
+        &self,
+        who: &NodeId,
+        envelope: &pb::SignedContext,
+        checked: Result<(), crate::limits::LimitError>,
+    ) -> Result<(), Status> {
+        let Err(e) = checked else { return Ok(()) };
+        let why = format!(
+            "out of bounds: {}",
+            e.0.iter()
+                .map(|f| f.field.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        tracing::warn!(peer = %who, refusal = %why, "peer request refused");
+        let mut refusal = rules::refusal_event(who, why);
+        refusal.envelope = Some(envelope.clone());
+        self.audit(vec![refusal]).await?;
+        Err(Status::from(e))
+    }
+
     /// A delivery acknowledgement signed for the envelope it answers.
     fn signed_ack(&self, request_id: &str, duplicate: bool, status: i32) -> pb::DeliveryAck {
         let mut ack = pb::DeliveryAck {
@@ -247,6 +270,12 @@ impl PeerExchange for PeerService {
         let who = caller_node(&request)?;
         let mut req = request.into_inner();
         let (rctx, envelope) = self.verify(&who, &mut req).await?;
+        self.within_limits(
+            &who,
+            &envelope,
+            crate::limits::lookup(&req.serial_number, &req.manufacturer),
+        )
+        .await?;
         let (w, c) = (who.clone(), rctx.clone());
         let mut hits = self
             .disclose(&who, envelope, move |node| {
@@ -325,7 +354,11 @@ impl PeerExchange for PeerService {
         let req = msg
             .request
             .ok_or_else(|| Status::invalid_argument("request is required"))?;
+        self.within_limits(&who, &envelope, crate::limits::trace_request(&req))
+            .await?;
         rules::check_trace_request(&who, self.ctx.country, &req)?;
+        let req =
+            crate::trace::as_received(req, self.ctx.clock.now_secs(), &self.ctx.trace_settings);
         let id = req.id.clone();
         let (w, r, c, peek_id) = (who.clone(), req.clone(), rctx.clone(), id.clone());
         let peek_who = who.clone();
@@ -376,6 +409,8 @@ impl PeerExchange for PeerService {
         let resp = msg
             .response
             .ok_or_else(|| Status::invalid_argument("response is required"))?;
+        self.within_limits(&who, &envelope, crate::limits::trace_response(&resp))
+            .await?;
         rules::check_trace_response(&who, &resp)?;
         let (c, r, peek_id) = (rctx.clone(), resp.clone(), resp.request_id.clone());
         let (duplicate, status) = self
@@ -412,6 +447,8 @@ impl PeerExchange for PeerService {
         let copy = msg
             .record
             .ok_or_else(|| Status::invalid_argument("record is required"))?;
+        self.within_limits(&who, &envelope, crate::limits::forwarded(&copy))
+            .await?;
         // Only the owner's signed statement counts, checked against the owner's directory key
         // and the owner's handling codes; a refusal is audited (a forgery is worth knowing of).
         let copy = match provenance::accept_forwarded(
@@ -474,6 +511,12 @@ impl PeerExchange for PeerService {
         let reference = msg
             .reference
             .ok_or_else(|| Status::invalid_argument("reference is required"))?;
+        self.within_limits(
+            &who,
+            &envelope,
+            crate::limits::record_ref("reference", &reference),
+        )
+        .await?;
         let owner = NodeId::parse(&reference.owner_node)
             .map_err(|e| Status::invalid_argument(format!("reference.owner_node: {e}")))?;
         let (c, peek_ref, caller) = (rctx.clone(), reference.clone(), who.clone());
