@@ -305,6 +305,19 @@ async fn query_filters_on_withheld_or_generalised_fields_select_nothing() {
         let got = ita.query(filter).await;
         assert!(got.is_empty(), "a {what} filter selected {got:?}");
     }
+    // DEU's tracing rule shares serials only: the transport mode ITA may filter on is hidden
+    // from DEU, and the same filter selects nothing for it.
+    let mut deu = Prober::new(&fed, DEU, pb::Purpose::Tracing).await;
+    let hidden_mode = deu
+        .query(pb::RecordFilter {
+            transport_mode: t.transport_mode,
+            ..Default::default()
+        })
+        .await;
+    assert!(
+        hidden_mode.is_empty(),
+        "a hidden mode selected {hidden_mode:?}"
+    );
     fed.shutdown().await.unwrap();
 }
 

@@ -1151,3 +1151,33 @@ async fn french_pages_translate_what_the_node_writes() {
     }
     t.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_hit_only_answer_shows_who_holds_the_record_and_whom_to_ask() {
+    // The demo policies: ITA-POL answers FRA's serial lookups "hit only".
+    let t = TestGateways::start(3).await.unwrap();
+    let ita = tracenet_node::country::CountryCode::parse("ITA").unwrap();
+    let serial = tracenet_node::sample::serial(ita, 2);
+    let fra = Console::logged_in(&t.fra.gw.url, "all").await.unwrap();
+    let (status, page) = fra
+        .post(
+            "/lookup",
+            &[
+                ("serial_number", serial.as_str()),
+                ("purpose", "tracing"),
+                ("legal_basis", "Synthetic basis"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let row = page
+        .split("<tr")
+        .find(|r| r.contains("data-node=\"ITA-POL\""))
+        .unwrap_or_else(|| panic!("no ITA-POL row: {page}"));
+    assert!(row.contains("Held by ITA-POL"), "{row}");
+    assert!(row.contains("focal.point@ita-pol.example"), "{row}");
+    // Nothing of the record: not even the serial that matched.
+    assert!(!row.contains(&serial), "{row}");
+    t.shutdown().await.unwrap();
+}

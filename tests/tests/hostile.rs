@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic::{Request, Response, Status};
-use tracenet_node::envelope::SigningKey;
+use tracenet_node::envelope::{SignedRequest, SigningKey};
 use tracenet_proto::v1 as pb;
 use tracenet_proto::v1::peer_exchange_server::{PeerExchange, PeerExchangeServer};
 use tracenet_tests::{NodeSpec, TestFederation};
@@ -277,15 +277,22 @@ async fn oversized_trace_requests_are_refused_at_the_edge_and_the_inbox_still_li
         .await
         .unwrap();
     let started = now_secs();
-    let submit = |id: String, req: pb::TraceRequest| pb::SubmitTraceRequestMessage {
-        context: Some(key.sign_context(&pb::RequestContext {
-            request_id: id,
-            requester_node: "DEU-CUS".into(),
-            purpose: pb::Purpose::Tracing as i32,
-            issued_at: now_secs(),
-            ..Default::default()
-        })),
-        request: Some(req),
+    let submit = |id: String, req: pb::TraceRequest| {
+        let mut m = pb::SubmitTraceRequestMessage {
+            context: None,
+            request: Some(req),
+        };
+        m.sign_with(
+            &key,
+            pb::RequestContext {
+                request_id: id,
+                requester_node: "DEU-CUS".into(),
+                purpose: pb::Purpose::Tracing as i32,
+                issued_at: now_secs(),
+                ..Default::default()
+            },
+        );
+        m
     };
     for i in 0..2 {
         let err = deu
