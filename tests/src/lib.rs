@@ -15,12 +15,17 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tempfile::TempDir;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{
+    Certificate, Channel, ClientTlsConfig, Endpoint, Identity, Server, ServerTlsConfig,
+};
 pub use tracenet_devnet::NodeSpec;
 use tracenet_devnet::{DevFederation, DevNode};
 use tracenet_node::envelope::SigningKey;
 use tracenet_proto::v1::node_api_client::NodeApiClient;
 use tracenet_proto::v1::peer_exchange_client::PeerExchangeClient;
+use tracenet_proto::v1::peer_exchange_server::{PeerExchange, PeerExchangeServer};
 
 /// Node ids used by the harness, in order (synthetic agencies).
 pub const NODE_IDS: &[&str] = &[
@@ -207,6 +212,44 @@ impl TestFederation {
     /// Stops every node.
     pub async fn shutdown(self) -> Result<(), Error> {
         Ok(self.fed.shutdown().await?)
+    }
+
+    /// Stops node `i` and serves `svc` in its place: on its peer address, with its node
+    /// certificate, requiring federation client certificates. The impostor (a hostile member
+    /// holding that node's certificate and key) runs until the returned token is cancelled.
+    pub async fn impersonate<S>(
+        &mut self,
+        i: usize,
+        svc: PeerExchangeServer<S>,
+    ) -> Result<CancellationToken, Error>
+    where
+        S: PeerExchange,
+    {
+        self.fed.stop(i).await?;
+        let node = self.node(i);
+        let (addr, dir) = (node.peer_addr, node.cert_dir.clone());
+        let tls = ServerTlsConfig::new()
+            .identity(Identity::from_pem(
+                std::fs::read(dir.join("node.pem"))?,
+                std::fs::read(dir.join("node.key"))?,
+            ))
+            .client_ca_root(Certificate::from_pem(std::fs::read(
+                self.cert_dir().join("ca.pem"),
+            )?));
+        // A server stopped just before lets go of the port once its shutdown completes.
+        let listener = wait_for("the peer port free", || async {
+            tokio::net::TcpListener::bind(addr).await.ok()
+        })
+        .await?;
+        let server = Server::builder().tls_config(tls)?.add_service(svc);
+        let stop = CancellationToken::new();
+        let until = stop.clone();
+        tokio::spawn(async move {
+            let _ = server
+                .serve_with_incoming_shutdown(TcpIncoming::from(listener), until.cancelled_owned())
+                .await;
+        });
+        Ok(stop)
     }
 }
 

@@ -10,9 +10,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use prost::Message;
-use tokio_util::sync::CancellationToken;
-use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic::{Request, Response, Status};
 use tracenet_node::envelope::{SignedRequest, SigningKey};
 use tracenet_proto::v1 as pb;
@@ -112,37 +109,6 @@ impl PeerExchange for Flooder {
     }
 }
 
-/// Serves `svc` on node `i`'s peer address (the node stopped) with its node certificate,
-/// requiring federation client certificates, until the returned token is cancelled.
-async fn serve_as(t: &TestFederation, i: usize, svc: Flooder) -> CancellationToken {
-    let node = t.node(i);
-    let (addr, dir) = (node.peer_addr, node.cert_dir.clone());
-    let read = |p: std::path::PathBuf| std::fs::read(p).unwrap();
-    let tls = ServerTlsConfig::new()
-        .identity(Identity::from_pem(
-            read(dir.join("node.pem")),
-            read(dir.join("node.key")),
-        ))
-        .client_ca_root(Certificate::from_pem(read(t.cert_dir().join("ca.pem"))));
-    // A server stopped just before lets go of the port once its shutdown completes.
-    let listener = tracenet_tests::wait_for("the peer port free", || async {
-        tokio::net::TcpListener::bind(addr).await.ok()
-    })
-    .await
-    .unwrap();
-    let stop = CancellationToken::new();
-    let until = stop.clone();
-    tokio::spawn(async move {
-        let _ = Server::builder()
-            .tls_config(tls)
-            .unwrap()
-            .add_service(PeerExchangeServer::new(svc))
-            .serve_with_incoming_shutdown(TcpIncoming::from(listener), until.cancelled_owned())
-            .await;
-    });
-    stop
-}
-
 fn query(limit_per_peer: u32) -> pb::FederatedQueryRequest {
     pb::FederatedQueryRequest {
         inquiry: Some(pb::Inquiry {
@@ -185,17 +151,17 @@ async fn a_peer_streaming_past_the_cap_is_a_named_failure_and_nothing_of_it_is_k
         Arc::new(AtomicUsize::new(10)),
         Arc::new(AtomicUsize::new(0)),
     );
-    t.stop(DEU).await.unwrap();
-    let stop = serve_as(
-        &t,
-        DEU,
-        Flooder {
-            key,
-            notes_len: notes_len.clone(),
-            produced: produced.clone(),
-        },
-    )
-    .await;
+    let stop = t
+        .impersonate(
+            DEU,
+            PeerExchangeServer::new(Flooder {
+                key,
+                notes_len: notes_len.clone(),
+                produced: produced.clone(),
+            }),
+        )
+        .await
+        .unwrap();
 
     // Past the record cap: 10 asked, 100 000 offered.
     let out = t

@@ -10,16 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prost::Message;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use tracenet_node::clock::OffsetClock;
-use tracenet_node::config::TlsFiles;
 use tracenet_node::country::CountryCode;
 use tracenet_node::envelope::{SignedRequest, SigningKey};
 use tracenet_node::sample;
-use tracenet_node::tls::TlsMaterial;
-use tracenet_node::transport;
 use tracenet_proto::v1 as pb;
 use tracenet_proto::v1::peer_exchange_server::{PeerExchange, PeerExchangeServer};
 use tracenet_tests::{ClientCert, NodeSpec, TestFederation, wait_for};
@@ -359,31 +354,14 @@ async fn a_fanout_answer_naming_another_owner_is_not_stored() {
     let reference = genuine[0].reference.clone().unwrap();
 
     // ITA is replaced by a hostile server on its address, with its certificate and key.
-    t.fed.stop(ITA).await.unwrap();
-    let ita = t.node(ITA);
-    let tls = TlsMaterial::load(&TlsFiles {
-        ca: t.cert_dir().join("ca.pem"),
-        cert: ita.cert_dir.join("node.pem"),
-        key: ita.cert_dir.join("node.key"),
-    })
-    .unwrap();
-    let listener = TcpListener::bind(ita.peer_addr).await.unwrap();
-    let stop = CancellationToken::new();
     let hostile = HostilePeer {
         key: t.signing_key(ITA).unwrap(),
         fake: reference.clone(),
     };
-    let incoming = transport::incoming(
-        listener,
-        tls.server_config().unwrap(),
-        stop.clone(),
-        "hostile",
-    );
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(PeerExchangeServer::new(hostile))
-            .serve_with_incoming_shutdown(incoming, stop.clone().cancelled_owned()),
-    );
+    let stop = t
+        .impersonate(ITA, PeerExchangeServer::new(hostile))
+        .await
+        .unwrap();
 
     // Until DEU's channel to ITA's address has reconnected, ITA may be reported unavailable.
     let answer = wait_for("the hostile answer is refused", || async {
@@ -416,7 +394,6 @@ async fn a_fanout_answer_naming_another_owner_is_not_stored() {
         held[0]
     );
     stop.cancel();
-    server.await.unwrap().unwrap();
     t.shutdown().await.unwrap();
 }
 
