@@ -4,6 +4,12 @@
 //! certificates, and on the exchange non-members), and puts the admitted [`Caller`] into the
 //! request for handlers. The roster check runs per request, so a revocation applied locally
 //! also stops connections opened before it. Deny by default.
+//!
+//! The same roster check runs once more inside the TLS handshake ([`HandshakeGate`], consulted by
+//! the listener's client-certificate verifier), so a revoked or suspended certificate, another
+//! certificate for a listed member, or an unlisted gateway or admin certificate never completes
+//! a handshake. Callers the listener does not admit at all are left to the per-request check,
+//! which answers with a status saying why.
 
 use tonic::{Request, Status};
 
@@ -139,18 +145,50 @@ fn check_roster(
         why: why.as_str(),
     };
     // Gateways and admin tools call only their own node (the admission rule), which the roster
-    // does not list as a peer; only a revoked certificate stops them, so the operators of a
-    // suspended or revoked node can still see what happened to it.
-    if !matches!(caller.0, PeerIdentity::Node(_)) {
-        return match fingerprint {
-            Some(f) if view.revoked_fingerprints.contains(f) => Err(barred(Barred::Revoked)),
-            _ => Ok(()),
-        };
+    // does not list as a peer: they must present a certificate this node lists for them, not
+    // revoked. Their node's own suspension does not stop them, so the operators of a suspended
+    // or revoked node can still see what happened to it.
+    match caller.0 {
+        PeerIdentity::Gateway(_) => return view.check_local(true, fingerprint).map_err(barred),
+        PeerIdentity::Admin(_) => return view.check_local(false, fingerprint).map_err(barred),
+        PeerIdentity::Node(_) => {}
     }
     match view.check_caller(caller.0.node(), fingerprint) {
         Ok(()) => Ok(()),
         Err(Barred::NotMember) if !require_member => Ok(()),
         Err(why) => Err(barred(why)),
+    }
+}
+
+/// The roster check of one listener at the TLS handshake: what [`Admission::gated`] would refuse,
+/// except a node the directory does not list (Raft voters talk before they are listed; the
+/// exchange refuses them per request).
+#[derive(Debug)]
+pub struct HandshakeGate {
+    admission: Admission,
+    roster: Arc<Roster>,
+}
+
+impl HandshakeGate {
+    /// The gate of the listener with `admission`.
+    pub fn new(admission: Admission, roster: Arc<Roster>) -> HandshakeGate {
+        HandshakeGate { admission, roster }
+    }
+}
+
+impl crate::tls::ClientCertGate for HandshakeGate {
+    fn check(&self, leaf: &[u8]) -> Result<(), String> {
+        // Without a tracenet identity, or on the wrong listener, the request is refused with a
+        // status that says why; only roster refusals are moved into the handshake.
+        let Ok(identity) = crate::tls::identity_of_cert(leaf) else {
+            return Ok(());
+        };
+        if self.admission.decide(&identity).is_err() {
+            return Ok(());
+        }
+        let fingerprint = crate::tls::cert_fingerprint(leaf);
+        check_roster(&self.roster, &Caller(identity), Some(&fingerprint), false)
+            .map_err(|r| r.to_string())
     }
 }
 
