@@ -1271,7 +1271,7 @@ pub(crate) mod tests {
         }
 
         fn step() -> impl Strategy<Value = Step> {
-            (0..4usize, 0..4usize, 0..9u8, 0..4usize, 0..4u64).prop_map(
+            (0..4usize, 0..4usize, 0..11u8, 0..4usize, 0..4u64).prop_map(
                 |(signer, writer, kind, target, n)| Step {
                     signer,
                     writer,
@@ -1319,6 +1319,14 @@ pub(crate) mod tests {
                     node_id: target.into(),
                     role: (s.n % 4) as i32,
                 }),
+                9 => Op::PublishLocalCertificates(pb::LocalCertificates {
+                    gateway_fingerprints: vec![format!("{:064x}", s.n)],
+                    admin_fingerprints: vec![format!("{:064X}", s.n + 1)],
+                }),
+                10 => Op::RevokeCertificate(pb::CertificateRevocation {
+                    cert_fingerprint: format!("{:064x}", s.n),
+                    reason: "synthetic".into(),
+                }),
                 _ => Op::Admit(member(target, pb::MemberRole::National)),
             }
         }
@@ -1331,6 +1339,8 @@ pub(crate) mod tests {
                 trace: p.trace,
                 policies: p.policies,
                 marking_practices: p.marking_practices,
+                local_certificates: p.local_certificates,
+                certificate_revocations: p.certificate_revocations,
                 ..Default::default()
             }
         }
