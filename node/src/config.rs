@@ -246,7 +246,8 @@ impl DirectoryConfig {
 }
 
 /// `[local_certificates]`: the certificates of this node's own gateways and admin tools, by
-/// SHA-256 fingerprint of the certificate (DER) in hex (`tracenet-certs fingerprint <pem>`).
+/// SHA-256 fingerprint of the certificate (DER) in hex
+/// (`openssl x509 -in cert.pem -outform der | sha256sum`).
 /// A certificate the federation CA issued for this node's gateway or admin identity is accepted
 /// on the local API only if its fingerprint is listed here or in this node's
 /// `PublishLocalCertificates` entry of the directory, and is not revoked. Deny by default.
