@@ -228,6 +228,54 @@ mod tests {
     }
 
     #[test]
+    fn the_handshake_gate_refuses_unlisted_local_certificates_and_leaves_the_rest_to_requests() {
+        use crate::tls::{ClientCertGate, cert_fingerprint};
+        use rustls_pki_types::CertificateDer;
+        use rustls_pki_types::pem::PemObject;
+        use tracenet_certs::{Ca, Validity};
+        let ca = Ca::generate("test CA").unwrap();
+        let der = |p: &PeerIdentity| {
+            let c = ca.issue(p, Validity::Current).unwrap();
+            CertificateDer::from_pem_slice(c.cert_pem.as_bytes())
+                .unwrap()
+                .to_vec()
+        };
+        let listed = der(&PeerIdentity::Gateway(id("FRA-POL")));
+        let minted = der(&PeerIdentity::Gateway(id("FRA-POL")));
+        let config: crate::config::NodeConfig = toml::from_str(&format!(
+            "node_id = \"FRA-POL\"\ncountry = \"FRA\"\ndata_dir = \"d\"\n\
+             [tls]\nca = \"a\"\ncert = \"b\"\nkey = \"c\"\n\
+             [local_certificates]\ngateway_fingerprints = [\"{}\"]\n",
+            cert_fingerprint(&listed)
+        ))
+        .unwrap();
+        let fra = crate::country::CountryCode::parse("FRA").unwrap();
+        let roster = Arc::new(Roster::from_config(
+            &config,
+            crate::policy::Policy::deny_all(fra),
+        ));
+        let local = HandshakeGate::new(Admission::LocalApi(id("FRA-POL")), roster.clone());
+        assert!(local.check(&listed).is_ok());
+        let why = local.check(&minted).unwrap_err();
+        assert!(why.contains("lists for its gateway"), "{why}");
+        assert!(
+            local
+                .check(&der(&PeerIdentity::Admin(id("FRA-POL"))))
+                .is_err(),
+            "no admin certificate listed: deny by default"
+        );
+        // Not this listener's callers at all: refused per request, with a status.
+        assert!(
+            local
+                .check(&der(&PeerIdentity::Gateway(id("DEU-CUS"))))
+                .is_ok()
+        );
+        assert!(local.check(b"not a certificate").is_ok());
+        let peer = HandshakeGate::new(Admission::PeerApi, roster);
+        assert!(peer.check(&der(&PeerIdentity::Node(id("DEU-CUS")))).is_ok());
+    }
+
+    #[test]
     fn missing_identity_is_unauthenticated() {
         let a = Admission::PeerApi;
         let info = ConnInfo {
