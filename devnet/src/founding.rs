@@ -221,6 +221,18 @@ impl DevFederation {
                 }),
             )
             .await?;
+            // The gateway and admin certificates its configuration lists, in the directory too.
+            let local = &c.local_certificates;
+            if !local.is_empty() {
+                self.propose_applied(
+                    i,
+                    Op::PublishLocalCertificates(pb::LocalCertificates {
+                        gateway_fingerprints: local.gateway_fingerprints.clone(),
+                        admin_fingerprints: local.admin_fingerprints.clone(),
+                    }),
+                )
+                .await?;
+            }
             if let Some(text) = &self.specs[i].policy {
                 let p = Policy::from_toml(text)
                     .map_err(|e| DevnetError::Usage(format!("policy of {}: {e}", c.node_id)))?;

@@ -29,8 +29,8 @@ pub use gateway::DevGateway;
 use tracenet_node::client::{ClientError, connect_local};
 use tracenet_node::clock::Clock;
 use tracenet_node::config::{
-    ClientCertFiles, DirectoryConfig, ListenerConfig, NodeConfig, OutboxConfig, PeerConfig, Role,
-    SecretariatPin, TlsFiles, VoterConfig,
+    ClientCertFiles, DirectoryConfig, ListenerConfig, LocalCertificatesConfig, NodeConfig,
+    OutboxConfig, PeerConfig, Role, SecretariatPin, TlsFiles, VoterConfig,
 };
 use tracenet_node::ids::NodeId;
 use tracenet_node::server::{Listeners, Node, NodeError};
@@ -116,6 +116,20 @@ impl DevNode {
                 "\n[admin]\ncert = {}\nkey = {}\n",
                 q(&a.cert),
                 q(&a.key)
+            ));
+        }
+        let l = &c.local_certificates;
+        if !l.is_empty() {
+            let list = |v: &[String]| {
+                v.iter()
+                    .map(|f| toml_string(f))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            text.push_str(&format!(
+                "\n[local_certificates]\ngateway_fingerprints = [{}]\nadmin_fingerprints = [{}]\n",
+                list(&l.gateway_fingerprints),
+                list(&l.admin_fingerprints)
             ));
         }
         if let Some(d) = &c.directory {
@@ -381,6 +395,15 @@ impl DevFederation {
                     cert: cert_dir.join("admin.pem"),
                     key: cert_dir.join("admin.key"),
                 }),
+                // The dev gateway and admin certificates, the only ones its local API accepts.
+                local_certificates: LocalCertificatesConfig {
+                    gateway_fingerprints: vec![tracenet_node::tls::fingerprint_of_pem_file(
+                        &cert_dir.join("gateway.pem"),
+                    )?],
+                    admin_fingerprints: vec![tracenet_node::tls::fingerprint_of_pem_file(
+                        &cert_dir.join("admin.pem"),
+                    )?],
+                },
                 peers,
                 shutdown_grace_secs: 5,
                 store_cache_mib: 16,

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 use tracenet_node::country::CountryCode;
 use tracenet_node::sample;
-use tracenet_node::tls::install_crypto_provider;
+use tracenet_node::tls::{fingerprint_of_pem_file, install_crypto_provider};
 use tracenet_proto::v1 as pb;
 use tracenet_proto::v1::node_api_client::NodeApiClient;
 
@@ -224,7 +224,10 @@ fn setup() -> Federation {
              [peer_api]\nlisten = \"127.0.0.1:{peer}\"\n[local_api]\nlisten = \"127.0.0.1:{local}\"\n\
              [tls]\nca = \"certs/ca.pem\"\ncert = \"certs/{id}/node.pem\"\nkey = \"certs/{id}/node.key\"\n\
              [admin]\ncert = \"certs/{id}/admin.pem\"\nkey = \"certs/{id}/admin.key\"\n\
-             [outbox]\nretry_base_ms = 50\nretry_max_ms = 400\n",
+             [outbox]\nretry_base_ms = 50\nretry_max_ms = 400\n\
+             [local_certificates]\nadmin_fingerprints = [\"{admin}\"]\n",
+            admin =
+                fingerprint_of_pem_file(&root.join("certs").join(id).join("admin.pem")).unwrap(),
             country = &id[..3],
             peer = ports[i].0,
             local = ports[i].1,

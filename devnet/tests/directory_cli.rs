@@ -116,6 +116,27 @@ async fn operators_found_and_use_the_directory_from_the_command_line() {
     .await;
     assert!(o.ok, "{}", o.stderr);
 
+    // FRA-POL lists the gateway and admin certificates of its configuration in the directory;
+    // it may revoke only those, the secretariat any certificate.
+    let o = cli(args(&["directory", "publish-local-certs"], fra, &[])).await;
+    assert!(o.ok, "{}", o.stderr);
+    let other = "ab".repeat(32);
+    let o = cli(args(&["directory", "revoke-cert"], fra, &[&other])).await;
+    assert!(
+        !o.ok && o.stderr.contains("may revoke only"),
+        "{}",
+        o.stderr
+    );
+    let o = cli(args(
+        &["directory", "revoke-cert"],
+        sec,
+        &[&other, "--reason", "synthetic"],
+    ))
+    .await;
+    assert!(o.ok, "{}", o.stderr);
+    let o = cli(args(&["directory", "show"], sec, &["--linearizable"])).await;
+    assert!(o.stdout.contains("revocations: 1"), "{}", o.stdout);
+
     let bad = dir.path().join("bad-policy.toml");
     std::fs::write(&bad, "owner_country = \"FRA\"\nversion = 0\n").unwrap();
     let o = cli(args(

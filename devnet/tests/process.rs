@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tracenet_node::country::CountryCode;
 use tracenet_node::sample;
-use tracenet_node::tls::install_crypto_provider;
+use tracenet_node::tls::{fingerprint_of_pem_file, install_crypto_provider};
 use tracenet_proto::v1 as pb;
 use tracenet_proto::v1::node_api_client::NodeApiClient;
 
@@ -37,8 +37,10 @@ fn setup() -> Setup {
             "node_id = \"FRA-POL\"\ncountry = \"FRA\"\ndata_dir = \"data\"\nshutdown_grace_secs = 5\n\
              [peer_api]\nlisten = \"127.0.0.1:{}\"\n[local_api]\nlisten = \"{local}\"\n\
              [tls]\nca = \"certs/ca.pem\"\ncert = \"certs/FRA-POL/node.pem\"\nkey = \"certs/FRA-POL/node.key\"\n\
-             [admin]\ncert = \"certs/FRA-POL/admin.pem\"\nkey = \"certs/FRA-POL/admin.key\"\n",
-            free_port()
+             [admin]\ncert = \"certs/FRA-POL/admin.pem\"\nkey = \"certs/FRA-POL/admin.key\"\n\
+             [local_certificates]\nadmin_fingerprints = [\"{admin}\"]\n",
+            free_port(),
+            admin = fingerprint_of_pem_file(&root.join("certs/FRA-POL/admin.pem")).unwrap(),
         ),
     )
     .unwrap();

@@ -4,6 +4,12 @@
 //! certificates, and on the exchange non-members), and puts the admitted [`Caller`] into the
 //! request for handlers. The roster check runs per request, so a revocation applied locally
 //! also stops connections opened before it. Deny by default.
+//!
+//! The same roster check runs once more inside the TLS handshake ([`HandshakeGate`], consulted by
+//! the listener's client-certificate verifier), so a revoked or suspended certificate, another
+//! certificate for a listed member, or an unlisted gateway or admin certificate never completes
+//! a handshake. Callers the listener does not admit at all are left to the per-request check,
+//! which answers with a status saying why.
 
 use tonic::{Request, Status};
 
@@ -139,18 +145,50 @@ fn check_roster(
         why: why.as_str(),
     };
     // Gateways and admin tools call only their own node (the admission rule), which the roster
-    // does not list as a peer; only a revoked certificate stops them, so the operators of a
-    // suspended or revoked node can still see what happened to it.
-    if !matches!(caller.0, PeerIdentity::Node(_)) {
-        return match fingerprint {
-            Some(f) if view.revoked_fingerprints.contains(f) => Err(barred(Barred::Revoked)),
-            _ => Ok(()),
-        };
+    // does not list as a peer: they must present a certificate this node lists for them, not
+    // revoked. Their node's own suspension does not stop them, so the operators of a suspended
+    // or revoked node can still see what happened to it.
+    match caller.0 {
+        PeerIdentity::Gateway(_) => return view.check_local(true, fingerprint).map_err(barred),
+        PeerIdentity::Admin(_) => return view.check_local(false, fingerprint).map_err(barred),
+        PeerIdentity::Node(_) => {}
     }
     match view.check_caller(caller.0.node(), fingerprint) {
         Ok(()) => Ok(()),
         Err(Barred::NotMember) if !require_member => Ok(()),
         Err(why) => Err(barred(why)),
+    }
+}
+
+/// The roster check of one listener at the TLS handshake: what [`Admission::gated`] would refuse,
+/// except a node the directory does not list (Raft voters talk before they are listed; the
+/// exchange refuses them per request).
+#[derive(Debug)]
+pub struct HandshakeGate {
+    admission: Admission,
+    roster: Arc<Roster>,
+}
+
+impl HandshakeGate {
+    /// The gate of the listener with `admission`.
+    pub fn new(admission: Admission, roster: Arc<Roster>) -> HandshakeGate {
+        HandshakeGate { admission, roster }
+    }
+}
+
+impl crate::tls::ClientCertGate for HandshakeGate {
+    fn check(&self, leaf: &[u8]) -> Result<(), String> {
+        // Without a tracenet identity, or on the wrong listener, the request is refused with a
+        // status that says why; only roster refusals are moved into the handshake.
+        let Ok(identity) = crate::tls::identity_of_cert(leaf) else {
+            return Ok(());
+        };
+        if self.admission.decide(&identity).is_err() {
+            return Ok(());
+        }
+        let fingerprint = crate::tls::cert_fingerprint(leaf);
+        check_roster(&self.roster, &Caller(identity), Some(&fingerprint), false)
+            .map_err(|r| r.to_string())
     }
 }
 
@@ -187,6 +225,54 @@ mod tests {
         assert!(a.decide(&PeerIdentity::Node(id("FRA-POL"))).is_err());
         assert!(a.decide(&PeerIdentity::Gateway(id("DEU-CUS"))).is_err());
         assert!(a.decide(&PeerIdentity::Admin(id("DEU-CUS"))).is_err());
+    }
+
+    #[test]
+    fn the_handshake_gate_refuses_unlisted_local_certificates_and_leaves_the_rest_to_requests() {
+        use crate::tls::{ClientCertGate, cert_fingerprint};
+        use rustls_pki_types::CertificateDer;
+        use rustls_pki_types::pem::PemObject;
+        use tracenet_certs::{Ca, Validity};
+        let ca = Ca::generate("test CA").unwrap();
+        let der = |p: &PeerIdentity| {
+            let c = ca.issue(p, Validity::Current).unwrap();
+            CertificateDer::from_pem_slice(c.cert_pem.as_bytes())
+                .unwrap()
+                .to_vec()
+        };
+        let listed = der(&PeerIdentity::Gateway(id("FRA-POL")));
+        let minted = der(&PeerIdentity::Gateway(id("FRA-POL")));
+        let config: crate::config::NodeConfig = toml::from_str(&format!(
+            "node_id = \"FRA-POL\"\ncountry = \"FRA\"\ndata_dir = \"d\"\n\
+             [tls]\nca = \"a\"\ncert = \"b\"\nkey = \"c\"\n\
+             [local_certificates]\ngateway_fingerprints = [\"{}\"]\n",
+            cert_fingerprint(&listed)
+        ))
+        .unwrap();
+        let fra = crate::country::CountryCode::parse("FRA").unwrap();
+        let roster = Arc::new(Roster::from_config(
+            &config,
+            crate::policy::Policy::deny_all(fra),
+        ));
+        let local = HandshakeGate::new(Admission::LocalApi(id("FRA-POL")), roster.clone());
+        assert!(local.check(&listed).is_ok());
+        let why = local.check(&minted).unwrap_err();
+        assert!(why.contains("lists for its gateway"), "{why}");
+        assert!(
+            local
+                .check(&der(&PeerIdentity::Admin(id("FRA-POL"))))
+                .is_err(),
+            "no admin certificate listed: deny by default"
+        );
+        // Not this listener's callers at all: refused per request, with a status.
+        assert!(
+            local
+                .check(&der(&PeerIdentity::Gateway(id("DEU-CUS"))))
+                .is_ok()
+        );
+        assert!(local.check(b"not a certificate").is_ok());
+        let peer = HandshakeGate::new(Admission::PeerApi, roster);
+        assert!(peer.check(&der(&PeerIdentity::Node(id("DEU-CUS")))).is_ok());
     }
 
     #[test]

@@ -83,6 +83,11 @@ pub struct NodeConfig {
     /// The administrator certificate the CLI uses to call this node's local API (optional).
     #[serde(default)]
     pub admin: Option<ClientCertFiles>,
+    /// The gateway and admin certificates this node's local API accepts, by fingerprint
+    /// (default: none). Together with those the node publishes in the directory, these are the
+    /// only ones accepted; with neither, every local API call is refused.
+    #[serde(default)]
+    pub local_certificates: LocalCertificatesConfig,
     /// Peers known before the directory exists: id and peer API address.
     #[serde(default)]
     pub peers: Vec<PeerConfig>,
@@ -237,6 +242,30 @@ impl DirectoryConfig {
             return bad("snapshot_every and write_timeout_ms must be positive".into());
         }
         Ok(())
+    }
+}
+
+/// `[local_certificates]`: the certificates of this node's own gateways and admin tools, by
+/// SHA-256 fingerprint of the certificate (DER) in hex
+/// (`openssl x509 -in cert.pem -outform der | sha256sum`).
+/// A certificate the federation CA issued for this node's gateway or admin identity is accepted
+/// on the local API only if its fingerprint is listed here or in this node's
+/// `PublishLocalCertificates` entry of the directory, and is not revoked. Deny by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalCertificatesConfig {
+    /// Fingerprints of this node's gateway certificates (default: none).
+    #[serde(default)]
+    pub gateway_fingerprints: Vec<String>,
+    /// Fingerprints of this node's admin (CLI) certificates (default: none).
+    #[serde(default)]
+    pub admin_fingerprints: Vec<String>,
+}
+
+impl LocalCertificatesConfig {
+    /// Whether no certificate is listed at all.
+    pub fn is_empty(&self) -> bool {
+        self.gateway_fingerprints.is_empty() && self.admin_fingerprints.is_empty()
     }
 }
 
@@ -475,6 +504,14 @@ impl NodeConfig {
         if let Some(d) = &self.directory {
             d.check(&self.node_id)?;
         }
+        let l = &self.local_certificates;
+        for f in l.gateway_fingerprints.iter().chain(&l.admin_fingerprints) {
+            if f.len() != 64 || !f.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(ConfigError::Invalid(format!(
+                    "local_certificates: {f:?} is not a SHA-256 fingerprint (64 hexadecimal digits)"
+                )));
+            }
+        }
         for p in &self.peers {
             if let Some(k) = &p.signing_public_key
                 && crate::envelope::parse_public_key(k).is_none()
@@ -545,6 +582,19 @@ key = "certs/FRA-POL/node.key"
         assert_eq!(d.voters.len(), 3);
         assert!(!d.initialise);
         assert_eq!(d.heartbeat_ms, 200);
+        assert_eq!(cfg.local_certificates.gateway_fingerprints.len(), 1);
+        assert_eq!(cfg.local_certificates.admin_fingerprints.len(), 1);
+    }
+
+    #[test]
+    fn local_certificates_default_to_none_and_must_be_fingerprints() {
+        let (_dir, path) = write(MINIMAL);
+        let cfg = NodeConfig::load(&path).unwrap();
+        assert!(cfg.local_certificates.is_empty(), "deny by default");
+        let bad = format!("{MINIMAL}\n[local_certificates]\ngateway_fingerprints = [\"abc\"]\n");
+        let (_dir, path) = write(&bad);
+        let err = NodeConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("local_certificates"), "{err}");
     }
 
     #[test]

@@ -108,6 +108,8 @@ pub fn roster(peers: &[&str]) -> RosterView {
         barred: HashMap::new(),
         revoked_fingerprints: HashSet::new(),
         fingerprints: HashMap::new(),
+        local_gateway: HashSet::new(),
+        local_admin: HashSet::new(),
         agency_kinds: HashMap::new(),
         policy_problem: None,
         from_directory: false,

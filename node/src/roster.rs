@@ -11,6 +11,11 @@
 //! it discloses nothing ([`RosterView::policy_problem`] says why) rather than fall back to the
 //! configuration file.
 //!
+//! The gateway and admin certificates this node's local API accepts are listed by fingerprint,
+//! in the configuration (`[local_certificates]`, for bootstrap) and in this node's own
+//! `LocalCertificates` entry of the directory; the view holds their union. A revoked
+//! fingerprint is refused even when listed. With none listed, the local API admits nobody.
+//!
 //! Handlers read an immutable [`RosterView`] (one `Arc` clone, no lock held across awaits); the
 //! directory swaps in a new view after every applied change.
 
@@ -19,7 +24,7 @@ use std::sync::{Arc, RwLock};
 
 use tracenet_proto::v1 as pb;
 
-use crate::config::NodeConfig;
+use crate::config::{LocalCertificatesConfig, NodeConfig};
 use crate::envelope::{PeerKeys, parse_public_key};
 use crate::ids::NodeId;
 use crate::policy::Policy;
@@ -47,6 +52,8 @@ pub enum Barred {
     NotMember,
     /// A member calling with a certificate other than the one the directory lists for it.
     WrongCertificate,
+    /// A gateway or admin certificate this node does not list for its local API.
+    UnlistedLocal,
 }
 
 impl Barred {
@@ -57,6 +64,10 @@ impl Barred {
             Barred::Revoked => "revoked",
             Barred::NotMember => "not a member of the directory",
             Barred::WrongCertificate => "its certificate is not the one the directory lists for it",
+            Barred::UnlistedLocal => {
+                "its certificate is not one this node lists for its gateway or admin \
+                 ([local_certificates] in its configuration, or its directory entry)"
+            }
         }
     }
 }
@@ -78,6 +89,11 @@ pub struct RosterView {
     pub fingerprints: HashMap<NodeId, String>,
     /// The agency kind the directory lists for each member that has one.
     pub agency_kinds: HashMap<NodeId, pb::AgencyKind>,
+    /// Fingerprints of this node's own gateway certificates (lowercase hex): configuration and
+    /// directory together.
+    pub local_gateway: HashSet<String>,
+    /// Fingerprints of this node's own admin certificates (lowercase hex), likewise.
+    pub local_admin: HashSet<String>,
     /// Why this node discloses nothing, when its own policy in force in the directory does not
     /// parse (fail closed).
     pub policy_problem: Option<String>,
@@ -115,6 +131,27 @@ impl RosterView {
         Ok(())
     }
 
+    /// Whether this node's own gateway (`gateway`) or admin certificate with `fingerprint` may
+    /// call its local API: listed, and not revoked. Deny by default.
+    pub fn check_local(&self, gateway: bool, fingerprint: Option<&str>) -> Result<(), Barred> {
+        let Some(f) = fingerprint.map(str::to_ascii_lowercase) else {
+            return Err(Barred::UnlistedLocal);
+        };
+        if self.revoked_fingerprints.contains(&f) {
+            return Err(Barred::Revoked);
+        }
+        let listed = if gateway {
+            &self.local_gateway
+        } else {
+            &self.local_admin
+        };
+        if listed.contains(&f) {
+            Ok(())
+        } else {
+            Err(Barred::UnlistedLocal)
+        }
+    }
+
     /// The ids of the active peers, sorted.
     pub fn peer_ids(&self) -> Vec<NodeId> {
         self.peers.keys().cloned().collect()
@@ -126,6 +163,7 @@ impl RosterView {
 pub struct Roster {
     own: NodeId,
     config_policy: Arc<Policy>,
+    config_local: LocalCertificatesConfig,
     current: RwLock<Arc<RosterView>>,
 }
 
@@ -137,6 +175,10 @@ fn contact_line(c: &pb::ContactPoint) -> String {
         .map(String::as_str)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+fn lowercase(list: &[String]) -> HashSet<String> {
+    list.iter().map(|f| f.to_ascii_lowercase()).collect()
 }
 
 fn trace_from_pb(t: Option<&pb::TraceServiceSettings>) -> TraceSettings {
@@ -176,13 +218,23 @@ impl Roster {
             revoked_fingerprints: HashSet::new(),
             fingerprints: HashMap::new(),
             agency_kinds: HashMap::new(),
+            local_gateway: lowercase(&config.local_certificates.gateway_fingerprints),
+            local_admin: lowercase(&config.local_certificates.admin_fingerprints),
             policy_problem: None,
             from_directory: false,
             own_contact: String::new(),
         };
+        if config.local_certificates.is_empty() {
+            tracing::warn!(
+                node = %config.node_id,
+                "no gateway or admin certificate is listed ([local_certificates]); the local API \
+                 refuses every caller until this node lists some in the directory"
+            );
+        }
         Roster {
             own: config.node_id.clone(),
             config_policy: policy,
+            config_local: config.local_certificates.clone(),
             current: RwLock::new(Arc::new(view)),
         }
     }
@@ -279,7 +331,18 @@ impl Roster {
             );
         }
         let (policy, policy_problem) = self.own_policy(state);
+        let published = state
+            .entries
+            .get(self.own.as_str())
+            .and_then(|e| e.local_certificates.clone())
+            .unwrap_or_default();
+        let mut local_gateway = lowercase(&self.config_local.gateway_fingerprints);
+        local_gateway.extend(lowercase(&published.gateway_fingerprints));
+        let mut local_admin = lowercase(&self.config_local.admin_fingerprints);
+        local_admin.extend(lowercase(&published.admin_fingerprints));
         RosterView {
+            local_gateway,
+            local_admin,
             policy,
             keys: Arc::new(PeerKeys::new(keys)),
             peers,
@@ -345,7 +408,13 @@ mod tests {
         Roster {
             own,
             config_policy: Arc::new(Policy::deny_all(fra)),
+            config_local: LocalCertificatesConfig {
+                gateway_fingerprints: vec!["AA".repeat(32)],
+                admin_fingerprints: vec![],
+            },
             current: RwLock::new(Arc::new(RosterView {
+                local_gateway: HashSet::new(),
+                local_admin: HashSet::new(),
                 policy: Arc::new(Policy::deny_all(fra)),
                 keys: Arc::new(PeerKeys::default()),
                 peers: BTreeMap::new(),
@@ -424,6 +493,50 @@ mod tests {
             Err(Barred::Revoked),
             "a revoked certificate is refused whatever identity it names"
         );
+    }
+
+    #[test]
+    fn the_local_api_accepts_listed_unrevoked_certificates_only() {
+        let r = roster();
+        let mut s = pb::DirectoryState::default();
+        s.members.insert(
+            "FRA-POL".into(),
+            member("FRA-POL", pb::MemberStatus::Active),
+        );
+        s.entries.insert(
+            "FRA-POL".into(),
+            pb::MemberEntries {
+                local_certificates: Some(pb::LocalCertificates {
+                    gateway_fingerprints: vec!["bb".repeat(32)],
+                    admin_fingerprints: vec!["cc".repeat(32)],
+                }),
+                ..Default::default()
+            },
+        );
+        r.apply_directory(&s);
+        let v = r.view();
+        let (aa, bb, cc) = ("aa".repeat(32), "bb".repeat(32), "cc".repeat(32));
+        assert!(v.check_local(true, Some(&aa)).is_ok(), "from configuration");
+        assert!(v.check_local(true, Some(&bb)).is_ok(), "from the directory");
+        assert!(v.check_local(false, Some(&cc)).is_ok());
+        assert_eq!(
+            v.check_local(false, Some(&bb)),
+            Err(Barred::UnlistedLocal),
+            "kind bound"
+        );
+        assert_eq!(
+            v.check_local(true, Some(&"dd".repeat(32))),
+            Err(Barred::UnlistedLocal)
+        );
+        assert_eq!(v.check_local(true, None), Err(Barred::UnlistedLocal));
+        s.revocations.push(pb::Revocation {
+            node_id: "FRA-POL".into(),
+            cert_fingerprint: bb.clone(),
+            ..Default::default()
+        });
+        r.apply_directory(&s);
+        assert_eq!(r.view().check_local(true, Some(&bb)), Err(Barred::Revoked));
+        assert!(r.view().check_local(true, Some(&aa)).is_ok());
     }
 
     #[test]

@@ -21,7 +21,7 @@ use tracenet_proto::v1::peer_exchange_server::PeerExchangeServer;
 
 use crate::api::LocalApi;
 use crate::audit::{AuditError, AuditLog};
-use crate::auth::Admission;
+use crate::auth::{Admission, HandshakeGate};
 use crate::client::PeerClients;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ListenerConfig, NodeConfig, RetryPolicy};
@@ -239,8 +239,17 @@ impl Node {
         listeners: Listeners,
         shutdown: CancellationToken,
     ) -> Result<(), NodeError> {
-        let server_tls = self.tls.server_config()?;
         let node_id = self.config.node_id.clone();
+        // Each listener checks client certificates against the roster inside the handshake too.
+        let gate = |admission: Admission| -> Arc<dyn crate::tls::ClientCertGate> {
+            Arc::new(HandshakeGate::new(admission, self.ctx.roster.clone()))
+        };
+        let peer_tls = self
+            .tls
+            .server_config_gated(Some(gate(Admission::PeerApi)))?;
+        let local_tls = self
+            .tls
+            .server_config_gated(Some(gate(Admission::LocalApi(node_id.clone()))))?;
         if let Some(dcfg) = self.config.directory.clone() {
             let advertise = match &dcfg.advertise {
                 Some(a) => a.clone(),
@@ -315,7 +324,7 @@ impl Node {
         };
         let peer_server = builder(peer_cfg).serve_with_incoming_shutdown(
             peer_routes,
-            transport::incoming(listeners.peer, server_tls.clone(), shutdown.clone(), "peer"),
+            transport::incoming(listeners.peer, peer_tls, shutdown.clone(), "peer"),
             shutdown.clone().cancelled_owned(),
         );
 
@@ -333,7 +342,7 @@ impl Node {
         let local_routes = Routes::default().with(local_health).with(local_svc);
         let local_server = builder(local_cfg).serve_with_incoming_shutdown(
             local_routes,
-            transport::incoming(listeners.local, server_tls, shutdown.clone(), "local"),
+            transport::incoming(listeners.local, local_tls, shutdown.clone(), "local"),
             shutdown.clone().cancelled_owned(),
         );
 

@@ -116,6 +116,7 @@ impl From<ApiError> for Status {
             ApiError::Store(s) => s.into(),
             ApiError::Task => Status::internal("internal error"),
             ApiError::Workflow(w) => w.into(),
+            ApiError::AdminOnly(_) => Status::permission_denied(e.to_string()),
             ApiError::Peer { .. } => Status::unavailable(e.to_string()),
         }
     }

@@ -4,13 +4,16 @@
 //! certificate's URI SAN.
 //!
 //! rustls (with the ring provider) checks the chain and validity period; which identities may do
-//! what is decided in [`crate::auth`].
+//! what is decided in [`crate::auth`]. A listener may add a [`ClientCertGate`], asked about the
+//! leaf certificate after the chain verified and before the handshake completes (revoked and
+//! barred certificates never get a connection).
 
 use std::path::Path;
 use std::sync::Arc;
 
 use rustls::RootCertStore;
 use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tonic::transport::{Certificate, ClientTlsConfig, Identity};
@@ -126,6 +129,15 @@ impl TlsMaterial {
     /// A TLS 1.3-only server configuration that requires a client certificate chaining to the
     /// federation CA.
     pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+        self.server_config_gated(None)
+    }
+
+    /// As [`TlsMaterial::server_config`], with `gate` consulted on every client certificate the
+    /// CA verified; a refusal aborts the handshake.
+    pub fn server_config_gated(
+        &self,
+        gate: Option<Arc<dyn ClientCertGate>>,
+    ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = RootCertStore::empty();
         for ca in parse_certs(&self.ca_pem, "CA")? {
@@ -135,6 +147,13 @@ impl TlsMaterial {
             WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                 .build()
                 .map_err(|e| TlsError::Verifier(e.to_string()))?;
+        let verifier: Arc<dyn ClientCertVerifier> = match gate {
+            None => verifier,
+            Some(gate) => Arc::new(GatedVerifier {
+                inner: verifier,
+                gate,
+            }),
+        };
         let key = PrivateKeyDer::from_pem_slice(&self.key_pem)
             .map_err(|e| TlsError::Pem(format!("no private key: {e}")))?;
         let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
@@ -151,6 +170,76 @@ impl TlsMaterial {
             .ca_certificate(Certificate::from_pem(&self.ca_pem))
             .identity(Identity::from_pem(&self.cert_pem, &self.key_pem))
             .domain_name(server_dns)
+    }
+}
+
+/// A check of a client's leaf certificate (DER) during the handshake, after its chain verified.
+/// `Err` carries the reason, logged; the client sees only a failed handshake.
+pub trait ClientCertGate: std::fmt::Debug + Send + Sync {
+    /// Whether the handshake may complete.
+    fn check(&self, leaf: &[u8]) -> Result<(), String>;
+}
+
+/// The WebPKI client verifier (chain to the pinned CA, validity), then the gate.
+#[derive(Debug)]
+struct GatedVerifier {
+    inner: Arc<dyn ClientCertVerifier>,
+    gate: Arc<dyn ClientCertGate>,
+}
+
+impl ClientCertVerifier for GatedVerifier {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: rustls_pki_types::UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        match self.gate.check(end_entity.as_ref()) {
+            Ok(()) => Ok(verified),
+            Err(why) => {
+                tracing::warn!(refusal = %why, "client certificate refused at the handshake");
+                Err(rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::ApplicationVerificationFailure,
+                ))
+            }
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
     }
 }
 

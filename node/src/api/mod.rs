@@ -56,6 +56,10 @@ pub enum ApiError {
     /// A trace or retraction step was refused or failed.
     #[error(transparent)]
     Workflow(#[from] WorkflowError),
+    /// Only the node's admin certificate may do this, not its gateway. Not retryable with the
+    /// same certificate.
+    #[error("{0} is reserved to this node's admin certificate, not its gateway")]
+    AdminOnly(&'static str),
     /// A peer could not be reached or refused. Retrying later may help.
     #[error("peer {peer}: {reason}")]
     Peer {
@@ -265,11 +269,22 @@ impl NodeApi for LocalApi {
         &self,
         request: Request<pb::ProposeDirectoryRequest>,
     ) -> Result<Response<pb::DirectoryResponse>, Status> {
-        caller(&request)?;
+        let by_gateway = matches!(caller(&request)?, PeerIdentity::Gateway(_));
         let cmd = request
             .into_inner()
             .command
             .ok_or_else(|| ApiError::BadArgument("command is required".into()))?;
+        // The certificates the local API accepts are the operators' to change: a gateway that
+        // could list or revoke them would keep a stolen console alive after its revocation.
+        use pb::directory_command::Op;
+        if by_gateway
+            && matches!(
+                cmd.op,
+                Some(Op::PublishLocalCertificates(_) | Op::RevokeCertificate(_))
+            )
+        {
+            return Err(ApiError::AdminOnly("listing or revoking certificates").into());
+        }
         Ok(Response::new(directory::propose(&self.ctx, cmd).await?))
     }
 

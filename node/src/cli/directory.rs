@@ -86,6 +86,31 @@ pub enum DirectoryCommand {
         /// The file.
         file: PathBuf,
     },
+    /// Publish the fingerprints of this node's gateway and admin certificates: those of the
+    /// given PEM files, or else the configuration's `[local_certificates]`. Replaces the list.
+    PublishLocalCerts {
+        /// The node's TOML configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// A gateway certificate (PEM) of this node (repeatable).
+        #[arg(long = "gateway-cert")]
+        gateway_certs: Vec<PathBuf>,
+        /// An admin certificate (PEM) of this node (repeatable).
+        #[arg(long = "admin-cert")]
+        admin_certs: Vec<PathBuf>,
+    },
+    /// Revoke one certificate by fingerprint or PEM file: the secretariat any, a member only a
+    /// gateway or admin certificate it lists. Final; refused on every node from then on.
+    RevokeCert {
+        /// The node's TOML configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// The certificate's SHA-256 fingerprint (hex), or a PEM file holding it.
+        cert: String,
+        /// Why (recorded in the directory).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
     /// Secretariat: admit a member from its node certificate and signing key.
     Admit(AdmitArgs),
     /// Secretariat: suspend a member (its calls are refused until reinstated).
@@ -254,6 +279,33 @@ pub async fn run(command: DirectoryCommand) -> Result<(), String> {
         DirectoryCommand::PublishMarking { config, file } => {
             let practices: pb::MarkingPractices = parse_toml(&file)?;
             propose(&config, Op::PublishMarkingPractices(practices)).await
+        }
+        DirectoryCommand::PublishLocalCerts {
+            config,
+            gateway_certs,
+            admin_certs,
+        } => {
+            let list = local_certificates(&config, &gateway_certs, &admin_certs)?;
+            propose(&config, Op::PublishLocalCertificates(list)).await
+        }
+        DirectoryCommand::RevokeCert {
+            config,
+            cert,
+            reason,
+        } => {
+            let cert_fingerprint = if Path::new(&cert).is_file() {
+                fingerprint_of_pem_file(Path::new(&cert)).map_err(|e| e.to_string())?
+            } else {
+                cert
+            };
+            propose(
+                &config,
+                Op::RevokeCertificate(pb::CertificateRevocation {
+                    cert_fingerprint,
+                    reason,
+                }),
+            )
+            .await
         }
         DirectoryCommand::Admit(a) => {
             let member = admitted_member(&a)?;
@@ -427,6 +479,32 @@ fn admitted_member(a: &AdmitArgs) -> Result<pb::Member, String> {
         status: 0,
         regions: a.regions.clone(),
         agency_kind: agency_kind(&a.agency_kind)? as i32,
+    })
+}
+
+/// What `publish-local-certs` publishes: the given certificates' fingerprints, or, with none
+/// given, the configuration's `[local_certificates]`.
+fn local_certificates(
+    config: &Path,
+    gateway: &[PathBuf],
+    admin: &[PathBuf],
+) -> Result<pb::LocalCertificates, String> {
+    let fingerprints = |files: &[PathBuf]| {
+        files
+            .iter()
+            .map(|f| fingerprint_of_pem_file(f).map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    if gateway.is_empty() && admin.is_empty() {
+        let cfg = NodeConfig::load(config).map_err(|e| e.to_string())?;
+        return Ok(pb::LocalCertificates {
+            gateway_fingerprints: cfg.local_certificates.gateway_fingerprints,
+            admin_fingerprints: cfg.local_certificates.admin_fingerprints,
+        });
+    }
+    Ok(pb::LocalCertificates {
+        gateway_fingerprints: fingerprints(gateway)?,
+        admin_fingerprints: fingerprints(admin)?,
     })
 }
 

@@ -10,6 +10,9 @@
 //! - Admission, suspension, reinstatement, revocation and role changes are the secretariat's.
 //! - A member publishes only its own contact points, trace settings, sharing policy and marking
 //!   practices (commands carry no target: they always apply to the writer).
+//! - A member lists the fingerprints of its own gateway and admin certificates
+//!   (`PublishLocalCertificates`); it may revoke those (`RevokeCertificate`), the secretariat
+//!   any certificate.
 //! - A revoked member is final; a suspended member may not publish.
 //!
 //! The state keeps, per member, the signed commands that produced its record and entries
@@ -141,6 +144,54 @@ pub enum Refusal {
         /// The version in force.
         last: u64,
     },
+    /// A certificate fingerprint is not a SHA-256 in hex.
+    #[error("certificate fingerprint {0:?} is not a SHA-256 in hex")]
+    BadFingerprint(String),
+    /// The certificate is already revoked.
+    #[error("certificate {0} is already revoked")]
+    AlreadyRevoked(String),
+    /// A member may revoke only a gateway or admin certificate it lists itself.
+    #[error(
+        "{writer} may revoke only certificates it lists as its gateway or admin; {fingerprint} is not"
+    )]
+    NotOwnCertificate {
+        /// The writer.
+        writer: String,
+        /// The fingerprint it asked to revoke.
+        fingerprint: String,
+    },
+}
+
+/// At most this many gateway (and as many admin) certificates per member.
+const MAX_LOCAL_CERTIFICATES: usize = 20;
+
+/// A fingerprint as the directory keeps it: 64 hex digits, lowercase.
+fn fingerprint(f: &str) -> Result<String, Refusal> {
+    if f.len() != 64 || !f.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Refusal::BadFingerprint(f.chars().take(80).collect()));
+    }
+    Ok(f.to_ascii_lowercase())
+}
+
+/// The lists as kept: every fingerprint checked and lowercased, each list bounded.
+fn local_certificates(c: &pb::LocalCertificates) -> Result<pb::LocalCertificates, Refusal> {
+    if c.gateway_fingerprints.len() > MAX_LOCAL_CERTIFICATES
+        || c.admin_fingerprints.len() > MAX_LOCAL_CERTIFICATES
+    {
+        return Err(Refusal::TooMany {
+            limit: MAX_LOCAL_CERTIFICATES,
+            what: "gateway or admin certificates",
+        });
+    }
+    let all = |l: &[String]| {
+        l.iter()
+            .map(|f| fingerprint(f))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    Ok(pb::LocalCertificates {
+        gateway_fingerprints: all(&c.gateway_fingerprints)?,
+        admin_fingerprints: all(&c.admin_fingerprints)?,
+    })
 }
 
 /// A command's outcome as replicated: applied, or refused with the reason. `genesis` is the
@@ -439,6 +490,45 @@ fn decide(
                 .marking_practices = m.practices.clone();
             proofs(state, w).marking_practices = Some(cmd.clone());
         }
+        Op::PublishLocalCertificates(c) => {
+            active_member(state, w)?;
+            let kept = local_certificates(c)?;
+            state
+                .entries
+                .entry(w.to_owned())
+                .or_default()
+                .local_certificates = Some(kept);
+            proofs(state, w).local_certificates = Some(cmd.clone());
+        }
+        Op::RevokeCertificate(r) => {
+            let m = active_member(state, w)?;
+            let f = fingerprint(&r.cert_fingerprint)?;
+            if role(m) != pb::MemberRole::Secretariat {
+                let listed = state
+                    .entries
+                    .get(w)
+                    .and_then(|e| e.local_certificates.as_ref())
+                    .is_some_and(|l| {
+                        l.gateway_fingerprints.contains(&f) || l.admin_fingerprints.contains(&f)
+                    });
+                if !listed {
+                    return Err(Refusal::NotOwnCertificate {
+                        writer: w.to_owned(),
+                        fingerprint: f,
+                    });
+                }
+            }
+            if state.revocations.iter().any(|x| x.cert_fingerprint == f) {
+                return Err(Refusal::AlreadyRevoked(f));
+            }
+            state.revocations.push(pb::Revocation {
+                node_id: w.to_owned(),
+                cert_fingerprint: f,
+                reason: r.reason.clone(),
+                at: cmd.at,
+            });
+            proofs(state, w).certificate_revocations.push(cmd.clone());
+        }
     }
     proofs(state, w).last_seq = cmd.seq;
     Ok(())
@@ -469,7 +559,9 @@ pub fn verify(state: &pb::DirectoryState, genesis: &Genesis) -> Result<(), Refus
     }
     let sorted = |r: &[pb::Revocation]| {
         let mut r = r.to_vec();
-        r.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+        r.sort_by(|a, b| {
+            (&a.node_id, &a.cert_fingerprint, a.at).cmp(&(&b.node_id, &b.cert_fingerprint, b.at))
+        });
         r
     };
     if sorted(&rebuilt.revocations) != sorted(&state.revocations) {
@@ -643,6 +735,28 @@ fn rebuild(state: &pb::DirectoryState, genesis: &Genesis) -> Result<pb::Director
             e.marking_practices = m.practices.clone();
             any = true;
         }
+        if let Some(cmd) = &p.local_certificates {
+            own(cmd)?;
+            let Some(Op::PublishLocalCertificates(c)) = &cmd.op else {
+                return Err(bad(format!("local certificates of {id}")));
+            };
+            e.local_certificates = Some(local_certificates(c)?);
+            any = true;
+        }
+        // Certificate revocations: signed by their writer. Whether a member's revocation named
+        // its own certificate was checked when it was applied (see the residual risks).
+        for cmd in &p.certificate_revocations {
+            own(cmd)?;
+            let Some(Op::RevokeCertificate(r)) = &cmd.op else {
+                return Err(bad(format!("a certificate revocation by {id}")));
+            };
+            out.revocations.push(pb::Revocation {
+                node_id: id.clone(),
+                cert_fingerprint: fingerprint(&r.cert_fingerprint)?,
+                reason: r.reason.clone(),
+                at: cmd.at,
+            });
+        }
         if any {
             out.entries.insert(id.clone(), e);
         }
@@ -655,8 +769,13 @@ fn rebuild(state: &pb::DirectoryState, genesis: &Genesis) -> Result<pb::Director
             &p.contacts,
             &p.trace,
             &p.marking_practices,
+            &p.local_certificates,
         ];
-        let lists = p.policies.iter().chain(p.roles.iter());
+        let lists = p
+            .policies
+            .iter()
+            .chain(p.roles.iter())
+            .chain(p.certificate_revocations.iter());
         for cmd in all.into_iter().flatten().chain(lists) {
             let last = state.proofs.get(&cmd.writer).map_or(0, |w| w.last_seq);
             if cmd.seq > last {
@@ -1056,6 +1175,85 @@ pub(crate) mod tests {
         assert!(verify(&s, &other).is_err());
     }
 
+    #[test]
+    fn members_list_and_revoke_their_local_certificates_the_secretariat_any() {
+        let mut s = founded();
+        let (gw, admin, other) = ("AA".repeat(32), "bb".repeat(32), "cc".repeat(32));
+        let list = |g: &str, a: &str| {
+            Op::PublishLocalCertificates(pb::LocalCertificates {
+                gateway_fingerprints: vec![g.to_owned()],
+                admin_fingerprints: vec![a.to_owned()],
+            })
+        };
+        let revoke = |f: &str| {
+            Op::RevokeCertificate(pb::CertificateRevocation {
+                cert_fingerprint: f.to_owned(),
+                reason: "synthetic".into(),
+            })
+        };
+        refused(&mut s, cmd("FRA-POL", list("xyz", &admin)), "not a SHA-256");
+        assert!(apply(&mut s, &cmd("FRA-POL", list(&gw, &admin))).applied);
+        let kept = s.entries["FRA-POL"].local_certificates.clone().unwrap();
+        assert_eq!(
+            kept.gateway_fingerprints,
+            vec!["aa".repeat(32)],
+            "lowercased"
+        );
+        // A member revokes only what it lists itself.
+        refused(&mut s, cmd("DEU-CUS", revoke(&gw)), "may revoke only");
+        refused(&mut s, cmd("FRA-POL", revoke(&other)), "may revoke only");
+        assert!(apply(&mut s, &cmd("FRA-POL", revoke(&gw))).applied);
+        refused(&mut s, cmd("FRA-POL", revoke(&gw)), "already revoked");
+        // The secretariat revokes any certificate.
+        assert!(apply(&mut s, &cmd("CHE-SEC", revoke(&other))).applied);
+        let revoked: Vec<_> = s
+            .revocations
+            .iter()
+            .map(|r| r.cert_fingerprint.clone())
+            .collect();
+        assert_eq!(revoked, vec!["aa".repeat(32), other.clone()]);
+        // A suspended member may neither list nor revoke.
+        let stop = pb::StatusChange {
+            node_id: "FRA-POL".into(),
+            reason: "synthetic".into(),
+        };
+        assert!(apply(&mut s, &cmd("CHE-SEC", Op::Suspend(stop))).applied);
+        refused(&mut s, cmd("FRA-POL", revoke(&admin)), "SUSPENDED");
+        refused(&mut s, cmd("FRA-POL", list(&gw, &admin)), "SUSPENDED");
+
+        // The state verifies from its signed commands; a forged list or revocation does not.
+        verify(&s, &genesis()).unwrap();
+        let mut forged = s.clone();
+        forged
+            .entries
+            .get_mut("FRA-POL")
+            .unwrap()
+            .local_certificates = Some(pb::LocalCertificates {
+            gateway_fingerprints: vec!["dd".repeat(32)],
+            admin_fingerprints: vec![],
+        });
+        assert!(verify(&forged, &genesis()).is_err());
+        let mut forged = s.clone();
+        forged.revocations.pop();
+        assert!(verify(&forged, &genesis()).is_err());
+        let mut forged = s.clone();
+        let mut c = signed("DEU-CUS", revoke(&"ee".repeat(32)));
+        c.writer = "FRA-POL".into();
+        forged
+            .proofs
+            .get_mut("FRA-POL")
+            .unwrap()
+            .certificate_revocations
+            .push(c);
+        forged.revocations.push(pb::Revocation {
+            node_id: "FRA-POL".into(),
+            cert_fingerprint: "ee".repeat(32),
+            reason: "synthetic".into(),
+            at: 100,
+        });
+        assert!(verify(&forged, &genesis()).is_err());
+    }
+
     mod property {
         use super::*;
         use proptest::prelude::*;
@@ -1073,7 +1271,7 @@ pub(crate) mod tests {
         }
 
         fn step() -> impl Strategy<Value = Step> {
-            (0..4usize, 0..4usize, 0..9u8, 0..4usize, 0..4u64).prop_map(
+            (0..4usize, 0..4usize, 0..11u8, 0..4usize, 0..4u64).prop_map(
                 |(signer, writer, kind, target, n)| Step {
                     signer,
                     writer,
@@ -1121,6 +1319,14 @@ pub(crate) mod tests {
                     node_id: target.into(),
                     role: (s.n % 4) as i32,
                 }),
+                9 => Op::PublishLocalCertificates(pb::LocalCertificates {
+                    gateway_fingerprints: vec![format!("{:064x}", s.n)],
+                    admin_fingerprints: vec![format!("{:064X}", s.n + 1)],
+                }),
+                10 => Op::RevokeCertificate(pb::CertificateRevocation {
+                    cert_fingerprint: format!("{:064x}", s.n),
+                    reason: "synthetic".into(),
+                }),
                 _ => Op::Admit(member(target, pb::MemberRole::National)),
             }
         }
@@ -1133,6 +1339,8 @@ pub(crate) mod tests {
                 trace: p.trace,
                 policies: p.policies,
                 marking_practices: p.marking_practices,
+                local_certificates: p.local_certificates,
+                certificate_revocations: p.certificate_revocations,
                 ..Default::default()
             }
         }

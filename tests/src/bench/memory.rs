@@ -104,8 +104,11 @@ pub async fn run(records: u64, load_secs: u64, progress: &dyn Fn(&str)) -> Resul
         format!(
             "node_id = \"FRA-POL\"\ncountry = \"FRA\"\ndata_dir = \"data\"\n\
              [peer_api]\nlisten = \"127.0.0.1:{}\"\n[local_api]\nlisten = \"{local}\"\n\
-             [tls]\nca = \"certs/ca.pem\"\ncert = \"certs/FRA-POL/node.pem\"\nkey = \"certs/FRA-POL/node.key\"\n",
-            free_port()?
+             [tls]\nca = \"certs/ca.pem\"\ncert = \"certs/FRA-POL/node.pem\"\nkey = \"certs/FRA-POL/node.key\"\n\
+             [local_certificates]\nadmin_fingerprints = [\"{admin}\"]\n",
+            free_port()?,
+            admin =
+                tracenet_node::tls::fingerprint_of_pem_file(&root.join("certs/FRA-POL/admin.pem"))?,
         ),
     )?;
     let id = NodeId::parse("FRA-POL")?;
