@@ -337,6 +337,20 @@ impl Node {
             shutdown.clone().cancelled_owned(),
         );
 
+        if let Some(d) = self.ctx.directory.clone() {
+            let every = self
+                .config
+                .directory
+                .as_ref()
+                .map_or(300_000, |c| c.audit_publish_ms);
+            tokio::spawn(crate::audit_anchor::run(
+                self.ctx.audit.clone(),
+                d,
+                self.ctx.clock.clone(),
+                Duration::from_millis(every),
+                shutdown.clone(),
+            ));
+        }
         let outbox_task = tokio::spawn(delivery::run(
             self.ctx.clone(),
             self.ctx.outbox_wakeup.clone(),
@@ -383,6 +397,22 @@ impl Node {
             tracing::warn!(node = %node_id, "outbox worker did not stop in time");
         }
         if let Some(d) = &self.ctx.directory {
+            // The final checkpoint is published before Raft stops, so the federation holds where
+            // this node's audit log ended (best effort: without quorum it is published next run).
+            // This replica itself receives it when it next starts (its listener is closed).
+            match crate::audit_anchor::publish_once(
+                &self.ctx.audit,
+                d,
+                self.ctx.clock.as_ref(),
+                false,
+            )
+            .await
+            {
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "final audit checkpoint not published in the directory")
+                }
+            }
             d.shutdown().await;
         }
         if let Err(e) = self.ctx.audit.checkpoint(self.ctx.clock.now_secs()) {

@@ -273,6 +273,18 @@ impl Applied {
     }
 }
 
+/// The directory state as last applied in `db` (a stopped node's data), without starting Raft:
+/// what offline tools (`audit verify`) compare the node's own data with. `None` when this
+/// database holds no replica.
+pub fn read_applied_state(db: &sled::Db) -> Result<Option<pb::DirectoryState>, String> {
+    let tree = db.open_tree(SM_TREE).map_err(|e| e.to_string())?;
+    let Some(v) = tree.get(KEY_APPLIED).map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    let s: pb::DirectorySnapshot = stored::decode(&v).map_err(|e| e.to_string())?;
+    Ok(s.state)
+}
+
 /// What subscribers see after every applied batch: the state and the log id it is as of.
 #[derive(Debug, Clone, Default)]
 pub struct Published {
@@ -413,7 +425,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 match e.payload {
                     EntryPayload::Blank => replies.push(pb::DirectoryResponse {
                         applied: true,
-                        refusal: String::new(),
+                        ..Default::default()
                     }),
                     EntryPayload::Normal(cmd) => {
                         replies.push(state::apply(&mut a.state, &self.genesis, &cmd))
@@ -422,7 +434,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                         a.membership = openraft::StoredMembership::new(Some(e.log_id), m);
                         replies.push(pb::DirectoryResponse {
                             applied: true,
-                            refusal: String::new(),
+                            ..Default::default()
                         });
                     }
                 }
