@@ -286,6 +286,36 @@ impl Node {
         health_reporter
             .set_serving::<NodeApiServer<LocalApi>>()
             .await;
+        if let Some(d) = &self.ctx.directory {
+            // A replica that diverged from the leader makes the node report unhealthy until it
+            // agrees again (the roster stops following it meanwhile).
+            let mut diverged = d.divergence();
+            let reporter = health_reporter.clone();
+            tokio::spawn(async move {
+                while diverged.changed().await.is_ok() {
+                    use tonic_health::ServingStatus;
+                    let status = if *diverged.borrow_and_update() {
+                        ServingStatus::NotServing
+                    } else {
+                        ServingStatus::Serving
+                    };
+                    // The node as a whole ("") and each service.
+                    reporter.set_service_status("", status).await;
+                    reporter
+                        .set_service_status(
+                            <PeerExchangeServer<PeerService> as tonic::server::NamedService>::NAME,
+                            status,
+                        )
+                        .await;
+                    reporter
+                        .set_service_status(
+                            <NodeApiServer<LocalApi> as tonic::server::NamedService>::NAME,
+                            status,
+                        )
+                        .await;
+                }
+            });
+        }
 
         let peer_cfg = &self.config.peer_api;
         let peer_svc = InterceptedService::new(

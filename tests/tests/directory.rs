@@ -1355,3 +1355,55 @@ async fn a_resent_command_is_answered_as_already_applied() {
         .unwrap();
     t.shutdown().await.unwrap();
 }
+
+/// A replica whose applied state differs from the leader's at the same index (here: its stored
+/// state edited while it was stopped) raises the divergence alarm: the node reports unhealthy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_diverged_replica_is_detected_and_reports_unhealthy() {
+    use tracenet_proto::stored;
+    let mut t = founded(1000).await;
+    t.stop(4).await.unwrap();
+    {
+        let db =
+            tracenet_node::store::open::open_db(&t.node(4).config.data_dir.join("records"), None)
+                .unwrap();
+        let tree = db.open_tree("raft_state_machine").unwrap();
+        let mut applied: pb::DirectorySnapshot =
+            stored::decode(&tree.get(b"applied").unwrap().unwrap()).unwrap();
+        let state = applied.state.as_mut().unwrap();
+        state.members.get_mut("FRA-POL").unwrap().organisation = "edited on disk".into();
+        tree.insert(b"applied", stored::encode(&applied)).unwrap();
+        db.flush().unwrap();
+    }
+    t.restart(4).await.unwrap();
+    let health = |i: usize| {
+        let t = &t;
+        async move {
+            let ch = t.channel(i, false, ClientCert::Of(i, "node")).await.ok()?;
+            let r = tonic_health::pb::health_client::HealthClient::new(ch)
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+                .ok()?;
+            Some(r.into_inner().status)
+        }
+    };
+    // Enough new entries for every replica to record a digest at the same index.
+    for n in 0..(tracenet_node::directory::digest::EVERY + 1) {
+        t.fed
+            .propose_applied(3, contacts(&format!("n{n}@example.test")))
+            .await
+            .unwrap();
+    }
+    let not_serving = tonic_health::pb::health_check_response::ServingStatus::NotServing as i32;
+    wait_for("DEU-CUS to report its diverged replica", || async {
+        (health(4).await? == not_serving).then_some(())
+    })
+    .await
+    .unwrap();
+    // The replicas that agree with the leader stay healthy.
+    let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+    assert_eq!(health(3).await, Some(serving));
+    t.shutdown().await.unwrap();
+}

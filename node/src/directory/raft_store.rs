@@ -302,6 +302,7 @@ pub struct StateMachineStore {
     applied: Arc<Mutex<Applied>>,
     published: Arc<watch::Sender<Published>>,
     genesis: Arc<state::Genesis>,
+    digests: Arc<Mutex<super::digest::Recorded>>,
 }
 
 impl StateMachineStore {
@@ -325,6 +326,7 @@ impl StateMachineStore {
             applied: Arc::new(Mutex::new(applied)),
             published: Arc::new(tx),
             genesis,
+            digests: Arc::default(),
         })
     }
 
@@ -332,6 +334,23 @@ impl StateMachineStore {
         self.applied
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn digests(&self) -> MutexGuard<'_, super::digest::Recorded> {
+        self.digests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The digest of the state as applied up to `index` (recorded at every
+    /// [`super::digest::EVERY`]th index, the most recent ones kept).
+    pub fn digest_at(&self, index: u64) -> Option<[u8; 32]> {
+        self.digests().at(index)
+    }
+
+    /// The newest recorded digest and its index.
+    pub fn latest_digest(&self) -> Option<(u64, [u8; 32])> {
+        self.digests().latest()
     }
 
     /// Follows every change of the applied state.
@@ -438,6 +457,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                         });
                     }
                 }
+                // At fixed indexes, not per batch: batches differ between replicas.
+                if e.log_id.index % super::digest::EVERY == 0 {
+                    let d = super::digest::of(&a.state);
+                    self.digests().record(e.log_id.index, d);
+                }
             }
             a.clone()
         };
@@ -474,6 +498,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let value = stored::encode(&a.to_pb(&meta.snapshot_id));
         self.tree.insert(KEY_SNAPSHOT, value).map_err(w_snap)?;
         *self.lock() = a.clone();
+        self.digests().clear();
         self.persist(&a).await?;
         self.publish(&a);
         Ok(())

@@ -151,6 +151,8 @@ pub struct Directory {
     signing: Arc<SigningKey>,
     genesis: Arc<Genesis>,
     last_seq: std::sync::Mutex<u64>,
+    /// Whether this replica's state digest differs from the leader's at the same index.
+    diverged: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Directory {
@@ -239,8 +241,10 @@ impl Directory {
             signing,
             genesis,
             last_seq: std::sync::Mutex::new(0),
+            diverged: tokio::sync::watch::channel(false).0,
         });
         tokio::spawn(follow_roster(dir.clone(), roster, shutdown.clone()));
+        tokio::spawn(check_divergence(dir.clone(), shutdown.clone()));
         tokio::spawn(reconcile_membership(dir.clone(), shutdown));
         Ok(dir)
     }
@@ -598,6 +602,63 @@ impl Directory {
         }
     }
 
+    /// This replica's state digest at `index`, if recorded and still kept.
+    pub fn state_digest(&self, index: u64) -> Option<[u8; 32]> {
+        self.sm.digest_at(index)
+    }
+
+    /// Follows whether this replica diverged from the leader (true while it does).
+    pub fn divergence(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.diverged.subscribe()
+    }
+
+    /// Compares this replica's newest recorded digest with the leader's at the same index and
+    /// raises or clears the divergence alarm. Nothing to do on the leader itself or when either
+    /// side holds no digest at that index.
+    async fn check_digest(&self) {
+        let m = self.raft.metrics().borrow().clone();
+        if m.state == ServerState::Leader {
+            return;
+        }
+        let Some((index, ours)) = self.sm.latest_digest() else {
+            return;
+        };
+        let leader = m
+            .current_leader
+            .and_then(|id| m.membership_config.membership().get_node(&id).cloned());
+        let Ok(mut client) = self.leader_client(leader).await else {
+            return;
+        };
+        let mut req = tonic::Request::new(pb::StateDigestRequest { index });
+        req.set_timeout(self.write_timeout());
+        let Ok(answer) = client
+            .state_digest(req)
+            .await
+            .map(tonic::Response::into_inner)
+        else {
+            return;
+        };
+        let leaders = answer.known.then_some(answer.digest.as_slice());
+        match super::digest::compare(&ours, leaders) {
+            super::digest::Comparison::Diverged => {
+                if !*self.diverged.borrow() {
+                    tracing::error!(
+                        node = %self.me,
+                        index,
+                        "directory replica DIVERGED from the leader (state digests differ at the same index); the roster no longer follows it and the node reports unhealthy until it re-syncs (restart it with its replica removed to take the leader's snapshot)"
+                    );
+                }
+                self.diverged.send_replace(true);
+            }
+            super::digest::Comparison::Same => {
+                if self.diverged.send_replace(false) {
+                    tracing::info!(node = %self.me, index, "directory replica agrees with the leader again");
+                }
+            }
+            super::digest::Comparison::Unknown => {}
+        }
+    }
+
     /// Stops Raft.
     pub async fn shutdown(&self) {
         if let Err(e) = self.raft.shutdown().await {
@@ -651,8 +712,11 @@ impl Directory {
     }
 }
 
+/// Keeps the roster in step with the replica, except while the replica diverged from the leader:
+/// then the roster keeps what it had, and catches up once the replica agrees again.
 async fn follow_roster(dir: Arc<Directory>, roster: Arc<Roster>, shutdown: CancellationToken) {
     let mut rx = dir.subscribe();
+    let mut diverged = dir.divergence();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -661,9 +725,32 @@ async fn follow_roster(dir: Arc<Directory>, roster: Arc<Roster>, shutdown: Cance
                     return;
                 }
             }
+            changed = diverged.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+        }
+        if *diverged.borrow_and_update() {
+            continue;
         }
         let state = rx.borrow_and_update().state.clone();
         roster.apply_directory(&state);
+    }
+}
+
+/// How often a replica compares its state digest with the leader's.
+const DIGEST_CHECK_EVERY: Duration = Duration::from_secs(2);
+
+async fn check_divergence(dir: Arc<Directory>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(DIGEST_CHECK_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        dir.check_digest().await;
     }
 }
 
