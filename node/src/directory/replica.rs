@@ -414,8 +414,14 @@ impl Directory {
                 .map_or(0, |a| a.seq)
         };
         let current = self.sm.current();
-        // Not a member (yet): nothing to publish into.
-        if !current.state.members.contains_key(self.me.as_str()) || published(&current) >= seq {
+        // Not an active member (not admitted yet, suspended or revoked): the command would only
+        // be refused, so it is not sent.
+        let active = current
+            .state
+            .members
+            .get(self.me.as_str())
+            .is_some_and(|m| m.status == pb::MemberStatus::Active as i32);
+        if !active || published(&current) >= seq {
             return Ok(false);
         }
         let cmd = pb::DirectoryCommand {
