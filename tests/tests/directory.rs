@@ -1407,3 +1407,67 @@ async fn a_diverged_replica_is_detected_and_reports_unhealthy() {
     assert_eq!(health(3).await, Some(serving));
     t.shutdown().await.unwrap();
 }
+
+/// Finding L3: the directory keeps a bounded policy history per member (10 versions by default)
+/// and `GetDirectory` answers page by page, the pages adding up to the whole directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_history_is_bounded_and_the_directory_is_read_page_by_page() {
+    let t = founded(1000).await;
+    for version in 100..112u64 {
+        let mut p = permissive_fra_policy();
+        p.version = version;
+        t.fed
+            .propose_applied(3, Op::PublishPolicy(p))
+            .await
+            .unwrap();
+    }
+    let whole = t
+        .fed
+        .wait_for_directory(0, "FRA-POL's last policy", WAIT, |v| {
+            v.state.as_ref().is_some_and(|s| {
+                s.entries["FRA-POL"]
+                    .policies
+                    .last()
+                    .and_then(|p| p.policy.as_ref())
+                    .is_some_and(|p| p.version == 111)
+            })
+        })
+        .await
+        .unwrap();
+    let state = whole.state.unwrap();
+    let versions: Vec<u64> = state.entries["FRA-POL"]
+        .policies
+        .iter()
+        .map(|p| p.policy.as_ref().unwrap().version)
+        .collect();
+    assert_eq!(versions, (102..112).collect::<Vec<_>>());
+    assert_eq!(state.proofs["FRA-POL"].policies.len(), 10);
+
+    // Two members a page: three pages, every member once, revocations in each.
+    let mut admin = t.admin(0).await.unwrap();
+    let (mut after, mut seen) = (String::new(), Vec::new());
+    loop {
+        let page = admin
+            .get_directory(pb::GetDirectoryRequest {
+                linearizable: false,
+                page_after: after.clone(),
+                page_size: 2,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let s = page.state.unwrap();
+        assert!(s.members.len() <= 2, "{:?}", s.members.keys());
+        let mut ids: Vec<String> = s.members.keys().cloned().collect();
+        ids.sort();
+        seen.extend(ids);
+        if page.next_page_after.is_empty() {
+            break;
+        }
+        after = page.next_page_after;
+    }
+    let mut all: Vec<String> = state.members.keys().cloned().collect();
+    all.sort();
+    assert_eq!(seen, all);
+    t.shutdown().await.unwrap();
+}
