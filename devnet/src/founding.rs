@@ -133,6 +133,7 @@ impl DevFederation {
             let last = client
                 .get_directory(pb::GetDirectoryRequest {
                     linearizable: false,
+                    ..Default::default()
                 })
                 .await
                 .map(tonic::Response::into_inner);

@@ -134,8 +134,13 @@ impl DevNode {
         }
         if let Some(d) = &c.directory {
             text.push_str(&format!(
-                "\n[directory]\ninitialise = {}\nheartbeat_ms = {}\nelection_timeout_ms = {}\nsnapshot_every = {}\nwrite_timeout_ms = {}\n",
-                d.initialise, d.heartbeat_ms, d.election_timeout_ms, d.snapshot_every, d.write_timeout_ms
+                "\n[directory]\ninitialise = {}\nheartbeat_ms = {}\nelection_timeout_ms = {}\nsnapshot_every = {}\nwrite_timeout_ms = {}\naudit_publish_ms = {}\n",
+                d.initialise,
+                d.heartbeat_ms,
+                d.election_timeout_ms,
+                d.snapshot_every,
+                d.write_timeout_ms,
+                d.audit_publish_ms
             ));
             text.push_str(&format!(
                 "\n[directory.secretariat]\nnode_id = {}\ncert_fingerprint = {}\nsigning_public_key = {}\n",
@@ -434,6 +439,8 @@ impl DevFederation {
                     election_timeout_ms: 500,
                     snapshot_every: specs[i].snapshot_every,
                     write_timeout_ms: 3000,
+                    audit_publish_ms: 60_000,
+                    policy_history: 10,
                 }),
             };
             config

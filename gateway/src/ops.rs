@@ -626,17 +626,44 @@ pub async fn answer_trace(
     Ok(t)
 }
 
-/// The directory as the node's replica holds it.
+/// The directory as the node's replica holds it, read page by page (each page is bounded by the
+/// node, so a large directory never exceeds the message limit).
 pub async fn directory(app: &App, c: Caller<'_>) -> Result<pb::DirectoryView, GatewayError> {
     c.require(Capability::ReadDirectory)?;
-    Ok(app
-        .node
-        .api()
-        .get_directory(pb::GetDirectoryRequest {
-            linearizable: false,
-        })
-        .await?
-        .into_inner())
+    let mut page_after = String::new();
+    let mut whole: Option<pb::DirectoryView> = None;
+    loop {
+        let page = app
+            .node
+            .api()
+            .get_directory(pb::GetDirectoryRequest {
+                linearizable: false,
+                page_after: page_after.clone(),
+                page_size: 0,
+            })
+            .await?
+            .into_inner();
+        let next = page.next_page_after.clone();
+        match &mut whole {
+            None => whole = Some(page),
+            Some(w) => {
+                let into = w.state.get_or_insert_default();
+                let from = page.state.unwrap_or_default();
+                into.members.extend(from.members);
+                into.entries.extend(from.entries);
+                into.proofs.extend(from.proofs);
+                into.revocations = from.revocations;
+            }
+        }
+        // Node ids only grow from page to page; anything else would loop.
+        if next.is_empty() || next <= page_after {
+            break;
+        }
+        page_after = next;
+    }
+    let mut whole = whole.unwrap_or_default();
+    whole.next_page_after.clear();
+    Ok(whole)
 }
 
 /// Publishes this node's contact points in the directory.

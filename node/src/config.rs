@@ -179,6 +179,16 @@ pub struct DirectoryConfig {
     /// committed (no quorum) (default 5000).
     #[serde(default = "default_write_timeout")]
     pub write_timeout_ms: u64,
+    /// How often, in ms, the node signs an audit checkpoint (when anything is new) and publishes
+    /// it in the directory, where a truncated audit log is then detected (default 300000). It is
+    /// also published at shutdown.
+    #[serde(default = "default_audit_publish")]
+    pub audit_publish_ms: u64,
+    /// How many published policy versions the directory keeps per member, the latest included
+    /// (default 10). A rule of the replicated state: the same on every node, like the pinned
+    /// secretariat, or replicas would keep different histories.
+    #[serde(default = "default_policy_history")]
+    pub policy_history: usize,
 }
 
 fn default_heartbeat() -> u64 {
@@ -192,6 +202,12 @@ fn default_snapshot_every() -> u64 {
 }
 fn default_write_timeout() -> u64 {
     5000
+}
+fn default_audit_publish() -> u64 {
+    300_000
+}
+fn default_policy_history() -> usize {
+    crate::directory::state::DEFAULT_POLICY_HISTORY
 }
 
 impl DirectoryConfig {
@@ -214,6 +230,7 @@ impl DirectoryConfig {
             node_id: s.node_id.clone(),
             cert_fingerprint: fp,
             signing_key: key,
+            policy_history: self.policy_history,
         })
     }
 
@@ -238,8 +255,15 @@ impl DirectoryConfig {
         if self.heartbeat_ms == 0 || self.election_timeout_ms <= 2 * self.heartbeat_ms {
             return bad("election_timeout_ms must exceed twice heartbeat_ms".into());
         }
-        if self.snapshot_every == 0 || self.write_timeout_ms == 0 {
-            return bad("snapshot_every and write_timeout_ms must be positive".into());
+        if self.snapshot_every == 0
+            || self.write_timeout_ms == 0
+            || self.audit_publish_ms == 0
+            || self.policy_history == 0
+        {
+            return bad(
+                "snapshot_every, write_timeout_ms, audit_publish_ms and policy_history must be positive"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -617,6 +641,8 @@ key = "certs/FRA-POL/node.key"
             election_timeout_ms: 500,
             snapshot_every: 10,
             write_timeout_ms: 1000,
+            audit_publish_ms: 60_000,
+            policy_history: 10,
         };
         assert!(d.check(&own).is_ok());
         d.initialise = true;

@@ -20,6 +20,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod audit_anchor;
 pub mod audit_kind;
 pub mod auth;
 pub mod cli;

@@ -295,6 +295,36 @@ impl Node {
         health_reporter
             .set_serving::<NodeApiServer<LocalApi>>()
             .await;
+        if let Some(d) = &self.ctx.directory {
+            // A replica that diverged from the leader makes the node report unhealthy until it
+            // agrees again (the roster stops following it meanwhile).
+            let mut diverged = d.divergence();
+            let reporter = health_reporter.clone();
+            tokio::spawn(async move {
+                while diverged.changed().await.is_ok() {
+                    use tonic_health::ServingStatus;
+                    let status = if *diverged.borrow_and_update() {
+                        ServingStatus::NotServing
+                    } else {
+                        ServingStatus::Serving
+                    };
+                    // The node as a whole ("") and each service.
+                    reporter.set_service_status("", status).await;
+                    reporter
+                        .set_service_status(
+                            <PeerExchangeServer<PeerService> as tonic::server::NamedService>::NAME,
+                            status,
+                        )
+                        .await;
+                    reporter
+                        .set_service_status(
+                            <NodeApiServer<LocalApi> as tonic::server::NamedService>::NAME,
+                            status,
+                        )
+                        .await;
+                }
+            });
+        }
 
         let peer_cfg = &self.config.peer_api;
         let peer_svc = InterceptedService::new(
@@ -346,6 +376,20 @@ impl Node {
             shutdown.clone().cancelled_owned(),
         );
 
+        if let Some(d) = self.ctx.directory.clone() {
+            let every = self
+                .config
+                .directory
+                .as_ref()
+                .map_or(300_000, |c| c.audit_publish_ms);
+            tokio::spawn(crate::audit_anchor::run(
+                self.ctx.audit.clone(),
+                d,
+                self.ctx.clock.clone(),
+                Duration::from_millis(every),
+                shutdown.clone(),
+            ));
+        }
         let outbox_task = tokio::spawn(delivery::run(
             self.ctx.clone(),
             self.ctx.outbox_wakeup.clone(),
@@ -392,6 +436,22 @@ impl Node {
             tracing::warn!(node = %node_id, "outbox worker did not stop in time");
         }
         if let Some(d) = &self.ctx.directory {
+            // The final checkpoint is published before Raft stops, so the federation holds where
+            // this node's audit log ended (best effort: without quorum it is published next run).
+            // This replica itself receives it when it next starts (its listener is closed).
+            match crate::audit_anchor::publish_once(
+                &self.ctx.audit,
+                d,
+                self.ctx.clock.as_ref(),
+                false,
+            )
+            .await
+            {
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "final audit checkpoint not published in the directory")
+                }
+            }
             d.shutdown().await;
         }
         if let Err(e) = self.ctx.audit.checkpoint(self.ctx.clock.now_secs()) {

@@ -200,9 +200,12 @@ impl From<DirectoryError> for Status {
             DirectoryError::Disabled => Status::failed_precondition(e.to_string()),
             DirectoryError::NoLeader(_)
             | DirectoryError::NotCommitted(_)
-            | DirectoryError::ReadTimeout(_) => Status::unavailable(e.to_string()),
+            | DirectoryError::ReadTimeout(_)
+            | DirectoryError::NoQuorumForRead => Status::unavailable(e.to_string()),
             DirectoryError::Fatal(_) => Status::internal(e.to_string()),
-            DirectoryError::Refused(_) => Status::permission_denied(e.to_string()),
+            DirectoryError::Refused(_) | DirectoryError::Revoked(_) => {
+                Status::permission_denied(e.to_string())
+            }
         }
     }
 }

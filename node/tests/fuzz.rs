@@ -130,6 +130,8 @@ fn decode_everything(bytes: &[u8]) {
         ProposeRequest,
         ReadIndexRequest,
         ReadIndexResponse,
+        StateDigestRequest,
+        StateDigestResponse,
         GetNodeInfoRequest,
         CreateRecordRequest,
         GetRecordRequest,

@@ -99,6 +99,7 @@ async fn view(t: &TestFederation, i: usize) -> pb::DirectoryView {
         .unwrap()
         .get_directory(pb::GetDirectoryRequest {
             linearizable: false,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -141,7 +142,10 @@ async fn founding_replicates_members_to_voters_and_learners() {
         .admin(3)
         .await
         .unwrap()
-        .get_directory(pb::GetDirectoryRequest { linearizable: true })
+        .get_directory(pb::GetDirectoryRequest {
+            linearizable: true,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -223,6 +227,24 @@ async fn a_minority_cannot_write_the_majority_can_and_exchange_goes_on() {
         refused.message().contains("retry") || refused.message().contains("quorum"),
         "the error says it is retryable: {}",
         refused.message()
+    );
+
+    // A linearizable read says plainly that there is no quorum (no internal Raft ids).
+    let read = t
+        .admin(3)
+        .await
+        .unwrap()
+        .get_directory(pb::GetDirectoryRequest {
+            linearizable: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(read.code(), tonic::Code::Unavailable, "{read:?}");
+    assert!(
+        read.message().contains("quorum") && !read.message().contains("Some("),
+        "{}",
+        read.message()
     );
 
     // Exchange between members keeps working from local replicas.
@@ -416,6 +438,29 @@ async fn a_revoked_member_is_refused_by_every_node_including_open_connections() 
             assert_handshake_refused(&on_new);
         }
     }
+    // Its own writes get a refusal that says retrying will not help.
+    t.fed
+        .wait_for_directory(3, "the revocation on FRA-POL itself", WAIT, |v| {
+            v.state
+                .as_ref()
+                .is_some_and(|s| s.members["FRA-POL"].status == pb::MemberStatus::Revoked as i32)
+        })
+        .await
+        .unwrap();
+    let own = t
+        .admin(3)
+        .await
+        .unwrap()
+        .propose_directory(pb::ProposeDirectoryRequest {
+            command: Some(pb::DirectoryCommand {
+                op: Some(contacts("revoked@example.test")),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(own.code(), tonic::Code::PermissionDenied, "{own:?}");
+    assert!(own.message().contains("revoked"), "{}", own.message());
     // Raft refuses it too, and the leader takes it out of the group.
     if let Ok(ch) = t.channel(0, false, ClientCert::Of(3, "node")).await {
         let vote = DirectoryRaftClient::new(ch)
@@ -1183,5 +1228,256 @@ async fn a_retraction_waits_out_a_suspension_and_is_delivered_after_reinstatemen
     })
     .await
     .unwrap();
+    t.shutdown().await.unwrap();
+}
+
+/// Finding L2: the audit checkpoint a node publishes in the directory anchors its log, so a tail
+/// dropped from the log of a stopped node is reported by `audit verify` against the copy the
+/// node's own replica holds (and every other replica).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_audit_tail_is_caught_against_the_published_checkpoint() {
+    use tracenet_node::cli::{AuditCommand, Command, dispatch};
+    let mut t = founded(1000).await;
+    let created = t
+        .admin(4)
+        .await
+        .unwrap()
+        .create_record(pb::CreateRecordRequest {
+            record: Some(sample(3)),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .record
+        .unwrap();
+    let serial = created.firearms[0].serial_number.clone();
+    // FRA-POL's lookups are audited on DEU-CUS (request received, disclosure).
+    for _ in 0..3 {
+        t.admin(3)
+            .await
+            .unwrap()
+            .federated_lookup(lookup_of(&serial))
+            .await
+            .unwrap();
+    }
+    // Stopping signs the final checkpoint and publishes it before Raft stops.
+    t.stop(4).await.unwrap();
+    let published = wait_for("DEU-CUS's audit checkpoint on the secretariat", || async {
+        view(&t, 0)
+            .await
+            .state?
+            .entries
+            .get("DEU-CUS")?
+            .audit_checkpoint
+            .clone()
+    })
+    .await
+    .unwrap();
+    assert!(published.seq >= 2, "{published:?}");
+    // The node's own replica receives it on its next start (its listener was closed when it was
+    // published); stopped again, it holds the value `audit verify` reads.
+    t.restart(4).await.unwrap();
+    wait_for("DEU-CUS's own replica holding its checkpoint", || async {
+        let own = view(&t, 4)
+            .await
+            .state?
+            .entries
+            .get("DEU-CUS")?
+            .audit_checkpoint
+            .clone()?;
+        (own == published).then_some(())
+    })
+    .await
+    .unwrap();
+    t.stop(4).await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("deu.toml");
+    t.node(4).write_config(&config).unwrap();
+    let verify = |given: Option<&pb::AuditAnchor>| {
+        dispatch(Command::Audit {
+            command: AuditCommand::Verify {
+                config: config.clone(),
+                published: given.map(|a| tracenet_node::audit::Published {
+                    seq: a.seq,
+                    chain_hash: a.chain_hash.clone(),
+                }),
+            },
+        })
+    };
+    verify(None).await.unwrap();
+
+    // Drop the last two entries and every checkpoint above what is left: the log alone would
+    // still verify, the published checkpoint no longer matches.
+    {
+        let db =
+            tracenet_node::store::open::open_db(&t.node(4).config.data_dir.join("records"), None)
+                .unwrap();
+        let entries = db.open_tree("audit").unwrap();
+        let checkpoints = db.open_tree("audit_checkpoints").unwrap();
+        let keep = published.seq - 2;
+        for s in keep + 1..=published.seq {
+            entries.remove(s.to_be_bytes()).unwrap();
+            checkpoints.remove(s.to_be_bytes()).unwrap();
+        }
+        db.flush().unwrap();
+    }
+    // Against the node's own replica, and against the value read from another member.
+    for given in [None, Some(&published)] {
+        let err = verify(given).await.unwrap_err();
+        assert!(
+            err.contains("does NOT verify") && err.contains("truncated"),
+            "{err}"
+        );
+    }
+}
+
+/// A command sent twice (an outcome-unknown retry) is recognised as the same command: the second
+/// answer says it was already applied, and nothing changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resent_command_is_answered_as_already_applied() {
+    let t = founded(1000).await;
+    let leader = leader_index(&t, 0).await;
+    let cmd = forged_by(&t, 3, "FRA-POL", contacts("resent@example.test"));
+    let send = || async {
+        let ch = t
+            .channel(leader, false, ClientCert::Of(3, "node"))
+            .await
+            .unwrap();
+        DirectoryRaftClient::new(ch)
+            .propose(pb::ProposeRequest {
+                command: Some(cmd.clone()),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    };
+    let first = send().await;
+    assert!(first.applied && !first.already_applied, "{first:?}");
+    let again = send().await;
+    assert!(again.applied && again.already_applied, "{again:?}");
+    assert!(again.refusal.is_empty(), "{again:?}");
+    t.fed
+        .wait_for_directory(4, "the contacts", WAIT, |v| {
+            email_of(v, "FRA-POL").as_deref() == Some("resent@example.test")
+        })
+        .await
+        .unwrap();
+    t.shutdown().await.unwrap();
+}
+
+/// A replica whose applied state differs from the leader's at the same index (here: its stored
+/// state edited while it was stopped) raises the divergence alarm: the node reports unhealthy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_diverged_replica_is_detected_and_reports_unhealthy() {
+    use tracenet_proto::stored;
+    let mut t = founded(1000).await;
+    t.stop(4).await.unwrap();
+    {
+        let db =
+            tracenet_node::store::open::open_db(&t.node(4).config.data_dir.join("records"), None)
+                .unwrap();
+        let tree = db.open_tree("raft_state_machine").unwrap();
+        let mut applied: pb::DirectorySnapshot =
+            stored::decode(&tree.get(b"applied").unwrap().unwrap()).unwrap();
+        let state = applied.state.as_mut().unwrap();
+        state.members.get_mut("FRA-POL").unwrap().organisation = "edited on disk".into();
+        tree.insert(b"applied", stored::encode(&applied)).unwrap();
+        db.flush().unwrap();
+    }
+    t.restart(4).await.unwrap();
+    let health = |i: usize| {
+        let t = &t;
+        async move {
+            let ch = t.channel(i, false, ClientCert::Of(i, "node")).await.ok()?;
+            let r = tonic_health::pb::health_client::HealthClient::new(ch)
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+                .ok()?;
+            Some(r.into_inner().status)
+        }
+    };
+    // Enough new entries for every replica to record a digest at the same index.
+    for n in 0..(tracenet_node::directory::digest::EVERY + 1) {
+        t.fed
+            .propose_applied(3, contacts(&format!("n{n}@example.test")))
+            .await
+            .unwrap();
+    }
+    let not_serving = tonic_health::pb::health_check_response::ServingStatus::NotServing as i32;
+    wait_for("DEU-CUS to report its diverged replica", || async {
+        (health(4).await? == not_serving).then_some(())
+    })
+    .await
+    .unwrap();
+    // The replicas that agree with the leader stay healthy.
+    let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+    assert_eq!(health(3).await, Some(serving));
+    t.shutdown().await.unwrap();
+}
+
+/// Finding L3: the directory keeps a bounded policy history per member (10 versions by default)
+/// and `GetDirectory` answers page by page, the pages adding up to the whole directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_history_is_bounded_and_the_directory_is_read_page_by_page() {
+    let t = founded(1000).await;
+    for version in 100..112u64 {
+        let mut p = permissive_fra_policy();
+        p.version = version;
+        t.fed
+            .propose_applied(3, Op::PublishPolicy(p))
+            .await
+            .unwrap();
+    }
+    let whole = t
+        .fed
+        .wait_for_directory(0, "FRA-POL's last policy", WAIT, |v| {
+            v.state.as_ref().is_some_and(|s| {
+                s.entries["FRA-POL"]
+                    .policies
+                    .last()
+                    .and_then(|p| p.policy.as_ref())
+                    .is_some_and(|p| p.version == 111)
+            })
+        })
+        .await
+        .unwrap();
+    let state = whole.state.unwrap();
+    let versions: Vec<u64> = state.entries["FRA-POL"]
+        .policies
+        .iter()
+        .map(|p| p.policy.as_ref().unwrap().version)
+        .collect();
+    assert_eq!(versions, (102..112).collect::<Vec<_>>());
+    assert_eq!(state.proofs["FRA-POL"].policies.len(), 10);
+
+    // Two members a page: three pages, every member once, revocations in each.
+    let mut admin = t.admin(0).await.unwrap();
+    let (mut after, mut seen) = (String::new(), Vec::new());
+    loop {
+        let page = admin
+            .get_directory(pb::GetDirectoryRequest {
+                linearizable: false,
+                page_after: after.clone(),
+                page_size: 2,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let s = page.state.unwrap();
+        assert!(s.members.len() <= 2, "{:?}", s.members.keys());
+        let mut ids: Vec<String> = s.members.keys().cloned().collect();
+        ids.sort();
+        seen.extend(ids);
+        if page.next_page_after.is_empty() {
+            break;
+        }
+        after = page.next_page_after;
+    }
+    let mut all: Vec<String> = state.members.keys().cloned().collect();
+    all.sort();
+    assert_eq!(seen, all);
     t.shutdown().await.unwrap();
 }

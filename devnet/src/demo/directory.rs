@@ -86,6 +86,7 @@ async fn forged_write_refused(fed: &DevFederation, out: &mut String) -> Result<(
         .await?
         .get_directory(pb::GetDirectoryRequest {
             linearizable: false,
+            ..Default::default()
         })
         .await
         .map_err(call("reading FRA-POL's directory"))?
@@ -159,6 +160,7 @@ async fn forged_write_refused(fed: &DevFederation, out: &mut String) -> Result<(
         .await?
         .get_directory(pb::GetDirectoryRequest {
             linearizable: false,
+            ..Default::default()
         })
         .await
         .map_err(call("reading FRA-POL's directory"))?

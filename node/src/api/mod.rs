@@ -261,7 +261,7 @@ impl NodeApi for LocalApi {
         request: Request<pb::GetDirectoryRequest>,
     ) -> Result<Response<pb::DirectoryView>, Status> {
         caller(&request)?;
-        let view = directory::get(&self.ctx, request.get_ref().linearizable).await?;
+        let view = directory::get(&self.ctx, request.get_ref()).await?;
         Ok(Response::new(view))
     }
 

@@ -246,6 +246,23 @@ impl AuditLog {
         Ok(())
     }
 
+    /// The latest signed checkpoint: its sequence number and chain value (what the node publishes
+    /// in the directory so that a truncated log is detected by others).
+    pub fn latest_checkpoint(&self) -> Result<Option<(u64, Vec<u8>)>, AuditError> {
+        let Some(seq) = self.storage.last_checkpoint_seq()? else {
+            return Ok(None);
+        };
+        // Checkpoints are one per 64 entries at least: walking them is cheap next to the log.
+        for v in self.storage.checkpoints() {
+            let cp =
+                pb::AuditCheckpoint::decode(v?.as_slice()).map_err(|_| AuditError::Corrupt(0))?;
+            if cp.seq == seq {
+                return Ok(Some((cp.seq, cp.chain_hash)));
+            }
+        }
+        Ok(None)
+    }
+
     /// Signs a checkpoint of the current chain value (if anything is new since the last one).
     pub fn checkpoint(&self, now: i64) -> Result<(), AuditError> {
         let mut head = self
@@ -331,9 +348,64 @@ pub fn verify(db: &sled::Db, public_key: &[u8]) -> Result<Verified, Fault> {
     verify_log(&storage, public_key)
 }
 
+/// What the federation holds of a node's log: the checkpoint it last published in the directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// The entry's sequence number.
+    pub seq: u64,
+    /// The chain value up to and including that entry.
+    pub chain_hash: Vec<u8>,
+}
+
+/// [`verify_log`], then checks the log still reaches `published` with the same chain value: an
+/// attacker who truncates the tail (and re-signs checkpoints with the key on the same disk)
+/// cannot make the log match what the directory holds, since the published value was signed by
+/// the node and replicated to every member.
+pub fn verify_published(
+    storage: &dyn AuditStorage,
+    public_key: &[u8],
+    published: &Published,
+) -> Result<Verified, Fault> {
+    let (verified, hashes) = walk(storage, public_key)?;
+    match hashes.get(&published.seq) {
+        None => Err(Fault {
+            seq: published.seq,
+            problem: format!(
+                "missing: the directory holds a published checkpoint at entry {} but the log ends at {} (truncated)",
+                published.seq, verified.entries
+            ),
+        }),
+        Some(h) if h.as_slice() != published.chain_hash.as_slice() => Err(Fault {
+            seq: published.seq,
+            problem: "chain differs from the checkpoint published in the directory (rewritten)"
+                .into(),
+        }),
+        Some(_) => Ok(verified),
+    }
+}
+
+/// [`verify_published`] over the audit log in the node's database.
+pub fn verify_db_published(
+    db: &sled::Db,
+    public_key: &[u8],
+    published: &Published,
+) -> Result<Verified, Fault> {
+    let storage = SledAuditStorage::open(db).map_err(|e| Fault {
+        seq: 0,
+        problem: format!("cannot read the log: {e}"),
+    })?;
+    verify_published(&storage, public_key, published)
+}
+
 /// Walks the whole chain and every checkpoint in `storage`, checking links, sequence and
 /// signatures.
 pub fn verify_log(storage: &dyn AuditStorage, public_key: &[u8]) -> Result<Verified, Fault> {
+    walk(storage, public_key).map(|(v, _)| v)
+}
+
+type Hashes = std::collections::HashMap<u64, [u8; 32]>;
+
+fn walk(storage: &dyn AuditStorage, public_key: &[u8]) -> Result<(Verified, Hashes), Fault> {
     let fault = |seq, problem: &str| Fault {
         seq,
         problem: problem.to_owned(),
@@ -388,11 +460,14 @@ pub fn verify_log(storage: &dyn AuditStorage, public_key: &[u8]) -> Result<Verif
         count += 1;
         last_cp = last_cp.max(cp.seq);
     }
-    Ok(Verified {
-        entries: last,
-        checkpoints: count,
-        unsigned_tail: last - last_cp,
-    })
+    Ok((
+        Verified {
+            entries: last,
+            checkpoints: count,
+            unsigned_tail: last - last_cp,
+        },
+        hashes,
+    ))
 }
 
 #[cfg(test)]
@@ -533,5 +608,34 @@ mod tests {
         let other = SigningKey::from_pkcs8(&pk8, NodeId::parse("FRA-POL").unwrap()).unwrap();
         let f = verify(&db, &other.public_key()).unwrap_err();
         assert!(f.problem.contains("signature"), "{f}");
+    }
+
+    #[test]
+    fn a_truncated_tail_passes_alone_but_not_against_the_published_checkpoint() {
+        let (db, key, log) = setup();
+        fill(&log, 100);
+        let (seq, chain_hash) = log.latest_checkpoint().unwrap().unwrap();
+        assert_eq!(seq, 100);
+        let published = Published { seq, chain_hash };
+        verify_db_published(&db, &key.public_key(), &published).unwrap();
+        drop(log);
+        // Drop entries 90..=100 and the checkpoint at 100: the log alone still verifies.
+        let tree = db.open_tree("audit").unwrap();
+        for s in 90..=100u64 {
+            tree.remove(s.to_be_bytes()).unwrap();
+        }
+        let cps = db.open_tree("audit_checkpoints").unwrap();
+        cps.remove(100u64.to_be_bytes()).unwrap();
+        assert_eq!(verify(&db, &key.public_key()).unwrap().entries, 89);
+        let f = verify_db_published(&db, &key.public_key(), &published).unwrap_err();
+        assert_eq!(f.seq, 100, "{f}");
+        assert!(f.problem.contains("truncated"), "{f}");
+        // A log rewritten to the same length is caught by the chain value.
+        let other = Published {
+            seq: 64,
+            chain_hash: vec![0; 32],
+        };
+        let f = verify_db_published(&db, &key.public_key(), &other).unwrap_err();
+        assert!(f.problem.contains("rewritten"), "{f}");
     }
 }

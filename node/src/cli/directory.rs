@@ -180,12 +180,44 @@ async fn client(config: &Path) -> Result<(NodeConfig, NodeApiClient<Channel>), S
     Ok((cfg, c))
 }
 
+/// The whole directory, read page by page (each page is bounded by the node).
 async fn view(config: &Path, linearizable: bool) -> Result<pb::DirectoryView, String> {
     let (_, mut c) = client(config).await?;
-    c.get_directory(pb::GetDirectoryRequest { linearizable })
-        .await
-        .map(tonic::Response::into_inner)
-        .map_err(|s| s.message().to_owned())
+    let mut page_after = String::new();
+    let mut whole: Option<pb::DirectoryView> = None;
+    loop {
+        let page = c
+            .get_directory(pb::GetDirectoryRequest {
+                linearizable,
+                page_after: page_after.clone(),
+                page_size: 0,
+            })
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| s.message().to_owned())?;
+        let next = page.next_page_after.clone();
+        match &mut whole {
+            None => whole = Some(page),
+            Some(w) => {
+                let (into, from) = (
+                    w.state.get_or_insert_default(),
+                    page.state.unwrap_or_default(),
+                );
+                into.members.extend(from.members);
+                into.entries.extend(from.entries);
+                into.proofs.extend(from.proofs);
+                into.revocations = from.revocations;
+            }
+        }
+        // A node answering the same token again would loop forever: stop instead.
+        if next.is_empty() || next <= page_after {
+            break;
+        }
+        page_after = next;
+    }
+    let mut whole = whole.unwrap_or_default();
+    whole.next_page_after.clear();
+    Ok(whole)
 }
 
 async fn propose(config: &Path, op: Op) -> Result<(), String> {

@@ -61,11 +61,17 @@ pub enum Command {
 /// `tracenet-node audit ...`
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Check the hash chain and every signed checkpoint; name the first bad entry.
+    /// Check the hash chain and every signed checkpoint; name the first bad entry. The log must
+    /// also reach the audit checkpoint this node last published in the directory (read from the
+    /// replica in its data directory, or given with --published), so a truncated tail is caught.
     Verify {
         /// The node's TOML configuration.
         #[arg(long)]
         config: PathBuf,
+        /// The published checkpoint to check against, as SEQ:CHAIN_HASH_HEX (e.g. read from
+        /// another member's `directory show`); default: the local replica's copy.
+        #[arg(long, value_parser = parse_published)]
+        published: Option<crate::audit::Published>,
     },
     /// List entries, oldest first.
     Show {
@@ -87,6 +93,18 @@ pub enum AuditCommand {
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
+}
+
+/// `SEQ:HEX` (the chain value as 64 hex digits).
+fn parse_published(s: &str) -> Result<crate::audit::Published, String> {
+    let (seq, hash) = s.split_once(':').ok_or("expected SEQ:CHAIN_HASH_HEX")?;
+    let seq = seq
+        .parse::<u64>()
+        .map_err(|_| format!("{seq} is not a sequence number"))?;
+    let chain_hash = tracenet_ids::hex::decode(hash)
+        .filter(|h| h.len() == 32)
+        .ok_or("the chain hash must be 64 hex digits")?;
+    Ok(crate::audit::Published { seq, chain_hash })
 }
 
 /// The values `audit show --kind` accepts: every audit event kind, from the one vocabulary.
@@ -294,17 +312,46 @@ fn open_offline(config: &Path) -> Result<(NodeConfig, sled::Db), String> {
     Ok((cfg, db))
 }
 
+/// The audit checkpoint `node` last published, as the directory replica in this database holds it.
+fn published_in_replica(
+    db: &sled::Db,
+    node: &crate::ids::NodeId,
+) -> Result<Option<crate::audit::Published>, String> {
+    let state = crate::directory::raft_store::read_applied_state(db)
+        .map_err(|e| format!("cannot read the directory replica: {e}"))?;
+    Ok(state
+        .and_then(|s| s.entries.get(node.as_str()).cloned())
+        .and_then(|e| e.audit_checkpoint)
+        .map(|a| crate::audit::Published {
+            seq: a.seq,
+            chain_hash: a.chain_hash,
+        }))
+}
+
 fn audit(command: AuditCommand) -> Result<(), String> {
     match command {
-        AuditCommand::Verify { config } => {
+        AuditCommand::Verify { config, published } => {
             let (cfg, db) = open_offline(&config)?;
             let key =
                 crate::envelope::SigningKey::load(&cfg.signing_key_path(), cfg.node_id.clone())
                     .map_err(|e| e.to_string())?;
-            match crate::audit::verify(&db, &key.public_key()) {
+            let (published, from) = match published {
+                Some(p) => (Some(p), "given"),
+                None => (published_in_replica(&db, &cfg.node_id)?, "in the directory"),
+            };
+            let outcome = match &published {
+                Some(p) => crate::audit::verify_db_published(&db, &key.public_key(), p),
+                None => crate::audit::verify(&db, &key.public_key()),
+            };
+            match outcome {
                 Ok(v) => {
+                    let against = published.map_or(
+                        "no published checkpoint to compare with (a truncated tail would not show)"
+                            .to_owned(),
+                        |p| format!("reaches the checkpoint {from} at entry {}", p.seq),
+                    );
                     println!(
-                        "audit log of {} verifies: {} entries, {} signed checkpoints, {} entries after the last checkpoint",
+                        "audit log of {} verifies: {} entries, {} signed checkpoints, {} entries after the last checkpoint; {against}",
                         cfg.node_id, v.entries, v.checkpoints, v.unsigned_tail
                     );
                     Ok(())

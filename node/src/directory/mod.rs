@@ -5,6 +5,7 @@
 //! - [`state`]: the pure rules for changing the directory (authorisation included);
 //! - [`types`], [`codec`]: the Raft type configuration and the protobuf encodings;
 //! - [`raft_store`]: the sled-backed Raft log and state machine;
+//! - [`digest`]: digests of the applied state at fixed indexes, compared with the leader's;
 //! - [`network`], [`service`]: the Raft transport over the peer mTLS listener;
 //! - [`replica`]: the running replica (writes forwarded to the leader, linearizable reads,
 //!   membership kept in step with admissions and revocations, as [`membership`] plans it);
@@ -14,6 +15,7 @@
 //! serves do not depend on Raft.
 
 pub mod codec;
+pub mod digest;
 pub mod membership;
 pub mod network;
 pub mod raft_store;

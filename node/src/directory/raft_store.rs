@@ -273,6 +273,18 @@ impl Applied {
     }
 }
 
+/// The directory state as last applied in `db` (a stopped node's data), without starting Raft:
+/// what offline tools (`audit verify`) compare the node's own data with. `None` when this
+/// database holds no replica.
+pub fn read_applied_state(db: &sled::Db) -> Result<Option<pb::DirectoryState>, String> {
+    let tree = db.open_tree(SM_TREE).map_err(|e| e.to_string())?;
+    let Some(v) = tree.get(KEY_APPLIED).map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    let s: pb::DirectorySnapshot = stored::decode(&v).map_err(|e| e.to_string())?;
+    Ok(s.state)
+}
+
 /// What subscribers see after every applied batch: the state and the log id it is as of.
 #[derive(Debug, Clone, Default)]
 pub struct Published {
@@ -290,6 +302,7 @@ pub struct StateMachineStore {
     applied: Arc<Mutex<Applied>>,
     published: Arc<watch::Sender<Published>>,
     genesis: Arc<state::Genesis>,
+    digests: Arc<Mutex<super::digest::Recorded>>,
 }
 
 impl StateMachineStore {
@@ -313,6 +326,7 @@ impl StateMachineStore {
             applied: Arc::new(Mutex::new(applied)),
             published: Arc::new(tx),
             genesis,
+            digests: Arc::default(),
         })
     }
 
@@ -320,6 +334,23 @@ impl StateMachineStore {
         self.applied
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn digests(&self) -> MutexGuard<'_, super::digest::Recorded> {
+        self.digests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The digest of the state as applied up to `index` (recorded at every
+    /// [`super::digest::EVERY`]th index, the most recent ones kept).
+    pub fn digest_at(&self, index: u64) -> Option<[u8; 32]> {
+        self.digests().at(index)
+    }
+
+    /// The newest recorded digest and its index.
+    pub fn latest_digest(&self) -> Option<(u64, [u8; 32])> {
+        self.digests().latest()
     }
 
     /// Follows every change of the applied state.
@@ -413,7 +444,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 match e.payload {
                     EntryPayload::Blank => replies.push(pb::DirectoryResponse {
                         applied: true,
-                        refusal: String::new(),
+                        ..Default::default()
                     }),
                     EntryPayload::Normal(cmd) => {
                         replies.push(state::apply(&mut a.state, &self.genesis, &cmd))
@@ -422,9 +453,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                         a.membership = openraft::StoredMembership::new(Some(e.log_id), m);
                         replies.push(pb::DirectoryResponse {
                             applied: true,
-                            refusal: String::new(),
+                            ..Default::default()
                         });
                     }
+                }
+                // At fixed indexes, not per batch: batches differ between replicas.
+                if e.log_id.index % super::digest::EVERY == 0 {
+                    let d = super::digest::of(&a.state);
+                    self.digests().record(e.log_id.index, d);
                 }
             }
             a.clone()
@@ -462,6 +498,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let value = stored::encode(&a.to_pb(&meta.snapshot_id));
         self.tree.insert(KEY_SNAPSHOT, value).map_err(w_snap)?;
         *self.lock() = a.clone();
+        self.digests().clear();
         self.persist(&a).await?;
         self.publish(&a);
         Ok(())

@@ -48,6 +48,15 @@ pub enum DirectoryError {
     /// A linearizable read could not be confirmed in time. Retryable; a local read still works.
     #[error("linearizable read not confirmed within {0} ms (no quorum of voters?)")]
     ReadTimeout(u64),
+    /// A linearizable read needs a leader confirmed by a quorum of voters, and there is none now.
+    /// Retryable once quorum returns; a local (non-linearizable) read works meanwhile.
+    #[error(
+        "no linearizable read now: no leader confirmed by a quorum of directory voters; retry later or read this replica without linearizable"
+    )]
+    NoQuorumForRead,
+    /// This node is revoked in the directory: nothing it writes is accepted. Not retryable.
+    #[error("{0} is revoked in the directory; its writes are refused")]
+    Revoked(String),
     /// Raft or its storage failed on this node. Not retryable without operator attention.
     #[error("directory replica failed: {0}")]
     Fatal(String),
@@ -71,8 +80,11 @@ fn forward_failure(s: &tonic::Status, write_timeout_ms: u64) -> DirectoryError {
         tonic::Code::Unavailable if leader_says.starts_with("directory write not committed") => {
             DirectoryError::NotCommitted(write_timeout_ms)
         }
-        // Refused by the leader before replication: not a leader problem, not retryable.
-        tonic::Code::PermissionDenied => DirectoryError::Refused(
+        // Refused by the leader (or its gate) before replication: not a leader problem, not
+        // retryable.
+        tonic::Code::PermissionDenied
+        | tonic::Code::Unauthenticated
+        | tonic::Code::FailedPrecondition => DirectoryError::Refused(
             leader_says
                 .trim_start_matches("directory proposal refused: ")
                 .to_owned(),
@@ -85,6 +97,14 @@ fn forward_failure(s: &tonic::Status, write_timeout_ms: u64) -> DirectoryError {
                 .to_owned(),
         ),
     }
+}
+
+/// The leader a node that is not the leader named in its answer to a forwarded proposal
+/// (`"... is not the leader (leader: X)"`), if it knew one.
+fn named_leader(message: &str) -> Option<&str> {
+    let (_, rest) = message.split_once("is not the leader (leader: ")?;
+    let name = rest.split(')').next()?;
+    (!name.is_empty() && name != "unknown").then_some(name)
 }
 
 /// What the local API reports about the replica.
@@ -131,6 +151,8 @@ pub struct Directory {
     signing: Arc<SigningKey>,
     genesis: Arc<Genesis>,
     last_seq: std::sync::Mutex<u64>,
+    /// Whether this replica's state digest differs from the leader's at the same index.
+    diverged: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Directory {
@@ -219,8 +241,10 @@ impl Directory {
             signing,
             genesis,
             last_seq: std::sync::Mutex::new(0),
+            diverged: tokio::sync::watch::channel(false).0,
         });
         tokio::spawn(follow_roster(dir.clone(), roster, shutdown.clone()));
+        tokio::spawn(check_divergence(dir.clone(), shutdown.clone()));
         tokio::spawn(reconcile_membership(dir.clone(), shutdown));
         Ok(dir)
     }
@@ -351,12 +375,74 @@ impl Directory {
         &self,
         mut cmd: pb::DirectoryCommand,
     ) -> Result<pb::DirectoryResponse, DirectoryError> {
+        // Known locally: no leader would accept it, so say so instead of "retry".
+        let revoked = self
+            .sm
+            .current()
+            .state
+            .members
+            .get(self.me.as_str())
+            .is_some_and(|m| m.status == pb::MemberStatus::Revoked as i32);
+        if revoked {
+            return Err(DirectoryError::Revoked(self.me.to_string()));
+        }
         cmd.at = self.clock.now_secs();
         cmd.seq = self.next_seq();
         self.signing.sign_directory_command(&mut cmd);
         match self.write_here(cmd.clone()).await? {
             Ok(r) => Ok(r),
             Err(leader) => self.forward(leader, cmd).await,
+        }
+    }
+
+    /// Publishes this node's latest audit checkpoint unless the directory already holds it (or a
+    /// later one). With `wait_local`, then waits until the local replica shows it, so the node's
+    /// own data directory holds the value `audit verify` compares the log with (not at shutdown:
+    /// the peer listener is closed by then, so the leader cannot reach this replica; it catches up
+    /// on the next start). Returns whether it was published.
+    pub async fn publish_audit_checkpoint(
+        &self,
+        seq: u64,
+        chain_hash: Vec<u8>,
+        wait_local: bool,
+    ) -> Result<bool, DirectoryError> {
+        let published = |p: &Published| {
+            p.state
+                .entries
+                .get(self.me.as_str())
+                .and_then(|e| e.audit_checkpoint.as_ref())
+                .map_or(0, |a| a.seq)
+        };
+        let current = self.sm.current();
+        // Not an active member (not admitted yet, suspended or revoked): the command would only
+        // be refused, so it is not sent.
+        let active = current
+            .state
+            .members
+            .get(self.me.as_str())
+            .is_some_and(|m| m.status == pb::MemberStatus::Active as i32);
+        if !active || published(&current) >= seq {
+            return Ok(false);
+        }
+        let cmd = pb::DirectoryCommand {
+            op: Some(pb::directory_command::Op::PublishAuditCheckpoint(
+                pb::AuditAnchor { seq, chain_hash },
+            )),
+            ..Default::default()
+        };
+        let r = self.propose(cmd).await?;
+        if !r.applied {
+            return Err(DirectoryError::Refused(r.refusal));
+        }
+        if !wait_local {
+            return Ok(true);
+        }
+        let mut rx = self.sm.subscribe();
+        let seen = rx.wait_for(|p| published(p) >= seq);
+        match tokio::time::timeout(self.write_timeout(), seen).await {
+            Ok(Ok(_)) => Ok(true),
+            Ok(Err(_)) => Err(fatal("state machine stopped")),
+            Err(_) => Err(DirectoryError::ReadTimeout(self.cfg.write_timeout_ms)),
         }
     }
 
@@ -380,8 +466,17 @@ impl Directory {
                 cmd.writer.chars().take(64).collect::<String>()
             )));
         }
-        if let Err(e) = state::authenticate(&self.sm.current().state, &self.genesis, &cmd) {
-            return Err(DirectoryError::Refused(e.to_string()));
+        match state::authenticate(&self.sm.current().state, &self.genesis, &cmd) {
+            Ok(()) => {}
+            // A resend of a command already in effect: answered, not replicated again.
+            Err(state::Refusal::AlreadyApplied { .. }) => {
+                return Ok(pb::DirectoryResponse {
+                    applied: true,
+                    already_applied: true,
+                    ..Default::default()
+                });
+            }
+            Err(e) => return Err(DirectoryError::Refused(e.to_string())),
         }
         match self.write_here(cmd).await? {
             Ok(r) => Ok(r),
@@ -423,27 +518,57 @@ impl Directory {
         Ok(DirectoryRaftClient::new(ch))
     }
 
+    /// Sends `cmd` to `leader`; when that node is no longer the leader and names another, follows
+    /// it once with the same signed command (a resend the state recognises as such).
     async fn forward(
         &self,
         leader: Option<RaftPeer>,
         cmd: pb::DirectoryCommand,
     ) -> Result<pb::DirectoryResponse, DirectoryError> {
+        let first = leader.as_ref().map(|l| l.node_id.clone());
+        let status = match self.send_proposal(leader, cmd.clone()).await? {
+            Ok(r) => return Ok(r),
+            Err(s) => s,
+        };
+        let next = named_leader(status.message())
+            .filter(|n| first.as_deref() != Some(*n))
+            .and_then(|n| NodeId::parse(n).ok())
+            .and_then(|n| {
+                let m = self.raft.metrics().borrow().clone();
+                m.membership_config
+                    .membership()
+                    .get_node(&raft_id(&n))
+                    .cloned()
+            });
+        let Some(next) = next else {
+            return Err(forward_failure(&status, self.cfg.write_timeout_ms));
+        };
+        match self.send_proposal(Some(next), cmd).await? {
+            Ok(r) => Ok(r),
+            Err(s) => Err(forward_failure(&s, self.cfg.write_timeout_ms)),
+        }
+    }
+
+    async fn send_proposal(
+        &self,
+        leader: Option<RaftPeer>,
+        cmd: pb::DirectoryCommand,
+    ) -> Result<Result<pb::DirectoryResponse, tonic::Status>, DirectoryError> {
         let mut client = self.leader_client(leader).await?;
         let mut req = tonic::Request::new(pb::ProposeRequest { command: Some(cmd) });
         req.set_timeout(self.write_timeout());
-        match client.propose(req).await {
-            Ok(r) => Ok(r.into_inner()),
-            Err(s) => Err(forward_failure(&s, self.cfg.write_timeout_ms)),
-        }
+        Ok(client.propose(req).await.map(tonic::Response::into_inner))
     }
 
     /// The leader's read index: confirms leadership with a quorum and returns the log index a
     /// replica must have applied to serve a linearizable read.
     pub async fn read_index(&self) -> Result<u64, DirectoryError> {
         match tokio::time::timeout(self.write_timeout(), self.raft.ensure_linearizable()).await {
-            Err(_) => Err(DirectoryError::ReadTimeout(self.cfg.write_timeout_ms)),
             Ok(Ok(l)) => Ok(l.map_or(0, |l| l.index)),
-            Ok(Err(e)) => Err(DirectoryError::NoLeader(e.to_string())),
+            // Not confirmed in time, leadership lost or no quorum: said plainly, without
+            // openraft's internal ids.
+            Err(_) | Ok(Err(RaftError::APIError(_))) => Err(DirectoryError::NoQuorumForRead),
+            Ok(Err(RaftError::Fatal(e))) => Err(fatal(e)),
         }
     }
 
@@ -460,13 +585,17 @@ impl Directory {
         {
             self.read_index().await?
         } else {
-            let mut client = self.leader_client(leader).await?;
+            // No leader known, or the leader cannot confirm itself: no quorum for a read.
+            let mut client = self
+                .leader_client(leader)
+                .await
+                .map_err(|_| DirectoryError::NoQuorumForRead)?;
             let mut req = tonic::Request::new(pb::ReadIndexRequest {});
             req.set_timeout(self.write_timeout());
             client
                 .read_index(req)
                 .await
-                .map_err(|s| DirectoryError::NoLeader(s.message().to_owned()))?
+                .map_err(|_| DirectoryError::NoQuorumForRead)?
                 .into_inner()
                 .index
         };
@@ -476,6 +605,63 @@ impl Directory {
             Ok(Ok(p)) => Ok(p.clone()),
             Ok(Err(_)) => Err(fatal("state machine stopped")),
             Err(_) => Err(DirectoryError::ReadTimeout(self.cfg.write_timeout_ms)),
+        }
+    }
+
+    /// This replica's state digest at `index`, if recorded and still kept.
+    pub fn state_digest(&self, index: u64) -> Option<[u8; 32]> {
+        self.sm.digest_at(index)
+    }
+
+    /// Follows whether this replica diverged from the leader (true while it does).
+    pub fn divergence(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.diverged.subscribe()
+    }
+
+    /// Compares this replica's newest recorded digest with the leader's at the same index and
+    /// raises or clears the divergence alarm. Nothing to do on the leader itself or when either
+    /// side holds no digest at that index.
+    async fn check_digest(&self) {
+        let m = self.raft.metrics().borrow().clone();
+        if m.state == ServerState::Leader {
+            return;
+        }
+        let Some((index, ours)) = self.sm.latest_digest() else {
+            return;
+        };
+        let leader = m
+            .current_leader
+            .and_then(|id| m.membership_config.membership().get_node(&id).cloned());
+        let Ok(mut client) = self.leader_client(leader).await else {
+            return;
+        };
+        let mut req = tonic::Request::new(pb::StateDigestRequest { index });
+        req.set_timeout(self.write_timeout());
+        let Ok(answer) = client
+            .state_digest(req)
+            .await
+            .map(tonic::Response::into_inner)
+        else {
+            return;
+        };
+        let leaders = answer.known.then_some(answer.digest.as_slice());
+        match super::digest::compare(&ours, leaders) {
+            super::digest::Comparison::Diverged => {
+                if !*self.diverged.borrow() {
+                    tracing::error!(
+                        node = %self.me,
+                        index,
+                        "directory replica DIVERGED from the leader (state digests differ at the same index); the roster no longer follows it and the node reports unhealthy until it re-syncs (restart it with its replica removed to take the leader's snapshot)"
+                    );
+                }
+                self.diverged.send_replace(true);
+            }
+            super::digest::Comparison::Same => {
+                if self.diverged.send_replace(false) {
+                    tracing::info!(node = %self.me, index, "directory replica agrees with the leader again");
+                }
+            }
+            super::digest::Comparison::Unknown => {}
         }
     }
 
@@ -532,8 +718,11 @@ impl Directory {
     }
 }
 
+/// Keeps the roster in step with the replica, except while the replica diverged from the leader:
+/// then the roster keeps what it had, and catches up once the replica agrees again.
 async fn follow_roster(dir: Arc<Directory>, roster: Arc<Roster>, shutdown: CancellationToken) {
     let mut rx = dir.subscribe();
+    let mut diverged = dir.divergence();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -542,9 +731,32 @@ async fn follow_roster(dir: Arc<Directory>, roster: Arc<Roster>, shutdown: Cance
                     return;
                 }
             }
+            changed = diverged.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+        }
+        if *diverged.borrow_and_update() {
+            continue;
         }
         let state = rx.borrow_and_update().state.clone();
         roster.apply_directory(&state);
+    }
+}
+
+/// How often a replica compares its state digest with the leader's.
+const DIGEST_CHECK_EVERY: Duration = Duration::from_secs(2);
+
+async fn check_divergence(dir: Arc<Directory>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(DIGEST_CHECK_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        dir.check_digest().await;
     }
 }
 
@@ -581,6 +793,32 @@ mod forward_tests {
             );
             assert!(e.to_string().contains("may still be applied"));
         }
+    }
+
+    #[test]
+    fn a_stale_leader_names_the_leader_to_follow() {
+        let stale = tonic::Status::unavailable(
+            DirectoryError::NoLeader("BEL-HUB is not the leader (leader: AUT-HUB)".into())
+                .to_string(),
+        );
+        assert_eq!(named_leader(stale.message()), Some("AUT-HUB"));
+        assert_eq!(
+            named_leader("BEL-HUB is not the leader (leader: unknown)"),
+            None
+        );
+        assert_eq!(named_leader("no leader elected"), None);
+    }
+
+    #[test]
+    fn a_revoked_writer_and_a_read_without_quorum_are_told_plainly() {
+        let revoked = tonic::Status::from(DirectoryError::Revoked("FRA-POL".into()));
+        assert_eq!(revoked.code(), tonic::Code::PermissionDenied);
+        let gate = forward_failure(&tonic::Status::unauthenticated("certificate revoked"), 2000);
+        assert!(matches!(gate, DirectoryError::Refused(_)), "{gate:?}");
+        let read = tonic::Status::from(DirectoryError::NoQuorumForRead);
+        assert_eq!(read.code(), tonic::Code::Unavailable);
+        assert!(read.message().contains("quorum"), "{}", read.message());
+        assert!(!read.message().contains("Some("), "{}", read.message());
     }
 
     #[test]

@@ -290,4 +290,16 @@ impl DirectoryRaft for RaftService {
             index: self.dir.read_index().await?,
         }))
     }
+
+    async fn state_digest(
+        &self,
+        request: Request<pb::StateDigestRequest>,
+    ) -> Result<Response<pb::StateDigestResponse>, Status> {
+        self.member(&request)?;
+        let digest = self.dir.state_digest(request.get_ref().index);
+        Ok(Response::new(pb::StateDigestResponse {
+            known: digest.is_some(),
+            digest: digest.map(|d| d.to_vec()).unwrap_or_default(),
+        }))
+    }
 }

@@ -36,7 +36,13 @@ pub struct Genesis {
     pub cert_fingerprint: String,
     /// Its Ed25519 public key (32 bytes).
     pub signing_key: Vec<u8>,
+    /// How many published policy versions are kept per member, the latest included (at least
+    /// 1). Part of the replicated rules: the same on every replica.
+    pub policy_history: usize,
 }
+
+/// Policy versions kept per member unless `[directory] policy_history` says otherwise.
+pub const DEFAULT_POLICY_HISTORY: usize = 10;
 
 /// Why a directory command is refused. Every replica reaches the same refusal for the same
 /// command and state; it is replicated as its text (the `Display` form). Never retryable as it
@@ -90,6 +96,15 @@ pub enum Refusal {
         seq: u64,
         /// The writer's last applied seq.
         last: u64,
+    },
+    /// The very same command (writer, seq and signature) is kept in the state: a resend of a
+    /// command already applied. Not an error for the caller: [`apply`] answers it as applied.
+    #[error("{writer}'s command seq {seq} was already applied")]
+    AlreadyApplied {
+        /// The writer.
+        writer: String,
+        /// The command's seq.
+        seq: u64,
     },
     /// A state (snapshot) entry does not match the signed commands kept with it.
     #[error("directory entry does not verify: {0}")]
@@ -160,6 +175,17 @@ pub enum Refusal {
         /// The fingerprint it asked to revoke.
         fingerprint: String,
     },
+    /// A published audit checkpoint must be a 32-byte chain value at a sequence above the one
+    /// published before (a lower one would hide a truncated log).
+    #[error(
+        "audit checkpoint {seq} is not above the published {last} (or its hash is not 32 bytes)"
+    )]
+    AuditCheckpoint {
+        /// The sequence published.
+        seq: u64,
+        /// The sequence published before.
+        last: u64,
+    },
 }
 
 /// At most this many gateway (and as many admin) certificates per member.
@@ -204,11 +230,18 @@ pub fn apply(
     match decide(state, genesis, cmd) {
         Ok(()) => pb::DirectoryResponse {
             applied: true,
-            refusal: String::new(),
+            ..Default::default()
+        },
+        // A resend (its effect is already in the state, which stays as it is).
+        Err(Refusal::AlreadyApplied { .. }) => pb::DirectoryResponse {
+            applied: true,
+            already_applied: true,
+            ..Default::default()
         },
         Err(refusal) => pb::DirectoryResponse {
             applied: false,
             refusal: refusal.to_string(),
+            ..Default::default()
         },
     }
 }
@@ -325,6 +358,18 @@ pub fn authenticate(
     verify_directory_command(key, cmd).map_err(|_| Refusal::BadSignature(w.to_owned()))?;
     let last = state.proofs.get(w).map_or(0, |p| p.last_seq);
     if cmd.seq <= last {
+        // The same signed command still kept (so still in effect): a resend, not a replay of a
+        // superseded one. The signature is over everything, so equal writer, seq and signature
+        // means the same command.
+        let same = |c: &pb::DirectoryCommand| {
+            c.writer == cmd.writer && c.seq == cmd.seq && c.signature == cmd.signature
+        };
+        if state.proofs.values().any(|p| kept(p).any(same)) {
+            return Err(Refusal::AlreadyApplied {
+                writer: w.to_owned(),
+                seq: cmd.seq,
+            });
+        }
         return Err(Refusal::Replayed {
             writer: w.to_owned(),
             seq: cmd.seq,
@@ -332,6 +377,24 @@ pub fn authenticate(
         });
     }
     Ok(())
+}
+
+/// Every signed command kept in `p`.
+fn kept(p: &pb::MemberProofs) -> impl Iterator<Item = &pb::DirectoryCommand> {
+    [
+        &p.admit,
+        &p.status,
+        &p.contacts,
+        &p.trace,
+        &p.marking_practices,
+        &p.audit_checkpoint,
+        &p.local_certificates,
+    ]
+    .into_iter()
+    .flatten()
+    .chain(p.policies.iter())
+    .chain(p.roles.iter())
+    .chain(p.certificate_revocations.iter())
 }
 
 fn proofs<'a>(state: &'a mut pb::DirectoryState, node: &str) -> &'a mut pb::MemberProofs {
@@ -473,7 +536,15 @@ fn decide(
                 policy: Some(p.clone()),
                 published_at: cmd.at,
             });
-            proofs(state, w).policies.push(cmd.clone());
+            // Older versions are dropped with their signed commands, so the kept history still
+            // verifies command by command and its size stays bounded.
+            let keep = genesis.policy_history.max(1);
+            let excess = entries.policies.len().saturating_sub(keep);
+            entries.policies.drain(..excess);
+            let kept = proofs(state, w);
+            kept.policies.push(cmd.clone());
+            let excess = kept.policies.len().saturating_sub(keep);
+            kept.policies.drain(..excess);
         }
         Op::PublishMarkingPractices(m) => {
             active_member(state, w)?;
@@ -528,6 +599,16 @@ fn decide(
                 at: cmd.at,
             });
             proofs(state, w).certificate_revocations.push(cmd.clone());
+        }
+        Op::PublishAuditCheckpoint(a) => {
+            active_member(state, w)?;
+            let entries = state.entries.entry(w.to_owned()).or_default();
+            let last = entries.audit_checkpoint.as_ref().map_or(0, |a| a.seq);
+            if a.seq <= last || a.chain_hash.len() != 32 {
+                return Err(Refusal::AuditCheckpoint { seq: a.seq, last });
+            }
+            entries.audit_checkpoint = Some(a.clone());
+            proofs(state, w).audit_checkpoint = Some(cmd.clone());
         }
     }
     proofs(state, w).last_seq = cmd.seq;
@@ -757,26 +838,21 @@ fn rebuild(state: &pb::DirectoryState, genesis: &Genesis) -> Result<pb::Director
                 at: cmd.at,
             });
         }
+        if let Some(cmd) = &p.audit_checkpoint {
+            own(cmd)?;
+            let Some(Op::PublishAuditCheckpoint(a)) = &cmd.op else {
+                return Err(bad(format!("audit checkpoint of {id}")));
+            };
+            e.audit_checkpoint = Some(a.clone());
+            any = true;
+        }
         if any {
             out.entries.insert(id.clone(), e);
         }
     }
     // No kept command may be above its writer's last applied seq (else replays would pass).
     for p in state.proofs.values() {
-        let all = [
-            &p.admit,
-            &p.status,
-            &p.contacts,
-            &p.trace,
-            &p.marking_practices,
-            &p.local_certificates,
-        ];
-        let lists = p
-            .policies
-            .iter()
-            .chain(p.roles.iter())
-            .chain(p.certificate_revocations.iter());
-        for cmd in all.into_iter().flatten().chain(lists) {
+        for cmd in kept(p) {
             let last = state.proofs.get(&cmd.writer).map_or(0, |w| w.last_seq);
             if cmd.seq > last {
                 return Err(bad(format!(
@@ -816,6 +892,7 @@ pub(crate) mod tests {
             node_id: NodeId::parse("CHE-SEC").unwrap(),
             cert_fingerprint: "ab".repeat(32),
             signing_key: key("CHE-SEC").public_key(),
+            policy_history: 3,
         }
     }
 
@@ -977,6 +1054,93 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_resent_command_is_already_applied_and_an_old_one_not_newer() {
+        let mut s = founded();
+        let publish = cmd("FRA-POL", Op::PublishContacts(pb::ContactPoints::default()));
+        assert!(apply(&mut s, &publish).applied);
+        let before = s.clone();
+        let again = apply(&mut s, &publish);
+        assert!(again.applied && again.already_applied, "{again:?}");
+        assert_eq!(s, before, "a resend changes nothing");
+        // The same seq with another body is not the same command.
+        let mut other = publish.clone();
+        other.op = Some(Op::PublishContacts(pb::ContactPoints {
+            contacts: vec![pb::ContactPoint::default()],
+        }));
+        key("FRA-POL").sign_directory_command(&mut other);
+        let r = apply(&mut s, &other);
+        assert!(!r.applied && r.refusal.contains("not above"), "{r:?}");
+        // A superseded command is no longer kept: a replay, refused as not newer.
+        let newer = cmd("FRA-POL", Op::PublishContacts(pb::ContactPoints::default()));
+        assert!(apply(&mut s, &newer).applied);
+        let r = apply(&mut s, &publish);
+        assert!(!r.applied && r.refusal.contains("not above"), "{r:?}");
+    }
+
+    #[test]
+    fn policy_history_keeps_the_latest_versions_and_still_verifies() {
+        let mut s = founded();
+        let policy = |version: u64| pb::SharingPolicy {
+            owner_country: "FRA".into(),
+            version,
+            legal_basis: "synthetic".into(),
+            rules: vec![],
+        };
+        for v in 1..=5 {
+            let r = apply(&mut s, &cmd("FRA-POL", Op::PublishPolicy(policy(v))));
+            assert!(r.applied, "{}", r.refusal);
+        }
+        let versions = |s: &pb::DirectoryState| -> Vec<u64> {
+            s.entries["FRA-POL"]
+                .policies
+                .iter()
+                .map(|p| p.policy.as_ref().unwrap().version)
+                .collect()
+        };
+        // The test genesis keeps three versions.
+        assert_eq!(versions(&s), vec![3, 4, 5]);
+        assert_eq!(s.proofs["FRA-POL"].policies.len(), 3);
+        verify(&s, &genesis()).unwrap();
+        // A dropped version is still not newer than the one in force.
+        refused(
+            &mut s,
+            cmd("FRA-POL", Op::PublishPolicy(policy(2))),
+            "not newer",
+        );
+        assert_eq!(versions(&s), vec![3, 4, 5]);
+    }
+
+    #[test]
+    fn audit_checkpoints_are_the_writers_own_only_grow_and_verify_in_a_snapshot() {
+        let mut s = founded();
+        let anchor = |seq: u64, b: u8| pb::AuditAnchor {
+            seq,
+            chain_hash: vec![b; 32],
+        };
+        let publish = |a| cmd("FRA-POL", Op::PublishAuditCheckpoint(a));
+        assert!(apply(&mut s, &publish(anchor(64, 1))).applied);
+        assert_eq!(s.entries["FRA-POL"].audit_checkpoint, Some(anchor(64, 1)));
+        // A lower or equal sequence would let a truncated log match again.
+        refused(&mut s, publish(anchor(64, 2)), "not above the published 64");
+        refused(&mut s, publish(anchor(10, 2)), "not above the published 64");
+        refused(
+            &mut s,
+            publish(pb::AuditAnchor {
+                seq: 100,
+                chain_hash: vec![1; 5],
+            }),
+            "not 32 bytes",
+        );
+        assert!(apply(&mut s, &publish(anchor(128, 3))).applied);
+        assert!(!s.entries.contains_key("DEU-CUS"));
+        verify(&s, &genesis()).unwrap();
+        // A snapshot showing another checkpoint than the member signed is refused.
+        let mut forged = s.clone();
+        forged.entries.get_mut("FRA-POL").unwrap().audit_checkpoint = Some(anchor(64, 1));
+        assert!(verify(&forged, &genesis()).is_err());
+    }
+
+    #[test]
     fn members_publish_only_their_own_entries_and_policies_must_be_theirs_and_newer() {
         let mut s = founded();
         let policy = |country: &str, version: u64| pb::SharingPolicy {
@@ -1076,10 +1240,13 @@ pub(crate) mod tests {
         );
         revoke.writer = "CHE-SEC".into();
         refused(&mut s, revoke, "does not verify");
-        // A genuine command is applied once; the same bytes again are a replay.
+        // A genuine command is applied once; the same bytes again change nothing (a resend,
+        // answered as already applied).
         let genuine = signed("FRA-POL", Op::PublishPolicy(policy));
         assert!(apply(&mut s, &genuine).applied);
-        refused(&mut s, genuine, "not above");
+        let before = s.clone();
+        assert!(apply(&mut s, &genuine).already_applied);
+        assert_eq!(s, before);
     }
 
     #[test]
