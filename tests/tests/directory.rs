@@ -1481,3 +1481,106 @@ async fn policy_history_is_bounded_and_the_directory_is_read_page_by_page() {
     assert_eq!(seen, all);
     t.shutdown().await.unwrap();
 }
+
+/// DEU-CUS's policy: trace results for FRA, only to agencies of `kind`.
+fn deu_trace_results_for(kind: pb::AgencyKind, version: u64) -> pb::SharingPolicy {
+    pb::SharingPolicy {
+        owner_country: "DEU".into(),
+        version,
+        legal_basis: "Synthetic test basis".into(),
+        rules: vec![pb::PolicyRule {
+            id: format!("fra-{}", kind.as_str_name().to_ascii_lowercase()),
+            audience: Some(pb::Audience {
+                countries: vec!["FRA".into()],
+                agency_kinds: vec![kind as i32],
+                ..Default::default()
+            }),
+            purposes: vec![pb::Purpose::Tracing as i32],
+            data_classes: vec![pb::DataClass::TraceResult as i32],
+            ..Default::default()
+        }],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trace_result_rule_for_one_agency_kind_applies_to_the_kind_the_directory_lists() {
+    let t = founded(1000).await;
+    // DEU-CUS shares trace results with FRA's customs only; FRA-POL is listed as police.
+    t.fed
+        .propose_applied(
+            4,
+            Op::PublishPolicy(deu_trace_results_for(pb::AgencyKind::Customs, 2)),
+        )
+        .await
+        .unwrap();
+    let sent = t
+        .admin(3)
+        .await
+        .unwrap()
+        .send_trace_request(pb::SendTraceRequestRequest {
+            firearm: Some(pb::FirearmIdentification {
+                serial_number: "SYN-77-4321".into(),
+                ..Default::default()
+            }),
+            requested_country: "DEU".into(),
+            reason: "Synthetic seizure".into(),
+            legal_basis: "Synthetic law".into(),
+            urgency: pb::Urgency::Routine as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let id = sent.request.unwrap().id;
+    wait_for("DEU-CUS receives the request", || async {
+        let mut c = t.admin(4).await.ok()?;
+        let traces = c
+            .list_trace_requests(pb::ListTraceRequestsRequest {
+                direction: "incoming".into(),
+                ..Default::default()
+            })
+            .await
+            .ok()?
+            .into_inner()
+            .traces;
+        traces
+            .iter()
+            .any(|tr| tr.request.as_ref().is_some_and(|r| r.id == id))
+            .then_some(())
+    })
+    .await
+    .unwrap();
+    let answer = pb::AnswerTraceRequestRequest {
+        request_id: id.clone(),
+        outcome: pb::TraceStatus::Answered as i32,
+        chain_of_custody: vec![pb::CustodyLink {
+            role: "manufacturer".into(),
+            country: "DEU".into(),
+            ..Default::default()
+        }],
+        remarks: "Synthetic answer".into(),
+    };
+    let mut deu = t.admin(4).await.unwrap();
+    let refused = deu.answer_trace_request(answer.clone()).await.unwrap_err();
+    assert!(
+        refused.message().contains("FRA"),
+        "a police requester under a customs-only rule: {refused:?}"
+    );
+    // The same rule for police applies to FRA-POL as the directory lists it.
+    t.fed
+        .propose_applied(
+            4,
+            Op::PublishPolicy(deu_trace_results_for(pb::AgencyKind::Police, 3)),
+        )
+        .await
+        .unwrap();
+    let answered = wait_for("DEU-CUS applies its police rule", || async {
+        let mut c = t.admin(4).await.ok()?;
+        c.answer_trace_request(answer.clone()).await.ok()
+    })
+    .await
+    .unwrap()
+    .into_inner();
+    assert_eq!(answered.status, pb::TraceStatus::Answered as i32);
+    t.shutdown().await.unwrap();
+}
