@@ -29,8 +29,8 @@ pub use gateway::DevGateway;
 use tracenet_node::client::{ClientError, connect_local};
 use tracenet_node::clock::Clock;
 use tracenet_node::config::{
-    ClientCertFiles, DirectoryConfig, ListenerConfig, LocalCertificatesConfig, NodeConfig,
-    OutboxConfig, PeerConfig, Role, SecretariatPin, TlsFiles, VoterConfig,
+    ClientCertFiles, DirectoryConfig, ListenerConfig, LocalCertificatesConfig, MetricsConfig,
+    NodeConfig, OutboxConfig, PeerConfig, Role, SecretariatPin, TlsFiles, VoterConfig,
 };
 use tracenet_node::ids::NodeId;
 use tracenet_node::server::{Listeners, Node, NodeError};
@@ -71,6 +71,8 @@ pub struct DevNode {
     pub peer_addr: SocketAddr,
     /// Where its local API listens.
     pub local_addr: SocketAddr,
+    /// Where its metrics endpoint (`/metrics`, `/healthz`, `/readyz`) listens.
+    pub metrics_addr: SocketAddr,
     /// Its certificate folder.
     pub cert_dir: PathBuf,
     running: Option<(CancellationToken, JoinHandle<Result<(), NodeError>>)>,
@@ -280,6 +282,16 @@ async fn bind_loopback() -> Result<TcpListener, NodeError> {
         })
 }
 
+fn metrics_addr(l: &Listeners) -> Result<SocketAddr, NodeError> {
+    match &l.metrics {
+        Some(m) => local_addr(m),
+        None => Err(NodeError::Listen {
+            addr: "metrics".into(),
+            source: std::io::Error::other("no metrics listener bound"),
+        }),
+    }
+}
+
 fn local_addr(l: &TcpListener) -> Result<SocketAddr, NodeError> {
     l.local_addr().map_err(|source| NodeError::Listen {
         addr: "127.0.0.1:0".into(),
@@ -310,10 +322,15 @@ impl DevFederation {
         for _ in &ids {
             let peer = bind_loopback().await?;
             let local = bind_loopback().await?;
+            let metrics = bind_loopback().await?;
             listeners.push((
                 local_addr(&peer)?,
                 local_addr(&local)?,
-                Listeners { peer, local },
+                Listeners {
+                    peer,
+                    local,
+                    metrics: Some(metrics),
+                },
             ));
         }
         let voters: Vec<VoterConfig> = ids
@@ -391,6 +408,9 @@ impl DevFederation {
                 data_dir: dir.join(id.as_str()).join("data"),
                 peer_api: ListenerConfig::on(listeners[i].0),
                 local_api: ListenerConfig::on(listeners[i].1),
+                metrics: Some(MetricsConfig {
+                    listen: metrics_addr(&listeners[i].2)?,
+                }),
                 tls: TlsFiles {
                     ca: cert_root.join("ca.pem"),
                     cert: cert_dir.join("node.pem"),
@@ -450,6 +470,7 @@ impl DevFederation {
                 id: id.clone(),
                 peer_addr: listeners[i].0,
                 local_addr: listeners[i].1,
+                metrics_addr: metrics_addr(&listeners[i].2)?,
                 config,
                 cert_dir,
                 running: None,
@@ -509,12 +530,12 @@ impl DevFederation {
 
     /// Starts node `i` again on the same ports and data directory.
     pub async fn restart(&mut self, i: usize) -> Result<(), DevnetError> {
-        let (peer, local) = {
+        let (peer, local, metrics) = {
             let n = self.node(i)?;
             if n.is_running() {
                 return Err(DevnetError::Usage(format!("node {} is running", n.id)));
             }
-            (n.peer_addr, n.local_addr)
+            (n.peer_addr, n.local_addr, n.metrics_addr)
         };
         let bind = |addr: SocketAddr| async move {
             TcpListener::bind(addr)
@@ -527,6 +548,7 @@ impl DevFederation {
         let listeners = Listeners {
             peer: bind(peer).await?,
             local: bind(local).await?,
+            metrics: Some(bind(metrics).await?),
         };
         self.serve(i, listeners)
     }

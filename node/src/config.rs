@@ -124,6 +124,24 @@ pub struct NodeConfig {
     /// and policy file alone.
     #[serde(default)]
     pub directory: Option<DirectoryConfig>,
+    /// The Prometheus scrape endpoint (`/metrics`, `/healthz`, `/readyz`, plain HTTP). Without
+    /// this section no metrics listener is opened.
+    #[serde(default)]
+    pub metrics: Option<MetricsConfig>,
+}
+
+/// The `[metrics]` section: where the plain-HTTP scrape endpoint listens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address of the scrape listener (default `127.0.0.1:9464`: loopback, since it is served
+    /// without TLS; expose it only to the monitoring network).
+    #[serde(default = "default_metrics_listen")]
+    pub listen: SocketAddr,
+}
+
+fn default_metrics_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9464))
 }
 
 /// A Raft voter of the directory, as every member's configuration lists it (the seed list).
