@@ -1,6 +1,6 @@
 //! The metrics endpoint, scraped over a real socket: a federated lookup moves the call counters
 //! on both nodes and the disclosure and denial counters of the node that answered, and the
-//! health and readiness endpoints answer.
+//! health and readiness endpoints answer; a directory learner reports the replica's Raft state.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -8,10 +8,11 @@ use std::net::SocketAddr;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tracenet_node::config::Role;
 use tracenet_node::country::CountryCode;
 use tracenet_node::sample;
 use tracenet_proto::v1 as pb;
-use tracenet_tests::{NodeSpec, TestFederation};
+use tracenet_tests::{NodeSpec, TestFederation, wait_for};
 
 /// FRA shares serials with DEU for tracing and nothing with ITA.
 const FRA_POLICY: &str = r#"
@@ -133,4 +134,53 @@ async fn a_lookup_moves_call_disclosure_and_denial_counters() {
     let line = r#"tracenet_grpc_calls_total{api="local",code="OK",method="tracenet.v1.NodeApi/FederatedLookup"} 1"#;
     assert!(text.contains(line), "DEU lacks {line}:\n{text}");
     fed.shutdown().await.unwrap();
+}
+
+/// The value of an unlabelled gauge in a scrape, if present.
+fn gauge(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learner_reports_the_directory_term_leader_and_applied_index() {
+    let t = TestFederation::start_specs(&[
+        NodeSpec::new("CHE-SEC").voter(Role::Secretariat),
+        NodeSpec::new("BEL-HUB").voter(Role::Hub),
+        NodeSpec::new("AUT-HUB").voter(Role::Hub),
+        NodeSpec::new("FRA-POL"),
+    ])
+    .await
+    .unwrap();
+    t.fed.found_directory().await.unwrap();
+    let addr = t.node(3).metrics_addr;
+    let (leader, text) = wait_for("a leader in FRA's metrics", || async move {
+        let (_, text) = get(addr, "/metrics").await;
+        let leader = text
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("tracenet_directory_leader{node=\"")?
+                    .split_once('"')
+            })
+            .map(|(node, _)| node.to_owned())?;
+        (gauge(&text, "tracenet_directory_applied_index")? > 0).then_some((leader, text))
+    })
+    .await
+    .unwrap();
+    assert!(
+        ["CHE-SEC", "BEL-HUB", "AUT-HUB"].contains(&leader.as_str()),
+        "{leader}"
+    );
+    assert!(
+        gauge(&text, "tracenet_directory_term").unwrap() >= 1,
+        "{text}"
+    );
+    assert!(
+        gauge(&text, "tracenet_directory_last_log_index").unwrap()
+            >= gauge(&text, "tracenet_directory_applied_index").unwrap(),
+        "{text}"
+    );
+    let (status, _) = get(addr, "/readyz").await;
+    assert!(status.contains(" 200 "), "{status}");
+    t.shutdown().await.unwrap();
 }
