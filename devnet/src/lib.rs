@@ -71,8 +71,9 @@ pub struct DevNode {
     pub peer_addr: SocketAddr,
     /// Where its local API listens.
     pub local_addr: SocketAddr,
-    /// Where its metrics endpoint (`/metrics`, `/healthz`, `/readyz`) listens.
-    pub metrics_addr: SocketAddr,
+    /// Where its metrics endpoint (`/metrics`, `/healthz`, `/readyz`) listens, if its spec
+    /// asked for one.
+    pub metrics_addr: Option<SocketAddr>,
     /// Its certificate folder.
     pub cert_dir: PathBuf,
     running: Option<(CancellationToken, JoinHandle<Result<(), NodeError>>)>,
@@ -208,6 +209,8 @@ pub struct NodeSpec {
     pub snapshot_every: u64,
     /// Its clock; the system clock when `None` (tests inject one to move time).
     pub clock: Option<Arc<dyn Clock>>,
+    /// Whether it serves the metrics endpoint (on a loopback port of its own).
+    pub metrics: bool,
 }
 
 impl NodeSpec {
@@ -222,12 +225,19 @@ impl NodeSpec {
             voter: false,
             snapshot_every: 1000,
             clock: None,
+            metrics: false,
         }
     }
 
     /// With this clock instead of the system clock.
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> NodeSpec {
         self.clock = Some(clock);
+        self
+    }
+
+    /// Serving `/metrics`, `/healthz` and `/readyz` on a loopback port of its own.
+    pub fn with_metrics(mut self) -> NodeSpec {
+        self.metrics = true;
         self
     }
 
@@ -282,14 +292,8 @@ async fn bind_loopback() -> Result<TcpListener, NodeError> {
         })
 }
 
-fn metrics_addr(l: &Listeners) -> Result<SocketAddr, NodeError> {
-    match &l.metrics {
-        Some(m) => local_addr(m),
-        None => Err(NodeError::Listen {
-            addr: "metrics".into(),
-            source: std::io::Error::other("no metrics listener bound"),
-        }),
-    }
+fn metrics_addr(l: &Listeners) -> Result<Option<SocketAddr>, NodeError> {
+    l.metrics.as_ref().map(local_addr).transpose()
 }
 
 fn local_addr(l: &TcpListener) -> Result<SocketAddr, NodeError> {
@@ -319,17 +323,20 @@ impl DevFederation {
             &ids.iter().map(ToString::to_string).collect::<Vec<_>>(),
         )?;
         let mut listeners = Vec::new();
-        for _ in &ids {
+        for spec in specs {
             let peer = bind_loopback().await?;
             let local = bind_loopback().await?;
-            let metrics = bind_loopback().await?;
+            let metrics = match spec.metrics {
+                true => Some(bind_loopback().await?),
+                false => None,
+            };
             listeners.push((
                 local_addr(&peer)?,
                 local_addr(&local)?,
                 Listeners {
                     peer,
                     local,
-                    metrics: Some(metrics),
+                    metrics,
                 },
             ));
         }
@@ -408,9 +415,7 @@ impl DevFederation {
                 data_dir: dir.join(id.as_str()).join("data"),
                 peer_api: ListenerConfig::on(listeners[i].0),
                 local_api: ListenerConfig::on(listeners[i].1),
-                metrics: Some(MetricsConfig {
-                    listen: metrics_addr(&listeners[i].2)?,
-                }),
+                metrics: metrics_addr(&listeners[i].2)?.map(|listen| MetricsConfig { listen }),
                 tls: TlsFiles {
                     ca: cert_root.join("ca.pem"),
                     cert: cert_dir.join("node.pem"),
@@ -548,7 +553,10 @@ impl DevFederation {
         let listeners = Listeners {
             peer: bind(peer).await?,
             local: bind(local).await?,
-            metrics: Some(bind(metrics).await?),
+            metrics: match metrics {
+                Some(addr) => Some(bind(addr).await?),
+                None => None,
+            },
         };
         self.serve(i, listeners)
     }

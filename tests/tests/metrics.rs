@@ -63,8 +63,10 @@ fn lookup(serial: &str) -> pb::FederatedLookupRequest {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lookup_moves_call_disclosure_and_denial_counters() {
     let fed = TestFederation::start_specs(&[
-        NodeSpec::new("FRA-POL").with_policy(FRA_POLICY),
-        NodeSpec::new("DEU-POL"),
+        NodeSpec::new("FRA-POL")
+            .with_policy(FRA_POLICY)
+            .with_metrics(),
+        NodeSpec::new("DEU-POL").with_metrics(),
         NodeSpec::new("ITA-POL"),
     ])
     .await
@@ -81,7 +83,7 @@ async fn a_lookup_moves_call_disclosure_and_denial_counters() {
         .unwrap();
     let serial = sample::record(fra, 0).firearms[0].serial_number.clone();
 
-    let fra_metrics = fed.node(FRA).metrics_addr;
+    let fra_metrics = fed.node(FRA).metrics_addr.unwrap();
     let (status, _) = get(fra_metrics, "/healthz").await;
     assert!(status.contains(" 200 "), "{status}");
     let (status, body) = get(fra_metrics, "/readyz").await;
@@ -130,7 +132,7 @@ async fn a_lookup_moves_call_disclosure_and_denial_counters() {
         "a serial number reached the metrics"
     );
 
-    let (_, text) = get(fed.node(DEU).metrics_addr, "/metrics").await;
+    let (_, text) = get(fed.node(DEU).metrics_addr.unwrap(), "/metrics").await;
     let line = r#"tracenet_grpc_calls_total{api="local",code="OK",method="tracenet.v1.NodeApi/FederatedLookup"} 1"#;
     assert!(text.contains(line), "DEU lacks {line}:\n{text}");
     fed.shutdown().await.unwrap();
@@ -148,12 +150,12 @@ async fn a_learner_reports_the_directory_term_leader_and_applied_index() {
         NodeSpec::new("CHE-SEC").voter(Role::Secretariat),
         NodeSpec::new("BEL-HUB").voter(Role::Hub),
         NodeSpec::new("AUT-HUB").voter(Role::Hub),
-        NodeSpec::new("FRA-POL"),
+        NodeSpec::new("FRA-POL").with_metrics(),
     ])
     .await
     .unwrap();
     t.fed.found_directory().await.unwrap();
-    let addr = t.node(3).metrics_addr;
+    let addr = t.node(3).metrics_addr.unwrap();
     let (leader, text) = wait_for("a leader in FRA's metrics", || async move {
         let (_, text) = get(addr, "/metrics").await;
         let leader = text
