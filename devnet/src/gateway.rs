@@ -70,6 +70,7 @@ impl DevFederation {
             default_language: Lang::En,
             agency_kind: agency_of(&n.id.to_string()).into(),
             federated_deadline_ms: 3000,
+            metrics: None,
         };
         cfg.check().map_err(gw_err)?;
         let app = tracenet_gateway::build(cfg, clock).map_err(gw_err)?;

@@ -29,8 +29,8 @@ pub use gateway::DevGateway;
 use tracenet_node::client::{ClientError, connect_local};
 use tracenet_node::clock::Clock;
 use tracenet_node::config::{
-    ClientCertFiles, DirectoryConfig, ListenerConfig, LocalCertificatesConfig, NodeConfig,
-    OutboxConfig, PeerConfig, Role, SecretariatPin, TlsFiles, VoterConfig,
+    ClientCertFiles, DirectoryConfig, ListenerConfig, LocalCertificatesConfig, MetricsConfig,
+    NodeConfig, OutboxConfig, PeerConfig, Role, SecretariatPin, TlsFiles, VoterConfig,
 };
 use tracenet_node::ids::NodeId;
 use tracenet_node::server::{Listeners, Node, NodeError};
@@ -71,6 +71,9 @@ pub struct DevNode {
     pub peer_addr: SocketAddr,
     /// Where its local API listens.
     pub local_addr: SocketAddr,
+    /// Where its metrics endpoint (`/metrics`, `/healthz`, `/readyz`) listens, if its spec
+    /// asked for one.
+    pub metrics_addr: Option<SocketAddr>,
     /// Its certificate folder.
     pub cert_dir: PathBuf,
     running: Option<(CancellationToken, JoinHandle<Result<(), NodeError>>)>,
@@ -206,6 +209,8 @@ pub struct NodeSpec {
     pub snapshot_every: u64,
     /// Its clock; the system clock when `None` (tests inject one to move time).
     pub clock: Option<Arc<dyn Clock>>,
+    /// Whether it serves the metrics endpoint (on a loopback port of its own).
+    pub metrics: bool,
 }
 
 impl NodeSpec {
@@ -220,12 +225,19 @@ impl NodeSpec {
             voter: false,
             snapshot_every: 1000,
             clock: None,
+            metrics: false,
         }
     }
 
     /// With this clock instead of the system clock.
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> NodeSpec {
         self.clock = Some(clock);
+        self
+    }
+
+    /// Serving `/metrics`, `/healthz` and `/readyz` on a loopback port of its own.
+    pub fn with_metrics(mut self) -> NodeSpec {
+        self.metrics = true;
         self
     }
 
@@ -280,6 +292,10 @@ async fn bind_loopback() -> Result<TcpListener, NodeError> {
         })
 }
 
+fn metrics_addr(l: &Listeners) -> Result<Option<SocketAddr>, NodeError> {
+    l.metrics.as_ref().map(local_addr).transpose()
+}
+
 fn local_addr(l: &TcpListener) -> Result<SocketAddr, NodeError> {
     l.local_addr().map_err(|source| NodeError::Listen {
         addr: "127.0.0.1:0".into(),
@@ -307,13 +323,21 @@ impl DevFederation {
             &ids.iter().map(ToString::to_string).collect::<Vec<_>>(),
         )?;
         let mut listeners = Vec::new();
-        for _ in &ids {
+        for spec in specs {
             let peer = bind_loopback().await?;
             let local = bind_loopback().await?;
+            let metrics = match spec.metrics {
+                true => Some(bind_loopback().await?),
+                false => None,
+            };
             listeners.push((
                 local_addr(&peer)?,
                 local_addr(&local)?,
-                Listeners { peer, local },
+                Listeners {
+                    peer,
+                    local,
+                    metrics,
+                },
             ));
         }
         let voters: Vec<VoterConfig> = ids
@@ -391,6 +415,7 @@ impl DevFederation {
                 data_dir: dir.join(id.as_str()).join("data"),
                 peer_api: ListenerConfig::on(listeners[i].0),
                 local_api: ListenerConfig::on(listeners[i].1),
+                metrics: metrics_addr(&listeners[i].2)?.map(|listen| MetricsConfig { listen }),
                 tls: TlsFiles {
                     ca: cert_root.join("ca.pem"),
                     cert: cert_dir.join("node.pem"),
@@ -450,6 +475,7 @@ impl DevFederation {
                 id: id.clone(),
                 peer_addr: listeners[i].0,
                 local_addr: listeners[i].1,
+                metrics_addr: metrics_addr(&listeners[i].2)?,
                 config,
                 cert_dir,
                 running: None,
@@ -509,12 +535,12 @@ impl DevFederation {
 
     /// Starts node `i` again on the same ports and data directory.
     pub async fn restart(&mut self, i: usize) -> Result<(), DevnetError> {
-        let (peer, local) = {
+        let (peer, local, metrics) = {
             let n = self.node(i)?;
             if n.is_running() {
                 return Err(DevnetError::Usage(format!("node {} is running", n.id)));
             }
-            (n.peer_addr, n.local_addr)
+            (n.peer_addr, n.local_addr, n.metrics_addr)
         };
         let bind = |addr: SocketAddr| async move {
             TcpListener::bind(addr)
@@ -527,6 +553,10 @@ impl DevFederation {
         let listeners = Listeners {
             peer: bind(peer).await?,
             local: bind(local).await?,
+            metrics: match metrics {
+                Some(addr) => Some(bind(addr).await?),
+                None => None,
+            },
         };
         self.serve(i, listeners)
     }

@@ -49,9 +49,16 @@ struct DemoArgs {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Node(command) => {
-            cli::run_main(command.default_log_level(), || cli::dispatch(command))
+            let format = command.log_format();
+            cli::run_main(command.default_log_level(), format, || {
+                cli::dispatch(command)
+            })
         }
-        Command::Demo(args) => cli::run_main("warn", || run_demo(args)),
+        Command::Demo(args) => cli::run_main(
+            "warn",
+            cli::LogFormat::resolve(None, std::env::var("TRACENET_LOG_FORMAT").ok().as_deref()),
+            || run_demo(args),
+        ),
     }
 }
 

@@ -207,3 +207,67 @@ async fn kill_9_during_writes_loses_nothing_acknowledged() {
         .into_inner();
     assert_eq!(found.records.len(), 1);
 }
+
+/// One plain HTTP/1.1 GET on the metrics listener: the status line and the body.
+fn http_get(addr: &str, path: &str) -> std::io::Result<(String, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw)?;
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    Ok((
+        head.lines().next().unwrap_or("").to_owned(),
+        body.to_owned(),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_with_json_logs_serves_metrics_on_its_own_listener() {
+    let s = setup();
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let mut text = std::fs::read_to_string(&s.config).unwrap();
+    text.push_str(&format!("[metrics]\nlisten = \"{metrics}\"\n"));
+    std::fs::write(&s.config, text).unwrap();
+    let log = s.root.join("node.log");
+    let mut node = NodeProcess(
+        Command::new(BIN)
+            .args(["run", "--log-format", "json", "--config"])
+            .arg(&s.config)
+            .env("TRACENET_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let mut c = admin(&s).await;
+    assert_eq!(count(&mut c).await, 0);
+    drop(c);
+
+    let (status, body) = http_get(&metrics, "/readyz").unwrap();
+    assert!(status.contains(" 200 "), "{status}");
+    assert_eq!(body, "ready\n");
+    let (_, body) = http_get(&metrics, "/metrics").unwrap();
+    // The admin client's readiness probe calls GetNodeInfo too: at least the one made here.
+    let line = r#"tracenet_grpc_calls_total{api="local",code="OK",method="tracenet.v1.NodeApi/GetNodeInfo"} "#;
+    assert!(body.contains(line), "{body}");
+    assert!(body.contains("tracenet_audit_entries "), "{body}");
+
+    let term = Command::new("kill")
+        .args(["-TERM", &node.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    assert!(node.wait().success());
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<serde_json::Value> = logged
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every log line is a JSON object"))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|v| v["fields"]["message"] == "metrics endpoint serving"),
+        "{logged}"
+    );
+}

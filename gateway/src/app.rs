@@ -40,6 +40,8 @@ pub struct App {
     pub secure_cookies: bool,
     /// The current time.
     pub clock: Clock,
+    /// Requests counted per route and status (served on `[metrics] listen`).
+    pub metrics: Arc<crate::metrics::GatewayMetrics>,
 }
 
 impl std::fmt::Debug for App {

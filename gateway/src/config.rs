@@ -65,6 +65,24 @@ pub struct GatewayConfig {
     /// Milliseconds a federated lookup or query waits for peers.
     #[serde(default = "default_deadline_ms")]
     pub federated_deadline_ms: u32,
+    /// The Prometheus scrape endpoint (`/metrics`, `/healthz`, `/readyz`, plain HTTP) on a
+    /// listener of its own. Without this section none is opened.
+    #[serde(default)]
+    pub metrics: Option<MetricsConfig>,
+}
+
+/// The `[metrics]` section: where the scrape endpoint listens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address of the scrape listener (default `127.0.0.1:9465`: loopback, since it is served
+    /// without TLS).
+    #[serde(default = "default_metrics_listen")]
+    pub listen: SocketAddr,
+}
+
+fn default_metrics_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9465))
 }
 
 fn default_agency() -> String {
@@ -255,6 +273,7 @@ key = "certs/FRA-POL/gateway.key"
         let cfg = GatewayConfig::load(&path).unwrap();
         assert_eq!(cfg.node.node_id.as_str(), "FRA-POL");
         assert_eq!(cfg.login.max_failures, 5);
+        assert_eq!(cfg.metrics.unwrap().listen.to_string(), "127.0.0.1:9465");
     }
 
     #[test]

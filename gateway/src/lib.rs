@@ -35,6 +35,7 @@ pub mod config;
 pub mod error;
 pub mod i18n;
 pub mod jobs;
+pub mod metrics;
 pub mod node;
 pub mod ops;
 pub mod store;
@@ -57,6 +58,9 @@ pub enum GatewayStartError {
     /// The HTTPS certificate or key is unusable. Fix the configuration.
     #[error("https: {0}")]
     Tls(String),
+    /// The metrics registry could not be built.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
     /// Serving failed.
     #[error("serving: {0}")]
     Io(#[from] std::io::Error),
@@ -74,6 +78,7 @@ pub fn build(cfg: GatewayConfig, clock: app::Clock) -> Result<Arc<App>, GatewayS
         node,
         store,
         clock,
+        metrics: Arc::new(metrics::GatewayMetrics::new()?),
         cfg,
     }))
 }
@@ -147,6 +152,10 @@ pub fn router(app: Arc<App>) -> Router {
             security_headers,
         ))
         .layer(axum::extract::DefaultBodyLimit::max(80 * 1024 * 1024))
+        .layer(middleware::from_fn_with_state(
+            app.metrics.clone(),
+            metrics::count,
+        ))
         .with_state(app)
 }
 
@@ -160,6 +169,15 @@ pub async fn run(
     let addr: SocketAddr = listener.local_addr()?;
     let routes = router(app.clone());
     let stop = shutdown.clone();
+    if let Some(m) = &app.cfg.metrics {
+        let scrape = TcpListener::bind(m.listen).await?;
+        tracing::info!(addr = %m.listen, "gateway metrics endpoint serving");
+        tokio::spawn(metrics::serve(
+            scrape,
+            app.metrics.clone(),
+            shutdown.clone(),
+        ));
+    }
     match &app.cfg.tls {
         Some(files) => {
             let acceptor = tls::acceptor(files).map_err(GatewayStartError::Tls)?;

@@ -41,6 +41,7 @@ async fn https_serves_pages_with_secure_cookies_and_refuses_plain_http() {
         default_language: Default::default(),
         agency_kind: "police".into(),
         federated_deadline_ms: 3000,
+        metrics: None,
     };
     cfg.check()
         .expect("TLS makes a non-loopback address acceptable");

@@ -124,6 +124,24 @@ pub struct NodeConfig {
     /// and policy file alone.
     #[serde(default)]
     pub directory: Option<DirectoryConfig>,
+    /// The Prometheus scrape endpoint (`/metrics`, `/healthz`, `/readyz`, plain HTTP). Without
+    /// this section no metrics listener is opened.
+    #[serde(default)]
+    pub metrics: Option<MetricsConfig>,
+}
+
+/// The `[metrics]` section: where the plain-HTTP scrape endpoint listens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address of the scrape listener (default `127.0.0.1:9464`: loopback, since it is served
+    /// without TLS; expose it only to the monitoring network).
+    #[serde(default = "default_metrics_listen")]
+    pub listen: SocketAddr,
+}
+
+fn default_metrics_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9464))
 }
 
 /// A Raft voter of the directory, as every member's configuration lists it (the seed list).
@@ -588,6 +606,31 @@ key = "certs/FRA-POL/node.key"
         assert_eq!(cfg.peer_api.max_message_bytes, 4 * 1024 * 1024);
         assert_eq!(cfg.data_dir, dir.path().join("data"));
         assert_eq!(cfg.tls.ca, dir.path().join("certs/ca.pem"));
+        assert!(
+            cfg.metrics.is_none(),
+            "no metrics listener unless configured"
+        );
+    }
+
+    #[test]
+    fn metrics_listen_defaults_to_loopback_and_is_checked() {
+        let (_dir, path) = write(&format!("{MINIMAL}\n[metrics]\n"));
+        let cfg = NodeConfig::load(&path).unwrap();
+        assert_eq!(cfg.metrics.unwrap().listen.to_string(), "127.0.0.1:9464");
+        let (_dir, path) = write(&format!("{MINIMAL}\n[metrics]\nlisten = \"127.0.0.1:0\"\n"));
+        assert_eq!(
+            NodeConfig::load(&path)
+                .unwrap()
+                .metrics
+                .unwrap()
+                .listen
+                .port(),
+            0
+        );
+        let (_dir, path) = write(&format!("{MINIMAL}\n[metrics]\nlisten = \"nowhere\"\n"));
+        assert!(NodeConfig::load(&path).is_err());
+        let (_dir, path) = write(&format!("{MINIMAL}\n[metrics]\nport = 1\n"));
+        assert!(NodeConfig::load(&path).is_err());
     }
 
     #[test]
@@ -608,6 +651,7 @@ key = "certs/FRA-POL/node.key"
         assert_eq!(d.heartbeat_ms, 200);
         assert_eq!(cfg.local_certificates.gateway_fingerprints.len(), 1);
         assert_eq!(cfg.local_certificates.admin_fingerprints.len(), 1);
+        assert_eq!(cfg.metrics.unwrap().listen.to_string(), "127.0.0.1:9464");
     }
 
     #[test]

@@ -38,6 +38,7 @@ mod fixtures;
 pub mod import;
 pub mod ledger;
 pub mod limits;
+pub mod metrics;
 pub mod model;
 pub mod peer;
 pub mod policy;

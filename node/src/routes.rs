@@ -9,6 +9,7 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use futures_util::future::BoxFuture;
 use http::{Request, Response};
@@ -17,12 +18,16 @@ use tonic::server::NamedService;
 use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceExt};
 
+use crate::metrics::{Metrics, code_label};
+
 type Route = BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
 
 /// The services of one listener, found by the gRPC service name in the request path.
 #[derive(Clone, Default)]
 pub struct Routes {
     routes: Arc<Vec<(String, Route)>>,
+    /// Where each call is counted, and under which listener name.
+    metrics: Option<(Arc<Metrics>, &'static str)>,
 }
 
 impl std::fmt::Debug for Routes {
@@ -53,6 +58,13 @@ impl Routes {
         self
     }
 
+    /// Counts every call of this listener (method, gRPC code, time to response headers) as
+    /// `api` in `metrics`.
+    pub fn observed(mut self, metrics: Arc<Metrics>, api: &'static str) -> Routes {
+        self.metrics = Some((metrics, api));
+        self
+    }
+
     fn find(&self, path: &str) -> Option<Route> {
         self.routes
             .iter()
@@ -72,13 +84,28 @@ impl Service<Request<Body>> for Routes {
     }
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
-        match self.find(req.uri().path()) {
+        let path = req.uri().path().to_owned();
+        let answer: Self::Future = match self.find(&path) {
             Some(route) => Box::pin(route.oneshot(req)),
             None => {
                 let status = tonic::Status::unimplemented("no such gRPC service on this listener");
                 Box::pin(async move { Ok(status.into_http()) })
             }
-        }
+        };
+        let Some((metrics, api)) = self.metrics.clone() else {
+            return answer;
+        };
+        let started = Instant::now();
+        Box::pin(async move {
+            let response = answer.await;
+            // Errors travel in the headers (trailers-only); a success's status is in trailers.
+            let code = match &response {
+                Ok(r) => code_label(r.headers().get("grpc-status").map(|v| v.as_bytes())),
+                Err(never) => match *never {},
+            };
+            metrics.observe_call(api, &path, code, started.elapsed());
+            response
+        })
     }
 }
 

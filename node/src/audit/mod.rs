@@ -128,6 +128,8 @@ pub struct AuditLog {
     /// wait for one flush that covers them all (group commit) instead of one fsync each.
     durable: Mutex<u64>,
     key: Arc<SigningKey>,
+    /// Counts disclosures and denials as their entries are written (set once, when serving).
+    metrics: std::sync::OnceLock<Arc<crate::metrics::Metrics>>,
 }
 
 fn chain(prev: &[u8; 32], encoded: &[u8]) -> [u8; 32] {
@@ -178,11 +180,35 @@ impl AuditLog {
             head: Mutex::new(head),
             durable: Mutex::new(0),
             key,
+            metrics: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Counts every disclosure and denial written from now on in `metrics` (the first call wins).
+    pub fn count_in(&self, metrics: Arc<crate::metrics::Metrics>) {
+        let _ = self.metrics.set(metrics);
+    }
+
+    /// The sequence number of the last entry (0 for an empty log): its length.
+    pub fn last_seq(&self) -> u64 {
+        self.head
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .next_seq
+            .saturating_sub(1)
     }
 
     /// Appends events in order and makes them durable before returning their sequence numbers.
     pub fn append(&self, events: Vec<Event>, now: i64) -> Result<Vec<u64>, AuditError> {
+        // Counted only once written: (kind, peer, rule) of each disclosure and denial.
+        let counted: Vec<(EventKind, String, String)> = match self.metrics.get() {
+            None => Vec::new(),
+            Some(_) => events
+                .iter()
+                .filter(|e| matches!(e.kind, EventKind::Disclosure | EventKind::Denial))
+                .map(|e| (e.kind, e.peer.clone(), e.policy_rule.clone()))
+                .collect(),
+        };
         let mut head = self
             .head
             .lock()
@@ -221,6 +247,14 @@ impl AuditLog {
         }
         drop(head);
         self.make_durable(seq - 1)?;
+        if let Some(m) = self.metrics.get() {
+            for (kind, peer, rule) in &counted {
+                match kind {
+                    EventKind::Disclosure => m.disclosure(peer, rule),
+                    _ => m.denial(peer, rule),
+                }
+            }
+        }
         Ok(seqs)
     }
 

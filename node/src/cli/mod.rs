@@ -31,6 +31,10 @@ pub enum Command {
         /// The node's TOML configuration.
         #[arg(long)]
         config: PathBuf,
+        /// Log lines as `text` (default) or `json` (one object per line, for log shippers);
+        /// `TRACENET_LOG_FORMAT` sets it when this is not given.
+        #[arg(long, value_enum)]
+        log_format: Option<LogFormat>,
     },
     /// Import seizure records from a .csv or .jsonl file into a running node, through its
     /// local API with the administrator certificate named in the config's [admin] section.
@@ -112,7 +116,43 @@ fn audit_kinds() -> clap::builder::PossibleValuesParser {
     clap::builder::PossibleValuesParser::new(EventKind::ALL.map(EventKind::as_str))
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    /// `given` if set, else `TRACENET_LOG_FORMAT` (`text` or `json`), else text.
+    pub fn resolve(given: Option<LogFormat>, env: Option<&str>) -> Result<LogFormat, String> {
+        match (given, env) {
+            (Some(f), _) => Ok(f),
+            (None, None) => Ok(LogFormat::Text),
+            (None, Some(v)) => match v.trim().to_ascii_lowercase().as_str() {
+                "" | "text" => Ok(LogFormat::Text),
+                "json" => Ok(LogFormat::Json),
+                _ => Err(format!(
+                    "TRACENET_LOG_FORMAT must be text or json, not {v:?}"
+                )),
+            },
+        }
+    }
+}
+
 impl Command {
+    /// The log format: `--log-format` of `run`, else `TRACENET_LOG_FORMAT`, else text.
+    pub fn log_format(&self) -> Result<LogFormat, String> {
+        let given = match self {
+            Command::Run { log_format, .. } => *log_format,
+            _ => None,
+        };
+        LogFormat::resolve(given, std::env::var("TRACENET_LOG_FORMAT").ok().as_deref())
+    }
+
     /// The log level when `TRACENET_LOG` is not set: a daemon logs at info, a one-shot
     /// administrator command only warns.
     pub fn default_log_level(&self) -> &'static str {
@@ -133,18 +173,30 @@ pub fn default_log_filter(default_level: &str) -> String {
 /// Sets up logging (`TRACENET_LOG`, else [`default_log_filter`]) and the crypto provider, runs `work`
 /// on a multi-threaded runtime, and turns its outcome into an exit code with one readable error
 /// line. The binary's `main` is only this.
-pub fn run_main<F>(default_level: &str, work: impl FnOnce() -> F) -> ExitCode
+pub fn run_main<F>(
+    default_level: &str,
+    format: Result<LogFormat, String>,
+    work: impl FnOnce() -> F,
+) -> ExitCode
 where
     F: Future<Output = Result<(), String>>,
 {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TRACENET_LOG").unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new(default_log_filter(default_level))
-            }),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let format = match format {
+        Ok(f) => f,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TRACENET_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log_filter(default_level)));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -168,7 +220,7 @@ where
 /// Runs one command of a production node.
 pub async fn dispatch(command: Command) -> Result<(), String> {
     match command {
-        Command::Run { config } => {
+        Command::Run { config, .. } => {
             // Everything that can fail on a bad file happens before a port is bound.
             let cfg = NodeConfig::load(&config).map_err(|e| e.to_string())?;
             let node = Node::prepare(cfg.clone()).map_err(|e| e.to_string())?;
@@ -410,6 +462,44 @@ mod tests {
     struct Cli {
         #[command(subcommand)]
         command: Command,
+    }
+
+    #[test]
+    fn log_format_comes_from_the_flag_then_the_environment() {
+        let cli = Cli::try_parse_from([
+            "tracenet-node",
+            "run",
+            "--config",
+            "node.toml",
+            "--log-format",
+            "json",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Run {
+                log_format: Some(LogFormat::Json),
+                ..
+            }
+        ));
+        assert!(
+            Cli::try_parse_from([
+                "tracenet-node",
+                "run",
+                "--config",
+                "n",
+                "--log-format",
+                "xml"
+            ])
+            .is_err()
+        );
+        assert_eq!(
+            LogFormat::resolve(Some(LogFormat::Text), Some("json")),
+            Ok(LogFormat::Text)
+        );
+        assert_eq!(LogFormat::resolve(None, Some("JSON")), Ok(LogFormat::Json));
+        assert_eq!(LogFormat::resolve(None, None), Ok(LogFormat::Text));
+        assert!(LogFormat::resolve(None, Some("xml")).is_err());
     }
 
     fn kind_of(args: &[&str]) -> Result<Option<String>, clap::Error> {
