@@ -214,6 +214,26 @@ impl TestFederation {
         Ok(self.fed.shutdown().await?)
     }
 
+    /// Waits until node `i`'s directory replica lists `member` with `status`.
+    pub async fn wait_for_member_status(
+        &self,
+        i: usize,
+        member: &str,
+        status: tracenet_proto::v1::MemberStatus,
+    ) -> Result<(), Error> {
+        let what = format!("{member} {}", status.as_str_name());
+        self.fed
+            .wait_for_directory(i, &what, WAIT_LIMIT, |v| {
+                v.state.as_ref().is_some_and(|s| {
+                    s.members
+                        .get(member)
+                        .is_some_and(|m| m.status == status as i32)
+                })
+            })
+            .await?;
+        Ok(())
+    }
+
     /// Stops node `i` and serves `svc` in its place: on its peer address, with its node
     /// certificate, requiring federation client certificates. The impostor (a hostile member
     /// holding that node's certificate and key) runs until the returned token is cancelled.

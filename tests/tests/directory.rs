@@ -413,12 +413,7 @@ async fn a_revoked_member_is_refused_by_every_node_including_open_connections() 
         .unwrap();
     for (i, c) in &mut open {
         let i = *i;
-        t.fed
-            .wait_for_directory(i, "the revocation", WAIT, |v| {
-                v.state.as_ref().is_some_and(|s| {
-                    s.members["FRA-POL"].status == pb::MemberStatus::Revoked as i32
-                })
-            })
+        t.wait_for_member_status(i, "FRA-POL", pb::MemberStatus::Revoked)
             .await
             .unwrap();
         let on_open = c.ping(pb::PingRequest {}).await.unwrap_err();
@@ -443,12 +438,7 @@ async fn a_revoked_member_is_refused_by_every_node_including_open_connections() 
     // when the leader removed it first (a race with replication), no other node completes a
     // handshake with it any more, so the write cannot reach a leader at all.
     let saw_it = t
-        .fed
-        .wait_for_directory(3, "the revocation on FRA-POL itself", WAIT, |v| {
-            v.state
-                .as_ref()
-                .is_some_and(|s| s.members["FRA-POL"].status == pb::MemberStatus::Revoked as i32)
-        })
+        .wait_for_member_status(3, "FRA-POL", pb::MemberStatus::Revoked)
         .await
         .is_ok();
     let own = t
@@ -1191,12 +1181,7 @@ async fn a_retraction_waits_out_a_suspension_and_is_delivered_after_reinstatemen
         .propose_applied(0, Op::Suspend(suspend.clone()))
         .await
         .unwrap();
-    t.fed
-        .wait_for_directory(4, "the suspension", WAIT, |v| {
-            v.state
-                .as_ref()
-                .is_some_and(|s| s.members["FRA-POL"].status == pb::MemberStatus::Suspended as i32)
-        })
+    t.wait_for_member_status(4, "FRA-POL", pb::MemberStatus::Suspended)
         .await
         .unwrap();
     deu.retract_record(pb::RetractRecordRequest { id: rec.id.clone() })

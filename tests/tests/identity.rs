@@ -253,12 +253,7 @@ async fn a_suspended_members_node_certificate_does_not_complete_a_handshake() {
         .propose_applied(0, Op::Suspend(suspend.clone()))
         .await
         .unwrap();
-    t.fed
-        .wait_for_directory(2, "the suspension", WAIT, |v| {
-            v.state
-                .as_ref()
-                .is_some_and(|s| s.members["FRA-POL"].status == pb::MemberStatus::Suspended as i32)
-        })
+    t.wait_for_member_status(2, "FRA-POL", pb::MemberStatus::Suspended)
         .await
         .unwrap();
     // Neither health nor the exchange: the handshake itself fails.
