@@ -356,6 +356,8 @@ pub struct LookupInput {
     pub legal_basis: String,
     /// The case reference.
     pub case_reference: String,
+    /// Ask this node's hub to fan the lookup out across the region (sealed end to end).
+    pub via_hub: bool,
 }
 
 /// Hit/no-hit across the federation. Every missing input is reported at once.
@@ -383,9 +385,10 @@ pub async fn lookup(
         }
         Err(e) => return Err(e),
     };
-    let Some(inquiry) = inquiry.filter(|_| problems.is_empty()) else {
+    let Some(mut inquiry) = inquiry.filter(|_| problems.is_empty()) else {
         return Err(GatewayError::Invalid(problems));
     };
+    inquiry.via_hub = input.via_hub;
     let r = app
         .node
         .api()

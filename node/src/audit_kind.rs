@@ -117,6 +117,7 @@ mod tests {
                 "retraction_applied",
                 "onward_transmission",
                 "retention_purge",
+                "relayed",
             ]
         );
     }

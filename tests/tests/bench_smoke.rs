@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use tracenet_tests::bench::report::Report;
-use tracenet_tests::bench::{directory, fanout, gateway, memory, micro, peer, store};
+use tracenet_tests::bench::{directory, fanout, gateway, hub, memory, micro, peer, store};
 
 fn all_positive(r: &Report) {
     assert!(!r.figures.is_empty(), "{}", r.table());
@@ -40,6 +40,16 @@ async fn peer_and_fanout_scenarios_run() {
     let r = fanout::run(&[1, 2], 5).await.unwrap();
     all_positive(&r);
     assert!(r.get("2 peer(s) p99").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hub_scenario_runs() {
+    let r = hub::run(5).await.unwrap();
+    all_positive(&r);
+    assert!(
+        r.get("relayed through the mailbox of an outbound-only member p50")
+            .is_some()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

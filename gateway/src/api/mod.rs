@@ -451,6 +451,7 @@ struct ApiLookup {
     purpose: String,
     legal_basis: String,
     case_reference: String,
+    via_hub: bool,
 }
 
 async fn lookup(State(app): State<Arc<App>>, c: ApiCaller, bytes: Bytes) -> ApiResult {
@@ -461,6 +462,7 @@ async fn lookup(State(app): State<Arc<App>>, c: ApiCaller, bytes: Bytes) -> ApiR
         purpose,
         legal_basis,
         case_reference,
+        via_hub,
     } = body(&bytes)?;
     let input = ops::LookupInput {
         serial_number,
@@ -468,6 +470,7 @@ async fn lookup(State(app): State<Arc<App>>, c: ApiCaller, bytes: Bytes) -> ApiR
         purpose,
         legal_basis,
         case_reference,
+        via_hub,
     };
     if input.serial_number.trim().is_empty() || !PURPOSES.contains(&input.purpose.as_str()) {
         // Every missing input at once, as the console reports them.

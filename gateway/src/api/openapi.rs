@@ -302,7 +302,8 @@ pub fn document(own_country: &str) -> Value {
         "Lookup": {"type": "object", "required": ["serial_number", "purpose", "legal_basis"], "additionalProperties": false, "properties": {
             "serial_number": {"type": "string", "minLength": 1, "pattern": "\\S"}, "manufacturer": {"type": "string"},
             "purpose": purpose,
-            "legal_basis": {"type": "string", "minLength": 1, "pattern": "\\S"}, "case_reference": {"type": "string"}}},
+            "legal_basis": {"type": "string", "minLength": 1, "pattern": "\\S"}, "case_reference": {"type": "string"},
+            "via_hub": {"type": "boolean", "description": "Ask this node's hub to fan the lookup out across the region, sealed end to end; the hub names members that did not answer."}}},
         "Analysis": {"type": "object", "required": ["purpose", "legal_basis"], "additionalProperties": false, "properties": {
             "filter": {"anyOf": [schema_ref("RecordFilter"), {"type": "null"}]},
             "purpose": purpose,

@@ -876,6 +876,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Federated hit/no-hit lookup",
         "Consultation fédérée (réponse positive/négative)",
     ),
+    (
+        "lookup.via_hub",
+        "Through my regional hub (sealed; the hub names members that do not answer)",
+        "Par mon hub régional (scellé ; le hub nomme les membres qui ne répondent pas)",
+    ),
     ("lookup.withheld", "Withheld", "Non communiqué"),
     ("nav.admin", "Administration", "Administration"),
     ("nav.analysis", "Routes", "Itinéraires"),

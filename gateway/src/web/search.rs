@@ -64,6 +64,7 @@ struct SearchPage {
     purposes: Vec<SelectOption>,
     lookup_serial: String,
     lookup_manufacturer: String,
+    via_hub: bool,
     legal_basis: String,
     case_reference: String,
     errors: HashMap<String, String>,
@@ -83,6 +84,7 @@ impl SearchPage {
             purposes: forms::options(o.lang, "PURPOSE", "criminal_investigation", None),
             lookup_serial: String::new(),
             lookup_manufacturer: String::new(),
+            via_hub: false,
             legal_basis: String::new(),
             case_reference: String::new(),
             errors: HashMap::new(),
@@ -220,6 +222,7 @@ pub async fn lookup(
     page.purposes = forms::options(o.lang, "PURPOSE", &f.purpose, Some("common.choose"));
     page.lookup_serial.clone_from(&f.serial_number);
     page.lookup_manufacturer.clone_from(&f.manufacturer);
+    page.via_hub = f.via_hub;
     page.legal_basis.clone_from(&f.legal_basis);
     page.case_reference.clone_from(&f.case_reference);
     match ops::lookup(&app, o.caller(), &f).await {

@@ -64,6 +64,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let mut rx = dir.subscribe();
+    let mut last_refusal = String::new();
     loop {
         let ops = {
             let p = rx.borrow_and_update();
@@ -83,7 +84,13 @@ pub async fn run(
                 ..Default::default()
             };
             match dir.propose(cmd).await {
-                Ok(r) if !r.applied => tracing::warn!(refusal = %r.refusal, "hub entry refused"),
+                // Said once per distinct refusal; it is tried again on every change.
+                Ok(r) if !r.applied => {
+                    if r.refusal != last_refusal {
+                        tracing::warn!(refusal = %r.refusal, "hub entry refused");
+                        last_refusal = r.refusal;
+                    }
+                }
                 Ok(_) => {}
                 Err(e) => tracing::debug!(error = %e, "hub entry not published yet"),
             }

@@ -6,6 +6,7 @@
 pub mod directory;
 pub mod fanout;
 pub mod gateway;
+pub mod hub;
 pub mod memory;
 pub mod micro;
 pub mod peer;

@@ -86,6 +86,13 @@ enum Scenario {
         #[arg(long, default_value_t = 64)]
         in_flight: usize,
     },
+    /// A lookup sealed through a regional hub (and through an outbound-only member's mailbox)
+    /// vs the same lookup made directly.
+    Hub {
+        /// Sequential lookups per path.
+        #[arg(long, default_value_t = 1000)]
+        calls: usize,
+    },
     /// Directory write latency and leader failover with three voters.
     Directory {
         /// Timed writes per side.
@@ -157,6 +164,7 @@ async fn run(cli: Cli) -> Result<Report, bench::BenchError> {
             })
             .await?
         }
+        Scenario::Hub { calls } => bench::hub::run(calls).await?,
         Scenario::Directory { writes, failovers } => {
             bench::directory::run(writes, failovers).await?
         }
