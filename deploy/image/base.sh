@@ -27,12 +27,22 @@ fi
 echo "== making $BASE_IMAGE: mmdebstrap --variant=minbase $SUITE from $MIRROR"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-# ca-certificates for operators who add TLS tools; no documentation, no apt lists, no caches.
-$SUDO mmdebstrap --variant=minbase --include=ca-certificates \
+# No documentation, no apt lists, no caches; no ca-certificates (it pulls openssl and perl, 50 MB;
+# tracenet trusts only its federation CA, given in its configuration).
+# The merged-/usr hook instead of the usrmerge package, which pulls perl (another 50 MB).
+hooks=()
+if [ -d /usr/share/mmdebstrap/hooks/maybe-merged-usr ]; then
+  hooks=(--hook-dir=/usr/share/mmdebstrap/hooks/maybe-merged-usr)
+fi
+$SUDO mmdebstrap --variant=minbase "${hooks[@]}" \
   --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
   --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/info/*' \
   --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*' \
   "$SUITE" "$tmp/rootfs.tar" "$MIRROR"
+old="$(docker image inspect -f '{{.Id}}' "$BASE_IMAGE" 2>/dev/null || true)"
 docker import --change 'CMD ["/bin/bash"]' --change 'ENV LANG=C.UTF-8' \
   "$tmp/rootfs.tar" "$BASE_IMAGE" >/dev/null
+if [ -n "$old" ] && [ "$old" != "$(docker image inspect -f '{{.Id}}' "$BASE_IMAGE")" ]; then
+  docker image rm "$old" >/dev/null 2>&1 || true
+fi
 echo "== $BASE_IMAGE: $(docker image inspect -f '{{.Size}}' "$BASE_IMAGE" | awk '{printf "%.0f MB", $1/1e6}')"

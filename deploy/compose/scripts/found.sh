@@ -28,7 +28,7 @@ wait_for "a leader at $sec" 90 has_leader "$sec"
 members=$(tracenet-node directory members --config "$(cfg "$sec")" | awk 'NR > 1 {print $1}')
 if ! echo "$members" | grep -qx "$sec"; then
   echo "found: $sec admits itself (founding)"
-  tracenet-node directory admit --config "$(cfg "$sec")" --self --organisation "Synthetic federation secretariat" --region SYN-CENTRAL >/dev/null
+  tracenet-node directory admit --config "$(cfg "$sec")" --self --role secretariat --organisation "Synthetic federation secretariat" --region SYN-CENTRAL >/dev/null
 fi
 echo "$MEMBERS" | while read -r id role ip region _rest; do
   [ -n "$id" ] && [ "$id" != "$sec" ] || continue
