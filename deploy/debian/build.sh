@@ -87,10 +87,10 @@ chmod 0755 "$pkg/DEBIAN/postinst" "$pkg/DEBIAN/postrm" "$pkg/DEBIAN/prerm"
 mkdir -p "$OUT"
 deb="tracenet_${VERSION}_${ARCH}.deb"
 if command -v dpkg-deb >/dev/null 2>&1; then
-  dpkg-deb --root-owner-group -Zxz --build "$pkg" "$OUT/$deb" >/dev/null
+  dpkg-deb --root-owner-group -Zgzip --build "$pkg" "$OUT/$deb" >/dev/null
 else
   bash deploy/image/base.sh
   docker run --rm -v "$root:/pkg" -v "$(cd "$OUT" && pwd):/out" "${TRACENET_BASE_IMAGE:-tracenet-base:bookworm}" \
-    dpkg-deb --root-owner-group -Zxz --build /pkg/tracenet "/out/$deb" >/dev/null
+    dpkg-deb --root-owner-group -Zgzip --build /pkg/tracenet "/out/$deb" >/dev/null
 fi
 echo "== $OUT/$deb ($(du -h "$OUT/$deb" | cut -f1))"

@@ -59,10 +59,12 @@ docker exec "$NAME" bash -euo pipefail -c '
   done
   echo "healthz: $(get /healthz) readyz: $(get /readyz)"
   [[ "$(get /healthz)" == *" 200"* ]] || { cat /tmp/node.log; exit 1; }
-  [ "$(stat -c %U "$state/signing.pk8" 2>/dev/null || stat -c %U "$state")" = "$user" ]
-  ps -o user=,comm= -p "$pid" 2>/dev/null || true
+  echo "state directory $state: $(ls "$state" | tr "\n" " ")(owner $(stat -c %U "$state"))"
+  [ "$(stat -c %U "$state")" = "$user" ]
+  echo "node process runs as: $(stat -c %U /proc/$pid)"
+  [ "$(stat -c %U /proc/$pid)" = "$user" ]
   kill -TERM "$pid"
-  wait "$pid"; rc=$?
+  rc=0; wait "$pid" || rc=$?
   echo "node stopped on SIGTERM with exit code $rc; last log lines:"
   tail -3 /tmp/node.log
   [ "$rc" = 0 ]
