@@ -47,9 +47,9 @@ docker exec "$NAME" bash -euo pipefail -c '
   # The packaged example, standalone: no peers, no directory, metrics on loopback.
   sed -e "/^\[\[peers\]\]/,\$d" -e "/^\[local_certificates\]/,/^admin_fingerprints/d" node.toml.example > node.toml
   chmod 0644 node.toml
-  runuser() { setpriv --reuid="$user" --regid="$user" --init-groups --no-new-privs "$@"; }
+  # The unit'"'"'s User= and NoNewPrivileges=, then its ExecStart= line as written.
   # shellcheck disable=SC2086
-  runuser $exec_start > /tmp/node.log 2>&1 &
+  setpriv --reuid="$user" --regid="$user" --init-groups --no-new-privs $exec_start > /tmp/node.log 2>&1 &
   pid=$!
   get() { exec 3<>/dev/tcp/127.0.0.1/9464 && printf "GET %s HTTP/1.0\r\n\r\n" "$1" >&3 && head -1 <&3; }
   for i in $(seq 1 100); do
@@ -61,8 +61,10 @@ docker exec "$NAME" bash -euo pipefail -c '
   [[ "$(get /healthz)" == *" 200"* ]] || { cat /tmp/node.log; exit 1; }
   echo "state directory $state: $(ls "$state" | tr "\n" " ")(owner $(stat -c %U "$state"))"
   [ "$(stat -c %U "$state")" = "$user" ]
-  echo "node process runs as: $(stat -c %U /proc/$pid)"
-  [ "$(stat -c %U /proc/$pid)" = "$user" ]
+  uid=$(awk "/^Uid:/ {print \$2}" "/proc/$pid/status")
+  echo "node process $(tr "\0" " " < "/proc/$pid/cmdline")runs as uid $uid ($user is $(id -u "$user"))"
+  [ "$uid" = "$(id -u "$user")" ]
+  grep -q "^NoNewPrivs:[[:space:]]*1" "/proc/$pid/status"
   kill -TERM "$pid"
   rc=0; wait "$pid" || rc=$?
   echo "node stopped on SIGTERM with exit code $rc; last log lines:"
