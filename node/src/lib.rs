@@ -50,6 +50,7 @@ pub mod sample;
 pub mod serial;
 pub mod server;
 pub mod shutdown;
+pub mod stats;
 pub mod status;
 pub mod store;
 pub mod tls;
