@@ -329,6 +329,7 @@ signed_request! {
     SubmitTraceResponseMessage => "SubmitTraceResponse",
     RetractRequest => "Retract",
     ShareForwardedRequest => "ShareForwarded",
+    StatisticsRequest => "StatisticsTables",
 }
 
 /// Parses a hex Ed25519 public key (64 hex digits).

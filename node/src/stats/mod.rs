@@ -797,6 +797,161 @@ pub fn sdg_series(first: u16, last: u16, records: &[pb::SeizureRecord]) -> Vec<S
         .collect()
 }
 
+/// The period of a request: `year`, and `quarter` 1 to 4 or 0 for the whole year.
+pub fn period_of(year: u32, quarter: u32) -> Result<Period, String> {
+    let y = u16::try_from(year)
+        .ok()
+        .filter(|y| (1900..=2199).contains(y))
+        .ok_or_else(|| format!("year {year} is out of range (1900 to 2199)"))?;
+    match quarter {
+        0 => Ok(Period::year(y)),
+        q => u8::try_from(q)
+            .ok()
+            .and_then(|q| Period::quarter(y, q))
+            .ok_or_else(|| format!("quarter {quarter} is out of range (1 to 4, or 0)")),
+    }
+}
+
+/// A published table on the wire.
+pub fn table_to_pb(t: &suppress::Published) -> pb::StatisticsTable {
+    pb::StatisticsTable {
+        id: t.id.clone(),
+        title: t.title.clone(),
+        unit: t.unit.clone(),
+        definition: t.definition.clone(),
+        period: t.period.label(),
+        rows: t.rows.clone(),
+        columns: t.columns.clone(),
+        cells: t
+            .cells
+            .iter()
+            .flatten()
+            .map(|c| match c {
+                suppress::Cell::Value(v) => pb::StatisticsCell {
+                    value: *v,
+                    suppressed: false,
+                },
+                suppress::Cell::Suppressed => pb::StatisticsCell {
+                    value: 0,
+                    suppressed: true,
+                },
+            })
+            .collect(),
+        threshold: t.threshold,
+    }
+}
+
+/// SDG 16.4.2 as the published SDG table allows it to be read: a row's count over the four
+/// seizure kinds from its cells, or from its total less its `not_stated` cell; withheld when
+/// suppression hides it.
+pub fn sdg_of_published(t: &suppress::Published) -> pb::StatisticsSdg {
+    let row = |label: &str| -> Option<u64> {
+        let line = t.cells.get(t.rows.iter().position(|r| r == label)?)?;
+        let counted: Option<u64> = line
+            .iter()
+            .take(4)
+            .map(|c| c.value())
+            .try_fold(0u64, |a, v| v.map(|v| a.saturating_add(v)));
+        counted.or_else(|| {
+            let total = line.last()?.value()?;
+            let not_stated = line.get(4)?.value()?;
+            total.checked_sub(not_stated)
+        })
+    };
+    let (num, not) = (row("traced_or_established"), row("not_traced"));
+    match (num, not) {
+        (Some(n), Some(o)) => {
+            let d = n.saturating_add(o);
+            pb::StatisticsSdg {
+                period: t.period.label(),
+                numerator: n,
+                denominator: d,
+                suppressed: false,
+                proportion: (d > 0).then(|| n as f64 / d as f64),
+            }
+        }
+        _ => pb::StatisticsSdg {
+            period: t.period.label(),
+            suppressed: true,
+            ..Default::default()
+        },
+    }
+}
+
+/// An SDG 16.4.2 figure on the wire.
+pub fn sdg_to_pb(s: &Sdg1642) -> pb::StatisticsSdg {
+    pb::StatisticsSdg {
+        period: s.period.label(),
+        numerator: s.numerator,
+        denominator: s.denominator,
+        suppressed: false,
+        proportion: s.proportion(),
+    }
+}
+
+/// A report published under threshold `k` (0 or 1: nothing suppressed), on the wire; unsigned,
+/// without policy rule.
+pub fn response(node_id: &str, report: &Report, k: u64) -> pb::StatisticsResponse {
+    let published: Vec<suppress::Published> =
+        report.tables.iter().map(|t| suppress::publish(t, k)).collect();
+    let sdg = published
+        .iter()
+        .find(|t| t.id == SDG_TABLE)
+        .map(sdg_of_published);
+    pb::StatisticsResponse {
+        node_id: node_id.to_string(),
+        period: report.period.label(),
+        tables: published.iter().map(table_to_pb).collect(),
+        sdg,
+        policy_version: 0,
+        policy_rule: String::new(),
+        signature: None,
+    }
+}
+
+/// Published tables back from the wire (for exports of what a peer sent); `None` if a table's
+/// cells do not fill its grid.
+pub fn table_from_pb(t: &pb::StatisticsTable) -> Option<suppress::Published> {
+    let width = t.columns.len() + 1;
+    if t.cells.len() != (t.rows.len() + 1) * width {
+        return None;
+    }
+    let period = parse_period_label(&t.period)?;
+    Some(suppress::Published {
+        id: t.id.clone(),
+        title: t.title.clone(),
+        unit: t.unit.clone(),
+        definition: t.definition.clone(),
+        period,
+        rows: t.rows.clone(),
+        columns: t.columns.clone(),
+        cells: t
+            .cells
+            .chunks(width)
+            .map(|line| {
+                line.iter()
+                    .map(|c| {
+                        if c.suppressed {
+                            suppress::Cell::Suppressed
+                        } else {
+                            suppress::Cell::Value(c.value)
+                        }
+                    })
+                    .collect()
+            })
+            .collect(),
+        threshold: t.threshold,
+    })
+}
+
+/// Parses `2026` or `2026-Q2`.
+pub fn parse_period_label(s: &str) -> Option<Period> {
+    match s.split_once("-Q") {
+        Some((y, q)) => Period::quarter(y.parse().ok()?, q.parse().ok()?),
+        None => Some(Period::year(s.parse().ok()?)),
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
