@@ -521,7 +521,11 @@ pub fn decide_statistics(
         // Looked up as the statistics purpose would be, but refused on the purpose stated.
         requester.purpose = pb::Purpose::Unspecified;
     }
-    let rule = Applicable::find(holder.policy, &requester, pb::DataClass::StatisticsAggregate);
+    let rule = Applicable::find(
+        holder.policy,
+        &requester,
+        pb::DataClass::StatisticsAggregate,
+    );
     match rule {
         Err(denial) => {
             let denied = Event {
@@ -576,7 +580,10 @@ pub fn statistics_sources(
     loop {
         let page = node.store.list(after, PAGE)?;
         let n = page.len();
-        let last = page.last().and_then(|s| s.record.as_ref()).map(|r| r.id.clone());
+        let last = page
+            .last()
+            .and_then(|s| s.record.as_ref())
+            .map(|r| r.id.clone());
         out.extend(records(page));
         match last.and_then(|id| crate::ids::RecordId::parse(&id).ok()) {
             Some(id) if n == PAGE => after = Some(id),
@@ -605,15 +612,19 @@ pub fn statistics(
     };
     let mut failed = None;
     let now = node.clock.now_secs();
-    let answer = decide_statistics(holder, &asker(node, who, ctx), period, || {
-        match statistics_sources(node) {
-            Ok((records, traces)) => crate::stats::report(period, &records, &traces, now),
-            Err(e) => {
-                failed = Some(e);
-                crate::stats::report(period, &[], &[], now)
-            }
-        }
-    });
+    let answer =
+        decide_statistics(
+            holder,
+            &asker(node, who, ctx),
+            period,
+            || match statistics_sources(node) {
+                Ok((records, traces)) => crate::stats::report(period, &records, &traces, now),
+                Err(e) => {
+                    failed = Some(e);
+                    crate::stats::report(period, &[], &[], now)
+                }
+            },
+        );
     match failed {
         Some(e) => Err(e),
         None => Ok(answer),

@@ -324,7 +324,9 @@ impl PeerExchange for PeerService {
             node.audit
                 .append(answer.events, node.clock.now_secs())
                 .map_err(status::audit_before_answer)?;
-            answer.outcome.map_err(|d| Status::from(DiscloseError::Denied(d)))
+            answer
+                .outcome
+                .map_err(|d| Status::from(DiscloseError::Denied(d)))
         })
         .await
         .map_err(|_| Status::internal("internal error"))??;

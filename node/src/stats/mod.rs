@@ -892,8 +892,11 @@ pub fn sdg_to_pb(s: &Sdg1642) -> pb::StatisticsSdg {
 /// A report published under threshold `k` (0 or 1: nothing suppressed), on the wire; unsigned,
 /// without policy rule.
 pub fn response(node_id: &str, report: &Report, k: u64) -> pb::StatisticsResponse {
-    let published: Vec<suppress::Published> =
-        report.tables.iter().map(|t| suppress::publish(t, k)).collect();
+    let published: Vec<suppress::Published> = report
+        .tables
+        .iter()
+        .map(|t| suppress::publish(t, k))
+        .collect();
     let sdg = published
         .iter()
         .find(|t| t.id == SDG_TABLE)
