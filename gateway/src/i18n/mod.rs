@@ -279,6 +279,7 @@ mod tests {
             "records",
             "role",
             "search",
+            "stats",
             "traces",
         ];
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));

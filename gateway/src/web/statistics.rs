@@ -51,7 +51,8 @@ struct TableView {
 struct StatisticsPage {
     page: Page,
     year: String,
-    quarter: String,
+    /// Quarter choices: value, label, selected.
+    quarters: Vec<(String, String, bool)>,
     peer: String,
     error: Option<String>,
     /// Whose tables and for which period.
@@ -169,7 +170,15 @@ pub async fn page(
     let mut p = StatisticsPage {
         page: o.page(&app, "stats.title"),
         year: year.to_string(),
-        quarter: quarter.to_string(),
+        quarters: (0..=4)
+            .map(|q| {
+                let label = match q {
+                    0 => lang.t("stats.whole_year").to_owned(),
+                    q => format!("Q{q}"),
+                };
+                (q.to_string(), label, q == quarter)
+            })
+            .collect(),
         peer: peer.clone(),
         error: None,
         heading: String::new(),
