@@ -220,9 +220,10 @@ pub async fn page(
             let series: Vec<(String, u64)> = r
                 .series
                 .iter()
-                .map(|s| {
-                    let pct = s.proportion.map_or(0, |v| (v * 100.0).round() as u64);
-                    (s.period.clone(), pct)
+                .map(|s| match s.proportion {
+                    Some(v) => (s.period.clone(), (v * 100.0).round() as u64),
+                    // No firearm in the denominator: an empty column marked as undefined.
+                    None => (format!("{} –", s.period), 0),
                 })
                 .collect();
             if !series.is_empty() {

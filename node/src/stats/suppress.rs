@@ -299,12 +299,12 @@ mod tests {
                     continue;
                 };
                 m.swap(r, p);
-                let piv = m[r][c];
-                for x in 0..m.len() {
-                    if x != r && m[x][c].abs() > 1e-9 {
-                        let f = m[x][c] / piv;
-                        for y in 0..n {
-                            m[x][y] -= f * m[r][y];
+                let pivot = m[r].clone();
+                for (x, line) in m.iter_mut().enumerate() {
+                    if x != r && line[c].abs() > 1e-9 {
+                        let f = line[c] / pivot[c];
+                        for (a, b) in line.iter_mut().zip(&pivot) {
+                            *a -= f * b;
                         }
                     }
                 }
