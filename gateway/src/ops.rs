@@ -725,6 +725,34 @@ pub async fn audit(
     Ok(r.entries)
 }
 
+/// Most years in one SDG 16.4.2 series (the node's own cap).
+pub const STATISTICS_MAX_YEARS: u32 = 50;
+
+/// Statistical tables of a period: this node's own (with the SDG 16.4.2 series when
+/// `series_from` is set), or a peer's under its statistics rule (`peer_node`). Aggregates only:
+/// the analyst capability suffices.
+pub async fn statistics(
+    app: &App,
+    c: Caller<'_>,
+    req: pb::StatisticsLocalRequest,
+) -> Result<pb::StatisticsLocalResponse, GatewayError> {
+    c.require(Capability::Analyse)?;
+    let target = format!(
+        "year {} quarter {} peer {} series_from {}",
+        req.year,
+        req.quarter,
+        if req.peer_node.is_empty() {
+            "-"
+        } else {
+            &req.peer_node
+        },
+        req.series_from
+    );
+    let r = app.node.api().statistics_tables(req).await?.into_inner();
+    log(app, c, "statistics", &target).await?;
+    Ok(r)
+}
+
 /// The node's summary (for the dashboard).
 pub async fn node_info(app: &App) -> Result<pb::NodeInfo, GatewayError> {
     Ok(app

@@ -46,6 +46,10 @@ pub enum DiscloseError {
     /// The exchange ledger failed. Retrying may help.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// No rule of the owner's policy answers this request (statistical tables without a rule
+    /// granting the aggregate class for the statistics purpose). Not retryable as is.
+    #[error(transparent)]
+    Denied(#[from] policy::Denial),
 }
 
 // ---- decisions (pure) ----
@@ -485,6 +489,146 @@ fn withdrawn_among(
 
 fn records(found: Vec<pb::StoredRecord>) -> Vec<pb::SeizureRecord> {
     found.into_iter().filter_map(|s| s.record).collect()
+}
+
+/// What a peer's request for statistical tables gets: the tables (unsigned) or the denial, and
+/// the audit events to append before either leaves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatisticsAnswer {
+    /// The tables, suppressed with the rule's threshold, or why none are sent.
+    pub outcome: Result<pb::StatisticsResponse, policy::Denial>,
+    /// The request, then its disclosure or denial.
+    pub events: Vec<Event>,
+}
+
+/// Decides a peer's request for statistical tables (pure). Only a rule matching the asker for
+/// the statistics purpose and [`pb::DataClass::StatisticsAggregate`] allows it; such a rule sends
+/// tables computed by `compute`, never a record, with small cells suppressed below its threshold
+/// (see [`crate::stats::suppress`]). A request stating another purpose is denied whatever the
+/// rules say. `compute` runs only when the request is allowed.
+pub fn decide_statistics(
+    holder: Holder,
+    asker: &Asker,
+    period: crate::stats::Period,
+    compute: impl FnOnce() -> crate::stats::Report,
+) -> StatisticsAnswer {
+    let request = asker.event(
+        EventKind::RequestReceived,
+        format!("statistics tables {}", period.label()),
+    );
+    let mut requester = asker.requester();
+    if requester.purpose != pb::Purpose::Statistics {
+        // Looked up as the statistics purpose would be, but refused on the purpose stated.
+        requester.purpose = pb::Purpose::Unspecified;
+    }
+    let rule = Applicable::find(
+        holder.policy,
+        &requester,
+        pb::DataClass::StatisticsAggregate,
+    );
+    match rule {
+        Err(denial) => {
+            let denied = Event {
+                policy_version: holder.policy.version(),
+                ..asker.event(EventKind::Denial, format!("statistics tables: {denial}"))
+            };
+            StatisticsAnswer {
+                outcome: Err(denial),
+                events: vec![request, denied],
+            }
+        }
+        Ok(rule) => {
+            let k = rule.statistics_min_cell();
+            let report = compute();
+            let mut resp = crate::stats::response(&holder.node.to_string(), &report, k);
+            resp.policy_version = rule.policy_version();
+            resp.policy_rule = rule.rule_id().to_owned();
+            let suppressed = resp
+                .tables
+                .iter()
+                .flat_map(|t| &t.cells)
+                .filter(|c| c.suppressed)
+                .count();
+            let disclosed = Event {
+                policy_version: rule.policy_version(),
+                policy_rule: rule.rule_id().to_owned(),
+                ..asker.event(
+                    EventKind::Disclosure,
+                    format!(
+                        "statistics tables {}: {} table(s), no record, cells below {k} suppressed ({suppressed} cell(s) withheld)",
+                        period.label(),
+                        resp.tables.len()
+                    ),
+                )
+            };
+            StatisticsAnswer {
+                outcome: Ok(resp),
+                events: vec![request, disclosed],
+            }
+        }
+    }
+}
+
+/// Every record this node holds and every trace record of its ledger: what its statistics are
+/// computed from. Records are read in pages.
+pub fn statistics_sources(
+    node: &NodeContext,
+) -> Result<(Vec<pb::SeizureRecord>, Vec<pb::TraceRecord>), DiscloseError> {
+    const PAGE: usize = 1000;
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let page = node.store.list(after, PAGE)?;
+        let n = page.len();
+        let last = page
+            .last()
+            .and_then(|s| s.record.as_ref())
+            .map(|r| r.id.clone());
+        out.extend(records(page));
+        match last.and_then(|id| crate::ids::RecordId::parse(&id).ok()) {
+            Some(id) if n == PAGE => after = Some(id),
+            _ => break,
+        }
+    }
+    let traces = node.ledger.list_traces("", node.clock.now_secs())?;
+    Ok((out, traces))
+}
+
+/// Reads what a peer's statistics request needs (only if a rule allows it) and decides it.
+/// Writes nothing.
+pub fn statistics(
+    node: &NodeContext,
+    who: &NodeId,
+    ctx: &pb::RequestContext,
+    year: u32,
+    quarter: u32,
+) -> Result<StatisticsAnswer, DiscloseError> {
+    let period = crate::stats::period_of(year, quarter).map_err(DiscloseError::BadArgument)?;
+    let view = node.roster.view();
+    let holder = Holder {
+        node: &node.node_id,
+        policy: &view.policy,
+        contact: &view.own_contact,
+    };
+    let mut failed = None;
+    let now = node.clock.now_secs();
+    let answer =
+        decide_statistics(
+            holder,
+            &asker(node, who, ctx),
+            period,
+            || match statistics_sources(node) {
+                Ok((records, traces)) => crate::stats::report(period, &records, &traces, now),
+                Err(e) => {
+                    failed = Some(e);
+                    crate::stats::report(period, &[], &[], now)
+                }
+            },
+        );
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(answer),
+    }
 }
 
 /// The asker of a peer request, with its regions from the roster.

@@ -335,6 +335,7 @@ signed_request! {
     SubmitTraceResponseMessage => "SubmitTraceResponse",
     RetractRequest => "Retract",
     ShareForwardedRequest => "ShareForwarded",
+    StatisticsRequest => "StatisticsTables",
 }
 
 /// Parses a hex Ed25519 public key (64 hex digits).

@@ -49,6 +49,9 @@ pub enum FanoutError {
     /// The answers came back but the copies could not be kept. Retrying may help.
     #[error("local storage unavailable: {0}")]
     Storage(String),
+    /// The one peer asked refused, failed or answered unusably (who and why).
+    #[error("peer {0}")]
+    Peer(String),
 }
 
 // ---- decisions (pure) ----
@@ -399,6 +402,47 @@ pub async fn lookup(
         answers,
         failed,
     })
+}
+
+/// Asks one peer for its statistical tables of a period (purpose statistics, whatever the
+/// inquiry says). The answer counts only if signed by that peer for this request and about its
+/// own records.
+pub async fn statistics(
+    node: &NodeContext,
+    peer: &NodeId,
+    mut inquiry: pb::Inquiry,
+    year: u32,
+    quarter: u32,
+) -> Result<pb::StatisticsResponse, FanoutError> {
+    inquiry.purpose = pb::Purpose::Statistics as i32;
+    let mut request = pb::StatisticsRequest {
+        context: None,
+        year,
+        quarter,
+    };
+    let what = format!("statistics tables from {peer}");
+    let rc = open_request(node, &inquiry, &what, &mut request).await?;
+    let wait = deadline(node.fanout_deadline, &inquiry);
+    let reply = call_peer(node, peer, wait, |mut client| async move {
+        Ok(client.statistics_tables(request).await?.into_inner())
+    })
+    .await;
+    let keys = node.roster.keys();
+    let failed = |reason: String| FanoutError::Peer(format!("{peer}: {reason}"));
+    let resp = match reply {
+        Reply::Answered(r) => r,
+        Reply::Refused(s) => return Err(failed(status_reason(&s))),
+        Reply::TimedOut => return Err(failed("deadline exceeded".into())),
+        Reply::Unreachable(why) | Reply::Overran(why) => return Err(failed(why)),
+    };
+    let mut body = resp.clone();
+    let sig = body.signature.take();
+    keys.verify_response(peer, &rc.request_id, &body.encode_to_vec(), sig.as_ref())
+        .map_err(|e| failed(format!("bad signature: {e}")))?;
+    if resp.node_id != peer.to_string() {
+        return Err(failed("tables about another node".into()));
+    }
+    Ok(resp)
 }
 
 /// Waits for every peer's task; answers and failures sorted by node.

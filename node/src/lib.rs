@@ -5,7 +5,8 @@
 //! Modules depend one way, from the edges inward (no module imports one that imports it):
 //! `cli` → `server` → (`api`, `peer`, `delivery`, `transport`) → (`workflow`, `fanout`,
 //! `disclose`) → `context` → `directory` → (`auth`, `client`, `roster`) → (`store`, `ledger`,
-//! `audit`, `envelope`, `tls`, `clock`, `config`) → (`policy`, `trace`, `model`, `import`) →
+//! `audit`, `envelope`, `tls`, `clock`, `config`) → (`policy`, `trace`, `model`, `import`,
+//! `stats`) →
 //! (`serial`, `country`, `ids`). `grep '^use crate::'` over `node/src` shows no cycle.
 //!
 //! Decisions are pure and tested beside the code by their outputs: validation, serial matching,
@@ -52,6 +53,7 @@ pub mod seal;
 pub mod serial;
 pub mod server;
 pub mod shutdown;
+pub mod stats;
 pub mod status;
 pub mod store;
 pub mod tls;

@@ -33,6 +33,7 @@ const METHODS: &[&str] = &[
     "/tracenet.v1.PeerExchange/SubmitTraceResponse",
     "/tracenet.v1.PeerExchange/Retract",
     "/tracenet.v1.PeerExchange/ShareForwarded",
+    "/tracenet.v1.PeerExchange/StatisticsTables",
     "/tracenet.v1.DirectoryRaft/AppendEntries",
     "/tracenet.v1.DirectoryRaft/Vote",
     "/tracenet.v1.DirectoryRaft/InstallSnapshot",
@@ -60,6 +61,7 @@ const METHODS: &[&str] = &[
     "/tracenet.v1.NodeApi/GetDirectory",
     "/tracenet.v1.NodeApi/ProposeDirectory",
     "/tracenet.v1.NodeApi/PreviewDisclosure",
+    "/tracenet.v1.NodeApi/StatisticsTables",
 ];
 
 /// The method label for a request path: `Service/Method` if the node serves it, else `unknown`.

@@ -217,6 +217,7 @@ struct Rule {
     handling: pb::Handling,
     hit_only: bool,
     partial: Option<PartialLookup>,
+    min_cell: u32,
 }
 
 /// How a rule answers partial serial lookups (serials with unreadable characters).
@@ -268,6 +269,9 @@ impl PartialLookup {
         }))
     }
 }
+
+/// Small-cell threshold of statistical tables when a rule names none.
+pub const DEFAULT_STATISTICS_MIN_CELL: u64 = 5;
 
 /// A checked sharing policy.
 #[derive(Debug, Clone)]
@@ -379,6 +383,7 @@ impl Policy {
                 handling,
                 hit_only: r.hit_only,
                 partial,
+                min_cell: r.statistics_min_cell,
             });
         }
         Ok(Policy {
@@ -517,6 +522,16 @@ impl<'a> Applicable<'a> {
     /// Whether the rule answers "hit only".
     pub fn hit_only(&self) -> bool {
         self.rule.hit_only
+    }
+
+    /// The small-cell threshold of statistical tables disclosed under the rule (cells above 0 and
+    /// below it are suppressed): the rule's `statistics_min_cell`, or
+    /// [`DEFAULT_STATISTICS_MIN_CELL`] when it names none.
+    pub fn statistics_min_cell(&self) -> u64 {
+        match self.rule.min_cell {
+            0 => DEFAULT_STATISTICS_MIN_CELL,
+            k => u64::from(k),
+        }
     }
 
     /// How the rule answers partial serial lookups; `None`: it refuses them.

@@ -127,6 +127,7 @@ impl From<DiscloseError> for Status {
         match e {
             DiscloseError::BadArgument(m) => Status::invalid_argument(m),
             DiscloseError::Refused(r) => Status::permission_denied(r.to_string()),
+            DiscloseError::Denied(d) => Status::permission_denied(d.to_string()),
             DiscloseError::Store(_) | DiscloseError::Ledger(_) => {
                 tracing::error!(error = %e, "storage failure answering a peer");
                 Status::unavailable(STORAGE_UNAVAILABLE)
@@ -143,6 +144,7 @@ impl From<FanoutError> for Status {
                 tracing::error!(error = %m, "audit append failed");
                 Status::unavailable("audit log unavailable; nothing was sent")
             }
+            FanoutError::Peer(m) => Status::failed_precondition(format!("peer {m}")),
             FanoutError::Storage(m) => {
                 tracing::error!(error = %m, "keeping received copies failed");
                 Status::unavailable(STORAGE_UNAVAILABLE)

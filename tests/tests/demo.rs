@@ -31,6 +31,7 @@ async fn the_demo_scenario_passes() {
         "forged directory write refused",
         "ITA-POL answers \"held by ITA-POL, ask them\"",
         "for the exact day",
+        "FRA-POL: SDG 16.4.2 (traced or origin established / seized, found, surrendered): 2024 ",
     ] {
         assert!(
             summary.contains(expected),

@@ -566,6 +566,25 @@ async fn federation_routes_check_roles_and_input() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
 
+    // Statistics: DEU's own tables and SDG 16.4.2 for analysts, never for officers.
+    refused_without_the_right_role(&deu, Method::GET, "/statistics?year=2024", Role::Officer).await;
+    let (s, v) = deu
+        .call(
+            Method::GET,
+            "/statistics?year=2024&series_from=2023",
+            Some(Role::Analyst),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["report"]["node_id"], "DEU-CUS");
+    assert!(v["report"]["tables"].as_array().unwrap().len() >= 11);
+    assert_eq!(v["series"].as_array().unwrap().len(), 2);
+    let (s, v) = deu
+        .call(Method::GET, "/statistics?year=1", Some(Role::Analyst), None)
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+
     // Analysis from DEU (customs) across the federation: FRA shares routes for border risk.
     refused_without_the_right_role(&deu, Method::POST, "/analysis", Role::Officer).await;
     let (s, v) = deu

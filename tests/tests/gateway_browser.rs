@@ -221,6 +221,20 @@ async fn an_officer_works_a_case_end_to_end_in_a_real_browser() {
     snap(&b, "09-analysis").await;
     b.resize(1280, 1100).await.unwrap();
 
+    // The same analyst reads DEU's statistics: a table and a chart per questionnaire table,
+    // SDG 16.4.2 and its proportion over the years.
+    b.goto(&format!("{deu}/statistics?year=2024"))
+        .await
+        .unwrap();
+    b.find("#statistics-results").await.unwrap();
+    b.find("#table-firearms_by_category svg").await.unwrap();
+    b.find("#sdg-series svg").await.unwrap();
+    let sdg = b.text("#sdg-16-4-2").await.unwrap();
+    assert!(sdg.starts_with("2024: ") && sdg.contains('%'), "{sdg}");
+    b.resize(1280, 2900).await.unwrap();
+    snap(&b, "09b-statistics").await;
+    b.resize(1280, 1100).await.unwrap();
+
     // Directory and policy preview pages.
     b.goto(&format!("{fra}/directory")).await.unwrap();
     b.wait_for_text("#members-table", "DEU-CUS", false)
@@ -319,6 +333,13 @@ async fn an_officer_works_a_case_end_to_end_in_a_real_browser() {
     b.resize(1280, 2900).await.unwrap();
     snap(&b, "24-analysis-fr").await;
     b.resize(1280, 1100).await.unwrap();
+    b.goto(&format!("{deu}/statistics?year=2024"))
+        .await
+        .unwrap();
+    b.find("#sdg-series svg").await.unwrap();
+    let source = b.source().await.unwrap();
+    assert!(source.contains("Indicateur ODD 16.4.2") && source.contains("Armes à feu par type"));
+    snap(&b, "25-statistics-fr").await;
 
     b.close().await;
     t.shutdown().await.unwrap();

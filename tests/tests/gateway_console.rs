@@ -220,6 +220,7 @@ async fn every_page_checks_the_role() {
         ("/received", "officer", "analyst"),
         ("/traces/new", "tracer", "analyst"),
         ("/analysis", "analyst", "officer"),
+        ("/statistics?year=2024", "analyst", "officer"),
         ("/policy", "admin", "officer"),
         ("/audit", "admin", "tracer"),
         ("/admin/users", "admin", "analyst"),

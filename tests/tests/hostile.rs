@@ -107,6 +107,12 @@ impl PeerExchange for Flooder {
     ) -> Result<Response<pb::DeliveryAck>, Status> {
         Err(Status::unimplemented("hostile"))
     }
+    async fn statistics_tables(
+        &self,
+        _: Request<pb::StatisticsRequest>,
+    ) -> Result<Response<pb::StatisticsResponse>, Status> {
+        Err(Status::unimplemented("hostile"))
+    }
 }
 
 fn query(limit_per_peer: u32) -> pb::FederatedQueryRequest {

@@ -338,6 +338,12 @@ impl PeerExchange for HostilePeer {
     ) -> Result<Response<pb::DeliveryAck>, Status> {
         Err(Status::unimplemented("hostile"))
     }
+    async fn statistics_tables(
+        &self,
+        _: Request<pb::StatisticsRequest>,
+    ) -> Result<Response<pb::StatisticsResponse>, Status> {
+        Err(Status::unimplemented("hostile"))
+    }
 }
 
 #[tokio::test]

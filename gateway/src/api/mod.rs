@@ -616,6 +616,71 @@ async fn analysis(State(app): State<Arc<App>>, c: ApiCaller, bytes: Bytes) -> Ap
     ok(v)
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatisticsQuery {
+    #[serde(default)]
+    year: Option<u32>,
+    #[serde(default)]
+    quarter: Option<u32>,
+    #[serde(default)]
+    peer: String,
+    #[serde(default)]
+    series_from: Option<u32>,
+}
+
+/// Checks a statistics query as the OpenAPI document declares it.
+fn statistics_request(q: StatisticsQuery) -> Result<pb::StatisticsLocalRequest, Problem> {
+    let mut problems = Vec::new();
+    let mut bad = |field: &str, reason: &str| {
+        problems.push(crate::error::FieldProblem {
+            field: field.into(),
+            line: 0,
+            reason: reason.into(),
+        });
+    };
+    let year = q.year.unwrap_or(0);
+    if !(1900..=2199).contains(&year) {
+        bad("year", "a year from 1900 to 2199");
+    }
+    let quarter = q.quarter.unwrap_or(0);
+    if quarter > 4 {
+        bad("quarter", "1 to 4, or 0 for the whole year");
+    }
+    let series_from = q.series_from.unwrap_or(0);
+    if series_from != 0 && (series_from > year || year - series_from >= ops::STATISTICS_MAX_YEARS) {
+        bad("series_from", "at most the year, and within 50 years of it");
+    }
+    let peer = q.peer.trim().to_owned();
+    if !peer.is_empty() && tracenet_ids::NodeId::parse(&peer).is_err() {
+        bad("peer", "a member node id such as DEU-BKA");
+    }
+    if !problems.is_empty() {
+        return Err(GatewayError::Invalid(problems).into());
+    }
+    Ok(pb::StatisticsLocalRequest {
+        year,
+        quarter,
+        peer_node: peer,
+        series_from: if q.peer.trim().is_empty() {
+            series_from
+        } else {
+            0
+        },
+        inquiry: None,
+    })
+}
+
+async fn statistics(
+    State(app): State<Arc<App>>,
+    c: ApiCaller,
+    Query(q): Query<StatisticsQuery>,
+) -> ApiResult {
+    c.caller().require(Capability::Analyse)?;
+    let req = statistics_request(q)?;
+    ok(ops::statistics(&app, c.caller(), req).await?)
+}
+
 async fn members(State(app): State<Arc<App>>, c: ApiCaller) -> ApiResult {
     let view = ops::directory(&app, c.caller()).await?;
     let state = view.state.unwrap_or_default();
@@ -780,6 +845,7 @@ pub fn router() -> Router<Arc<App>> {
         .route("/traces/{id}", get(get_trace))
         .route("/traces/{id}/answer", post(answer_trace))
         .route("/analysis", post(analysis))
+        .route("/statistics", get(statistics))
         .route("/directory/members", get(members))
         .route("/audit", get(audit))
         .route("/policy/preview", post(preview))

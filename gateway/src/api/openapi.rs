@@ -182,6 +182,23 @@ pub fn document(own_country: &str) -> Value {
         json!({"type": "string"}),
     ));
     audit["parameters"] = json!(ap);
+    let mut statistics = op(
+        "Statistical tables of one year or quarter (UNODC questionnaire layout, SDG 16.4.2): this node's own, with the SDG 16.4.2 series from `series_from`; or a member's (`peer`), under that member's statistics rule, small cells suppressed (`suppressed: true`, never 0). Tables only, never records",
+        "analyst",
+        None,
+        "200",
+        "StatisticsLocalResponse",
+    );
+    statistics["parameters"] = json!([
+        {"name": "year", "in": "query", "required": true, "description": "Calendar year",
+         "schema": {"type": "integer", "minimum": 1900, "maximum": 2199}},
+        {"name": "quarter", "in": "query", "required": false, "description": "1 to 4; 0 or absent: the whole year",
+         "schema": {"type": "integer", "minimum": 0, "maximum": 4, "default": 0}},
+        {"name": "series_from", "in": "query", "required": false,
+         "description": "First year of the SDG 16.4.2 series (own tables; at most `year`, within 50 years of it; ignored with `peer`)",
+         "schema": {"type": "integer", "minimum": 0, "maximum": 2199}},
+        string_param("peer", "A member node id (e.g. DEU-BKA) to ask for its tables", json!({"type": "string", "pattern": "^([A-Z]{3}-[A-Z0-9]{1,16})?$"})),
+    ]);
     let trace_id = json!([{"name": "id", "in": "path", "required": true, "description": "The trace request id", "schema": {"type": "string", "minLength": 1}}]);
     let record_id = json!([{"name": "id", "in": "path", "required": true, "description": "The record id (32 lower-case hexadecimal digits)", "schema": {"type": "string", "pattern": RECORD_ID}}]);
     let with_id = |mut v: Value| {
@@ -367,6 +384,7 @@ pub fn document(own_country: &str) -> Value {
             "/analysis": {"post": op(&format!("Route and concealment query across the federation (callers without the record-read role get only the analysis fields: date, route countries, transport mode, concealment method, weapon categories; each member answers at most {ANALYSIS_LIMIT} records, and `limited_members` lists those that reached it)"), "analyst", Some("Analysis"), "200", "AnalysisResult")},
             "/directory/members": {"get": op("Members and their contact points", "any", None, "200", "MemberList")},
             "/audit": {"get": audit},
+            "/statistics": {"get": statistics},
             "/policy/preview": {"post": with_operation_id("previewDisclosure", op("What a member would receive of a record for a purpose", "administrator", Some("PreviewDisclosureRequest"), "200", "PreviewDisclosureResponse"))}
         }
     })

@@ -63,7 +63,7 @@ impl Lang {
     }
 
     /// The translation of `key`, if the catalogue has it.
-    fn lookup(self, key: &str) -> Option<&'static str> {
+    pub fn lookup(self, key: &str) -> Option<&'static str> {
         let i = CATALOGUE.binary_search_by(|(k, _, _)| (*k).cmp(key)).ok()?;
         let (_, en, fr) = CATALOGUE[i];
         Some(match self {
@@ -279,6 +279,7 @@ mod tests {
             "records",
             "role",
             "search",
+            "stats",
             "traces",
         ];
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));

@@ -29,6 +29,7 @@ mod received;
 mod records;
 mod search;
 pub mod session;
+mod statistics;
 mod traces;
 
 pub use admin::{create_token, valid_username};
@@ -115,6 +116,7 @@ const SECTIONS: &[(&str, &str, Capability)] = &[
     ("/traces", "nav.traces", Capability::Trace),
     ("/received", "nav.received", Capability::Lookup),
     ("/analysis", "nav.analysis", Capability::Analyse),
+    ("/statistics", "nav.statistics", Capability::Analyse),
     ("/directory", "nav.directory", Capability::ReadDirectory),
     ("/policy", "nav.policy", Capability::Administer),
     ("/audit", "nav.audit", Capability::Administer),
@@ -419,6 +421,7 @@ pub fn router() -> Router<Arc<App>> {
         .route("/traces/{id}/answer", post(traces::answer))
         .route("/analysis", get(analysis::form).post(analysis::run))
         .route("/analysis/export", post(analysis::export))
+        .route("/statistics", get(statistics::page))
         .route("/directory", get(directory::members))
         .route("/policy", get(directory::policy))
         .route("/policy/preview", post(directory::preview))

@@ -21,6 +21,7 @@ mod directory;
 mod federation;
 mod oversight;
 mod records;
+mod statistics;
 mod traces;
 
 use crate::audit::AuditError;
@@ -87,6 +88,7 @@ impl From<DiscloseError> for ApiError {
         match e {
             DiscloseError::BadArgument(m) => ApiError::BadArgument(m),
             DiscloseError::Refused(r) => ApiError::BadArgument(r.to_string()),
+            DiscloseError::Denied(d) => ApiError::BadArgument(d.to_string()),
             DiscloseError::Store(s) => ApiError::Store(s),
             DiscloseError::Ledger(l) => l.into(),
         }
@@ -240,6 +242,13 @@ impl NodeApi for LocalApi {
         request: Request<pb::RetractRecordRequest>,
     ) -> Result<Response<pb::RetractRecordResponse>, Status> {
         traces::retract(self, request).await
+    }
+
+    async fn statistics_tables(
+        &self,
+        request: Request<pb::StatisticsLocalRequest>,
+    ) -> Result<Response<pb::StatisticsLocalResponse>, Status> {
+        statistics::tables(self, request).await
     }
 
     async fn list_received(

@@ -1,5 +1,5 @@
-//! The `tracenet-node` command line of a production node: `run`, `import`, `audit` and
-//! `directory`. Parses arguments, sets up logging, and calls the library; every error ends as
+//! The `tracenet-node` command line of a production node: `run`, `import`, `audit`,
+//! `directory` and `stats`. Parses arguments, sets up logging, and calls the library; every error ends as
 //! one readable line and a non-zero exit. The binary itself lives in the `tracenet-devnet`
 //! package, which adds the `demo` command on top of these (so this library never links the dev
 //! PKI or the gateway).
@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 pub mod directory;
+pub mod stats;
 
 use clap::Subcommand;
 use tokio_util::sync::CancellationToken;
@@ -60,6 +61,10 @@ pub enum Command {
         #[command(subcommand)]
         command: directory::DirectoryCommand,
     },
+    /// Statistical tables (UNODC questionnaire layout, SDG 16.4.2) of a running node for one
+    /// year or quarter, through its local API: its own, or a peer's under that peer's
+    /// statistics rule (--peer). Text, CSV, JSON or XLSX.
+    Stats(stats::StatsArgs),
 }
 
 /// `tracenet-node audit ...`
@@ -157,7 +162,10 @@ impl Command {
     /// administrator command only warns.
     pub fn default_log_level(&self) -> &'static str {
         match self {
-            Command::Import { .. } | Command::Audit { .. } | Command::Directory { .. } => "warn",
+            Command::Import { .. }
+            | Command::Audit { .. }
+            | Command::Directory { .. }
+            | Command::Stats(_) => "warn",
             Command::Run { .. } => "info",
         }
     }
@@ -238,6 +246,7 @@ pub async fn dispatch(command: Command) -> Result<(), String> {
         } => import_file(&config, &path, batch_size.clamp(1, crate::api::MAX_BATCH)).await,
         Command::Audit { command } => audit(command),
         Command::Directory { command } => directory::run(command).await,
+        Command::Stats(args) => stats::run(args).await,
     }
 }
 
