@@ -65,7 +65,9 @@ impl Role {
 pub struct NodeConfig {
     /// This node's id, e.g. "FRA-POL"; must equal the identity in its certificate.
     pub node_id: NodeId,
-    /// ISO 3166-1 alpha-3 code of the State this node serves; must match the node id.
+    /// ISO 3166-1 alpha-3 code of the State this node serves; must match the node id for a
+    /// State's node. For an organisation's node (e.g. `ECOWAS-HUB`), the State of its seat:
+    /// the owner of any record it holds and of its configured policy.
     pub country: CountryCode,
     /// national (default), hub or secretariat.
     #[serde(default)]
@@ -517,7 +519,11 @@ impl NodeConfig {
 
     /// Checks what the types cannot: consistency between fields.
     pub fn check(&self) -> Result<(), ConfigError> {
-        if self.node_id.country() != self.country {
+        // A State's node belongs to its State; an organisation's node names the State whose
+        // law its local records and default policy fall under (its seat) in `country`.
+        if let Some(state) = self.node_id.state()
+            && state != self.country
+        {
             return Err(ConfigError::Invalid(format!(
                 "node_id {} does not belong to country {}",
                 self.node_id, self.country
