@@ -446,6 +446,11 @@ pub struct PeerConfig {
     /// The peer's published trace service settings (used for due dates of requests to it).
     #[serde(default)]
     pub trace: crate::trace::TraceSettings,
+    /// Whether the peer is its State's designated tracing node (receives the trace requests
+    /// sent to that State), until the directory holds members and its designations apply. At
+    /// most one peer per State; never an organisation's node.
+    #[serde(default)]
+    pub tracing_point: bool,
 }
 
 fn default_fanout() -> u64 {
@@ -560,7 +565,21 @@ impl NodeConfig {
                 )));
             }
         }
+        let mut tracing_points = std::collections::HashSet::new();
         for p in &self.peers {
+            if p.tracing_point {
+                let Some(state) = p.node_id.state() else {
+                    return Err(ConfigError::Invalid(format!(
+                        "peers: {} is an organisation's node; only a State's node is a tracing point",
+                        p.node_id
+                    )));
+                };
+                if !tracing_points.insert(state) {
+                    return Err(ConfigError::Invalid(format!(
+                        "peers: more than one tracing_point for {state}"
+                    )));
+                }
+            }
             if let Some(k) = &p.signing_public_key
                 && crate::envelope::parse_public_key(k).is_none()
             {

@@ -264,6 +264,21 @@ impl Roster {
                 },
             );
         }
+        // Bootstrap designations: the peer each State's entry marks as its tracing point.
+        let tracing_points = config
+            .peers
+            .iter()
+            .filter(|p| p.tracing_point)
+            .filter_map(|p| {
+                let point = TracingPoint {
+                    published_by: p.node_id.clone(),
+                    published_at: 0,
+                    default: Some(p.node_id.clone()),
+                    by_category: BTreeMap::new(),
+                };
+                Some((p.node_id.state()?, point))
+            })
+            .collect();
         let view = RosterView {
             policy: policy.clone(),
             keys: Arc::new(PeerKeys::new(keys)),
@@ -273,7 +288,7 @@ impl Roster {
             fingerprints: HashMap::new(),
             agency_kinds: HashMap::new(),
             member_kinds: HashMap::new(),
-            tracing_points: BTreeMap::new(),
+            tracing_points,
             local_gateway: lowercase(&config.local_certificates.gateway_fingerprints),
             local_admin: lowercase(&config.local_certificates.admin_fingerprints),
             policy_problem: None,
