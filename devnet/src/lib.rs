@@ -314,10 +314,9 @@ fn seat_of(id: &NodeId, spec: &NodeSpec) -> Result<CountryCode, DevnetError> {
     if let Some(c) = id.state() {
         return Ok(c);
     }
-    let seat = spec
-        .seat
-        .as_deref()
-        .ok_or_else(|| DevnetError::Usage(format!("{id} is an organisation's node: give its seat")))?;
+    let seat = spec.seat.as_deref().ok_or_else(|| {
+        DevnetError::Usage(format!("{id} is an organisation's node: give its seat"))
+    })?;
     CountryCode::parse(seat).map_err(|e| DevnetError::Usage(format!("seat of {id}: {e}")))
 }
 

@@ -721,8 +721,8 @@ mod tests {
         ] {
             s.members.insert(id.into(), member(id, st));
         }
-        let designation = |node: &str, at: i64, cats: &[(pb::WeaponCategory, &str)]| {
-            pb::MemberEntries {
+        let designation =
+            |node: &str, at: i64, cats: &[(pb::WeaponCategory, &str)]| pb::MemberEntries {
                 tracing_designation: Some(pb::TracingDesignation {
                     node_id: node.into(),
                     categories: cats
@@ -735,9 +735,9 @@ mod tests {
                     published_at: at,
                 }),
                 ..Default::default()
-            }
-        };
-        s.entries.insert("BEL-CUS".into(), designation("BEL-CUS", 10, &[]));
+            };
+        s.entries
+            .insert("BEL-CUS".into(), designation("BEL-CUS", 10, &[]));
         s.entries.insert(
             "BEL-FPJ".into(),
             designation(
@@ -754,7 +754,10 @@ mod tests {
         let bel = CountryCode::parse("BEL").unwrap();
         let id = |s: &str| NodeId::parse(s).unwrap();
         let node = |c| v.designated_tracing_node(bel, c).cloned();
-        assert_eq!(node(pb::WeaponCategory::RifleOrCarbine), Some(id("BEL-FPJ")));
+        assert_eq!(
+            node(pb::WeaponCategory::RifleOrCarbine),
+            Some(id("BEL-FPJ"))
+        );
         assert_eq!(node(pb::WeaponCategory::Shotgun), Some(id("BEL-CUS")));
         assert_eq!(
             node(pb::WeaponCategory::MortarUnder75mm),
@@ -762,7 +765,10 @@ mod tests {
             "a revoked node is never designated"
         );
         assert_eq!(
-            v.designated_tracing_node(CountryCode::parse("FRA").unwrap(), pb::WeaponCategory::Shotgun),
+            v.designated_tracing_node(
+                CountryCode::parse("FRA").unwrap(),
+                pb::WeaponCategory::Shotgun
+            ),
             None
         );
         assert_eq!(v.nodes_of_state(bel), vec![id("BEL-CUS"), id("BEL-FPJ")]);
@@ -782,7 +788,10 @@ mod tests {
         s.members.insert("ECOWAS-HUB".into(), hub);
         r.apply_directory(&s);
         let id = |s: &str| NodeId::parse(s).unwrap();
-        assert_eq!(r.member_kind(&id("DEU-CUS")), pb::MemberKind::NationalAgency);
+        assert_eq!(
+            r.member_kind(&id("DEU-CUS")),
+            pb::MemberKind::NationalAgency
+        );
         assert_eq!(
             r.member_kind(&id("ECOWAS-HUB")),
             pb::MemberKind::RegionalOrganisation

@@ -91,9 +91,7 @@ impl From<WorkflowError> for Status {
             WorkflowError::Invalid(errs) => invalid(row_errors(0, errs).collect()),
             WorkflowError::NoNode(_)
             | WorkflowError::NoDesignation { .. }
-            | WorkflowError::Policy(_) => {
-                Status::failed_precondition(w.to_string())
-            }
+            | WorkflowError::Policy(_) => Status::failed_precondition(w.to_string()),
             WorkflowError::Ledger(l) => l.into(),
             WorkflowError::Store(s) => s.into(),
             WorkflowError::Audit(_) => {

@@ -282,6 +282,10 @@ async fn traces_go_to_the_designated_node_and_without_one_the_sender_chooses() {
     })
     .await
     .unwrap();
-    assert_eq!(incoming(&t, BEL_CUS).await.len(), 1, "nothing more to BEL-CUS");
+    assert_eq!(
+        incoming(&t, BEL_CUS).await.len(),
+        1,
+        "nothing more to BEL-CUS"
+    );
     t.shutdown().await.unwrap();
 }

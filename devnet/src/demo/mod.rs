@@ -87,20 +87,16 @@ pub fn specs() -> Vec<NodeSpec> {
         NodeSpec::new(DEMO_VOTERS[0])
             .voter(Role::Secretariat)
             .organisation(pb::MemberKind::Secretariat, "CHE", &[]),
-        NodeSpec::new(DEMO_VOTERS[1])
-            .voter(Role::Hub)
-            .organisation(
-                pb::MemberKind::RegionalOrganisation,
-                "BEL",
-                &["BEL", "FRA", "LUX", "NLD"],
-            ),
-        NodeSpec::new(DEMO_VOTERS[2])
-            .voter(Role::Hub)
-            .organisation(
-                pb::MemberKind::RegionalOrganisation,
-                "AUT",
-                &["AUT", "CHE", "DEU", "ITA"],
-            ),
+        NodeSpec::new(DEMO_VOTERS[1]).voter(Role::Hub).organisation(
+            pb::MemberKind::RegionalOrganisation,
+            "BEL",
+            &["BEL", "FRA", "LUX", "NLD"],
+        ),
+        NodeSpec::new(DEMO_VOTERS[2]).voter(Role::Hub).organisation(
+            pb::MemberKind::RegionalOrganisation,
+            "AUT",
+            &["AUT", "CHE", "DEU", "ITA"],
+        ),
     ]
 }
 

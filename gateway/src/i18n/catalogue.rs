@@ -295,11 +295,7 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ("directory.kind", "Kind", "Type"),
     ("directory.leader", "leader", "meneur"),
     ("directory.member", "Member", "Membre"),
-    (
-        "directory.member_states",
-        "Member States",
-        "États membres",
-    ),
+    ("directory.member_states", "Member States", "États membres"),
     ("directory.organisation", "Organisation", "Organisation"),
     ("directory.policy_version", "Policy", "Politique"),
     ("directory.regions", "Regions", "Régions"),

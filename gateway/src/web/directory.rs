@@ -72,7 +72,10 @@ fn contact_line(c: &pb::ContactPoint) -> String {
 /// without one (as the nodes evaluate policies).
 fn kind_label(lang: Lang, m: &pb::Member) -> String {
     let listed = pb::MemberKind::try_from(m.kind).unwrap_or_default();
-    let kind = match (listed, NodeId::parse(&m.node_id).ok().and_then(|n| n.state())) {
+    let kind = match (
+        listed,
+        NodeId::parse(&m.node_id).ok().and_then(|n| n.state()),
+    ) {
         (pb::MemberKind::Unspecified, Some(_)) => pb::MemberKind::NationalAgency,
         (k, _) => k,
     };

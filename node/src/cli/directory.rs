@@ -309,7 +309,10 @@ fn member_kind(s: &str, node: &NodeId) -> Result<pb::MemberKind, String> {
 
 /// A weapon category by its proto name without the prefix, in any case (`shotgun`).
 fn weapon_category(s: &str) -> Result<pb::WeaponCategory, String> {
-    let name = format!("WEAPON_CATEGORY_{}", s.trim().to_ascii_uppercase().replace('-', "_"));
+    let name = format!(
+        "WEAPON_CATEGORY_{}",
+        s.trim().to_ascii_uppercase().replace('-', "_")
+    );
     match pb::WeaponCategory::from_str_name(&name) {
         Some(pb::WeaponCategory::Unspecified) | None => {
             Err(format!("unknown weapon category '{s}'"))

@@ -1211,7 +1211,11 @@ pub(crate) mod tests {
         m.member_states.clear();
         refused(&mut s, admit(m), "member kind is required");
         let m = org_member("ECOWAS-HUB", pb::MemberKind::NationalAgency, &[]);
-        refused(&mut s, admit(m), "national agency's id starts with its country");
+        refused(
+            &mut s,
+            admit(m),
+            "national agency's id starts with its country",
+        );
         // An organisation has no country.
         let mut m = org_member("ECOWAS-HUB", regional, &["GHA", "SEN"]);
         m.country = "GHA".into();
@@ -1299,11 +1303,7 @@ pub(crate) mod tests {
         for m in [
             member("FRA-CUS", pb::MemberRole::National),
             member("FRA-OLD", pb::MemberRole::National),
-            org_member(
-                "ECOWAS-HUB",
-                pb::MemberKind::RegionalOrganisation,
-                &["GHA"],
-            ),
+            org_member("ECOWAS-HUB", pb::MemberKind::RegionalOrganisation, &["GHA"]),
         ] {
             assert!(apply(&mut s, &cmd("CHE-SEC", Op::Admit(m))).applied);
         }
@@ -1322,7 +1322,10 @@ pub(crate) mod tests {
         );
         refused(
             &mut s,
-            cmd("FRA-POL", designation("FRA-POL", &[(W::Shotgun, "ECOWAS-HUB")])),
+            cmd(
+                "FRA-POL",
+                designation("FRA-POL", &[(W::Shotgun, "ECOWAS-HUB")]),
+            ),
             "not an active member of FRA",
         );
         refused(
@@ -1347,7 +1350,10 @@ pub(crate) mod tests {
         );
         refused(
             &mut s,
-            cmd("FRA-POL", designation("FRA-POL", &[(W::Unspecified, "FRA-CUS")])),
+            cmd(
+                "FRA-POL",
+                designation("FRA-POL", &[(W::Unspecified, "FRA-CUS")]),
+            ),
             "weapon category 0",
         );
         refused(
@@ -1370,11 +1376,11 @@ pub(crate) mod tests {
         assert!(r.applied, "{}", r.refusal);
         let kept = s.entries["FRA-CUS"].tracing_designation.clone().unwrap();
         assert_eq!(kept.node_id, "FRA-POL");
-        assert_eq!(kept.published_at, c.at, "the command's time, not the writer's claim");
         assert_eq!(
-            s.proofs["FRA-CUS"].tracing_designation.as_ref(),
-            Some(&c)
+            kept.published_at, c.at,
+            "the command's time, not the writer's claim"
         );
+        assert_eq!(s.proofs["FRA-CUS"].tracing_designation.as_ref(), Some(&c));
         assert_eq!(verify(&s, &genesis()), Ok(()));
         // A suspended node of the State may not publish.
         refused(
