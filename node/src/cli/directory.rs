@@ -711,6 +711,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn kinds_categories_and_designations_parse() {
+        let fra = NodeId::parse("FRA-POL").unwrap();
+        let hub = NodeId::parse("WESTREG-HUB").unwrap();
+        assert_eq!(member_kind("", &fra), Ok(pb::MemberKind::NationalAgency));
+        assert!(member_kind("", &hub).unwrap_err().contains("--kind"));
+        assert_eq!(
+            member_kind("regional-organisation", &hub),
+            Ok(pb::MemberKind::RegionalOrganisation)
+        );
+        assert!(member_kind("state", &fra).is_err());
+        assert_eq!(weapon_category("shotgun"), Ok(pb::WeaponCategory::Shotgun));
+        assert_eq!(
+            weapon_category("rifle-or-carbine"),
+            Ok(pb::WeaponCategory::RifleOrCarbine)
+        );
+        assert!(weapon_category("unspecified").is_err());
+        let d = designation(&fra, None, &["shotgun=FRA-CUS".into()]).unwrap();
+        assert_eq!(d.node_id, "FRA-POL");
+        assert_eq!(d.categories[0].node_id, "FRA-CUS");
+        assert!(designation(&fra, Some("nope"), &[]).is_err());
+        assert!(designation(&fra, None, &["shotgun".into()]).is_err());
+        assert_eq!(member_states(&["bel".into()]), Ok(vec!["BEL".to_owned()]));
+        assert!(member_states(&["XXX".into()]).is_err());
+    }
+
+    #[test]
     fn the_example_entry_files_parse() {
         let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/examples"));
         let c: pb::ContactPoints =
