@@ -60,7 +60,8 @@ impl DevFederation {
             .ok_or_else(|| DevnetError::Usage(format!("{} is not a key", pub_path.display())))?;
         Ok(pb::Member {
             node_id: n.id.to_string(),
-            country: n.id.country().to_string(),
+            // A State's node has its State; an organisation has no country.
+            country: n.id.state().map(|c| c.to_string()).unwrap_or_default(),
             organisation: format!("Synthetic agency {} (demo)", n.id),
             role: role_pb(spec.role) as i32,
             endpoint: n.peer_addr.to_string(),
@@ -70,7 +71,26 @@ impl DevFederation {
             status: 0,
             regions: spec.regions.clone(),
             agency_kind: agency_kind_of(n.id.as_str()) as i32,
+            kind: self.member_kind_of(i) as i32,
+            member_states: spec.member_states.clone(),
         })
+    }
+
+    /// Node `i`'s member kind: its spec's, else a national agency.
+    pub fn member_kind_of(&self, i: usize) -> pb::MemberKind {
+        self.specs
+            .get(i)
+            .and_then(|s| s.kind)
+            .unwrap_or(pb::MemberKind::NationalAgency)
+    }
+
+    /// Whether node `i` is its State's designated tracing node in this federation (see
+    /// [`crate::is_tracing_point`]).
+    pub fn is_tracing_point(&self, i: usize) -> bool {
+        let ids: Vec<_> = self.nodes.iter().map(|n| n.id.clone()).collect();
+        self.nodes
+            .get(i)
+            .is_some_and(|n| crate::is_tracing_point(&ids, &self.specs, &n.id))
     }
 
     /// Proposes a directory command as node `i`, retrying while no leader is elected yet.
@@ -179,6 +199,8 @@ impl DevFederation {
                 organisation: "Synthetic federation secretariat (demo)".into(),
                 role: pb::MemberRole::Secretariat as i32,
                 regions: self.specs[sec].regions.clone(),
+                kind: self.member_kind_of(sec) as i32,
+                member_states: self.specs[sec].member_states.clone(),
                 ..Default::default()
             }),
         )
@@ -239,6 +261,20 @@ impl DevFederation {
                     .map_err(|e| DevnetError::Usage(format!("policy of {}: {e}", c.node_id)))?;
                 self.propose_applied(i, Op::PublishPolicy(p.source().clone()))
                     .await?;
+            }
+        }
+        // Each State's designated tracing node publishes its designation.
+        for i in 0..self.nodes.len() {
+            if self.is_tracing_point(i) {
+                let id = self.node(i)?.id.to_string();
+                self.propose_applied(
+                    i,
+                    Op::PublishTracingDesignation(pb::TracingDesignation {
+                        node_id: id,
+                        ..Default::default()
+                    }),
+                )
+                .await?;
             }
         }
         let n = self.nodes.len();

@@ -33,6 +33,7 @@ use tracenet_node::config::{
     MetricsConfig, NodeConfig, OutboxConfig, PeerConfig, Role, SecretariatPin, TlsFiles,
     VoterConfig,
 };
+use tracenet_node::country::CountryCode;
 use tracenet_node::ids::NodeId;
 use tracenet_node::server::{Listeners, Node, NodeError};
 use tracenet_node::tls::{TlsError, TlsMaterial};
@@ -222,6 +223,17 @@ pub struct NodeSpec {
     pub metrics: bool,
     /// Its `[hub]` section (default: no hub).
     pub hub: HubConfig,
+    /// Its member kind in the directory; `None`: a national agency (a State's node id), which
+    /// an organisation's node id must not leave unset.
+    pub kind: Option<tracenet_proto::v1::MemberKind>,
+    /// A regional organisation's member States (ISO alpha-3).
+    pub member_states: Vec<String>,
+    /// For an organisation's node, the State of its seat (its configuration's `country`).
+    pub seat: Option<String>,
+    /// Whether it is its State's designated tracing node. A State with one node in the
+    /// federation designates it anyway; a State with several designates none unless one spec
+    /// says so.
+    pub tracing_point: bool,
 }
 
 impl NodeSpec {
@@ -238,7 +250,31 @@ impl NodeSpec {
             clock: None,
             metrics: false,
             hub: HubConfig::default(),
+            kind: None,
+            member_states: Vec::new(),
+            seat: None,
+            tracing_point: false,
         }
+    }
+
+    /// An organisation's node (`ECOWAS-HUB`) of this kind, seated in `seat`, with these member
+    /// States (a regional organisation's).
+    pub fn organisation(
+        mut self,
+        kind: tracenet_proto::v1::MemberKind,
+        seat: &str,
+        member_states: &[&str],
+    ) -> NodeSpec {
+        self.kind = Some(kind);
+        self.seat = Some(seat.to_owned());
+        self.member_states = member_states.iter().map(|s| (*s).to_owned()).collect();
+        self
+    }
+
+    /// Its State's designated tracing node.
+    pub fn tracing_point(mut self) -> NodeSpec {
+        self.tracing_point = true;
+        self
     }
 
     /// A hub that is not a directory voter.
@@ -302,6 +338,37 @@ impl NodeSpec {
     pub fn with_policy(mut self, toml: impl Into<String>) -> NodeSpec {
         self.policy = Some(toml.into());
         self
+    }
+}
+
+/// The country in a node's configuration: its State, or an organisation's seat.
+fn seat_of(id: &NodeId, spec: &NodeSpec) -> Result<CountryCode, DevnetError> {
+    if let Some(c) = id.state() {
+        return Ok(c);
+    }
+    let seat = spec.seat.as_deref().ok_or_else(|| {
+        DevnetError::Usage(format!("{id} is an organisation's node: give its seat"))
+    })?;
+    CountryCode::parse(seat).map_err(|e| DevnetError::Usage(format!("seat of {id}: {e}")))
+}
+
+/// Whether `id` is its State's designated tracing node in a dev federation of `specs`: its spec
+/// says so, or it is the only node of its State and no spec of that State says otherwise.
+pub fn is_tracing_point(ids: &[NodeId], specs: &[NodeSpec], id: &NodeId) -> bool {
+    let Some(state) = id.state() else {
+        return false;
+    };
+    let of_state: Vec<usize> = (0..ids.len())
+        .filter(|&i| ids[i].is_of_state(state))
+        .collect();
+    let marked: Vec<usize> = of_state
+        .iter()
+        .copied()
+        .filter(|&i| specs.get(i).is_some_and(|s| s.tracing_point))
+        .collect();
+    match marked.as_slice() {
+        [] => of_state.len() == 1,
+        m => m.iter().any(|&i| ids[i] == *id),
     }
 }
 
@@ -416,6 +483,7 @@ impl DevFederation {
                 let key = std::fs::read_to_string(&pub_path)
                     .map_err(|e| DevnetError::Usage(format!("{}: {e}", pub_path.display())))?;
                 peers.push(PeerConfig {
+                    tracing_point: is_tracing_point(&ids, specs, other),
                     node_id: other.clone(),
                     endpoint: peer_addr.to_string(),
                     signing_public_key: Some(key.trim().to_owned()),
@@ -442,7 +510,7 @@ impl DevFederation {
             };
             let config = NodeConfig {
                 node_id: id.clone(),
-                country: id.country(),
+                country: seat_of(id, &specs[i])?,
                 role: specs[i].role,
                 data_dir: dir.join(id.as_str()).join("data"),
                 peer_api: ListenerConfig::on(listeners[i].0),

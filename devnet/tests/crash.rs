@@ -239,7 +239,8 @@ fn setup() -> Federation {
             let key = std::fs::read_to_string(root.join("certs").join(other).join("signing.pub"))
                 .unwrap();
             text.push_str(&format!(
-                "\n[[peers]]\nnode_id = \"{other}\"\nendpoint = \"127.0.0.1:{}\"\nsigning_public_key = \"{}\"\n",
+                // Each State runs one node here: it is its State's tracing point.
+                "\n[[peers]]\nnode_id = \"{other}\"\nendpoint = \"127.0.0.1:{}\"\nsigning_public_key = \"{}\"\ntracing_point = true\n",
                 ports[j].0,
                 key.trim()
             ));
@@ -295,6 +296,7 @@ fn trace_request(tag: &str) -> pb::SendTraceRequestRequest {
         legal_basis: "Synthetic law art. 3".into(),
         urgency: pb::Urgency::Routine as i32,
         case_reference: "SYN-CRASH".into(),
+        target_node: String::new(),
     }
 }
 

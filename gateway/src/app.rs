@@ -63,8 +63,13 @@ impl App {
         self.cfg.node.node_id.as_str()
     }
 
-    /// The node's country (ISO 3166 alpha-3).
-    pub fn country(&self) -> &str {
-        self.cfg.node.node_id.country_str()
+    /// The node's State (ISO 3166 alpha-3); empty for an organisation's node.
+    pub fn country(&self) -> String {
+        self.cfg
+            .node
+            .node_id
+            .state()
+            .map(|c| c.to_string())
+            .unwrap_or_default()
     }
 }

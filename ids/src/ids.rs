@@ -1,7 +1,10 @@
 //! Typed identifiers, parsed once at the boundary.
 //!
-//! A `NodeId` names a national or hub node ("FRA-POL": an ISO 3166 alpha-3 country code, a dash,
-//! an agency code). A `PeerIdentity` is who a TLS client certificate speaks for, taken from its
+//! A `NodeId` names a node: an affiliation prefix, a dash, an agency or service code. The prefix
+//! is either an assigned ISO 3166 alpha-3 code (a State's node, "FRA-POL") or an organisation
+//! code (a regional organisation, international body or secretariat, "ECOWAS-HUB"), never both:
+//! an organisation code is never three letters, so it can never be read as a State's code. A
+//! `PeerIdentity` is who a TLS client certificate speaks for, taken from its
 //! `spiffe://tracenet/...` URI SAN and nothing else. A `RecordId` is the stable id of a stored
 //! record. Holding one of these proves the text it came from was well formed.
 
@@ -13,11 +16,18 @@ use crate::country::CountryCode;
 /// Why a text is not a valid identifier. Never retryable: the input itself is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
-    /// A node id must be `AAA-CODE`: a country code, a dash, 1 to 16 of `A-Z0-9`.
+    /// A node id must be `PREFIX-CODE`: an assigned ISO 3166 alpha-3 code or an organisation
+    /// code, a dash, 1 to 16 of `A-Z0-9`.
     #[error(
-        "'{0}' is not a node id (expected e.g. FRA-POL: ISO 3166 alpha-3, '-', 1-16 of A-Z0-9)"
+        "'{0}' is not a node id (expected e.g. FRA-POL or ECOWAS-HUB: an ISO 3166 alpha-3 code or an organisation code of 2-12 of A-Z0-9 other than three letters, '-', 1-16 of A-Z0-9)"
     )]
     NodeId(String),
+    /// An organisation code is 2 to 12 of `A-Z0-9`, not three letters (those are reserved for
+    /// States' codes, assigned or not).
+    #[error(
+        "'{0}' is not an organisation code (2-12 of A-Z0-9, and not three letters like a State's code)"
+    )]
+    OrgCode(String),
     /// The URI is not one of the `spiffe://tracenet/{node,gateway,admin}/<NODE_ID>` forms.
     #[error("'{0}' is not a tracenet identity URI")]
     IdentityUri(String),
@@ -26,22 +36,121 @@ pub enum IdError {
     RecordId(String),
 }
 
-/// The id of a node: country code, dash, agency code.
+/// The code of an organisation that runs nodes (a regional organisation, an international body,
+/// a secretariat): 2 to 12 of `A-Z0-9`, never three letters, so never a State's code.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OrgCode(String);
+
+impl OrgCode {
+    /// Parses an organisation code such as `ECOWAS` (uppercase only).
+    pub fn parse(s: &str) -> Result<OrgCode, IdError> {
+        let b = s.as_bytes();
+        let charset = b
+            .iter()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+        let state_like = b.len() == 3 && b.iter().all(u8::is_ascii_uppercase);
+        if !(2..=12).contains(&b.len()) || !charset || state_like {
+            return Err(IdError::OrgCode(s.chars().take(64).collect()));
+        }
+        Ok(OrgCode(s.to_owned()))
+    }
+
+    /// The code as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for OrgCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for OrgCode {
+    type Err = IdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        OrgCode::parse(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for OrgCode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        OrgCode::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl serde::Serialize for OrgCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// Whom a node belongs to, read from its id's prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Affiliation {
+    /// A State's node (a national agency): the prefix is the State's ISO 3166 alpha-3 code.
+    State(CountryCode),
+    /// An organisation's node: the prefix is its organisation code.
+    Organisation(OrgCode),
+}
+
+impl Affiliation {
+    /// Parses a node id prefix: an assigned ISO alpha-3 code, else an organisation code.
+    pub fn parse(s: &str) -> Result<Affiliation, IdError> {
+        if s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase()) {
+            return CountryCode::parse(s)
+                .map(Affiliation::State)
+                .map_err(|_| IdError::OrgCode(s.chars().take(64).collect()));
+        }
+        OrgCode::parse(s).map(Affiliation::Organisation)
+    }
+
+    /// The State, for a State's node.
+    pub fn state(&self) -> Option<CountryCode> {
+        match self {
+            Affiliation::State(c) => Some(*c),
+            Affiliation::Organisation(_) => None,
+        }
+    }
+
+    /// The organisation, for an organisation's node.
+    pub fn organisation(&self) -> Option<&OrgCode> {
+        match self {
+            Affiliation::State(_) => None,
+            Affiliation::Organisation(o) => Some(o),
+        }
+    }
+
+    /// The prefix as text (`FRA`, `ECOWAS`).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Affiliation::State(c) => c.as_str(),
+            Affiliation::Organisation(o) => o.as_str(),
+        }
+    }
+}
+
+impl fmt::Display for Affiliation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The id of a node: affiliation prefix (State or organisation), dash, agency code.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NodeId {
     text: String,
-    country: CountryCode,
+    affiliation: Affiliation,
 }
 
 impl NodeId {
-    /// Parses and checks a node id such as `FRA-POL`.
+    /// Parses and checks a node id such as `FRA-POL` or `ECOWAS-HUB`.
     pub fn parse(s: &str) -> Result<NodeId, IdError> {
         let bad = || IdError::NodeId(s.chars().take(64).collect());
-        let (country, agency) = s.split_once('-').ok_or_else(bad)?;
-        if country.len() != 3 || !country.bytes().all(|b| b.is_ascii_uppercase()) {
-            return Err(bad());
-        }
-        let country = CountryCode::parse(country).map_err(|_| bad())?;
+        let (prefix, agency) = s.split_once('-').ok_or_else(bad)?;
+        let affiliation = Affiliation::parse(prefix).map_err(|_| bad())?;
         if agency.is_empty()
             || agency.len() > 16
             || !agency
@@ -52,7 +161,7 @@ impl NodeId {
         }
         Ok(NodeId {
             text: s.to_owned(),
-            country,
+            affiliation,
         })
     }
 
@@ -61,14 +170,29 @@ impl NodeId {
         &self.text
     }
 
-    /// The country the node belongs to.
-    pub fn country(&self) -> CountryCode {
-        self.country
+    /// Whom the node belongs to: a State or an organisation.
+    pub fn affiliation(&self) -> &Affiliation {
+        &self.affiliation
     }
 
-    /// The country code as text (the first three characters of the id).
-    pub fn country_str(&self) -> &str {
-        &self.text[..3]
+    /// The State whose node this is; `None` for an organisation's node.
+    pub fn state(&self) -> Option<CountryCode> {
+        self.affiliation.state()
+    }
+
+    /// The organisation whose node this is; `None` for a State's node.
+    pub fn organisation(&self) -> Option<&OrgCode> {
+        self.affiliation.organisation()
+    }
+
+    /// Whether this is a node of State `c`.
+    pub fn is_of_state(&self, c: CountryCode) -> bool {
+        self.state() == Some(c)
+    }
+
+    /// The id's prefix as text: the State's code or the organisation code.
+    pub fn prefix(&self) -> &str {
+        self.affiliation.as_str()
     }
 
     /// The DNS name in this node's certificate, used to check the server when dialling it.
@@ -282,7 +406,9 @@ mod tests {
     #[test]
     fn node_ids() {
         let id = NodeId::parse("FRA-POL").unwrap();
-        assert_eq!(id.country().as_str(), "FRA");
+        assert_eq!(id.state().map(|c| c.to_string()), Some("FRA".to_owned()));
+        assert_eq!(id.organisation(), None);
+        assert_eq!(id.prefix(), "FRA");
         assert_eq!(id.dns_name(), "fra-pol.node.tracenet.test");
         for bad in [
             "",
@@ -292,11 +418,50 @@ mod tests {
             "XXX-POL",
             "FRA-pol",
             "FRA-P/L",
-            "FR-POL",
+            "F-POL",
             "FRA-ABCDEFGHIJKLMNOPQ",
+            "ECOWAS-",
+            "ecowas-HUB",
+            "ABCDEFGHIJKLM-HUB",
+            "ECO-WAS-HUB",
+            "EC_OWAS-HUB",
         ] {
             assert!(NodeId::parse(bad).is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn organisation_node_ids() {
+        for (text, org) in [
+            ("ECOWAS-HUB", "ECOWAS"),
+            ("EUROPOL-HUB", "EUROPOL"),
+            ("UNODC-GFP", "UNODC"),
+            ("SECRETARIAT-DIR", "SECRETARIAT"),
+            ("R7-HUB", "R7"),
+            ("FR-POL", "FR"),
+            ("ABCDEFGHIJKL-X", "ABCDEFGHIJKL"),
+        ] {
+            let id = NodeId::parse(text).unwrap();
+            assert_eq!(id.state(), None, "{text}");
+            assert_eq!(id.organisation().map(OrgCode::as_str), Some(org));
+            assert_eq!(id.prefix(), org);
+            assert!(matches!(id.affiliation(), Affiliation::Organisation(_)));
+        }
+        let hub = NodeId::parse("ECOWAS-HUB").unwrap();
+        assert_eq!(hub.dns_name(), "ecowas-hub.node.tracenet.test");
+        assert!(!hub.is_of_state(CountryCode::parse("BEL").unwrap()));
+        // Three letters are a State's code or nothing: never an organisation.
+        for bad in ["XXX", "EUR", "ZZZ"] {
+            assert!(OrgCode::parse(bad).is_err(), "{bad} accepted");
+            assert!(Affiliation::parse(bad).is_err(), "{bad} accepted");
+        }
+        for bad in ["", "E", "eco", "ECO WAS", "ABCDEFGHIJKLM"] {
+            assert!(OrgCode::parse(bad).is_err(), "{bad} accepted");
+        }
+        assert_eq!(
+            Affiliation::parse("BEL").unwrap(),
+            Affiliation::State(CountryCode::parse("BEL").unwrap())
+        );
     }
 
     #[test]
@@ -305,6 +470,8 @@ mod tests {
             "spiffe://tracenet/node/FRA-POL",
             "spiffe://tracenet/gateway/DEU-CUS",
             "spiffe://tracenet/admin/KEN-DCI",
+            "spiffe://tracenet/node/ECOWAS-HUB",
+            "spiffe://tracenet/gateway/UNODC-GFP",
         ] {
             assert_eq!(PeerIdentity::from_uri(uri).unwrap().to_uri(), uri);
         }

@@ -65,7 +65,9 @@ impl Role {
 pub struct NodeConfig {
     /// This node's id, e.g. "FRA-POL"; must equal the identity in its certificate.
     pub node_id: NodeId,
-    /// ISO 3166-1 alpha-3 code of the State this node serves; must match the node id.
+    /// ISO 3166-1 alpha-3 code of the State this node serves; must match the node id for a
+    /// State's node. For an organisation's node (e.g. `ECOWAS-HUB`), the State of its seat:
+    /// the owner of any record it holds and of its configured policy.
     pub country: CountryCode,
     /// national (default), hub or secretariat.
     #[serde(default)]
@@ -490,6 +492,11 @@ pub struct PeerConfig {
     /// The peer's published trace service settings (used for due dates of requests to it).
     #[serde(default)]
     pub trace: crate::trace::TraceSettings,
+    /// Whether the peer is its State's designated tracing node (receives the trace requests
+    /// sent to that State), until the directory holds members and its designations apply. At
+    /// most one peer per State; never an organisation's node.
+    #[serde(default)]
+    pub tracing_point: bool,
 }
 
 fn default_fanout() -> u64 {
@@ -581,7 +588,11 @@ impl NodeConfig {
                 "hub: outbound_only and relay_all need a hub".into(),
             ));
         }
-        if self.node_id.country() != self.country {
+        // A State's node belongs to its State; an organisation's node names the State whose
+        // law its local records and default policy fall under (its seat) in `country`.
+        if let Some(state) = self.node_id.state()
+            && state != self.country
+        {
             return Err(ConfigError::Invalid(format!(
                 "node_id {} does not belong to country {}",
                 self.node_id, self.country
@@ -618,7 +629,21 @@ impl NodeConfig {
                 )));
             }
         }
+        let mut tracing_points = std::collections::HashSet::new();
         for p in &self.peers {
+            if p.tracing_point {
+                let Some(state) = p.node_id.state() else {
+                    return Err(ConfigError::Invalid(format!(
+                        "peers: {} is an organisation's node; only a State's node is a tracing point",
+                        p.node_id
+                    )));
+                };
+                if !tracing_points.insert(state) {
+                    return Err(ConfigError::Invalid(format!(
+                        "peers: more than one tracing_point for {state}"
+                    )));
+                }
+            }
             if let Some(k) = &p.signing_public_key
                 && crate::envelope::parse_public_key(k).is_none()
             {

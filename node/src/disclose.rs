@@ -74,14 +74,17 @@ pub struct Asker<'a> {
     pub context: &'a pb::RequestContext,
     /// Regions it belongs to.
     pub regions: Vec<String>,
+    /// Its member kind, from the directory (see [`crate::roster::RosterView::member_kind`]).
+    pub member_kind: pb::MemberKind,
 }
 
 impl Asker<'_> {
-    /// The requester as the policy sees it: country from the certificate, the rest from the
-    /// signed context and the roster.
+    /// The requester as the policy sees it: State or organisation from the certificate, member
+    /// kind and regions from the directory, the rest from the signed context.
     pub fn requester(&self) -> Requester {
         Requester {
-            country: self.node.country(),
+            affiliation: self.node.affiliation().clone(),
+            member_kind: self.member_kind,
             regions: self.regions.clone(),
             agency_kind: pb::AgencyKind::try_from(self.context.agency_kind)
                 .unwrap_or(pb::AgencyKind::Unspecified),
@@ -435,19 +438,22 @@ pub fn decide_local(
         .collect()
 }
 
-/// What the policy in force would disclose of `record` to `who` (in `regions`) asking as
-/// `agency` for `purpose`: the same evaluation a real request gets, disclosing and auditing
-/// nothing.
+/// What the policy in force would disclose of `record` to `who` (in `regions`, of member kind
+/// `kind`) asking as `agency` for `purpose`: the same evaluation a real request gets,
+/// disclosing and auditing nothing.
+#[allow(clippy::too_many_arguments)]
 pub fn preview(
     policy: &Policy,
     who: &NodeId,
     regions: Vec<String>,
+    kind: pb::MemberKind,
     agency: pb::AgencyKind,
     purpose: pb::Purpose,
     record: &pb::SeizureRecord,
 ) -> pb::PreviewDisclosureResponse {
     let q = Requester {
-        country: who.country(),
+        affiliation: who.affiliation().clone(),
+        member_kind: kind,
         regions,
         agency_kind: agency,
         purpose,
@@ -637,6 +643,7 @@ pub fn asker<'a>(node: &NodeContext, who: &'a NodeId, ctx: &'a pb::RequestContex
         node: who,
         context: ctx,
         regions: node.roster.regions(who),
+        member_kind: node.roster.member_kind(who),
     }
 }
 
@@ -753,6 +760,7 @@ mod tests {
             node: &who,
             context: &ctx,
             regions: vec![],
+            member_kind: pb::MemberKind::NationalAgency,
         };
         let holder = Holder {
             node: &me,
@@ -834,8 +842,12 @@ mod tests {
             node: &who,
             context: &ctx,
             regions: vec![],
+            member_kind: pb::MemberKind::NationalAgency,
         };
-        assert_eq!(asker.requester().country, country("ITA"));
+        assert_eq!(
+            asker.requester().affiliation,
+            crate::ids::Affiliation::State(country("ITA"))
+        );
         let (wanted, recs) = same_serial();
         let holder = Holder {
             node: &me,
@@ -894,6 +906,7 @@ mod tests {
             node: &who,
             context: &ctx,
             regions: vec![],
+            member_kind: pb::MemberKind::NationalAgency,
         };
         let holder = Holder {
             node: &me,
@@ -980,6 +993,7 @@ mod tests {
             &p,
             &node("DEU-BKA"),
             vec![],
+            pb::MemberKind::NationalAgency,
             pb::AgencyKind::Police,
             pb::Purpose::Tracing,
             &rec,
@@ -990,6 +1004,7 @@ mod tests {
             &p,
             &node("ITA-POL"),
             vec![],
+            pb::MemberKind::NationalAgency,
             pb::AgencyKind::Police,
             pb::Purpose::Tracing,
             &rec,

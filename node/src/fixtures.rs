@@ -38,6 +38,7 @@ pub fn policy() -> Policy {
                 countries: vec!["DEU".into()],
                 regions: vec![],
                 agency_kinds: vec![],
+                ..Default::default()
             }),
             purposes: vec![
                 pb::Purpose::CriminalInvestigation as i32,
@@ -112,8 +113,23 @@ pub fn roster(peers: &[&str]) -> RosterView {
         local_gateway: HashSet::new(),
         local_admin: HashSet::new(),
         agency_kinds: HashMap::new(),
+        member_kinds: HashMap::new(),
+        tracing_points: std::collections::BTreeMap::new(),
         policy_problem: None,
         from_directory: false,
         own_contact: String::new(),
     }
+}
+
+/// `roster` with State `state` designating `node` for trace requests (all categories).
+pub fn designate(roster: &mut RosterView, state: &str, node_id: &str) {
+    roster.tracing_points.insert(
+        country(state),
+        crate::roster::TracingPoint {
+            published_by: node(node_id),
+            published_at: 1,
+            default: Some(node(node_id)),
+            by_category: std::collections::BTreeMap::new(),
+        },
+    );
 }

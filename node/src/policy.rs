@@ -14,6 +14,7 @@ use std::fmt;
 use tracenet_proto::v1 as pb;
 
 use crate::country::CountryCode;
+use crate::ids::{Affiliation, OrgCode};
 use crate::model::Date;
 
 pub mod matching;
@@ -210,6 +211,8 @@ struct Rule {
     id: String,
     countries: HashSet<CountryCode>,
     regions: HashSet<String>,
+    organisations: HashSet<OrgCode>,
+    member_kinds: HashSet<i32>,
     agency_kinds: HashSet<i32>,
     purposes: HashSet<i32>,
     classes: HashSet<i32>,
@@ -314,8 +317,23 @@ impl Policy {
                 countries.insert(CountryCode::parse(c).map_err(|e| bad(e.to_string()))?);
             }
             let regions: HashSet<String> = audience.regions.iter().cloned().collect();
-            if countries.is_empty() && regions.is_empty() {
-                return Err(bad("audience names no country or region".into()));
+            let mut organisations = HashSet::new();
+            for o in &audience.organisations {
+                organisations.insert(OrgCode::parse(o).map_err(|e| bad(e.to_string()))?);
+            }
+            for &k in &audience.member_kinds {
+                if pb::MemberKind::try_from(k).is_err() || k == 0 {
+                    return Err(bad(format!("unknown member kind {k}")));
+                }
+            }
+            if countries.is_empty()
+                && regions.is_empty()
+                && organisations.is_empty()
+                && audience.member_kinds.is_empty()
+            {
+                return Err(bad(
+                    "audience names no country, region, organisation or member kind".into(),
+                ));
             }
             for &k in &audience.agency_kinds {
                 if pb::AgencyKind::try_from(k).is_err() || k == 0 {
@@ -376,6 +394,8 @@ impl Policy {
                 id: r.id.clone(),
                 countries,
                 regions,
+                organisations,
+                member_kinds: audience.member_kinds.iter().copied().collect(),
                 agency_kinds: audience.agency_kinds.iter().copied().collect(),
                 purposes: r.purposes.iter().copied().collect(),
                 classes: r.data_classes.iter().copied().collect(),
@@ -430,11 +450,15 @@ impl Policy {
     }
 }
 
-/// Who asks, and why: taken from the verified certificate and the signed request context.
+/// Who asks, and why: taken from the verified certificate, the directory and the signed request
+/// context.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Requester {
-    /// The requester's country (from its certificate's node id).
-    pub country: CountryCode,
+    /// Whose node asks: a State or an organisation (from its certificate's node id, never from
+    /// a request field).
+    pub affiliation: Affiliation,
+    /// Its member kind as the directory lists it (see [`member_kind`]).
+    pub member_kind: pb::MemberKind,
     /// Regions the requester belongs to.
     pub regions: Vec<String>,
     /// The requesting agency's kind.
@@ -465,12 +489,12 @@ pub struct Disclosure {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Denial {
     /// No rule covers this requester, purpose and data class.
-    #[error("no rule of policy version {version} shares {class} with {country} for {purpose}")]
+    #[error("no rule of policy version {version} shares {class} with {requester} for {purpose}")]
     NoRule {
         /// Policy version.
         version: u64,
-        /// Requester country.
-        country: String,
+        /// The requester's State or organisation code.
+        requester: String,
         /// Purpose name.
         purpose: String,
         /// Data class name.
@@ -503,7 +527,7 @@ impl<'a> Applicable<'a> {
             })
             .ok_or_else(|| Denial::NoRule {
                 version: policy.version,
-                country: requester.country.to_string(),
+                requester: requester.affiliation.to_string(),
                 purpose: requester.purpose.as_str_name().to_owned(),
                 class: class.as_str_name().to_owned(),
             })
@@ -578,9 +602,34 @@ pub fn evaluate(
     Ok(rule.disclosure(view, redacted))
 }
 
+/// The member kind a requester is evaluated with: the kind the directory lists for its node, or
+/// for a State's node listed without one (or not listed), a national agency. An organisation's
+/// node without a listed kind has none: only rules naming its organisation match it.
+pub fn member_kind(affiliation: &Affiliation, listed: Option<pb::MemberKind>) -> pb::MemberKind {
+    match (listed, affiliation) {
+        (Some(k), _) if k != pb::MemberKind::Unspecified => k,
+        (_, Affiliation::State(_)) => pb::MemberKind::NationalAgency,
+        (_, Affiliation::Organisation(_)) => pb::MemberKind::Unspecified,
+    }
+}
+
+/// Whether a rule's audience names the requester. A State's node is named by its country or one
+/// of its regions; an organisation's node only by its organisation code; either by its member
+/// kind. A rule naming a State (or a region) never matches an organisation's node.
+fn audience_names(r: &Rule, q: &Requester) -> bool {
+    let by_kind = q.member_kind != pb::MemberKind::Unspecified
+        && r.member_kinds.contains(&(q.member_kind as i32));
+    let by_name = match &q.affiliation {
+        Affiliation::State(c) => {
+            r.countries.contains(c) || q.regions.iter().any(|g| r.regions.contains(g))
+        }
+        Affiliation::Organisation(o) => r.organisations.contains(o),
+    };
+    by_kind || by_name
+}
+
 fn matches_rule(r: &Rule, q: &Requester, class: pb::DataClass) -> bool {
-    let audience =
-        r.countries.contains(&q.country) || q.regions.iter().any(|g| r.regions.contains(g));
+    let audience = audience_names(r, q);
     let agency = r.agency_kinds.is_empty() || r.agency_kinds.contains(&(q.agency_kind as i32));
     audience
         && agency

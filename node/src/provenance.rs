@@ -132,15 +132,21 @@ pub fn copy_of(
     }
 }
 
-/// Whether the owner's handling codes let a holder pass the record on to a node of `to`.
-pub fn check_onward(handling: Option<&pb::Handling>, to: CountryCode) -> Result<(), String> {
+/// Whether the owner's handling codes let a holder pass the record on to a node of State `to`,
+/// or, with `None`, to an organisation's node (which is in no State: refused whenever the
+/// owner lists the States it may go to).
+pub fn check_onward(
+    handling: Option<&pb::Handling>,
+    to: Option<CountryCode>,
+) -> Result<(), String> {
     let Some(h) = handling else {
         return Err("the owner has not allowed onward transmission".into());
     };
     if h.no_onward_without_consent || !h.allow_onward {
         return Err("the owner has not allowed onward transmission".into());
     }
-    if !h.onward_countries.is_empty() && !h.onward_countries.iter().any(|c| c == to.as_str()) {
+    let listed = |c: CountryCode| h.onward_countries.iter().any(|x| x == c.as_str());
+    if !h.onward_countries.is_empty() && !to.is_some_and(listed) {
         return Err(format!(
             "the owner allows onward transmission only to {}",
             h.onward_countries.join(", ")
@@ -149,11 +155,12 @@ pub fn check_onward(handling: Option<&pb::Handling>, to: CountryCode) -> Result<
     Ok(())
 }
 
-/// A copy `caller` passes on to this node (`me`, of country `country`), received `now`: its
-/// owner's statement must verify, not be ours, and allow onward transmission to us.
+/// A copy `caller` passes on to this node (`me`, of State `country`; `None` for an
+/// organisation's node), received `now`: its owner's statement must verify, not be ours, and
+/// allow onward transmission to us.
 pub fn accept_forwarded(
     keys: &PeerKeys,
-    (me, country): (&NodeId, CountryCode),
+    (me, country): (&NodeId, Option<CountryCode>),
     caller: &NodeId,
     copy: pb::ReceivedRecord,
     now: i64,
@@ -325,7 +332,7 @@ mod tests {
 
     #[test]
     fn onward_transmission_needs_the_owners_explicit_permission() {
-        let ita = country("ITA");
+        let ita = Some(country("ITA"));
         assert!(check_onward(None, ita).is_err());
         assert!(check_onward(Some(&pb::Handling::default()), ita).is_err());
         assert!(check_onward(Some(&handling(true, &[], 0)), ita).is_ok());
@@ -336,13 +343,16 @@ mod tests {
             ..handling(true, &[], 0)
         };
         assert!(check_onward(Some(&reserved), ita).is_err());
+        // An organisation's node is in no State: only an unrestricted permission reaches it.
+        assert!(check_onward(Some(&handling(true, &[], 0)), None).is_ok());
+        assert!(check_onward(Some(&handling(true, &["ITA"], 0)), None).is_err());
     }
 
     #[test]
     fn a_forwarded_copy_is_kept_only_with_the_owners_signature_and_permission() {
         let (fra, deu) = (key("FRA-POL"), key("DEU-CUS"));
         let k = keys(&[&fra, &deu]);
-        let me = (&node("ITA-POL"), country("ITA"));
+        let me = (&node("ITA-POL"), Some(country("ITA")));
         let copy = |s: pb::SignedDisclosure| pb::ReceivedRecord {
             owner_disclosure: Some(s),
             // Unsigned fields are ignored.

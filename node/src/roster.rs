@@ -25,6 +25,7 @@ use std::sync::{Arc, RwLock};
 use tracenet_proto::v1 as pb;
 
 use crate::config::{LocalCertificatesConfig, NodeConfig};
+use crate::country::CountryCode;
 use crate::envelope::{PeerKeys, parse_public_key};
 use crate::ids::NodeId;
 use crate::policy::Policy;
@@ -39,6 +40,30 @@ pub struct PeerInfo {
     pub regions: Vec<String>,
     /// Its published trace service settings.
     pub trace: TraceSettings,
+}
+
+/// Which of a State's nodes receives the trace requests sent to it, as the directory holds it:
+/// the latest `TracingDesignation` published by an active node of that State, keeping only the
+/// nodes that are active members of that State.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TracingPoint {
+    /// The node of the State that published it.
+    pub published_by: NodeId,
+    /// When (its command's `at`, seconds since the Unix epoch).
+    pub published_at: i64,
+    /// The node for any weapon category not listed in `by_category`.
+    pub default: Option<NodeId>,
+    /// Per weapon category (`pb::WeaponCategory` as its number), overriding `default`.
+    pub by_category: BTreeMap<i32, NodeId>,
+}
+
+impl TracingPoint {
+    /// The node receiving trace requests about a weapon of `category`.
+    pub fn node_for(&self, category: pb::WeaponCategory) -> Option<&NodeId> {
+        self.by_category
+            .get(&(category as i32))
+            .or(self.default.as_ref())
+    }
 }
 
 /// Why a caller is barred.
@@ -89,6 +114,10 @@ pub struct RosterView {
     pub fingerprints: HashMap<NodeId, String>,
     /// The agency kind the directory lists for each member that has one.
     pub agency_kinds: HashMap<NodeId, pb::AgencyKind>,
+    /// The member kind the directory lists for each member that has one.
+    pub member_kinds: HashMap<NodeId, pb::MemberKind>,
+    /// Each State's designated tracing node(s), for the States that published one.
+    pub tracing_points: BTreeMap<CountryCode, TracingPoint>,
     /// Fingerprints of this node's own gateway certificates (lowercase hex): configuration and
     /// directory together.
     pub local_gateway: HashSet<String>,
@@ -118,6 +147,31 @@ pub struct HubRoutes {
 }
 
 impl RosterView {
+    /// The member kind `node` is evaluated with by sharing policies: the directory's, or a
+    /// national agency for a State's node listed without one (see [`crate::policy::member_kind`]).
+    pub fn member_kind(&self, node: &NodeId) -> pb::MemberKind {
+        crate::policy::member_kind(node.affiliation(), self.member_kinds.get(node).copied())
+    }
+
+    /// The node State `state` designates to receive trace requests about a weapon of
+    /// `category`, if it designated one.
+    pub fn designated_tracing_node(
+        &self,
+        state: CountryCode,
+        category: pb::WeaponCategory,
+    ) -> Option<&NodeId> {
+        self.tracing_points.get(&state)?.node_for(category)
+    }
+
+    /// The active peers of State `state`, in id order.
+    pub fn nodes_of_state(&self, state: CountryCode) -> Vec<NodeId> {
+        self.peers
+            .keys()
+            .filter(|n| n.is_of_state(state))
+            .cloned()
+            .collect()
+    }
+
     /// Whether `node` may call the exchange: deny suspended and revoked members, and, once the
     /// directory is in use, anyone not in it.
     /// A node the directory lists must present the very certificate it lists.
@@ -223,6 +277,21 @@ impl Roster {
                 },
             );
         }
+        // Bootstrap designations: the peer each State's entry marks as its tracing point.
+        let tracing_points = config
+            .peers
+            .iter()
+            .filter(|p| p.tracing_point)
+            .filter_map(|p| {
+                let point = TracingPoint {
+                    published_by: p.node_id.clone(),
+                    published_at: 0,
+                    default: Some(p.node_id.clone()),
+                    by_category: BTreeMap::new(),
+                };
+                Some((p.node_id.state()?, point))
+            })
+            .collect();
         let view = RosterView {
             policy: policy.clone(),
             keys: Arc::new(PeerKeys::new(keys)),
@@ -231,6 +300,8 @@ impl Roster {
             revoked_fingerprints: HashSet::new(),
             fingerprints: HashMap::new(),
             agency_kinds: HashMap::new(),
+            member_kinds: HashMap::new(),
+            tracing_points,
             local_gateway: lowercase(&config.local_certificates.gateway_fingerprints),
             local_admin: lowercase(&config.local_certificates.admin_fingerprints),
             policy_problem: None,
@@ -280,6 +351,11 @@ impl Roster {
             .unwrap_or_default()
     }
 
+    /// The member kind `node` is evaluated with (see [`RosterView::member_kind`]).
+    pub fn member_kind(&self, node: &NodeId) -> pb::MemberKind {
+        self.view().member_kind(node)
+    }
+
     /// A peer's trace settings, when it is known.
     pub fn trace_settings(&self, node: &NodeId) -> Option<TraceSettings> {
         self.view().peers.get(node).map(|p| p.trace.clone())
@@ -309,11 +385,18 @@ impl Roster {
         let mut fingerprints = HashMap::new();
         let mut agency_kinds = HashMap::new();
         let mut hubs = HubRoutes::default();
+        let mut member_kinds = HashMap::new();
         for m in state.members.values() {
             let Ok(id) = NodeId::parse(&m.node_id) else {
                 continue;
             };
             fingerprints.insert(id.clone(), m.cert_fingerprint.to_ascii_lowercase());
+            match pb::MemberKind::try_from(m.kind) {
+                Ok(pb::MemberKind::Unspecified) | Err(_) => {}
+                Ok(kind) => {
+                    member_kinds.insert(id.clone(), kind);
+                }
+            }
             match pb::AgencyKind::try_from(m.agency_kind) {
                 Ok(pb::AgencyKind::Unspecified) | Err(_) => {}
                 Ok(kind) => {
@@ -380,6 +463,8 @@ impl Roster {
                 .collect(),
             fingerprints,
             agency_kinds,
+            member_kinds,
+            tracing_points: tracing_points(state),
             policy_problem,
             from_directory: true,
             hubs,
@@ -403,7 +488,9 @@ impl Roster {
         let Some(latest) = latest else {
             return (self.config_policy.clone(), None);
         };
-        let own = self.own.country();
+        // A State's node has its State's policy; an organisation's node its seat's
+        // (`country` in its configuration), which is what the configured policy is owned by.
+        let own = self.config_policy.owner();
         let problem = match latest.policy.clone().map(Policy::parse) {
             None => "the latest published version is empty".to_owned(),
             Some(Err(e)) => format!("the latest published version does not parse: {e}"),
@@ -421,6 +508,48 @@ impl Roster {
         tracing::error!(node = %self.own, reason = %why, "failing closed");
         (Arc::new(Policy::deny_all(own)), Some(why))
     }
+}
+
+/// Each State's designation in force: of the designations published by active nodes of that
+/// State, the latest (ties broken by node id), keeping only the nodes it names that are active
+/// members of the same State. The directory checked all of this when the designation was
+/// published; members may have been suspended or revoked since.
+fn tracing_points(state: &pb::DirectoryState) -> BTreeMap<CountryCode, TracingPoint> {
+    let active_of = |node: &str, c: CountryCode| -> Option<NodeId> {
+        let id = NodeId::parse(node).ok()?;
+        let m = state.members.get(node)?;
+        (id.is_of_state(c) && m.status == pb::MemberStatus::Active as i32).then_some(id)
+    };
+    let mut out: BTreeMap<CountryCode, TracingPoint> = BTreeMap::new();
+    for (writer, e) in &state.entries {
+        let Some(d) = e.tracing_designation.as_ref() else {
+            continue;
+        };
+        let Some(c) = NodeId::parse(writer).ok().and_then(|w| w.state()) else {
+            continue;
+        };
+        let Some(by) = active_of(writer, c) else {
+            continue;
+        };
+        if out
+            .get(&c)
+            .is_some_and(|p| (p.published_at, &p.published_by) >= (d.published_at, &by))
+        {
+            continue;
+        }
+        let point = TracingPoint {
+            published_by: by,
+            published_at: d.published_at,
+            default: active_of(&d.node_id, c),
+            by_category: d
+                .categories
+                .iter()
+                .filter_map(|x| Some((x.category, active_of(&x.node_id, c)?)))
+                .collect(),
+        };
+        out.insert(c, point);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -449,6 +578,8 @@ mod tests {
                 revoked_fingerprints: HashSet::new(),
                 fingerprints: HashMap::new(),
                 agency_kinds: HashMap::new(),
+                member_kinds: HashMap::new(),
+                tracing_points: BTreeMap::new(),
                 policy_problem: None,
                 from_directory: false,
                 own_contact: String::new(),
@@ -604,5 +735,95 @@ mod tests {
         assert!(r.policy().source().rules.is_empty());
         let why = r.view().policy_problem.clone().unwrap();
         assert!(why.contains("discloses nothing"), "{why}");
+    }
+
+    #[test]
+    fn the_latest_designation_of_a_state_is_in_force_with_active_nodes_only() {
+        let r = roster();
+        let mut s = pb::DirectoryState::default();
+        for (id, st) in [
+            ("FRA-POL", pb::MemberStatus::Active),
+            ("BEL-FPJ", pb::MemberStatus::Active),
+            ("BEL-CUS", pb::MemberStatus::Active),
+            ("BEL-OLD", pb::MemberStatus::Revoked),
+        ] {
+            s.members.insert(id.into(), member(id, st));
+        }
+        let designation =
+            |node: &str, at: i64, cats: &[(pb::WeaponCategory, &str)]| pb::MemberEntries {
+                tracing_designation: Some(pb::TracingDesignation {
+                    node_id: node.into(),
+                    categories: cats
+                        .iter()
+                        .map(|(c, n)| pb::CategoryDesignation {
+                            category: *c as i32,
+                            node_id: (*n).into(),
+                        })
+                        .collect(),
+                    published_at: at,
+                }),
+                ..Default::default()
+            };
+        s.entries
+            .insert("BEL-CUS".into(), designation("BEL-CUS", 10, &[]));
+        s.entries.insert(
+            "BEL-FPJ".into(),
+            designation(
+                "BEL-FPJ",
+                20,
+                &[
+                    (pb::WeaponCategory::Shotgun, "BEL-CUS"),
+                    (pb::WeaponCategory::MortarUnder75mm, "BEL-OLD"),
+                ],
+            ),
+        );
+        r.apply_directory(&s);
+        let v = r.view();
+        let bel = CountryCode::parse("BEL").unwrap();
+        let id = |s: &str| NodeId::parse(s).unwrap();
+        let node = |c| v.designated_tracing_node(bel, c).cloned();
+        assert_eq!(
+            node(pb::WeaponCategory::RifleOrCarbine),
+            Some(id("BEL-FPJ"))
+        );
+        assert_eq!(node(pb::WeaponCategory::Shotgun), Some(id("BEL-CUS")));
+        assert_eq!(
+            node(pb::WeaponCategory::MortarUnder75mm),
+            Some(id("BEL-FPJ")),
+            "a revoked node is never designated"
+        );
+        assert_eq!(
+            v.designated_tracing_node(
+                CountryCode::parse("FRA").unwrap(),
+                pb::WeaponCategory::Shotgun
+            ),
+            None
+        );
+        assert_eq!(v.nodes_of_state(bel), vec![id("BEL-CUS"), id("BEL-FPJ")]);
+    }
+
+    #[test]
+    fn member_kinds_default_to_national_agency_for_states_only() {
+        let r = roster();
+        let mut s = pb::DirectoryState::default();
+        s.members.insert(
+            "DEU-CUS".into(),
+            member("DEU-CUS", pb::MemberStatus::Active),
+        );
+        let mut hub = member("ECOWAS-HUB", pb::MemberStatus::Active);
+        hub.country = String::new();
+        hub.kind = pb::MemberKind::RegionalOrganisation as i32;
+        s.members.insert("ECOWAS-HUB".into(), hub);
+        r.apply_directory(&s);
+        let id = |s: &str| NodeId::parse(s).unwrap();
+        assert_eq!(
+            r.member_kind(&id("DEU-CUS")),
+            pb::MemberKind::NationalAgency
+        );
+        assert_eq!(
+            r.member_kind(&id("ECOWAS-HUB")),
+            pb::MemberKind::RegionalOrganisation
+        );
+        assert_eq!(r.member_kind(&id("UNODC-GFP")), pb::MemberKind::Unspecified);
     }
 }

@@ -89,9 +89,9 @@ impl From<WorkflowError> for Status {
     fn from(w: WorkflowError) -> Status {
         match w {
             WorkflowError::Invalid(errs) => invalid(row_errors(0, errs).collect()),
-            WorkflowError::NoNode(_) | WorkflowError::Policy(_) => {
-                Status::failed_precondition(w.to_string())
-            }
+            WorkflowError::NoNode(_)
+            | WorkflowError::NoDesignation { .. }
+            | WorkflowError::Policy(_) => Status::failed_precondition(w.to_string()),
             WorkflowError::Ledger(l) => l.into(),
             WorkflowError::Store(s) => s.into(),
             WorkflowError::Audit(_) => {

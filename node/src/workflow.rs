@@ -35,6 +35,19 @@ pub enum WorkflowError {
     /// No known node serves the requested country. Not retryable until one is configured.
     #[error("no node is known for {0}")]
     NoNode(String),
+    /// The requested State has designated no tracing node (for this weapon category) and no
+    /// target node was chosen. Not retryable as is: choose one of `nodes` as the target node
+    /// (or wait for the State to publish a designation).
+    #[error(
+        "{state} has designated no node to receive trace requests; choose one of its nodes as target_node: {}",
+        nodes.join(", ")
+    )]
+    NoDesignation {
+        /// The requested State.
+        state: String,
+        /// Its active nodes, in id order.
+        nodes: Vec<String>,
+    },
     /// The sharing policy does not allow this. Not retryable as is.
     #[error("{0}")]
     Policy(String),
@@ -64,11 +77,13 @@ fn text_ok(s: &str, max: usize) -> bool {
     s.chars().count() <= max && !s.chars().any(|c| c.is_control() && c != '\n')
 }
 
-/// How a peer asking about traces is seen by the policy: its regions and the agency kind the
-/// directory lists for it (none when it lists none), purpose tracing.
+/// How a peer asking about traces is seen by the policy: its State or organisation (from its
+/// node id), its member kind, regions and the agency kind the directory lists for it (none when
+/// it lists none), purpose tracing.
 fn trace_requester(roster: &RosterView, node: &NodeId) -> Requester {
     Requester {
-        country: node.country(),
+        affiliation: node.affiliation().clone(),
+        member_kind: roster.member_kind(node),
         regions: roster
             .peers
             .get(node)
@@ -111,12 +126,13 @@ pub struct OutgoingTrace {
     pub event: Event,
 }
 
-/// Checks a trace request from this node (`me`, of country `own`) and plans it: to the known
-/// node of the requested country, due by that node's published response times, under the id
-/// `request_id`, created `now`.
+/// Checks a trace request from this node (`me`) and plans it: to the node the requested State
+/// designates for the weapon's category, or the target node chosen (which must be that State's),
+/// due by that node's published response times, under the id `request_id`, created `now`.
+/// Never to a node picked by the sender's own ordering: without a designation or a choice, the
+/// request is refused with the list of that State's nodes.
 pub fn decide_send(
     me: &NodeId,
-    own: CountryCode,
     roster: &RosterView,
     req: pb::SendTraceRequestRequest,
     request_id: String,
@@ -126,7 +142,9 @@ pub fn decide_send(
     let country = CountryCode::parse(&req.requested_country);
     match &country {
         Err(e) => errors.push(field("requested_country", &e.to_string())),
-        Ok(c) if *c == own => errors.push(field("requested_country", "is this node's own country")),
+        Ok(c) if me.is_of_state(*c) => {
+            errors.push(field("requested_country", "is this node's own country"))
+        }
         Ok(_) => {}
     }
     let firearm = req.firearm.clone().unwrap_or_default();
@@ -160,16 +178,33 @@ pub fn decide_send(
     if req.urgency != 0 && urgency == pb::Urgency::Unspecified {
         errors.push(field("urgency", "unknown value"));
     }
+    let chosen = match req.target_node.trim() {
+        "" => None,
+        t => match (NodeId::parse(t), &country) {
+            (Err(e), _) => {
+                errors.push(field("target_node", &e.to_string()));
+                None
+            }
+            (Ok(n), Ok(c)) if !n.is_of_state(*c) => {
+                errors.push(field("target_node", &format!("is not a node of {c}")));
+                None
+            }
+            (Ok(n), _) => Some(n),
+        },
+    };
     if !errors.is_empty() {
         return Err(WorkflowError::Invalid(errors));
     }
     let country = country.map_err(|e| WorkflowError::NoNode(e.to_string()))?;
-    let (target, peer) = roster
+    let category =
+        pb::WeaponCategory::try_from(firearm.category).unwrap_or(pb::WeaponCategory::Unspecified);
+    let target = route_trace(roster, country, category, chosen.as_ref())?;
+    let settings = &roster
         .peers
-        .iter()
-        .find(|(n, _)| n.country() == country)
-        .ok_or_else(|| WorkflowError::NoNode(country.to_string()))?;
-    let settings = &peer.trace;
+        .get(&target)
+        .ok_or_else(|| WorkflowError::NoNode(target.to_string()))?
+        .trace;
+    let target = &target;
     let request = pb::TraceRequest {
         id: request_id,
         requester_node: me.to_string(),
@@ -215,6 +250,35 @@ pub fn decide_send(
         item,
         event,
     })
+}
+
+/// The node a trace request to State `state` about a weapon of `category` goes to: the target
+/// chosen (an active peer of that State), else the node the State designates in the directory,
+/// else refused with the list of its nodes. Never the first in some order.
+pub fn route_trace(
+    roster: &RosterView,
+    state: CountryCode,
+    category: pb::WeaponCategory,
+    chosen: Option<&NodeId>,
+) -> Result<NodeId, WorkflowError> {
+    let nodes = roster.nodes_of_state(state);
+    if let Some(n) = chosen {
+        if nodes.contains(n) {
+            return Ok(n.clone());
+        }
+        return Err(invalid(
+            "target_node",
+            &format!("{n} is not an active node of {state}"),
+        ));
+    }
+    match roster.designated_tracing_node(state, category) {
+        Some(n) if nodes.contains(n) => Ok(n.clone()),
+        _ if nodes.is_empty() => Err(WorkflowError::NoNode(state.to_string())),
+        _ => Err(WorkflowError::NoDesignation {
+            state: state.to_string(),
+            nodes: nodes.iter().map(ToString::to_string).collect(),
+        }),
+    }
 }
 
 // ---- answering a trace request ----
@@ -265,7 +329,7 @@ pub fn decide_answer(
         return Err(WorkflowError::Policy(format!(
             "sharing policy v{} shares no trace results with {}: restrict or decline instead",
             roster.policy.version(),
-            requester.country
+            requester.affiliation
         )));
     }
     let handling = grant.as_ref().map_or_else(
@@ -487,7 +551,7 @@ pub fn decide_forward(
     if to.as_str() == reference.owner_node {
         return Err(invalid("to_node", "is the record's owner"));
     }
-    if let Err(why) = crate::provenance::check_onward(copy.handling.as_ref(), to.country()) {
+    if let Err(why) = crate::provenance::check_onward(copy.handling.as_ref(), to.state()) {
         return Err(WorkflowError::Policy(format!(
             "originator-controlled: {why}; passing this record on needs the consent of {}",
             reference.owner_node
@@ -572,7 +636,6 @@ pub fn send_trace_request(
         event,
     } = decide_send(
         &ctx.node_id,
-        ctx.country,
         &roster,
         req,
         new_request_id(),
@@ -694,7 +757,7 @@ pub fn forward_received(
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::fixtures::{country, node, policy, record, roster};
+    use crate::fixtures::{country, designate, node, policy, record, roster};
 
     const NOW: i64 = 1_700_000_000;
 
@@ -720,17 +783,10 @@ mod tests {
     }
 
     #[test]
-    fn a_trace_request_goes_to_the_node_of_the_requested_country() {
-        let r = roster(&["DEU-BKA", "ITA-POL"]);
-        let out = decide_send(
-            &node("FRA-POL"),
-            country("FRA"),
-            &r,
-            send("ITA"),
-            "t1".into(),
-            NOW,
-        )
-        .unwrap();
+    fn a_trace_request_goes_to_the_node_the_requested_state_designates() {
+        let mut r = roster(&["DEU-BKA", "ITA-CUS", "ITA-POL"]);
+        designate(&mut r, "ITA", "ITA-POL");
+        let out = decide_send(&node("FRA-POL"), &r, send("ITA"), "t1".into(), NOW).unwrap();
         assert_eq!(out.record.counterpart_node, "ITA-POL");
         assert_eq!(out.record.direction, "outgoing");
         assert_eq!(out.record.status, pb::TraceStatus::Sent as i32);
@@ -753,25 +809,66 @@ mod tests {
     }
 
     #[test]
+    fn without_a_designation_the_sender_chooses_among_the_states_nodes() {
+        let r = roster(&["BEL-CUS", "BEL-FPJ", "ECOWAS-HUB"]);
+        // Never the first node in sort order: the sender is told which nodes exist.
+        let e = decide_send(&node("FRA-POL"), &r, send("BEL"), "t".into(), NOW).unwrap_err();
+        assert!(
+            matches!(&e, WorkflowError::NoDesignation { state, nodes }
+                if state == "BEL" && nodes == &["BEL-CUS", "BEL-FPJ"]),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("BEL-CUS, BEL-FPJ"), "{e}");
+        // A chosen node of that State is used.
+        let mut chosen = send("BEL");
+        chosen.target_node = "BEL-FPJ".into();
+        let out = decide_send(&node("FRA-POL"), &r, chosen, "t".into(), NOW).unwrap();
+        assert_eq!(out.item.target_node, "BEL-FPJ");
+        // A chosen node of another State, or an organisation's, is refused.
+        for other in ["ECOWAS-HUB", "DEU-BKA", "not a node"] {
+            let mut wrong = send("BEL");
+            wrong.target_node = other.into();
+            let e = decide_send(&node("FRA-POL"), &r, wrong, "t".into(), NOW);
+            assert_eq!(fields(e.unwrap_err()), ["target_node"], "{other}");
+        }
+        // A chosen node of that State that is not an active peer is refused too.
+        let mut gone = send("BEL");
+        gone.target_node = "BEL-OLD".into();
+        let e = decide_send(&node("FRA-POL"), &r, gone, "t".into(), NOW);
+        assert_eq!(fields(e.unwrap_err()), ["target_node"]);
+    }
+
+    #[test]
+    fn a_designation_per_weapon_category_overrides_the_default() {
+        let mut r = roster(&["BEL-CUS", "BEL-FPJ"]);
+        designate(&mut r, "BEL", "BEL-FPJ");
+        if let Some(p) = r.tracing_points.get_mut(&country("BEL")) {
+            p.by_category
+                .insert(pb::WeaponCategory::Shotgun as i32, node("BEL-CUS"));
+        }
+        let mut shotgun = send("BEL");
+        if let Some(f) = shotgun.firearm.as_mut() {
+            f.category = pb::WeaponCategory::Shotgun as i32;
+        }
+        let out = decide_send(&node("FRA-POL"), &r, shotgun, "t".into(), NOW).unwrap();
+        assert_eq!(out.item.target_node, "BEL-CUS");
+        let out = decide_send(&node("FRA-POL"), &r, send("BEL"), "t".into(), NOW).unwrap();
+        assert_eq!(out.item.target_node, "BEL-FPJ");
+    }
+
+    #[test]
     fn a_trace_request_lists_every_problem_before_looking_for_a_node() {
         let r = roster(&["DEU-BKA"]);
         let mut bad = send("FRA");
         bad.firearm = None;
         bad.reason = String::new();
         bad.urgency = 99;
-        let e = decide_send(&node("FRA-POL"), country("FRA"), &r, bad, "t".into(), NOW);
+        let e = decide_send(&node("FRA-POL"), &r, bad, "t".into(), NOW);
         assert_eq!(
             fields(e.unwrap_err()),
             ["requested_country", "firearm", "reason", "urgency"]
         );
-        let nobody = decide_send(
-            &node("FRA-POL"),
-            country("FRA"),
-            &r,
-            send("ESP"),
-            "t".into(),
-            NOW,
-        );
+        let nobody = decide_send(&node("FRA-POL"), &r, send("ESP"), "t".into(), NOW);
         assert!(matches!(nobody, Err(WorkflowError::NoNode(c)) if c == "ESP"));
     }
 

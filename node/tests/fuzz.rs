@@ -172,7 +172,7 @@ fn check_peer_messages(bytes: &[u8]) {
         && let Some(req) = m.request
     {
         let _ = limits::trace_request(&req);
-        let _ = rules::check_trace_request(&caller, fra(), &req);
+        let _ = rules::check_trace_request(&caller, Some(fra()), &req);
     }
     if let Ok(m) = pb::SubmitTraceResponseMessage::decode(bytes)
         && let Some(resp) = m.response
@@ -185,7 +185,13 @@ fn check_peer_messages(bytes: &[u8]) {
     {
         let _ = limits::forwarded(&copy);
         let keys = tracenet_node::envelope::PeerKeys::new(std::collections::HashMap::new());
-        let _ = tracenet_node::provenance::accept_forwarded(&keys, (&me, fra()), &caller, copy, 0);
+        let _ = tracenet_node::provenance::accept_forwarded(
+            &keys,
+            (&me, Some(fra())),
+            &caller,
+            copy,
+            0,
+        );
     }
     if let Ok(m) = pb::RetractRequest::decode(bytes)
         && let Some(r) = m.reference

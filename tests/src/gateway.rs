@@ -103,7 +103,7 @@ impl TestGateways {
         let fed = DevFederation::start_specs(dir.path(), &specs).await?;
         fed.found_directory().await?;
         for i in 0..3 {
-            let country = fed.nodes[i].id.country();
+            let country = fed.nodes[i].config.country;
             let recs: Vec<pb::SeizureRecord> = (0..records)
                 .map(|k| tracenet_node::sample::record(country, k))
                 .collect();

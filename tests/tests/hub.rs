@@ -117,7 +117,7 @@ fn inquiry(via_hub: bool) -> pb::Inquiry {
 }
 
 async fn create(t: &TestFederation, i: usize, serial: &str) {
-    let country = t.node(i).id.country();
+    let country = t.node(i).id.state().unwrap();
     let mut rec = tracenet_node::sample::record(country, 77);
     rec.firearms[0].serial_number = serial.into();
     t.admin(i)
@@ -363,6 +363,7 @@ async fn a_trace_request_queued_for_an_offline_member_survives_hub_and_member_re
             legal_basis: "Synthetic law art. 3".into(),
             urgency: pb::Urgency::Routine as i32,
             case_reference: "SYN-HUB-3".into(),
+            target_node: String::new(),
         })
         .await
         .unwrap()

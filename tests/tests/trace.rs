@@ -88,6 +88,7 @@ fn trace_request() -> pb::SendTraceRequestRequest {
         legal_basis: "Synthetic law art. 3".into(),
         urgency: pb::Urgency::Urgent as i32,
         case_reference: "SYN-CASE-1".into(),
+        target_node: String::new(),
     }
 }
 

@@ -42,7 +42,7 @@ fn millis(d: Duration) -> f64 {
 
 /// FRA records ITA's border agency receives for a route query.
 async fn ita_sees_from_fra(fed: &DevFederation) -> Result<usize, DemoError> {
-    let via = sample::record(fed.nodes[FRA].id.country(), 0)
+    let via = sample::record(fed.nodes[FRA].config.country, 0)
         .trafficking
         .and_then(|t| t.route.get(1).map(|p| p.country.clone()))
         .unwrap_or_default();

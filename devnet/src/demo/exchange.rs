@@ -386,6 +386,8 @@ pub async fn scenario(fed: &mut DevFederation, out: &mut String) -> Result<(), D
             legal_basis: "Synthetic legal basis".into(),
             urgency: pb::Urgency::Urgent as i32,
             case_reference: "SYN-DEMO-CASE".into(),
+            // DEU designates its tracing node in the directory: no target needed.
+            target_node: String::new(),
         })
         .await
         .map_err(call("sending a trace request to DEU-CUS"))?
@@ -459,6 +461,7 @@ pub async fn scenario(fed: &mut DevFederation, out: &mut String) -> Result<(), D
             legal_basis: "Synthetic legal basis".into(),
             urgency: pb::Urgency::Routine as i32,
             case_reference: String::new(),
+            target_node: String::new(),
         })
         .await
         .map_err(call("sending a trace request to ITA-POL"))?

@@ -21,8 +21,10 @@ pub mod policies;
 /// The demo federation's national nodes: synthetic agencies of three States. They hold records
 /// and are directory learners.
 pub const DEMO_NODES: &[&str] = &["FRA-POL", "DEU-CUS", "ITA-POL"];
-/// The directory voters: a synthetic secretariat and two regional hubs.
-pub const DEMO_VOTERS: &[&str] = &["CHE-SEC", "BEL-HUB", "AUT-HUB"];
+/// The directory voters: a synthetic secretariat and the hubs of two synthetic regional
+/// organisations. Their ids start with organisation codes, not a State's code, so no policy rule
+/// naming a State matches them.
+pub const DEMO_VOTERS: &[&str] = &["SECRETARIAT-DIR", "WESTREG-HUB", "CENTREG-HUB"];
 
 /// Options of the demo command.
 #[derive(Debug, Clone)]
@@ -82,9 +84,19 @@ pub fn specs() -> Vec<NodeSpec> {
         NodeSpec::new("FRA-POL").with_policy(policies::FRA),
         NodeSpec::new("DEU-CUS").with_policy(policies::DEU),
         NodeSpec::new("ITA-POL").with_policy(policies::ITA),
-        NodeSpec::new(DEMO_VOTERS[0]).voter(Role::Secretariat),
-        NodeSpec::new(DEMO_VOTERS[1]).voter(Role::Hub),
-        NodeSpec::new(DEMO_VOTERS[2]).voter(Role::Hub),
+        NodeSpec::new(DEMO_VOTERS[0])
+            .voter(Role::Secretariat)
+            .organisation(pb::MemberKind::Secretariat, "CHE", &[]),
+        NodeSpec::new(DEMO_VOTERS[1]).voter(Role::Hub).organisation(
+            pb::MemberKind::RegionalOrganisation,
+            "BEL",
+            &["BEL", "FRA", "LUX", "NLD"],
+        ),
+        NodeSpec::new(DEMO_VOTERS[2]).voter(Role::Hub).organisation(
+            pb::MemberKind::RegionalOrganisation,
+            "AUT",
+            &["AUT", "CHE", "DEU", "ITA"],
+        ),
     ]
 }
 
@@ -157,7 +169,7 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<Strin
 async fn load_samples(fed: &DevFederation, per_node: u64) -> Result<(), DemoError> {
     for (i, node) in fed.nodes.iter().enumerate().take(DEMO_NODES.len()) {
         let mut client = fed.admin_client(i).await?;
-        let country = node.id.country();
+        let country = node.config.country;
         let mut n = 0;
         while n < per_node {
             let end = (n + 500).min(per_node);
@@ -206,7 +218,7 @@ async fn scenario(fed: &DevFederation) -> Result<String, DemoError> {
             .await
             .map_err(call(format!("node info of {}", node.id)))?
             .into_inner();
-        let mut rec = sample::record(node.id.country(), 9_000_000 + i as u64);
+        let mut rec = sample::record(node.config.country, 9_000_000 + i as u64);
         rec.national_ref = format!("SYN-DEMO-{}", node.id);
         let created = client
             .create_record(pb::CreateRecordRequest {
@@ -234,7 +246,7 @@ async fn scenario(fed: &DevFederation) -> Result<String, DemoError> {
         })?;
 
         // A serial typed the way an officer at a border post might: lowercase, spaces.
-        let messy = sample::serial(node.id.country(), 3)
+        let messy = sample::serial(node.config.country, 3)
             .to_lowercase()
             .replace('-', " ");
         let found = client

@@ -292,8 +292,10 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "This node runs without a directory: there are no members to show.",
         "Ce nœud fonctionne sans annuaire : aucun membre à afficher.",
     ),
+    ("directory.kind", "Kind", "Type"),
     ("directory.leader", "leader", "meneur"),
     ("directory.member", "Member", "Membre"),
+    ("directory.member_states", "Member States", "États membres"),
     ("directory.organisation", "Organisation", "Organisation"),
     ("directory.policy_version", "Policy", "Politique"),
     ("directory.regions", "Regions", "Régions"),
@@ -310,6 +312,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ),
     ("directory.status", "Status", "Statut"),
     ("directory.title", "Directory", "Annuaire"),
+    (
+        "directory.tracing",
+        "Tracing point of contact",
+        "Point de contact pour le traçage",
+    ),
     (
         "enum.AGENCY_KIND_BORDER_GUARD",
         "Border guard",
@@ -426,6 +433,22 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Partly obliterated",
         "Partiellement effacé",
     ),
+    (
+        "enum.MEMBER_KIND_INTERNATIONAL_BODY",
+        "International body",
+        "Organisme international",
+    ),
+    (
+        "enum.MEMBER_KIND_NATIONAL_AGENCY",
+        "National agency",
+        "Organisme national",
+    ),
+    (
+        "enum.MEMBER_KIND_REGIONAL_ORGANISATION",
+        "Regional organisation",
+        "Organisation régionale",
+    ),
+    ("enum.MEMBER_KIND_SECRETARIAT", "Secretariat", "Secrétariat"),
     ("enum.MEMBER_ROLE_HUB", "Regional hub", "Pôle régional"),
     (
         "enum.MEMBER_ROLE_NATIONAL",
@@ -1370,6 +1393,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "traces.submit_answer",
         "Send the response",
         "Envoyer la réponse",
+    ),
+    (
+        "traces.target_node",
+        "Receiving node (optional; default: the node the State designates)",
+        "Nœud destinataire (facultatif ; par défaut : le nœud désigné par l'État)",
     ),
     ("traces.title", "Trace requests", "Demandes de traçage"),
     ("traces.to", "To", "À"),

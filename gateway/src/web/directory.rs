@@ -19,12 +19,16 @@ use crate::auth::Capability;
 use crate::error::GatewayError;
 use crate::i18n::Lang;
 use crate::ops;
+use tracenet_ids::NodeId;
 
 /// A member row.
 #[derive(Debug)]
 struct MemberRow {
     node_id: String,
     organisation: String,
+    kind: String,
+    member_states: String,
+    tracing: String,
     role: String,
     status: String,
     regions: String,
@@ -64,8 +68,56 @@ fn contact_line(c: &pb::ContactPoint) -> String {
     .join(" · ")
 }
 
+/// The member kind shown: the directory's, or a national agency for a State's node listed
+/// without one (as the nodes evaluate policies).
+fn kind_label(lang: Lang, m: &pb::Member) -> String {
+    let listed = pb::MemberKind::try_from(m.kind).unwrap_or_default();
+    let kind = match (
+        listed,
+        NodeId::parse(&m.node_id).ok().and_then(|n| n.state()),
+    ) {
+        (pb::MemberKind::Unspecified, Some(_)) => pb::MemberKind::NationalAgency,
+        (k, _) => k,
+    };
+    lang.enum_label(kind.as_str_name())
+}
+
+/// For each node, what it is designated for by its State's latest tracing designation: "all"
+/// weapon categories (the default) and/or the categories listed for it.
+fn tracing_roles(lang: Lang, state: &pb::DirectoryState) -> HashMap<String, String> {
+    let mut latest: HashMap<String, (i64, &str, &pb::TracingDesignation)> = HashMap::new();
+    for (writer, e) in &state.entries {
+        let (Some(d), Some(c)) = (
+            e.tracing_designation.as_ref(),
+            NodeId::parse(writer).ok().and_then(|n| n.state()),
+        ) else {
+            continue;
+        };
+        let newer = latest
+            .get(c.as_str())
+            .is_none_or(|(at, by, _)| (*at, *by) < (d.published_at, writer.as_str()));
+        if newer {
+            latest.insert(c.to_string(), (d.published_at, writer.as_str(), d));
+        }
+    }
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    for (_, _, d) in latest.values() {
+        out.entry(d.node_id.clone())
+            .or_default()
+            .push(lang.t("directory.tracing").to_owned());
+        for c in &d.categories {
+            let cat = pb::WeaponCategory::try_from(c.category).unwrap_or_default();
+            out.entry(c.node_id.clone())
+                .or_default()
+                .push(lang.enum_label(cat.as_str_name()));
+        }
+    }
+    out.into_iter().map(|(k, v)| (k, v.join(", "))).collect()
+}
+
 fn member_rows(lang: Lang, view: &pb::DirectoryView, q: &str) -> Vec<MemberRow> {
     let state = view.state.clone().unwrap_or_default();
+    let tracing = tracing_roles(lang, &state);
     let needle = q.trim().to_lowercase();
     let mut ids: Vec<&String> = state.members.keys().collect();
     ids.sort();
@@ -76,6 +128,9 @@ fn member_rows(lang: Lang, view: &pb::DirectoryView, q: &str) -> Vec<MemberRow> 
             let row = MemberRow {
                 node_id: m.node_id.clone(),
                 organisation: m.organisation.clone(),
+                kind: kind_label(lang, m),
+                member_states: m.member_states.join(", "),
+                tracing: tracing.get(&m.node_id).cloned().unwrap_or_default(),
                 role: lang
                     .enum_label(pb::MemberRole::try_from(m.role).map_or("", |r| r.as_str_name())),
                 status: lang.enum_label(
@@ -90,9 +145,11 @@ fn member_rows(lang: Lang, view: &pb::DirectoryView, q: &str) -> Vec<MemberRow> 
                 contacts: entries.contacts.iter().map(contact_line).collect(),
             };
             let hay = format!(
-                "{} {} {} {} {}",
+                "{} {} {} {} {} {} {}",
                 row.node_id,
                 row.organisation,
+                row.kind,
+                row.member_states,
                 m.country,
                 row.regions,
                 row.contacts.join(" ")

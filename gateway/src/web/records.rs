@@ -341,7 +341,7 @@ fn form_page(
 pub async fn new_form(State(app): State<Arc<App>>, o: Officer) -> PageResult {
     o.require(Capability::WriteRecords)
         .map_err(fail(&o, &app))?;
-    let values = HashMap::from([("country".to_owned(), app.country().to_owned())]);
+    let values = HashMap::from([("country".to_owned(), app.country())]);
     Ok(render(&form_page(
         &o,
         &app,

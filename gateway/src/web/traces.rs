@@ -82,6 +82,7 @@ struct NewPage {
 
 const TRACE_FIELDS: &[(&str, &str, bool)] = &[
     ("requested_country", "traces.requested_country", true),
+    ("target_node", "traces.target_node", false),
     ("serial_number", "field.serial_number", true),
     ("manufacturer", "field.manufacturer", true),
     ("model", "field.model", false),
@@ -194,6 +195,7 @@ pub async fn send(
         legal_basis: get("legal_basis"),
         urgency: forms::enum_number("URGENCY", &get("urgency")),
         case_reference: get("case_reference"),
+        target_node: get("target_node").to_ascii_uppercase(),
     };
     match ops::send_trace(&app, o.caller(), req).await {
         Ok(t) => {
@@ -205,8 +207,14 @@ pub async fn send(
             Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response())
         }
         Err(GatewayError::Conflict(m) | GatewayError::BadRequest(m)) => {
+            // Without a designation, the refusal lists the State's nodes to choose from.
+            let field = if m.contains("target_node") {
+                "target_node"
+            } else {
+                "requested_country"
+            };
             let p = [FieldProblem {
-                field: "requested_country".into(),
+                field: field.into(),
                 line: 0,
                 reason: m,
             }];

@@ -115,8 +115,11 @@ pub async fn propose(
             if m.endpoint.is_empty() {
                 m.endpoint = dir.advertise().to_owned();
             }
-            if m.country.is_empty() {
-                m.country = ctx.country.to_string();
+            // A State's node has its State; an organisation's node has no country.
+            if m.country.is_empty()
+                && let Some(c) = ctx.node_id.state()
+            {
+                m.country = c.to_string();
             }
         }
         Some(Op::PublishPolicy(p)) => {

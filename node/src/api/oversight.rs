@@ -68,6 +68,7 @@ pub(super) async fn preview_disclosure(
             &c.roster.policy(),
             &who,
             c.roster.regions(&who),
+            c.roster.member_kind(&who),
             agency,
             purpose,
             &record,

@@ -31,7 +31,7 @@ pub enum DirectoryCommand {
         #[arg(long)]
         linearizable: bool,
     },
-    /// Members with role, status, endpoint and regions.
+    /// Members with kind, role, status, endpoint, regions and member States.
     Members {
         /// The node's TOML configuration.
         #[arg(long)]
@@ -111,6 +111,28 @@ pub enum DirectoryCommand {
         #[arg(long, default_value = "")]
         reason: String,
     },
+    /// Publish which of this State's nodes receive trace requests sent to it (the national
+    /// tracing point of contact), optionally per weapon category. Only a State's node may, and
+    /// only naming nodes of its own State.
+    DesignateTracing {
+        /// The node's TOML configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// The node receiving trace requests (default: this node).
+        #[arg(long)]
+        node: Option<String>,
+        /// A weapon category and its node, `CATEGORY=NODE` (e.g. `shotgun=BEL-CUS`;
+        /// repeatable). Categories: the `WEAPON_CATEGORY_` names, in any case, without the
+        /// prefix.
+        #[arg(long = "category")]
+        categories: Vec<String>,
+    },
+    /// Each State's designated tracing node(s).
+    Tracing {
+        /// The node's TOML configuration.
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Secretariat: admit a member from its node certificate and signing key.
     Admit(AdmitArgs),
     /// Secretariat: suspend a member (its calls are refused until reinstated).
@@ -142,6 +164,14 @@ pub struct AdmitArgs {
     /// national, hub or secretariat.
     #[arg(long, default_value = "national")]
     role: String,
+    /// What kind of member it is: national-agency, regional-organisation, international-body
+    /// or secretariat. Default: national-agency for a State's node id (`FRA-POL`); required
+    /// for an organisation's (`ECOWAS-HUB`).
+    #[arg(long, default_value = "")]
+    kind: String,
+    /// A regional organisation's member State, ISO alpha-3 (repeatable).
+    #[arg(long = "member-state")]
+    member_states: Vec<String>,
     /// The member's organisation.
     #[arg(long, default_value = "")]
     organisation: String,
@@ -261,6 +291,63 @@ fn agency_kind(s: &str) -> Result<pb::AgencyKind, String> {
     }
 }
 
+/// The member kind `--kind` names; empty: a national agency for a State's node.
+fn member_kind(s: &str, node: &NodeId) -> Result<pb::MemberKind, String> {
+    match (s, node.state()) {
+        ("", Some(_)) | ("national-agency", _) => Ok(pb::MemberKind::NationalAgency),
+        ("", None) => Err(format!(
+            "{node} is an organisation's node: --kind regional-organisation, international-body or secretariat is required"
+        )),
+        ("regional-organisation", _) => Ok(pb::MemberKind::RegionalOrganisation),
+        ("international-body", _) => Ok(pb::MemberKind::InternationalBody),
+        ("secretariat", _) => Ok(pb::MemberKind::Secretariat),
+        (other, _) => Err(format!(
+            "unknown member kind '{other}' (national-agency, regional-organisation, international-body or secretariat)"
+        )),
+    }
+}
+
+/// A weapon category by its proto name without the prefix, in any case (`shotgun`).
+fn weapon_category(s: &str) -> Result<pb::WeaponCategory, String> {
+    let name = format!(
+        "WEAPON_CATEGORY_{}",
+        s.trim().to_ascii_uppercase().replace('-', "_")
+    );
+    match pb::WeaponCategory::from_str_name(&name) {
+        Some(pb::WeaponCategory::Unspecified) | None => {
+            Err(format!("unknown weapon category '{s}'"))
+        }
+        Some(c) => Ok(c),
+    }
+}
+
+/// The designation `designate-tracing` publishes.
+fn designation(
+    own: &NodeId,
+    node: Option<&str>,
+    categories: &[String],
+) -> Result<pb::TracingDesignation, String> {
+    let node = match node {
+        None => own.clone(),
+        Some(n) => NodeId::parse(n).map_err(|e| e.to_string())?,
+    };
+    let mut out = pb::TracingDesignation {
+        node_id: node.to_string(),
+        ..Default::default()
+    };
+    for c in categories {
+        let (cat, n) = c
+            .split_once('=')
+            .ok_or_else(|| format!("--category {c}: expected CATEGORY=NODE"))?;
+        let n = NodeId::parse(n.trim()).map_err(|e| e.to_string())?;
+        out.categories.push(pb::CategoryDesignation {
+            category: weapon_category(cat)? as i32,
+            node_id: n.to_string(),
+        });
+    }
+    Ok(out)
+}
+
 fn role(s: &str) -> Result<pb::MemberRole, String> {
     match s {
         "national" => Ok(pb::MemberRole::National),
@@ -281,7 +368,7 @@ fn state(v: &pb::DirectoryView) -> pb::DirectoryState {
 }
 
 fn in_country(node: &str, country: Option<CountryCode>) -> bool {
-    country.is_none_or(|c| NodeId::parse(node).is_ok_and(|n| n.country() == c))
+    country.is_none_or(|c| NodeId::parse(node).is_ok_and(|n| n.is_of_state(c)))
 }
 
 /// Runs a `directory` subcommand.
@@ -292,6 +379,16 @@ pub async fn run(command: DirectoryCommand) -> Result<(), String> {
             linearizable,
         } => show(&config, linearizable).await,
         DirectoryCommand::Members { config } => members(&config).await,
+        DirectoryCommand::DesignateTracing {
+            config,
+            node,
+            categories,
+        } => {
+            let cfg = NodeConfig::load(&config).map_err(|e| e.to_string())?;
+            let d = designation(&cfg.node_id, node.as_deref(), &categories)?;
+            propose(&config, Op::PublishTracingDesignation(d)).await
+        }
+        DirectoryCommand::Tracing { config } => tracing_points(&config).await,
         DirectoryCommand::Contacts { config, country } => contacts(&config, country).await,
         DirectoryCommand::Policy {
             config,
@@ -381,23 +478,66 @@ async fn show(config: &Path, linearizable: bool) -> Result<(), String> {
 async fn members(config: &Path) -> Result<(), String> {
     let s = state(&view(config, false).await?);
     println!(
-        "{:<10} {:<12} {:<10} {:<24} regions / organisation",
-        "node", "role", "status", "endpoint"
+        "{:<16} {:<22} {:<12} {:<10} {:<24} regions / member States / organisation",
+        "node", "kind", "role", "status", "endpoint"
     );
     let mut members: Vec<_> = s.members.values().collect();
     members.sort_by(|a, b| a.node_id.cmp(&b.node_id));
     for m in members {
         let role = pb::MemberRole::try_from(m.role).unwrap_or_default();
         let status = pb::MemberStatus::try_from(m.status).unwrap_or_default();
+        let kind = NodeId::parse(&m.node_id).map_or(pb::MemberKind::Unspecified, |id| {
+            crate::policy::member_kind(id.affiliation(), pb::MemberKind::try_from(m.kind).ok())
+        });
         println!(
-            "{:<10} {:<12} {:<10} {:<24} [{}] {}",
+            "{:<16} {:<22} {:<12} {:<10} {:<24} [{}] [{}] {}",
             m.node_id,
+            enum_name(kind.as_str_name(), "MEMBER_KIND_"),
             enum_name(role.as_str_name(), "MEMBER_ROLE_"),
             enum_name(status.as_str_name(), "MEMBER_STATUS_"),
             m.endpoint,
             m.regions.join(","),
+            m.member_states.join(","),
             m.organisation
         );
+    }
+    Ok(())
+}
+
+/// `directory tracing`: each State's designation in force, as the roster derives it.
+async fn tracing_points(config: &Path) -> Result<(), String> {
+    let s = state(&view(config, false).await?);
+    let mut listed = false;
+    let mut by_state: std::collections::BTreeMap<String, (i64, String, &pb::TracingDesignation)> =
+        std::collections::BTreeMap::new();
+    for (node, e) in &s.entries {
+        let (Some(d), Some(c)) = (
+            e.tracing_designation.as_ref(),
+            NodeId::parse(node).ok().and_then(|n| n.state()),
+        ) else {
+            continue;
+        };
+        let newer = by_state
+            .get(c.as_str())
+            .is_none_or(|(at, by, _)| (*at, by.as_str()) < (d.published_at, node.as_str()));
+        if newer {
+            by_state.insert(c.to_string(), (d.published_at, node.clone(), d));
+        }
+    }
+    for (c, (_, by, d)) in by_state {
+        listed = true;
+        println!("{c}: {} (published by {by})", d.node_id);
+        for x in &d.categories {
+            let cat = pb::WeaponCategory::try_from(x.category).unwrap_or_default();
+            println!(
+                "  {}: {}",
+                enum_name(cat.as_str_name(), "WEAPON_CATEGORY_"),
+                x.node_id
+            );
+        }
+    }
+    if !listed {
+        println!("no State has designated a tracing node");
     }
     Ok(())
 }
@@ -487,6 +627,8 @@ fn admitted_member(a: &AdmitArgs) -> Result<pb::Member, String> {
             organisation: a.organisation.clone(),
             regions: a.regions.clone(),
             agency_kind: agency_kind(&a.agency_kind)? as i32,
+            kind: member_kind(&a.kind, &cfg.node_id)? as i32,
+            member_states: member_states(&a.member_states)?,
             ..Default::default()
         });
     }
@@ -500,7 +642,8 @@ fn admitted_member(a: &AdmitArgs) -> Result<pb::Member, String> {
     };
     Ok(pb::Member {
         node_id: node.to_string(),
-        country: node.country().to_string(),
+        // A State's node has its State; an organisation has no country.
+        country: node.state().map(|c| c.to_string()).unwrap_or_default(),
         organisation: a.organisation.clone(),
         role: role as i32,
         endpoint: a.endpoint.clone().ok_or("--endpoint is required")?,
@@ -511,7 +654,21 @@ fn admitted_member(a: &AdmitArgs) -> Result<pb::Member, String> {
         status: 0,
         regions: a.regions.clone(),
         agency_kind: agency_kind(&a.agency_kind)? as i32,
+        kind: member_kind(&a.kind, &node)? as i32,
+        member_states: member_states(&a.member_states)?,
     })
+}
+
+/// `--member-state` values, checked and uppercased.
+fn member_states(states: &[String]) -> Result<Vec<String>, String> {
+    states
+        .iter()
+        .map(|c| {
+            CountryCode::parse(c)
+                .map(|c| c.to_string())
+                .map_err(|e| e.to_string())
+        })
+        .collect()
 }
 
 /// What `publish-local-certs` publishes: the given certificates' fingerprints, or, with none
@@ -552,6 +709,32 @@ fn status_change(a: &StatusArgs) -> Result<pb::StatusChange, String> {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kinds_categories_and_designations_parse() {
+        let fra = NodeId::parse("FRA-POL").unwrap();
+        let hub = NodeId::parse("WESTREG-HUB").unwrap();
+        assert_eq!(member_kind("", &fra), Ok(pb::MemberKind::NationalAgency));
+        assert!(member_kind("", &hub).unwrap_err().contains("--kind"));
+        assert_eq!(
+            member_kind("regional-organisation", &hub),
+            Ok(pb::MemberKind::RegionalOrganisation)
+        );
+        assert!(member_kind("state", &fra).is_err());
+        assert_eq!(weapon_category("shotgun"), Ok(pb::WeaponCategory::Shotgun));
+        assert_eq!(
+            weapon_category("rifle-or-carbine"),
+            Ok(pb::WeaponCategory::RifleOrCarbine)
+        );
+        assert!(weapon_category("unspecified").is_err());
+        let d = designation(&fra, None, &["shotgun=FRA-CUS".into()]).unwrap();
+        assert_eq!(d.node_id, "FRA-POL");
+        assert_eq!(d.categories[0].node_id, "FRA-CUS");
+        assert!(designation(&fra, Some("nope"), &[]).is_err());
+        assert!(designation(&fra, None, &["shotgun".into()]).is_err());
+        assert_eq!(member_states(&["bel".into()]), Ok(vec!["BEL".to_owned()]));
+        assert!(member_states(&["XXX".into()]).is_err());
+    }
 
     #[test]
     fn the_example_entry_files_parse() {

@@ -13,6 +13,12 @@
 //! - A member lists the fingerprints of its own gateway and admin certificates
 //!   (`PublishLocalCertificates`); it may revoke those (`RevokeCertificate`), the secretariat
 //!   any certificate.
+//! - A State's node publishes which nodes of its State receive trace requests
+//!   (`PublishTracingDesignation`); an organisation's node may not, and no node may name
+//!   another State's or an organisation's node.
+//! - A member's kind is consistent with its id: a national agency's id starts with its country;
+//!   a regional organisation, international body or secretariat has no country and its id
+//!   starts with its organisation code; only a regional organisation lists member States.
 //! - A revoked member is final; a suspended member may not publish.
 //!
 //! The state keeps, per member, the signed commands that produced its record and entries
@@ -23,7 +29,7 @@ use tracenet_proto::v1 as pb;
 
 use crate::country::CountryCode;
 use crate::envelope::verify_directory_command;
-use crate::ids::NodeId;
+use crate::ids::{Affiliation, NodeId};
 use crate::policy::Policy;
 
 /// The founding secretariat every replica is configured with (`[directory.secretariat]`): the
@@ -175,6 +181,24 @@ pub enum Refusal {
         /// The fingerprint it asked to revoke.
         fingerprint: String,
     },
+    /// An organisation's node owns no records, so it publishes no sharing policy.
+    #[error("{0} is an organisation's node: it publishes no sharing policy")]
+    OrganisationPolicy(String),
+    /// Only a State's node designates its State's tracing node.
+    #[error("{0} is not a State's node: only a State's nodes designate its tracing node")]
+    NotAStateNode(String),
+    /// A tracing designation names a node that is not an active member of the writer's State.
+    #[error("{node} is not an active member of {state}: a State designates only its own nodes")]
+    NotOwnStateNode {
+        /// The node named.
+        node: String,
+        /// The writer's State.
+        state: String,
+    },
+    /// A tracing designation names a weapon category that is unknown, unspecified or listed
+    /// twice.
+    #[error("weapon category {0} is unknown or listed twice")]
+    BadCategory(i32),
     /// A published audit checkpoint must be a 32-byte chain value at a sequence above the one
     /// published before (a lower one would hide a truncated log).
     #[error(
@@ -292,9 +316,63 @@ fn secretariat(state: &pb::DirectoryState, writer: &str) -> Result<(), Refusal> 
 fn check_member(m: &pb::Member) -> Result<(), Refusal> {
     let bad = |why: String| Err(Refusal::BadMember(why));
     let id = NodeId::parse(&m.node_id).map_err(|e| Refusal::BadId(e.to_string()))?;
-    let country = CountryCode::parse(&m.country).map_err(|e| Refusal::BadMember(e.to_string()))?;
-    if id.country() != country {
-        return bad(format!("{} does not belong to {country}", m.node_id));
+    let kind = pb::MemberKind::try_from(m.kind)
+        .map_err(|_| Refusal::BadMember("kind is not a known member kind".into()))?;
+    match (id.affiliation(), kind) {
+        // A State's node is a national agency (unspecified: admitted before kinds existed).
+        (
+            Affiliation::State(state),
+            pb::MemberKind::NationalAgency | pb::MemberKind::Unspecified,
+        ) => {
+            let country =
+                CountryCode::parse(&m.country).map_err(|e| Refusal::BadMember(e.to_string()))?;
+            if *state != country {
+                return bad(format!("{} does not belong to {country}", m.node_id));
+            }
+        }
+        (Affiliation::State(_), other) => {
+            return bad(format!(
+                "{} is a State's node id; a {} needs an organisation code as its id prefix",
+                m.node_id,
+                other.as_str_name()
+            ));
+        }
+        (Affiliation::Organisation(_), pb::MemberKind::Unspecified) => {
+            return bad(format!(
+                "{} is an organisation's node: its member kind is required",
+                m.node_id
+            ));
+        }
+        (Affiliation::Organisation(_), pb::MemberKind::NationalAgency) => {
+            return bad(format!(
+                "{} is an organisation's node id; a national agency's id starts with its country",
+                m.node_id
+            ));
+        }
+        (Affiliation::Organisation(_), _) => {
+            if !m.country.is_empty() {
+                return bad(format!(
+                    "{} is an organisation's node: it has no country",
+                    m.node_id
+                ));
+            }
+        }
+    }
+    if kind == pb::MemberKind::RegionalOrganisation {
+        if m.member_states.is_empty() || m.member_states.len() > 250 {
+            return bad("a regional organisation lists 1 to 250 member States".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for c in &m.member_states {
+            let parsed = CountryCode::parse(c).map_err(|e| Refusal::BadMember(e.to_string()))?;
+            if parsed.as_str() != c || !seen.insert(parsed) {
+                return bad(format!(
+                    "member State {c:?} is not an uppercase ISO alpha-3 code listed once"
+                ));
+            }
+        }
+    } else if !m.member_states.is_empty() {
+        return bad("only a regional organisation lists member States".into());
     }
     if role(m) == pb::MemberRole::Unspecified {
         return bad("a member needs a role".into());
@@ -397,6 +475,7 @@ fn kept(p: &pb::MemberProofs) -> impl Iterator<Item = &pb::DirectoryCommand> {
         &p.local_certificates,
         &p.sealing_key,
         &p.hub_route,
+        &p.tracing_designation,
     ]
     .into_iter()
     .flatten()
@@ -522,7 +601,10 @@ fn decide(
         Op::PublishPolicy(p) => {
             active_member(state, w)?;
             let parsed = Policy::parse(p.clone()).map_err(|e| Refusal::BadPolicy(e.to_string()))?;
-            if parsed.owner() != writer.country() {
+            let Some(own) = writer.state() else {
+                return Err(Refusal::OrganisationPolicy(w.to_owned()));
+            };
+            if parsed.owner() != own {
                 return Err(Refusal::PolicyOwner {
                     owner: parsed.owner().to_string(),
                     writer: w.to_owned(),
@@ -630,6 +712,16 @@ fn decide(
             state.entries.entry(w.to_owned()).or_default().hub_route = Some(r.clone());
             proofs(state, w).hub_route = Some(cmd.clone());
         }
+        Op::PublishTracingDesignation(d) => {
+            active_member(state, w)?;
+            let kept = tracing_designation(state, &writer, d, cmd.at)?;
+            state
+                .entries
+                .entry(w.to_owned())
+                .or_default()
+                .tracing_designation = Some(kept);
+            proofs(state, w).tracing_designation = Some(cmd.clone());
+        }
     }
     proofs(state, w).last_seq = cmd.seq;
     Ok(())
@@ -661,6 +753,55 @@ fn hub_route(state: &pb::DirectoryState, writer: &str, r: &pb::HubRoute) -> Resu
         Some(_) => Err(Refusal::HubRoute(format!("{} is not a hub", r.hub))),
         None => Err(Refusal::HubRoute(format!("{} is not a member", r.hub))),
     }
+}
+
+/// At most this many per-category entries in a tracing designation.
+const MAX_CATEGORY_DESIGNATIONS: usize = 32;
+
+/// The designation as kept: written by a State's node, naming only active members of the same
+/// State, each weapon category known and listed once; `published_at` is the command's `at`.
+fn tracing_designation(
+    state: &pb::DirectoryState,
+    writer: &NodeId,
+    d: &pb::TracingDesignation,
+    at: i64,
+) -> Result<pb::TracingDesignation, Refusal> {
+    let own = writer
+        .state()
+        .ok_or_else(|| Refusal::NotAStateNode(writer.to_string()))?;
+    if d.categories.len() > MAX_CATEGORY_DESIGNATIONS {
+        return Err(Refusal::TooMany {
+            limit: MAX_CATEGORY_DESIGNATIONS,
+            what: "category designations",
+        });
+    }
+    let own_node = |node: &str| -> Result<(), Refusal> {
+        let refuse = || Refusal::NotOwnStateNode {
+            node: node.chars().take(64).collect(),
+            state: own.to_string(),
+        };
+        let id = NodeId::parse(node).map_err(|_| refuse())?;
+        let m = state.members.get(node).ok_or_else(refuse)?;
+        if !id.is_of_state(own) || status(m) != pb::MemberStatus::Active {
+            return Err(refuse());
+        }
+        Ok(())
+    };
+    own_node(&d.node_id)?;
+    let mut seen = std::collections::HashSet::new();
+    for c in &d.categories {
+        let known = pb::WeaponCategory::try_from(c.category)
+            .is_ok_and(|k| k != pb::WeaponCategory::Unspecified);
+        if !known || !seen.insert(c.category) {
+            return Err(Refusal::BadCategory(c.category));
+        }
+        own_node(&c.node_id)?;
+    }
+    Ok(pb::TracingDesignation {
+        node_id: d.node_id.clone(),
+        categories: d.categories.clone(),
+        published_at: at,
+    })
 }
 
 fn is_genesis(genesis: &Genesis, writer: &str, m: &pb::Member) -> bool {
@@ -911,6 +1052,20 @@ fn rebuild(state: &pb::DirectoryState, genesis: &Genesis) -> Result<pb::Director
             e.hub_route = Some(r.clone());
             any = true;
         }
+        // Whom a designation named was checked against the state when it was applied (like
+        // the revocations above); the roster keeps only nodes still active of the same State.
+        if let Some(cmd) = &p.tracing_designation {
+            own(cmd)?;
+            let Some(Op::PublishTracingDesignation(d)) = &cmd.op else {
+                return Err(bad(format!("tracing designation of {id}")));
+            };
+            e.tracing_designation = Some(pb::TracingDesignation {
+                node_id: d.node_id.clone(),
+                categories: d.categories.clone(),
+                published_at: cmd.at,
+            });
+            any = true;
+        }
         if any {
             out.entries.insert(id.clone(), e);
         }
@@ -966,9 +1121,10 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn member(id: &str, role: pb::MemberRole) -> pb::Member {
+        let node = NodeId::parse(id).unwrap();
         pb::Member {
             node_id: id.into(),
-            country: id[..3].into(),
+            country: node.state().map(|c| c.to_string()).unwrap_or_default(),
             organisation: format!("Synthetic {id}"),
             role: role as i32,
             endpoint: format!("{}.example.test:7400", id.to_lowercase()),
@@ -978,6 +1134,17 @@ pub(crate) mod tests {
             status: 0,
             regions: vec![],
             agency_kind: 0,
+            kind: 0,
+            member_states: vec![],
+        }
+    }
+
+    /// An organisation's member of `kind`, with these member States.
+    pub(crate) fn org_member(id: &str, kind: pb::MemberKind, states: &[&str]) -> pb::Member {
+        pb::Member {
+            kind: kind as i32,
+            member_states: states.iter().map(|s| (*s).to_owned()).collect(),
+            ..member(id, pb::MemberRole::Hub)
         }
     }
 
@@ -1097,6 +1264,205 @@ pub(crate) mod tests {
             cmd("CHE-SEC", Op::Revoke(stop("CHE-SEC"))),
             "cannot revoke itself",
         );
+    }
+
+    #[test]
+    fn member_kinds_must_agree_with_the_node_id() {
+        let mut s = founded();
+        let admit = |m: pb::Member| cmd("CHE-SEC", Op::Admit(m));
+        let regional = pb::MemberKind::RegionalOrganisation;
+        // An organisation without a kind, or posing as a national agency.
+        let mut m = org_member("ECOWAS-HUB", pb::MemberKind::Unspecified, &["GHA"]);
+        m.member_states.clear();
+        refused(&mut s, admit(m), "member kind is required");
+        let m = org_member("ECOWAS-HUB", pb::MemberKind::NationalAgency, &[]);
+        refused(
+            &mut s,
+            admit(m),
+            "national agency's id starts with its country",
+        );
+        // An organisation has no country.
+        let mut m = org_member("ECOWAS-HUB", regional, &["GHA", "SEN"]);
+        m.country = "GHA".into();
+        refused(&mut s, admit(m), "has no country");
+        // A State's node id cannot be an organisation.
+        let m = org_member("BEL-HUB", regional, &["BEL", "NLD"]);
+        refused(&mut s, admit(m), "needs an organisation code");
+        // Member States: a regional organisation's only, valid, each once.
+        refused(
+            &mut s,
+            admit(org_member("ECOWAS-HUB", regional, &[])),
+            "1 to 250 member States",
+        );
+        refused(
+            &mut s,
+            admit(org_member("ECOWAS-HUB", regional, &["GHA", "GHA"])),
+            "listed once",
+        );
+        refused(
+            &mut s,
+            admit(org_member("ECOWAS-HUB", regional, &["XXX"])),
+            "XXX",
+        );
+        refused(
+            &mut s,
+            admit(org_member(
+                "UNODC-GFP",
+                pb::MemberKind::InternationalBody,
+                &["AUT"],
+            )),
+            "only a regional organisation",
+        );
+        let mut national = member("ITA-POL", pb::MemberRole::National);
+        national.member_states = vec!["ITA".into()];
+        refused(&mut s, admit(national), "only a regional organisation");
+        // Consistent members are admitted.
+        for m in [
+            org_member("ECOWAS-HUB", regional, &["GHA", "SEN"]),
+            org_member("UNODC-GFP", pb::MemberKind::InternationalBody, &[]),
+            org_member("SECRETARIAT-DIR", pb::MemberKind::Secretariat, &[]),
+            pb::Member {
+                kind: pb::MemberKind::NationalAgency as i32,
+                ..member("ITA-POL", pb::MemberRole::National)
+            },
+        ] {
+            let id = m.node_id.clone();
+            let r = apply(&mut s, &admit(m));
+            assert!(r.applied, "{id}: {}", r.refusal);
+        }
+        assert_eq!(s.members["ECOWAS-HUB"].country, "");
+        assert_eq!(verify(&s, &genesis()), Ok(()));
+        // An organisation's node owns no records: it publishes no sharing policy.
+        refused(
+            &mut s,
+            cmd(
+                "ECOWAS-HUB",
+                Op::PublishPolicy(pb::SharingPolicy {
+                    owner_country: "GHA".into(),
+                    version: 1,
+                    legal_basis: "synthetic".into(),
+                    rules: vec![],
+                }),
+            ),
+            "publishes no sharing policy",
+        );
+    }
+
+    fn designation(node: &str, categories: &[(pb::WeaponCategory, &str)]) -> Op {
+        Op::PublishTracingDesignation(pb::TracingDesignation {
+            node_id: node.into(),
+            categories: categories
+                .iter()
+                .map(|(c, n)| pb::CategoryDesignation {
+                    category: *c as i32,
+                    node_id: (*n).into(),
+                })
+                .collect(),
+            published_at: 0,
+        })
+    }
+
+    #[test]
+    fn a_states_nodes_designate_its_tracing_node_and_nobody_else_does() {
+        let mut s = founded();
+        for m in [
+            member("FRA-CUS", pb::MemberRole::National),
+            member("FRA-OLD", pb::MemberRole::National),
+            org_member("ECOWAS-HUB", pb::MemberKind::RegionalOrganisation, &["GHA"]),
+        ] {
+            assert!(apply(&mut s, &cmd("CHE-SEC", Op::Admit(m))).applied);
+        }
+        let stop = pb::StatusChange {
+            node_id: "FRA-OLD".into(),
+            reason: "synthetic".into(),
+        };
+        assert!(apply(&mut s, &cmd("CHE-SEC", Op::Suspend(stop))).applied);
+        use pb::WeaponCategory as W;
+        // Refusals: another State's node, an organisation's node, a node that is not an active
+        // member, an organisation writing, a bad or repeated category.
+        refused(
+            &mut s,
+            cmd("FRA-POL", designation("DEU-CUS", &[])),
+            "not an active member of FRA",
+        );
+        refused(
+            &mut s,
+            cmd(
+                "FRA-POL",
+                designation("FRA-POL", &[(W::Shotgun, "ECOWAS-HUB")]),
+            ),
+            "not an active member of FRA",
+        );
+        refused(
+            &mut s,
+            cmd("FRA-POL", designation("FRA-NEW", &[])),
+            "not an active member of FRA",
+        );
+        refused(
+            &mut s,
+            cmd("FRA-POL", designation("FRA-OLD", &[])),
+            "not an active member of FRA",
+        );
+        refused(
+            &mut s,
+            cmd("ECOWAS-HUB", designation("ECOWAS-HUB", &[])),
+            "not a State's node",
+        );
+        refused(
+            &mut s,
+            cmd("DEU-CUS", designation("FRA-POL", &[])),
+            "not an active member of DEU",
+        );
+        refused(
+            &mut s,
+            cmd(
+                "FRA-POL",
+                designation("FRA-POL", &[(W::Unspecified, "FRA-CUS")]),
+            ),
+            "weapon category 0",
+        );
+        refused(
+            &mut s,
+            cmd(
+                "FRA-POL",
+                designation(
+                    "FRA-POL",
+                    &[(W::Shotgun, "FRA-CUS"), (W::Shotgun, "FRA-POL")],
+                ),
+            ),
+            "listed twice",
+        );
+        // Any active node of the State may publish it, naming any active node of the State.
+        let c = cmd(
+            "FRA-CUS",
+            designation("FRA-POL", &[(W::Shotgun, "FRA-CUS")]),
+        );
+        let r = apply(&mut s, &c);
+        assert!(r.applied, "{}", r.refusal);
+        let kept = s.entries["FRA-CUS"].tracing_designation.clone().unwrap();
+        assert_eq!(kept.node_id, "FRA-POL");
+        assert_eq!(
+            kept.published_at, c.at,
+            "the command's time, not the writer's claim"
+        );
+        assert_eq!(s.proofs["FRA-CUS"].tracing_designation.as_ref(), Some(&c));
+        assert_eq!(verify(&s, &genesis()), Ok(()));
+        // A suspended node of the State may not publish.
+        refused(
+            &mut s,
+            cmd("FRA-OLD", designation("FRA-POL", &[])),
+            "SUSPENDED",
+        );
+        // A snapshot whose designation was altered does not verify.
+        let mut forged = s.clone();
+        if let Some(d) = forged
+            .entries
+            .get_mut("FRA-CUS")
+            .and_then(|e| e.tracing_designation.as_mut())
+        {
+            d.node_id = "FRA-CUS".into();
+        }
+        assert!(verify(&forged, &genesis()).is_err());
     }
 
     #[test]

@@ -388,7 +388,7 @@ impl PeerExchange for PeerService {
             .ok_or_else(|| Status::invalid_argument("request is required"))?;
         self.within_limits(&who, &envelope, crate::limits::trace_request(&req))
             .await?;
-        rules::check_trace_request(&who, self.ctx.country, &req)?;
+        rules::check_trace_request(&who, self.ctx.node_id.state(), &req)?;
         let req =
             crate::trace::as_received(req, self.ctx.clock.now_secs(), &self.ctx.trace_settings);
         let id = req.id.clone();
@@ -485,7 +485,7 @@ impl PeerExchange for PeerService {
         // and the owner's handling codes; a refusal is audited (a forgery is worth knowing of).
         let copy = match provenance::accept_forwarded(
             &self.ctx.roster.keys(),
-            (&self.ctx.node_id, self.ctx.country),
+            (&self.ctx.node_id, self.ctx.node_id.state()),
             &who,
             copy,
             self.ctx.clock.now_secs(),

@@ -39,7 +39,7 @@ pub fn refusal_event(who: &NodeId, reason: String) -> Event {
 /// Whether `caller` may deliver this trace request to a node of country `own`.
 pub fn check_trace_request(
     caller: &NodeId,
-    own: CountryCode,
+    own: Option<CountryCode>,
     req: &pb::TraceRequest,
 ) -> Result<(), Status> {
     if req.requester_node != caller.as_str() {
@@ -48,6 +48,12 @@ pub fn check_trace_request(
             req.requester_node.chars().take(64).collect::<String>()
         )));
     }
+    // A State's node traces for its State only; an organisation's node for none.
+    let Some(own) = own else {
+        return Err(Status::invalid_argument(
+            "this node is an organisation's: it answers no trace requests",
+        ));
+    };
     if req.requested_country != own.as_str() {
         return Err(Status::invalid_argument(format!(
             "this node traces for {own}, not {}",
@@ -222,7 +228,7 @@ mod tests {
 
     #[test]
     fn a_trace_request_must_come_from_its_requester_for_this_country() {
-        let (deu, fra) = (node("DEU-BKA"), country("FRA"));
+        let (deu, fra) = (node("DEU-BKA"), Some(country("FRA")));
         assert!(check_trace_request(&deu, fra, &trace_request("DEU-BKA", "FRA", "t1")).is_ok());
         // Naming another requester than the certificate says is refused.
         let spoofed = check_trace_request(&deu, fra, &trace_request("ITA-POL", "FRA", "t1"));
@@ -236,6 +242,9 @@ mod tests {
         }
         let longest = "x".repeat(MAX_REQUEST_ID);
         assert!(check_trace_request(&deu, fra, &trace_request("DEU-BKA", "FRA", &longest)).is_ok());
+        // An organisation's node answers no trace requests, whatever its seat.
+        let hub = check_trace_request(&deu, None, &trace_request("DEU-BKA", "FRA", "t1"));
+        assert_eq!(code(hub), Code::InvalidArgument);
     }
 
     #[test]
@@ -243,7 +252,7 @@ mod tests {
         let long = format!("ITA-{}", "X".repeat(500));
         let s = check_trace_request(
             &node("DEU-BKA"),
-            country("FRA"),
+            Some(country("FRA")),
             &trace_request(&long, "FRA", "t"),
         )
         .unwrap_err();

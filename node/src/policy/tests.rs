@@ -41,6 +41,7 @@ fn rule(
             countries: countries.iter().map(|s| s.to_string()).collect(),
             regions: vec![],
             agency_kinds: vec![],
+            ..Default::default()
         }),
         purposes: purposes.iter().map(|p| *p as i32).collect(),
         data_classes: vec![pb::DataClass::Seizure as i32],
@@ -65,7 +66,8 @@ fn policy(rules: Vec<pb::PolicyRule>) -> Policy {
 
 fn requester(country: &str, purpose: pb::Purpose) -> Requester {
     Requester {
-        country: c(country),
+        affiliation: Affiliation::State(c(country)),
+        member_kind: pb::MemberKind::NationalAgency,
         regions: vec![],
         agency_kind: pb::AgencyKind::Police,
         purpose,
@@ -147,7 +149,7 @@ fn wrong_country_purpose_agency_or_class_is_denied() {
     stats.purpose = pb::Purpose::Statistics;
     assert!(evaluate(&p, &stats, pb::DataClass::Seizure, &rec).is_err());
     let mut ita = q;
-    ita.country = c("ITA");
+    ita.affiliation = Affiliation::State(c("ITA"));
     assert!(evaluate(&p, &ita, pb::DataClass::Seizure, &rec).is_err());
 }
 
@@ -315,7 +317,7 @@ fn malformed_policies_are_refused_with_the_rule_named() {
         (rule("a", &["XXX"], &[pb::Purpose::Tracing], vec![]), "XXX"),
         (
             rule("a", &[], &[pb::Purpose::Tracing], vec![]),
-            "no country or region",
+            "no country, region",
         ),
         (rule("a", &["DEU"], &[], vec![]), "purpose"),
         (
@@ -489,6 +491,7 @@ fn arb_rule(id: usize) -> impl Strategy<Value = pb::PolicyRule> {
                     countries: countries.iter().map(|s| s.to_string()).collect(),
                     regions: vec![],
                     agency_kinds: vec![],
+                    ..Default::default()
                 }),
                 purposes: purposes.iter().map(|p| *p as i32).collect(),
                 data_classes: classes,
@@ -554,4 +557,144 @@ proptest! {
             (Err(e), Some(r)) => prop_assert!(false, "denied ({}) though {} matches", e, r.id),
         }
     }
+}
+
+fn organisation(code: &str, kind: pb::MemberKind) -> Requester {
+    Requester {
+        affiliation: Affiliation::Organisation(OrgCode::parse(code).unwrap()),
+        member_kind: kind,
+        regions: vec!["BENELUX".into()],
+        agency_kind: pb::AgencyKind::Unspecified,
+        purpose: pb::Purpose::Tracing,
+    }
+}
+
+fn audience_rule(id: &str, audience: pb::Audience) -> pb::PolicyRule {
+    pb::PolicyRule {
+        audience: Some(audience),
+        ..rule(id, &[], &[pb::Purpose::Tracing], vec![])
+    }
+}
+
+#[test]
+fn a_rule_naming_a_state_or_region_never_matches_an_organisations_node() {
+    let p = policy(vec![audience_rule(
+        "bel",
+        pb::Audience {
+            countries: vec!["BEL".into()],
+            regions: vec!["BENELUX".into()],
+            ..Default::default()
+        },
+    )]);
+    let rec = record();
+    let mut bel = requester("BEL", pb::Purpose::Tracing);
+    assert!(evaluate(&p, &bel, pb::DataClass::Seizure, &rec).is_ok());
+    bel.affiliation = Affiliation::State(c("LUX"));
+    bel.regions = vec!["BENELUX".into()];
+    assert!(evaluate(&p, &bel, pb::DataClass::Seizure, &rec).is_ok());
+    // The regional organisation of those States, in the same region: not named, not matched.
+    for kind in [
+        pb::MemberKind::RegionalOrganisation,
+        pb::MemberKind::Unspecified,
+        pb::MemberKind::NationalAgency,
+    ] {
+        let hub = organisation("BENELUX", kind);
+        let d = evaluate(&p, &hub, pb::DataClass::Seizure, &rec);
+        assert!(
+            matches!(&d, Err(Denial::NoRule { requester, .. }) if requester == "BENELUX"),
+            "{kind:?}: {d:?}"
+        );
+    }
+}
+
+#[test]
+fn a_rule_naming_an_organisation_or_a_member_kind_matches_it() {
+    let by_code = policy(vec![audience_rule(
+        "ecowas",
+        pb::Audience {
+            organisations: vec!["ECOWAS".into()],
+            ..Default::default()
+        },
+    )]);
+    let rec = record();
+    let hub = organisation("ECOWAS", pb::MemberKind::RegionalOrganisation);
+    assert_eq!(
+        evaluate(&by_code, &hub, pb::DataClass::Seizure, &rec)
+            .unwrap()
+            .rule_id,
+        "ecowas"
+    );
+    let other = organisation("UNODC", pb::MemberKind::InternationalBody);
+    assert!(evaluate(&by_code, &other, pb::DataClass::Seizure, &rec).is_err());
+    // A State's node is never an organisation.
+    let ecowas_state = requester("GHA", pb::Purpose::Tracing);
+    assert!(evaluate(&by_code, &ecowas_state, pb::DataClass::Seizure, &rec).is_err());
+
+    let by_kind = policy(vec![audience_rule(
+        "bodies",
+        pb::Audience {
+            member_kinds: vec![pb::MemberKind::InternationalBody as i32],
+            ..Default::default()
+        },
+    )]);
+    assert!(evaluate(&by_kind, &other, pb::DataClass::Seizure, &rec).is_ok());
+    assert!(evaluate(&by_kind, &hub, pb::DataClass::Seizure, &rec).is_err());
+    let national = policy(vec![audience_rule(
+        "national",
+        pb::Audience {
+            member_kinds: vec![pb::MemberKind::NationalAgency as i32],
+            ..Default::default()
+        },
+    )]);
+    assert!(evaluate(&national, &ecowas_state, pb::DataClass::Seizure, &rec).is_ok());
+    assert!(evaluate(&national, &hub, pb::DataClass::Seizure, &rec).is_err());
+    // An organisation without a listed kind is matched by its code only.
+    let unlisted = organisation("UNODC", pb::MemberKind::Unspecified);
+    assert!(evaluate(&by_kind, &unlisted, pb::DataClass::Seizure, &rec).is_err());
+}
+
+#[test]
+fn audiences_are_checked() {
+    for (audience, problem) in [
+        (pb::Audience::default(), "names no country"),
+        (
+            pb::Audience {
+                organisations: vec!["BEL".into()],
+                ..Default::default()
+            },
+            "not an organisation code",
+        ),
+        (
+            pb::Audience {
+                member_kinds: vec![0],
+                ..Default::default()
+            },
+            "unknown member kind",
+        ),
+    ] {
+        let e = Policy::parse(pb::SharingPolicy {
+            owner_country: "FRA".into(),
+            version: 1,
+            legal_basis: "synthetic".into(),
+            rules: vec![audience_rule("r", audience)],
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains(problem), "{e}");
+    }
+}
+
+#[test]
+fn member_kinds_default_by_affiliation() {
+    let bel = Affiliation::State(c("BEL"));
+    let hub = Affiliation::Organisation(OrgCode::parse("ECOWAS").unwrap());
+    assert_eq!(member_kind(&bel, None), pb::MemberKind::NationalAgency);
+    assert_eq!(
+        member_kind(&bel, Some(pb::MemberKind::Unspecified)),
+        pb::MemberKind::NationalAgency
+    );
+    assert_eq!(member_kind(&hub, None), pb::MemberKind::Unspecified);
+    assert_eq!(
+        member_kind(&hub, Some(pb::MemberKind::Secretariat)),
+        pb::MemberKind::Secretariat
+    );
 }

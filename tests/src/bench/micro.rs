@@ -32,7 +32,8 @@ pub fn run(n: usize, appends: usize) -> Result<Report, Error> {
     let fra = CountryCode::parse("FRA")?;
     let policy = Policy::from_toml(tracenet_devnet::demo::policies::FRA)?;
     let requester = Requester {
-        country: CountryCode::parse("DEU")?,
+        affiliation: tracenet_node::ids::Affiliation::State(CountryCode::parse("DEU")?),
+        member_kind: pb::MemberKind::NationalAgency,
         regions: vec![],
         agency_kind: pb::AgencyKind::Customs,
         purpose: pb::Purpose::BorderRiskAnalysis,

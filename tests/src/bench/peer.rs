@@ -146,7 +146,7 @@ pub async fn run(p: PeerParams) -> Result<Report, Error> {
     let shutdown = CancellationToken::new();
     let echo_addr = echo_server(&t, shutdown.clone()).await?;
     let echo = echo_channel(&t, echo_addr).await?;
-    let serial = tracenet_node::sample::serial(t.node(0).id.country(), 1);
+    let serial = tracenet_node::sample::serial(t.node(0).config.country, 1);
 
     let lookup = {
         let key = key.clone();

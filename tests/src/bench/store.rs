@@ -50,7 +50,7 @@ fn pick(i: usize, n: u64) -> u64 {
 /// Runs the scenario.
 pub async fn run(p: StoreParams, progress: &dyn Fn(&str)) -> Result<Report, Error> {
     let t = TestFederation::start(1).await?;
-    let country: CountryCode = t.node(0).id.country();
+    let country: CountryCode = t.node(0).config.country;
     let mut c = t.admin(0).await?;
     let raw_dir = tempfile::tempdir()?;
     let raw = sled::Config::new().path(raw_dir.path()).open()?;

@@ -58,7 +58,8 @@ fn policy_with(fields: Vec<pb::FieldRule>, hit_only: bool, partial: Option<(u32,
 
 fn ita() -> Requester {
     Requester {
-        country: country("ITA"),
+        affiliation: crate::ids::Affiliation::State(country("ITA")),
+        member_kind: pb::MemberKind::NationalAgency,
         regions: vec![],
         agency_kind: pb::AgencyKind::Police,
         purpose: pb::Purpose::BorderRiskAnalysis,
@@ -227,7 +228,7 @@ fn without_a_rule_nothing_is_a_hit() {
     let r = rec(3);
     let c = Criteria::serial(&r.firearms[0].serial_number, "").unwrap();
     let deu = Requester {
-        country: country("DEU"),
+        affiliation: crate::ids::Affiliation::State(country("DEU")),
         ..ita()
     };
     assert!(matches!(
