@@ -52,6 +52,10 @@ pub enum FanoutError {
     /// The one peer asked refused, failed or answered unusably (who and why).
     #[error("peer {0}")]
     Peer(String),
+    /// A regional fan-out was asked of a node without a hub (or whose hub is unknown). Not
+    /// retryable until the node is configured with one.
+    #[error("{0}")]
+    NoHub(String),
 }
 
 // ---- decisions (pure) ----

@@ -145,6 +145,7 @@ impl From<FanoutError> for Status {
                 Status::unavailable("audit log unavailable; nothing was sent")
             }
             FanoutError::Peer(m) => Status::failed_precondition(format!("peer {m}")),
+            FanoutError::NoHub(m) => Status::failed_precondition(m),
             FanoutError::Storage(m) => {
                 tracing::error!(error = %m, "keeping received copies failed");
                 Status::unavailable(STORAGE_UNAVAILABLE)

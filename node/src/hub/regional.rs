@@ -29,11 +29,11 @@ pub async fn lookup(
         .hub
         .hub
         .clone()
-        .ok_or_else(|| FanoutError::BadArgument("this node has no hub ([hub] hub)".into()))?;
+        .ok_or_else(|| FanoutError::NoHub("this node has no hub ([hub] hub)".into()))?;
     let sealer = node
         .peers
         .sealer()
-        .ok_or_else(|| FanoutError::BadArgument("this node seals nothing".into()))?;
+        .ok_or_else(|| FanoutError::NoHub("this node seals nothing".into()))?;
     let view = node.roster.view();
     let body = pb::SealedBody {
         method: LOOKUP.into(),
@@ -73,11 +73,11 @@ pub async fn lookup(
     let addr = node
         .roster
         .endpoint(&hub)
-        .ok_or_else(|| FanoutError::BadArgument(format!("no endpoint known for hub {hub}")))?;
+        .ok_or_else(|| FanoutError::NoHub(format!("no endpoint known for hub {hub}")))?;
     let ch = node
         .peers
         .channel(&hub, &addr)
-        .map_err(|e| FanoutError::BadArgument(e.to_string()))?;
+        .map_err(|e| FanoutError::NoHub(e.to_string()))?;
     let deadline_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
     let mut client = HubRelayClient::new(ch);
     let call = client.regional_fanout(pb::RegionalFanoutRequest { calls, deadline_ms });
