@@ -111,7 +111,11 @@ fn closed(s: i32) -> bool {
 /// Ranks `offer` against `need`: `None` when it cannot meet it at all (closed, expired on
 /// `today`, another category or region unless the offer says it serves any), else a score
 /// (higher is better) and the reasons.
-pub fn score(need: NeedSide<'_>, offer: OfferSide<'_>, today: Option<Date>) -> Option<(i32, Vec<Reason>)> {
+pub fn score(
+    need: NeedSide<'_>,
+    offer: OfferSide<'_>,
+    today: Option<Date>,
+) -> Option<(i32, Vec<Reason>)> {
     let (n, o) = (need.need, offer.offer);
     if closed(n.status) || closed(o.status) {
         return None;
@@ -143,7 +147,11 @@ pub fn score(need: NeedSide<'_>, offer: OfferSide<'_>, today: Option<Date>) -> O
     } else {
         return None;
     }
-    if lower(&n.languages).intersection(&lower(&o.languages)).next().is_some() {
+    if lower(&n.languages)
+        .intersection(&lower(&o.languages))
+        .next()
+        .is_some()
+    {
         reasons.push(Reason::CommonLanguage);
         score += 15;
     } else {
@@ -198,10 +206,7 @@ pub fn covers(m: &pb::AssistanceMatch) -> bool {
     use pb::AssistanceStatus as S;
     match status(m.status) {
         S::Matched | S::InProgress | S::Delivered => true,
-        S::Closed => m
-            .history
-            .iter()
-            .any(|h| h.status == S::Delivered as i32),
+        S::Closed => m.history.iter().any(|h| h.status == S::Delivered as i32),
         _ => false,
     }
 }
@@ -251,12 +256,32 @@ pub fn public_need(n: &pb::AssistanceNeed) -> pb::AssistanceNeed {
         id: n.id.clone(),
         category: n.category,
         title: n.title.clone(),
-        description: if has("description") { n.description.clone() } else { String::new() },
+        description: if has("description") {
+            n.description.clone()
+        } else {
+            String::new()
+        },
         priority: n.priority,
-        scope: if has("scope") { n.scope.clone() } else { String::new() },
-        wanted_by: if has("timing") { n.wanted_by.clone() } else { String::new() },
-        languages: if has("languages") { n.languages.clone() } else { Vec::new() },
-        contact: if has("contact") { n.contact.clone() } else { String::new() },
+        scope: if has("scope") {
+            n.scope.clone()
+        } else {
+            String::new()
+        },
+        wanted_by: if has("timing") {
+            n.wanted_by.clone()
+        } else {
+            String::new()
+        },
+        languages: if has("languages") {
+            n.languages.clone()
+        } else {
+            Vec::new()
+        },
+        contact: if has("contact") {
+            n.contact.clone()
+        } else {
+            String::new()
+        },
         region: n.region.clone(),
         public_parts: n.public_parts.clone(),
         status: n.status,
@@ -270,16 +295,36 @@ pub fn public_offer(o: &pb::AssistanceOffer) -> pb::AssistanceOffer {
         id: o.id.clone(),
         categories: o.categories.clone(),
         title: o.title.clone(),
-        description: if has("description") { o.description.clone() } else { String::new() },
+        description: if has("description") {
+            o.description.clone()
+        } else {
+            String::new()
+        },
         donor: o.donor.clone(),
         capacity: if has("scope") { o.capacity } else { 0 },
         regions: o.regions.clone(),
         any_region: o.any_region,
         any_category: o.any_category,
-        conditions: if has("scope") { o.conditions.clone() } else { String::new() },
-        until: if has("timing") { o.until.clone() } else { String::new() },
-        languages: if has("languages") { o.languages.clone() } else { Vec::new() },
-        contact: if has("contact") { o.contact.clone() } else { String::new() },
+        conditions: if has("scope") {
+            o.conditions.clone()
+        } else {
+            String::new()
+        },
+        until: if has("timing") {
+            o.until.clone()
+        } else {
+            String::new()
+        },
+        languages: if has("languages") {
+            o.languages.clone()
+        } else {
+            Vec::new()
+        },
+        contact: if has("contact") {
+            o.contact.clone()
+        } else {
+            String::new()
+        },
         public_parts: o.public_parts.clone(),
         status: o.status,
     }
@@ -290,14 +335,30 @@ pub fn public_expert(x: &pb::AssistanceExpert) -> pb::AssistanceExpert {
     let has = |p: &str| x.public_parts.iter().any(|y| y == p);
     pb::AssistanceExpert {
         id: x.id.clone(),
-        name_or_function: if has("name") { x.name_or_function.clone() } else { String::new() },
+        name_or_function: if has("name") {
+            x.name_or_function.clone()
+        } else {
+            String::new()
+        },
         expertise: x.expertise.clone(),
-        languages: if has("languages") { x.languages.clone() } else { Vec::new() },
+        languages: if has("languages") {
+            x.languages.clone()
+        } else {
+            Vec::new()
+        },
         region: x.region.clone(),
-        availability: if has("description") { x.availability.clone() } else { String::new() },
+        availability: if has("description") {
+            x.availability.clone()
+        } else {
+            String::new()
+        },
         consent: x.consent,
         consent_note: String::new(),
-        contact: if has("contact") { x.contact.clone() } else { String::new() },
+        contact: if has("contact") {
+            x.contact.clone()
+        } else {
+            String::new()
+        },
         public_parts: x.public_parts.clone(),
     }
 }
@@ -345,9 +406,7 @@ impl Viewer {
 
     /// Whether it sees whole an entry by `author` in `regions`.
     pub fn sees_whole(&self, author: &str, regions: &[String]) -> bool {
-        self.secretariat
-            || author == self.node
-            || regions.iter().any(|r| self.hub_of.contains(r))
+        self.secretariat || author == self.node || regions.iter().any(|r| self.hub_of.contains(r))
     }
 }
 
@@ -377,17 +436,22 @@ pub fn board(
     };
     let mut authors: Vec<&String> = state.entries.keys().collect();
     authors.sort();
-    let matches_of_need = |author: &str, id: &str| {
+    let live = |m: &&pb::AssistanceMatch| m.status != pb::AssistanceStatus::Declined as i32;
+    let matches_of_need = |author: &str, id: &str| -> Vec<&pb::AssistanceMatch> {
         state
             .assistance_matches
             .iter()
-            .filter(move |m| m.requester == author && m.need_id == id && m.status != pb::AssistanceStatus::Declined as i32)
+            .filter(|m| m.requester == author && m.need_id == id)
+            .filter(live)
+            .collect()
     };
-    let matches_of_offer = |author: &str, id: &str| {
+    let matches_of_offer = |author: &str, id: &str| -> Vec<&pb::AssistanceMatch> {
         state
             .assistance_matches
             .iter()
-            .filter(move |m| m.donor == author && m.offer_id == id && m.status != pb::AssistanceStatus::Declined as i32)
+            .filter(|m| m.donor == author && m.offer_id == id)
+            .filter(live)
+            .collect()
     };
     let mut out = pb::AssistanceBoardResponse {
         viewer: viewer.node.clone(),
@@ -395,14 +459,21 @@ pub fn board(
         ..Default::default()
     };
     // Full entries for ranking (never sent as they are unless the viewer may see them whole).
-    let mut needs: Vec<(&str, &pb::AssistanceNeed, Vec<String>, Option<&pb::AssistanceMatch>)> = Vec::new();
+    let mut needs: Vec<(
+        &str,
+        &pb::AssistanceNeed,
+        Vec<String>,
+        Option<&pb::AssistanceMatch>,
+    )> = Vec::new();
     let mut offers: Vec<(&str, &pb::AssistanceOffer, Vec<String>, u32)> = Vec::new();
     for author in authors {
         let e = &state.entries[author];
         let member = state.members.get(author);
         for n in &e.assistance_needs {
             let regions = regions_or(std::slice::from_ref(&n.region), member);
-            let covering = matches_of_need(author, &n.id).find(|m| covers(m));
+            let covering = matches_of_need(author, &n.id)
+                .into_iter()
+                .find(|m| covers(m));
             let whole = viewer.sees_whole(author, &regions);
             let mut history = vec![pb::AssistanceHistoryItem {
                 status: pb::AssistanceStatus::Open as i32,
@@ -429,7 +500,7 @@ pub fn board(
                 country: country(author),
                 need: Some(if whole { n.clone() } else { public_need(n) }),
                 whole,
-                status: derived_status(n.status, matches_of_need(author, &n.id)) as i32,
+                status: derived_status(n.status, matches_of_need(author, &n.id).into_iter()) as i32,
                 covered: covering.is_some(),
                 covered_by: covering.map(|m| m.id.clone()).unwrap_or_default(),
                 regions: regions.clone(),
@@ -440,14 +511,18 @@ pub fn board(
         for o in &e.assistance_offers {
             let regions = regions_or(&o.regions, member);
             let whole = viewer.sees_whole(author, &regions);
-            let active = matches_of_offer(author, &o.id).filter(|m| active(m)).count();
+            let active = matches_of_offer(author, &o.id)
+                .into_iter()
+                .filter(|m| active(m))
+                .count();
             let active = u32::try_from(active).unwrap_or(u32::MAX);
             out.offers.push(pb::AssistanceBoardOffer {
                 author: author.clone(),
                 country: country(author),
                 offer: Some(if whole { o.clone() } else { public_offer(o) }),
                 whole,
-                status: derived_status(o.status, matches_of_offer(author, &o.id)) as i32,
+                status: derived_status(o.status, matches_of_offer(author, &o.id).into_iter())
+                    as i32,
                 active_matches: active,
                 regions: regions.clone(),
             });
@@ -491,10 +566,18 @@ pub fn board(
     // Suggestions: for the viewer's own needs and offers, and whatever it sees whole.
     let sides: Vec<OfferSide<'_>> = offers
         .iter()
-        .map(|(_, o, r, a)| OfferSide { offer: o, regions: r, active: *a })
+        .map(|(_, o, r, a)| OfferSide {
+            offer: o,
+            regions: r,
+            active: *a,
+        })
         .collect();
     for (author, n, regions, covering) in &needs {
-        let side = NeedSide { need: n, regions, covered: covering.is_some() };
+        let side = NeedSide {
+            need: n,
+            regions,
+            covered: covering.is_some(),
+        };
         let need_visible = viewer.sees_whole(author, regions);
         let ranked = rank(side, &sides, today)
             .into_iter()
@@ -503,7 +586,9 @@ pub fn board(
             })
             .take(SUGGESTIONS_PER_NEED);
         for (i, score, reasons) in ranked {
-            let Some((oa, o, _, _)) = offers.get(i) else { continue };
+            let Some((oa, o, _, _)) = offers.get(i) else {
+                continue;
+            };
             out.suggestions.push(pb::AssistanceSuggestion {
                 need_author: (*author).to_owned(),
                 need_id: n.id.clone(),

@@ -91,7 +91,11 @@ pub fn board_csv(b: &pb::AssistanceBoardResponse) -> Result<String, CsvError> {
             o.country.clone(),
             cats.join(" "),
             safe(&offer.title),
-            if offer.any_region { "any".to_owned() } else { o.regions.join(" ") },
+            if offer.any_region {
+                "any".to_owned()
+            } else {
+                o.regions.join(" ")
+            },
             status_name(o.status),
             String::new(),
             offer.until.clone(),
@@ -107,7 +111,12 @@ pub fn board_csv(b: &pb::AssistanceBoardResponse) -> Result<String, CsvError> {
             x.donor.clone(),
             String::new(),
             String::new(),
-            format!("{} -> {}/{}", safe(&x.offer_id), x.requester, safe(&x.need_id)),
+            format!(
+                "{} -> {}/{}",
+                safe(&x.offer_id),
+                x.requester,
+                safe(&x.need_id)
+            ),
             String::new(),
             status_name(x.status),
             String::new(),
@@ -147,6 +156,9 @@ mod tests {
         let csv = board_csv(&b).unwrap();
         let mut lines = csv.lines();
         assert_eq!(lines.next().unwrap(), CSV_COLUMNS.join(","));
-        assert_eq!(lines.next().unwrap(), "need,n1,SEN-POL,SEN,marking,'=cmd(),,open,1,,,");
+        assert_eq!(
+            lines.next().unwrap(),
+            "need,n1,SEN-POL,SEN,marking,'=cmd(),,open,1,,,"
+        );
     }
 }

@@ -66,12 +66,20 @@ async fn a_need_and_an_offer_matched_accepted_and_delivered_through_two_consoles
     let (s, body) = deu
         .post(
             "/assistance/entries",
-            &[("kind", "need"), ("id", "bad"), ("title", "x"), ("priority", "1")],
+            &[
+                ("kind", "need"),
+                ("id", "bad"),
+                ("title", "x"),
+                ("priority", "1"),
+            ],
         )
         .await
         .unwrap();
     assert_eq!(s, StatusCode::OK);
-    assert!(body.contains("id=\"form-errors\"") && body.contains("category"), "{body}");
+    assert!(
+        body.contains("id=\"form-errors\"") && body.contains("category"),
+        "{body}"
+    );
 
     // FRA-POL publishes an offer of the same category for the same region.
     posted(
@@ -95,14 +103,29 @@ async fn a_need_and_an_offer_matched_accepted_and_delivered_through_two_consoles
 
     // FRA-POL sees the need with its own offer ranked for it and the reasons, but not the
     // parts DEU-CUS kept private; it proposes.
-    let page = wait_for(&fra, "/assistance/needs/DEU-CUS/deu-marking", "propose-form").await;
-    assert!(page.contains("same category") && page.contains("serves the need"), "{page}");
+    let page = wait_for(
+        &fra,
+        "/assistance/needs/DEU-CUS/deu-marking",
+        "propose-form",
+    )
+    .await;
+    assert!(
+        page.contains("same category") && page.contains("serves the need"),
+        "{page}"
+    );
     assert!(page.contains("2 machines"));
-    assert!(!page.contains("Confidential details"), "a private part shown to another member");
+    assert!(
+        !page.contains("Confidential details"),
+        "a private part shown to another member"
+    );
     posted(
         &fra,
         "/assistance/needs/DEU-CUS/deu-marking/propose",
-        &[("id", "m1"), ("offer_id", "fra-marking"), ("note", "Two machines")],
+        &[
+            ("id", "m1"),
+            ("offer_id", "fra-marking"),
+            ("note", "Two machines"),
+        ],
     )
     .await;
     let (_, page) = fra.get("/assistance/matches/FRA-POL/m1").await.unwrap();
@@ -120,7 +143,10 @@ async fn a_need_and_an_offer_matched_accepted_and_delivered_through_two_consoles
     assert_eq!(r.status(), StatusCode::CONFLICT);
     let problem: Value = r.json().await.unwrap();
     assert!(
-        problem["detail"].as_str().unwrap().contains("only the requesting State"),
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("only the requesting State"),
         "{problem}"
     );
     // An officer may read the board but not write to it.
@@ -158,18 +184,31 @@ async fn a_need_and_an_offer_matched_accepted_and_delivered_through_two_consoles
     posted(
         &deu,
         "/assistance/matches/FRA-POL/m1/step",
-        &[("step", "lessons"), ("lessons", "Train operators before delivery")],
+        &[
+            ("step", "lessons"),
+            ("lessons", "Train operators before delivery"),
+        ],
     )
     .await;
     let page = wait_for(&fra, "/assistance/matches/FRA-POL/m1", "Train operators").await;
-    for step in ["Proposed", "Matched", "In progress", "Delivered", "Shipped", "Received"] {
+    for step in [
+        "Proposed",
+        "Matched",
+        "In progress",
+        "Delivered",
+        "Shipped",
+        "Received",
+    ] {
         assert!(page.contains(step), "history lacks {step}: {page}");
     }
 
     // The board: the need is delivered and covered; a third member (ITA-POL, through its
     // node's local API) sees it covered, with only its public parts.
     let (_, board) = deu.get("/assistance").await.unwrap();
-    assert!(board.contains("deu-marking") && board.contains("covered"), "{board}");
+    assert!(
+        board.contains("deu-marking") && board.contains("covered"),
+        "{board}"
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let ita = loop {
         let b = t
@@ -199,7 +238,10 @@ async fn a_need_and_an_offer_matched_accepted_and_delivered_through_two_consoles
     assert_eq!(need.contact, "");
     assert_eq!(need.scope, "2 machines");
     let m = ita.matches[0].r#match.as_ref().unwrap();
-    assert!(m.history.iter().all(|h| h.note.is_empty()), "notes shown to a non-party");
+    assert!(
+        m.history.iter().all(|h| h.note.is_empty()),
+        "notes shown to a non-party"
+    );
 
     // CSV export of the board.
     let r = deu
@@ -210,8 +252,14 @@ async fn a_need_and_an_offer_matched_accepted_and_delivered_through_two_consoles
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let csv = r.text().await.unwrap();
-    assert!(csv.starts_with("kind,id,author,country,categories"), "{csv}");
-    assert!(csv.contains("need,deu-marking,DEU-CUS,DEU,marking"), "{csv}");
+    assert!(
+        csv.starts_with("kind,id,author,country,categories"),
+        "{csv}"
+    );
+    assert!(
+        csv.contains("need,deu-marking,DEU-CUS,DEU,marking"),
+        "{csv}"
+    );
     assert!(csv.contains("match,FRA-POL/m1"), "{csv}");
 
     // The JSON API reads the same board.
@@ -225,7 +273,10 @@ async fn a_need_and_an_offer_matched_accepted_and_delivered_through_two_consoles
         .await
         .unwrap();
     assert_eq!(b["viewer"], "FRA-POL");
-    assert!(b["matches"][0]["match"]["status"] == "ASSISTANCE_STATUS_DELIVERED", "{b}");
+    assert!(
+        b["matches"][0]["match"]["status"] == "ASSISTANCE_STATUS_DELIVERED",
+        "{b}"
+    );
 
     // The expert roster: consent is required, then the entry is searchable.
     let (s, body) = fra
@@ -259,7 +310,10 @@ async fn a_need_and_an_offer_matched_accepted_and_delivered_through_two_consoles
     .await;
     let page = wait_for(&deu, "/assistance/experts?q=examiner", "Firearms examiner").await;
     assert!(page.contains("experts-table"));
-    let (_, page) = deu.get("/assistance/experts?q=nobody-like-this").await.unwrap();
+    let (_, page) = deu
+        .get("/assistance/experts?q=nobody-like-this")
+        .await
+        .unwrap();
     assert!(!page.contains("Firearms examiner"));
 
     // French.
@@ -271,7 +325,10 @@ async fn a_need_and_an_offer_matched_accepted_and_delivered_through_two_consoles
         .unwrap();
     assert!(r.status().is_redirection());
     let (_, page) = deu.get("/assistance").await.unwrap();
-    assert!(page.contains("Tableau de l'assistance") || page.contains("Tableau de l&#39;assistance"), "{page}");
+    assert!(
+        page.contains("Tableau de l'assistance") || page.contains("Tableau de l&#39;assistance"),
+        "{page}"
+    );
     assert!(page.contains("Livré"), "{page}");
 
     t.shutdown().await.unwrap();

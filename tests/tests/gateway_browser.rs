@@ -228,9 +228,13 @@ async fn an_officer_works_a_case_end_to_end_in_a_real_browser() {
         .unwrap();
     snap(&b, "10-directory").await;
     // The assistance board: FRA publishes a need through the form, the board lists it.
-    b.goto(&format!("{fra}/assistance/new?kind=need")).await.unwrap();
+    b.goto(&format!("{fra}/assistance/new?kind=need"))
+        .await
+        .unwrap();
     b.fill("#a-id", "fra-training").await.unwrap();
-    b.select("#a-category", "training_identification").await.unwrap();
+    b.select("#a-category", "training_identification")
+        .await
+        .unwrap();
     b.fill("#a-title", "Identification course for border officers")
         .await
         .unwrap();

@@ -57,7 +57,12 @@ fn offer(id: &str, categories: &[pb::AssistanceCategory], title: &str, donor: &s
             until: "2028-12-31".into(),
             languages: vec!["en".into(), "fr".into(), "it".into()],
             contact: "donor.desk@example.test (synthetic)".into(),
-            public_parts: vec!["description".into(), "scope".into(), "timing".into(), "languages".into()],
+            public_parts: vec![
+                "description".into(),
+                "scope".into(),
+                "timing".into(),
+                "languages".into(),
+            ],
             status: pb::AssistanceStatus::Open as i32,
         })),
     })
@@ -67,44 +72,102 @@ fn offer(id: &str, categories: &[pb::AssistanceCategory], title: &str, donor: &s
 pub async fn publish(fed: &DevFederation) -> Result<(), DemoError> {
     use pb::AssistanceCategory as C;
     let steps: Vec<(usize, Op)> = vec![
-        (ITA, need("ita-marking", C::Marking, "Two marking machines for the national armoury", "2 machines and operator training", "2027-09-30", 1)),
-        (ITA, need("ita-tracing", C::TrainingIdentification, "Firearms identification course for customs officers", "20 officers", "2027-12-31", 2)),
-        (DEU, need("deu-border", C::BorderControl, "X-ray scanner training at road crossings", "3 crossings", "2028-03-31", 3)),
-        (FRA, offer("fra-marking", &[C::Marking, C::TrainingIdentification], "Marking machine loan and training", "FRA-POL armoury (synthetic)")),
-        (DEU, offer("deu-records", &[C::RecordKeeping, C::TracingCapacity], "Record-keeping software and tracing desk set-up", "DEU-CUS (synthetic)")),
-        (FRA, Op::PublishAssistance(pb::AssistanceEntry {
-            entry: Some(pb::assistance_entry::Entry::Expert(pb::AssistanceExpert {
-                id: "fra-examiner".into(),
-                name_or_function: "Senior firearms examiner (synthetic)".into(),
-                expertise: vec![C::TrainingIdentification as i32, C::Marking as i32],
-                languages: vec!["fr".into(), "en".into()],
-                region: "europe".into(),
-                availability: "Two weeks per quarter".into(),
-                consent: true,
-                consent_note: "Synthetic: consent recorded by the demo".into(),
-                contact: "examiner@example.test (synthetic)".into(),
-                public_parts: vec!["name".into(), "description".into(), "languages".into()],
-            })),
-        })),
-        (FRA, Op::ProposeAssistance(pb::AssistanceProposal {
-            id: "m1".into(),
-            offer_id: "fra-marking".into(),
-            requester: "ITA-POL".into(),
-            need_id: "ita-marking".into(),
-            note: "Two machines available from our armoury (synthetic)".into(),
-        })),
-        (ITA, Op::AssistanceStep(pb::AssistanceStep {
-            match_id: "FRA-POL/m1".into(),
-            status: pb::AssistanceStatus::Matched as i32,
-            note: "Accepted (synthetic)".into(),
-            lessons: String::new(),
-        })),
-        (FRA, Op::AssistanceStep(pb::AssistanceStep {
-            match_id: "FRA-POL/m1".into(),
-            status: pb::AssistanceStatus::InProgress as i32,
-            note: "Machines shipped (synthetic)".into(),
-            lessons: String::new(),
-        })),
+        (
+            ITA,
+            need(
+                "ita-marking",
+                C::Marking,
+                "Two marking machines for the national armoury",
+                "2 machines and operator training",
+                "2027-09-30",
+                1,
+            ),
+        ),
+        (
+            ITA,
+            need(
+                "ita-tracing",
+                C::TrainingIdentification,
+                "Firearms identification course for customs officers",
+                "20 officers",
+                "2027-12-31",
+                2,
+            ),
+        ),
+        (
+            DEU,
+            need(
+                "deu-border",
+                C::BorderControl,
+                "X-ray scanner training at road crossings",
+                "3 crossings",
+                "2028-03-31",
+                3,
+            ),
+        ),
+        (
+            FRA,
+            offer(
+                "fra-marking",
+                &[C::Marking, C::TrainingIdentification],
+                "Marking machine loan and training",
+                "FRA-POL armoury (synthetic)",
+            ),
+        ),
+        (
+            DEU,
+            offer(
+                "deu-records",
+                &[C::RecordKeeping, C::TracingCapacity],
+                "Record-keeping software and tracing desk set-up",
+                "DEU-CUS (synthetic)",
+            ),
+        ),
+        (
+            FRA,
+            Op::PublishAssistance(pb::AssistanceEntry {
+                entry: Some(pb::assistance_entry::Entry::Expert(pb::AssistanceExpert {
+                    id: "fra-examiner".into(),
+                    name_or_function: "Senior firearms examiner (synthetic)".into(),
+                    expertise: vec![C::TrainingIdentification as i32, C::Marking as i32],
+                    languages: vec!["fr".into(), "en".into()],
+                    region: "europe".into(),
+                    availability: "Two weeks per quarter".into(),
+                    consent: true,
+                    consent_note: "Synthetic: consent recorded by the demo".into(),
+                    contact: "examiner@example.test (synthetic)".into(),
+                    public_parts: vec!["name".into(), "description".into(), "languages".into()],
+                })),
+            }),
+        ),
+        (
+            FRA,
+            Op::ProposeAssistance(pb::AssistanceProposal {
+                id: "m1".into(),
+                offer_id: "fra-marking".into(),
+                requester: "ITA-POL".into(),
+                need_id: "ita-marking".into(),
+                note: "Two machines available from our armoury (synthetic)".into(),
+            }),
+        ),
+        (
+            ITA,
+            Op::AssistanceStep(pb::AssistanceStep {
+                match_id: "FRA-POL/m1".into(),
+                status: pb::AssistanceStatus::Matched as i32,
+                note: "Accepted (synthetic)".into(),
+                lessons: String::new(),
+            }),
+        ),
+        (
+            FRA,
+            Op::AssistanceStep(pb::AssistanceStep {
+                match_id: "FRA-POL/m1".into(),
+                status: pb::AssistanceStatus::InProgress as i32,
+                note: "Machines shipped (synthetic)".into(),
+                lessons: String::new(),
+            }),
+        ),
     ];
     for (i, op) in steps {
         fed.propose_applied(i, op).await?;

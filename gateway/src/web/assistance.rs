@@ -175,7 +175,6 @@ fn match_row(lang: Lang, m: &pb::AssistanceBoardMatch) -> MatchRow {
 struct BoardPage {
     page: Page,
     q: String,
-    category: String,
     categories: Vec<SelectOption>,
     whole_board: bool,
     can_write: bool,
@@ -232,14 +231,20 @@ pub async fn show(
     let b = board(&app, &o).await.map_err(fail(&o, &app))?;
     let needle = q.q.trim().to_lowercase();
     let cat = category_of(&q.category).map(|c| c as i32);
-    let hit = |parts: &[&str]| needle.is_empty() || parts.join(" ").to_lowercase().contains(&needle);
+    let hit =
+        |parts: &[&str]| needle.is_empty() || parts.join(" ").to_lowercase().contains(&needle);
     let needs = b
         .needs
         .iter()
         .filter(|n| {
             let need = n.need.clone().unwrap_or_default();
             cat.is_none_or(|c| need.category == c)
-                && hit(&[&n.author, &need.title, &need.description, &n.regions.join(" ")])
+                && hit(&[
+                    &n.author,
+                    &need.title,
+                    &need.description,
+                    &n.regions.join(" "),
+                ])
         })
         .map(|n| need_row(o.lang, app.node_id(), n))
         .collect();
@@ -262,7 +267,6 @@ pub async fn show(
         offers,
         matches: b.matches.iter().map(|m| match_row(o.lang, m)).collect(),
         q: q.q,
-        category: q.category,
     }))
 }
 
@@ -447,10 +451,16 @@ pub async fn show_match(
     let mut steps = Vec::new();
     if writer {
         if status == S::Matched {
-            steps.push(("in-progress".to_owned(), status_label(o.lang, S::InProgress as i32)));
+            steps.push((
+                "in-progress".to_owned(),
+                status_label(o.lang, S::InProgress as i32),
+            ));
         }
         if matches!(status, S::Matched | S::InProgress) {
-            steps.push(("delivered".to_owned(), status_label(o.lang, S::Delivered as i32)));
+            steps.push((
+                "delivered".to_owned(),
+                status_label(o.lang, S::Delivered as i32),
+            ));
         }
         if !matches!(status, S::Closed | S::Declined) {
             steps.push(("close".to_owned(), status_label(o.lang, S::Closed as i32)));
@@ -515,9 +525,15 @@ pub async fn step(
             String::new()
         },
     };
-    ops::assistance_write(&app, o.caller(), Op::AssistanceStep(s), "assistance step", &full)
-        .await
-        .map_err(fail(&o, &app))?;
+    ops::assistance_write(
+        &app,
+        o.caller(),
+        Op::AssistanceStep(s),
+        "assistance step",
+        &full,
+    )
+    .await
+    .map_err(fail(&o, &app))?;
     Ok(Redirect::to(&format!("/assistance/matches/{}", path_of(&donor, &id))).into_response())
 }
 
@@ -545,10 +561,20 @@ pub async fn propose(
     };
     let target = format!("{}/{} -> {author}/{need}", app.node_id(), p.offer_id);
     let mid = p.id.clone();
-    ops::assistance_write(&app, o.caller(), Op::ProposeAssistance(p), "assistance proposal", &target)
-        .await
-        .map_err(fail(&o, &app))?;
-    Ok(Redirect::to(&format!("/assistance/matches/{}", path_of(app.node_id(), &mid))).into_response())
+    ops::assistance_write(
+        &app,
+        o.caller(),
+        Op::ProposeAssistance(p),
+        "assistance proposal",
+        &target,
+    )
+    .await
+    .map_err(fail(&o, &app))?;
+    Ok(Redirect::to(&format!(
+        "/assistance/matches/{}",
+        path_of(app.node_id(), &mid)
+    ))
+    .into_response())
 }
 
 /// A text input of the form.
@@ -814,7 +840,10 @@ pub async fn new_form(
 ) -> PageResult {
     o.require(Capability::Administer).map_err(fail(&o, &app))?;
     let kind = kind_of(&q.kind);
-    let mut values: Fields = vec![("priority".into(), "2".into()), ("status".into(), "open".into())];
+    let mut values: Fields = vec![
+        ("priority".into(), "2".into()),
+        ("status".into(), "open".into()),
+    ];
     if !q.id.is_empty() {
         let b = board(&app, &o).await.map_err(fail(&o, &app))?;
         let me = app.node_id();
@@ -917,11 +946,7 @@ fn parse_entry(kind: &str, f: &Fields) -> pb::AssistanceEntry {
 }
 
 /// Publishes the entry from the form; a refusal shows on the form with what was typed.
-pub async fn publish(
-    State(app): State<Arc<App>>,
-    o: Officer,
-    Form(f): Form<Fields>,
-) -> PageResult {
+pub async fn publish(State(app): State<Arc<App>>, o: Officer, Form(f): Form<Fields>) -> PageResult {
     o.require(Capability::Administer).map_err(fail(&o, &app))?;
     let kind = kind_of(&get(&f, "kind"));
     let entry = parse_entry(kind, &f);
@@ -937,7 +962,10 @@ pub async fn publish(
     {
         Ok(()) => {
             let to = if kind == "need" {
-                format!("/assistance/needs/{}", path_of(app.node_id(), &get(&f, "id")))
+                format!(
+                    "/assistance/needs/{}",
+                    path_of(app.node_id(), &get(&f, "id"))
+                )
             } else if kind == "expert" {
                 "/assistance/experts".to_owned()
             } else {

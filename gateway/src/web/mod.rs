@@ -431,8 +431,14 @@ pub fn router() -> Router<Arc<App>> {
             "/assistance/needs/{author}/{id}/propose",
             post(assistance::propose),
         )
-        .route("/assistance/matches/{donor}/{id}", get(assistance::show_match))
-        .route("/assistance/matches/{donor}/{id}/step", post(assistance::step))
+        .route(
+            "/assistance/matches/{donor}/{id}",
+            get(assistance::show_match),
+        )
+        .route(
+            "/assistance/matches/{donor}/{id}/step",
+            post(assistance::step),
+        )
         .route("/directory", get(directory::members))
         .route("/policy", get(directory::policy))
         .route("/policy/preview", post(directory::preview))

@@ -57,12 +57,32 @@ fn an_offer_of_the_same_category_and_region_ranks_with_its_reasons() {
     let r1 = vec!["west-africa".to_owned()];
     let r3 = vec!["caribbean".to_owned()];
     let sides = [
-        OfferSide { offer: &good, regions: &r1, active: 0 },
-        OfferSide { offer: &other_cat, regions: &r1, active: 0 },
-        OfferSide { offer: &other_region, regions: &r3, active: 0 },
-        OfferSide { offer: &anywhere, regions: &r3, active: 0 },
+        OfferSide {
+            offer: &good,
+            regions: &r1,
+            active: 0,
+        },
+        OfferSide {
+            offer: &other_cat,
+            regions: &r1,
+            active: 0,
+        },
+        OfferSide {
+            offer: &other_region,
+            regions: &r3,
+            active: 0,
+        },
+        OfferSide {
+            offer: &anywhere,
+            regions: &r3,
+            active: 0,
+        },
     ];
-    let side = NeedSide { need: &n, regions: &regions, covered: false };
+    let side = NeedSide {
+        need: &n,
+        regions: &regions,
+        covered: false,
+    };
     let ranked = rank(side, &sides, today());
     let order: Vec<usize> = ranked.iter().map(|r| r.0).collect();
     assert_eq!(order, vec![0, 3]);
@@ -83,21 +103,74 @@ fn an_offer_of_the_same_category_and_region_ranks_with_its_reasons() {
 fn expired_closed_and_full_offers() {
     let n = need("n1", C::Marking, "r");
     let regions = vec!["r".to_owned()];
-    let side = NeedSide { need: &n, regions: &regions, covered: false };
+    let side = NeedSide {
+        need: &n,
+        regions: &regions,
+        covered: false,
+    };
     let mut expired = offer("o", &[C::Marking], &["r"]);
     expired.until = "2026-11-30".into();
-    assert!(score(side, OfferSide { offer: &expired, regions: &regions, active: 0 }, today()).is_none());
+    assert!(
+        score(
+            side,
+            OfferSide {
+                offer: &expired,
+                regions: &regions,
+                active: 0
+            },
+            today()
+        )
+        .is_none()
+    );
     let mut closed_offer = offer("o", &[C::Marking], &["r"]);
     closed_offer.status = pb::AssistanceStatus::Closed as i32;
-    assert!(score(side, OfferSide { offer: &closed_offer, regions: &regions, active: 0 }, today()).is_none());
+    assert!(
+        score(
+            side,
+            OfferSide {
+                offer: &closed_offer,
+                regions: &regions,
+                active: 0
+            },
+            today()
+        )
+        .is_none()
+    );
     let full = offer("o", &[C::Marking], &["r"]);
-    let (s_full, r) = score(side, OfferSide { offer: &full, regions: &regions, active: 1 }, today()).unwrap();
+    let (s_full, r) = score(
+        side,
+        OfferSide {
+            offer: &full,
+            regions: &regions,
+            active: 1,
+        },
+        today(),
+    )
+    .unwrap();
     assert!(r.contains(&Reason::CapacityFull));
-    let (s_free, _) = score(side, OfferSide { offer: &full, regions: &regions, active: 0 }, today()).unwrap();
+    let (s_free, _) = score(
+        side,
+        OfferSide {
+            offer: &full,
+            regions: &regions,
+            active: 0,
+        },
+        today(),
+    )
+    .unwrap();
     assert!(s_free > s_full);
     let mut short = offer("o", &[C::Marking], &["r"]);
     short.until = "2027-01-31".into();
-    let (_, r) = score(side, OfferSide { offer: &short, regions: &regions, active: 0 }, today()).unwrap();
+    let (_, r) = score(
+        side,
+        OfferSide {
+            offer: &short,
+            regions: &regions,
+            active: 0,
+        },
+        today(),
+    )
+    .unwrap();
     assert!(r.contains(&Reason::EndsBeforeWanted));
 }
 
@@ -114,20 +187,50 @@ fn member(id: &str, role: pb::MemberRole, regions: &[&str]) -> pb::Member {
 
 fn state() -> pb::DirectoryState {
     let mut s = pb::DirectoryState::default();
-    s.members.insert("CHE-SEC".into(), member("CHE-SEC", pb::MemberRole::Secretariat, &[]));
-    s.members.insert("SEN-POL".into(), member("SEN-POL", pb::MemberRole::National, &["west-africa"]));
-    s.members.insert("GHA-POL".into(), member("GHA-POL", pb::MemberRole::National, &["west-africa"]));
-    s.members.insert("NGA-HUB".into(), member("NGA-HUB", pb::MemberRole::Hub, &["west-africa"]));
-    s.members.insert("FRA-POL".into(), member("FRA-POL", pb::MemberRole::National, &["europe"]));
-    s.members.insert("DEU-CUS".into(), member("DEU-CUS", pb::MemberRole::National, &["europe"]));
-    s.entries.entry("SEN-POL".into()).or_default().assistance_needs.push(need("n1", C::Marking, ""));
+    s.members.insert(
+        "CHE-SEC".into(),
+        member("CHE-SEC", pb::MemberRole::Secretariat, &[]),
+    );
+    s.members.insert(
+        "SEN-POL".into(),
+        member("SEN-POL", pb::MemberRole::National, &["west-africa"]),
+    );
+    s.members.insert(
+        "GHA-POL".into(),
+        member("GHA-POL", pb::MemberRole::National, &["west-africa"]),
+    );
+    s.members.insert(
+        "NGA-HUB".into(),
+        member("NGA-HUB", pb::MemberRole::Hub, &["west-africa"]),
+    );
+    s.members.insert(
+        "FRA-POL".into(),
+        member("FRA-POL", pb::MemberRole::National, &["europe"]),
+    );
+    s.members.insert(
+        "DEU-CUS".into(),
+        member("DEU-CUS", pb::MemberRole::National, &["europe"]),
+    );
+    s.entries
+        .entry("SEN-POL".into())
+        .or_default()
+        .assistance_needs
+        .push(need("n1", C::Marking, ""));
     let mut o = offer("o1", &[C::Marking], &["west-africa"]);
     o.description = "offer details".into();
     o.contact = "donor@example.test".into();
-    s.entries.entry("FRA-POL".into()).or_default().assistance_offers.push(o.clone());
+    s.entries
+        .entry("FRA-POL".into())
+        .or_default()
+        .assistance_offers
+        .push(o.clone());
     let mut o2 = o;
     o2.id = "o2".into();
-    s.entries.entry("DEU-CUS".into()).or_default().assistance_offers.push(o2);
+    s.entries
+        .entry("DEU-CUS".into())
+        .or_default()
+        .assistance_offers
+        .push(o2);
     s
 }
 
@@ -158,13 +261,29 @@ fn members_see_their_own_whole_and_only_the_public_parts_of_the_rest() {
     let shown = n.need.as_ref().unwrap();
     assert_eq!(shown.description, "");
     assert_eq!(shown.contact, "");
-    assert_eq!(shown.scope, "2 machines", "the author made the scope public");
-    assert_eq!(n.regions, vec!["west-africa".to_owned()], "the author's region");
+    assert_eq!(
+        shown.scope, "2 machines",
+        "the author made the scope public"
+    );
+    assert_eq!(
+        n.regions,
+        vec!["west-africa".to_owned()],
+        "the author's region"
+    );
     // The author sees it whole, so do the secretariat and the region's hub; not another hub.
-    for (who, whole) in [("SEN-POL", true), ("CHE-SEC", true), ("NGA-HUB", true), ("FRA-POL", false)] {
+    for (who, whole) in [
+        ("SEN-POL", true),
+        ("CHE-SEC", true),
+        ("NGA-HUB", true),
+        ("FRA-POL", false),
+    ] {
         let b = board(&s, &Viewer::of(&s, who), today());
         assert_eq!(b.needs[0].whole, whole, "{who}");
-        assert_eq!(b.needs[0].need.as_ref().unwrap().description.is_empty(), !whole, "{who}");
+        assert_eq!(
+            b.needs[0].need.as_ref().unwrap().description.is_empty(),
+            !whole,
+            "{who}"
+        );
     }
     assert!(board(&s, &Viewer::of(&s, "CHE-SEC"), today()).whole_board);
 }
@@ -175,7 +294,11 @@ fn a_covered_need_is_flagged_to_other_donors_and_its_status_derived() {
     let b = board(&s, &Viewer::of(&s, "DEU-CUS"), today());
     assert!(!b.needs[0].covered);
     assert_eq!(b.needs[0].status, pb::AssistanceStatus::Open as i32);
-    let own = b.suggestions.iter().find(|x| x.offer_author == "DEU-CUS").unwrap();
+    let own = b
+        .suggestions
+        .iter()
+        .find(|x| x.offer_author == "DEU-CUS")
+        .unwrap();
     assert!(!own.need_covered);
 
     s.assistance_matches.push(accepted_match());
@@ -183,7 +306,11 @@ fn a_covered_need_is_flagged_to_other_donors_and_its_status_derived() {
     assert!(b.needs[0].covered);
     assert_eq!(b.needs[0].covered_by, "FRA-POL/m1");
     assert_eq!(b.needs[0].status, pb::AssistanceStatus::Matched as i32);
-    let own = b.suggestions.iter().find(|x| x.offer_author == "DEU-CUS").unwrap();
+    let own = b
+        .suggestions
+        .iter()
+        .find(|x| x.offer_author == "DEU-CUS")
+        .unwrap();
     assert!(own.need_covered);
     assert!(own.reasons.contains(&"need_covered".to_owned()));
     // A non-party sees the match but not its notes.
@@ -192,9 +319,19 @@ fn a_covered_need_is_flagged_to_other_donors_and_its_status_derived() {
     assert!(!b.matches[0].party);
     let b = board(&s, &Viewer::of(&s, "FRA-POL"), today());
     assert!(b.matches[0].party);
-    assert_eq!(b.matches[0].r#match.as_ref().unwrap().history[0].note, "private note");
+    assert_eq!(
+        b.matches[0].r#match.as_ref().unwrap().history[0].note,
+        "private note"
+    );
     // Capacity 1 is taken by the accepted match.
-    assert_eq!(b.offers.iter().find(|o| o.author == "FRA-POL").unwrap().active_matches, 1);
+    assert_eq!(
+        b.offers
+            .iter()
+            .find(|o| o.author == "FRA-POL")
+            .unwrap()
+            .active_matches,
+        1
+    );
 }
 
 #[test]
@@ -212,9 +349,18 @@ fn a_declined_match_does_not_cover_and_an_accepted_one_past_the_date_is_overdue(
 fn suggestions_are_only_shown_to_who_may_see_a_side() {
     let s = state();
     // GHA-POL owns neither side and sees neither whole: no suggestion.
-    assert!(board(&s, &Viewer::of(&s, "GHA-POL"), today()).suggestions.is_empty());
+    assert!(
+        board(&s, &Viewer::of(&s, "GHA-POL"), today())
+            .suggestions
+            .is_empty()
+    );
     // The requester sees both offers ranked for its need.
-    assert_eq!(board(&s, &Viewer::of(&s, "SEN-POL"), today()).suggestions.len(), 2);
+    assert_eq!(
+        board(&s, &Viewer::of(&s, "SEN-POL"), today())
+            .suggestions
+            .len(),
+        2
+    );
     // A donor sees its own offer ranked against the need.
     let b = board(&s, &Viewer::of(&s, "FRA-POL"), today());
     assert_eq!(b.suggestions.len(), 1);

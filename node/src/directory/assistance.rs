@@ -127,7 +127,9 @@ pub fn check_entry(e: &pb::AssistanceEntry) -> Result<(), Refusal> {
             if o.categories.is_empty() || o.categories.len() > 11 {
                 return Err(invalid("an offer needs 1 to 11 categories"));
             }
-            o.categories.iter().try_for_each(|c| category(*c).map(|_| ()))?;
+            o.categories
+                .iter()
+                .try_for_each(|c| category(*c).map(|_| ()))?;
             if o.title.trim().is_empty() {
                 return Err(invalid("an offer needs a title"));
             }
@@ -156,7 +158,9 @@ pub fn check_entry(e: &pb::AssistanceEntry) -> Result<(), Refusal> {
             if x.expertise.is_empty() || x.expertise.len() > 11 {
                 return Err(invalid("an expert needs 1 to 11 areas of expertise"));
             }
-            x.expertise.iter().try_for_each(|c| category(*c).map(|_| ()))?;
+            x.expertise
+                .iter()
+                .try_for_each(|c| category(*c).map(|_| ()))?;
             list("languages", &x.languages, 10)?;
             text("region", &x.region, 40)?;
             text("availability", &x.availability, SHORT)?;
@@ -177,14 +181,11 @@ pub fn entry_key(e: &pb::AssistanceEntry) -> Option<(u8, &str)> {
     }
 }
 
-fn upsert<T: Clone>(
-    list: &mut Vec<T>,
-    item: &T,
-    same: impl Fn(&T) -> bool,
-) -> Result<(), Refusal> {
+fn upsert<T: Clone>(list: &mut Vec<T>, item: &T, same: impl Fn(&T) -> bool) -> Result<(), Refusal> {
+    let full = list.len() >= MAX_ENTRIES;
     match list.iter_mut().find(|x| same(x)) {
         Some(x) => *x = item.clone(),
-        None if list.len() >= MAX_ENTRIES => {
+        None if full => {
             return Err(Refusal::TooMany {
                 limit: MAX_ENTRIES,
                 what: "assistance entries of one kind",
@@ -398,7 +399,10 @@ pub fn replay(
         .next()
         .ok_or_else(|| bad(format!("match {} has no proposal", kept.id)))?;
     let Some(Op::ProposeAssistance(p)) = first.op.as_ref() else {
-        return Err(bad(format!("match {} does not start with a proposal", kept.id)));
+        return Err(bad(format!(
+            "match {} does not start with a proposal",
+            kept.id
+        )));
     };
     signed(first)?;
     let mut m = start(first, p);
@@ -447,7 +451,14 @@ mod tests {
         );
         for id in ["SEN-POL", "FRA-POL", "DEU-CUS"] {
             let mut m = member(id, pb::MemberRole::National);
-            m.regions = vec![if id == "SEN-POL" { "west-africa" } else { "europe" }.into()];
+            m.regions = vec![
+                if id == "SEN-POL" {
+                    "west-africa"
+                } else {
+                    "europe"
+                }
+                .into(),
+            ];
             ok(&mut s, &signed("CHE-SEC", Op::Admit(m)));
         }
         s
@@ -499,8 +510,14 @@ mod tests {
 
     fn board() -> pb::DirectoryState {
         let mut s = founded();
-        ok(&mut s, &signed("SEN-POL", Op::PublishAssistance(need("n1"))));
-        ok(&mut s, &signed("FRA-POL", Op::PublishAssistance(offer("o1"))));
+        ok(
+            &mut s,
+            &signed("SEN-POL", Op::PublishAssistance(need("n1"))),
+        );
+        ok(
+            &mut s,
+            &signed("FRA-POL", Op::PublishAssistance(offer("o1"))),
+        );
         s
     }
 
@@ -513,7 +530,10 @@ mod tests {
             n.title = "Not yours".into();
         }
         ok(&mut s, &signed("DEU-CUS", Op::PublishAssistance(other)));
-        assert_eq!(s.entries["SEN-POL"].assistance_needs[0].title, "Marking machines");
+        assert_eq!(
+            s.entries["SEN-POL"].assistance_needs[0].title,
+            "Marking machines"
+        );
         assert_eq!(s.entries["DEU-CUS"].assistance_needs[0].title, "Not yours");
         // The author replaces its entry by id.
         let mut edit = need("n1");
@@ -529,17 +549,29 @@ mod tests {
         if let Some(pb::assistance_entry::Entry::Need(n)) = bad.entry.as_mut() {
             n.category = 0;
         }
-        refused(&mut s, &signed("SEN-POL", Op::PublishAssistance(bad)), "category");
+        refused(
+            &mut s,
+            &signed("SEN-POL", Op::PublishAssistance(bad)),
+            "category",
+        );
         let mut bad = need("n/2");
         if let Some(pb::assistance_entry::Entry::Need(n)) = bad.entry.as_mut() {
             n.id = "n/2".into();
         }
-        refused(&mut s, &signed("SEN-POL", Op::PublishAssistance(bad)), "letters");
+        refused(
+            &mut s,
+            &signed("SEN-POL", Op::PublishAssistance(bad)),
+            "letters",
+        );
         let mut bad = need("n3");
         if let Some(pb::assistance_entry::Entry::Need(n)) = bad.entry.as_mut() {
             n.status = pb::AssistanceStatus::Delivered as i32;
         }
-        refused(&mut s, &signed("SEN-POL", Op::PublishAssistance(bad)), "open or closed");
+        refused(
+            &mut s,
+            &signed("SEN-POL", Op::PublishAssistance(bad)),
+            "open or closed",
+        );
         let expert = |consent| pb::AssistanceEntry {
             entry: Some(pb::assistance_entry::Entry::Expert(pb::AssistanceExpert {
                 id: "x1".into(),
@@ -549,8 +581,15 @@ mod tests {
                 ..Default::default()
             })),
         };
-        refused(&mut s, &signed("FRA-POL", Op::PublishAssistance(expert(false))), "consent");
-        ok(&mut s, &signed("FRA-POL", Op::PublishAssistance(expert(true))));
+        refused(
+            &mut s,
+            &signed("FRA-POL", Op::PublishAssistance(expert(false))),
+            "consent",
+        );
+        ok(
+            &mut s,
+            &signed("FRA-POL", Op::PublishAssistance(expert(true))),
+        );
         // A suspended member publishes nothing.
         ok(
             &mut s,
@@ -562,7 +601,11 @@ mod tests {
                 }),
             ),
         );
-        refused(&mut s, &signed("DEU-CUS", Op::PublishAssistance(offer("o9"))), "SUSPENDED");
+        refused(
+            &mut s,
+            &signed("DEU-CUS", Op::PublishAssistance(offer("o9"))),
+            "SUSPENDED",
+        );
         verify(&s, &genesis()).unwrap();
     }
 
@@ -590,13 +633,33 @@ mod tests {
         refused(&mut s, &signed("FRA-POL", propose("m1")), "already exists");
         let id = "FRA-POL/m1";
         // Only the requesting State accepts.
-        refused(&mut s, &signed("FRA-POL", step(id, S::Matched)), "only the requesting State");
-        refused(&mut s, &signed("DEU-CUS", step(id, S::Matched)), "not a party");
-        refused(&mut s, &signed("SEN-POL", step(id, S::Delivered)), "cannot go from");
+        refused(
+            &mut s,
+            &signed("FRA-POL", step(id, S::Matched)),
+            "only the requesting State",
+        );
+        refused(
+            &mut s,
+            &signed("DEU-CUS", step(id, S::Matched)),
+            "not a party",
+        );
+        refused(
+            &mut s,
+            &signed("SEN-POL", step(id, S::Delivered)),
+            "cannot go from",
+        );
         ok(&mut s, &signed("SEN-POL", step(id, S::Matched)));
-        refused(&mut s, &signed("SEN-POL", step(id, S::Declined)), "cannot go from");
+        refused(
+            &mut s,
+            &signed("SEN-POL", step(id, S::Declined)),
+            "cannot go from",
+        );
         ok(&mut s, &signed("FRA-POL", step(id, S::InProgress)));
-        refused(&mut s, &signed("SEN-POL", step(id, S::Matched)), "cannot go from");
+        refused(
+            &mut s,
+            &signed("SEN-POL", step(id, S::Matched)),
+            "cannot go from",
+        );
         // Lessons only once delivered.
         let lessons = |by: &str| {
             signed(
@@ -617,7 +680,14 @@ mod tests {
         let steps: Vec<i32> = m.history.iter().map(|h| h.status).collect();
         assert_eq!(
             steps,
-            [S::Proposed, S::Matched, S::InProgress, S::Delivered, S::Closed].map(|s| s as i32)
+            [
+                S::Proposed,
+                S::Matched,
+                S::InProgress,
+                S::Delivered,
+                S::Closed
+            ]
+            .map(|s| s as i32)
         );
         assert_eq!(m.lessons.len(), 1);
         assert_eq!(m.commands.len(), 6);
@@ -636,14 +706,22 @@ mod tests {
         let mut s = board();
         ok(&mut s, &signed("FRA-POL", propose("m1")));
         ok(&mut s, &signed("SEN-POL", step("FRA-POL/m1", S::Declined)));
-        refused(&mut s, &signed("FRA-POL", step("FRA-POL/m1", S::InProgress)), "cannot go from");
+        refused(
+            &mut s,
+            &signed("FRA-POL", step("FRA-POL/m1", S::InProgress)),
+            "cannot go from",
+        );
         let mut closed = need("n1");
         if let Some(pb::assistance_entry::Entry::Need(n)) = closed.entry.as_mut() {
             n.status = S::Closed as i32;
         }
         ok(&mut s, &signed("SEN-POL", Op::PublishAssistance(closed)));
         refused(&mut s, &signed("FRA-POL", propose("m2")), "is closed");
-        refused(&mut s, &signed("FRA-POL", step("FRA-POL/m9", S::Closed)), "no match");
+        refused(
+            &mut s,
+            &signed("FRA-POL", step("FRA-POL/m9", S::Closed)),
+            "no match",
+        );
         verify(&s, &genesis()).unwrap();
     }
 

@@ -213,7 +213,9 @@ pub enum Refusal {
         match_id: String,
     },
     /// Only the requesting State (the need's author) accepts or declines a match.
-    #[error("assistance: only the requesting State accepts or declines match {match_id}; {writer} is not it")]
+    #[error(
+        "assistance: only the requesting State accepts or declines match {match_id}; {writer} is not it"
+    )]
     AssistanceNotRequester {
         /// The writer.
         writer: String,
@@ -669,9 +671,7 @@ fn decide(
         Op::ProposeAssistance(p) => {
             active_member(state, w)?;
             assistance::check_proposal(state, w, p)?;
-            state
-                .assistance_matches
-                .push(assistance::start(cmd, p));
+            state.assistance_matches.push(assistance::start(cmd, p));
         }
         Op::AssistanceStep(s) => {
             active_member(state, w)?;
