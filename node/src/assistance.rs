@@ -121,10 +121,10 @@ pub fn score(
         return None;
     }
     let until = Date::parse(&o.until);
-    if let (Some(until), Some(today)) = (until, today) {
-        if until < today {
-            return None;
-        }
+    if let (Some(until), Some(today)) = (until, today)
+        && until < today
+    {
+        return None;
     }
     let mut reasons = Vec::new();
     let mut score = 0;
