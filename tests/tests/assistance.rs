@@ -41,6 +41,24 @@ async fn a_need_and_an_offer_matched_accepted_and_delivered_through_two_consoles
     let deu = Console::logged_in(&t.deu.gw.url, "admin").await.unwrap();
     let fra = Console::logged_in(&t.fra.gw.url, "admin").await.unwrap();
 
+    // Writing is the administrator's: an officer reads the board but gets no form, and a post
+    // without the session's CSRF token is refused.
+    let officer = Console::logged_in(&t.deu.gw.url, "officer").await.unwrap();
+    let (s, _) = officer.get("/assistance").await.unwrap();
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = officer.get("/assistance/new?kind=need").await.unwrap();
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = officer
+        .post("/assistance/entries", &[("kind", "need"), ("id", "x")])
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = deu
+        .post_raw("/assistance/entries", &[("kind", "need"), ("id", "x")])
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
     // DEU-CUS publishes a need; only the scope is public.
     posted(
         &deu,
