@@ -725,6 +725,92 @@ mod tests {
         verify(&s, &genesis()).unwrap();
     }
 
+    mod property {
+        use super::*;
+        use proptest::prelude::*;
+
+        const WHO: [&str; 3] = ["SEN-POL", "FRA-POL", "DEU-CUS"];
+
+        fn op() -> impl Strategy<Value = (usize, Op)> {
+            let status = prop_oneof![
+                Just(pb::AssistanceStatus::Unspecified),
+                Just(pb::AssistanceStatus::Matched),
+                Just(pb::AssistanceStatus::Declined),
+                Just(pb::AssistanceStatus::InProgress),
+                Just(pb::AssistanceStatus::Delivered),
+                Just(pb::AssistanceStatus::Closed),
+            ];
+            prop_oneof![
+                (0usize..3, 0usize..2)
+                    .prop_map(|(w, i)| (w, Op::PublishAssistance(need(&format!("n{i}"))))),
+                (0usize..3, 0usize..2)
+                    .prop_map(|(w, i)| (w, Op::PublishAssistance(offer(&format!("o{i}"))))),
+                (0usize..3, 0usize..3, 0usize..2, 0usize..2, 0usize..3).prop_map(
+                    |(w, r, n, o, id)| {
+                        (
+                            w,
+                            Op::ProposeAssistance(pb::AssistanceProposal {
+                                id: format!("m{id}"),
+                                offer_id: format!("o{o}"),
+                                requester: WHO[r].into(),
+                                need_id: format!("n{n}"),
+                                note: String::new(),
+                            }),
+                        )
+                    }
+                ),
+                (0usize..3, 0usize..3, 0usize..3, status).prop_map(|(w, d, id, s)| {
+                    (
+                        w,
+                        Op::AssistanceStep(pb::AssistanceStep {
+                            match_id: format!("{}/m{id}", WHO[d]),
+                            status: s as i32,
+                            note: String::new(),
+                            lessons: if s == pb::AssistanceStatus::Unspecified {
+                                "lesson".into()
+                            } else {
+                                String::new()
+                            },
+                        }),
+                    )
+                }),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(48))]
+            /// Whatever members write, in any order: the state verifies, every match was
+            /// proposed by the author of its offer, only the requesting State accepted or
+            /// declined it, and statuses only moved forward.
+            #[test]
+            fn matches_follow_who_may_do_what(ops in prop::collection::vec(op(), 1..30)) {
+                let mut s = founded();
+                for (w, o) in ops {
+                    let _ = apply(&mut s, &genesis(), &signed(WHO[w], o));
+                }
+                prop_assert!(verify(&s, &genesis()).is_ok());
+                for m in &s.assistance_matches {
+                    let offers = s.entries.get(&m.donor).map(|e| e.assistance_offers.clone()).unwrap_or_default();
+                    prop_assert!(offers.iter().any(|o| o.id == m.offer_id));
+                    prop_assert_ne!(&m.donor, &m.requester);
+                    for h in &m.history {
+                        if h.status == pb::AssistanceStatus::Matched as i32
+                            || h.status == pb::AssistanceStatus::Declined as i32
+                        {
+                            prop_assert_eq!(&h.by, &m.requester);
+                        }
+                    }
+                    let order: Vec<i32> = m.history.iter().map(|h| match h.status {
+                        s if s == pb::AssistanceStatus::Declined as i32 => 3,
+                        s if s == pb::AssistanceStatus::Closed as i32 => 10,
+                        s => s,
+                    }).collect();
+                    prop_assert!(order.windows(2).all(|w| w[0] < w[1]), "{:?}", m.history);
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_forged_match_or_entry_does_not_verify() {
         use pb::AssistanceStatus as S;
