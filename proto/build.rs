@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "tracenet/v1/storage.proto",
         "tracenet/v1/policy.proto",
         "tracenet/v1/directory.proto",
+        "tracenet/v1/hub.proto",
         "google/rpc/status.proto",
         "google/rpc/error_details.proto",
     ];

@@ -29,8 +29,9 @@ pub use gateway::DevGateway;
 use tracenet_node::client::{ClientError, connect_local};
 use tracenet_node::clock::Clock;
 use tracenet_node::config::{
-    ClientCertFiles, DirectoryConfig, ListenerConfig, LocalCertificatesConfig, MetricsConfig,
-    NodeConfig, OutboxConfig, PeerConfig, Role, SecretariatPin, TlsFiles, VoterConfig,
+    ClientCertFiles, DirectoryConfig, HubConfig, ListenerConfig, LocalCertificatesConfig,
+    MetricsConfig, NodeConfig, OutboxConfig, PeerConfig, Role, SecretariatPin, TlsFiles,
+    VoterConfig,
 };
 use tracenet_node::ids::NodeId;
 use tracenet_node::server::{Listeners, Node, NodeError};
@@ -135,6 +136,14 @@ impl DevNode {
                 list(&l.admin_fingerprints)
             ));
         }
+        if let Some(h) = &c.hub.hub {
+            text.push_str(&format!(
+                "\n[hub]\nhub = {}\noutbound_only = {}\nrelay_all = {}\n",
+                toml_string(h.as_str()),
+                c.hub.outbound_only,
+                c.hub.relay_all
+            ));
+        }
         if let Some(d) = &c.directory {
             text.push_str(&format!(
                 "\n[directory]\ninitialise = {}\nheartbeat_ms = {}\nelection_timeout_ms = {}\nsnapshot_every = {}\nwrite_timeout_ms = {}\naudit_publish_ms = {}\n",
@@ -211,6 +220,8 @@ pub struct NodeSpec {
     pub clock: Option<Arc<dyn Clock>>,
     /// Whether it serves the metrics endpoint (on a loopback port of its own).
     pub metrics: bool,
+    /// Its `[hub]` section (default: no hub).
+    pub hub: HubConfig,
 }
 
 impl NodeSpec {
@@ -226,7 +237,28 @@ impl NodeSpec {
             snapshot_every: 1000,
             clock: None,
             metrics: false,
+            hub: HubConfig::default(),
         }
+    }
+
+    /// A hub that is not a directory voter.
+    pub fn as_hub(mut self) -> NodeSpec {
+        self.role = Role::Hub;
+        self
+    }
+
+    /// A member of `hub`; `outbound_only`: accepting no inbound connection (its messages wait in
+    /// the hub's mailbox until it collects them).
+    pub fn member_of_hub(mut self, hub: &str, outbound_only: bool) -> NodeSpec {
+        self.hub.hub = NodeId::parse(hub).ok();
+        self.hub.outbound_only = outbound_only;
+        self
+    }
+
+    /// Sending every exchange message through its hub.
+    pub fn relaying_all(mut self) -> NodeSpec {
+        self.hub.relay_all = true;
+        self
     }
 
     /// With this clock instead of the system clock.
@@ -416,6 +448,11 @@ impl DevFederation {
                 peer_api: ListenerConfig::on(listeners[i].0),
                 local_api: ListenerConfig::on(listeners[i].1),
                 metrics: metrics_addr(&listeners[i].2)?.map(|listen| MetricsConfig { listen }),
+                hub: HubConfig {
+                    // Short, so tests of queued messages see the sender told soon.
+                    reply_wait_ms: 2000,
+                    ..specs[i].hub.clone()
+                },
                 tls: TlsFiles {
                     ca: cert_root.join("ca.pem"),
                     cert: cert_dir.join("node.pem"),

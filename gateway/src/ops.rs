@@ -327,6 +327,7 @@ fn inquiry(app: &App, q: Inquiry) -> Result<pb::Inquiry, GatewayError> {
         legal_basis: q.legal_basis.trim().to_owned(),
         case_reference: q.case_reference.trim().to_owned(),
         deadline_ms: app.cfg.federated_deadline_ms,
+        via_hub: false,
     })
 }
 

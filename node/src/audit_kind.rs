@@ -31,11 +31,13 @@ pub enum EventKind {
     OnwardTransmission,
     /// A received copy deleted because its owner's retention period ended.
     RetentionPurge,
+    /// A hub carried a sealed message (routing metadata only: sender, recipient, kind, size).
+    Relayed,
 }
 
 impl EventKind {
     /// Every kind, in the order of the documentation.
-    pub const ALL: [EventKind; 12] = [
+    pub const ALL: [EventKind; 13] = [
         EventKind::RequestReceived,
         EventKind::Disclosure,
         EventKind::Denial,
@@ -48,6 +50,7 @@ impl EventKind {
         EventKind::RetractionApplied,
         EventKind::OnwardTransmission,
         EventKind::RetentionPurge,
+        EventKind::Relayed,
     ];
 
     /// The stored and displayed spelling.
@@ -65,6 +68,7 @@ impl EventKind {
             EventKind::RetractionApplied => "retraction_applied",
             EventKind::OnwardTransmission => "onward_transmission",
             EventKind::RetentionPurge => "retention_purge",
+            EventKind::Relayed => "relayed",
         }
     }
 

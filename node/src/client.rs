@@ -11,6 +11,9 @@ use tracenet_proto::v1::directory_raft_client::DirectoryRaftClient;
 use tracenet_proto::v1::node_api_client::NodeApiClient;
 use tracenet_proto::v1::peer_exchange_client::PeerExchangeClient;
 
+use crate::config::HubConfig;
+use crate::hub::channel::{PeerChannel, SealedRoute, Sealer};
+use crate::hub::routing::{Route, route};
 use crate::ids::NodeId;
 use crate::roster::Roster;
 use crate::tls::TlsMaterial;
@@ -35,6 +38,10 @@ pub enum ClientError {
     /// No address is known for this node. Not retryable until it is configured.
     #[error("no endpoint known for node {0}")]
     UnknownPeer(NodeId),
+    /// The node is reached through a hub that cannot carry the message now. Retryable once the
+    /// directory lists what is missing.
+    #[error("{0}")]
+    Route(crate::hub::routing::RouteError),
 }
 
 fn endpoint(addr: &str, tls: &TlsMaterial, server_dns: &str) -> Result<Endpoint, ClientError> {
@@ -96,6 +103,7 @@ pub struct PeerClients {
     tls: TlsMaterial,
     roster: Arc<Roster>,
     channels: Mutex<HashMap<NodeId, (String, Channel)>>,
+    hubs: Option<(Arc<Sealer>, HubConfig)>,
 }
 
 impl PeerClients {
@@ -105,12 +113,30 @@ impl PeerClients {
             tls,
             roster,
             channels: Mutex::new(HashMap::new()),
+            hubs: None,
         }
+    }
+
+    /// Reaches peers through hubs where the directory or `cfg` says so (see
+    /// [`crate::hub::routing`]), sealing with `sealer`.
+    pub fn with_hubs(mut self, sealer: Arc<Sealer>, cfg: HubConfig) -> PeerClients {
+        self.hubs = Some((sealer, cfg));
+        self
     }
 
     /// The ids of the active peers, sorted.
     pub fn known(&self) -> Vec<NodeId> {
         self.roster.view().peer_ids()
+    }
+
+    /// The active peers a federated lookup or query asks, sorted: every one but hubs, which
+    /// hold no records of their own (asking one would only tell it what is looked for).
+    pub fn record_holders(&self) -> Vec<NodeId> {
+        let view = self.roster.view();
+        view.peer_ids()
+            .into_iter()
+            .filter(|p| !view.hubs.hubs.contains(p))
+            .collect()
     }
 
     /// A channel to `node` at `addr`, reused while the address stays the same.
@@ -129,12 +155,39 @@ impl PeerClients {
         Ok(ch)
     }
 
-    /// A client for `peer`; the connection is made on first use.
-    pub fn get(&self, peer: &NodeId) -> Result<PeerExchangeClient<Channel>, ClientError> {
-        let addr = self
-            .roster
-            .endpoint(peer)
-            .ok_or_else(|| ClientError::UnknownPeer(peer.clone()))?;
-        Ok(PeerExchangeClient::new(self.channel(peer, &addr)?))
+    /// What this node seals with, when it reaches peers through hubs.
+    pub fn sealer(&self) -> Option<&Arc<Sealer>> {
+        self.hubs.as_ref().map(|(s, _)| s)
+    }
+
+    /// A client for `peer`, direct or through a hub; the connection is made on first use.
+    pub fn get(&self, peer: &NodeId) -> Result<PeerExchangeClient<PeerChannel>, ClientError> {
+        let addr = |n: &NodeId| {
+            self.roster
+                .endpoint(n)
+                .ok_or_else(|| ClientError::UnknownPeer(n.clone()))
+        };
+        let Some((sealer, cfg)) = &self.hubs else {
+            return Ok(PeerExchangeClient::new(PeerChannel::Direct(
+                self.channel(peer, &addr(peer)?)?,
+            )));
+        };
+        let view = self.roster.view();
+        match route(&view, sealer.own(), cfg, peer).map_err(ClientError::Route)? {
+            Route::Direct => Ok(PeerExchangeClient::new(PeerChannel::Direct(
+                self.channel(peer, &addr(peer)?)?,
+            ))),
+            Route::ViaHub { hub, recipient_key } => {
+                let hub_channel = self.channel(&hub, &addr(&hub)?)?;
+                Ok(PeerExchangeClient::new(PeerChannel::Sealed(Arc::new(
+                    SealedRoute {
+                        sealer: sealer.clone(),
+                        hub: hub_channel,
+                        recipient: peer.clone(),
+                        recipient_key,
+                    },
+                ))))
+            }
+        }
     }
 }

@@ -128,6 +128,52 @@ pub struct NodeConfig {
     /// this section no metrics listener is opened.
     #[serde(default)]
     pub metrics: Option<MetricsConfig>,
+    /// This node's regional hub and how peers reach it (default: no hub, direct connections).
+    #[serde(default)]
+    pub hub: HubConfig,
+}
+
+/// The `[hub]` section: sealed relay through a regional hub (ARCHITECTURE.md "Hubs").
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubConfig {
+    /// The hub this node belongs to: a member with the hub role (default none). Published in the
+    /// directory with `outbound_only`, so senders know how to reach this node.
+    #[serde(default)]
+    pub hub: Option<NodeId>,
+    /// This node accepts no inbound connections (behind NAT or a firewall): peers send to it
+    /// only through `hub`, which holds messages until this node collects them over its own
+    /// outbound connection (default false).
+    #[serde(default)]
+    pub outbound_only: bool,
+    /// Send every exchange message through `hub`, sealed, even to members that accept direct
+    /// connections (default false: only to outbound-only members).
+    #[serde(default)]
+    pub relay_all: bool,
+    /// On a hub: milliseconds a relayed call to an outbound-only member waits for that member
+    /// to collect it and reply; after that the sender is told it is queued (default 10000).
+    #[serde(default = "default_reply_wait")]
+    pub reply_wait_ms: u64,
+    /// This node's X25519 sealing key (32 raw bytes); created on first start if missing.
+    /// Default: `<data_dir>/sealing.key`.
+    #[serde(default)]
+    pub sealing_key: Option<PathBuf>,
+}
+
+fn default_reply_wait() -> u64 {
+    10_000
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            hub: None,
+            outbound_only: false,
+            relay_all: false,
+            reply_wait_ms: default_reply_wait(),
+            sealing_key: None,
+        }
+    }
 }
 
 /// The `[metrics]` section: where the plain-HTTP scrape endpoint listens.
@@ -508,7 +554,15 @@ impl NodeConfig {
         }
     }
 
-    /// Where the signing key lives.
+    /// Where the sealing key lives (configured or default).
+    pub fn sealing_key_path(&self) -> PathBuf {
+        self.hub
+            .sealing_key
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("sealing.key"))
+    }
+
+    /// Where the signing key is (configured or default).
     pub fn signing_key_path(&self) -> PathBuf {
         self.signing_key
             .clone()
@@ -517,6 +571,16 @@ impl NodeConfig {
 
     /// Checks what the types cannot: consistency between fields.
     pub fn check(&self) -> Result<(), ConfigError> {
+        if self.hub.hub.as_ref() == Some(&self.node_id) {
+            return Err(ConfigError::Invalid(
+                "hub: a node cannot be its own hub".into(),
+            ));
+        }
+        if (self.hub.outbound_only || self.hub.relay_all) && self.hub.hub.is_none() {
+            return Err(ConfigError::Invalid(
+                "hub: outbound_only and relay_all need a hub".into(),
+            ));
+        }
         if self.node_id.country() != self.country {
             return Err(ConfigError::Invalid(format!(
                 "node_id {} does not belong to country {}",

@@ -61,4 +61,10 @@ pub struct NodeContext {
     pub retry: RetryPolicy,
     /// This node's published trace settings.
     pub trace_settings: TraceSettings,
+    /// Its X25519 secret: opens what is sealed to it through hubs.
+    pub sealing: Arc<crate::seal::SealingSecret>,
+    /// Its `[hub]` section.
+    pub hub: crate::config::HubConfig,
+    /// The mailboxes it holds for outbound-only members, on a hub.
+    pub mailbox: Option<crate::hub::mailbox::Mailbox>,
 }

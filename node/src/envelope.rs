@@ -28,6 +28,7 @@ const RESPONSE_DOMAIN: &[u8] = b"tracenet-v1 response\0";
 const CHECKPOINT_DOMAIN: &[u8] = b"tracenet-v1 audit-checkpoint\0";
 const DISCLOSURE_DOMAIN: &[u8] = b"tracenet-v1 disclosure\0";
 const BODY_DOMAIN: &[u8] = b"tracenet-v1 request-body\0";
+const SEALED_DOMAIN: &[u8] = b"tracenet-v1 sealed\0";
 /// Domain of directory command signatures (see `DirectoryCommand` in directory.proto).
 pub const DIRECTORY_COMMAND_DOMAIN: &[u8] = b"tracenet-v1 directory-command\0";
 
@@ -180,6 +181,11 @@ impl SigningKey {
         }
     }
 
+    /// Signs the header and body of a sealed message as its sender (scheme in `hub.proto`).
+    pub fn sign_sealed(&self, header: &[u8], body: &[u8]) -> Vec<u8> {
+        self.sign(SEALED_DOMAIN, &[&len_be(header), header, body])
+    }
+
     /// Signs an audit checkpoint.
     pub fn sign_checkpoint(&self, seq: u64, chain_hash: &[u8]) -> Vec<u8> {
         self.sign(CHECKPOINT_DOMAIN, &[&seq.to_be_bytes(), chain_hash])
@@ -202,7 +208,7 @@ impl SigningKey {
     }
 }
 
-fn write_secret(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_secret(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
@@ -374,6 +380,22 @@ impl PeerKeys {
             &signed.signature,
         )?;
         Ok(statement)
+    }
+
+    /// Verifies a sealed message's inner signature by `sender` over its header and body.
+    pub fn verify_sealed(
+        &self,
+        sender: &NodeId,
+        header: &[u8],
+        body: &[u8],
+        signature: &[u8],
+    ) -> Result<(), EnvelopeError> {
+        verify(
+            self.get(sender)?,
+            SEALED_DOMAIN,
+            &[&len_be(header), header, body],
+            signature,
+        )
     }
 
     /// Verifies a response signature from `responder` for `request_id` over `body`.

@@ -329,7 +329,9 @@ async fn call_peer<T, F>(
     peer: &NodeId,
     wait: Duration,
     call: impl FnOnce(
-        tracenet_proto::v1::peer_exchange_client::PeerExchangeClient<tonic::transport::Channel>,
+        tracenet_proto::v1::peer_exchange_client::PeerExchangeClient<
+            crate::hub::channel::PeerChannel,
+        >,
     ) -> F,
 ) -> Reply<T>
 where
@@ -363,11 +365,22 @@ pub async fn lookup(
         serial_number,
         manufacturer,
     };
+    let via_hub = inquiry.via_hub;
     let rc = open_request(node, &inquiry, "federated lookup", &mut request).await?;
     let wait = deadline(node.fanout_deadline, &inquiry);
+    if via_hub {
+        let (answers, failed) =
+            crate::hub::regional::lookup(node, &request, &rc.request_id, wait).await?;
+        keep_copies(node, lookup_copies(&answers, node.clock.now_secs())).await?;
+        return Ok(pb::FederatedLookupResponse {
+            request_id: rc.request_id,
+            answers,
+            failed,
+        });
+    }
     let keys = node.roster.keys();
     let mut tasks = JoinSet::new();
-    for peer in node.peers.known() {
+    for peer in node.peers.record_holders() {
         let (node, keys, rid) = (node.clone(), keys.clone(), rc.request_id.clone());
         let req = request.clone();
         tasks.spawn(async move {
@@ -459,7 +472,7 @@ pub async fn query(
     let keys = node.roster.keys();
     let budget = Budget::for_limit(limit);
     let mut tasks = JoinSet::new();
-    for peer in node.peers.known() {
+    for peer in node.peers.record_holders() {
         let (node, keys, rid) = (node.clone(), keys.clone(), rc.request_id.clone());
         let req = request.clone();
         tasks.spawn(async move {

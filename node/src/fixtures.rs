@@ -88,6 +88,7 @@ pub fn context(from: &str, purpose: pb::Purpose) -> pb::RequestContext {
 /// requests in 2 days with escalation contact `desk@<id>`, and [`policy`] in force.
 pub fn roster(peers: &[&str]) -> RosterView {
     RosterView {
+        hubs: crate::roster::HubRoutes::default(),
         policy: Arc::new(policy()),
         keys: Arc::new(PeerKeys::new(HashMap::new())),
         peers: peers

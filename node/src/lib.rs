@@ -36,6 +36,7 @@ pub mod envelope;
 pub mod fanout;
 #[cfg(test)]
 mod fixtures;
+pub mod hub;
 pub mod import;
 pub mod ledger;
 pub mod limits;
@@ -48,6 +49,7 @@ pub mod retention;
 pub mod roster;
 pub mod routes;
 pub mod sample;
+pub mod seal;
 pub mod serial;
 pub mod server;
 pub mod shutdown;

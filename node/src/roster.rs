@@ -102,6 +102,19 @@ pub struct RosterView {
     /// This node's first point of contact as the directory lists it, in one line (empty when
     /// it lists none): what "hit only" answers tell a requester to ask.
     pub own_contact: String,
+    /// How members are reached through hubs (sealing keys, hub routes), from the directory.
+    pub hubs: HubRoutes,
+}
+
+/// How members are reached through hubs, as the directory lists it (empty before it does).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HubRoutes {
+    /// Each active member's published X25519 sealing key (32 bytes).
+    pub sealing_keys: HashMap<NodeId, Vec<u8>>,
+    /// Each active member's published hub route.
+    pub routes: HashMap<NodeId, pb::HubRoute>,
+    /// Active members with the hub role.
+    pub hubs: std::collections::BTreeSet<NodeId>,
 }
 
 impl RosterView {
@@ -223,6 +236,7 @@ impl Roster {
             policy_problem: None,
             from_directory: false,
             own_contact: String::new(),
+            hubs: HubRoutes::default(),
         };
         if config.local_certificates.is_empty() {
             tracing::warn!(
@@ -294,6 +308,7 @@ impl Roster {
         let mut barred = HashMap::new();
         let mut fingerprints = HashMap::new();
         let mut agency_kinds = HashMap::new();
+        let mut hubs = HubRoutes::default();
         for m in state.members.values() {
             let Ok(id) = NodeId::parse(&m.node_id) else {
                 continue;
@@ -316,6 +331,17 @@ impl Roster {
                     barred.insert(id, Barred::Revoked);
                     continue;
                 }
+            }
+            if let Some(e) = entries {
+                if e.sealing_key.len() == 32 {
+                    hubs.sealing_keys.insert(id.clone(), e.sealing_key.clone());
+                }
+                if let Some(r) = &e.hub_route {
+                    hubs.routes.insert(id.clone(), r.clone());
+                }
+            }
+            if m.role == pb::MemberRole::Hub as i32 {
+                hubs.hubs.insert(id.clone());
             }
             if id == self.own {
                 continue;
@@ -356,6 +382,7 @@ impl Roster {
             agency_kinds,
             policy_problem,
             from_directory: true,
+            hubs,
             own_contact: state
                 .entries
                 .get(self.own.as_str())
@@ -425,6 +452,7 @@ mod tests {
                 policy_problem: None,
                 from_directory: false,
                 own_contact: String::new(),
+                hubs: HubRoutes::default(),
             })),
         }
     }

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use tracenet_proto::v1::directory_raft_server::DirectoryRaftServer;
+use tracenet_proto::v1::hub_relay_server::HubRelayServer;
 use tracenet_proto::v1::node_api_server::NodeApiServer;
 use tracenet_proto::v1::peer_exchange_server::PeerExchangeServer;
 
@@ -79,6 +80,9 @@ pub enum NodeError {
     /// The signing key is unusable.
     #[error("{0}")]
     Signing(EnvelopeError),
+    /// The sealing key is unusable, or a hub's mailboxes cannot be opened.
+    #[error("{0}")]
+    Hub(String),
     /// The audit log cannot be opened.
     #[error("{0}")]
     Audit(AuditError),
@@ -211,6 +215,23 @@ impl Node {
         let metrics = Arc::new(Metrics::new()?);
         audit.count_in(metrics.clone());
         let roster = Arc::new(Roster::from_config(&config, policy));
+        let sealing = Arc::new(
+            crate::seal::SealingSecret::load_or_generate(&config.sealing_key_path())
+                .map_err(|e| NodeError::Hub(e.to_string()))?,
+        );
+        let mailbox = match config.role {
+            crate::config::Role::Hub => Some(
+                crate::hub::mailbox::Mailbox::open(store.db())
+                    .map_err(|e| NodeError::Hub(e.to_string()))?,
+            ),
+            _ => None,
+        };
+        let sealer = Arc::new(crate::hub::channel::Sealer {
+            signing: signing.clone(),
+            secret: sealing.clone(),
+            roster: roster.clone(),
+            clock: clock.clone(),
+        });
         let ctx = NodeContext {
             node_id: config.node_id.clone(),
             country: config.country,
@@ -222,7 +243,9 @@ impl Node {
             roster: roster.clone(),
             directory: None,
             cert_fingerprint: tls.fingerprint().to_owned(),
-            peers: Arc::new(PeerClients::new(tls.clone(), roster)),
+            peers: Arc::new(
+                PeerClients::new(tls.clone(), roster).with_hubs(sealer, config.hub.clone()),
+            ),
             fanout_deadline: Duration::from_millis(config.fanout_deadline_ms),
             clock,
             ledger: Arc::new(Ledger::open(store.db()).map_err(NodeError::Ledger)?),
@@ -232,6 +255,9 @@ impl Node {
                 max_ms: config.outbox.retry_max_ms,
             },
             trace_settings: config.trace.clone(),
+            sealing,
+            hub: config.hub.clone(),
+            mailbox,
         };
         Ok(Node {
             config,
@@ -363,6 +389,15 @@ impl Node {
                 Admission::PeerApi.gated(Some((self.ctx.roster.clone(), false))),
             )
         });
+        let hub_svc = InterceptedService::new(
+            HubRelayServer::new(crate::hub::HubService::new(
+                self.ctx.clone(),
+                shutdown.clone(),
+            ))
+            .max_decoding_message_size(peer_cfg.max_message_bytes)
+            .max_encoding_message_size(peer_cfg.max_message_bytes),
+            Admission::PeerApi.gated(roster_gate.clone()),
+        );
         // Health answers only callers the listener's own admission check admits.
         let peer_health = InterceptedService::new(
             health_service.clone(),
@@ -371,7 +406,8 @@ impl Node {
         let peer_routes = Routes::default()
             .observed(self.metrics.clone(), "peer")
             .with(peer_health)
-            .with(peer_svc);
+            .with(peer_svc)
+            .with(hub_svc);
         // The Raft transport runs only on nodes with a directory replica.
         let peer_routes = match raft_svc {
             Some(raft) => peer_routes.with(raft),
@@ -415,6 +451,23 @@ impl Node {
                 d,
                 self.ctx.clock.clone(),
                 Duration::from_millis(every),
+                shutdown.clone(),
+            ));
+        }
+        if let Some(d) = self.ctx.directory.clone() {
+            let wanted =
+                crate::hub::publish::Wanted::new(self.ctx.sealing.public_key(), &self.config.hub);
+            tokio::spawn(crate::hub::publish::run(
+                node_id.clone(),
+                d,
+                wanted,
+                shutdown.clone(),
+            ));
+        }
+        if let (Some(hub), true) = (self.config.hub.hub.clone(), self.config.hub.outbound_only) {
+            tokio::spawn(crate::hub::poller::run(
+                self.ctx.clone(),
+                hub,
                 shutdown.clone(),
             ));
         }

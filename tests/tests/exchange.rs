@@ -332,6 +332,7 @@ async fn fan_out_merges_answers_and_names_a_stopped_peer() {
             legal_basis: "synthetic".into(),
             case_reference: "SYN-CASE".into(),
             deadline_ms: 2000,
+            via_hub: false,
         }),
         serial_number: serial.to_lowercase(),
         manufacturer: String::new(),

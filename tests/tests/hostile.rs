@@ -117,6 +117,7 @@ fn query(limit_per_peer: u32) -> pb::FederatedQueryRequest {
             legal_basis: "Synthetic test basis".into(),
             case_reference: "TEST-1".into(),
             deadline_ms: 20_000,
+            via_hub: false,
         }),
         filter: Some(pb::RecordFilter {
             route_country: "DEU".into(),

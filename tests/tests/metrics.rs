@@ -54,6 +54,7 @@ fn lookup(serial: &str) -> pb::FederatedLookupRequest {
             legal_basis: "Synthetic test basis".into(),
             case_reference: "TEST-1".into(),
             deadline_ms: 0,
+            via_hub: false,
         }),
         serial_number: serial.to_owned(),
         manufacturer: String::new(),

@@ -56,6 +56,7 @@ async fn ita_sees_from_fra(fed: &DevFederation) -> Result<usize, DemoError> {
                 legal_basis: "Synthetic legal basis (demo)".into(),
                 case_reference: "SYN-DEMO-CASE".into(),
                 deadline_ms: 3000,
+                via_hub: false,
             }),
             filter: Some(pb::RecordFilter {
                 route_country: via,

@@ -45,6 +45,7 @@ fn inquiry(agency: pb::AgencyKind, purpose: pb::Purpose) -> Option<pb::Inquiry> 
         legal_basis: "Synthetic legal basis (demo)".into(),
         case_reference: "SYN-DEMO-CASE".into(),
         deadline_ms: 3000,
+        via_hub: false,
     })
 }
 

@@ -151,6 +151,10 @@ pub struct Directory {
     signing: Arc<SigningKey>,
     genesis: Arc<Genesis>,
     last_seq: std::sync::Mutex<u64>,
+    /// Held from numbering a command of this node's to its outcome, so this node's commands
+    /// reach the log in the order of their seq (a later one applied first would make the
+    /// earlier one stale).
+    writing: tokio::sync::Mutex<()>,
     /// Whether this replica's state digest differs from the leader's at the same index.
     diverged: tokio::sync::watch::Sender<bool>,
 }
@@ -241,6 +245,7 @@ impl Directory {
             signing,
             genesis,
             last_seq: std::sync::Mutex::new(0),
+            writing: tokio::sync::Mutex::new(()),
             diverged: tokio::sync::watch::channel(false).0,
         });
         tokio::spawn(follow_roster(dir.clone(), roster, shutdown.clone()));
@@ -386,6 +391,7 @@ impl Directory {
         if revoked {
             return Err(DirectoryError::Revoked(self.me.to_string()));
         }
+        let _in_order = self.writing.lock().await;
         cmd.at = self.clock.now_secs();
         cmd.seq = self.next_seq();
         self.signing.sign_directory_command(&mut cmd);

@@ -231,6 +231,12 @@ pub enum Refusal {
         /// The status asked for.
         to: &'static str,
     },
+    /// A sealing key must be a 32-byte X25519 public key (the length given).
+    #[error("a sealing key is a 32-byte X25519 public key, not {0} bytes")]
+    SealingKey(usize),
+    /// A hub route must name a member with the hub role, other than the writer.
+    #[error("hub route refused: {0}")]
+    HubRoute(String),
 }
 
 /// At most this many gateway (and as many admin) certificates per member.
@@ -440,6 +446,8 @@ fn kept(p: &pb::MemberProofs) -> impl Iterator<Item = &pb::DirectoryCommand> {
         &p.marking_practices,
         &p.audit_checkpoint,
         &p.local_certificates,
+        &p.sealing_key,
+        &p.hub_route,
     ]
     .into_iter()
     .flatten()
@@ -688,9 +696,49 @@ fn decide(
             assistance::step(&mut next, cmd, s)?;
             *m = next;
         }
+        Op::PublishSealingKey(k) => {
+            active_member(state, w)?;
+            sealing_key(k)?;
+            state.entries.entry(w.to_owned()).or_default().sealing_key = k.public_key.clone();
+            proofs(state, w).sealing_key = Some(cmd.clone());
+        }
+        Op::PublishHubRoute(r) => {
+            active_member(state, w)?;
+            hub_route(state, w, r)?;
+            state.entries.entry(w.to_owned()).or_default().hub_route = Some(r.clone());
+            proofs(state, w).hub_route = Some(cmd.clone());
+        }
     }
     proofs(state, w).last_seq = cmd.seq;
     Ok(())
+}
+
+/// A sealing key is a 32-byte X25519 public key.
+fn sealing_key(k: &pb::SealingKey) -> Result<(), Refusal> {
+    match k.public_key.len() {
+        32 => Ok(()),
+        n => Err(Refusal::SealingKey(n)),
+    }
+}
+
+/// A member routes through a hub that is a member with the hub role (never itself).
+fn hub_route(state: &pb::DirectoryState, writer: &str, r: &pb::HubRoute) -> Result<(), Refusal> {
+    if r.hub.is_empty() {
+        return match r.outbound_only {
+            true => Err(Refusal::HubRoute(
+                "an outbound-only member must name its hub".into(),
+            )),
+            false => Ok(()),
+        };
+    }
+    if r.hub == writer {
+        return Err(Refusal::HubRoute("a member cannot be its own hub".into()));
+    }
+    match state.members.get(&r.hub) {
+        Some(m) if role(m) == pb::MemberRole::Hub => Ok(()),
+        Some(_) => Err(Refusal::HubRoute(format!("{} is not a hub", r.hub))),
+        None => Err(Refusal::HubRoute(format!("{} is not a member", r.hub))),
+    }
 }
 
 fn is_genesis(genesis: &Genesis, writer: &str, m: &pb::Member) -> bool {
@@ -934,6 +982,23 @@ fn rebuild(state: &pb::DirectoryState, genesis: &Genesis) -> Result<pb::Director
             };
             assistance::check_entry(a)?;
             assistance::put_entry(&mut e, a)?;
+            any = true;
+        }
+        if let Some(cmd) = &p.sealing_key {
+            own(cmd)?;
+            let Some(Op::PublishSealingKey(k)) = &cmd.op else {
+                return Err(bad(format!("sealing key of {id}")));
+            };
+            sealing_key(k)?;
+            e.sealing_key = k.public_key.clone();
+            any = true;
+        }
+        if let Some(cmd) = &p.hub_route {
+            own(cmd)?;
+            let Some(Op::PublishHubRoute(r)) = &cmd.op else {
+                return Err(bad(format!("hub route of {id}")));
+            };
+            e.hub_route = Some(r.clone());
             any = true;
         }
         if any {

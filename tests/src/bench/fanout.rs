@@ -39,6 +39,7 @@ pub async fn run(peer_counts: &[usize], calls: usize) -> Result<Report, Error> {
                 legal_basis: "Synthetic benchmark basis".into(),
                 case_reference: String::new(),
                 deadline_ms: 5000,
+                via_hub: false,
             }),
             serial_number: "SYN-000001".into(),
             manufacturer: String::new(),

@@ -122,6 +122,7 @@ pub async fn run(p: GatewayParams) -> Result<Report, Error> {
                     legal_basis: "Synthetic benchmark basis".into(),
                     case_reference: String::new(),
                     deadline_ms: 3000,
+                    via_hub: false,
                 }),
                 serial_number: format!("BENCH-L-{i}"),
                 manufacturer: String::new(),
