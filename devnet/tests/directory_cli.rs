@@ -190,6 +190,68 @@ async fn operators_found_and_use_the_directory_from_the_command_line() {
     assert!(o.stdout.contains("leader: CHE-SEC"), "{}", o.stdout);
     assert!(o.stdout.contains("learners: FRA-POL"), "{}", o.stdout);
 
+    // The assistance board from the command line, with the example entry files: FRA-POL
+    // publishes a need, the secretariat an offer, proposes it, FRA-POL accepts.
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples");
+    let need = examples.join("assistance-need.toml").display().to_string();
+    let offer = examples.join("assistance-offer.toml").display().to_string();
+    let o = cli(args(&["directory", "assistance", "publish"], fra, &[&need])).await;
+    assert!(o.ok, "{}", o.stderr);
+    let o = cli(args(
+        &["directory", "assistance", "publish"],
+        sec,
+        &[&offer],
+    ))
+    .await;
+    assert!(o.ok, "{}", o.stderr);
+    let o = cli(args(
+        &["directory", "assistance", "propose"],
+        sec,
+        &[
+            "m1",
+            "--offer",
+            "marking-loan",
+            "--requester",
+            "FRA-POL",
+            "--need",
+            "marking-2027",
+        ],
+    ))
+    .await;
+    assert!(o.ok, "{}", o.stderr);
+    // Only the requesting State accepts.
+    let o = cli(args(
+        &["directory", "assistance", "step"],
+        sec,
+        &["CHE-SEC/m1", "accept"],
+    ))
+    .await;
+    assert!(
+        !o.ok && o.stderr.contains("only the requesting State"),
+        "{}",
+        o.stderr
+    );
+    let o = cli(args(
+        &["directory", "assistance", "step"],
+        fra,
+        &["CHE-SEC/m1", "accept"],
+    ))
+    .await;
+    assert!(o.ok, "{}", o.stderr);
+    let o = cli(args(&["directory", "assistance", "board"], fra, &[])).await;
+    assert!(o.ok, "{}", o.stderr);
+    assert!(
+        o.stdout.contains("FRA-POL/marking-2027") && o.stdout.contains("covered by CHE-SEC/m1"),
+        "{}",
+        o.stdout
+    );
+    let o = cli(args(&["directory", "assistance", "board"], fra, &["--csv"])).await;
+    assert!(
+        o.stdout.starts_with("kind,id,author") && o.stdout.contains("match,CHE-SEC/m1"),
+        "{}",
+        o.stdout
+    );
+
     let o = cli(args(
         &["directory", "revoke"],
         sec,

@@ -657,6 +657,7 @@ pub async fn directory(app: &App, c: Caller<'_>) -> Result<pb::DirectoryView, Ga
                 into.entries.extend(from.entries);
                 into.proofs.extend(from.proofs);
                 into.revocations = from.revocations;
+                into.assistance_matches = from.assistance_matches;
             }
         }
         // Node ids only grow from page to page; anything else would loop.
@@ -694,6 +695,49 @@ pub async fn publish_contacts(
         return Err(GatewayError::Conflict(r.refusal));
     }
     log(app, c, "publish contact points", app.node_id()).await
+}
+
+/// The assistance board as this node may see it (the node applies who sees what: its own
+/// entries whole, the rest as their authors made public, whole for the secretariat and a
+/// region's hub).
+pub async fn assistance_board(
+    app: &App,
+    c: Caller<'_>,
+) -> Result<pb::AssistanceBoardResponse, GatewayError> {
+    c.require(Capability::ReadDirectory)?;
+    Ok(app
+        .node
+        .api()
+        .assistance_board(pb::AssistanceBoardRequest {})
+        .await?
+        .into_inner())
+}
+
+/// Proposes an assistance command written by this node (a need, offer or expert entry, a
+/// proposal, a step of a match), logged with `what` and `target`.
+pub async fn assistance_write(
+    app: &App,
+    c: Caller<'_>,
+    op: pb::directory_command::Op,
+    what: &str,
+    target: &str,
+) -> Result<(), GatewayError> {
+    c.require(Capability::Administer)?;
+    let r = app
+        .node
+        .api()
+        .propose_directory(pb::ProposeDirectoryRequest {
+            command: Some(pb::DirectoryCommand {
+                op: Some(op),
+                ..Default::default()
+            }),
+        })
+        .await?
+        .into_inner();
+    if !r.applied {
+        return Err(GatewayError::Conflict(r.refusal));
+    }
+    log(app, c, what, target).await
 }
 
 /// What a member asking for a purpose would receive of one record.

@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod assistance;
 pub mod audit;
 pub mod audit_anchor;
 pub mod audit_kind;

@@ -62,6 +62,7 @@ const METHODS: &[&str] = &[
     "/tracenet.v1.NodeApi/ProposeDirectory",
     "/tracenet.v1.NodeApi/PreviewDisclosure",
     "/tracenet.v1.NodeApi/StatisticsTables",
+    "/tracenet.v1.NodeApi/AssistanceBoard",
 ];
 
 /// The method label for a request path: `Service/Method` if the node serves it, else `unknown`.

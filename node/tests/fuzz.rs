@@ -153,6 +153,7 @@ fn decode_everything(bytes: &[u8]) {
         GetDirectoryRequest,
         ProposeDirectoryRequest,
         PreviewDisclosureRequest,
+        AssistanceBoardRequest,
         DirectoryCommand,
         DirectoryState,
         SharingPolicy,

@@ -9,6 +9,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod assistance;
 pub mod files;
 pub mod rpc;
 pub mod stored;

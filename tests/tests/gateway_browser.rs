@@ -241,6 +241,27 @@ async fn an_officer_works_a_case_end_to_end_in_a_real_browser() {
         .await
         .unwrap();
     snap(&b, "10-directory").await;
+    // The assistance board: FRA publishes a need through the form, the board lists it.
+    b.goto(&format!("{fra}/assistance/new?kind=need"))
+        .await
+        .unwrap();
+    b.fill("#a-id", "fra-training").await.unwrap();
+    b.select("#a-category", "training_identification")
+        .await
+        .unwrap();
+    b.fill("#a-title", "Identification course for border officers")
+        .await
+        .unwrap();
+    b.fill("#a-scope", "15 officers").await.unwrap();
+    b.click("#a-public_scope").await.unwrap();
+    snap(&b, "10a-assistance-form").await;
+    b.click("#assistance-submit").await.unwrap();
+    b.find("#need-details").await.unwrap();
+    b.goto(&format!("{fra}/assistance")).await.unwrap();
+    b.wait_for_text("#needs-table", "Identification course", false)
+        .await
+        .unwrap();
+    snap(&b, "10b-assistance-board").await;
     // DEU's administrator previews what FRA would receive of that record for tracing.
     b.goto(&format!("{deu}/policy")).await.unwrap();
     b.find("#policy-rules").await.unwrap();
@@ -300,6 +321,16 @@ async fn an_officer_works_a_case_end_to_end_in_a_real_browser() {
             format!("{fra}/directory"),
             "#members-table",
             "19-directory-fr",
+        ),
+        (
+            format!("{fra}/assistance"),
+            "#needs-table",
+            "19b-assistance-fr",
+        ),
+        (
+            format!("{fra}/assistance/experts"),
+            "#experts-table",
+            "19c-experts-fr",
         ),
         (format!("{fra}/audit"), "#audit-table", "20-audit-fr"),
         (

@@ -13,6 +13,7 @@ use crate::{DevFederation, DevnetError, NodeSpec};
 use tracenet_node::config::Role;
 use tracenet_node::{sample, serial};
 
+mod assistance;
 mod directory;
 mod exchange;
 mod gateways;
@@ -125,7 +126,9 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<Strin
             eprintln!("founding the directory: electing a leader among the voters, admitting every member...");
             fed.found_directory().await?;
             eprintln!("loading {} sample records into each national node...", opts.records_per_node);
-            load_samples(&fed, opts.records_per_node).await
+            load_samples(&fed, opts.records_per_node).await?;
+            eprintln!("publishing the synthetic assistance board...");
+            assistance::publish(&fed).await
         } => loaded,
         () = shutdown.cancelled() => Err(DemoError::Interrupted("founding the directory")),
     };
@@ -133,7 +136,12 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<Strin
         Err(e) => Err(e),
         Ok(()) if opts.scenario => match scenario(&fed).await {
             Ok(mut out) => match gateways::scenario(&fed, &mut out).await {
-                Ok(()) => match exchange::scenario(&mut fed, &mut out).await {
+                Ok(()) => match async {
+                    assistance::scenario(&fed, &mut out).await?;
+                    exchange::scenario(&mut fed, &mut out).await
+                }
+                .await
+                {
                     Ok(()) => directory::scenario(&mut fed, &mut out).await.map(|()| out),
                     Err(e) => Err(e),
                 },

@@ -705,6 +705,73 @@ async fn members(State(app): State<Arc<App>>, c: ApiCaller) -> ApiResult {
     ok(json!({ "items": items, "applied_index": view.applied_index }))
 }
 
+async fn assistance_board(State(app): State<Arc<App>>, c: ApiCaller) -> ApiResult {
+    ok(ops::assistance_board(&app, c.caller()).await?)
+}
+
+/// What an assistance write answers once the directory applied it.
+fn applied(what: &str, id: &str) -> ApiResult {
+    ok(json!({ "applied": true, "kind": what, "id": id }))
+}
+
+async fn publish_assistance(State(app): State<Arc<App>>, c: ApiCaller, bytes: Bytes) -> ApiResult {
+    c.caller().require(Capability::Administer)?;
+    let e: pb::AssistanceEntry = body(&bytes)?;
+    use pb::assistance_entry::Entry;
+    let (kind, id) = match e.entry.as_ref() {
+        Some(Entry::Need(n)) => ("need", n.id.clone()),
+        Some(Entry::Offer(o)) => ("offer", o.id.clone()),
+        Some(Entry::Expert(x)) => ("expert", x.id.clone()),
+        None => {
+            return Err(GatewayError::BadRequest(
+                "the body needs one of need, offer or expert".into(),
+            )
+            .into());
+        }
+    };
+    let target = format!("{kind} {}/{id}", app.node_id());
+    ops::assistance_write(
+        &app,
+        c.caller(),
+        pb::directory_command::Op::PublishAssistance(e),
+        "publish assistance entry",
+        &target,
+    )
+    .await?;
+    applied(kind, &format!("{}/{id}", app.node_id()))
+}
+
+async fn propose_assistance(State(app): State<Arc<App>>, c: ApiCaller, bytes: Bytes) -> ApiResult {
+    c.caller().require(Capability::Administer)?;
+    let p: pb::AssistanceProposal = body(&bytes)?;
+    let id = format!("{}/{}", app.node_id(), p.id);
+    let target = format!("{} -> {}/{}", p.offer_id, p.requester, p.need_id);
+    ops::assistance_write(
+        &app,
+        c.caller(),
+        pb::directory_command::Op::ProposeAssistance(p),
+        "assistance proposal",
+        &target,
+    )
+    .await?;
+    applied("match", &id)
+}
+
+async fn assistance_step(State(app): State<Arc<App>>, c: ApiCaller, bytes: Bytes) -> ApiResult {
+    c.caller().require(Capability::Administer)?;
+    let s: pb::AssistanceStep = body(&bytes)?;
+    let id = s.match_id.clone();
+    ops::assistance_write(
+        &app,
+        c.caller(),
+        pb::directory_command::Op::AssistanceStep(s),
+        "assistance step",
+        &id,
+    )
+    .await?;
+    applied("step", &id)
+}
+
 #[derive(Debug, Deserialize)]
 struct AuditQuery {
     #[serde(default)]
@@ -847,6 +914,10 @@ pub fn router() -> Router<Arc<App>> {
         .route("/analysis", post(analysis))
         .route("/statistics", get(statistics))
         .route("/directory/members", get(members))
+        .route("/assistance/board", get(assistance_board))
+        .route("/assistance/entries", post(publish_assistance))
+        .route("/assistance/proposals", post(propose_assistance))
+        .route("/assistance/steps", post(assistance_step))
         .route("/audit", get(audit))
         .route("/policy/preview", post(preview))
         .fallback(not_found)

@@ -325,6 +325,10 @@ pub fn document(own_country: &str) -> Value {
             "filter": {"anyOf": [schema_ref("RecordFilter"), {"type": "null"}]},
             "purpose": purpose,
             "legal_basis": {"type": "string", "minLength": 1, "pattern": "\\S"}}},
+        "AssistanceApplied": {"type": "object", "required": ["applied", "kind", "id"], "additionalProperties": false, "properties": {
+            "applied": {"type": "boolean", "const": true},
+            "kind": {"type": "string", "enum": ["need", "offer", "expert", "match", "step"]},
+            "id": {"type": "string", "description": "<member>/<id> of what was written"}}},
         "RecordList": list_of("RecordResponse"),
         "TraceList": list_of("TraceRecord"),
         "ReceivedList": list_of("ReceivedRecord"),
@@ -383,6 +387,10 @@ pub fn document(own_country: &str) -> Value {
             "/traces/{id}/answer": {"post": with_id(op("Answer, restrict or decline an incoming trace request (outcome TRACE_STATUS_ANSWERED, _RESTRICTED or _DECLINED)", "tracing_officer", Some("AnswerTraceRequestRequest"), "200", "TraceRecord"))},
             "/analysis": {"post": op(&format!("Route and concealment query across the federation (callers without the record-read role get only the analysis fields: date, route countries, transport mode, concealment method, weapon categories; each member answers at most {ANALYSIS_LIMIT} records, and `limited_members` lists those that reached it)"), "analyst", Some("Analysis"), "200", "AnalysisResult")},
             "/directory/members": {"get": op("Members and their contact points", "any", None, "200", "MemberList")},
+            "/assistance/board": {"get": op("The cooperation and assistance board as this member may see it: needs (status, covered), offers, expert roster, matches with their history (overdue flagged), and offers ranked against needs with reason codes (same_category, any_category, region_served, any_region, common_language, no_common_language, in_time, ends_before_wanted, capacity_left, capacity_full, need_covered). Other members' entries carry only the parts their authors made public (whole for the secretariat and a region's hub).", "any", None, "200", "AssistanceBoardResponse")},
+            "/assistance/entries": {"post": op("Publish (create or replace by id) one of this member's needs, offers or expert roster entries, signed by its node in the directory; a refusal by the directory is a 409 with its reason", "administrator", Some("AssistanceEntry"), "200", "AssistanceApplied")},
+            "/assistance/proposals": {"post": op("As a donor, propose one of this member's offers to meet another member's need (the match is <this node>/<id>)", "administrator", Some("AssistanceProposal"), "200", "AssistanceApplied")},
+            "/assistance/steps": {"post": op("Record a step of a match: ASSISTANCE_STATUS_MATCHED or _DECLINED by the requesting State, _IN_PROGRESS, _DELIVERED, _CLOSED by either party, or (status unspecified) a lessons-learned note once delivered", "administrator", Some("AssistanceStep"), "200", "AssistanceApplied")},
             "/audit": {"get": audit},
             "/statistics": {"get": statistics},
             "/policy/preview": {"post": with_operation_id("previewDisclosure", op("What a member would receive of a record for a purpose", "administrator", Some("PreviewDisclosureRequest"), "200", "PreviewDisclosureResponse"))}

@@ -261,6 +261,7 @@ mod tests {
         const NAMESPACES: &[&str] = &[
             "admin",
             "analysis",
+            "assistance",
             "audit",
             "common",
             "contacts",

@@ -61,6 +61,18 @@ pub async fn show(State(app): State<Arc<App>>, o: Officer) -> PageResult {
         format!("v{}", info.policy_version),
         link(Capability::Administer, "/policy"),
     ));
+    // This member's assistance matches past the date their need was wanted by (a node without a
+    // directory has no board: nothing to show).
+    if let Ok(b) = ops::assistance_board(&app, o.caller()).await {
+        let overdue = b.matches.iter().filter(|m| m.party && m.overdue).count();
+        if overdue > 0 {
+            counts.push((
+                lang.t("dashboard.assistance_overdue").to_owned(),
+                lang.number(overdue as u64),
+                "/assistance".to_owned(),
+            ));
+        }
+    }
     let mut pending = Vec::new();
     if show_traces {
         let mut incoming: Vec<pb::TraceRecord> = ops::traces(&app, o.caller(), "incoming")

@@ -22,6 +22,7 @@ use crate::ops::{Caller, Via};
 
 mod admin;
 mod analysis;
+mod assistance;
 mod dashboard;
 mod directory;
 pub mod forms;
@@ -118,6 +119,7 @@ const SECTIONS: &[(&str, &str, Capability)] = &[
     ("/analysis", "nav.analysis", Capability::Analyse),
     ("/statistics", "nav.statistics", Capability::Analyse),
     ("/directory", "nav.directory", Capability::ReadDirectory),
+    ("/assistance", "nav.assistance", Capability::ReadDirectory),
     ("/policy", "nav.policy", Capability::Administer),
     ("/audit", "nav.audit", Capability::Administer),
     ("/admin/users", "nav.admin", Capability::Administer),
@@ -422,6 +424,24 @@ pub fn router() -> Router<Arc<App>> {
         .route("/analysis", get(analysis::form).post(analysis::run))
         .route("/analysis/export", post(analysis::export))
         .route("/statistics", get(statistics::page))
+        .route("/assistance", get(assistance::show))
+        .route("/assistance/export.csv", get(assistance::export))
+        .route("/assistance/new", get(assistance::new_form))
+        .route("/assistance/entries", post(assistance::publish))
+        .route("/assistance/experts", get(assistance::experts))
+        .route("/assistance/needs/{author}/{id}", get(assistance::need))
+        .route(
+            "/assistance/needs/{author}/{id}/propose",
+            post(assistance::propose),
+        )
+        .route(
+            "/assistance/matches/{donor}/{id}",
+            get(assistance::show_match),
+        )
+        .route(
+            "/assistance/matches/{donor}/{id}/step",
+            post(assistance::step),
+        )
         .route("/directory", get(directory::members))
         .route("/policy", get(directory::policy))
         .route("/policy/preview", post(directory::preview))

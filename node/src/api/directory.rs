@@ -21,7 +21,8 @@ pub const PAGE_BUDGET: usize = 3 * 1024 * 1024;
 
 /// One page of `state`: the members whose node id is above `after`, in node id order, with their
 /// entries and signed commands, at most `size` of them (0: no count limit) and at most `budget`
-/// encoded bytes (always at least one member, so paging progresses); revocations whole. Returns
+/// encoded bytes (always at least one member, so paging progresses); revocations and assistance
+/// matches whole (every page). Returns
 /// the page and the node id to continue after, when more follow.
 pub fn page(
     state: &pb::DirectoryState,
@@ -41,6 +42,7 @@ pub fn page(
     ids.dedup();
     let mut out = pb::DirectoryState {
         revocations: state.revocations.clone(),
+        assistance_matches: state.assistance_matches.clone(),
         ..Default::default()
     };
     let mut used = out.encoded_len();
@@ -92,6 +94,16 @@ pub async fn get(
         snapshot_index: status.snapshot_index,
         purged_index: status.purged_index,
     })
+}
+
+/// The assistance board as this node may see it (its own entries whole, the rest as their
+/// authors made public, whole for the secretariat and a region's hub), ranked for today.
+pub fn assistance_board(ctx: &NodeContext) -> Result<pb::AssistanceBoardResponse, Status> {
+    let dir = replica(ctx)?;
+    let published = dir.local();
+    let viewer = crate::assistance::Viewer::of(&published.state, ctx.node_id.as_str());
+    let today = crate::assistance::date_of(ctx.clock.now_secs());
+    Ok(crate::assistance::board(&published.state, &viewer, today))
 }
 
 /// Proposes `cmd` as written by this node. An admission of this node itself with no keys is

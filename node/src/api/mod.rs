@@ -297,6 +297,15 @@ impl NodeApi for LocalApi {
         Ok(Response::new(directory::propose(&self.ctx, cmd).await?))
     }
 
+    async fn assistance_board(
+        &self,
+        request: Request<pb::AssistanceBoardRequest>,
+    ) -> Result<Response<pb::AssistanceBoardResponse>, Status> {
+        caller(&request)?;
+        let board = directory::assistance_board(&self.ctx)?;
+        Ok(Response::new(board))
+    }
+
     async fn preview_disclosure(
         &self,
         request: Request<pb::PreviewDisclosureRequest>,

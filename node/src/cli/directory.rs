@@ -1,6 +1,7 @@
 //! `tracenet-node directory ...`: read the directory through the node's local API, publish this
 //! node's contact points, trace settings, sharing policy and marking practices, and (on the
-//! secretariat's node) admit, suspend, reinstate and revoke members. Files are parsed and
+//! secretariat's node) admit, suspend, reinstate and revoke members; `directory assistance ...`
+//! reads the assistance board and publishes needs, offers, experts and match steps. Files are parsed and
 //! checked here before anything is proposed; a refused command prints the directory's reason.
 
 use std::path::{Path, PathBuf};
@@ -141,6 +142,81 @@ pub enum DirectoryCommand {
     Reinstate(StatusArgs),
     /// Secretariat: revoke a member and its certificate (final).
     Revoke(StatusArgs),
+    /// The cooperation and assistance board: needs, offers, expert roster, matches.
+    Assistance {
+        /// What to do.
+        #[command(subcommand)]
+        command: AssistanceCommand,
+    },
+}
+
+/// The `directory assistance` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AssistanceCommand {
+    /// The board as this node may see it: needs (status, covered), offers, experts, matches,
+    /// and offers ranked against needs with the reasons; `--csv` for the report export.
+    Board {
+        /// The node's TOML configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// Print the board as CSV.
+        #[arg(long)]
+        csv: bool,
+    },
+    /// Publish (create or replace by id) a need, an offer or an expert roster entry of this
+    /// member from a TOML file: a `[need]`, `[offer]` or `[expert]` table with the fields of
+    /// `AssistanceNeed`, `AssistanceOffer` or `AssistanceExpert` (directory.proto).
+    Publish {
+        /// The node's TOML configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// The file.
+        file: PathBuf,
+    },
+    /// As a donor: propose one of this member's offers to meet another member's need.
+    Propose {
+        /// The node's TOML configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// The match id (letters, digits, '-', '_'); the match is then `<this node>/<id>`.
+        id: String,
+        /// This member's offer.
+        #[arg(long)]
+        offer: String,
+        /// The requesting member's node id.
+        #[arg(long)]
+        requester: String,
+        /// Its need.
+        #[arg(long)]
+        need: String,
+        /// A note for the requester.
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Record a step of a match: accept or decline (the requesting State), in-progress,
+    /// delivered, closed (either party).
+    Step {
+        /// The node's TOML configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// The match (`<donor>/<id>`).
+        match_id: String,
+        /// accept, decline, in-progress, delivered or close.
+        step: String,
+        /// A note.
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Attach a lessons-learned note to a delivered match (either party).
+    Lessons {
+        /// The node's TOML configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// The match (`<donor>/<id>`).
+        match_id: String,
+        /// The note.
+        text: String,
+    },
 }
 
 /// Arguments of `admit`.
@@ -237,6 +313,7 @@ async fn view(config: &Path, linearizable: bool) -> Result<pb::DirectoryView, St
                 into.entries.extend(from.entries);
                 into.proofs.extend(from.proofs);
                 into.revocations = from.revocations;
+                into.assistance_matches = from.assistance_matches;
             }
         }
         // A node answering the same token again would loop forever: stop instead.
@@ -371,9 +448,165 @@ fn in_country(node: &str, country: Option<CountryCode>) -> bool {
     country.is_none_or(|c| NodeId::parse(node).is_ok_and(|n| n.is_of_state(c)))
 }
 
+/// The step a word names.
+fn step_status(s: &str) -> Result<pb::AssistanceStatus, String> {
+    match s {
+        "accept" => Ok(pb::AssistanceStatus::Matched),
+        "decline" => Ok(pb::AssistanceStatus::Declined),
+        "in-progress" => Ok(pb::AssistanceStatus::InProgress),
+        "delivered" => Ok(pb::AssistanceStatus::Delivered),
+        "close" => Ok(pb::AssistanceStatus::Closed),
+        other => Err(format!(
+            "unknown step '{other}' (accept, decline, in-progress, delivered or close)"
+        )),
+    }
+}
+
+/// Runs a `directory assistance` subcommand.
+async fn assistance(command: AssistanceCommand) -> Result<(), String> {
+    use tracenet_proto::assistance::{board_csv, category_name, status_name};
+    match command {
+        AssistanceCommand::Board { config, csv } => {
+            let (_, mut c) = client(&config).await?;
+            let b = c
+                .assistance_board(pb::AssistanceBoardRequest {})
+                .await
+                .map_err(|s| s.message().to_owned())?
+                .into_inner();
+            if csv {
+                print!("{}", board_csv(&b).map_err(|e| e.to_string())?);
+                return Ok(());
+            }
+            println!("needs:");
+            for n in &b.needs {
+                let need = n.need.clone().unwrap_or_default();
+                println!(
+                    "  {}/{} [{}] {} ({}, priority {}, {}){}",
+                    n.author,
+                    need.id,
+                    category_name(need.category),
+                    need.title,
+                    status_name(n.status),
+                    need.priority,
+                    n.regions.join(" "),
+                    if n.covered {
+                        format!(" covered by {}", n.covered_by)
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+            println!("offers:");
+            for o in &b.offers {
+                let offer = o.offer.clone().unwrap_or_default();
+                let cats: Vec<String> =
+                    offer.categories.iter().map(|c| category_name(*c)).collect();
+                println!(
+                    "  {}/{} [{}] {} ({}, {} active)",
+                    o.author,
+                    offer.id,
+                    cats.join(" "),
+                    offer.title,
+                    status_name(o.status),
+                    o.active_matches
+                );
+            }
+            println!("experts:");
+            for x in &b.experts {
+                let e = x.expert.clone().unwrap_or_default();
+                let cats: Vec<String> = e.expertise.iter().map(|c| category_name(*c)).collect();
+                println!(
+                    "  {}/{} {} [{}] {}",
+                    x.author,
+                    e.id,
+                    e.name_or_function,
+                    cats.join(" "),
+                    e.languages.join(" ")
+                );
+            }
+            println!("matches:");
+            for m in &b.matches {
+                let x = m.r#match.clone().unwrap_or_default();
+                println!(
+                    "  {} {}/{} -> {}/{} {}{}",
+                    x.id,
+                    x.donor,
+                    x.offer_id,
+                    x.requester,
+                    x.need_id,
+                    status_name(x.status),
+                    if m.overdue { " OVERDUE" } else { "" }
+                );
+            }
+            println!("suggestions:");
+            for s in &b.suggestions {
+                println!(
+                    "  {}/{} <- {}/{} score {} ({})",
+                    s.need_author,
+                    s.need_id,
+                    s.offer_author,
+                    s.offer_id,
+                    s.score,
+                    s.reasons.join(", ")
+                );
+            }
+            Ok(())
+        }
+        AssistanceCommand::Publish { config, file } => {
+            let entry: pb::AssistanceEntry = parse_toml(&file)?;
+            propose(&config, Op::PublishAssistance(entry)).await
+        }
+        AssistanceCommand::Propose {
+            config,
+            id,
+            offer,
+            requester,
+            need,
+            note,
+        } => {
+            let p = pb::AssistanceProposal {
+                id,
+                offer_id: offer,
+                requester,
+                need_id: need,
+                note,
+            };
+            propose(&config, Op::ProposeAssistance(p)).await
+        }
+        AssistanceCommand::Step {
+            config,
+            match_id,
+            step,
+            note,
+        } => {
+            let s = pb::AssistanceStep {
+                match_id,
+                status: step_status(&step)? as i32,
+                note,
+                lessons: String::new(),
+            };
+            propose(&config, Op::AssistanceStep(s)).await
+        }
+        AssistanceCommand::Lessons {
+            config,
+            match_id,
+            text,
+        } => {
+            let s = pb::AssistanceStep {
+                match_id,
+                status: pb::AssistanceStatus::Unspecified as i32,
+                note: String::new(),
+                lessons: text,
+            };
+            propose(&config, Op::AssistanceStep(s)).await
+        }
+    }
+}
+
 /// Runs a `directory` subcommand.
 pub async fn run(command: DirectoryCommand) -> Result<(), String> {
     match command {
+        DirectoryCommand::Assistance { command } => assistance(command).await,
         DirectoryCommand::Show {
             config,
             linearizable,

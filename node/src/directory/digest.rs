@@ -46,6 +46,9 @@ pub fn of(state: &pb::DirectoryState) -> [u8; 32] {
     for r in &state.revocations {
         part(b"revocation", &r.node_id, &|| r.encode_to_vec());
     }
+    for m in &state.assistance_matches {
+        part(b"assistance-match", &m.id, &|| m.encode_to_vec());
+    }
     let mut out = [0u8; 32];
     out.copy_from_slice(ctx.finish().as_ref());
     out

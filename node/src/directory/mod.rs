@@ -14,6 +14,7 @@
 //! [`crate::roster`], kept outside this module so that the peer connections and admission it
 //! serves do not depend on Raft.
 
+pub mod assistance;
 pub mod codec;
 pub mod digest;
 pub mod membership;

@@ -27,6 +27,7 @@
 
 use tracenet_proto::v1 as pb;
 
+use super::assistance;
 use crate::country::CountryCode;
 use crate::envelope::verify_directory_command;
 use crate::ids::{Affiliation, NodeId};
@@ -209,6 +210,50 @@ pub enum Refusal {
         seq: u64,
         /// The sequence published before.
         last: u64,
+    },
+    /// An assistance entry, proposal or step is malformed.
+    #[error("assistance: {0}")]
+    AssistanceInvalid(String),
+    /// The need, offer or match named is not in the directory.
+    #[error("assistance: no {what} {id}")]
+    AssistanceUnknown {
+        /// "need", "offer" or "match".
+        what: &'static str,
+        /// Its id (`<author>/<id>`).
+        id: String,
+    },
+    /// The need or offer is closed.
+    #[error("assistance: {0} is closed")]
+    AssistanceClosed(String),
+    /// The donor already used that match id.
+    #[error("assistance: match {0} already exists")]
+    AssistanceDuplicate(String),
+    /// Only the donor and the requesting State record steps of a match.
+    #[error("assistance: {writer} is not a party to match {match_id}")]
+    AssistanceNotParty {
+        /// The writer.
+        writer: String,
+        /// The match.
+        match_id: String,
+    },
+    /// Only the requesting State (the need's author) accepts or declines a match.
+    #[error(
+        "assistance: only the requesting State accepts or declines match {match_id}; {writer} is not it"
+    )]
+    AssistanceNotRequester {
+        /// The writer.
+        writer: String,
+        /// The match.
+        match_id: String,
+    },
+    /// A match's status moves forward only, along open -> matched -> in progress -> delivered ->
+    /// closed.
+    #[error("assistance: a match cannot go from {from} to {to}")]
+    AssistanceTransition {
+        /// Its status.
+        from: &'static str,
+        /// The status asked for.
+        to: &'static str,
     },
     /// A sealing key must be a 32-byte X25519 public key (the length given).
     #[error("a sealing key is a 32-byte X25519 public key, not {0} bytes")]
@@ -448,7 +493,13 @@ pub fn authenticate(
         let same = |c: &pb::DirectoryCommand| {
             c.writer == cmd.writer && c.seq == cmd.seq && c.signature == cmd.signature
         };
-        if state.proofs.values().any(|p| kept(p).any(same)) {
+        if state.proofs.values().any(|p| kept(p).any(same))
+            || state
+                .assistance_matches
+                .iter()
+                .flat_map(|m| m.commands.iter())
+                .any(same)
+        {
             return Err(Refusal::AlreadyApplied {
                 writer: w.to_owned(),
                 seq: cmd.seq,
@@ -482,6 +533,7 @@ fn kept(p: &pb::MemberProofs) -> impl Iterator<Item = &pb::DirectoryCommand> {
     .chain(p.policies.iter())
     .chain(p.roles.iter())
     .chain(p.certificate_revocations.iter())
+    .chain(p.assistance_entries.iter())
 }
 
 fn proofs<'a>(state: &'a mut pb::DirectoryState, node: &str) -> &'a mut pb::MemberProofs {
@@ -700,6 +752,32 @@ fn decide(
             entries.audit_checkpoint = Some(a.clone());
             proofs(state, w).audit_checkpoint = Some(cmd.clone());
         }
+        Op::PublishAssistance(e) => {
+            active_member(state, w)?;
+            assistance::check_entry(e)?;
+            assistance::put_entry(state.entries.entry(w.to_owned()).or_default(), e)?;
+            assistance::put_proof(&mut proofs(state, w).assistance_entries, cmd);
+        }
+        Op::ProposeAssistance(p) => {
+            active_member(state, w)?;
+            assistance::check_proposal(state, w, p)?;
+            state.assistance_matches.push(assistance::start(cmd, p));
+        }
+        Op::AssistanceStep(s) => {
+            active_member(state, w)?;
+            let m = state
+                .assistance_matches
+                .iter_mut()
+                .find(|m| m.id == s.match_id)
+                .ok_or_else(|| Refusal::AssistanceUnknown {
+                    what: "match",
+                    id: s.match_id.chars().take(140).collect(),
+                })?;
+            // Applied to a copy: a refused step leaves the match as it was.
+            let mut next = m.clone();
+            assistance::step(&mut next, cmd, s)?;
+            *m = next;
+        }
         Op::PublishSealingKey(k) => {
             active_member(state, w)?;
             sealing_key(k)?;
@@ -836,6 +914,9 @@ pub fn verify(state: &pb::DirectoryState, genesis: &Genesis) -> Result<(), Refus
     };
     if sorted(&rebuilt.revocations) != sorted(&state.revocations) {
         return bad("revocations differ from the signed revocations");
+    }
+    if rebuilt.assistance_matches != state.assistance_matches {
+        return bad("assistance matches differ from their signed commands");
     }
     Ok(())
 }
@@ -1035,6 +1116,15 @@ fn rebuild(state: &pb::DirectoryState, genesis: &Genesis) -> Result<pb::Director
             e.audit_checkpoint = Some(a.clone());
             any = true;
         }
+        for cmd in &p.assistance_entries {
+            own(cmd)?;
+            let Some(Op::PublishAssistance(a)) = &cmd.op else {
+                return Err(bad(format!("an assistance entry of {id}")));
+            };
+            assistance::check_entry(a)?;
+            assistance::put_entry(&mut e, a)?;
+            any = true;
+        }
         if let Some(cmd) = &p.sealing_key {
             own(cmd)?;
             let Some(Op::PublishSealingKey(k)) = &cmd.op else {
@@ -1070,9 +1160,26 @@ fn rebuild(state: &pb::DirectoryState, genesis: &Genesis) -> Result<pb::Director
             out.entries.insert(id.clone(), e);
         }
     }
+    // Matches, each replayed from its signed commands with the members' keys.
+    let key_of = |id: &str| out.members.get(id).map(|m| m.signing_key.clone());
+    let matches = state
+        .assistance_matches
+        .iter()
+        .map(|m| assistance::replay(m, &key_of))
+        .collect::<Result<Vec<_>, _>>()?;
+    out.assistance_matches = matches;
     // No kept command may be above its writer's last applied seq (else replays would pass).
-    for p in state.proofs.values() {
-        for cmd in kept(p) {
+    let in_matches = state
+        .assistance_matches
+        .iter()
+        .flat_map(|m| m.commands.iter());
+    for cmds in state
+        .proofs
+        .values()
+        .map(|p| kept(p).collect::<Vec<_>>())
+        .chain(std::iter::once(in_matches.collect()))
+    {
+        for cmd in cmds {
             let last = state.proofs.get(&cmd.writer).map_or(0, |w| w.last_seq);
             if cmd.seq > last {
                 return Err(bad(format!(
