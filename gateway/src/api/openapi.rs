@@ -288,6 +288,16 @@ pub fn document(own_country: &str) -> Value {
             {"type": "string", "enum": ["PURPOSE_CRIMINAL_INVESTIGATION", "PURPOSE_TRACING", "PURPOSE_BORDER_RISK_ANALYSIS", "PURPOSE_STATISTICS"]},
             {"type": "integer", "enum": [1, 2, 3, 4]}]});
     }
+    // A oneof: exactly one of need, offer or expert (a second one, even null, is refused).
+    schemas.insert(
+        "AssistanceEntry".to_owned(),
+        json!({"type": "object", "additionalProperties": false, "minProperties": 1, "maxProperties": 1,
+            "description": "Exactly one of need, offer or expert.",
+            "properties": {
+                "need": schema_ref("AssistanceNeed"),
+                "offer": schema_ref("AssistanceOffer"),
+                "expert": schema_ref("AssistanceExpert")}}),
+    );
     // The analysis answer: the node's response and what the gateway adds.
     let mut analysis_result = schemas
         .get("FederatedQueryResponse")
