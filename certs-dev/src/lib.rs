@@ -395,7 +395,7 @@ mod tests {
                 Validity::Current,
             )
             .unwrap();
-        for bad in ["fra-pol", "FRA", "FRA-", "FRAN-POL", "FRA-P/L"] {
+        for bad in ["fra-pol", "FRA", "FRA-", "XYZ-POL", "FRA-P/L", "A-POL"] {
             assert!(matches!(
                 parse_node_id(bad),
                 Err(CertError::InvalidNodeId(_))
