@@ -51,6 +51,11 @@ echo "$MEMBERS" | while read -r id role _ip _region _rest; do
   if [ -f "/config/$id/policy.toml" ]; then
     tracenet-node directory publish-policy --config "$c" "/config/$id/policy.toml" >/dev/null
   fi
+  # Each State here runs one node: it is its State's designated tracing node (trace requests
+  # are routed only to a designated node, never to the first of a State's nodes).
+  if [ "$role" = "national" ]; then
+    tracenet-node directory designate-tracing --config "$c" >/dev/null
+  fi
   echo "found: $id published its trace settings, contacts, local certificates"
 done
 
