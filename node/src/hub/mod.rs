@@ -35,10 +35,10 @@ use tracenet_proto::v1::hub_relay_client::HubRelayClient;
 use tracenet_proto::v1::hub_relay_server::HubRelay;
 
 use crate::audit::{Event, EventKind};
-use crate::auth::caller;
 use crate::config::Role;
 use crate::context::NodeContext;
-use crate::ids::{NodeId, PeerIdentity};
+use crate::ids::NodeId;
+use crate::peer::caller_node;
 use mailbox::Mailbox;
 
 /// Longest a mailbox poll is held open.
@@ -148,13 +148,6 @@ impl HubService {
     }
 }
 
-fn node_caller<T>(request: &Request<T>) -> Result<NodeId, Status> {
-    match caller(request)? {
-        PeerIdentity::Node(id) => Ok(id.clone()),
-        other => Err(Status::permission_denied(format!("{other} is not a node"))),
-    }
-}
-
 /// The hub's record of one relayed message: metadata only, never the payload.
 fn relayed_event(msg: &pb::SealedMessage) -> Event {
     Event {
@@ -186,7 +179,7 @@ impl HubRelay for HubService {
         &self,
         request: Request<pb::SealedMessage>,
     ) -> Result<Response<pb::SealedMessage>, Status> {
-        let who = node_caller(&request)?;
+        let who = caller_node(&request)?;
         let msg = request.into_inner();
         let to = self.admit(&who, &msg).await?;
         Ok(Response::new(self.carry(&to, msg).await?))
@@ -196,7 +189,7 @@ impl HubRelay for HubService {
         &self,
         request: Request<pb::SealedMessage>,
     ) -> Result<Response<pb::SealedMessage>, Status> {
-        node_caller(&request)?;
+        caller_node(&request)?;
         let msg = request.into_inner();
         Ok(Response::new(inbox::receive(&self.ctx, &msg).await?))
     }
@@ -205,7 +198,7 @@ impl HubRelay for HubService {
         &self,
         request: Request<pb::MailboxPollRequest>,
     ) -> Result<Response<pb::MailboxPollResponse>, Status> {
-        let who = node_caller(&request)?;
+        let who = caller_node(&request)?;
         let mailbox = self.mailbox()?.clone();
         let req = request.into_inner();
         let max = (req.max_messages as usize).clamp(1, MAX_POLL_MESSAGES);
@@ -237,7 +230,7 @@ impl HubRelay for HubService {
         &self,
         request: Request<pb::MailboxAckRequest>,
     ) -> Result<Response<pb::MailboxAckResponse>, Status> {
-        let who = node_caller(&request)?;
+        let who = caller_node(&request)?;
         let mailbox = self.mailbox()?.clone();
         let req = request.into_inner();
         if let Some(reply) = &req.reply
@@ -263,7 +256,7 @@ impl HubRelay for HubService {
         &self,
         request: Request<pb::RegionalFanoutRequest>,
     ) -> Result<Response<pb::RegionalFanoutResponse>, Status> {
-        let who = node_caller(&request)?;
+        let who = caller_node(&request)?;
         self.mailbox()?;
         let req = request.into_inner();
         if req.calls.len() > MAX_FANOUT_CALLS {

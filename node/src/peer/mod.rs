@@ -51,7 +51,8 @@ impl PeerService {
     }
 }
 
-fn caller_node<T>(request: &Request<T>) -> Result<NodeId, Status> {
+/// The node a peer request comes from (its certificate's identity); anything else is refused.
+pub(crate) fn caller_node<T>(request: &Request<T>) -> Result<NodeId, Status> {
     match caller(request)? {
         PeerIdentity::Node(id) => Ok(id.clone()),
         other => Err(Status::permission_denied(format!("{other} is not a node"))),
