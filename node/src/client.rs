@@ -12,7 +12,7 @@ use tracenet_proto::v1::node_api_client::NodeApiClient;
 use tracenet_proto::v1::peer_exchange_client::PeerExchangeClient;
 
 use crate::config::HubConfig;
-use crate::hub::channel::{PeerChannel, SealedRoute, Sealer};
+use crate::hub::channel::{Carrier, PeerChannel, SealedRoute, Sealer};
 use crate::hub::routing::{Route, route};
 use crate::ids::NodeId;
 use crate::roster::Roster;
@@ -42,6 +42,10 @@ pub enum ClientError {
     /// directory lists what is missing.
     #[error("{0}")]
     Route(crate::hub::routing::RouteError),
+    /// The directory says this node holds the peer's mailbox, but it runs without one (not
+    /// started as a hub). Not retryable until the node runs with the hub role.
+    #[error("{0} collects its messages from this node, which holds no mailbox")]
+    NoMailbox(NodeId),
 }
 
 fn endpoint(addr: &str, tls: &TlsMaterial, server_dns: &str) -> Result<Endpoint, ClientError> {
@@ -104,6 +108,7 @@ pub struct PeerClients {
     roster: Arc<Roster>,
     channels: Mutex<HashMap<NodeId, (String, Channel)>>,
     hubs: Option<(Arc<Sealer>, HubConfig)>,
+    own_mailbox: Option<crate::hub::mailbox::Mailbox>,
 }
 
 impl PeerClients {
@@ -114,7 +119,15 @@ impl PeerClients {
             roster,
             channels: Mutex::new(HashMap::new()),
             hubs: None,
+            own_mailbox: None,
         }
+    }
+
+    /// On a hub: calls to its own outbound-only members are held in `mailbox` for them to
+    /// collect (see [`crate::hub::routing::Route::OwnMailbox`]).
+    pub fn with_mailbox(mut self, mailbox: Option<crate::hub::mailbox::Mailbox>) -> PeerClients {
+        self.own_mailbox = mailbox;
+        self
     }
 
     /// Reaches peers through hubs where the directory or `cfg` says so (see
@@ -182,7 +195,24 @@ impl PeerClients {
                 Ok(PeerExchangeClient::new(PeerChannel::Sealed(Arc::new(
                     SealedRoute {
                         sealer: sealer.clone(),
-                        hub: hub_channel,
+                        carrier: Carrier::Hub(hub_channel),
+                        recipient: peer.clone(),
+                        recipient_key,
+                    },
+                ))))
+            }
+            Route::OwnMailbox { recipient_key } => {
+                let mailbox = self
+                    .own_mailbox
+                    .clone()
+                    .ok_or_else(|| ClientError::NoMailbox(peer.clone()))?;
+                Ok(PeerExchangeClient::new(PeerChannel::Sealed(Arc::new(
+                    SealedRoute {
+                        sealer: sealer.clone(),
+                        carrier: Carrier::OwnMailbox {
+                            mailbox,
+                            wait: std::time::Duration::from_millis(cfg.reply_wait_ms),
+                        },
                         recipient: peer.clone(),
                         recipient_key,
                     },

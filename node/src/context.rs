@@ -67,4 +67,6 @@ pub struct NodeContext {
     pub hub: crate::config::HubConfig,
     /// The mailboxes it holds for outbound-only members, on a hub.
     pub mailbox: Option<crate::hub::mailbox::Mailbox>,
+    /// The secure-aggregation rounds this node answered as a member.
+    pub rounds: crate::peer::aggregation::RoundLog,
 }

@@ -94,7 +94,7 @@ impl Asker<'_> {
     }
 
     /// An audit event about this request.
-    fn event(&self, kind: EventKind, detail: String) -> Event {
+    pub(crate) fn event(&self, kind: EventKind, detail: String) -> Event {
         Event {
             peer: self.node.to_string(),
             request_id: self.context.request_id.clone(),

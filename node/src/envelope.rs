@@ -336,6 +336,7 @@ signed_request! {
     RetractRequest => "Retract",
     ShareForwardedRequest => "ShareForwarded",
     StatisticsRequest => "StatisticsTables",
+    AggregationRequest => "AggregateStatistics",
 }
 
 /// Parses a hex Ed25519 public key (64 hex digits).

@@ -177,7 +177,7 @@ fn failure(node: &NodeId, reason: impl Into<String>) -> pb::PeerFailure {
     }
 }
 
-fn status_reason(s: &tonic::Status) -> String {
+pub(crate) fn status_reason(s: &tonic::Status) -> String {
     match s.code() {
         tonic::Code::DeadlineExceeded => "deadline exceeded".into(),
         tonic::Code::Unavailable => "unavailable".into(),
@@ -309,7 +309,7 @@ pub fn query_copies(answers: &[pb::PeerRecords], now: i64) -> Vec<pb::ReceivedRe
 
 /// Checks the inquiry, signs its context for `request` (binding its body) and audits the
 /// request before anything is sent.
-async fn open_request<R: SignedRequest>(
+pub(crate) async fn open_request<R: SignedRequest>(
     node: &NodeContext,
     inquiry: &pb::Inquiry,
     what: &str,
@@ -331,7 +331,7 @@ async fn open_request<R: SignedRequest>(
 }
 
 /// Runs `call` against `peer` within `wait`, saying how it ended.
-async fn call_peer<T, F>(
+pub(crate) async fn call_peer<T, F>(
     node: &NodeContext,
     peer: &NodeId,
     wait: Duration,

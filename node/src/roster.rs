@@ -144,6 +144,8 @@ pub struct HubRoutes {
     pub routes: HashMap<NodeId, pb::HubRoute>,
     /// Active members with the hub role.
     pub hubs: std::collections::BTreeSet<NodeId>,
+    /// The member States each organisation's node lists (its region, for a hub).
+    pub member_states: HashMap<NodeId, Vec<CountryCode>>,
 }
 
 impl RosterView {
@@ -425,6 +427,14 @@ impl Roster {
             }
             if m.role == pb::MemberRole::Hub as i32 {
                 hubs.hubs.insert(id.clone());
+            }
+            if !m.member_states.is_empty() {
+                let states = m
+                    .member_states
+                    .iter()
+                    .filter_map(|c| CountryCode::parse(c).ok())
+                    .collect();
+                hubs.member_states.insert(id.clone(), states);
             }
             if id == self.own {
                 continue;

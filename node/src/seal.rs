@@ -21,6 +21,7 @@ use crate::envelope::{PeerKeys, SigningKey};
 use crate::ids::NodeId;
 
 const KEY_INFO: &[u8] = b"tracenet-v1 seal key";
+const PAIR_SALT: &[u8] = b"tracenet-v1 pairwise secret";
 
 /// Why a sealed message could not be made or opened. Nothing about a refused message is
 /// retryable as it is: the sender must seal a new one.
@@ -95,6 +96,40 @@ impl SealingSecret {
     /// The public key others seal to (published in the directory).
     pub fn public_key(&self) -> [u8; 32] {
         PublicKey::from(&self.0).to_bytes()
+    }
+
+    /// The 32-byte secret this node (`own`) shares with `other`, whose published sealing key is
+    /// `other_key`: X25519 of the two static keys, then HKDF-SHA256 bound to the pair's ids
+    /// (sorted, so both sides derive the same bytes). Used for the pairwise masks of secure
+    /// aggregation ([`crate::stats::aggregate`]); never for sealing, whose keys are ephemeral.
+    /// Refuses a key that yields an all-zero (non-contributory) agreement.
+    pub fn pairwise_secret(
+        &self,
+        own: &NodeId,
+        other: &NodeId,
+        other_key: &[u8],
+    ) -> Result<[u8; 32], SealError> {
+        let public = public_of(other_key).ok_or_else(|| SealError::NoKey(other.to_string()))?;
+        let shared = self.0.diffie_hellman(&public);
+        if !shared.was_contributory() {
+            return Err(SealError::NoKey(other.to_string()));
+        }
+        let (lo, hi) = if own.as_str() < other.as_str() {
+            (own.as_str(), other.as_str())
+        } else {
+            (other.as_str(), own.as_str())
+        };
+        let mut info = Vec::with_capacity(lo.len() + hi.len() + 16);
+        for part in [lo, hi] {
+            info.extend_from_slice(&(part.len() as u64).to_be_bytes());
+            info.extend_from_slice(part.as_bytes());
+        }
+        let prk = Salt::new(HKDF_SHA256, PAIR_SALT).extract(shared.as_bytes());
+        let mut out = [0u8; 32];
+        prk.expand(&[&info], Len32)
+            .and_then(|okm| okm.fill(&mut out))
+            .map_err(|_| SealError::Undecryptable)?;
+        Ok(out)
     }
 }
 
@@ -270,6 +305,27 @@ mod tests {
                 .map(|k| (k.node().clone(), k.public_key()))
                 .collect::<HashMap<_, _>>(),
         )
+    }
+
+    #[test]
+    fn pairwise_secrets_agree_and_depend_on_the_pair() {
+        let (a, b, c) = (
+            SealingSecret::generate().unwrap(),
+            SealingSecret::generate().unwrap(),
+            SealingSecret::generate().unwrap(),
+        );
+        let (ia, ib, ic) = (
+            NodeId::parse("BEL-POL").unwrap(),
+            NodeId::parse("DEU-BKA").unwrap(),
+            NodeId::parse("FRA-POL").unwrap(),
+        );
+        let ab = a.pairwise_secret(&ia, &ib, &b.public_key()).unwrap();
+        assert_eq!(ab, b.pairwise_secret(&ib, &ia, &a.public_key()).unwrap());
+        assert_ne!(ab, a.pairwise_secret(&ia, &ic, &c.public_key()).unwrap());
+        // The same keys under other ids give another secret.
+        assert_ne!(ab, a.pairwise_secret(&ia, &ic, &b.public_key()).unwrap());
+        assert!(a.pairwise_secret(&ia, &ib, &[0u8; 32]).is_err());
+        assert!(a.pairwise_secret(&ia, &ib, &[1u8; 5]).is_err());
     }
 
     fn body() -> pb::SealedBody {

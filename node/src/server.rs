@@ -244,7 +244,9 @@ impl Node {
             directory: None,
             cert_fingerprint: tls.fingerprint().to_owned(),
             peers: Arc::new(
-                PeerClients::new(tls.clone(), roster).with_hubs(sealer, config.hub.clone()),
+                PeerClients::new(tls.clone(), roster)
+                    .with_hubs(sealer, config.hub.clone())
+                    .with_mailbox(mailbox.clone()),
             ),
             fanout_deadline: Duration::from_millis(config.fanout_deadline_ms),
             clock,
@@ -257,6 +259,8 @@ impl Node {
             trace_settings: config.trace.clone(),
             sealing,
             hub: config.hub.clone(),
+            rounds: crate::peer::aggregation::RoundLog::open(store.db())
+                .map_err(|e| NodeError::Hub(e.to_string()))?,
             mailbox,
         };
         Ok(Node {

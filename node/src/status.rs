@@ -24,7 +24,7 @@ use crate::store::StoreError;
 use crate::workflow::WorkflowError;
 
 /// What a caller is told when local storage failed in a way that may pass.
-const STORAGE_UNAVAILABLE: &str = "storage temporarily unavailable; retry later";
+pub(crate) const STORAGE_UNAVAILABLE: &str = "storage temporarily unavailable; retry later";
 
 impl From<StoreError> for Status {
     fn from(s: StoreError) -> Status {

@@ -113,6 +113,13 @@ impl PeerExchange for Flooder {
     ) -> Result<Response<pb::StatisticsResponse>, Status> {
         Err(Status::unimplemented("hostile"))
     }
+
+    async fn aggregate_statistics(
+        &self,
+        _: Request<pb::AggregationRequest>,
+    ) -> Result<Response<pb::AggregationResponse>, Status> {
+        Err(Status::unimplemented("hostile"))
+    }
 }
 
 fn query(limit_per_peer: u32) -> pb::FederatedQueryRequest {

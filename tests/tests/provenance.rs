@@ -344,6 +344,13 @@ impl PeerExchange for HostilePeer {
     ) -> Result<Response<pb::StatisticsResponse>, Status> {
         Err(Status::unimplemented("hostile"))
     }
+
+    async fn aggregate_statistics(
+        &self,
+        _: Request<pb::AggregationRequest>,
+    ) -> Result<Response<pb::AggregationResponse>, Status> {
+        Err(Status::unimplemented("hostile"))
+    }
 }
 
 #[tokio::test]

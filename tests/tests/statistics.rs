@@ -64,6 +64,8 @@ fn ask(peer: &str) -> pb::StatisticsLocalRequest {
             legal_basis: "synthetic".into(),
             ..Default::default()
         }),
+        regional: false,
+        deadline_ms: 0,
     }
 }
 

@@ -668,6 +668,8 @@ fn statistics_request(q: StatisticsQuery) -> Result<pb::StatisticsLocalRequest, 
             0
         },
         inquiry: None,
+        regional: false,
+        deadline_ms: 0,
     })
 }
 

@@ -201,6 +201,8 @@ pub async fn page(
             0
         },
         inquiry: None,
+        regional: false,
+        deadline_ms: 0,
     };
     match ops::statistics(&app, o.caller(), req).await {
         Ok(r) => {

@@ -1,6 +1,7 @@
 //! The local API's statistics: this node's own tables for a period (nothing suppressed: they
 //! are its own figures), with the SDG 16.4.2 series over years, or a peer's tables asked through
-//! [`crate::fanout::statistics`] (suppressed by the peer under its statistics rule).
+//! [`crate::fanout::statistics`] (suppressed by the peer under its statistics rule), or on a hub
+//! its region's total by secure aggregation ([`crate::hub::aggregation`]).
 
 use tonic::{Request, Response, Status};
 use tracenet_proto::v1 as pb;
@@ -22,6 +23,24 @@ pub(super) async fn tables(
     caller(&request)?;
     let req = request.into_inner();
     let period = stats::period_of(req.year, req.quarter).map_err(ApiError::BadArgument)?;
+    if req.regional {
+        if !req.peer_node.trim().is_empty() || req.series_from != 0 {
+            return Err(ApiError::BadArgument(
+                "regional tables take neither peer_node nor series_from".into(),
+            )
+            .into());
+        }
+        let inquiry = req.inquiry.unwrap_or_default();
+        let wait = crate::hub::aggregation::step_wait(&api.ctx, &inquiry, req.deadline_ms);
+        let out = crate::hub::aggregation::run(&api.ctx, inquiry, req.year, req.quarter, wait)
+            .await
+            .map_err(Status::from)?;
+        return Ok(Response::new(pb::StatisticsLocalResponse {
+            report: Some(out.report),
+            series: Vec::new(),
+            round: Some(out.round),
+        }));
+    }
     if !req.peer_node.trim().is_empty() {
         let peer = NodeId::parse(req.peer_node.trim())
             .map_err(|e| ApiError::BadArgument(format!("peer_node: {e}")))?;
@@ -32,6 +51,7 @@ pub(super) async fn tables(
         return Ok(Response::new(pb::StatisticsLocalResponse {
             report: Some(report),
             series: Vec::new(),
+            round: None,
         }));
     }
     let first = match req.series_from {
@@ -59,6 +79,7 @@ pub(super) async fn tables(
             Ok(pb::StatisticsLocalResponse {
                 report: Some(stats::response(&c.node_id.to_string(), &report, 0)),
                 series,
+                round: None,
             })
         })
         .await?;

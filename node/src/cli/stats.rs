@@ -1,6 +1,7 @@
 //! `tracenet-node stats`: the statistical tables of a running node for one period, through its
 //! local API with the administrator certificate ([admin] in the config): the node's own tables
-//! (nothing suppressed) or a peer's (`--peer`, under the peer's statistics rule), printed as
+//! (nothing suppressed), a peer's (`--peer`, under the peer's statistics rule) or, on a hub, the
+//! region's total by secure aggregation (`--regional`), printed as
 //! text, CSV or JSON, or written as XLSX.
 
 use std::path::PathBuf;
@@ -41,6 +42,9 @@ pub struct StatsArgs {
     /// Ask this peer node (e.g. DEU-BKA) for its tables instead of this node's own.
     #[arg(long)]
     pub peer: Option<String>,
+    /// On a hub: the region's total by secure aggregation (no member's own figures are seen).
+    #[arg(long, conflicts_with_all = ["peer", "series_from"])]
+    pub regional: bool,
     /// First year of the SDG 16.4.2 series printed with own tables.
     #[arg(long)]
     pub series_from: Option<u32>,
@@ -81,7 +85,30 @@ fn sdg_line(s: &pb::StatisticsSdg) -> String {
 /// The text rendering: each table in the questionnaire layout, then SDG 16.4.2.
 pub fn text(out: &pb::StatisticsLocalResponse) -> Result<String, String> {
     let resp = out.report.clone().unwrap_or_default();
-    let mut s = format!("Statistics of {} for {}\n", resp.node_id, resp.period);
+    let mut s = match &out.round {
+        Some(r) => format!(
+            "Regional statistics computed by {} for {} by secure aggregation (round {}, \
+             {} of {} members in the total{})\n",
+            resp.node_id,
+            resp.period,
+            r.round_id,
+            r.received.len(),
+            r.members.len(),
+            if r.dropped.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; dropped out: {}",
+                    r.dropped
+                        .iter()
+                        .map(|d| d.node_id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        ),
+        None => format!("Statistics of {} for {}\n", resp.node_id, resp.period),
+    };
     if !resp.policy_rule.is_empty() {
         s += &format!(
             "(disclosed under policy version {} rule {})\n",
@@ -127,6 +154,8 @@ pub async fn run(args: StatsArgs) -> Result<(), String> {
             peer_node: args.peer.unwrap_or_default(),
             series_from: args.series_from.unwrap_or(0),
             inquiry: None,
+            regional: args.regional,
+            deadline_ms: 0,
         })
         .await
         .map_err(|s| format!("statistics refused: {}", s.message()))?

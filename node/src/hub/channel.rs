@@ -57,13 +57,27 @@ pub enum PeerChannel {
     Sealed(Arc<SealedRoute>),
 }
 
+/// Who carries a sealed call.
+#[derive(Debug, Clone)]
+pub enum Carrier {
+    /// The recipient's hub, over a connection to it.
+    Hub(Channel),
+    /// This node itself, a hub holding the call in its own mailbox for an outbound-only member.
+    OwnMailbox {
+        /// This hub's mailboxes.
+        mailbox: crate::hub::mailbox::Mailbox,
+        /// How long to wait for the member to collect and answer.
+        wait: std::time::Duration,
+    },
+}
+
 /// One peer reached through one hub.
 #[derive(Debug)]
 pub struct SealedRoute {
     /// Sealing material of this node.
     pub sealer: Arc<Sealer>,
-    /// Connection to the hub.
-    pub hub: Channel,
+    /// Who carries the sealed call.
+    pub carrier: Carrier,
     /// The peer.
     pub recipient: NodeId,
     /// Its published sealing key.
@@ -193,10 +207,20 @@ impl SealedRoute {
             &call,
         )
         .map_err(|e| Status::failed_precondition(e.to_string()))?;
-        let reply = HubRelayClient::new(self.hub.clone())
-            .relay(sealed)
-            .await?
-            .into_inner();
+        let reply = match &self.carrier {
+            Carrier::Hub(hub) => HubRelayClient::new(hub.clone())
+                .relay(sealed)
+                .await?
+                .into_inner(),
+            Carrier::OwnMailbox { mailbox, wait } => {
+                // Nothing cancels it but the wait: a call from the hub's own code is bounded by
+                // the caller's deadline too.
+                let never = tokio_util::sync::CancellationToken::new();
+                mailbox
+                    .hold_and_wait(&self.recipient, sealed, *wait, &never)
+                    .await?
+            }
+        };
         let body = open_reply(s, &self.recipient, &id, &reply)?;
         match reply_status(&body) {
             Some(status) => Err(status),

@@ -149,6 +149,10 @@ async fn run(
             .retract(as_caller(sender, decode(body)?))
             .await?
             .into_inner()),
+        "AggregateStatistics" => one(&svc
+            .aggregate_statistics(as_caller(sender, decode(body)?))
+            .await?
+            .into_inner()),
         "ShareForwarded" => one(&svc
             .share_forwarded(as_caller(sender, decode(body)?))
             .await?

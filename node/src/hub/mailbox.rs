@@ -144,6 +144,42 @@ impl Mailbox {
             .remove(message_id);
     }
 
+    /// Holds `msg` (durably) for its outbound-only recipient and waits up to `wait` for the
+    /// recipient to collect and answer it, or until `stop` is cancelled. Unavailable if no
+    /// reply came in time: the message stays held, and the sender's outbox (or the caller)
+    /// decides whether to send again.
+    pub async fn hold_and_wait(
+        &self,
+        to: &NodeId,
+        msg: pb::SealedMessage,
+        wait: std::time::Duration,
+        stop: &tokio_util::sync::CancellationToken,
+    ) -> Result<pb::SealedMessage, tonic::Status> {
+        let id = msg.message_id.clone();
+        let reply = self.wait_reply(&id);
+        let m = self.clone();
+        let held = tokio::task::spawn_blocking(move || m.put(&msg))
+            .await
+            .map_err(|_| tonic::Status::internal("internal error"))?;
+        if let Err(e) = held {
+            self.stop_waiting(&id);
+            return Err(match e {
+                MailboxError::Full(_) => tonic::Status::resource_exhausted(e.to_string()),
+                other => tonic::Status::unavailable(other.to_string()),
+            });
+        }
+        let replied = tokio::select! {
+            r = tokio::time::timeout(wait, reply) => r.ok().and_then(Result::ok),
+            () = stop.cancelled() => None,
+        };
+        replied.ok_or_else(|| {
+            self.stop_waiting(&id);
+            tonic::Status::unavailable(format!(
+                "queued for {to}, which has not collected it yet; it stays in its mailbox"
+            ))
+        })
+    }
+
     /// Hands a reply to the sender waiting for it, if one still is.
     pub fn reply(&self, message_id: &str, reply: pb::SealedMessage) {
         let tx = self

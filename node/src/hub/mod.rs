@@ -13,10 +13,13 @@
 //!   regional fan-out.
 //! - [`poller`] is an outbound-only member collecting its mailbox; [`publish`] keeps the node's
 //!   sealing key and hub route in the directory.
+//! - [`aggregation`] runs secure-aggregation rounds over the hub's region (regional statistics
+//!   without seeing any member's figures).
 //!
 //! What a hub sees of a message is its routing metadata (sender, recipient, kind, size, time),
 //! which it audits; it cannot read, alter or re-address the payload (see [`crate::seal`]).
 
+pub mod aggregation;
 pub mod channel;
 pub mod inbox;
 pub mod mailbox;
@@ -120,31 +123,10 @@ impl HubService {
                 .map_err(|e| Status::unavailable(e.to_string()))?;
             return Ok(HubRelayClient::new(ch).deliver(msg).await?.into_inner());
         }
-        let mailbox = self.mailbox()?.clone();
-        let id = msg.message_id.clone();
-        let reply = mailbox.wait_reply(&id);
-        let m = mailbox.clone();
-        tokio::task::spawn_blocking(move || m.put(&msg))
-            .await
-            .map_err(|_| Status::internal("internal error"))?
-            .map_err(|e| match e {
-                mailbox::MailboxError::Full(_) => Status::resource_exhausted(e.to_string()),
-                other => Status::unavailable(other.to_string()),
-            })?;
         let wait = Duration::from_millis(self.ctx.hub.reply_wait_ms);
-        let replied = tokio::select! {
-            r = tokio::time::timeout(wait, reply) => r.ok().and_then(Result::ok),
-            () = self.shutdown.cancelled() => None,
-        };
-        match replied {
-            Some(r) => Ok(r),
-            None => {
-                mailbox.stop_waiting(&id);
-                Err(Status::unavailable(format!(
-                    "queued for {to}, which has not collected it yet; it stays in its mailbox"
-                )))
-            }
-        }
+        self.mailbox()?
+            .hold_and_wait(to, msg, wait, &self.shutdown)
+            .await
     }
 }
 

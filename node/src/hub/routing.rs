@@ -17,6 +17,12 @@ pub enum Route {
         /// The recipient's published X25519 key.
         recipient_key: Vec<u8>,
     },
+    /// This node is the target's hub and the target is outbound-only: seal to
+    /// `recipient_key` and hold it in this node's own mailbox for the target to collect.
+    OwnMailbox {
+        /// The recipient's published X25519 key.
+        recipient_key: Vec<u8>,
+    },
 }
 
 /// Why a peer cannot be reached. Retrying helps once the directory says more.
@@ -31,10 +37,6 @@ pub enum RouteError {
     /// The target has published no sealing key, so nothing can be sealed to it.
     #[error("{0} has published no sealing key")]
     NoSealingKey(NodeId),
-    /// This node is the target's hub: its messages wait in this node's mailbox, and the
-    /// exchange does not call a member's mailbox from its own hub.
-    #[error("{0} is an outbound-only member of this hub; it cannot be called directly")]
-    OwnMember(NodeId),
 }
 
 /// The route to `target` from `own`.
@@ -49,7 +51,13 @@ pub fn route(
         Some(r) if r.outbound_only => {
             let hub = NodeId::parse(&r.hub).map_err(|_| RouteError::NoHub(target.clone()))?;
             if &hub == own {
-                return Err(RouteError::OwnMember(target.clone()));
+                let recipient_key = view
+                    .hubs
+                    .sealing_keys
+                    .get(target)
+                    .cloned()
+                    .ok_or_else(|| RouteError::NoSealingKey(target.clone()))?;
+                return Ok(Route::OwnMailbox { recipient_key });
             }
             hub
         }
@@ -144,7 +152,7 @@ mod tests {
     }
 
     #[test]
-    fn refuses_without_key_or_active_hub() {
+    fn refuses_without_key_or_active_hub_and_holds_own_members_messages() {
         let mut v = view();
         v.hubs.sealing_keys.clear();
         assert_eq!(
@@ -164,7 +172,9 @@ mod tests {
                 &HubConfig::default(),
                 &id("ITA-CAR")
             ),
-            Err(RouteError::OwnMember(id("ITA-CAR")))
+            Ok(Route::OwnMailbox {
+                recipient_key: vec![7; 32]
+            })
         );
     }
 }

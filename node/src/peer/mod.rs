@@ -36,6 +36,7 @@ use crate::ledger::{INCOMING, OUTGOING};
 use crate::provenance::{self, Held};
 use crate::status;
 
+pub mod aggregation;
 pub mod rules;
 
 /// The peer exchange service of one node.
@@ -328,6 +329,36 @@ impl PeerExchange for PeerService {
             answer
                 .outcome
                 .map_err(|d| Status::from(DiscloseError::Denied(d)))
+        })
+        .await
+        .map_err(|_| Status::internal("internal error"))??;
+        let mut resp = resp;
+        resp.signature = Some(
+            self.ctx
+                .signing
+                .sign_response(&rctx.request_id, &signed_body(&resp)),
+        );
+        Ok(Response::new(resp))
+    }
+
+    async fn aggregate_statistics(
+        &self,
+        request: Request<pb::AggregationRequest>,
+    ) -> Result<Response<pb::AggregationResponse>, Status> {
+        let who = caller_node(&request)?;
+        let mut req = request.into_inner();
+        let (rctx, mut envelope) = self.verify(&who, &mut req).await?;
+        let (node, w, c) = (self.ctx.clone(), who.clone(), rctx.clone());
+        let resp = tokio::task::spawn_blocking(move || {
+            let mut answer = aggregation::contribute(&node, &w, &c, &req);
+            // Audit before answering, the signed request kept with its arrival.
+            if let Some(first) = answer.events.first_mut() {
+                first.envelope = Some(std::mem::take(&mut envelope));
+            }
+            node.audit
+                .append(answer.events, node.clock.now_secs())
+                .map_err(status::audit_before_answer)?;
+            answer.outcome.map_err(Status::from)
         })
         .await
         .map_err(|_| Status::internal("internal error"))??;

@@ -22,6 +22,7 @@
 
 pub mod aggregate;
 pub mod export;
+pub mod round;
 pub mod suppress;
 
 use std::collections::BTreeMap;

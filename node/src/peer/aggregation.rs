@@ -1,0 +1,321 @@
+//! A member's side of a secure-aggregation round (see [`crate::stats::round`]): decide whether
+//! the calling hub may have this node's masked tables, compute and mask them, keep what was sent
+//! in the round log, and say what the audit log records. Runs on the blocking pool; the peer
+//! handler verifies the signed context before and appends the events before it answers.
+//!
+//! What leaves is a vector that looks uniformly random to anyone lacking one of this node's
+//! pairwise secrets (the hub has none), and, in the reveal step, this node's pairwise
+//! contributions with members that dropped out. Never a clear count, never a record.
+
+use prost::Message;
+use tracenet_proto::v1 as pb;
+
+use crate::audit::{Event, EventKind};
+use crate::context::NodeContext;
+use crate::disclose::{self, DiscloseError};
+use crate::ids::NodeId;
+use crate::policy::{Applicable, Denial};
+use crate::stats::round::{self, RoundError};
+use crate::stats::{self, aggregate};
+
+/// Format version byte of [`pb::StoredRound`] values.
+const ROUND_V1: u8 = 1;
+
+/// Why this node does not take part. Retrying helps only for `Storage`.
+#[derive(Debug, thiserror::Error)]
+pub enum AggregationError {
+    /// The round does not fit this node's directory, layout or earlier answers.
+    #[error(transparent)]
+    Round(#[from] RoundError),
+    /// No rule of this node's policy gives the hub aggregates for the statistics purpose.
+    #[error(transparent)]
+    Denied(#[from] Denial),
+    /// Reading records or traces failed. Retrying may help.
+    #[error(transparent)]
+    Sources(#[from] DiscloseError),
+    /// The round log failed. Retrying may help.
+    #[error("round log: {0}")]
+    Storage(String),
+    /// Deriving a pairwise secret or mask failed (a member's sealing key is unusable).
+    #[error("masking: {0}")]
+    Masking(String),
+}
+
+impl From<AggregationError> for tonic::Status {
+    fn from(e: AggregationError) -> tonic::Status {
+        use tonic::Status;
+        match e {
+            AggregationError::Round(RoundError::BadRequest(m)) => Status::invalid_argument(m),
+            AggregationError::Round(r @ RoundError::NotOurHub(_)) => {
+                Status::permission_denied(r.to_string())
+            }
+            AggregationError::Round(r) => Status::failed_precondition(r.to_string()),
+            AggregationError::Denied(d) => Status::permission_denied(d.to_string()),
+            AggregationError::Sources(d) => Status::from(d),
+            AggregationError::Storage(m) => {
+                tracing::error!(error = %m, "round log failure");
+                Status::unavailable(crate::status::STORAGE_UNAVAILABLE)
+            }
+            AggregationError::Masking(m) => Status::failed_precondition(m),
+        }
+    }
+}
+
+/// The rounds this node took part in (sled tree `stats_rounds`, by round id), flushed before
+/// anything is sent.
+#[derive(Debug, Clone)]
+pub struct RoundLog {
+    db: sled::Db,
+    tree: sled::Tree,
+}
+
+impl RoundLog {
+    /// The round log in `db`.
+    pub fn open(db: &sled::Db) -> Result<RoundLog, sled::Error> {
+        Ok(RoundLog {
+            db: db.clone(),
+            tree: db.open_tree("stats_rounds")?,
+        })
+    }
+
+    fn key(hub: &NodeId, round_id: &str) -> Vec<u8> {
+        [hub.as_str().as_bytes(), &[0], round_id.as_bytes()].concat()
+    }
+
+    /// The round `round_id` of `hub`, if this node answered it.
+    pub fn get(&self, hub: &NodeId, round_id: &str) -> Result<Option<pb::StoredRound>, String> {
+        let Some(v) = self
+            .tree
+            .get(Self::key(hub, round_id))
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(None);
+        };
+        match v.split_first() {
+            Some((&ROUND_V1, body)) => pb::StoredRound::decode(body)
+                .map(Some)
+                .map_err(|e| format!("stored round does not decode: {e}")),
+            _ => Err("stored round has an unknown format version".into()),
+        }
+    }
+
+    /// Keeps `round`, durably.
+    pub fn put(&self, hub: &NodeId, round_id: &str, round: &pb::StoredRound) -> Result<(), String> {
+        let mut v = vec![ROUND_V1];
+        v.extend(round.encode_to_vec());
+        self.tree
+            .insert(Self::key(hub, round_id), v)
+            .map_err(|e| e.to_string())?;
+        self.db.flush().map(|_| ()).map_err(|e| e.to_string())
+    }
+}
+
+/// What to answer and what to audit.
+#[derive(Debug)]
+pub struct Contribution {
+    /// The answer, or why not.
+    pub outcome: Result<pb::AggregationResponse, AggregationError>,
+    /// The request, then the disclosure or the refusal.
+    pub events: Vec<Event>,
+}
+
+/// Decides and computes this node's step of a round `who` (the verified caller) runs.
+pub fn contribute(
+    node: &NodeContext,
+    who: &NodeId,
+    ctx: &pb::RequestContext,
+    req: &pb::AggregationRequest,
+) -> Contribution {
+    let asker = disclose::asker(node, who, ctx);
+    let phase = pb::AggregationPhase::try_from(req.phase)
+        .unwrap_or(pb::AggregationPhase::Unspecified)
+        .as_str_name()
+        .trim_start_matches("AGGREGATION_PHASE_")
+        .to_lowercase();
+    let round_id: String = req.round_id.chars().take(round::MAX_ROUND_ID).collect();
+    let request = asker.event(
+        EventKind::RequestReceived,
+        format!("secure aggregation round {round_id}, step {phase}"),
+    );
+    match step(node, who, &asker, req) {
+        Ok((resp, detail)) => {
+            let disclosed = Event {
+                policy_version: resp.policy_version,
+                policy_rule: resp.policy_rule.clone(),
+                ..asker.event(
+                    EventKind::Disclosure,
+                    format!("secure aggregation round {round_id}, step {phase}: {detail}"),
+                )
+            };
+            Contribution {
+                outcome: Ok(resp),
+                events: vec![request, disclosed],
+            }
+        }
+        Err(e) => {
+            let kind = match e {
+                AggregationError::Denied(_) => EventKind::Denial,
+                _ => EventKind::Refusal,
+            };
+            let refused = Event {
+                policy_version: node.roster.view().policy.version(),
+                ..asker.event(
+                    kind,
+                    format!("secure aggregation round {round_id}, step {phase}: {e}"),
+                )
+            };
+            Contribution {
+                outcome: Err(e),
+                events: vec![request, refused],
+            }
+        }
+    }
+}
+
+/// The step itself: the answer and what the disclosure event says.
+fn step(
+    node: &NodeContext,
+    who: &NodeId,
+    asker: &disclose::Asker,
+    req: &pb::AggregationRequest,
+) -> Result<(pb::AggregationResponse, String), AggregationError> {
+    round::check_round_id(&req.round_id)?;
+    let period = stats::period_of(req.year, req.quarter).map_err(RoundError::BadRequest)?;
+    let view = node.roster.view();
+    let own = &node.node_id;
+    if !round::is_our_hub(&view, who, own) {
+        return Err(RoundError::NotOurHub(who.to_string()).into());
+    }
+    // Deny by default: the same rule as for tables, for the statistics purpose only.
+    let mut requester = asker.requester();
+    if requester.purpose != pb::Purpose::Statistics {
+        requester.purpose = pb::Purpose::Unspecified;
+    }
+    let rule = Applicable::find(&view.policy, &requester, pb::DataClass::StatisticsAggregate)?;
+    let members = round::parse_sorted(&req.members, "members")?;
+    let layout = round::layout(period);
+    let digest = round::layout_digest(&layout.cells);
+    let expected = round::region_members(&view, who);
+    let kept = node
+        .rounds
+        .get(who, &req.round_id)
+        .map_err(AggregationError::Storage)?;
+    if let Some(k) = &kept
+        && (k.period != period.label() || k.members != req.members)
+    {
+        return Err(RoundError::BadRequest(
+            "round id reused with another period or member list".into(),
+        )
+        .into());
+    }
+    let secret_with = |other: &NodeId| -> Result<[u8; 32], AggregationError> {
+        let key = view
+            .hubs
+            .sealing_keys
+            .get(other)
+            .ok_or_else(|| AggregationError::Masking(format!("{other} has no sealing key")))?;
+        node.sealing
+            .pairwise_secret(own, other, key)
+            .map_err(|e| AggregationError::Masking(e.to_string()))
+    };
+    let base = pb::AggregationResponse {
+        node_id: own.to_string(),
+        round_id: req.round_id.clone(),
+        threshold: rule.statistics_min_cell(),
+        policy_version: rule.policy_version(),
+        policy_rule: rule.rule_id().to_owned(),
+        ..Default::default()
+    };
+    match pb::AggregationPhase::try_from(req.phase) {
+        Ok(pb::AggregationPhase::Mask) => {
+            round::check_mask(own, &members, &expected, &req.layout_digest, &digest)?;
+            let masked = match kept {
+                Some(k) => k.masked,
+                None => {
+                    let (records, traces) = disclose::statistics_sources(node)?;
+                    let report = stats::report(period, &records, &traces, node.clock.now_secs());
+                    let cells = aggregate::flatten(&report.tables, &layout.cells);
+                    let pairwise = members
+                        .iter()
+                        .filter(|m| *m != own)
+                        .map(|m| Ok((m.to_string(), secret_with(m)?)))
+                        .collect::<Result<Vec<_>, AggregationError>>()?;
+                    let masked =
+                        aggregate::masked(req.round_id.as_bytes(), own.as_str(), &cells, &pairwise)
+                            .map_err(|e| AggregationError::Masking(e.to_string()))?;
+                    node.rounds
+                        .put(
+                            who,
+                            &req.round_id,
+                            &pb::StoredRound {
+                                hub: who.to_string(),
+                                period: period.label(),
+                                members: req.members.clone(),
+                                masked: masked.clone(),
+                                revealed_for: Vec::new(),
+                                at: node.clock.now_secs(),
+                                threshold: base.threshold,
+                                policy_version: base.policy_version,
+                                policy_rule: base.policy_rule.clone(),
+                            },
+                        )
+                        .map_err(AggregationError::Storage)?;
+                    masked
+                }
+            };
+            let detail = format!(
+                "masked tables of {} ({} cells) for {} members, no record and no count in the clear",
+                period.label(),
+                masked.len(),
+                members.len()
+            );
+            Ok((pb::AggregationResponse { masked, ..base }, detail))
+        }
+        Ok(pb::AggregationPhase::Reveal) => {
+            let Some(mut k) = kept else {
+                return Err(
+                    RoundError::Reveal("this node sent nothing in that round".into()).into(),
+                );
+            };
+            if !k.revealed_for.is_empty() && k.revealed_for != req.received {
+                return Err(RoundError::Reveal(
+                    "this node already revealed for another set of members".into(),
+                )
+                .into());
+            }
+            let received = round::parse_sorted(&req.received, "received")?;
+            let dropped = round::check_reveal(own, &members, &received)?;
+            let cells = k.masked.len();
+            let reveals = dropped
+                .iter()
+                .map(|d| {
+                    let values = aggregate::pair_contribution(
+                        req.round_id.as_bytes(),
+                        own.as_str(),
+                        d.as_str(),
+                        &secret_with(d)?,
+                        cells,
+                    )
+                    .map_err(|e| AggregationError::Masking(e.to_string()))?;
+                    Ok(pb::DroppedMask {
+                        dropped: d.to_string(),
+                        values,
+                    })
+                })
+                .collect::<Result<Vec<_>, AggregationError>>()?;
+            if k.revealed_for.is_empty() {
+                k.revealed_for = req.received.clone();
+                node.rounds
+                    .put(who, &req.round_id, &k)
+                    .map_err(AggregationError::Storage)?;
+            }
+            let names: Vec<String> = dropped.iter().map(ToString::to_string).collect();
+            let detail = format!(
+                "pairwise masks with {} (dropped out), no record and no count",
+                names.join(", ")
+            );
+            Ok((pb::AggregationResponse { reveals, ..base }, detail))
+        }
+        _ => Err(RoundError::BadRequest("phase must be MASK or REVEAL".into()).into()),
+    }
+}

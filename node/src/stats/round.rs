@@ -1,0 +1,376 @@
+//! Secure-aggregation rounds, pure: the cell layout every member of a round fills, its digest,
+//! who the members of a hub's region are, and the checks a member makes before it sends its
+//! masked tables or reveals masks. The arithmetic is in [`super::aggregate`]; the messages go
+//! through [`crate::hub::aggregation`] (the hub) and [`crate::peer::aggregation`] (a member).
+//!
+//! # A round
+//!
+//! 1. **Mask.** The hub sends every member of its region the round id, the period, the sorted
+//!    member list and the layout digest. Each member checks them against its own directory
+//!    replica and code, computes its tables, flattens them into the layout and sends back the
+//!    masked vector ([`super::aggregate::masked`], pairwise secrets from the members' X25519
+//!    sealing keys). It keeps what it sent, so asking again returns the same vector (two
+//!    different vectors for one round would reveal the difference of its counts).
+//! 2. **Reveal**, only if some members did not answer: the hub names the members whose vectors
+//!    it received; each of them sends its pairwise contributions with the others
+//!    ([`super::aggregate::pair_contribution`]), and the hub removes them from the sum. If a
+//!    member fails during the reveal, the round starts again under a new id.
+//!
+//! The layout is fixed in advance and does not depend on anyone's data (a layout built from the
+//! members' row labels would tell the hub which labels each member has): every value of each
+//! closed dimension (enumerations, ISO 3166 countries) times every column. Tables whose rows are
+//! free text (calibres, part kinds) have no such layout and are left out of regional rounds.
+//!
+//! A member refuses a round whose member list differs from its own replica's (the hub cannot
+//! pick a subset), with fewer than [`MIN_MEMBERS`] members, or a reveal that would leave fewer
+//! than [`MIN_MEMBERS`] contributions in the total or that names itself or a received member as
+//! dropped. What this does not stop: a hub that claims a member dropped when it did not (it
+//! would then unmask that member) and a hub that runs several rounds of one period and
+//! subtracts their totals. Double masking with secret-shared self masks, and a per-period round
+//! budget, would be needed; every round a member takes part in is in its audit log.
+
+use ring::digest;
+
+use super::aggregate::CellKey;
+use super::{Dimension, Period, TABLES, Table, fixed_rows};
+use crate::country::ALL as COUNTRIES;
+use crate::ids::NodeId;
+use crate::roster::RosterView;
+
+/// Fewest members a round may have, and fewest contributions a total may hold: with two, each
+/// would learn the other's figures from the total.
+pub const MIN_MEMBERS: usize = 3;
+/// Longest round id.
+pub const MAX_ROUND_ID: usize = 64;
+
+/// Why a member refuses a round step. None of these passes on retry as it is: the hub must start
+/// a round that agrees with the member's directory and code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RoundError {
+    /// The request is malformed (round id, period, phase, unsorted lists).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The caller is not an active hub whose region includes this node's State.
+    #[error("{0} is not a hub whose region includes this node")]
+    NotOurHub(String),
+    /// The member list is not the region's as this node's directory replica lists it (or the
+    /// replica is behind: retrying after it catches up may help).
+    #[error("the round's members differ from the region's: expected {expected:?}")]
+    Members {
+        /// What this node's replica lists.
+        expected: Vec<String>,
+    },
+    /// Too few members or contributions for a total that hides each one.
+    #[error("a round needs at least {MIN_MEMBERS} contributions, this one would have {0}")]
+    TooFew(usize),
+    /// The hub's layout is not this node's (another version of the tables).
+    #[error("the round's cell layout differs from this node's")]
+    Layout,
+    /// The reveal step does not fit the round this node took part in.
+    #[error("reveal refused: {0}")]
+    Reveal(String),
+}
+
+/// The cells a round fills, with the tables they rebuild into.
+#[derive(Debug, Clone)]
+pub struct RoundLayout {
+    /// Every cell, in table order, then row, then column.
+    pub cells: Vec<CellKey>,
+    /// Empty tables of the period (titles, units, definitions, columns) to rebuild the totals
+    /// into, in the order of the report.
+    pub templates: Vec<Table>,
+    /// Ids of the tables left out (free-text rows).
+    pub left_out: Vec<String>,
+}
+
+/// The rows a regional round uses for a dimension: every value it can take, or `None` when it
+/// is free text.
+fn domain(dimension: Dimension) -> Option<Vec<String>> {
+    let countries = || COUNTRIES.iter().map(|c| (*c).to_string());
+    match dimension {
+        Dimension::CountryOfManufacture => Some(countries().chain(["unknown".into()]).collect()),
+        Dimension::RouteCountry => Some(
+            countries()
+                .chain(["unknown".into(), "none_recorded".into()])
+                .collect(),
+        ),
+        Dimension::OriginEstablished => {
+            Some(vec!["traced_or_established".into(), "not_traced".into()])
+        }
+        other => fixed_rows(other),
+    }
+}
+
+/// The layout of a period's regional round (see the module documentation).
+pub fn layout(period: Period) -> RoundLayout {
+    let empty = super::report(period, &[], &[], 0);
+    let (mut cells, mut templates, mut left_out) = (Vec::new(), Vec::new(), Vec::new());
+    for table in empty.tables {
+        let rows = match TABLES.iter().find(|s| s.id == table.id) {
+            Some(spec) => domain(spec.dimension),
+            // The tracing table: its rows are fixed.
+            None => Some(table.rows.clone()),
+        };
+        let Some(rows) = rows else {
+            left_out.push(table.id.clone());
+            continue;
+        };
+        for row in &rows {
+            for column in &table.columns {
+                cells.push(CellKey {
+                    table: table.id.clone(),
+                    row: row.clone(),
+                    column: column.clone(),
+                });
+            }
+        }
+        templates.push(Table {
+            rows: Vec::new(),
+            cells: Vec::new(),
+            ..table
+        });
+    }
+    RoundLayout {
+        cells,
+        templates,
+        left_out,
+    }
+}
+
+/// SHA-256 of a layout (length-prefixed table, row and column of every cell, in order): what the
+/// hub and a member compare to know they fill the same cells.
+pub fn layout_digest(cells: &[CellKey]) -> Vec<u8> {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(b"tracenet stats layout v1");
+    for c in cells {
+        for part in [&c.table, &c.row, &c.column] {
+            ctx.update(&(part.len() as u64).to_be_bytes());
+            ctx.update(part.as_bytes());
+        }
+    }
+    ctx.finish().as_ref().to_vec()
+}
+
+/// The members of `hub`'s region, sorted: active nodes of the States its organisation lists,
+/// that are not hubs and have published a sealing key (pairwise masks need one). The same
+/// function on the hub and on each member, over their own replicas.
+pub fn region_members(view: &RosterView, hub: &NodeId) -> Vec<NodeId> {
+    let Some(states) = view.hubs.member_states.get(hub) else {
+        return Vec::new();
+    };
+    let mut out: Vec<NodeId> = view
+        .hubs
+        .sealing_keys
+        .keys()
+        .filter(|n| !view.hubs.hubs.contains(*n) && n != &hub)
+        .filter(|n| n.state().is_some_and(|s| states.contains(&s)))
+        .cloned()
+        .collect();
+    out.sort();
+    out
+}
+
+/// Whether `hub` may run rounds that include `own`: an active hub whose organisation lists
+/// `own`'s State.
+pub fn is_our_hub(view: &RosterView, hub: &NodeId, own: &NodeId) -> bool {
+    view.hubs.hubs.contains(hub)
+        && own.state().is_some_and(|s| {
+            view.hubs
+                .member_states
+                .get(hub)
+                .is_some_and(|states| states.contains(&s))
+        })
+}
+
+/// A list of node ids on the wire: parsed, sorted, without duplicates.
+pub fn parse_sorted(list: &[String], what: &str) -> Result<Vec<NodeId>, RoundError> {
+    let ids = list
+        .iter()
+        .map(|s| NodeId::parse(s).map_err(|e| RoundError::BadRequest(format!("{what}: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    if ids.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(RoundError::BadRequest(format!(
+            "{what} must be sorted and without duplicates"
+        )));
+    }
+    Ok(ids)
+}
+
+/// A round id: 1 to [`MAX_ROUND_ID`] characters of `[A-Za-z0-9_-]`.
+pub fn check_round_id(id: &str) -> Result<(), RoundError> {
+    let ok = !id.is_empty()
+        && id.len() <= MAX_ROUND_ID
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(RoundError::BadRequest(format!(
+            "round_id must be 1 to {MAX_ROUND_ID} characters of letters, digits, '-' and '_'"
+        )))
+    }
+}
+
+/// The mask step's checks on a member: `members` is exactly the region as `expected` (its own
+/// replica's) says, holds `own`, is large enough, and the layout is this node's.
+pub fn check_mask(
+    own: &NodeId,
+    members: &[NodeId],
+    expected: &[NodeId],
+    digest: &[u8],
+    own_digest: &[u8],
+) -> Result<(), RoundError> {
+    if digest != own_digest {
+        return Err(RoundError::Layout);
+    }
+    if members != expected || !members.contains(own) {
+        return Err(RoundError::Members {
+            expected: expected.iter().map(ToString::to_string).collect(),
+        });
+    }
+    if members.len() < MIN_MEMBERS {
+        return Err(RoundError::TooFew(members.len()));
+    }
+    Ok(())
+}
+
+/// The reveal step's checks on a member that sent its mask for the round with `members`: the
+/// received list is a subset holding `own`, large enough, and some member did drop. Returns the
+/// dropped members, whose pairwise contributions this member may reveal.
+pub fn check_reveal(
+    own: &NodeId,
+    members: &[NodeId],
+    received: &[NodeId],
+) -> Result<Vec<NodeId>, RoundError> {
+    if !received.contains(own) {
+        return Err(RoundError::Reveal(
+            "this node's own vector is not among those received".into(),
+        ));
+    }
+    if let Some(stranger) = received.iter().find(|r| !members.contains(r)) {
+        return Err(RoundError::Reveal(format!(
+            "{stranger} is not a member of the round"
+        )));
+    }
+    if received.len() < MIN_MEMBERS {
+        return Err(RoundError::TooFew(received.len()));
+    }
+    let dropped: Vec<NodeId> = members
+        .iter()
+        .filter(|m| !received.contains(m))
+        .cloned()
+        .collect();
+    if dropped.is_empty() {
+        return Err(RoundError::Reveal("no member dropped out".into()));
+    }
+    Ok(dropped)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::country::CountryCode;
+    use crate::fixtures;
+
+    fn id(s: &str) -> NodeId {
+        NodeId::parse(s).unwrap()
+    }
+
+    fn ids(v: &[&str]) -> Vec<NodeId> {
+        v.iter().map(|s| id(s)).collect()
+    }
+
+    #[test]
+    fn layout_is_fixed_and_leaves_free_text_tables_out() {
+        let a = layout(Period::year(2026));
+        let b = layout(Period::year(2025));
+        assert_eq!(layout_digest(&a.cells), layout_digest(&b.cells));
+        assert!(a.left_out.contains(&"ammunition_by_calibre".to_string()));
+        assert!(a.left_out.contains(&"parts_by_kind".to_string()));
+        // Every ISO country is a row of the country-of-manufacture table.
+        let n = a
+            .cells
+            .iter()
+            .filter(|c| c.table == "firearms_by_country_of_manufacture" && c.column == "seized")
+            .count();
+        assert_eq!(n, COUNTRIES.len() + 1);
+        assert!(
+            a.cells
+                .iter()
+                .any(|c| c.table == super::super::TRACING_TABLE && c.row == "received")
+        );
+        // A record's own labels land in the layout: computed tables flatten without loss.
+        let rec = crate::fixtures::record(1, "r1");
+        let year: u16 = rec.event.as_ref().unwrap().date[..4].parse().unwrap();
+        let report = super::super::report(Period::year(year), &[rec], &[], 0);
+        let x = super::super::aggregate::flatten(&report.tables, &a.cells);
+        let kept: u64 = x.iter().sum();
+        let all: u64 = report
+            .tables
+            .iter()
+            .filter(|t| !a.left_out.contains(&t.id))
+            .map(Table::total)
+            .sum();
+        assert_eq!(kept, all);
+        assert!(kept > 0);
+    }
+
+    #[test]
+    fn region_members_are_the_listed_states_nodes_with_keys() {
+        let mut v = fixtures::roster(&["BEL-POL", "DEU-BKA", "FRA-POL", "ITA-CAR", "WEST-HUB"]);
+        let hub = id("WEST-HUB");
+        v.hubs.hubs.insert(hub.clone());
+        v.hubs.member_states.insert(
+            hub.clone(),
+            ["BEL", "DEU", "FRA"]
+                .iter()
+                .map(|c| CountryCode::parse(c).unwrap())
+                .collect(),
+        );
+        for n in ["BEL-POL", "DEU-BKA", "ITA-CAR", "WEST-HUB"] {
+            v.hubs.sealing_keys.insert(id(n), vec![1; 32]);
+        }
+        // FRA-POL has no sealing key; ITA is not in the region; the hub is no member.
+        assert_eq!(region_members(&v, &hub), ids(&["BEL-POL", "DEU-BKA"]));
+        assert!(is_our_hub(&v, &hub, &id("BEL-POL")));
+        assert!(!is_our_hub(&v, &hub, &id("ITA-CAR")));
+        assert!(!is_our_hub(&v, &id("DEU-BKA"), &id("BEL-POL")));
+    }
+
+    #[test]
+    fn members_refuse_subsets_small_rounds_and_bad_reveals() {
+        let m = ids(&["BEL-POL", "DEU-BKA", "FRA-POL"]);
+        let d = layout_digest(&layout(Period::year(2026)).cells);
+        assert_eq!(check_mask(&m[0], &m, &m, &d, &d), Ok(()));
+        assert_eq!(
+            check_mask(&m[0], &m, &m, b"other", &d),
+            Err(RoundError::Layout)
+        );
+        assert!(matches!(
+            check_mask(&m[0], &m[..2], &m, &d, &d),
+            Err(RoundError::Members { .. })
+        ));
+        assert_eq!(
+            check_mask(&m[0], &m[..2], &m[..2], &d, &d),
+            Err(RoundError::TooFew(2))
+        );
+        let four = ids(&["BEL-POL", "DEU-BKA", "FRA-POL", "NLD-POL"]);
+        assert_eq!(
+            check_reveal(&four[0], &four, &four[..3]),
+            Ok(ids(&["NLD-POL"]))
+        );
+        assert!(check_reveal(&four[0], &four, &four[1..]).is_err());
+        assert_eq!(
+            check_reveal(&four[0], &four, &four[..2]),
+            Err(RoundError::TooFew(2))
+        );
+        assert!(check_reveal(&four[0], &four, &four).is_err());
+        assert!(check_reveal(&four[0], &four[..3], &four[..3]).is_err());
+        assert!(parse_sorted(&["DEU-BKA".into(), "BEL-POL".into()], "members").is_err());
+        assert!(check_round_id("r-1_a").is_ok());
+        assert!(check_round_id("").is_err());
+        assert!(check_round_id("a b").is_err());
+    }
+}
