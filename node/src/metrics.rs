@@ -34,6 +34,7 @@ const METHODS: &[&str] = &[
     "/tracenet.v1.PeerExchange/Retract",
     "/tracenet.v1.PeerExchange/ShareForwarded",
     "/tracenet.v1.PeerExchange/StatisticsTables",
+    "/tracenet.v1.PeerExchange/AggregateStatistics",
     "/tracenet.v1.DirectoryRaft/AppendEntries",
     "/tracenet.v1.DirectoryRaft/Vote",
     "/tracenet.v1.DirectoryRaft/InstallSnapshot",

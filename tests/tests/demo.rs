@@ -32,6 +32,7 @@ async fn the_demo_scenario_passes() {
         "ITA-POL answers \"held by ITA-POL, ask them\"",
         "for the exact day",
         "FRA-POL: SDG 16.4.2 (traced or origin established / seized, found, surrendered): 2024 ",
+        "CENTREG-HUB: regional SDG 16.4.2 for 2025 by secure aggregation over AUT-POL, DEU-CUS, ITA-POL",
     ] {
         assert!(
             summary.contains(expected),

@@ -18,6 +18,7 @@ mod directory;
 mod exchange;
 mod gateways;
 pub mod policies;
+mod regional;
 
 /// The demo federation's national nodes: synthetic agencies of three States. They hold records
 /// and are directory learners.
@@ -78,8 +79,8 @@ pub(crate) fn check(ok: bool, what: impl FnOnce() -> String) -> Result<(), DemoE
     }
 }
 
-/// The demo federation: three national nodes with their synthetic policies, a secretariat and
-/// two hubs as directory voters.
+/// The demo federation: three national nodes with their synthetic policies and consoles, a
+/// secretariat and two hubs as directory voters, and a fourth national node in CENTREG's region.
 pub fn specs() -> Vec<NodeSpec> {
     vec![
         NodeSpec::new("FRA-POL").with_policy(policies::FRA),
@@ -98,6 +99,9 @@ pub fn specs() -> Vec<NodeSpec> {
             "AUT",
             &["AUT", "CHE", "DEU", "ITA"],
         ),
+        // A third member of CENTREG's region, so that its regional statistics have the three
+        // contributions a secure-aggregation round needs. Holds records; no console.
+        NodeSpec::new(regional::MEMBERS[0]).with_policy(policies::AUT),
     ]
 }
 
@@ -175,7 +179,13 @@ pub async fn run(opts: DemoOptions, shutdown: CancellationToken) -> Result<Strin
 }
 
 async fn load_samples(fed: &DevFederation, per_node: u64) -> Result<(), DemoError> {
-    for (i, node) in fed.nodes.iter().enumerate().take(DEMO_NODES.len()) {
+    // Every State's node holds records; the secretariat and the hubs hold none.
+    for (i, node) in fed
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.id.state().is_some())
+    {
         let mut client = fed.admin_client(i).await?;
         let country = node.config.country;
         let mut n = 0;
@@ -347,6 +357,7 @@ async fn scenario(fed: &DevFederation) -> Result<String, DemoError> {
             series.join("; ")
         );
     }
+    regional::scenario(fed, &mut out).await?;
     Ok(out)
 }
 

@@ -74,6 +74,13 @@ purposes = ["PURPOSE_TRACING"]
 data_classes = ["DATA_CLASS_TRACE_RESULT"]
 audience = { countries = ["FRA", "ITA"] }
 handling = { purpose_bound = true, no_court_use_without_consent = true, no_onward_without_consent = true }
+
+[[rules]]
+id = "centreg-statistics"
+purposes = ["PURPOSE_STATISTICS"]
+data_classes = ["DATA_CLASS_STATISTICS_AGGREGATE"]
+audience = { organisations = ["CENTREG"] }
+statistics_min_cell = 3
 "#;
 
 /// ITA-POL: shares trace results with FRA, and answers FRA's serial lookups "hit only" (that it
@@ -100,4 +107,26 @@ purposes = ["PURPOSE_TRACING"]
 data_classes = ["DATA_CLASS_TRACE_RESULT"]
 audience = { countries = ["FRA"] }
 handling = { purpose_bound = true, no_onward_without_consent = true }
+
+[[rules]]
+id = "centreg-statistics"
+purposes = ["PURPOSE_STATISTICS"]
+data_classes = ["DATA_CLASS_STATISTICS_AGGREGATE"]
+audience = { organisations = ["CENTREG"] }
+statistics_min_cell = 3
+"#;
+
+/// AUT-POL: gives its regional organisation's hub statistical aggregates (for secure
+/// aggregation: the hub learns the region's total only), and nothing else.
+pub const AUT: &str = r#"
+owner_country = "AUT"
+version = 1
+legal_basis = "Synthetic Statistics Act s. 4 (demo)"
+
+[[rules]]
+id = "centreg-statistics"
+purposes = ["PURPOSE_STATISTICS"]
+data_classes = ["DATA_CLASS_STATISTICS_AGGREGATE"]
+audience = { organisations = ["CENTREG"] }
+statistics_min_cell = 3
 "#;

@@ -627,6 +627,8 @@ struct StatisticsQuery {
     peer: String,
     #[serde(default)]
     series_from: Option<u32>,
+    #[serde(default)]
+    regional: Option<bool>,
 }
 
 /// Checks a statistics query as the OpenAPI document declares it.
@@ -655,6 +657,13 @@ fn statistics_request(q: StatisticsQuery) -> Result<pb::StatisticsLocalRequest, 
     if !peer.is_empty() && tracenet_ids::NodeId::parse(&peer).is_err() {
         bad("peer", "a member node id such as DEU-BKA");
     }
+    let regional = q.regional.unwrap_or(false);
+    if regional && !peer.is_empty() {
+        bad(
+            "regional",
+            "not with peer: regional tables are this hub's region's",
+        );
+    }
     if !problems.is_empty() {
         return Err(GatewayError::Invalid(problems).into());
     }
@@ -662,13 +671,13 @@ fn statistics_request(q: StatisticsQuery) -> Result<pb::StatisticsLocalRequest, 
         year,
         quarter,
         peer_node: peer,
-        series_from: if q.peer.trim().is_empty() {
+        series_from: if q.peer.trim().is_empty() && !regional {
             series_from
         } else {
             0
         },
         inquiry: None,
-        regional: false,
+        regional,
         deadline_ms: 0,
     })
 }

@@ -183,7 +183,7 @@ pub fn document(own_country: &str) -> Value {
     ));
     audit["parameters"] = json!(ap);
     let mut statistics = op(
-        "Statistical tables of one year or quarter (UNODC questionnaire layout, SDG 16.4.2): this node's own, with the SDG 16.4.2 series from `series_from`; or a member's (`peer`), under that member's statistics rule, small cells suppressed (`suppressed: true`, never 0). Tables only, never records",
+        "Statistical tables of one year or quarter (UNODC questionnaire layout, SDG 16.4.2): this node's own, with the SDG 16.4.2 series from `series_from`; or a member's (`peer`), under that member's statistics rule, small cells suppressed (`suppressed: true`, never 0); or, on a hub, its region's total by secure aggregation (`regional=true`; `round` says who is in it). Tables only, never records",
         "analyst",
         None,
         "200",
@@ -198,6 +198,9 @@ pub fn document(own_country: &str) -> Value {
          "description": "First year of the SDG 16.4.2 series (own tables; at most `year`, within 50 years of it; ignored with `peer`)",
          "schema": {"type": "integer", "minimum": 0, "maximum": 2199}},
         string_param("peer", "A member node id (e.g. DEU-BKA) to ask for its tables", json!({"type": "string", "pattern": "^([A-Z]{3}-[A-Z0-9]{1,16})?$"})),
+        {"name": "regional", "in": "query", "required": false,
+         "description": "On a hub: the region's total by secure aggregation (not with `peer`; 409 on a node that is not a hub or whose region has fewer than 3 members)",
+         "schema": {"type": "boolean", "default": false}},
     ]);
     let trace_id = json!([{"name": "id", "in": "path", "required": true, "description": "The trace request id", "schema": {"type": "string", "minLength": 1}}]);
     let record_id = json!([{"name": "id", "in": "path", "required": true, "description": "The record id (32 lower-case hexadecimal digits)", "schema": {"type": "string", "pattern": RECORD_ID}}]);

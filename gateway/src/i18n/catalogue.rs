@@ -1547,6 +1547,7 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Disclosed under the member's rule",
         "Communiqué en vertu de la règle du membre",
     ),
+    ("stats.dropped_out", "dropped out", "absents"),
     (
         "stats.help",
         "This node's own tables, or a member's (node id) under that member's statistics rule: tables only, never records; small cells suppressed (x).",
@@ -1591,6 +1592,21 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Membre (vide : ce nœud)",
     ),
     ("stats.quarter", "Quarter", "Trimestre"),
+    (
+        "stats.regional",
+        "Regional total of my region's members (on a hub; by secure aggregation: no member's own figures are seen)",
+        "Total régional des membres de ma région (sur un pôle régional ; par agrégation sécurisée : les chiffres d'aucun membre ne sont vus)",
+    ),
+    (
+        "stats.round",
+        "Computed by secure aggregation, round",
+        "Calculé par agrégation sécurisée, tour",
+    ),
+    (
+        "stats.round_members",
+        "members in the total",
+        "membres dans le total",
+    ),
     (
         "stats.sdg",
         "SDG indicator 16.4.2:",

@@ -30,6 +30,9 @@ pub(super) struct StatsQuery {
     quarter: String,
     #[serde(default)]
     peer: String,
+    /// "on" from the checkbox: the region's total (on a hub).
+    #[serde(default)]
+    regional: String,
 }
 
 /// One table as shown.
@@ -54,6 +57,8 @@ struct StatisticsPage {
     /// Quarter choices: value, label, selected.
     quarters: Vec<(String, String, bool)>,
     peer: String,
+    /// The regional total was asked for.
+    regional: bool,
     error: Option<String>,
     /// Whose tables and for which period.
     heading: String,
@@ -167,6 +172,7 @@ pub async fn page(
     };
     let quarter: u32 = q.quarter.trim().parse().unwrap_or(0);
     let peer = q.peer.trim().to_ascii_uppercase();
+    let regional = !q.regional.trim().is_empty();
     let mut p = StatisticsPage {
         page: o.page(&app, "stats.title"),
         year: year.to_string(),
@@ -180,6 +186,7 @@ pub async fn page(
             })
             .collect(),
         peer: peer.clone(),
+        regional,
         error: None,
         heading: String::new(),
         rule: String::new(),
@@ -195,13 +202,13 @@ pub async fn page(
         year,
         quarter,
         peer_node: peer.clone(),
-        series_from: if peer.is_empty() {
+        series_from: if peer.is_empty() && !regional {
             year.saturating_sub(SERIES_YEARS - 1).max(1900)
         } else {
             0
         },
         inquiry: None,
-        regional: false,
+        regional,
         deadline_ms: 0,
     };
     match ops::statistics(&app, o.caller(), req).await {
@@ -214,6 +221,22 @@ pub async fn page(
                     lang.t("stats.disclosed_under"),
                     report.policy_rule,
                     report.policy_version
+                );
+            }
+            if let Some(r) = &r.round {
+                let dropped: Vec<&str> = r.dropped.iter().map(|d| d.node_id.as_str()).collect();
+                p.rule = format!(
+                    "{} {}: {}/{} {}{}",
+                    lang.t("stats.round"),
+                    r.round_id,
+                    r.received.len(),
+                    r.members.len(),
+                    lang.t("stats.round_members"),
+                    if dropped.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" · {}: {}", lang.t("stats.dropped_out"), dropped.join(", "))
+                    }
                 );
             }
             if let Some(s) = &report.sdg {

@@ -285,7 +285,12 @@ fn publish(
     sum: &[u64],
     threshold: u64,
 ) -> pb::StatisticsResponse {
-    let tables = aggregate::unflatten(sum, &layout.cells, &layout.templates, period);
+    let tables = round::trim(aggregate::unflatten(
+        sum,
+        &layout.cells,
+        &layout.templates,
+        period,
+    ));
     let published: Vec<suppress::Published> = tables
         .iter()
         .map(|t| suppress::publish(t, threshold))

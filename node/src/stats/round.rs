@@ -137,6 +137,32 @@ pub fn layout(period: Period) -> RoundLayout {
     }
 }
 
+/// The regional tables as published: rows of open dimensions (countries) that are zero in every
+/// column are dropped, as a node's own tables only list the countries it has; rows of closed
+/// dimensions (enumerations) all stay, as they do in a node's own tables. Dropping a row of
+/// zeros changes no margin and hides nothing suppression would.
+pub fn trim(tables: Vec<Table>) -> Vec<Table> {
+    tables
+        .into_iter()
+        .map(|mut t| {
+            let open = TABLES.iter().find(|s| s.id == t.id).is_some_and(|s| {
+                matches!(
+                    s.dimension,
+                    Dimension::CountryOfManufacture | Dimension::RouteCountry
+                )
+            });
+            if open {
+                let keep: Vec<bool> = t.cells.iter().map(|l| l.iter().any(|v| *v > 0)).collect();
+                let mut k = keep.iter();
+                t.rows.retain(|_| k.next().copied().unwrap_or(false));
+                let mut k = keep.iter();
+                t.cells.retain(|_| k.next().copied().unwrap_or(false));
+            }
+            t
+        })
+        .collect()
+}
+
 /// SHA-256 of a layout (length-prefixed table, row and column of every cell, in order): what the
 /// hub and a member compare to know they fill the same cells.
 pub fn layout_digest(cells: &[CellKey]) -> Vec<u8> {
@@ -315,6 +341,40 @@ mod tests {
             .sum();
         assert_eq!(kept, all);
         assert!(kept > 0);
+    }
+
+    #[test]
+    fn trimming_drops_only_zero_rows_of_country_tables() {
+        let lay = layout(Period::year(2026));
+        let mut sum = vec![0u64; lay.cells.len()];
+        let at = |t: &str, r: &str| {
+            lay.cells
+                .iter()
+                .position(|c| c.table == t && c.row == r && c.column == "seized")
+                .unwrap()
+        };
+        sum[at("firearms_by_country_of_manufacture", "AUT")] = 4;
+        let tables = super::super::aggregate::unflatten(
+            &sum,
+            &lay.cells,
+            &lay.templates,
+            Period::year(2026),
+        );
+        let trimmed = trim(tables);
+        let com = trimmed
+            .iter()
+            .find(|t| t.id == "firearms_by_country_of_manufacture")
+            .unwrap();
+        assert_eq!(com.rows, vec!["AUT"]);
+        assert_eq!(com.get("AUT", "seized"), 4);
+        let cat = trimmed
+            .iter()
+            .find(|t| t.id == "firearms_by_category")
+            .unwrap();
+        assert_eq!(
+            cat.rows.len(),
+            fixed_rows(Dimension::WeaponCategory).unwrap().len()
+        );
     }
 
     #[test]
