@@ -510,33 +510,37 @@ pub struct StatisticsAnswer {
 /// Decides a peer's request for statistical tables (pure). Only a rule matching the asker for
 /// the statistics purpose and [`pb::DataClass::StatisticsAggregate`] allows it; such a rule sends
 /// tables computed by `compute`, never a record, with small cells suppressed below its threshold
-/// (see [`crate::stats::suppress`]). A request stating another purpose is denied whatever the
-/// rules say. `compute` runs only when the request is allowed.
+/// (see [`crate::stats::suppress`]). A request for the border risk analysis purpose is a route
+/// report: only a rule for that purpose and [`pb::DataClass::RouteReport`] allows it, and it
+/// sends the route and modus operandi tables only ([`crate::stats::ROUTE_REPORT_TABLES`]). A
+/// request stating any other purpose is denied whatever the rules say. `compute` runs only when
+/// the request is allowed.
 pub fn decide_statistics(
     holder: Holder,
     asker: &Asker,
     period: crate::stats::Period,
     compute: impl FnOnce() -> crate::stats::Report,
 ) -> StatisticsAnswer {
+    let mut requester = asker.requester();
+    let (class, what) = match requester.purpose {
+        pb::Purpose::BorderRiskAnalysis => (pb::DataClass::RouteReport, "route report tables"),
+        pb::Purpose::Statistics => (pb::DataClass::StatisticsAggregate, "statistics tables"),
+        _ => {
+            // Looked up as the statistics purpose would be, but refused on the purpose stated.
+            requester.purpose = pb::Purpose::Unspecified;
+            (pb::DataClass::StatisticsAggregate, "statistics tables")
+        }
+    };
     let request = asker.event(
         EventKind::RequestReceived,
-        format!("statistics tables {}", period.label()),
+        format!("{what} {}", period.label()),
     );
-    let mut requester = asker.requester();
-    if requester.purpose != pb::Purpose::Statistics {
-        // Looked up as the statistics purpose would be, but refused on the purpose stated.
-        requester.purpose = pb::Purpose::Unspecified;
-    }
-    let rule = Applicable::find(
-        holder.policy,
-        &requester,
-        pb::DataClass::StatisticsAggregate,
-    );
+    let rule = Applicable::find(holder.policy, &requester, class);
     match rule {
         Err(denial) => {
             let denied = Event {
                 policy_version: holder.policy.version(),
-                ..asker.event(EventKind::Denial, format!("statistics tables: {denial}"))
+                ..asker.event(EventKind::Denial, format!("{what}: {denial}"))
             };
             StatisticsAnswer {
                 outcome: Err(denial),
@@ -545,7 +549,12 @@ pub fn decide_statistics(
         }
         Ok(rule) => {
             let k = rule.statistics_min_cell();
-            let report = compute();
+            let mut report = compute();
+            if class == pb::DataClass::RouteReport {
+                report
+                    .tables
+                    .retain(|t| crate::stats::ROUTE_REPORT_TABLES.contains(&t.id.as_str()));
+            }
             let mut resp = crate::stats::response(&holder.node.to_string(), &report, k);
             resp.policy_version = rule.policy_version();
             resp.policy_rule = rule.rule_id().to_owned();
@@ -561,7 +570,7 @@ pub fn decide_statistics(
                 ..asker.event(
                     EventKind::Disclosure,
                     format!(
-                        "statistics tables {}: {} table(s), no record, cells below {k} suppressed ({suppressed} cell(s) withheld)",
+                        "{what} {}: {} table(s), no record, cells below {k} suppressed ({suppressed} cell(s) withheld)",
                         period.label(),
                         resp.tables.len()
                     ),

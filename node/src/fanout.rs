@@ -408,8 +408,9 @@ pub async fn lookup(
     })
 }
 
-/// Asks one peer for its statistical tables of a period (purpose statistics, whatever the
-/// inquiry says). The answer counts only if signed by that peer for this request and about its
+/// Asks one peer for its statistical tables of a period (purpose statistics, or border risk
+/// analysis for a route report; any other purpose stated in the inquiry is replaced by
+/// statistics). The answer counts only if signed by that peer for this request and about its
 /// own records.
 pub async fn statistics(
     node: &NodeContext,
@@ -418,7 +419,9 @@ pub async fn statistics(
     year: u32,
     quarter: u32,
 ) -> Result<pb::StatisticsResponse, FanoutError> {
-    inquiry.purpose = pb::Purpose::Statistics as i32;
+    if inquiry.purpose != pb::Purpose::BorderRiskAnalysis as i32 {
+        inquiry.purpose = pb::Purpose::Statistics as i32;
+    }
     let mut request = pb::StatisticsRequest {
         context: None,
         year,

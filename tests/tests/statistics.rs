@@ -11,7 +11,8 @@ use tracenet_node::sample;
 use tracenet_proto::v1 as pb;
 use tracenet_tests::{ClientCert, NodeSpec, TestFederation};
 
-/// FRA shares statistical tables with DEU (cells below 3 suppressed) and nothing else.
+/// FRA shares statistical tables with DEU (cells below 3 suppressed) and a route report with ITA
+/// (border risk analysis: the route and modus operandi tables only), and nothing else.
 const FRA_POLICY: &str = r#"
 owner_country = "FRA"
 version = 2
@@ -23,6 +24,13 @@ purposes = ["PURPOSE_STATISTICS"]
 data_classes = ["DATA_CLASS_STATISTICS_AGGREGATE"]
 audience = { countries = ["DEU"] }
 statistics_min_cell = 3
+
+[[rules]]
+id = "ita-route-report"
+purposes = ["PURPOSE_BORDER_RISK_ANALYSIS"]
+data_classes = ["DATA_CLASS_ROUTE_REPORT"]
+audience = { countries = ["ITA"] }
+statistics_min_cell = 2
 "#;
 
 const FRA: usize = 0;
@@ -247,4 +255,81 @@ async fn a_peer_under_a_statistics_rule_gets_tables_and_no_record_and_others_are
     );
 
     fed.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_route_report_carries_route_tables_only_and_only_under_its_own_class() {
+    let fed = federation().await;
+    let border = |peer: &str| pb::StatisticsLocalRequest {
+        inquiry: Some(pb::Inquiry {
+            purpose: pb::Purpose::BorderRiskAnalysis as i32,
+            agency_kind: pb::AgencyKind::BorderGuard as i32,
+            legal_basis: "synthetic".into(),
+            ..Default::default()
+        }),
+        ..ask(peer)
+    };
+    // ITA, under the route-report rule: routes, modes and concealment, nothing else.
+    let got = fed
+        .admin(ITA)
+        .await
+        .unwrap()
+        .statistics_tables(border("FRA-POL"))
+        .await
+        .unwrap()
+        .into_inner()
+        .report
+        .unwrap();
+    assert_eq!(got.policy_rule, "ita-route-report");
+    let ids: Vec<&str> = got.tables.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "firearms_by_route_country",
+            "firearms_by_transport_mode",
+            "firearms_by_concealment"
+        ]
+    );
+    assert!(got.sdg.is_none());
+    assert!(got.tables.iter().all(|t| t.threshold == 2));
+    // DEU's statistics rule does not give it a route report, nor ITA's route rule statistics.
+    let refused = fed
+        .admin(DEU)
+        .await
+        .unwrap()
+        .statistics_tables(border("FRA-POL"))
+        .await
+        .unwrap_err();
+    assert!(
+        refused.message().contains("PermissionDenied"),
+        "{refused:?}"
+    );
+    let refused = fed
+        .admin(ITA)
+        .await
+        .unwrap()
+        .statistics_tables(ask("FRA-POL"))
+        .await
+        .unwrap_err();
+    assert!(
+        refused.message().contains("PermissionDenied"),
+        "{refused:?}"
+    );
+    // The route report is audited as such, with its rule.
+    let audit = fed
+        .admin(FRA)
+        .await
+        .unwrap()
+        .list_audit(pb::ListAuditRequest {
+            kind: "disclosure".into(),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    assert!(audit.iter().any(|e| e.peer == "ITA-POL"
+        && e.policy_rule == "ita-route-report"
+        && e.detail.starts_with("route report tables")));
 }

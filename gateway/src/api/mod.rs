@@ -629,6 +629,8 @@ struct StatisticsQuery {
     series_from: Option<u32>,
     #[serde(default)]
     regional: Option<bool>,
+    #[serde(default)]
+    route_report: Option<bool>,
 }
 
 /// Checks a statistics query as the OpenAPI document declares it.
@@ -664,6 +666,13 @@ fn statistics_request(q: StatisticsQuery) -> Result<pb::StatisticsLocalRequest, 
             "not with peer: regional tables are this hub's region's",
         );
     }
+    let route_report = q.route_report.unwrap_or(false);
+    if route_report && peer.is_empty() {
+        bad(
+            "route_report",
+            "needs peer: a route report is asked of a member",
+        );
+    }
     if !problems.is_empty() {
         return Err(GatewayError::Invalid(problems).into());
     }
@@ -676,7 +685,10 @@ fn statistics_request(q: StatisticsQuery) -> Result<pb::StatisticsLocalRequest, 
         } else {
             0
         },
-        inquiry: None,
+        inquiry: route_report.then(|| pb::Inquiry {
+            purpose: pb::Purpose::BorderRiskAnalysis as i32,
+            ..Default::default()
+        }),
         regional,
         deadline_ms: 0,
     })

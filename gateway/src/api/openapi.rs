@@ -201,6 +201,9 @@ pub fn document(own_country: &str) -> Value {
         {"name": "regional", "in": "query", "required": false,
          "description": "On a hub: the region's total by secure aggregation (not with `peer`; 409 on a node that is not a hub or whose region has fewer than 3 members)",
          "schema": {"type": "boolean", "default": false}},
+        {"name": "route_report", "in": "query", "required": false,
+         "description": "With `peer`: its route report (routes, transport modes, concealment methods) for border risk analysis, under its route-report rule, instead of its statistics tables",
+         "schema": {"type": "boolean", "default": false}},
     ]);
     let trace_id = json!([{"name": "id", "in": "path", "required": true, "description": "The trace request id", "schema": {"type": "string", "minLength": 1}}]);
     let record_id = json!([{"name": "id", "in": "path", "required": true, "description": "The record id (32 lower-case hexadecimal digits)", "schema": {"type": "string", "pattern": RECORD_ID}}]);

@@ -42,6 +42,10 @@ pub struct StatsArgs {
     /// Ask this peer node (e.g. DEU-BKA) for its tables instead of this node's own.
     #[arg(long)]
     pub peer: Option<String>,
+    /// With --peer: ask for its route report (routes, transport modes, concealment methods, for
+    /// border risk analysis) instead of its statistics tables.
+    #[arg(long, requires = "peer")]
+    pub route_report: bool,
     /// On a hub: the region's total by secure aggregation (no member's own figures are seen).
     #[arg(long, conflicts_with_all = ["peer", "series_from"])]
     pub regional: bool,
@@ -153,7 +157,10 @@ pub async fn run(args: StatsArgs) -> Result<(), String> {
             quarter: args.quarter,
             peer_node: args.peer.unwrap_or_default(),
             series_from: args.series_from.unwrap_or(0),
-            inquiry: None,
+            inquiry: args.route_report.then(|| pb::Inquiry {
+                purpose: pb::Purpose::BorderRiskAnalysis as i32,
+                ..Default::default()
+            }),
             regional: args.regional,
             deadline_ms: 0,
         })

@@ -175,6 +175,14 @@ pub const TRACE_COLUMNS: [&str; 6] = [
 /// Row labels of the tracing table.
 pub const TRACE_ROWS: [&str; 2] = ["sent", "received"];
 
+/// The tables of a route report (the route / modus operandi data class, for border agencies):
+/// routes, transport modes and concealment methods, as aggregates.
+pub const ROUTE_REPORT_TABLES: [&str; 3] = [
+    "firearms_by_route_country",
+    "firearms_by_transport_mode",
+    "firearms_by_concealment",
+];
+
 /// Identifier of the SDG 16.4.2 table.
 pub const SDG_TABLE: &str = "sdg_16_4_2";
 /// Identifier of the tracing outcomes table.
