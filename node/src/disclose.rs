@@ -227,16 +227,33 @@ fn disclose<T>(
     answer
 }
 
-/// What a lookup searches for, or why there is nothing to search for.
-pub fn lookup_criteria(serial_number: &str, manufacturer: &str) -> Result<Criteria, DiscloseError> {
-    Criteria::serial(serial_number, manufacturer)
-        .ok_or_else(|| DiscloseError::BadArgument("serial_number has nothing to search for".into()))
+/// What a lookup searches for, or why there is nothing to search for. `kind` is the request's
+/// `LookupKind` (unspecified: a serial); a ballistic reference ignores the manufacturer.
+pub fn lookup_criteria(
+    serial_number: &str,
+    manufacturer: &str,
+    kind: i32,
+) -> Result<Criteria, DiscloseError> {
+    match pb::LookupKind::try_from(kind) {
+        Ok(pb::LookupKind::Unspecified | pb::LookupKind::Serial) => {
+            Criteria::serial(serial_number, manufacturer)
+        }
+        Ok(pb::LookupKind::BallisticReference) => Criteria::ballistic(serial_number),
+        Err(_) => return Err(DiscloseError::BadArgument("unknown lookup kind".into())),
+    }
+    .ok_or_else(|| DiscloseError::BadArgument("serial_number has nothing to search for".into()))
 }
 
-/// The serial a criteria searches, if it is a lookup.
+/// The identifier a criteria searches, if it is a lookup.
 fn wanted(criteria: &Criteria) -> Option<&NormalisedSerial> {
+    criteria.wanted()
+}
+
+/// The index read that shortlists a lookup's candidates.
+fn lookup_index(criteria: &Criteria) -> Option<IndexQuery> {
     match criteria {
-        Criteria::Serial { wanted, .. } => Some(wanted),
+        Criteria::Serial { wanted, .. } => Some(IndexQuery::Serial(wanted.clone())),
+        Criteria::Ballistic { wanted } => Some(IndexQuery::Ballistic(wanted.clone())),
         Criteria::Filter(_) => None,
     }
 }
@@ -268,9 +285,13 @@ pub fn decide_lookup(
     withdrawn: &HashSet<String>,
 ) -> Answer<pb::LookupHit> {
     let serial = wanted(criteria).map_or("", NormalisedSerial::as_str);
+    let what = match criteria {
+        Criteria::Ballistic { .. } => "ballistic reference",
+        _ => "serial",
+    };
     let received = asker.event(
         EventKind::RequestReceived,
-        format!("lookup serial {serial}"),
+        format!("lookup {what} {serial}"),
     );
     let limit = match lookup_limit(holder, asker, criteria) {
         Ok(limit) => limit,
@@ -655,8 +676,9 @@ pub fn lookup(
     ctx: &pb::RequestContext,
     serial_number: &str,
     manufacturer: &str,
+    kind: i32,
 ) -> Result<Answer<pb::LookupHit>, DiscloseError> {
-    let criteria = lookup_criteria(serial_number, manufacturer)?;
+    let criteria = lookup_criteria(serial_number, manufacturer, kind)?;
     let view = node.roster.view();
     let holder = Holder {
         node: &node.node_id,
@@ -664,11 +686,11 @@ pub fn lookup(
         contact: &view.own_contact,
     };
     let asker = asker(node, who, ctx);
-    let found = match (lookup_limit(holder, &asker, &criteria), wanted(&criteria)) {
-        (Ok(_), Some(w)) => records(
-            node.store
-                .find(&IndexQuery::Serial(w.clone()), MAX_LOOKUP)?,
-        ),
+    let found = match (
+        lookup_limit(holder, &asker, &criteria),
+        lookup_index(&criteria),
+    ) {
+        (Ok(_), Some(index)) => records(node.store.find(&index, MAX_LOOKUP)?),
         _ => Vec::new(),
     };
     let withdrawn = withdrawn_among(node, &found)?;
@@ -892,7 +914,7 @@ mod tests {
     #[test]
     fn a_lookup_needs_something_to_search_for() {
         assert!(matches!(
-            lookup_criteria(" -/ ", ""),
+            lookup_criteria(" -/ ", "", 0),
             Err(DiscloseError::BadArgument(_))
         ));
     }

@@ -21,6 +21,8 @@ pub const MAX_TEXT: usize = 4000;
 pub const MAX_SHORT: usize = 200;
 /// Most items of one kind (firearms, parts, ammunition lots, persons, route points) in a record.
 pub const MAX_ITEMS: usize = 1000;
+/// Most ballistic references in a record (each is indexed, so a record cannot flood the index).
+pub const MAX_BALLISTIC: usize = 100;
 
 const BAND_ONLY_DISCLOSED: &str =
     "is set only in views disclosed under a policy; record the exact quantity";
@@ -355,6 +357,7 @@ pub fn validate(mut rec: pb::SeizureRecord) -> Result<ValidRecord, Invalid> {
         );
         c.enum_value::<pb::WeaponCategory>(&p("category"), f.category, false);
         c.enum_value::<pb::MarkingCondition>(&p("marking_condition"), f.marking_condition, false);
+        c.enum_value::<pb::WeaponStatus>(&p("status"), f.status, false);
         c.year(&p("year_of_manufacture"), f.year_of_manufacture);
         if let Some(im) = f.import_marking.as_mut() {
             c.country(&p("import_marking.country"), &mut im.country, false);
@@ -493,6 +496,22 @@ pub fn validate(mut rec: pb::SeizureRecord) -> Result<ValidRecord, Invalid> {
 
     c.text("case_reference", &mut rec.case_reference, 64, false);
     c.text("notes", &mut rec.notes, MAX_TEXT, true);
+    c.enum_value::<pb::ProceedingsStatus>("proceedings_status", rec.proceedings_status, false);
+    c.enum_value::<pb::Disposition>("disposition", rec.disposition, false);
+    if rec.ballistic_references.len() > MAX_BALLISTIC {
+        c.fail(
+            "ballistic_references",
+            format!("more than {MAX_BALLISTIC} entries"),
+        );
+    }
+    for (i, b) in rec.ballistic_references.iter_mut().enumerate() {
+        let field = format!("ballistic_references[{i}]");
+        c.text(&field, b, 64, false);
+        // Looked up like a serial: an entry must have something to search for.
+        if serial::normalise(b).is_none() {
+            c.fail(field, "has no letters or digits");
+        }
+    }
 
     match (c.errors.is_empty(), date, country) {
         (true, Some(date), Some(country)) => Ok(ValidRecord {
@@ -605,5 +624,38 @@ mod tests {
         let Invalid(errors) = validate(rec).unwrap_err();
         assert!(errors.iter().any(|e| e.field == "case_reference"));
         assert!(errors.iter().any(|e| e.field == "notes"));
+    }
+
+    #[test]
+    fn case_facts_are_checked_all_at_once() {
+        let mut rec = sample::record(CountryCode::parse("ITA").unwrap(), 6);
+        rec.firearms[0].status = 99;
+        rec.proceedings_status = 42;
+        rec.disposition = -1;
+        rec.ballistic_references = vec!["BAL-1".into(), " -- ".into(), "x".repeat(65)];
+        let Invalid(errors) = validate(rec).unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        for f in [
+            "firearms[0].status",
+            "proceedings_status",
+            "disposition",
+            "ballistic_references[1]",
+            "ballistic_references[2]",
+        ] {
+            assert!(fields.contains(&f), "{f} missing from {fields:?}");
+        }
+        assert!(!fields.contains(&"ballistic_references[0]"));
+    }
+
+    #[test]
+    fn case_facts_are_kept_trimmed() {
+        let mut rec = sample::record(CountryCode::parse("ITA").unwrap(), 7);
+        rec.firearms[0].status = pb::WeaponStatus::Printed3d as i32;
+        rec.proceedings_status = pb::ProceedingsStatus::Trial as i32;
+        rec.disposition = pb::Disposition::Destroyed as i32;
+        rec.ballistic_references = vec![" IBIS-ITA-0001 ".into()];
+        let v = validate(rec).unwrap();
+        assert_eq!(v.record().ballistic_references, ["IBIS-ITA-0001"]);
+        assert_eq!(v.record().disposition, pb::Disposition::Destroyed as i32);
     }
 }

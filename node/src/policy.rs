@@ -86,6 +86,14 @@ pub enum Field {
     Tracing,
     /// `notes`.
     Notes,
+    /// `firearms.status` (converted, reactivated, craft-made, 3D-printed, modified).
+    FirearmStatus,
+    /// `proceedings_status`.
+    ProceedingsStatus,
+    /// `disposition` (retained, destroyed, returned).
+    Disposition,
+    /// `ballistic_references` (a lookup by ballistic reference matches only where disclosed).
+    BallisticReferences,
 }
 
 /// Every field, with its name in policies.
@@ -131,9 +139,13 @@ pub const FIELDS: &[(Field, &str)] = &[
     (Field::CaseReference, "case_reference"),
     (Field::Tracing, "tracing"),
     (Field::Notes, "notes"),
+    (Field::FirearmStatus, "firearms.status"),
+    (Field::ProceedingsStatus, "proceedings_status"),
+    (Field::Disposition, "disposition"),
+    (Field::BallisticReferences, "ballistic_references"),
 ];
 
-const N_FIELDS: usize = 32;
+const N_FIELDS: usize = 36;
 
 impl Field {
     /// The field's name in policies.
@@ -765,6 +777,7 @@ fn project(
     let import = allow(on(Field::FirearmImportMarking, any_firearms));
     let other = allow(on(Field::FirearmOtherMarkings, any_firearms));
     let condition = allow(on(Field::FirearmMarkingCondition, any_firearms));
+    let status = allow(on(Field::FirearmStatus, any_firearms));
     if serial
         || manufacturer
         || model
@@ -775,6 +788,7 @@ fn project(
         || import
         || other
         || condition
+        || status
     {
         out.firearms = rec
             .firearms
@@ -818,6 +832,7 @@ fn project(
                     Vec::new()
                 },
                 marking_condition: if condition { f.marking_condition } else { 0 },
+                status: if status { f.status } else { 0 },
             })
             .collect();
     }
@@ -937,6 +952,18 @@ fn project(
     }
     if allow(on(Field::Notes, !rec.notes.is_empty())) {
         out.notes = rec.notes.clone();
+    }
+    if allow(on(Field::ProceedingsStatus, rec.proceedings_status != 0)) {
+        out.proceedings_status = rec.proceedings_status;
+    }
+    if allow(on(Field::Disposition, rec.disposition != 0)) {
+        out.disposition = rec.disposition;
+    }
+    if allow(on(
+        Field::BallisticReferences,
+        !rec.ballistic_references.is_empty(),
+    )) {
+        out.ballistic_references = rec.ballistic_references.clone();
     }
     (out, redacted)
 }

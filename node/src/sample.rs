@@ -54,6 +54,26 @@ pub fn serial(country: CountryCode, n: u64) -> String {
     )
 }
 
+/// The ballistic reference of sample record `n` of `country`, when it has one (every fourth
+/// record), so tests can look it up.
+pub fn ballistic_reference(country: CountryCode, n: u64) -> Option<String> {
+    n.is_multiple_of(4)
+        .then(|| format!("SYN-BAL-{}-{n:06}", country.as_str()))
+}
+
+/// Case facts of sample record `n`, from their own mix so the other fields stay as they were:
+/// (weapon status, proceedings status, disposition), each sometimes unspecified.
+fn case_facts(country: CountryCode, n: u64) -> (i32, i32, i32) {
+    let r = mix(seed(country) ^ n.rotate_left(17) ^ 0x5EED);
+    let status = match r % 10 {
+        s @ 1..=5 => s as i32,
+        _ => 0,
+    };
+    let proceedings = ((r >> 8) % 8) as i32;
+    let disposition = ((r >> 16) % 4) as i32;
+    (status, proceedings, disposition)
+}
+
 fn seed(country: CountryCode) -> u64 {
     let b = country.as_bytes();
     u64::from(b[0]) << 16 | u64::from(b[1]) << 8 | u64::from(b[2])
@@ -70,6 +90,7 @@ pub fn record(country: CountryCode, n: u64) -> pb::SeizureRecord {
     let mode = 1 + ((r >> 28) % 8) as i32;
     let concealment = 1 + ((r >> 32) % 9) as i32;
     let category = 1 + ((r >> 36) % 11) as i32;
+    let (status, proceedings_status, disposition) = case_facts(country, n);
     pb::SeizureRecord {
         id: String::new(),
         national_ref: format!("SYN-{}-{n:07}", country.as_str()),
@@ -104,6 +125,7 @@ pub fn record(country: CountryCode, n: u64) -> pb::SeizureRecord {
             import_marking: None,
             other_markings: Vec::new(),
             marking_condition: pb::MarkingCondition::Intact as i32,
+            status,
         }],
         parts: Vec::new(),
         ammunition: vec![pb::AmmunitionItem {
@@ -144,5 +166,8 @@ pub fn record(country: CountryCode, n: u64) -> pb::SeizureRecord {
             illicit_origin_established: r.is_multiple_of(7),
         }),
         notes: "Synthetic sample record: not real data.".to_owned(),
+        proceedings_status,
+        disposition,
+        ballistic_references: ballistic_reference(country, n).into_iter().collect(),
     }
 }

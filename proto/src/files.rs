@@ -54,9 +54,16 @@ pub struct Row {
     pub record: pb::SeizureRecord,
 }
 
+/// How many columns [`CSV_COLUMNS`] has (the size of the cell arrays rows are read into).
+pub const N_COLUMNS: usize = 29;
+
+/// One row's cells, in [`CSV_COLUMNS`] order.
+pub type Columns<'a> = [&'a str; N_COLUMNS];
+
 /// The CSV columns, in the order the template uses. All but `national_ref`, `date`, `country`,
 /// `seizing_agency` and `seizure_kind` may be empty. Enumerations use the lowercase value name
-/// (e.g. `customs`, `maritime_container`); `route` lists countries separated by `;`.
+/// (e.g. `customs`, `maritime_container`); `route` lists countries separated by `;`, and so
+/// does `ballistic_references` its references. `weapon_status` is the first firearm's.
 pub const CSV_COLUMNS: &[&str] = &[
     "national_ref",
     "date",
@@ -83,7 +90,19 @@ pub const CSV_COLUMNS: &[&str] = &[
     "concealment_details",
     "case_reference",
     "notes",
+    "weapon_status",
+    "proceedings_status",
+    "disposition",
+    "ballistic_references",
 ];
+
+const _: () = assert!(CSV_COLUMNS.len() == N_COLUMNS);
+
+// Positions of the columns added after the first 25 (the older ones are used by number below).
+const WEAPON_STATUS: usize = 25;
+const PROCEEDINGS_STATUS: usize = 26;
+const DISPOSITION: usize = 27;
+const BALLISTIC_REFERENCES: usize = 28;
 
 fn row_error(line: u64, field: &str, reason: impl Into<String>) -> pb::RowError {
     pb::RowError {
@@ -164,7 +183,7 @@ fn csv_rows(
             row_error(line, "", format!("malformed CSV row: {e}"))
         })?;
         let line = r.position().map_or(0, |p| p.line());
-        let mut cols: [&str; 25] = [""; 25];
+        let mut cols: Columns = [""; N_COLUMNS];
         for (value, &col) in r.iter().zip(&index) {
             if let Some(slot) = cols.get_mut(col) {
                 *slot = value;
@@ -207,29 +226,38 @@ fn number<T: std::str::FromStr + Default>(
 
 /// Builds a record from values named by [`CSV_COLUMNS`] (in that order): one CSV row, or one
 /// submitted record form, which uses the same names and the same short enumeration values.
-pub fn record_from_columns(line: u64, c: &[&str; 25]) -> Result<pb::SeizureRecord, pb::RowError> {
+pub fn record_from_columns(line: u64, c: &Columns) -> Result<pb::SeizureRecord, pb::RowError> {
     let s = |i: usize| c[i].to_owned();
-    let firearm = (!c[9].is_empty() || !c[10].is_empty() || !c[11].is_empty()).then(|| {
-        Ok::<_, pb::RowError>(pb::FirearmIdentification {
-            serial_number: s(9),
-            manufacturer: s(10),
-            model: s(11),
-            category: enum_value(line, "category", c[12], "WEAPON_CATEGORY", |n| {
-                pb::WeaponCategory::from_str_name(n).map(|v| v as i32)
-            })?,
-            calibre: s(13),
-            country_of_manufacture: s(14),
-            marking_condition: enum_value(
-                line,
-                "marking_condition",
-                c[15],
-                "MARKING_CONDITION",
-                |n| pb::MarkingCondition::from_str_name(n).map(|v| v as i32),
-            )?,
-            year_of_manufacture: number(line, "year_of_manufacture", c[16])?,
-            ..Default::default()
-        })
-    });
+    let status = enum_value(
+        line,
+        "weapon_status",
+        c[WEAPON_STATUS],
+        "WEAPON_STATUS",
+        |n| pb::WeaponStatus::from_str_name(n).map(|v| v as i32),
+    )?;
+    let firearm =
+        (!c[9].is_empty() || !c[10].is_empty() || !c[11].is_empty() || status != 0).then(|| {
+            Ok::<_, pb::RowError>(pb::FirearmIdentification {
+                serial_number: s(9),
+                manufacturer: s(10),
+                model: s(11),
+                category: enum_value(line, "category", c[12], "WEAPON_CATEGORY", |n| {
+                    pb::WeaponCategory::from_str_name(n).map(|v| v as i32)
+                })?,
+                calibre: s(13),
+                country_of_manufacture: s(14),
+                marking_condition: enum_value(
+                    line,
+                    "marking_condition",
+                    c[15],
+                    "MARKING_CONDITION",
+                    |n| pb::MarkingCondition::from_str_name(n).map(|v| v as i32),
+                )?,
+                year_of_manufacture: number(line, "year_of_manufacture", c[16])?,
+                status,
+                ..Default::default()
+            })
+        });
     let ammunition = if c[17].is_empty() && c[18].is_empty() {
         vec![]
     } else {
@@ -298,6 +326,22 @@ pub fn record_from_columns(line: u64, c: &[&str; 25]) -> Result<pb::SeizureRecor
         }),
         case_reference: s(23),
         notes: s(24),
+        proceedings_status: enum_value(
+            line,
+            "proceedings_status",
+            c[PROCEEDINGS_STATUS],
+            "PROCEEDINGS_STATUS",
+            |n| pb::ProceedingsStatus::from_str_name(n).map(|v| v as i32),
+        )?,
+        disposition: enum_value(line, "disposition", c[DISPOSITION], "DISPOSITION", |n| {
+            pb::Disposition::from_str_name(n).map(|v| v as i32)
+        })?,
+        ballistic_references: c[BALLISTIC_REFERENCES]
+            .split(';')
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(str::to_owned)
+            .collect(),
         ..Default::default()
     })
 }
@@ -390,6 +434,25 @@ pub fn columns_of(r: &pb::SeizureRecord) -> Vec<String> {
         t.concealment_details.clone(),
         r.case_reference.clone(),
         r.notes.clone(),
+        e(
+            pb::WeaponStatus::try_from(fa.status)
+                .ok()
+                .map(|v| v.as_str_name()),
+            "WEAPON_STATUS",
+        ),
+        e(
+            pb::ProceedingsStatus::try_from(r.proceedings_status)
+                .ok()
+                .map(|v| v.as_str_name()),
+            "PROCEEDINGS_STATUS",
+        ),
+        e(
+            pb::Disposition::try_from(r.disposition)
+                .ok()
+                .map(|v| v.as_str_name()),
+            "DISPOSITION",
+        ),
+        r.ballistic_references.join(";"),
     ]
 }
 
@@ -426,6 +489,10 @@ mod tests {
             "fuel tank",
             "CASE-1",
             "synthetic",
+            "printed_3d",
+            "trial",
+            "retained",
+            "IBIS-FRA-1;IBIS-FRA-2",
         ];
         let rec = record_from_columns(0, &cols).unwrap();
         let back = columns_of(&rec);
@@ -437,9 +504,37 @@ mod tests {
 
     #[test]
     fn unknown_enum_value_names_the_field() {
-        let mut cols = [""; 25];
+        let mut cols = [""; N_COLUMNS];
         cols[20] = "teleport";
         let err = record_from_columns(7, &cols).unwrap_err();
         assert_eq!((err.line, err.field.as_str()), (7, "transport_mode"));
+        for (at, name) in [
+            (WEAPON_STATUS, "weapon_status"),
+            (PROCEEDINGS_STATUS, "proceedings_status"),
+            (DISPOSITION, "disposition"),
+        ] {
+            let mut cols = [""; N_COLUMNS];
+            cols[at] = "lost";
+            let err = record_from_columns(3, &cols).unwrap_err();
+            assert_eq!(err.field, name);
+            assert_eq!(CSV_COLUMNS[at], name);
+        }
+    }
+
+    #[test]
+    fn case_facts_are_read_from_their_columns() {
+        let mut cols = [""; N_COLUMNS];
+        cols[WEAPON_STATUS] = "craft-made";
+        cols[PROCEEDINGS_STATUS] = "conviction";
+        cols[DISPOSITION] = "destroyed";
+        cols[BALLISTIC_REFERENCES] = " IBIS-1 ; ;IBIS-2";
+        let rec = record_from_columns(1, &cols).unwrap();
+        assert_eq!(rec.firearms[0].status, pb::WeaponStatus::CraftMade as i32);
+        assert_eq!(
+            rec.proceedings_status,
+            pb::ProceedingsStatus::Conviction as i32
+        );
+        assert_eq!(rec.disposition, pb::Disposition::Destroyed as i32);
+        assert_eq!(rec.ballistic_references, ["IBIS-1", "IBIS-2"]);
     }
 }

@@ -215,6 +215,7 @@ impl Prober {
             context: None,
             serial_number: serial.into(),
             manufacturer: manufacturer.into(),
+            ..Default::default()
         };
         req.sign_with(&self.key, ctx);
         self.client

@@ -34,6 +34,12 @@ pub enum Criteria {
         /// The manufacturer key (`serial::manufacturer_key`), empty for any.
         maker: String,
     },
+    /// A ballistic-reference lookup: a disclosed `ballistic_references` entry matching
+    /// `wanted` (normalised like a serial; never matched against serials).
+    Ballistic {
+        /// The normalised reference (may hold wildcards, checked by [`check_serial`]).
+        wanted: NormalisedSerial,
+    },
     /// A record query.
     Filter(Filter),
 }
@@ -169,6 +175,21 @@ impl Criteria {
         })
     }
 
+    /// A ballistic-reference lookup's criteria. `None` when the reference has nothing to search
+    /// for.
+    pub fn ballistic(reference: &str) -> Option<Criteria> {
+        serial::normalise(reference).map(|wanted| Criteria::Ballistic { wanted })
+    }
+
+    /// The identifier a lookup searches for (serial or ballistic reference); `None` for a
+    /// query.
+    pub fn wanted(&self) -> Option<&NormalisedSerial> {
+        match self {
+            Criteria::Serial { wanted, .. } | Criteria::Ballistic { wanted } => Some(wanted),
+            Criteria::Filter(_) => None,
+        }
+    }
+
     /// Whether a disclosed view satisfies these criteria. Takes the view only: the stored
     /// record is never consulted.
     pub fn matches(&self, view: &pb::SeizureRecord) -> bool {
@@ -188,6 +209,11 @@ impl Criteria {
                             .iter()
                             .any(|f| serial::manufacturer_key(&f.manufacturer) == *maker))
             }
+            Criteria::Ballistic { wanted } => view.ballistic_references.iter().any(|b| {
+                serial::normalise(b).is_some_and(|cand| {
+                    serial::matches(wanted, &cand, serial::MatchMode::Normalised)
+                })
+            }),
             Criteria::Filter(f) => f.matches(view),
         }
     }

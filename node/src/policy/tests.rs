@@ -396,6 +396,7 @@ fn populated(v: &pb::SeizureRecord) -> HashSet<Field> {
         put(f.import_marking.is_some(), Field::FirearmImportMarking);
         put(!f.other_markings.is_empty(), Field::FirearmOtherMarkings);
         put(f.marking_condition != 0, Field::FirearmMarkingCondition);
+        put(f.status != 0, Field::FirearmStatus);
     }
     for p in &v.parts {
         put(
@@ -437,6 +438,12 @@ fn populated(v: &pb::SeizureRecord) -> HashSet<Field> {
     put(!v.case_reference.is_empty(), Field::CaseReference);
     put(v.tracing.is_some(), Field::Tracing);
     put(!v.notes.is_empty(), Field::Notes);
+    put(v.proceedings_status != 0, Field::ProceedingsStatus);
+    put(v.disposition != 0, Field::Disposition);
+    put(
+        !v.ballistic_references.is_empty(),
+        Field::BallisticReferences,
+    );
     s
 }
 

@@ -293,6 +293,25 @@ fn indexes_select_the_right_records(store: &impl RecordStore) {
         assert!(s.as_str().starts_with(&blurred[..blurred.len() - 2]));
         assert_eq!(s.len(), blurred.len());
     }
+    // Ballistic references: normalised, in their own index.
+    let wanted = sample::ballistic_reference(country("FRA"), 40).unwrap();
+    let found = store
+        .find(
+            &IndexQuery::Ballistic(serial::normalise(&wanted.to_lowercase()).unwrap()),
+            10,
+        )
+        .unwrap();
+    assert_eq!(
+        refs(found),
+        expect(&|r| r.ballistic_references.contains(&wanted))
+    );
+    assert!(
+        store
+            .find(&IndexQuery::Serial(serial::normalise(&wanted).unwrap()), 10)
+            .unwrap()
+            .is_empty(),
+        "a ballistic reference is not a serial"
+    );
     let limited = store
         .find(&IndexQuery::RouteCountry(country("FRA")), 5)
         .unwrap();

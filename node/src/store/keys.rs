@@ -8,6 +8,7 @@
 //! route:        [3] country(3) id
 //! transport:    [4] mode(u32 BE) id
 //! concealment:  [5] method(u32 BE) id
+//! ballistic:    [6] normalised-ballistic-reference [0x00] id
 //! ```
 
 use tracenet_proto::v1 as pb;
@@ -23,6 +24,7 @@ const COUNTRY_DATE: u8 = 2;
 const ROUTE: u8 = 3;
 const TRANSPORT: u8 = 4;
 const CONCEALMENT: u8 = 5;
+const BALLISTIC: u8 = 6;
 
 /// The index keys (without the id suffix) of a record.
 pub fn index_prefixes(rec: &pb::SeizureRecord) -> Vec<Vec<u8>> {
@@ -34,11 +36,16 @@ pub fn index_prefixes(rec: &pb::SeizureRecord) -> Vec<Vec<u8>> {
         .chain(rec.parts.iter().map(|p| p.serial_number.as_str()))
         .filter_map(serial::normalise);
     for s in serials {
-        let mut k = Vec::with_capacity(2 + s.len());
-        k.push(SERIAL);
-        k.extend_from_slice(s.as_str().as_bytes());
-        k.push(0);
-        out.push(k);
+        out.push(identifier_key(SERIAL, &s));
+    }
+    // Ballistic references are looked up like serials, in an index of their own so that a
+    // serial lookup never finds a ballistic reference and the other way round.
+    for s in rec
+        .ballistic_references
+        .iter()
+        .filter_map(|b| serial::normalise(b))
+    {
+        out.push(identifier_key(BALLISTIC, &s));
     }
     if let Some(ev) = &rec.event {
         let country = ev
@@ -76,6 +83,29 @@ pub fn index_prefixes(rec: &pb::SeizureRecord) -> Vec<Vec<u8>> {
     out
 }
 
+/// `[kind] normalised [0x00]`: the index prefix of one serial-like identifier.
+fn identifier_key(kind: u8, s: &serial::NormalisedSerial) -> Vec<u8> {
+    let mut k = Vec::with_capacity(2 + s.len());
+    k.push(kind);
+    k.extend_from_slice(s.as_str().as_bytes());
+    k.push(0);
+    k
+}
+
+/// The range of a serial-like identifier query: exactly the identifier, or every key sharing
+/// its literal prefix when it has wildcards (then narrowed by [`key_matches`]).
+fn identifier_range(kind: u8, s: &serial::NormalisedSerial) -> (Vec<u8>, Vec<u8>) {
+    let mut start = vec![kind];
+    if s.has_wildcards() {
+        start.extend_from_slice(s.literal_prefix().as_bytes());
+    } else {
+        start.extend_from_slice(s.as_str().as_bytes());
+        start.push(0);
+    }
+    let end = prefix_end(&start);
+    (start, end)
+}
+
 /// The full index keys of a record stored under `id`.
 pub fn index_keys(rec: &pb::SeizureRecord, id: RecordId) -> Vec<Vec<u8>> {
     index_prefixes(rec)
@@ -90,19 +120,8 @@ pub fn index_keys(rec: &pb::SeizureRecord, id: RecordId) -> Vec<Vec<u8>> {
 /// The key range `[start, end)` an index query scans.
 pub fn query_range(q: &IndexQuery) -> (Vec<u8>, Vec<u8>) {
     match q {
-        IndexQuery::Serial(s) if s.has_wildcards() => {
-            let mut start = vec![SERIAL];
-            start.extend_from_slice(s.literal_prefix().as_bytes());
-            let end = prefix_end(&start);
-            (start, end)
-        }
-        IndexQuery::Serial(s) => {
-            let mut start = vec![SERIAL];
-            start.extend_from_slice(s.as_str().as_bytes());
-            start.push(0);
-            let end = prefix_end(&start);
-            (start, end)
-        }
+        IndexQuery::Serial(s) => identifier_range(SERIAL, s),
+        IndexQuery::Ballistic(s) => identifier_range(BALLISTIC, s),
         IndexQuery::CountryDate { country, from, to } => {
             let mut start = vec![COUNTRY_DATE];
             start.extend_from_slice(&country.as_bytes());
@@ -139,7 +158,7 @@ pub fn query_range(q: &IndexQuery) -> (Vec<u8>, Vec<u8>) {
 /// queries scan a wider range than they match).
 pub fn key_matches(q: &IndexQuery, key: &[u8]) -> bool {
     match q {
-        IndexQuery::Serial(pattern) if pattern.has_wildcards() => {
+        IndexQuery::Serial(pattern) | IndexQuery::Ballistic(pattern) if pattern.has_wildcards() => {
             let Some(body) = key
                 .get(1..key.len().saturating_sub(RecordId::LEN + 1))
                 .and_then(|b| std::str::from_utf8(b).ok())
@@ -224,6 +243,28 @@ mod tests {
         assert!(inside(key("2024-01-31")));
         assert!(!inside(key("2023-12-31")));
         assert!(!inside(key("2024-02-01")));
+    }
+
+    #[test]
+    fn ballistic_references_have_an_index_of_their_own() {
+        let fra = CountryCode::parse("FRA").unwrap();
+        let mut rec = sample::record(fra, 7);
+        rec.ballistic_references = vec!["ibis-fra-1".into(), "IBIS FRA 1".into(), "--".into()];
+        let keys = index_prefixes(&rec);
+        let ballistic: Vec<&Vec<u8>> = keys.iter().filter(|k| k[0] == BALLISTIC).collect();
+        assert_eq!(
+            ballistic,
+            [&b"\x06IBISFRA1\0".to_vec()],
+            "one key, normalised"
+        );
+        let s = serial::normalise("IBIS-FRA-1").unwrap();
+        let (start, end) = query_range(&IndexQuery::Ballistic(s.clone()));
+        let mut key = ballistic[0].clone();
+        key.extend_from_slice(&[0u8; 16]);
+        assert!(start <= key && key < end);
+        // The same text as a serial is looked for in the serial index, never here.
+        let (start, end) = query_range(&IndexQuery::Serial(s));
+        assert!(!(start <= key && key < end));
     }
 
     #[test]

@@ -93,6 +93,8 @@ pub enum IndexQuery {
     TransportMode(pb::TransportMode),
     /// Records with this concealment method.
     Concealment(pb::ConcealmentMethod),
+    /// Records holding a ballistic reference whose normalised form matches (wildcards allowed).
+    Ballistic(NormalisedSerial),
 }
 
 /// Counts of an atomic batch write.

@@ -259,6 +259,40 @@ fn a_hit_only_rule_matches_on_its_fields_and_sends_none() {
 }
 
 #[test]
+fn a_ballistic_reference_matches_only_where_disclosed_and_never_as_a_serial() {
+    let mut r = rec(9);
+    r.ballistic_references = vec!["IBIS-FRA-0042".into()];
+    let by_ballistic = Criteria::ballistic("ibis fra 0042").unwrap();
+    let as_serial = Criteria::serial("IBIS-FRA-0042", "").unwrap();
+    let withheld = policy_with(vec![allow("firearms.serial_number")], false, None);
+    assert!(!hit(&withheld, &by_ballistic, &r), "withheld, yet matched");
+    let shared = policy_with(
+        vec![
+            allow("firearms.serial_number"),
+            allow("ballistic_references"),
+        ],
+        false,
+        None,
+    );
+    assert!(hit(&shared, &by_ballistic, &r));
+    assert!(
+        !hit(&shared, &as_serial, &r),
+        "a ballistic reference is no serial"
+    );
+    let serial = Criteria::serial(&r.firearms[0].serial_number, "").unwrap();
+    assert!(hit(&shared, &serial, &r));
+    assert!(
+        !hit(
+            &shared,
+            &Criteria::ballistic(&r.firearms[0].serial_number).unwrap(),
+            &r
+        ),
+        "a serial is no ballistic reference"
+    );
+    assert!(Criteria::ballistic(" -- ").is_none());
+}
+
+#[test]
 fn partial_lookups_need_a_rule_that_allows_them_and_a_long_enough_prefix() {
     let exact = serial::normalise("AB123456").unwrap();
     let stars = serial::normalise("********").unwrap();
@@ -331,6 +365,7 @@ const MATCHABLE: &[&str] = &[
     "trafficking.route",
     "trafficking.transport_mode",
     "trafficking.concealment_method",
+    "ballistic_references",
 ];
 
 fn arb_fields() -> impl Strategy<Value = Vec<pb::FieldRule>> {
@@ -383,6 +418,8 @@ fn mutate(r: &mut pb::SeizureRecord, which: u8, v: u32) {
         5 => t.route[1].country = ["TUR", "SRB", "DEU", "ESP"][(v % 4) as usize].into(),
         6 => r.firearms[0].category = 1 + (v % 11) as i32,
         7 => r.firearms[0].serial_number = format!("QX-{:06}", v % 1_000_000),
+        9 => r.ballistic_references = vec![format!("QX-BAL-{:06}", v % 1_000_000)],
+        10 => r.ballistic_references.clear(),
         8 => {
             r.firearms[0].manufacturer = ["Synthetic Arms", "Other Works"][(v % 2) as usize].into()
         }
@@ -446,6 +483,13 @@ fn criteria(r: &pb::SeizureRecord, which: u8, v: u32) -> Criteria {
         }),
         6 => Criteria::serial(&r.firearms[0].serial_number, "").unwrap(),
         7 => Criteria::serial(&format!("QX-{:06}", v % 1_000_000), "").unwrap(),
+        9 => Criteria::ballistic(&format!("QX-BAL-{:06}", v % 1_000_000)).unwrap(),
+        10 => Criteria::ballistic(
+            r.ballistic_references
+                .first()
+                .map_or("SYN-BAL-NONE", String::as_str),
+        )
+        .unwrap(),
         _ => Criteria::serial(&r.firearms[0].serial_number, &r.firearms[0].manufacturer).unwrap(),
     }
 }
@@ -465,9 +509,9 @@ proptest! {
         fields in arb_fields(),
         hit_only in any::<bool>(),
         n in 0u64..5_000,
-        change in 0u8..10,
+        change in 0u8..12,
         v in any::<u32>(),
-        ask in 0u8..9,
+        ask in 0u8..11,
     ) {
         let p = policy_with(fields, hit_only, None);
         let rule = Applicable::find(&p, &ita(), pb::DataClass::Seizure).unwrap();
