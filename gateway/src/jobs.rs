@@ -202,6 +202,9 @@ pub fn column_of(path: &str) -> String {
     if path.starts_with("trafficking.route") {
         return "route".into();
     }
+    if path.starts_with("firearms") && path.ends_with(".status") {
+        return "weapon_status".into();
+    }
     let last = path.rsplit('.').next().unwrap_or(path);
     let last = last.split('[').next().unwrap_or(last);
     if CSV_COLUMNS.contains(&last) {
@@ -217,7 +220,7 @@ pub fn column_of(path: &str) -> String {
 /// reading them: each bad cell is reported and read as empty, then the rest is read again.
 pub fn record_from_columns(
     line: u64,
-    mut cols: [&str; 25],
+    mut cols: files::Columns,
 ) -> (pb::SeizureRecord, Vec<FieldProblem>) {
     let mut problems = Vec::new();
     // Each round empties one more cell, so there are at most as many rounds as cells.
@@ -340,7 +343,7 @@ pub fn parse(format: Format, bytes: Vec<u8>) -> Parsed {
                 .into_iter()
                 .map(|row| {
                     let (line, cells) = row?;
-                    let mut cols: [&str; 25] = [""; 25];
+                    let mut cols: files::Columns = [""; files::N_COLUMNS];
                     for (slot, cell) in cols.iter_mut().zip(&cells) {
                         *slot = cell.as_str();
                     }

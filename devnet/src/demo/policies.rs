@@ -47,8 +47,9 @@ audience = { countries = ["DEU", "ITA"] }
 handling = { purpose_bound = true, no_onward_without_consent = true }
 "#;
 
-/// DEU-CUS: shares weapon identification with FRA for tracing (kept two years, never passed
-/// on), and trace results.
+/// DEU-CUS: shares weapon identification (with the weapon's status, the disposition of the
+/// seized items and ballistic references, so FRA's ballistic lookups find DEU's cases) with FRA
+/// for tracing (kept two years, never passed on), and trace results.
 pub const DEU: &str = r#"
 owner_country = "DEU"
 version = 1
@@ -65,7 +66,10 @@ fields = [
   { field = "firearms.manufacturer", treatment = "FIELD_TREATMENT_ALLOW" },
   { field = "firearms.model", treatment = "FIELD_TREATMENT_ALLOW" },
   { field = "firearms.category", treatment = "FIELD_TREATMENT_ALLOW" },
+  { field = "firearms.status", treatment = "FIELD_TREATMENT_ALLOW" },
   { field = "event.date", treatment = "FIELD_TREATMENT_ALLOW" },
+  { field = "disposition", treatment = "FIELD_TREATMENT_ALLOW" },
+  { field = "ballistic_references", treatment = "FIELD_TREATMENT_ALLOW" },
 ]
 
 [[rules]]

@@ -452,6 +452,7 @@ struct ApiLookup {
     legal_basis: String,
     case_reference: String,
     via_hub: bool,
+    kind: String,
 }
 
 async fn lookup(State(app): State<Arc<App>>, c: ApiCaller, bytes: Bytes) -> ApiResult {
@@ -463,6 +464,7 @@ async fn lookup(State(app): State<Arc<App>>, c: ApiCaller, bytes: Bytes) -> ApiR
         legal_basis,
         case_reference,
         via_hub,
+        kind,
     } = body(&bytes)?;
     let input = ops::LookupInput {
         serial_number,
@@ -471,6 +473,7 @@ async fn lookup(State(app): State<Arc<App>>, c: ApiCaller, bytes: Bytes) -> ApiR
         legal_basis,
         case_reference,
         via_hub,
+        kind,
     };
     if input.serial_number.trim().is_empty() || !PURPOSES.contains(&input.purpose.as_str()) {
         // Every missing input at once, as the console reports them.

@@ -762,6 +762,9 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Trace results",
         "Résultats de traçage",
     ),
+    ("enum.DISPOSITION_DESTROYED", "Destroyed", "Détruits"),
+    ("enum.DISPOSITION_RETAINED", "Retained", "Conservés"),
+    ("enum.DISPOSITION_RETURNED", "Returned", "Restitués"),
     ("enum.FIELD_TREATMENT_ALLOW", "shared", "communiqué"),
     (
         "enum.FIELD_TREATMENT_GENERALISE",
@@ -807,6 +810,37 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ("enum.MEMBER_STATUS_ACTIVE", "Active", "Actif"),
     ("enum.MEMBER_STATUS_REVOKED", "Revoked", "Révoqué"),
     ("enum.MEMBER_STATUS_SUSPENDED", "Suspended", "Suspendu"),
+    (
+        "enum.PROCEEDINGS_STATUS_ACQUITTAL",
+        "Acquittal",
+        "Acquittement",
+    ),
+    (
+        "enum.PROCEEDINGS_STATUS_CLOSED",
+        "Closed without trial",
+        "Classée sans suite",
+    ),
+    (
+        "enum.PROCEEDINGS_STATUS_CONVICTION",
+        "Conviction",
+        "Condamnation",
+    ),
+    (
+        "enum.PROCEEDINGS_STATUS_INVESTIGATION",
+        "Under investigation",
+        "Enquête en cours",
+    ),
+    (
+        "enum.PROCEEDINGS_STATUS_NONE",
+        "No proceedings",
+        "Aucune procédure",
+    ),
+    (
+        "enum.PROCEEDINGS_STATUS_PROSECUTION",
+        "Prosecution",
+        "Poursuites engagées",
+    ),
+    ("enum.PROCEEDINGS_STATUS_TRIAL", "At trial", "En jugement"),
     (
         "enum.PURPOSE_BORDER_RISK_ANALYSIS",
         "Border risk analysis",
@@ -923,6 +957,19 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Sub-machine gun",
         "Pistolet-mitrailleur",
     ),
+    ("enum.WEAPON_STATUS_CONVERTED", "Converted", "Transformée"),
+    (
+        "enum.WEAPON_STATUS_CRAFT_MADE",
+        "Craft-made",
+        "De fabrication artisanale",
+    ),
+    ("enum.WEAPON_STATUS_MODIFIED", "Modified", "Modifiée"),
+    (
+        "enum.WEAPON_STATUS_PRINTED_3D",
+        "3D-printed",
+        "Imprimée en 3D",
+    ),
+    ("enum.WEAPON_STATUS_REACTIVATED", "Reactivated", "Réactivée"),
     (
         "error.bad_request",
         "The request is not valid",
@@ -988,6 +1035,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Quantité de munitions",
     ),
     (
+        "field.ballistic_references",
+        "Ballistic references",
+        "Références balistiques",
+    ),
+    (
         "field.border_crossing_point",
         "Border crossing point",
         "Point de passage frontalier",
@@ -1021,6 +1073,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Contexte criminel",
     ),
     ("field.date", "Date of seizure", "Date de la saisie"),
+    (
+        "field.disposition",
+        "Disposition of seized items",
+        "Sort des objets saisis",
+    ),
     ("field.locality", "Locality", "Localité"),
     ("field.manufacturer", "Manufacturer", "Fabricant"),
     (
@@ -1035,6 +1092,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Référence nationale",
     ),
     ("field.notes", "Notes", "Remarques"),
+    (
+        "field.proceedings_status",
+        "Legal proceedings",
+        "Procédure judiciaire",
+    ),
     ("field.region", "Region", "Région"),
     (
         "field.route",
@@ -1057,6 +1119,7 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Transport mode",
         "Mode de transport",
     ),
+    ("field.weapon_status", "Weapon status", "État de l'arme"),
     (
         "field.year_of_manufacture",
         "Year of manufacture",
@@ -1101,6 +1164,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "import.file",
         "File (CSV or JSON Lines)",
         "Fichier (CSV ou JSON Lines)",
+    ),
+    (
+        "import.format.ballistic_references",
+        "References in the national ballistic system, separated by ; e.g. IBIS-0001;IBIS-0002",
+        "Références dans le système balistique national, séparées par ; ex. IBIS-0001;IBIS-0002",
     ),
     (
         "import.format.country",
@@ -1208,6 +1276,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "ask them for a follow-up; nothing of the record is disclosed",
         "adressez-leur une demande de suivi ; rien de la fiche n'est communiqué",
     ),
+    (
+        "lookup.bad_kind",
+        "Choose a serial number or a ballistic reference.",
+        "Choisissez un numéro de série ou une référence balistique.",
+    ),
     ("lookup.contact", "contact", "contact"),
     (
         "lookup.details",
@@ -1225,6 +1298,12 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "lookup.hit_only",
         "Hit only: held by the member, ask them",
         "Réponse positive seule : détenue par le membre, à lui demander",
+    ),
+    ("lookup.kind", "Look up", "Rechercher"),
+    (
+        "lookup.kind_ballistic",
+        "Ballistic reference",
+        "Référence balistique",
     ),
     ("lookup.member", "Member", "Membre"),
     (
@@ -1338,6 +1417,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Quantité de munitions",
     ),
     (
+        "policy_field.ballistic_references",
+        "Ballistic references",
+        "Références balistiques",
+    ),
+    (
         "policy_field.case_reference",
         "Case reference",
         "Référence de l'affaire",
@@ -1351,6 +1435,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "policy_field.context.seizure_kind",
         "Kind of seizure",
         "Nature de la saisie",
+    ),
+    (
+        "policy_field.disposition",
+        "Disposition of seized items",
+        "Sort des objets saisis",
     ),
     (
         "policy_field.event.date",
@@ -1413,6 +1502,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Numéro de série de l'arme",
     ),
     (
+        "policy_field.firearms.status",
+        "Weapon status",
+        "État de l'arme",
+    ),
+    (
         "policy_field.firearms.year_of_manufacture",
         "Year of manufacture",
         "Année de fabrication",
@@ -1438,6 +1532,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "policy_field.persons.role",
         "Persons: role",
         "Personnes : rôle",
+    ),
+    (
+        "policy_field.proceedings_status",
+        "Legal proceedings",
+        "Procédure judiciaire",
     ),
     ("policy_field.tracing", "Tracing status", "État du traçage"),
     (

@@ -35,6 +35,9 @@ pub fn enum_values(prefix: &str) -> Vec<(String, String)> {
             "CONCEALMENT_METHOD" => pb::ConcealmentMethod::try_from(i).ok()?.as_str_name(),
             "PURPOSE" => pb::Purpose::try_from(i).ok()?.as_str_name(),
             "URGENCY" => pb::Urgency::try_from(i).ok()?.as_str_name(),
+            "WEAPON_STATUS" => pb::WeaponStatus::try_from(i).ok()?.as_str_name(),
+            "PROCEEDINGS_STATUS" => pb::ProceedingsStatus::try_from(i).ok()?.as_str_name(),
+            "DISPOSITION" => pb::Disposition::try_from(i).ok()?.as_str_name(),
             _ => return None,
         })
     };
@@ -134,6 +137,9 @@ pub const SELECTS: &[(&str, &str)] = &[
     ("marking_condition", "MARKING_CONDITION"),
     ("transport_mode", "TRANSPORT_MODE"),
     ("concealment_method", "CONCEALMENT_METHOD"),
+    ("weapon_status", "WEAPON_STATUS"),
+    ("proceedings_status", "PROCEEDINGS_STATUS"),
+    ("disposition", "DISPOSITION"),
 ];
 
 /// The record fields that must be filled.
@@ -197,7 +203,7 @@ pub fn record_fields(
 pub fn record_from_form(
     values: &HashMap<String, String>,
 ) -> (pb::SeizureRecord, Vec<FieldProblem>) {
-    let mut cols: [&str; 25] = [""; 25];
+    let mut cols: files::Columns = [""; files::N_COLUMNS];
     for (slot, name) in cols.iter_mut().zip(CSV_COLUMNS) {
         *slot = values.get(*name).map_or("", |v| v.trim());
     }
@@ -269,6 +275,12 @@ mod tests {
         assert_eq!(form_field("trafficking.route[2].country"), "route");
         assert_eq!(form_field("national_ref"), "national_ref");
         assert_eq!(form_field("persons[0].name"), "");
+        assert_eq!(form_field("firearms[0].status"), "weapon_status");
+        assert_eq!(form_field("proceedings_status"), "proceedings_status");
+        assert_eq!(
+            form_field("ballistic_references[1]"),
+            "ballistic_references"
+        );
     }
 
     #[test]
@@ -327,6 +339,42 @@ mod tests {
         );
         assert_eq!(read.len(), 2, "{read:?}");
         assert_eq!(read[1].field, "event.date");
+    }
+
+    #[test]
+    fn case_facts_round_trip_through_the_form() {
+        let values: HashMap<String, String> = [
+            ("national_ref", "SYN-F-2"),
+            ("date", "2025-01-01"),
+            ("country", "FRA"),
+            ("seizing_agency", "police"),
+            ("seizure_kind", "seized"),
+            ("serial_number", "F-2"),
+            ("weapon_status", "reactivated"),
+            ("proceedings_status", "investigation"),
+            ("disposition", "returned"),
+            ("ballistic_references", "IBIS-FRA-7;IBIS-FRA-8"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let (record, problems) = record_from_form(&values);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(
+            record.firearms[0].status,
+            pb::WeaponStatus::Reactivated as i32
+        );
+        assert_eq!(record.ballistic_references.len(), 2);
+        let back = values_of(&record);
+        for (k, v) in &values {
+            assert_eq!(back.get(k), Some(v), "{k}");
+        }
+        let shown = display_values(Lang::Fr, &record);
+        assert_eq!(
+            shown["disposition"],
+            Lang::Fr.enum_label("DISPOSITION_RETURNED")
+        );
+        assert!(!shown["weapon_status"].is_empty());
     }
 
     #[test]

@@ -542,6 +542,9 @@ fn merge(mut stored: pb::SeizureRecord, edited: pb::SeizureRecord) -> pb::Seizur
     stored.context = edited.context;
     stored.case_reference = edited.case_reference;
     stored.notes = edited.notes;
+    stored.proceedings_status = edited.proceedings_status;
+    stored.disposition = edited.disposition;
+    stored.ballistic_references = edited.ballistic_references;
     stored.trafficking = match (stored.trafficking.take(), edited.trafficking) {
         (Some(mut old), Some(new)) => {
             old.route = new.route;
@@ -624,6 +627,7 @@ fn column_help(lang: Lang) -> Vec<ColumnHelp> {
                 "date" => "import.format.date",
                 "country" | "country_of_manufacture" => "import.format.country",
                 "route" => "import.format.route",
+                "ballistic_references" => "import.format.ballistic_references",
                 "year_of_manufacture" => "import.format.year",
                 "ammunition_quantity" => "import.format.quantity",
                 _ => "import.format.text",

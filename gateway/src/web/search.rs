@@ -64,6 +64,8 @@ struct SearchPage {
     purposes: Vec<SelectOption>,
     lookup_serial: String,
     lookup_manufacturer: String,
+    /// The lookup kind chosen (`serial` or `ballistic_reference`).
+    lookup_kind: String,
     via_hub: bool,
     legal_basis: String,
     case_reference: String,
@@ -84,6 +86,7 @@ impl SearchPage {
             purposes: forms::options(o.lang, "PURPOSE", "criminal_investigation", None),
             lookup_serial: String::new(),
             lookup_manufacturer: String::new(),
+            lookup_kind: "serial".into(),
             via_hub: false,
             legal_basis: String::new(),
             case_reference: String::new(),
@@ -178,11 +181,32 @@ fn describe_hit(lang: Lang, h: &pb::LookupHit) -> String {
             .join(" "),
         );
     }
+    if !r.ballistic_references.is_empty() {
+        parts.push(format!(
+            "{} {}",
+            lang.t("field.ballistic_references"),
+            r.ballistic_references.join(", ")
+        ));
+    }
     if let Some(ev) = &r.event
         && !ev.date.is_empty()
     {
         parts.push(lang.date(&ev.date));
     }
+    // Case facts, where the holder's policy disclosed them.
+    let status = r.firearms.first().map_or(0, |f| f.status);
+    let facts = [
+        pb::WeaponStatus::try_from(status).map(|v| v.as_str_name()),
+        pb::ProceedingsStatus::try_from(r.proceedings_status).map(|v| v.as_str_name()),
+        pb::Disposition::try_from(r.disposition).map(|v| v.as_str_name()),
+    ];
+    parts.extend(
+        facts
+            .into_iter()
+            .flatten()
+            .map(|name| lang.enum_label(name))
+            .filter(|label| !label.is_empty()),
+    );
     if let Some(t) = &r.trafficking
         && !t.route.is_empty()
     {
@@ -222,6 +246,7 @@ pub async fn lookup(
     page.purposes = forms::options(o.lang, "PURPOSE", &f.purpose, Some("common.choose"));
     page.lookup_serial.clone_from(&f.serial_number);
     page.lookup_manufacturer.clone_from(&f.manufacturer);
+    page.lookup_kind.clone_from(&f.kind);
     page.via_hub = f.via_hub;
     page.legal_basis.clone_from(&f.legal_basis);
     page.case_reference.clone_from(&f.case_reference);
@@ -253,6 +278,7 @@ pub async fn lookup(
             for p in problems {
                 let msg = match p.field.as_str() {
                     "serial_number" => o.lang.t("lookup.need_serial"),
+                    "kind" => o.lang.t("lookup.bad_kind"),
                     "purpose" => o.lang.t("inquiry.need_purpose"),
                     "legal_basis" => o.lang.t("inquiry.need_legal_basis"),
                     _ => "",

@@ -1,0 +1,483 @@
+//! Case facts (weapon status, proceedings, disposition, ballistic references) end to end: a
+//! ballistic reference recorded by one State is found by another State's federated lookup over
+//! real mutual TLS, only where the holder's rule discloses ballistic references and never as a
+//! serial; and every case fact round-trips through the JSON API, CSV and JSON Lines import and
+//! the console.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tracenet_gateway::auth::Role;
+use tracenet_node::country::CountryCode;
+use tracenet_node::envelope::SignedRequest;
+use tracenet_node::sample;
+use tracenet_proto::v1 as pb;
+use tracenet_tests::gateway::{Console, TestGateways};
+use tracenet_tests::{ClientCert, NodeSpec, TestFederation};
+
+/// DEU's synthetic policy: FRA (tracing) sees serials, ballistic references and the case facts;
+/// ITA (tracing) sees serials only.
+const DEU_POLICY: &str = r#"
+owner_country = "DEU"
+version = 1
+legal_basis = "Synthetic law art. 2"
+
+[[rules]]
+id = "fra-ballistic"
+purposes = ["PURPOSE_TRACING"]
+data_classes = ["DATA_CLASS_SEIZURE"]
+audience = { countries = ["FRA"] }
+fields = [
+  { field = "firearms.serial_number", treatment = "FIELD_TREATMENT_ALLOW" },
+  { field = "firearms.status", treatment = "FIELD_TREATMENT_ALLOW" },
+  { field = "ballistic_references", treatment = "FIELD_TREATMENT_ALLOW" },
+  { field = "proceedings_status", treatment = "FIELD_TREATMENT_REDACT" },
+  { field = "disposition", treatment = "FIELD_TREATMENT_ALLOW" },
+]
+
+[[rules]]
+id = "ita-serials"
+purposes = ["PURPOSE_TRACING"]
+data_classes = ["DATA_CLASS_SEIZURE"]
+audience = { countries = ["ITA"] }
+fields = [
+  { field = "firearms.serial_number", treatment = "FIELD_TREATMENT_ALLOW" },
+]
+"#;
+
+const FRA: usize = 0;
+const DEU: usize = 1;
+const ITA: usize = 2;
+
+fn deu() -> CountryCode {
+    CountryCode::parse("DEU").unwrap()
+}
+
+fn lookup(term: &str, kind: pb::LookupKind) -> pb::FederatedLookupRequest {
+    pb::FederatedLookupRequest {
+        inquiry: Some(pb::Inquiry {
+            purpose: pb::Purpose::Tracing as i32,
+            agency_kind: pb::AgencyKind::Police as i32,
+            legal_basis: "Synthetic test basis".into(),
+            case_reference: "TEST-BALLISTIC".into(),
+            deadline_ms: 0,
+            via_hub: false,
+        }),
+        serial_number: term.to_owned(),
+        kind: kind as i32,
+        ..Default::default()
+    }
+}
+
+async fn deu_answer(
+    fed: &TestFederation,
+    from: usize,
+    term: &str,
+    kind: pb::LookupKind,
+) -> pb::PeerAnswer {
+    let r = fed
+        .admin(from)
+        .await
+        .unwrap()
+        .federated_lookup(lookup(term, kind))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.failed.is_empty(), "{:?}", r.failed);
+    r.answers
+        .into_iter()
+        .find(|a| a.node_id == "DEU-CUS")
+        .expect("DEU-CUS answers")
+}
+
+#[tokio::test]
+async fn a_ballistic_reference_recorded_by_one_state_is_found_by_another_where_disclosed() {
+    let fed = TestFederation::start_specs(&[
+        NodeSpec::new("FRA-POL"),
+        NodeSpec::new("DEU-CUS").with_policy(DEU_POLICY),
+        NodeSpec::new("ITA-POL"),
+    ])
+    .await
+    .unwrap();
+    let mut rec = sample::record(deu(), 1);
+    rec.ballistic_references = vec!["DEU-IBIS-2025-0042".into()];
+    rec.firearms[0].status = pb::WeaponStatus::Converted as i32;
+    rec.proceedings_status = pb::ProceedingsStatus::Trial as i32;
+    rec.disposition = pb::Disposition::Retained as i32;
+    fed.admin(DEU)
+        .await
+        .unwrap()
+        .create_record(pb::CreateRecordRequest {
+            record: Some(rec.clone()),
+        })
+        .await
+        .unwrap();
+
+    // FRA finds it, written differently, with what DEU's rule discloses.
+    let a = deu_answer(
+        &fed,
+        FRA,
+        "deu ibis 2025 0042",
+        pb::LookupKind::BallisticReference,
+    )
+    .await;
+    assert!(a.hit, "{a:?}");
+    let hit = &a.hits[0];
+    let seen = hit.disclosed.clone().unwrap();
+    assert_eq!(seen.ballistic_references, rec.ballistic_references);
+    assert_eq!(seen.firearms[0].status, pb::WeaponStatus::Converted as i32);
+    assert_eq!(seen.disposition, pb::Disposition::Retained as i32);
+    assert_eq!(seen.proceedings_status, 0, "redacted, yet sent");
+    assert!(
+        hit.redacted_fields
+            .contains(&"proceedings_status".to_owned())
+    );
+    assert_eq!(hit.policy_rule, "fra-ballistic");
+
+    // The same text as a serial is no hit, and a serial is no ballistic reference.
+    let as_serial = deu_answer(&fed, FRA, "DEU-IBIS-2025-0042", pb::LookupKind::Serial).await;
+    assert!(!as_serial.hit, "{as_serial:?}");
+    let serial = &rec.firearms[0].serial_number;
+    assert!(
+        deu_answer(&fed, FRA, serial, pb::LookupKind::Serial)
+            .await
+            .hit
+    );
+    let serial_as_ballistic =
+        deu_answer(&fed, FRA, serial, pb::LookupKind::BallisticReference).await;
+    assert!(!serial_as_ballistic.hit);
+
+    // ITA's rule withholds ballistic references: the reference is no hit for it, though the
+    // record's serial is.
+    let ita = deu_answer(
+        &fed,
+        ITA,
+        "DEU-IBIS-2025-0042",
+        pb::LookupKind::BallisticReference,
+    )
+    .await;
+    assert!(!ita.hit && ita.hits.is_empty(), "{ita:?}");
+    assert!(
+        deu_answer(&fed, ITA, serial, pb::LookupKind::Serial)
+            .await
+            .hit
+    );
+
+    // A peer asking directly with an unknown kind is refused, not answered as a serial.
+    let mut client = fed
+        .peer_client(DEU, ClientCert::Of(FRA, "node"))
+        .await
+        .unwrap();
+    let mut req = pb::LookupRequest {
+        serial_number: "DEU-IBIS-2025-0042".into(),
+        kind: 77,
+        ..Default::default()
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    req.sign_with(
+        &fed.signing_key(FRA).unwrap(),
+        pb::RequestContext {
+            request_id: "probe-kind-1".into(),
+            requester_node: "FRA-POL".into(),
+            agency_kind: pb::AgencyKind::Police as i32,
+            purpose: pb::Purpose::Tracing as i32,
+            legal_basis: "synthetic".into(),
+            issued_at: now,
+            ..Default::default()
+        },
+    );
+    let refused = client.lookup(req).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+    fed.shutdown().await.unwrap();
+}
+
+/// A record with every case fact set, in the API's JSON.
+fn api_record(national_ref: &str) -> Value {
+    json!({
+        "national_ref": national_ref,
+        "event": {"date": "2025-06-01", "place": {"country": "DEU"}, "seizing_agency": "AGENCY_KIND_CUSTOMS"},
+        "context": {"seizure_kind": "SEIZURE_KIND_SEIZED"},
+        "firearms": [{"serial_number": "SYN-CF-1", "marking_condition": "MARKING_CONDITION_INTACT", "status": "WEAPON_STATUS_PRINTED_3D"}],
+        "proceedings_status": "PROCEEDINGS_STATUS_PROSECUTION",
+        "disposition": "DISPOSITION_DESTROYED",
+        "ballistic_references": ["SYN-IBIS-DEU-7"],
+        "notes": "Synthetic test record: not real data."
+    })
+}
+
+/// The case facts of an API record as JSON.
+fn facts(record: &Value) -> Value {
+    json!([
+        record["firearms"][0]["status"],
+        record["proceedings_status"],
+        record["disposition"],
+        record["ballistic_references"],
+    ])
+}
+
+async fn api_get(t: &TestGateways, id: &str) -> Value {
+    let r = reqwest::Client::new()
+        .get(t.deu.url(&format!("/api/v1/records/{id}")))
+        .bearer_auth(t.deu.token(Role::Officer))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    r.json::<Value>().await.unwrap()["record"].clone()
+}
+
+async fn api_by_ref(t: &TestGateways, national_ref: &str) -> Value {
+    let v: Value = reqwest::Client::new()
+        .get(t.deu.url("/api/v1/records?page_size=200"))
+        .bearer_auth(t.deu.token(Role::Officer))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["record"].clone())
+        .find(|r| r["national_ref"] == national_ref)
+        .unwrap_or_else(|| panic!("{national_ref} not found in {v}"))
+}
+
+async fn import(c: &Console, name: &str, text: &str) {
+    let token = c.csrf().await.unwrap();
+    let form = reqwest::multipart::Form::new().text("csrf", token).part(
+        "file",
+        reqwest::multipart::Part::bytes(text.as_bytes().to_vec()).file_name(name.to_owned()),
+    );
+    let r = c
+        .http
+        .post(format!("{}/records/import", c.base))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let job = r
+        .headers()
+        .get("location")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let deadline = std::time::Instant::now() + tracenet_tests::WAIT_LIMIT;
+    loop {
+        let (s, body) = c.get(&job).await.unwrap();
+        assert_eq!(s, StatusCode::OK);
+        if !body.contains("data-phase=\"running\"") {
+            assert!(body.contains("data-phase=\"done\""), "{body}");
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "import never finished"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn case_facts_round_trip_through_the_api_imports_and_the_console() {
+    let t = TestGateways::start(0).await.unwrap();
+    let expected = facts(&api_record("x"));
+
+    // JSON API: create, read back.
+    let r = reqwest::Client::new()
+        .post(t.deu.url("/api/v1/records"))
+        .bearer_auth(t.deu.token(Role::Officer))
+        .json(&api_record("SYN-CF-API"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let id = r.json::<Value>().await.unwrap()["record"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(facts(&api_get(&t, &id).await), expected);
+
+    // CSV and JSON Lines through the console's import.
+    let c = Console::logged_in(&t.deu.gw.url, "all").await.unwrap();
+    let csv = "national_ref,date,country,seizing_agency,seizure_kind,serial_number,marking_condition,weapon_status,proceedings_status,disposition,ballistic_references\n\
+               SYN-CF-CSV,2025-06-01,DEU,customs,seized,SYN-CF-2,intact,printed_3d,prosecution,destroyed,SYN-IBIS-DEU-7\n";
+    import(&c, "facts.csv", csv).await;
+    assert_eq!(facts(&api_by_ref(&t, "SYN-CF-CSV").await), expected);
+    let mut line = api_record("SYN-CF-JSONL");
+    line["firearms"][0]["serial_number"] = json!("SYN-CF-3");
+    import(&c, "facts.jsonl", &format!("{line}\n")).await;
+    assert_eq!(facts(&api_by_ref(&t, "SYN-CF-JSONL").await), expected);
+
+    // The console form: create, then the detail page and the edit form show every fact, in
+    // English and French.
+    let (s, _) = c
+        .post(
+            "/records",
+            &[
+                ("national_ref", "SYN-CF-FORM"),
+                ("date", "2025-06-01"),
+                ("country", "DEU"),
+                ("seizing_agency", "customs"),
+                ("seizure_kind", "seized"),
+                ("serial_number", "SYN-CF-4"),
+                ("marking_condition", "intact"),
+                ("weapon_status", "printed_3d"),
+                ("proceedings_status", "prosecution"),
+                ("disposition", "destroyed"),
+                ("ballistic_references", "SYN-IBIS-DEU-7"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let form_rec = api_by_ref(&t, "SYN-CF-FORM").await;
+    assert_eq!(facts(&form_rec), expected);
+    let form_id = form_rec["id"].as_str().unwrap();
+    let (_, detail) = c.get(&format!("/records/{form_id}")).await.unwrap();
+    for shown in [
+        "id=\"v-weapon_status\">3D-printed<",
+        "id=\"v-proceedings_status\">Prosecution<",
+        "id=\"v-disposition\">Destroyed<",
+        "id=\"v-ballistic_references\">SYN-IBIS-DEU-7<",
+    ] {
+        assert!(detail.contains(shown), "{shown} missing:\n{detail}");
+    }
+    let (_, edit) = c.get(&format!("/records/{form_id}/edit")).await.unwrap();
+    assert!(
+        edit.contains("<option value=\"printed_3d\" selected>"),
+        "{edit}"
+    );
+    assert!(
+        edit.contains("<option value=\"destroyed\" selected>"),
+        "{edit}"
+    );
+    assert!(edit.contains("value=\"SYN-IBIS-DEU-7\""), "{edit}");
+    let r = c
+        .http
+        .get(format!("{}/lang/fr?back=%2F", c.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, detail) = c.get(&format!("/records/{form_id}")).await.unwrap();
+    assert!(
+        detail.contains("Imprimée en 3D") && detail.contains("Détruits"),
+        "{detail}"
+    );
+    assert!(detail.contains("Références balistiques"), "{detail}");
+
+    // A bad choice is reported next to its field, with the rest of the form kept.
+    let (s, body) = c
+        .post(
+            "/records",
+            &[
+                ("national_ref", "SYN-CF-BAD"),
+                ("date", "2025-06-01"),
+                ("country", "DEU"),
+                ("seizing_agency", "customs"),
+                ("seizure_kind", "seized"),
+                ("serial_number", "SYN-CF-5"),
+                ("disposition", "sold"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("id=\"err-disposition\""), "{body}");
+    t.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_ballistic_lookup_from_the_console_and_the_api_shows_the_holders_hit() {
+    let t = TestGateways::start(0).await.unwrap();
+    let r = reqwest::Client::new()
+        .post(t.deu.url("/api/v1/records"))
+        .bearer_auth(t.deu.token(Role::Officer))
+        .json(&api_record("SYN-CF-LOOKUP"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+
+    // The API: FRA asks by ballistic reference; DEU's demo rule for FRA discloses it.
+    let v: Value = reqwest::Client::new()
+        .post(t.fra.url("/api/v1/lookup"))
+        .bearer_auth(t.fra.token(Role::Officer))
+        .json(
+            &json!({"serial_number": "syn ibis deu 7", "kind": "ballistic_reference",
+                      "purpose": "tracing", "legal_basis": "Synthetic basis"}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let deu = v["answers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["node_id"] == "DEU-CUS")
+        .unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(deu["hit"], true, "{v}");
+    assert_eq!(
+        deu["hits"][0]["disclosed"]["ballistic_references"],
+        json!(["SYN-IBIS-DEU-7"])
+    );
+    let (s, bad) = {
+        let r = reqwest::Client::new()
+            .post(t.fra.url("/api/v1/lookup"))
+            .bearer_auth(t.fra.token(Role::Officer))
+            .json(
+                &json!({"serial_number": "SYN-IBIS-DEU-7", "kind": "fingerprint",
+                          "purpose": "tracing", "legal_basis": "Synthetic basis"}),
+            )
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.text().await.unwrap())
+    };
+    assert!(s.is_client_error() && bad.contains("kind"), "{s} {bad}");
+
+    // The console: the lookup form takes the kind, and the hit shows the reference and the
+    // disclosed case facts.
+    let c = Console::logged_in(&t.fra.gw.url, "all").await.unwrap();
+    let (s, page) = c
+        .post(
+            "/lookup",
+            &[
+                ("serial_number", "SYN-IBIS-DEU-7"),
+                ("kind", "ballistic_reference"),
+                ("purpose", "tracing"),
+                ("legal_basis", "Synthetic basis"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("<option value=\"ballistic_reference\" selected>"),
+        "{page}"
+    );
+    let row = page
+        .split("data-node=\"DEU-CUS\"")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{page}"));
+    let row = row.split("</tr>").next().unwrap();
+    assert!(row.contains("class=\"hit\"") || page.contains("class=\"hit\" data-node=\"DEU-CUS\""));
+    assert!(row.contains("SYN-IBIS-DEU-7"), "{row}");
+    assert!(
+        row.contains("3D-printed") && row.contains("Destroyed"),
+        "{row}"
+    );
+    t.shutdown().await.unwrap();
+}
