@@ -18,7 +18,7 @@ use crate::context::NodeContext;
 use crate::country::CountryCode;
 use crate::ids::NodeId;
 use crate::ledger::LedgerError;
-use crate::policy::matching::{self, Criteria, Filter, Selection, SerialRefusal};
+use crate::policy::matching::{self, Criteria, Filter, Identifier, Selection, SerialRefusal};
 use crate::policy::{self, Applicable, Policy, Requester};
 use crate::serial::NormalisedSerial;
 use crate::store::{IndexQuery, StoreError};
@@ -234,12 +234,11 @@ pub fn lookup_criteria(
     manufacturer: &str,
     kind: i32,
 ) -> Result<Criteria, DiscloseError> {
-    match pb::LookupKind::try_from(kind) {
-        Ok(pb::LookupKind::Unspecified | pb::LookupKind::Serial) => {
-            Criteria::serial(serial_number, manufacturer)
-        }
-        Ok(pb::LookupKind::BallisticReference) => Criteria::ballistic(serial_number),
-        Err(_) => return Err(DiscloseError::BadArgument("unknown lookup kind".into())),
+    let kind = pb::LookupKind::try_from(kind)
+        .map_err(|_| DiscloseError::BadArgument("unknown lookup kind".into()))?;
+    match Identifier::of(kind) {
+        None => Criteria::serial(serial_number, manufacturer),
+        Some(id) => Criteria::identifier(id, serial_number),
     }
     .ok_or_else(|| DiscloseError::BadArgument("serial_number has nothing to search for".into()))
 }
@@ -253,7 +252,11 @@ fn wanted(criteria: &Criteria) -> Option<&NormalisedSerial> {
 fn lookup_index(criteria: &Criteria) -> Option<IndexQuery> {
     match criteria {
         Criteria::Serial { wanted, .. } => Some(IndexQuery::Serial(wanted.clone())),
-        Criteria::Ballistic { wanted } => Some(IndexQuery::Ballistic(wanted.clone())),
+        Criteria::Identifier { kind, wanted } => Some(match kind {
+            Identifier::BallisticReference => IndexQuery::Ballistic(wanted.clone()),
+            Identifier::Headstamp => IndexQuery::Headstamp(wanted.clone()),
+            Identifier::AmmunitionLot => IndexQuery::AmmunitionLot(wanted.clone()),
+        }),
         Criteria::Filter(_) => None,
     }
 }
@@ -286,7 +289,7 @@ pub fn decide_lookup(
 ) -> Answer<pb::LookupHit> {
     let serial = wanted(criteria).map_or("", NormalisedSerial::as_str);
     let what = match criteria {
-        Criteria::Ballistic { .. } => "ballistic reference",
+        Criteria::Identifier { kind, .. } => kind.name(),
         _ => "serial",
     };
     let received = asker.event(

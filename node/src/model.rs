@@ -408,6 +408,27 @@ pub fn validate(mut rec: pb::SeizureRecord) -> Result<ValidRecord, Invalid> {
         if let Some(s) = serial::normalise(&part.serial_number) {
             serials.push(s);
         }
+        c.text(
+            &format!("parts[{i}].manufacturer"),
+            &mut part.manufacturer,
+            MAX_SHORT,
+            false,
+        );
+        c.count(&format!("parts[{i}].markings"), part.markings.len());
+        for (j, m) in part.markings.iter_mut().enumerate() {
+            c.text(
+                &format!("parts[{i}].markings[{j}].text"),
+                &mut m.text,
+                MAX_SHORT,
+                false,
+            );
+            c.text(
+                &format!("parts[{i}].markings[{j}].location"),
+                &mut m.location,
+                MAX_SHORT,
+                false,
+            );
+        }
     }
     for (i, a) in rec.ammunition.iter_mut().enumerate() {
         c.text(
@@ -432,6 +453,19 @@ pub fn validate(mut rec: pb::SeizureRecord) -> Result<ValidRecord, Invalid> {
                 BAND_ONLY_DISCLOSED,
             );
         }
+        c.enum_value::<pb::AmmunitionType>(
+            &format!("ammunition[{i}].ammunition_type"),
+            a.ammunition_type,
+            false,
+        );
+        c.text(
+            &format!("ammunition[{i}].headstamp"),
+            &mut a.headstamp,
+            64,
+            false,
+        );
+        c.text(&format!("ammunition[{i}].lot"), &mut a.lot, 64, false);
+        c.year(&format!("ammunition[{i}].year"), a.year);
     }
     serials.sort();
     serials.dedup();
@@ -645,6 +679,37 @@ mod tests {
             assert!(fields.contains(&f), "{f} missing from {fields:?}");
         }
         assert!(!fields.contains(&"ballistic_references[0]"));
+    }
+
+    #[test]
+    fn ammunition_and_part_details_are_checked_all_at_once() {
+        let mut rec = sample::record(CountryCode::parse("ITA").unwrap(), 8);
+        rec.ammunition[0].ammunition_type = 40;
+        rec.ammunition[0].headstamp = "H\u{7}".into();
+        rec.ammunition[0].lot = "L".repeat(65);
+        rec.ammunition[0].year = 1700;
+        rec.parts.push(pb::PartItem {
+            kind: "slide".into(),
+            quantity: 1,
+            manufacturer: "M".repeat(MAX_SHORT + 1),
+            markings: vec![pb::Marking {
+                text: "X\u{0}".into(),
+                location: String::new(),
+            }],
+            ..Default::default()
+        });
+        let Invalid(errors) = validate(rec).unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        for f in [
+            "ammunition[0].ammunition_type",
+            "ammunition[0].headstamp",
+            "ammunition[0].lot",
+            "ammunition[0].year",
+            "parts[0].manufacturer",
+            "parts[0].markings[0].text",
+        ] {
+            assert!(fields.contains(&f), "{f} missing from {fields:?}");
+        }
     }
 
     #[test]

@@ -94,6 +94,18 @@ pub enum Field {
     Disposition,
     /// `ballistic_references` (a lookup by ballistic reference matches only where disclosed).
     BallisticReferences,
+    /// `ammunition.type`.
+    AmmunitionType,
+    /// `ammunition.headstamp` (a headstamp lookup matches only where disclosed).
+    AmmunitionHeadstamp,
+    /// `ammunition.lot` (a lot lookup matches only where disclosed).
+    AmmunitionLot,
+    /// `ammunition.year`.
+    AmmunitionYear,
+    /// `parts.manufacturer`.
+    PartsManufacturer,
+    /// `parts.markings`.
+    PartsMarkings,
 }
 
 /// Every field, with its name in policies.
@@ -143,9 +155,15 @@ pub const FIELDS: &[(Field, &str)] = &[
     (Field::ProceedingsStatus, "proceedings_status"),
     (Field::Disposition, "disposition"),
     (Field::BallisticReferences, "ballistic_references"),
+    (Field::AmmunitionType, "ammunition.type"),
+    (Field::AmmunitionHeadstamp, "ammunition.headstamp"),
+    (Field::AmmunitionLot, "ammunition.lot"),
+    (Field::AmmunitionYear, "ammunition.year"),
+    (Field::PartsManufacturer, "parts.manufacturer"),
+    (Field::PartsMarkings, "parts.markings"),
 ];
 
-const N_FIELDS: usize = 36;
+const N_FIELDS: usize = 42;
 
 impl Field {
     /// The field's name in policies.
@@ -840,7 +858,9 @@ fn project(
     let any_parts = !rec.parts.is_empty();
     let parts = allow(on(Field::Parts, any_parts));
     let parts_qty = on(Field::PartsQuantity, any_parts);
-    if parts || parts_qty.is_some() {
+    let parts_maker = allow(on(Field::PartsManufacturer, any_parts));
+    let parts_marks = allow(on(Field::PartsMarkings, any_parts));
+    if parts || parts_qty.is_some() || parts_maker || parts_marks {
         out.parts = rec
             .parts
             .iter()
@@ -857,6 +877,16 @@ fn project(
                 } else {
                     String::new()
                 },
+                manufacturer: if parts_maker {
+                    p.manufacturer.clone()
+                } else {
+                    String::new()
+                },
+                markings: if parts_marks {
+                    p.markings.clone()
+                } else {
+                    Vec::new()
+                },
             })
             .collect();
     }
@@ -865,7 +895,12 @@ fn project(
     let ammo_calibre = allow(on(Field::AmmunitionCalibre, any_ammo));
     let ammo_maker = allow(on(Field::AmmunitionManufacturer, any_ammo));
     let ammo_qty = on(Field::AmmunitionQuantity, any_ammo);
-    if ammo_calibre || ammo_maker || ammo_qty.is_some() {
+    let ammo_type = allow(on(Field::AmmunitionType, any_ammo));
+    let headstamp = allow(on(Field::AmmunitionHeadstamp, any_ammo));
+    let lot = allow(on(Field::AmmunitionLot, any_ammo));
+    let ammo_year = allow(on(Field::AmmunitionYear, any_ammo));
+    if ammo_calibre || ammo_maker || ammo_qty.is_some() || ammo_type || headstamp || lot || ammo_year
+    {
         out.ammunition = rec
             .ammunition
             .iter()
@@ -886,6 +921,14 @@ fn project(
                 } else {
                     String::new()
                 },
+                ammunition_type: if ammo_type { a.ammunition_type } else { 0 },
+                headstamp: if headstamp {
+                    a.headstamp.clone()
+                } else {
+                    String::new()
+                },
+                lot: if lot { a.lot.clone() } else { String::new() },
+                year: if ammo_year { a.year } else { 0 },
             })
             .collect();
     }

@@ -74,6 +74,25 @@ fn case_facts(country: CountryCode, n: u64) -> (i32, i32, i32) {
     (status, proceedings, disposition)
 }
 
+/// The synthetic ammunition lot of sample record `n`: headstamp, lot and type from a mix of
+/// their own (the calibre and quantity as before), so several records share a lot.
+fn ammunition(country: CountryCode, n: u64, calibre: &str) -> pb::AmmunitionItem {
+    let r = mix(seed(country).rotate_left(32) ^ n);
+    let a = mix(seed(country) ^ n.rotate_left(29) ^ 0xA770);
+    let year = 1990 + (a % 35) as u32;
+    let maker = pick(&["SYN", "SYA", "SYB"], a >> 8);
+    pb::AmmunitionItem {
+        calibre: calibre.to_owned(),
+        quantity: 10 + (r >> 5) % 500,
+        manufacturer: format!("Synthetic Ammunition {maker}"),
+        ammunition_type: 1 + ((a >> 12) % 9) as i32,
+        headstamp: format!("{maker} {calibre} {:02}", year % 100),
+        lot: format!("SYN-LOT-{:03}", (a >> 20) % 40),
+        year,
+        quantity_band: String::new(),
+    }
+}
+
 fn seed(country: CountryCode) -> u64 {
     let b = country.as_bytes();
     u64::from(b[0]) << 16 | u64::from(b[1]) << 8 | u64::from(b[2])
@@ -128,11 +147,7 @@ pub fn record(country: CountryCode, n: u64) -> pb::SeizureRecord {
             status,
         }],
         parts: Vec::new(),
-        ammunition: vec![pb::AmmunitionItem {
-            calibre: pick(CALIBRES, r >> 58).to_owned(),
-            quantity: 10 + (r >> 5) % 500,
-            ..Default::default()
-        }],
+        ammunition: vec![ammunition(country, n, pick(CALIBRES, r >> 58))],
         trafficking: Some(pb::TraffickingFacts {
             route: vec![
                 pb::RoutePoint {

@@ -407,6 +407,8 @@ fn populated(v: &pb::SeizureRecord) -> HashSet<Field> {
             p.quantity != 0 || !p.quantity_band.is_empty(),
             Field::PartsQuantity,
         );
+        put(!p.manufacturer.is_empty(), Field::PartsManufacturer);
+        put(!p.markings.is_empty(), Field::PartsMarkings);
     }
     for a in &v.ammunition {
         put(!a.calibre.is_empty(), Field::AmmunitionCalibre);
@@ -415,6 +417,10 @@ fn populated(v: &pb::SeizureRecord) -> HashSet<Field> {
             a.quantity != 0 || !a.quantity_band.is_empty(),
             Field::AmmunitionQuantity,
         );
+        put(a.ammunition_type != 0, Field::AmmunitionType);
+        put(!a.headstamp.is_empty(), Field::AmmunitionHeadstamp);
+        put(!a.lot.is_empty(), Field::AmmunitionLot);
+        put(a.year != 0, Field::AmmunitionYear);
     }
     if let Some(t) = &v.trafficking {
         put(!t.route.is_empty(), Field::Route);

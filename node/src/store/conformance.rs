@@ -312,6 +312,29 @@ fn indexes_select_the_right_records(store: &impl RecordStore) {
             .is_empty(),
         "a ballistic reference is not a serial"
     );
+    // Headstamps and lots, each in its own index.
+    let lot = records[41].ammunition[0].lot.clone();
+    let found = store
+        .find(
+            &IndexQuery::AmmunitionLot(serial::normalise(&lot).unwrap()),
+            100,
+        )
+        .unwrap();
+    assert_eq!(
+        refs(found),
+        expect(&|r| r.ammunition.iter().any(|a| a.lot == lot))
+    );
+    let headstamp = records[41].ammunition[0].headstamp.clone();
+    let found = store
+        .find(
+            &IndexQuery::Headstamp(serial::normalise(&headstamp).unwrap()),
+            100,
+        )
+        .unwrap();
+    assert_eq!(
+        refs(found),
+        expect(&|r| r.ammunition.iter().any(|a| a.headstamp == headstamp))
+    );
     let limited = store
         .find(&IndexQuery::RouteCountry(country("FRA")), 5)
         .unwrap();

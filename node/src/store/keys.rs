@@ -9,6 +9,8 @@
 //! transport:    [4] mode(u32 BE) id
 //! concealment:  [5] method(u32 BE) id
 //! ballistic:    [6] normalised-ballistic-reference [0x00] id
+//! headstamp:    [7] normalised-headstamp [0x00] id
+//! ammo lot:     [8] normalised-lot [0x00] id
 //! ```
 
 use tracenet_proto::v1 as pb;
@@ -25,6 +27,8 @@ const ROUTE: u8 = 3;
 const TRANSPORT: u8 = 4;
 const CONCEALMENT: u8 = 5;
 const BALLISTIC: u8 = 6;
+const HEADSTAMP: u8 = 7;
+const AMMUNITION_LOT: u8 = 8;
 
 /// The index keys (without the id suffix) of a record.
 pub fn index_prefixes(rec: &pb::SeizureRecord) -> Vec<Vec<u8>> {
@@ -46,6 +50,14 @@ pub fn index_prefixes(rec: &pb::SeizureRecord) -> Vec<Vec<u8>> {
         .filter_map(|b| serial::normalise(b))
     {
         out.push(identifier_key(BALLISTIC, &s));
+    }
+    for a in &rec.ammunition {
+        if let Some(s) = serial::normalise(&a.headstamp) {
+            out.push(identifier_key(HEADSTAMP, &s));
+        }
+        if let Some(s) = serial::normalise(&a.lot) {
+            out.push(identifier_key(AMMUNITION_LOT, &s));
+        }
     }
     if let Some(ev) = &rec.event {
         let country = ev
@@ -122,6 +134,8 @@ pub fn query_range(q: &IndexQuery) -> (Vec<u8>, Vec<u8>) {
     match q {
         IndexQuery::Serial(s) => identifier_range(SERIAL, s),
         IndexQuery::Ballistic(s) => identifier_range(BALLISTIC, s),
+        IndexQuery::Headstamp(s) => identifier_range(HEADSTAMP, s),
+        IndexQuery::AmmunitionLot(s) => identifier_range(AMMUNITION_LOT, s),
         IndexQuery::CountryDate { country, from, to } => {
             let mut start = vec![COUNTRY_DATE];
             start.extend_from_slice(&country.as_bytes());
@@ -158,7 +172,12 @@ pub fn query_range(q: &IndexQuery) -> (Vec<u8>, Vec<u8>) {
 /// queries scan a wider range than they match).
 pub fn key_matches(q: &IndexQuery, key: &[u8]) -> bool {
     match q {
-        IndexQuery::Serial(pattern) | IndexQuery::Ballistic(pattern) if pattern.has_wildcards() => {
+        IndexQuery::Serial(pattern)
+        | IndexQuery::Ballistic(pattern)
+        | IndexQuery::Headstamp(pattern)
+        | IndexQuery::AmmunitionLot(pattern)
+            if pattern.has_wildcards() =>
+        {
             let Some(body) = key
                 .get(1..key.len().saturating_sub(RecordId::LEN + 1))
                 .and_then(|b| std::str::from_utf8(b).ok())
@@ -264,6 +283,24 @@ mod tests {
         assert!(start <= key && key < end);
         // The same text as a serial is looked for in the serial index, never here.
         let (start, end) = query_range(&IndexQuery::Serial(s));
+        assert!(!(start <= key && key < end));
+    }
+
+    #[test]
+    fn headstamps_and_lots_are_indexed_apart() {
+        let fra = CountryCode::parse("FRA").unwrap();
+        let mut rec = sample::record(fra, 7);
+        rec.ammunition[0].headstamp = "MKE 7.62 89".into();
+        rec.ammunition[0].lot = "L-89".into();
+        let keys = index_prefixes(&rec);
+        assert!(keys.contains(&b"\x07MKE76289\0".to_vec()), "{keys:?}");
+        assert!(keys.contains(&b"\x08L89\0".to_vec()), "{keys:?}");
+        let lot = serial::normalise("l 89").unwrap();
+        let (start, end) = query_range(&IndexQuery::AmmunitionLot(lot.clone()));
+        let mut key = b"\x08L89\0".to_vec();
+        key.extend_from_slice(&[0u8; 16]);
+        assert!(start <= key && key < end);
+        let (start, end) = query_range(&IndexQuery::Headstamp(lot));
         assert!(!(start <= key && key < end));
     }
 

@@ -95,6 +95,10 @@ pub enum IndexQuery {
     Concealment(pb::ConcealmentMethod),
     /// Records holding a ballistic reference whose normalised form matches (wildcards allowed).
     Ballistic(NormalisedSerial),
+    /// Records with an ammunition lot whose normalised headstamp matches.
+    Headstamp(NormalisedSerial),
+    /// Records with an ammunition lot whose normalised lot number matches.
+    AmmunitionLot(NormalisedSerial),
 }
 
 /// Counts of an atomic batch write.

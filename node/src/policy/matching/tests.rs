@@ -182,7 +182,7 @@ fn serial_lookups_hit_only_disclosed_serials_each_on_its_own() {
         kind: "slide".into(),
         serial_number: "PX-778899".into(),
         quantity: 1,
-        quantity_band: String::new(),
+        ..Default::default()
     });
     let firearm = Criteria::serial(&r.firearms[0].serial_number, "").unwrap();
     let part = Criteria::serial("px778899", "").unwrap();
@@ -293,6 +293,29 @@ fn a_ballistic_reference_matches_only_where_disclosed_and_never_as_a_serial() {
 }
 
 #[test]
+fn headstamp_and_lot_lookups_match_only_their_own_disclosed_kind() {
+    let r = rec(11);
+    let (headstamp, lot) = (
+        r.ammunition[0].headstamp.clone(),
+        r.ammunition[0].lot.clone(),
+    );
+    let by_headstamp = Criteria::identifier(Identifier::Headstamp, &headstamp).unwrap();
+    let by_lot = Criteria::identifier(Identifier::AmmunitionLot, &lot).unwrap();
+    let lot_as_headstamp = Criteria::identifier(Identifier::Headstamp, &lot).unwrap();
+    let withheld = policy_with(vec![allow("ammunition.calibre")], false, None);
+    assert!(!hit(&withheld, &by_headstamp, &r) && !hit(&withheld, &by_lot, &r));
+    let shared = policy_with(
+        vec![allow("ammunition.headstamp"), allow("ammunition.lot")],
+        false,
+        None,
+    );
+    assert!(hit(&shared, &by_headstamp, &r) && hit(&shared, &by_lot, &r));
+    assert!(!hit(&shared, &lot_as_headstamp, &r), "a lot is no headstamp");
+    let lot_only = policy_with(vec![allow("ammunition.lot")], false, None);
+    assert!(!hit(&lot_only, &by_headstamp, &r) && hit(&lot_only, &by_lot, &r));
+}
+
+#[test]
 fn partial_lookups_need_a_rule_that_allows_them_and_a_long_enough_prefix() {
     let exact = serial::normalise("AB123456").unwrap();
     let stars = serial::normalise("********").unwrap();
@@ -366,6 +389,8 @@ const MATCHABLE: &[&str] = &[
     "trafficking.transport_mode",
     "trafficking.concealment_method",
     "ballistic_references",
+    "ammunition.headstamp",
+    "ammunition.lot",
 ];
 
 fn arb_fields() -> impl Strategy<Value = Vec<pb::FieldRule>> {
@@ -420,6 +445,8 @@ fn mutate(r: &mut pb::SeizureRecord, which: u8, v: u32) {
         7 => r.firearms[0].serial_number = format!("QX-{:06}", v % 1_000_000),
         9 => r.ballistic_references = vec![format!("QX-BAL-{:06}", v % 1_000_000)],
         10 => r.ballistic_references.clear(),
+        11 => r.ammunition[0].headstamp = format!("QX {:02}", v % 100),
+        12 => r.ammunition[0].lot = format!("QX-LOT-{:03}", v % 1000),
         8 => {
             r.firearms[0].manufacturer = ["Synthetic Arms", "Other Works"][(v % 2) as usize].into()
         }
@@ -428,7 +455,7 @@ fn mutate(r: &mut pb::SeizureRecord, which: u8, v: u32) {
                 kind: "barrel".into(),
                 serial_number: format!("QX-{:06}", v % 1_000_000),
                 quantity: 1,
-                quantity_band: String::new(),
+                ..Default::default()
             }]
         }
     }
@@ -490,6 +517,13 @@ fn criteria(r: &pb::SeizureRecord, which: u8, v: u32) -> Criteria {
                 .map_or("SYN-BAL-NONE", String::as_str),
         )
         .unwrap(),
+        11 => Criteria::identifier(Identifier::Headstamp, &r.ammunition[0].headstamp).unwrap(),
+        12 => Criteria::identifier(Identifier::Headstamp, &format!("QX {:02}", v % 100)).unwrap(),
+        13 => Criteria::identifier(Identifier::AmmunitionLot, &r.ammunition[0].lot).unwrap(),
+        14 => {
+            Criteria::identifier(Identifier::AmmunitionLot, &format!("QX-LOT-{:03}", v % 1000))
+                .unwrap()
+        }
         _ => Criteria::serial(&r.firearms[0].serial_number, &r.firearms[0].manufacturer).unwrap(),
     }
 }
@@ -509,9 +543,9 @@ proptest! {
         fields in arb_fields(),
         hit_only in any::<bool>(),
         n in 0u64..5_000,
-        change in 0u8..12,
+        change in 0u8..14,
         v in any::<u32>(),
-        ask in 0u8..11,
+        ask in 0u8..16,
     ) {
         let p = policy_with(fields, hit_only, None);
         let rule = Applicable::find(&p, &ita(), pb::DataClass::Seizure).unwrap();
