@@ -197,7 +197,23 @@ pub fn column_of(path: &str) -> String {
     }
     if path.starts_with("ammunition") {
         let last = path.rsplit('.').next().unwrap_or("");
+        if last == "ammunition_type" {
+            return last.to_owned();
+        }
         return format!("ammunition_{last}");
+    }
+    if let Some(rest) = path.strip_prefix("parts[") {
+        // parts[0].kind → part_kind; anything about a part's markings → part_markings.
+        if rest.contains(".markings") {
+            return "part_markings".into();
+        }
+        let last = rest.rsplit('.').next().unwrap_or("");
+        let column = format!("part_{last}");
+        return if CSV_COLUMNS.contains(&column.as_str()) {
+            column
+        } else {
+            String::new()
+        };
     }
     if path.starts_with("trafficking.route") {
         return "route".into();

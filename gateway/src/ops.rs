@@ -358,8 +358,9 @@ pub struct LookupInput {
     pub case_reference: String,
     /// Ask this node's hub to fan the lookup out across the region (sealed end to end).
     pub via_hub: bool,
-    /// What `serial_number` is: `serial` (or empty) or `ballistic_reference` (the identifier of
-    /// a cartridge case or bullet in a national ballistic system).
+    /// What `serial_number` is: `serial` (or empty), `ballistic_reference` (the identifier of
+    /// a cartridge case or bullet in a national ballistic system), `headstamp` or
+    /// `ammunition_lot`.
     pub kind: String,
 }
 
@@ -395,7 +396,7 @@ pub async fn lookup(
         problems.push(FieldProblem {
             field: "kind".into(),
             line: 0,
-            reason: "must be serial or ballistic_reference".into(),
+            reason: "must be serial, ballistic_reference, headstamp or ammunition_lot".into(),
         });
     }
     let asked = Inquiry {

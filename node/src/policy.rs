@@ -899,7 +899,13 @@ fn project(
     let headstamp = allow(on(Field::AmmunitionHeadstamp, any_ammo));
     let lot = allow(on(Field::AmmunitionLot, any_ammo));
     let ammo_year = allow(on(Field::AmmunitionYear, any_ammo));
-    if ammo_calibre || ammo_maker || ammo_qty.is_some() || ammo_type || headstamp || lot || ammo_year
+    if ammo_calibre
+        || ammo_maker
+        || ammo_qty.is_some()
+        || ammo_type
+        || headstamp
+        || lot
+        || ammo_year
     {
         out.ammunition = rec
             .ammunition

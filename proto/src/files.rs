@@ -55,7 +55,7 @@ pub struct Row {
 }
 
 /// How many columns [`CSV_COLUMNS`] has (the size of the cell arrays rows are read into).
-pub const N_COLUMNS: usize = 29;
+pub const N_COLUMNS: usize = 39;
 
 /// One row's cells, in [`CSV_COLUMNS`] order.
 pub type Columns<'a> = [&'a str; N_COLUMNS];
@@ -63,7 +63,10 @@ pub type Columns<'a> = [&'a str; N_COLUMNS];
 /// The CSV columns, in the order the template uses. All but `national_ref`, `date`, `country`,
 /// `seizing_agency` and `seizure_kind` may be empty. Enumerations use the lowercase value name
 /// (e.g. `customs`, `maritime_container`); `route` lists countries separated by `;`, and so
-/// does `ballistic_references` its references. `weapon_status` is the first firearm's.
+/// does `ballistic_references` its references. `weapon_status` is the first firearm's; the
+/// `ammunition_*` columns describe one ammunition lot and the `part_*` columns one part or
+/// component (`part_markings` lists marking texts separated by `;`; an empty `part_quantity`
+/// is one part).
 pub const CSV_COLUMNS: &[&str] = &[
     "national_ref",
     "date",
@@ -94,6 +97,16 @@ pub const CSV_COLUMNS: &[&str] = &[
     "proceedings_status",
     "disposition",
     "ballistic_references",
+    "ammunition_manufacturer",
+    "ammunition_type",
+    "ammunition_headstamp",
+    "ammunition_lot",
+    "ammunition_year",
+    "part_kind",
+    "part_serial_number",
+    "part_manufacturer",
+    "part_quantity",
+    "part_markings",
 ];
 
 const _: () = assert!(CSV_COLUMNS.len() == N_COLUMNS);
@@ -103,6 +116,21 @@ const WEAPON_STATUS: usize = 25;
 const PROCEEDINGS_STATUS: usize = 26;
 const DISPOSITION: usize = 27;
 const BALLISTIC_REFERENCES: usize = 28;
+const AMMUNITION_MANUFACTURER: usize = 29;
+const AMMUNITION_TYPE: usize = 30;
+const AMMUNITION_HEADSTAMP: usize = 31;
+const AMMUNITION_LOT: usize = 32;
+const AMMUNITION_YEAR: usize = 33;
+const PART_KIND: usize = 34;
+const PART_SERIAL_NUMBER: usize = 35;
+const PART_MANUFACTURER: usize = 36;
+const PART_QUANTITY: usize = 37;
+const PART_MARKINGS: usize = 38;
+
+/// The items of a `;`-separated cell, trimmed, empty ones dropped.
+fn list(cell: &str) -> impl Iterator<Item = &str> {
+    cell.split(';').map(str::trim).filter(|x| !x.is_empty())
+}
 
 fn row_error(line: u64, field: &str, reason: impl Into<String>) -> pb::RowError {
     pb::RowError {
@@ -258,12 +286,46 @@ pub fn record_from_columns(line: u64, c: &Columns) -> Result<pb::SeizureRecord, 
                 ..Default::default()
             })
         });
-    let ammunition = if c[17].is_empty() && c[18].is_empty() {
+    let ammunition_columns = [17, 18]
+        .into_iter()
+        .chain(AMMUNITION_MANUFACTURER..=AMMUNITION_YEAR);
+    let ammunition = if ammunition_columns.clone().all(|i| c[i].is_empty()) {
         vec![]
     } else {
         vec![pb::AmmunitionItem {
             calibre: s(17),
             quantity: number(line, "ammunition_quantity", c[18])?,
+            manufacturer: s(AMMUNITION_MANUFACTURER),
+            ammunition_type: enum_value(
+                line,
+                "ammunition_type",
+                c[AMMUNITION_TYPE],
+                "AMMUNITION_TYPE",
+                |n| pb::AmmunitionType::from_str_name(n).map(|v| v as i32),
+            )?,
+            headstamp: s(AMMUNITION_HEADSTAMP),
+            lot: s(AMMUNITION_LOT),
+            year: number(line, "ammunition_year", c[AMMUNITION_YEAR])?,
+            ..Default::default()
+        }]
+    };
+    let parts = if (PART_KIND..=PART_MARKINGS).all(|i| c[i].is_empty()) {
+        vec![]
+    } else {
+        vec![pb::PartItem {
+            kind: s(PART_KIND),
+            serial_number: s(PART_SERIAL_NUMBER),
+            manufacturer: s(PART_MANUFACTURER),
+            quantity: match c[PART_QUANTITY] {
+                "" => 1,
+                q => number(line, "part_quantity", q)?,
+            },
+            markings: list(c[PART_MARKINGS])
+                .map(|text| pb::Marking {
+                    text: text.to_owned(),
+                    location: String::new(),
+                })
+                .collect(),
             ..Default::default()
         }]
     };
@@ -316,6 +378,7 @@ pub fn record_from_columns(line: u64, c: &Columns) -> Result<pb::SeizureRecord, 
             )?,
         }),
         firearms: firearm.transpose()?.into_iter().collect(),
+        parts,
         ammunition,
         trafficking: has_trafficking.then(|| pb::TraffickingFacts {
             route,
@@ -363,6 +426,7 @@ pub fn columns_of(r: &pb::SeizureRecord) -> Vec<String> {
     let ctx = r.context.unwrap_or_default();
     let fa = r.firearms.first().cloned().unwrap_or_default();
     let am = r.ammunition.first().cloned().unwrap_or_default();
+    let part = r.parts.first().cloned().unwrap_or_default();
     let t = r.trafficking.clone().unwrap_or_default();
     let e = |name: Option<&str>, prefix: &str| match name {
         Some(n) if !n.ends_with("_UNSPECIFIED") => short_name(n, prefix),
@@ -453,6 +517,25 @@ pub fn columns_of(r: &pb::SeizureRecord) -> Vec<String> {
             "DISPOSITION",
         ),
         r.ballistic_references.join(";"),
+        am.manufacturer.clone(),
+        e(
+            pb::AmmunitionType::try_from(am.ammunition_type)
+                .ok()
+                .map(|v| v.as_str_name()),
+            "AMMUNITION_TYPE",
+        ),
+        am.headstamp.clone(),
+        am.lot.clone(),
+        num(u64::from(am.year)),
+        part.kind.clone(),
+        part.serial_number.clone(),
+        part.manufacturer.clone(),
+        num(part.quantity),
+        part.markings
+            .iter()
+            .map(|m| m.text.as_str())
+            .collect::<Vec<_>>()
+            .join(";"),
     ]
 }
 
@@ -493,6 +576,16 @@ mod tests {
             "trial",
             "retained",
             "IBIS-FRA-1;IBIS-FRA-2",
+            "Synthetic Ammunition",
+            "expanding",
+            "SYN 9MM 21",
+            "LOT-21-7",
+            "2021",
+            "slide",
+            "SL-1",
+            "Synthetic Arms",
+            "2",
+            "SYN;PROOF-1",
         ];
         let rec = record_from_columns(0, &cols).unwrap();
         let back = columns_of(&rec);
@@ -512,6 +605,7 @@ mod tests {
             (WEAPON_STATUS, "weapon_status"),
             (PROCEEDINGS_STATUS, "proceedings_status"),
             (DISPOSITION, "disposition"),
+            (AMMUNITION_TYPE, "ammunition_type"),
         ] {
             let mut cols = [""; N_COLUMNS];
             cols[at] = "lost";
@@ -519,6 +613,32 @@ mod tests {
             assert_eq!(err.field, name);
             assert_eq!(CSV_COLUMNS[at], name);
         }
+    }
+
+    #[test]
+    fn a_part_without_a_quantity_is_one_part() {
+        let mut cols = [""; N_COLUMNS];
+        cols[PART_KIND] = "frame";
+        cols[PART_MARKINGS] = "A; ;B";
+        let rec = record_from_columns(1, &cols).unwrap();
+        assert_eq!(rec.parts[0].quantity, 1);
+        let texts: Vec<&str> = rec.parts[0]
+            .markings
+            .iter()
+            .map(|m| m.text.as_str())
+            .collect();
+        assert_eq!(texts, ["A", "B"]);
+        assert!(rec.ammunition.is_empty());
+        cols[PART_QUANTITY] = "many";
+        assert_eq!(
+            record_from_columns(1, &cols).unwrap_err().field,
+            "part_quantity"
+        );
+        let mut cols = [""; N_COLUMNS];
+        cols[AMMUNITION_LOT] = "L-1";
+        let rec = record_from_columns(1, &cols).unwrap();
+        assert_eq!(rec.ammunition[0].lot, "L-1");
+        assert!(rec.parts.is_empty());
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! Case facts (weapon status, proceedings, disposition, ballistic references) end to end: a
-//! ballistic reference recorded by one State is found by another State's federated lookup over
-//! real mutual TLS, only where the holder's rule discloses ballistic references and never as a
-//! serial; and every case fact round-trips through the JSON API, CSV and JSON Lines import and
-//! the console.
+//! Case facts (weapon status, proceedings, disposition, ballistic references) and ammunition
+//! and part details (type, headstamp, lot, year; part manufacturer and markings) end to end: a
+//! ballistic reference, headstamp or lot recorded by one State is found by another State's
+//! federated lookup over real mutual TLS, only where the holder's rule discloses it and never as
+//! another kind; and every new field round-trips through the JSON API, CSV and JSON Lines import
+//! and the console.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -34,6 +35,8 @@ fields = [
   { field = "ballistic_references", treatment = "FIELD_TREATMENT_ALLOW" },
   { field = "proceedings_status", treatment = "FIELD_TREATMENT_REDACT" },
   { field = "disposition", treatment = "FIELD_TREATMENT_ALLOW" },
+  { field = "ammunition.headstamp", treatment = "FIELD_TREATMENT_ALLOW" },
+  { field = "ammunition.lot", treatment = "FIELD_TREATMENT_ALLOW" },
 ]
 
 [[rules]]
@@ -164,6 +167,50 @@ async fn a_ballistic_reference_recorded_by_one_state_is_found_by_another_where_d
             .hit
     );
 
+    // Headstamps and lots: found by FRA, each only as its own kind; not by ITA.
+    let mut ammo = sample::record(deu(), 2);
+    ammo.ammunition[0].headstamp = "SYN 7.62 88".into();
+    ammo.ammunition[0].lot = "SYN-LOT-88-4".into();
+    fed.admin(DEU)
+        .await
+        .unwrap()
+        .create_record(pb::CreateRecordRequest {
+            record: Some(ammo.clone()),
+        })
+        .await
+        .unwrap();
+    let by_headstamp = deu_answer(&fed, FRA, "syn 7 62 88", pb::LookupKind::Headstamp).await;
+    assert!(by_headstamp.hit, "{by_headstamp:?}");
+    assert_eq!(
+        by_headstamp.hits[0].disclosed.clone().unwrap().ammunition[0].headstamp,
+        "SYN 7.62 88"
+    );
+    assert!(
+        deu_answer(&fed, FRA, "SYN-LOT-88-4", pb::LookupKind::AmmunitionLot)
+            .await
+            .hit
+    );
+    assert!(
+        !deu_answer(&fed, FRA, "SYN-LOT-88-4", pb::LookupKind::Headstamp)
+            .await
+            .hit
+    );
+    assert!(
+        !deu_answer(&fed, FRA, "SYN-LOT-88-4", pb::LookupKind::Serial)
+            .await
+            .hit
+    );
+    assert!(
+        !deu_answer(&fed, ITA, "SYN-LOT-88-4", pb::LookupKind::AmmunitionLot)
+            .await
+            .hit
+    );
+    assert!(
+        !deu_answer(&fed, ITA, "SYN 7.62 88", pb::LookupKind::Headstamp)
+            .await
+            .hit
+    );
+
     // A peer asking directly with an unknown kind is refused, not answered as a serial.
     let mut client = fed
         .peer_client(DEU, ClientCert::Of(FRA, "node"))
@@ -205,6 +252,10 @@ fn api_record(national_ref: &str) -> Value {
         "proceedings_status": "PROCEEDINGS_STATUS_PROSECUTION",
         "disposition": "DISPOSITION_DESTROYED",
         "ballistic_references": ["SYN-IBIS-DEU-7"],
+        "ammunition": [{"calibre": "9x19mm", "quantity": "50", "manufacturer": "Synthetic Ammunition",
+                        "ammunition_type": "AMMUNITION_TYPE_TRACER", "headstamp": "SYN 9MM 21", "lot": "SYN-LOT-21", "year": 2021}],
+        "parts": [{"kind": "slide", "serial_number": "SYN-SL-1", "quantity": "1", "manufacturer": "Synthetic Arms",
+                   "markings": [{"text": "SYN"}]}],
         "notes": "Synthetic test record: not real data."
     })
 }
@@ -216,6 +267,14 @@ fn facts(record: &Value) -> Value {
         record["proceedings_status"],
         record["disposition"],
         record["ballistic_references"],
+        record["ammunition"][0]["ammunition_type"],
+        record["ammunition"][0]["headstamp"],
+        record["ammunition"][0]["lot"],
+        record["ammunition"][0]["year"],
+        record["ammunition"][0]["manufacturer"],
+        record["parts"][0]["manufacturer"],
+        record["parts"][0]["markings"][0]["text"],
+        record["parts"][0]["serial_number"],
     ])
 }
 
@@ -308,8 +367,12 @@ async fn case_facts_round_trip_through_the_api_imports_and_the_console() {
 
     // CSV and JSON Lines through the console's import.
     let c = Console::logged_in(&t.deu.gw.url, "all").await.unwrap();
-    let csv = "national_ref,date,country,seizing_agency,seizure_kind,serial_number,marking_condition,weapon_status,proceedings_status,disposition,ballistic_references\n\
-               SYN-CF-CSV,2025-06-01,DEU,customs,seized,SYN-CF-2,intact,printed_3d,prosecution,destroyed,SYN-IBIS-DEU-7\n";
+    let csv = "national_ref,date,country,seizing_agency,seizure_kind,serial_number,marking_condition,weapon_status,proceedings_status,disposition,ballistic_references,\
+               ammunition_calibre,ammunition_quantity,ammunition_manufacturer,ammunition_type,ammunition_headstamp,ammunition_lot,ammunition_year,\
+               part_kind,part_serial_number,part_manufacturer,part_quantity,part_markings\n\
+               SYN-CF-CSV,2025-06-01,DEU,customs,seized,SYN-CF-2,intact,printed_3d,prosecution,destroyed,SYN-IBIS-DEU-7,\
+               9x19mm,50,Synthetic Ammunition,tracer,SYN 9MM 21,SYN-LOT-21,2021,\
+               slide,SYN-SL-1,Synthetic Arms,1,SYN\n";
     import(&c, "facts.csv", csv).await;
     assert_eq!(facts(&api_by_ref(&t, "SYN-CF-CSV").await), expected);
     let mut line = api_record("SYN-CF-JSONL");
@@ -334,6 +397,18 @@ async fn case_facts_round_trip_through_the_api_imports_and_the_console() {
                 ("proceedings_status", "prosecution"),
                 ("disposition", "destroyed"),
                 ("ballistic_references", "SYN-IBIS-DEU-7"),
+                ("ammunition_calibre", "9x19mm"),
+                ("ammunition_quantity", "50"),
+                ("ammunition_manufacturer", "Synthetic Ammunition"),
+                ("ammunition_type", "tracer"),
+                ("ammunition_headstamp", "SYN 9MM 21"),
+                ("ammunition_lot", "SYN-LOT-21"),
+                ("ammunition_year", "2021"),
+                ("part_kind", "slide"),
+                ("part_serial_number", "SYN-SL-1"),
+                ("part_manufacturer", "Synthetic Arms"),
+                ("part_quantity", "1"),
+                ("part_markings", "SYN"),
             ],
         )
         .await
@@ -348,6 +423,11 @@ async fn case_facts_round_trip_through_the_api_imports_and_the_console() {
         "id=\"v-proceedings_status\">Prosecution<",
         "id=\"v-disposition\">Destroyed<",
         "id=\"v-ballistic_references\">SYN-IBIS-DEU-7<",
+        "id=\"v-ammunition_type\">Tracer<",
+        "id=\"v-ammunition_headstamp\">SYN 9MM 21<",
+        "id=\"v-ammunition_lot\">SYN-LOT-21<",
+        "id=\"v-part_serial_number\">SYN-SL-1<",
+        "id=\"v-part_markings\">SYN<",
     ] {
         assert!(detail.contains(shown), "{shown} missing:\n{detail}");
     }
@@ -374,6 +454,10 @@ async fn case_facts_round_trip_through_the_api_imports_and_the_console() {
         "{detail}"
     );
     assert!(detail.contains("Références balistiques"), "{detail}");
+    assert!(
+        detail.contains("Marquage du culot") && detail.contains("Traçante"),
+        "{detail}"
+    );
 
     // A bad choice is reported next to its field, with the rest of the form kept.
     let (s, body) = c
@@ -479,5 +563,26 @@ async fn a_ballistic_lookup_from_the_console_and_the_api_shows_the_holders_hit()
         row.contains("3D-printed") && row.contains("Destroyed"),
         "{row}"
     );
+
+    // A lot lookup from the console shows DEU's hit with the lot (the demo rule discloses it).
+    let (s, page) = c
+        .post(
+            "/lookup",
+            &[
+                ("serial_number", "syn lot 21"),
+                ("kind", "ammunition_lot"),
+                ("purpose", "tracing"),
+                ("legal_basis", "Synthetic basis"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::OK, "{page}");
+    let row = page
+        .split("data-node=\"DEU-CUS\"")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{page}"));
+    let row = row.split("</tr>").next().unwrap();
+    assert!(row.contains("SYN-LOT-21"), "{row}");
     t.shutdown().await.unwrap();
 }

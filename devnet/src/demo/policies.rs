@@ -70,6 +70,8 @@ fields = [
   { field = "event.date", treatment = "FIELD_TREATMENT_ALLOW" },
   { field = "disposition", treatment = "FIELD_TREATMENT_ALLOW" },
   { field = "ballistic_references", treatment = "FIELD_TREATMENT_ALLOW" },
+  { field = "ammunition.headstamp", treatment = "FIELD_TREATMENT_ALLOW" },
+  { field = "ammunition.lot", treatment = "FIELD_TREATMENT_ALLOW" },
 ]
 
 [[rules]]

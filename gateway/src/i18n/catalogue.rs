@@ -621,6 +621,27 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ("enum.AGENCY_KIND_OTHER", "Other", "Autre"),
     ("enum.AGENCY_KIND_POLICE", "Police", "Police"),
     (
+        "enum.AMMUNITION_TYPE_ARMOUR_PIERCING",
+        "Armour-piercing",
+        "Perforante",
+    ),
+    (
+        "enum.AMMUNITION_TYPE_BALL",
+        "Ball (full metal jacket)",
+        "Ordinaire (blindée)",
+    ),
+    ("enum.AMMUNITION_TYPE_BLANK", "Blank", "À blanc"),
+    ("enum.AMMUNITION_TYPE_EXPANDING", "Expanding", "Expansive"),
+    (
+        "enum.AMMUNITION_TYPE_INCENDIARY",
+        "Incendiary",
+        "Incendiaire",
+    ),
+    ("enum.AMMUNITION_TYPE_OTHER", "Other", "Autre"),
+    ("enum.AMMUNITION_TYPE_SHOT", "Shot", "À plombs"),
+    ("enum.AMMUNITION_TYPE_SLUG", "Slug", "À balle unique"),
+    ("enum.AMMUNITION_TYPE_TRACER", "Tracer", "Traçante"),
+    (
         "enum.ASSISTANCE_CATEGORY_BORDER_CONTROL",
         "Border control",
         "Contrôle aux frontières",
@@ -1030,9 +1051,30 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Calibre des munitions",
     ),
     (
+        "field.ammunition_headstamp",
+        "Headstamp",
+        "Marquage du culot",
+    ),
+    ("field.ammunition_lot", "Ammunition lot", "Lot de munitions"),
+    (
+        "field.ammunition_manufacturer",
+        "Ammunition manufacturer",
+        "Fabricant des munitions",
+    ),
+    (
         "field.ammunition_quantity",
         "Ammunition quantity",
         "Quantité de munitions",
+    ),
+    (
+        "field.ammunition_type",
+        "Ammunition type",
+        "Type de munitions",
+    ),
+    (
+        "field.ammunition_year",
+        "Ammunition year",
+        "Année des munitions",
     ),
     (
         "field.ballistic_references",
@@ -1092,6 +1134,23 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Référence nationale",
     ),
     ("field.notes", "Notes", "Remarques"),
+    ("field.part_kind", "Part or component", "Pièce ou élément"),
+    (
+        "field.part_manufacturer",
+        "Part manufacturer",
+        "Fabricant de la pièce",
+    ),
+    (
+        "field.part_markings",
+        "Part markings",
+        "Marquages de la pièce",
+    ),
+    ("field.part_quantity", "Number of parts", "Nombre de pièces"),
+    (
+        "field.part_serial_number",
+        "Part serial number",
+        "Numéro de série de la pièce",
+    ),
     (
         "field.proceedings_status",
         "Legal proceedings",
@@ -1179,6 +1238,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "import.format.date",
         "A date as YYYY-MM-DD, e.g. 2025-03-14",
         "Une date au format AAAA-MM-JJ, ex. 2025-03-14",
+    ),
+    (
+        "import.format.markings",
+        "Marking texts separated by ; e.g. SYN;PROOF-1",
+        "Textes des marquages séparés par ; ex. SYN;PROOF-1",
     ),
     ("import.format.one_of", "One of:", "L'une des valeurs :"),
     (
@@ -1407,6 +1471,16 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Calibre des munitions",
     ),
     (
+        "policy_field.ammunition.headstamp",
+        "Headstamp",
+        "Marquage du culot",
+    ),
+    (
+        "policy_field.ammunition.lot",
+        "Ammunition lot",
+        "Lot de munitions",
+    ),
+    (
         "policy_field.ammunition.manufacturer",
         "Ammunition manufacturer",
         "Fabricant des munitions",
@@ -1415,6 +1489,16 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "policy_field.ammunition.quantity",
         "Ammunition quantity",
         "Quantité de munitions",
+    ),
+    (
+        "policy_field.ammunition.type",
+        "Ammunition type",
+        "Type de munitions",
+    ),
+    (
+        "policy_field.ammunition.year",
+        "Ammunition year",
+        "Année des munitions",
     ),
     (
         "policy_field.ballistic_references",
@@ -1513,6 +1597,16 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ),
     ("policy_field.notes", "Notes", "Remarques"),
     ("policy_field.parts", "Parts", "Pièces"),
+    (
+        "policy_field.parts.manufacturer",
+        "Part manufacturer",
+        "Fabricant de la pièce",
+    ),
+    (
+        "policy_field.parts.markings",
+        "Part markings",
+        "Marquages de la pièce",
+    ),
     (
         "policy_field.parts.quantity",
         "Parts quantity",

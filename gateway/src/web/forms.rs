@@ -38,6 +38,7 @@ pub fn enum_values(prefix: &str) -> Vec<(String, String)> {
             "WEAPON_STATUS" => pb::WeaponStatus::try_from(i).ok()?.as_str_name(),
             "PROCEEDINGS_STATUS" => pb::ProceedingsStatus::try_from(i).ok()?.as_str_name(),
             "DISPOSITION" => pb::Disposition::try_from(i).ok()?.as_str_name(),
+            "AMMUNITION_TYPE" => pb::AmmunitionType::try_from(i).ok()?.as_str_name(),
             _ => return None,
         })
     };
@@ -140,6 +141,7 @@ pub const SELECTS: &[(&str, &str)] = &[
     ("weapon_status", "WEAPON_STATUS"),
     ("proceedings_status", "PROCEEDINGS_STATUS"),
     ("disposition", "DISPOSITION"),
+    ("ammunition_type", "AMMUNITION_TYPE"),
 ];
 
 /// The record fields that must be filled.
@@ -276,6 +278,16 @@ mod tests {
         assert_eq!(form_field("national_ref"), "national_ref");
         assert_eq!(form_field("persons[0].name"), "");
         assert_eq!(form_field("firearms[0].status"), "weapon_status");
+        assert_eq!(
+            form_field("ammunition[0].ammunition_type"),
+            "ammunition_type"
+        );
+        assert_eq!(
+            form_field("ammunition[0].headstamp"),
+            "ammunition_headstamp"
+        );
+        assert_eq!(form_field("parts[0].serial_number"), "part_serial_number");
+        assert_eq!(form_field("parts[0].markings[2].text"), "part_markings");
         assert_eq!(form_field("proceedings_status"), "proceedings_status");
         assert_eq!(
             form_field("ballistic_references[1]"),
@@ -354,6 +366,17 @@ mod tests {
             ("proceedings_status", "investigation"),
             ("disposition", "returned"),
             ("ballistic_references", "IBIS-FRA-7;IBIS-FRA-8"),
+            ("ammunition_calibre", "9x19mm"),
+            ("ammunition_quantity", "50"),
+            ("ammunition_type", "tracer"),
+            ("ammunition_headstamp", "SYN 9MM 21"),
+            ("ammunition_lot", "LOT-7"),
+            ("ammunition_year", "2021"),
+            ("part_kind", "barrel"),
+            ("part_serial_number", "BR-1"),
+            ("part_manufacturer", "Synthetic Arms"),
+            ("part_quantity", "1"),
+            ("part_markings", "SYN;P-1"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))

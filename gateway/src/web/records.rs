@@ -581,10 +581,30 @@ fn merge(mut stored: pb::SeizureRecord, edited: pb::SeizureRecord) -> pb::Seizur
         (Some(first), Some(new)) => {
             first.calibre = new.calibre;
             first.quantity = new.quantity;
+            first.manufacturer = new.manufacturer;
+            first.ammunition_type = new.ammunition_type;
+            first.headstamp = new.headstamp;
+            first.lot = new.lot;
+            first.year = new.year;
         }
         (None, Some(new)) => stored.ammunition.push(new),
         (Some(_), None) => {
             stored.ammunition.remove(0);
+        }
+        (None, None) => {}
+    }
+    match (stored.parts.first_mut(), edited.parts.into_iter().next()) {
+        (Some(first), Some(mut new)) => {
+            // The form shows marking texts only: where they are unchanged, keep their locations.
+            let texts = |m: &[pb::Marking]| m.iter().map(|x| x.text.clone()).collect::<Vec<_>>();
+            if texts(&first.markings) == texts(&new.markings) {
+                new.markings = std::mem::take(&mut first.markings);
+            }
+            *first = new;
+        }
+        (None, Some(new)) => stored.parts.push(new),
+        (Some(_), None) => {
+            stored.parts.remove(0);
         }
         (None, None) => {}
     }
@@ -628,8 +648,9 @@ fn column_help(lang: Lang) -> Vec<ColumnHelp> {
                 "country" | "country_of_manufacture" => "import.format.country",
                 "route" => "import.format.route",
                 "ballistic_references" => "import.format.ballistic_references",
-                "year_of_manufacture" => "import.format.year",
-                "ammunition_quantity" => "import.format.quantity",
+                "year_of_manufacture" | "ammunition_year" => "import.format.year",
+                "ammunition_quantity" | "part_quantity" => "import.format.quantity",
+                "part_markings" => "import.format.markings",
                 _ => "import.format.text",
             };
             ColumnHelp {

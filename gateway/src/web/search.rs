@@ -181,6 +181,19 @@ fn describe_hit(lang: Lang, h: &pb::LookupHit) -> String {
             .join(" "),
         );
     }
+    if let Some(a) = r.ammunition.first() {
+        let lot: Vec<&str> = [a.calibre.as_str(), a.headstamp.as_str(), a.lot.as_str()]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect();
+        if !lot.is_empty() {
+            parts.push(format!(
+                "{} {}",
+                lang.t("field.ammunition_calibre"),
+                lot.join(" ")
+            ));
+        }
+    }
     if !r.ballistic_references.is_empty() {
         parts.push(format!(
             "{} {}",

@@ -310,7 +310,10 @@ fn headstamp_and_lot_lookups_match_only_their_own_disclosed_kind() {
         None,
     );
     assert!(hit(&shared, &by_headstamp, &r) && hit(&shared, &by_lot, &r));
-    assert!(!hit(&shared, &lot_as_headstamp, &r), "a lot is no headstamp");
+    assert!(
+        !hit(&shared, &lot_as_headstamp, &r),
+        "a lot is no headstamp"
+    );
     let lot_only = policy_with(vec![allow("ammunition.lot")], false, None);
     assert!(!hit(&lot_only, &by_headstamp, &r) && hit(&lot_only, &by_lot, &r));
 }
@@ -520,10 +523,11 @@ fn criteria(r: &pb::SeizureRecord, which: u8, v: u32) -> Criteria {
         11 => Criteria::identifier(Identifier::Headstamp, &r.ammunition[0].headstamp).unwrap(),
         12 => Criteria::identifier(Identifier::Headstamp, &format!("QX {:02}", v % 100)).unwrap(),
         13 => Criteria::identifier(Identifier::AmmunitionLot, &r.ammunition[0].lot).unwrap(),
-        14 => {
-            Criteria::identifier(Identifier::AmmunitionLot, &format!("QX-LOT-{:03}", v % 1000))
-                .unwrap()
-        }
+        14 => Criteria::identifier(
+            Identifier::AmmunitionLot,
+            &format!("QX-LOT-{:03}", v % 1000),
+        )
+        .unwrap(),
         _ => Criteria::serial(&r.firearms[0].serial_number, &r.firearms[0].manufacturer).unwrap(),
     }
 }
