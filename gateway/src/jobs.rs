@@ -202,6 +202,18 @@ pub fn column_of(path: &str) -> String {
         }
         return format!("ammunition_{last}");
     }
+    if let Some(rest) = path.strip_prefix("persons[") {
+        let last = rest.rsplit('.').next().unwrap_or("");
+        let column = format!("person_{last}");
+        return if CSV_COLUMNS.contains(&column.as_str()) {
+            column
+        } else {
+            String::new()
+        };
+    }
+    if path.starts_with("shipment.identifiers") {
+        return "shipment_identifiers".into();
+    }
     if let Some(rest) = path.strip_prefix("parts[") {
         // parts[0].kind → part_kind; anything about a part's markings → part_markings.
         if rest.contains(".markings") {

@@ -359,8 +359,9 @@ pub struct LookupInput {
     /// Ask this node's hub to fan the lookup out across the region (sealed end to end).
     pub via_hub: bool,
     /// What `serial_number` is: `serial` (or empty), `ballistic_reference` (the identifier of
-    /// a cartridge case or bullet in a national ballistic system), `headstamp` or
-    /// `ammunition_lot`.
+    /// a cartridge case or bullet in a national ballistic system), `headstamp`,
+    /// `ammunition_lot` or `shipment_id` (a container, air waybill, bill of lading, parcel
+    /// tracking number, vehicle registration, vessel or flight).
     pub kind: String,
 }
 
@@ -396,7 +397,8 @@ pub async fn lookup(
         problems.push(FieldProblem {
             field: "kind".into(),
             line: 0,
-            reason: "must be serial, ballistic_reference, headstamp or ammunition_lot".into(),
+            reason: "must be serial, ballistic_reference, headstamp, ammunition_lot or shipment_id"
+                .into(),
         });
     }
     let asked = Inquiry {

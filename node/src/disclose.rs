@@ -256,6 +256,7 @@ fn lookup_index(criteria: &Criteria) -> Option<IndexQuery> {
             Identifier::BallisticReference => IndexQuery::Ballistic(wanted.clone()),
             Identifier::Headstamp => IndexQuery::Headstamp(wanted.clone()),
             Identifier::AmmunitionLot => IndexQuery::AmmunitionLot(wanted.clone()),
+            Identifier::ShipmentId => IndexQuery::Shipment(wanted.clone()),
         }),
         Criteria::Filter(_) => None,
     }

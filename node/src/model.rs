@@ -515,6 +515,30 @@ pub fn validate(mut rec: pb::SeizureRecord) -> Result<ValidRecord, Invalid> {
 
     for (i, person) in rec.persons.iter_mut().enumerate() {
         c.enum_value::<pb::PersonRole>(&format!("persons[{i}].role"), person.role, true);
+        c.enum_value::<pb::PersonKind>(&format!("persons[{i}].kind"), person.kind, false);
+        c.enum_value::<pb::PersonSex>(&format!("persons[{i}].sex"), person.sex, false);
+        c.enum_value::<pb::AgeBand>(&format!("persons[{i}].age_band"), person.age_band, false);
+        c.text(
+            &format!("persons[{i}].licence_reference"),
+            &mut person.licence_reference,
+            64,
+            false,
+        );
+        // Sex and age band describe people; a company has neither.
+        if person.kind == pb::PersonKind::Legal as i32 {
+            if person.sex != 0 {
+                c.fail(
+                    format!("persons[{i}].sex"),
+                    "is for natural persons only, not for a legal person",
+                );
+            }
+            if person.age_band != 0 {
+                c.fail(
+                    format!("persons[{i}].age_band"),
+                    "is for natural persons only, not for a legal person",
+                );
+            }
+        }
         c.country(
             &format!("persons[{i}].nationality"),
             &mut person.nationality,
@@ -531,6 +555,37 @@ pub fn validate(mut rec: pb::SeizureRecord) -> Result<ValidRecord, Invalid> {
     c.text("case_reference", &mut rec.case_reference, 64, false);
     c.text("notes", &mut rec.notes, MAX_TEXT, true);
     c.enum_value::<pb::ProceedingsStatus>("proceedings_status", rec.proceedings_status, false);
+    if let Some(sh) = rec.shipment.as_mut() {
+        if sh.identifiers.len() > MAX_BALLISTIC {
+            c.fail(
+                "shipment.identifiers",
+                format!("more than {MAX_BALLISTIC} entries"),
+            );
+        }
+        for (i, id) in sh.identifiers.iter_mut().enumerate() {
+            let field = format!("shipment.identifiers[{i}]");
+            c.enum_value::<pb::ConveyanceKind>(&format!("{field}.kind"), id.kind, true);
+            c.text(&format!("{field}.value"), &mut id.value, 64, false);
+            if serial::normalise(&id.value).is_none() {
+                c.fail(format!("{field}.value"), "has no letters or digits");
+            }
+        }
+        c.text("shipment.consignor", &mut sh.consignor, MAX_SHORT, false);
+        c.text("shipment.consignee", &mut sh.consignee, MAX_SHORT, false);
+        c.text(
+            "shipment.online_platform",
+            &mut sh.online_platform,
+            MAX_SHORT,
+            false,
+        );
+        c.text("shipment.listing", &mut sh.listing, 2000, false);
+        c.text(
+            "shipment.vendor_handle",
+            &mut sh.vendor_handle,
+            MAX_SHORT,
+            false,
+        );
+    }
     c.enum_value::<pb::Disposition>("disposition", rec.disposition, false);
     if rec.ballistic_references.len() > MAX_BALLISTIC {
         c.fail(
@@ -710,6 +765,48 @@ mod tests {
         ] {
             assert!(fields.contains(&f), "{f} missing from {fields:?}");
         }
+    }
+
+    #[test]
+    fn shipments_and_persons_are_checked_all_at_once() {
+        let mut rec = sample::record(CountryCode::parse("ITA").unwrap(), 9);
+        rec.shipment = Some(pb::ShipmentFacts {
+            identifiers: vec![
+                pb::ConveyanceId {
+                    kind: 0,
+                    value: "--".into(),
+                },
+                pb::ConveyanceId {
+                    kind: pb::ConveyanceKind::Container as i32,
+                    value: "MSCU 123456-7".into(),
+                },
+            ],
+            vendor_handle: "v\u{0}".into(),
+            ..Default::default()
+        });
+        rec.persons.push(pb::Person {
+            role: pb::PersonRole::Broker as i32,
+            kind: pb::PersonKind::Legal as i32,
+            sex: pb::PersonSex::Female as i32,
+            age_band: 99,
+            ..Default::default()
+        });
+        let Invalid(errors) = validate(rec).unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        for f in [
+            "shipment.identifiers[0].kind",
+            "shipment.identifiers[0].value",
+            "shipment.vendor_handle",
+            "persons[1].sex",
+            "persons[1].age_band",
+        ] {
+            assert!(fields.contains(&f), "{f} missing from {fields:?}");
+        }
+        assert!(
+            !fields
+                .iter()
+                .any(|f| f.starts_with("shipment.identifiers[1]"))
+        );
     }
 
     #[test]

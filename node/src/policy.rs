@@ -106,6 +106,26 @@ pub enum Field {
     PartsManufacturer,
     /// `parts.markings`.
     PartsMarkings,
+    /// `shipment.identifiers` (a shipment-identifier lookup matches only where disclosed).
+    ShipmentIdentifiers,
+    /// `shipment.consignor` (needs the persons data class).
+    ShipmentConsignor,
+    /// `shipment.consignee` (needs the persons data class).
+    ShipmentConsignee,
+    /// `shipment.online_platform`.
+    ShipmentPlatform,
+    /// `shipment.listing`.
+    ShipmentListing,
+    /// `shipment.vendor_handle` (needs the persons data class).
+    ShipmentVendorHandle,
+    /// `persons.kind`: natural or legal (needs the persons data class).
+    PersonKind,
+    /// `persons.sex` (needs the persons data class).
+    PersonSex,
+    /// `persons.age_band` (needs the persons data class).
+    PersonAgeBand,
+    /// `persons.licence_reference` (needs the persons data class).
+    PersonLicence,
 }
 
 /// Every field, with its name in policies.
@@ -161,9 +181,19 @@ pub const FIELDS: &[(Field, &str)] = &[
     (Field::AmmunitionYear, "ammunition.year"),
     (Field::PartsManufacturer, "parts.manufacturer"),
     (Field::PartsMarkings, "parts.markings"),
+    (Field::ShipmentIdentifiers, "shipment.identifiers"),
+    (Field::ShipmentConsignor, "shipment.consignor"),
+    (Field::ShipmentConsignee, "shipment.consignee"),
+    (Field::ShipmentPlatform, "shipment.online_platform"),
+    (Field::ShipmentListing, "shipment.listing"),
+    (Field::ShipmentVendorHandle, "shipment.vendor_handle"),
+    (Field::PersonKind, "persons.kind"),
+    (Field::PersonSex, "persons.sex"),
+    (Field::PersonAgeBand, "persons.age_band"),
+    (Field::PersonLicence, "persons.licence_reference"),
 ];
 
-const N_FIELDS: usize = 42;
+const N_FIELDS: usize = 52;
 
 impl Field {
     /// The field's name in policies.
@@ -179,7 +209,16 @@ impl Field {
     fn is_personal(self) -> bool {
         matches!(
             self,
-            Field::PersonRole | Field::PersonNationality | Field::PersonName
+            Field::PersonRole
+                | Field::PersonNationality
+                | Field::PersonName
+                | Field::PersonKind
+                | Field::PersonSex
+                | Field::PersonAgeBand
+                | Field::PersonLicence
+                | Field::ShipmentConsignor
+                | Field::ShipmentConsignee
+                | Field::ShipmentVendorHandle
         )
     }
 
@@ -977,7 +1016,11 @@ fn project(
     let role = persons_granted && allow(on(Field::PersonRole, any_persons));
     let nationality = persons_granted && allow(on(Field::PersonNationality, any_persons));
     let name = persons_granted && allow(on(Field::PersonName, any_persons));
-    if role || nationality || name {
+    let kind = persons_granted && allow(on(Field::PersonKind, any_persons));
+    let sex = persons_granted && allow(on(Field::PersonSex, any_persons));
+    let age_band = persons_granted && allow(on(Field::PersonAgeBand, any_persons));
+    let licence = persons_granted && allow(on(Field::PersonLicence, any_persons));
+    if role || nationality || name || kind || sex || age_band || licence {
         out.persons = rec
             .persons
             .iter()
@@ -989,8 +1032,46 @@ fn project(
                     String::new()
                 },
                 name: if name { p.name.clone() } else { String::new() },
+                kind: if kind { p.kind } else { 0 },
+                sex: if sex { p.sex } else { 0 },
+                age_band: if age_band { p.age_band } else { 0 },
+                licence_reference: if licence {
+                    p.licence_reference.clone()
+                } else {
+                    String::new()
+                },
             })
             .collect();
+    }
+
+    if let Some(sh) = &rec.shipment {
+        let mut x = pb::ShipmentFacts::default();
+        if allow(on(Field::ShipmentIdentifiers, !sh.identifiers.is_empty())) {
+            x.identifiers = sh.identifiers.clone();
+        }
+        if persons_granted && allow(on(Field::ShipmentConsignor, !sh.consignor.is_empty())) {
+            x.consignor = sh.consignor.clone();
+        }
+        if persons_granted && allow(on(Field::ShipmentConsignee, !sh.consignee.is_empty())) {
+            x.consignee = sh.consignee.clone();
+        }
+        if allow(on(Field::ShipmentPlatform, !sh.online_platform.is_empty())) {
+            x.online_platform = sh.online_platform.clone();
+        }
+        if allow(on(Field::ShipmentListing, !sh.listing.is_empty())) {
+            x.listing = sh.listing.clone();
+        }
+        if persons_granted
+            && allow(on(
+                Field::ShipmentVendorHandle,
+                !sh.vendor_handle.is_empty(),
+            ))
+        {
+            x.vendor_handle = sh.vendor_handle.clone();
+        }
+        if x != pb::ShipmentFacts::default() {
+            out.shipment = Some(x);
+        }
     }
 
     if allow(on(Field::CaseReference, !rec.case_reference.is_empty())) {

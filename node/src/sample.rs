@@ -169,11 +169,7 @@ pub fn record(country: CountryCode, n: u64) -> pb::SeizureRecord {
             suspected_source_country: origin.to_owned(),
             suspected_destination_country: country.as_str().to_owned(),
         }),
-        persons: vec![pb::Person {
-            role: pb::PersonRole::Courier as i32,
-            nationality: via.to_owned(),
-            name: format!("Synthetic Person {}", r % 10_000),
-        }],
+        persons: persons(country, n, via, r),
         case_reference: format!("SYN-CASE-{}", r % 100_000),
         tracing: Some(pb::TracingStatus {
             trace_requested: r.is_multiple_of(3),
@@ -184,5 +180,76 @@ pub fn record(country: CountryCode, n: u64) -> pb::SeizureRecord {
         proceedings_status,
         disposition,
         ballistic_references: ballistic_reference(country, n).into_iter().collect(),
+        shipment: shipment(country, n, mode),
     }
+}
+
+/// The container number of sample record `n` of `country`, when it has one (every third
+/// record travelled in a container), so tests can look it up.
+pub fn container(country: CountryCode, n: u64) -> Option<String> {
+    n.is_multiple_of(3)
+        .then(|| format!("SYNU{}{n:06}", &country.as_str()[..2]))
+}
+
+/// Synthetic shipment facts: a container for every third record, an online sale for records
+/// moved by online order.
+fn shipment(country: CountryCode, n: u64, mode: i32) -> Option<pb::ShipmentFacts> {
+    let online = mode == pb::TransportMode::OnlineOrder as i32;
+    let container = container(country, n);
+    if container.is_none() && !online {
+        return None;
+    }
+    Some(pb::ShipmentFacts {
+        identifiers: container
+            .map(|value| pb::ConveyanceId {
+                kind: pb::ConveyanceKind::Container as i32,
+                value,
+            })
+            .into_iter()
+            .collect(),
+        consignor: "Synthetic Export Ltd".into(),
+        consignee: format!("Synthetic Consignee {}", n % 50),
+        online_platform: if online {
+            "synthetic-market.example".into()
+        } else {
+            String::new()
+        },
+        listing: if online {
+            format!("https://synthetic-market.example/listing/{n}")
+        } else {
+            String::new()
+        },
+        vendor_handle: if online {
+            format!("synthetic_vendor_{}", n % 20)
+        } else {
+            String::new()
+        },
+    })
+}
+
+/// The persons of sample record `n`: a courier (a natural person, with sex and age band), and
+/// for every fifth record a broker's firm (a legal person with a licence reference).
+fn persons(country: CountryCode, n: u64, via: &str, r: u64) -> Vec<pb::Person> {
+    let p = mix(seed(country) ^ n.rotate_left(41) ^ 0x9E50);
+    let mut out = vec![pb::Person {
+        role: pb::PersonRole::Courier as i32,
+        nationality: via.to_owned(),
+        name: format!("Synthetic Person {}", r % 10_000),
+        kind: pb::PersonKind::Natural as i32,
+        sex: (p % 4) as i32,
+        age_band: ((p >> 8) % 8) as i32,
+        licence_reference: String::new(),
+    }];
+    if n.is_multiple_of(5) {
+        out.push(pb::Person {
+            role: pb::PersonRole::Broker as i32,
+            nationality: country.as_str().to_owned(),
+            name: format!("Synthetic Brokers {} Ltd", n % 7),
+            kind: pb::PersonKind::Legal as i32,
+            sex: 0,
+            age_band: 0,
+            licence_reference: format!("SYN-BRK-{:04}", n % 1000),
+        });
+    }
+    out
 }

@@ -55,7 +55,7 @@ pub struct Row {
 }
 
 /// How many columns [`CSV_COLUMNS`] has (the size of the cell arrays rows are read into).
-pub const N_COLUMNS: usize = 39;
+pub const N_COLUMNS: usize = 52;
 
 /// One row's cells, in [`CSV_COLUMNS`] order.
 pub type Columns<'a> = [&'a str; N_COLUMNS];
@@ -66,7 +66,8 @@ pub type Columns<'a> = [&'a str; N_COLUMNS];
 /// does `ballistic_references` its references. `weapon_status` is the first firearm's; the
 /// `ammunition_*` columns describe one ammunition lot and the `part_*` columns one part or
 /// component (`part_markings` lists marking texts separated by `;`; an empty `part_quantity`
-/// is one part).
+/// is one part); the `person_*` columns one person (natural or legal); `shipment_identifiers`
+/// lists `kind:value` pairs separated by `;` (`container:MSCU1234567;air_waybill:176-12345675`).
 pub const CSV_COLUMNS: &[&str] = &[
     "national_ref",
     "date",
@@ -107,6 +108,19 @@ pub const CSV_COLUMNS: &[&str] = &[
     "part_manufacturer",
     "part_quantity",
     "part_markings",
+    "person_kind",
+    "person_role",
+    "person_name",
+    "person_nationality",
+    "person_sex",
+    "person_age_band",
+    "person_licence_reference",
+    "shipment_identifiers",
+    "consignor",
+    "consignee",
+    "online_platform",
+    "listing",
+    "vendor_handle",
 ];
 
 const _: () = assert!(CSV_COLUMNS.len() == N_COLUMNS);
@@ -126,6 +140,42 @@ const PART_SERIAL_NUMBER: usize = 35;
 const PART_MANUFACTURER: usize = 36;
 const PART_QUANTITY: usize = 37;
 const PART_MARKINGS: usize = 38;
+const PERSON_KIND: usize = 39;
+const PERSON_ROLE: usize = 40;
+const PERSON_NAME: usize = 41;
+const PERSON_NATIONALITY: usize = 42;
+const PERSON_SEX: usize = 43;
+const PERSON_AGE_BAND: usize = 44;
+const PERSON_LICENCE: usize = 45;
+const SHIPMENT_IDENTIFIERS: usize = 46;
+const CONSIGNOR: usize = 47;
+const CONSIGNEE: usize = 48;
+const ONLINE_PLATFORM: usize = 49;
+const LISTING: usize = 50;
+const VENDOR_HANDLE: usize = 51;
+
+/// The conveyance identifiers of a `kind:value;kind:value` cell.
+fn conveyance_ids(line: u64, cell: &str) -> Result<Vec<pb::ConveyanceId>, pb::RowError> {
+    list(cell)
+        .map(|pair| {
+            let (kind, value) = pair.split_once(':').ok_or_else(|| {
+                row_error(
+                    line,
+                    "shipment_identifiers",
+                    format!("'{pair}': write each as kind:value, e.g. container:MSCU1234567"),
+                )
+            })?;
+            let kind = kind.trim();
+            let kind = if kind.is_empty() { "?" } else { kind };
+            Ok(pb::ConveyanceId {
+                kind: enum_value(line, "shipment_identifiers", kind, "CONVEYANCE_KIND", |n| {
+                    pb::ConveyanceKind::from_str_name(n).map(|v| v as i32)
+                })?,
+                value: value.trim().to_owned(),
+            })
+        })
+        .collect()
+}
 
 /// The items of a `;`-separated cell, trimmed, empty ones dropped.
 fn list(cell: &str) -> impl Iterator<Item = &str> {
@@ -329,6 +379,42 @@ pub fn record_from_columns(line: u64, c: &Columns) -> Result<pb::SeizureRecord, 
             ..Default::default()
         }]
     };
+    let persons = if (PERSON_KIND..=PERSON_LICENCE).all(|i| c[i].is_empty()) {
+        vec![]
+    } else {
+        let e = |field: &str, i: usize, prefix: &str, f: fn(&str) -> Option<i32>| {
+            enum_value(line, field, c[i], prefix, f)
+        };
+        vec![pb::Person {
+            kind: e("person_kind", PERSON_KIND, "PERSON_KIND", |n| {
+                pb::PersonKind::from_str_name(n).map(|v| v as i32)
+            })?,
+            role: e("person_role", PERSON_ROLE, "PERSON_ROLE", |n| {
+                pb::PersonRole::from_str_name(n).map(|v| v as i32)
+            })?,
+            name: s(PERSON_NAME),
+            nationality: s(PERSON_NATIONALITY),
+            sex: e("person_sex", PERSON_SEX, "PERSON_SEX", |n| {
+                pb::PersonSex::from_str_name(n).map(|v| v as i32)
+            })?,
+            age_band: e("person_age_band", PERSON_AGE_BAND, "AGE_BAND", |n| {
+                pb::AgeBand::from_str_name(n).map(|v| v as i32)
+            })?,
+            licence_reference: s(PERSON_LICENCE),
+        }]
+    };
+    let shipment = if (SHIPMENT_IDENTIFIERS..=VENDOR_HANDLE).all(|i| c[i].is_empty()) {
+        None
+    } else {
+        Some(pb::ShipmentFacts {
+            identifiers: conveyance_ids(line, c[SHIPMENT_IDENTIFIERS])?,
+            consignor: s(CONSIGNOR),
+            consignee: s(CONSIGNEE),
+            online_platform: s(ONLINE_PLATFORM),
+            listing: s(LISTING),
+            vendor_handle: s(VENDOR_HANDLE),
+        })
+    };
     let route = c[19]
         .split(';')
         .map(str::trim)
@@ -379,6 +465,8 @@ pub fn record_from_columns(line: u64, c: &Columns) -> Result<pb::SeizureRecord, 
         }),
         firearms: firearm.transpose()?.into_iter().collect(),
         parts,
+        persons,
+        shipment,
         ammunition,
         trafficking: has_trafficking.then(|| pb::TraffickingFacts {
             route,
@@ -427,6 +515,8 @@ pub fn columns_of(r: &pb::SeizureRecord) -> Vec<String> {
     let fa = r.firearms.first().cloned().unwrap_or_default();
     let am = r.ammunition.first().cloned().unwrap_or_default();
     let part = r.parts.first().cloned().unwrap_or_default();
+    let person = r.persons.first().cloned().unwrap_or_default();
+    let sh = r.shipment.clone().unwrap_or_default();
     let t = r.trafficking.clone().unwrap_or_default();
     let e = |name: Option<&str>, prefix: &str| match name {
         Some(n) if !n.ends_with("_UNSPECIFIED") => short_name(n, prefix),
@@ -536,6 +626,54 @@ pub fn columns_of(r: &pb::SeizureRecord) -> Vec<String> {
             .map(|m| m.text.as_str())
             .collect::<Vec<_>>()
             .join(";"),
+        e(
+            pb::PersonKind::try_from(person.kind)
+                .ok()
+                .map(|v| v.as_str_name()),
+            "PERSON_KIND",
+        ),
+        e(
+            pb::PersonRole::try_from(person.role)
+                .ok()
+                .map(|v| v.as_str_name()),
+            "PERSON_ROLE",
+        ),
+        person.name.clone(),
+        person.nationality.clone(),
+        e(
+            pb::PersonSex::try_from(person.sex)
+                .ok()
+                .map(|v| v.as_str_name()),
+            "PERSON_SEX",
+        ),
+        e(
+            pb::AgeBand::try_from(person.age_band)
+                .ok()
+                .map(|v| v.as_str_name()),
+            "AGE_BAND",
+        ),
+        person.licence_reference.clone(),
+        sh.identifiers
+            .iter()
+            .map(|i| {
+                format!(
+                    "{}:{}",
+                    e(
+                        pb::ConveyanceKind::try_from(i.kind)
+                            .ok()
+                            .map(|v| v.as_str_name()),
+                        "CONVEYANCE_KIND"
+                    ),
+                    i.value
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(";"),
+        sh.consignor.clone(),
+        sh.consignee.clone(),
+        sh.online_platform.clone(),
+        sh.listing.clone(),
+        sh.vendor_handle.clone(),
     ]
 }
 
@@ -586,6 +724,19 @@ mod tests {
             "Synthetic Arms",
             "2",
             "SYN;PROOF-1",
+            "legal",
+            "broker",
+            "Synthetic Brokers Ltd",
+            "NLD",
+            "",
+            "",
+            "SYN-BRK-0001",
+            "container:SYNU1234567;air_waybill:176-12345675",
+            "Synthetic Export Ltd",
+            "Synthetic Import Ltd",
+            "synthetic-market.example",
+            "https://synthetic-market.example/listing/1",
+            "synthetic_vendor",
         ];
         let rec = record_from_columns(0, &cols).unwrap();
         let back = columns_of(&rec);
@@ -613,6 +764,28 @@ mod tests {
             assert_eq!(err.field, name);
             assert_eq!(CSV_COLUMNS[at], name);
         }
+    }
+
+    #[test]
+    fn shipment_identifiers_are_kind_value_pairs() {
+        let mut cols = [""; N_COLUMNS];
+        cols[SHIPMENT_IDENTIFIERS] = "parcel_tracking:SYN 0001 ; flight:SY123";
+        let rec = record_from_columns(1, &cols).unwrap();
+        let ids = rec.shipment.unwrap().identifiers;
+        assert_eq!(ids[0].kind, pb::ConveyanceKind::ParcelTracking as i32);
+        assert_eq!(ids[0].value, "SYN 0001");
+        assert_eq!(ids[1].kind, pb::ConveyanceKind::Flight as i32);
+        for bad in ["MSCU1234567", "boat:X1", ":X1"] {
+            cols[SHIPMENT_IDENTIFIERS] = bad;
+            let err = record_from_columns(2, &cols).unwrap_err();
+            assert_eq!(err.field, "shipment_identifiers", "{bad}");
+        }
+        let mut cols = [""; N_COLUMNS];
+        cols[PERSON_SEX] = "female";
+        cols[PERSON_AGE_BAND] = "25_to_34";
+        let rec = record_from_columns(1, &cols).unwrap();
+        assert_eq!(rec.persons[0].age_band, pb::AgeBand::AgeBand25To34 as i32);
+        assert!(rec.shipment.is_none());
     }
 
     #[test]

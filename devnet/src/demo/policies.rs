@@ -72,6 +72,8 @@ fields = [
   { field = "ballistic_references", treatment = "FIELD_TREATMENT_ALLOW" },
   { field = "ammunition.headstamp", treatment = "FIELD_TREATMENT_ALLOW" },
   { field = "ammunition.lot", treatment = "FIELD_TREATMENT_ALLOW" },
+  { field = "shipment.identifiers", treatment = "FIELD_TREATMENT_ALLOW" },
+  { field = "shipment.online_platform", treatment = "FIELD_TREATMENT_ALLOW" },
 ]
 
 [[rules]]

@@ -331,8 +331,8 @@ pub fn document(own_country: &str) -> Value {
             "purpose": purpose,
             "legal_basis": {"type": "string", "minLength": 1, "pattern": "\\S"}, "case_reference": {"type": "string"},
             "via_hub": {"type": "boolean", "description": "Ask this node's hub to fan the lookup out across the region, sealed end to end; the hub names members that did not answer."},
-            "kind": {"type": "string", "enum": ["", "serial", "ballistic_reference", "headstamp", "ammunition_lot"], "default": "serial",
-                "description": "What serial_number is: a serial number (default; firearm and part serials), a ballistic reference (the identifier of a cartridge case or bullet in a national ballistic system), an ammunition headstamp or an ammunition lot; each is matched only against values of its kind a holder discloses, and manufacturer is then ignored."}}},
+            "kind": {"type": "string", "enum": ["", "serial", "ballistic_reference", "headstamp", "ammunition_lot", "shipment_id"], "default": "serial",
+                "description": "What serial_number is: a serial number (default; firearm and part serials), a ballistic reference (the identifier of a cartridge case or bullet in a national ballistic system), an ammunition headstamp, an ammunition lot, or a shipment identifier (container, air waybill, bill of lading, parcel tracking number, vehicle registration, vessel, flight); each is matched only against values of its kind a holder discloses, and manufacturer is then ignored."}}},
         "Analysis": {"type": "object", "required": ["purpose", "legal_basis"], "additionalProperties": false, "properties": {
             "filter": {"anyOf": [schema_ref("RecordFilter"), {"type": "null"}]},
             "purpose": purpose,

@@ -620,6 +620,13 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ("enum.AGENCY_KIND_MILITARY", "Military", "Armée"),
     ("enum.AGENCY_KIND_OTHER", "Other", "Autre"),
     ("enum.AGENCY_KIND_POLICE", "Police", "Police"),
+    ("enum.AGE_BAND_18_TO_24", "18 to 24", "18 à 24 ans"),
+    ("enum.AGE_BAND_25_TO_34", "25 to 34", "25 à 34 ans"),
+    ("enum.AGE_BAND_35_TO_44", "35 to 44", "35 à 44 ans"),
+    ("enum.AGE_BAND_45_TO_54", "45 to 54", "45 à 54 ans"),
+    ("enum.AGE_BAND_55_TO_64", "55 to 64", "55 à 64 ans"),
+    ("enum.AGE_BAND_65_AND_OVER", "65 and over", "65 ans et plus"),
+    ("enum.AGE_BAND_UNDER_18", "Under 18", "Moins de 18 ans"),
     (
         "enum.AMMUNITION_TYPE_ARMOUR_PIERCING",
         "Armour-piercing",
@@ -831,6 +838,24 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ("enum.MEMBER_STATUS_ACTIVE", "Active", "Actif"),
     ("enum.MEMBER_STATUS_REVOKED", "Revoked", "Révoqué"),
     ("enum.MEMBER_STATUS_SUSPENDED", "Suspended", "Suspendu"),
+    (
+        "enum.PERSON_KIND_LEGAL",
+        "Legal person (company)",
+        "Personne morale (société)",
+    ),
+    (
+        "enum.PERSON_KIND_NATURAL",
+        "Natural person",
+        "Personne physique",
+    ),
+    ("enum.PERSON_ROLE_BROKER", "Broker", "Courtier"),
+    ("enum.PERSON_ROLE_COURIER", "Courier", "Passeur"),
+    ("enum.PERSON_ROLE_OTHER", "Other", "Autre"),
+    ("enum.PERSON_ROLE_OWNER", "Owner", "Propriétaire"),
+    ("enum.PERSON_ROLE_SUSPECT", "Suspect", "Suspect"),
+    ("enum.PERSON_SEX_FEMALE", "Female", "Femme"),
+    ("enum.PERSON_SEX_MALE", "Male", "Homme"),
+    ("enum.PERSON_SEX_OTHER", "Other", "Autre"),
     (
         "enum.PROCEEDINGS_STATUS_ACQUITTAL",
         "Acquittal",
@@ -1103,6 +1128,8 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Concealment method",
         "Méthode de dissimulation",
     ),
+    ("field.consignee", "Consignee", "Destinataire"),
+    ("field.consignor", "Consignor", "Expéditeur"),
     ("field.country", "Country", "Pays"),
     (
         "field.country_of_manufacture",
@@ -1120,6 +1147,7 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Disposition of seized items",
         "Sort des objets saisis",
     ),
+    ("field.listing", "Listing", "Annonce"),
     ("field.locality", "Locality", "Localité"),
     ("field.manufacturer", "Manufacturer", "Fabricant"),
     (
@@ -1134,6 +1162,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Référence nationale",
     ),
     ("field.notes", "Notes", "Remarques"),
+    (
+        "field.online_platform",
+        "Online platform",
+        "Plateforme en ligne",
+    ),
     ("field.part_kind", "Part or component", "Pièce ou élément"),
     (
         "field.part_manufacturer",
@@ -1151,6 +1184,25 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Part serial number",
         "Numéro de série de la pièce",
     ),
+    (
+        "field.person_age_band",
+        "Person: age band",
+        "Personne : tranche d'âge",
+    ),
+    ("field.person_kind", "Person: kind", "Personne : nature"),
+    (
+        "field.person_licence_reference",
+        "Person: licence reference",
+        "Personne : référence de licence",
+    ),
+    ("field.person_name", "Person: name", "Personne : nom"),
+    (
+        "field.person_nationality",
+        "Person: nationality",
+        "Personne : nationalité",
+    ),
+    ("field.person_role", "Person: role", "Personne : rôle"),
+    ("field.person_sex", "Person: sex", "Personne : sexe"),
     (
         "field.proceedings_status",
         "Legal proceedings",
@@ -1174,9 +1226,19 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ),
     ("field.serial_number", "Serial number", "Numéro de série"),
     (
+        "field.shipment_identifiers",
+        "Shipment identifiers",
+        "Identifiants d'expédition",
+    ),
+    (
         "field.transport_mode",
         "Transport mode",
         "Mode de transport",
+    ),
+    (
+        "field.vendor_handle",
+        "Vendor handle",
+        "Pseudonyme du vendeur",
     ),
     ("field.weapon_status", "Weapon status", "État de l'arme"),
     (
@@ -1254,6 +1316,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "import.format.route",
         "Country codes in order, separated by ; e.g. TUR;BGR;FRA",
         "Codes pays dans l'ordre, séparés par ; ex. TUR;BGR;FRA",
+    ),
+    (
+        "import.format.shipment_identifiers",
+        "kind:value pairs separated by ; (kinds: container, air_waybill, bill_of_lading, parcel_tracking, vehicle_registration, vessel, flight)",
+        "Paires nature:valeur séparées par ; (natures : container, air_waybill, bill_of_lading, parcel_tracking, vehicle_registration, vessel, flight)",
     ),
     ("import.format.text", "Free text", "Texte libre"),
     (
@@ -1368,6 +1435,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "lookup.kind_ballistic",
         "Ballistic reference",
         "Référence balistique",
+    ),
+    (
+        "lookup.kind_shipment",
+        "Shipment identifier",
+        "Identifiant d'expédition",
     ),
     ("lookup.member", "Member", "Membre"),
     (
@@ -1613,6 +1685,21 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Quantité de pièces",
     ),
     (
+        "policy_field.persons.age_band",
+        "Person: age band",
+        "Personne : tranche d'âge",
+    ),
+    (
+        "policy_field.persons.kind",
+        "Person: natural or legal",
+        "Personne : physique ou morale",
+    ),
+    (
+        "policy_field.persons.licence_reference",
+        "Person: licence reference",
+        "Personne : référence de licence",
+    ),
+    (
         "policy_field.persons.name",
         "Persons: name",
         "Personnes : nom",
@@ -1627,10 +1714,33 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Persons: role",
         "Personnes : rôle",
     ),
+    ("policy_field.persons.sex", "Person: sex", "Personne : sexe"),
     (
         "policy_field.proceedings_status",
         "Legal proceedings",
         "Procédure judiciaire",
+    ),
+    (
+        "policy_field.shipment.consignee",
+        "Consignee",
+        "Destinataire",
+    ),
+    ("policy_field.shipment.consignor", "Consignor", "Expéditeur"),
+    (
+        "policy_field.shipment.identifiers",
+        "Shipment identifiers",
+        "Identifiants d'expédition",
+    ),
+    ("policy_field.shipment.listing", "Listing", "Annonce"),
+    (
+        "policy_field.shipment.online_platform",
+        "Online platform",
+        "Plateforme en ligne",
+    ),
+    (
+        "policy_field.shipment.vendor_handle",
+        "Vendor handle",
+        "Pseudonyme du vendeur",
     ),
     ("policy_field.tracing", "Tracing status", "État du traçage"),
     (
@@ -1856,9 +1966,19 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Pièces et éléments par type",
     ),
     (
+        "stats.table.persons_by_age_band",
+        "Natural persons involved by age band",
+        "Personnes physiques impliquées par tranche d'âge",
+    ),
+    (
         "stats.table.persons_by_role",
         "Persons involved by role",
         "Personnes impliquées par rôle",
+    ),
+    (
+        "stats.table.persons_by_sex",
+        "Natural persons involved by sex",
+        "Personnes physiques impliquées par sexe",
     ),
     (
         "stats.table.records_by_agency",

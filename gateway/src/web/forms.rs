@@ -39,6 +39,10 @@ pub fn enum_values(prefix: &str) -> Vec<(String, String)> {
             "PROCEEDINGS_STATUS" => pb::ProceedingsStatus::try_from(i).ok()?.as_str_name(),
             "DISPOSITION" => pb::Disposition::try_from(i).ok()?.as_str_name(),
             "AMMUNITION_TYPE" => pb::AmmunitionType::try_from(i).ok()?.as_str_name(),
+            "PERSON_KIND" => pb::PersonKind::try_from(i).ok()?.as_str_name(),
+            "PERSON_ROLE" => pb::PersonRole::try_from(i).ok()?.as_str_name(),
+            "PERSON_SEX" => pb::PersonSex::try_from(i).ok()?.as_str_name(),
+            "AGE_BAND" => pb::AgeBand::try_from(i).ok()?.as_str_name(),
             _ => return None,
         })
     };
@@ -142,6 +146,10 @@ pub const SELECTS: &[(&str, &str)] = &[
     ("proceedings_status", "PROCEEDINGS_STATUS"),
     ("disposition", "DISPOSITION"),
     ("ammunition_type", "AMMUNITION_TYPE"),
+    ("person_kind", "PERSON_KIND"),
+    ("person_role", "PERSON_ROLE"),
+    ("person_sex", "PERSON_SEX"),
+    ("person_age_band", "AGE_BAND"),
 ];
 
 /// The record fields that must be filled.
@@ -276,7 +284,14 @@ mod tests {
         assert_eq!(form_field("ammunition[0].calibre"), "ammunition_calibre");
         assert_eq!(form_field("trafficking.route[2].country"), "route");
         assert_eq!(form_field("national_ref"), "national_ref");
-        assert_eq!(form_field("persons[0].name"), "");
+        assert_eq!(form_field("persons[0].name"), "person_name");
+        assert_eq!(form_field("persons[0].age_band"), "person_age_band");
+        assert_eq!(form_field("persons[1].unknown"), "");
+        assert_eq!(
+            form_field("shipment.identifiers[1].value"),
+            "shipment_identifiers"
+        );
+        assert_eq!(form_field("shipment.vendor_handle"), "vendor_handle");
         assert_eq!(form_field("firearms[0].status"), "weapon_status");
         assert_eq!(
             form_field("ammunition[0].ammunition_type"),
@@ -377,6 +392,16 @@ mod tests {
             ("part_manufacturer", "Synthetic Arms"),
             ("part_quantity", "1"),
             ("part_markings", "SYN;P-1"),
+            ("person_kind", "natural"),
+            ("person_role", "courier"),
+            ("person_name", "Synthetic Person"),
+            ("person_nationality", "NLD"),
+            ("person_sex", "female"),
+            ("person_age_band", "18_to_24"),
+            ("shipment_identifiers", "container:SYNU1234567;flight:SY12"),
+            ("consignor", "Synthetic Export Ltd"),
+            ("online_platform", "synthetic-market.example"),
+            ("vendor_handle", "synthetic_vendor"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))

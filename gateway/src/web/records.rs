@@ -593,6 +593,19 @@ fn merge(mut stored: pb::SeizureRecord, edited: pb::SeizureRecord) -> pb::Seizur
         }
         (None, None) => {}
     }
+    // The form shows the first person and the whole shipment.
+    match (
+        stored.persons.first_mut(),
+        edited.persons.into_iter().next(),
+    ) {
+        (Some(first), Some(new)) => *first = new,
+        (None, Some(new)) => stored.persons.push(new),
+        (Some(_), None) => {
+            stored.persons.remove(0);
+        }
+        (None, None) => {}
+    }
+    stored.shipment = edited.shipment;
     match (stored.parts.first_mut(), edited.parts.into_iter().next()) {
         (Some(first), Some(mut new)) => {
             // The form shows marking texts only: where they are unchanged, keep their locations.
@@ -651,6 +664,8 @@ fn column_help(lang: Lang) -> Vec<ColumnHelp> {
                 "year_of_manufacture" | "ammunition_year" => "import.format.year",
                 "ammunition_quantity" | "part_quantity" => "import.format.quantity",
                 "part_markings" => "import.format.markings",
+                "shipment_identifiers" => "import.format.shipment_identifiers",
+                "person_nationality" => "import.format.country",
                 _ => "import.format.text",
             };
             ColumnHelp {

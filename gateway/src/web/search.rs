@@ -194,6 +194,21 @@ fn describe_hit(lang: Lang, h: &pb::LookupHit) -> String {
             ));
         }
     }
+    if let Some(sh) = &r.shipment {
+        let ids: Vec<&str> = sh.identifiers.iter().map(|i| i.value.as_str()).collect();
+        let shown: Vec<&str> = ids
+            .into_iter()
+            .chain([sh.online_platform.as_str(), sh.vendor_handle.as_str()])
+            .filter(|s| !s.is_empty())
+            .collect();
+        if !shown.is_empty() {
+            parts.push(format!(
+                "{} {}",
+                lang.t("lookup.kind_shipment"),
+                shown.join(", ")
+            ));
+        }
+    }
     if !r.ballistic_references.is_empty() {
         parts.push(format!(
             "{} {}",

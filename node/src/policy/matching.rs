@@ -56,6 +56,8 @@ pub enum Identifier {
     Headstamp,
     /// An ammunition lot or batch (`ammunition.lot`).
     AmmunitionLot,
+    /// A conveyance or shipment identifier of any kind (`shipment.identifiers`).
+    ShipmentId,
 }
 
 impl Identifier {
@@ -65,6 +67,7 @@ impl Identifier {
             pb::LookupKind::BallisticReference => Some(Identifier::BallisticReference),
             pb::LookupKind::Headstamp => Some(Identifier::Headstamp),
             pb::LookupKind::AmmunitionLot => Some(Identifier::AmmunitionLot),
+            pb::LookupKind::ShipmentId => Some(Identifier::ShipmentId),
             pb::LookupKind::Unspecified | pb::LookupKind::Serial => None,
         }
     }
@@ -75,6 +78,7 @@ impl Identifier {
             Identifier::BallisticReference => "ballistic reference",
             Identifier::Headstamp => "headstamp",
             Identifier::AmmunitionLot => "ammunition lot",
+            Identifier::ShipmentId => "shipment identifier",
         }
     }
 
@@ -92,6 +96,12 @@ impl Identifier {
                 .map(|a| a.headstamp.as_str())
                 .collect(),
             Identifier::AmmunitionLot => view.ammunition.iter().map(|a| a.lot.as_str()).collect(),
+            Identifier::ShipmentId => view
+                .shipment
+                .iter()
+                .flat_map(|s| &s.identifiers)
+                .map(|i| i.value.as_str())
+                .collect(),
         }
     }
 }

@@ -440,6 +440,10 @@ fn populated(v: &pb::SeizureRecord) -> HashSet<Field> {
         put(p.role != 0, Field::PersonRole);
         put(!p.nationality.is_empty(), Field::PersonNationality);
         put(!p.name.is_empty(), Field::PersonName);
+        put(p.kind != 0, Field::PersonKind);
+        put(p.sex != 0, Field::PersonSex);
+        put(p.age_band != 0, Field::PersonAgeBand);
+        put(!p.licence_reference.is_empty(), Field::PersonLicence);
     }
     put(!v.case_reference.is_empty(), Field::CaseReference);
     put(v.tracing.is_some(), Field::Tracing);
@@ -450,6 +454,14 @@ fn populated(v: &pb::SeizureRecord) -> HashSet<Field> {
         !v.ballistic_references.is_empty(),
         Field::BallisticReferences,
     );
+    if let Some(sh) = &v.shipment {
+        put(!sh.identifiers.is_empty(), Field::ShipmentIdentifiers);
+        put(!sh.consignor.is_empty(), Field::ShipmentConsignor);
+        put(!sh.consignee.is_empty(), Field::ShipmentConsignee);
+        put(!sh.online_platform.is_empty(), Field::ShipmentPlatform);
+        put(!sh.listing.is_empty(), Field::ShipmentListing);
+        put(!sh.vendor_handle.is_empty(), Field::ShipmentVendorHandle);
+    }
     s
 }
 

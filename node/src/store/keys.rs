@@ -11,6 +11,7 @@
 //! ballistic:    [6] normalised-ballistic-reference [0x00] id
 //! headstamp:    [7] normalised-headstamp [0x00] id
 //! ammo lot:     [8] normalised-lot [0x00] id
+//! shipment id:  [9] normalised-conveyance-identifier [0x00] id
 //! ```
 
 use tracenet_proto::v1 as pb;
@@ -29,6 +30,7 @@ const CONCEALMENT: u8 = 5;
 const BALLISTIC: u8 = 6;
 const HEADSTAMP: u8 = 7;
 const AMMUNITION_LOT: u8 = 8;
+const SHIPMENT: u8 = 9;
 
 /// The index keys (without the id suffix) of a record.
 pub fn index_prefixes(rec: &pb::SeizureRecord) -> Vec<Vec<u8>> {
@@ -57,6 +59,11 @@ pub fn index_prefixes(rec: &pb::SeizureRecord) -> Vec<Vec<u8>> {
         }
         if let Some(s) = serial::normalise(&a.lot) {
             out.push(identifier_key(AMMUNITION_LOT, &s));
+        }
+    }
+    for id in rec.shipment.iter().flat_map(|s| &s.identifiers) {
+        if let Some(s) = serial::normalise(&id.value) {
+            out.push(identifier_key(SHIPMENT, &s));
         }
     }
     if let Some(ev) = &rec.event {
@@ -136,6 +143,7 @@ pub fn query_range(q: &IndexQuery) -> (Vec<u8>, Vec<u8>) {
         IndexQuery::Ballistic(s) => identifier_range(BALLISTIC, s),
         IndexQuery::Headstamp(s) => identifier_range(HEADSTAMP, s),
         IndexQuery::AmmunitionLot(s) => identifier_range(AMMUNITION_LOT, s),
+        IndexQuery::Shipment(s) => identifier_range(SHIPMENT, s),
         IndexQuery::CountryDate { country, from, to } => {
             let mut start = vec![COUNTRY_DATE];
             start.extend_from_slice(&country.as_bytes());
@@ -176,6 +184,7 @@ pub fn key_matches(q: &IndexQuery, key: &[u8]) -> bool {
         | IndexQuery::Ballistic(pattern)
         | IndexQuery::Headstamp(pattern)
         | IndexQuery::AmmunitionLot(pattern)
+        | IndexQuery::Shipment(pattern)
             if pattern.has_wildcards() =>
         {
             let Some(body) = key
@@ -302,6 +311,14 @@ mod tests {
         assert!(start <= key && key < end);
         let (start, end) = query_range(&IndexQuery::Headstamp(lot));
         assert!(!(start <= key && key < end));
+        rec.shipment = Some(pb::ShipmentFacts {
+            identifiers: vec![pb::ConveyanceId {
+                kind: pb::ConveyanceKind::AirWaybill as i32,
+                value: "176-1234 5675".into(),
+            }],
+            ..Default::default()
+        });
+        assert!(index_prefixes(&rec).contains(&b"\x0917612345675\0".to_vec()));
     }
 
     #[test]

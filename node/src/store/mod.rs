@@ -99,6 +99,8 @@ pub enum IndexQuery {
     Headstamp(NormalisedSerial),
     /// Records with an ammunition lot whose normalised lot number matches.
     AmmunitionLot(NormalisedSerial),
+    /// Records with a shipment identifier whose normalised value matches.
+    Shipment(NormalisedSerial),
 }
 
 /// Counts of an atomic batch write.

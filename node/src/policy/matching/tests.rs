@@ -394,6 +394,7 @@ const MATCHABLE: &[&str] = &[
     "ballistic_references",
     "ammunition.headstamp",
     "ammunition.lot",
+    "shipment.identifiers",
 ];
 
 fn arb_fields() -> impl Strategy<Value = Vec<pb::FieldRule>> {
@@ -450,6 +451,15 @@ fn mutate(r: &mut pb::SeizureRecord, which: u8, v: u32) {
         10 => r.ballistic_references.clear(),
         11 => r.ammunition[0].headstamp = format!("QX {:02}", v % 100),
         12 => r.ammunition[0].lot = format!("QX-LOT-{:03}", v % 1000),
+        13 => {
+            r.shipment = Some(pb::ShipmentFacts {
+                identifiers: vec![pb::ConveyanceId {
+                    kind: 1 + (v % 7) as i32,
+                    value: format!("QXU{:07}", v % 10_000_000),
+                }],
+                ..Default::default()
+            })
+        }
         8 => {
             r.firearms[0].manufacturer = ["Synthetic Arms", "Other Works"][(v % 2) as usize].into()
         }
@@ -528,6 +538,16 @@ fn criteria(r: &pb::SeizureRecord, which: u8, v: u32) -> Criteria {
             &format!("QX-LOT-{:03}", v % 1000),
         )
         .unwrap(),
+        15 => Criteria::identifier(
+            Identifier::ShipmentId,
+            r.shipment
+                .as_ref()
+                .and_then(|s| s.identifiers.first())
+                .map_or("SYN-NONE", |i| i.value.as_str()),
+        )
+        .unwrap(),
+        16 => Criteria::identifier(Identifier::ShipmentId, &format!("QXU{:07}", v % 10_000_000))
+            .unwrap(),
         _ => Criteria::serial(&r.firearms[0].serial_number, &r.firearms[0].manufacturer).unwrap(),
     }
 }
@@ -547,9 +567,9 @@ proptest! {
         fields in arb_fields(),
         hit_only in any::<bool>(),
         n in 0u64..5_000,
-        change in 0u8..14,
+        change in 0u8..15,
         v in any::<u32>(),
-        ask in 0u8..16,
+        ask in 0u8..18,
     ) {
         let p = policy_with(fields, hit_only, None);
         let rule = Applicable::find(&p, &ita(), pb::DataClass::Seizure).unwrap();
