@@ -17,8 +17,9 @@ use tracenet_proto::v1 as pb;
 use tracenet_tests::gateway::{Console, TestGateways};
 use tracenet_tests::{ClientCert, NodeSpec, TestFederation};
 
-/// DEU's synthetic policy: FRA (tracing) sees serials, ballistic references and the case facts;
-/// ITA (tracing) sees serials only.
+/// DEU's synthetic policy: FRA (tracing) sees serials, ballistic references, the case facts,
+/// headstamps, lots and shipment identifiers, not the consignor (personal data: a rule may list
+/// it only with the persons data class); ITA (tracing) sees serials only.
 const DEU_POLICY: &str = r#"
 owner_country = "DEU"
 version = 1
@@ -37,6 +38,7 @@ fields = [
   { field = "disposition", treatment = "FIELD_TREATMENT_ALLOW" },
   { field = "ammunition.headstamp", treatment = "FIELD_TREATMENT_ALLOW" },
   { field = "ammunition.lot", treatment = "FIELD_TREATMENT_ALLOW" },
+  { field = "shipment.identifiers", treatment = "FIELD_TREATMENT_ALLOW" },
 ]
 
 [[rules]]
@@ -211,6 +213,49 @@ async fn a_ballistic_reference_recorded_by_one_state_is_found_by_another_where_d
             .hit
     );
 
+    // Shipment identifiers: a container number recorded at DEU, found by FRA written
+    // differently; the consignor (personal data, not granted) stays home.
+    let mut shipped = sample::record(deu(), 5);
+    shipped.shipment = Some(pb::ShipmentFacts {
+        identifiers: vec![pb::ConveyanceId {
+            kind: pb::ConveyanceKind::Container as i32,
+            value: "SYNU 765432-1".into(),
+        }],
+        consignor: "Synthetic Export Ltd".into(),
+        ..Default::default()
+    });
+    fed.admin(DEU)
+        .await
+        .unwrap()
+        .create_record(pb::CreateRecordRequest {
+            record: Some(shipped),
+        })
+        .await
+        .unwrap();
+    let by_container = deu_answer(&fed, FRA, "synu7654321", pb::LookupKind::ShipmentId).await;
+    assert!(by_container.hit, "{by_container:?}");
+    let seen = by_container.hits[0]
+        .disclosed
+        .clone()
+        .unwrap()
+        .shipment
+        .unwrap();
+    assert_eq!(seen.identifiers[0].value, "SYNU 765432-1");
+    assert!(
+        seen.consignor.is_empty(),
+        "personal data left without the persons class"
+    );
+    assert!(
+        !deu_answer(&fed, ITA, "SYNU7654321", pb::LookupKind::ShipmentId)
+            .await
+            .hit
+    );
+    assert!(
+        !deu_answer(&fed, FRA, "SYNU7654321", pb::LookupKind::Serial)
+            .await
+            .hit
+    );
+
     // A peer asking directly with an unknown kind is refused, not answered as a serial.
     let mut client = fed
         .peer_client(DEU, ClientCert::Of(FRA, "node"))
@@ -256,6 +301,12 @@ fn api_record(national_ref: &str) -> Value {
                         "ammunition_type": "AMMUNITION_TYPE_TRACER", "headstamp": "SYN 9MM 21", "lot": "SYN-LOT-21", "year": 2021}],
         "parts": [{"kind": "slide", "serial_number": "SYN-SL-1", "quantity": "1", "manufacturer": "Synthetic Arms",
                    "markings": [{"text": "SYN"}]}],
+        "persons": [{"kind": "PERSON_KIND_LEGAL", "role": "PERSON_ROLE_BROKER", "name": "Synthetic Brokers Ltd",
+                     "nationality": "NLD", "licence_reference": "SYN-BRK-0001"}],
+        "shipment": {"identifiers": [{"kind": "CONVEYANCE_KIND_AIR_WAYBILL", "value": "176-12345675"}],
+                     "consignor": "Synthetic Export Ltd", "consignee": "Synthetic Import Ltd",
+                     "online_platform": "synthetic-market.example", "listing": "https://synthetic-market.example/l/1",
+                     "vendor_handle": "synthetic_vendor"},
         "notes": "Synthetic test record: not real data."
     })
 }
@@ -275,6 +326,8 @@ fn facts(record: &Value) -> Value {
         record["parts"][0]["manufacturer"],
         record["parts"][0]["markings"][0]["text"],
         record["parts"][0]["serial_number"],
+        record["persons"][0],
+        record["shipment"],
     ])
 }
 
@@ -369,10 +422,14 @@ async fn case_facts_round_trip_through_the_api_imports_and_the_console() {
     let c = Console::logged_in(&t.deu.gw.url, "all").await.unwrap();
     let csv = "national_ref,date,country,seizing_agency,seizure_kind,serial_number,marking_condition,weapon_status,proceedings_status,disposition,ballistic_references,\
                ammunition_calibre,ammunition_quantity,ammunition_manufacturer,ammunition_type,ammunition_headstamp,ammunition_lot,ammunition_year,\
-               part_kind,part_serial_number,part_manufacturer,part_quantity,part_markings\n\
+               part_kind,part_serial_number,part_manufacturer,part_quantity,part_markings,\
+               person_kind,person_role,person_name,person_nationality,person_licence_reference,\
+               shipment_identifiers,consignor,consignee,online_platform,listing,vendor_handle\n\
                SYN-CF-CSV,2025-06-01,DEU,customs,seized,SYN-CF-2,intact,printed_3d,prosecution,destroyed,SYN-IBIS-DEU-7,\
                9x19mm,50,Synthetic Ammunition,tracer,SYN 9MM 21,SYN-LOT-21,2021,\
-               slide,SYN-SL-1,Synthetic Arms,1,SYN\n";
+               slide,SYN-SL-1,Synthetic Arms,1,SYN,\
+               legal,broker,Synthetic Brokers Ltd,NLD,SYN-BRK-0001,\
+               air_waybill:176-12345675,Synthetic Export Ltd,Synthetic Import Ltd,synthetic-market.example,https://synthetic-market.example/l/1,synthetic_vendor\n";
     import(&c, "facts.csv", csv).await;
     assert_eq!(facts(&api_by_ref(&t, "SYN-CF-CSV").await), expected);
     let mut line = api_record("SYN-CF-JSONL");
@@ -409,6 +466,17 @@ async fn case_facts_round_trip_through_the_api_imports_and_the_console() {
                 ("part_manufacturer", "Synthetic Arms"),
                 ("part_quantity", "1"),
                 ("part_markings", "SYN"),
+                ("person_kind", "legal"),
+                ("person_role", "broker"),
+                ("person_name", "Synthetic Brokers Ltd"),
+                ("person_nationality", "NLD"),
+                ("person_licence_reference", "SYN-BRK-0001"),
+                ("shipment_identifiers", "air_waybill:176-12345675"),
+                ("consignor", "Synthetic Export Ltd"),
+                ("consignee", "Synthetic Import Ltd"),
+                ("online_platform", "synthetic-market.example"),
+                ("listing", "https://synthetic-market.example/l/1"),
+                ("vendor_handle", "synthetic_vendor"),
             ],
         )
         .await
@@ -428,6 +496,10 @@ async fn case_facts_round_trip_through_the_api_imports_and_the_console() {
         "id=\"v-ammunition_lot\">SYN-LOT-21<",
         "id=\"v-part_serial_number\">SYN-SL-1<",
         "id=\"v-part_markings\">SYN<",
+        "id=\"v-person_kind\">Legal person (company)<",
+        "id=\"v-person_licence_reference\">SYN-BRK-0001<",
+        "id=\"v-shipment_identifiers\">air_waybill:176-12345675<",
+        "id=\"v-vendor_handle\">synthetic_vendor<",
     ] {
         assert!(detail.contains(shown), "{shown} missing:\n{detail}");
     }
@@ -454,6 +526,10 @@ async fn case_facts_round_trip_through_the_api_imports_and_the_console() {
         "{detail}"
     );
     assert!(detail.contains("Références balistiques"), "{detail}");
+    assert!(
+        detail.contains("Personne morale") && detail.contains("Pseudonyme du vendeur"),
+        "{detail}"
+    );
     assert!(
         detail.contains("Marquage du culot") && detail.contains("Traçante"),
         "{detail}"

@@ -293,6 +293,51 @@ fn personal_data_needs_the_persons_class() {
 }
 
 #[test]
+fn consignors_vendors_and_the_new_person_fields_need_the_persons_class() {
+    for name in [
+        "shipment.consignor",
+        "shipment.consignee",
+        "shipment.vendor_handle",
+        "persons.kind",
+        "persons.sex",
+        "persons.age_band",
+        "persons.licence_reference",
+    ] {
+        let r = rule(
+            "p",
+            &["DEU"],
+            &[pb::Purpose::CriminalInvestigation],
+            vec![field(name, pb::FieldTreatment::Allow)],
+        );
+        let err = Policy::parse(pb::SharingPolicy {
+            owner_country: "FRA".into(),
+            version: 1,
+            legal_basis: String::new(),
+            rules: vec![r],
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("DATA_CLASS_PERSONS"),
+            "{name}: {err}"
+        );
+    }
+    // Shipment identifiers and the platform are not personal data.
+    for name in [
+        "shipment.identifiers",
+        "shipment.online_platform",
+        "shipment.listing",
+    ] {
+        let r = rule(
+            "p",
+            &["DEU"],
+            &[pb::Purpose::CriminalInvestigation],
+            vec![field(name, pb::FieldTreatment::Allow)],
+        );
+        policy(vec![r]);
+    }
+}
+
+#[test]
 fn malformed_policies_are_refused_with_the_rule_named() {
     let ok = rule("a", &["DEU"], &[pb::Purpose::Tracing], vec![]);
     let cases: Vec<(pb::PolicyRule, &str)> = vec![
