@@ -204,10 +204,12 @@ fn disclose<T>(
         if withdrawn.contains(&rec.id) {
             continue;
         }
+        // Each record under its own class: a lookup checks loss reports too, under the
+        // owner's rule for loss reports.
         match matching::select(
             holder.policy,
             &requester,
-            pb::DataClass::Seizure,
+            policy::record_class(&rec),
             criteria,
             &rec,
         ) {
@@ -271,7 +273,10 @@ pub fn lookup_limit(
     criteria: &Criteria,
 ) -> Result<usize, SerialRefusal> {
     let requester = asker.requester();
-    let rule = Applicable::find(holder.policy, &requester, pb::DataClass::Seizure).ok();
+    // Partial lookups as the seizure rule allows them, else as the loss-report rule does.
+    let rule = Applicable::find(holder.policy, &requester, pb::DataClass::Seizure)
+        .or_else(|_| Applicable::find(holder.policy, &requester, pb::DataClass::LossReport))
+        .ok();
     match wanted(criteria) {
         Some(w) => matching::check_serial(rule.as_ref(), w),
         None => Ok(MAX_LOOKUP),

@@ -279,7 +279,72 @@ pub fn validate(mut rec: pb::SeizureRecord) -> Result<ValidRecord, Invalid> {
 
     let mut date = None;
     let mut country = None;
+    if rec.loss.is_some() {
+        // A loss report has no seizure event or context; forms and CSV rows send them empty.
+        let blank_event = rec.event.as_ref().is_some_and(|e| {
+            e.date.trim().is_empty()
+                && e.seizing_agency == 0
+                && e.place.as_ref().is_none_or(|p| p.country.trim().is_empty())
+        });
+        if blank_event {
+            rec.event = None;
+        }
+        if rec
+            .context
+            .is_some_and(|x| x.seizure_kind == 0 && x.criminal_context == 0)
+        {
+            rec.context = None;
+        }
+    }
+    if let Some(loss) = rec.loss.as_mut() {
+        if rec.event.is_some() {
+            c.fail(
+                "event",
+                "a loss report has no seizure event: give the date and place of the loss",
+            );
+        }
+        if rec.context.is_some() {
+            c.fail("context", "a loss report has no seizure context");
+        }
+        c.enum_value::<pb::LossKind>("loss.kind", loss.kind, true);
+        c.enum_value::<pb::LossSource>("loss.source", loss.source, true);
+        loss.date = loss.date.trim().to_owned();
+        date = Date::parse(&loss.date);
+        if date.is_none() {
+            c.fail("loss.date", "must be a date as YYYY-MM-DD");
+        }
+        match loss.place.as_mut() {
+            None => c.fail("loss.place", "is required (at least the country)"),
+            Some(p) => {
+                country = c.country("loss.place.country", &mut p.country, true);
+                c.text("loss.place.region", &mut p.region, MAX_SHORT, false);
+                c.text("loss.place.locality", &mut p.locality, MAX_SHORT, false);
+                c.text(
+                    "loss.place.border_crossing_point",
+                    &mut p.border_crossing_point,
+                    MAX_SHORT,
+                    false,
+                );
+                if p.latitude.is_some() || p.longitude.is_some() {
+                    c.fail("loss.place", "coordinates are not recorded for a loss");
+                }
+            }
+        }
+        c.text(
+            "loss.circumstances",
+            &mut loss.circumstances,
+            MAX_TEXT,
+            true,
+        );
+        c.text(
+            "loss.reporting_agency",
+            &mut loss.reporting_agency,
+            MAX_SHORT,
+            false,
+        );
+    }
     match rec.event.as_mut() {
+        None if rec.loss.is_some() => {}
         None => c.fail("event", "is required (date, place, seizing agency)"),
         Some(ev) => {
             ev.date = ev.date.trim().to_owned();
@@ -321,6 +386,7 @@ pub fn validate(mut rec: pb::SeizureRecord) -> Result<ValidRecord, Invalid> {
     }
 
     match rec.context.as_ref() {
+        None if rec.loss.is_some() => {}
         None => c.fail("context", "is required (seizure kind)"),
         Some(ctx) => {
             c.enum_value::<pb::CriminalContext>(
@@ -807,6 +873,40 @@ mod tests {
                 .iter()
                 .any(|f| f.starts_with("shipment.identifiers[1]"))
         );
+    }
+
+    #[test]
+    fn a_loss_report_has_loss_facts_instead_of_an_event() {
+        let fra = CountryCode::parse("FRA").unwrap();
+        let v = validate(sample::loss_report(fra, 3)).unwrap();
+        assert_eq!(v.country(), fra);
+        assert!(v.record().event.is_none() && v.record().context.is_none());
+        // Blank event and context (as a form or CSV row sends them) are dropped.
+        let mut rec = sample::loss_report(fra, 4);
+        rec.event = Some(pb::SeizureEvent {
+            place: Some(pb::Place::default()),
+            ..Default::default()
+        });
+        rec.context = Some(pb::SeizureContext::default());
+        assert!(validate(rec).unwrap().record().event.is_none());
+        // A loss report with a seizure event, or without its facts, is refused field by field.
+        let mut rec = sample::loss_report(fra, 5);
+        rec.event = sample::record(fra, 5).event;
+        rec.loss = Some(pb::LossReport {
+            date: "2025-02-30".into(),
+            ..Default::default()
+        });
+        let Invalid(errors) = validate(rec).unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        for f in [
+            "event",
+            "loss.kind",
+            "loss.source",
+            "loss.date",
+            "loss.place",
+        ] {
+            assert!(fields.contains(&f), "{f} missing from {fields:?}");
+        }
     }
 
     #[test]

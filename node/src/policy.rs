@@ -126,6 +126,18 @@ pub enum Field {
     PersonAgeBand,
     /// `persons.licence_reference` (needs the persons data class).
     PersonLicence,
+    /// `loss.kind` (lost, stolen, diverted).
+    LossKind,
+    /// `loss.source` (State stockpile, dealer, carrier, private owner, ...).
+    LossSource,
+    /// `loss.date` (generalisable to month or year).
+    LossDate,
+    /// `loss.place` (generalisable to region or country).
+    LossPlace,
+    /// `loss.circumstances`.
+    LossCircumstances,
+    /// `loss.reporting_agency`.
+    LossReportingAgency,
 }
 
 /// Every field, with its name in policies.
@@ -191,9 +203,15 @@ pub const FIELDS: &[(Field, &str)] = &[
     (Field::PersonSex, "persons.sex"),
     (Field::PersonAgeBand, "persons.age_band"),
     (Field::PersonLicence, "persons.licence_reference"),
+    (Field::LossKind, "loss.kind"),
+    (Field::LossSource, "loss.source"),
+    (Field::LossDate, "loss.date"),
+    (Field::LossPlace, "loss.place"),
+    (Field::LossCircumstances, "loss.circumstances"),
+    (Field::LossReportingAgency, "loss.reporting_agency"),
 ];
 
-const N_FIELDS: usize = 52;
+const N_FIELDS: usize = 58;
 
 impl Field {
     /// The field's name in policies.
@@ -226,12 +244,16 @@ impl Field {
         use pb::Generalisation as G;
         matches!(
             (self, g),
-            (Field::EventDate, G::DateToMonth | G::DateToYear)
-                | (Field::EventPlace, G::PlaceToRegion | G::PlaceToCountry)
-                | (
-                    Field::AmmunitionQuantity | Field::PartsQuantity,
-                    G::QuantityToBand
-                )
+            (
+                Field::EventDate | Field::LossDate,
+                G::DateToMonth | G::DateToYear
+            ) | (
+                Field::EventPlace | Field::LossPlace,
+                G::PlaceToRegion | G::PlaceToCountry
+            ) | (
+                Field::AmmunitionQuantity | Field::PartsQuantity,
+                G::QuantityToBand
+            )
         )
     }
 }
@@ -659,13 +681,38 @@ impl<'a> Applicable<'a> {
     }
 }
 
-/// Applies the owner's policy to one record for one requester. Deny by default.
+/// The data class a record is shared under: a loss report (`loss` set) under
+/// `DATA_CLASS_LOSS_REPORT`, every other record under `DATA_CLASS_SEIZURE`.
+pub fn record_class(record: &pb::SeizureRecord) -> pb::DataClass {
+    if record.loss.is_some() {
+        pb::DataClass::LossReport
+    } else {
+        pb::DataClass::Seizure
+    }
+}
+
+/// The denial of a record asked for under a class it is not shared under (a loss report under
+/// a seizure rule, or the other way round): as if no rule covered it.
+pub(crate) fn wrong_class(policy: &Policy, requester: &Requester, class: pb::DataClass) -> Denial {
+    Denial::NoRule {
+        version: policy.version,
+        requester: requester.affiliation.to_string(),
+        purpose: requester.purpose.as_str_name().to_owned(),
+        class: class.as_str_name().to_owned(),
+    }
+}
+
+/// Applies the owner's policy to one record for one requester. Deny by default; a record is
+/// disclosed only under its own class ([`record_class`]).
 pub fn evaluate(
     policy: &Policy,
     requester: &Requester,
     class: pb::DataClass,
     record: &pb::SeizureRecord,
 ) -> Result<Disclosure, Denial> {
+    if record_class(record) != class {
+        return Err(wrong_class(policy, requester, class));
+    }
     let rule = Applicable::find(policy, requester, class)?;
     let (view, redacted) = rule.view(record);
     Ok(rule.disclosure(view, redacted))
@@ -1042,6 +1089,52 @@ fn project(
                 },
             })
             .collect();
+    }
+
+    if let Some(loss) = &rec.loss {
+        // The view of a loss report always says it is one: the rule that discloses it is a
+        // rule for loss reports.
+        let mut x = pb::LossReport::default();
+        if allow(on(Field::LossKind, loss.kind != 0)) {
+            x.kind = loss.kind;
+        }
+        if allow(on(Field::LossSource, loss.source != 0)) {
+            x.source = loss.source;
+        }
+        match on(Field::LossDate, !loss.date.is_empty()) {
+            Some(Treatment::Allow) => x.date = loss.date.clone(),
+            Some(Treatment::Generalise(g)) => x.date = generalise_date(&loss.date, g),
+            _ => {}
+        }
+        if let Some(p) = &loss.place {
+            match on(Field::LossPlace, true) {
+                Some(Treatment::Allow) => x.place = Some(p.clone()),
+                Some(Treatment::Generalise(pb::Generalisation::PlaceToRegion)) => {
+                    x.place = Some(pb::Place {
+                        country: p.country.clone(),
+                        region: p.region.clone(),
+                        ..Default::default()
+                    })
+                }
+                Some(Treatment::Generalise(_)) => {
+                    x.place = Some(pb::Place {
+                        country: p.country.clone(),
+                        ..Default::default()
+                    })
+                }
+                _ => {}
+            }
+        }
+        if allow(on(Field::LossCircumstances, !loss.circumstances.is_empty())) {
+            x.circumstances = loss.circumstances.clone();
+        }
+        if allow(on(
+            Field::LossReportingAgency,
+            !loss.reporting_agency.is_empty(),
+        )) {
+            x.reporting_agency = loss.reporting_agency.clone();
+        }
+        out.loss = Some(x);
     }
 
     if let Some(sh) = &rec.shipment {

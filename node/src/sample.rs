@@ -181,6 +181,45 @@ pub fn record(country: CountryCode, n: u64) -> pb::SeizureRecord {
         disposition,
         ballistic_references: ballistic_reference(country, n).into_iter().collect(),
         shipment: shipment(country, n, mode),
+        loss: None,
+    }
+}
+
+/// The serial number of the firearm in sample loss report `n` of `country`.
+pub fn loss_serial(country: CountryCode, n: u64) -> String {
+    format!("SYN-LOSS-{}-{n:05}", country.as_str())
+}
+
+/// Synthetic loss report `n` of `country`: one pistol lost, stolen or diverted from a dealer,
+/// a carrier, a private owner or a State stockpile.
+pub fn loss_report(country: CountryCode, n: u64) -> pb::SeizureRecord {
+    let r = mix(seed(country) ^ n.rotate_left(13) ^ 0x1055);
+    let month = 1 + (r % 12);
+    let day = 1 + ((r >> 4) % 28);
+    pb::SeizureRecord {
+        national_ref: format!("SYN-LOSS-{}-{n:05}", country.as_str()),
+        firearms: vec![pb::FirearmIdentification {
+            serial_number: loss_serial(country, n),
+            manufacturer: pick(MANUFACTURERS, r >> 8).to_owned(),
+            category: pb::WeaponCategory::RevolverOrSelfLoadingPistol as i32,
+            calibre: "9x19mm".into(),
+            marking_condition: pb::MarkingCondition::Intact as i32,
+            ..Default::default()
+        }],
+        loss: Some(pb::LossReport {
+            kind: 1 + ((r >> 16) % 3) as i32,
+            source: 1 + ((r >> 20) % 4) as i32,
+            date: format!("2025-{month:02}-{day:02}"),
+            place: Some(pb::Place {
+                country: country.as_str().to_owned(),
+                region: format!("Synthetic region {}", 1 + (r >> 24) % 9),
+                ..Default::default()
+            }),
+            circumstances: "Synthetic loss report: not real data.".into(),
+            reporting_agency: "Synthetic police station".into(),
+        }),
+        notes: "Synthetic sample record: not real data.".into(),
+        ..Default::default()
     }
 }
 

@@ -307,6 +307,9 @@ pub fn select(
     criteria: &Criteria,
     record: &pb::SeizureRecord,
 ) -> Selection {
+    if super::record_class(record) != class {
+        return Selection::Denied(super::wrong_class(policy, requester, class));
+    }
     match Applicable::find(policy, requester, class) {
         Err(denial) => Selection::Denied(denial),
         Ok(rule) => select_under(&rule, criteria, record),

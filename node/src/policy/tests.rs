@@ -293,6 +293,46 @@ fn personal_data_needs_the_persons_class() {
 }
 
 #[test]
+fn a_loss_report_is_disclosed_only_under_a_loss_report_rule() {
+    let loss = sample::loss_report(c("FRA"), 2);
+    let q = requester("DEU", pb::Purpose::CriminalInvestigation);
+    let seizure_rule = rule(
+        "s",
+        &["DEU"],
+        &[pb::Purpose::CriminalInvestigation],
+        vec![field("firearms.serial_number", pb::FieldTreatment::Allow)],
+    );
+    let p = policy(vec![seizure_rule.clone()]);
+    assert!(evaluate(&p, &q, pb::DataClass::Seizure, &loss).is_err());
+    assert!(evaluate(&p, &q, pb::DataClass::LossReport, &loss).is_err());
+    let mut loss_rule = rule(
+        "l",
+        &["DEU"],
+        &[pb::Purpose::CriminalInvestigation],
+        vec![
+            field("firearms.serial_number", pb::FieldTreatment::Allow),
+            field("loss.kind", pb::FieldTreatment::Allow),
+            generalise("loss.date", pb::Generalisation::DateToMonth),
+        ],
+    );
+    loss_rule.data_classes = vec![pb::DataClass::LossReport as i32];
+    let p = policy(vec![loss_rule]);
+    let d = evaluate(&p, &q, pb::DataClass::LossReport, &loss).unwrap();
+    let seen = d.view.loss.unwrap();
+    assert_eq!(seen.kind, loss.loss.as_ref().unwrap().kind);
+    assert_eq!(
+        seen.date.len(),
+        7,
+        "generalised to the month: {}",
+        seen.date
+    );
+    assert!(seen.place.is_none() && seen.circumstances.is_empty());
+    // A seizure is never disclosed under the loss-report rule.
+    assert!(evaluate(&p, &q, pb::DataClass::Seizure, &record()).is_err());
+    assert!(evaluate(&p, &q, pb::DataClass::LossReport, &record()).is_err());
+}
+
+#[test]
 fn consignors_vendors_and_the_new_person_fields_need_the_persons_class() {
     for name in [
         "shipment.consignor",
@@ -499,6 +539,14 @@ fn populated(v: &pb::SeizureRecord) -> HashSet<Field> {
         !v.ballistic_references.is_empty(),
         Field::BallisticReferences,
     );
+    if let Some(l) = &v.loss {
+        put(l.kind != 0, Field::LossKind);
+        put(l.source != 0, Field::LossSource);
+        put(!l.date.is_empty(), Field::LossDate);
+        put(l.place.is_some(), Field::LossPlace);
+        put(!l.circumstances.is_empty(), Field::LossCircumstances);
+        put(!l.reporting_agency.is_empty(), Field::LossReportingAgency);
+    }
     if let Some(sh) = &v.shipment {
         put(!sh.identifiers.is_empty(), Field::ShipmentIdentifiers);
         put(!sh.consignor.is_empty(), Field::ShipmentConsignor);

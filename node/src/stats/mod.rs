@@ -730,6 +730,10 @@ pub fn seizure_table(spec: &TableSpec, period: Period, records: &[pb::SeizureRec
         }
     }
     for record in records {
+        // Loss reports are not seizures: no table counts them.
+        if record.loss.is_some() {
+            continue;
+        }
         let Some((y, m)) = event_date(record) else {
             continue;
         };

@@ -319,6 +319,30 @@ fn headstamp_and_lot_lookups_match_only_their_own_disclosed_kind() {
 }
 
 #[test]
+fn a_serial_lookup_checks_loss_reports_under_their_own_rule() {
+    let loss = sample::loss_report(country("FRA"), 7);
+    let c = Criteria::serial(&loss.firearms[0].serial_number, "").unwrap();
+    let p = policy_with(vec![allow("firearms.serial_number")], false, None);
+    // A seizure rule never selects a loss report, whatever it discloses.
+    assert!(matches!(
+        select(&p, &ita(), pb::DataClass::Seizure, &c, &loss),
+        Selection::Denied(_)
+    ));
+    assert!(matches!(
+        select(&p, &ita(), pb::DataClass::LossReport, &c, &loss),
+        Selection::Denied(_)
+    ));
+    let mut source = p.source().clone();
+    source.rules[0].data_classes = vec![pb::DataClass::LossReport as i32];
+    let p = Policy::parse(source).unwrap();
+    assert!(!hit(&p, &c, &loss), "asked as a seizure");
+    assert!(matches!(
+        select(&p, &ita(), pb::DataClass::LossReport, &c, &loss),
+        Selection::Hit(_)
+    ));
+}
+
+#[test]
 fn partial_lookups_need_a_rule_that_allows_them_and_a_long_enough_prefix() {
     let exact = serial::normalise("AB123456").unwrap();
     let stars = serial::normalise("********").unwrap();
