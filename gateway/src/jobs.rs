@@ -211,6 +211,19 @@ pub fn column_of(path: &str) -> String {
             String::new()
         };
     }
+    if let Some(rest) = path.strip_prefix("loss") {
+        return match rest.rsplit('.').next().unwrap_or("") {
+            "kind" => "loss_kind",
+            "source" => "loss_source",
+            "date" => "loss_date",
+            "region" => "loss_region",
+            "locality" => "loss_locality",
+            "circumstances" => "loss_circumstances",
+            "reporting_agency" => "reporting_agency",
+            _ => "loss_country",
+        }
+        .into();
+    }
     if path.starts_with("shipment.identifiers") {
         return "shipment_identifiers".into();
     }

@@ -55,7 +55,7 @@ pub struct Row {
 }
 
 /// How many columns [`CSV_COLUMNS`] has (the size of the cell arrays rows are read into).
-pub const N_COLUMNS: usize = 52;
+pub const N_COLUMNS: usize = 60;
 
 /// One row's cells, in [`CSV_COLUMNS`] order.
 pub type Columns<'a> = [&'a str; N_COLUMNS];
@@ -68,6 +68,8 @@ pub type Columns<'a> = [&'a str; N_COLUMNS];
 /// component (`part_markings` lists marking texts separated by `;`; an empty `part_quantity`
 /// is one part); the `person_*` columns one person (natural or legal); `shipment_identifiers`
 /// lists `kind:value` pairs separated by `;` (`container:MSCU1234567;air_waybill:176-12345675`).
+/// A row with any `loss_*` column (or `reporting_agency`) is a loss report: its seizure columns
+/// (`date`, `country`, `seizing_agency`, `seizure_kind`) stay empty.
 pub const CSV_COLUMNS: &[&str] = &[
     "national_ref",
     "date",
@@ -121,6 +123,14 @@ pub const CSV_COLUMNS: &[&str] = &[
     "online_platform",
     "listing",
     "vendor_handle",
+    "loss_kind",
+    "loss_source",
+    "loss_date",
+    "loss_country",
+    "loss_region",
+    "loss_locality",
+    "loss_circumstances",
+    "reporting_agency",
 ];
 
 const _: () = assert!(CSV_COLUMNS.len() == N_COLUMNS);
@@ -153,6 +163,14 @@ const CONSIGNEE: usize = 48;
 const ONLINE_PLATFORM: usize = 49;
 const LISTING: usize = 50;
 const VENDOR_HANDLE: usize = 51;
+const LOSS_KIND: usize = 52;
+const LOSS_SOURCE: usize = 53;
+const LOSS_DATE: usize = 54;
+const LOSS_COUNTRY: usize = 55;
+const LOSS_REGION: usize = 56;
+const LOSS_LOCALITY: usize = 57;
+const LOSS_CIRCUMSTANCES: usize = 58;
+const REPORTING_AGENCY: usize = 59;
 
 /// The conveyance identifiers of a `kind:value;kind:value` cell.
 fn conveyance_ids(line: u64, cell: &str) -> Result<Vec<pb::ConveyanceId>, pb::RowError> {
@@ -415,6 +433,27 @@ pub fn record_from_columns(line: u64, c: &Columns) -> Result<pb::SeizureRecord, 
             vendor_handle: s(VENDOR_HANDLE),
         })
     };
+    let loss = if (LOSS_KIND..=REPORTING_AGENCY).all(|i| c[i].is_empty()) {
+        None
+    } else {
+        Some(pb::LossReport {
+            kind: enum_value(line, "loss_kind", c[LOSS_KIND], "LOSS_KIND", |n| {
+                pb::LossKind::from_str_name(n).map(|v| v as i32)
+            })?,
+            source: enum_value(line, "loss_source", c[LOSS_SOURCE], "LOSS_SOURCE", |n| {
+                pb::LossSource::from_str_name(n).map(|v| v as i32)
+            })?,
+            date: s(LOSS_DATE),
+            place: Some(pb::Place {
+                country: s(LOSS_COUNTRY),
+                region: s(LOSS_REGION),
+                locality: s(LOSS_LOCALITY),
+                ..Default::default()
+            }),
+            circumstances: s(LOSS_CIRCUMSTANCES),
+            reporting_agency: s(REPORTING_AGENCY),
+        })
+    };
     let route = c[19]
         .split(';')
         .map(str::trim)
@@ -467,6 +506,7 @@ pub fn record_from_columns(line: u64, c: &Columns) -> Result<pb::SeizureRecord, 
         parts,
         persons,
         shipment,
+        loss,
         ammunition,
         trafficking: has_trafficking.then(|| pb::TraffickingFacts {
             route,
@@ -517,6 +557,8 @@ pub fn columns_of(r: &pb::SeizureRecord) -> Vec<String> {
     let part = r.parts.first().cloned().unwrap_or_default();
     let person = r.persons.first().cloned().unwrap_or_default();
     let sh = r.shipment.clone().unwrap_or_default();
+    let loss = r.loss.clone().unwrap_or_default();
+    let loss_place = loss.place.clone().unwrap_or_default();
     let t = r.trafficking.clone().unwrap_or_default();
     let e = |name: Option<&str>, prefix: &str| match name {
         Some(n) if !n.ends_with("_UNSPECIFIED") => short_name(n, prefix),
@@ -674,6 +716,24 @@ pub fn columns_of(r: &pb::SeizureRecord) -> Vec<String> {
         sh.online_platform.clone(),
         sh.listing.clone(),
         sh.vendor_handle.clone(),
+        e(
+            pb::LossKind::try_from(loss.kind)
+                .ok()
+                .map(|v| v.as_str_name()),
+            "LOSS_KIND",
+        ),
+        e(
+            pb::LossSource::try_from(loss.source)
+                .ok()
+                .map(|v| v.as_str_name()),
+            "LOSS_SOURCE",
+        ),
+        loss.date.clone(),
+        loss_place.country.clone(),
+        loss_place.region.clone(),
+        loss_place.locality.clone(),
+        loss.circumstances.clone(),
+        loss.reporting_agency.clone(),
     ]
 }
 
@@ -737,6 +797,14 @@ mod tests {
             "synthetic-market.example",
             "https://synthetic-market.example/listing/1",
             "synthetic_vendor",
+            "stolen",
+            "dealer",
+            "2025-01-02",
+            "FRA",
+            "Synthetic region",
+            "Synthetic town",
+            "Synthetic break-in",
+            "Synthetic police station",
         ];
         let rec = record_from_columns(0, &cols).unwrap();
         let back = columns_of(&rec);
@@ -764,6 +832,32 @@ mod tests {
             assert_eq!(err.field, name);
             assert_eq!(CSV_COLUMNS[at], name);
         }
+    }
+
+    #[test]
+    fn a_row_with_loss_columns_is_a_loss_report() {
+        let mut cols = [""; N_COLUMNS];
+        cols[0] = "SYN-L-1";
+        cols[9] = "SN-1";
+        cols[LOSS_KIND] = "diverted";
+        cols[LOSS_SOURCE] = "state_stockpile";
+        cols[LOSS_DATE] = "2025-01-02";
+        cols[LOSS_COUNTRY] = "FRA";
+        let rec = record_from_columns(1, &cols).unwrap();
+        let loss = rec.loss.unwrap();
+        assert_eq!(loss.kind, pb::LossKind::Diverted as i32);
+        assert_eq!(loss.source, pb::LossSource::StateStockpile as i32);
+        cols[LOSS_SOURCE] = "neighbour";
+        assert_eq!(
+            record_from_columns(1, &cols).unwrap_err().field,
+            "loss_source"
+        );
+        assert!(
+            record_from_columns(1, &[""; N_COLUMNS])
+                .unwrap()
+                .loss
+                .is_none()
+        );
     }
 
     #[test]

@@ -42,6 +42,18 @@ fields = [
 ]
 
 [[rules]]
+id = "fra-losses"
+purposes = ["PURPOSE_TRACING"]
+data_classes = ["DATA_CLASS_LOSS_REPORT"]
+audience = { countries = ["FRA"] }
+fields = [
+  { field = "firearms.serial_number", treatment = "FIELD_TREATMENT_ALLOW" },
+  { field = "loss.kind", treatment = "FIELD_TREATMENT_ALLOW" },
+  { field = "loss.source", treatment = "FIELD_TREATMENT_ALLOW" },
+  { field = "loss.date", treatment = "FIELD_TREATMENT_GENERALISE", generalisation = "GENERALISATION_DATE_TO_MONTH" },
+]
+
+[[rules]]
 id = "ita-serials"
 purposes = ["PURPOSE_TRACING"]
 data_classes = ["DATA_CLASS_SEIZURE"]
@@ -94,6 +106,76 @@ async fn deu_answer(
         .into_iter()
         .find(|a| a.node_id == "DEU-CUS")
         .expect("DEU-CUS answers")
+}
+
+#[tokio::test]
+async fn a_weapon_reported_stolen_in_one_state_is_found_by_anothers_lookup_as_its_rule_allows() {
+    let fed = TestFederation::start_specs(&[
+        NodeSpec::new("FRA-POL"),
+        NodeSpec::new("DEU-CUS").with_policy(DEU_POLICY),
+        NodeSpec::new("ITA-POL"),
+    ])
+    .await
+    .unwrap();
+    let mut report = sample::loss_report(deu(), 3);
+    let loss = report.loss.as_mut().unwrap();
+    loss.kind = pb::LossKind::Stolen as i32;
+    loss.source = pb::LossSource::Dealer as i32;
+    loss.date = "2025-03-14".into();
+    fed.admin(DEU)
+        .await
+        .unwrap()
+        .create_record(pb::CreateRecordRequest {
+            record: Some(report.clone()),
+        })
+        .await
+        .unwrap();
+    let serial = report.firearms[0]
+        .serial_number
+        .to_lowercase()
+        .replace('-', " ");
+
+    // FRA's lookup finds it under DEU's loss-report rule: stolen from a dealer, in March 2025.
+    let a = deu_answer(&fed, FRA, &serial, pb::LookupKind::Serial).await;
+    assert!(a.hit, "{a:?}");
+    let hit = &a.hits[0];
+    assert_eq!(hit.policy_rule, "fra-losses");
+    let seen = hit.disclosed.clone().unwrap().loss.unwrap();
+    assert_eq!(seen.kind, pb::LossKind::Stolen as i32);
+    assert_eq!(seen.source, pb::LossSource::Dealer as i32);
+    assert_eq!(seen.date, "2025-03", "generalised to the month");
+    assert!(seen.circumstances.is_empty() && seen.place.is_none());
+
+    // ITA's rule is for seizures: the loss report is no hit for it, though it shares serials.
+    let ita = deu_answer(&fed, ITA, &serial, pb::LookupKind::Serial).await;
+    assert!(!ita.hit && ita.hits.is_empty(), "{ita:?}");
+    // FRA's query for seizures never returns it as one (its seizure rule does not cover it).
+    let q = fed
+        .admin(FRA)
+        .await
+        .unwrap()
+        .federated_query(pb::FederatedQueryRequest {
+            inquiry: lookup("x", pb::LookupKind::Serial).inquiry,
+            filter: Some(pb::RecordFilter::default()),
+            limit_per_peer: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let leaked = q
+        .answers
+        .iter()
+        .flat_map(|a| &a.records)
+        .filter_map(|r| r.record.as_ref())
+        .any(|r| {
+            r.firearms
+                .iter()
+                .any(|f| f.serial_number == report.firearms[0].serial_number)
+                && r.loss.is_none()
+        });
+    assert!(!leaked, "a loss report was disclosed as a seizure");
+    fed.shutdown().await.unwrap();
 }
 
 #[tokio::test]

@@ -272,6 +272,50 @@ pub async fn scenario(fed: &mut DevFederation, out: &mut String) -> Result<(), D
         || format!("DEU-CUS should answer the ballistic lookup: {found:?}"),
     )?;
 
+    // 1c. A weapon reported stolen: FRA looks up a serial DEU holds a loss report for; DEU's
+    // rule for loss reports tells FRA what happened, from whom and when.
+    let missing = sample::loss_serial(deu_country, 1);
+    let found = fra
+        .federated_lookup(pb::FederatedLookupRequest {
+            inquiry: inquiry(pb::AgencyKind::Police, pb::Purpose::Tracing),
+            serial_number: missing.to_lowercase(),
+            ..Default::default()
+        })
+        .await
+        .map_err(call("federated lookup from FRA-POL"))?
+        .into_inner();
+    let reported = found
+        .answers
+        .iter()
+        .find(|a| a.node_id == "DEU-CUS")
+        .and_then(|a| a.hits.first())
+        .and_then(|h| h.disclosed.as_ref())
+        .and_then(|d| d.loss.clone());
+    let _ = writeln!(
+        out,
+        "hit/no-hit lookup by FRA-POL for serial '{missing}': DEU-CUS answers {}",
+        reported.as_ref().map_or("no hit".to_owned(), |l| format!(
+            "{} from {} on {}",
+            pb::LossKind::try_from(l.kind)
+                .map(|k| k
+                    .as_str_name()
+                    .trim_start_matches("LOSS_KIND_")
+                    .to_lowercase())
+                .unwrap_or_default(),
+            pb::LossSource::try_from(l.source)
+                .map(|s| s
+                    .as_str_name()
+                    .trim_start_matches("LOSS_SOURCE_")
+                    .to_lowercase())
+                .unwrap_or_default(),
+            l.date
+        ))
+    );
+    check(
+        reported.is_some_and(|l| l.kind != 0 && !l.date.is_empty()),
+        || format!("DEU-CUS should report the weapon missing: {found:?}"),
+    )?;
+
     // 1b. "Hit only": ITA-POL's rule for FRA answers that it holds a weapon, and whom to ask,
     // and nothing of the record.
     let ita_country = CountryCode::parse("ITA").map_err(|e| DemoError::Check(e.to_string()))?;

@@ -192,6 +192,14 @@ async fn load_samples(fed: &DevFederation, per_node: u64) -> Result<(), DemoErro
                 .map_err(call(format!("loading sample data into {}", node.id)))?;
             n = end;
         }
+        // A few synthetic loss reports too, so lookups find weapons reported lost or stolen.
+        client
+            .import_batch(pb::ImportBatchRequest {
+                records: (0..5).map(|k| sample::loss_report(country, k)).collect(),
+                ..Default::default()
+            })
+            .await
+            .map_err(call(format!("loading loss reports into {}", node.id)))?;
     }
     Ok(())
 }

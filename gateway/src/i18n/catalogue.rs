@@ -771,6 +771,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ("enum.CRIMINAL_CONTEXT_OTHER", "Other", "Autre"),
     ("enum.CRIMINAL_CONTEXT_TERRORISM", "Terrorism", "Terrorisme"),
     (
+        "enum.DATA_CLASS_LOSS_REPORT",
+        "Loss and theft reports",
+        "Signalements de perte et de vol",
+    ),
+    (
         "enum.DATA_CLASS_PERSONS",
         "Personal data",
         "Données personnelles",
@@ -800,6 +805,43 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "généralisé",
     ),
     ("enum.FIELD_TREATMENT_REDACT", "withheld", "non communiqué"),
+    (
+        "enum.LOSS_KIND_DIVERTED",
+        "Reported diverted",
+        "Signalée détournée",
+    ),
+    ("enum.LOSS_KIND_LOST", "Reported lost", "Signalée perdue"),
+    ("enum.LOSS_KIND_STOLEN", "Reported stolen", "Signalée volée"),
+    (
+        "enum.LOSS_SOURCE_CARRIER",
+        "from a carrier",
+        "chez un transporteur",
+    ),
+    (
+        "enum.LOSS_SOURCE_DEALER",
+        "from a dealer",
+        "chez un armurier",
+    ),
+    (
+        "enum.LOSS_SOURCE_MANUFACTURER",
+        "from a manufacturer",
+        "chez un fabricant",
+    ),
+    (
+        "enum.LOSS_SOURCE_OTHER",
+        "from another holder",
+        "chez un autre détenteur",
+    ),
+    (
+        "enum.LOSS_SOURCE_PRIVATE_OWNER",
+        "from a private owner",
+        "chez un particulier",
+    ),
+    (
+        "enum.LOSS_SOURCE_STATE_STOCKPILE",
+        "from a State stockpile",
+        "d'un stock de l'État",
+    ),
     ("enum.MARKING_CONDITION_ALTERED", "Altered", "Altéré"),
     ("enum.MARKING_CONDITION_INTACT", "Intact", "Intact"),
     (
@@ -1149,6 +1191,37 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ),
     ("field.listing", "Listing", "Annonce"),
     ("field.locality", "Locality", "Localité"),
+    (
+        "field.loss_circumstances",
+        "Loss report: circumstances",
+        "Signalement : circonstances",
+    ),
+    (
+        "field.loss_country",
+        "Loss report: country",
+        "Signalement : pays",
+    ),
+    ("field.loss_date", "Loss report: date", "Signalement : date"),
+    (
+        "field.loss_kind",
+        "Loss report: what happened",
+        "Signalement : nature",
+    ),
+    (
+        "field.loss_locality",
+        "Loss report: locality",
+        "Signalement : localité",
+    ),
+    (
+        "field.loss_region",
+        "Loss report: region",
+        "Signalement : région",
+    ),
+    (
+        "field.loss_source",
+        "Loss report: taken from",
+        "Signalement : détenteur",
+    ),
     ("field.manufacturer", "Manufacturer", "Fabricant"),
     (
         "field.marking_condition",
@@ -1209,6 +1282,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Procédure judiciaire",
     ),
     ("field.region", "Region", "Région"),
+    (
+        "field.reporting_agency",
+        "Loss report: reported to",
+        "Signalement : service saisi",
+    ),
     (
         "field.route",
         "Route (countries, separated by ;)",
@@ -1451,6 +1529,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ("lookup.no_hit", "No hit", "Réponse négative"),
     ("lookup.outcome", "Outcome", "Résultat"),
     ("lookup.reference", "reference", "référence"),
+    (
+        "lookup.reported_missing",
+        "Reported missing",
+        "Signalée disparue",
+    ),
     ("lookup.request", "Request", "Demande"),
     (
         "lookup.submit",
@@ -1666,6 +1749,36 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "policy_field.firearms.year_of_manufacture",
         "Year of manufacture",
         "Année de fabrication",
+    ),
+    (
+        "policy_field.loss.circumstances",
+        "Loss report: circumstances",
+        "Signalement : circonstances",
+    ),
+    (
+        "policy_field.loss.date",
+        "Loss report: date",
+        "Signalement : date",
+    ),
+    (
+        "policy_field.loss.kind",
+        "Loss report: what happened",
+        "Signalement : nature",
+    ),
+    (
+        "policy_field.loss.place",
+        "Loss report: place",
+        "Signalement : lieu",
+    ),
+    (
+        "policy_field.loss.reporting_agency",
+        "Loss report: reported to",
+        "Signalement : service saisi",
+    ),
+    (
+        "policy_field.loss.source",
+        "Loss report: taken from",
+        "Signalement : détenteur",
     ),
     ("policy_field.notes", "Notes", "Remarques"),
     ("policy_field.parts", "Parts", "Pièces"),

@@ -43,6 +43,8 @@ pub fn enum_values(prefix: &str) -> Vec<(String, String)> {
             "PERSON_ROLE" => pb::PersonRole::try_from(i).ok()?.as_str_name(),
             "PERSON_SEX" => pb::PersonSex::try_from(i).ok()?.as_str_name(),
             "AGE_BAND" => pb::AgeBand::try_from(i).ok()?.as_str_name(),
+            "LOSS_KIND" => pb::LossKind::try_from(i).ok()?.as_str_name(),
+            "LOSS_SOURCE" => pb::LossSource::try_from(i).ok()?.as_str_name(),
             _ => return None,
         })
     };
@@ -150,6 +152,8 @@ pub const SELECTS: &[(&str, &str)] = &[
     ("person_role", "PERSON_ROLE"),
     ("person_sex", "PERSON_SEX"),
     ("person_age_band", "AGE_BAND"),
+    ("loss_kind", "LOSS_KIND"),
+    ("loss_source", "LOSS_SOURCE"),
 ];
 
 /// The record fields that must be filled.
@@ -264,7 +268,7 @@ pub fn display_values(lang: Lang, r: &pb::SeizureRecord) -> HashMap<String, Stri
             && !v.is_empty()
         {
             *v = lang.enum_label(&format!("{prefix}_{}", v.to_ascii_uppercase()));
-        } else if k == "date" {
+        } else if k == "date" || k == "loss_date" {
             *v = lang.date(v);
         }
     }
@@ -292,6 +296,9 @@ mod tests {
             "shipment_identifiers"
         );
         assert_eq!(form_field("shipment.vendor_handle"), "vendor_handle");
+        assert_eq!(form_field("loss.place.country"), "loss_country");
+        assert_eq!(form_field("loss.date"), "loss_date");
+        assert_eq!(form_field("loss"), "loss_country");
         assert_eq!(form_field("firearms[0].status"), "weapon_status");
         assert_eq!(
             form_field("ammunition[0].ammunition_type"),

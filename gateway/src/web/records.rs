@@ -606,6 +606,7 @@ fn merge(mut stored: pb::SeizureRecord, edited: pb::SeizureRecord) -> pb::Seizur
         (None, None) => {}
     }
     stored.shipment = edited.shipment;
+    stored.loss = edited.loss;
     match (stored.parts.first_mut(), edited.parts.into_iter().next()) {
         (Some(first), Some(mut new)) => {
             // The form shows marking texts only: where they are unchanged, keep their locations.
@@ -665,7 +666,8 @@ fn column_help(lang: Lang) -> Vec<ColumnHelp> {
                 "ammunition_quantity" | "part_quantity" => "import.format.quantity",
                 "part_markings" => "import.format.markings",
                 "shipment_identifiers" => "import.format.shipment_identifiers",
-                "person_nationality" => "import.format.country",
+                "person_nationality" | "loss_country" => "import.format.country",
+                "loss_date" => "import.format.date",
                 _ => "import.format.text",
             };
             ColumnHelp {

@@ -167,6 +167,29 @@ fn describe_hit(lang: Lang, h: &pb::LookupHit) -> String {
     }
     let r = h.disclosed.clone().unwrap_or_default();
     let mut parts = Vec::new();
+    // A loss report first: "Reported stolen · from a dealer · 14 March 2025 · FRA", as much of
+    // it as the holder's rule disclosed.
+    if let Some(loss) = &r.loss {
+        let mut said = vec![match pb::LossKind::try_from(loss.kind) {
+            Ok(k) if k != pb::LossKind::Unspecified => lang.enum_label(k.as_str_name()),
+            _ => lang.t("lookup.reported_missing").to_owned(),
+        }];
+        if let Ok(s) = pb::LossSource::try_from(loss.source) {
+            said.push(lang.enum_label(s.as_str_name()));
+        }
+        if !loss.date.is_empty() {
+            said.push(lang.date(&loss.date));
+        }
+        if let Some(p) = &loss.place {
+            said.push(p.country.clone());
+        }
+        parts.push(
+            said.into_iter()
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(" · "),
+        );
+    }
     if let Some(f) = r.firearms.first() {
         parts.push(
             [
