@@ -742,5 +742,116 @@ async fn a_ballistic_lookup_from_the_console_and_the_api_shows_the_holders_hit()
         .unwrap_or_else(|| panic!("{page}"));
     let row = row.split("</tr>").next().unwrap();
     assert!(row.contains("SYN-LOT-21"), "{row}");
+
+    // A weapon DEU reported stolen: FRA's lookup shows "reported stolen from a dealer" next to
+    // DEU's answer, as DEU's loss-report rule allows.
+    let report = json!({
+        "national_ref": "SYN-CF-LOSS",
+        "firearms": [{"serial_number": "SYN-STOLEN-1", "marking_condition": "MARKING_CONDITION_INTACT"}],
+        "loss": {"kind": "LOSS_KIND_STOLEN", "source": "LOSS_SOURCE_DEALER", "date": "2025-03-14",
+                 "place": {"country": "DEU"}, "circumstances": "Synthetic break-in", "reporting_agency": "Synthetic station"}
+    });
+    let r = reqwest::Client::new()
+        .post(t.deu.url("/api/v1/records"))
+        .bearer_auth(t.deu.token(Role::Officer))
+        .json(&report)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::CREATED,
+        "{}",
+        r.text().await.unwrap()
+    );
+    let (s, page) = c
+        .post(
+            "/lookup",
+            &[
+                ("serial_number", "syn stolen 1"),
+                ("purpose", "tracing"),
+                ("legal_basis", "Synthetic basis"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::OK, "{page}");
+    let row = page
+        .split("data-node=\"DEU-CUS\"")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{page}"));
+    let row = row.split("</tr>").next().unwrap();
+    assert!(
+        row.contains("Reported stolen") && row.contains("from a dealer") && row.contains("DEU"),
+        "{row}"
+    );
+    assert!(
+        !row.contains("Synthetic break-in"),
+        "circumstances are not shared: {row}"
+    );
+    t.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_loss_report_round_trips_through_the_console_and_csv() {
+    let t = TestGateways::start(0).await.unwrap();
+    let c = Console::logged_in(&t.deu.gw.url, "all").await.unwrap();
+    let (s, body) = c
+        .post(
+            "/records",
+            &[
+                ("national_ref", "SYN-LOSS-FORM"),
+                ("serial_number", "SYN-LOST-2"),
+                ("marking_condition", "intact"),
+                ("loss_kind", "diverted"),
+                ("loss_source", "state_stockpile"),
+                ("loss_date", "2025-02-01"),
+                ("loss_country", "DEU"),
+                ("loss_circumstances", "Synthetic stock check"),
+                ("reporting_agency", "Synthetic station"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
+    let rec = api_by_ref(&t, "SYN-LOSS-FORM").await;
+    assert_eq!(rec["loss"]["kind"], "LOSS_KIND_DIVERTED", "{rec}");
+    assert_eq!(rec["loss"]["source"], "LOSS_SOURCE_STATE_STOCKPILE");
+    assert!(
+        rec["event"].is_null(),
+        "a loss report has no seizure event: {rec}"
+    );
+    let (_, detail) = c
+        .get(&format!("/records/{}", rec["id"].as_str().unwrap()))
+        .await
+        .unwrap();
+    assert!(
+        detail.contains("id=\"v-loss_kind\">Reported diverted<")
+            && detail.contains("id=\"v-loss_source\">from a State stockpile<"),
+        "{detail}"
+    );
+    let csv = "national_ref,date,country,seizing_agency,seizure_kind,serial_number,marking_condition,loss_kind,loss_source,loss_date,loss_country,reporting_agency\n\
+               SYN-LOSS-CSV,,,,,SYN-LOST-3,intact,lost,carrier,2025-02-02,DEU,Synthetic station\n";
+    import(&c, "losses.csv", csv).await;
+    let rec = api_by_ref(&t, "SYN-LOSS-CSV").await;
+    assert_eq!(rec["loss"]["kind"], "LOSS_KIND_LOST", "{rec}");
+    assert_eq!(rec["loss"]["place"]["country"], "DEU");
+    // A loss report without its facts is refused with the fields named.
+    let (s, body) = c
+        .post(
+            "/records",
+            &[
+                ("national_ref", "SYN-LOSS-BAD"),
+                ("serial_number", "SYN-LOST-4"),
+                ("loss_kind", "stolen"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body.contains("id=\"err-loss_source\"") && body.contains("id=\"err-loss_date\""),
+        "{body}"
+    );
     t.shutdown().await.unwrap();
 }
