@@ -488,7 +488,8 @@ pub fn preview(
         agency_kind: agency,
         purpose,
     };
-    match policy::evaluate(policy, &q, pb::DataClass::Seizure, record) {
+    // Previewed under the record's own class: a loss report as its loss-report rule shows it.
+    match policy::evaluate(policy, &q, policy::record_class(record), record) {
         Ok(d) => pb::PreviewDisclosureResponse {
             allowed: true,
             refusal: String::new(),
