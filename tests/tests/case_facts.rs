@@ -835,6 +835,11 @@ async fn a_loss_report_round_trips_through_the_console_and_csv() {
     import(&c, "losses.csv", csv).await;
     let rec = api_by_ref(&t, "SYN-LOSS-CSV").await;
     assert_eq!(rec["loss"]["kind"], "LOSS_KIND_LOST", "{rec}");
+    let (_, list) = c.get("/records").await.unwrap();
+    assert!(
+        list.contains("class=\"muted loss-report\">Reported lost<"),
+        "the list says which records are loss reports:\n{list}"
+    );
     assert_eq!(rec["loss"]["place"]["country"], "DEU");
     // A loss report without its facts is refused with the fields named.
     let (s, body) = c

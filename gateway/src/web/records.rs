@@ -30,6 +30,8 @@ struct Row {
     manufacturer: String,
     transport: String,
     concealment: String,
+    /// For a loss report, what was reported ("Reported stolen"); empty for a seizure.
+    loss: String,
 }
 
 fn row(lang: Lang, r: &pb::SeizureRecord) -> Row {
@@ -38,7 +40,11 @@ fn row(lang: Lang, r: &pb::SeizureRecord) -> Row {
     Row {
         id: r.id.clone(),
         national_ref: r.national_ref.clone(),
-        date: lang.date(&r.event.clone().unwrap_or_default().date),
+        // A loss report has no seizure event: its date is the loss's.
+        date: lang.date(&match &r.loss {
+            Some(l) => l.date.clone(),
+            None => r.event.clone().unwrap_or_default().date,
+        }),
         serial: fa.serial_number,
         manufacturer: fa.manufacturer,
         transport: lang.enum_label(
@@ -47,6 +53,13 @@ fn row(lang: Lang, r: &pb::SeizureRecord) -> Row {
         concealment: lang.enum_label(
             pb::ConcealmentMethod::try_from(t.concealment_method).map_or("", |m| m.as_str_name()),
         ),
+        loss: r
+            .loss
+            .as_ref()
+            .map_or_else(String::new, |l| match pb::LossKind::try_from(l.kind) {
+                Ok(k) if k != pb::LossKind::Unspecified => lang.enum_label(k.as_str_name()),
+                _ => lang.t("lookup.reported_missing").to_owned(),
+            }),
     }
 }
 
