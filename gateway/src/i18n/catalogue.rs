@@ -1480,6 +1480,7 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ),
     ("login.title", "Log in", "Connexion"),
     ("login.username", "User name", "Nom d'utilisateur"),
+    ("lookup.ammunition", "Ammunition", "Munitions"),
     (
         "lookup.ask_them",
         "ask them for a follow-up; nothing of the record is disclosed",

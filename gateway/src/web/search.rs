@@ -210,11 +210,7 @@ fn describe_hit(lang: Lang, h: &pb::LookupHit) -> String {
             .filter(|s| !s.is_empty())
             .collect();
         if !lot.is_empty() {
-            parts.push(format!(
-                "{} {}",
-                lang.t("field.ammunition_calibre"),
-                lot.join(" ")
-            ));
+            parts.push(format!("{} {}", lang.t("lookup.ammunition"), lot.join(" ")));
         }
     }
     if let Some(sh) = &r.shipment {
