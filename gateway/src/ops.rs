@@ -261,6 +261,7 @@ pub async fn search(
     c: Caller<'_>,
     serial: &str,
     normalised: bool,
+    kind: &str,
 ) -> Result<Vec<pb::RecordResponse>, GatewayError> {
     c.require(Capability::ReadRecords)?;
     if serial.trim().is_empty() {
@@ -270,6 +271,12 @@ pub async fn search(
             reason: "enter a serial number".into(),
         }]));
     }
+    let kind = lookup_kind(kind).ok_or_else(|| {
+        GatewayError::BadRequest(
+            "kind must be serial, ballistic_reference, headstamp, ammunition_lot or shipment_id"
+                .into(),
+        )
+    })?;
     let r = app
         .node
         .api()
@@ -281,6 +288,7 @@ pub async fn search(
                 pb::SerialMatch::Exact
             } as i32,
             limit: 100,
+            kind: kind as i32,
         })
         .await?
         .into_inner();

@@ -500,6 +500,45 @@ async fn case_facts_round_trip_through_the_api_imports_and_the_console() {
         .to_owned();
     assert_eq!(facts(&api_get(&t, &id).await), expected);
 
+    // This node's own records are searchable by each identifier kind, exactly or normalised.
+    let search = |q: &str| {
+        let url = t.deu.url(&format!("/api/v1/search?{q}"));
+        let token = t.deu.token(Role::Officer).to_owned();
+        async move {
+            let v: Value = reqwest::Client::new()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["items"].as_array().map_or(0, Vec::len)
+        }
+    };
+    assert_eq!(search("serial=syn%209mm%2021&kind=headstamp").await, 1);
+    assert_eq!(
+        search("serial=SYN%209MM%2021&kind=headstamp&match=exact").await,
+        1
+    );
+    assert_eq!(
+        search("serial=syn%209mm%2021&kind=headstamp&match=exact").await,
+        0
+    );
+    assert_eq!(search("serial=synlot21&kind=ammunition_lot").await, 1);
+    assert_eq!(
+        search("serial=syn-ibis-deu-7&kind=ballistic_reference").await,
+        1
+    );
+    assert_eq!(search("serial=17612345675&kind=shipment_id").await, 1);
+    assert_eq!(
+        search("serial=SYN-SL-1").await,
+        1,
+        "part serials are serials"
+    );
+    assert_eq!(search("serial=synlot21").await, 0, "a lot is no serial");
+
     // CSV and JSON Lines through the console's import.
     let c = Console::logged_in(&t.deu.gw.url, "all").await.unwrap();
     let csv = "national_ref,date,country,seizing_agency,seizure_kind,serial_number,marking_condition,weapon_status,proceedings_status,disposition,ballistic_references,\
@@ -585,6 +624,14 @@ async fn case_facts_round_trip_through_the_api_imports_and_the_console() {
     ] {
         assert!(detail.contains(shown), "{shown} missing:\n{detail}");
     }
+    let (_, found) = c
+        .get("/search?serial=syn+lot+21&kind=ammunition_lot&normalised=1")
+        .await
+        .unwrap();
+    assert!(
+        found.contains("id=\"search-count\">") && found.contains("SYN-CF-FORM"),
+        "{found}"
+    );
     let (_, edit) = c.get(&format!("/records/{form_id}/edit")).await.unwrap();
     assert!(
         edit.contains("<option value=\"printed_3d\" selected>"),

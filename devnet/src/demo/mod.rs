@@ -270,6 +270,7 @@ async fn scenario(fed: &DevFederation) -> Result<String, DemoError> {
                 serial_number: messy.clone(),
                 r#match: pb::SerialMatch::Normalised as i32,
                 limit: 10,
+                ..Default::default()
             })
             .await
             .map_err(call(format!("serial search on {}", node.id)))?

@@ -427,6 +427,8 @@ struct SearchQuery {
     serial: String,
     #[serde(default, rename = "match")]
     how: Option<String>,
+    #[serde(default)]
+    kind: String,
 }
 
 async fn search(
@@ -438,7 +440,7 @@ async fn search(
     if !q.serial.trim().is_empty() {
         check_serial(&q.serial)?;
     }
-    ok(json!({ "items": ops::search(&app, c.caller(), &q.serial, normalised).await? }))
+    ok(json!({ "items": ops::search(&app, c.caller(), &q.serial, normalised, &q.kind).await? }))
 }
 
 /// A lookup as the API takes it: [`ops::LookupInput`] with no unknown fields.

@@ -136,6 +136,11 @@ pub fn document(own_country: &str) -> Value {
         json!({"name": "serial", "in": "query", "required": true, "description": format!("The serial number: at least one letter or digit (A-Z, 0-9), at most {SERIAL_MAX} characters"),
                "schema": {"type": "string", "minLength": 1, "maxLength": SERIAL_MAX, "pattern": "[A-Za-z0-9]"}}),
         string_param(
+            "kind",
+            "What serial is: serial (the default: firearm and part serials), ballistic_reference, headstamp, ammunition_lot or shipment_id",
+            json!({"type": "string", "enum": ["", "serial", "ballistic_reference", "headstamp", "ammunition_lot", "shipment_id"], "default": "serial"}),
+        ),
+        string_param(
             "match",
             "exact, or normalised (the default: ignoring case, spaces and separators)",
             json!({"type": "string", "enum": ["exact", "normalised"]})

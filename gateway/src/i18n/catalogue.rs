@@ -1953,6 +1953,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Ignorer casse, espaces et tirets",
     ),
     ("search.submit", "Search", "Rechercher"),
+    (
+        "search.term",
+        "Serial number or identifier",
+        "Numéro de série ou identifiant",
+    ),
     ("search.title", "Search", "Recherche"),
     (
         "stats.bad_period",

@@ -57,6 +57,8 @@ struct SearchPage {
     page: Page,
     serial: String,
     normalised: bool,
+    /// The identifier kind searched for (`serial` or another lookup kind).
+    search_kind: String,
     searched: bool,
     search_error: Option<String>,
     local: Vec<Found>,
@@ -79,6 +81,7 @@ impl SearchPage {
             page: o.page(app, "search.title"),
             serial: String::new(),
             normalised: true,
+            search_kind: "serial".into(),
             searched: false,
             search_error: None,
             local: Vec::new(),
@@ -102,6 +105,8 @@ pub(super) struct SearchQuery {
     serial: String,
     #[serde(default)]
     normalised: String,
+    #[serde(default)]
+    kind: String,
 }
 
 /// The search page, with local results when a serial was given.
@@ -116,7 +121,8 @@ pub async fn local(
         page.serial.clone_from(&q.serial);
         page.normalised = q.normalised == "1";
         page.searched = true;
-        match ops::search(&app, o.caller(), &q.serial, page.normalised).await {
+        page.search_kind.clone_from(&q.kind);
+        match ops::search(&app, o.caller(), &q.serial, page.normalised, &q.kind).await {
             Ok(found) => {
                 page.local = found
                     .iter()

@@ -82,8 +82,8 @@ impl Identifier {
         }
     }
 
-    /// The values of this kind a disclosed view holds.
-    fn values(self, view: &pb::SeizureRecord) -> Vec<&str> {
+    /// The values of this kind a record (or a disclosed view) holds.
+    pub fn values(self, view: &pb::SeizureRecord) -> Vec<&str> {
         match self {
             Identifier::BallisticReference => view
                 .ballistic_references
