@@ -387,6 +387,7 @@ async fn check_fra_writes(c: &mut Client, acked: &Acked) {
                 serial_number: serial.clone(),
                 r#match: pb::SerialMatch::Exact as i32,
                 limit: 5,
+                ..Default::default()
             })
             .await
             .unwrap()

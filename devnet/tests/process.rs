@@ -201,6 +201,7 @@ async fn kill_9_during_writes_loses_nothing_acknowledged() {
             serial_number: sample::serial(fra(), acked[acked.len() - 1].1),
             r#match: pb::SerialMatch::Exact as i32,
             limit: 5,
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -197,10 +197,54 @@ pub fn column_of(path: &str) -> String {
     }
     if path.starts_with("ammunition") {
         let last = path.rsplit('.').next().unwrap_or("");
+        if last == "ammunition_type" {
+            return last.to_owned();
+        }
         return format!("ammunition_{last}");
+    }
+    if let Some(rest) = path.strip_prefix("persons[") {
+        let last = rest.rsplit('.').next().unwrap_or("");
+        let column = format!("person_{last}");
+        return if CSV_COLUMNS.contains(&column.as_str()) {
+            column
+        } else {
+            String::new()
+        };
+    }
+    if let Some(rest) = path.strip_prefix("loss") {
+        return match rest.rsplit('.').next().unwrap_or("") {
+            "kind" => "loss_kind",
+            "source" => "loss_source",
+            "date" => "loss_date",
+            "region" => "loss_region",
+            "locality" => "loss_locality",
+            "circumstances" => "loss_circumstances",
+            "reporting_agency" => "reporting_agency",
+            _ => "loss_country",
+        }
+        .into();
+    }
+    if path.starts_with("shipment.identifiers") {
+        return "shipment_identifiers".into();
+    }
+    if let Some(rest) = path.strip_prefix("parts[") {
+        // parts[0].kind → part_kind; anything about a part's markings → part_markings.
+        if rest.contains(".markings") {
+            return "part_markings".into();
+        }
+        let last = rest.rsplit('.').next().unwrap_or("");
+        let column = format!("part_{last}");
+        return if CSV_COLUMNS.contains(&column.as_str()) {
+            column
+        } else {
+            String::new()
+        };
     }
     if path.starts_with("trafficking.route") {
         return "route".into();
+    }
+    if path.starts_with("firearms") && path.ends_with(".status") {
+        return "weapon_status".into();
     }
     let last = path.rsplit('.').next().unwrap_or(path);
     let last = last.split('[').next().unwrap_or(last);
@@ -217,7 +261,7 @@ pub fn column_of(path: &str) -> String {
 /// reading them: each bad cell is reported and read as empty, then the rest is read again.
 pub fn record_from_columns(
     line: u64,
-    mut cols: [&str; 25],
+    mut cols: files::Columns,
 ) -> (pb::SeizureRecord, Vec<FieldProblem>) {
     let mut problems = Vec::new();
     // Each round empties one more cell, so there are at most as many rounds as cells.
@@ -340,7 +384,7 @@ pub fn parse(format: Format, bytes: Vec<u8>) -> Parsed {
                 .into_iter()
                 .map(|row| {
                     let (line, cells) = row?;
-                    let mut cols: [&str; 25] = [""; 25];
+                    let mut cols: files::Columns = [""; files::N_COLUMNS];
                     for (slot, cell) in cols.iter_mut().zip(&cells) {
                         *slot = cell.as_str();
                     }

@@ -261,6 +261,7 @@ pub async fn search(
     c: Caller<'_>,
     serial: &str,
     normalised: bool,
+    kind: &str,
 ) -> Result<Vec<pb::RecordResponse>, GatewayError> {
     c.require(Capability::ReadRecords)?;
     if serial.trim().is_empty() {
@@ -270,6 +271,12 @@ pub async fn search(
             reason: "enter a serial number".into(),
         }]));
     }
+    let kind = lookup_kind(kind).ok_or_else(|| {
+        GatewayError::BadRequest(
+            "kind must be serial, ballistic_reference, headstamp, ammunition_lot or shipment_id"
+                .into(),
+        )
+    })?;
     let r = app
         .node
         .api()
@@ -281,6 +288,7 @@ pub async fn search(
                 pb::SerialMatch::Exact
             } as i32,
             limit: 100,
+            kind: kind as i32,
         })
         .await?
         .into_inner();
@@ -358,6 +366,26 @@ pub struct LookupInput {
     pub case_reference: String,
     /// Ask this node's hub to fan the lookup out across the region (sealed end to end).
     pub via_hub: bool,
+    /// What `serial_number` is: `serial` (or empty), `ballistic_reference` (the identifier of
+    /// a cartridge case or bullet in a national ballistic system), `headstamp`,
+    /// `ammunition_lot` or `shipment_id` (a container, air waybill, bill of lading, parcel
+    /// tracking number, vehicle registration, vessel or flight).
+    pub kind: String,
+}
+
+/// The `LookupKind` a lookup form or body names (`serial`, `ballistic_reference`, or the full
+/// protocol name); `None` when it names none of them.
+pub fn lookup_kind(s: &str) -> Option<pb::LookupKind> {
+    let upper = s.trim().to_ascii_uppercase();
+    if upper.is_empty() {
+        return Some(pb::LookupKind::Serial);
+    }
+    let full = if upper.starts_with("LOOKUP_KIND_") {
+        upper
+    } else {
+        format!("LOOKUP_KIND_{upper}")
+    };
+    pb::LookupKind::from_str_name(&full).filter(|k| *k != pb::LookupKind::Unspecified)
 }
 
 /// Hit/no-hit across the federation. Every missing input is reported at once.
@@ -371,6 +399,15 @@ pub async fn lookup(
     let mut problems = Vec::new();
     if serial.is_empty() {
         problems.push(serial_problem());
+    }
+    let kind = lookup_kind(&input.kind);
+    if kind.is_none() {
+        problems.push(FieldProblem {
+            field: "kind".into(),
+            line: 0,
+            reason: "must be serial, ballistic_reference, headstamp, ammunition_lot or shipment_id"
+                .into(),
+        });
     }
     let asked = Inquiry {
         purpose: purpose_number(&input.purpose),
@@ -396,6 +433,7 @@ pub async fn lookup(
             inquiry: Some(inquiry),
             serial_number: serial.to_owned(),
             manufacturer: input.manufacturer.trim().to_owned(),
+            kind: kind.unwrap_or(pb::LookupKind::Serial) as i32,
         })
         .await?
         .into_inner();

@@ -18,7 +18,7 @@ use crate::context::NodeContext;
 use crate::country::CountryCode;
 use crate::ids::NodeId;
 use crate::ledger::LedgerError;
-use crate::policy::matching::{self, Criteria, Filter, Selection, SerialRefusal};
+use crate::policy::matching::{self, Criteria, Filter, Identifier, Selection, SerialRefusal};
 use crate::policy::{self, Applicable, Policy, Requester};
 use crate::serial::NormalisedSerial;
 use crate::store::{IndexQuery, StoreError};
@@ -204,10 +204,12 @@ fn disclose<T>(
         if withdrawn.contains(&rec.id) {
             continue;
         }
+        // Each record under its own class: a lookup checks loss reports too, under the
+        // owner's rule for loss reports.
         match matching::select(
             holder.policy,
             &requester,
-            pb::DataClass::Seizure,
+            policy::record_class(&rec),
             criteria,
             &rec,
         ) {
@@ -227,16 +229,37 @@ fn disclose<T>(
     answer
 }
 
-/// What a lookup searches for, or why there is nothing to search for.
-pub fn lookup_criteria(serial_number: &str, manufacturer: &str) -> Result<Criteria, DiscloseError> {
-    Criteria::serial(serial_number, manufacturer)
-        .ok_or_else(|| DiscloseError::BadArgument("serial_number has nothing to search for".into()))
+/// What a lookup searches for, or why there is nothing to search for. `kind` is the request's
+/// `LookupKind` (unspecified: a serial); a ballistic reference ignores the manufacturer.
+pub fn lookup_criteria(
+    serial_number: &str,
+    manufacturer: &str,
+    kind: i32,
+) -> Result<Criteria, DiscloseError> {
+    let kind = pb::LookupKind::try_from(kind)
+        .map_err(|_| DiscloseError::BadArgument("unknown lookup kind".into()))?;
+    match Identifier::of(kind) {
+        None => Criteria::serial(serial_number, manufacturer),
+        Some(id) => Criteria::identifier(id, serial_number),
+    }
+    .ok_or_else(|| DiscloseError::BadArgument("serial_number has nothing to search for".into()))
 }
 
-/// The serial a criteria searches, if it is a lookup.
+/// The identifier a criteria searches, if it is a lookup.
 fn wanted(criteria: &Criteria) -> Option<&NormalisedSerial> {
+    criteria.wanted()
+}
+
+/// The index read that shortlists a lookup's candidates.
+fn lookup_index(criteria: &Criteria) -> Option<IndexQuery> {
     match criteria {
-        Criteria::Serial { wanted, .. } => Some(wanted),
+        Criteria::Serial { wanted, .. } => Some(IndexQuery::Serial(wanted.clone())),
+        Criteria::Identifier { kind, wanted } => Some(match kind {
+            Identifier::BallisticReference => IndexQuery::Ballistic(wanted.clone()),
+            Identifier::Headstamp => IndexQuery::Headstamp(wanted.clone()),
+            Identifier::AmmunitionLot => IndexQuery::AmmunitionLot(wanted.clone()),
+            Identifier::ShipmentId => IndexQuery::Shipment(wanted.clone()),
+        }),
         Criteria::Filter(_) => None,
     }
 }
@@ -250,7 +273,10 @@ pub fn lookup_limit(
     criteria: &Criteria,
 ) -> Result<usize, SerialRefusal> {
     let requester = asker.requester();
-    let rule = Applicable::find(holder.policy, &requester, pb::DataClass::Seizure).ok();
+    // Partial lookups as the seizure rule allows them, else as the loss-report rule does.
+    let rule = Applicable::find(holder.policy, &requester, pb::DataClass::Seizure)
+        .or_else(|_| Applicable::find(holder.policy, &requester, pb::DataClass::LossReport))
+        .ok();
     match wanted(criteria) {
         Some(w) => matching::check_serial(rule.as_ref(), w),
         None => Ok(MAX_LOOKUP),
@@ -268,9 +294,13 @@ pub fn decide_lookup(
     withdrawn: &HashSet<String>,
 ) -> Answer<pb::LookupHit> {
     let serial = wanted(criteria).map_or("", NormalisedSerial::as_str);
+    let what = match criteria {
+        Criteria::Identifier { kind, .. } => kind.name(),
+        _ => "serial",
+    };
     let received = asker.event(
         EventKind::RequestReceived,
-        format!("lookup serial {serial}"),
+        format!("lookup {what} {serial}"),
     );
     let limit = match lookup_limit(holder, asker, criteria) {
         Ok(limit) => limit,
@@ -458,7 +488,8 @@ pub fn preview(
         agency_kind: agency,
         purpose,
     };
-    match policy::evaluate(policy, &q, pb::DataClass::Seizure, record) {
+    // Previewed under the record's own class: a loss report as its loss-report rule shows it.
+    match policy::evaluate(policy, &q, policy::record_class(record), record) {
         Ok(d) => pb::PreviewDisclosureResponse {
             allowed: true,
             refusal: String::new(),
@@ -664,8 +695,9 @@ pub fn lookup(
     ctx: &pb::RequestContext,
     serial_number: &str,
     manufacturer: &str,
+    kind: i32,
 ) -> Result<Answer<pb::LookupHit>, DiscloseError> {
-    let criteria = lookup_criteria(serial_number, manufacturer)?;
+    let criteria = lookup_criteria(serial_number, manufacturer, kind)?;
     let view = node.roster.view();
     let holder = Holder {
         node: &node.node_id,
@@ -673,11 +705,11 @@ pub fn lookup(
         contact: &view.own_contact,
     };
     let asker = asker(node, who, ctx);
-    let found = match (lookup_limit(holder, &asker, &criteria), wanted(&criteria)) {
-        (Ok(_), Some(w)) => records(
-            node.store
-                .find(&IndexQuery::Serial(w.clone()), MAX_LOOKUP)?,
-        ),
+    let found = match (
+        lookup_limit(holder, &asker, &criteria),
+        lookup_index(&criteria),
+    ) {
+        (Ok(_), Some(index)) => records(node.store.find(&index, MAX_LOOKUP)?),
         _ => Vec::new(),
     };
     let withdrawn = withdrawn_among(node, &found)?;
@@ -901,7 +933,7 @@ mod tests {
     #[test]
     fn a_lookup_needs_something_to_search_for() {
         assert!(matches!(
-            lookup_criteria(" -/ ", ""),
+            lookup_criteria(" -/ ", "", 0),
             Err(DiscloseError::BadArgument(_))
         ));
     }

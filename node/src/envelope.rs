@@ -643,6 +643,7 @@ mod tests {
             context: None,
             serial_number: "SYN-1".into(),
             manufacturer: String::new(),
+            ..Default::default()
         };
         req.sign_with(&k, ctx("b1", "DEU-CUS", 1000));
         let mut altered = req.clone();

@@ -355,22 +355,28 @@ where
     }
 }
 
-/// Hit/no-hit lookup across all known peers.
+/// Hit/no-hit lookup across all known peers. `kind` is the `LookupKind` of the term (a serial
+/// number or a ballistic reference), sent as asked.
 pub async fn lookup(
     node: &NodeContext,
     inquiry: pb::Inquiry,
     serial_number: String,
     manufacturer: String,
+    kind: i32,
 ) -> Result<pb::FederatedLookupResponse, FanoutError> {
     if crate::serial::normalise(&serial_number).is_none() {
         return Err(FanoutError::BadArgument(
             "serial_number has nothing to search for".into(),
         ));
     }
+    if pb::LookupKind::try_from(kind).is_err() {
+        return Err(FanoutError::BadArgument("unknown lookup kind".into()));
+    }
     let mut request = pb::LookupRequest {
         context: None,
         serial_number,
         manufacturer,
+        kind,
     };
     let via_hub = inquiry.via_hub;
     let rc = open_request(node, &inquiry, "federated lookup", &mut request).await?;

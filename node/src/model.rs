@@ -21,6 +21,8 @@ pub const MAX_TEXT: usize = 4000;
 pub const MAX_SHORT: usize = 200;
 /// Most items of one kind (firearms, parts, ammunition lots, persons, route points) in a record.
 pub const MAX_ITEMS: usize = 1000;
+/// Most ballistic references in a record (each is indexed, so a record cannot flood the index).
+pub const MAX_BALLISTIC: usize = 100;
 
 const BAND_ONLY_DISCLOSED: &str =
     "is set only in views disclosed under a policy; record the exact quantity";
@@ -277,7 +279,72 @@ pub fn validate(mut rec: pb::SeizureRecord) -> Result<ValidRecord, Invalid> {
 
     let mut date = None;
     let mut country = None;
+    if rec.loss.is_some() {
+        // A loss report has no seizure event or context; forms and CSV rows send them empty.
+        let blank_event = rec.event.as_ref().is_some_and(|e| {
+            e.date.trim().is_empty()
+                && e.seizing_agency == 0
+                && e.place.as_ref().is_none_or(|p| p.country.trim().is_empty())
+        });
+        if blank_event {
+            rec.event = None;
+        }
+        if rec
+            .context
+            .is_some_and(|x| x.seizure_kind == 0 && x.criminal_context == 0)
+        {
+            rec.context = None;
+        }
+    }
+    if let Some(loss) = rec.loss.as_mut() {
+        if rec.event.is_some() {
+            c.fail(
+                "event",
+                "a loss report has no seizure event: give the date and place of the loss",
+            );
+        }
+        if rec.context.is_some() {
+            c.fail("context", "a loss report has no seizure context");
+        }
+        c.enum_value::<pb::LossKind>("loss.kind", loss.kind, true);
+        c.enum_value::<pb::LossSource>("loss.source", loss.source, true);
+        loss.date = loss.date.trim().to_owned();
+        date = Date::parse(&loss.date);
+        if date.is_none() {
+            c.fail("loss.date", "must be a date as YYYY-MM-DD");
+        }
+        match loss.place.as_mut() {
+            None => c.fail("loss.place", "is required (at least the country)"),
+            Some(p) => {
+                country = c.country("loss.place.country", &mut p.country, true);
+                c.text("loss.place.region", &mut p.region, MAX_SHORT, false);
+                c.text("loss.place.locality", &mut p.locality, MAX_SHORT, false);
+                c.text(
+                    "loss.place.border_crossing_point",
+                    &mut p.border_crossing_point,
+                    MAX_SHORT,
+                    false,
+                );
+                if p.latitude.is_some() || p.longitude.is_some() {
+                    c.fail("loss.place", "coordinates are not recorded for a loss");
+                }
+            }
+        }
+        c.text(
+            "loss.circumstances",
+            &mut loss.circumstances,
+            MAX_TEXT,
+            true,
+        );
+        c.text(
+            "loss.reporting_agency",
+            &mut loss.reporting_agency,
+            MAX_SHORT,
+            false,
+        );
+    }
     match rec.event.as_mut() {
+        None if rec.loss.is_some() => {}
         None => c.fail("event", "is required (date, place, seizing agency)"),
         Some(ev) => {
             ev.date = ev.date.trim().to_owned();
@@ -319,6 +386,7 @@ pub fn validate(mut rec: pb::SeizureRecord) -> Result<ValidRecord, Invalid> {
     }
 
     match rec.context.as_ref() {
+        None if rec.loss.is_some() => {}
         None => c.fail("context", "is required (seizure kind)"),
         Some(ctx) => {
             c.enum_value::<pb::CriminalContext>(
@@ -355,6 +423,7 @@ pub fn validate(mut rec: pb::SeizureRecord) -> Result<ValidRecord, Invalid> {
         );
         c.enum_value::<pb::WeaponCategory>(&p("category"), f.category, false);
         c.enum_value::<pb::MarkingCondition>(&p("marking_condition"), f.marking_condition, false);
+        c.enum_value::<pb::WeaponStatus>(&p("status"), f.status, false);
         c.year(&p("year_of_manufacture"), f.year_of_manufacture);
         if let Some(im) = f.import_marking.as_mut() {
             c.country(&p("import_marking.country"), &mut im.country, false);
@@ -405,6 +474,27 @@ pub fn validate(mut rec: pb::SeizureRecord) -> Result<ValidRecord, Invalid> {
         if let Some(s) = serial::normalise(&part.serial_number) {
             serials.push(s);
         }
+        c.text(
+            &format!("parts[{i}].manufacturer"),
+            &mut part.manufacturer,
+            MAX_SHORT,
+            false,
+        );
+        c.count(&format!("parts[{i}].markings"), part.markings.len());
+        for (j, m) in part.markings.iter_mut().enumerate() {
+            c.text(
+                &format!("parts[{i}].markings[{j}].text"),
+                &mut m.text,
+                MAX_SHORT,
+                false,
+            );
+            c.text(
+                &format!("parts[{i}].markings[{j}].location"),
+                &mut m.location,
+                MAX_SHORT,
+                false,
+            );
+        }
     }
     for (i, a) in rec.ammunition.iter_mut().enumerate() {
         c.text(
@@ -429,6 +519,19 @@ pub fn validate(mut rec: pb::SeizureRecord) -> Result<ValidRecord, Invalid> {
                 BAND_ONLY_DISCLOSED,
             );
         }
+        c.enum_value::<pb::AmmunitionType>(
+            &format!("ammunition[{i}].ammunition_type"),
+            a.ammunition_type,
+            false,
+        );
+        c.text(
+            &format!("ammunition[{i}].headstamp"),
+            &mut a.headstamp,
+            64,
+            false,
+        );
+        c.text(&format!("ammunition[{i}].lot"), &mut a.lot, 64, false);
+        c.year(&format!("ammunition[{i}].year"), a.year);
     }
     serials.sort();
     serials.dedup();
@@ -478,6 +581,30 @@ pub fn validate(mut rec: pb::SeizureRecord) -> Result<ValidRecord, Invalid> {
 
     for (i, person) in rec.persons.iter_mut().enumerate() {
         c.enum_value::<pb::PersonRole>(&format!("persons[{i}].role"), person.role, true);
+        c.enum_value::<pb::PersonKind>(&format!("persons[{i}].kind"), person.kind, false);
+        c.enum_value::<pb::PersonSex>(&format!("persons[{i}].sex"), person.sex, false);
+        c.enum_value::<pb::AgeBand>(&format!("persons[{i}].age_band"), person.age_band, false);
+        c.text(
+            &format!("persons[{i}].licence_reference"),
+            &mut person.licence_reference,
+            64,
+            false,
+        );
+        // Sex and age band describe people; a company has neither.
+        if person.kind == pb::PersonKind::Legal as i32 {
+            if person.sex != 0 {
+                c.fail(
+                    format!("persons[{i}].sex"),
+                    "is for natural persons only, not for a legal person",
+                );
+            }
+            if person.age_band != 0 {
+                c.fail(
+                    format!("persons[{i}].age_band"),
+                    "is for natural persons only, not for a legal person",
+                );
+            }
+        }
         c.country(
             &format!("persons[{i}].nationality"),
             &mut person.nationality,
@@ -493,6 +620,53 @@ pub fn validate(mut rec: pb::SeizureRecord) -> Result<ValidRecord, Invalid> {
 
     c.text("case_reference", &mut rec.case_reference, 64, false);
     c.text("notes", &mut rec.notes, MAX_TEXT, true);
+    c.enum_value::<pb::ProceedingsStatus>("proceedings_status", rec.proceedings_status, false);
+    if let Some(sh) = rec.shipment.as_mut() {
+        if sh.identifiers.len() > MAX_BALLISTIC {
+            c.fail(
+                "shipment.identifiers",
+                format!("more than {MAX_BALLISTIC} entries"),
+            );
+        }
+        for (i, id) in sh.identifiers.iter_mut().enumerate() {
+            let field = format!("shipment.identifiers[{i}]");
+            c.enum_value::<pb::ConveyanceKind>(&format!("{field}.kind"), id.kind, true);
+            c.text(&format!("{field}.value"), &mut id.value, 64, false);
+            if serial::normalise(&id.value).is_none() {
+                c.fail(format!("{field}.value"), "has no letters or digits");
+            }
+        }
+        c.text("shipment.consignor", &mut sh.consignor, MAX_SHORT, false);
+        c.text("shipment.consignee", &mut sh.consignee, MAX_SHORT, false);
+        c.text(
+            "shipment.online_platform",
+            &mut sh.online_platform,
+            MAX_SHORT,
+            false,
+        );
+        c.text("shipment.listing", &mut sh.listing, 2000, false);
+        c.text(
+            "shipment.vendor_handle",
+            &mut sh.vendor_handle,
+            MAX_SHORT,
+            false,
+        );
+    }
+    c.enum_value::<pb::Disposition>("disposition", rec.disposition, false);
+    if rec.ballistic_references.len() > MAX_BALLISTIC {
+        c.fail(
+            "ballistic_references",
+            format!("more than {MAX_BALLISTIC} entries"),
+        );
+    }
+    for (i, b) in rec.ballistic_references.iter_mut().enumerate() {
+        let field = format!("ballistic_references[{i}]");
+        c.text(&field, b, 64, false);
+        // Looked up like a serial: an entry must have something to search for.
+        if serial::normalise(b).is_none() {
+            c.fail(field, "has no letters or digits");
+        }
+    }
 
     match (c.errors.is_empty(), date, country) {
         (true, Some(date), Some(country)) => Ok(ValidRecord {
@@ -605,5 +779,145 @@ mod tests {
         let Invalid(errors) = validate(rec).unwrap_err();
         assert!(errors.iter().any(|e| e.field == "case_reference"));
         assert!(errors.iter().any(|e| e.field == "notes"));
+    }
+
+    #[test]
+    fn case_facts_are_checked_all_at_once() {
+        let mut rec = sample::record(CountryCode::parse("ITA").unwrap(), 6);
+        rec.firearms[0].status = 99;
+        rec.proceedings_status = 42;
+        rec.disposition = -1;
+        rec.ballistic_references = vec!["BAL-1".into(), " -- ".into(), "x".repeat(65)];
+        let Invalid(errors) = validate(rec).unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        for f in [
+            "firearms[0].status",
+            "proceedings_status",
+            "disposition",
+            "ballistic_references[1]",
+            "ballistic_references[2]",
+        ] {
+            assert!(fields.contains(&f), "{f} missing from {fields:?}");
+        }
+        assert!(!fields.contains(&"ballistic_references[0]"));
+    }
+
+    #[test]
+    fn ammunition_and_part_details_are_checked_all_at_once() {
+        let mut rec = sample::record(CountryCode::parse("ITA").unwrap(), 8);
+        rec.ammunition[0].ammunition_type = 40;
+        rec.ammunition[0].headstamp = "H\u{7}".into();
+        rec.ammunition[0].lot = "L".repeat(65);
+        rec.ammunition[0].year = 1700;
+        rec.parts.push(pb::PartItem {
+            kind: "slide".into(),
+            quantity: 1,
+            manufacturer: "M".repeat(MAX_SHORT + 1),
+            markings: vec![pb::Marking {
+                text: "X\u{0}".into(),
+                location: String::new(),
+            }],
+            ..Default::default()
+        });
+        let Invalid(errors) = validate(rec).unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        for f in [
+            "ammunition[0].ammunition_type",
+            "ammunition[0].headstamp",
+            "ammunition[0].lot",
+            "ammunition[0].year",
+            "parts[0].manufacturer",
+            "parts[0].markings[0].text",
+        ] {
+            assert!(fields.contains(&f), "{f} missing from {fields:?}");
+        }
+    }
+
+    #[test]
+    fn shipments_and_persons_are_checked_all_at_once() {
+        let mut rec = sample::record(CountryCode::parse("ITA").unwrap(), 9);
+        rec.shipment = Some(pb::ShipmentFacts {
+            identifiers: vec![
+                pb::ConveyanceId {
+                    kind: 0,
+                    value: "--".into(),
+                },
+                pb::ConveyanceId {
+                    kind: pb::ConveyanceKind::Container as i32,
+                    value: "MSCU 123456-7".into(),
+                },
+            ],
+            vendor_handle: "v\u{0}".into(),
+            ..Default::default()
+        });
+        rec.persons.push(pb::Person {
+            role: pb::PersonRole::Broker as i32,
+            kind: pb::PersonKind::Legal as i32,
+            sex: pb::PersonSex::Female as i32,
+            age_band: 99,
+            ..Default::default()
+        });
+        let Invalid(errors) = validate(rec).unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        for f in [
+            "shipment.identifiers[0].kind",
+            "shipment.identifiers[0].value",
+            "shipment.vendor_handle",
+            "persons[1].sex",
+            "persons[1].age_band",
+        ] {
+            assert!(fields.contains(&f), "{f} missing from {fields:?}");
+        }
+        assert!(
+            !fields
+                .iter()
+                .any(|f| f.starts_with("shipment.identifiers[1]"))
+        );
+    }
+
+    #[test]
+    fn a_loss_report_has_loss_facts_instead_of_an_event() {
+        let fra = CountryCode::parse("FRA").unwrap();
+        let v = validate(sample::loss_report(fra, 3)).unwrap();
+        assert_eq!(v.country(), fra);
+        assert!(v.record().event.is_none() && v.record().context.is_none());
+        // Blank event and context (as a form or CSV row sends them) are dropped.
+        let mut rec = sample::loss_report(fra, 4);
+        rec.event = Some(pb::SeizureEvent {
+            place: Some(pb::Place::default()),
+            ..Default::default()
+        });
+        rec.context = Some(pb::SeizureContext::default());
+        assert!(validate(rec).unwrap().record().event.is_none());
+        // A loss report with a seizure event, or without its facts, is refused field by field.
+        let mut rec = sample::loss_report(fra, 5);
+        rec.event = sample::record(fra, 5).event;
+        rec.loss = Some(pb::LossReport {
+            date: "2025-02-30".into(),
+            ..Default::default()
+        });
+        let Invalid(errors) = validate(rec).unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        for f in [
+            "event",
+            "loss.kind",
+            "loss.source",
+            "loss.date",
+            "loss.place",
+        ] {
+            assert!(fields.contains(&f), "{f} missing from {fields:?}");
+        }
+    }
+
+    #[test]
+    fn case_facts_are_kept_trimmed() {
+        let mut rec = sample::record(CountryCode::parse("ITA").unwrap(), 7);
+        rec.firearms[0].status = pb::WeaponStatus::Printed3d as i32;
+        rec.proceedings_status = pb::ProceedingsStatus::Trial as i32;
+        rec.disposition = pb::Disposition::Destroyed as i32;
+        rec.ballistic_references = vec![" IBIS-ITA-0001 ".into()];
+        let v = validate(rec).unwrap();
+        assert_eq!(v.record().ballistic_references, ["IBIS-ITA-0001"]);
+        assert_eq!(v.record().disposition, pb::Disposition::Destroyed as i32);
     }
 }

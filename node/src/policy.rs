@@ -86,6 +86,58 @@ pub enum Field {
     Tracing,
     /// `notes`.
     Notes,
+    /// `firearms.status` (converted, reactivated, craft-made, 3D-printed, modified).
+    FirearmStatus,
+    /// `proceedings_status`.
+    ProceedingsStatus,
+    /// `disposition` (retained, destroyed, returned).
+    Disposition,
+    /// `ballistic_references` (a lookup by ballistic reference matches only where disclosed).
+    BallisticReferences,
+    /// `ammunition.type`.
+    AmmunitionType,
+    /// `ammunition.headstamp` (a headstamp lookup matches only where disclosed).
+    AmmunitionHeadstamp,
+    /// `ammunition.lot` (a lot lookup matches only where disclosed).
+    AmmunitionLot,
+    /// `ammunition.year`.
+    AmmunitionYear,
+    /// `parts.manufacturer`.
+    PartsManufacturer,
+    /// `parts.markings`.
+    PartsMarkings,
+    /// `shipment.identifiers` (a shipment-identifier lookup matches only where disclosed).
+    ShipmentIdentifiers,
+    /// `shipment.consignor` (needs the persons data class).
+    ShipmentConsignor,
+    /// `shipment.consignee` (needs the persons data class).
+    ShipmentConsignee,
+    /// `shipment.online_platform`.
+    ShipmentPlatform,
+    /// `shipment.listing`.
+    ShipmentListing,
+    /// `shipment.vendor_handle` (needs the persons data class).
+    ShipmentVendorHandle,
+    /// `persons.kind`: natural or legal (needs the persons data class).
+    PersonKind,
+    /// `persons.sex` (needs the persons data class).
+    PersonSex,
+    /// `persons.age_band` (needs the persons data class).
+    PersonAgeBand,
+    /// `persons.licence_reference` (needs the persons data class).
+    PersonLicence,
+    /// `loss.kind` (lost, stolen, diverted).
+    LossKind,
+    /// `loss.source` (State stockpile, dealer, carrier, private owner, ...).
+    LossSource,
+    /// `loss.date` (generalisable to month or year).
+    LossDate,
+    /// `loss.place` (generalisable to region or country).
+    LossPlace,
+    /// `loss.circumstances`.
+    LossCircumstances,
+    /// `loss.reporting_agency`.
+    LossReportingAgency,
 }
 
 /// Every field, with its name in policies.
@@ -131,9 +183,35 @@ pub const FIELDS: &[(Field, &str)] = &[
     (Field::CaseReference, "case_reference"),
     (Field::Tracing, "tracing"),
     (Field::Notes, "notes"),
+    (Field::FirearmStatus, "firearms.status"),
+    (Field::ProceedingsStatus, "proceedings_status"),
+    (Field::Disposition, "disposition"),
+    (Field::BallisticReferences, "ballistic_references"),
+    (Field::AmmunitionType, "ammunition.type"),
+    (Field::AmmunitionHeadstamp, "ammunition.headstamp"),
+    (Field::AmmunitionLot, "ammunition.lot"),
+    (Field::AmmunitionYear, "ammunition.year"),
+    (Field::PartsManufacturer, "parts.manufacturer"),
+    (Field::PartsMarkings, "parts.markings"),
+    (Field::ShipmentIdentifiers, "shipment.identifiers"),
+    (Field::ShipmentConsignor, "shipment.consignor"),
+    (Field::ShipmentConsignee, "shipment.consignee"),
+    (Field::ShipmentPlatform, "shipment.online_platform"),
+    (Field::ShipmentListing, "shipment.listing"),
+    (Field::ShipmentVendorHandle, "shipment.vendor_handle"),
+    (Field::PersonKind, "persons.kind"),
+    (Field::PersonSex, "persons.sex"),
+    (Field::PersonAgeBand, "persons.age_band"),
+    (Field::PersonLicence, "persons.licence_reference"),
+    (Field::LossKind, "loss.kind"),
+    (Field::LossSource, "loss.source"),
+    (Field::LossDate, "loss.date"),
+    (Field::LossPlace, "loss.place"),
+    (Field::LossCircumstances, "loss.circumstances"),
+    (Field::LossReportingAgency, "loss.reporting_agency"),
 ];
 
-const N_FIELDS: usize = 32;
+const N_FIELDS: usize = 58;
 
 impl Field {
     /// The field's name in policies.
@@ -149,7 +227,16 @@ impl Field {
     fn is_personal(self) -> bool {
         matches!(
             self,
-            Field::PersonRole | Field::PersonNationality | Field::PersonName
+            Field::PersonRole
+                | Field::PersonNationality
+                | Field::PersonName
+                | Field::PersonKind
+                | Field::PersonSex
+                | Field::PersonAgeBand
+                | Field::PersonLicence
+                | Field::ShipmentConsignor
+                | Field::ShipmentConsignee
+                | Field::ShipmentVendorHandle
         )
     }
 
@@ -157,12 +244,16 @@ impl Field {
         use pb::Generalisation as G;
         matches!(
             (self, g),
-            (Field::EventDate, G::DateToMonth | G::DateToYear)
-                | (Field::EventPlace, G::PlaceToRegion | G::PlaceToCountry)
-                | (
-                    Field::AmmunitionQuantity | Field::PartsQuantity,
-                    G::QuantityToBand
-                )
+            (
+                Field::EventDate | Field::LossDate,
+                G::DateToMonth | G::DateToYear
+            ) | (
+                Field::EventPlace | Field::LossPlace,
+                G::PlaceToRegion | G::PlaceToCountry
+            ) | (
+                Field::AmmunitionQuantity | Field::PartsQuantity,
+                G::QuantityToBand
+            )
         )
     }
 }
@@ -590,13 +681,38 @@ impl<'a> Applicable<'a> {
     }
 }
 
-/// Applies the owner's policy to one record for one requester. Deny by default.
+/// The data class a record is shared under: a loss report (`loss` set) under
+/// `DATA_CLASS_LOSS_REPORT`, every other record under `DATA_CLASS_SEIZURE`.
+pub fn record_class(record: &pb::SeizureRecord) -> pb::DataClass {
+    if record.loss.is_some() {
+        pb::DataClass::LossReport
+    } else {
+        pb::DataClass::Seizure
+    }
+}
+
+/// The denial of a record asked for under a class it is not shared under (a loss report under
+/// a seizure rule, or the other way round): as if no rule covered it.
+pub(crate) fn wrong_class(policy: &Policy, requester: &Requester, class: pb::DataClass) -> Denial {
+    Denial::NoRule {
+        version: policy.version,
+        requester: requester.affiliation.to_string(),
+        purpose: requester.purpose.as_str_name().to_owned(),
+        class: class.as_str_name().to_owned(),
+    }
+}
+
+/// Applies the owner's policy to one record for one requester. Deny by default; a record is
+/// disclosed only under its own class ([`record_class`]).
 pub fn evaluate(
     policy: &Policy,
     requester: &Requester,
     class: pb::DataClass,
     record: &pb::SeizureRecord,
 ) -> Result<Disclosure, Denial> {
+    if record_class(record) != class {
+        return Err(wrong_class(policy, requester, class));
+    }
     let rule = Applicable::find(policy, requester, class)?;
     let (view, redacted) = rule.view(record);
     Ok(rule.disclosure(view, redacted))
@@ -765,6 +881,7 @@ fn project(
     let import = allow(on(Field::FirearmImportMarking, any_firearms));
     let other = allow(on(Field::FirearmOtherMarkings, any_firearms));
     let condition = allow(on(Field::FirearmMarkingCondition, any_firearms));
+    let status = allow(on(Field::FirearmStatus, any_firearms));
     if serial
         || manufacturer
         || model
@@ -775,6 +892,7 @@ fn project(
         || import
         || other
         || condition
+        || status
     {
         out.firearms = rec
             .firearms
@@ -818,6 +936,7 @@ fn project(
                     Vec::new()
                 },
                 marking_condition: if condition { f.marking_condition } else { 0 },
+                status: if status { f.status } else { 0 },
             })
             .collect();
     }
@@ -825,7 +944,9 @@ fn project(
     let any_parts = !rec.parts.is_empty();
     let parts = allow(on(Field::Parts, any_parts));
     let parts_qty = on(Field::PartsQuantity, any_parts);
-    if parts || parts_qty.is_some() {
+    let parts_maker = allow(on(Field::PartsManufacturer, any_parts));
+    let parts_marks = allow(on(Field::PartsMarkings, any_parts));
+    if parts || parts_qty.is_some() || parts_maker || parts_marks {
         out.parts = rec
             .parts
             .iter()
@@ -842,6 +963,16 @@ fn project(
                 } else {
                     String::new()
                 },
+                manufacturer: if parts_maker {
+                    p.manufacturer.clone()
+                } else {
+                    String::new()
+                },
+                markings: if parts_marks {
+                    p.markings.clone()
+                } else {
+                    Vec::new()
+                },
             })
             .collect();
     }
@@ -850,7 +981,18 @@ fn project(
     let ammo_calibre = allow(on(Field::AmmunitionCalibre, any_ammo));
     let ammo_maker = allow(on(Field::AmmunitionManufacturer, any_ammo));
     let ammo_qty = on(Field::AmmunitionQuantity, any_ammo);
-    if ammo_calibre || ammo_maker || ammo_qty.is_some() {
+    let ammo_type = allow(on(Field::AmmunitionType, any_ammo));
+    let headstamp = allow(on(Field::AmmunitionHeadstamp, any_ammo));
+    let lot = allow(on(Field::AmmunitionLot, any_ammo));
+    let ammo_year = allow(on(Field::AmmunitionYear, any_ammo));
+    if ammo_calibre
+        || ammo_maker
+        || ammo_qty.is_some()
+        || ammo_type
+        || headstamp
+        || lot
+        || ammo_year
+    {
         out.ammunition = rec
             .ammunition
             .iter()
@@ -871,6 +1013,14 @@ fn project(
                 } else {
                     String::new()
                 },
+                ammunition_type: if ammo_type { a.ammunition_type } else { 0 },
+                headstamp: if headstamp {
+                    a.headstamp.clone()
+                } else {
+                    String::new()
+                },
+                lot: if lot { a.lot.clone() } else { String::new() },
+                year: if ammo_year { a.year } else { 0 },
             })
             .collect();
     }
@@ -913,7 +1063,11 @@ fn project(
     let role = persons_granted && allow(on(Field::PersonRole, any_persons));
     let nationality = persons_granted && allow(on(Field::PersonNationality, any_persons));
     let name = persons_granted && allow(on(Field::PersonName, any_persons));
-    if role || nationality || name {
+    let kind = persons_granted && allow(on(Field::PersonKind, any_persons));
+    let sex = persons_granted && allow(on(Field::PersonSex, any_persons));
+    let age_band = persons_granted && allow(on(Field::PersonAgeBand, any_persons));
+    let licence = persons_granted && allow(on(Field::PersonLicence, any_persons));
+    if role || nationality || name || kind || sex || age_band || licence {
         out.persons = rec
             .persons
             .iter()
@@ -925,8 +1079,92 @@ fn project(
                     String::new()
                 },
                 name: if name { p.name.clone() } else { String::new() },
+                kind: if kind { p.kind } else { 0 },
+                sex: if sex { p.sex } else { 0 },
+                age_band: if age_band { p.age_band } else { 0 },
+                licence_reference: if licence {
+                    p.licence_reference.clone()
+                } else {
+                    String::new()
+                },
             })
             .collect();
+    }
+
+    if let Some(loss) = &rec.loss {
+        // The view of a loss report always says it is one: the rule that discloses it is a
+        // rule for loss reports.
+        let mut x = pb::LossReport::default();
+        if allow(on(Field::LossKind, loss.kind != 0)) {
+            x.kind = loss.kind;
+        }
+        if allow(on(Field::LossSource, loss.source != 0)) {
+            x.source = loss.source;
+        }
+        match on(Field::LossDate, !loss.date.is_empty()) {
+            Some(Treatment::Allow) => x.date = loss.date.clone(),
+            Some(Treatment::Generalise(g)) => x.date = generalise_date(&loss.date, g),
+            _ => {}
+        }
+        if let Some(p) = &loss.place {
+            match on(Field::LossPlace, true) {
+                Some(Treatment::Allow) => x.place = Some(p.clone()),
+                Some(Treatment::Generalise(pb::Generalisation::PlaceToRegion)) => {
+                    x.place = Some(pb::Place {
+                        country: p.country.clone(),
+                        region: p.region.clone(),
+                        ..Default::default()
+                    })
+                }
+                Some(Treatment::Generalise(_)) => {
+                    x.place = Some(pb::Place {
+                        country: p.country.clone(),
+                        ..Default::default()
+                    })
+                }
+                _ => {}
+            }
+        }
+        if allow(on(Field::LossCircumstances, !loss.circumstances.is_empty())) {
+            x.circumstances = loss.circumstances.clone();
+        }
+        if allow(on(
+            Field::LossReportingAgency,
+            !loss.reporting_agency.is_empty(),
+        )) {
+            x.reporting_agency = loss.reporting_agency.clone();
+        }
+        out.loss = Some(x);
+    }
+
+    if let Some(sh) = &rec.shipment {
+        let mut x = pb::ShipmentFacts::default();
+        if allow(on(Field::ShipmentIdentifiers, !sh.identifiers.is_empty())) {
+            x.identifiers = sh.identifiers.clone();
+        }
+        if persons_granted && allow(on(Field::ShipmentConsignor, !sh.consignor.is_empty())) {
+            x.consignor = sh.consignor.clone();
+        }
+        if persons_granted && allow(on(Field::ShipmentConsignee, !sh.consignee.is_empty())) {
+            x.consignee = sh.consignee.clone();
+        }
+        if allow(on(Field::ShipmentPlatform, !sh.online_platform.is_empty())) {
+            x.online_platform = sh.online_platform.clone();
+        }
+        if allow(on(Field::ShipmentListing, !sh.listing.is_empty())) {
+            x.listing = sh.listing.clone();
+        }
+        if persons_granted
+            && allow(on(
+                Field::ShipmentVendorHandle,
+                !sh.vendor_handle.is_empty(),
+            ))
+        {
+            x.vendor_handle = sh.vendor_handle.clone();
+        }
+        if x != pb::ShipmentFacts::default() {
+            out.shipment = Some(x);
+        }
     }
 
     if allow(on(Field::CaseReference, !rec.case_reference.is_empty())) {
@@ -937,6 +1175,18 @@ fn project(
     }
     if allow(on(Field::Notes, !rec.notes.is_empty())) {
         out.notes = rec.notes.clone();
+    }
+    if allow(on(Field::ProceedingsStatus, rec.proceedings_status != 0)) {
+        out.proceedings_status = rec.proceedings_status;
+    }
+    if allow(on(Field::Disposition, rec.disposition != 0)) {
+        out.disposition = rec.disposition;
+    }
+    if allow(on(
+        Field::BallisticReferences,
+        !rec.ballistic_references.is_empty(),
+    )) {
+        out.ballistic_references = rec.ballistic_references.clone();
     }
     (out, redacted)
 }

@@ -54,9 +54,22 @@ pub struct Row {
     pub record: pb::SeizureRecord,
 }
 
+/// How many columns [`CSV_COLUMNS`] has (the size of the cell arrays rows are read into).
+pub const N_COLUMNS: usize = 60;
+
+/// One row's cells, in [`CSV_COLUMNS`] order.
+pub type Columns<'a> = [&'a str; N_COLUMNS];
+
 /// The CSV columns, in the order the template uses. All but `national_ref`, `date`, `country`,
 /// `seizing_agency` and `seizure_kind` may be empty. Enumerations use the lowercase value name
-/// (e.g. `customs`, `maritime_container`); `route` lists countries separated by `;`.
+/// (e.g. `customs`, `maritime_container`); `route` lists countries separated by `;`, and so
+/// does `ballistic_references` its references. `weapon_status` is the first firearm's; the
+/// `ammunition_*` columns describe one ammunition lot and the `part_*` columns one part or
+/// component (`part_markings` lists marking texts separated by `;`; an empty `part_quantity`
+/// is one part); the `person_*` columns one person (natural or legal); `shipment_identifiers`
+/// lists `kind:value` pairs separated by `;` (`container:MSCU1234567;air_waybill:176-12345675`).
+/// A row with any `loss_*` column (or `reporting_agency`) is a loss report: its seizure columns
+/// (`date`, `country`, `seizing_agency`, `seizure_kind`) stay empty.
 pub const CSV_COLUMNS: &[&str] = &[
     "national_ref",
     "date",
@@ -83,7 +96,109 @@ pub const CSV_COLUMNS: &[&str] = &[
     "concealment_details",
     "case_reference",
     "notes",
+    "weapon_status",
+    "proceedings_status",
+    "disposition",
+    "ballistic_references",
+    "ammunition_manufacturer",
+    "ammunition_type",
+    "ammunition_headstamp",
+    "ammunition_lot",
+    "ammunition_year",
+    "part_kind",
+    "part_serial_number",
+    "part_manufacturer",
+    "part_quantity",
+    "part_markings",
+    "person_kind",
+    "person_role",
+    "person_name",
+    "person_nationality",
+    "person_sex",
+    "person_age_band",
+    "person_licence_reference",
+    "shipment_identifiers",
+    "consignor",
+    "consignee",
+    "online_platform",
+    "listing",
+    "vendor_handle",
+    "loss_kind",
+    "loss_source",
+    "loss_date",
+    "loss_country",
+    "loss_region",
+    "loss_locality",
+    "loss_circumstances",
+    "reporting_agency",
 ];
+
+const _: () = assert!(CSV_COLUMNS.len() == N_COLUMNS);
+
+// Positions of the columns added after the first 25 (the older ones are used by number below).
+const WEAPON_STATUS: usize = 25;
+const PROCEEDINGS_STATUS: usize = 26;
+const DISPOSITION: usize = 27;
+const BALLISTIC_REFERENCES: usize = 28;
+const AMMUNITION_MANUFACTURER: usize = 29;
+const AMMUNITION_TYPE: usize = 30;
+const AMMUNITION_HEADSTAMP: usize = 31;
+const AMMUNITION_LOT: usize = 32;
+const AMMUNITION_YEAR: usize = 33;
+const PART_KIND: usize = 34;
+const PART_SERIAL_NUMBER: usize = 35;
+const PART_MANUFACTURER: usize = 36;
+const PART_QUANTITY: usize = 37;
+const PART_MARKINGS: usize = 38;
+const PERSON_KIND: usize = 39;
+const PERSON_ROLE: usize = 40;
+const PERSON_NAME: usize = 41;
+const PERSON_NATIONALITY: usize = 42;
+const PERSON_SEX: usize = 43;
+const PERSON_AGE_BAND: usize = 44;
+const PERSON_LICENCE: usize = 45;
+const SHIPMENT_IDENTIFIERS: usize = 46;
+const CONSIGNOR: usize = 47;
+const CONSIGNEE: usize = 48;
+const ONLINE_PLATFORM: usize = 49;
+const LISTING: usize = 50;
+const VENDOR_HANDLE: usize = 51;
+const LOSS_KIND: usize = 52;
+const LOSS_SOURCE: usize = 53;
+const LOSS_DATE: usize = 54;
+const LOSS_COUNTRY: usize = 55;
+const LOSS_REGION: usize = 56;
+const LOSS_LOCALITY: usize = 57;
+const LOSS_CIRCUMSTANCES: usize = 58;
+const REPORTING_AGENCY: usize = 59;
+
+/// The conveyance identifiers of a `kind:value;kind:value` cell.
+fn conveyance_ids(line: u64, cell: &str) -> Result<Vec<pb::ConveyanceId>, pb::RowError> {
+    list(cell)
+        .map(|pair| {
+            let (kind, value) = pair.split_once(':').ok_or_else(|| {
+                row_error(
+                    line,
+                    "shipment_identifiers",
+                    format!("'{pair}': write each as kind:value, e.g. container:MSCU1234567"),
+                )
+            })?;
+            let kind = kind.trim();
+            let kind = if kind.is_empty() { "?" } else { kind };
+            Ok(pb::ConveyanceId {
+                kind: enum_value(line, "shipment_identifiers", kind, "CONVEYANCE_KIND", |n| {
+                    pb::ConveyanceKind::from_str_name(n).map(|v| v as i32)
+                })?,
+                value: value.trim().to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// The items of a `;`-separated cell, trimmed, empty ones dropped.
+fn list(cell: &str) -> impl Iterator<Item = &str> {
+    cell.split(';').map(str::trim).filter(|x| !x.is_empty())
+}
 
 fn row_error(line: u64, field: &str, reason: impl Into<String>) -> pb::RowError {
     pb::RowError {
@@ -164,7 +279,7 @@ fn csv_rows(
             row_error(line, "", format!("malformed CSV row: {e}"))
         })?;
         let line = r.position().map_or(0, |p| p.line());
-        let mut cols: [&str; 25] = [""; 25];
+        let mut cols: Columns = [""; N_COLUMNS];
         for (value, &col) in r.iter().zip(&index) {
             if let Some(slot) = cols.get_mut(col) {
                 *slot = value;
@@ -207,37 +322,137 @@ fn number<T: std::str::FromStr + Default>(
 
 /// Builds a record from values named by [`CSV_COLUMNS`] (in that order): one CSV row, or one
 /// submitted record form, which uses the same names and the same short enumeration values.
-pub fn record_from_columns(line: u64, c: &[&str; 25]) -> Result<pb::SeizureRecord, pb::RowError> {
+pub fn record_from_columns(line: u64, c: &Columns) -> Result<pb::SeizureRecord, pb::RowError> {
     let s = |i: usize| c[i].to_owned();
-    let firearm = (!c[9].is_empty() || !c[10].is_empty() || !c[11].is_empty()).then(|| {
-        Ok::<_, pb::RowError>(pb::FirearmIdentification {
-            serial_number: s(9),
-            manufacturer: s(10),
-            model: s(11),
-            category: enum_value(line, "category", c[12], "WEAPON_CATEGORY", |n| {
-                pb::WeaponCategory::from_str_name(n).map(|v| v as i32)
-            })?,
-            calibre: s(13),
-            country_of_manufacture: s(14),
-            marking_condition: enum_value(
-                line,
-                "marking_condition",
-                c[15],
-                "MARKING_CONDITION",
-                |n| pb::MarkingCondition::from_str_name(n).map(|v| v as i32),
-            )?,
-            year_of_manufacture: number(line, "year_of_manufacture", c[16])?,
-            ..Default::default()
-        })
-    });
-    let ammunition = if c[17].is_empty() && c[18].is_empty() {
+    let status = enum_value(
+        line,
+        "weapon_status",
+        c[WEAPON_STATUS],
+        "WEAPON_STATUS",
+        |n| pb::WeaponStatus::from_str_name(n).map(|v| v as i32),
+    )?;
+    let firearm =
+        (!c[9].is_empty() || !c[10].is_empty() || !c[11].is_empty() || status != 0).then(|| {
+            Ok::<_, pb::RowError>(pb::FirearmIdentification {
+                serial_number: s(9),
+                manufacturer: s(10),
+                model: s(11),
+                category: enum_value(line, "category", c[12], "WEAPON_CATEGORY", |n| {
+                    pb::WeaponCategory::from_str_name(n).map(|v| v as i32)
+                })?,
+                calibre: s(13),
+                country_of_manufacture: s(14),
+                marking_condition: enum_value(
+                    line,
+                    "marking_condition",
+                    c[15],
+                    "MARKING_CONDITION",
+                    |n| pb::MarkingCondition::from_str_name(n).map(|v| v as i32),
+                )?,
+                year_of_manufacture: number(line, "year_of_manufacture", c[16])?,
+                status,
+                ..Default::default()
+            })
+        });
+    let ammunition_columns = [17, 18]
+        .into_iter()
+        .chain(AMMUNITION_MANUFACTURER..=AMMUNITION_YEAR);
+    let ammunition = if ammunition_columns.clone().all(|i| c[i].is_empty()) {
         vec![]
     } else {
         vec![pb::AmmunitionItem {
             calibre: s(17),
             quantity: number(line, "ammunition_quantity", c[18])?,
+            manufacturer: s(AMMUNITION_MANUFACTURER),
+            ammunition_type: enum_value(
+                line,
+                "ammunition_type",
+                c[AMMUNITION_TYPE],
+                "AMMUNITION_TYPE",
+                |n| pb::AmmunitionType::from_str_name(n).map(|v| v as i32),
+            )?,
+            headstamp: s(AMMUNITION_HEADSTAMP),
+            lot: s(AMMUNITION_LOT),
+            year: number(line, "ammunition_year", c[AMMUNITION_YEAR])?,
             ..Default::default()
         }]
+    };
+    let parts = if (PART_KIND..=PART_MARKINGS).all(|i| c[i].is_empty()) {
+        vec![]
+    } else {
+        vec![pb::PartItem {
+            kind: s(PART_KIND),
+            serial_number: s(PART_SERIAL_NUMBER),
+            manufacturer: s(PART_MANUFACTURER),
+            quantity: match c[PART_QUANTITY] {
+                "" => 1,
+                q => number(line, "part_quantity", q)?,
+            },
+            markings: list(c[PART_MARKINGS])
+                .map(|text| pb::Marking {
+                    text: text.to_owned(),
+                    location: String::new(),
+                })
+                .collect(),
+            ..Default::default()
+        }]
+    };
+    let persons = if (PERSON_KIND..=PERSON_LICENCE).all(|i| c[i].is_empty()) {
+        vec![]
+    } else {
+        let e = |field: &str, i: usize, prefix: &str, f: fn(&str) -> Option<i32>| {
+            enum_value(line, field, c[i], prefix, f)
+        };
+        vec![pb::Person {
+            kind: e("person_kind", PERSON_KIND, "PERSON_KIND", |n| {
+                pb::PersonKind::from_str_name(n).map(|v| v as i32)
+            })?,
+            role: e("person_role", PERSON_ROLE, "PERSON_ROLE", |n| {
+                pb::PersonRole::from_str_name(n).map(|v| v as i32)
+            })?,
+            name: s(PERSON_NAME),
+            nationality: s(PERSON_NATIONALITY),
+            sex: e("person_sex", PERSON_SEX, "PERSON_SEX", |n| {
+                pb::PersonSex::from_str_name(n).map(|v| v as i32)
+            })?,
+            age_band: e("person_age_band", PERSON_AGE_BAND, "AGE_BAND", |n| {
+                pb::AgeBand::from_str_name(n).map(|v| v as i32)
+            })?,
+            licence_reference: s(PERSON_LICENCE),
+        }]
+    };
+    let shipment = if (SHIPMENT_IDENTIFIERS..=VENDOR_HANDLE).all(|i| c[i].is_empty()) {
+        None
+    } else {
+        Some(pb::ShipmentFacts {
+            identifiers: conveyance_ids(line, c[SHIPMENT_IDENTIFIERS])?,
+            consignor: s(CONSIGNOR),
+            consignee: s(CONSIGNEE),
+            online_platform: s(ONLINE_PLATFORM),
+            listing: s(LISTING),
+            vendor_handle: s(VENDOR_HANDLE),
+        })
+    };
+    let loss = if (LOSS_KIND..=REPORTING_AGENCY).all(|i| c[i].is_empty()) {
+        None
+    } else {
+        Some(pb::LossReport {
+            kind: enum_value(line, "loss_kind", c[LOSS_KIND], "LOSS_KIND", |n| {
+                pb::LossKind::from_str_name(n).map(|v| v as i32)
+            })?,
+            source: enum_value(line, "loss_source", c[LOSS_SOURCE], "LOSS_SOURCE", |n| {
+                pb::LossSource::from_str_name(n).map(|v| v as i32)
+            })?,
+            date: s(LOSS_DATE),
+            place: Some(pb::Place {
+                country: s(LOSS_COUNTRY),
+                region: s(LOSS_REGION),
+                locality: s(LOSS_LOCALITY),
+                ..Default::default()
+            }),
+            circumstances: s(LOSS_CIRCUMSTANCES),
+            reporting_agency: s(REPORTING_AGENCY),
+        })
     };
     let route = c[19]
         .split(';')
@@ -288,6 +503,10 @@ pub fn record_from_columns(line: u64, c: &[&str; 25]) -> Result<pb::SeizureRecor
             )?,
         }),
         firearms: firearm.transpose()?.into_iter().collect(),
+        parts,
+        persons,
+        shipment,
+        loss,
         ammunition,
         trafficking: has_trafficking.then(|| pb::TraffickingFacts {
             route,
@@ -298,6 +517,22 @@ pub fn record_from_columns(line: u64, c: &[&str; 25]) -> Result<pb::SeizureRecor
         }),
         case_reference: s(23),
         notes: s(24),
+        proceedings_status: enum_value(
+            line,
+            "proceedings_status",
+            c[PROCEEDINGS_STATUS],
+            "PROCEEDINGS_STATUS",
+            |n| pb::ProceedingsStatus::from_str_name(n).map(|v| v as i32),
+        )?,
+        disposition: enum_value(line, "disposition", c[DISPOSITION], "DISPOSITION", |n| {
+            pb::Disposition::from_str_name(n).map(|v| v as i32)
+        })?,
+        ballistic_references: c[BALLISTIC_REFERENCES]
+            .split(';')
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(str::to_owned)
+            .collect(),
         ..Default::default()
     })
 }
@@ -319,6 +554,11 @@ pub fn columns_of(r: &pb::SeizureRecord) -> Vec<String> {
     let ctx = r.context.unwrap_or_default();
     let fa = r.firearms.first().cloned().unwrap_or_default();
     let am = r.ammunition.first().cloned().unwrap_or_default();
+    let part = r.parts.first().cloned().unwrap_or_default();
+    let person = r.persons.first().cloned().unwrap_or_default();
+    let sh = r.shipment.clone().unwrap_or_default();
+    let loss = r.loss.clone().unwrap_or_default();
+    let loss_place = loss.place.clone().unwrap_or_default();
     let t = r.trafficking.clone().unwrap_or_default();
     let e = |name: Option<&str>, prefix: &str| match name {
         Some(n) if !n.ends_with("_UNSPECIFIED") => short_name(n, prefix),
@@ -390,6 +630,110 @@ pub fn columns_of(r: &pb::SeizureRecord) -> Vec<String> {
         t.concealment_details.clone(),
         r.case_reference.clone(),
         r.notes.clone(),
+        e(
+            pb::WeaponStatus::try_from(fa.status)
+                .ok()
+                .map(|v| v.as_str_name()),
+            "WEAPON_STATUS",
+        ),
+        e(
+            pb::ProceedingsStatus::try_from(r.proceedings_status)
+                .ok()
+                .map(|v| v.as_str_name()),
+            "PROCEEDINGS_STATUS",
+        ),
+        e(
+            pb::Disposition::try_from(r.disposition)
+                .ok()
+                .map(|v| v.as_str_name()),
+            "DISPOSITION",
+        ),
+        r.ballistic_references.join(";"),
+        am.manufacturer.clone(),
+        e(
+            pb::AmmunitionType::try_from(am.ammunition_type)
+                .ok()
+                .map(|v| v.as_str_name()),
+            "AMMUNITION_TYPE",
+        ),
+        am.headstamp.clone(),
+        am.lot.clone(),
+        num(u64::from(am.year)),
+        part.kind.clone(),
+        part.serial_number.clone(),
+        part.manufacturer.clone(),
+        num(part.quantity),
+        part.markings
+            .iter()
+            .map(|m| m.text.as_str())
+            .collect::<Vec<_>>()
+            .join(";"),
+        e(
+            pb::PersonKind::try_from(person.kind)
+                .ok()
+                .map(|v| v.as_str_name()),
+            "PERSON_KIND",
+        ),
+        e(
+            pb::PersonRole::try_from(person.role)
+                .ok()
+                .map(|v| v.as_str_name()),
+            "PERSON_ROLE",
+        ),
+        person.name.clone(),
+        person.nationality.clone(),
+        e(
+            pb::PersonSex::try_from(person.sex)
+                .ok()
+                .map(|v| v.as_str_name()),
+            "PERSON_SEX",
+        ),
+        e(
+            pb::AgeBand::try_from(person.age_band)
+                .ok()
+                .map(|v| v.as_str_name()),
+            "AGE_BAND",
+        ),
+        person.licence_reference.clone(),
+        sh.identifiers
+            .iter()
+            .map(|i| {
+                format!(
+                    "{}:{}",
+                    e(
+                        pb::ConveyanceKind::try_from(i.kind)
+                            .ok()
+                            .map(|v| v.as_str_name()),
+                        "CONVEYANCE_KIND"
+                    ),
+                    i.value
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(";"),
+        sh.consignor.clone(),
+        sh.consignee.clone(),
+        sh.online_platform.clone(),
+        sh.listing.clone(),
+        sh.vendor_handle.clone(),
+        e(
+            pb::LossKind::try_from(loss.kind)
+                .ok()
+                .map(|v| v.as_str_name()),
+            "LOSS_KIND",
+        ),
+        e(
+            pb::LossSource::try_from(loss.source)
+                .ok()
+                .map(|v| v.as_str_name()),
+            "LOSS_SOURCE",
+        ),
+        loss.date.clone(),
+        loss_place.country.clone(),
+        loss_place.region.clone(),
+        loss_place.locality.clone(),
+        loss.circumstances.clone(),
+        loss.reporting_agency.clone(),
     ]
 }
 
@@ -426,6 +770,41 @@ mod tests {
             "fuel tank",
             "CASE-1",
             "synthetic",
+            "printed_3d",
+            "trial",
+            "retained",
+            "IBIS-FRA-1;IBIS-FRA-2",
+            "Synthetic Ammunition",
+            "expanding",
+            "SYN 9MM 21",
+            "LOT-21-7",
+            "2021",
+            "slide",
+            "SL-1",
+            "Synthetic Arms",
+            "2",
+            "SYN;PROOF-1",
+            "legal",
+            "broker",
+            "Synthetic Brokers Ltd",
+            "NLD",
+            "",
+            "",
+            "SYN-BRK-0001",
+            "container:SYNU1234567;air_waybill:176-12345675",
+            "Synthetic Export Ltd",
+            "Synthetic Import Ltd",
+            "synthetic-market.example",
+            "https://synthetic-market.example/listing/1",
+            "synthetic_vendor",
+            "stolen",
+            "dealer",
+            "2025-01-02",
+            "FRA",
+            "Synthetic region",
+            "Synthetic town",
+            "Synthetic break-in",
+            "Synthetic police station",
         ];
         let rec = record_from_columns(0, &cols).unwrap();
         let back = columns_of(&rec);
@@ -437,9 +816,112 @@ mod tests {
 
     #[test]
     fn unknown_enum_value_names_the_field() {
-        let mut cols = [""; 25];
+        let mut cols = [""; N_COLUMNS];
         cols[20] = "teleport";
         let err = record_from_columns(7, &cols).unwrap_err();
         assert_eq!((err.line, err.field.as_str()), (7, "transport_mode"));
+        for (at, name) in [
+            (WEAPON_STATUS, "weapon_status"),
+            (PROCEEDINGS_STATUS, "proceedings_status"),
+            (DISPOSITION, "disposition"),
+            (AMMUNITION_TYPE, "ammunition_type"),
+        ] {
+            let mut cols = [""; N_COLUMNS];
+            cols[at] = "lost";
+            let err = record_from_columns(3, &cols).unwrap_err();
+            assert_eq!(err.field, name);
+            assert_eq!(CSV_COLUMNS[at], name);
+        }
+    }
+
+    #[test]
+    fn a_row_with_loss_columns_is_a_loss_report() {
+        let mut cols = [""; N_COLUMNS];
+        cols[0] = "SYN-L-1";
+        cols[9] = "SN-1";
+        cols[LOSS_KIND] = "diverted";
+        cols[LOSS_SOURCE] = "state_stockpile";
+        cols[LOSS_DATE] = "2025-01-02";
+        cols[LOSS_COUNTRY] = "FRA";
+        let rec = record_from_columns(1, &cols).unwrap();
+        let loss = rec.loss.unwrap();
+        assert_eq!(loss.kind, pb::LossKind::Diverted as i32);
+        assert_eq!(loss.source, pb::LossSource::StateStockpile as i32);
+        cols[LOSS_SOURCE] = "neighbour";
+        assert_eq!(
+            record_from_columns(1, &cols).unwrap_err().field,
+            "loss_source"
+        );
+        assert!(
+            record_from_columns(1, &[""; N_COLUMNS])
+                .unwrap()
+                .loss
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn shipment_identifiers_are_kind_value_pairs() {
+        let mut cols = [""; N_COLUMNS];
+        cols[SHIPMENT_IDENTIFIERS] = "parcel_tracking:SYN 0001 ; flight:SY123";
+        let rec = record_from_columns(1, &cols).unwrap();
+        let ids = rec.shipment.unwrap().identifiers;
+        assert_eq!(ids[0].kind, pb::ConveyanceKind::ParcelTracking as i32);
+        assert_eq!(ids[0].value, "SYN 0001");
+        assert_eq!(ids[1].kind, pb::ConveyanceKind::Flight as i32);
+        for bad in ["MSCU1234567", "boat:X1", ":X1"] {
+            cols[SHIPMENT_IDENTIFIERS] = bad;
+            let err = record_from_columns(2, &cols).unwrap_err();
+            assert_eq!(err.field, "shipment_identifiers", "{bad}");
+        }
+        let mut cols = [""; N_COLUMNS];
+        cols[PERSON_SEX] = "female";
+        cols[PERSON_AGE_BAND] = "25_to_34";
+        let rec = record_from_columns(1, &cols).unwrap();
+        assert_eq!(rec.persons[0].age_band, pb::AgeBand::AgeBand25To34 as i32);
+        assert!(rec.shipment.is_none());
+    }
+
+    #[test]
+    fn a_part_without_a_quantity_is_one_part() {
+        let mut cols = [""; N_COLUMNS];
+        cols[PART_KIND] = "frame";
+        cols[PART_MARKINGS] = "A; ;B";
+        let rec = record_from_columns(1, &cols).unwrap();
+        assert_eq!(rec.parts[0].quantity, 1);
+        let texts: Vec<&str> = rec.parts[0]
+            .markings
+            .iter()
+            .map(|m| m.text.as_str())
+            .collect();
+        assert_eq!(texts, ["A", "B"]);
+        assert!(rec.ammunition.is_empty());
+        cols[PART_QUANTITY] = "many";
+        assert_eq!(
+            record_from_columns(1, &cols).unwrap_err().field,
+            "part_quantity"
+        );
+        let mut cols = [""; N_COLUMNS];
+        cols[AMMUNITION_LOT] = "L-1";
+        let rec = record_from_columns(1, &cols).unwrap();
+        assert_eq!(rec.ammunition[0].lot, "L-1");
+        assert!(rec.parts.is_empty());
+    }
+
+    #[test]
+    fn case_facts_are_read_from_their_columns() {
+        let mut cols = [""; N_COLUMNS];
+        cols[WEAPON_STATUS] = "craft-made";
+        cols[PROCEEDINGS_STATUS] = "conviction";
+        cols[DISPOSITION] = "destroyed";
+        cols[BALLISTIC_REFERENCES] = " IBIS-1 ; ;IBIS-2";
+        let rec = record_from_columns(1, &cols).unwrap();
+        assert_eq!(rec.firearms[0].status, pb::WeaponStatus::CraftMade as i32);
+        assert_eq!(
+            rec.proceedings_status,
+            pb::ProceedingsStatus::Conviction as i32
+        );
+        assert_eq!(rec.disposition, pb::Disposition::Destroyed as i32);
+        assert_eq!(rec.ballistic_references, ["IBIS-1", "IBIS-2"]);
     }
 }

@@ -86,6 +86,7 @@ fn lookup_of(serial: &str) -> pb::FederatedLookupRequest {
         }),
         serial_number: serial.to_owned(),
         manufacturer: String::new(),
+        ..Default::default()
     }
 }
 
@@ -1062,6 +1063,7 @@ async fn a_police_node_claiming_the_customs_agency_kind_is_refused() {
             context: None,
             serial_number: "SYN-0001".into(),
             manufacturer: String::new(),
+            ..Default::default()
         };
         req.sign_with(
             &key,

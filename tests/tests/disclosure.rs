@@ -105,7 +105,7 @@ async fn federation(auto_answer: bool) -> TestFederation {
         kind: "slide".into(),
         serial_number: PART_SERIAL.into(),
         quantity: 1,
-        quantity_band: String::new(),
+        ..Default::default()
     });
     fed.admin(FRA)
         .await
@@ -215,6 +215,7 @@ impl Prober {
             context: None,
             serial_number: serial.into(),
             manufacturer: manufacturer.into(),
+            ..Default::default()
         };
         req.sign_with(&self.key, ctx);
         self.client

@@ -109,6 +109,7 @@ async fn lookup_as(
         context: None,
         serial_number: serial.into(),
         manufacturer: String::new(),
+        ..Default::default()
     };
     req.sign_with(ctx.0, ctx.1);
     c.lookup(req).await.map(|r| r.into_inner())
@@ -278,6 +279,7 @@ async fn forged_mismatched_missing_and_replayed_envelopes_are_refused() {
             context: None,
             serial_number: serial.clone(),
             manufacturer: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -299,6 +301,7 @@ async fn forged_mismatched_missing_and_replayed_envelopes_are_refused() {
         context: None,
         serial_number: "SYN-NOT-ASKED".into(),
         manufacturer: String::new(),
+        ..Default::default()
     };
     let Ctx(key, rc) = context(&deu_key, "DEU-CUS", "f4", pb::Purpose::Tracing);
     asked.sign_with(key, rc);
@@ -336,6 +339,7 @@ async fn fan_out_merges_answers_and_names_a_stopped_peer() {
         }),
         serial_number: serial.to_lowercase(),
         manufacturer: String::new(),
+        ..Default::default()
     };
     let mut deu = fed.admin(DEU).await.unwrap();
     let all = deu
@@ -366,6 +370,7 @@ async fn fan_out_merges_answers_and_names_a_stopped_peer() {
             inquiry: Some(pb::Inquiry::default()),
             serial_number: serial,
             manufacturer: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -423,6 +428,7 @@ async fn every_disclosure_is_audited_and_the_chain_verifies_offline() {
             context: None,
             serial_number: serial.into(),
             manufacturer: String::new(),
+            ..Default::default()
         }
         .encode_to_vec()
     };

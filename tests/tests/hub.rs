@@ -179,6 +179,7 @@ async fn lookups_reach_an_outbound_only_member_through_its_hub_which_reads_nothi
             inquiry: Some(inquiry(false)),
             serial_number: CANARY.into(),
             manufacturer: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -246,6 +247,7 @@ fn sealed_lookup(f: &Fra, serial: &str, rid: &str) -> pb::SealedMessage {
         context: None,
         serial_number: serial.into(),
         manufacturer: String::new(),
+        ..Default::default()
     };
     let rc = pb::RequestContext {
         request_id: rid.into(),
@@ -435,6 +437,7 @@ async fn a_regional_fan_out_names_the_member_that_did_not_answer() {
             }),
             serial_number: "SYN-REGION-1".into(),
             manufacturer: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -51,6 +51,7 @@ fn lookup_of(serial: &str) -> pb::FederatedLookupRequest {
         }),
         serial_number: serial.to_owned(),
         manufacturer: String::new(),
+        ..Default::default()
     }
 }
 

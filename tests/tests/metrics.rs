@@ -58,6 +58,7 @@ fn lookup(serial: &str) -> pb::FederatedLookupRequest {
         }),
         serial_number: serial.to_owned(),
         manufacturer: String::new(),
+        ..Default::default()
     }
 }
 

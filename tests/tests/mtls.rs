@@ -138,6 +138,7 @@ async fn oversized_messages_are_refused_with_a_clear_status_on_both_listeners() 
             context: None,
             serial_number: big.clone(),
             manufacturer: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -106,6 +106,7 @@ fn lookup(purpose: pb::Purpose, n: u64) -> pb::FederatedLookupRequest {
         }),
         serial_number: sample::serial(fra(), n),
         manufacturer: String::new(),
+        ..Default::default()
     }
 }
 

@@ -60,6 +60,7 @@ async fn records_and_indexes_survive_a_node_restart() {
             serial_number: messy,
             r#match: pb::SerialMatch::Normalised as i32,
             limit: 10,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -87,6 +88,7 @@ async fn exact_search_distinguishes_what_normalised_search_unifies() {
         serial_number: "AB-1234".into(),
         r#match: m as i32,
         limit: 10,
+        ..Default::default()
     };
     let normalised = admin
         .search_by_serial(search(pb::SerialMatch::Normalised))

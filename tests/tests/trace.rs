@@ -502,6 +502,7 @@ async fn retraction_deletes_the_recipients_copy_and_stops_disclosure() {
         }),
         serial_number: serial.clone(),
         manufacturer: String::new(),
+        ..Default::default()
     };
     let mut deu = fed.admin(DEU).await.unwrap();
     let found = deu
@@ -606,6 +607,7 @@ fields = [
         }),
         serial_number: sample::serial(fra, 1),
         manufacturer: String::new(),
+        ..Default::default()
     };
     deu.federated_lookup(look(pb::Purpose::Tracing))
         .await

@@ -78,6 +78,30 @@ fn describe(r: &pb::SeizureRecord, redacted: &[String]) -> String {
         if !bits.is_empty() {
             parts.push(format!("firearm={}", bits.join(" ")));
         }
+        if let Ok(status) = pb::WeaponStatus::try_from(f.status)
+            && status != pb::WeaponStatus::Unspecified
+        {
+            parts.push(format!(
+                "status={}",
+                status
+                    .as_str_name()
+                    .trim_start_matches("WEAPON_STATUS_")
+                    .to_lowercase()
+            ));
+        }
+    }
+    if !r.ballistic_references.is_empty() {
+        parts.push(format!("ballistic={}", r.ballistic_references.join(",")));
+    }
+    if let Ok(d) = pb::Disposition::try_from(r.disposition)
+        && d != pb::Disposition::Unspecified
+    {
+        parts.push(format!(
+            "disposition={}",
+            d.as_str_name()
+                .trim_start_matches("DISPOSITION_")
+                .to_lowercase()
+        ));
     }
     if let Some(t) = &r.trafficking {
         if !t.route.is_empty() {
@@ -164,6 +188,7 @@ pub async fn scenario(fed: &mut DevFederation, out: &mut String) -> Result<(), D
             inquiry: inquiry(pb::AgencyKind::Police, pb::Purpose::Tracing),
             serial_number: serial.to_lowercase(),
             manufacturer: String::new(),
+            ..Default::default()
         })
         .await
         .map_err(call("federated lookup from FRA-POL"))?
@@ -205,6 +230,92 @@ pub async fn scenario(fed: &mut DevFederation, out: &mut String) -> Result<(), D
         },
     )?;
 
+    // 1a. A ballistic hit followed up: FRA looks for a cartridge case DEU registered in its
+    // national ballistic system; DEU's rule for FRA discloses ballistic references.
+    let ballistic = sample::ballistic_reference(deu_country, 4)
+        .ok_or_else(|| DemoError::Check("sample record 4 has no ballistic reference".into()))?;
+    let found = fra
+        .federated_lookup(pb::FederatedLookupRequest {
+            inquiry: inquiry(pb::AgencyKind::Police, pb::Purpose::Tracing),
+            serial_number: ballistic.clone(),
+            kind: pb::LookupKind::BallisticReference as i32,
+            ..Default::default()
+        })
+        .await
+        .map_err(call("ballistic lookup from FRA-POL"))?
+        .into_inner();
+    let deu_hit = found
+        .answers
+        .iter()
+        .find(|a| a.node_id == "DEU-CUS")
+        .and_then(|a| a.hits.first());
+    let _ = writeln!(
+        out,
+        "ballistic-reference lookup by FRA-POL for '{ballistic}': DEU-CUS answers {}",
+        deu_hit.map_or("no hit".to_owned(), |h| format!(
+            "{} (rule {})",
+            describe(
+                h.disclosed
+                    .as_ref()
+                    .unwrap_or(&pb::SeizureRecord::default()),
+                &h.redacted_fields
+            ),
+            h.policy_rule
+        ))
+    );
+    check(
+        deu_hit.is_some_and(|h| {
+            h.disclosed
+                .as_ref()
+                .is_some_and(|d| d.ballistic_references.contains(&ballistic))
+        }),
+        || format!("DEU-CUS should answer the ballistic lookup: {found:?}"),
+    )?;
+
+    // 1c. A weapon reported stolen: FRA looks up a serial DEU holds a loss report for; DEU's
+    // rule for loss reports tells FRA what happened, from whom and when.
+    let missing = sample::loss_serial(deu_country, 1);
+    let found = fra
+        .federated_lookup(pb::FederatedLookupRequest {
+            inquiry: inquiry(pb::AgencyKind::Police, pb::Purpose::Tracing),
+            serial_number: missing.to_lowercase(),
+            ..Default::default()
+        })
+        .await
+        .map_err(call("federated lookup from FRA-POL"))?
+        .into_inner();
+    let reported = found
+        .answers
+        .iter()
+        .find(|a| a.node_id == "DEU-CUS")
+        .and_then(|a| a.hits.first())
+        .and_then(|h| h.disclosed.as_ref())
+        .and_then(|d| d.loss.clone());
+    let _ = writeln!(
+        out,
+        "hit/no-hit lookup by FRA-POL for serial '{missing}': DEU-CUS answers {}",
+        reported.as_ref().map_or("no hit".to_owned(), |l| format!(
+            "{} from {} on {}",
+            pb::LossKind::try_from(l.kind)
+                .map(|k| k
+                    .as_str_name()
+                    .trim_start_matches("LOSS_KIND_")
+                    .to_lowercase())
+                .unwrap_or_default(),
+            pb::LossSource::try_from(l.source)
+                .map(|s| s
+                    .as_str_name()
+                    .trim_start_matches("LOSS_SOURCE_")
+                    .to_lowercase())
+                .unwrap_or_default(),
+            l.date
+        ))
+    );
+    check(
+        reported.is_some_and(|l| l.kind != 0 && !l.date.is_empty()),
+        || format!("DEU-CUS should report the weapon missing: {found:?}"),
+    )?;
+
     // 1b. "Hit only": ITA-POL's rule for FRA answers that it holds a weapon, and whom to ask,
     // and nothing of the record.
     let ita_country = CountryCode::parse("ITA").map_err(|e| DemoError::Check(e.to_string()))?;
@@ -214,6 +325,7 @@ pub async fn scenario(fed: &mut DevFederation, out: &mut String) -> Result<(), D
             inquiry: inquiry(pb::AgencyKind::Police, pb::Purpose::Tracing),
             serial_number: ita_serial.clone(),
             manufacturer: String::new(),
+            ..Default::default()
         })
         .await
         .map_err(call("federated lookup from FRA-POL"))?

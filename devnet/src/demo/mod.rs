@@ -202,6 +202,14 @@ async fn load_samples(fed: &DevFederation, per_node: u64) -> Result<(), DemoErro
                 .map_err(call(format!("loading sample data into {}", node.id)))?;
             n = end;
         }
+        // A few synthetic loss reports too, so lookups find weapons reported lost or stolen.
+        client
+            .import_batch(pb::ImportBatchRequest {
+                records: (0..5).map(|k| sample::loss_report(country, k)).collect(),
+                ..Default::default()
+            })
+            .await
+            .map_err(call(format!("loading loss reports into {}", node.id)))?;
     }
     Ok(())
 }
@@ -272,6 +280,7 @@ async fn scenario(fed: &DevFederation) -> Result<String, DemoError> {
                 serial_number: messy.clone(),
                 r#match: pb::SerialMatch::Normalised as i32,
                 limit: 10,
+                ..Default::default()
             })
             .await
             .map_err(call(format!("serial search on {}", node.id)))?

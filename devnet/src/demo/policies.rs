@@ -47,8 +47,10 @@ audience = { countries = ["DEU", "ITA"] }
 handling = { purpose_bound = true, no_onward_without_consent = true }
 "#;
 
-/// DEU-CUS: shares weapon identification with FRA for tracing (kept two years, never passed
-/// on), and trace results.
+/// DEU-CUS: shares weapon identification (with the weapon's status, the disposition of the
+/// seized items and ballistic references, so FRA's ballistic lookups find DEU's cases) with FRA
+/// for tracing (kept two years, never passed on), its reports of lost and stolen weapons (what
+/// was lost, from whom, when, in which country), and trace results.
 pub const DEU: &str = r#"
 owner_country = "DEU"
 version = 1
@@ -65,7 +67,29 @@ fields = [
   { field = "firearms.manufacturer", treatment = "FIELD_TREATMENT_ALLOW" },
   { field = "firearms.model", treatment = "FIELD_TREATMENT_ALLOW" },
   { field = "firearms.category", treatment = "FIELD_TREATMENT_ALLOW" },
+  { field = "firearms.status", treatment = "FIELD_TREATMENT_ALLOW" },
   { field = "event.date", treatment = "FIELD_TREATMENT_ALLOW" },
+  { field = "disposition", treatment = "FIELD_TREATMENT_ALLOW" },
+  { field = "ballistic_references", treatment = "FIELD_TREATMENT_ALLOW" },
+  { field = "ammunition.headstamp", treatment = "FIELD_TREATMENT_ALLOW" },
+  { field = "ammunition.lot", treatment = "FIELD_TREATMENT_ALLOW" },
+  { field = "shipment.identifiers", treatment = "FIELD_TREATMENT_ALLOW" },
+  { field = "shipment.online_platform", treatment = "FIELD_TREATMENT_ALLOW" },
+]
+
+[[rules]]
+id = "fra-loss-reports"
+purposes = ["PURPOSE_TRACING", "PURPOSE_CRIMINAL_INVESTIGATION"]
+data_classes = ["DATA_CLASS_LOSS_REPORT"]
+audience = { countries = ["FRA"] }
+handling = { purpose_bound = true, no_onward_without_consent = true, retention_days = 730 }
+fields = [
+  { field = "firearms.serial_number", treatment = "FIELD_TREATMENT_ALLOW" },
+  { field = "firearms.manufacturer", treatment = "FIELD_TREATMENT_ALLOW" },
+  { field = "loss.kind", treatment = "FIELD_TREATMENT_ALLOW" },
+  { field = "loss.source", treatment = "FIELD_TREATMENT_ALLOW" },
+  { field = "loss.date", treatment = "FIELD_TREATMENT_ALLOW" },
+  { field = "loss.place", treatment = "FIELD_TREATMENT_GENERALISE", generalisation = "GENERALISATION_PLACE_TO_COUNTRY" },
 ]
 
 [[rules]]

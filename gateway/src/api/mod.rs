@@ -427,6 +427,8 @@ struct SearchQuery {
     serial: String,
     #[serde(default, rename = "match")]
     how: Option<String>,
+    #[serde(default)]
+    kind: String,
 }
 
 async fn search(
@@ -438,7 +440,7 @@ async fn search(
     if !q.serial.trim().is_empty() {
         check_serial(&q.serial)?;
     }
-    ok(json!({ "items": ops::search(&app, c.caller(), &q.serial, normalised).await? }))
+    ok(json!({ "items": ops::search(&app, c.caller(), &q.serial, normalised, &q.kind).await? }))
 }
 
 /// A lookup as the API takes it: [`ops::LookupInput`] with no unknown fields.
@@ -452,6 +454,7 @@ struct ApiLookup {
     legal_basis: String,
     case_reference: String,
     via_hub: bool,
+    kind: String,
 }
 
 async fn lookup(State(app): State<Arc<App>>, c: ApiCaller, bytes: Bytes) -> ApiResult {
@@ -463,6 +466,7 @@ async fn lookup(State(app): State<Arc<App>>, c: ApiCaller, bytes: Bytes) -> ApiR
         legal_basis,
         case_reference,
         via_hub,
+        kind,
     } = body(&bytes)?;
     let input = ops::LookupInput {
         serial_number,
@@ -471,6 +475,7 @@ async fn lookup(State(app): State<Arc<App>>, c: ApiCaller, bytes: Bytes) -> ApiR
         legal_basis,
         case_reference,
         via_hub,
+        kind,
     };
     if input.serial_number.trim().is_empty() || !PURPOSES.contains(&input.purpose.as_str()) {
         // Every missing input at once, as the console reports them.

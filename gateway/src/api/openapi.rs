@@ -136,6 +136,11 @@ pub fn document(own_country: &str) -> Value {
         json!({"name": "serial", "in": "query", "required": true, "description": format!("The serial number: at least one letter or digit (A-Z, 0-9), at most {SERIAL_MAX} characters"),
                "schema": {"type": "string", "minLength": 1, "maxLength": SERIAL_MAX, "pattern": "[A-Za-z0-9]"}}),
         string_param(
+            "kind",
+            "What serial is: serial (the default: firearm and part serials), ballistic_reference, headstamp, ammunition_lot or shipment_id",
+            json!({"type": "string", "enum": ["", "serial", "ballistic_reference", "headstamp", "ammunition_lot", "shipment_id"], "default": "serial"}),
+        ),
+        string_param(
             "match",
             "exact, or normalised (the default: ignoring case, spaces and separators)",
             json!({"type": "string", "enum": ["exact", "normalised"]})
@@ -336,7 +341,9 @@ pub fn document(own_country: &str) -> Value {
             "serial_number": {"type": "string", "minLength": 1, "pattern": "\\S"}, "manufacturer": {"type": "string"},
             "purpose": purpose,
             "legal_basis": {"type": "string", "minLength": 1, "pattern": "\\S"}, "case_reference": {"type": "string"},
-            "via_hub": {"type": "boolean", "description": "Ask this node's hub to fan the lookup out across the region, sealed end to end; the hub names members that did not answer."}}},
+            "via_hub": {"type": "boolean", "description": "Ask this node's hub to fan the lookup out across the region, sealed end to end; the hub names members that did not answer."},
+            "kind": {"type": "string", "enum": ["", "serial", "ballistic_reference", "headstamp", "ammunition_lot", "shipment_id"], "default": "serial",
+                "description": "What serial_number is: a serial number (default; firearm and part serials), a ballistic reference (the identifier of a cartridge case or bullet in a national ballistic system), an ammunition headstamp, an ammunition lot, or a shipment identifier (container, air waybill, bill of lading, parcel tracking number, vehicle registration, vessel, flight); each is matched only against values of its kind a holder discloses, and manufacturer is then ignored."}}},
         "Analysis": {"type": "object", "required": ["purpose", "legal_basis"], "additionalProperties": false, "properties": {
             "filter": {"anyOf": [schema_ref("RecordFilter"), {"type": "null"}]},
             "purpose": purpose,

@@ -620,6 +620,34 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ("enum.AGENCY_KIND_MILITARY", "Military", "Armée"),
     ("enum.AGENCY_KIND_OTHER", "Other", "Autre"),
     ("enum.AGENCY_KIND_POLICE", "Police", "Police"),
+    ("enum.AGE_BAND_18_TO_24", "18 to 24", "18 à 24 ans"),
+    ("enum.AGE_BAND_25_TO_34", "25 to 34", "25 à 34 ans"),
+    ("enum.AGE_BAND_35_TO_44", "35 to 44", "35 à 44 ans"),
+    ("enum.AGE_BAND_45_TO_54", "45 to 54", "45 à 54 ans"),
+    ("enum.AGE_BAND_55_TO_64", "55 to 64", "55 à 64 ans"),
+    ("enum.AGE_BAND_65_AND_OVER", "65 and over", "65 ans et plus"),
+    ("enum.AGE_BAND_UNDER_18", "Under 18", "Moins de 18 ans"),
+    (
+        "enum.AMMUNITION_TYPE_ARMOUR_PIERCING",
+        "Armour-piercing",
+        "Perforante",
+    ),
+    (
+        "enum.AMMUNITION_TYPE_BALL",
+        "Ball (full metal jacket)",
+        "Ordinaire (blindée)",
+    ),
+    ("enum.AMMUNITION_TYPE_BLANK", "Blank", "À blanc"),
+    ("enum.AMMUNITION_TYPE_EXPANDING", "Expanding", "Expansive"),
+    (
+        "enum.AMMUNITION_TYPE_INCENDIARY",
+        "Incendiary",
+        "Incendiaire",
+    ),
+    ("enum.AMMUNITION_TYPE_OTHER", "Other", "Autre"),
+    ("enum.AMMUNITION_TYPE_SHOT", "Shot", "À plombs"),
+    ("enum.AMMUNITION_TYPE_SLUG", "Slug", "À balle unique"),
+    ("enum.AMMUNITION_TYPE_TRACER", "Tracer", "Traçante"),
     (
         "enum.ASSISTANCE_CATEGORY_BORDER_CONTROL",
         "Border control",
@@ -743,6 +771,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ("enum.CRIMINAL_CONTEXT_OTHER", "Other", "Autre"),
     ("enum.CRIMINAL_CONTEXT_TERRORISM", "Terrorism", "Terrorisme"),
     (
+        "enum.DATA_CLASS_LOSS_REPORT",
+        "Loss and theft reports",
+        "Signalements de perte et de vol",
+    ),
+    (
         "enum.DATA_CLASS_PERSONS",
         "Personal data",
         "Données personnelles",
@@ -762,6 +795,9 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Trace results",
         "Résultats de traçage",
     ),
+    ("enum.DISPOSITION_DESTROYED", "Destroyed", "Détruits"),
+    ("enum.DISPOSITION_RETAINED", "Retained", "Conservés"),
+    ("enum.DISPOSITION_RETURNED", "Returned", "Restitués"),
     ("enum.FIELD_TREATMENT_ALLOW", "shared", "communiqué"),
     (
         "enum.FIELD_TREATMENT_GENERALISE",
@@ -769,6 +805,43 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "généralisé",
     ),
     ("enum.FIELD_TREATMENT_REDACT", "withheld", "non communiqué"),
+    (
+        "enum.LOSS_KIND_DIVERTED",
+        "Reported diverted",
+        "Signalée détournée",
+    ),
+    ("enum.LOSS_KIND_LOST", "Reported lost", "Signalée perdue"),
+    ("enum.LOSS_KIND_STOLEN", "Reported stolen", "Signalée volée"),
+    (
+        "enum.LOSS_SOURCE_CARRIER",
+        "from a carrier",
+        "chez un transporteur",
+    ),
+    (
+        "enum.LOSS_SOURCE_DEALER",
+        "from a dealer",
+        "chez un armurier",
+    ),
+    (
+        "enum.LOSS_SOURCE_MANUFACTURER",
+        "from a manufacturer",
+        "chez un fabricant",
+    ),
+    (
+        "enum.LOSS_SOURCE_OTHER",
+        "from another holder",
+        "chez un autre détenteur",
+    ),
+    (
+        "enum.LOSS_SOURCE_PRIVATE_OWNER",
+        "from a private owner",
+        "chez un particulier",
+    ),
+    (
+        "enum.LOSS_SOURCE_STATE_STOCKPILE",
+        "from a State stockpile",
+        "d'un stock de l'État",
+    ),
     ("enum.MARKING_CONDITION_ALTERED", "Altered", "Altéré"),
     ("enum.MARKING_CONDITION_INTACT", "Intact", "Intact"),
     (
@@ -807,6 +880,55 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ("enum.MEMBER_STATUS_ACTIVE", "Active", "Actif"),
     ("enum.MEMBER_STATUS_REVOKED", "Revoked", "Révoqué"),
     ("enum.MEMBER_STATUS_SUSPENDED", "Suspended", "Suspendu"),
+    (
+        "enum.PERSON_KIND_LEGAL",
+        "Legal person (company)",
+        "Personne morale (société)",
+    ),
+    (
+        "enum.PERSON_KIND_NATURAL",
+        "Natural person",
+        "Personne physique",
+    ),
+    ("enum.PERSON_ROLE_BROKER", "Broker", "Courtier"),
+    ("enum.PERSON_ROLE_COURIER", "Courier", "Passeur"),
+    ("enum.PERSON_ROLE_OTHER", "Other", "Autre"),
+    ("enum.PERSON_ROLE_OWNER", "Owner", "Propriétaire"),
+    ("enum.PERSON_ROLE_SUSPECT", "Suspect", "Suspect"),
+    ("enum.PERSON_SEX_FEMALE", "Female", "Femme"),
+    ("enum.PERSON_SEX_MALE", "Male", "Homme"),
+    ("enum.PERSON_SEX_OTHER", "Other", "Autre"),
+    (
+        "enum.PROCEEDINGS_STATUS_ACQUITTAL",
+        "Acquittal",
+        "Acquittement",
+    ),
+    (
+        "enum.PROCEEDINGS_STATUS_CLOSED",
+        "Closed without trial",
+        "Classée sans suite",
+    ),
+    (
+        "enum.PROCEEDINGS_STATUS_CONVICTION",
+        "Conviction",
+        "Condamnation",
+    ),
+    (
+        "enum.PROCEEDINGS_STATUS_INVESTIGATION",
+        "Under investigation",
+        "Enquête en cours",
+    ),
+    (
+        "enum.PROCEEDINGS_STATUS_NONE",
+        "No proceedings",
+        "Aucune procédure",
+    ),
+    (
+        "enum.PROCEEDINGS_STATUS_PROSECUTION",
+        "Prosecution",
+        "Poursuites engagées",
+    ),
+    ("enum.PROCEEDINGS_STATUS_TRIAL", "At trial", "En jugement"),
     (
         "enum.PURPOSE_BORDER_RISK_ANALYSIS",
         "Border risk analysis",
@@ -923,6 +1045,19 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Sub-machine gun",
         "Pistolet-mitrailleur",
     ),
+    ("enum.WEAPON_STATUS_CONVERTED", "Converted", "Transformée"),
+    (
+        "enum.WEAPON_STATUS_CRAFT_MADE",
+        "Craft-made",
+        "De fabrication artisanale",
+    ),
+    ("enum.WEAPON_STATUS_MODIFIED", "Modified", "Modifiée"),
+    (
+        "enum.WEAPON_STATUS_PRINTED_3D",
+        "3D-printed",
+        "Imprimée en 3D",
+    ),
+    ("enum.WEAPON_STATUS_REACTIVATED", "Reactivated", "Réactivée"),
     (
         "error.bad_request",
         "The request is not valid",
@@ -983,9 +1118,35 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Calibre des munitions",
     ),
     (
+        "field.ammunition_headstamp",
+        "Headstamp",
+        "Marquage du culot",
+    ),
+    ("field.ammunition_lot", "Ammunition lot", "Lot de munitions"),
+    (
+        "field.ammunition_manufacturer",
+        "Ammunition manufacturer",
+        "Fabricant des munitions",
+    ),
+    (
         "field.ammunition_quantity",
         "Ammunition quantity",
         "Quantité de munitions",
+    ),
+    (
+        "field.ammunition_type",
+        "Ammunition type",
+        "Type de munitions",
+    ),
+    (
+        "field.ammunition_year",
+        "Ammunition year",
+        "Année des munitions",
+    ),
+    (
+        "field.ballistic_references",
+        "Ballistic references",
+        "Références balistiques",
     ),
     (
         "field.border_crossing_point",
@@ -1009,6 +1170,8 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Concealment method",
         "Méthode de dissimulation",
     ),
+    ("field.consignee", "Consignee", "Destinataire"),
+    ("field.consignor", "Consignor", "Expéditeur"),
     ("field.country", "Country", "Pays"),
     (
         "field.country_of_manufacture",
@@ -1021,7 +1184,44 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Contexte criminel",
     ),
     ("field.date", "Date of seizure", "Date de la saisie"),
+    (
+        "field.disposition",
+        "Disposition of seized items",
+        "Sort des objets saisis",
+    ),
+    ("field.listing", "Listing", "Annonce"),
     ("field.locality", "Locality", "Localité"),
+    (
+        "field.loss_circumstances",
+        "Loss report: circumstances",
+        "Signalement : circonstances",
+    ),
+    (
+        "field.loss_country",
+        "Loss report: country",
+        "Signalement : pays",
+    ),
+    ("field.loss_date", "Loss report: date", "Signalement : date"),
+    (
+        "field.loss_kind",
+        "Loss report: what happened",
+        "Signalement : nature",
+    ),
+    (
+        "field.loss_locality",
+        "Loss report: locality",
+        "Signalement : localité",
+    ),
+    (
+        "field.loss_region",
+        "Loss report: region",
+        "Signalement : région",
+    ),
+    (
+        "field.loss_source",
+        "Loss report: taken from",
+        "Signalement : détenteur",
+    ),
     ("field.manufacturer", "Manufacturer", "Fabricant"),
     (
         "field.marking_condition",
@@ -1035,7 +1235,58 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Référence nationale",
     ),
     ("field.notes", "Notes", "Remarques"),
+    (
+        "field.online_platform",
+        "Online platform",
+        "Plateforme en ligne",
+    ),
+    ("field.part_kind", "Part or component", "Pièce ou élément"),
+    (
+        "field.part_manufacturer",
+        "Part manufacturer",
+        "Fabricant de la pièce",
+    ),
+    (
+        "field.part_markings",
+        "Part markings",
+        "Marquages de la pièce",
+    ),
+    ("field.part_quantity", "Number of parts", "Nombre de pièces"),
+    (
+        "field.part_serial_number",
+        "Part serial number",
+        "Numéro de série de la pièce",
+    ),
+    (
+        "field.person_age_band",
+        "Person: age band",
+        "Personne : tranche d'âge",
+    ),
+    ("field.person_kind", "Person: kind", "Personne : nature"),
+    (
+        "field.person_licence_reference",
+        "Person: licence reference",
+        "Personne : référence de licence",
+    ),
+    ("field.person_name", "Person: name", "Personne : nom"),
+    (
+        "field.person_nationality",
+        "Person: nationality",
+        "Personne : nationalité",
+    ),
+    ("field.person_role", "Person: role", "Personne : rôle"),
+    ("field.person_sex", "Person: sex", "Personne : sexe"),
+    (
+        "field.proceedings_status",
+        "Legal proceedings",
+        "Procédure judiciaire",
+    ),
     ("field.region", "Region", "Région"),
+    (
+        "field.reporting_agency",
+        "Loss report: reported to",
+        "Signalement : service saisi",
+    ),
     (
         "field.route",
         "Route (countries, separated by ;)",
@@ -1053,10 +1304,21 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ),
     ("field.serial_number", "Serial number", "Numéro de série"),
     (
+        "field.shipment_identifiers",
+        "Shipment identifiers",
+        "Identifiants d'expédition",
+    ),
+    (
         "field.transport_mode",
         "Transport mode",
         "Mode de transport",
     ),
+    (
+        "field.vendor_handle",
+        "Vendor handle",
+        "Pseudonyme du vendeur",
+    ),
+    ("field.weapon_status", "Weapon status", "État de l'arme"),
     (
         "field.year_of_manufacture",
         "Year of manufacture",
@@ -1103,6 +1365,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Fichier (CSV ou JSON Lines)",
     ),
     (
+        "import.format.ballistic_references",
+        "References in the national ballistic system, separated by ; e.g. IBIS-0001;IBIS-0002",
+        "Références dans le système balistique national, séparées par ; ex. IBIS-0001;IBIS-0002",
+    ),
+    (
         "import.format.country",
         "An ISO 3166-1 alpha-3 country code, e.g. FRA",
         "Un code pays ISO 3166-1 alpha-3, ex. FRA",
@@ -1111,6 +1378,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "import.format.date",
         "A date as YYYY-MM-DD, e.g. 2025-03-14",
         "Une date au format AAAA-MM-JJ, ex. 2025-03-14",
+    ),
+    (
+        "import.format.markings",
+        "Marking texts separated by ; e.g. SYN;PROOF-1",
+        "Textes des marquages séparés par ; ex. SYN;PROOF-1",
     ),
     ("import.format.one_of", "One of:", "L'une des valeurs :"),
     (
@@ -1122,6 +1394,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "import.format.route",
         "Country codes in order, separated by ; e.g. TUR;BGR;FRA",
         "Codes pays dans l'ordre, séparés par ; ex. TUR;BGR;FRA",
+    ),
+    (
+        "import.format.shipment_identifiers",
+        "kind:value pairs separated by ; (kinds: container, air_waybill, bill_of_lading, parcel_tracking, vehicle_registration, vessel, flight)",
+        "Paires nature:valeur séparées par ; (natures : container, air_waybill, bill_of_lading, parcel_tracking, vehicle_registration, vessel, flight)",
     ),
     ("import.format.text", "Free text", "Texte libre"),
     (
@@ -1203,10 +1480,16 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ),
     ("login.title", "Log in", "Connexion"),
     ("login.username", "User name", "Nom d'utilisateur"),
+    ("lookup.ammunition", "Ammunition", "Munitions"),
     (
         "lookup.ask_them",
         "ask them for a follow-up; nothing of the record is disclosed",
         "adressez-leur une demande de suivi ; rien de la fiche n'est communiqué",
+    ),
+    (
+        "lookup.bad_kind",
+        "Choose a serial number or a ballistic reference.",
+        "Choisissez un numéro de série ou une référence balistique.",
     ),
     ("lookup.contact", "contact", "contact"),
     (
@@ -1226,6 +1509,17 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Hit only: held by the member, ask them",
         "Réponse positive seule : détenue par le membre, à lui demander",
     ),
+    ("lookup.kind", "Look up", "Rechercher"),
+    (
+        "lookup.kind_ballistic",
+        "Ballistic reference",
+        "Référence balistique",
+    ),
+    (
+        "lookup.kind_shipment",
+        "Shipment identifier",
+        "Identifiant d'expédition",
+    ),
     ("lookup.member", "Member", "Membre"),
     (
         "lookup.need_serial",
@@ -1236,6 +1530,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ("lookup.no_hit", "No hit", "Réponse négative"),
     ("lookup.outcome", "Outcome", "Résultat"),
     ("lookup.reference", "reference", "référence"),
+    (
+        "lookup.reported_missing",
+        "Reported missing",
+        "Signalée disparue",
+    ),
     ("lookup.request", "Request", "Demande"),
     (
         "lookup.submit",
@@ -1328,6 +1627,16 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Calibre des munitions",
     ),
     (
+        "policy_field.ammunition.headstamp",
+        "Headstamp",
+        "Marquage du culot",
+    ),
+    (
+        "policy_field.ammunition.lot",
+        "Ammunition lot",
+        "Lot de munitions",
+    ),
+    (
         "policy_field.ammunition.manufacturer",
         "Ammunition manufacturer",
         "Fabricant des munitions",
@@ -1336,6 +1645,21 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "policy_field.ammunition.quantity",
         "Ammunition quantity",
         "Quantité de munitions",
+    ),
+    (
+        "policy_field.ammunition.type",
+        "Ammunition type",
+        "Type de munitions",
+    ),
+    (
+        "policy_field.ammunition.year",
+        "Ammunition year",
+        "Année des munitions",
+    ),
+    (
+        "policy_field.ballistic_references",
+        "Ballistic references",
+        "Références balistiques",
     ),
     (
         "policy_field.case_reference",
@@ -1351,6 +1675,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "policy_field.context.seizure_kind",
         "Kind of seizure",
         "Nature de la saisie",
+    ),
+    (
+        "policy_field.disposition",
+        "Disposition of seized items",
+        "Sort des objets saisis",
     ),
     (
         "policy_field.event.date",
@@ -1413,16 +1742,76 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Numéro de série de l'arme",
     ),
     (
+        "policy_field.firearms.status",
+        "Weapon status",
+        "État de l'arme",
+    ),
+    (
         "policy_field.firearms.year_of_manufacture",
         "Year of manufacture",
         "Année de fabrication",
     ),
+    (
+        "policy_field.loss.circumstances",
+        "Loss report: circumstances",
+        "Signalement : circonstances",
+    ),
+    (
+        "policy_field.loss.date",
+        "Loss report: date",
+        "Signalement : date",
+    ),
+    (
+        "policy_field.loss.kind",
+        "Loss report: what happened",
+        "Signalement : nature",
+    ),
+    (
+        "policy_field.loss.place",
+        "Loss report: place",
+        "Signalement : lieu",
+    ),
+    (
+        "policy_field.loss.reporting_agency",
+        "Loss report: reported to",
+        "Signalement : service saisi",
+    ),
+    (
+        "policy_field.loss.source",
+        "Loss report: taken from",
+        "Signalement : détenteur",
+    ),
     ("policy_field.notes", "Notes", "Remarques"),
     ("policy_field.parts", "Parts", "Pièces"),
+    (
+        "policy_field.parts.manufacturer",
+        "Part manufacturer",
+        "Fabricant de la pièce",
+    ),
+    (
+        "policy_field.parts.markings",
+        "Part markings",
+        "Marquages de la pièce",
+    ),
     (
         "policy_field.parts.quantity",
         "Parts quantity",
         "Quantité de pièces",
+    ),
+    (
+        "policy_field.persons.age_band",
+        "Person: age band",
+        "Personne : tranche d'âge",
+    ),
+    (
+        "policy_field.persons.kind",
+        "Person: natural or legal",
+        "Personne : physique ou morale",
+    ),
+    (
+        "policy_field.persons.licence_reference",
+        "Person: licence reference",
+        "Personne : référence de licence",
     ),
     (
         "policy_field.persons.name",
@@ -1438,6 +1827,34 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "policy_field.persons.role",
         "Persons: role",
         "Personnes : rôle",
+    ),
+    ("policy_field.persons.sex", "Person: sex", "Personne : sexe"),
+    (
+        "policy_field.proceedings_status",
+        "Legal proceedings",
+        "Procédure judiciaire",
+    ),
+    (
+        "policy_field.shipment.consignee",
+        "Consignee",
+        "Destinataire",
+    ),
+    ("policy_field.shipment.consignor", "Consignor", "Expéditeur"),
+    (
+        "policy_field.shipment.identifiers",
+        "Shipment identifiers",
+        "Identifiants d'expédition",
+    ),
+    ("policy_field.shipment.listing", "Listing", "Annonce"),
+    (
+        "policy_field.shipment.online_platform",
+        "Online platform",
+        "Plateforme en ligne",
+    ),
+    (
+        "policy_field.shipment.vendor_handle",
+        "Vendor handle",
+        "Pseudonyme du vendeur",
     ),
     ("policy_field.tracing", "Tracing status", "État du traçage"),
     (
@@ -1536,6 +1953,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Ignorer casse, espaces et tirets",
     ),
     ("search.submit", "Search", "Rechercher"),
+    (
+        "search.term",
+        "Serial number or identifier",
+        "Numéro de série ou identifiant",
+    ),
     ("search.title", "Search", "Recherche"),
     (
         "stats.bad_period",
@@ -1679,9 +2101,19 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Pièces et éléments par type",
     ),
     (
+        "stats.table.persons_by_age_band",
+        "Natural persons involved by age band",
+        "Personnes physiques impliquées par tranche d'âge",
+    ),
+    (
         "stats.table.persons_by_role",
         "Persons involved by role",
         "Personnes impliquées par rôle",
+    ),
+    (
+        "stats.table.persons_by_sex",
+        "Natural persons involved by sex",
+        "Personnes physiques impliquées par sexe",
     ),
     (
         "stats.table.records_by_agency",

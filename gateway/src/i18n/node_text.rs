@@ -113,6 +113,12 @@ const PATTERNS: &[(&str, &str, &str, &str)] = &[
     ),
     ("lookup serial ", "", "recherche du numéro de série ", ""),
     (
+        "lookup ballistic reference ",
+        "",
+        "recherche de la référence balistique ",
+        "",
+    ),
+    (
         "trace request to ",
         "",
         "demande de traçage adressée à ",

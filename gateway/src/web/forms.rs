@@ -35,6 +35,16 @@ pub fn enum_values(prefix: &str) -> Vec<(String, String)> {
             "CONCEALMENT_METHOD" => pb::ConcealmentMethod::try_from(i).ok()?.as_str_name(),
             "PURPOSE" => pb::Purpose::try_from(i).ok()?.as_str_name(),
             "URGENCY" => pb::Urgency::try_from(i).ok()?.as_str_name(),
+            "WEAPON_STATUS" => pb::WeaponStatus::try_from(i).ok()?.as_str_name(),
+            "PROCEEDINGS_STATUS" => pb::ProceedingsStatus::try_from(i).ok()?.as_str_name(),
+            "DISPOSITION" => pb::Disposition::try_from(i).ok()?.as_str_name(),
+            "AMMUNITION_TYPE" => pb::AmmunitionType::try_from(i).ok()?.as_str_name(),
+            "PERSON_KIND" => pb::PersonKind::try_from(i).ok()?.as_str_name(),
+            "PERSON_ROLE" => pb::PersonRole::try_from(i).ok()?.as_str_name(),
+            "PERSON_SEX" => pb::PersonSex::try_from(i).ok()?.as_str_name(),
+            "AGE_BAND" => pb::AgeBand::try_from(i).ok()?.as_str_name(),
+            "LOSS_KIND" => pb::LossKind::try_from(i).ok()?.as_str_name(),
+            "LOSS_SOURCE" => pb::LossSource::try_from(i).ok()?.as_str_name(),
             _ => return None,
         })
     };
@@ -134,6 +144,16 @@ pub const SELECTS: &[(&str, &str)] = &[
     ("marking_condition", "MARKING_CONDITION"),
     ("transport_mode", "TRANSPORT_MODE"),
     ("concealment_method", "CONCEALMENT_METHOD"),
+    ("weapon_status", "WEAPON_STATUS"),
+    ("proceedings_status", "PROCEEDINGS_STATUS"),
+    ("disposition", "DISPOSITION"),
+    ("ammunition_type", "AMMUNITION_TYPE"),
+    ("person_kind", "PERSON_KIND"),
+    ("person_role", "PERSON_ROLE"),
+    ("person_sex", "PERSON_SEX"),
+    ("person_age_band", "AGE_BAND"),
+    ("loss_kind", "LOSS_KIND"),
+    ("loss_source", "LOSS_SOURCE"),
 ];
 
 /// The record fields that must be filled.
@@ -197,7 +217,7 @@ pub fn record_fields(
 pub fn record_from_form(
     values: &HashMap<String, String>,
 ) -> (pb::SeizureRecord, Vec<FieldProblem>) {
-    let mut cols: [&str; 25] = [""; 25];
+    let mut cols: files::Columns = [""; files::N_COLUMNS];
     for (slot, name) in cols.iter_mut().zip(CSV_COLUMNS) {
         *slot = values.get(*name).map_or("", |v| v.trim());
     }
@@ -248,7 +268,7 @@ pub fn display_values(lang: Lang, r: &pb::SeizureRecord) -> HashMap<String, Stri
             && !v.is_empty()
         {
             *v = lang.enum_label(&format!("{prefix}_{}", v.to_ascii_uppercase()));
-        } else if k == "date" {
+        } else if k == "date" || k == "loss_date" {
             *v = lang.date(v);
         }
     }
@@ -268,7 +288,33 @@ mod tests {
         assert_eq!(form_field("ammunition[0].calibre"), "ammunition_calibre");
         assert_eq!(form_field("trafficking.route[2].country"), "route");
         assert_eq!(form_field("national_ref"), "national_ref");
-        assert_eq!(form_field("persons[0].name"), "");
+        assert_eq!(form_field("persons[0].name"), "person_name");
+        assert_eq!(form_field("persons[0].age_band"), "person_age_band");
+        assert_eq!(form_field("persons[1].unknown"), "");
+        assert_eq!(
+            form_field("shipment.identifiers[1].value"),
+            "shipment_identifiers"
+        );
+        assert_eq!(form_field("shipment.vendor_handle"), "vendor_handle");
+        assert_eq!(form_field("loss.place.country"), "loss_country");
+        assert_eq!(form_field("loss.date"), "loss_date");
+        assert_eq!(form_field("loss"), "loss_country");
+        assert_eq!(form_field("firearms[0].status"), "weapon_status");
+        assert_eq!(
+            form_field("ammunition[0].ammunition_type"),
+            "ammunition_type"
+        );
+        assert_eq!(
+            form_field("ammunition[0].headstamp"),
+            "ammunition_headstamp"
+        );
+        assert_eq!(form_field("parts[0].serial_number"), "part_serial_number");
+        assert_eq!(form_field("parts[0].markings[2].text"), "part_markings");
+        assert_eq!(form_field("proceedings_status"), "proceedings_status");
+        assert_eq!(
+            form_field("ballistic_references[1]"),
+            "ballistic_references"
+        );
     }
 
     #[test]
@@ -327,6 +373,63 @@ mod tests {
         );
         assert_eq!(read.len(), 2, "{read:?}");
         assert_eq!(read[1].field, "event.date");
+    }
+
+    #[test]
+    fn case_facts_round_trip_through_the_form() {
+        let values: HashMap<String, String> = [
+            ("national_ref", "SYN-F-2"),
+            ("date", "2025-01-01"),
+            ("country", "FRA"),
+            ("seizing_agency", "police"),
+            ("seizure_kind", "seized"),
+            ("serial_number", "F-2"),
+            ("weapon_status", "reactivated"),
+            ("proceedings_status", "investigation"),
+            ("disposition", "returned"),
+            ("ballistic_references", "IBIS-FRA-7;IBIS-FRA-8"),
+            ("ammunition_calibre", "9x19mm"),
+            ("ammunition_quantity", "50"),
+            ("ammunition_type", "tracer"),
+            ("ammunition_headstamp", "SYN 9MM 21"),
+            ("ammunition_lot", "LOT-7"),
+            ("ammunition_year", "2021"),
+            ("part_kind", "barrel"),
+            ("part_serial_number", "BR-1"),
+            ("part_manufacturer", "Synthetic Arms"),
+            ("part_quantity", "1"),
+            ("part_markings", "SYN;P-1"),
+            ("person_kind", "natural"),
+            ("person_role", "courier"),
+            ("person_name", "Synthetic Person"),
+            ("person_nationality", "NLD"),
+            ("person_sex", "female"),
+            ("person_age_band", "18_to_24"),
+            ("shipment_identifiers", "container:SYNU1234567;flight:SY12"),
+            ("consignor", "Synthetic Export Ltd"),
+            ("online_platform", "synthetic-market.example"),
+            ("vendor_handle", "synthetic_vendor"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let (record, problems) = record_from_form(&values);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(
+            record.firearms[0].status,
+            pb::WeaponStatus::Reactivated as i32
+        );
+        assert_eq!(record.ballistic_references.len(), 2);
+        let back = values_of(&record);
+        for (k, v) in &values {
+            assert_eq!(back.get(k), Some(v), "{k}");
+        }
+        let shown = display_values(Lang::Fr, &record);
+        assert_eq!(
+            shown["disposition"],
+            Lang::Fr.enum_label("DISPOSITION_RETURNED")
+        );
+        assert!(!shown["weapon_status"].is_empty());
     }
 
     #[test]

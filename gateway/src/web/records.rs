@@ -30,6 +30,8 @@ struct Row {
     manufacturer: String,
     transport: String,
     concealment: String,
+    /// For a loss report, what was reported ("Reported stolen"); empty for a seizure.
+    loss: String,
 }
 
 fn row(lang: Lang, r: &pb::SeizureRecord) -> Row {
@@ -38,7 +40,11 @@ fn row(lang: Lang, r: &pb::SeizureRecord) -> Row {
     Row {
         id: r.id.clone(),
         national_ref: r.national_ref.clone(),
-        date: lang.date(&r.event.clone().unwrap_or_default().date),
+        // A loss report has no seizure event: its date is the loss's.
+        date: lang.date(&match &r.loss {
+            Some(l) => l.date.clone(),
+            None => r.event.clone().unwrap_or_default().date,
+        }),
         serial: fa.serial_number,
         manufacturer: fa.manufacturer,
         transport: lang.enum_label(
@@ -47,6 +53,13 @@ fn row(lang: Lang, r: &pb::SeizureRecord) -> Row {
         concealment: lang.enum_label(
             pb::ConcealmentMethod::try_from(t.concealment_method).map_or("", |m| m.as_str_name()),
         ),
+        loss: r
+            .loss
+            .as_ref()
+            .map_or_else(String::new, |l| match pb::LossKind::try_from(l.kind) {
+                Ok(k) if k != pb::LossKind::Unspecified => lang.enum_label(k.as_str_name()),
+                _ => lang.t("lookup.reported_missing").to_owned(),
+            }),
     }
 }
 
@@ -542,6 +555,9 @@ fn merge(mut stored: pb::SeizureRecord, edited: pb::SeizureRecord) -> pb::Seizur
     stored.context = edited.context;
     stored.case_reference = edited.case_reference;
     stored.notes = edited.notes;
+    stored.proceedings_status = edited.proceedings_status;
+    stored.disposition = edited.disposition;
+    stored.ballistic_references = edited.ballistic_references;
     stored.trafficking = match (stored.trafficking.take(), edited.trafficking) {
         (Some(mut old), Some(new)) => {
             old.route = new.route;
@@ -578,10 +594,44 @@ fn merge(mut stored: pb::SeizureRecord, edited: pb::SeizureRecord) -> pb::Seizur
         (Some(first), Some(new)) => {
             first.calibre = new.calibre;
             first.quantity = new.quantity;
+            first.manufacturer = new.manufacturer;
+            first.ammunition_type = new.ammunition_type;
+            first.headstamp = new.headstamp;
+            first.lot = new.lot;
+            first.year = new.year;
         }
         (None, Some(new)) => stored.ammunition.push(new),
         (Some(_), None) => {
             stored.ammunition.remove(0);
+        }
+        (None, None) => {}
+    }
+    // The form shows the first person and the whole shipment.
+    match (
+        stored.persons.first_mut(),
+        edited.persons.into_iter().next(),
+    ) {
+        (Some(first), Some(new)) => *first = new,
+        (None, Some(new)) => stored.persons.push(new),
+        (Some(_), None) => {
+            stored.persons.remove(0);
+        }
+        (None, None) => {}
+    }
+    stored.shipment = edited.shipment;
+    stored.loss = edited.loss;
+    match (stored.parts.first_mut(), edited.parts.into_iter().next()) {
+        (Some(first), Some(mut new)) => {
+            // The form shows marking texts only: where they are unchanged, keep their locations.
+            let texts = |m: &[pb::Marking]| m.iter().map(|x| x.text.clone()).collect::<Vec<_>>();
+            if texts(&first.markings) == texts(&new.markings) {
+                new.markings = std::mem::take(&mut first.markings);
+            }
+            *first = new;
+        }
+        (None, Some(new)) => stored.parts.push(new),
+        (Some(_), None) => {
+            stored.parts.remove(0);
         }
         (None, None) => {}
     }
@@ -624,8 +674,13 @@ fn column_help(lang: Lang) -> Vec<ColumnHelp> {
                 "date" => "import.format.date",
                 "country" | "country_of_manufacture" => "import.format.country",
                 "route" => "import.format.route",
-                "year_of_manufacture" => "import.format.year",
-                "ammunition_quantity" => "import.format.quantity",
+                "ballistic_references" => "import.format.ballistic_references",
+                "year_of_manufacture" | "ammunition_year" => "import.format.year",
+                "ammunition_quantity" | "part_quantity" => "import.format.quantity",
+                "part_markings" => "import.format.markings",
+                "shipment_identifiers" => "import.format.shipment_identifiers",
+                "person_nationality" | "loss_country" => "import.format.country",
+                "loss_date" => "import.format.date",
                 _ => "import.format.text",
             };
             ColumnHelp {

@@ -57,6 +57,8 @@ struct SearchPage {
     page: Page,
     serial: String,
     normalised: bool,
+    /// The identifier kind searched for (`serial` or another lookup kind).
+    search_kind: String,
     searched: bool,
     search_error: Option<String>,
     local: Vec<Found>,
@@ -64,6 +66,8 @@ struct SearchPage {
     purposes: Vec<SelectOption>,
     lookup_serial: String,
     lookup_manufacturer: String,
+    /// The lookup kind chosen (`serial` or `ballistic_reference`).
+    lookup_kind: String,
     via_hub: bool,
     legal_basis: String,
     case_reference: String,
@@ -77,6 +81,7 @@ impl SearchPage {
             page: o.page(app, "search.title"),
             serial: String::new(),
             normalised: true,
+            search_kind: "serial".into(),
             searched: false,
             search_error: None,
             local: Vec::new(),
@@ -84,6 +89,7 @@ impl SearchPage {
             purposes: forms::options(o.lang, "PURPOSE", "criminal_investigation", None),
             lookup_serial: String::new(),
             lookup_manufacturer: String::new(),
+            lookup_kind: "serial".into(),
             via_hub: false,
             legal_basis: String::new(),
             case_reference: String::new(),
@@ -99,6 +105,8 @@ pub(super) struct SearchQuery {
     serial: String,
     #[serde(default)]
     normalised: String,
+    #[serde(default)]
+    kind: String,
 }
 
 /// The search page, with local results when a serial was given.
@@ -113,7 +121,8 @@ pub async fn local(
         page.serial.clone_from(&q.serial);
         page.normalised = q.normalised == "1";
         page.searched = true;
-        match ops::search(&app, o.caller(), &q.serial, page.normalised).await {
+        page.search_kind.clone_from(&q.kind);
+        match ops::search(&app, o.caller(), &q.serial, page.normalised, &q.kind).await {
             Ok(found) => {
                 page.local = found
                     .iter()
@@ -164,6 +173,29 @@ fn describe_hit(lang: Lang, h: &pb::LookupHit) -> String {
     }
     let r = h.disclosed.clone().unwrap_or_default();
     let mut parts = Vec::new();
+    // A loss report first: "Reported stolen · from a dealer · 14 March 2025 · FRA", as much of
+    // it as the holder's rule disclosed.
+    if let Some(loss) = &r.loss {
+        let mut said = vec![match pb::LossKind::try_from(loss.kind) {
+            Ok(k) if k != pb::LossKind::Unspecified => lang.enum_label(k.as_str_name()),
+            _ => lang.t("lookup.reported_missing").to_owned(),
+        }];
+        if let Ok(s) = pb::LossSource::try_from(loss.source) {
+            said.push(lang.enum_label(s.as_str_name()));
+        }
+        if !loss.date.is_empty() {
+            said.push(lang.date(&loss.date));
+        }
+        if let Some(p) = &loss.place {
+            said.push(p.country.clone());
+        }
+        parts.push(
+            said.into_iter()
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(" · "),
+        );
+    }
     if let Some(f) = r.firearms.first() {
         parts.push(
             [
@@ -178,11 +210,56 @@ fn describe_hit(lang: Lang, h: &pb::LookupHit) -> String {
             .join(" "),
         );
     }
+    if let Some(a) = r.ammunition.first() {
+        let lot: Vec<&str> = [a.calibre.as_str(), a.headstamp.as_str(), a.lot.as_str()]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect();
+        if !lot.is_empty() {
+            parts.push(format!("{} {}", lang.t("lookup.ammunition"), lot.join(" ")));
+        }
+    }
+    if let Some(sh) = &r.shipment {
+        let ids: Vec<&str> = sh.identifiers.iter().map(|i| i.value.as_str()).collect();
+        let shown: Vec<&str> = ids
+            .into_iter()
+            .chain([sh.online_platform.as_str(), sh.vendor_handle.as_str()])
+            .filter(|s| !s.is_empty())
+            .collect();
+        if !shown.is_empty() {
+            parts.push(format!(
+                "{} {}",
+                lang.t("lookup.kind_shipment"),
+                shown.join(", ")
+            ));
+        }
+    }
+    if !r.ballistic_references.is_empty() {
+        parts.push(format!(
+            "{} {}",
+            lang.t("field.ballistic_references"),
+            r.ballistic_references.join(", ")
+        ));
+    }
     if let Some(ev) = &r.event
         && !ev.date.is_empty()
     {
         parts.push(lang.date(&ev.date));
     }
+    // Case facts, where the holder's policy disclosed them.
+    let status = r.firearms.first().map_or(0, |f| f.status);
+    let facts = [
+        pb::WeaponStatus::try_from(status).map(|v| v.as_str_name()),
+        pb::ProceedingsStatus::try_from(r.proceedings_status).map(|v| v.as_str_name()),
+        pb::Disposition::try_from(r.disposition).map(|v| v.as_str_name()),
+    ];
+    parts.extend(
+        facts
+            .into_iter()
+            .flatten()
+            .map(|name| lang.enum_label(name))
+            .filter(|label| !label.is_empty()),
+    );
     if let Some(t) = &r.trafficking
         && !t.route.is_empty()
     {
@@ -222,6 +299,7 @@ pub async fn lookup(
     page.purposes = forms::options(o.lang, "PURPOSE", &f.purpose, Some("common.choose"));
     page.lookup_serial.clone_from(&f.serial_number);
     page.lookup_manufacturer.clone_from(&f.manufacturer);
+    page.lookup_kind.clone_from(&f.kind);
     page.via_hub = f.via_hub;
     page.legal_basis.clone_from(&f.legal_basis);
     page.case_reference.clone_from(&f.case_reference);
@@ -253,6 +331,7 @@ pub async fn lookup(
             for p in problems {
                 let msg = match p.field.as_str() {
                     "serial_number" => o.lang.t("lookup.need_serial"),
+                    "kind" => o.lang.t("lookup.bad_kind"),
                     "purpose" => o.lang.t("inquiry.need_purpose"),
                     "legal_basis" => o.lang.t("inquiry.need_legal_basis"),
                     _ => "",

@@ -81,6 +81,8 @@ fn label(lang: Lang, table: &str, code: &str) -> String {
         "firearms_by_concealment" => "CONCEALMENT_METHOD_",
         "firearms_by_criminal_context" => "CRIMINAL_CONTEXT_",
         "persons_by_role" => "PERSON_ROLE_",
+        "persons_by_sex" => "PERSON_SEX_",
+        "persons_by_age_band" => "AGE_BAND_",
         "records_by_agency" => "AGENCY_KIND_",
         _ => return code.to_owned(),
     };

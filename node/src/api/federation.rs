@@ -24,10 +24,16 @@ pub(super) async fn lookup(
     caller(&request)?;
     let req = request.into_inner();
     let inquiry = inquiry(req.inquiry)?;
-    fanout::lookup(&api.ctx, inquiry, req.serial_number, req.manufacturer)
-        .await
-        .map(Response::new)
-        .map_err(Status::from)
+    fanout::lookup(
+        &api.ctx,
+        inquiry,
+        req.serial_number,
+        req.manufacturer,
+        req.kind,
+    )
+    .await
+    .map(Response::new)
+    .map_err(Status::from)
 }
 
 pub(super) async fn query(

@@ -10,6 +10,7 @@ use crate::country::CountryCode;
 use crate::ids::RecordId;
 use crate::model::batch::{check_own_country, row_errors, validate_batch};
 use crate::model::{self, ValidRecord};
+use crate::policy::matching::Identifier;
 use crate::serial;
 use crate::store::{IndexQuery, StoreError};
 
@@ -136,12 +137,26 @@ pub(super) async fn search_by_serial(
             Err(_) => return Err(ApiError::BadArgument("unknown match mode".into())),
         };
         let limit = page_size(req.limit);
-        let mut found = c.store.find(&IndexQuery::Serial(normalised), MAX_PAGE)?;
+        let kind = pb::LookupKind::try_from(req.kind)
+            .map_err(|_| ApiError::BadArgument("unknown lookup kind".into()))?;
+        // The same identifier kinds a federated lookup takes, each in its own index.
+        let identifier = Identifier::of(kind);
+        let index = match identifier {
+            None => IndexQuery::Serial(normalised),
+            Some(Identifier::BallisticReference) => IndexQuery::Ballistic(normalised),
+            Some(Identifier::Headstamp) => IndexQuery::Headstamp(normalised),
+            Some(Identifier::AmmunitionLot) => IndexQuery::AmmunitionLot(normalised),
+            Some(Identifier::ShipmentId) => IndexQuery::Shipment(normalised),
+        };
+        let mut found = c.store.find(&index, MAX_PAGE)?;
         if exact {
             found.retain(|s| {
-                s.record.as_ref().is_some_and(|r| {
-                    r.firearms.iter().any(|f| f.serial_number == marked)
-                        || r.parts.iter().any(|p| p.serial_number == marked)
+                s.record.as_ref().is_some_and(|r| match identifier {
+                    None => {
+                        r.firearms.iter().any(|f| f.serial_number == marked)
+                            || r.parts.iter().any(|p| p.serial_number == marked)
+                    }
+                    Some(id) => id.values(r).contains(&marked.as_str()),
                 })
             });
         }

@@ -281,7 +281,14 @@ impl PeerExchange for PeerService {
         let (w, c) = (who.clone(), rctx.clone());
         let mut hits = self
             .disclose(&who, envelope, move |node| {
-                disclose::lookup(node, &w, &c, &req.serial_number, &req.manufacturer)
+                disclose::lookup(
+                    node,
+                    &w,
+                    &c,
+                    &req.serial_number,
+                    &req.manufacturer,
+                    req.kind,
+                )
             })
             .await?;
         let now = self.ctx.clock.now_secs();

@@ -34,8 +34,76 @@ pub enum Criteria {
         /// The manufacturer key (`serial::manufacturer_key`), empty for any.
         maker: String,
     },
+    /// A lookup of another identifier: a disclosed entry of that kind matching `wanted`
+    /// (normalised like a serial; never matched against serials or another kind).
+    Identifier {
+        /// Which identifier.
+        kind: Identifier,
+        /// The normalised identifier (may hold wildcards, checked by [`check_serial`]).
+        wanted: NormalisedSerial,
+    },
     /// A record query.
     Filter(Filter),
+}
+
+/// The identifiers other than serials a lookup can name (`LookupKind`), each matched only
+/// against disclosed values of its own kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identifier {
+    /// A ballistic reference (`ballistic_references`).
+    BallisticReference,
+    /// An ammunition headstamp (`ammunition.headstamp`).
+    Headstamp,
+    /// An ammunition lot or batch (`ammunition.lot`).
+    AmmunitionLot,
+    /// A conveyance or shipment identifier of any kind (`shipment.identifiers`).
+    ShipmentId,
+}
+
+impl Identifier {
+    /// The identifier a lookup kind names; `None` for a serial (or an unknown kind).
+    pub fn of(kind: pb::LookupKind) -> Option<Identifier> {
+        match kind {
+            pb::LookupKind::BallisticReference => Some(Identifier::BallisticReference),
+            pb::LookupKind::Headstamp => Some(Identifier::Headstamp),
+            pb::LookupKind::AmmunitionLot => Some(Identifier::AmmunitionLot),
+            pb::LookupKind::ShipmentId => Some(Identifier::ShipmentId),
+            pb::LookupKind::Unspecified | pb::LookupKind::Serial => None,
+        }
+    }
+
+    /// How audit entries name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Identifier::BallisticReference => "ballistic reference",
+            Identifier::Headstamp => "headstamp",
+            Identifier::AmmunitionLot => "ammunition lot",
+            Identifier::ShipmentId => "shipment identifier",
+        }
+    }
+
+    /// The values of this kind a record (or a disclosed view) holds.
+    pub fn values(self, view: &pb::SeizureRecord) -> Vec<&str> {
+        match self {
+            Identifier::BallisticReference => view
+                .ballistic_references
+                .iter()
+                .map(String::as_str)
+                .collect(),
+            Identifier::Headstamp => view
+                .ammunition
+                .iter()
+                .map(|a| a.headstamp.as_str())
+                .collect(),
+            Identifier::AmmunitionLot => view.ammunition.iter().map(|a| a.lot.as_str()).collect(),
+            Identifier::ShipmentId => view
+                .shipment
+                .iter()
+                .flat_map(|s| &s.identifiers)
+                .map(|i| i.value.as_str())
+                .collect(),
+        }
+    }
 }
 
 /// A query filter, checked. Empty criteria select every record (whose view exists).
@@ -169,6 +237,26 @@ impl Criteria {
         })
     }
 
+    /// A lookup of another identifier. `None` when it has nothing to search for.
+    pub fn identifier(kind: Identifier, value: &str) -> Option<Criteria> {
+        serial::normalise(value).map(|wanted| Criteria::Identifier { kind, wanted })
+    }
+
+    /// A ballistic-reference lookup's criteria. `None` when the reference has nothing to search
+    /// for.
+    pub fn ballistic(reference: &str) -> Option<Criteria> {
+        Criteria::identifier(Identifier::BallisticReference, reference)
+    }
+
+    /// The identifier a lookup searches for (serial or ballistic reference); `None` for a
+    /// query.
+    pub fn wanted(&self) -> Option<&NormalisedSerial> {
+        match self {
+            Criteria::Serial { wanted, .. } | Criteria::Identifier { wanted, .. } => Some(wanted),
+            Criteria::Filter(_) => None,
+        }
+    }
+
     /// Whether a disclosed view satisfies these criteria. Takes the view only: the stored
     /// record is never consulted.
     pub fn matches(&self, view: &pb::SeizureRecord) -> bool {
@@ -188,6 +276,11 @@ impl Criteria {
                             .iter()
                             .any(|f| serial::manufacturer_key(&f.manufacturer) == *maker))
             }
+            Criteria::Identifier { kind, wanted } => kind.values(view).into_iter().any(|b| {
+                serial::normalise(b).is_some_and(|cand| {
+                    serial::matches(wanted, &cand, serial::MatchMode::Normalised)
+                })
+            }),
             Criteria::Filter(f) => f.matches(view),
         }
     }
@@ -214,6 +307,9 @@ pub fn select(
     criteria: &Criteria,
     record: &pb::SeizureRecord,
 ) -> Selection {
+    if super::record_class(record) != class {
+        return Selection::Denied(super::wrong_class(policy, requester, class));
+    }
     match Applicable::find(policy, requester, class) {
         Err(denial) => Selection::Denied(denial),
         Ok(rule) => select_under(&rule, criteria, record),

@@ -293,6 +293,91 @@ fn personal_data_needs_the_persons_class() {
 }
 
 #[test]
+fn a_loss_report_is_disclosed_only_under_a_loss_report_rule() {
+    let loss = sample::loss_report(c("FRA"), 2);
+    let q = requester("DEU", pb::Purpose::CriminalInvestigation);
+    let seizure_rule = rule(
+        "s",
+        &["DEU"],
+        &[pb::Purpose::CriminalInvestigation],
+        vec![field("firearms.serial_number", pb::FieldTreatment::Allow)],
+    );
+    let p = policy(vec![seizure_rule.clone()]);
+    assert!(evaluate(&p, &q, pb::DataClass::Seizure, &loss).is_err());
+    assert!(evaluate(&p, &q, pb::DataClass::LossReport, &loss).is_err());
+    let mut loss_rule = rule(
+        "l",
+        &["DEU"],
+        &[pb::Purpose::CriminalInvestigation],
+        vec![
+            field("firearms.serial_number", pb::FieldTreatment::Allow),
+            field("loss.kind", pb::FieldTreatment::Allow),
+            generalise("loss.date", pb::Generalisation::DateToMonth),
+        ],
+    );
+    loss_rule.data_classes = vec![pb::DataClass::LossReport as i32];
+    let p = policy(vec![loss_rule]);
+    let d = evaluate(&p, &q, pb::DataClass::LossReport, &loss).unwrap();
+    let seen = d.view.loss.unwrap();
+    assert_eq!(seen.kind, loss.loss.as_ref().unwrap().kind);
+    assert_eq!(
+        seen.date.len(),
+        7,
+        "generalised to the month: {}",
+        seen.date
+    );
+    assert!(seen.place.is_none() && seen.circumstances.is_empty());
+    // A seizure is never disclosed under the loss-report rule.
+    assert!(evaluate(&p, &q, pb::DataClass::Seizure, &record()).is_err());
+    assert!(evaluate(&p, &q, pb::DataClass::LossReport, &record()).is_err());
+}
+
+#[test]
+fn consignors_vendors_and_the_new_person_fields_need_the_persons_class() {
+    for name in [
+        "shipment.consignor",
+        "shipment.consignee",
+        "shipment.vendor_handle",
+        "persons.kind",
+        "persons.sex",
+        "persons.age_band",
+        "persons.licence_reference",
+    ] {
+        let r = rule(
+            "p",
+            &["DEU"],
+            &[pb::Purpose::CriminalInvestigation],
+            vec![field(name, pb::FieldTreatment::Allow)],
+        );
+        let err = Policy::parse(pb::SharingPolicy {
+            owner_country: "FRA".into(),
+            version: 1,
+            legal_basis: String::new(),
+            rules: vec![r],
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("DATA_CLASS_PERSONS"),
+            "{name}: {err}"
+        );
+    }
+    // Shipment identifiers and the platform are not personal data.
+    for name in [
+        "shipment.identifiers",
+        "shipment.online_platform",
+        "shipment.listing",
+    ] {
+        let r = rule(
+            "p",
+            &["DEU"],
+            &[pb::Purpose::CriminalInvestigation],
+            vec![field(name, pb::FieldTreatment::Allow)],
+        );
+        policy(vec![r]);
+    }
+}
+
+#[test]
 fn malformed_policies_are_refused_with_the_rule_named() {
     let ok = rule("a", &["DEU"], &[pb::Purpose::Tracing], vec![]);
     let cases: Vec<(pb::PolicyRule, &str)> = vec![
@@ -396,6 +481,7 @@ fn populated(v: &pb::SeizureRecord) -> HashSet<Field> {
         put(f.import_marking.is_some(), Field::FirearmImportMarking);
         put(!f.other_markings.is_empty(), Field::FirearmOtherMarkings);
         put(f.marking_condition != 0, Field::FirearmMarkingCondition);
+        put(f.status != 0, Field::FirearmStatus);
     }
     for p in &v.parts {
         put(
@@ -406,6 +492,8 @@ fn populated(v: &pb::SeizureRecord) -> HashSet<Field> {
             p.quantity != 0 || !p.quantity_band.is_empty(),
             Field::PartsQuantity,
         );
+        put(!p.manufacturer.is_empty(), Field::PartsManufacturer);
+        put(!p.markings.is_empty(), Field::PartsMarkings);
     }
     for a in &v.ammunition {
         put(!a.calibre.is_empty(), Field::AmmunitionCalibre);
@@ -414,6 +502,10 @@ fn populated(v: &pb::SeizureRecord) -> HashSet<Field> {
             a.quantity != 0 || !a.quantity_band.is_empty(),
             Field::AmmunitionQuantity,
         );
+        put(a.ammunition_type != 0, Field::AmmunitionType);
+        put(!a.headstamp.is_empty(), Field::AmmunitionHeadstamp);
+        put(!a.lot.is_empty(), Field::AmmunitionLot);
+        put(a.year != 0, Field::AmmunitionYear);
     }
     if let Some(t) = &v.trafficking {
         put(!t.route.is_empty(), Field::Route);
@@ -433,10 +525,36 @@ fn populated(v: &pb::SeizureRecord) -> HashSet<Field> {
         put(p.role != 0, Field::PersonRole);
         put(!p.nationality.is_empty(), Field::PersonNationality);
         put(!p.name.is_empty(), Field::PersonName);
+        put(p.kind != 0, Field::PersonKind);
+        put(p.sex != 0, Field::PersonSex);
+        put(p.age_band != 0, Field::PersonAgeBand);
+        put(!p.licence_reference.is_empty(), Field::PersonLicence);
     }
     put(!v.case_reference.is_empty(), Field::CaseReference);
     put(v.tracing.is_some(), Field::Tracing);
     put(!v.notes.is_empty(), Field::Notes);
+    put(v.proceedings_status != 0, Field::ProceedingsStatus);
+    put(v.disposition != 0, Field::Disposition);
+    put(
+        !v.ballistic_references.is_empty(),
+        Field::BallisticReferences,
+    );
+    if let Some(l) = &v.loss {
+        put(l.kind != 0, Field::LossKind);
+        put(l.source != 0, Field::LossSource);
+        put(!l.date.is_empty(), Field::LossDate);
+        put(l.place.is_some(), Field::LossPlace);
+        put(!l.circumstances.is_empty(), Field::LossCircumstances);
+        put(!l.reporting_agency.is_empty(), Field::LossReportingAgency);
+    }
+    if let Some(sh) = &v.shipment {
+        put(!sh.identifiers.is_empty(), Field::ShipmentIdentifiers);
+        put(!sh.consignor.is_empty(), Field::ShipmentConsignor);
+        put(!sh.consignee.is_empty(), Field::ShipmentConsignee);
+        put(!sh.online_platform.is_empty(), Field::ShipmentPlatform);
+        put(!sh.listing.is_empty(), Field::ShipmentListing);
+        put(!sh.vendor_handle.is_empty(), Field::ShipmentVendorHandle);
+    }
     s
 }
 

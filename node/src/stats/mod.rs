@@ -12,10 +12,10 @@
 //! Each table names its unit (firearms, rounds, parts, persons, seizure records, trace requests)
 //! and its definition ([`Table::unit`], [`Table::definition`]).
 //!
-//! Dimensions the record model has today: weapon category, country of manufacture, route
-//! country, transport mode, concealment method, criminal context, ammunition calibre, part kind,
-//! person role, seizing agency. Not yet computed because the record model lacks them: persons'
-//! sex and age band (a new [`Dimension`] variant and a [`TableSpec`] in [`TABLES`] add them).
+//! Dimensions: weapon category, country of manufacture, route country, transport mode,
+//! concealment method, criminal context, ammunition calibre, part kind, person role, natural
+//! persons' sex and age band, seizing agency (a new [`Dimension`] variant and a [`TableSpec`] in
+//! [`TABLES`] add one).
 //!
 //! Submodules: [`suppress`] (small-cell and complementary suppression), [`aggregate`] (regional
 //! totals in the clear and the secure-aggregation masks), [`export`] (CSV and XLSX).
@@ -108,8 +108,7 @@ impl Unit {
     }
 }
 
-/// The row dimension of a table. New dimensions (persons' sex, age band) slot in here and in
-/// [`TABLES`].
+/// The row dimension of a table. New dimensions slot in here and in [`TABLES`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Dimension {
     /// UN Register / ITI weapon category of each firearm.
@@ -130,6 +129,10 @@ pub enum Dimension {
     PartKind,
     /// Each person's role.
     PersonRole,
+    /// Each natural person's sex (legal persons are not counted).
+    PersonSex,
+    /// Each natural person's age band (legal persons are not counted).
+    PersonAgeBand,
     /// The seizing agency.
     SeizingAgency,
     /// SDG 16.4.2: whether the illicit origin or context was traced or established.
@@ -278,8 +281,24 @@ pub const TABLES: &[TableSpec] = &[
         title: "Persons involved by role",
         unit: Unit::Persons,
         dimension: Dimension::PersonRole,
-        definition: "Persons listed in records of the period, by role. Sex and age band are not \
-            in the record model yet and are not tabulated.",
+        definition: "Persons listed in records of the period, natural and legal (companies, \
+            brokers' firms), by role.",
+    },
+    TableSpec {
+        id: "persons_by_sex",
+        title: "Natural persons involved by sex",
+        unit: Unit::Persons,
+        dimension: Dimension::PersonSex,
+        definition: "Natural persons listed in records of the period (persons not recorded as \
+            legal persons), by sex; `not_stated` when not recorded.",
+    },
+    TableSpec {
+        id: "persons_by_age_band",
+        title: "Natural persons involved by age band",
+        unit: Unit::Persons,
+        dimension: Dimension::PersonAgeBand,
+        definition: "Natural persons listed in records of the period (persons not recorded as \
+            legal persons), by age band; `not_stated` when not recorded.",
     },
     TableSpec {
         id: "records_by_agency",
@@ -529,6 +548,28 @@ fn fixed_rows(dimension: Dimension) -> Option<Vec<String>> {
             P::as_str_name,
             "PERSON_ROLE_",
         ),
+        Dimension::PersonSex => all_codes(
+            &[
+                pb::PersonSex::Female,
+                pb::PersonSex::Male,
+                pb::PersonSex::Other,
+            ],
+            pb::PersonSex::as_str_name,
+            "PERSON_SEX_",
+        ),
+        Dimension::PersonAgeBand => all_codes(
+            &[
+                pb::AgeBand::Under18,
+                pb::AgeBand::AgeBand18To24,
+                pb::AgeBand::AgeBand25To34,
+                pb::AgeBand::AgeBand35To44,
+                pb::AgeBand::AgeBand45To54,
+                pb::AgeBand::AgeBand55To64,
+                pb::AgeBand::AgeBand65AndOver,
+            ],
+            pb::AgeBand::as_str_name,
+            "AGE_BAND_",
+        ),
         Dimension::SeizingAgency => all_codes(
             &[A::Police, A::Customs, A::BorderGuard, A::Military, A::Other],
             A::as_str_name,
@@ -636,6 +677,22 @@ fn contributions(record: &pb::SeizureRecord, dimension: Dimension) -> Vec<(Strin
                 )
             })
             .collect(),
+        Dimension::PersonSex => natural_persons(record)
+            .map(|p| {
+                (
+                    enum_label(p.sex, pb::PersonSex::as_str_name, "PERSON_SEX_"),
+                    1,
+                )
+            })
+            .collect(),
+        Dimension::PersonAgeBand => natural_persons(record)
+            .map(|p| {
+                (
+                    enum_label(p.age_band, pb::AgeBand::as_str_name, "AGE_BAND_"),
+                    1,
+                )
+            })
+            .collect(),
         Dimension::SeizingAgency => vec![(
             enum_label(
                 record.event.as_ref().map_or(0, |e| e.seizing_agency),
@@ -657,6 +714,14 @@ fn contributions(record: &pb::SeizureRecord, dimension: Dimension) -> Vec<(Strin
     }
 }
 
+/// The persons of a record not recorded as legal persons (sex and age band describe people).
+fn natural_persons(record: &pb::SeizureRecord) -> impl Iterator<Item = &pb::Person> {
+    record
+        .persons
+        .iter()
+        .filter(|p| p.kind != pb::PersonKind::Legal as i32)
+}
+
 /// The event date of a record, if it has a valid one.
 fn event_date(record: &pb::SeizureRecord) -> Option<(u16, u8)> {
     let d = Date::parse(record.event.as_ref()?.date.trim())?;
@@ -674,6 +739,10 @@ pub fn seizure_table(spec: &TableSpec, period: Period, records: &[pb::SeizureRec
         }
     }
     for record in records {
+        // Loss reports are not seizures: no table counts them.
+        if record.loss.is_some() {
+            continue;
+        }
         let Some((y, m)) = event_date(record) else {
             continue;
         };

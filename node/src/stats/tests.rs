@@ -230,6 +230,46 @@ fn yearly_seizure_tables_match_the_hand_computed_ones() {
 }
 
 #[test]
+fn natural_persons_are_counted_by_sex_and_age_band_and_legal_persons_by_role_only() {
+    let mut recs = records();
+    recs[0].persons = vec![
+        pb::Person {
+            role: pb::PersonRole::Courier as i32,
+            kind: pb::PersonKind::Natural as i32,
+            sex: pb::PersonSex::Female as i32,
+            age_band: pb::AgeBand::AgeBand18To24 as i32,
+            ..Default::default()
+        },
+        pb::Person {
+            role: pb::PersonRole::Suspect as i32,
+            sex: pb::PersonSex::Male as i32,
+            ..Default::default()
+        },
+        pb::Person {
+            role: pb::PersonRole::Broker as i32,
+            kind: pb::PersonKind::Legal as i32,
+            licence_reference: "SYN-BRK-1".into(),
+            ..Default::default()
+        },
+    ];
+    let r = report(Period::year(2025), &recs, &[], 0);
+    let t = table(&r, "persons_by_sex");
+    assert_eq!(row(t, "female"), vec![1, 0, 0, 0, 0]);
+    assert_eq!(row(t, "male"), vec![1, 0, 0, 0, 0]);
+    assert_eq!(
+        row(t, "not_stated"),
+        vec![0, 0, 0, 0, 0],
+        "the firm has no sex"
+    );
+    let t = table(&r, "persons_by_age_band");
+    assert_eq!(row(t, "18_to_24"), vec![1, 0, 0, 0, 0]);
+    assert_eq!(row(t, "not_stated"), vec![1, 0, 0, 0, 0]);
+    assert_eq!(t.rows.first().map(String::as_str), Some("under_18"));
+    let t = table(&r, "persons_by_role");
+    assert_eq!(row(t, "broker"), vec![1, 0, 0, 0, 0]);
+}
+
+#[test]
 fn sdg_16_4_2_counts_traced_or_established_firearms_over_seized_found_surrendered() {
     let r = report(Period::year(2025), &records(), &[], 0);
     let t = table(&r, SDG_TABLE);

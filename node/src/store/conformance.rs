@@ -293,6 +293,48 @@ fn indexes_select_the_right_records(store: &impl RecordStore) {
         assert!(s.as_str().starts_with(&blurred[..blurred.len() - 2]));
         assert_eq!(s.len(), blurred.len());
     }
+    // Ballistic references: normalised, in their own index.
+    let wanted = sample::ballistic_reference(country("FRA"), 40).unwrap();
+    let found = store
+        .find(
+            &IndexQuery::Ballistic(serial::normalise(&wanted.to_lowercase()).unwrap()),
+            10,
+        )
+        .unwrap();
+    assert_eq!(
+        refs(found),
+        expect(&|r| r.ballistic_references.contains(&wanted))
+    );
+    assert!(
+        store
+            .find(&IndexQuery::Serial(serial::normalise(&wanted).unwrap()), 10)
+            .unwrap()
+            .is_empty(),
+        "a ballistic reference is not a serial"
+    );
+    // Headstamps and lots, each in its own index.
+    let lot = records[41].ammunition[0].lot.clone();
+    let found = store
+        .find(
+            &IndexQuery::AmmunitionLot(serial::normalise(&lot).unwrap()),
+            100,
+        )
+        .unwrap();
+    assert_eq!(
+        refs(found),
+        expect(&|r| r.ammunition.iter().any(|a| a.lot == lot))
+    );
+    let headstamp = records[41].ammunition[0].headstamp.clone();
+    let found = store
+        .find(
+            &IndexQuery::Headstamp(serial::normalise(&headstamp).unwrap()),
+            100,
+        )
+        .unwrap();
+    assert_eq!(
+        refs(found),
+        expect(&|r| r.ammunition.iter().any(|a| a.headstamp == headstamp))
+    );
     let limited = store
         .find(&IndexQuery::RouteCountry(country("FRA")), 5)
         .unwrap();

@@ -8,6 +8,10 @@
 //! route:        [3] country(3) id
 //! transport:    [4] mode(u32 BE) id
 //! concealment:  [5] method(u32 BE) id
+//! ballistic:    [6] normalised-ballistic-reference [0x00] id
+//! headstamp:    [7] normalised-headstamp [0x00] id
+//! ammo lot:     [8] normalised-lot [0x00] id
+//! shipment id:  [9] normalised-conveyance-identifier [0x00] id
 //! ```
 
 use tracenet_proto::v1 as pb;
@@ -23,6 +27,10 @@ const COUNTRY_DATE: u8 = 2;
 const ROUTE: u8 = 3;
 const TRANSPORT: u8 = 4;
 const CONCEALMENT: u8 = 5;
+const BALLISTIC: u8 = 6;
+const HEADSTAMP: u8 = 7;
+const AMMUNITION_LOT: u8 = 8;
+const SHIPMENT: u8 = 9;
 
 /// The index keys (without the id suffix) of a record.
 pub fn index_prefixes(rec: &pb::SeizureRecord) -> Vec<Vec<u8>> {
@@ -34,11 +42,29 @@ pub fn index_prefixes(rec: &pb::SeizureRecord) -> Vec<Vec<u8>> {
         .chain(rec.parts.iter().map(|p| p.serial_number.as_str()))
         .filter_map(serial::normalise);
     for s in serials {
-        let mut k = Vec::with_capacity(2 + s.len());
-        k.push(SERIAL);
-        k.extend_from_slice(s.as_str().as_bytes());
-        k.push(0);
-        out.push(k);
+        out.push(identifier_key(SERIAL, &s));
+    }
+    // Ballistic references are looked up like serials, in an index of their own so that a
+    // serial lookup never finds a ballistic reference and the other way round.
+    for s in rec
+        .ballistic_references
+        .iter()
+        .filter_map(|b| serial::normalise(b))
+    {
+        out.push(identifier_key(BALLISTIC, &s));
+    }
+    for a in &rec.ammunition {
+        if let Some(s) = serial::normalise(&a.headstamp) {
+            out.push(identifier_key(HEADSTAMP, &s));
+        }
+        if let Some(s) = serial::normalise(&a.lot) {
+            out.push(identifier_key(AMMUNITION_LOT, &s));
+        }
+    }
+    for id in rec.shipment.iter().flat_map(|s| &s.identifiers) {
+        if let Some(s) = serial::normalise(&id.value) {
+            out.push(identifier_key(SHIPMENT, &s));
+        }
     }
     if let Some(ev) = &rec.event {
         let country = ev
@@ -76,6 +102,29 @@ pub fn index_prefixes(rec: &pb::SeizureRecord) -> Vec<Vec<u8>> {
     out
 }
 
+/// `[kind] normalised [0x00]`: the index prefix of one serial-like identifier.
+fn identifier_key(kind: u8, s: &serial::NormalisedSerial) -> Vec<u8> {
+    let mut k = Vec::with_capacity(2 + s.len());
+    k.push(kind);
+    k.extend_from_slice(s.as_str().as_bytes());
+    k.push(0);
+    k
+}
+
+/// The range of a serial-like identifier query: exactly the identifier, or every key sharing
+/// its literal prefix when it has wildcards (then narrowed by [`key_matches`]).
+fn identifier_range(kind: u8, s: &serial::NormalisedSerial) -> (Vec<u8>, Vec<u8>) {
+    let mut start = vec![kind];
+    if s.has_wildcards() {
+        start.extend_from_slice(s.literal_prefix().as_bytes());
+    } else {
+        start.extend_from_slice(s.as_str().as_bytes());
+        start.push(0);
+    }
+    let end = prefix_end(&start);
+    (start, end)
+}
+
 /// The full index keys of a record stored under `id`.
 pub fn index_keys(rec: &pb::SeizureRecord, id: RecordId) -> Vec<Vec<u8>> {
     index_prefixes(rec)
@@ -90,19 +139,11 @@ pub fn index_keys(rec: &pb::SeizureRecord, id: RecordId) -> Vec<Vec<u8>> {
 /// The key range `[start, end)` an index query scans.
 pub fn query_range(q: &IndexQuery) -> (Vec<u8>, Vec<u8>) {
     match q {
-        IndexQuery::Serial(s) if s.has_wildcards() => {
-            let mut start = vec![SERIAL];
-            start.extend_from_slice(s.literal_prefix().as_bytes());
-            let end = prefix_end(&start);
-            (start, end)
-        }
-        IndexQuery::Serial(s) => {
-            let mut start = vec![SERIAL];
-            start.extend_from_slice(s.as_str().as_bytes());
-            start.push(0);
-            let end = prefix_end(&start);
-            (start, end)
-        }
+        IndexQuery::Serial(s) => identifier_range(SERIAL, s),
+        IndexQuery::Ballistic(s) => identifier_range(BALLISTIC, s),
+        IndexQuery::Headstamp(s) => identifier_range(HEADSTAMP, s),
+        IndexQuery::AmmunitionLot(s) => identifier_range(AMMUNITION_LOT, s),
+        IndexQuery::Shipment(s) => identifier_range(SHIPMENT, s),
         IndexQuery::CountryDate { country, from, to } => {
             let mut start = vec![COUNTRY_DATE];
             start.extend_from_slice(&country.as_bytes());
@@ -139,7 +180,13 @@ pub fn query_range(q: &IndexQuery) -> (Vec<u8>, Vec<u8>) {
 /// queries scan a wider range than they match).
 pub fn key_matches(q: &IndexQuery, key: &[u8]) -> bool {
     match q {
-        IndexQuery::Serial(pattern) if pattern.has_wildcards() => {
+        IndexQuery::Serial(pattern)
+        | IndexQuery::Ballistic(pattern)
+        | IndexQuery::Headstamp(pattern)
+        | IndexQuery::AmmunitionLot(pattern)
+        | IndexQuery::Shipment(pattern)
+            if pattern.has_wildcards() =>
+        {
             let Some(body) = key
                 .get(1..key.len().saturating_sub(RecordId::LEN + 1))
                 .and_then(|b| std::str::from_utf8(b).ok())
@@ -224,6 +271,54 @@ mod tests {
         assert!(inside(key("2024-01-31")));
         assert!(!inside(key("2023-12-31")));
         assert!(!inside(key("2024-02-01")));
+    }
+
+    #[test]
+    fn ballistic_references_have_an_index_of_their_own() {
+        let fra = CountryCode::parse("FRA").unwrap();
+        let mut rec = sample::record(fra, 7);
+        rec.ballistic_references = vec!["ibis-fra-1".into(), "IBIS FRA 1".into(), "--".into()];
+        let keys = index_prefixes(&rec);
+        let ballistic: Vec<&Vec<u8>> = keys.iter().filter(|k| k[0] == BALLISTIC).collect();
+        assert_eq!(
+            ballistic,
+            [&b"\x06IBISFRA1\0".to_vec()],
+            "one key, normalised"
+        );
+        let s = serial::normalise("IBIS-FRA-1").unwrap();
+        let (start, end) = query_range(&IndexQuery::Ballistic(s.clone()));
+        let mut key = ballistic[0].clone();
+        key.extend_from_slice(&[0u8; 16]);
+        assert!(start <= key && key < end);
+        // The same text as a serial is looked for in the serial index, never here.
+        let (start, end) = query_range(&IndexQuery::Serial(s));
+        assert!(!(start <= key && key < end));
+    }
+
+    #[test]
+    fn headstamps_and_lots_are_indexed_apart() {
+        let fra = CountryCode::parse("FRA").unwrap();
+        let mut rec = sample::record(fra, 7);
+        rec.ammunition[0].headstamp = "MKE 7.62 89".into();
+        rec.ammunition[0].lot = "L-89".into();
+        let keys = index_prefixes(&rec);
+        assert!(keys.contains(&b"\x07MKE76289\0".to_vec()), "{keys:?}");
+        assert!(keys.contains(&b"\x08L89\0".to_vec()), "{keys:?}");
+        let lot = serial::normalise("l 89").unwrap();
+        let (start, end) = query_range(&IndexQuery::AmmunitionLot(lot.clone()));
+        let mut key = b"\x08L89\0".to_vec();
+        key.extend_from_slice(&[0u8; 16]);
+        assert!(start <= key && key < end);
+        let (start, end) = query_range(&IndexQuery::Headstamp(lot));
+        assert!(!(start <= key && key < end));
+        rec.shipment = Some(pb::ShipmentFacts {
+            identifiers: vec![pb::ConveyanceId {
+                kind: pb::ConveyanceKind::AirWaybill as i32,
+                value: "176-1234 5675".into(),
+            }],
+            ..Default::default()
+        });
+        assert!(index_prefixes(&rec).contains(&b"\x0917612345675\0".to_vec()));
     }
 
     #[test]

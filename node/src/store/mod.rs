@@ -93,6 +93,14 @@ pub enum IndexQuery {
     TransportMode(pb::TransportMode),
     /// Records with this concealment method.
     Concealment(pb::ConcealmentMethod),
+    /// Records holding a ballistic reference whose normalised form matches (wildcards allowed).
+    Ballistic(NormalisedSerial),
+    /// Records with an ammunition lot whose normalised headstamp matches.
+    Headstamp(NormalisedSerial),
+    /// Records with an ammunition lot whose normalised lot number matches.
+    AmmunitionLot(NormalisedSerial),
+    /// Records with a shipment identifier whose normalised value matches.
+    Shipment(NormalisedSerial),
 }
 
 /// Counts of an atomic batch write.

@@ -43,6 +43,7 @@ pub async fn run(peer_counts: &[usize], calls: usize) -> Result<Report, Error> {
             }),
             serial_number: "SYN-000001".into(),
             manufacturer: String::new(),
+            ..Default::default()
         };
         for _ in 0..20 {
             c.federated_lookup(req.clone()).await?;

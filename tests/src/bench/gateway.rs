@@ -126,6 +126,7 @@ pub async fn run(p: GatewayParams) -> Result<Report, Error> {
                 }),
                 serial_number: format!("BENCH-L-{i}"),
                 manufacturer: String::new(),
+                ..Default::default()
             })
             .await?;
             Ok(())

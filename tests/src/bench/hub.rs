@@ -43,6 +43,7 @@ fn lookup(key: &SigningKey, n: usize, serial: &str) -> pb::LookupRequest {
         context: None,
         serial_number: serial.into(),
         manufacturer: String::new(),
+        ..Default::default()
     };
     let rc = pb::RequestContext {
         request_id: format!("bench-hub-{n}-{}", tracenet_node::ids::new_request_id()),

@@ -169,6 +169,7 @@ pub async fn run(records: u64, load_secs: u64, progress: &dyn Fn(&str)) -> Resul
                     serial_number: sample::serial(country, k),
                     r#match: pb::SerialMatch::Normalised as i32,
                     limit: 10,
+                    ..Default::default()
                 })
                 .await?;
                 i += 8;

@@ -155,6 +155,7 @@ pub async fn run(p: PeerParams) -> Result<Report, Error> {
                 context: None,
                 serial_number: serial.clone(),
                 manufacturer: String::new(),
+                ..Default::default()
             };
             req.sign_with(&key, context(i));
             async move {

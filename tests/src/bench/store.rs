@@ -115,6 +115,7 @@ pub async fn run(p: StoreParams, progress: &dyn Fn(&str)) -> Result<Report, Erro
                     serial_number: text,
                     r#match: kind as i32,
                     limit: 10,
+                    ..Default::default()
                 })
                 .await?
                 .into_inner();

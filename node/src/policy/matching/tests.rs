@@ -182,7 +182,7 @@ fn serial_lookups_hit_only_disclosed_serials_each_on_its_own() {
         kind: "slide".into(),
         serial_number: "PX-778899".into(),
         quantity: 1,
-        quantity_band: String::new(),
+        ..Default::default()
     });
     let firearm = Criteria::serial(&r.firearms[0].serial_number, "").unwrap();
     let part = Criteria::serial("px778899", "").unwrap();
@@ -259,6 +259,90 @@ fn a_hit_only_rule_matches_on_its_fields_and_sends_none() {
 }
 
 #[test]
+fn a_ballistic_reference_matches_only_where_disclosed_and_never_as_a_serial() {
+    let mut r = rec(9);
+    r.ballistic_references = vec!["IBIS-FRA-0042".into()];
+    let by_ballistic = Criteria::ballistic("ibis fra 0042").unwrap();
+    let as_serial = Criteria::serial("IBIS-FRA-0042", "").unwrap();
+    let withheld = policy_with(vec![allow("firearms.serial_number")], false, None);
+    assert!(!hit(&withheld, &by_ballistic, &r), "withheld, yet matched");
+    let shared = policy_with(
+        vec![
+            allow("firearms.serial_number"),
+            allow("ballistic_references"),
+        ],
+        false,
+        None,
+    );
+    assert!(hit(&shared, &by_ballistic, &r));
+    assert!(
+        !hit(&shared, &as_serial, &r),
+        "a ballistic reference is no serial"
+    );
+    let serial = Criteria::serial(&r.firearms[0].serial_number, "").unwrap();
+    assert!(hit(&shared, &serial, &r));
+    assert!(
+        !hit(
+            &shared,
+            &Criteria::ballistic(&r.firearms[0].serial_number).unwrap(),
+            &r
+        ),
+        "a serial is no ballistic reference"
+    );
+    assert!(Criteria::ballistic(" -- ").is_none());
+}
+
+#[test]
+fn headstamp_and_lot_lookups_match_only_their_own_disclosed_kind() {
+    let r = rec(11);
+    let (headstamp, lot) = (
+        r.ammunition[0].headstamp.clone(),
+        r.ammunition[0].lot.clone(),
+    );
+    let by_headstamp = Criteria::identifier(Identifier::Headstamp, &headstamp).unwrap();
+    let by_lot = Criteria::identifier(Identifier::AmmunitionLot, &lot).unwrap();
+    let lot_as_headstamp = Criteria::identifier(Identifier::Headstamp, &lot).unwrap();
+    let withheld = policy_with(vec![allow("ammunition.calibre")], false, None);
+    assert!(!hit(&withheld, &by_headstamp, &r) && !hit(&withheld, &by_lot, &r));
+    let shared = policy_with(
+        vec![allow("ammunition.headstamp"), allow("ammunition.lot")],
+        false,
+        None,
+    );
+    assert!(hit(&shared, &by_headstamp, &r) && hit(&shared, &by_lot, &r));
+    assert!(
+        !hit(&shared, &lot_as_headstamp, &r),
+        "a lot is no headstamp"
+    );
+    let lot_only = policy_with(vec![allow("ammunition.lot")], false, None);
+    assert!(!hit(&lot_only, &by_headstamp, &r) && hit(&lot_only, &by_lot, &r));
+}
+
+#[test]
+fn a_serial_lookup_checks_loss_reports_under_their_own_rule() {
+    let loss = sample::loss_report(country("FRA"), 7);
+    let c = Criteria::serial(&loss.firearms[0].serial_number, "").unwrap();
+    let p = policy_with(vec![allow("firearms.serial_number")], false, None);
+    // A seizure rule never selects a loss report, whatever it discloses.
+    assert!(matches!(
+        select(&p, &ita(), pb::DataClass::Seizure, &c, &loss),
+        Selection::Denied(_)
+    ));
+    assert!(matches!(
+        select(&p, &ita(), pb::DataClass::LossReport, &c, &loss),
+        Selection::Denied(_)
+    ));
+    let mut source = p.source().clone();
+    source.rules[0].data_classes = vec![pb::DataClass::LossReport as i32];
+    let p = Policy::parse(source).unwrap();
+    assert!(!hit(&p, &c, &loss), "asked as a seizure");
+    assert!(matches!(
+        select(&p, &ita(), pb::DataClass::LossReport, &c, &loss),
+        Selection::Hit(_)
+    ));
+}
+
+#[test]
 fn partial_lookups_need_a_rule_that_allows_them_and_a_long_enough_prefix() {
     let exact = serial::normalise("AB123456").unwrap();
     let stars = serial::normalise("********").unwrap();
@@ -331,6 +415,10 @@ const MATCHABLE: &[&str] = &[
     "trafficking.route",
     "trafficking.transport_mode",
     "trafficking.concealment_method",
+    "ballistic_references",
+    "ammunition.headstamp",
+    "ammunition.lot",
+    "shipment.identifiers",
 ];
 
 fn arb_fields() -> impl Strategy<Value = Vec<pb::FieldRule>> {
@@ -383,6 +471,19 @@ fn mutate(r: &mut pb::SeizureRecord, which: u8, v: u32) {
         5 => t.route[1].country = ["TUR", "SRB", "DEU", "ESP"][(v % 4) as usize].into(),
         6 => r.firearms[0].category = 1 + (v % 11) as i32,
         7 => r.firearms[0].serial_number = format!("QX-{:06}", v % 1_000_000),
+        9 => r.ballistic_references = vec![format!("QX-BAL-{:06}", v % 1_000_000)],
+        10 => r.ballistic_references.clear(),
+        11 => r.ammunition[0].headstamp = format!("QX {:02}", v % 100),
+        12 => r.ammunition[0].lot = format!("QX-LOT-{:03}", v % 1000),
+        13 => {
+            r.shipment = Some(pb::ShipmentFacts {
+                identifiers: vec![pb::ConveyanceId {
+                    kind: 1 + (v % 7) as i32,
+                    value: format!("QXU{:07}", v % 10_000_000),
+                }],
+                ..Default::default()
+            })
+        }
         8 => {
             r.firearms[0].manufacturer = ["Synthetic Arms", "Other Works"][(v % 2) as usize].into()
         }
@@ -391,7 +492,7 @@ fn mutate(r: &mut pb::SeizureRecord, which: u8, v: u32) {
                 kind: "barrel".into(),
                 serial_number: format!("QX-{:06}", v % 1_000_000),
                 quantity: 1,
-                quantity_band: String::new(),
+                ..Default::default()
             }]
         }
     }
@@ -446,6 +547,31 @@ fn criteria(r: &pb::SeizureRecord, which: u8, v: u32) -> Criteria {
         }),
         6 => Criteria::serial(&r.firearms[0].serial_number, "").unwrap(),
         7 => Criteria::serial(&format!("QX-{:06}", v % 1_000_000), "").unwrap(),
+        9 => Criteria::ballistic(&format!("QX-BAL-{:06}", v % 1_000_000)).unwrap(),
+        10 => Criteria::ballistic(
+            r.ballistic_references
+                .first()
+                .map_or("SYN-BAL-NONE", String::as_str),
+        )
+        .unwrap(),
+        11 => Criteria::identifier(Identifier::Headstamp, &r.ammunition[0].headstamp).unwrap(),
+        12 => Criteria::identifier(Identifier::Headstamp, &format!("QX {:02}", v % 100)).unwrap(),
+        13 => Criteria::identifier(Identifier::AmmunitionLot, &r.ammunition[0].lot).unwrap(),
+        14 => Criteria::identifier(
+            Identifier::AmmunitionLot,
+            &format!("QX-LOT-{:03}", v % 1000),
+        )
+        .unwrap(),
+        15 => Criteria::identifier(
+            Identifier::ShipmentId,
+            r.shipment
+                .as_ref()
+                .and_then(|s| s.identifiers.first())
+                .map_or("SYN-NONE", |i| i.value.as_str()),
+        )
+        .unwrap(),
+        16 => Criteria::identifier(Identifier::ShipmentId, &format!("QXU{:07}", v % 10_000_000))
+            .unwrap(),
         _ => Criteria::serial(&r.firearms[0].serial_number, &r.firearms[0].manufacturer).unwrap(),
     }
 }
@@ -465,9 +591,9 @@ proptest! {
         fields in arb_fields(),
         hit_only in any::<bool>(),
         n in 0u64..5_000,
-        change in 0u8..10,
+        change in 0u8..15,
         v in any::<u32>(),
-        ask in 0u8..9,
+        ask in 0u8..18,
     ) {
         let p = policy_with(fields, hit_only, None);
         let rule = Applicable::find(&p, &ita(), pb::DataClass::Seizure).unwrap();
