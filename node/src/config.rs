@@ -116,6 +116,10 @@ pub struct NodeConfig {
     /// (default 60000).
     #[serde(default = "default_retention_sweep")]
     pub retention_sweep_ms: u64,
+    /// Milliseconds between two runs of the watch list (each watched value looked up across the
+    /// federation again, an alert for every new hit; default 900000, a quarter of an hour).
+    #[serde(default = "default_watch_interval")]
+    pub watch_interval_ms: u64,
     /// This node's published trace service settings (response times, escalation contact).
     #[serde(default)]
     pub trace: crate::trace::TraceSettings,
@@ -160,6 +164,10 @@ pub struct HubConfig {
     /// Default: `<data_dir>/sealing.key`.
     #[serde(default)]
     pub sealing_key: Option<PathBuf>,
+}
+
+fn default_watch_interval() -> u64 {
+    900_000
 }
 
 fn default_reply_wait() -> u64 {

@@ -67,4 +67,6 @@ pub struct NodeContext {
     pub hub: crate::config::HubConfig,
     /// The mailboxes it holds for outbound-only members, on a hub.
     pub mailbox: Option<crate::hub::mailbox::Mailbox>,
+    /// Its officers' watch list and the alerts it raised.
+    pub watches: Arc<crate::watch::WatchStore>,
 }

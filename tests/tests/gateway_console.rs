@@ -218,6 +218,7 @@ async fn every_page_checks_the_role() {
         ("/search?serial=X", "tracer", "analyst"),
         ("/traces", "tracer", "officer"),
         ("/received", "officer", "analyst"),
+        ("/watches", "tracer", "admin"),
         ("/traces/new", "tracer", "analyst"),
         ("/analysis", "analyst", "officer"),
         ("/statistics?year=2024", "analyst", "officer"),
@@ -1180,5 +1181,90 @@ async fn a_hit_only_answer_shows_who_holds_the_record_and_whom_to_ask() {
     assert!(row.contains("focal.point@ita-pol.example"), "{row}");
     // Nothing of the record: not even the serial that matched.
     assert!(!row.contains(&serial), "{row}");
+    t.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_watched_serial_raises_an_alert_on_the_dashboard_when_a_member_records_it() {
+    let t = TestGateways::start(0).await.unwrap();
+    let fra = Console::logged_in(&t.fra.gw.url, "officer").await.unwrap();
+    // Kept on watch from the lookup form (its fields, posted to /watches).
+    let serial = "SYN-WATCH-4411";
+    let (s, page) = fra
+        .post(
+            "/watches",
+            &[
+                ("serial_number", serial),
+                ("manufacturer", ""),
+                ("purpose", "criminal_investigation"),
+                ("legal_basis", "Synthetic basis"),
+                ("case_reference", "SYN-C-9"),
+                ("via_hub", "true"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(s.is_redirection() || s == StatusCode::OK, "{s}: {page}");
+    let (_, list) = fra.get("/watches").await.unwrap();
+    assert!(list.contains(serial), "{list}");
+    // Every missing input at once, next to its field.
+    let (s, page) = fra.post("/watches", &[("serial_number", "")]).await.unwrap();
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(page.matches("field-error").count(), 3, "{page}");
+    // Wait for the first run (it only notes what is known), then DEU records the weapon.
+    let watch = t.fra.gw.app.node.api().list_watches(tracenet_proto::v1::ListWatchesRequest {}).await.unwrap().into_inner().watches.remove(0);
+    tracenet_tests::wait_for("the first watch run", || async {
+        let w = t.fra.gw.app.node.api().list_watches(tracenet_proto::v1::ListWatchesRequest {}).await.ok()?.into_inner().watches;
+        w.iter().any(|x| x.id == watch.id && x.baseline_taken).then_some(())
+    })
+    .await
+    .unwrap();
+    let mut held = json!({
+        "national_ref": "SYN-DEU-W1",
+        "event": {"date": "2025-06-01", "place": {"country": "DEU", "locality": "Synthetic town"}, "seizing_agency": "AGENCY_KIND_POLICE"},
+        "context": {"seizure_kind": "SEIZURE_KIND_SEIZED"},
+        "firearms": [{"serial_number": serial, "manufacturer": "Synthetic Arms", "marking_condition": "MARKING_CONDITION_INTACT"}]
+    });
+    held["firearms"][0]["serial_number"] = json!(serial);
+    let r = reqwest::Client::new()
+        .post(t.deu.url("/api/v1/records"))
+        .bearer_auth(t.deu.token(Role::Officer))
+        .json(&held)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let dashboard = tracenet_tests::wait_for("the alert on the dashboard", || async {
+        let (_, page) = fra.get("/").await.ok()?;
+        page.contains("class=\"ack-alert\"").then_some(page)
+    })
+    .await
+    .unwrap();
+    let row = dashboard
+        .split("<tr")
+        .find(|r| r.contains("data-alert="))
+        .unwrap();
+    assert!(row.contains("DEU-CUS") && row.contains(serial), "{row}");
+    let id = row
+        .split("data-alert=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let (s, _) = fra
+        .post(&format!("/watch-alerts/{id}/acknowledge"), &[])
+        .await
+        .unwrap();
+    assert!(s.is_redirection() || s == StatusCode::OK, "{s}");
+    let (_, after) = fra.get("/").await.unwrap();
+    assert!(!after.contains("class=\"ack-alert\""), "{after}");
+    let (_, list) = fra.get("/watches").await.unwrap();
+    assert!(list.contains("officer"), "acknowledged by the officer: {list}");
+    // In French too.
+    fra.get("/lang/fr?back=/watches").await.unwrap();
+    let (_, fr) = fra.get("/watches").await.unwrap();
+    assert!(fr.contains("Liste de surveillance"), "{fr}");
     t.shutdown().await.unwrap();
 }

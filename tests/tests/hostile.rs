@@ -236,6 +236,7 @@ fn trace_request(id: &str, reason: String) -> pb::TraceRequest {
         case_reference: "TEST-1".into(),
         created_at: i64::MIN,
         due_at: 1,
+        ..Default::default()
     }
 }
 

@@ -388,6 +388,7 @@ pub async fn scenario(fed: &mut DevFederation, out: &mut String) -> Result<(), D
             case_reference: "SYN-DEMO-CASE".into(),
             // DEU designates its tracing node in the directory: no target needed.
             target_node: String::new(),
+            ..Default::default()
         })
         .await
         .map_err(call("sending a trace request to DEU-CUS"))?
@@ -425,6 +426,7 @@ pub async fn scenario(fed: &mut DevFederation, out: &mut String) -> Result<(), D
             },
         ],
         remarks: "Synthetic answer".into(),
+        ..Default::default()
     })
     .await
     .map_err(call("DEU-CUS answering the trace request"))?;
@@ -462,6 +464,7 @@ pub async fn scenario(fed: &mut DevFederation, out: &mut String) -> Result<(), D
             urgency: pb::Urgency::Routine as i32,
             case_reference: String::new(),
             target_node: String::new(),
+            ..Default::default()
         })
         .await
         .map_err(call("sending a trace request to ITA-POL"))?
