@@ -1268,3 +1268,171 @@ async fn a_watched_serial_raises_an_alert_on_the_dashboard_when_a_member_records
     assert!(fr.contains("Liste de surveillance"), "{fr}");
     t.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_trace_is_filled_from_a_seizure_asked_for_more_and_answered_in_parts_in_the_console() {
+    let t = TestGateways::start(0).await.unwrap();
+    let http = reqwest::Client::new();
+    // FRA's seizure (synthetic): a firearm with its import marking, and an ammunition lot.
+    let rec = json!({
+        "national_ref": "SYN-FRA-TR-9",
+        "case_reference": "SYN-CASE-9",
+        "event": {"date": "2025-03-01", "place": {"country": "FRA", "locality": "Synthetic town"}, "seizing_agency": "AGENCY_KIND_POLICE"},
+        "context": {"seizure_kind": "SEIZURE_KIND_SEIZED"},
+        "firearms": [{"serial_number": "SYN-TR-9001", "manufacturer": "Synthetic Arms", "model": "S-3",
+            "country_of_manufacture": "DEU", "year_of_manufacture": 2014,
+            "import_marking": {"country": "FRA", "year": 2015},
+            "other_markings": [{"text": "SYN-PROOF", "location": "barrel"}],
+            "marking_condition": "MARKING_CONDITION_PARTLY_OBLITERATED"}],
+        "ammunition": [{"calibre": "9x19", "quantity": "50", "manufacturer": "Synthetic Ammunition Works"}]
+    });
+    let created: serde_json::Value = http
+        .post(t.fra.url("/api/v1/records"))
+        .bearer_auth(t.fra.token(Role::Officer))
+        .json(&rec)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let record_id = created["record"]["id"].as_str().unwrap().to_owned();
+    let fra = Console::logged_in(&t.fra.gw.url, "all").await.unwrap();
+    let (_, record_page) = fra.get(&format!("/records/{record_id}")).await.unwrap();
+    assert!(
+        record_page.contains(&format!("/traces/new?record={record_id}")),
+        "{record_page}"
+    );
+    let (s, form) = fra
+        .get(&format!("/traces/new?record={record_id}"))
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::OK, "{form}");
+    for filled in [
+        "value=\"SYN-TR-9001\"",
+        "value=\"2014\"",
+        "value=\"2015\"",
+        "value=\"SYN-PROOF\"",
+        "value=\"barrel\"",
+        "value=\"9x19\"",
+        &format!("value=\"{record_id}\""),
+    ] {
+        assert!(form.contains(filled), "{filled} not filled in: {form}");
+    }
+    assert!(form.contains("id=\"marking-practices\""), "{form}");
+    // Sent as the form posts it (the officer only adds the reason and legal basis).
+    let (s, page) = fra
+        .post(
+            "/traces",
+            &[
+                ("requested_country", "DEU"),
+                ("serial_number", "SYN-TR-9001"),
+                ("manufacturer", "Synthetic Arms"),
+                ("country_of_manufacture", "DEU"),
+                ("import_country", "FRA"),
+                ("import_year", "2015"),
+                ("marking_condition", "partly_obliterated"),
+                ("ammunition_calibre", "9x19"),
+                ("ammunition_quantity", "50"),
+                ("seizure_record_id", &record_id),
+                ("urgency", "routine"),
+                ("legal_basis", "Synthetic basis"),
+                ("reason", "Synthetic seizure"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(s.is_redirection() || s == StatusCode::OK, "{s}: {page}");
+    let list: serde_json::Value = http
+        .get(t.fra.url("/api/v1/traces?direction=outgoing"))
+        .bearer_auth(t.fra.token(Role::TracingOfficer))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sent = &list["items"][0];
+    assert_eq!(sent["request"]["items"].as_array().unwrap().len(), 2, "{sent}");
+    let id = sent["request"]["id"].as_str().unwrap().to_owned();
+
+    // DEU asks for more information in its console; FRA answers in its own.
+    let deu = Console::logged_in(&t.deu.gw.url, "all").await.unwrap();
+    tracenet_tests::wait_for("DEU receives the request", || async {
+        let (_, p) = deu.get(&format!("/traces/{id}")).await.ok()?;
+        p.contains("id=\"answer-form\"").then_some(())
+    })
+    .await
+    .unwrap();
+    let (_, incoming) = deu.get(&format!("/traces/{id}")).await.unwrap();
+    assert!(incoming.contains("9x19") && incoming.contains("SYN-TR-9001"), "{incoming}");
+    deu.post(
+        &format!("/traces/{id}/answer"),
+        &[
+            ("outcome", "more_information_requested"),
+            ("remarks", "Which barrel marking? (synthetic)"),
+        ],
+    )
+    .await
+    .unwrap();
+    let asked = tracenet_tests::wait_for("FRA sees the question", || async {
+        let (_, p) = fra.get(&format!("/traces/{id}")).await.ok()?;
+        p.contains("id=\"inform-form\"").then_some(p)
+    })
+    .await
+    .unwrap();
+    assert!(asked.contains("Which barrel marking?"), "{asked}");
+    fra.post(
+        &format!("/traces/{id}/information"),
+        &[("text", "SYN-PROOF on the barrel (synthetic)")],
+    )
+    .await
+    .unwrap();
+    tracenet_tests::wait_for("DEU sees the information", || async {
+        let (_, p) = deu.get(&format!("/traces/{id}")).await.ok()?;
+        p.contains("SYN-PROOF on the barrel").then_some(())
+    })
+    .await
+    .unwrap();
+    deu.post(
+        &format!("/traces/{id}/answer"),
+        &[
+            ("outcome", "answered"),
+            ("remarks", "Exported (synthetic)"),
+            ("custody_role", "exporter"),
+            ("custody_name", "Synthetic Exporter"),
+            ("custody_country", "DEU"),
+            ("next_country", "ITA"),
+        ],
+    )
+    .await
+    .unwrap();
+    let answered = tracenet_tests::wait_for("FRA sees the answer", || async {
+        let (_, p) = fra.get(&format!("/traces/{id}")).await.ok()?;
+        p.contains("id=\"start-follow-on\"").then_some(p)
+    })
+    .await
+    .unwrap();
+    assert!(answered.contains("id=\"trace-messages\""), "{answered}");
+    assert!(
+        answered.contains(&format!("/traces/new?follows_on={id}&amp;requested=ITA")),
+        "{answered}"
+    );
+    // The seizure says it was traced (its update follows the answer being applied).
+    let r = tracenet_tests::wait_for("the seizure marked traced", || async {
+        let r: serde_json::Value = http
+            .get(t.fra.url(&format!("/api/v1/records/{record_id}")))
+            .bearer_auth(t.fra.token(Role::Officer))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (r["record"]["tracing"]["traced"] == true).then_some(r)
+    })
+    .await
+    .unwrap();
+    assert_eq!(r["record"]["tracing"]["trace_requested"], true, "{r}");
+    t.shutdown().await.unwrap();
+}
