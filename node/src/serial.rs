@@ -262,7 +262,11 @@ impl Rank {
 }
 
 /// The rank of `candidate` as a match for `query` in `mode`, `None` when it is not one.
-pub fn rank(query: &NormalisedSerial, candidate: &NormalisedSerial, mode: MatchMode) -> Option<Rank> {
+pub fn rank(
+    query: &NormalisedSerial,
+    candidate: &NormalisedSerial,
+    mode: MatchMode,
+) -> Option<Rank> {
     if query.0.len() != candidate.0.len() {
         return None;
     }
@@ -513,12 +517,20 @@ mod tests {
         let capped = confusable_variants(&many, 50);
         assert_eq!(capped.len(), 50);
         assert!(capped.iter().all(|x| subs_of(x, &many) == 1));
-        assert!(confusable_variants(&n("XYZ*"), 10).iter().all(|x| x.as_str().ends_with('*')));
+        assert!(
+            confusable_variants(&n("XYZ*"), 10)
+                .iter()
+                .all(|x| x.as_str().ends_with('*'))
+        );
         assert!(confusable_variants(&n("XY"), 10).is_empty());
     }
 
     fn subs_of(a: &NormalisedSerial, b: &NormalisedSerial) -> usize {
-        a.as_str().bytes().zip(b.as_str().bytes()).filter(|(x, y)| x != y).count()
+        a.as_str()
+            .bytes()
+            .zip(b.as_str().bytes())
+            .filter(|(x, y)| x != y)
+            .count()
     }
 
     #[test]
@@ -532,5 +544,4 @@ mod tests {
         assert_eq!(rank(&q, &n("A81234"), MatchMode::Normalised), None);
         assert_eq!(rank(&q, &n("AB12345"), m), None);
     }
-
 }

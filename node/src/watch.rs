@@ -206,8 +206,10 @@ impl WatchStore {
             note: req.note,
             ..Default::default()
         };
-        self.tree
-            .insert(key(WATCH, &entry.id), tracenet_proto::stored::encode(&entry))?;
+        self.tree.insert(
+            key(WATCH, &entry.id),
+            tracenet_proto::stored::encode(&entry),
+        )?;
         self.tree.flush()?;
         Ok(entry)
     }
@@ -436,7 +438,7 @@ pub async fn run(ctx: NodeContext, every: Duration, shutdown: CancellationToken)
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -481,7 +483,17 @@ mod tests {
             .map(|(n, h)| hit_key(n, &h.reference.as_ref().unwrap().reference))
             .collect();
         assert_eq!(fresh, ["DEU-POL/r2", "ITA-POL/r1"]);
-        assert!(new_hits(&["DEU-POL/r2".into(), "ITA-POL/r1".into(), "DEU-POL/r1".into()], &answers).is_empty());
+        assert!(
+            new_hits(
+                &[
+                    "DEU-POL/r2".into(),
+                    "ITA-POL/r1".into(),
+                    "DEU-POL/r1".into()
+                ],
+                &answers
+            )
+            .is_empty()
+        );
     }
 
     #[test]
@@ -546,8 +558,16 @@ mod tests {
         ));
         // A removed watch is not written back by a run that was under way.
         store.remove(&w.id).unwrap();
-        assert!(store.record_run(&updated, vec![alert("r3")]).unwrap().is_empty());
+        assert!(
+            store
+                .record_run(&updated, vec![alert("r3")])
+                .unwrap()
+                .is_empty()
+        );
         assert!(store.list().unwrap().is_empty());
-        assert!(matches!(store.remove(&w.id), Err(WatchError::NotFound("watch"))));
+        assert!(matches!(
+            store.remove(&w.id),
+            Err(WatchError::NotFound("watch"))
+        ));
     }
 }

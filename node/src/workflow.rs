@@ -170,7 +170,10 @@ pub fn first_firearm(items: &[pb::TraceItem]) -> Option<pb::FirearmIdentificatio
 /// an ammunition lot by its calibre or manufacturer; a part by its kind.
 pub fn check_items(items: &[pb::TraceItem], errors: &mut Vec<FieldError>) {
     if items.is_empty() {
-        errors.push(field("items", "name at least one firearm, ammunition lot or part"));
+        errors.push(field(
+            "items",
+            "name at least one firearm, ammunition lot or part",
+        ));
     }
     if items.len() > MAX_ITEMS {
         errors.push(field("items", &format!("at most {MAX_ITEMS} items")));
@@ -348,7 +351,6 @@ pub fn decide_send(
         case_reference: req.case_reference,
         created_at: now,
         due_at: trace::due_at(now, urgency, settings),
-        ..Default::default()
     };
     let mut record = trace::new_record(
         request.clone(),
@@ -463,6 +465,15 @@ pub fn decide_answer(
     now: i64,
 ) -> Result<TraceAnswer, WorkflowError> {
     let requester_node = counterpart(existing)?;
+    // Interim messages stop one short of what a requester accepts, leaving room for the final.
+    if trace::is_interim(outcome)
+        && trace::next_part(existing, outcome) >= crate::limits::MAX_TRACE_MESSAGES
+    {
+        return Err(invalid(
+            "outcome",
+            "this request has had as many messages as a requester accepts: answer in full, restrict or decline",
+        ));
+    }
     let requester = trace_requester(roster, &requester_node);
     let grant = policy::grant(&roster.policy, &requester, pb::DataClass::TraceResult);
     // A partial answer discloses trace results as a full one does.
@@ -504,7 +515,6 @@ pub fn decide_answer(
         } else {
             String::new()
         },
-        ..Default::default()
     };
     let event = Event {
         policy_version: grant
@@ -807,7 +817,10 @@ pub fn send_trace_request(
             .get_trace(TraceDirection::Outgoing.as_str(), &req.follows_on, now)?
             .is_none()
     {
-        errors.push(field("follows_on", "no such trace request was sent from this node"));
+        errors.push(field(
+            "follows_on",
+            "no such trace request was sent from this node",
+        ));
     }
     let follows_on = req.follows_on.clone();
     let planned = decide_send(&ctx.node_id, &roster, req, new_request_id(), now);
@@ -825,7 +838,11 @@ pub fn send_trace_request(
         Ok(p) => p,
     };
     commit(ctx, |c| c.ledger.create_outgoing(&record, &item), event)?;
-    let id = record.request.as_ref().map(|r| r.id.clone()).unwrap_or_default();
+    let id = record
+        .request
+        .as_ref()
+        .map(|r| r.id.clone())
+        .unwrap_or_default();
     // The links below are for people reading the records; the request itself is sent.
     if !follows_on.is_empty()
         && let Err(e) = ctx.ledger.note_follow_on(&follows_on, &id)
@@ -841,7 +858,12 @@ pub fn send_trace_request(
 /// How a seizure record's tracing status changes with an answer: traced once answered (in full),
 /// illicit origin established when the chain of custody names a point of diversion. Never
 /// undoes what is already recorded.
-pub fn tracing_after(current: &pb::TracingStatus, response: &pb::TraceResponse) -> pb::TracingStatus {
+// `clone`: `TracingStatus` is `Copy` only while it holds flags alone; it may grow other fields.
+#[allow(clippy::clone_on_copy)]
+pub fn tracing_after(
+    current: &pb::TracingStatus,
+    response: &pb::TraceResponse,
+) -> pb::TracingStatus {
     let mut t = current.clone();
     t.trace_requested = true;
     if response.outcome == pb::TraceStatus::Answered as i32 {
@@ -867,6 +889,7 @@ pub fn tracing_after(current: &pb::TracingStatus, response: &pb::TraceResponse) 
 
 /// Updates the tracing status of this node's record `stored` with `change`, if it changes;
 /// best effort (a record the current rules no longer accept is left as it is, logged).
+#[allow(clippy::clone_on_copy)]
 fn note_tracing(
     ctx: &NodeContext,
     stored: pb::StoredRecord,
@@ -926,13 +949,19 @@ pub fn decide_information(
         errors.push(field("text", "give the information asked for"));
     }
     if !text_ok(&req.text, 2000) {
-        errors.push(field("text", "is longer than 2000 characters or has control characters"));
+        errors.push(field(
+            "text",
+            "is longer than 2000 characters or has control characters",
+        ));
     }
     if !req.items.is_empty() {
         check_items(&req.items, &mut errors);
     }
     if pb::TraceStatus::try_from(existing.status) != Ok(pb::TraceStatus::MoreInformationRequested) {
-        errors.push(field("request_id", "the responder has not asked for more information"));
+        errors.push(field(
+            "request_id",
+            "the responder has not asked for more information",
+        ));
     }
     if !errors.is_empty() {
         return Err(WorkflowError::Invalid(errors));
@@ -976,7 +1005,11 @@ pub fn provide_information(
         .get_trace(TraceDirection::Outgoing.as_str(), &req.request_id, now)?
         .ok_or_else(|| LedgerError::NotFound(format!("no trace request {}", req.request_id)))?;
     let (info, item, event) = decide_information(&ctx.node_id, &existing, req, now)?;
-    commit(ctx, |c| c.ledger.provide_information(&info, now, &item), event)
+    commit(
+        ctx,
+        |c| c.ledger.provide_information(&info, now, &item),
+        event,
+    )
 }
 
 /// Answers, restricts or declines an incoming trace request and queues the response.
@@ -1164,7 +1197,9 @@ mod tests {
                 ..Default::default()
             }),
             pb::TraceItem {
-                item: Some(pb::trace_item::Item::Ammunition(pb::AmmunitionItem::default())),
+                item: Some(pb::trace_item::Item::Ammunition(
+                    pb::AmmunitionItem::default(),
+                )),
             },
             pb::TraceItem {
                 item: Some(pb::trace_item::Item::Part(pb::PartItem::default())),
@@ -1217,7 +1252,10 @@ mod tests {
             next_country: "nowhere".into(),
             ..Default::default()
         };
-        assert_eq!(fields(check_answer(&ask).unwrap_err()), ["remarks", "next_country"]);
+        assert_eq!(
+            fields(check_answer(&ask).unwrap_err()),
+            ["remarks", "next_country"]
+        );
         let mut existing = pb::TraceRecord {
             request: Some(pb::TraceRequest {
                 id: "t".into(),

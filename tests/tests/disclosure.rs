@@ -453,7 +453,10 @@ async fn confusable_serials_match_ranked_after_exact_where_the_rule_allows_fuzzy
     assert_eq!(got.len(), 2, "{both:?}");
     assert_eq!(got[0], id5, "the exact match comes first");
     // Asked with the misread serial, the twin is now the exact one and comes first.
-    let other = deu.lookup(&twin.firearms[0].serial_number, "").await.unwrap();
+    let other = deu
+        .lookup(&twin.firearms[0].serial_number, "")
+        .await
+        .unwrap();
     let got_other = refs(&other);
     assert_eq!(got_other.len(), 2, "{other:?}");
     assert_eq!(got_other[1], id5);

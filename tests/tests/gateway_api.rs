@@ -955,7 +955,12 @@ async fn watch_list_routes_check_roles_and_input() {
 
     // Every missing input at once, and an unknown field refused.
     let (s, v) = fra
-        .call(Method::POST, "/watches", Some(Role::Officer), Some(json!({})))
+        .call(
+            Method::POST,
+            "/watches",
+            Some(Role::Officer),
+            Some(json!({})),
+        )
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     let fields: Vec<&str> = v["errors"]
@@ -986,9 +991,21 @@ async fn watch_list_routes_check_roles_and_input() {
         .call(Method::GET, "/watches", Some(Role::TracingOfficer), None)
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    assert!(v["items"].as_array().unwrap().iter().any(|x| x["id"] == id.as_str()), "{v}");
+    assert!(
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["id"] == id.as_str()),
+        "{v}"
+    );
     let (s, v) = fra
-        .call(Method::GET, "/watch-alerts?unacknowledged=true", Some(Role::Officer), None)
+        .call(
+            Method::GET,
+            "/watch-alerts?unacknowledged=true",
+            Some(Role::Officer),
+            None,
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["unacknowledged"], 0, "{v}");
@@ -1003,12 +1020,22 @@ async fn watch_list_routes_check_roles_and_input() {
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
 
     let (s, v) = fra
-        .call(Method::DELETE, &format!("/watches/{id}"), Some(Role::Officer), None)
+        .call(
+            Method::DELETE,
+            &format!("/watches/{id}"),
+            Some(Role::Officer),
+            None,
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["removed"], id.as_str());
     let (s, v) = fra
-        .call(Method::DELETE, &format!("/watches/{id}"), Some(Role::Officer), None)
+        .call(
+            Method::DELETE,
+            &format!("/watches/{id}"),
+            Some(Role::Officer),
+            None,
+        )
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
     t.shutdown().await.unwrap();

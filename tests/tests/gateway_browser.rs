@@ -140,7 +140,9 @@ async fn an_officer_works_a_case_end_to_end_in_a_real_browser() {
     snap(&b, "05-federated-lookup").await;
 
     // Send a trace request to DEU from the hit row: the form comes filled from the hit.
-    b.click("#lookup-results tr.hit a.send-trace").await.unwrap();
+    b.click("#lookup-results tr.hit a.send-trace")
+        .await
+        .unwrap();
     b.find("#trace-form").await.unwrap();
     assert_eq!(
         b.attribute("#t-serial_number", "value").await.unwrap(),

@@ -1208,14 +1208,40 @@ async fn a_watched_serial_raises_an_alert_on_the_dashboard_when_a_member_records
     let (_, list) = fra.get("/watches").await.unwrap();
     assert!(list.contains(serial), "{list}");
     // Every missing input at once, next to its field.
-    let (s, page) = fra.post("/watches", &[("serial_number", "")]).await.unwrap();
+    let (s, page) = fra
+        .post("/watches", &[("serial_number", "")])
+        .await
+        .unwrap();
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(page.matches("field-error").count(), 3, "{page}");
     // Wait for the first run (it only notes what is known), then DEU records the weapon.
-    let watch = t.fra.gw.app.node.api().list_watches(tracenet_proto::v1::ListWatchesRequest {}).await.unwrap().into_inner().watches.remove(0);
+    let watch = t
+        .fra
+        .gw
+        .app
+        .node
+        .api()
+        .list_watches(tracenet_proto::v1::ListWatchesRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .watches
+        .remove(0);
     tracenet_tests::wait_for("the first watch run", || async {
-        let w = t.fra.gw.app.node.api().list_watches(tracenet_proto::v1::ListWatchesRequest {}).await.ok()?.into_inner().watches;
-        w.iter().any(|x| x.id == watch.id && x.baseline_taken).then_some(())
+        let w = t
+            .fra
+            .gw
+            .app
+            .node
+            .api()
+            .list_watches(tracenet_proto::v1::ListWatchesRequest {})
+            .await
+            .ok()?
+            .into_inner()
+            .watches;
+        w.iter()
+            .any(|x| x.id == watch.id && x.baseline_taken)
+            .then_some(())
     })
     .await
     .unwrap();
@@ -1261,7 +1287,10 @@ async fn a_watched_serial_raises_an_alert_on_the_dashboard_when_a_member_records
     let (_, after) = fra.get("/").await.unwrap();
     assert!(!after.contains("class=\"ack-alert\""), "{after}");
     let (_, list) = fra.get("/watches").await.unwrap();
-    assert!(list.contains("officer"), "acknowledged by the officer: {list}");
+    assert!(
+        list.contains("officer"),
+        "acknowledged by the officer: {list}"
+    );
     // In French too.
     fra.get("/lang/fr?back=/watches").await.unwrap();
     let (_, fr) = fra.get("/watches").await.unwrap();
@@ -1353,7 +1382,11 @@ async fn a_trace_is_filled_from_a_seizure_asked_for_more_and_answered_in_parts_i
         .await
         .unwrap();
     let sent = &list["items"][0];
-    assert_eq!(sent["request"]["items"].as_array().unwrap().len(), 2, "{sent}");
+    assert_eq!(
+        sent["request"]["items"].as_array().unwrap().len(),
+        2,
+        "{sent}"
+    );
     let id = sent["request"]["id"].as_str().unwrap().to_owned();
 
     // DEU asks for more information in its console; FRA answers in its own.
@@ -1365,7 +1398,10 @@ async fn a_trace_is_filled_from_a_seizure_asked_for_more_and_answered_in_parts_i
     .await
     .unwrap();
     let (_, incoming) = deu.get(&format!("/traces/{id}")).await.unwrap();
-    assert!(incoming.contains("9x19") && incoming.contains("SYN-TR-9001"), "{incoming}");
+    assert!(
+        incoming.contains("9x19") && incoming.contains("SYN-TR-9001"),
+        "{incoming}"
+    );
     deu.post(
         &format!("/traces/{id}/answer"),
         &[

@@ -797,7 +797,13 @@ async fn a_trace_of_several_items_is_answered_in_parts_after_more_information_an
     assert_eq!(sent.seizure_record_id, stored.id);
     // Older nodes read the first firearm.
     assert_eq!(
-        sent.request.as_ref().unwrap().firearm.as_ref().unwrap().serial_number,
+        sent.request
+            .as_ref()
+            .unwrap()
+            .firearm
+            .as_ref()
+            .unwrap()
+            .serial_number,
         "SYN-77-1234",
         "the request's own `firearm` comes first"
     );
@@ -840,7 +846,10 @@ async fn a_trace_of_several_items_is_answered_in_parts_after_more_information_an
     .await
     .unwrap();
     let asked = messages(&fed, &id, 1).await;
-    assert_eq!(asked.status, pb::TraceStatus::MoreInformationRequested as i32);
+    assert_eq!(
+        asked.status,
+        pb::TraceStatus::MoreInformationRequested as i32
+    );
     assert_eq!(asked.messages[0].part, 1);
 
     // FRA answers the question; DEU sees it and the request is open again.
@@ -885,13 +894,19 @@ async fn a_trace_of_several_items_is_answered_in_parts_after_more_information_an
     };
     deu.answer_trace_request(pb::AnswerTraceRequestRequest {
         chain_of_custody: vec![link("manufacturer", "DEU")],
-        ..answer(pb::TraceStatus::PartiallyAnswered, "The first firearm (synthetic)")
+        ..answer(
+            pb::TraceStatus::PartiallyAnswered,
+            "The first firearm (synthetic)",
+        )
     })
     .await
     .unwrap();
     let partial = messages(&fed, &id, 2).await;
     assert_eq!(partial.status, pb::TraceStatus::PartiallyAnswered as i32);
-    assert!(!record_of().await.traced, "traced only once answered in full");
+    assert!(
+        !record_of().await.traced,
+        "traced only once answered in full"
+    );
     deu.answer_trace_request(pb::AnswerTraceRequestRequest {
         chain_of_custody: vec![link("exporter", "DEU"), link("point of diversion", "ITA")],
         next_country: "ITA".into(),

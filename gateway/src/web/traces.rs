@@ -103,9 +103,17 @@ const TRACE_FIELDS: &[(&str, &str, bool)] = &[
     ("import_year", "traces.import_year", false),
     ("marking_condition", "field.marking_condition", false),
     ("other_marking", "traces.other_marking", false),
-    ("other_marking_location", "traces.other_marking_location", false),
+    (
+        "other_marking_location",
+        "traces.other_marking_location",
+        false,
+    ),
     ("ammunition_calibre", "traces.ammunition_calibre", false),
-    ("ammunition_manufacturer", "traces.ammunition_manufacturer", false),
+    (
+        "ammunition_manufacturer",
+        "traces.ammunition_manufacturer",
+        false,
+    ),
     ("ammunition_quantity", "traces.ammunition_quantity", false),
     ("part_kind", "traces.part_kind", false),
     ("part_serial_number", "traces.part_serial_number", false),
@@ -253,10 +261,7 @@ fn from_record(values: &mut HashMap<String, String>, r: &pb::SeizureRecord) {
             put("other_marking", m.text.clone());
             put("other_marking_location", m.location.clone());
         }
-        put(
-            "category",
-            forms::enum_short("WEAPON_CATEGORY", f.category),
-        );
+        put("category", forms::enum_short("WEAPON_CATEGORY", f.category));
         put(
             "marking_condition",
             forms::enum_short("MARKING_CONDITION", f.marking_condition),
@@ -528,7 +533,14 @@ fn item_line(lang: Lang, i: &pb::TraceItem) -> String {
             },
             f.import_marking
                 .as_ref()
-                .map(|m| format!("{} {} {}", lang.t("traces.import_country"), m.country, m.year))
+                .map(|m| {
+                    format!(
+                        "{} {} {}",
+                        lang.t("traces.import_country"),
+                        m.country,
+                        m.year
+                    )
+                })
                 .unwrap_or_default(),
             f.other_markings
                 .iter()
@@ -536,8 +548,13 @@ fn item_line(lang: Lang, i: &pb::TraceItem) -> String {
                 .collect::<Vec<_>>()
                 .join(", "),
             lang.enum_label(
-                pb::MarkingCondition::try_from(f.marking_condition)
-                    .map_or("", |c| if f.marking_condition == 0 { "" } else { c.as_str_name() }),
+                pb::MarkingCondition::try_from(f.marking_condition).map_or("", |c| {
+                    if f.marking_condition == 0 {
+                        ""
+                    } else {
+                        c.as_str_name()
+                    }
+                }),
             ),
         ]),
         Some(pb::trace_item::Item::Ammunition(a)) => join(vec![

@@ -121,11 +121,7 @@ pub struct WatchForm {
 }
 
 /// Puts a serial on watch, or shows the form again with every problem.
-pub async fn add(
-    State(app): State<Arc<App>>,
-    o: Officer,
-    Form(f): Form<WatchForm>,
-) -> PageResult {
+pub async fn add(State(app): State<Arc<App>>, o: Officer, Form(f): Form<WatchForm>) -> PageResult {
     o.require(Capability::Lookup).map_err(fail(&o, &app))?;
     let input = ops::WatchInput {
         serial_number: f.serial_number,
@@ -163,11 +159,7 @@ pub async fn add(
 }
 
 /// Takes a serial off the watch list.
-pub async fn remove(
-    State(app): State<Arc<App>>,
-    o: Officer,
-    Path(id): Path<String>,
-) -> PageResult {
+pub async fn remove(State(app): State<Arc<App>>, o: Officer, Path(id): Path<String>) -> PageResult {
     ops::remove_watch(&app, o.caller(), &id)
         .await
         .map_err(fail(&o, &app))?;

@@ -126,7 +126,9 @@ impl Ledger {
         let id = info.request_id.clone();
         self.update(OUTGOING, &id, |current| {
             let Some(mut rec) = current else {
-                return Err(LedgerError::NotFound(format!("no trace request {id} was sent")));
+                return Err(LedgerError::NotFound(format!(
+                    "no trace request {id} was sent"
+                )));
             };
             let next = u32::try_from(rec.information.len())
                 .unwrap_or(u32::MAX)

@@ -468,9 +468,10 @@ impl PeerExchange for PeerService {
             // The seizure record the request came from follows the answer; best effort, the
             // delivery itself is applied.
             let node = self.ctx.clone();
-            let updated =
-                tokio::task::spawn_blocking(move || crate::workflow::response_applied(&node, &applied))
-                    .await;
+            let updated = tokio::task::spawn_blocking(move || {
+                crate::workflow::response_applied(&node, &applied)
+            })
+            .await;
             if let Ok(Err(e)) = updated {
                 tracing::warn!(error = %e, "tracing status of the seizure record not updated");
             }
@@ -515,7 +516,10 @@ impl PeerExchange for PeerService {
                     let who = who.clone();
                     move |repeated| rules::trace_information_event(&who, &c, &i, *repeated)
                 },
-                move |n, _| n.ledger.receive_information(&info, &who, n.clock.now_secs()),
+                move |n, _| {
+                    n.ledger
+                        .receive_information(&info, &who, n.clock.now_secs())
+                },
             )
             .await?;
         Ok(Response::new(self.signed_ack(

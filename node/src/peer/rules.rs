@@ -145,7 +145,10 @@ pub fn trace_information_event(
             who,
             rctx,
             if repeated {
-                format!("trace information part {} (repeated delivery, already applied)", info.part)
+                format!(
+                    "trace information part {} (repeated delivery, already applied)",
+                    info.part
+                )
             } else {
                 format!("trace information part {} received", info.part)
             },

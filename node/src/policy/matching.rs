@@ -219,7 +219,11 @@ pub fn serial_mode(rule: &Applicable) -> MatchMode {
 
 /// The rank of `record` for `criteria` under `rule`, decided on the view the rule discloses
 /// (like [`select_under`]); `None` when it is not selected.
-pub fn rank_under(rule: &Applicable, criteria: &Criteria, record: &pb::SeizureRecord) -> Option<Rank> {
+pub fn rank_under(
+    rule: &Applicable,
+    criteria: &Criteria,
+    record: &pb::SeizureRecord,
+) -> Option<Rank> {
     criteria.rank(&rule.view(record).0, serial_mode(rule))
 }
 

@@ -523,7 +523,10 @@ fn confusable_serials_match_only_under_a_partial_rule_and_rank_after_exact() {
     let fields = vec![allow("firearms.serial_number")];
     let strict = policy_with(fields.clone(), false, None);
     let fuzzy = policy_with(fields, false, Some((4, 10)));
-    assert!(!hit(&strict, &c, &r), "no partial rule: no confusable match");
+    assert!(
+        !hit(&strict, &c, &r),
+        "no partial rule: no confusable match"
+    );
     assert!(hit(&fuzzy, &c, &r));
     let rule = Applicable::find(&fuzzy, &ita(), pb::DataClass::Seizure).unwrap();
     let (close, far) = (
