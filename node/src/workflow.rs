@@ -130,7 +130,7 @@ pub struct OutgoingTrace {
 pub const MAX_ITEMS: usize = crate::limits::MAX_TRACE_ITEMS;
 
 /// The items of a request as sent: `firearm` (the field older clients fill) first, then
-/// `items`; empty items dropped.
+/// `items` as given (an empty one is refused by [`check_items`], never dropped silently).
 pub fn trace_items(
     firearm: Option<pb::FirearmIdentification>,
     items: Vec<pb::TraceItem>,
@@ -141,7 +141,6 @@ pub fn trace_items(
         })
         .into_iter()
         .chain(items)
-        .filter(|i| i.item.is_some())
         .collect()
 }
 

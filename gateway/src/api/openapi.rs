@@ -314,6 +314,16 @@ pub fn document(own_country: &str) -> Value {
                 "offer": schema_ref("AssistanceOffer"),
                 "expert": schema_ref("AssistanceExpert")}}),
     );
+    // A oneof too: a trace item is exactly one of firearm, ammunition lot or part.
+    schemas.insert(
+        "TraceItem".to_owned(),
+        json!({"type": "object", "additionalProperties": false, "minProperties": 1, "maxProperties": 1,
+            "description": "Exactly one of firearm, ammunition or part (a second one, even null, is refused).",
+            "properties": {
+                "firearm": schema_ref("FirearmIdentification"),
+                "ammunition": schema_ref("AmmunitionItem"),
+                "part": schema_ref("PartItem")}}),
+    );
     // The analysis answer: the node's response and what the gateway adds.
     let mut analysis_result = schemas
         .get("FederatedQueryResponse")
@@ -358,7 +368,7 @@ pub fn document(own_country: &str) -> Value {
         "WatchInput": {"type": "object", "required": ["serial_number", "purpose", "legal_basis"], "additionalProperties": false,
             "description": "A serial number to keep on watch: the node re-runs the federated lookup on a schedule (every watch_interval_ms) and raises an alert for every new hit.",
             "properties": {
-            "serial_number": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "[A-Za-z0-9]"}, "manufacturer": {"type": "string", "maxLength": 200},
+            "serial_number": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S", "description": "As marked; refused (422) when nothing comparable is left once separators are dropped"}, "manufacturer": {"type": "string", "maxLength": 200},
             "purpose": purpose,
             "legal_basis": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S"}, "case_reference": {"type": "string", "maxLength": 200},
             "note": {"type": "string", "maxLength": 200}}},
