@@ -626,6 +626,12 @@ impl NodeConfig {
                 ));
             }
         }
+        if self.watch_interval_ms == 0 {
+            // Zero would re-run every watched lookup back to back against every peer.
+            return Err(ConfigError::Invalid(
+                "watch_interval_ms must be positive".into(),
+            ));
+        }
         if let Some(d) = &self.directory {
             d.check(&self.node_id)?;
         }
@@ -707,6 +713,16 @@ key = "certs/FRA-POL/node.key"
             cfg.metrics.is_none(),
             "no metrics listener unless configured"
         );
+    }
+
+    #[test]
+    fn the_watch_interval_defaults_to_a_quarter_of_an_hour_and_is_positive() {
+        let (_dir, path) = write(MINIMAL);
+        assert_eq!(NodeConfig::load(&path).unwrap().watch_interval_ms, 900_000);
+        let (_dir, path) = write(&format!("watch_interval_ms = 60000\n{MINIMAL}"));
+        assert_eq!(NodeConfig::load(&path).unwrap().watch_interval_ms, 60_000);
+        let (_dir, path) = write(&format!("watch_interval_ms = 0\n{MINIMAL}"));
+        assert!(NodeConfig::load(&path).is_err());
     }
 
     #[test]
