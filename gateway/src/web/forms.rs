@@ -350,6 +350,13 @@ mod tests {
         );
         assert_eq!(enum_number("TRANSPORT_MODE", "teleport"), 0);
         assert_eq!(
+            enum_short("TRANSPORT_MODE", pb::TransportMode::Rail as i32),
+            "rail"
+        );
+        assert_eq!(enum_short("TRANSPORT_MODE", 0), "");
+        assert_eq!(enum_short("TRANSPORT_MODE", 99), "");
+        assert_eq!(enum_short("NOPE", 1), "");
+        assert_eq!(
             enum_number("PURPOSE", "tracing"),
             pb::Purpose::Tracing as i32
         );

@@ -39,7 +39,19 @@ fn trace_row(lang: Lang, t: &pb::TraceRecord) -> TraceRow {
         short_id: req.id.chars().take(12).collect(),
         id: urlencoding::encode(&req.id).into_owned(),
         counterpart: t.counterpart_node.clone(),
-        serial: req.firearm.map(|f| f.serial_number).unwrap_or_default(),
+        // The first item's identifier: a firearm's or part's serial, an ammunition lot's calibre.
+        serial: req
+            .firearm
+            .map(|f| f.serial_number)
+            .or_else(|| {
+                req.items.first().and_then(|i| match &i.item {
+                    Some(pb::trace_item::Item::Firearm(f)) => Some(f.serial_number.clone()),
+                    Some(pb::trace_item::Item::Part(p)) => Some(p.serial_number.clone()),
+                    Some(pb::trace_item::Item::Ammunition(a)) => Some(a.calibre.clone()),
+                    None => None,
+                })
+            })
+            .unwrap_or_default(),
         status: status_label(lang, t.status),
         due: if req.due_at > 0 {
             lang.datetime(req.due_at)
