@@ -548,6 +548,8 @@ impl DevFederation {
                 fanout_deadline_ms: 3000,
                 // Short, so retention tests see a purge soon after moving a node's clock.
                 retention_sweep_ms: 200,
+                // Short, so a watched serial recorded by a peer raises its alert within a second.
+                watch_interval_ms: 500,
                 trace: TraceSettings {
                     routine_days: 30,
                     urgent_days: 7,

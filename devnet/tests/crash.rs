@@ -297,6 +297,7 @@ fn trace_request(tag: &str) -> pb::SendTraceRequestRequest {
         urgency: pb::Urgency::Routine as i32,
         case_reference: "SYN-CRASH".into(),
         target_node: String::new(),
+        ..Default::default()
     }
 }
 

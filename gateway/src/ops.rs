@@ -668,6 +668,24 @@ pub async fn answer_trace(
     Ok(t)
 }
 
+/// Sends the information the responder of one of this node's trace requests asked for.
+pub async fn provide_information(
+    app: &App,
+    c: Caller<'_>,
+    req: pb::ProvideTraceInformationRequest,
+) -> Result<pb::TraceRecord, GatewayError> {
+    c.require(Capability::Trace)?;
+    let id = req.request_id.clone();
+    let t = app
+        .node
+        .api()
+        .provide_trace_information(req)
+        .await?
+        .into_inner();
+    log(app, c, "provide trace information", &id).await?;
+    Ok(t)
+}
+
 /// The directory as the node's replica holds it, read page by page (each page is bounded by the
 /// node, so a large directory never exceeds the message limit).
 pub async fn directory(app: &App, c: Caller<'_>) -> Result<pb::DirectoryView, GatewayError> {
@@ -928,4 +946,128 @@ mod tests {
         assert_eq!(purpose_number("gossip"), 0);
         assert_eq!(purpose_number(""), 0);
     }
+}
+
+/// A serial number put on watch, as the console form or the JSON API states it.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WatchInput {
+    /// The serial number as marked (matched like a lookup).
+    pub serial_number: String,
+    /// The manufacturer, to narrow the match.
+    pub manufacturer: String,
+    /// The purpose the scheduled lookups state, `tracing` or `PURPOSE_TRACING`.
+    pub purpose: String,
+    /// The legal basis they state.
+    pub legal_basis: String,
+    /// The case reference.
+    pub case_reference: String,
+    /// A note for colleagues.
+    pub note: String,
+}
+
+/// Puts a serial number on the node's watch list. Every missing input is reported at once.
+pub async fn add_watch(
+    app: &App,
+    c: Caller<'_>,
+    input: &WatchInput,
+) -> Result<pb::WatchEntry, GatewayError> {
+    c.require(Capability::Lookup)?;
+    let serial = input.serial_number.trim();
+    let mut problems = Vec::new();
+    if serial.is_empty() {
+        problems.push(serial_problem());
+    }
+    let asked = Inquiry {
+        purpose: purpose_number(&input.purpose),
+        legal_basis: input.legal_basis.clone(),
+        case_reference: input.case_reference.clone(),
+    };
+    let inquiry = match inquiry(app, asked) {
+        Ok(i) => Some(i),
+        Err(GatewayError::Invalid(p)) => {
+            problems.extend(p);
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let Some(inquiry) = inquiry.filter(|_| problems.is_empty()) else {
+        return Err(GatewayError::Invalid(problems));
+    };
+    let entry = app
+        .node
+        .api()
+        .add_watch(pb::AddWatchRequest {
+            kind: pb::WatchKind::Serial as i32,
+            value: serial.to_owned(),
+            manufacturer: input.manufacturer.trim().to_owned(),
+            inquiry: Some(inquiry),
+            created_by: c.who.name.clone(),
+            note: input.note.trim().to_owned(),
+        })
+        .await?
+        .into_inner();
+    log(app, c, "add watch", &entry.id).await?;
+    Ok(entry)
+}
+
+/// The node's watch list.
+pub async fn watches(app: &App, c: Caller<'_>) -> Result<Vec<pb::WatchEntry>, GatewayError> {
+    c.require(Capability::Lookup)?;
+    Ok(app
+        .node
+        .api()
+        .list_watches(pb::ListWatchesRequest {})
+        .await?
+        .into_inner()
+        .watches)
+}
+
+/// Takes a value off the watch list.
+pub async fn remove_watch(app: &App, c: Caller<'_>, id: &str) -> Result<(), GatewayError> {
+    c.require(Capability::Lookup)?;
+    app.node
+        .api()
+        .remove_watch(pb::RemoveWatchRequest { id: id.to_owned() })
+        .await?;
+    log(app, c, "remove watch", id).await?;
+    Ok(())
+}
+
+/// Watch-list alerts, newest first (only those not yet acknowledged, if asked).
+pub async fn watch_alerts(
+    app: &App,
+    c: Caller<'_>,
+    unacknowledged_only: bool,
+) -> Result<pb::ListWatchAlertsResponse, GatewayError> {
+    c.require(Capability::Lookup)?;
+    Ok(app
+        .node
+        .api()
+        .list_watch_alerts(pb::ListWatchAlertsRequest {
+            unacknowledged_only,
+            limit: 0,
+        })
+        .await?
+        .into_inner())
+}
+
+/// Acknowledges a watch-list alert in the caller's name.
+pub async fn acknowledge_alert(
+    app: &App,
+    c: Caller<'_>,
+    id: &str,
+) -> Result<pb::WatchAlert, GatewayError> {
+    c.require(Capability::Lookup)?;
+    let a = app
+        .node
+        .api()
+        .acknowledge_watch_alert(pb::AcknowledgeWatchAlertRequest {
+            id: id.to_owned(),
+            acknowledged_by: c.who.name.clone(),
+        })
+        .await?
+        .into_inner();
+    log(app, c, "acknowledge watch alert", id).await?;
+    Ok(a)
 }

@@ -33,11 +33,15 @@ pub enum EventKind {
     RetentionPurge,
     /// A hub carried a sealed message (routing metadata only: sender, recipient, kind, size).
     Relayed,
+    /// An officer put a value on the watch list or took one off.
+    WatchChange,
+    /// A watched value had a new hit at a peer: an alert was raised.
+    WatchAlert,
 }
 
 impl EventKind {
     /// Every kind, in the order of the documentation.
-    pub const ALL: [EventKind; 13] = [
+    pub const ALL: [EventKind; 15] = [
         EventKind::RequestReceived,
         EventKind::Disclosure,
         EventKind::Denial,
@@ -51,6 +55,8 @@ impl EventKind {
         EventKind::OnwardTransmission,
         EventKind::RetentionPurge,
         EventKind::Relayed,
+        EventKind::WatchChange,
+        EventKind::WatchAlert,
     ];
 
     /// The stored and displayed spelling.
@@ -69,6 +75,8 @@ impl EventKind {
             EventKind::OnwardTransmission => "onward_transmission",
             EventKind::RetentionPurge => "retention_purge",
             EventKind::Relayed => "relayed",
+            EventKind::WatchChange => "watch_change",
+            EventKind::WatchAlert => "watch_alert",
         }
     }
 
@@ -118,6 +126,8 @@ mod tests {
                 "onward_transmission",
                 "retention_purge",
                 "relayed",
+                "watch_change",
+                "watch_alert",
             ]
         );
     }

@@ -116,6 +116,10 @@ pub struct NodeConfig {
     /// (default 60000).
     #[serde(default = "default_retention_sweep")]
     pub retention_sweep_ms: u64,
+    /// Milliseconds between two runs of the watch list (each watched value looked up across the
+    /// federation again, an alert for every new hit; default 900000, a quarter of an hour).
+    #[serde(default = "default_watch_interval")]
+    pub watch_interval_ms: u64,
     /// This node's published trace service settings (response times, escalation contact).
     #[serde(default)]
     pub trace: crate::trace::TraceSettings,
@@ -160,6 +164,10 @@ pub struct HubConfig {
     /// Default: `<data_dir>/sealing.key`.
     #[serde(default)]
     pub sealing_key: Option<PathBuf>,
+}
+
+fn default_watch_interval() -> u64 {
+    900_000
 }
 
 fn default_reply_wait() -> u64 {
@@ -618,6 +626,12 @@ impl NodeConfig {
                 ));
             }
         }
+        if self.watch_interval_ms == 0 {
+            // Zero would re-run every watched lookup back to back against every peer.
+            return Err(ConfigError::Invalid(
+                "watch_interval_ms must be positive".into(),
+            ));
+        }
         if let Some(d) = &self.directory {
             d.check(&self.node_id)?;
         }
@@ -699,6 +713,16 @@ key = "certs/FRA-POL/node.key"
             cfg.metrics.is_none(),
             "no metrics listener unless configured"
         );
+    }
+
+    #[test]
+    fn the_watch_interval_defaults_to_a_quarter_of_an_hour_and_is_positive() {
+        let (_dir, path) = write(MINIMAL);
+        assert_eq!(NodeConfig::load(&path).unwrap().watch_interval_ms, 900_000);
+        let (_dir, path) = write(&format!("watch_interval_ms = 60000\n{MINIMAL}"));
+        assert_eq!(NodeConfig::load(&path).unwrap().watch_interval_ms, 60_000);
+        let (_dir, path) = write(&format!("watch_interval_ms = 0\n{MINIMAL}"));
+        assert!(NodeConfig::load(&path).is_err());
     }
 
     #[test]

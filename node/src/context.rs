@@ -69,4 +69,6 @@ pub struct NodeContext {
     pub mailbox: Option<crate::hub::mailbox::Mailbox>,
     /// The secure-aggregation rounds this node answered as a member.
     pub rounds: crate::peer::aggregation::RoundLog,
+    /// Its officers' watch list and the alerts it raised.
+    pub watches: Arc<crate::watch::WatchStore>,
 }

@@ -266,6 +266,16 @@ async fn deliver(
                 verify_ack(ctx, &target, eid, ack)?;
                 Ok(Delivered::Nothing)
             }
+            Some(pb::outbox_item::Payload::TraceInformation(info)) => {
+                let mut msg = pb::SubmitTraceInformationMessage {
+                    context: None,
+                    information: Some(info.clone()),
+                };
+                envelope(ctx, eid, pb::Purpose::Tracing, &mut msg);
+                let ack = client.submit_trace_information(msg).await?.into_inner();
+                verify_ack(ctx, &target, eid, ack)?;
+                Ok(Delivered::Nothing)
+            }
             Some(pb::outbox_item::Payload::Retract(reference)) => {
                 let mut msg = pb::RetractRequest {
                     context: None,

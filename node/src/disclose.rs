@@ -317,6 +317,7 @@ pub fn decide_lookup(
             };
         }
     };
+    let candidates = ranked(holder, asker, criteria, candidates, withdrawn);
     let contact = holder.contact.to_owned();
     disclose(
         holder,
@@ -342,6 +343,44 @@ pub fn decide_lookup(
             owner_disclosure: None,
         },
     )
+}
+
+/// A lookup's candidates in the order they are answered: exact matches first, then those
+/// with unreadable positions, then confusable ones (ranked on the view the rule discloses, as
+/// the match itself is), with confusable matches capped at the rule's partial-lookup cap.
+/// Without an applicable rule the order is kept (nothing will be disclosed; the denial is
+/// counted as before).
+fn ranked(
+    holder: Holder,
+    asker: &Asker,
+    criteria: &Criteria,
+    candidates: Vec<pb::SeizureRecord>,
+    withdrawn: &HashSet<String>,
+) -> Vec<pb::SeizureRecord> {
+    let Ok(rule) = Applicable::find(holder.policy, &asker.requester(), pb::DataClass::Seizure)
+    else {
+        return candidates;
+    };
+    let cap = rule.partial_lookup().map_or(0, |p| p.max_results);
+    let mut keyed: Vec<(Option<crate::serial::Rank>, pb::SeizureRecord)> = candidates
+        .into_iter()
+        .map(|r| (matching::rank_under(&rule, criteria, &r), r))
+        .collect();
+    // Stable: equal ranks keep the index order. Non-matches go last (they are misses anyway).
+    keyed.sort_by_key(|(rank, _)| (rank.is_none(), *rank));
+    let mut confusable = 0;
+    keyed
+        .into_iter()
+        .filter(|(rank, r)| {
+            let fuzzy = rank.is_some_and(|k| k.confusable > 0);
+            if fuzzy && !withdrawn.contains(&r.id) {
+                confusable += 1;
+                return confusable <= cap;
+            }
+            true
+        })
+        .map(|(_, r)| r)
+        .collect()
 }
 
 /// A checked record query: which index to read, what it selects, and how many to return.
@@ -709,7 +748,35 @@ pub fn lookup(
         lookup_limit(holder, &asker, &criteria),
         lookup_index(&criteria),
     ) {
-        (Ok(_), Some(index)) => records(node.store.find(&index, MAX_LOOKUP)?),
+        (Ok(_), Some(index)) => {
+            let mut found = records(node.store.find(&index, MAX_LOOKUP)?);
+            // Confusable readings of a serial are looked up only where a rule for the classes
+            // a lookup reads allows fuzzy matching (the same decision `matching::serial_mode`
+            // makes on each view).
+            let fuzzy = [pb::DataClass::Seizure, pb::DataClass::LossReport]
+                .into_iter()
+                .any(|class| {
+                    Applicable::find(holder.policy, &asker.requester(), class)
+                        .is_ok_and(|rule| rule.partial_lookup().is_some())
+                });
+            if let Criteria::Serial { wanted: w, .. } = &criteria
+                && fuzzy
+                && !w.has_wildcards()
+            {
+                let mut seen: HashSet<String> = found.iter().map(|r| r.id.clone()).collect();
+                for variant in crate::serial::confusable_variants(w, crate::serial::MAX_VARIANTS) {
+                    if found.len() >= 2 * MAX_LOOKUP {
+                        break;
+                    }
+                    for r in records(node.store.find(&IndexQuery::Serial(variant), MAX_LOOKUP)?) {
+                        if seen.insert(r.id.clone()) {
+                            found.push(r);
+                        }
+                    }
+                }
+            }
+            found
+        }
         _ => Vec::new(),
     };
     let withdrawn = withdrawn_among(node, &found)?;

@@ -333,6 +333,7 @@ signed_request! {
     QueryRecordsRequest => "QueryRecords",
     SubmitTraceRequestMessage => "SubmitTraceRequest",
     SubmitTraceResponseMessage => "SubmitTraceResponse",
+    SubmitTraceInformationMessage => "SubmitTraceInformation",
     RetractRequest => "Retract",
     ShareForwardedRequest => "ShareForwarded",
     StatisticsRequest => "StatisticsTables",

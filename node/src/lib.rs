@@ -60,6 +60,7 @@ pub mod store;
 pub mod tls;
 pub mod trace;
 pub mod transport;
+pub mod watch;
 pub mod workflow;
 
 /// ISO 3166 alpha-3 country codes, from `tracenet-ids`.

@@ -21,6 +21,14 @@ pub const MAX_ID: usize = 128;
 pub const MAX_CUSTODY_LINKS: usize = 100;
 /// Other markings on one firearm.
 pub const MAX_MARKINGS: usize = 50;
+/// Items in one trace request (firearms, ammunition lots, parts), and in one information message.
+pub const MAX_TRACE_ITEMS: usize = 50;
+/// Encoded bytes of one trace item: whatever fields ammunition and parts grow, an item stays
+/// small.
+pub const MAX_ITEM_BYTES: usize = 8 * 1024;
+/// Messages a responder sends on one request (interim and final), and information messages a
+/// requester sends.
+pub const MAX_TRACE_MESSAGES: u32 = 50;
 /// Encoded bytes of a record passed on by a peer (a policy view of one seizure record).
 pub const MAX_FORWARDED_BYTES: usize = 256 * 1024;
 
@@ -94,6 +102,37 @@ impl Check {
         }
     }
 
+    fn items(&mut self, prefix: &str, items: &[pb::TraceItem]) {
+        self.count(prefix, items.len(), MAX_TRACE_ITEMS);
+        for (i, item) in items.iter().take(MAX_TRACE_ITEMS).enumerate() {
+            let p = format!("{prefix}[{i}]");
+            if item.encoded_len() > MAX_ITEM_BYTES {
+                self.fail(&p, format!("is larger than {MAX_ITEM_BYTES} bytes"));
+                continue;
+            }
+            match &item.item {
+                Some(pb::trace_item::Item::Firearm(f)) => self.firearm(&format!("{p}.firearm"), f),
+                Some(pb::trace_item::Item::Ammunition(a)) => {
+                    self.text(&format!("{p}.ammunition.calibre"), &a.calibre, MAX_SHORT);
+                    self.text(
+                        &format!("{p}.ammunition.manufacturer"),
+                        &a.manufacturer,
+                        MAX_SHORT,
+                    );
+                }
+                Some(pb::trace_item::Item::Part(part)) => {
+                    self.text(&format!("{p}.part.kind"), &part.kind, MAX_SHORT);
+                    self.text(
+                        &format!("{p}.part.serial_number"),
+                        &part.serial_number,
+                        MAX_SHORT,
+                    );
+                }
+                None => self.fail(&p, "is empty".into()),
+            }
+        }
+    }
+
     fn handling(&mut self, prefix: &str, h: &pb::Handling) {
         self.text(
             &format!("{prefix}.other_restrictions"),
@@ -113,6 +152,8 @@ pub fn trace_request(req: &pb::TraceRequest) -> Result<(), LimitError> {
     if let Some(f) = &req.firearm {
         c.firearm("firearm", f);
     }
+    c.items("items", &req.items);
+    c.id("follows_on", &req.follows_on);
     c.text("reason", &req.reason, MAX_LONG);
     c.text("legal_basis", &req.legal_basis, MAX_SHORT);
     c.text("case_reference", &req.case_reference, MAX_SHORT);
@@ -125,6 +166,10 @@ pub fn trace_response(resp: &pb::TraceResponse) -> Result<(), LimitError> {
     c.id("request_id", &resp.request_id);
     c.id("responder_node", &resp.responder_node);
     c.text("remarks", &resp.remarks, MAX_LONG);
+    c.text("next_country", &resp.next_country, MAX_SHORT);
+    if resp.part > MAX_TRACE_MESSAGES {
+        c.fail("part", format!("is above {MAX_TRACE_MESSAGES}"));
+    }
     c.count(
         "chain_of_custody",
         resp.chain_of_custody.len(),
@@ -146,6 +191,19 @@ pub fn trace_response(resp: &pb::TraceResponse) -> Result<(), LimitError> {
     if let Some(h) = &resp.handling {
         c.handling("handling", h);
     }
+    c.done()
+}
+
+/// More information for a trace request, delivered by its requester.
+pub fn trace_information(info: &pb::TraceInformation) -> Result<(), LimitError> {
+    let mut c = Check::default();
+    c.id("request_id", &info.request_id);
+    c.id("requester_node", &info.requester_node);
+    c.text("text", &info.text, MAX_LONG);
+    if info.part == 0 || info.part > MAX_TRACE_MESSAGES {
+        c.fail("part", format!("must be 1 to {MAX_TRACE_MESSAGES}"));
+    }
+    c.items("items", &info.items);
     c.done()
 }
 

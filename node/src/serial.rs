@@ -166,6 +166,125 @@ fn match_distance_in(
     Some(score)
 }
 
+/// The characters of `b`'s confusable class (itself alone when it has none).
+fn members(b: u8) -> &'static [u8] {
+    match class(b) {
+        b'0' => b"0ODQ",
+        b'1' => b"1IL",
+        b'2' => b"2Z",
+        b'5' => b"5S",
+        b'6' => b"6G",
+        b'8' => b"8B",
+        _ => &[],
+    }
+}
+
+/// Most variants [`confusable_variants`] produces: each is one exact index read.
+pub const MAX_VARIANTS: usize = 256;
+
+/// The serials that differ from `s` only by confusable characters, fewest substitutions first
+/// (misreadings rarely touch more than a character or two), at most `cap` of them and never
+/// `s` itself. Wildcard positions are kept as they are. Bounded so a serial of confusable
+/// characters only cannot make a lookup read thousands of keys.
+pub fn confusable_variants(s: &NormalisedSerial, cap: usize) -> Vec<NormalisedSerial> {
+    let bytes = s.0.as_bytes();
+    let positions: Vec<usize> = (0..bytes.len())
+        .filter(|&i| !members(bytes[i]).is_empty())
+        .collect();
+    let mut out = Vec::new();
+    let mut work = bytes.to_vec();
+    for k in 1..=positions.len() {
+        if out.len() >= cap {
+            break;
+        }
+        substitute(&positions, k, 0, &mut work, bytes, cap, &mut out);
+    }
+    out
+}
+
+/// Every way of changing exactly `k` more of `positions[from..]` to another member of its
+/// class, appended to `out` until it holds `cap`.
+fn substitute(
+    positions: &[usize],
+    k: usize,
+    from: usize,
+    work: &mut Vec<u8>,
+    original: &[u8],
+    cap: usize,
+    out: &mut Vec<NormalisedSerial>,
+) {
+    if out.len() >= cap {
+        return;
+    }
+    if k == 0 {
+        // Only ASCII letters and digits are ever written, so the bytes stay valid UTF-8.
+        out.push(NormalisedSerial(work.iter().map(|&b| b as char).collect()));
+        return;
+    }
+    for (n, &pos) in positions.iter().enumerate().skip(from) {
+        let Some(&orig) = original.get(pos) else {
+            continue;
+        };
+        for &m in members(orig) {
+            if m == orig {
+                continue;
+            }
+            if let Some(slot) = work.get_mut(pos) {
+                *slot = m;
+            }
+            substitute(positions, k - 1, n + 1, work, original, cap, out);
+            if let Some(slot) = work.get_mut(pos) {
+                *slot = orig;
+            }
+            if out.len() >= cap {
+                return;
+            }
+        }
+    }
+}
+
+/// How close a match is, for ranking: fewer confusable substitutions first, then fewer
+/// unreadable positions. `Rank::EXACT` is the same normalised serial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Rank {
+    /// Positions where the two differ by a confusable character.
+    pub confusable: u32,
+    /// Positions unreadable on either side.
+    pub wildcards: u32,
+}
+
+impl Rank {
+    /// Identical normalised serials.
+    pub const EXACT: Rank = Rank {
+        confusable: 0,
+        wildcards: 0,
+    };
+}
+
+/// The rank of `candidate` as a match for `query` in `mode`, `None` when it is not one.
+pub fn rank(
+    query: &NormalisedSerial,
+    candidate: &NormalisedSerial,
+    mode: MatchMode,
+) -> Option<Rank> {
+    if query.0.len() != candidate.0.len() {
+        return None;
+    }
+    let mut r = Rank::EXACT;
+    for (a, b) in query.0.bytes().zip(candidate.0.bytes()) {
+        if a == b'*' || b == b'*' {
+            r.wildcards += 1;
+        } else if a != b {
+            if mode == MatchMode::Confusable && class(a) == class(b) {
+                r.confusable += 1;
+            } else {
+                return None;
+            }
+        }
+    }
+    Some(r)
+}
+
 const SUFFIXES: &[&str] = &[
     "GMBH",
     "AG",
@@ -375,5 +494,54 @@ mod tests {
         );
         assert_eq!(manufacturer_key("Acme Arms Ltd."), "ACME ARMS");
         assert_eq!(manufacturer_key("  "), "");
+    }
+    #[test]
+    fn confusable_variants_come_fewest_substitutions_first_and_capped() {
+        let v = confusable_variants(&n("AB12"), MAX_VARIANTS);
+        // B has one other member (8), 1 two (I, L), 2 one (Z): 2*3*2 - 1 variants.
+        assert_eq!(v.len(), 11);
+        assert!(!v.contains(&n("AB12")));
+        assert!(v.contains(&n("A812")) && v.contains(&n("A8LZ")));
+        let subs = |x: &NormalisedSerial| {
+            x.as_str()
+                .bytes()
+                .zip("AB12".bytes())
+                .filter(|(a, b)| a != b)
+                .count()
+        };
+        assert!(v.windows(2).all(|w| subs(&w[0]) <= subs(&w[1])));
+        for x in &v {
+            assert!(matches(&n("AB12"), x, MatchMode::Confusable));
+        }
+        let many = n(&"0".repeat(20));
+        let capped = confusable_variants(&many, 50);
+        assert_eq!(capped.len(), 50);
+        assert!(capped.iter().all(|x| subs_of(x, &many) == 1));
+        assert!(
+            confusable_variants(&n("XYZ*"), 10)
+                .iter()
+                .all(|x| x.as_str().ends_with('*'))
+        );
+        assert!(confusable_variants(&n("XY"), 10).is_empty());
+    }
+
+    fn subs_of(a: &NormalisedSerial, b: &NormalisedSerial) -> usize {
+        a.as_str()
+            .bytes()
+            .zip(b.as_str().bytes())
+            .filter(|(x, y)| x != y)
+            .count()
+    }
+
+    #[test]
+    fn ranks_put_exact_before_wildcard_before_confusable() {
+        let q = n("AB1234");
+        let m = MatchMode::Confusable;
+        assert_eq!(rank(&q, &n("ab-1234"), m), Some(Rank::EXACT));
+        let wild = rank(&q, &n("AB123*"), m).unwrap();
+        let conf = rank(&q, &n("A81234"), m).unwrap();
+        assert!(Rank::EXACT < wild && wild < conf);
+        assert_eq!(rank(&q, &n("A81234"), MatchMode::Normalised), None);
+        assert_eq!(rank(&q, &n("AB12345"), m), None);
     }
 }

@@ -83,6 +83,9 @@ pub enum NodeError {
     /// The sealing key is unusable, or a hub's mailboxes cannot be opened.
     #[error("{0}")]
     Hub(String),
+    /// The watch list cannot be opened.
+    #[error("watch list: {0}")]
+    Watch(String),
     /// The audit log cannot be opened.
     #[error("{0}")]
     Audit(AuditError),
@@ -262,6 +265,10 @@ impl Node {
             rounds: crate::peer::aggregation::RoundLog::open(store.db())
                 .map_err(|e| NodeError::Hub(e.to_string()))?,
             mailbox,
+            watches: Arc::new(
+                crate::watch::WatchStore::open(store.db())
+                    .map_err(|e| NodeError::Watch(e.to_string()))?,
+            ),
         };
         Ok(Node {
             config,
@@ -484,6 +491,11 @@ impl Node {
         tokio::spawn(crate::retention::run(
             self.ctx.clone(),
             Duration::from_millis(self.config.retention_sweep_ms.max(1)),
+            shutdown.clone(),
+        ));
+        tokio::spawn(crate::watch::run(
+            self.ctx.clone(),
+            Duration::from_millis(self.config.watch_interval_ms.max(1)),
             shutdown.clone(),
         ));
         let peer_task: JoinHandle<Result<(), tonic::transport::Error>> = tokio::spawn(peer_server);

@@ -118,6 +118,22 @@ impl From<ApiError> for Status {
             ApiError::Workflow(w) => w.into(),
             ApiError::AdminOnly(_) => Status::permission_denied(e.to_string()),
             ApiError::Peer { .. } => Status::unavailable(e.to_string()),
+            ApiError::Watch(w) => w.into(),
+        }
+    }
+}
+
+impl From<crate::watch::WatchError> for Status {
+    fn from(e: crate::watch::WatchError) -> Status {
+        use crate::watch::WatchError;
+        match e {
+            WatchError::Invalid(errors) => invalid(errors),
+            WatchError::NotFound(_) => Status::not_found(e.to_string()),
+            WatchError::Full => Status::resource_exhausted(e.to_string()),
+            WatchError::Storage(_) | WatchError::Corrupt(_) | WatchError::Audit(_) => {
+                tracing::error!(error = %e, "watch list failure");
+                Status::unavailable(STORAGE_UNAVAILABLE)
+            }
         }
     }
 }

@@ -4,7 +4,12 @@
 //! ```text
 //! outgoing: SENT ─ack─► ACKNOWLEDGED ─response─► ANSWERED | RESTRICTED | DECLINED
 //! incoming: RECEIVED ─auto─► ACKNOWLEDGED ─officer─► ANSWERED | RESTRICTED | DECLINED
+//! interim:  ACKNOWLEDGED ⇄ MORE_INFORMATION_REQUESTED (asked ─► information provided)
+//!           ACKNOWLEDGED ─► PARTIALLY_ANSWERED ─► ... ─► a final status
 //! ```
+//!
+//! The interim statuses never end a request; an answer in parts numbers each message
+//! ([`next_part`]) so each is applied once, in whatever order the deliveries arrive.
 
 use serde::Deserialize;
 use tracenet_proto::v1 as pb;
@@ -109,6 +114,11 @@ pub fn as_received(mut req: pb::TraceRequest, now: i64, s: &TraceSettings) -> pb
     req
 }
 
+/// The proto name of a status (for messages).
+pub fn status_name(status: pb::TraceStatus) -> &'static str {
+    status.as_str_name()
+}
+
 /// Whether the status ends the workflow.
 pub fn is_final(status: pb::TraceStatus) -> bool {
     matches!(
@@ -117,13 +127,61 @@ pub fn is_final(status: pb::TraceStatus) -> bool {
     )
 }
 
+/// Whether the status is an interim one: the responder asked for more information or answered
+/// in part; the request stays open.
+pub fn is_interim(status: pb::TraceStatus) -> bool {
+    matches!(
+        status,
+        pb::TraceStatus::MoreInformationRequested | pb::TraceStatus::PartiallyAnswered
+    )
+}
+
 fn rank(status: pb::TraceStatus) -> u8 {
     match status {
         pb::TraceStatus::Unspecified => 0,
         pb::TraceStatus::Sent | pb::TraceStatus::Received => 1,
-        pb::TraceStatus::Acknowledged => 2,
+        pb::TraceStatus::Acknowledged
+        | pb::TraceStatus::MoreInformationRequested
+        | pb::TraceStatus::PartiallyAnswered => 2,
         _ => 3,
     }
+}
+
+/// The part number of the responder's next message on `rec`: 0 for a final answer that is the
+/// only message (as before answers came in parts, so older requesters read it unchanged), else
+/// one more than the messages already sent.
+pub fn next_part(rec: &pb::TraceRecord, outcome: pb::TraceStatus) -> u32 {
+    if is_final(outcome) && rec.messages.is_empty() {
+        0
+    } else {
+        u32::try_from(rec.messages.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(1)
+    }
+}
+
+/// The highest part number among the responder's messages held.
+pub fn last_part(rec: &pb::TraceRecord) -> u32 {
+    rec.messages.iter().map(|m| m.part).max().unwrap_or(0)
+}
+
+/// Back to ACKNOWLEDGED from MORE_INFORMATION_REQUESTED once the information is provided.
+/// Refused from any other status.
+pub fn resume(rec: &mut pb::TraceRecord, at: i64, note: &str) -> Result<(), BadTransition> {
+    let from = pb::TraceStatus::try_from(rec.status).unwrap_or(pb::TraceStatus::Unspecified);
+    if from != pb::TraceStatus::MoreInformationRequested {
+        return Err(BadTransition {
+            from: from.as_str_name(),
+            to: pb::TraceStatus::Acknowledged.as_str_name(),
+        });
+    }
+    rec.status = pb::TraceStatus::Acknowledged as i32;
+    rec.history.push(pb::TraceStatusChange {
+        status: pb::TraceStatus::Acknowledged as i32,
+        at,
+        note: note.to_owned(),
+    });
+    Ok(())
 }
 
 /// Why a status change is refused.
@@ -145,8 +203,9 @@ pub enum Transition {
     Unchanged,
 }
 
-/// Moves `rec` to `to` at `at`, recording it in the history. Statuses only move forward; a
-/// final status never changes.
+/// Moves `rec` to `to` at `at`, recording it in the history. Statuses only move forward (the
+/// interim ones may follow each other, and [`resume`] goes back from a request for more
+/// information); a final status never changes.
 pub fn transition(
     rec: &mut pb::TraceRecord,
     to: pb::TraceStatus,
@@ -157,11 +216,13 @@ pub fn transition(
     if from == to {
         return Ok(Transition::Unchanged);
     }
-    if is_final(from) || rank(to) <= rank(from) {
-        // A late acknowledgement after the answer arrived is not an error, just old news.
-        if to == pb::TraceStatus::Acknowledged && is_final(from) {
-            return Ok(Transition::Unchanged);
-        }
+    // A late acknowledgement after an answer or interim message arrived is not an error, just
+    // old news.
+    if to == pb::TraceStatus::Acknowledged && (is_final(from) || is_interim(from)) {
+        return Ok(Transition::Unchanged);
+    }
+    let sideways = rank(to) == rank(from) && is_interim(to);
+    if is_final(from) || (rank(to) <= rank(from) && !sideways) {
         return Err(BadTransition {
             from: from.as_str_name(),
             to: to.as_str_name(),
@@ -331,6 +392,42 @@ mod tests {
             transition(&mut r, S::Restricted, 1, "").unwrap(),
             Transition::Advance
         );
+    }
+
+    #[test]
+    fn interim_statuses_keep_the_request_open_and_resume_after_information() {
+        let mut r = rec(S::Acknowledged, 0);
+        assert_eq!(
+            transition(&mut r, S::MoreInformationRequested, 1, "asked").unwrap(),
+            Transition::Advance
+        );
+        // A late acknowledgement does not undo the question.
+        assert_eq!(
+            transition(&mut r, S::Acknowledged, 2, "late").unwrap(),
+            Transition::Unchanged
+        );
+        assert_eq!(r.status, S::MoreInformationRequested as i32);
+        resume(&mut r, 3, "information provided").unwrap();
+        assert_eq!(r.status, S::Acknowledged as i32);
+        assert!(resume(&mut r, 4, "again").is_err());
+        transition(&mut r, S::PartiallyAnswered, 5, "part 1").unwrap();
+        transition(&mut r, S::MoreInformationRequested, 6, "asked again").unwrap();
+        transition(&mut r, S::Answered, 7, "").unwrap();
+        assert!(transition(&mut r, S::PartiallyAnswered, 8, "").is_err());
+        assert!(is_interim(S::PartiallyAnswered) && !is_final(S::PartiallyAnswered));
+    }
+
+    #[test]
+    fn parts_are_numbered_from_one_unless_the_answer_is_whole() {
+        let mut r = rec(S::Acknowledged, 0);
+        assert_eq!(next_part(&r, S::Answered), 0);
+        assert_eq!(next_part(&r, S::MoreInformationRequested), 1);
+        r.messages.push(pb::TraceResponse {
+            part: 1,
+            ..Default::default()
+        });
+        assert_eq!(next_part(&r, S::Answered), 2);
+        assert_eq!(last_part(&r), 1);
     }
 
     #[test]

@@ -126,6 +126,136 @@ pub struct OutgoingTrace {
     pub event: Event,
 }
 
+/// Most items one trace request holds.
+pub const MAX_ITEMS: usize = crate::limits::MAX_TRACE_ITEMS;
+
+/// The items of a request as sent: `firearm` (the field older clients fill) first, then
+/// `items` as given (an empty one is refused by [`check_items`], never dropped silently).
+pub fn trace_items(
+    firearm: Option<pb::FirearmIdentification>,
+    items: Vec<pb::TraceItem>,
+) -> Vec<pb::TraceItem> {
+    firearm
+        .map(|f| pb::TraceItem {
+            item: Some(pb::trace_item::Item::Firearm(f)),
+        })
+        .into_iter()
+        .chain(items)
+        .collect()
+}
+
+/// The items of a request as received: its `items`, or (from a node that predates them) its
+/// one `firearm`.
+pub fn items_of(req: &pb::TraceRequest) -> Vec<pb::TraceItem> {
+    if req.items.is_empty() {
+        trace_items(req.firearm.clone(), Vec::new())
+    } else {
+        req.items.clone()
+    }
+}
+
+/// The first firearm among `items` (what `TraceRequest.firearm` carries for older nodes, and
+/// what routing by weapon category and automatic answers use).
+pub fn first_firearm(items: &[pb::TraceItem]) -> Option<pb::FirearmIdentification> {
+    items.iter().find_map(|i| match &i.item {
+        Some(pb::trace_item::Item::Firearm(f)) => Some(f.clone()),
+        _ => None,
+    })
+}
+
+/// Checks every item, each problem under its field (`items[i].firearm.model`, ...). A firearm
+/// is identified by its serial number, or, when the marking is obliterated, by what else is
+/// known (manufacturer, model, category or other markings), or by a manufacturer and a model;
+/// an ammunition lot by its calibre or manufacturer; a part by its kind.
+pub fn check_items(items: &[pb::TraceItem], errors: &mut Vec<FieldError>) {
+    if items.is_empty() {
+        errors.push(field(
+            "items",
+            "name at least one firearm, ammunition lot or part",
+        ));
+    }
+    if items.len() > MAX_ITEMS {
+        errors.push(field("items", &format!("at most {MAX_ITEMS} items")));
+    }
+    let long = "is longer than 200 characters or has control characters";
+    for (i, item) in items.iter().take(MAX_ITEMS).enumerate() {
+        let p = |n: &str| format!("items[{i}].{n}");
+        match &item.item {
+            Some(pb::trace_item::Item::Firearm(f)) => {
+                let obliterated = matches!(
+                    pb::MarkingCondition::try_from(f.marking_condition),
+                    Ok(pb::MarkingCondition::Obliterated | pb::MarkingCondition::PartlyObliterated)
+                );
+                let described = !f.manufacturer.trim().is_empty()
+                    || !f.model.trim().is_empty()
+                    || f.category != 0
+                    || !f.other_markings.is_empty();
+                if f.serial_number.trim().is_empty()
+                    && !(obliterated && described)
+                    && (f.manufacturer.trim().is_empty() || f.model.trim().is_empty())
+                {
+                    errors.push(field(
+                        &p("firearm"),
+                        "needs a serial number, or a manufacturer and a model, or (marking obliterated) what else is known of it",
+                    ));
+                }
+                for (name, value) in [
+                    ("serial_number", &f.serial_number),
+                    ("manufacturer", &f.manufacturer),
+                    ("model", &f.model),
+                    ("calibre", &f.calibre),
+                ] {
+                    if !text_ok(value, 200) {
+                        errors.push(field(&p(&format!("firearm.{name}")), long));
+                    }
+                }
+                if !f.country_of_manufacture.is_empty()
+                    && CountryCode::parse(&f.country_of_manufacture).is_err()
+                {
+                    errors.push(field(
+                        &p("firearm.country_of_manufacture"),
+                        "is not an ISO 3166 alpha-3 code",
+                    ));
+                }
+                if let Some(m) = &f.import_marking
+                    && !m.country.is_empty()
+                    && CountryCode::parse(&m.country).is_err()
+                {
+                    errors.push(field(
+                        &p("firearm.import_marking.country"),
+                        "is not an ISO 3166 alpha-3 code",
+                    ));
+                }
+                if f.other_markings.len() > crate::limits::MAX_MARKINGS {
+                    errors.push(field(&p("firearm.other_markings"), "too many markings"));
+                }
+                for (j, m) in f.other_markings.iter().enumerate() {
+                    if !text_ok(&m.text, 200) || !text_ok(&m.location, 200) {
+                        errors.push(field(&p(&format!("firearm.other_markings[{j}]")), long));
+                    }
+                }
+            }
+            Some(pb::trace_item::Item::Ammunition(a)) => {
+                if a.calibre.trim().is_empty() && a.manufacturer.trim().is_empty() {
+                    errors.push(field(&p("ammunition"), "needs a calibre or a manufacturer"));
+                }
+                if !text_ok(&a.calibre, 200) || !text_ok(&a.manufacturer, 200) {
+                    errors.push(field(&p("ammunition"), long));
+                }
+            }
+            Some(pb::trace_item::Item::Part(part)) => {
+                if part.kind.trim().is_empty() {
+                    errors.push(field(&p("part.kind"), "is required"));
+                }
+                if !text_ok(&part.kind, 200) || !text_ok(&part.serial_number, 200) {
+                    errors.push(field(&p("part"), long));
+                }
+            }
+            None => errors.push(field(&format!("items[{i}]"), "is empty")),
+        }
+    }
+}
+
 /// Checks a trace request from this node (`me`) and plans it: to the node the requested State
 /// designates for the weapon's category, or the target node chosen (which must be that State's),
 /// due by that node's published response times, under the id `request_id`, created `now`.
@@ -147,20 +277,9 @@ pub fn decide_send(
         }
         Ok(_) => {}
     }
-    let firearm = req.firearm.clone().unwrap_or_default();
-    if firearm.serial_number.trim().is_empty()
-        && (firearm.manufacturer.trim().is_empty() || firearm.model.trim().is_empty())
-    {
-        errors.push(field(
-            "firearm",
-            "needs a serial number, or a manufacturer and a model",
-        ));
-    }
+    let items = trace_items(req.firearm.clone(), req.items.clone());
+    check_items(&items, &mut errors);
     for (name, value) in [
-        ("firearm.serial_number", &firearm.serial_number),
-        ("firearm.manufacturer", &firearm.manufacturer),
-        ("firearm.model", &firearm.model),
-        ("firearm.calibre", &firearm.calibre),
         ("case_reference", &req.case_reference),
         ("legal_basis", &req.legal_basis),
     ] {
@@ -170,6 +289,12 @@ pub fn decide_send(
                 "is longer than 200 characters or has control characters",
             ));
         }
+    }
+    if !req.seizure_record_id.is_empty() && RecordId::parse(&req.seizure_record_id).is_err() {
+        errors.push(field("seizure_record_id", "is not a record id"));
+    }
+    if req.follows_on.len() > crate::limits::MAX_ID {
+        errors.push(field("follows_on", "is not a trace request id"));
     }
     if req.reason.trim().is_empty() || !text_ok(&req.reason, 2000) {
         errors.push(field("reason", "is required (at most 2000 characters)"));
@@ -196,8 +321,11 @@ pub fn decide_send(
         return Err(WorkflowError::Invalid(errors));
     }
     let country = country.map_err(|e| WorkflowError::NoNode(e.to_string()))?;
-    let category =
-        pb::WeaponCategory::try_from(firearm.category).unwrap_or(pb::WeaponCategory::Unspecified);
+    let firearm = first_firearm(&items);
+    let category = firearm
+        .as_ref()
+        .and_then(|f| pb::WeaponCategory::try_from(f.category).ok())
+        .unwrap_or(pb::WeaponCategory::Unspecified);
     let target = route_trace(roster, country, category, chosen.as_ref())?;
     let settings = &roster
         .peers
@@ -209,7 +337,9 @@ pub fn decide_send(
         id: request_id,
         requester_node: me.to_string(),
         requested_country: country.to_string(),
-        firearm: Some(firearm),
+        firearm,
+        items,
+        follows_on: req.follows_on.clone(),
         reason: req.reason.trim().to_owned(),
         legal_basis: req.legal_basis,
         urgency: if urgency == pb::Urgency::Unspecified {
@@ -221,7 +351,7 @@ pub fn decide_send(
         created_at: now,
         due_at: trace::due_at(now, urgency, settings),
     };
-    let record = trace::new_record(
+    let mut record = trace::new_record(
         request.clone(),
         TraceDirection::Outgoing,
         target,
@@ -232,6 +362,7 @@ pub fn decide_send(
             note: format!("queued for {target}"),
         },
     );
+    record.seizure_record_id = req.seizure_record_id;
     let event = tracing_event(
         EventKind::TraceRequestSent,
         target,
@@ -286,16 +417,27 @@ pub fn route_trace(
 /// Checks an answer's own fields (before anything is read): its outcome and remarks.
 pub fn check_answer(req: &pb::AnswerTraceRequestRequest) -> Result<pb::TraceStatus, WorkflowError> {
     let outcome = pb::TraceStatus::try_from(req.outcome).unwrap_or(pb::TraceStatus::Unspecified);
-    if !trace::is_final(outcome) {
-        return Err(invalid(
+    let mut errors = Vec::new();
+    if !trace::is_final(outcome) && !trace::is_interim(outcome) {
+        errors.push(field(
             "outcome",
-            "must be TRACE_STATUS_ANSWERED, TRACE_STATUS_RESTRICTED or TRACE_STATUS_DECLINED",
+            "must be TRACE_STATUS_ANSWERED, TRACE_STATUS_RESTRICTED, TRACE_STATUS_DECLINED, TRACE_STATUS_PARTIALLY_ANSWERED or TRACE_STATUS_MORE_INFORMATION_REQUESTED",
         ));
     }
-    if !text_ok(&req.remarks, 4000) {
-        return Err(invalid("remarks", "is too long"));
+    if !text_ok(&req.remarks, 2000) {
+        errors.push(field("remarks", "is too long"));
     }
-    Ok(outcome)
+    if outcome == pb::TraceStatus::MoreInformationRequested && req.remarks.trim().is_empty() {
+        errors.push(field("remarks", "say what information is needed"));
+    }
+    if !req.next_country.is_empty() && CountryCode::parse(&req.next_country).is_err() {
+        errors.push(field("next_country", "is not an ISO 3166 alpha-3 code"));
+    }
+    if errors.is_empty() {
+        Ok(outcome)
+    } else {
+        Err(WorkflowError::Invalid(errors))
+    }
 }
 
 /// A trace response to send: the response, its delivery, and its audit event.
@@ -322,9 +464,22 @@ pub fn decide_answer(
     now: i64,
 ) -> Result<TraceAnswer, WorkflowError> {
     let requester_node = counterpart(existing)?;
+    // Interim messages stop one short of what a requester accepts, leaving room for the final.
+    if trace::is_interim(outcome)
+        && trace::next_part(existing, outcome) >= crate::limits::MAX_TRACE_MESSAGES
+    {
+        return Err(invalid(
+            "outcome",
+            "this request has had as many messages as a requester accepts: answer in full, restrict or decline",
+        ));
+    }
     let requester = trace_requester(roster, &requester_node);
     let grant = policy::grant(&roster.policy, &requester, pb::DataClass::TraceResult);
-    let answered = outcome == pb::TraceStatus::Answered;
+    // A partial answer discloses trace results as a full one does.
+    let answered = matches!(
+        outcome,
+        pb::TraceStatus::Answered | pb::TraceStatus::PartiallyAnswered
+    );
     if answered && grant.is_none() {
         return Err(WorkflowError::Policy(format!(
             "sharing policy v{} shares no trace results with {}: restrict or decline instead",
@@ -353,6 +508,12 @@ pub fn decide_answer(
         remarks: req.remarks,
         handling: Some(handling),
         answered_at: now,
+        part: trace::next_part(existing, outcome),
+        next_country: if answered {
+            req.next_country
+        } else {
+            String::new()
+        },
     };
     let event = Event {
         policy_version: grant
@@ -370,8 +531,13 @@ pub fn decide_answer(
             format!("trace response: {}", outcome.as_str_name()),
         )
     };
+    // One delivery per message: the id (the idempotency key) names the part.
+    let delivery_id = match response.part {
+        0 => format!("tresp:{}", req.request_id),
+        n => format!("tresp:{}:{n}", req.request_id),
+    };
     let item = pb::OutboxItem {
-        id: format!("tresp:{}", req.request_id),
+        id: delivery_id,
         target_node: requester_node.to_string(),
         payload: Some(pb::outbox_item::Payload::TraceResponse(response.clone())),
         created_at: now,
@@ -474,6 +640,7 @@ pub fn auto_answer_reply(
         outcome: pb::TraceStatus::Answered as i32,
         chain_of_custody: chain,
         remarks: "Answered automatically from national seizure records".into(),
+        ..Default::default()
     })
 }
 
@@ -630,19 +797,218 @@ pub fn send_trace_request(
     req: pb::SendTraceRequestRequest,
 ) -> Result<pb::TraceRecord, WorkflowError> {
     let roster = ctx.roster.view();
+    let now = ctx.clock.now_secs();
+    // What the request links to must exist here: this node's own record and trace.
+    let mut errors = Vec::new();
+    let seizure = match RecordId::parse(&req.seizure_record_id) {
+        Ok(id) if !req.seizure_record_id.is_empty() => {
+            let held = ctx.store.get(id)?;
+            if held.is_none() {
+                errors.push(field("seizure_record_id", "no such record at this node"));
+            }
+            held
+        }
+        _ => None,
+    };
+    if !req.follows_on.is_empty()
+        && ctx
+            .ledger
+            .get_trace(TraceDirection::Outgoing.as_str(), &req.follows_on, now)?
+            .is_none()
+    {
+        errors.push(field(
+            "follows_on",
+            "no such trace request was sent from this node",
+        ));
+    }
+    let follows_on = req.follows_on.clone();
+    let planned = decide_send(&ctx.node_id, &roster, req, new_request_id(), now);
     let OutgoingTrace {
         record,
         item,
         event,
-    } = decide_send(
-        &ctx.node_id,
-        &roster,
-        req,
-        new_request_id(),
-        ctx.clock.now_secs(),
-    )?;
+    } = match planned {
+        Err(WorkflowError::Invalid(mut more)) => {
+            more.extend(errors);
+            return Err(WorkflowError::Invalid(more));
+        }
+        Err(e) => return Err(e),
+        Ok(_) if !errors.is_empty() => return Err(WorkflowError::Invalid(errors)),
+        Ok(p) => p,
+    };
     commit(ctx, |c| c.ledger.create_outgoing(&record, &item), event)?;
+    let id = record
+        .request
+        .as_ref()
+        .map(|r| r.id.clone())
+        .unwrap_or_default();
+    // The links below are for people reading the records; the request itself is sent.
+    if !follows_on.is_empty()
+        && let Err(e) = ctx.ledger.note_follow_on(&follows_on, &id)
+    {
+        tracing::warn!(error = %e, "could not link the follow-on trace");
+    }
+    if let Some(stored) = seizure {
+        note_tracing(ctx, stored, |t| t.trace_requested = true);
+    }
     Ok(record)
+}
+
+/// How a seizure record's tracing status changes with an answer: traced once answered (in full),
+/// illicit origin established when the chain of custody names a point of diversion. Never
+/// undoes what is already recorded.
+// `clone`: `TracingStatus` is `Copy` only while it holds flags alone; it may grow other fields.
+#[allow(clippy::clone_on_copy)]
+pub fn tracing_after(
+    current: &pb::TracingStatus,
+    response: &pb::TraceResponse,
+) -> pb::TracingStatus {
+    let mut t = current.clone();
+    t.trace_requested = true;
+    if response.outcome == pb::TraceStatus::Answered as i32 {
+        t.traced = true;
+    }
+    let diversion = |role: &str| {
+        let r: String = role
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect::<String>()
+            .to_ascii_lowercase();
+        r == "pointofdiversion"
+    };
+    if matches!(
+        pb::TraceStatus::try_from(response.outcome),
+        Ok(pb::TraceStatus::Answered | pb::TraceStatus::PartiallyAnswered)
+    ) && response.chain_of_custody.iter().any(|l| diversion(&l.role))
+    {
+        t.illicit_origin_established = true;
+    }
+    t
+}
+
+/// Updates the tracing status of this node's record `stored` with `change`, if it changes;
+/// best effort (a record the current rules no longer accept is left as it is, logged).
+#[allow(clippy::clone_on_copy)]
+fn note_tracing(
+    ctx: &NodeContext,
+    stored: pb::StoredRecord,
+    change: impl FnOnce(&mut pb::TracingStatus),
+) {
+    let Some(mut rec) = stored.record else {
+        return;
+    };
+    let before = rec.tracing.clone().unwrap_or_default();
+    let mut after = before.clone();
+    change(&mut after);
+    if after == before {
+        return;
+    }
+    rec.tracing = Some(after);
+    let outcome = crate::model::validate(rec)
+        .map_err(|e| e.to_string())
+        .and_then(|valid| {
+            ctx.store
+                .update(valid, Some(stored.revision), ctx.clock.now_secs())
+                .map_err(|e| e.to_string())
+        });
+    if let Err(e) = outcome {
+        tracing::warn!(error = %e, "the seizure record's tracing status was not updated");
+    }
+}
+
+/// After a response to one of this node's requests was applied: the seizure record the request
+/// was made from follows it (see [`tracing_after`]).
+pub fn response_applied(ctx: &NodeContext, resp: &pb::TraceResponse) -> Result<(), WorkflowError> {
+    let Some(trace) = ctx.ledger.get_trace(
+        TraceDirection::Outgoing.as_str(),
+        &resp.request_id,
+        ctx.clock.now_secs(),
+    )?
+    else {
+        return Ok(());
+    };
+    let Ok(id) = RecordId::parse(&trace.seizure_record_id) else {
+        return Ok(());
+    };
+    if let Some(stored) = ctx.store.get(id)? {
+        note_tracing(ctx, stored, |t| *t = tracing_after(t, resp));
+    }
+    Ok(())
+}
+
+/// Checks what a requester sends when asked for more information, and plans its delivery.
+pub fn decide_information(
+    me: &NodeId,
+    existing: &pb::TraceRecord,
+    req: pb::ProvideTraceInformationRequest,
+    now: i64,
+) -> Result<(pb::TraceInformation, pb::OutboxItem, Event), WorkflowError> {
+    let mut errors = Vec::new();
+    if req.text.trim().is_empty() && req.items.is_empty() {
+        errors.push(field("text", "give the information asked for"));
+    }
+    if !text_ok(&req.text, 2000) {
+        errors.push(field(
+            "text",
+            "is longer than 2000 characters or has control characters",
+        ));
+    }
+    if !req.items.is_empty() {
+        check_items(&req.items, &mut errors);
+    }
+    if pb::TraceStatus::try_from(existing.status) != Ok(pb::TraceStatus::MoreInformationRequested) {
+        errors.push(field(
+            "request_id",
+            "the responder has not asked for more information",
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(WorkflowError::Invalid(errors));
+    }
+    let responder = counterpart(existing)?;
+    let part = u32::try_from(existing.information.len())
+        .unwrap_or(u32::MAX)
+        .saturating_add(1);
+    let info = pb::TraceInformation {
+        request_id: req.request_id.clone(),
+        requester_node: me.to_string(),
+        part,
+        text: req.text.trim().to_owned(),
+        items: req.items,
+        sent_at: now,
+    };
+    let item = pb::OutboxItem {
+        id: format!("tinfo:{}:{part}", req.request_id),
+        target_node: responder.to_string(),
+        payload: Some(pb::outbox_item::Payload::TraceInformation(info.clone())),
+        created_at: now,
+        ..Default::default()
+    };
+    let event = tracing_event(
+        EventKind::TraceRequestSent,
+        &responder,
+        &req.request_id,
+        format!("more information for the trace request (part {part})"),
+    );
+    Ok((info, item, event))
+}
+
+/// Sends the information the responder asked for on one of this node's requests.
+pub fn provide_information(
+    ctx: &NodeContext,
+    req: pb::ProvideTraceInformationRequest,
+) -> Result<pb::TraceRecord, WorkflowError> {
+    let now = ctx.clock.now_secs();
+    let existing = ctx
+        .ledger
+        .get_trace(TraceDirection::Outgoing.as_str(), &req.request_id, now)?
+        .ok_or_else(|| LedgerError::NotFound(format!("no trace request {}", req.request_id)))?;
+    let (info, item, event) = decide_information(&ctx.node_id, &existing, req, now)?;
+    commit(
+        ctx,
+        |c| c.ledger.provide_information(&info, now, &item),
+        event,
+    )
 }
 
 /// Answers, restricts or declines an incoming trace request and queues the response.
@@ -782,6 +1148,157 @@ mod tests {
         }
     }
 
+    fn firearm_item(f: pb::FirearmIdentification) -> pb::TraceItem {
+        pb::TraceItem {
+            item: Some(pb::trace_item::Item::Firearm(f)),
+        }
+    }
+
+    #[test]
+    fn items_keep_the_old_firearm_first_and_an_obliterated_serial_may_be_traced() {
+        let mut r = roster(&["DEU-BKA"]);
+        designate(&mut r, "DEU", "DEU-BKA");
+        let mut req = send("DEU");
+        req.items = vec![
+            firearm_item(pb::FirearmIdentification {
+                manufacturer: "Synthetic Arms".into(),
+                marking_condition: pb::MarkingCondition::Obliterated as i32,
+                ..Default::default()
+            }),
+            pb::TraceItem {
+                item: Some(pb::trace_item::Item::Ammunition(pb::AmmunitionItem {
+                    calibre: "9x19".into(),
+                    ..Default::default()
+                })),
+            },
+        ];
+        let out = decide_send(&node("FRA-POL"), &r, req, "t".into(), NOW).unwrap();
+        let sent = out.record.request.unwrap();
+        assert_eq!(sent.items.len(), 3);
+        assert_eq!(sent.firearm.unwrap().serial_number, "AB-1234");
+        // Read back as items by a node that gets only `firearm` from an older sender.
+        let old = pb::TraceRequest {
+            firearm: Some(pb::FirearmIdentification {
+                serial_number: "X1".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(items_of(&old).len(), 1);
+        // Intact marking without a serial, an empty item, an ammunition lot with nothing to
+        // trace and a part without a kind: every problem at once.
+        let mut bad = send("DEU");
+        bad.firearm = None;
+        bad.items = vec![
+            firearm_item(pb::FirearmIdentification {
+                manufacturer: "Synthetic Arms".into(),
+                country_of_manufacture: "XXX".into(),
+                ..Default::default()
+            }),
+            pb::TraceItem {
+                item: Some(pb::trace_item::Item::Ammunition(
+                    pb::AmmunitionItem::default(),
+                )),
+            },
+            pb::TraceItem {
+                item: Some(pb::trace_item::Item::Part(pb::PartItem::default())),
+            },
+        ];
+        let e = decide_send(&node("FRA-POL"), &r, bad, "t".into(), NOW).unwrap_err();
+        assert_eq!(
+            fields(e),
+            [
+                "items[0].firearm",
+                "items[0].firearm.country_of_manufacture",
+                "items[1].ammunition",
+                "items[2].part.kind"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_seizure_follows_the_answer_and_never_goes_back() {
+        let link = |role: &str| pb::CustodyLink {
+            role: role.into(),
+            ..Default::default()
+        };
+        let partial = pb::TraceResponse {
+            outcome: pb::TraceStatus::PartiallyAnswered as i32,
+            chain_of_custody: vec![link("manufacturer")],
+            ..Default::default()
+        };
+        let t = tracing_after(&pb::TracingStatus::default(), &partial);
+        assert!(t.trace_requested && !t.traced && !t.illicit_origin_established);
+        let full = pb::TraceResponse {
+            outcome: pb::TraceStatus::Answered as i32,
+            chain_of_custody: vec![link("Point of diversion")],
+            ..Default::default()
+        };
+        let t = tracing_after(&t, &full);
+        assert!(t.traced && t.illicit_origin_established);
+        let declined = pb::TraceResponse {
+            outcome: pb::TraceStatus::Declined as i32,
+            ..Default::default()
+        };
+        assert_eq!(tracing_after(&t, &declined), t);
+    }
+
+    #[test]
+    fn an_interim_answer_is_numbered_and_a_question_needs_words() {
+        let ask = pb::AnswerTraceRequestRequest {
+            request_id: "t".into(),
+            outcome: pb::TraceStatus::MoreInformationRequested as i32,
+            next_country: "nowhere".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            fields(check_answer(&ask).unwrap_err()),
+            ["remarks", "next_country"]
+        );
+        let mut existing = pb::TraceRecord {
+            request: Some(pb::TraceRequest {
+                id: "t".into(),
+                ..Default::default()
+            }),
+            direction: "incoming".into(),
+            counterpart_node: "FRA-POL".into(),
+            status: pb::TraceStatus::Acknowledged as i32,
+            ..Default::default()
+        };
+        let r = roster(&["FRA-POL"]);
+        let asked = pb::AnswerTraceRequestRequest {
+            remarks: "Which slide?".into(),
+            next_country: String::new(),
+            ..ask
+        };
+        let out = decide_answer(
+            &node("DEU-BKA"),
+            &r,
+            &existing,
+            asked,
+            pb::TraceStatus::MoreInformationRequested,
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(out.response.part, 1);
+        assert_eq!(out.item.id, "tresp:t:1");
+        existing.messages.push(out.response);
+        let info = decide_information(
+            &node("FRA-POL"),
+            &pb::TraceRecord {
+                status: pb::TraceStatus::Acknowledged as i32,
+                ..existing.clone()
+            },
+            pb::ProvideTraceInformationRequest {
+                request_id: "t".into(),
+                text: "The upper one".into(),
+                items: vec![],
+            },
+            NOW,
+        );
+        assert_eq!(fields(info.unwrap_err()), ["request_id"]);
+    }
+
     #[test]
     fn a_trace_request_goes_to_the_node_the_requested_state_designates() {
         let mut r = roster(&["DEU-BKA", "ITA-CUS", "ITA-POL"]);
@@ -866,7 +1383,7 @@ mod tests {
         let e = decide_send(&node("FRA-POL"), &r, bad, "t".into(), NOW);
         assert_eq!(
             fields(e.unwrap_err()),
-            ["requested_country", "firearm", "reason", "urgency"]
+            ["requested_country", "items", "reason", "urgency"]
         );
         let nobody = decide_send(&node("FRA-POL"), &r, send("ESP"), "t".into(), NOW);
         assert!(matches!(nobody, Err(WorkflowError::NoNode(c)) if c == "ESP"));
@@ -895,6 +1412,7 @@ mod tests {
             outcome: outcome as i32,
             chain_of_custody: vec![pb::CustodyLink::default()],
             remarks: "ok".into(),
+            ..Default::default()
         }
     }
 

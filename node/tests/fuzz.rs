@@ -78,6 +78,7 @@ fn rich_trace() -> pb::SubmitTraceRequestMessage {
             case_reference: "C-1".into(),
             created_at: 1_700_000_000,
             due_at: 1_700_600_000,
+            ..Default::default()
         }),
     }
 }

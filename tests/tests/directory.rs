@@ -1565,6 +1565,7 @@ async fn a_trace_result_rule_for_one_agency_kind_applies_to_the_kind_the_directo
             ..Default::default()
         }],
         remarks: "Synthetic answer".into(),
+        ..Default::default()
     };
     let mut deu = t.admin(4).await.unwrap();
     let refused = deu.answer_trace_request(answer.clone()).await.unwrap_err();

@@ -399,6 +399,80 @@ async fn wildcard_lookups_are_refused_unless_a_rule_allows_them_and_are_capped()
     fed.shutdown().await.unwrap();
 }
 
+/// `serial` with its first confusable character misread (0 for O, 8 for B, ...).
+fn misread(serial: &str) -> String {
+    let swap = |c: char| match c {
+        '0' => Some('O'),
+        'O' | 'D' | 'Q' => Some('0'),
+        '1' => Some('I'),
+        'I' | 'L' => Some('1'),
+        '2' => Some('Z'),
+        'Z' => Some('2'),
+        '5' => Some('S'),
+        'S' => Some('5'),
+        '6' => Some('G'),
+        'G' => Some('6'),
+        '8' => Some('B'),
+        'B' => Some('8'),
+        _ => None,
+    };
+    let at = serial.find(|c| swap(c).is_some()).unwrap();
+    let mut out: String = serial[..at].into();
+    out.push(swap(serial[at..].chars().next().unwrap()).unwrap());
+    out.push_str(&serial[at + 1..]);
+    out
+}
+
+#[tokio::test]
+async fn confusable_serials_match_ranked_after_exact_where_the_rule_allows_fuzzy_matching() {
+    let fed = federation(false).await;
+    let serial = sample::record(fra(), 5).firearms[0].serial_number.clone();
+    // FRA also holds a weapon recorded with one character misread (synthetic).
+    let mut twin = sample::record(fra(), N + 1);
+    twin.firearms[0].serial_number = misread(&serial);
+    fed.admin(FRA)
+        .await
+        .unwrap()
+        .import_batch(pb::ImportBatchRequest {
+            records: vec![twin.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let id5 = id_of(&fed, 5).await;
+    let refs = |r: &pb::LookupResponse| -> Vec<String> {
+        r.hits
+            .iter()
+            .map(|h| h.reference.as_ref().unwrap().reference.clone())
+            .collect()
+    };
+
+    // DEU's partial-lookup rule matches through confusable characters: exact first.
+    let mut deu = Prober::new(&fed, DEU, pb::Purpose::CriminalInvestigation).await;
+    let both = deu.lookup(&serial, "").await.unwrap();
+    let got = refs(&both);
+    assert_eq!(got.len(), 2, "{both:?}");
+    assert_eq!(got[0], id5, "the exact match comes first");
+    // Asked with the misread serial, the twin is now the exact one and comes first.
+    let other = deu
+        .lookup(&twin.firearms[0].serial_number, "")
+        .await
+        .unwrap();
+    let got_other = refs(&other);
+    assert_eq!(got_other.len(), 2, "{other:?}");
+    assert_eq!(got_other[1], id5);
+
+    // DEU's tracing rule answers exact serials only: the misread twin is no hit.
+    let mut strict = Prober::new(&fed, DEU, pb::Purpose::Tracing).await;
+    let exact = strict.lookup(&serial, "").await.unwrap();
+    assert_eq!(refs(&exact), vec![id5]);
+    // ITA's border rule withholds serials: no confusable hit either.
+    let mut ita = Prober::new(&fed, ITA, pb::Purpose::BorderRiskAnalysis).await;
+    let none = ita.lookup(&misread(&serial), "").await.unwrap();
+    assert!(!none.hit && none.hits.is_empty(), "{none:?}");
+    fed.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_hit_only_answer_says_who_holds_the_record_and_nothing_of_it() {
     let fed = federation(false).await;

@@ -946,6 +946,102 @@ fn records_slice(from: usize, to: usize) -> Vec<Value> {
 }
 
 #[tokio::test]
+async fn watch_list_routes_check_roles_and_input() {
+    let t = TestGateways::start(0).await.unwrap();
+    let fra = Api::new(&t.fra);
+    refused_without_the_right_role(&fra, Method::GET, "/watches", Role::Analyst).await;
+    refused_without_the_right_role(&fra, Method::POST, "/watches", Role::Administrator).await;
+    refused_without_the_right_role(&fra, Method::GET, "/watch-alerts", Role::Analyst).await;
+
+    // Every missing input at once, and an unknown field refused.
+    let (s, v) = fra
+        .call(
+            Method::POST,
+            "/watches",
+            Some(Role::Officer),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let fields: Vec<&str> = v["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, vec!["serial_number", "purpose", "legal_basis"]);
+    let (s, v) = fra
+        .call(
+            Method::POST,
+            "/watches",
+            Some(Role::Officer),
+            Some(json!({"serial_number": "X1", "colour": "red"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+
+    let ask = json!({"serial_number": "SYN-WATCH-77", "purpose": "criminal_investigation", "legal_basis": "Synthetic basis", "note": "synthetic"});
+    let (s, w) = fra
+        .call(Method::POST, "/watches", Some(Role::Officer), Some(ask))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{w}");
+    assert_eq!(w["kind"], "WATCH_KIND_SERIAL", "{w}");
+    let id = w["id"].as_str().unwrap().to_owned();
+    let (s, v) = fra
+        .call(Method::GET, "/watches", Some(Role::TracingOfficer), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["id"] == id.as_str()),
+        "{v}"
+    );
+    let (s, v) = fra
+        .call(
+            Method::GET,
+            "/watch-alerts?unacknowledged=true",
+            Some(Role::Officer),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["unacknowledged"], 0, "{v}");
+    let (s, v) = fra
+        .call(
+            Method::POST,
+            "/watch-alerts/00000000000000ff/acknowledge",
+            Some(Role::Officer),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+
+    let (s, v) = fra
+        .call(
+            Method::DELETE,
+            &format!("/watches/{id}"),
+            Some(Role::Officer),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["removed"], id.as_str());
+    let (s, v) = fra
+        .call(
+            Method::DELETE,
+            &format!("/watches/{id}"),
+            Some(Role::Officer),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    t.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn the_openapi_document_lists_every_route_and_each_exists() {
     let t = TestGateways::start(0).await.unwrap();
     let http = reqwest::Client::new();

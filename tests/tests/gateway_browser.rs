@@ -1,6 +1,7 @@
 //! End to end in a real headless browser (Debian's chromium through chromedriver): an officer
 //! logs in, records a seizure (after a validation message), runs a federated lookup that finds a
-//! record held by another country, sends a trace request, the other country answers it in its own
+//! record held by another country, sends a trace request from the hit row (the form filled from
+//! the hit), the other country answers it in its own
 //! console, the answer arrives, an analyst looks at routes, and the console switches to French.
 //!
 //! Every main page is saved as a PNG under `target/screenshots/` for a person to look at. The
@@ -138,13 +139,41 @@ async fn an_officer_works_a_case_end_to_end_in_a_real_browser() {
     );
     snap(&b, "05-federated-lookup").await;
 
-    // Send a trace request to DEU.
-    b.click("a[href='/traces']").await.unwrap();
-    b.click("#new-trace").await.unwrap();
+    // Send a trace request to DEU from the hit row: the form comes filled from the hit.
+    b.click("#lookup-results tr.hit a.send-trace")
+        .await
+        .unwrap();
+    b.find("#trace-form").await.unwrap();
+    assert_eq!(
+        b.attribute("#t-serial_number", "value").await.unwrap(),
+        "DEU-4242-ZZ"
+    );
+    assert_eq!(
+        b.attribute("#t-manufacturer", "value").await.unwrap(),
+        "Synthetic Arms"
+    );
+    assert_eq!(b.attribute("#t-model", "value").await.unwrap(), "S-9");
+    // Every ITI field is on the form, the State picked from a list by name.
+    for field in [
+        "#t-import_country",
+        "#t-import_year",
+        "#t-year_of_manufacture",
+        "#t-other_marking",
+        "#t-other_marking_location",
+        "#t-marking_condition",
+        "#t-ammunition_calibre",
+        "#t-part_kind",
+    ] {
+        b.find(field).await.unwrap();
+    }
     b.select("#t-requested_country", "DEU").await.unwrap();
+    assert!(
+        b.text("#t-requested_country option[value='DEU']")
+            .await
+            .unwrap()
+            .contains("Germany")
+    );
     snap(&b, "05b-trace-form").await;
-    b.fill("#t-serial_number", "DEU-4242-ZZ").await.unwrap();
-    b.fill("#t-manufacturer", "Synthetic Arms").await.unwrap();
     b.fill(
         "#t-legal_basis",
         "Synthetic Code of Criminal Procedure art. 1",

@@ -218,6 +218,7 @@ async fn every_page_checks_the_role() {
         ("/search?serial=X", "tracer", "analyst"),
         ("/traces", "tracer", "officer"),
         ("/received", "officer", "analyst"),
+        ("/watches", "tracer", "admin"),
         ("/traces/new", "tracer", "analyst"),
         ("/analysis", "analyst", "officer"),
         ("/statistics?year=2024", "analyst", "officer"),
@@ -1180,5 +1181,294 @@ async fn a_hit_only_answer_shows_who_holds_the_record_and_whom_to_ask() {
     assert!(row.contains("focal.point@ita-pol.example"), "{row}");
     // Nothing of the record: not even the serial that matched.
     assert!(!row.contains(&serial), "{row}");
+    t.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_watched_serial_raises_an_alert_on_the_dashboard_when_a_member_records_it() {
+    let t = TestGateways::start(0).await.unwrap();
+    let fra = Console::logged_in(&t.fra.gw.url, "officer").await.unwrap();
+    // Kept on watch from the lookup form (its fields, posted to /watches).
+    let serial = "SYN-WATCH-4411";
+    let (s, page) = fra
+        .post(
+            "/watches",
+            &[
+                ("serial_number", serial),
+                ("manufacturer", ""),
+                ("purpose", "criminal_investigation"),
+                ("legal_basis", "Synthetic basis"),
+                ("case_reference", "SYN-C-9"),
+                ("via_hub", "true"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(s.is_redirection() || s == StatusCode::OK, "{s}: {page}");
+    let (_, list) = fra.get("/watches").await.unwrap();
+    assert!(list.contains(serial), "{list}");
+    // Every missing input at once, next to its field.
+    let (s, page) = fra
+        .post("/watches", &[("serial_number", "")])
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(page.matches("field-error").count(), 3, "{page}");
+    // Wait for the first run (it only notes what is known), then DEU records the weapon.
+    let watch = t
+        .fra
+        .gw
+        .app
+        .node
+        .api()
+        .list_watches(tracenet_proto::v1::ListWatchesRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .watches
+        .remove(0);
+    tracenet_tests::wait_for("the first watch run", || async {
+        let w = t
+            .fra
+            .gw
+            .app
+            .node
+            .api()
+            .list_watches(tracenet_proto::v1::ListWatchesRequest {})
+            .await
+            .ok()?
+            .into_inner()
+            .watches;
+        w.iter()
+            .any(|x| x.id == watch.id && x.baseline_taken)
+            .then_some(())
+    })
+    .await
+    .unwrap();
+    let mut held = json!({
+        "national_ref": "SYN-DEU-W1",
+        "event": {"date": "2025-06-01", "place": {"country": "DEU", "locality": "Synthetic town"}, "seizing_agency": "AGENCY_KIND_POLICE"},
+        "context": {"seizure_kind": "SEIZURE_KIND_SEIZED"},
+        "firearms": [{"serial_number": serial, "manufacturer": "Synthetic Arms", "marking_condition": "MARKING_CONDITION_INTACT"}]
+    });
+    held["firearms"][0]["serial_number"] = json!(serial);
+    let r = reqwest::Client::new()
+        .post(t.deu.url("/api/v1/records"))
+        .bearer_auth(t.deu.token(Role::Officer))
+        .json(&held)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let dashboard = tracenet_tests::wait_for("the alert on the dashboard", || async {
+        let (_, page) = fra.get("/").await.ok()?;
+        page.contains("class=\"ack-alert\"").then_some(page)
+    })
+    .await
+    .unwrap();
+    let row = dashboard
+        .split("<tr")
+        .find(|r| r.contains("data-alert="))
+        .unwrap();
+    assert!(row.contains("DEU-CUS") && row.contains(serial), "{row}");
+    let id = row
+        .split("data-alert=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let (s, _) = fra
+        .post(&format!("/watch-alerts/{id}/acknowledge"), &[])
+        .await
+        .unwrap();
+    assert!(s.is_redirection() || s == StatusCode::OK, "{s}");
+    let (_, after) = fra.get("/").await.unwrap();
+    assert!(!after.contains("class=\"ack-alert\""), "{after}");
+    let (_, list) = fra.get("/watches").await.unwrap();
+    assert!(
+        list.contains("officer"),
+        "acknowledged by the officer: {list}"
+    );
+    // In French too.
+    fra.get("/lang/fr?back=/watches").await.unwrap();
+    let (_, fr) = fra.get("/watches").await.unwrap();
+    assert!(fr.contains("Liste de surveillance"), "{fr}");
+    t.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_trace_is_filled_from_a_seizure_asked_for_more_and_answered_in_parts_in_the_console() {
+    let t = TestGateways::start(0).await.unwrap();
+    let http = reqwest::Client::new();
+    // FRA's seizure (synthetic): a firearm with its import marking, and an ammunition lot.
+    let rec = json!({
+        "national_ref": "SYN-FRA-TR-9",
+        "case_reference": "SYN-CASE-9",
+        "event": {"date": "2025-03-01", "place": {"country": "FRA", "locality": "Synthetic town"}, "seizing_agency": "AGENCY_KIND_POLICE"},
+        "context": {"seizure_kind": "SEIZURE_KIND_SEIZED"},
+        "firearms": [{"serial_number": "SYN-TR-9001", "manufacturer": "Synthetic Arms", "model": "S-3",
+            "country_of_manufacture": "DEU", "year_of_manufacture": 2014,
+            "import_marking": {"country": "FRA", "year": 2015},
+            "other_markings": [{"text": "SYN-PROOF", "location": "barrel"}],
+            "marking_condition": "MARKING_CONDITION_PARTLY_OBLITERATED"}],
+        "ammunition": [{"calibre": "9x19", "quantity": "50", "manufacturer": "Synthetic Ammunition Works"}]
+    });
+    let created: serde_json::Value = http
+        .post(t.fra.url("/api/v1/records"))
+        .bearer_auth(t.fra.token(Role::Officer))
+        .json(&rec)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let record_id = created["record"]["id"].as_str().unwrap().to_owned();
+    let fra = Console::logged_in(&t.fra.gw.url, "all").await.unwrap();
+    let (_, record_page) = fra.get(&format!("/records/{record_id}")).await.unwrap();
+    assert!(
+        record_page.contains(&format!("/traces/new?record={record_id}")),
+        "{record_page}"
+    );
+    let (s, form) = fra
+        .get(&format!("/traces/new?record={record_id}"))
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::OK, "{form}");
+    for filled in [
+        "value=\"SYN-TR-9001\"",
+        "value=\"2014\"",
+        "value=\"2015\"",
+        "value=\"SYN-PROOF\"",
+        "value=\"barrel\"",
+        "value=\"9x19\"",
+        &format!("value=\"{record_id}\""),
+    ] {
+        assert!(form.contains(filled), "{filled} not filled in: {form}");
+    }
+    assert!(form.contains("id=\"marking-practices\""), "{form}");
+    // Sent as the form posts it (the officer only adds the reason and legal basis).
+    let (s, page) = fra
+        .post(
+            "/traces",
+            &[
+                ("requested_country", "DEU"),
+                ("serial_number", "SYN-TR-9001"),
+                ("manufacturer", "Synthetic Arms"),
+                ("country_of_manufacture", "DEU"),
+                ("import_country", "FRA"),
+                ("import_year", "2015"),
+                ("marking_condition", "partly_obliterated"),
+                ("ammunition_calibre", "9x19"),
+                ("ammunition_quantity", "50"),
+                ("seizure_record_id", &record_id),
+                ("urgency", "routine"),
+                ("legal_basis", "Synthetic basis"),
+                ("reason", "Synthetic seizure"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(s.is_redirection() || s == StatusCode::OK, "{s}: {page}");
+    let list: serde_json::Value = http
+        .get(t.fra.url("/api/v1/traces?direction=outgoing"))
+        .bearer_auth(t.fra.token(Role::TracingOfficer))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sent = &list["items"][0];
+    assert_eq!(
+        sent["request"]["items"].as_array().unwrap().len(),
+        2,
+        "{sent}"
+    );
+    let id = sent["request"]["id"].as_str().unwrap().to_owned();
+
+    // DEU asks for more information in its console; FRA answers in its own.
+    let deu = Console::logged_in(&t.deu.gw.url, "all").await.unwrap();
+    tracenet_tests::wait_for("DEU receives the request", || async {
+        let (_, p) = deu.get(&format!("/traces/{id}")).await.ok()?;
+        p.contains("id=\"answer-form\"").then_some(())
+    })
+    .await
+    .unwrap();
+    let (_, incoming) = deu.get(&format!("/traces/{id}")).await.unwrap();
+    assert!(
+        incoming.contains("9x19") && incoming.contains("SYN-TR-9001"),
+        "{incoming}"
+    );
+    deu.post(
+        &format!("/traces/{id}/answer"),
+        &[
+            ("outcome", "more_information_requested"),
+            ("remarks", "Which barrel marking? (synthetic)"),
+        ],
+    )
+    .await
+    .unwrap();
+    let asked = tracenet_tests::wait_for("FRA sees the question", || async {
+        let (_, p) = fra.get(&format!("/traces/{id}")).await.ok()?;
+        p.contains("id=\"inform-form\"").then_some(p)
+    })
+    .await
+    .unwrap();
+    assert!(asked.contains("Which barrel marking?"), "{asked}");
+    fra.post(
+        &format!("/traces/{id}/information"),
+        &[("text", "SYN-PROOF on the barrel (synthetic)")],
+    )
+    .await
+    .unwrap();
+    tracenet_tests::wait_for("DEU sees the information", || async {
+        let (_, p) = deu.get(&format!("/traces/{id}")).await.ok()?;
+        p.contains("SYN-PROOF on the barrel").then_some(())
+    })
+    .await
+    .unwrap();
+    deu.post(
+        &format!("/traces/{id}/answer"),
+        &[
+            ("outcome", "answered"),
+            ("remarks", "Exported (synthetic)"),
+            ("custody_role", "exporter"),
+            ("custody_name", "Synthetic Exporter"),
+            ("custody_country", "DEU"),
+            ("next_country", "ITA"),
+        ],
+    )
+    .await
+    .unwrap();
+    let answered = tracenet_tests::wait_for("FRA sees the answer", || async {
+        let (_, p) = fra.get(&format!("/traces/{id}")).await.ok()?;
+        p.contains("id=\"start-follow-on\"").then_some(p)
+    })
+    .await
+    .unwrap();
+    assert!(answered.contains("id=\"trace-messages\""), "{answered}");
+    assert!(
+        answered.contains(&format!("/traces/new?follows_on={id}&amp;requested=ITA")),
+        "{answered}"
+    );
+    // The seizure says it was traced (its update follows the answer being applied).
+    let r = tracenet_tests::wait_for("the seizure marked traced", || async {
+        let r: serde_json::Value = http
+            .get(t.fra.url(&format!("/api/v1/records/{record_id}")))
+            .bearer_auth(t.fra.token(Role::Officer))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (r["record"]["tracing"]["traced"] == true).then_some(r)
+    })
+    .await
+    .unwrap();
+    assert_eq!(r["record"]["tracing"]["trace_requested"], true, "{r}");
     t.shutdown().await.unwrap();
 }

@@ -95,6 +95,13 @@ impl PeerExchange for Flooder {
     ) -> Result<Response<pb::DeliveryAck>, Status> {
         Err(Status::unimplemented("hostile"))
     }
+
+    async fn submit_trace_information(
+        &self,
+        _: Request<pb::SubmitTraceInformationMessage>,
+    ) -> Result<Response<pb::DeliveryAck>, Status> {
+        Err(Status::unimplemented("hostile"))
+    }
     async fn retract(
         &self,
         _: Request<pb::RetractRequest>,
@@ -243,6 +250,7 @@ fn trace_request(id: &str, reason: String) -> pb::TraceRequest {
         case_reference: "TEST-1".into(),
         created_at: i64::MIN,
         due_at: 1,
+        ..Default::default()
     }
 }
 

@@ -366,6 +366,7 @@ async fn a_trace_request_queued_for_an_offline_member_survives_hub_and_member_re
             urgency: pb::Urgency::Routine as i32,
             case_reference: "SYN-HUB-3".into(),
             target_node: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -171,6 +171,7 @@ fn trace_to(country: &str, target: &str) -> pb::SendTraceRequestRequest {
         urgency: pb::Urgency::Routine as i32,
         case_reference: "SYN-KINDS".into(),
         target_node: target.into(),
+        ..Default::default()
     }
 }
 

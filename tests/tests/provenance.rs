@@ -326,6 +326,13 @@ impl PeerExchange for HostilePeer {
         Err(Status::unimplemented("hostile"))
     }
 
+    async fn submit_trace_information(
+        &self,
+        _: Request<pb::SubmitTraceInformationMessage>,
+    ) -> Result<Response<pb::DeliveryAck>, Status> {
+        Err(Status::unimplemented("hostile"))
+    }
+
     async fn retract(
         &self,
         _: Request<pb::RetractRequest>,

@@ -12,6 +12,7 @@ use tracenet_tests::{ClientCert, NodeSpec, TestFederation, wait_for};
 
 const FRA: usize = 0;
 const DEU: usize = 1;
+const ITA_NODE: usize = 2;
 
 /// DEU shares trace results with FRA; FRA shares seizures with DEU for tracing.
 const DEU_POLICY: &str = r#"
@@ -89,6 +90,7 @@ fn trace_request() -> pb::SendTraceRequestRequest {
         urgency: pb::Urgency::Urgent as i32,
         case_reference: "SYN-CASE-1".into(),
         target_node: String::new(),
+        ..Default::default()
     }
 }
 
@@ -171,6 +173,7 @@ async fn a_trace_request_to_a_stopped_node_is_delivered_when_it_returns_and_answ
             details: String::new(),
         }],
         remarks: "Exported legally in 2019 (synthetic)".into(),
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -465,6 +468,7 @@ async fn answering_against_the_policy_is_refused_and_bad_requests_get_field_erro
         outcome: pb::TraceStatus::Restricted as i32,
         chain_of_custody: vec![pb::CustodyLink::default()],
         remarks: "Ongoing national investigation (synthetic)".into(),
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -719,5 +723,319 @@ async fn a_node_configured_for_it_answers_from_its_own_records_where_its_policy_
     })
     .await
     .unwrap();
+    fed.shutdown().await.unwrap();
+}
+
+/// The answers FRA's trace `id` holds, once `n` of them arrived.
+async fn messages(fed: &TestFederation, id: &str, n: usize) -> pb::TraceRecord {
+    wait_for("the responder's messages", || async {
+        trace(fed, FRA, "outgoing")
+            .await
+            .into_iter()
+            .find(|t| t.request.as_ref().is_some_and(|r| r.id == id) && t.messages.len() >= n)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_trace_of_several_items_is_answered_in_parts_after_more_information_and_followed_on() {
+    let fed = federation().await;
+    let mut fra = fed.admin(FRA).await.unwrap();
+    // FRA's seizure the trace is made from (synthetic): two firearms, one with an obliterated
+    // serial, and a lot of ammunition.
+    let mut seizure = sample::record(CountryCode::parse("FRA").unwrap(), 3);
+    seizure.tracing = None;
+    let stored = fra
+        .create_record(pb::CreateRecordRequest {
+            record: Some(seizure.clone()),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .record
+        .unwrap();
+    let firearm = |serial: &str, condition: pb::MarkingCondition| pb::TraceItem {
+        item: Some(pb::trace_item::Item::Firearm(pb::FirearmIdentification {
+            serial_number: serial.into(),
+            manufacturer: "Synthetic Arms".into(),
+            model: "S2".into(),
+            country_of_manufacture: "DEU".into(),
+            category: pb::WeaponCategory::RifleOrCarbine as i32,
+            year_of_manufacture: 2015,
+            import_marking: Some(pb::ImportMarking {
+                country: "FRA".into(),
+                year: 2016,
+            }),
+            other_markings: vec![pb::Marking {
+                text: "SYN-PROOF".into(),
+                location: "barrel".into(),
+            }],
+            marking_condition: condition as i32,
+            ..Default::default()
+        })),
+    };
+    let sent = fra
+        .send_trace_request(pb::SendTraceRequestRequest {
+            items: vec![
+                firearm("SYN-88-0001", pb::MarkingCondition::Intact),
+                firearm("", pb::MarkingCondition::Obliterated),
+                pb::TraceItem {
+                    item: Some(pb::trace_item::Item::Ammunition(pb::AmmunitionItem {
+                        calibre: "7.62x39".into(),
+                        quantity: 500,
+                        manufacturer: "Synthetic Ammunition Works".into(),
+                        ..Default::default()
+                    })),
+                },
+            ],
+            seizure_record_id: stored.id.clone(),
+            ..trace_request()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let id = sent.request.as_ref().unwrap().id.clone();
+    assert_eq!(sent.seizure_record_id, stored.id);
+    // Older nodes read the first firearm.
+    assert_eq!(
+        sent.request
+            .as_ref()
+            .unwrap()
+            .firearm
+            .as_ref()
+            .unwrap()
+            .serial_number,
+        "SYN-77-1234",
+        "the request's own `firearm` comes first"
+    );
+    assert_eq!(sent.request.as_ref().unwrap().items.len(), 4);
+    let record_of = || async {
+        fed.admin(FRA)
+            .await
+            .unwrap()
+            .get_record(pb::GetRecordRequest {
+                id: stored.id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .record
+            .unwrap()
+            .tracing
+            .unwrap_or_default()
+    };
+    assert!(record_of().await.trace_requested);
+
+    // DEU receives every item and asks for more information.
+    let mut deu = fed.admin(DEU).await.unwrap();
+    let incoming = wait_for("DEU receives the request", || async {
+        trace(&fed, DEU, "incoming").await.into_iter().next()
+    })
+    .await
+    .unwrap();
+    assert_eq!(incoming.request.as_ref().unwrap().items.len(), 4);
+    let answer = |outcome: pb::TraceStatus, remarks: &str| pb::AnswerTraceRequestRequest {
+        request_id: id.clone(),
+        outcome: outcome as i32,
+        remarks: remarks.into(),
+        ..Default::default()
+    };
+    deu.answer_trace_request(answer(
+        pb::TraceStatus::MoreInformationRequested,
+        "Photographs of the obliterated marking area, please (synthetic)",
+    ))
+    .await
+    .unwrap();
+    let asked = messages(&fed, &id, 1).await;
+    assert_eq!(
+        asked.status,
+        pb::TraceStatus::MoreInformationRequested as i32
+    );
+    assert_eq!(asked.messages[0].part, 1);
+
+    // FRA answers the question; DEU sees it and the request is open again.
+    let provided = fra
+        .provide_trace_information(pb::ProvideTraceInformationRequest {
+            request_id: id.clone(),
+            text: "Traces of the digits 4 and 7 recovered by etching (synthetic)".into(),
+            items: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(provided.status, pb::TraceStatus::Acknowledged as i32);
+    let resumed = wait_for("DEU receives the information", || async {
+        trace(&fed, DEU, "incoming")
+            .await
+            .into_iter()
+            .find(|t| !t.information.is_empty())
+    })
+    .await
+    .unwrap();
+    assert_eq!(resumed.status, pb::TraceStatus::Acknowledged as i32);
+    assert!(resumed.information[0].text.contains("etching"));
+    // Information nobody asked for is refused.
+    let again = fra
+        .provide_trace_information(pb::ProvideTraceInformationRequest {
+            request_id: id.clone(),
+            text: "More".into(),
+            items: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), tonic::Code::InvalidArgument);
+
+    // DEU answers in two parts; the second names the next State in the chain.
+    let link = |role: &str, country: &str| pb::CustodyLink {
+        role: role.into(),
+        name: "Synthetic Dealer".into(),
+        country: country.into(),
+        date: "2016-02-01".into(),
+        details: String::new(),
+    };
+    deu.answer_trace_request(pb::AnswerTraceRequestRequest {
+        chain_of_custody: vec![link("manufacturer", "DEU")],
+        ..answer(
+            pb::TraceStatus::PartiallyAnswered,
+            "The first firearm (synthetic)",
+        )
+    })
+    .await
+    .unwrap();
+    let partial = messages(&fed, &id, 2).await;
+    assert_eq!(partial.status, pb::TraceStatus::PartiallyAnswered as i32);
+    assert!(
+        !record_of().await.traced,
+        "traced only once answered in full"
+    );
+    deu.answer_trace_request(pb::AnswerTraceRequestRequest {
+        chain_of_custody: vec![link("exporter", "DEU"), link("point of diversion", "ITA")],
+        next_country: "ITA".into(),
+        ..answer(pb::TraceStatus::Answered, "The rest (synthetic)")
+    })
+    .await
+    .unwrap();
+    let done = messages(&fed, &id, 3).await;
+    assert_eq!(done.status, pb::TraceStatus::Answered as i32);
+    let parts: Vec<(u32, i32)> = done.messages.iter().map(|m| (m.part, m.outcome)).collect();
+    assert_eq!(
+        parts,
+        vec![
+            (1, pb::TraceStatus::MoreInformationRequested as i32),
+            (2, pb::TraceStatus::PartiallyAnswered as i32),
+            (3, pb::TraceStatus::Answered as i32),
+        ]
+    );
+    let history: Vec<i32> = done.history.iter().map(|h| h.status).collect();
+    assert!(history.ends_with(&[
+        pb::TraceStatus::MoreInformationRequested as i32,
+        pb::TraceStatus::Acknowledged as i32,
+        pb::TraceStatus::PartiallyAnswered as i32,
+        pb::TraceStatus::Answered as i32,
+    ]));
+    assert_eq!(done.response.as_ref().unwrap().next_country, "ITA");
+    // The seizure's tracing status follows the answer.
+    let status = wait_for("the seizure's tracing status", || async {
+        let t = record_of().await;
+        t.traced.then_some(t)
+    })
+    .await
+    .unwrap();
+    assert!(status.trace_requested && status.illicit_origin_established);
+    // A further answer is refused: the request is closed.
+    let closed = deu
+        .answer_trace_request(answer(pb::TraceStatus::PartiallyAnswered, "late"))
+        .await
+        .unwrap_err();
+    assert_eq!(closed.code(), tonic::Code::FailedPrecondition, "{closed:?}");
+
+    // The follow-on trace to the next State is linked to the first.
+    let follow = fra
+        .send_trace_request(pb::SendTraceRequestRequest {
+            requested_country: "ITA".into(),
+            follows_on: id.clone(),
+            target_node: "ITA-POL".into(),
+            ..trace_request()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let follow_id = follow.request.as_ref().unwrap().id.clone();
+    assert_eq!(follow.request.as_ref().unwrap().follows_on, id);
+    let first = trace(&fed, FRA, "outgoing")
+        .await
+        .into_iter()
+        .find(|t| t.request.as_ref().is_some_and(|r| r.id == id))
+        .unwrap();
+    assert_eq!(first.follow_ons, vec![follow_id.clone()]);
+    let arrived = wait_for("ITA receives the follow-on", || async {
+        trace(&fed, ITA_NODE, "incoming").await.into_iter().next()
+    })
+    .await
+    .unwrap();
+    assert_eq!(arrived.request.as_ref().unwrap().follows_on, id);
+    // A follow-on of a trace never sent is refused.
+    let unknown = fra
+        .send_trace_request(pb::SendTraceRequestRequest {
+            follows_on: "no-such-trace".into(),
+            ..trace_request()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::InvalidArgument);
+    fed.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn information_from_a_node_the_request_did_not_come_from_is_refused() {
+    let fed = federation().await;
+    let mut fra = fed.admin(FRA).await.unwrap();
+    let sent = fra
+        .send_trace_request(trace_request())
+        .await
+        .unwrap()
+        .into_inner();
+    let id = sent.request.unwrap().id;
+    wait_for("DEU receives the request", || async {
+        trace(&fed, DEU, "incoming").await.into_iter().next()
+    })
+    .await
+    .unwrap();
+    // ITA, a member but not the requester, sends "information" on FRA's request, in its own
+    // name (the name of another is refused before that).
+    let mut client = fed
+        .peer_client(DEU, ClientCert::Of(ITA_NODE, "node"))
+        .await
+        .unwrap();
+    let key = fed.signing_key(ITA_NODE).unwrap();
+    let mut msg = pb::SubmitTraceInformationMessage {
+        context: None,
+        information: Some(pb::TraceInformation {
+            request_id: id.clone(),
+            requester_node: "ITA-POL".into(),
+            part: 1,
+            text: "forged".into(),
+            ..Default::default()
+        }),
+    };
+    msg.sign_with(
+        &key,
+        pb::RequestContext {
+            request_id: "ita-forged-info".into(),
+            requester_node: "ITA-POL".into(),
+            agency_kind: pb::AgencyKind::Police as i32,
+            purpose: pb::Purpose::Tracing as i32,
+            issued_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64,
+            ..Default::default()
+        },
+    );
+    let err = client.submit_trace_information(msg).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound, "{err:?}");
+    let held = trace(&fed, DEU, "incoming").await;
+    assert!(held[0].information.is_empty());
     fed.shutdown().await.unwrap();
 }

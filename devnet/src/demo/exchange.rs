@@ -484,15 +484,29 @@ pub async fn scenario(fed: &mut DevFederation, out: &mut String) -> Result<(), D
         format!("an exact-day filter under a year rule found {on_day} (year: {in_year})")
     })?;
 
-    // 3. A trace request FRA -> DEU, acknowledged automatically, answered, delivered back.
+    // 3. A trace request FRA -> DEU for a firearm and an ammunition lot, acknowledged
+    // automatically; DEU asks for more information, FRA gives it, DEU answers and names the
+    // next State in the chain; the answer is delivered back.
     let sent = fra
         .send_trace_request(pb::SendTraceRequestRequest {
             firearm: Some(pb::FirearmIdentification {
                 serial_number: serial.clone(),
                 manufacturer: "Synthetic manufacturer".into(),
                 country_of_manufacture: "DEU".into(),
+                import_marking: Some(pb::ImportMarking {
+                    country: "FRA".into(),
+                    year: 2019,
+                }),
                 ..Default::default()
             }),
+            items: vec![pb::TraceItem {
+                item: Some(pb::trace_item::Item::Ammunition(pb::AmmunitionItem {
+                    calibre: "9x19mm".into(),
+                    quantity: 200,
+                    manufacturer: "Synthetic ammunition works".into(),
+                    ..Default::default()
+                })),
+            }],
             requested_country: "DEU".into(),
             reason: "Recovered after a synthetic armed robbery (demo)".into(),
             legal_basis: "Synthetic legal basis".into(),
@@ -500,6 +514,7 @@ pub async fn scenario(fed: &mut DevFederation, out: &mut String) -> Result<(), D
             case_reference: "SYN-DEMO-CASE".into(),
             // DEU designates its tracing node in the directory: no target needed.
             target_node: String::new(),
+            ..Default::default()
         })
         .await
         .map_err(call("sending a trace request to DEU-CUS"))?
@@ -519,7 +534,45 @@ pub async fn scenario(fed: &mut DevFederation, out: &mut String) -> Result<(), D
     let mut deu = fed.admin_client(DEU).await?;
     deu.answer_trace_request(pb::AnswerTraceRequestRequest {
         request_id: id.clone(),
+        outcome: pb::TraceStatus::MoreInformationRequested as i32,
+        remarks: "Which lot number is stamped on the ammunition boxes? (synthetic)".into(),
+        ..Default::default()
+    })
+    .await
+    .map_err(call("DEU-CUS asking for more information"))?;
+    poll("the question to reach FRA-POL", || async {
+        outgoing(fed, FRA).await?.into_iter().find(|t| {
+            t.request.as_ref().is_some_and(|r| r.id == id)
+                && t.status == pb::TraceStatus::MoreInformationRequested as i32
+        })
+    })
+    .await?;
+    fra.provide_trace_information(pb::ProvideTraceInformationRequest {
+        request_id: id.clone(),
+        text: "Lot SYN-LOT-17 on every box (synthetic)".into(),
+        items: Vec::new(),
+    })
+    .await
+    .map_err(call("FRA-POL giving the information asked for"))?;
+    poll("the information to reach DEU-CUS", || async {
+        let mut c = fed.admin_client(DEU).await.ok()?;
+        let t = c
+            .list_trace_requests(pb::ListTraceRequestsRequest {
+                direction: "incoming".into(),
+                ..Default::default()
+            })
+            .await
+            .ok()?
+            .into_inner()
+            .traces;
+        t.into_iter()
+            .find(|t| t.request.as_ref().is_some_and(|r| r.id == id) && !t.information.is_empty())
+    })
+    .await?;
+    deu.answer_trace_request(pb::AnswerTraceRequestRequest {
+        request_id: id.clone(),
         outcome: pb::TraceStatus::Answered as i32,
+        next_country: "ITA".into(),
         chain_of_custody: vec![
             pb::CustodyLink {
                 role: "manufacturer".into(),
@@ -553,8 +606,73 @@ pub async fn scenario(fed: &mut DevFederation, out: &mut String) -> Result<(), D
         .map_or(0, |r| r.chain_of_custody.len());
     let _ = writeln!(
         out,
-        "trace request FRA-POL -> DEU-CUS (urgent, due in 7 days): {}; {links} custody links received with handling codes",
-        history(&answered)
+        "trace request FRA-POL -> DEU-CUS for a firearm and an ammunition lot (urgent, due in 7 days): {}; {links} custody links received with handling codes; next State in the chain: {}",
+        history(&answered),
+        answered
+            .response
+            .as_ref()
+            .map_or("", |r| r.next_country.as_str())
+    );
+
+    // 3b. A watch list: FRA-POL keeps a serial on watch; when ITA-POL later records the weapon,
+    // FRA-POL's next scheduled lookup raises an alert.
+    let watched = "SYN-WATCH-DEMO-1";
+    let watch = fra
+        .add_watch(pb::AddWatchRequest {
+            kind: pb::WatchKind::Serial as i32,
+            value: watched.into(),
+            inquiry: Some(pb::Inquiry {
+                agency_kind: pb::AgencyKind::Police as i32,
+                purpose: pb::Purpose::Tracing as i32,
+                legal_basis: "Synthetic legal basis".into(),
+                ..Default::default()
+            }),
+            created_by: "demo officer (synthetic)".into(),
+            note: "synthetic demo watch".into(),
+            ..Default::default()
+        })
+        .await
+        .map_err(call("FRA-POL putting a serial on watch"))?
+        .into_inner();
+    poll("FRA-POL's first watch run", || async {
+        let mut c = fed.admin_client(FRA).await.ok()?;
+        let w = c
+            .list_watches(pb::ListWatchesRequest {})
+            .await
+            .ok()?
+            .into_inner()
+            .watches;
+        w.into_iter().find(|x| x.id == watch.id && x.baseline_taken)
+    })
+    .await?;
+    let ita_country = CountryCode::parse("ITA").map_err(|e| DemoError::Check(e.to_string()))?;
+    let mut seen_at_ita = sample::record(ita_country, 9_001);
+    seen_at_ita.national_ref = "SYN-ITA-WATCH-1".into();
+    if let Some(f) = seen_at_ita.firearms.first_mut() {
+        f.serial_number = watched.into();
+    }
+    fed.admin_client(ITA)
+        .await?
+        .create_record(pb::CreateRecordRequest {
+            record: Some(seen_at_ita),
+        })
+        .await
+        .map_err(call("ITA-POL recording the watched weapon"))?;
+    let alert = poll("the watch alert at FRA-POL", || async {
+        let mut c = fed.admin_client(FRA).await.ok()?;
+        c.list_watch_alerts(pb::ListWatchAlertsRequest::default())
+            .await
+            .ok()?
+            .into_inner()
+            .alerts
+            .into_iter()
+            .find(|a| a.watch_id == watch.id)
+    })
+    .await?;
+    let _ = writeln!(
+        out,
+        "watch list: FRA-POL watches {watched}; ITA-POL records it; alert raised for a new hit at {}",
+        alert.node_id
     );
 
     // 4. A delivery to a stopped node, completed when it returns.
@@ -574,6 +692,7 @@ pub async fn scenario(fed: &mut DevFederation, out: &mut String) -> Result<(), D
             urgency: pb::Urgency::Routine as i32,
             case_reference: String::new(),
             target_node: String::new(),
+            ..Default::default()
         })
         .await
         .map_err(call("sending a trace request to ITA-POL"))?

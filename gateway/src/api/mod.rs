@@ -498,6 +498,65 @@ async fn lookup(State(app): State<Arc<App>>, c: ApiCaller, bytes: Bytes) -> ApiR
     ok(ops::lookup(&app, c.caller(), &input).await?)
 }
 
+async fn list_watches(State(app): State<Arc<App>>, c: ApiCaller) -> ApiResult {
+    ok(json!({ "items": ops::watches(&app, c.caller()).await? }))
+}
+
+async fn add_watch(State(app): State<Arc<App>>, c: ApiCaller, bytes: Bytes) -> ApiResult {
+    c.caller().require(Capability::Lookup)?;
+    let input: ops::WatchInput = body(&bytes)?;
+    created(ops::add_watch(&app, c.caller(), &input).await?)
+}
+
+/// A watch id as the node writes it: `w` and 16 lower-case hexadecimal digits.
+fn check_watch_id(id: &str) -> Result<(), Problem> {
+    let hex = id.strip_prefix('w').unwrap_or("");
+    if hex.len() == 16 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        Ok(())
+    } else {
+        Err(GatewayError::NotFound(format!("watch {id}")).into())
+    }
+}
+
+async fn remove_watch(
+    State(app): State<Arc<App>>,
+    c: ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult {
+    c.caller().require(Capability::Lookup)?;
+    check_watch_id(&id)?;
+    ops::remove_watch(&app, c.caller(), &id).await?;
+    ok(json!({ "removed": id }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertsQuery {
+    #[serde(default)]
+    unacknowledged: Option<bool>,
+}
+
+async fn list_watch_alerts(
+    State(app): State<Arc<App>>,
+    c: ApiCaller,
+    Query(q): Query<AlertsQuery>,
+) -> ApiResult {
+    let r = ops::watch_alerts(&app, c.caller(), q.unacknowledged.unwrap_or(false)).await?;
+    ok(json!({ "items": r.alerts, "unacknowledged": r.unacknowledged }))
+}
+
+async fn acknowledge_alert(
+    State(app): State<Arc<App>>,
+    c: ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult {
+    c.caller().require(Capability::Lookup)?;
+    if !(id.len() == 16 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))) {
+        return Err(GatewayError::NotFound(format!("alert {id}")).into());
+    }
+    ok(ops::acknowledge_alert(&app, c.caller(), &id).await?)
+}
+
 #[derive(Debug, Deserialize)]
 struct TracesQuery {
     #[serde(default)]
@@ -587,6 +646,26 @@ async fn answer_trace(
     }
     req.request_id = id;
     ok(ops::answer_trace(&app, c.caller(), req).await?)
+}
+
+async fn provide_information(
+    State(app): State<Arc<App>>,
+    c: ApiCaller,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> ApiResult {
+    c.caller().require(Capability::Trace)?;
+    let mut req: pb::ProvideTraceInformationRequest = body(&bytes)?;
+    if !req.request_id.is_empty() && req.request_id != id {
+        return Err(GatewayError::Invalid(vec![crate::error::FieldProblem {
+            field: "request_id".into(),
+            line: 0,
+            reason: "does not match the address".into(),
+        }])
+        .into());
+    }
+    req.request_id = id;
+    ok(ops::provide_information(&app, c.caller(), req).await?)
 }
 
 #[derive(Debug, Deserialize)]
@@ -936,9 +1015,14 @@ pub fn router() -> Router<Arc<App>> {
         .route("/search", get(search))
         .route("/lookup", post(lookup))
         .route("/received", get(list_received))
+        .route("/watches", get(list_watches).post(add_watch))
+        .route("/watches/{id}", axum::routing::delete(remove_watch))
+        .route("/watch-alerts", get(list_watch_alerts))
+        .route("/watch-alerts/{id}/acknowledge", post(acknowledge_alert))
         .route("/traces", get(list_traces).post(send_trace))
         .route("/traces/{id}", get(get_trace))
         .route("/traces/{id}/answer", post(answer_trace))
+        .route("/traces/{id}/information", post(provide_information))
         .route("/analysis", post(analysis))
         .route("/statistics", get(statistics))
         .route("/directory/members", get(members))

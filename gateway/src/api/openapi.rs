@@ -108,6 +108,13 @@ fn body_example(op: &mut Value, example: Value) {
     op["requestBody"]["content"]["application/json"]["example"] = example;
 }
 
+/// An operation on `/<...>/{id}` with the id's pattern.
+fn watch_param(mut v: Value, description: &str, pattern: &str) -> Value {
+    v["parameters"] = json!([{"name": "id", "in": "path", "required": true, "description": description,
+        "schema": {"type": "string", "pattern": pattern}}]);
+    v
+}
+
 /// The document, with examples valid at a node of `own_country` (ISO alpha-3).
 #[allow(clippy::too_many_lines)]
 pub fn document(own_country: &str) -> Value {
@@ -274,6 +281,15 @@ pub fn document(own_country: &str) -> Value {
         "TraceRecord",
     ));
     get_trace["operationId"] = json!("getTrace");
+    let mut watch_alerts = op(
+        "Watch-list alerts, newest first (at most 100)",
+        "officer or tracing_officer",
+        None,
+        "200",
+        "WatchAlertList",
+    );
+    watch_alerts["parameters"] = json!([{"name": "unacknowledged", "in": "query", "required": false,
+        "description": "Only alerts not yet acknowledged", "schema": {"type": "boolean"}}]);
     let mut schemas = proto_schemas();
     // What the API checks beyond the proto types (and enforces, see `api`).
     let countries = tracenet_ids::country::ALL.join("|");
@@ -308,6 +324,16 @@ pub fn document(own_country: &str) -> Value {
                 "need": schema_ref("AssistanceNeed"),
                 "offer": schema_ref("AssistanceOffer"),
                 "expert": schema_ref("AssistanceExpert")}}),
+    );
+    // A oneof too: a trace item is exactly one of firearm, ammunition lot or part.
+    schemas.insert(
+        "TraceItem".to_owned(),
+        json!({"type": "object", "additionalProperties": false, "minProperties": 1, "maxProperties": 1,
+            "description": "Exactly one of firearm, ammunition or part (a second one, even null, is refused).",
+            "properties": {
+                "firearm": schema_ref("FirearmIdentification"),
+                "ammunition": schema_ref("AmmunitionItem"),
+                "part": schema_ref("PartItem")}}),
     );
     // The analysis answer: the node's response and what the gateway adds.
     let mut analysis_result = schemas
@@ -352,6 +378,20 @@ pub fn document(own_country: &str) -> Value {
             "applied": {"type": "boolean", "const": true},
             "kind": {"type": "string", "enum": ["need", "offer", "expert", "match", "step"]},
             "id": {"type": "string", "description": "<member>/<id> of what was written"}}},
+        "WatchInput": {"type": "object", "required": ["serial_number", "purpose", "legal_basis"], "additionalProperties": false,
+            "description": "A serial number to keep on watch: the node re-runs the federated lookup on a schedule (every watch_interval_ms) and raises an alert for every new hit.",
+            "properties": {
+            "serial_number": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S", "description": "As marked; refused (422) when nothing comparable is left once separators are dropped"}, "manufacturer": {"type": "string", "maxLength": 200},
+            "purpose": purpose,
+            "legal_basis": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S"}, "case_reference": {"type": "string", "maxLength": 200},
+            "note": {"type": "string", "maxLength": 200}}},
+        "WatchList": {"type": "object", "required": ["items"], "additionalProperties": false, "properties": {
+            "items": {"type": "array", "items": schema_ref("WatchEntry")}}},
+        "WatchRemoved": {"type": "object", "required": ["removed"], "additionalProperties": false, "properties": {
+            "removed": {"type": "string", "description": "The id of the watch taken off the list"}}},
+        "WatchAlertList": {"type": "object", "required": ["items", "unacknowledged"], "additionalProperties": false, "properties": {
+            "items": {"type": "array", "maxItems": 100, "items": schema_ref("WatchAlert")},
+            "unacknowledged": {"type": "integer", "minimum": 0, "description": "Alerts not yet acknowledged, in all"}}},
         "RecordList": list_of("RecordResponse"),
         "TraceList": list_of("TraceRecord"),
         "ReceivedList": list_of("ReceivedRecord"),
@@ -402,12 +442,20 @@ pub fn document(own_country: &str) -> Value {
             "/search": {"get": search},
             "/lookup": {"post": op("Hit/no-hit lookup across the federation", "officer or tracing_officer", Some("Lookup"), "200", "FederatedLookupResponse")},
             "/received": {"get": received},
+            "/watches": {
+                "get": op("The node's watch list", "officer or tracing_officer", None, "200", "WatchList"),
+                "post": op("Put a serial number on watch (matched like a lookup; the first scheduled run only notes the hits already known)", "officer or tracing_officer", Some("WatchInput"), "201", "WatchEntry")
+            },
+            "/watches/{id}": {"delete": watch_param(op("Take a value off the watch list (its alerts stay)", "officer or tracing_officer", None, "200", "WatchRemoved"), "The watch id", "^w[0-9a-f]{16}$")},
+            "/watch-alerts": {"get": watch_alerts},
+            "/watch-alerts/{id}/acknowledge": {"post": watch_param(op("Acknowledge a watch-list alert in the caller's name (a second acknowledgement keeps the first)", "officer or tracing_officer", None, "200", "WatchAlert"), "The alert id", "^[0-9a-f]{16}$")},
             "/traces": {
                 "get": traces,
                 "post": send_trace
             },
             "/traces/{id}": {"get": get_trace},
-            "/traces/{id}/answer": {"post": with_id(op("Answer, restrict or decline an incoming trace request (outcome TRACE_STATUS_ANSWERED, _RESTRICTED or _DECLINED)", "tracing_officer", Some("AnswerTraceRequestRequest"), "200", "TraceRecord"))},
+            "/traces/{id}/answer": {"post": with_id(op("Answer, restrict or decline an incoming trace request (outcome TRACE_STATUS_ANSWERED, _RESTRICTED or _DECLINED), or send an interim message: TRACE_STATUS_PARTIALLY_ANSWERED (more follows) or TRACE_STATUS_MORE_INFORMATION_REQUESTED (the question in remarks); next_country names the next State in the chain of custody", "tracing_officer", Some("AnswerTraceRequestRequest"), "200", "TraceRecord"))},
+            "/traces/{id}/information": {"post": with_id(op("Send the information the responder asked for on one of this node's trace requests (status TRACE_STATUS_MORE_INFORMATION_REQUESTED)", "tracing_officer", Some("ProvideTraceInformationRequest"), "200", "TraceRecord"))},
             "/analysis": {"post": op(&format!("Route and concealment query across the federation (callers without the record-read role get only the analysis fields: date, route countries, transport mode, concealment method, weapon categories; each member answers at most {ANALYSIS_LIMIT} records, and `limited_members` lists those that reached it)"), "analyst", Some("Analysis"), "200", "AnalysisResult")},
             "/directory/members": {"get": op("Members and their contact points", "any", None, "200", "MemberList")},
             "/assistance/board": {"get": op("The cooperation and assistance board as this member may see it: needs (status, covered), offers, expert roster, matches with their history (overdue flagged), and offers ranked against needs with reason codes (same_category, any_category, region_served, any_region, common_language, no_common_language, in_time, ends_before_wanted, capacity_left, capacity_full, need_covered). Other members' entries carry only the parts their authors made public (whole for the secretariat and a region's hub).", "any", None, "200", "AssistanceBoardResponse")},

@@ -3,7 +3,13 @@
 
 /// Every translated string.
 pub const CATALOGUE: &[(&str, &str, &str)] = &[
+    (
+        "access.acknowledge_watch_alert",
+        "Acknowledge watch-list alert",
+        "Prise en compte d'une alerte de surveillance",
+    ),
     ("access.add_user", "Add user", "Ajout d'un utilisateur"),
+    ("access.add_watch", "Add watch", "Mise sous surveillance"),
     (
         "access.answer_trace_request",
         "Answer trace request",
@@ -60,6 +66,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Aperçu de la politique",
     ),
     (
+        "access.provide_trace_information",
+        "Provide trace information",
+        "Envoi d'informations complémentaires de traçage",
+    ),
+    (
         "access.publish_assistance_entry",
         "Publish assistance entry",
         "Publication d'une entrée d'assistance",
@@ -69,6 +80,7 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Publish contact points",
         "Publication des points de contact",
     ),
+    ("access.remove_watch", "Remove watch", "Fin de surveillance"),
     (
         "access.revoke_token",
         "Revoke token",
@@ -540,6 +552,16 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Trace request sent",
         "Demande de traçage envoyée",
     ),
+    (
+        "audit.kind.watch_alert",
+        "Watch-list alert",
+        "Alerte de surveillance",
+    ),
+    (
+        "audit.kind.watch_change",
+        "Watch list changed",
+        "Liste de surveillance modifiée",
+    ),
     ("audit.peer", "Member", "Membre"),
     ("audit.title", "Audit log", "Journal d'audit"),
     ("common.any", "Any", "Tous"),
@@ -576,6 +598,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ("dashboard.recent", "Recent seizures", "Saisies récentes"),
     ("dashboard.records", "Seizure records", "Fiches de saisie"),
     ("dashboard.title", "Dashboard", "Tableau de bord"),
+    (
+        "dashboard.watch_alerts",
+        "New hits on watched serials",
+        "Nouvelles réponses sur des numéros surveillés",
+    ),
     (
         "directory.contacts",
         "Points of contact",
@@ -960,6 +987,16 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ),
     ("enum.TRACE_STATUS_ANSWERED", "Answered", "Répondue"),
     ("enum.TRACE_STATUS_DECLINED", "Declined", "Refusée"),
+    (
+        "enum.TRACE_STATUS_MORE_INFORMATION_REQUESTED",
+        "More information requested",
+        "Informations complémentaires demandées",
+    ),
+    (
+        "enum.TRACE_STATUS_PARTIALLY_ANSWERED",
+        "Partially answered",
+        "Réponse partielle",
+    ),
     ("enum.TRACE_STATUS_RECEIVED", "Received", "Reçue"),
     (
         "enum.TRACE_STATUS_RESTRICTED",
@@ -1537,6 +1574,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ),
     ("lookup.request", "Request", "Demande"),
     (
+        "lookup.send_trace",
+        "Send a trace request",
+        "Envoyer une demande de traçage",
+    ),
+    (
         "lookup.submit",
         "Look up across the federation",
         "Interroger la fédération",
@@ -1565,6 +1607,7 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ("nav.search", "Search", "Recherche"),
     ("nav.statistics", "Statistics", "Statistiques"),
     ("nav.traces", "Traces", "Traçages"),
+    ("nav.watches", "Watch list", "Surveillance"),
     ("policy.agency", "Requesting agency", "Service demandeur"),
     ("policy.audience", "Shared with", "Partagé avec"),
     (
@@ -2135,6 +2178,21 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ("stats.unit", "Unit", "Unité"),
     ("stats.whole_year", "Whole year", "Année entière"),
     ("stats.year", "Year", "Année"),
+    (
+        "traces.ammunition_calibre",
+        "Ammunition: calibre",
+        "Munitions : calibre",
+    ),
+    (
+        "traces.ammunition_manufacturer",
+        "Ammunition: manufacturer",
+        "Munitions : fabricant",
+    ),
+    (
+        "traces.ammunition_quantity",
+        "Ammunition: quantity",
+        "Munitions : quantité",
+    ),
     ("traces.answer", "Answer", "Réponse"),
     ("traces.counterpart", "Counterpart", "Correspondant"),
     ("traces.custody", "Custody", "Détention"),
@@ -2156,18 +2214,85 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Escalation contact",
         "Contact d'escalade",
     ),
+    ("traces.follow_on", "Follow-on trace", "Traçage consécutif"),
+    ("traces.follows_on", "Follows on from", "Fait suite à"),
     ("traces.from", "From", "De"),
+    (
+        "traces.from_record",
+        "Send a trace request",
+        "Envoyer une demande de traçage",
+    ),
     ("traces.handling", "Handling", "Conditions d'utilisation"),
     ("traces.history", "Status history", "Historique des statuts"),
+    (
+        "traces.import_country",
+        "Import marking: country",
+        "Marquage d'importation : pays",
+    ),
+    (
+        "traces.import_year",
+        "Import marking: year",
+        "Marquage d'importation : année",
+    ),
     ("traces.incoming", "Incoming", "Reçues"),
+    (
+        "traces.information",
+        "Information provided",
+        "Informations communiquées",
+    ),
+    ("traces.item", "Item", "Objet"),
+    ("traces.item.ammunition", "Ammunition", "Munitions"),
+    ("traces.item.firearm", "Firearm", "Arme à feu"),
+    ("traces.item.part", "Part", "Pièce"),
+    (
+        "traces.marking_convention",
+        "Marking convention",
+        "Règle de marquage",
+    ),
+    (
+        "traces.marking_practices",
+        "Marking practices of the State of manufacture",
+        "Pratiques de marquage de l'État de fabrication",
+    ),
+    (
+        "traces.messages",
+        "Messages from the requested State",
+        "Messages de l'État requis",
+    ),
     (
         "traces.new",
         "New trace request",
         "Nouvelle demande de traçage",
     ),
+    (
+        "traces.next_country",
+        "Next State in the chain",
+        "État suivant dans la chaîne",
+    ),
+    (
+        "traces.no_marking_practices",
+        "This State publishes no marking practices.",
+        "Cet État ne publie aucune pratique de marquage.",
+    ),
+    ("traces.other_marking", "Other marking", "Autre marquage"),
+    (
+        "traces.other_marking_location",
+        "Location of the other marking",
+        "Emplacement de l'autre marquage",
+    ),
     ("traces.outcome", "Outcome", "Issue"),
     ("traces.outcome.answered", "Answer", "Répondre"),
     ("traces.outcome.declined", "Decline", "Refuser"),
+    (
+        "traces.outcome.more_information_requested",
+        "Ask for more information",
+        "Demander des informations complémentaires",
+    ),
+    (
+        "traces.outcome.partially_answered",
+        "Answer in part (more follows)",
+        "Répondre en partie (la suite suivra)",
+    ),
     (
         "traces.outcome.restricted",
         "Answer with restrictions",
@@ -2175,6 +2300,12 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ),
     ("traces.outgoing", "Outgoing", "Envoyées"),
     ("traces.overdue", "overdue", "en retard"),
+    ("traces.part_kind", "Part: kind", "Pièce : nature"),
+    (
+        "traces.part_serial_number",
+        "Part: serial number",
+        "Pièce : numéro de série",
+    ),
     ("traces.reason", "Reason", "Motif"),
     ("traces.remarks", "Remarks", "Observations"),
     ("traces.request", "Request", "Demande"),
@@ -2184,7 +2315,18 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Pays sollicité",
     ),
     ("traces.respond", "Respond", "Répondre"),
+    ("traces.seizure_record", "Seizure record", "Fiche de saisie"),
     ("traces.send", "Send the request", "Envoyer la demande"),
+    (
+        "traces.send_information",
+        "Send the information",
+        "Envoyer les informations",
+    ),
+    (
+        "traces.start_follow_on",
+        "Start a follow-on trace to",
+        "Lancer un traçage consécutif vers",
+    ),
     ("traces.status", "Status", "Statut"),
     (
         "traces.submit_answer",
@@ -2199,4 +2341,41 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ("traces.title", "Trace requests", "Demandes de traçage"),
     ("traces.to", "To", "À"),
     ("traces.urgency", "Urgency", "Urgence"),
+    ("watch.acknowledge", "Acknowledge", "Prendre en compte"),
+    (
+        "watch.acknowledged",
+        "Acknowledged by",
+        "Pris en compte par",
+    ),
+    (
+        "watch.add",
+        "Keep a serial number on watch",
+        "Surveiller un numéro de série",
+    ),
+    ("watch.alert_count", "Alerts", "Alertes"),
+    ("watch.alerts", "Alerts", "Alertes"),
+    ("watch.by", "Added by", "Ajouté par"),
+    (
+        "watch.from_lookup",
+        "Keep on watch",
+        "Mettre sous surveillance",
+    ),
+    (
+        "watch.help",
+        "The node looks each serial up across the federation on a schedule and raises an alert when a member holds a new hit. Hits already known when the watch starts raise none.",
+        "Le nœud recherche chaque numéro dans la fédération à intervalles réguliers et lève une alerte lorsqu'un membre détient une nouvelle réponse. Les réponses déjà connues au début de la surveillance n'en lèvent pas.",
+    ),
+    ("watch.last_run", "Last run", "Dernière recherche"),
+    (
+        "watch.list",
+        "Watched serial numbers",
+        "Numéros de série surveillés",
+    ),
+    ("watch.not_yet", "not yet", "pas encore"),
+    ("watch.note", "Note", "Note"),
+    ("watch.raised", "Raised", "Levée le"),
+    ("watch.remove", "Stop watching", "Arrêter la surveillance"),
+    ("watch.since", "Since", "Depuis"),
+    ("watch.submit", "Keep on watch", "Mettre sous surveillance"),
+    ("watch.title", "Watch list", "Liste de surveillance"),
 ];

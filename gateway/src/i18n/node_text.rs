@@ -72,6 +72,36 @@ const EXACT: &[(&str, &str)] = &[
     ),
     ("answered by an officer", "répondue par un agent"),
     (
+        "more information requested",
+        "informations complémentaires demandées",
+    ),
+    ("answered in part", "réponse partielle"),
+    ("information provided", "informations communiquées"),
+    (
+        "say what information is needed",
+        "indiquez les informations nécessaires",
+    ),
+    (
+        "give the information asked for",
+        "donnez les informations demandées",
+    ),
+    (
+        "the responder has not asked for more information",
+        "l'État requis n'a pas demandé d'informations complémentaires",
+    ),
+    (
+        "name at least one firearm, ammunition lot or part",
+        "indiquez au moins une arme, un lot de munitions ou une pièce",
+    ),
+    (
+        "no such trace request was sent from this node",
+        "aucune demande de traçage de ce nœud ne porte cet identifiant",
+    ),
+    (
+        "no such record at this node",
+        "aucune fiche de ce nœud ne porte cet identifiant",
+    ),
+    (
         "Answered automatically from national seizure records",
         "Réponse automatique à partir des fiches de saisie nationales",
     ),
@@ -104,6 +134,7 @@ const EXACT: &[(&str, &str)] = &[
 /// Phrases with one variable part: (English before, English after, French before, French after).
 const PATTERNS: &[(&str, &str, &str, &str)] = &[
     ("queued for ", "", "en attente d'envoi à ", ""),
+    ("information from ", "", "informations reçues de ", ""),
     // Audit details.
     (
         "",

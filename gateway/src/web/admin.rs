@@ -64,6 +64,8 @@ const AUDIT_KINDS: &[&str] = &[
     "retraction",
     "retraction_applied",
     "retention_purge",
+    "watch_change",
+    "watch_alert",
 ];
 const AUDIT_PAGE: u32 = 100;
 

@@ -22,6 +22,8 @@ struct Dashboard {
     show_traces: bool,
     pending: Vec<(String, String, String, String, bool, String)>,
     show_records: bool,
+    /// Watch-list alerts not yet acknowledged (`None`: the user keeps no watch list).
+    alerts: Option<Vec<super::watches::AlertRow>>,
     recent: Vec<(String, String, String, String, String)>,
 }
 
@@ -72,6 +74,22 @@ pub async fn show(State(app): State<Arc<App>>, o: Officer) -> PageResult {
                 "/assistance".to_owned(),
             ));
         }
+    }
+    // New hits on watched serials come first: they are what changed since the officer looked.
+    let mut alerts = None;
+    if o.who.can(Capability::Lookup) {
+        let open = ops::watch_alerts(&app, o.caller(), true)
+            .await
+            .map_err(fail(&o, &app))?;
+        counts.insert(
+            0,
+            (
+                lang.t("dashboard.watch_alerts").to_owned(),
+                lang.number(u64::from(open.unacknowledged)),
+                "/watches#watch-alerts".to_owned(),
+            ),
+        );
+        alerts = Some(super::watches::alert_rows(lang, &open.alerts));
     }
     let mut pending = Vec::new();
     if show_traces {
@@ -149,6 +167,7 @@ pub async fn show(State(app): State<Arc<App>>, o: Officer) -> PageResult {
         show_traces,
         pending,
         show_records,
+        alerts,
         recent,
     }))
 }

@@ -112,6 +112,16 @@ pub fn enum_number(prefix: &str, short: &str) -> i32 {
         .map_or(0, |i| i32::try_from(i + 1).unwrap_or(0))
 }
 
+/// The short enumeration name (`road`) of a protocol number, empty for 0 or unknown (the
+/// inverse of [`enum_number`]).
+pub fn enum_short(prefix: &str, number: i32) -> String {
+    usize::try_from(number)
+        .ok()
+        .and_then(|n| n.checked_sub(1))
+        .and_then(|i| enum_values(prefix).get(i).map(|(s, _)| s.clone()))
+        .unwrap_or_default()
+}
+
 /// The form field a node field path belongs to (`firearms[0].serial_number` → `serial_number`,
 /// `event.place.country` → `country`); empty when it has none (shown above the form).
 pub fn form_field(path: &str) -> String {
@@ -442,6 +452,13 @@ mod tests {
             pb::TransportMode::Rail as i32
         );
         assert_eq!(enum_number("TRANSPORT_MODE", "teleport"), 0);
+        assert_eq!(
+            enum_short("TRANSPORT_MODE", pb::TransportMode::Rail as i32),
+            "rail"
+        );
+        assert_eq!(enum_short("TRANSPORT_MODE", 0), "");
+        assert_eq!(enum_short("TRANSPORT_MODE", 99), "");
+        assert_eq!(enum_short("NOPE", 1), "");
         assert_eq!(
             enum_number("PURPOSE", "tracing"),
             pb::Purpose::Tracing as i32

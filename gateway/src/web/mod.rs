@@ -32,6 +32,7 @@ mod search;
 pub mod session;
 mod statistics;
 mod traces;
+mod watches;
 
 pub use admin::{create_token, valid_username};
 
@@ -116,6 +117,7 @@ const SECTIONS: &[(&str, &str, Capability)] = &[
     ("/search", "nav.search", Capability::ReadRecords),
     ("/traces", "nav.traces", Capability::Trace),
     ("/received", "nav.received", Capability::Lookup),
+    ("/watches", "nav.watches", Capability::Lookup),
     ("/analysis", "nav.analysis", Capability::Analyse),
     ("/statistics", "nav.statistics", Capability::Analyse),
     ("/directory", "nav.directory", Capability::ReadDirectory),
@@ -417,10 +419,14 @@ pub fn router() -> Router<Arc<App>> {
         .route("/search", get(search::local))
         .route("/lookup", post(search::lookup))
         .route("/received", get(received::list))
+        .route("/watches", get(watches::show).post(watches::add))
+        .route("/watches/{id}/remove", post(watches::remove))
+        .route("/watch-alerts/{id}/acknowledge", post(watches::acknowledge))
         .route("/traces", get(traces::list).post(traces::send))
         .route("/traces/new", get(traces::new_form))
         .route("/traces/{id}", get(traces::show))
         .route("/traces/{id}/answer", post(traces::answer))
+        .route("/traces/{id}/information", post(traces::inform))
         .route("/analysis", get(analysis::form).post(analysis::run))
         .route("/analysis/export", post(analysis::export))
         .route("/statistics", get(statistics::page))

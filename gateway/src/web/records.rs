@@ -448,6 +448,8 @@ struct DetailPage {
     updated: String,
     fields: Vec<FieldView>,
     can_write: bool,
+    /// Whether the user may send a trace request from this record.
+    can_trace: bool,
     can_preview: bool,
 }
 
@@ -468,6 +470,7 @@ pub async fn show(State(app): State<Arc<App>>, o: Officer, Path(id): Path<String
         updated: o.lang.datetime(r.updated_at),
         fields,
         can_write: o.who.can(Capability::WriteRecords),
+        can_trace: o.who.can(Capability::Trace),
         can_preview: o.who.can(Capability::Administer),
     }))
 }

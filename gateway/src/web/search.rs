@@ -33,7 +33,9 @@ struct Found {
 struct Answer {
     node: String,
     hit: bool,
-    hits: Vec<String>,
+    /// Each hit in one line, and the address of the trace form filled from it (empty for users
+    /// who do not trace).
+    hits: Vec<(String, String)>,
 }
 
 /// A member that did not answer.
@@ -150,7 +152,7 @@ fn found_row(lang: Lang, r: &pb::SeizureRecord) -> Found {
 
 /// What a hit discloses, in one line (only fields the holder's policy let through). A "hit
 /// only" answer says who holds the record and whom to ask instead.
-fn describe_hit(lang: Lang, h: &pb::LookupHit) -> String {
+pub(super) fn describe_hit(lang: Lang, h: &pb::LookupHit) -> String {
     if h.hit_only {
         let reference = h.reference.clone().unwrap_or_default();
         let mut line = format!(
@@ -288,6 +290,44 @@ fn describe_hit(lang: Lang, h: &pb::LookupHit) -> String {
     parts.join(" · ")
 }
 
+/// The trace form's address filled from a hit: the firearm as disclosed (serial, manufacturer,
+/// model, country of manufacture, which is also the State asked by default), else what was
+/// looked up.
+fn trace_link(h: &pb::LookupHit, asked: &ops::LookupInput) -> String {
+    // Compared as officers write serials: case, spaces and separators aside.
+    let key = |s: &str| -> String {
+        s.chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect::<String>()
+            .to_ascii_uppercase()
+    };
+    let wanted = key(&asked.serial_number);
+    let disclosed = h.disclosed.as_ref().and_then(|r| {
+        r.firearms
+            .iter()
+            .find(|f| key(&f.serial_number) == wanted)
+            .or(r.firearms.first())
+            .cloned()
+    });
+    let f = disclosed.unwrap_or_else(|| pb::FirearmIdentification {
+        serial_number: asked.serial_number.trim().to_owned(),
+        manufacturer: asked.manufacturer.trim().to_owned(),
+        ..Default::default()
+    });
+    let serial = if f.serial_number.is_empty() {
+        asked.serial_number.trim()
+    } else {
+        f.serial_number.as_str()
+    };
+    format!(
+        "/traces/new?serial={}&manufacturer={}&model={}&country={}",
+        urlencoding::encode(serial),
+        urlencoding::encode(&f.manufacturer),
+        urlencoding::encode(&f.model),
+        urlencoding::encode(&f.country_of_manufacture),
+    )
+}
+
 /// Runs a federated lookup and shows every member's answer.
 pub async fn lookup(
     State(app): State<Arc<App>>,
@@ -313,7 +353,20 @@ pub async fn lookup(
                     .map(|a| Answer {
                         node: a.node_id.clone(),
                         hit: a.hit,
-                        hits: a.hits.iter().map(|h| describe_hit(o.lang, h)).collect(),
+                        hits: a
+                            .hits
+                            .iter()
+                            .map(|h| {
+                                // A "hit only" row shows nothing of the record, not even
+                                // the serial typed: its follow-up is a request to the holder.
+                                let link = if o.who.can(Capability::Trace) && !h.hit_only {
+                                    trace_link(h, &f)
+                                } else {
+                                    String::new()
+                                };
+                                (describe_hit(o.lang, h), link)
+                            })
+                            .collect(),
                     })
                     .collect(),
                 failed: r

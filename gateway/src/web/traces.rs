@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use askama::Template;
-use axum::extract::{Form, Path, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::response::{IntoResponse, Redirect};
 use tracenet_proto::v1 as pb;
 
@@ -39,7 +39,19 @@ fn trace_row(lang: Lang, t: &pb::TraceRecord) -> TraceRow {
         short_id: req.id.chars().take(12).collect(),
         id: urlencoding::encode(&req.id).into_owned(),
         counterpart: t.counterpart_node.clone(),
-        serial: req.firearm.map(|f| f.serial_number).unwrap_or_default(),
+        // The first item's identifier: a firearm's or part's serial, an ammunition lot's calibre.
+        serial: req
+            .firearm
+            .map(|f| f.serial_number)
+            .or_else(|| {
+                req.items.first().and_then(|i| match &i.item {
+                    Some(pb::trace_item::Item::Firearm(f)) => Some(f.serial_number.clone()),
+                    Some(pb::trace_item::Item::Part(p)) => Some(p.serial_number.clone()),
+                    Some(pb::trace_item::Item::Ammunition(a)) => Some(a.calibre.clone()),
+                    None => None,
+                })
+            })
+            .unwrap_or_default(),
         status: status_label(lang, t.status),
         due: if req.due_at > 0 {
             lang.datetime(req.due_at)
@@ -78,13 +90,18 @@ struct NewPage {
     page: Page,
     fields: Vec<FieldView>,
     general: Vec<String>,
+    /// The marking practices the State of manufacture publishes: (publisher, manufacturer,
+    /// convention, import marking, notes).
+    practices: Vec<(String, String, String, String, String)>,
+    /// The State whose practices these are (its name).
+    practices_of: String,
 }
 
 const TRACE_FIELDS: &[(&str, &str, bool)] = &[
     ("requested_country", "traces.requested_country", true),
     ("target_node", "traces.target_node", false),
-    ("serial_number", "field.serial_number", true),
-    ("manufacturer", "field.manufacturer", true),
+    ("serial_number", "field.serial_number", false),
+    ("manufacturer", "field.manufacturer", false),
     ("model", "field.model", false),
     ("category", "field.category", false),
     ("calibre", "field.calibre", false),
@@ -93,6 +110,27 @@ const TRACE_FIELDS: &[(&str, &str, bool)] = &[
         "field.country_of_manufacture",
         false,
     ),
+    ("year_of_manufacture", "field.year_of_manufacture", false),
+    ("import_country", "traces.import_country", false),
+    ("import_year", "traces.import_year", false),
+    ("marking_condition", "field.marking_condition", false),
+    ("other_marking", "traces.other_marking", false),
+    (
+        "other_marking_location",
+        "traces.other_marking_location",
+        false,
+    ),
+    ("ammunition_calibre", "traces.ammunition_calibre", false),
+    (
+        "ammunition_manufacturer",
+        "traces.ammunition_manufacturer",
+        false,
+    ),
+    ("ammunition_quantity", "traces.ammunition_quantity", false),
+    ("part_kind", "traces.part_kind", false),
+    ("part_serial_number", "traces.part_serial_number", false),
+    ("seizure_record_id", "traces.seizure_record", false),
+    ("follows_on", "traces.follows_on", false),
     ("urgency", "traces.urgency", true),
     ("legal_basis", "inquiry.legal_basis", true),
     ("case_reference", "field.case_reference", false),
@@ -121,11 +159,14 @@ fn new_page(
         .map(|&(name, label, required)| {
             let value = values.get(name).cloned().unwrap_or_default();
             let options = match name {
-                "requested_country" | "country_of_manufacture" => {
+                "requested_country" | "country_of_manufacture" | "import_country" => {
                     forms::country_options(o.lang, &value.to_ascii_uppercase())
                 }
                 "category" => {
                     forms::options(o.lang, "WEAPON_CATEGORY", &value, Some("common.choose"))
+                }
+                "marking_condition" => {
+                    forms::options(o.lang, "MARKING_CONDITION", &value, Some("common.choose"))
                 }
                 "urgency" => forms::options(
                     o.lang,
@@ -149,13 +190,163 @@ fn new_page(
         page: o.page(app, "traces.new"),
         fields,
         general,
+        practices: Vec::new(),
+        practices_of: String::new(),
     }
 }
 
-/// The new-request form.
-pub async fn new_form(State(app): State<Arc<App>>, o: Officer) -> PageResult {
+/// The marking practices the members of State `country` publish in the directory (none when
+/// the node has no directory).
+async fn practices(
+    app: &App,
+    o: &Officer,
+    country: &str,
+) -> Vec<(String, String, String, String, String)> {
+    if country.is_empty() {
+        return Vec::new();
+    }
+    let Ok(view) = ops::directory(app, o.caller()).await else {
+        return Vec::new();
+    };
+    let state = view.state.unwrap_or_default();
+    let mut out = Vec::new();
+    for (node, m) in &state.members {
+        if m.country != country {
+            continue;
+        }
+        if let Some(e) = state.entries.get(node) {
+            out.extend(e.marking_practices.iter().map(|p| {
+                (
+                    node.clone(),
+                    p.manufacturer.clone(),
+                    p.convention.clone(),
+                    p.import_marking.clone(),
+                    p.notes.clone(),
+                )
+            }));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// What the new-request form may be filled from: a lookup hit (serial, manufacturer, model,
+/// country of manufacture), one of this node's seizure records, or an answered trace whose
+/// answer names the next State (a follow-on).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct Prefill {
+    serial: String,
+    manufacturer: String,
+    model: String,
+    country: String,
+    record: String,
+    follows_on: String,
+    requested: String,
+}
+
+/// The form's values from a seizure record: its first firearm with every ITI field, its first
+/// ammunition lot and part, and its case reference.
+fn from_record(values: &mut HashMap<String, String>, r: &pb::SeizureRecord) {
+    let mut put = |k: &str, v: String| {
+        if !v.is_empty() {
+            values.insert(k.to_owned(), v);
+        }
+    };
+    if let Some(f) = r.firearms.first() {
+        put("serial_number", f.serial_number.clone());
+        put("manufacturer", f.manufacturer.clone());
+        put("model", f.model.clone());
+        put("calibre", f.calibre.clone());
+        put("country_of_manufacture", f.country_of_manufacture.clone());
+        put("requested_country", f.country_of_manufacture.clone());
+        if f.year_of_manufacture > 0 {
+            put("year_of_manufacture", f.year_of_manufacture.to_string());
+        }
+        if let Some(m) = &f.import_marking {
+            put("import_country", m.country.clone());
+            if m.year > 0 {
+                put("import_year", m.year.to_string());
+            }
+        }
+        if let Some(m) = f.other_markings.first() {
+            put("other_marking", m.text.clone());
+            put("other_marking_location", m.location.clone());
+        }
+        put("category", forms::enum_short("WEAPON_CATEGORY", f.category));
+        put(
+            "marking_condition",
+            forms::enum_short("MARKING_CONDITION", f.marking_condition),
+        );
+    }
+    if let Some(a) = r.ammunition.first() {
+        put("ammunition_calibre", a.calibre.clone());
+        put("ammunition_manufacturer", a.manufacturer.clone());
+        if a.quantity > 0 {
+            put("ammunition_quantity", a.quantity.to_string());
+        }
+    }
+    if let Some(p) = r.parts.first() {
+        put("part_kind", p.kind.clone());
+        put("part_serial_number", p.serial_number.clone());
+    }
+    put("case_reference", r.case_reference.clone());
+    put("seizure_record_id", r.id.clone());
+}
+
+/// The new-request form, filled from a lookup hit, a seizure record or a follow-on, with the
+/// marking practices of the State of manufacture beside it.
+pub async fn new_form(
+    State(app): State<Arc<App>>,
+    o: Officer,
+    Query(q): Query<Prefill>,
+) -> PageResult {
     o.require(Capability::Trace).map_err(fail(&o, &app))?;
-    Ok(render(&new_page(&o, &app, &HashMap::new(), &[])))
+    let mut values = HashMap::new();
+    if !q.record.is_empty() {
+        let r = ops::get_record(&app, o.caller(), &q.record)
+            .await
+            .map_err(fail(&o, &app))?;
+        if let Some(rec) = r.record {
+            from_record(&mut values, &rec);
+        }
+    }
+    for (k, v) in [
+        ("serial_number", &q.serial),
+        ("manufacturer", &q.manufacturer),
+        ("model", &q.model),
+        ("country_of_manufacture", &q.country),
+        ("requested_country", &q.country),
+        ("follows_on", &q.follows_on),
+        ("requested_country", &q.requested),
+    ] {
+        if !v.trim().is_empty() {
+            values.insert(k.to_owned(), v.trim().to_ascii_uppercase_if(k));
+        }
+    }
+    let mut page = new_page(&o, &app, &values, &[]);
+    let made_in = values
+        .get("country_of_manufacture")
+        .cloned()
+        .unwrap_or_default();
+    page.practices = practices(&app, &o, &made_in).await;
+    page.practices_of = o.lang.country_name(&made_in).unwrap_or(&made_in).to_owned();
+    Ok(render(&page))
+}
+
+/// Country codes are written in capitals; other prefilled values as given.
+trait UpperIfCountry {
+    fn to_ascii_uppercase_if(&self, key: &str) -> String;
+}
+
+impl UpperIfCountry for str {
+    fn to_ascii_uppercase_if(&self, key: &str) -> String {
+        if key.ends_with("country") || key == "country_of_manufacture" {
+            self.to_ascii_uppercase()
+        } else {
+            self.to_owned()
+        }
+    }
 }
 
 /// Sends a trace request.
@@ -180,22 +371,69 @@ pub async fn send(
         let page = new_page(&o, &app, &v, &problems);
         return Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, render(&page)).into_response());
     }
+    let number = |k: &str| get(k).parse::<u32>().unwrap_or(0);
+    let firearm = pb::FirearmIdentification {
+        serial_number: get("serial_number"),
+        manufacturer: get("manufacturer"),
+        model: get("model"),
+        category: forms::enum_number("WEAPON_CATEGORY", &get("category")),
+        calibre: get("calibre"),
+        country_of_manufacture: get("country_of_manufacture").to_ascii_uppercase(),
+        year_of_manufacture: number("year_of_manufacture"),
+        import_marking: (!get("import_country").is_empty() || number("import_year") > 0).then(
+            || pb::ImportMarking {
+                country: get("import_country").to_ascii_uppercase(),
+                year: number("import_year"),
+            },
+        ),
+        other_markings: if get("other_marking").is_empty() {
+            Vec::new()
+        } else {
+            vec![pb::Marking {
+                text: get("other_marking"),
+                location: get("other_marking_location"),
+            }]
+        },
+        marking_condition: forms::enum_number("MARKING_CONDITION", &get("marking_condition")),
+        ..Default::default()
+    };
+    let mut items = Vec::new();
+    if firearm != pb::FirearmIdentification::default() {
+        items.push(pb::TraceItem {
+            item: Some(pb::trace_item::Item::Firearm(firearm)),
+        });
+    }
+    if !get("ammunition_calibre").is_empty() || !get("ammunition_manufacturer").is_empty() {
+        items.push(pb::TraceItem {
+            item: Some(pb::trace_item::Item::Ammunition(pb::AmmunitionItem {
+                calibre: get("ammunition_calibre"),
+                manufacturer: get("ammunition_manufacturer"),
+                quantity: get("ammunition_quantity").parse().unwrap_or(0),
+                ..Default::default()
+            })),
+        });
+    }
+    if !get("part_kind").is_empty() || !get("part_serial_number").is_empty() {
+        items.push(pb::TraceItem {
+            item: Some(pb::trace_item::Item::Part(pb::PartItem {
+                kind: get("part_kind"),
+                serial_number: get("part_serial_number"),
+                quantity: 1,
+                ..Default::default()
+            })),
+        });
+    }
     let req = pb::SendTraceRequestRequest {
-        firearm: Some(pb::FirearmIdentification {
-            serial_number: get("serial_number"),
-            manufacturer: get("manufacturer"),
-            model: get("model"),
-            category: forms::enum_number("WEAPON_CATEGORY", &get("category")),
-            calibre: get("calibre"),
-            country_of_manufacture: get("country_of_manufacture").to_ascii_uppercase(),
-            ..Default::default()
-        }),
+        items,
+        seizure_record_id: get("seizure_record_id"),
+        follows_on: get("follows_on"),
         requested_country: get("requested_country").to_ascii_uppercase(),
         reason: get("reason"),
         legal_basis: get("legal_basis"),
         urgency: forms::enum_number("URGENCY", &get("urgency")),
         case_reference: get("case_reference"),
         target_node: get("target_node").to_ascii_uppercase(),
+        ..Default::default()
     };
     match ops::send_trace(&app, o.caller(), req).await {
         Ok(t) => {
@@ -251,6 +489,104 @@ struct DetailPage {
     escalation: String,
     history: Vec<(String, String, String)>,
     can_answer: bool,
+    /// The items traced, one line each.
+    items: Vec<String>,
+    /// The responder's messages: (part, outcome, remarks, chain of custody, next State).
+    messages: Vec<(u32, String, String, Vec<String>, String)>,
+    /// What the requester sent when asked: (part, text).
+    information: Vec<(u32, String)>,
+    /// Outgoing, waiting for more information: the form to send it.
+    can_inform: bool,
+    /// Outgoing, answered with a next State: where a follow-on trace would go.
+    follow_on_to: String,
+    /// The trace this one follows on from, and those that follow on from it (ids).
+    follows_on: String,
+    follow_ons: Vec<String>,
+    /// The seizure record it was made from.
+    seizure: String,
+}
+
+/// One custody link, in one line.
+fn custody_line(lang: Lang, c: &pb::CustodyLink) -> String {
+    [
+        &c.role,
+        &c.name,
+        &c.country,
+        &lang.date(&c.date),
+        &c.details,
+    ]
+    .iter()
+    .filter(|s| !s.is_empty())
+    .map(|s| s.as_str())
+    .collect::<Vec<_>>()
+    .join(" · ")
+}
+
+/// One trace item, in one line.
+fn item_line(lang: Lang, i: &pb::TraceItem) -> String {
+    let join = |parts: Vec<String>| {
+        parts
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(" · ")
+    };
+    match &i.item {
+        Some(pb::trace_item::Item::Firearm(f)) => join(vec![
+            lang.t("traces.item.firearm").to_owned(),
+            f.serial_number.clone(),
+            f.manufacturer.clone(),
+            f.model.clone(),
+            f.calibre.clone(),
+            f.country_of_manufacture.clone(),
+            if f.year_of_manufacture > 0 {
+                f.year_of_manufacture.to_string()
+            } else {
+                String::new()
+            },
+            f.import_marking
+                .as_ref()
+                .map(|m| {
+                    format!(
+                        "{} {} {}",
+                        lang.t("traces.import_country"),
+                        m.country,
+                        m.year
+                    )
+                })
+                .unwrap_or_default(),
+            f.other_markings
+                .iter()
+                .map(|m| format!("{} ({})", m.text, m.location))
+                .collect::<Vec<_>>()
+                .join(", "),
+            lang.enum_label(
+                pb::MarkingCondition::try_from(f.marking_condition).map_or("", |c| {
+                    if f.marking_condition == 0 {
+                        ""
+                    } else {
+                        c.as_str_name()
+                    }
+                }),
+            ),
+        ]),
+        Some(pb::trace_item::Item::Ammunition(a)) => join(vec![
+            lang.t("traces.item.ammunition").to_owned(),
+            a.calibre.clone(),
+            a.manufacturer.clone(),
+            if a.quantity > 0 {
+                lang.number(a.quantity)
+            } else {
+                String::new()
+            },
+        ]),
+        Some(pb::trace_item::Item::Part(p)) => join(vec![
+            lang.t("traces.item.part").to_owned(),
+            p.kind.clone(),
+            p.serial_number.clone(),
+        ]),
+        None => String::new(),
+    }
 }
 
 /// One request with its history, and the answer form for an open incoming request.
@@ -293,20 +629,7 @@ pub async fn show(State(app): State<Arc<App>>, o: Officer, Path(id): Path<String
         custody: r
             .chain_of_custody
             .iter()
-            .map(|c| {
-                [
-                    &c.role,
-                    &c.name,
-                    &c.country,
-                    &lang.date(&c.date),
-                    &c.details,
-                ]
-                .iter()
-                .filter(|s| !s.is_empty())
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(" · ")
-            })
+            .map(|c| custody_line(lang, c))
             .collect(),
         handling: r
             .handling
@@ -317,8 +640,31 @@ pub async fn show(State(app): State<Arc<App>>, o: Officer, Path(id): Path<String
     let can_answer = t.direction == "incoming"
         && matches!(
             status,
-            pb::TraceStatus::Received | pb::TraceStatus::Acknowledged
+            pb::TraceStatus::Received
+                | pb::TraceStatus::Acknowledged
+                | pb::TraceStatus::PartiallyAnswered
         );
+    let outgoing = t.direction != "incoming";
+    let items = if req.items.is_empty() {
+        req.firearm
+            .clone()
+            .map(|f| {
+                vec![pb::TraceItem {
+                    item: Some(pb::trace_item::Item::Firearm(f)),
+                }]
+            })
+            .unwrap_or_default()
+    } else {
+        req.items.clone()
+    };
+    let follow_on_to = if outgoing && status == pb::TraceStatus::Answered {
+        t.response
+            .as_ref()
+            .map(|r| r.next_country.clone())
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
     let mut page = o.page(&app, "traces.detail");
     page.title = format!(
         "{} {}",
@@ -360,7 +706,57 @@ pub async fn show(State(app): State<Arc<App>>, o: Officer, Path(id): Path<String
             })
             .collect(),
         can_answer,
+        items: items.iter().map(|i| item_line(lang, i)).collect(),
+        messages: t
+            .messages
+            .iter()
+            .map(|m| {
+                (
+                    m.part,
+                    status_label(lang, m.outcome),
+                    crate::i18n::node_text(lang, &m.remarks),
+                    m.chain_of_custody
+                        .iter()
+                        .map(|c| custody_line(lang, c))
+                        .collect(),
+                    m.next_country.clone(),
+                )
+            })
+            .collect(),
+        information: t
+            .information
+            .iter()
+            .map(|i| (i.part, i.text.clone()))
+            .collect(),
+        can_inform: outgoing && status == pb::TraceStatus::MoreInformationRequested,
+        follow_on_to,
+        follows_on: req.follows_on.clone(),
+        follow_ons: t.follow_ons.clone(),
+        seizure: t.seizure_record_id.clone(),
     }))
+}
+
+/// Sends the information the responder asked for.
+pub async fn inform(
+    State(app): State<Arc<App>>,
+    o: Officer,
+    Path(id): Path<String>,
+    Form(v): Form<HashMap<String, String>>,
+) -> PageResult {
+    o.require(Capability::Trace).map_err(fail(&o, &app))?;
+    let text = v.get("text").map_or(String::new(), |s| s.trim().to_owned());
+    ops::provide_information(
+        &app,
+        o.caller(),
+        pb::ProvideTraceInformationRequest {
+            request_id: id.clone(),
+            text,
+            items: Vec::new(),
+        },
+    )
+    .await
+    .map_err(fail(&o, &app))?;
+    Ok(Redirect::to(&format!("/traces/{}", urlencoding::encode(&id))).into_response())
 }
 
 /// Answers, restricts or declines an incoming request.
@@ -376,6 +772,8 @@ pub async fn answer(
         "answered" => pb::TraceStatus::Answered,
         "restricted" => pb::TraceStatus::Restricted,
         "declined" => pb::TraceStatus::Declined,
+        "partially_answered" => pb::TraceStatus::PartiallyAnswered,
+        "more_information_requested" => pb::TraceStatus::MoreInformationRequested,
         _ => {
             return Err(fail(&o, &app)(GatewayError::Invalid(vec![FieldProblem {
                 field: "outcome".into(),
@@ -397,6 +795,7 @@ pub async fn answer(
         outcome: outcome as i32,
         chain_of_custody: if has_link { vec![link] } else { Vec::new() },
         remarks: get("remarks"),
+        next_country: get("next_country").to_ascii_uppercase(),
     };
     ops::answer_trace(&app, o.caller(), req)
         .await

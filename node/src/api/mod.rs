@@ -23,6 +23,7 @@ mod oversight;
 mod records;
 mod statistics;
 mod traces;
+mod watch;
 
 use crate::audit::AuditError;
 use crate::auth::caller;
@@ -69,6 +70,9 @@ pub enum ApiError {
         /// Why.
         reason: String,
     },
+    /// A watch-list call failed.
+    #[error(transparent)]
+    Watch(#[from] crate::watch::WatchError),
 }
 
 impl From<LedgerError> for ApiError {
@@ -237,6 +241,13 @@ impl NodeApi for LocalApi {
         traces::list(self, request).await
     }
 
+    async fn provide_trace_information(
+        &self,
+        request: Request<pb::ProvideTraceInformationRequest>,
+    ) -> Result<Response<pb::TraceRecord>, Status> {
+        traces::provide_information(self, request).await
+    }
+
     async fn retract_record(
         &self,
         request: Request<pb::RetractRecordRequest>,
@@ -318,6 +329,41 @@ impl NodeApi for LocalApi {
         request: Request<pb::ForwardReceivedRequest>,
     ) -> Result<Response<pb::ForwardReceivedResponse>, Status> {
         traces::forward_received(self, request).await
+    }
+
+    async fn add_watch(
+        &self,
+        request: Request<pb::AddWatchRequest>,
+    ) -> Result<Response<pb::WatchEntry>, Status> {
+        watch::add(self, request).await
+    }
+
+    async fn list_watches(
+        &self,
+        request: Request<pb::ListWatchesRequest>,
+    ) -> Result<Response<pb::ListWatchesResponse>, Status> {
+        watch::list(self, request).await
+    }
+
+    async fn remove_watch(
+        &self,
+        request: Request<pb::RemoveWatchRequest>,
+    ) -> Result<Response<pb::RemoveWatchResponse>, Status> {
+        watch::remove(self, request).await
+    }
+
+    async fn list_watch_alerts(
+        &self,
+        request: Request<pb::ListWatchAlertsRequest>,
+    ) -> Result<Response<pb::ListWatchAlertsResponse>, Status> {
+        watch::alerts(self, request).await
+    }
+
+    async fn acknowledge_watch_alert(
+        &self,
+        request: Request<pb::AcknowledgeWatchAlertRequest>,
+    ) -> Result<Response<pb::WatchAlert>, Status> {
+        watch::acknowledge(self, request).await
     }
 
     async fn check_peer(

@@ -50,6 +50,16 @@ fn trace_key(t: &pb::TraceRecord) -> String {
     format!("{:016x}{}\0{id}", (at as u64) ^ (1 << 63), t.direction)
 }
 
+pub(super) async fn provide_information(
+    api: &LocalApi,
+    request: Request<pb::ProvideTraceInformationRequest>,
+) -> Result<Response<pb::TraceRecord>, Status> {
+    api.call(request, |c, _, req| {
+        Ok(workflow::provide_information(c, req)?)
+    })
+    .await
+}
+
 pub(super) async fn send(
     api: &LocalApi,
     request: Request<pb::SendTraceRequestRequest>,

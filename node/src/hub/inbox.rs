@@ -145,6 +145,10 @@ async fn run(
             .submit_trace_response(as_caller(sender, decode(body)?))
             .await?
             .into_inner()),
+        "SubmitTraceInformation" => one(&svc
+            .submit_trace_information(as_caller(sender, decode(body)?))
+            .await?
+            .into_inner()),
         "Retract" => one(&svc
             .retract(as_caller(sender, decode(body)?))
             .await?

@@ -63,7 +63,10 @@ impl Ledger {
         })
     }
 
-    /// Records this node's answer to an incoming request and queues its delivery.
+    /// Records this node's answer (final, or an interim message: a request for more
+    /// information, a partial answer) to an incoming request and queues its delivery. The
+    /// response's part must be the next one ([`trace::next_part`]): a concurrent answer makes
+    /// the later one a conflict rather than two messages with one number.
     pub fn answer(
         &self,
         request_id: &str,
@@ -79,15 +82,30 @@ impl Ledger {
                     "no incoming trace request {request_id}"
                 )));
             };
-            match trace::transition(&mut rec, outcome, now, "answered by an officer") {
+            if trace::next_part(&rec, outcome) != response.part {
+                return Err(LedgerError::Conflict(format!(
+                    "trace request {request_id} was answered meanwhile; reload it"
+                )));
+            }
+            let note = match outcome {
+                pb::TraceStatus::MoreInformationRequested => "more information requested",
+                pb::TraceStatus::PartiallyAnswered => "answered in part",
+                _ => "answered by an officer",
+            };
+            match trace::transition(&mut rec, outcome, now, note) {
                 Ok(Transition::Advance) => {}
                 Ok(Transition::Unchanged) | Err(_) => {
                     return Err(LedgerError::Conflict(format!(
-                        "trace request {request_id} was already answered, restricted or declined"
+                        "trace request {request_id} cannot go from {} to {}",
+                        trace::status_name(status_of(&rec)),
+                        trace::status_name(outcome)
                     )));
                 }
             }
-            rec.response = Some(response.clone());
+            if trace::is_final(outcome) {
+                rec.response = Some(response.clone());
+            }
+            rec.messages.push(response.clone());
             let update = TraceUpdate {
                 trace: Some(rec.clone()),
                 outbox_put: vec![item.clone()],
@@ -97,8 +115,107 @@ impl Ledger {
         })
     }
 
-    /// Applies a response to one of our outgoing requests once; only the node it was sent to may
-    /// answer it.
+    /// Records the information this node sends for one of its outgoing requests (the responder
+    /// asked for it) and queues its delivery: back to ACKNOWLEDGED. The part must be the next.
+    pub fn provide_information(
+        &self,
+        info: &pb::TraceInformation,
+        now: i64,
+        item: &pb::OutboxItem,
+    ) -> Result<pb::TraceRecord, LedgerError> {
+        let id = info.request_id.clone();
+        self.update(OUTGOING, &id, |current| {
+            let Some(mut rec) = current else {
+                return Err(LedgerError::NotFound(format!(
+                    "no trace request {id} was sent"
+                )));
+            };
+            let next = u32::try_from(rec.information.len())
+                .unwrap_or(u32::MAX)
+                .saturating_add(1);
+            if info.part != next {
+                return Err(LedgerError::Conflict(format!(
+                    "information on {id} was sent meanwhile; reload it"
+                )));
+            }
+            trace::resume(&mut rec, now, "information provided").map_err(|_| {
+                LedgerError::Conflict(format!(
+                    "trace request {id} is not waiting for more information"
+                ))
+            })?;
+            rec.information.push(info.clone());
+            let update = TraceUpdate {
+                trace: Some(rec.clone()),
+                outbox_put: vec![item.clone()],
+                ..Default::default()
+            };
+            Ok((update, rec))
+        })
+    }
+
+    /// Applies information from the requester of an incoming request once per part; only the
+    /// node that sent the request may. The latest information moves a request waiting for it
+    /// back to ACKNOWLEDGED.
+    pub fn receive_information(
+        &self,
+        info: &pb::TraceInformation,
+        from: &NodeId,
+        now: i64,
+    ) -> Result<(bool, pb::TraceStatus), LedgerError> {
+        self.update(INCOMING, &info.request_id, |current| {
+            let Some(mut rec) = current else {
+                return Err(LedgerError::NotFound(format!(
+                    "no trace request {} was received",
+                    info.request_id
+                )));
+            };
+            // Checked against who actually sent the request, not what the message says.
+            if rec.counterpart_node != from.as_str() {
+                return Err(LedgerError::NotFound(format!(
+                    "trace request {} was not received from {from}",
+                    info.request_id
+                )));
+            }
+            if rec.information.iter().any(|i| i.part == info.part) {
+                return Ok((TraceUpdate::default(), (true, status_of(&rec))));
+            }
+            let latest = rec.information.iter().all(|i| i.part < info.part);
+            if latest && status_of(&rec) == pb::TraceStatus::MoreInformationRequested {
+                let _ = trace::resume(&mut rec, now, &format!("information from {from}"));
+            }
+            rec.information.push(info.clone());
+            rec.information.sort_by_key(|i| i.part);
+            let status = status_of(&rec);
+            let update = TraceUpdate {
+                trace: Some(rec),
+                ..Default::default()
+            };
+            Ok((update, (false, status)))
+        })
+    }
+
+    /// Notes a follow-on trace (`follow_on`) started from the outgoing trace `request_id`.
+    pub fn note_follow_on(&self, request_id: &str, follow_on: &str) -> Result<(), LedgerError> {
+        self.update(OUTGOING, request_id, |current| {
+            let Some(mut rec) = current else {
+                return Err(LedgerError::NotFound(format!(
+                    "no trace request {request_id} was sent"
+                )));
+            };
+            if !rec.follow_ons.iter().any(|f| f == follow_on) {
+                rec.follow_ons.push(follow_on.to_owned());
+            }
+            let update = TraceUpdate {
+                trace: Some(rec),
+                ..Default::default()
+            };
+            Ok((update, ()))
+        })
+    }
+
+    /// Applies a response to one of our outgoing requests once (per part, for an answer in
+    /// parts); only the node it was sent to may answer it. A part older than one already held
+    /// is kept but does not move the status back.
     pub fn receive_response(
         &self,
         resp: &pb::TraceResponse,
@@ -107,9 +224,14 @@ impl Ledger {
     ) -> Result<(bool, pb::TraceStatus), LedgerError> {
         let outcome =
             pb::TraceStatus::try_from(resp.outcome).unwrap_or(pb::TraceStatus::Unspecified);
-        if !trace::is_final(outcome) {
+        if !trace::is_final(outcome) && !trace::is_interim(outcome) {
             return Err(LedgerError::Conflict(
-                "a response must answer, restrict or decline".into(),
+                "a response must answer (in full or in part), restrict, decline or ask for more information".into(),
+            ));
+        }
+        if resp.part == 0 && !trace::is_final(outcome) {
+            return Err(LedgerError::Conflict(
+                "an interim response needs a part number".into(),
             ));
         }
         self.update(OUTGOING, &resp.request_id, |current| {
@@ -125,17 +247,30 @@ impl Ledger {
                     resp.request_id
                 )));
             }
-            if rec.response.is_some() {
+            let held = if resp.part == 0 {
+                rec.response.is_some()
+            } else {
+                rec.messages.iter().any(|m| m.part == resp.part)
+            };
+            if held {
                 return Ok((TraceUpdate::default(), (true, status_of(&rec))));
             }
-            trace::transition(&mut rec, outcome, now, &format!("response from {from}"))
-                .map_err(|e| LedgerError::Conflict(e.to_string()))?;
-            rec.response = Some(resp.clone());
+            let latest = resp.part == 0 || resp.part > trace::last_part(&rec);
+            if latest {
+                trace::transition(&mut rec, outcome, now, &format!("response from {from}"))
+                    .map_err(|e| LedgerError::Conflict(e.to_string()))?;
+            }
+            if trace::is_final(outcome) {
+                rec.response = Some(resp.clone());
+            }
+            rec.messages.push(resp.clone());
+            rec.messages.sort_by_key(|m| m.part);
+            let status = status_of(&rec);
             let update = TraceUpdate {
                 trace: Some(rec),
                 ..Default::default()
             };
-            Ok((update, (false, outcome)))
+            Ok((update, (false, status)))
         })
     }
 

@@ -484,6 +484,7 @@ impl PeerExchange for PeerService {
             .await?;
         rules::check_trace_response(&who, &resp)?;
         let (c, r, peek_id) = (rctx.clone(), resp.clone(), resp.request_id.clone());
+        let (peek_part, applied) = (resp.part, resp.clone());
         let (duplicate, status) = self
             .apply(
                 envelope,
@@ -492,13 +493,71 @@ impl PeerExchange for PeerService {
                         .ledger
                         .get_trace(OUTGOING, &peek_id, n.clock.now_secs())
                         .map_err(Status::from)?;
-                    Ok(held.is_some_and(|t| t.response.is_some()))
+                    Ok(held.is_some_and(|t| rules::response_held(&t, peek_part)))
                 },
                 {
                     let who = who.clone();
                     move |repeated| rules::trace_response_event(&who, &c, &r, *repeated)
                 },
                 move |n, _| n.ledger.receive_response(&resp, &who, n.clock.now_secs()),
+            )
+            .await?;
+        if !duplicate {
+            // The seizure record the request came from follows the answer; best effort, the
+            // delivery itself is applied.
+            let node = self.ctx.clone();
+            let updated = tokio::task::spawn_blocking(move || {
+                crate::workflow::response_applied(&node, &applied)
+            })
+            .await;
+            if let Ok(Err(e)) = updated {
+                tracing::warn!(error = %e, "tracing status of the seizure record not updated");
+            }
+        }
+        Ok(Response::new(self.signed_ack(
+            &rctx.request_id,
+            duplicate,
+            status as i32,
+        )))
+    }
+
+    async fn submit_trace_information(
+        &self,
+        request: Request<pb::SubmitTraceInformationMessage>,
+    ) -> Result<Response<pb::DeliveryAck>, Status> {
+        let who = caller_node(&request)?;
+        let mut msg = request.into_inner();
+        let (rctx, envelope) = self.verify(&who, &mut msg).await?;
+        let info = msg
+            .information
+            .ok_or_else(|| Status::invalid_argument("information is required"))?;
+        self.within_limits(&who, &envelope, crate::limits::trace_information(&info))
+            .await?;
+        rules::check_trace_information(&who, &info)?;
+        let (c, i, peek_id, peek_part) = (
+            rctx.clone(),
+            info.clone(),
+            info.request_id.clone(),
+            info.part,
+        );
+        let (duplicate, status) = self
+            .apply(
+                envelope,
+                move |n| {
+                    let held = n
+                        .ledger
+                        .get_trace(INCOMING, &peek_id, n.clock.now_secs())
+                        .map_err(Status::from)?;
+                    Ok(held.is_some_and(|t| t.information.iter().any(|x| x.part == peek_part)))
+                },
+                {
+                    let who = who.clone();
+                    move |repeated| rules::trace_information_event(&who, &c, &i, *repeated)
+                },
+                move |n, _| {
+                    n.ledger
+                        .receive_information(&info, &who, n.clock.now_secs())
+                },
             )
             .await?;
         Ok(Response::new(self.signed_ack(

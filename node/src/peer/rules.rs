@@ -111,6 +111,51 @@ pub fn check_trace_response(caller: &NodeId, resp: &pb::TraceResponse) -> Result
     Ok(())
 }
 
+/// Whether the response part `part` is already held on `t` (0: the one final answer).
+pub fn response_held(t: &pb::TraceRecord, part: u32) -> bool {
+    if part == 0 {
+        t.response.is_some()
+    } else {
+        t.messages.iter().any(|m| m.part == part)
+    }
+}
+
+/// Whether `caller` may deliver this information: it must be the requester it names (whether
+/// it is the requester of that trace is checked against the trace held, in the ledger).
+pub fn check_trace_information(caller: &NodeId, info: &pb::TraceInformation) -> Result<(), Status> {
+    if info.requester_node != caller.as_str() {
+        return Err(Status::permission_denied(
+            "the information names another requester",
+        ));
+    }
+    Ok(())
+}
+
+/// Information for a trace request applied (or recognised as a repeated delivery).
+pub fn trace_information_event(
+    who: &NodeId,
+    rctx: &pb::RequestContext,
+    info: &pb::TraceInformation,
+    repeated: bool,
+) -> Event {
+    Event {
+        request_id: info.request_id.clone(),
+        ..event(
+            EventKind::Delivery,
+            who,
+            rctx,
+            if repeated {
+                format!(
+                    "trace information part {} (repeated delivery, already applied)",
+                    info.part
+                )
+            } else {
+                format!("trace information part {} received", info.part)
+            },
+        )
+    }
+}
+
 /// A trace response applied (`repeated`: one was already held, this delivery changes nothing).
 pub fn trace_response_event(
     who: &NodeId,

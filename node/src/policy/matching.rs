@@ -9,6 +9,10 @@
 //! is a function of the views its rule already discloses. Without an applicable rule nothing is
 //! a hit.
 //!
+//! Serials match after normalisation; confusable characters (0/O/D/Q, 1/I/L, 5/S, 8/B, ...)
+//! count as equal only under a rule that answers partial lookups ([`serial_mode`]), and hits
+//! are ranked exact first ([`rank_under`], on the disclosed view too).
+//!
 //! Partial serial lookups (with unreadable characters) are a request-level decision
 //! ([`check_serial`]): refused unless the rule allows them, with enough literal characters
 //! before the first wildcard, and capped in results.
@@ -18,7 +22,7 @@ use tracenet_proto::v1 as pb;
 use super::{Applicable, Denial, Disclosure, PartialLookup, Requester};
 use crate::country::CountryCode;
 use crate::model::Date;
-use crate::serial::{self, NormalisedSerial};
+use crate::serial::{self, MatchMode, NormalisedSerial, Rank};
 
 /// Most hits an exact serial lookup considers.
 pub const MAX_EXACT_HITS: usize = 100;
@@ -257,33 +261,66 @@ impl Criteria {
         }
     }
 
-    /// Whether a disclosed view satisfies these criteria. Takes the view only: the stored
-    /// record is never consulted.
+    /// Whether a disclosed view satisfies these criteria, serials compared after
+    /// normalisation only. Takes the view only: the stored record is never consulted.
     pub fn matches(&self, view: &pb::SeizureRecord) -> bool {
+        self.rank(view, MatchMode::Normalised).is_some()
+    }
+
+    /// How well a disclosed view satisfies these criteria (`None`: not at all), serials
+    /// compared in `mode`; the best of the view's firearm and part serials. A filter that
+    /// matches ranks as exact. Takes the view only.
+    pub fn rank(&self, view: &pb::SeizureRecord, mode: MatchMode) -> Option<Rank> {
         match self {
             Criteria::Serial { wanted, maker } => {
-                let hit = |s: &str| {
-                    serial::normalise(s).is_some_and(|cand| {
-                        serial::matches(wanted, &cand, serial::MatchMode::Normalised)
-                    })
-                };
-                let serial_hit = view.firearms.iter().any(|f| hit(&f.serial_number))
-                    || view.parts.iter().any(|p| hit(&p.serial_number));
-                serial_hit
-                    && (maker.is_empty()
-                        || view
-                            .firearms
-                            .iter()
-                            .any(|f| serial::manufacturer_key(&f.manufacturer) == *maker))
+                let maker_ok = maker.is_empty()
+                    || view
+                        .firearms
+                        .iter()
+                        .any(|f| serial::manufacturer_key(&f.manufacturer) == *maker);
+                if !maker_ok {
+                    return None;
+                }
+                view.firearms
+                    .iter()
+                    .map(|f| f.serial_number.as_str())
+                    .chain(view.parts.iter().map(|p| p.serial_number.as_str()))
+                    .filter_map(serial::normalise)
+                    .filter_map(|cand| serial::rank(wanted, &cand, mode))
+                    .min()
             }
-            Criteria::Identifier { kind, wanted } => kind.values(view).into_iter().any(|b| {
-                serial::normalise(b).is_some_and(|cand| {
-                    serial::matches(wanted, &cand, serial::MatchMode::Normalised)
-                })
-            }),
-            Criteria::Filter(f) => f.matches(view),
+            // Other identifiers match after normalisation only: confusable readings are a
+            // serial-number matter (misread stamped characters).
+            Criteria::Identifier { kind, wanted } => kind
+                .values(view)
+                .into_iter()
+                .filter_map(serial::normalise)
+                .filter_map(|cand| serial::rank(wanted, &cand, MatchMode::Normalised))
+                .min(),
+            Criteria::Filter(f) => f.matches(view).then_some(Rank::EXACT),
         }
     }
+}
+
+/// How serials compare under `rule`: confusable characters (0/O/D/Q, 1/I/L, ...) count as
+/// equal only where the rule answers partial lookups, since a confusable match is a fuzzy
+/// one; otherwise only normalised serials match.
+pub fn serial_mode(rule: &Applicable) -> MatchMode {
+    if rule.partial_lookup().is_some() {
+        MatchMode::Confusable
+    } else {
+        MatchMode::Normalised
+    }
+}
+
+/// The rank of `record` for `criteria` under `rule`, decided on the view the rule discloses
+/// (like [`select_under`]); `None` when it is not selected.
+pub fn rank_under(
+    rule: &Applicable,
+    criteria: &Criteria,
+    record: &pb::SeizureRecord,
+) -> Option<Rank> {
+    criteria.rank(&rule.view(record).0, serial_mode(rule))
 }
 
 /// What [`select`] decides for one record.
@@ -323,7 +360,7 @@ pub fn select_under(
     record: &pb::SeizureRecord,
 ) -> Selection {
     let (view, redacted) = rule.view(record);
-    if criteria.matches(&view) {
+    if criteria.rank(&view, serial_mode(rule)).is_some() {
         Selection::Hit(Box::new(rule.disclosure(view, redacted)))
     } else {
         Selection::Miss

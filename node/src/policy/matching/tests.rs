@@ -487,6 +487,7 @@ fn mutate(r: &mut pb::SeizureRecord, which: u8, v: u32) {
         8 => {
             r.firearms[0].manufacturer = ["Synthetic Arms", "Other Works"][(v % 2) as usize].into()
         }
+        14 => r.firearms[0].serial_number = misread(&r.firearms[0].serial_number, v),
         _ => {
             r.parts = vec![pb::PartItem {
                 kind: "barrel".into(),
@@ -496,6 +497,16 @@ fn mutate(r: &mut pb::SeizureRecord, which: u8, v: u32) {
             }]
         }
     }
+}
+
+/// `serial` as an officer might misread it: one of its confusable variants (itself when it
+/// has none).
+fn misread(serial: &str, v: u32) -> String {
+    let n = crate::serial::normalise(serial).unwrap();
+    let variants = crate::serial::confusable_variants(&n, 16);
+    variants
+        .get(v as usize % variants.len().max(1))
+        .map_or_else(|| serial.to_owned(), |m| m.as_str().to_owned())
 }
 
 /// A criterion built from a record's own values (so hits are frequent) or from `v`.
@@ -547,6 +558,7 @@ fn criteria(r: &pb::SeizureRecord, which: u8, v: u32) -> Criteria {
         }),
         6 => Criteria::serial(&r.firearms[0].serial_number, "").unwrap(),
         7 => Criteria::serial(&format!("QX-{:06}", v % 1_000_000), "").unwrap(),
+        8 => Criteria::serial(&misread(&r.firearms[0].serial_number, v), "").unwrap(),
         9 => Criteria::ballistic(&format!("QX-BAL-{:06}", v % 1_000_000)).unwrap(),
         10 => Criteria::ballistic(
             r.ballistic_references
@@ -591,11 +603,13 @@ proptest! {
         fields in arb_fields(),
         hit_only in any::<bool>(),
         n in 0u64..5_000,
-        change in 0u8..15,
+        change in 0u8..16,
         v in any::<u32>(),
         ask in 0u8..18,
+        fuzzy in any::<bool>(),
     ) {
-        let p = policy_with(fields, hit_only, None);
+        // With a partial-lookup rule, serials match through confusable characters too.
+        let p = policy_with(fields, hit_only, fuzzy.then_some((4, 10)));
         let rule = Applicable::find(&p, &ita(), pb::DataClass::Seizure).unwrap();
         let a = rec(n);
         let mut b = a.clone();
@@ -604,7 +618,11 @@ proptest! {
         let (sa, sb) = (select_under(&rule, &c, &a), select_under(&rule, &c, &b));
         if rule.view(&a) == rule.view(&b) {
             prop_assert_eq!(is_hit(&sa), is_hit(&sb), "views equal, matches differ: {:?}", c);
+            // The ranking (exact first) is a function of the views too.
+            prop_assert_eq!(rank_under(&rule, &c, &a), rank_under(&rule, &c, &b));
         }
+        // A hit is exactly a ranked record.
+        prop_assert_eq!(is_hit(&sa), rank_under(&rule, &c, &a).is_some());
         // A hit's disclosure is the rule's view (or nothing, under hit only).
         if let Selection::Hit(d) = sa {
             prop_assert_eq!(d.hit_only, hit_only);
@@ -615,6 +633,38 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn confusable_serials_match_only_under_a_partial_rule_and_rank_after_exact() {
+    let r = rec(11);
+    let serial = r.firearms[0].serial_number.clone();
+    let misread = misread(&serial, 0);
+    assert_ne!(
+        crate::serial::normalise(&misread),
+        crate::serial::normalise(&serial)
+    );
+    let c = Criteria::serial(&misread, "").unwrap();
+    let exact = Criteria::serial(&serial, "").unwrap();
+    let fields = vec![allow("firearms.serial_number")];
+    let strict = policy_with(fields.clone(), false, None);
+    let fuzzy = policy_with(fields, false, Some((4, 10)));
+    assert!(
+        !hit(&strict, &c, &r),
+        "no partial rule: no confusable match"
+    );
+    assert!(hit(&fuzzy, &c, &r));
+    let rule = Applicable::find(&fuzzy, &ita(), pb::DataClass::Seizure).unwrap();
+    let (close, far) = (
+        rank_under(&rule, &exact, &r).unwrap(),
+        rank_under(&rule, &c, &r).unwrap(),
+    );
+    assert_eq!(close, Rank::EXACT);
+    assert!(close < far && far.confusable > 0);
+    // A withheld serial never matches, confusable or not.
+    let withheld = policy_with(vec![allow("firearms.category")], false, Some((4, 10)));
+    assert!(!hit(&withheld, &c, &r));
+    assert!(!hit(&withheld, &exact, &r));
 }
 
 #[test]
