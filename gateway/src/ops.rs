@@ -952,7 +952,10 @@ mod tests {
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WatchInput {
-    /// The serial number as marked (matched like a lookup).
+    /// What `serial_number` is, as a lookup names it (`serial`, `ballistic_reference`,
+    /// `headstamp`, `ammunition_lot`, `shipment_id`; empty: serial).
+    pub kind: String,
+    /// The serial number as marked, or the value of the kind (matched like a lookup).
     pub serial_number: String,
     /// The manufacturer, to narrow the match.
     pub manufacturer: String,
@@ -978,6 +981,14 @@ pub async fn add_watch(
     if serial.is_empty() {
         problems.push(serial_problem());
     }
+    let kind = lookup_kind(&input.kind);
+    if kind.is_none() {
+        problems.push(crate::error::FieldProblem {
+            field: "kind".into(),
+            line: 0,
+            reason: "serial, ballistic_reference, headstamp, ammunition_lot or shipment_id".into(),
+        });
+    }
     let asked = Inquiry {
         purpose: purpose_number(&input.purpose),
         legal_basis: input.legal_basis.clone(),
@@ -998,7 +1009,8 @@ pub async fn add_watch(
         .node
         .api()
         .add_watch(pb::AddWatchRequest {
-            kind: pb::WatchKind::Serial as i32,
+            // A watch kind has the number of the lookup kind it re-runs.
+            kind: kind.unwrap_or(pb::LookupKind::Serial) as i32,
             value: serial.to_owned(),
             manufacturer: input.manufacturer.trim().to_owned(),
             inquiry: Some(inquiry),

@@ -62,19 +62,38 @@ fn field_error(field: &str, message: &str) -> pb::RowError {
     }
 }
 
+/// The federated lookup a watch kind re-runs (the numbers are the same); `None` for an unknown
+/// or unspecified kind.
+pub fn lookup_kind(kind: i32) -> Option<pb::LookupKind> {
+    pb::WatchKind::try_from(kind)
+        .ok()
+        .filter(|k| *k != pb::WatchKind::Unspecified)
+        .and_then(|k| pb::LookupKind::try_from(k as i32).ok())
+}
+
 /// Checks a new watch, reporting every problem at once.
 pub fn check_new(req: &pb::AddWatchRequest) -> Result<(), WatchError> {
     let mut errors = Vec::new();
-    match pb::WatchKind::try_from(req.kind) {
-        Ok(pb::WatchKind::Serial) => {
+    match lookup_kind(req.kind) {
+        Some(kind) => {
             if crate::serial::normalise(&req.value).is_none() {
                 errors.push(field_error(
                     "value",
-                    "a serial number with at least one letter or digit is required",
+                    "a value with at least one letter or digit is required",
+                ));
+            }
+            if kind != pb::LookupKind::Serial && !req.manufacturer.trim().is_empty() {
+                errors.push(field_error(
+                    "manufacturer",
+                    "only a serial number watch names a manufacturer",
                 ));
             }
         }
-        _ => errors.push(field_error("kind", "must be WATCH_KIND_SERIAL")),
+        None => errors.push(field_error(
+            "kind",
+            "must be a serial number, ballistic reference, headstamp, ammunition lot or \
+             shipment identifier",
+        )),
     }
     for (field, text) in [
         ("value", &req.value),
@@ -303,12 +322,17 @@ impl WatchStore {
 
 /// The audit entry of a watch added or removed.
 pub fn change_event(entry: &pb::WatchEntry, what: &str) -> Event {
-    let serial = crate::serial::normalise(&entry.value)
+    let value = crate::serial::normalise(&entry.value)
         .map(|s| s.as_str().to_owned())
         .unwrap_or_default();
+    let kind = lookup_kind(entry.kind)
+        .unwrap_or(pb::LookupKind::Serial)
+        .as_str_name()
+        .trim_start_matches("LOOKUP_KIND_")
+        .to_lowercase();
     Event {
         request_id: entry.id.clone(),
-        detail: format!("watch {what}: serial {serial} by {}", entry.created_by),
+        detail: format!("watch {what}: {kind} {value} by {}", entry.created_by),
         ..Event::new(EventKind::WatchChange)
     }
 }
@@ -327,7 +351,7 @@ async fn run_watch(
         inquiry,
         entry.value.clone(),
         entry.manufacturer.clone(),
-        pb::LookupKind::Serial as i32,
+        lookup_kind(entry.kind).unwrap_or(pb::LookupKind::Serial) as i32,
     )
     .await;
     let resp = match answer {

@@ -26,6 +26,7 @@ audience = { countries = ["DEU"] }
 fields = [
   { field = "firearms.serial_number", treatment = "FIELD_TREATMENT_ALLOW" },
   { field = "event.date", treatment = "FIELD_TREATMENT_ALLOW" },
+  { field = "ballistic_references", treatment = "FIELD_TREATMENT_ALLOW" },
 ]
 "#;
 
@@ -34,11 +35,15 @@ fn fra() -> CountryCode {
 }
 
 async fn watch(fed: &TestFederation, serial: &str) -> pb::WatchEntry {
+    watch_kind(fed, pb::WatchKind::Serial, serial).await
+}
+
+async fn watch_kind(fed: &TestFederation, kind: pb::WatchKind, serial: &str) -> pb::WatchEntry {
     fed.admin(DEU)
         .await
         .unwrap()
         .add_watch(pb::AddWatchRequest {
-            kind: pb::WatchKind::Serial as i32,
+            kind: kind as i32,
             value: serial.into(),
             inquiry: Some(pb::Inquiry {
                 agency_kind: pb::AgencyKind::Police as i32,
@@ -203,6 +208,68 @@ async fn a_watch_is_refused_with_every_problem_at_once() {
         .add_watch(pb::AddWatchRequest {
             kind: pb::WatchKind::Serial as i32,
             value: "--".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    fed.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_ballistic_reference_on_watch_alerts_when_a_peer_records_it_and_not_as_a_serial() {
+    let fed = TestFederation::start_specs(&[
+        NodeSpec::new("FRA-POL").with_policy(FRA_POLICY),
+        NodeSpec::new("DEU-CUS"),
+    ])
+    .await
+    .unwrap();
+    const REF: &str = "FRA-BAL-2025-0917";
+    let w = watch_kind(&fed, pb::WatchKind::BallisticReference, REF).await;
+    assert_eq!(w.kind, pb::WatchKind::BallisticReference as i32);
+    wait_for("the first watch run", || async {
+        entry(&fed, &w.id).await.filter(|e| e.baseline_taken)
+    })
+    .await
+    .unwrap();
+    // A record whose serial is the watched text is no ballistic hit.
+    let mut decoy = sample::record(fra(), 5);
+    decoy.firearms[0].serial_number = REF.into();
+    decoy.ballistic_references.clear();
+    // The weapon whose cartridge case has the watched reference (synthetic).
+    let mut rec = sample::record(fra(), 6);
+    rec.ballistic_references = vec![REF.to_lowercase()];
+    import(&fed, vec![decoy, rec]).await;
+    let raised = wait_for("the ballistic watch alert", || async {
+        let a = alerts(&fed).await;
+        (a.unacknowledged > 0).then_some(a)
+    })
+    .await
+    .unwrap();
+    assert_eq!(raised.alerts.len(), 1, "{raised:?}");
+    let disclosed = raised.alerts[0]
+        .hit
+        .as_ref()
+        .unwrap()
+        .disclosed
+        .clone()
+        .unwrap();
+    assert_eq!(disclosed.ballistic_references, [REF.to_lowercase()]);
+    // A manufacturer narrows serial watches only.
+    let err = fed
+        .admin(DEU)
+        .await
+        .unwrap()
+        .add_watch(pb::AddWatchRequest {
+            kind: pb::WatchKind::BallisticReference as i32,
+            value: REF.into(),
+            manufacturer: "Synthetic Arms".into(),
+            inquiry: Some(pb::Inquiry {
+                agency_kind: pb::AgencyKind::Police as i32,
+                purpose: pb::Purpose::CriminalInvestigation as i32,
+                legal_basis: "Synthetic basis".into(),
+                ..Default::default()
+            }),
             ..Default::default()
         })
         .await

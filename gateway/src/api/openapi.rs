@@ -379,8 +379,10 @@ pub fn document(own_country: &str) -> Value {
             "kind": {"type": "string", "enum": ["need", "offer", "expert", "match", "step"]},
             "id": {"type": "string", "description": "<member>/<id> of what was written"}}},
         "WatchInput": {"type": "object", "required": ["serial_number", "purpose", "legal_basis"], "additionalProperties": false,
-            "description": "A serial number to keep on watch: the node re-runs the federated lookup on a schedule (every watch_interval_ms) and raises an alert for every new hit.",
+            "description": "A serial number (or a ballistic reference, headstamp, ammunition lot or shipment identifier: `kind`) to keep on watch: the node re-runs the federated lookup on a schedule (every watch_interval_ms) and raises an alert for every new hit.",
             "properties": {
+            "kind": {"type": "string", "enum": ["", "serial", "ballistic_reference", "headstamp", "ammunition_lot", "shipment_id"], "default": "serial",
+                "description": "What serial_number is, as in a lookup; manufacturer only with a serial number"},
             "serial_number": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S", "description": "As marked; refused (422) when nothing comparable is left once separators are dropped"}, "manufacturer": {"type": "string", "maxLength": 200},
             "purpose": purpose,
             "legal_basis": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S"}, "case_reference": {"type": "string", "maxLength": 200},

@@ -112,6 +112,7 @@ pub async fn show(State(app): State<Arc<App>>, o: Officer) -> PageResult {
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(default)]
 pub struct WatchForm {
+    kind: String,
     serial_number: String,
     manufacturer: String,
     purpose: String,
@@ -124,6 +125,7 @@ pub struct WatchForm {
 pub async fn add(State(app): State<Arc<App>>, o: Officer, Form(f): Form<WatchForm>) -> PageResult {
     o.require(Capability::Lookup).map_err(fail(&o, &app))?;
     let input = ops::WatchInput {
+        kind: f.kind,
         serial_number: f.serial_number,
         manufacturer: f.manufacturer,
         purpose: f.purpose,
