@@ -1313,7 +1313,8 @@ async fn a_trace_is_filled_from_a_seizure_asked_for_more_and_answered_in_parts_i
             "import_marking": {"country": "FRA", "year": 2015},
             "other_markings": [{"text": "SYN-PROOF", "location": "barrel"}],
             "marking_condition": "MARKING_CONDITION_PARTLY_OBLITERATED"}],
-        "ammunition": [{"calibre": "9x19", "quantity": "50", "manufacturer": "Synthetic Ammunition Works"}]
+        "ammunition": [{"calibre": "9x19", "quantity": "50", "manufacturer": "Synthetic Ammunition Works",
+            "headstamp": "SYN 19", "lot": "SYN-LOT-77"}]
     });
     let created: serde_json::Value = http
         .post(t.fra.url("/api/v1/records"))
@@ -1344,6 +1345,8 @@ async fn a_trace_is_filled_from_a_seizure_asked_for_more_and_answered_in_parts_i
         "value=\"SYN-PROOF\"",
         "value=\"barrel\"",
         "value=\"9x19\"",
+        "value=\"SYN 19\"",
+        "value=\"SYN-LOT-77\"",
         &format!("value=\"{record_id}\""),
     ] {
         assert!(form.contains(filled), "{filled} not filled in: {form}");
@@ -1363,6 +1366,7 @@ async fn a_trace_is_filled_from_a_seizure_asked_for_more_and_answered_in_parts_i
                 ("marking_condition", "partly_obliterated"),
                 ("ammunition_calibre", "9x19"),
                 ("ammunition_quantity", "50"),
+                ("ammunition_lot", "SYN-LOT-77"),
                 ("seizure_record_id", &record_id),
                 ("urgency", "routine"),
                 ("legal_basis", "Synthetic basis"),
@@ -1386,6 +1390,10 @@ async fn a_trace_is_filled_from_a_seizure_asked_for_more_and_answered_in_parts_i
         sent["request"]["items"].as_array().unwrap().len(),
         2,
         "{sent}"
+    );
+    assert_eq!(
+        sent["request"]["items"][1]["ammunition"]["lot"], "SYN-LOT-77",
+        "the ammunition lot is traced: {sent}"
     );
     let id = sent["request"]["id"].as_str().unwrap().to_owned();
 

@@ -127,6 +127,8 @@ const TRACE_FIELDS: &[(&str, &str, bool)] = &[
         false,
     ),
     ("ammunition_quantity", "traces.ammunition_quantity", false),
+    ("ammunition_headstamp", "field.ammunition_headstamp", false),
+    ("ammunition_lot", "field.ammunition_lot", false),
     ("part_kind", "traces.part_kind", false),
     ("part_serial_number", "traces.part_serial_number", false),
     ("seizure_record_id", "traces.seizure_record", false),
@@ -285,6 +287,8 @@ fn from_record(values: &mut HashMap<String, String>, r: &pb::SeizureRecord) {
         if a.quantity > 0 {
             put("ammunition_quantity", a.quantity.to_string());
         }
+        put("ammunition_headstamp", a.headstamp.clone());
+        put("ammunition_lot", a.lot.clone());
     }
     if let Some(p) = r.parts.first() {
         put("part_kind", p.kind.clone());
@@ -403,12 +407,22 @@ pub async fn send(
             item: Some(pb::trace_item::Item::Firearm(firearm)),
         });
     }
-    if !get("ammunition_calibre").is_empty() || !get("ammunition_manufacturer").is_empty() {
+    if [
+        "ammunition_calibre",
+        "ammunition_manufacturer",
+        "ammunition_headstamp",
+        "ammunition_lot",
+    ]
+    .iter()
+    .any(|k| !get(k).is_empty())
+    {
         items.push(pb::TraceItem {
             item: Some(pb::trace_item::Item::Ammunition(pb::AmmunitionItem {
                 calibre: get("ammunition_calibre"),
                 manufacturer: get("ammunition_manufacturer"),
                 quantity: get("ammunition_quantity").parse().unwrap_or(0),
+                headstamp: get("ammunition_headstamp"),
+                lot: get("ammunition_lot"),
                 ..Default::default()
             })),
         });
