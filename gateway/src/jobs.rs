@@ -227,6 +227,14 @@ pub fn column_of(path: &str) -> String {
     if path.starts_with("shipment.identifiers") {
         return "shipment_identifiers".into();
     }
+    if path.starts_with("firearms[0].import_marking") {
+        return if path.ends_with(".year") {
+            "import_year"
+        } else {
+            "import_country"
+        }
+        .into();
+    }
     if let Some(rest) = path.strip_prefix("parts[") {
         // parts[0].kind → part_kind; anything about a part's markings → part_markings.
         if rest.contains(".markings") {

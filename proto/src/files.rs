@@ -55,7 +55,7 @@ pub struct Row {
 }
 
 /// How many columns [`CSV_COLUMNS`] has (the size of the cell arrays rows are read into).
-pub const N_COLUMNS: usize = 60;
+pub const N_COLUMNS: usize = 62;
 
 /// One row's cells, in [`CSV_COLUMNS`] order.
 pub type Columns<'a> = [&'a str; N_COLUMNS];
@@ -131,12 +131,17 @@ pub const CSV_COLUMNS: &[&str] = &[
     "loss_locality",
     "loss_circumstances",
     "reporting_agency",
+    "import_country",
+    "import_year",
 ];
 
 const _: () = assert!(CSV_COLUMNS.len() == N_COLUMNS);
 
 // Positions of the columns added after the first 25 (the older ones are used by number below).
 const WEAPON_STATUS: usize = 25;
+// The first firearm's import marking (ITI paragraph 10): country and year.
+const IMPORT_COUNTRY: usize = 60;
+const IMPORT_YEAR: usize = 61;
 const PROCEEDINGS_STATUS: usize = 26;
 const DISPOSITION: usize = 27;
 const BALLISTIC_REFERENCES: usize = 28;
@@ -331,29 +336,40 @@ pub fn record_from_columns(line: u64, c: &Columns) -> Result<pb::SeizureRecord, 
         "WEAPON_STATUS",
         |n| pb::WeaponStatus::from_str_name(n).map(|v| v as i32),
     )?;
-    let firearm =
-        (!c[9].is_empty() || !c[10].is_empty() || !c[11].is_empty() || status != 0).then(|| {
-            Ok::<_, pb::RowError>(pb::FirearmIdentification {
-                serial_number: s(9),
-                manufacturer: s(10),
-                model: s(11),
-                category: enum_value(line, "category", c[12], "WEAPON_CATEGORY", |n| {
-                    pb::WeaponCategory::from_str_name(n).map(|v| v as i32)
-                })?,
-                calibre: s(13),
-                country_of_manufacture: s(14),
-                marking_condition: enum_value(
-                    line,
-                    "marking_condition",
-                    c[15],
-                    "MARKING_CONDITION",
-                    |n| pb::MarkingCondition::from_str_name(n).map(|v| v as i32),
-                )?,
-                year_of_manufacture: number(line, "year_of_manufacture", c[16])?,
-                status,
-                ..Default::default()
-            })
+    let import_year = number(line, "import_year", c[IMPORT_YEAR])?;
+    let import_marking =
+        (!c[IMPORT_COUNTRY].is_empty() || import_year != 0).then(|| pb::ImportMarking {
+            country: c[IMPORT_COUNTRY].to_ascii_uppercase(),
+            year: import_year,
         });
+    let firearm = (!c[9].is_empty()
+        || !c[10].is_empty()
+        || !c[11].is_empty()
+        || status != 0
+        || import_marking.is_some())
+    .then(|| {
+        Ok::<_, pb::RowError>(pb::FirearmIdentification {
+            serial_number: s(9),
+            manufacturer: s(10),
+            model: s(11),
+            category: enum_value(line, "category", c[12], "WEAPON_CATEGORY", |n| {
+                pb::WeaponCategory::from_str_name(n).map(|v| v as i32)
+            })?,
+            calibre: s(13),
+            country_of_manufacture: s(14),
+            marking_condition: enum_value(
+                line,
+                "marking_condition",
+                c[15],
+                "MARKING_CONDITION",
+                |n| pb::MarkingCondition::from_str_name(n).map(|v| v as i32),
+            )?,
+            year_of_manufacture: number(line, "year_of_manufacture", c[16])?,
+            status,
+            import_marking,
+            ..Default::default()
+        })
+    });
     let ammunition_columns = [17, 18]
         .into_iter()
         .chain(AMMUNITION_MANUFACTURER..=AMMUNITION_YEAR);
@@ -734,6 +750,11 @@ pub fn columns_of(r: &pb::SeizureRecord) -> Vec<String> {
         loss_place.locality.clone(),
         loss.circumstances.clone(),
         loss.reporting_agency.clone(),
+        fa.import_marking
+            .as_ref()
+            .map(|m| m.country.clone())
+            .unwrap_or_default(),
+        num(u64::from(fa.import_marking.as_ref().map_or(0, |m| m.year))),
     ]
 }
 
@@ -805,8 +826,12 @@ mod tests {
             "Synthetic town",
             "Synthetic break-in",
             "Synthetic police station",
+            "FRA",
+            "2003",
         ];
         let rec = record_from_columns(0, &cols).unwrap();
+        let import = rec.firearms[0].import_marking.clone().unwrap();
+        assert_eq!((import.country.as_str(), import.year), ("FRA", 2003));
         let back = columns_of(&rec);
         assert_eq!(
             back,

@@ -545,14 +545,21 @@ async fn case_facts_round_trip_through_the_api_imports_and_the_console() {
                ammunition_calibre,ammunition_quantity,ammunition_manufacturer,ammunition_type,ammunition_headstamp,ammunition_lot,ammunition_year,\
                part_kind,part_serial_number,part_manufacturer,part_quantity,part_markings,\
                person_kind,person_role,person_name,person_nationality,person_licence_reference,\
-               shipment_identifiers,consignor,consignee,online_platform,listing,vendor_handle\n\
+               shipment_identifiers,consignor,consignee,online_platform,listing,vendor_handle,import_country,import_year\n\
                SYN-CF-CSV,2025-06-01,DEU,customs,seized,SYN-CF-2,intact,printed_3d,prosecution,destroyed,SYN-IBIS-DEU-7,\
                9x19mm,50,Synthetic Ammunition,tracer,SYN 9MM 21,SYN-LOT-21,2021,\
                slide,SYN-SL-1,Synthetic Arms,1,SYN,\
                legal,broker,Synthetic Brokers Ltd,NLD,SYN-BRK-0001,\
-               air_waybill:176-12345675,Synthetic Export Ltd,Synthetic Import Ltd,synthetic-market.example,https://synthetic-market.example/l/1,synthetic_vendor\n";
+               air_waybill:176-12345675,Synthetic Export Ltd,Synthetic Import Ltd,synthetic-market.example,https://synthetic-market.example/l/1,synthetic_vendor,ita,2011\n";
     import(&c, "facts.csv", csv).await;
-    assert_eq!(facts(&api_by_ref(&t, "SYN-CF-CSV").await), expected);
+    let from_csv = api_by_ref(&t, "SYN-CF-CSV").await;
+    assert_eq!(facts(&from_csv), expected);
+    // The import marking (ITI paragraph 10) comes in through CSV too.
+    assert_eq!(
+        from_csv["firearms"][0]["import_marking"],
+        json!({"country": "ITA", "year": 2011}),
+        "{from_csv}"
+    );
     let mut line = api_record("SYN-CF-JSONL");
     line["firearms"][0]["serial_number"] = json!("SYN-CF-3");
     import(&c, "facts.jsonl", &format!("{line}\n")).await;
@@ -598,6 +605,8 @@ async fn case_facts_round_trip_through_the_api_imports_and_the_console() {
                 ("online_platform", "synthetic-market.example"),
                 ("listing", "https://synthetic-market.example/l/1"),
                 ("vendor_handle", "synthetic_vendor"),
+                ("import_country", "ITA"),
+                ("import_year", "2011"),
             ],
         )
         .await
@@ -605,6 +614,11 @@ async fn case_facts_round_trip_through_the_api_imports_and_the_console() {
     assert_eq!(s, StatusCode::SEE_OTHER);
     let form_rec = api_by_ref(&t, "SYN-CF-FORM").await;
     assert_eq!(facts(&form_rec), expected);
+    assert_eq!(
+        form_rec["firearms"][0]["import_marking"],
+        json!({"country": "ITA", "year": 2011}),
+        "{form_rec}"
+    );
     let form_id = form_rec["id"].as_str().unwrap();
     let (_, detail) = c.get(&format!("/records/{form_id}")).await.unwrap();
     for shown in [
@@ -621,6 +635,8 @@ async fn case_facts_round_trip_through_the_api_imports_and_the_console() {
         "id=\"v-person_licence_reference\">SYN-BRK-0001<",
         "id=\"v-shipment_identifiers\">air_waybill:176-12345675<",
         "id=\"v-vendor_handle\">synthetic_vendor<",
+        "id=\"v-import_country\">ITA<",
+        "id=\"v-import_year\">2011<",
     ] {
         assert!(detail.contains(shown), "{shown} missing:\n{detail}");
     }

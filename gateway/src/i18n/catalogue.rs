@@ -1226,6 +1226,16 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "Disposition of seized items",
         "Sort des objets saisis",
     ),
+    (
+        "field.import_country",
+        "Import marking: country",
+        "Marquage d'importation : pays",
+    ),
+    (
+        "field.import_year",
+        "Import marking: year",
+        "Marquage d'importation : année",
+    ),
     ("field.listing", "Listing", "Annonce"),
     ("field.locality", "Locality", "Localité"),
     (

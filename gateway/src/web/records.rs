@@ -576,13 +576,10 @@ fn merge(mut stored: pb::SeizureRecord, edited: pb::SeizureRecord) -> pb::Seizur
         edited.firearms.into_iter().next(),
     ) {
         (Some(first), Some(new)) => {
-            let kept = (
-                first.import_marking.take(),
-                std::mem::take(&mut first.other_markings),
-            );
+            // The form edits the import marking; other markings are not on it and stay.
+            let kept = std::mem::take(&mut first.other_markings);
             *first = new;
-            first.import_marking = kept.0;
-            first.other_markings = kept.1;
+            first.other_markings = kept;
         }
         (None, Some(new)) => stored.firearms.push(new),
         (Some(_), None) => {
@@ -675,10 +672,10 @@ fn column_help(lang: Lang) -> Vec<ColumnHelp> {
             let format_key = match name {
                 _ if select.is_some() => "import.format.one_of",
                 "date" => "import.format.date",
-                "country" | "country_of_manufacture" => "import.format.country",
+                "country" | "country_of_manufacture" | "import_country" => "import.format.country",
                 "route" => "import.format.route",
                 "ballistic_references" => "import.format.ballistic_references",
-                "year_of_manufacture" | "ammunition_year" => "import.format.year",
+                "year_of_manufacture" | "ammunition_year" | "import_year" => "import.format.year",
                 "ammunition_quantity" | "part_quantity" => "import.format.quantity",
                 "part_markings" => "import.format.markings",
                 "shipment_identifiers" => "import.format.shipment_identifiers",
