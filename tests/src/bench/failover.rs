@@ -13,7 +13,7 @@ use tracenet_node::config::Role;
 use tracenet_proto::v1 as pb;
 use tracenet_proto::v1::directory_command::Op;
 
-use super::memory::{Proc, node_binary, start};
+use super::memory::{Proc, node_binary, start, wait_serving};
 use super::report::{Report, Samples};
 use crate::{Error, TestFederation};
 
@@ -58,6 +58,12 @@ fn with_timers(path: &Path, p: &FailoverParams) -> Result<(), Error> {
     Ok(())
 }
 
+/// Waits until node `i`'s process answers on its local API.
+async fn serving(t: &TestFederation, i: usize) -> Result<(), Error> {
+    let n = t.node(i);
+    wait_serving(&n.local_addr.to_string(), &t.fed.material(i, "admin")?, &n.id).await
+}
+
 /// Runs the scenario.
 pub async fn run(p: FailoverParams) -> Result<Report, Error> {
     let bin = node_binary()?;
@@ -84,6 +90,9 @@ pub async fn run(p: FailoverParams) -> Result<Report, Error> {
     let mut procs: Vec<Option<Proc>> = Vec::new();
     for c in &configs {
         procs.push(Some(start(&bin, c)?));
+    }
+    for i in 0..specs.len() {
+        serving(&t, i).await?;
     }
     let timeout = Duration::from_secs(60);
     t.fed.wait_for_leader(LEARNER).await?;
@@ -121,6 +130,7 @@ pub async fn run(p: FailoverParams) -> Result<Report, Error> {
         if let Some(slot) = procs.get_mut(old) {
             *slot = Some(start(&bin, path)?);
         }
+        serving(&t, old).await?;
         let applied = t
             .fed
             .wait_for_directory(LEARNER, "learner state", timeout, |_| true)
