@@ -4,7 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use tracenet_tests::bench::report::Report;
-use tracenet_tests::bench::{directory, failover, fanout, gateway, hub, memory, micro, peer, scale, store};
+use tracenet_tests::bench::{
+    directory, failover, fanout, gateway, hub, memory, micro, peer, scale, store,
+};
 
 fn all_positive(r: &Report) {
     assert!(!r.figures.is_empty(), "{}", r.table());

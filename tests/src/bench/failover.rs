@@ -61,7 +61,12 @@ fn with_timers(path: &Path, p: &FailoverParams) -> Result<(), Error> {
 /// Waits until node `i`'s process answers on its local API.
 async fn serving(t: &TestFederation, i: usize) -> Result<(), Error> {
     let n = t.node(i);
-    wait_serving(&n.local_addr.to_string(), &t.fed.material(i, "admin")?, &n.id).await
+    wait_serving(
+        &n.local_addr.to_string(),
+        &t.fed.material(i, "admin")?,
+        &n.id,
+    )
+    .await
 }
 
 /// Runs the scenario.
@@ -121,9 +126,7 @@ pub async fn run(p: FailoverParams) -> Result<Report, Error> {
         let t0 = Instant::now();
         victim.0.kill()?;
         victim.0.wait()?;
-        t.fed
-            .propose_applied(LEARNER, contacts(round + 1))
-            .await?;
+        t.fed.propose_applied(LEARNER, contacts(round + 1)).await?;
         failover.push(t0.elapsed());
         drop(victim);
         let path = configs.get(old).ok_or("no configuration")?;

@@ -137,7 +137,12 @@ pub async fn run(records: u64, load_secs: u64, progress: &dyn Fn(&str)) -> Resul
     tracenet_node::tls::install_crypto_provider();
     let bin = node_binary()?;
     let dir = tempfile::tempdir()?;
-    let Setup { config, local, id, tls } = setup(dir.path())?;
+    let Setup {
+        config,
+        local,
+        id,
+        tls,
+    } = setup(dir.path())?;
     let country = CountryCode::parse("FRA")?;
 
     let mut node = start(&bin, &config)?;

@@ -164,7 +164,8 @@ impl PeerExchange for Floor {
         Err(Status::unimplemented("floor"))
     }
 
-    type QueryRecordsStream = tokio_stream::Iter<std::vec::IntoIter<Result<pb::DisclosedRecord, Status>>>;
+    type QueryRecordsStream =
+        tokio_stream::Iter<std::vec::IntoIter<Result<pb::DisclosedRecord, Status>>>;
 
     async fn query_records(
         &self,
@@ -422,7 +423,12 @@ pub async fn run(p: PeerParams) -> Result<Report, Error> {
         lat_echo.quantile_us(0.99),
         "us",
     );
-    r.versus("throughput (vs bare unary)", tput_lookup, tput_echo, "calls/s");
+    r.versus(
+        "throughput (vs bare unary)",
+        tput_lookup,
+        tput_echo,
+        "calls/s",
+    );
     r.versus(
         "sequential p50 (vs floor)",
         lat_lookup.quantile_us(0.5),
