@@ -208,6 +208,13 @@ impl PeerExchange for Floor {
     ) -> Result<Response<pb::StatisticsResponse>, Status> {
         Err(Status::unimplemented("floor"))
     }
+
+    async fn aggregate_statistics(
+        &self,
+        _: Request<pb::AggregationRequest>,
+    ) -> Result<Response<pb::AggregationResponse>, Status> {
+        Err(Status::unimplemented("floor"))
+    }
 }
 
 /// Serves the floor with node 0's certificate and signing key, its audit log in its own sled
