@@ -369,6 +369,7 @@ pub async fn run(p: PeerParams) -> Result<Report, Error> {
             context: None,
             serial_number: serial.clone(),
             manufacturer: String::new(),
+            ..Default::default()
         };
         req.sign_with(&key, context(usize::MAX - 1000));
         let mut a = c.lookup(req).await?.into_inner();

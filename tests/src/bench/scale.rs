@@ -59,6 +59,7 @@ async fn search(
         serial_number: serial,
         r#match: kind as i32,
         limit: 10,
+        ..Default::default()
     })
     .await?
     .into_inner()
