@@ -188,6 +188,13 @@ impl PeerExchange for Floor {
         Err(Status::unimplemented("floor"))
     }
 
+    async fn submit_trace_information(
+        &self,
+        _: Request<pb::SubmitTraceInformationMessage>,
+    ) -> Result<Response<pb::DeliveryAck>, Status> {
+        Err(Status::unimplemented("floor"))
+    }
+
     async fn retract(
         &self,
         _: Request<pb::RetractRequest>,
