@@ -62,7 +62,7 @@ fn endpoint(addr: &str, tls: &TlsMaterial, server_dns: &str) -> Result<Endpoint,
 }
 
 /// Dials `node` at `addr` and completes the TLS handshake.
-async fn connect(addr: &str, tls: &TlsMaterial, node: &NodeId) -> Result<Channel, ClientError> {
+pub async fn connect(addr: &str, tls: &TlsMaterial, node: &NodeId) -> Result<Channel, ClientError> {
     endpoint(addr, tls, &node.dns_name())?
         .connect()
         .await

@@ -243,7 +243,8 @@ pub struct DirectoryConfig {
     /// Leader heartbeat interval in ms (default 200).
     #[serde(default = "default_heartbeat")]
     pub heartbeat_ms: u64,
-    /// Shortest election timeout in ms (default 800); the longest is twice this.
+    /// Shortest election timeout in ms (default 800); the longest is twice this. Failover after
+    /// losing the leader takes 3-4 times this (openraft's leader lease is the longest timeout).
     #[serde(default = "default_election")]
     pub election_timeout_ms: u64,
     /// Log entries between snapshots (default 1000).

@@ -4,7 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use tracenet_tests::bench::report::Report;
-use tracenet_tests::bench::{directory, fanout, gateway, hub, memory, micro, peer, store};
+use tracenet_tests::bench::{
+    directory, failover, fanout, gateway, hub, memory, micro, peer, scale, store,
+};
 
 fn all_positive(r: &Report) {
     assert!(!r.figures.is_empty(), "{}", r.table());
@@ -99,4 +101,35 @@ async fn memory_scenario_runs_on_a_real_node_process() {
     let r = memory::run(300, 1, &|_| {}).await.unwrap();
     all_positive(&r);
     assert_eq!(r.params[0].1, "300", "the restarted node holds the records");
+}
+
+/// Needs the `tracenet-node` binary, which `cargo test --workspace` builds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_scenario_runs_on_real_node_processes() {
+    let r = scale::run(
+        &scale::ScaleParams {
+            sizes: vec![200, 400],
+            batch: 100,
+            searches: 10,
+            load_secs: 1,
+        },
+        &|_| {},
+    )
+    .await
+    .unwrap();
+    all_positive(&r);
+    assert!(r.get("400: wildcard search p99 (vs bare unary)").is_some());
+}
+
+/// Needs the `tracenet-node` binary, which `cargo test --workspace` builds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_scenario_runs_on_real_node_processes() {
+    let r = failover::run(failover::FailoverParams {
+        kills: 1,
+        heartbeat_ms: 100,
+        election_timeout_ms: 500,
+    })
+    .await
+    .unwrap();
+    all_positive(&r);
 }

@@ -20,7 +20,7 @@ use super::report::Report;
 use crate::Error;
 
 /// A node process, killed if dropped while running.
-struct Proc(Child);
+pub(super) struct Proc(pub(super) Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -29,7 +29,7 @@ impl Drop for Proc {
     }
 }
 
-fn node_binary() -> Result<PathBuf, Error> {
+pub(super) fn node_binary() -> Result<PathBuf, Error> {
     let exe = std::env::current_exe()?;
     let dir = exe.parent().ok_or("no executable folder")?;
     // Test binaries live one level deeper (deps/).
@@ -46,7 +46,7 @@ fn node_binary() -> Result<PathBuf, Error> {
     )
 }
 
-fn rss_mib(pid: u32) -> Result<f64, Error> {
+pub(super) fn rss_mib(pid: u32) -> Result<f64, Error> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let kb: f64 = status
         .lines()
@@ -57,13 +57,13 @@ fn rss_mib(pid: u32) -> Result<f64, Error> {
     Ok(kb / 1024.0)
 }
 
-fn free_port() -> Result<u16, Error> {
+pub(super) fn free_port() -> Result<u16, Error> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
 }
 
-fn start(bin: &Path, config: &Path) -> Result<Proc, Error> {
+pub(super) fn start(bin: &Path, config: &Path) -> Result<Proc, Error> {
     Ok(Proc(
         Command::new(bin)
             .args(["run", "--config"])
@@ -75,7 +75,7 @@ fn start(bin: &Path, config: &Path) -> Result<Proc, Error> {
     ))
 }
 
-async fn wait_serving(local: &str, tls: &TlsMaterial, id: &NodeId) -> Result<(), Error> {
+pub(super) async fn wait_serving(local: &str, tls: &TlsMaterial, id: &NodeId) -> Result<(), Error> {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         if let Ok(mut c) = connect_local(local, tls, id).await
@@ -90,12 +90,17 @@ async fn wait_serving(local: &str, tls: &TlsMaterial, id: &NodeId) -> Result<(),
     }
 }
 
-/// Runs the scenario with `records` records and `load_secs` seconds of query load.
-pub async fn run(records: u64, load_secs: u64, progress: &dyn Fn(&str)) -> Result<Report, Error> {
-    tracenet_node::tls::install_crypto_provider();
-    let bin = node_binary()?;
-    let dir = tempfile::tempdir()?;
-    let root = dir.path();
+/// A single-node federation's files under `root`: certificates, a node configuration with the
+/// node's default settings, and the admin's client TLS material.
+pub(super) struct Setup {
+    pub(super) config: PathBuf,
+    pub(super) local: String,
+    pub(super) id: NodeId,
+    pub(super) tls: TlsMaterial,
+}
+
+/// Writes the files of [`Setup`] under `root`.
+pub(super) fn setup(root: &Path) -> Result<Setup, Error> {
     tracenet_certs::write_dev_federation(&root.join("certs"), &["FRA-POL".to_string()])?;
     let local = format!("127.0.0.1:{}", free_port()?);
     let config = root.join("node.toml");
@@ -119,6 +124,25 @@ pub async fn run(records: u64, load_secs: u64, progress: &dyn Fn(&str)) -> Resul
             key: root.join("certs/FRA-POL/admin.key"),
         },
     )?;
+    Ok(Setup {
+        config,
+        local,
+        id,
+        tls,
+    })
+}
+
+/// Runs the scenario with `records` records and `load_secs` seconds of query load.
+pub async fn run(records: u64, load_secs: u64, progress: &dyn Fn(&str)) -> Result<Report, Error> {
+    tracenet_node::tls::install_crypto_provider();
+    let bin = node_binary()?;
+    let dir = tempfile::tempdir()?;
+    let Setup {
+        config,
+        local,
+        id,
+        tls,
+    } = setup(dir.path())?;
     let country = CountryCode::parse("FRA")?;
 
     let mut node = start(&bin, &config)?;

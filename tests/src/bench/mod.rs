@@ -4,6 +4,7 @@
 //! checks that every scenario runs and measures something.
 
 pub mod directory;
+pub mod failover;
 pub mod fanout;
 pub mod gateway;
 pub mod hub;
@@ -11,6 +12,7 @@ pub mod memory;
 pub mod micro;
 pub mod peer;
 pub mod report;
+pub mod scale;
 pub mod store;
 
 /// Why a scenario could not run (setup, a call, or a figure that makes no sense). Not

@@ -2,20 +2,31 @@
 //! signed request context per call, policy, audit and a signed response on the other side),
 //! against a bare tonic unary call (the gRPC health `Check`) served through the same TLS
 //! acceptor and rustls configuration: the limit of the stack we stand on.
+//!
+//! A second baseline, the "floor", is what a lookup cannot avoid: the same `Lookup` call served
+//! by a stub `PeerExchange` that verifies the signed context (signature, body digest, replay
+//! memory), appends one audit entry carrying the envelope to an [`AuditLog`] (hash chain, group
+//! commit, flushed before answering), signs one disclosure statement per hit and the response,
+//! and returns a copy of a real answer. No policy, no store read, no ledger write.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use prost::Message;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity, Server};
+use tonic::{Request, Response, Status};
+use tracenet_node::audit::{AuditLog, Event, EventKind};
 use tracenet_node::config::TlsFiles;
-use tracenet_node::envelope::SignedRequest;
+use tracenet_node::envelope::{self, PeerKeys, ReplayGuard, SignedRequest, SigningKey};
+use tracenet_node::ids::NodeId;
 use tracenet_node::tls::TlsMaterial;
 use tracenet_node::transport;
 use tracenet_proto::v1 as pb;
 use tracenet_proto::v1::peer_exchange_client::PeerExchangeClient;
+use tracenet_proto::v1::peer_exchange_server::{PeerExchange, PeerExchangeServer};
 
 use super::report::{Report, Samples};
 use crate::{ClientCert, Error, TestFederation};
@@ -67,6 +78,189 @@ async fn echo_server(
     tokio::spawn(
         Server::builder()
             .add_service(health)
+            .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned()),
+    );
+    Ok(addr)
+}
+
+/// The floor: a `PeerExchange` whose `Lookup` does only the unavoidable work (see the module
+/// documentation). Every other method is unimplemented.
+struct Floor {
+    guard: ReplayGuard,
+    keys: PeerKeys,
+    asker: NodeId,
+    key: Arc<SigningKey>,
+    log: Arc<AuditLog>,
+    /// A real answer with its signatures removed, re-signed per call.
+    answer: pb::LookupResponse,
+    _db: sled::Db,
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+#[tonic::async_trait]
+impl PeerExchange for Floor {
+    async fn lookup(
+        &self,
+        request: Request<pb::LookupRequest>,
+    ) -> Result<Response<pb::LookupResponse>, Status> {
+        let mut req = request.into_inner();
+        let now = now_secs();
+        let (signed, body) = req.split();
+        let ctx = self
+            .guard
+            .verify_context(&self.keys, signed.as_ref(), &self.asker, now)
+            .and_then(|c| envelope::check_body(&c, pb::LookupRequest::METHOD, &body).map(|()| c))
+            .map_err(|e| Status::permission_denied(e.to_string()))?;
+        let event = Event {
+            kind: EventKind::Disclosure,
+            peer: self.asker.to_string(),
+            request_id: ctx.request_id.clone(),
+            purpose: "PURPOSE_TRACING".into(),
+            detail: format!("lookup serial {}", req.serial_number),
+            policy_version: 1,
+            policy_rule: "r1".into(),
+            record_refs: self
+                .answer
+                .hits
+                .iter()
+                .filter_map(|h| h.reference.as_ref().map(|r| r.reference.clone()))
+                .collect(),
+            envelope: signed,
+        };
+        // The flush blocks: one trip to the blocking pool, as a node must make.
+        let log = self.log.clone();
+        tokio::task::spawn_blocking(move || log.append(vec![event], now))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let mut resp = self.answer.clone();
+        for h in &mut resp.hits {
+            let st = tracenet_node::provenance::statement(
+                self.key.node(),
+                &h.reference.clone().unwrap_or_default().reference,
+                (h.disclosed.clone(), h.handling.clone()),
+                (h.policy_version, &h.policy_rule),
+                h.redacted_fields.clone(),
+                (&self.asker, &ctx.request_id, now),
+            );
+            h.owner_disclosure = Some(self.key.sign_disclosure(&st));
+        }
+        resp.signature = Some(
+            self.key
+                .sign_response(&ctx.request_id, &resp.encode_to_vec()),
+        );
+        Ok(Response::new(resp))
+    }
+
+    async fn ping(
+        &self,
+        _: Request<pb::PingRequest>,
+    ) -> Result<Response<pb::PingResponse>, Status> {
+        Err(Status::unimplemented("floor"))
+    }
+
+    type QueryRecordsStream =
+        tokio_stream::Iter<std::vec::IntoIter<Result<pb::DisclosedRecord, Status>>>;
+
+    async fn query_records(
+        &self,
+        _: Request<pb::QueryRecordsRequest>,
+    ) -> Result<Response<Self::QueryRecordsStream>, Status> {
+        Err(Status::unimplemented("floor"))
+    }
+
+    async fn submit_trace_request(
+        &self,
+        _: Request<pb::SubmitTraceRequestMessage>,
+    ) -> Result<Response<pb::DeliveryAck>, Status> {
+        Err(Status::unimplemented("floor"))
+    }
+
+    async fn submit_trace_response(
+        &self,
+        _: Request<pb::SubmitTraceResponseMessage>,
+    ) -> Result<Response<pb::DeliveryAck>, Status> {
+        Err(Status::unimplemented("floor"))
+    }
+
+    async fn submit_trace_information(
+        &self,
+        _: Request<pb::SubmitTraceInformationMessage>,
+    ) -> Result<Response<pb::DeliveryAck>, Status> {
+        Err(Status::unimplemented("floor"))
+    }
+
+    async fn retract(
+        &self,
+        _: Request<pb::RetractRequest>,
+    ) -> Result<Response<pb::DeliveryAck>, Status> {
+        Err(Status::unimplemented("floor"))
+    }
+
+    async fn share_forwarded(
+        &self,
+        _: Request<pb::ShareForwardedRequest>,
+    ) -> Result<Response<pb::DeliveryAck>, Status> {
+        Err(Status::unimplemented("floor"))
+    }
+
+    async fn statistics_tables(
+        &self,
+        _: Request<pb::StatisticsRequest>,
+    ) -> Result<Response<pb::StatisticsResponse>, Status> {
+        Err(Status::unimplemented("floor"))
+    }
+
+    async fn aggregate_statistics(
+        &self,
+        _: Request<pb::AggregationRequest>,
+    ) -> Result<Response<pb::AggregationResponse>, Status> {
+        Err(Status::unimplemented("floor"))
+    }
+}
+
+/// Serves the floor with node 0's certificate and signing key, its audit log in its own sled
+/// database (opened as the node opens its own) under `dir`.
+async fn floor_server(
+    t: &TestFederation,
+    answer: pb::LookupResponse,
+    dir: &std::path::Path,
+    shutdown: CancellationToken,
+) -> Result<std::net::SocketAddr, Error> {
+    let n = t.node(0);
+    let tls = TlsMaterial::load(&TlsFiles {
+        ca: t.cert_dir().join("ca.pem"),
+        cert: n.cert_dir.join("node.pem"),
+        key: n.cert_dir.join("node.key"),
+    })?;
+    let key = Arc::new(t.signing_key(0)?);
+    let asker = t.node(1).id.clone();
+    let keys = PeerKeys::new(std::collections::HashMap::from([(
+        asker.clone(),
+        t.signing_key(1)?.public_key(),
+    )]));
+    let db = tracenet_node::store::open::open_db(dir, None)?;
+    let log = Arc::new(AuditLog::open(&db, key.clone())?);
+    let floor = Floor {
+        guard: ReplayGuard::new(300, 1_000_000),
+        keys,
+        asker,
+        key,
+        log,
+        answer,
+        _db: db,
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let incoming = transport::incoming(listener, tls.server_config()?, shutdown.clone(), "floor");
+    tokio::spawn(
+        Server::builder()
+            .add_service(PeerExchangeServer::new(floor))
             .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned()),
     );
     Ok(addr)
@@ -150,6 +344,7 @@ pub async fn run(p: PeerParams) -> Result<Report, Error> {
 
     let lookup = {
         let key = key.clone();
+        let serial = serial.clone();
         move |c: PeerExchangeClient<Channel>, i: usize| {
             let mut req = pb::LookupRequest {
                 context: None,
@@ -174,16 +369,48 @@ pub async fn run(p: PeerParams) -> Result<Report, Error> {
         Ok::<(), Error>(())
     };
 
-    // Warm both paths (connections, caches) before timing.
+    // A real answer, its signatures removed, is what the floor sends back (same size, same hits).
+    let answer = {
+        let mut c = lookup_client.clone();
+        let mut req = pb::LookupRequest {
+            context: None,
+            serial_number: serial.clone(),
+            manufacturer: String::new(),
+            ..Default::default()
+        };
+        req.sign_with(&key, context(usize::MAX - 1000));
+        let mut a = c.lookup(req).await?.into_inner();
+        a.signature = None;
+        for h in &mut a.hits {
+            h.owner_disclosure = None;
+        }
+        a
+    };
+    let hits = answer.hits.len();
+    let floor_dir = tempfile::tempdir()?;
+    let floor_addr = floor_server(&t, answer, floor_dir.path(), shutdown.clone()).await?;
+    let floor_client = PeerExchangeClient::new(echo_channel(&t, floor_addr).await?);
+
+    // Warm every path (connections, caches) before timing.
     for i in 0..50 {
         lookup(lookup_client.clone(), usize::MAX - i).await?;
+        lookup(floor_client.clone(), usize::MAX - i).await?;
         check(echo.clone()).await?;
     }
     let lat_lookup = timed(p.sequential, |i| lookup(lookup_client.clone(), i)).await?;
+    let lat_floor = timed(p.sequential, |i| lookup(floor_client.clone(), i)).await?;
     let lat_echo = timed(p.sequential, |_| check(echo.clone())).await?;
     let tput_lookup = {
         let lookup = lookup.clone();
         let c = lookup_client.clone();
+        throughput(p.total, p.in_flight, move |i| {
+            lookup(c.clone(), p.sequential + i)
+        })
+        .await?
+    };
+    let tput_floor = {
+        let lookup = lookup.clone();
+        let c = floor_client.clone();
         throughput(p.total, p.in_flight, move |i| {
             lookup(c.clone(), p.sequential + i)
         })
@@ -198,19 +425,44 @@ pub async fn run(p: PeerParams) -> Result<Report, Error> {
     r.param("sequential calls", p.sequential);
     r.param("throughput calls", p.total);
     r.param("in flight", p.in_flight);
+    r.param("hits per lookup", hits);
     r.versus(
-        "sequential p50",
+        "sequential p50 (vs bare unary)",
         lat_lookup.quantile_us(0.5),
         lat_echo.quantile_us(0.5),
         "us",
     );
     r.versus(
-        "sequential p99",
+        "sequential p99 (vs bare unary)",
         lat_lookup.quantile_us(0.99),
         lat_echo.quantile_us(0.99),
         "us",
     );
-    r.versus("throughput", tput_lookup, tput_echo, "calls/s");
+    r.versus(
+        "throughput (vs bare unary)",
+        tput_lookup,
+        tput_echo,
+        "calls/s",
+    );
+    r.versus(
+        "sequential p50 (vs floor)",
+        lat_lookup.quantile_us(0.5),
+        lat_floor.quantile_us(0.5),
+        "us",
+    );
+    r.versus(
+        "sequential p99 (vs floor)",
+        lat_lookup.quantile_us(0.99),
+        lat_floor.quantile_us(0.99),
+        "us",
+    );
+    r.versus("throughput (vs floor)", tput_lookup, tput_floor, "calls/s");
+    r.versus(
+        "floor sequential p50 (vs bare unary)",
+        lat_floor.quantile_us(0.5),
+        lat_echo.quantile_us(0.5),
+        "us",
+    );
     shutdown.cancel();
     t.shutdown().await?;
     Ok(r)

@@ -26,7 +26,7 @@ pub struct StoreParams {
     pub searches: usize,
 }
 
-fn dir_size(p: &Path) -> u64 {
+pub(super) fn dir_size(p: &Path) -> u64 {
     let Ok(rd) = std::fs::read_dir(p) else {
         return 0;
     };

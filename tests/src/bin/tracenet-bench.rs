@@ -86,6 +86,35 @@ enum Scenario {
         #[arg(long, default_value_t = 64)]
         in_flight: usize,
     },
+    /// The scale curve: ingest, store size, start-up, memory and serial search latency of a
+    /// node process per store size (needs the tracenet-node binary built in the same profile).
+    Scale {
+        /// Store sizes in records, comma separated.
+        #[arg(long, default_value = "100000,1000000", value_delimiter = ',')]
+        sizes: Vec<u64>,
+        /// Records per import batch.
+        #[arg(long, default_value_t = 5000)]
+        batch: u64,
+        /// Sequential searches timed per kind.
+        #[arg(long, default_value_t = 2000)]
+        searches: usize,
+        /// Seconds of query load while memory is sampled.
+        #[arg(long, default_value_t = 10)]
+        load_secs: u64,
+    },
+    /// Directory failover with each node its own process and the leader killed (SIGKILL); needs
+    /// the tracenet-node binary built in the same profile.
+    Failover {
+        /// Leader kills.
+        #[arg(long, default_value_t = 5)]
+        kills: usize,
+        /// Directory heartbeat in ms.
+        #[arg(long, default_value_t = 200)]
+        heartbeat_ms: u64,
+        /// Shortest election timeout in ms (the longest is twice this).
+        #[arg(long, default_value_t = 800)]
+        election_timeout_ms: u64,
+    },
     /// A lookup sealed through a regional hub (and through an outbound-only member's mailbox)
     /// vs the same lookup made directly.
     Hub {
@@ -161,6 +190,35 @@ async fn run(cli: Cli) -> Result<Report, bench::BenchError> {
                 sequential,
                 total,
                 in_flight,
+            })
+            .await?
+        }
+        Scenario::Scale {
+            sizes,
+            batch,
+            searches,
+            load_secs,
+        } => {
+            bench::scale::run(
+                &bench::scale::ScaleParams {
+                    sizes,
+                    batch,
+                    searches,
+                    load_secs,
+                },
+                &progress,
+            )
+            .await?
+        }
+        Scenario::Failover {
+            kills,
+            heartbeat_ms,
+            election_timeout_ms,
+        } => {
+            bench::failover::run(bench::failover::FailoverParams {
+                kills,
+                heartbeat_ms,
+                election_timeout_ms,
             })
             .await?
         }
