@@ -350,17 +350,8 @@ fn csv_cells(bytes: &[u8]) -> Result<Vec<Result<CsvRow, FieldProblem>>, String> 
             })?;
         index.push(pos);
     }
-    for required in [
-        "national_ref",
-        "date",
-        "country",
-        "seizing_agency",
-        "seizure_kind",
-    ] {
-        let pos = CSV_COLUMNS.iter().position(|c| *c == required);
-        if !index.iter().any(|i| Some(*i) == pos) {
-            return Err(format!("header: missing column '{required}'"));
-        }
+    if let Some(missing) = tracenet_proto::files::missing_column(&index) {
+        return Err(format!("header: missing column '{missing}'"));
     }
     Ok(rdr
         .into_records()

@@ -242,6 +242,31 @@ fn json_rows(reader: impl BufRead) -> impl Iterator<Item = Result<Row, pb::RowEr
     })
 }
 
+/// Columns every CSV file has: the national reference, then either a seizure's event and
+/// context or a loss report's own columns (a file of loss reports needs no empty seizure
+/// columns).
+const REQUIRED: &str = "national_ref";
+const SEIZURE_REQUIRED: [&str; 4] = ["date", "country", "seizing_agency", "seizure_kind"];
+const LOSS_REQUIRED: [&str; 4] = ["loss_kind", "loss_source", "loss_date", "loss_country"];
+
+/// The first required column a header (`index`: positions in [`CSV_COLUMNS`]) lacks, if any:
+/// `national_ref`, then the seizure columns unless every loss-report column is there.
+pub fn missing_column(index: &[usize]) -> Option<&'static str> {
+    let has = |name: &str| {
+        CSV_COLUMNS
+            .iter()
+            .position(|c| *c == name)
+            .is_some_and(|pos| index.contains(&pos))
+    };
+    if !has(REQUIRED) {
+        return Some(REQUIRED);
+    }
+    if LOSS_REQUIRED.iter().all(|c| has(c)) {
+        return None;
+    }
+    SEIZURE_REQUIRED.into_iter().find(|c| !has(c))
+}
+
 fn csv_rows(
     reader: impl Read,
 ) -> Result<impl Iterator<Item = Result<Row, pb::RowError>>, FileError> {
@@ -266,17 +291,8 @@ fn csv_rows(
             })?;
         index.push(pos);
     }
-    for required in [
-        "national_ref",
-        "date",
-        "country",
-        "seizing_agency",
-        "seizure_kind",
-    ] {
-        let pos = CSV_COLUMNS.iter().position(|c| *c == required);
-        if !index.iter().any(|i| Some(*i) == pos) {
-            return Err(FileError::Header(format!("missing column '{required}'")));
-        }
+    if let Some(missing) = missing_column(&index) {
+        return Err(FileError::Header(format!("missing column '{missing}'")));
     }
     Ok(rdr.into_records().map(move |r| {
         let r = r.map_err(|e| {
@@ -837,6 +853,35 @@ mod tests {
             back,
             cols.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn a_loss_report_file_needs_no_seizure_columns() {
+        let pos = |names: &[&str]| -> Vec<usize> {
+            names
+                .iter()
+                .map(|n| CSV_COLUMNS.iter().position(|c| c == n).unwrap())
+                .collect()
+        };
+        let loss = pos(&[
+            "national_ref",
+            "loss_kind",
+            "loss_source",
+            "loss_date",
+            "loss_country",
+        ]);
+        assert_eq!(missing_column(&loss), None);
+        assert_eq!(missing_column(&loss[1..]), Some("national_ref"));
+        assert_eq!(missing_column(&loss[..4]), Some("date"));
+        let seizure = pos(&[
+            "national_ref",
+            "date",
+            "country",
+            "seizing_agency",
+            "seizure_kind",
+        ]);
+        assert_eq!(missing_column(&seizure), None);
+        assert_eq!(missing_column(&seizure[..4]), Some("seizure_kind"));
     }
 
     #[test]

@@ -904,6 +904,12 @@ async fn a_loss_report_round_trips_through_the_console_and_csv() {
         "the list says which records are loss reports:\n{list}"
     );
     assert_eq!(rec["loss"]["place"]["country"], "DEU");
+    // A file of loss reports needs no seizure columns at all.
+    let csv = "national_ref,serial_number,marking_condition,loss_kind,loss_source,loss_date,loss_country\n\
+               SYN-LOSS-CSV-2,SYN-LOST-4,intact,stolen,private_owner,2025-03-03,DEU\n";
+    import(&c, "losses-only.csv", csv).await;
+    let rec = api_by_ref(&t, "SYN-LOSS-CSV-2").await;
+    assert_eq!(rec["loss"]["kind"], "LOSS_KIND_STOLEN", "{rec}");
     // A loss report without its facts is refused with the fields named.
     let (s, body) = c
         .post(
