@@ -1978,6 +1978,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
         "What would members receive?",
         "Que recevraient les membres ?",
     ),
+    (
+        "records.required_note",
+        "* required for a seizure record. A loss report (lost, stolen or diverted weapon) needs its loss kind, source, date and country instead.",
+        "* obligatoire pour une saisie. Un signalement de perte (arme perdue, volée ou détournée) demande à la place sa nature, son origine, sa date et son pays.",
+    ),
     ("records.revision", "Revision", "Révision"),
     (
         "records.summary",
