@@ -5,7 +5,7 @@
 
 use tracenet_tests::bench::report::Report;
 use tracenet_tests::bench::{
-    directory, failover, fanout, gateway, hub, memory, micro, peer, scale, store,
+    central, directory, failover, fanout, gateway, hub, memory, micro, peer, scale, store,
 };
 
 fn all_positive(r: &Report) {
@@ -132,4 +132,22 @@ async fn failover_scenario_runs_on_real_node_processes() {
     .await
     .unwrap();
     all_positive(&r);
+}
+
+/// Passes whether or not PostgreSQL is installed: without its server binaries the scenario
+/// skips, and the test only checks that it says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn central_scenario_runs_or_skips_without_postgresql() {
+    let p = central::CentralParams {
+        records: 50,
+        batch: 25,
+        queries: 5,
+    };
+    match central::run(p, &|_| {}).await.unwrap() {
+        central::Outcome::Ran(r) => {
+            all_positive(&r);
+            assert!(r.get("no hit p99 (federated vs central)").is_some());
+        }
+        central::Outcome::Skipped(why) => assert!(!why.is_empty()),
+    }
 }

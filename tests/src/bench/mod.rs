@@ -3,6 +3,7 @@
 //! run, and returns a [`report::Report`]. Nothing here asserts on time; the smoke test only
 //! checks that every scenario runs and measures something.
 
+pub mod central;
 pub mod directory;
 pub mod failover;
 pub mod fanout;
