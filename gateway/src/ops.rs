@@ -395,12 +395,46 @@ pub async fn lookup(
     input: &LookupInput,
 ) -> Result<pb::FederatedLookupResponse, GatewayError> {
     c.require(Capability::Lookup)?;
-    let serial = input.serial_number.trim();
+    let (serial, kind, mut inquiry) = checked_lookup(
+        app,
+        &input.serial_number,
+        &input.kind,
+        Inquiry {
+            purpose: purpose_number(&input.purpose),
+            legal_basis: input.legal_basis.clone(),
+            case_reference: input.case_reference.clone(),
+        },
+    )?;
+    inquiry.via_hub = input.via_hub;
+    let r = app
+        .node
+        .api()
+        .federated_lookup(pb::FederatedLookupRequest {
+            inquiry: Some(inquiry),
+            serial_number: serial,
+            manufacturer: input.manufacturer.trim().to_owned(),
+            kind: kind as i32,
+        })
+        .await?
+        .into_inner();
+    log(app, c, "federated lookup", &input.serial_number).await?;
+    Ok(r)
+}
+
+/// A lookup's (or a watch's) value, kind and inquiry, checked together: every problem is
+/// reported at once.
+fn checked_lookup(
+    app: &App,
+    value: &str,
+    kind: &str,
+    asked: Inquiry,
+) -> Result<(String, pb::LookupKind, pb::Inquiry), GatewayError> {
+    let value = value.trim();
     let mut problems = Vec::new();
-    if serial.is_empty() {
+    if value.is_empty() {
         problems.push(serial_problem());
     }
-    let kind = lookup_kind(&input.kind);
+    let kind = lookup_kind(kind);
     if kind.is_none() {
         problems.push(FieldProblem {
             field: "kind".into(),
@@ -409,11 +443,6 @@ pub async fn lookup(
                 .into(),
         });
     }
-    let asked = Inquiry {
-        purpose: purpose_number(&input.purpose),
-        legal_basis: input.legal_basis.clone(),
-        case_reference: input.case_reference.clone(),
-    };
     let inquiry = match inquiry(app, asked) {
         Ok(i) => Some(i),
         Err(GatewayError::Invalid(p)) => {
@@ -422,23 +451,10 @@ pub async fn lookup(
         }
         Err(e) => return Err(e),
     };
-    let Some(mut inquiry) = inquiry.filter(|_| problems.is_empty()) else {
-        return Err(GatewayError::Invalid(problems));
-    };
-    inquiry.via_hub = input.via_hub;
-    let r = app
-        .node
-        .api()
-        .federated_lookup(pb::FederatedLookupRequest {
-            inquiry: Some(inquiry),
-            serial_number: serial.to_owned(),
-            manufacturer: input.manufacturer.trim().to_owned(),
-            kind: kind.unwrap_or(pb::LookupKind::Serial) as i32,
-        })
-        .await?
-        .into_inner();
-    log(app, c, "federated lookup", &input.serial_number).await?;
-    Ok(r)
+    match (kind, inquiry) {
+        (Some(kind), Some(inquiry)) if problems.is_empty() => Ok((value.to_owned(), kind, inquiry)),
+        _ => Err(GatewayError::Invalid(problems)),
+    }
 }
 
 fn serial_problem() -> FieldProblem {
@@ -976,42 +992,23 @@ pub async fn add_watch(
     input: &WatchInput,
 ) -> Result<pb::WatchEntry, GatewayError> {
     c.require(Capability::Lookup)?;
-    let serial = input.serial_number.trim();
-    let mut problems = Vec::new();
-    if serial.is_empty() {
-        problems.push(serial_problem());
-    }
-    let kind = lookup_kind(&input.kind);
-    if kind.is_none() {
-        problems.push(crate::error::FieldProblem {
-            field: "kind".into(),
-            line: 0,
-            reason: "serial, ballistic_reference, headstamp, ammunition_lot or shipment_id".into(),
-        });
-    }
-    let asked = Inquiry {
-        purpose: purpose_number(&input.purpose),
-        legal_basis: input.legal_basis.clone(),
-        case_reference: input.case_reference.clone(),
-    };
-    let inquiry = match inquiry(app, asked) {
-        Ok(i) => Some(i),
-        Err(GatewayError::Invalid(p)) => {
-            problems.extend(p);
-            None
-        }
-        Err(e) => return Err(e),
-    };
-    let Some(inquiry) = inquiry.filter(|_| problems.is_empty()) else {
-        return Err(GatewayError::Invalid(problems));
-    };
+    let (serial, kind, inquiry) = checked_lookup(
+        app,
+        &input.serial_number,
+        &input.kind,
+        Inquiry {
+            purpose: purpose_number(&input.purpose),
+            legal_basis: input.legal_basis.clone(),
+            case_reference: input.case_reference.clone(),
+        },
+    )?;
     let entry = app
         .node
         .api()
         .add_watch(pb::AddWatchRequest {
             // A watch kind has the number of the lookup kind it re-runs.
-            kind: kind.unwrap_or(pb::LookupKind::Serial) as i32,
-            value: serial.to_owned(),
+            kind: kind as i32,
+            value: serial,
             manufacturer: input.manufacturer.trim().to_owned(),
             inquiry: Some(inquiry),
             created_by: c.who.name.clone(),

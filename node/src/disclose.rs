@@ -753,15 +753,17 @@ pub fn lookup(
             // Confusable readings of a serial are looked up only where a rule for the classes
             // a lookup reads allows fuzzy matching (the same decision `matching::serial_mode`
             // makes on each view).
-            let fuzzy = [pb::DataClass::Seizure, pb::DataClass::LossReport]
-                .into_iter()
-                .any(|class| {
-                    Applicable::find(holder.policy, &asker.requester(), class)
-                        .is_ok_and(|rule| rule.partial_lookup().is_some())
-                });
+            let fuzzy = || {
+                [pb::DataClass::Seizure, pb::DataClass::LossReport]
+                    .into_iter()
+                    .any(|class| {
+                        Applicable::find(holder.policy, &asker.requester(), class)
+                            .is_ok_and(|rule| rule.partial_lookup().is_some())
+                    })
+            };
             if let Criteria::Serial { wanted: w, .. } = &criteria
-                && fuzzy
                 && !w.has_wildcards()
+                && fuzzy()
             {
                 let mut seen: HashSet<String> = found.iter().map(|r| r.id.clone()).collect();
                 for variant in crate::serial::confusable_variants(w, crate::serial::MAX_VARIANTS) {

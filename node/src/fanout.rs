@@ -170,7 +170,8 @@ impl Budget {
     }
 }
 
-fn failure(node: &NodeId, reason: impl Into<String>) -> pb::PeerFailure {
+/// A peer that did not answer, and why.
+pub(crate) fn failure(node: &NodeId, reason: impl Into<String>) -> pb::PeerFailure {
     pb::PeerFailure {
         node_id: node.to_string(),
         reason: reason.into(),
@@ -186,7 +187,7 @@ pub(crate) fn status_reason(s: &tonic::Status) -> String {
 }
 
 /// The answer inside a reply, or the failure that names the peer and why.
-fn answered<T>(peer: &NodeId, reply: Reply<T>) -> Result<T, pb::PeerFailure> {
+pub(crate) fn answered<T>(peer: &NodeId, reply: Reply<T>) -> Result<T, pb::PeerFailure> {
     match reply {
         Reply::Unreachable(reason) => Err(failure(peer, reason)),
         Reply::TimedOut => Err(failure(peer, "deadline exceeded")),
@@ -459,7 +460,7 @@ pub async fn statistics(
 }
 
 /// Waits for every peer's task; answers and failures sorted by node.
-async fn gather<A: 'static>(
+pub(crate) async fn gather<A: 'static>(
     mut tasks: JoinSet<Result<A, pb::PeerFailure>>,
     node_of: impl Fn(&A) -> String,
 ) -> (Vec<A>, Vec<pb::PeerFailure>) {

@@ -16,7 +16,7 @@ use tracenet_proto::v1 as pb;
 use crate::audit::{Event, EventKind};
 use crate::config::Role;
 use crate::context::NodeContext;
-use crate::fanout::{self, FanoutError, Reply, call_peer, open_request, status_reason};
+use crate::fanout::{self, FanoutError, answered, call_peer, failure, gather, open_request};
 use crate::ids::NodeId;
 use crate::seal;
 use crate::stats::round::{self, MIN_MEMBERS, RoundLayout};
@@ -174,12 +174,7 @@ impl Plan<'_> {
                     Ok(client.aggregate_statistics(request).await?.into_inner())
                 })
                 .await;
-                let resp = match reply {
-                    Reply::Answered(r) => r,
-                    Reply::Refused(s) => return Err(failure(&peer, status_reason(&s))),
-                    Reply::TimedOut => return Err(failure(&peer, "deadline exceeded".into())),
-                    Reply::Unreachable(w) | Reply::Overran(w) => return Err(failure(&peer, w)),
-                };
+                let resp = answered(&peer, reply)?;
                 let mut body = resp.clone();
                 let sig = body.signature.take();
                 node.roster
@@ -192,21 +187,15 @@ impl Plan<'_> {
                     )
                     .map_err(|e| failure(&peer, format!("bad signature: {e}")))?;
                 if resp.node_id != peer.as_str() || resp.round_id != round_id {
-                    return Err(failure(&peer, "answer for another node or round".into()));
+                    return Err(failure(&peer, "answer for another node or round"));
                 }
                 Ok((peer, resp))
             });
         }
-        let (mut answers, mut failed) = (Vec::new(), Vec::new());
-        while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok(Ok(a)) => answers.push(a),
-                Ok(Err(f)) => failed.push(f),
-                Err(_) => {}
-            }
-        }
-        answers.sort_by(|a, b| a.0.cmp(&b.0));
-        failed.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+        let (answers, failed) = gather(tasks, |a: &(NodeId, pb::AggregationResponse)| {
+            a.0.to_string()
+        })
+        .await;
         Ok((answers, failed))
     }
 
@@ -340,13 +329,6 @@ async fn audit_round(
         .map_err(|e| FanoutError::Audit(e.to_string()))?
         .map_err(|e| FanoutError::Audit(e.to_string()))?;
     Ok(())
-}
-
-fn failure(peer: &NodeId, reason: String) -> pb::PeerFailure {
-    pb::PeerFailure {
-        node_id: peer.to_string(),
-        reason,
-    }
 }
 
 fn reasons(f: &[pb::PeerFailure]) -> String {

@@ -11,7 +11,7 @@ use tracenet_proto::v1 as pb;
 use tracenet_proto::v1::hub_relay_client::HubRelayClient;
 
 use crate::context::NodeContext;
-use crate::fanout::{FanoutError, Reply, classify_lookup};
+use crate::fanout::{FanoutError, Reply, classify_lookup, failure};
 use crate::hub::channel::{open_reply, reply_status};
 use crate::ids::NodeId;
 use crate::seal::{self, Address};
@@ -86,12 +86,12 @@ pub async fn lookup(
         Ok(Ok(r)) => r.into_inner(),
         Ok(Err(s)) => {
             let why = format!("hub {hub}: {}", s.message());
-            failed.extend(asked.iter().map(|(_, p)| failure(p, &why)));
+            failed.extend(asked.iter().map(|(_, p)| failure(p, why.as_str())));
             return Ok((answers, failed));
         }
         Err(_) => {
             let why = format!("hub {hub} did not answer within the deadline");
-            failed.extend(asked.iter().map(|(_, p)| failure(p, &why)));
+            failed.extend(asked.iter().map(|(_, p)| failure(p, why.as_str())));
             return Ok((answers, failed));
         }
     };
@@ -124,11 +124,4 @@ pub async fn lookup(
     answers.sort_by(|a, b| a.node_id.cmp(&b.node_id));
     failed.sort_by(|a, b| a.node_id.cmp(&b.node_id));
     Ok((answers, failed))
-}
-
-fn failure(peer: &NodeId, why: &str) -> pb::PeerFailure {
-    pb::PeerFailure {
-        node_id: peer.to_string(),
-        reason: why.to_owned(),
-    }
 }

@@ -101,6 +101,31 @@ impl PeerService {
     /// body (see [`envelope::check_body`]), auditing a refusal. When the
     /// directory lists `who`'s agency kind, a context claiming another kind is refused, and the
     /// context returned carries the directory's kind (what policies are evaluated with).
+    /// Runs `decide` on the blocking pool and appends the events it returns (the signed
+    /// request kept with the first) to the audit log before its outcome is answered: for the
+    /// requests answered by one decision, such as statistical tables and aggregation steps.
+    async fn answer_audited<T: Send + 'static>(
+        &self,
+        mut envelope: pb::SignedContext,
+        decide: impl FnOnce(&NodeContext) -> Result<(Result<T, Status>, Vec<Event>), Status>
+        + Send
+        + 'static,
+    ) -> Result<T, Status> {
+        let node = self.ctx.clone();
+        tokio::task::spawn_blocking(move || {
+            let (outcome, mut events) = decide(&node)?;
+            if let Some(first) = events.first_mut() {
+                first.envelope = Some(std::mem::take(&mut envelope));
+            }
+            node.audit
+                .append(events, node.clock.now_secs())
+                .map_err(status::audit_before_answer)?;
+            outcome
+        })
+        .await
+        .map_err(|_| Status::internal("internal error"))?
+    }
+
     async fn verify<R: SignedRequest>(
         &self,
         who: &NodeId,
@@ -322,24 +347,17 @@ impl PeerExchange for PeerService {
     ) -> Result<Response<pb::StatisticsResponse>, Status> {
         let who = caller_node(&request)?;
         let mut req = request.into_inner();
-        let (rctx, mut envelope) = self.verify(&who, &mut req).await?;
-        let (node, w, c) = (self.ctx.clone(), who.clone(), rctx.clone());
-        let resp = tokio::task::spawn_blocking(move || {
-            let mut answer = disclose::statistics(&node, &w, &c, req.year, req.quarter)?;
-            // Audit before answering, the signed request kept with its arrival.
-            if let Some(first) = answer.events.first_mut() {
-                first.envelope = Some(std::mem::take(&mut envelope));
-            }
-            node.audit
-                .append(answer.events, node.clock.now_secs())
-                .map_err(status::audit_before_answer)?;
-            answer
-                .outcome
-                .map_err(|d| Status::from(DiscloseError::Denied(d)))
-        })
-        .await
-        .map_err(|_| Status::internal("internal error"))??;
-        let mut resp = resp;
+        let (rctx, envelope) = self.verify(&who, &mut req).await?;
+        let c = rctx.clone();
+        let mut resp = self
+            .answer_audited(envelope, move |node| {
+                let answer = disclose::statistics(node, &who, &c, req.year, req.quarter)?;
+                let outcome = answer
+                    .outcome
+                    .map_err(|d| Status::from(DiscloseError::Denied(d)));
+                Ok((outcome, answer.events))
+            })
+            .await?;
         resp.signature = Some(
             self.ctx
                 .signing
@@ -354,22 +372,14 @@ impl PeerExchange for PeerService {
     ) -> Result<Response<pb::AggregationResponse>, Status> {
         let who = caller_node(&request)?;
         let mut req = request.into_inner();
-        let (rctx, mut envelope) = self.verify(&who, &mut req).await?;
-        let (node, w, c) = (self.ctx.clone(), who.clone(), rctx.clone());
-        let resp = tokio::task::spawn_blocking(move || {
-            let mut answer = aggregation::contribute(&node, &w, &c, &req);
-            // Audit before answering, the signed request kept with its arrival.
-            if let Some(first) = answer.events.first_mut() {
-                first.envelope = Some(std::mem::take(&mut envelope));
-            }
-            node.audit
-                .append(answer.events, node.clock.now_secs())
-                .map_err(status::audit_before_answer)?;
-            answer.outcome.map_err(Status::from)
-        })
-        .await
-        .map_err(|_| Status::internal("internal error"))??;
-        let mut resp = resp;
+        let (rctx, envelope) = self.verify(&who, &mut req).await?;
+        let c = rctx.clone();
+        let mut resp = self
+            .answer_audited(envelope, move |node| {
+                let answer = aggregation::contribute(node, &who, &c, &req);
+                Ok((answer.outcome.map_err(Status::from), answer.events))
+            })
+            .await?;
         resp.signature = Some(
             self.ctx
                 .signing
