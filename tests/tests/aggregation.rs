@@ -3,7 +3,8 @@
 //! through the hub's own mailbox) while what it receives from each member is a masked vector
 //! that shares no cell with that member's real table, and no member's table appears in the hub's
 //! files; a member that stops is dropped out and the total is that of the others; members refuse
-//! a round over a subset of the region and a caller that is not their hub.
+//! a round over a subset of the region, a caller that is not their hub, and rounds beyond their
+//! budget for a period.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
@@ -438,6 +439,41 @@ async fn members_refuse_a_subset_of_the_region_and_a_caller_that_is_not_their_hu
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+
+    // A hub flooding a member with rounds of one period: answered up to the budget, then
+    // refused; a round already answered is still answered the same.
+    let mut hub = t
+        .peer_client(DEU, ClientCert::Of(HUB, "node"))
+        .await
+        .unwrap();
+    let mut first = Vec::new();
+    for n in 0..round::MAX_ROUNDS_PER_PERIOD {
+        let got = hub
+            .aggregate_statistics(mask_request(
+                &t,
+                HUB,
+                &format!("flood-{n}"),
+                &members,
+                &digest,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        if n == 0 {
+            first = got.masked;
+        }
+    }
+    let status = hub
+        .aggregate_statistics(mask_request(&t, HUB, "flood-over", &members, &digest))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+    let again = hub
+        .aggregate_statistics(mask_request(&t, HUB, "flood-0", &members, &digest))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.masked, first);
 
     // A member that is not a hub cannot run a round at all.
     let status = t

@@ -78,15 +78,34 @@ impl RoundLog {
         })
     }
 
-    fn key(hub: &NodeId, round_id: &str) -> Vec<u8> {
-        [hub.as_str().as_bytes(), &[0], round_id.as_bytes()].concat()
+    fn prefix(hub: &NodeId, period: &str) -> Vec<u8> {
+        [hub.as_str().as_bytes(), &[0], period.as_bytes(), &[0]].concat()
     }
 
-    /// The round `round_id` of `hub`, if this node answered it.
-    pub fn get(&self, hub: &NodeId, round_id: &str) -> Result<Option<pb::StoredRound>, String> {
+    fn key(hub: &NodeId, period: &str, round_id: &str) -> Vec<u8> {
+        [Self::prefix(hub, period), round_id.as_bytes().to_vec()].concat()
+    }
+
+    /// How many rounds of `period` this node answered for `hub`.
+    pub fn count(&self, hub: &NodeId, period: &str) -> Result<usize, String> {
+        let mut n = 0;
+        for entry in self.tree.scan_prefix(Self::prefix(hub, period)) {
+            entry.map_err(|e| e.to_string())?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// The round `round_id` of `hub` for `period`, if this node answered it.
+    pub fn get(
+        &self,
+        hub: &NodeId,
+        period: &str,
+        round_id: &str,
+    ) -> Result<Option<pb::StoredRound>, String> {
         let Some(v) = self
             .tree
-            .get(Self::key(hub, round_id))
+            .get(Self::key(hub, period, round_id))
             .map_err(|e| e.to_string())?
         else {
             return Ok(None);
@@ -101,10 +120,11 @@ impl RoundLog {
 
     /// Keeps `round`, durably.
     pub fn put(&self, hub: &NodeId, round_id: &str, round: &pb::StoredRound) -> Result<(), String> {
+        // The period comes from the round kept, so a round is always found under its own.
         let mut v = vec![ROUND_V1];
         v.extend(round.encode_to_vec());
         self.tree
-            .insert(Self::key(hub, round_id), v)
+            .insert(Self::key(hub, &round.period, round_id), v)
             .map_err(|e| e.to_string())?;
         self.db.flush().map(|_| ()).map_err(|e| e.to_string())
     }
@@ -198,7 +218,7 @@ fn step(
     let expected = round::region_members(&view, who);
     let kept = node
         .rounds
-        .get(who, &req.round_id)
+        .get(who, &period.label(), &req.round_id)
         .map_err(AggregationError::Storage)?;
     if let Some(k) = &kept
         && (k.period != period.label() || k.members != req.members)
@@ -232,6 +252,15 @@ fn step(
             let masked = match kept {
                 Some(k) => k.masked,
                 None => {
+                    // A budget per hub and period: each new round is a new sum whose difference
+                    // with another could isolate a member, and each is kept here.
+                    let answered = node
+                        .rounds
+                        .count(who, &period.label())
+                        .map_err(AggregationError::Storage)?;
+                    if answered >= round::MAX_ROUNDS_PER_PERIOD {
+                        return Err(RoundError::Budget(period.label()).into());
+                    }
                     let (records, traces) = disclose::statistics_sources(node)?;
                     let report = stats::report(period, &records, &traces, node.clock.now_secs());
                     let cells = aggregate::flatten(&report.tables, &layout.cells);

@@ -42,6 +42,9 @@ use crate::roster::RosterView;
 pub const MIN_MEMBERS: usize = 3;
 /// Longest round id.
 pub const MAX_ROUND_ID: usize = 64;
+/// Most rounds a member answers for one hub and one period (restarts included): it bounds what
+/// a hub can make a member store, and how many totals of one period a hub can compare.
+pub const MAX_ROUNDS_PER_PERIOD: usize = 10;
 
 /// Why a member refuses a round step. None of these passes on retry as it is: the hub must start
 /// a round that agrees with the member's directory and code.
@@ -66,6 +69,9 @@ pub enum RoundError {
     /// The hub's layout is not this node's (another version of the tables).
     #[error("the round's cell layout differs from this node's")]
     Layout,
+    /// This node already answered [`MAX_ROUNDS_PER_PERIOD`] rounds of that hub for the period.
+    #[error("this node answered its last round of {0} for this hub")]
+    Budget(String),
     /// The reveal step does not fit the round this node took part in.
     #[error("reveal refused: {0}")]
     Reveal(String),
