@@ -5,7 +5,7 @@
 //! person fixing an import file or a form needs. [`batch`] checks many records at once (import
 //! batches and files) and holds the own-country rule.
 
-use std::fmt;
+use std::fmt::{self, Display};
 
 use tracenet_proto::v1 as pb;
 
@@ -181,46 +181,63 @@ impl ValidRecord {
 }
 
 /// Accumulates field errors while walking a record.
+/// `list[i].name`, formatted only when a check fails.
+#[derive(Clone, Copy)]
+struct At<'a>(&'static str, usize, &'a dyn Display);
+
+impl Display for At<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}[{}].{}", self.0, self.1, self.2)
+    }
+}
+
 struct Checker {
     errors: Vec<FieldError>,
 }
 
 impl Checker {
-    fn fail(&mut self, field: impl Into<String>, reason: impl Into<String>) {
+    /// Field names are built only here, on failure: formatting every field's path up front was
+    /// a fifth of validating a record (see BENCHMARKS.md, ingest profile).
+    fn fail(&mut self, field: impl Display, reason: impl Into<String>) {
         self.errors.push(FieldError {
-            field: field.into(),
+            field: field.to_string(),
             reason: reason.into(),
         });
     }
 
     /// Trims the text and checks its length and characters. `multiline` allows newlines and tabs.
-    fn text(&mut self, field: &str, value: &mut String, max: usize, multiline: bool) {
+    fn text(&mut self, field: impl Display, value: &mut String, max: usize, multiline: bool) {
         let trimmed = value.trim();
         if trimmed.len() != value.len() {
             *value = trimmed.to_owned();
         }
         if value.chars().count() > max {
-            self.fail(field, format!("longer than {max} characters"));
+            self.fail(&field, format!("longer than {max} characters"));
         }
         if value
             .chars()
             .any(|c| c.is_control() && !(multiline && (c == '\n' || c == '\t')))
         {
-            self.fail(field, "contains control characters");
+            self.fail(&field, "contains control characters");
         }
     }
 
-    fn required(&mut self, field: &str, value: &str) {
+    fn required(&mut self, field: impl Display, value: &str) {
         if value.is_empty() {
-            self.fail(field, "is required");
+            self.fail(&field, "is required");
         }
     }
 
-    fn country(&mut self, field: &str, value: &mut String, required: bool) -> Option<CountryCode> {
+    fn country(
+        &mut self,
+        field: impl Display,
+        value: &mut String,
+        required: bool,
+    ) -> Option<CountryCode> {
         if value.trim().is_empty() {
             value.clear();
             if required {
-                self.fail(field, "is required (ISO 3166-1 alpha-3, e.g. FRA)");
+                self.fail(&field, "is required (ISO 3166-1 alpha-3, e.g. FRA)");
             }
             return None;
         }
@@ -230,29 +247,29 @@ impl Checker {
                 Some(c)
             }
             Err(e) => {
-                self.fail(field, e.to_string());
+                self.fail(&field, e.to_string());
                 None
             }
         }
     }
 
-    fn enum_value<E: TryFrom<i32>>(&mut self, field: &str, value: i32, required: bool) {
+    fn enum_value<E: TryFrom<i32>>(&mut self, field: impl Display, value: i32, required: bool) {
         if E::try_from(value).is_err() {
-            self.fail(field, format!("unknown value {value}"));
+            self.fail(&field, format!("unknown value {value}"));
         } else if required && value == 0 {
-            self.fail(field, "is required");
+            self.fail(&field, "is required");
         }
     }
 
-    fn count(&mut self, field: &str, n: usize) {
+    fn count(&mut self, field: impl Display, n: usize) {
         if n > MAX_ITEMS {
-            self.fail(field, format!("more than {MAX_ITEMS} entries"));
+            self.fail(&field, format!("more than {MAX_ITEMS} entries"));
         }
     }
 
-    fn year(&mut self, field: &str, year: u32) {
+    fn year(&mut self, field: impl Display, year: u32) {
         if year != 0 && !(1800..=2199).contains(&year) {
-            self.fail(field, "must be a year between 1800 and 2199");
+            self.fail(&field, "must be a year between 1800 and 2199");
         }
     }
 }
@@ -411,34 +428,34 @@ pub fn validate(mut rec: pb::SeizureRecord) -> Result<ValidRecord, Invalid> {
 
     let mut serials = Vec::new();
     for (i, f) in rec.firearms.iter_mut().enumerate() {
-        let p = |name: &str| format!("firearms[{i}].{name}");
-        c.text(&p("serial_number"), &mut f.serial_number, 64, false);
-        c.text(&p("manufacturer"), &mut f.manufacturer, MAX_SHORT, false);
-        c.text(&p("model"), &mut f.model, MAX_SHORT, false);
-        c.text(&p("calibre"), &mut f.calibre, 64, false);
+        let p = |name| At("firearms", i, name);
+        c.text(p(&"serial_number"), &mut f.serial_number, 64, false);
+        c.text(p(&"manufacturer"), &mut f.manufacturer, MAX_SHORT, false);
+        c.text(p(&"model"), &mut f.model, MAX_SHORT, false);
+        c.text(p(&"calibre"), &mut f.calibre, 64, false);
         c.country(
-            &p("country_of_manufacture"),
+            p(&"country_of_manufacture"),
             &mut f.country_of_manufacture,
             false,
         );
-        c.enum_value::<pb::WeaponCategory>(&p("category"), f.category, false);
-        c.enum_value::<pb::MarkingCondition>(&p("marking_condition"), f.marking_condition, false);
-        c.enum_value::<pb::WeaponStatus>(&p("status"), f.status, false);
-        c.year(&p("year_of_manufacture"), f.year_of_manufacture);
+        c.enum_value::<pb::WeaponCategory>(p(&"category"), f.category, false);
+        c.enum_value::<pb::MarkingCondition>(p(&"marking_condition"), f.marking_condition, false);
+        c.enum_value::<pb::WeaponStatus>(p(&"status"), f.status, false);
+        c.year(p(&"year_of_manufacture"), f.year_of_manufacture);
         if let Some(im) = f.import_marking.as_mut() {
-            c.country(&p("import_marking.country"), &mut im.country, false);
-            c.year(&p("import_marking.year"), im.year);
+            c.country(p(&"import_marking.country"), &mut im.country, false);
+            c.year(p(&"import_marking.year"), im.year);
         }
-        c.count(&p("other_markings"), f.other_markings.len());
+        c.count(p(&"other_markings"), f.other_markings.len());
         for (j, m) in f.other_markings.iter_mut().enumerate() {
             c.text(
-                &p(&format!("other_markings[{j}].text")),
+                format_args!("firearms[{i}].other_markings[{j}].text"),
                 &mut m.text,
                 MAX_SHORT,
                 false,
             );
             c.text(
-                &p(&format!("other_markings[{j}].location")),
+                format_args!("firearms[{i}].other_markings[{j}].location"),
                 &mut m.location,
                 MAX_SHORT,
                 false,
@@ -447,20 +464,23 @@ pub fn validate(mut rec: pb::SeizureRecord) -> Result<ValidRecord, Invalid> {
         let intact = f.marking_condition == pb::MarkingCondition::Intact as i32;
         match serial::normalise(&f.serial_number) {
             Some(s) => serials.push(s),
-            None if intact => c.fail(p("serial_number"), "is required when the marking is intact"),
+            None if intact => c.fail(
+                p(&"serial_number"),
+                "is required when the marking is intact",
+            ),
             None => {}
         }
     }
     for (i, part) in rec.parts.iter_mut().enumerate() {
         c.text(
-            &format!("parts[{i}].kind"),
+            format_args!("parts[{i}].kind"),
             &mut part.kind,
             MAX_SHORT,
             false,
         );
-        c.required(&format!("parts[{i}].kind"), &part.kind);
+        c.required(format_args!("parts[{i}].kind"), &part.kind);
         c.text(
-            &format!("parts[{i}].serial_number"),
+            format_args!("parts[{i}].serial_number"),
             &mut part.serial_number,
             64,
             false,
@@ -475,21 +495,21 @@ pub fn validate(mut rec: pb::SeizureRecord) -> Result<ValidRecord, Invalid> {
             serials.push(s);
         }
         c.text(
-            &format!("parts[{i}].manufacturer"),
+            format_args!("parts[{i}].manufacturer"),
             &mut part.manufacturer,
             MAX_SHORT,
             false,
         );
-        c.count(&format!("parts[{i}].markings"), part.markings.len());
+        c.count(format_args!("parts[{i}].markings"), part.markings.len());
         for (j, m) in part.markings.iter_mut().enumerate() {
             c.text(
-                &format!("parts[{i}].markings[{j}].text"),
+                format_args!("parts[{i}].markings[{j}].text"),
                 &mut m.text,
                 MAX_SHORT,
                 false,
             );
             c.text(
-                &format!("parts[{i}].markings[{j}].location"),
+                format_args!("parts[{i}].markings[{j}].location"),
                 &mut m.location,
                 MAX_SHORT,
                 false,
@@ -498,14 +518,14 @@ pub fn validate(mut rec: pb::SeizureRecord) -> Result<ValidRecord, Invalid> {
     }
     for (i, a) in rec.ammunition.iter_mut().enumerate() {
         c.text(
-            &format!("ammunition[{i}].calibre"),
+            format_args!("ammunition[{i}].calibre"),
             &mut a.calibre,
             64,
             false,
         );
-        c.required(&format!("ammunition[{i}].calibre"), &a.calibre);
+        c.required(format_args!("ammunition[{i}].calibre"), &a.calibre);
         c.text(
-            &format!("ammunition[{i}].manufacturer"),
+            format_args!("ammunition[{i}].manufacturer"),
             &mut a.manufacturer,
             MAX_SHORT,
             false,
@@ -520,18 +540,18 @@ pub fn validate(mut rec: pb::SeizureRecord) -> Result<ValidRecord, Invalid> {
             );
         }
         c.enum_value::<pb::AmmunitionType>(
-            &format!("ammunition[{i}].ammunition_type"),
+            format_args!("ammunition[{i}].ammunition_type"),
             a.ammunition_type,
             false,
         );
         c.text(
-            &format!("ammunition[{i}].headstamp"),
+            format_args!("ammunition[{i}].headstamp"),
             &mut a.headstamp,
             64,
             false,
         );
-        c.text(&format!("ammunition[{i}].lot"), &mut a.lot, 64, false);
-        c.year(&format!("ammunition[{i}].year"), a.year);
+        c.text(format_args!("ammunition[{i}].lot"), &mut a.lot, 64, false);
+        c.year(format_args!("ammunition[{i}].year"), a.year);
     }
     serials.sort();
     serials.dedup();
@@ -541,7 +561,7 @@ pub fn validate(mut rec: pb::SeizureRecord) -> Result<ValidRecord, Invalid> {
         c.count("trafficking.route", t.route.len());
         for (i, pt) in t.route.iter_mut().enumerate() {
             if let Some(cc) = c.country(
-                &format!("trafficking.route[{i}].country"),
+                format_args!("trafficking.route[{i}].country"),
                 &mut pt.country,
                 true,
             ) && !route.contains(&cc)
@@ -549,7 +569,7 @@ pub fn validate(mut rec: pb::SeizureRecord) -> Result<ValidRecord, Invalid> {
                 route.push(cc);
             }
             c.text(
-                &format!("trafficking.route[{i}].point"),
+                format_args!("trafficking.route[{i}].point"),
                 &mut pt.point,
                 MAX_SHORT,
                 false,
@@ -580,12 +600,16 @@ pub fn validate(mut rec: pb::SeizureRecord) -> Result<ValidRecord, Invalid> {
     }
 
     for (i, person) in rec.persons.iter_mut().enumerate() {
-        c.enum_value::<pb::PersonRole>(&format!("persons[{i}].role"), person.role, true);
-        c.enum_value::<pb::PersonKind>(&format!("persons[{i}].kind"), person.kind, false);
-        c.enum_value::<pb::PersonSex>(&format!("persons[{i}].sex"), person.sex, false);
-        c.enum_value::<pb::AgeBand>(&format!("persons[{i}].age_band"), person.age_band, false);
+        c.enum_value::<pb::PersonRole>(format_args!("persons[{i}].role"), person.role, true);
+        c.enum_value::<pb::PersonKind>(format_args!("persons[{i}].kind"), person.kind, false);
+        c.enum_value::<pb::PersonSex>(format_args!("persons[{i}].sex"), person.sex, false);
+        c.enum_value::<pb::AgeBand>(
+            format_args!("persons[{i}].age_band"),
+            person.age_band,
+            false,
+        );
         c.text(
-            &format!("persons[{i}].licence_reference"),
+            format_args!("persons[{i}].licence_reference"),
             &mut person.licence_reference,
             64,
             false,
@@ -606,12 +630,12 @@ pub fn validate(mut rec: pb::SeizureRecord) -> Result<ValidRecord, Invalid> {
             }
         }
         c.country(
-            &format!("persons[{i}].nationality"),
+            format_args!("persons[{i}].nationality"),
             &mut person.nationality,
             false,
         );
         c.text(
-            &format!("persons[{i}].name"),
+            format_args!("persons[{i}].name"),
             &mut person.name,
             MAX_SHORT,
             false,
@@ -630,8 +654,8 @@ pub fn validate(mut rec: pb::SeizureRecord) -> Result<ValidRecord, Invalid> {
         }
         for (i, id) in sh.identifiers.iter_mut().enumerate() {
             let field = format!("shipment.identifiers[{i}]");
-            c.enum_value::<pb::ConveyanceKind>(&format!("{field}.kind"), id.kind, true);
-            c.text(&format!("{field}.value"), &mut id.value, 64, false);
+            c.enum_value::<pb::ConveyanceKind>(format_args!("{field}.kind"), id.kind, true);
+            c.text(format_args!("{field}.value"), &mut id.value, 64, false);
             if serial::normalise(&id.value).is_none() {
                 c.fail(format!("{field}.value"), "has no letters or digits");
             }

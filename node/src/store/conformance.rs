@@ -23,6 +23,9 @@ pub fn run_all<S: RecordStore>(make: impl Fn() -> S) {
     batch_upserts_by_national_ref(&make());
     list_pages_through_everything_once(&make());
     indexes_select_the_right_records(&make());
+    updates_move_records_between_every_index(&make());
+    a_batch_naming_a_reference_twice_keeps_the_last(&make());
+    date_ranges_end_on_the_days_asked(&make());
 }
 
 fn country(c: &str) -> CountryCode {
@@ -339,4 +342,135 @@ fn indexes_select_the_right_records(store: &impl RecordStore) {
         .find(&IndexQuery::RouteCountry(country("FRA")), 5)
         .unwrap();
     assert_eq!(limited.len(), 5);
+}
+
+fn route_of(rec: &mut pb::SeizureRecord) -> &mut pb::TraffickingFacts {
+    rec.trafficking.get_or_insert_with(Default::default)
+}
+
+fn updates_move_records_between_every_index(store: &impl RecordStore) {
+    let batch: Vec<ValidRecord> = (0..5).map(valid).collect();
+    store.upsert_batch(batch, 1).unwrap();
+    let moved = store
+        .get_by_national_ref(&sample::record(country("FRA"), 2).national_ref)
+        .unwrap()
+        .unwrap();
+    let id = id_of(&moved);
+    let mut rec = moved.record.unwrap();
+    route_of(&mut rec).route = vec![pb::RoutePoint {
+        country: "MLT".into(),
+        point: String::new(),
+    }];
+    route_of(&mut rec).transport_mode = pb::TransportMode::AirCargo as i32;
+    rec.event.as_mut().unwrap().date = "2019-03-04".into();
+    store.update(validate(rec).unwrap(), None, 2).unwrap();
+    let ids = |q: IndexQuery| -> Vec<RecordId> {
+        store.find(&q, 100).unwrap().iter().map(id_of).collect()
+    };
+    assert_eq!(ids(IndexQuery::RouteCountry(country("MLT"))), [id]);
+    for n in (0..5).filter(|&n| n != 2) {
+        let other = sample::record(country("FRA"), n);
+        for p in &other.trafficking.as_ref().unwrap().route {
+            let c = country(&p.country);
+            assert!(
+                !ids(IndexQuery::RouteCountry(c)).contains(&id),
+                "{c} still lists it"
+            );
+        }
+    }
+    let air = ids(IndexQuery::TransportMode(pb::TransportMode::AirCargo));
+    assert!(air.contains(&id));
+    let all_modes: usize = (1..=8)
+        .filter_map(|m| pb::TransportMode::try_from(m).ok())
+        .map(|m| ids(IndexQuery::TransportMode(m)).len())
+        .sum();
+    assert_eq!(all_modes, 5, "each record in exactly one transport list");
+    let march = ids(IndexQuery::CountryDate {
+        country: country("FRA"),
+        from: Date::parse("2019-03-01"),
+        to: Date::parse("2019-03-31"),
+    });
+    assert_eq!(march, [id]);
+    let everything = ids(IndexQuery::CountryDate {
+        country: country("FRA"),
+        from: None,
+        to: None,
+    });
+    assert_eq!(everything.len(), 5);
+}
+
+fn a_batch_naming_a_reference_twice_keeps_the_last(store: &impl RecordStore) {
+    let first = sample::record(country("FRA"), 7);
+    let mut second = first.clone();
+    second.firearms[0].serial_number = "SECOND-7".into();
+    route_of(&mut second).concealment_method = pb::ConcealmentMethod::FalseBottomLuggage as i32;
+    let out = store
+        .upsert_batch(
+            vec![validate(first.clone()).unwrap(), validate(second).unwrap()],
+            1,
+        )
+        .unwrap();
+    assert_eq!((out.created, out.updated), (1, 1));
+    assert_eq!(store.count().unwrap(), 1);
+    let old = serial::normalise(&first.firearms[0].serial_number).unwrap();
+    assert!(store.find(&IndexQuery::Serial(old), 10).unwrap().is_empty());
+    let new = serial::normalise("SECOND-7").unwrap();
+    let found = store.find(&IndexQuery::Serial(new), 10).unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].revision, 2);
+    let luggage = store
+        .find(
+            &IndexQuery::Concealment(pb::ConcealmentMethod::FalseBottomLuggage),
+            10,
+        )
+        .unwrap();
+    assert_eq!(luggage.len(), 1);
+}
+
+fn date_ranges_end_on_the_days_asked(store: &impl RecordStore) {
+    let dated: Vec<ValidRecord> = ["2024-05-01", "2024-05-14", "2024-05-15", "2024-05-31"]
+        .iter()
+        .enumerate()
+        .map(|(n, d)| {
+            let mut r = sample::record(country("FRA"), n as u64);
+            r.event.as_mut().unwrap().date = (*d).into();
+            validate(r).unwrap()
+        })
+        .collect();
+    store.upsert_batch(dated, 1).unwrap();
+    let dates = |from: &str, to: &str| -> Vec<String> {
+        let mut v: Vec<String> = store
+            .find(
+                &IndexQuery::CountryDate {
+                    country: country("FRA"),
+                    from: Date::parse(from),
+                    to: Date::parse(to),
+                },
+                100,
+            )
+            .unwrap()
+            .into_iter()
+            .map(|s| s.record.unwrap().event.unwrap().date)
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        dates("2024-05-14", "2024-05-15"),
+        ["2024-05-14", "2024-05-15"]
+    );
+    assert_eq!(dates("2024-05-02", "2024-05-13"), Vec::<String>::new());
+    assert_eq!(dates("2024-05-31", "2024-06-30"), ["2024-05-31"]);
+    // A limit counts records that match, not records scanned.
+    let first = store
+        .find(
+            &IndexQuery::CountryDate {
+                country: country("FRA"),
+                from: Date::parse("2024-05-15"),
+                to: None,
+            },
+            1,
+        )
+        .unwrap();
+    assert_eq!(first.len(), 1);
 }

@@ -1,24 +1,28 @@
-//! Index key layout (pure). One `index` tree holds every secondary index; the first byte of a
-//! key says which index, the last 16 bytes are the record id, so a prefix scan over one index
-//! value yields the ids of the records that have it.
+//! Which indexes a record is in (pure): the one place indexes are declared. Each index value of
+//! a record is a *prefix*; the first byte says which index. The store keeps, per prefix, the
+//! records that have it (layout 3: posting lists, see [`super::postings`]), so a range scan over
+//! prefixes answers a query.
 //!
 //! ```text
-//! serial:       [1] normalised-serial [0x00] id
-//! country-date: [2] country(3) yyyymmdd(u32 BE) id
-//! route:        [3] country(3) id
-//! transport:    [4] mode(u32 BE) id
-//! concealment:  [5] method(u32 BE) id
-//! ballistic:    [6] normalised-ballistic-reference [0x00] id
-//! headstamp:    [7] normalised-headstamp [0x00] id
-//! ammo lot:     [8] normalised-lot [0x00] id
-//! shipment id:  [9] normalised-conveyance-identifier [0x00] id
+//! serial:        [1] normalised-serial [0x00]
+//! country-month: [2] country(3) yyyymm(u32 BE)    (the exact date is checked on the record)
+//! route:         [3] country(3)
+//! transport:     [4] mode(u32 BE)
+//! concealment:   [5] method(u32 BE)
+//! ballistic:     [6] normalised-ballistic-reference [0x00]
+//! headstamp:     [7] normalised-headstamp [0x00]
+//! ammo lot:      [8] normalised-lot [0x00]
+//! shipment id:   [9] normalised-conveyance-identifier [0x00]
 //! ```
+//!
+//! Event dates are indexed by month, not day: a day key gave a batch of 5,000 records about a
+//! thousand distinct prefixes (one posting list each), a month key a few dozen; a date-range query
+//! scans whole months and [`record_matches`] keeps the days asked for.
 
 use tracenet_proto::v1 as pb;
 
 use super::IndexQuery;
 use crate::country::CountryCode;
-use crate::ids::RecordId;
 use crate::model::Date;
 use crate::serial;
 
@@ -32,7 +36,7 @@ const HEADSTAMP: u8 = 7;
 const AMMUNITION_LOT: u8 = 8;
 const SHIPMENT: u8 = 9;
 
-/// The index keys (without the id suffix) of a record.
+/// The index prefixes of a record, sorted and without duplicates.
 pub fn index_prefixes(rec: &pb::SeizureRecord) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let serials = rec
@@ -72,10 +76,7 @@ pub fn index_prefixes(rec: &pb::SeizureRecord) -> Vec<Vec<u8>> {
             .as_ref()
             .and_then(|p| CountryCode::parse(&p.country).ok());
         if let (Some(c), Some(d)) = (country, Date::parse(&ev.date)) {
-            let mut k = vec![COUNTRY_DATE];
-            k.extend_from_slice(&c.as_bytes());
-            k.extend_from_slice(&d.as_u32().to_be_bytes());
-            out.push(k);
+            out.push(country_month(c, month(d)));
         }
     }
     if let Some(t) = &rec.trafficking {
@@ -102,6 +103,18 @@ pub fn index_prefixes(rec: &pb::SeizureRecord) -> Vec<Vec<u8>> {
     out
 }
 
+/// `yyyymm` of a date.
+fn month(d: Date) -> u32 {
+    d.as_u32() / 100
+}
+
+fn country_month(c: CountryCode, yyyymm: u32) -> Vec<u8> {
+    let mut k = vec![COUNTRY_DATE];
+    k.extend_from_slice(&c.as_bytes());
+    k.extend_from_slice(&yyyymm.to_be_bytes());
+    k
+}
+
 /// `[kind] normalised [0x00]`: the index prefix of one serial-like identifier.
 fn identifier_key(kind: u8, s: &serial::NormalisedSerial) -> Vec<u8> {
     let mut k = Vec::with_capacity(2 + s.len());
@@ -125,18 +138,7 @@ fn identifier_range(kind: u8, s: &serial::NormalisedSerial) -> (Vec<u8>, Vec<u8>
     (start, end)
 }
 
-/// The full index keys of a record stored under `id`.
-pub fn index_keys(rec: &pb::SeizureRecord, id: RecordId) -> Vec<Vec<u8>> {
-    index_prefixes(rec)
-        .into_iter()
-        .map(|mut k| {
-            k.extend_from_slice(id.as_bytes());
-            k
-        })
-        .collect()
-}
-
-/// The key range `[start, end)` an index query scans.
+/// The prefix range `[start, end)` an index query scans.
 pub fn query_range(q: &IndexQuery) -> (Vec<u8>, Vec<u8>) {
     match q {
         IndexQuery::Serial(s) => identifier_range(SERIAL, s),
@@ -145,14 +147,11 @@ pub fn query_range(q: &IndexQuery) -> (Vec<u8>, Vec<u8>) {
         IndexQuery::AmmunitionLot(s) => identifier_range(AMMUNITION_LOT, s),
         IndexQuery::Shipment(s) => identifier_range(SHIPMENT, s),
         IndexQuery::CountryDate { country, from, to } => {
-            let mut start = vec![COUNTRY_DATE];
-            start.extend_from_slice(&country.as_bytes());
-            let mut end = start.clone();
-            start.extend_from_slice(&from.map_or(0, |d| d.as_u32()).to_be_bytes());
-            match to {
-                Some(d) => end.extend_from_slice(&(d.as_u32() + 1).to_be_bytes()),
-                None => end = prefix_end(&end),
-            }
+            let start = country_month(*country, from.map_or(0, month));
+            let end = match to {
+                Some(d) => country_month(*country, month(*d) + 1),
+                None => prefix_end(&country_month(*country, 0)[..4]),
+            };
             (start, end)
         }
         IndexQuery::RouteCountry(c) => {
@@ -176,9 +175,9 @@ pub fn query_range(q: &IndexQuery) -> (Vec<u8>, Vec<u8>) {
     }
 }
 
-/// Whether an index key found by a range scan really satisfies the query (wildcard serial
+/// Whether an index prefix found by a range scan really satisfies the query (wildcard serial
 /// queries scan a wider range than they match).
-pub fn key_matches(q: &IndexQuery, key: &[u8]) -> bool {
+pub fn prefix_matches(q: &IndexQuery, prefix: &[u8]) -> bool {
     match q {
         IndexQuery::Serial(pattern)
         | IndexQuery::Ballistic(pattern)
@@ -187,8 +186,8 @@ pub fn key_matches(q: &IndexQuery, key: &[u8]) -> bool {
         | IndexQuery::Shipment(pattern)
             if pattern.has_wildcards() =>
         {
-            let Some(body) = key
-                .get(1..key.len().saturating_sub(RecordId::LEN + 1))
+            let Some(body) = prefix
+                .get(1..prefix.len().saturating_sub(1))
                 .and_then(|b| std::str::from_utf8(b).ok())
             else {
                 return false;
@@ -200,6 +199,21 @@ pub fn key_matches(q: &IndexQuery, key: &[u8]) -> bool {
             }
             serial::normalise(body)
                 .is_some_and(|cand| serial::matches(pattern, &cand, serial::MatchMode::Normalised))
+        }
+        _ => true,
+    }
+}
+
+/// Whether a record found through a prefix the query scanned satisfies the query: the index
+/// holds months, so a date range is checked here on the record's own date.
+pub fn record_matches(q: &IndexQuery, rec: &pb::SeizureRecord) -> bool {
+    match q {
+        IndexQuery::CountryDate { from, to, .. } => {
+            let Some(d) = rec.event.as_ref().and_then(|ev| Date::parse(&ev.date)) else {
+                return false;
+            };
+            from.is_none_or(|f| f.as_u32() <= d.as_u32())
+                && to.is_none_or(|t| d.as_u32() <= t.as_u32())
         }
         _ => true,
     }
@@ -240,10 +254,10 @@ mod tests {
     fn serial_query_range_covers_exactly_the_serial() {
         let s = serial::normalise("AB-12").unwrap();
         let (start, end) = query_range(&IndexQuery::Serial(s));
-        let id = RecordId::from_bytes([0xff; 16]);
+        let bucket = [0xff; 6];
         let mut hit = vec![SERIAL];
         hit.extend_from_slice(b"AB12\0");
-        hit.extend_from_slice(id.as_bytes());
+        hit.extend_from_slice(&bucket);
         let mut longer = vec![SERIAL];
         longer.extend_from_slice(b"AB123\0");
         assert!(start.as_slice() <= hit.as_slice() && hit.as_slice() < end.as_slice());
@@ -251,26 +265,45 @@ mod tests {
     }
 
     #[test]
-    fn date_range_is_inclusive() {
+    fn date_range_scans_whole_months_and_checks_days_on_the_record() {
         let c = CountryCode::parse("DEU").unwrap();
         let q = IndexQuery::CountryDate {
             country: c,
-            from: Date::parse("2024-01-01"),
+            from: Date::parse("2024-01-10"),
             to: Date::parse("2024-01-31"),
         };
         let (start, end) = query_range(&q);
         let key = |d: &str| {
-            let mut k = vec![COUNTRY_DATE];
-            k.extend_from_slice(b"DEU");
-            k.extend_from_slice(&Date::parse(d).unwrap().as_u32().to_be_bytes());
-            k.extend_from_slice(&[0u8; 16]);
-            k
+            let mut rec = sample::record(c, 1);
+            rec.event.as_mut().unwrap().date = d.into();
+            let k = index_prefixes(&rec)
+                .into_iter()
+                .find(|k| k[0] == COUNTRY_DATE)
+                .unwrap();
+            (k, rec)
         };
-        let inside = |k: Vec<u8>| start <= k && k < end;
-        assert!(inside(key("2024-01-01")));
-        assert!(inside(key("2024-01-31")));
-        assert!(!inside(key("2023-12-31")));
-        assert!(!inside(key("2024-02-01")));
+        let inside = |k: &[u8]| start.as_slice() <= k && k < end.as_slice();
+        for (d, scanned, matches) in [
+            ("2024-01-10", true, true),
+            ("2024-01-31", true, true),
+            ("2024-01-09", true, false),
+            ("2023-12-31", false, false),
+            ("2024-02-01", false, false),
+        ] {
+            let (k, rec) = key(d);
+            assert_eq!(inside(&k), scanned, "{d}");
+            assert_eq!(inside(&k) && record_matches(&q, &rec), matches, "{d}");
+        }
+        let open_ended = IndexQuery::CountryDate {
+            country: c,
+            from: None,
+            to: None,
+        };
+        let (start, end) = query_range(&open_ended);
+        let (k, rec) = key("2199-12-31");
+        assert!(start <= k && k < end && record_matches(&open_ended, &rec));
+        let (k, _) = key("1900-01-01");
+        assert!(start <= k && k < end);
     }
 
     #[test]
@@ -287,8 +320,7 @@ mod tests {
         );
         let s = serial::normalise("IBIS-FRA-1").unwrap();
         let (start, end) = query_range(&IndexQuery::Ballistic(s.clone()));
-        let mut key = ballistic[0].clone();
-        key.extend_from_slice(&[0u8; 16]);
+        let key = ballistic[0].clone();
         assert!(start <= key && key < end);
         // The same text as a serial is looked for in the serial index, never here.
         let (start, end) = query_range(&IndexQuery::Serial(s));
@@ -306,8 +338,7 @@ mod tests {
         assert!(keys.contains(&b"\x08L89\0".to_vec()), "{keys:?}");
         let lot = serial::normalise("l 89").unwrap();
         let (start, end) = query_range(&IndexQuery::AmmunitionLot(lot.clone()));
-        let mut key = b"\x08L89\0".to_vec();
-        key.extend_from_slice(&[0u8; 16]);
+        let key = b"\x08L89\0".to_vec();
         assert!(start <= key && key < end);
         let (start, end) = query_range(&IndexQuery::Headstamp(lot));
         assert!(!(start <= key && key < end));

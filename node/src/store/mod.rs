@@ -9,7 +9,9 @@
 
 pub mod conformance;
 pub mod keys;
+mod migrate;
 pub mod open;
+mod postings;
 mod sled_store;
 
 pub use sled_store::SledStore;
