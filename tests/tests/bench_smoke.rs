@@ -112,6 +112,7 @@ async fn scale_scenario_runs_on_real_node_processes() {
             batch: 100,
             searches: 10,
             load_secs: 1,
+            queries: 3,
         },
         &|_| {},
     )
@@ -119,6 +120,14 @@ async fn scale_scenario_runs_on_real_node_processes() {
     .unwrap();
     all_positive(&r);
     assert!(r.get("400: wildcard search p99 (vs bare unary)").is_some());
+    // Below 1,000 records the federated query asks for (and must return) every record.
+    for size in [200u32, 400] {
+        let n = r
+            .get(&format!("{size}: federated query: records returned"))
+            .unwrap();
+        assert_eq!(n.value, f64::from(size));
+        assert!(r.get(&format!("{size}: federated query p99")).is_some());
+    }
 }
 
 /// Needs the `tracenet-node` binary, which `cargo test --workspace` builds.

@@ -6,8 +6,16 @@
 //! search p99, each search timed through the local API next to the bare unary call (the gRPC
 //! health `Check`) over the same channel, in the same run.
 //!
-//! Not covered here: a federated query returning 1,000 records (it needs peer processes; see
-//! BENCHMARKS.md).
+//! Per size, also a federated query returning 1,000 records (or every record, at sizes below
+//! 1,000): the node process and a requesting node are a two-node dev federation
+//! ([`TestFederation`], the loaded node's policy granting the requester its routes, transport
+//! modes and serials for border risk analysis). The loaded node runs as its own process on the
+//! configuration the dev federation wrote for it; the requester stays in this process and is
+//! asked through its local API (`FederatedQuery`, as the console asks), so the query crosses
+//! real mutual TLS sockets to the loaded node's peer API (`QueryRecords`, streamed and signed
+//! per record) and back. The filter is a route country every sample record passes through (the
+//! loaded node's own country); the scenario fails unless each answer holds exactly the number of
+//! records asked for.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -19,10 +27,77 @@ use tracenet_node::sample;
 use tracenet_proto::v1 as pb;
 use tracenet_proto::v1::node_api_client::NodeApiClient;
 
-use super::memory::{Setup, node_binary, rss_mib, setup, start, wait_serving};
+use super::memory::{node_binary, rss_mib, start, wait_serving};
 use super::report::{Report, Samples};
 use super::store::dir_size;
-use crate::Error;
+use crate::{Error, NodeSpec, TestFederation};
+
+/// The loaded node (node 0 of the scenario's federation) and the requesting node (node 1).
+const OWNER: &str = "FRA-POL";
+const REQUESTER: &str = "DEU-CUS";
+
+/// The loaded node's sharing policy: the requester's country may query its seizures for border
+/// risk analysis and sees routes (which the query filters on), transport modes and serials.
+const POLICY: &str = r#"
+owner_country = "FRA"
+version = 1
+legal_basis = "Synthetic benchmark basis"
+
+[[rules]]
+id = "deu-border-risk"
+purposes = ["PURPOSE_BORDER_RISK_ANALYSIS"]
+data_classes = ["DATA_CLASS_SEIZURE"]
+audience = { countries = ["DEU"] }
+fields = [
+  { field = "trafficking.route", treatment = "FIELD_TREATMENT_ALLOW" },
+  { field = "trafficking.transport_mode", treatment = "FIELD_TREATMENT_ALLOW" },
+  { field = "firearms.serial_number", treatment = "FIELD_TREATMENT_ALLOW" },
+]
+"#;
+
+/// Records a federated query asks the loaded node for: the most a query may return per peer,
+/// or every record when fewer are loaded.
+fn query_records(size: u64) -> u32 {
+    u32::try_from(size)
+        .unwrap_or(u32::MAX)
+        .min(tracenet_node::fanout::MAX_LIMIT_PER_PEER)
+}
+
+/// The federated query of the scenario: every record routed through `via`, up to `limit`.
+fn federated_query(via: CountryCode, limit: u32) -> pb::FederatedQueryRequest {
+    pb::FederatedQueryRequest {
+        inquiry: Some(pb::Inquiry {
+            agency_kind: pb::AgencyKind::Police as i32,
+            purpose: pb::Purpose::BorderRiskAnalysis as i32,
+            legal_basis: "Synthetic benchmark basis".into(),
+            case_reference: String::new(),
+            // The longest a node allows: a slow answer is measured, not cut off.
+            deadline_ms: 30_000,
+            via_hub: false,
+        }),
+        filter: Some(pb::RecordFilter {
+            route_country: via.as_str().to_owned(),
+            ..Default::default()
+        }),
+        limit_per_peer: limit,
+        include_local: false,
+    }
+}
+
+/// Records with content the loaded node returned in one federated query answer; an error if
+/// it did not answer.
+fn owner_records(resp: &pb::FederatedQueryResponse) -> Result<usize, Error> {
+    if !resp.failed.is_empty() {
+        return Err(format!("federated query: {:?}", resp.failed).into());
+    }
+    Ok(resp
+        .answers
+        .iter()
+        .filter(|a| a.node_id == OWNER)
+        .flat_map(|a| &a.records)
+        .filter(|r| r.record.is_some() && !r.hit_only)
+        .count())
+}
 
 /// Parameters of the scale scenario.
 #[derive(Debug, Clone)]
@@ -35,6 +110,8 @@ pub struct ScaleParams {
     pub searches: usize,
     /// Seconds of concurrent query load while memory is sampled.
     pub load_secs: u64,
+    /// Federated queries of 1,000 records timed per size (after two untimed ones).
+    pub queries: usize,
 }
 
 /// A deterministic spread of record numbers (the same in every run).
@@ -72,6 +149,9 @@ pub async fn run(p: &ScaleParams, progress: &dyn Fn(&str)) -> Result<Report, Err
     tracenet_node::tls::install_crypto_provider();
     let bin = node_binary()?;
     let country = CountryCode::parse("FRA")?;
+    if p.queries == 0 {
+        return Err("queries must be positive".into());
+    }
     let mut r = Report::new("scale curve: one node process per size");
     r.param(
         "sizes",
@@ -87,14 +167,31 @@ pub async fn run(p: &ScaleParams, progress: &dyn Fn(&str)) -> Result<Report, Err
         "query load",
         format!("8 concurrent normalised searches for {} s", p.load_secs),
     );
+    r.param(
+        "federated query",
+        format!(
+            "{REQUESTER} (in this process) asks the node process for records routed via {} \
+             over mTLS, {} timed per size",
+            country.as_str(),
+            p.queries
+        ),
+    );
     for &size in &p.sizes {
+        // Certificates, policy and both configurations from the dev federation; the loaded node
+        // is stopped in process and runs as its own process on the configuration written for it.
+        let mut t = TestFederation::start_specs(&[
+            NodeSpec::new(OWNER).with_policy(POLICY),
+            NodeSpec::new(REQUESTER),
+        ])
+        .await?;
         let dir = tempfile::tempdir()?;
-        let Setup {
-            config,
-            local,
-            id,
-            tls,
-        } = setup(dir.path())?;
+        let config = dir.path().join("node.toml");
+        t.node(0).write_config(&config)?;
+        t.stop(0).await?;
+        let local = t.node(0).local_addr.to_string();
+        let id = t.node(0).id.clone();
+        let tls = t.fed.material(0, "admin")?;
+        let data_dir = t.node(0).config.data_dir.clone();
         let node = start(&bin, &config)?;
         wait_serving(&local, &tls, &id).await?;
         let mut c = NodeApiClient::new(connect(&local, &tls, &id).await?);
@@ -124,7 +221,7 @@ pub async fn run(p: &ScaleParams, progress: &dyn Fn(&str)) -> Result<Report, Err
             .status()?;
         let mut node = node;
         node.0.wait()?;
-        let on_disk = dir_size(&dir.path().join("data"));
+        let on_disk = dir_size(&data_dir);
 
         let t0 = Instant::now();
         let node = start(&bin, &config)?;
@@ -187,10 +284,36 @@ pub async fn run(p: &ScaleParams, progress: &dyn Fn(&str)) -> Result<Report, Err
             peak = peak.max(rss_mib(pid)?);
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        for t in tasks {
-            t.await.map_err(|e| e.to_string())??;
+        for task in tasks {
+            task.await.map_err(|e| e.to_string())??;
+        }
+
+        // The federated query: the requester's local API, fanned out to the node process.
+        let want = query_records(size);
+        let mut requester = t
+            .admin(1)
+            .await?
+            .max_decoding_message_size(64 * 1024 * 1024);
+        let q = federated_query(country, want);
+        let mut fed = Samples::with_capacity(p.queries);
+        let mut answer_bytes = 0usize;
+        for i in 0..p.queries + 2 {
+            let t0 = Instant::now();
+            let resp = requester.federated_query(q.clone()).await?.into_inner();
+            let took = t0.elapsed();
+            answer_bytes = resp.encoded_len();
+            let got = owner_records(&resp)?;
+            if got != want as usize {
+                return Err(
+                    format!("{size}: federated query returned {got} records, not {want}").into(),
+                );
+            }
+            if i >= 2 {
+                fed.push(took);
+            }
         }
         drop(node);
+        t.shutdown().await?;
 
         let f = |name: &str| format!("{size}: {name}");
         r.figure(
@@ -231,6 +354,23 @@ pub async fn run(p: &ScaleParams, progress: &dyn Fn(&str)) -> Result<Report, Err
             bare.quantile_us(0.99),
             "us",
         );
+        r.figure(
+            &f("federated query: records returned"),
+            f64::from(want),
+            "records",
+        );
+        r.figure(
+            &f("federated query: answer size"),
+            answer_bytes as f64 / 1e3,
+            "kB",
+        );
+        for (q, label) in [(0.5, "p50"), (0.99, "p99")] {
+            r.figure(
+                &f(&format!("federated query {label}")),
+                fed.quantile_us(q) / 1000.0,
+                "ms",
+            );
+        }
     }
     Ok(r)
 }

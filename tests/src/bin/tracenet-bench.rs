@@ -101,6 +101,9 @@ enum Scenario {
         /// Seconds of query load while memory is sampled.
         #[arg(long, default_value_t = 10)]
         load_secs: u64,
+        /// Federated queries of 1,000 records timed per size.
+        #[arg(long, default_value_t = 20)]
+        queries: usize,
     },
     /// Directory failover with each node its own process and the leader killed (SIGKILL); needs
     /// the tracenet-node binary built in the same profile.
@@ -214,6 +217,7 @@ async fn run(cli: Cli) -> Result<Outcome, bench::BenchError> {
             batch,
             searches,
             load_secs,
+            queries,
         } => {
             bench::scale::run(
                 &bench::scale::ScaleParams {
@@ -221,6 +225,7 @@ async fn run(cli: Cli) -> Result<Outcome, bench::BenchError> {
                     batch,
                     searches,
                     load_secs,
+                    queries,
                 },
                 &progress,
             )
