@@ -8,6 +8,12 @@
 //! memory), appends one audit entry carrying the envelope to an [`AuditLog`] (hash chain, group
 //! commit, flushed before answering), signs one disclosure statement per hit and the response,
 //! and returns a copy of a real answer. No policy, no store read, no ledger write.
+//!
+//! Both are measured twice: for a serial the answering node holds (one sample record, which its
+//! policy lets the requester look up by serial for tracing: one hit per lookup) and for one it
+//! does not hold (no hit). Each floor serves a copy of the real answer of its variant, so the
+//! hit floor signs the hit's disclosure statement too. Every answer is checked to carry the
+//! variant's number of hits.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,7 +35,7 @@ use tracenet_proto::v1::peer_exchange_client::PeerExchangeClient;
 use tracenet_proto::v1::peer_exchange_server::{PeerExchange, PeerExchangeServer};
 
 use super::report::{Report, Samples};
-use crate::{ClientCert, Error, TestFederation};
+use crate::{ClientCert, Error, NODE_IDS, NodeSpec, TestFederation};
 
 /// Parameters of the peer scenario.
 #[derive(Debug, Clone, Copy)]
@@ -332,53 +338,72 @@ where
     Ok(total as f64 / started.elapsed().as_secs_f64().max(1e-9))
 }
 
-/// Runs the scenario on a fresh two-node federation.
-pub async fn run(p: PeerParams) -> Result<Report, Error> {
-    let t = TestFederation::start(2).await?;
-    let key = Arc::new(t.signing_key(1)?);
-    let lookup_client = t.peer_client(0, ClientCert::Of(1, "node")).await?;
-    let shutdown = CancellationToken::new();
-    let echo_addr = echo_server(&t, shutdown.clone()).await?;
-    let echo = echo_channel(&t, echo_addr).await?;
-    let serial = tracenet_node::sample::serial(t.node(0).config.country, 1);
+/// Node 0's sharing policy: node 1's country (DEU) may look its seizures up by serial for
+/// tracing. Without a rule node 0 would disclose nothing and every lookup would be a no-hit.
+const POLICY: &str = r#"
+owner_country = "FRA"
+version = 1
+legal_basis = "Synthetic benchmark basis"
 
+[[rules]]
+id = "deu-tracing"
+purposes = ["PURPOSE_TRACING"]
+data_classes = ["DATA_CLASS_SEIZURE"]
+audience = { countries = ["DEU"] }
+fields = [{ field = "firearms.serial_number", treatment = "FIELD_TREATMENT_ALLOW" }]
+"#;
+
+/// A signed `Lookup` of `serial` by node 1, numbered `n` (its request id).
+fn lookup_request(key: &SigningKey, serial: &str, n: usize) -> pb::LookupRequest {
+    let mut req = pb::LookupRequest {
+        context: None,
+        serial_number: serial.to_owned(),
+        manufacturer: String::new(),
+        ..Default::default()
+    };
+    req.sign_with(key, context(n));
+    req
+}
+
+/// What one variant (a serial node 0 holds, or one it does not) measured.
+struct Variant {
+    hits: usize,
+    lat_lookup: Samples,
+    lat_floor: Samples,
+    tput_lookup: f64,
+    tput_floor: f64,
+}
+
+/// Times the real lookup of `serial` and its floor (serving a copy of the real answer), each
+/// answer checked to carry `want_hits` hits.
+async fn variant(
+    t: &TestFederation,
+    p: PeerParams,
+    key: &Arc<SigningKey>,
+    lookup_client: &PeerExchangeClient<Channel>,
+    (serial, want_hits): (&str, usize),
+    shutdown: &CancellationToken,
+) -> Result<Variant, Error> {
     let lookup = {
         let key = key.clone();
-        let serial = serial.clone();
+        let serial = serial.to_owned();
         move |c: PeerExchangeClient<Channel>, i: usize| {
-            let mut req = pb::LookupRequest {
-                context: None,
-                serial_number: serial.clone(),
-                manufacturer: String::new(),
-                ..Default::default()
-            };
-            req.sign_with(&key, context(i));
+            let req = lookup_request(&key, &serial, i);
             async move {
                 let mut c = c;
-                c.lookup(req).await?;
+                let hits = c.lookup(req).await?.into_inner().hits.len();
+                if hits != want_hits {
+                    return Err(format!("{hits} hits in a lookup, not {want_hits}").into());
+                }
                 Ok::<(), Error>(())
             }
         }
-    };
-    let check = |ch: Channel| async move {
-        let mut h = tonic_health::pb::health_client::HealthClient::new(ch);
-        h.check(tonic_health::pb::HealthCheckRequest {
-            service: String::new(),
-        })
-        .await?;
-        Ok::<(), Error>(())
     };
 
     // A real answer, its signatures removed, is what the floor sends back (same size, same hits).
     let answer = {
         let mut c = lookup_client.clone();
-        let mut req = pb::LookupRequest {
-            context: None,
-            serial_number: serial.clone(),
-            manufacturer: String::new(),
-            ..Default::default()
-        };
-        req.sign_with(&key, context(usize::MAX - 1000));
+        let req = lookup_request(key, serial, usize::MAX - 1000);
         let mut a = c.lookup(req).await?.into_inner();
         a.signature = None;
         for h in &mut a.hits {
@@ -387,19 +412,20 @@ pub async fn run(p: PeerParams) -> Result<Report, Error> {
         a
     };
     let hits = answer.hits.len();
+    if hits != want_hits {
+        return Err(format!("lookup of {serial}: {hits} hits, not {want_hits}").into());
+    }
     let floor_dir = tempfile::tempdir()?;
-    let floor_addr = floor_server(&t, answer, floor_dir.path(), shutdown.clone()).await?;
-    let floor_client = PeerExchangeClient::new(echo_channel(&t, floor_addr).await?);
+    let floor_addr = floor_server(t, answer, floor_dir.path(), shutdown.clone()).await?;
+    let floor_client = PeerExchangeClient::new(echo_channel(t, floor_addr).await?);
 
-    // Warm every path (connections, caches) before timing.
+    // Warm both paths (connections, caches) before timing.
     for i in 0..50 {
         lookup(lookup_client.clone(), usize::MAX - i).await?;
         lookup(floor_client.clone(), usize::MAX - i).await?;
-        check(echo.clone()).await?;
     }
     let lat_lookup = timed(p.sequential, |i| lookup(lookup_client.clone(), i)).await?;
     let lat_floor = timed(p.sequential, |i| lookup(floor_client.clone(), i)).await?;
-    let lat_echo = timed(p.sequential, |_| check(echo.clone())).await?;
     let tput_lookup = {
         let lookup = lookup.clone();
         let c = lookup_client.clone();
@@ -416,53 +442,113 @@ pub async fn run(p: PeerParams) -> Result<Report, Error> {
         })
         .await?
     };
+    Ok(Variant {
+        hits,
+        lat_lookup,
+        lat_floor,
+        tput_lookup,
+        tput_floor,
+    })
+}
+
+/// Runs the scenario on a fresh two-node federation: node 0 holds one sample record (serial
+/// 1 of its country) and lets node 1 look it up by serial; node 1 looks up that serial (one
+/// hit per lookup) and serial 2, which node 0 does not hold (no hit).
+pub async fn run(p: PeerParams) -> Result<Report, Error> {
+    let t = TestFederation::start_specs(&[
+        NodeSpec::new(NODE_IDS[0]).with_policy(POLICY),
+        NodeSpec::new(NODE_IDS[1]),
+    ])
+    .await?;
+    let country = t.node(0).config.country;
+    t.admin(0)
+        .await?
+        .import_batch(pb::ImportBatchRequest {
+            records: vec![tracenet_node::sample::record(country, 1)],
+            source_lines: Vec::new(),
+            ..Default::default()
+        })
+        .await?;
+    let hit_serial = tracenet_node::sample::serial(country, 1);
+    let miss_serial = tracenet_node::sample::serial(country, 2);
+
+    let key = Arc::new(t.signing_key(1)?);
+    let lookup_client = t.peer_client(0, ClientCert::Of(1, "node")).await?;
+    let shutdown = CancellationToken::new();
+    let echo_addr = echo_server(&t, shutdown.clone()).await?;
+    let echo = echo_channel(&t, echo_addr).await?;
+    let check = |ch: Channel| async move {
+        let mut h = tonic_health::pb::health_client::HealthClient::new(ch);
+        h.check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await?;
+        Ok::<(), Error>(())
+    };
+    for _ in 0..50 {
+        check(echo.clone()).await?;
+    }
+    let lat_echo = timed(p.sequential, |_| check(echo.clone())).await?;
     let tput_echo = {
         let e = echo.clone();
         throughput(p.total, p.in_flight, move |_| check(e.clone())).await?
     };
+    let hit = variant(&t, p, &key, &lookup_client, (&hit_serial, 1), &shutdown).await?;
+    let miss = variant(&t, p, &key, &lookup_client, (&miss_serial, 0), &shutdown).await?;
 
     let mut r = Report::new("peer round trip: Lookup vs bare tonic unary over the same mTLS");
     r.param("sequential calls", p.sequential);
     r.param("throughput calls", p.total);
     r.param("in flight", p.in_flight);
-    r.param("hits per lookup", hits);
-    r.versus(
-        "sequential p50 (vs bare unary)",
-        lat_lookup.quantile_us(0.5),
-        lat_echo.quantile_us(0.5),
-        "us",
+    r.param(
+        "hits per lookup (hit / no hit)",
+        format!("{} / {}", hit.hits, miss.hits),
     );
-    r.versus(
-        "sequential p99 (vs bare unary)",
-        lat_lookup.quantile_us(0.99),
-        lat_echo.quantile_us(0.99),
-        "us",
-    );
-    r.versus(
-        "throughput (vs bare unary)",
-        tput_lookup,
-        tput_echo,
-        "calls/s",
-    );
-    r.versus(
-        "sequential p50 (vs floor)",
-        lat_lookup.quantile_us(0.5),
-        lat_floor.quantile_us(0.5),
-        "us",
-    );
-    r.versus(
-        "sequential p99 (vs floor)",
-        lat_lookup.quantile_us(0.99),
-        lat_floor.quantile_us(0.99),
-        "us",
-    );
-    r.versus("throughput (vs floor)", tput_lookup, tput_floor, "calls/s");
-    r.versus(
-        "floor sequential p50 (vs bare unary)",
-        lat_floor.quantile_us(0.5),
-        lat_echo.quantile_us(0.5),
-        "us",
-    );
+    for (kind, v) in [("hit", &hit), ("no hit", &miss)] {
+        let (lookup, floor) = (&v.lat_lookup, &v.lat_floor);
+        r.versus(
+            &format!("{kind}: sequential p50 (vs bare unary)"),
+            lookup.quantile_us(0.5),
+            lat_echo.quantile_us(0.5),
+            "us",
+        );
+        r.versus(
+            &format!("{kind}: sequential p99 (vs bare unary)"),
+            lookup.quantile_us(0.99),
+            lat_echo.quantile_us(0.99),
+            "us",
+        );
+        r.versus(
+            &format!("{kind}: throughput (vs bare unary)"),
+            v.tput_lookup,
+            tput_echo,
+            "calls/s",
+        );
+        r.versus(
+            &format!("{kind}: sequential p50 (vs floor)"),
+            lookup.quantile_us(0.5),
+            floor.quantile_us(0.5),
+            "us",
+        );
+        r.versus(
+            &format!("{kind}: sequential p99 (vs floor)"),
+            lookup.quantile_us(0.99),
+            floor.quantile_us(0.99),
+            "us",
+        );
+        r.versus(
+            &format!("{kind}: throughput (vs floor)"),
+            v.tput_lookup,
+            v.tput_floor,
+            "calls/s",
+        );
+        r.versus(
+            &format!("{kind}: floor sequential p50 (vs bare unary)"),
+            floor.quantile_us(0.5),
+            lat_echo.quantile_us(0.5),
+            "us",
+        );
+    }
     shutdown.cancel();
     t.shutdown().await?;
     Ok(r)
