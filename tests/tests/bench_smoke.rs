@@ -39,6 +39,14 @@ async fn peer_and_fanout_scenarios_run() {
     .await
     .unwrap();
     all_positive(&r);
+    // Both variants are reported; the scenario itself fails unless each answer carries its
+    // variant's hits (one, or none).
+    for kind in ["hit", "no hit"] {
+        assert!(
+            r.get(&format!("{kind}: sequential p50 (vs floor)"))
+                .is_some()
+        );
+    }
     let r = fanout::run(&[1, 2], 5).await.unwrap();
     all_positive(&r);
     assert!(r.get("2 peer(s) p99").is_some());
