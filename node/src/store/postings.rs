@@ -7,8 +7,10 @@
 //! it. A record's bucket is the creation time in its id (the first six bytes, milliseconds), and
 //! a batch import gives all its new records one creation time, so a batch writes one posting
 //! list per index value it contains instead of one key per record and value. A record's place
-//! in every list is known from its id alone, so an update removes it exactly, and a single
-//! write (the console, a trace) touches small lists.
+//! in every list is known from its id alone, so an update removes it exactly. A list holds at
+//! most the records created in one millisecond, in practice one import batch (5,000 records, 50 kB), so an
+//! update rewrites at most that much per index value it changes, and a record created alone (the
+//! console, a trace) sits in lists of its own.
 //!
 //! ```text
 //! key:   index prefix (see super::keys) ++ bucket (6 bytes: the ids' creation milliseconds)
