@@ -9,7 +9,7 @@
 //! every step is flushed, and every step can be run again from the start. An interrupted
 //! migration leaves the byte at 2, so the next open starts over: it first deletes any posting
 //! list a previous attempt wrote (so none holds an id twice), rebuilds them, then deletes the
-//! `i` keys that remain. Progress is logged, as a store of millions of records takes a while.
+//! `i` keys that remain. Progress is logged: a store of a million records took 5.5 minutes.
 
 use sled::Tree;
 
@@ -25,7 +25,8 @@ use crate::ids::RecordId;
 pub const LAYOUT_2: u8 = 2;
 /// Layout 2's prefix of index keys.
 const OLD_INDEX: u8 = b'i';
-/// Records (or deleted keys) per applied batch: bounds the memory a migration holds.
+/// Records (or deleted keys) per applied batch: bounds the memory a migration holds. A size
+/// that divides the progress interval (a million), so progress lines fall on round numbers.
 const STEP: usize = 20_000;
 
 /// Rebuilds layout 2's indexes as layout 3's posting lists, then marks the store layout 3.
@@ -79,21 +80,46 @@ pub fn layout_2_to_3(db: &sled::Db, meta: &Tree, data: &Tree) -> Result<u64, Sto
     Ok(done)
 }
 
-/// Deletes every key starting with `prefix`, in flushed steps.
+/// Deletes every key starting with `prefix`, in steps of [`STEP`] keys (each step starting after
+/// the last key deleted), then flushes once: an interrupted deletion is simply started again, and
+/// the layout byte is written only after the final flush. Measured on a 1M-record layout 2 store
+/// (two cores): 9.4 million old keys in 4 min 47 s, against 45 s for rebuilding the lists; deleting
+/// them after the node serves would shorten the wait (not done).
 fn delete_prefix(db: &sled::Db, data: &Tree, prefix: u8) -> Result<(), StoreError> {
+    let end = std::ops::Bound::Excluded(vec![prefix + 1]);
+    let mut after: Option<sled::IVec> = None;
+    let mut deleted = 0u64;
     loop {
+        let start = match after.take() {
+            Some(k) => std::ops::Bound::Excluded(k.to_vec()),
+            None => std::ops::Bound::Included(vec![prefix]),
+        };
         let mut batch = sled::Batch::default();
         let mut n = 0;
-        for k in data.scan_prefix([prefix]).keys().take(STEP) {
-            batch.remove(k.map_err(engine)?);
+        for k in data
+            .range::<Vec<u8>, _>((start, end.clone()))
+            .keys()
+            .take(STEP)
+        {
+            let k = k.map_err(engine)?;
+            batch.remove(k.clone());
+            after = Some(k);
             n += 1;
         }
         if n == 0 {
-            return Ok(());
+            break;
         }
         data.apply_batch(batch).map_err(engine)?;
-        db.flush().map_err(engine)?;
+        deleted += n as u64;
+        if deleted.is_multiple_of(1_000_000) {
+            tracing::info!(
+                keys = deleted,
+                "record store: old index keys deleted so far"
+            );
+        }
     }
+    db.flush().map_err(engine)?;
+    Ok(())
 }
 
 #[cfg(test)]
