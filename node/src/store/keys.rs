@@ -108,9 +108,15 @@ fn month(d: Date) -> u32 {
     d.as_u32() / 100
 }
 
-fn country_month(c: CountryCode, yyyymm: u32) -> Vec<u8> {
+/// `[2] country`: every month of one country.
+fn country_prefix(c: CountryCode) -> Vec<u8> {
     let mut k = vec![COUNTRY_DATE];
     k.extend_from_slice(&c.as_bytes());
+    k
+}
+
+fn country_month(c: CountryCode, yyyymm: u32) -> Vec<u8> {
+    let mut k = country_prefix(c);
     k.extend_from_slice(&yyyymm.to_be_bytes());
     k
 }
@@ -150,7 +156,7 @@ pub fn query_range(q: &IndexQuery) -> (Vec<u8>, Vec<u8>) {
             let start = country_month(*country, from.map_or(0, month));
             let end = match to {
                 Some(d) => country_month(*country, month(*d) + 1),
-                None => prefix_end(&country_month(*country, 0)[..4]),
+                None => prefix_end(&country_prefix(*country)),
             };
             (start, end)
         }

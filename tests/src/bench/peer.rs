@@ -64,16 +64,22 @@ fn context(n: usize) -> pb::RequestContext {
     }
 }
 
+/// The answering node's (node 0's) server certificate, which the echo and floor servers present
+/// so that every baseline runs over the same mutual TLS as the real lookup.
+fn answering_tls(t: &TestFederation) -> Result<TlsMaterial, Error> {
+    let n = t.node(0);
+    Ok(TlsMaterial::load(&TlsFiles {
+        ca: t.cert_dir().join("ca.pem"),
+        cert: n.cert_dir.join("node.pem"),
+        key: n.cert_dir.join("node.key"),
+    })?)
+}
+
 async fn echo_server(
     t: &TestFederation,
     shutdown: CancellationToken,
 ) -> Result<std::net::SocketAddr, Error> {
-    let n = t.node(0);
-    let tls = TlsMaterial::load(&TlsFiles {
-        ca: t.cert_dir().join("ca.pem"),
-        cert: n.cert_dir.join("node.pem"),
-        key: n.cert_dir.join("node.key"),
-    })?;
+    let tls = answering_tls(t)?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (reporter, health) = tonic_health::server::health_reporter();
@@ -238,12 +244,7 @@ async fn floor_server(
     dir: &std::path::Path,
     shutdown: CancellationToken,
 ) -> Result<std::net::SocketAddr, Error> {
-    let n = t.node(0);
-    let tls = TlsMaterial::load(&TlsFiles {
-        ca: t.cert_dir().join("ca.pem"),
-        cert: n.cert_dir.join("node.pem"),
-        key: n.cert_dir.join("node.key"),
-    })?;
+    let tls = answering_tls(t)?;
     let key = Arc::new(t.signing_key(0)?);
     let asker = t.node(1).id.clone();
     let keys = PeerKeys::new(std::collections::HashMap::from([(
