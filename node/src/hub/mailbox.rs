@@ -2,6 +2,10 @@
 //! acknowledge them. Durable (a message is flushed to disk before the hub says it holds it), in
 //! arrival order per member, survives restarts of the hub and of the member; a message is removed
 //! only by its recipient's acknowledgement. Senders waiting for a reply are woken when it comes.
+//!
+//! Bounded twice: at most [`MAX_HELD`] messages per recipient, and at most
+//! [`MAX_HELD_PER_SENDER`] of them from any one sender, so a member flooding another's mailbox
+//! fills only its own share and the other senders' messages are still taken.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,6 +20,11 @@ use crate::ids::NodeId;
 /// outboxes retry later), so a silent member cannot fill the hub's disk.
 pub const MAX_HELD: usize = 10_000;
 
+/// Most messages one sender may have waiting in one member's mailbox (a tenth of it): a member
+/// that floods another's mailbox is refused past its share while other senders still get
+/// through.
+pub const MAX_HELD_PER_SENDER: usize = MAX_HELD / 10;
+
 /// Why the mailbox failed. Storage errors may pass on retry; `Full` passes once the member
 /// collects its messages.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +32,16 @@ pub enum MailboxError {
     /// The member's mailbox holds [`MAX_HELD`] messages already.
     #[error("the mailbox of {0} is full")]
     Full(String),
+    /// This sender has [`MAX_HELD_PER_SENDER`] messages waiting for this member already.
+    #[error("{sender} has {held} messages waiting in the mailbox of {recipient}, its whole share")]
+    SenderShareFull {
+        /// The sender (from its certificate, checked by the hub).
+        sender: String,
+        /// The recipient.
+        recipient: String,
+        /// How many it has waiting.
+        held: usize,
+    },
     /// sled failed.
     #[error("mailbox storage: {0}")]
     Storage(#[from] sled::Error),
@@ -31,12 +50,56 @@ pub enum MailboxError {
     Corrupt(String),
 }
 
+/// How much a mailbox holds (the constants above; smaller in unit tests).
+#[derive(Debug, Clone, Copy)]
+struct Bounds {
+    per_recipient: usize,
+    per_sender: usize,
+}
+
+/// How many messages are held, per recipient and per (recipient, sender). Kept in memory
+/// (counted from the tree on open), changed under its lock together with the trees, so the
+/// bounds hold under concurrent puts and a put costs no scan of the mailbox.
+#[derive(Debug, Default)]
+struct Counts {
+    per_recipient: HashMap<String, usize>,
+    per_sender: HashMap<(String, String), usize>,
+}
+
+impl Counts {
+    fn add(&mut self, recipient: &str, sender: &str) {
+        *self.per_recipient.entry(recipient.to_owned()).or_default() += 1;
+        *self
+            .per_sender
+            .entry((recipient.to_owned(), sender.to_owned()))
+            .or_default() += 1;
+    }
+
+    fn remove(&mut self, recipient: &str, sender: &str) {
+        if let Some(n) = self.per_recipient.get_mut(recipient) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_recipient.remove(recipient);
+            }
+        }
+        let pair = (recipient.to_owned(), sender.to_owned());
+        if let Some(n) = self.per_sender.get_mut(&pair) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_sender.remove(&pair);
+            }
+        }
+    }
+}
+
 /// The mailboxes of one hub.
 #[derive(Debug, Clone)]
 pub struct Mailbox {
     db: sled::Db,
     held: sled::Tree,
     ids: sled::Tree,
+    bounds: Bounds,
+    counts: Arc<Mutex<Counts>>,
     arrived: Arc<Notify>,
     waiting: Arc<Mutex<HashMap<String, oneshot::Sender<pb::SealedMessage>>>>,
 }
@@ -57,30 +120,84 @@ fn prefix(recipient: &str) -> Vec<u8> {
 impl Mailbox {
     /// The mailboxes in `db` (trees `hub_mailbox` and `hub_mailbox_ids`).
     pub fn open(db: &sled::Db) -> Result<Mailbox, MailboxError> {
+        Self::open_bounded(
+            db,
+            Bounds {
+                per_recipient: MAX_HELD,
+                per_sender: MAX_HELD_PER_SENDER,
+            },
+        )
+    }
+
+    fn open_bounded(db: &sled::Db, bounds: Bounds) -> Result<Mailbox, MailboxError> {
+        let held = db.open_tree("hub_mailbox")?;
+        let mut counts = Counts::default();
+        for kv in held.iter() {
+            let (k, v) = kv?;
+            let recipient = k.split(|b| *b == 0).next().unwrap_or_default();
+            let recipient = String::from_utf8_lossy(recipient);
+            // An entry that does not decode still takes its recipient's room (under no sender).
+            let sender = pb::SealedMessage::decode(v.as_ref())
+                .map(|m| m.sender)
+                .unwrap_or_default();
+            counts.add(&recipient, &sender);
+        }
         Ok(Mailbox {
             db: db.clone(),
-            held: db.open_tree("hub_mailbox")?,
+            held,
             ids: db.open_tree("hub_mailbox_ids")?,
+            bounds,
+            counts: Arc::new(Mutex::new(counts)),
             arrived: Arc::new(Notify::new()),
             waiting: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
+    fn counts(&self) -> std::sync::MutexGuard<'_, Counts> {
+        self.counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Holds `msg` for its recipient, durably (blocking: call from the blocking pool). A message
-    /// already held (same recipient and id) is held once.
+    /// already held (same recipient and id) is held once. Refused when the recipient's mailbox
+    /// is full or the sender's share of it is used up.
     pub fn put(&self, msg: &pb::SealedMessage) -> Result<(), MailboxError> {
         let id_key = [prefix(&msg.recipient), msg.message_id.as_bytes().to_vec()].concat();
-        if self.ids.contains_key(&id_key)? {
-            return Ok(());
+        {
+            // Check and insert under one lock: concurrent puts can neither pass the bounds
+            // together nor hold one message id twice (a copy its acknowledgement would miss).
+            let mut counts = self.counts();
+            if self.ids.contains_key(&id_key)? {
+                return Ok(());
+            }
+            let all = counts
+                .per_recipient
+                .get(&msg.recipient)
+                .copied()
+                .unwrap_or(0);
+            if all >= self.bounds.per_recipient {
+                return Err(MailboxError::Full(msg.recipient.clone()));
+            }
+            let pair = (msg.recipient.clone(), msg.sender.clone());
+            let own = counts.per_sender.get(&pair).copied().unwrap_or(0);
+            if own >= self.bounds.per_sender {
+                return Err(MailboxError::SenderShareFull {
+                    sender: msg.sender.clone(),
+                    recipient: msg.recipient.clone(),
+                    held: own,
+                });
+            }
+            let k = key(&msg.recipient, self.db.generate_id()?);
+            // The id entry first: a crash between the two leaves an id without a message, which
+            // `ack` and `pending` tolerate; never a message that cannot be acknowledged.
+            self.ids.insert(id_key.as_slice(), k.clone())?;
+            if let Err(e) = self.held.insert(k, msg.encode_to_vec()) {
+                let _ = self.ids.remove(&id_key);
+                return Err(e.into());
+            }
+            counts.add(&msg.recipient, &msg.sender);
         }
-        if self.held.scan_prefix(prefix(&msg.recipient)).count() >= MAX_HELD {
-            return Err(MailboxError::Full(msg.recipient.clone()));
-        }
-        let k = key(&msg.recipient, self.db.generate_id()?);
-        // The id entry first: a crash between the two leaves an id without a message, which
-        // `ack` and `pending` tolerate; never a message that cannot be acknowledged.
-        self.ids.insert(id_key, k.clone())?;
-        self.held.insert(k, msg.encode_to_vec())?;
         self.db.flush()?;
         self.arrived.notify_waiters();
         Ok(())
@@ -112,11 +229,19 @@ impl Mailbox {
     /// whether it was held.
     pub fn ack(&self, recipient: &NodeId, message_id: &str) -> Result<bool, MailboxError> {
         let id_key = [prefix(recipient.as_str()), message_id.as_bytes().to_vec()].concat();
-        let Some(k) = self.ids.get(&id_key)? else {
-            return Ok(false);
-        };
-        self.held.remove(k)?;
-        self.ids.remove(id_key)?;
+        {
+            let mut counts = self.counts();
+            let Some(k) = self.ids.get(&id_key)? else {
+                return Ok(false);
+            };
+            if let Some(v) = self.held.remove(k)? {
+                let sender = pb::SealedMessage::decode(v.as_ref())
+                    .map(|m| m.sender)
+                    .unwrap_or_default();
+                counts.remove(recipient.as_str(), &sender);
+            }
+            self.ids.remove(id_key)?;
+        }
         self.db.flush()?;
         Ok(true)
     }
@@ -157,14 +282,18 @@ impl Mailbox {
     ) -> Result<pb::SealedMessage, tonic::Status> {
         let id = msg.message_id.clone();
         let reply = self.wait_reply(&id);
+        // Forgets the waiter however this ends, also when the caller drops this future (a
+        // regional fan-out's deadline), so no waiter outlives its call.
+        let _waiter = Waiter { mailbox: self, id };
         let m = self.clone();
         let held = tokio::task::spawn_blocking(move || m.put(&msg))
             .await
             .map_err(|_| tonic::Status::internal("internal error"))?;
         if let Err(e) = held {
-            self.stop_waiting(&id);
             return Err(match e {
-                MailboxError::Full(_) => tonic::Status::resource_exhausted(e.to_string()),
+                MailboxError::Full(_) | MailboxError::SenderShareFull { .. } => {
+                    tonic::Status::resource_exhausted(e.to_string())
+                }
                 other => tonic::Status::unavailable(other.to_string()),
             });
         }
@@ -173,11 +302,19 @@ impl Mailbox {
             () = stop.cancelled() => None,
         };
         replied.ok_or_else(|| {
-            self.stop_waiting(&id);
             tonic::Status::unavailable(format!(
                 "queued for {to}, which has not collected it yet; it stays in its mailbox"
             ))
         })
+    }
+
+    /// How many senders wait for a reply.
+    #[cfg(test)]
+    fn waiters(&self) -> usize {
+        self.waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
     }
 
     /// Hands a reply to the sender waiting for it, if one still is.
@@ -193,8 +330,20 @@ impl Mailbox {
     }
 }
 
+/// A registered interest in a reply, forgotten when dropped.
+struct Waiter<'a> {
+    mailbox: &'a Mailbox,
+    id: String,
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        self.mailbox.stop_waiting(&self.id);
+    }
+}
+
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -250,5 +399,177 @@ mod tests {
         m.reply("a", msg("FRA-POL", "r"));
         assert_eq!(rx.await.unwrap().message_id, "r");
         m.reply("nobody", msg("FRA-POL", "r"));
+    }
+
+    fn from(sender: &str, to: &str, id: &str) -> pb::SealedMessage {
+        pb::SealedMessage {
+            sender: sender.into(),
+            ..msg(to, id)
+        }
+    }
+
+    const SMALL: Bounds = Bounds {
+        per_recipient: 6,
+        per_sender: 3,
+    };
+
+    #[test]
+    fn the_production_bounds_leave_room_for_ten_senders() {
+        assert_eq!(MAX_HELD, 10_000);
+        assert_eq!(MAX_HELD_PER_SENDER * 10, MAX_HELD);
+    }
+
+    #[test]
+    fn a_flooding_sender_fills_only_its_share_and_a_mailbox_never_passes_its_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let ita = NodeId::parse("ITA-CAR").unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            let m = Mailbox::open_bounded(&db, SMALL).unwrap();
+            for i in 0..3 {
+                m.put(&from("FRA-POL", "ITA-CAR", &format!("f{i}")))
+                    .unwrap();
+            }
+            // Past its share: refused, and a message already held is still taken once.
+            let e = m.put(&from("FRA-POL", "ITA-CAR", "f3")).unwrap_err();
+            assert!(
+                matches!(&e, MailboxError::SenderShareFull { sender, held: 3, .. } if sender == "FRA-POL"),
+                "{e:?}"
+            );
+            m.put(&from("FRA-POL", "ITA-CAR", "f0")).unwrap();
+            assert_eq!(m.len(&ita), 3);
+            // Another sender to the same member, and the same sender to another member, get
+            // through.
+            for i in 0..3 {
+                m.put(&from("DEU-BKA", "ITA-CAR", &format!("d{i}")))
+                    .unwrap();
+            }
+            m.put(&from("FRA-POL", "ESP-GCV", "e0")).unwrap();
+            // The member's whole bound: refused to everyone, whatever their share.
+            let e = m.put(&from("AUT-BKA", "ITA-CAR", "a0")).unwrap_err();
+            assert!(
+                matches!(&e, MailboxError::Full(r) if r == "ITA-CAR"),
+                "{e:?}"
+            );
+            assert_eq!(m.len(&ita), 6);
+            assert_eq!(m.len(&NodeId::parse("ESP-GCV").unwrap()), 1);
+            // What was held first is handed over first; collecting makes room again.
+            let first = m.pending(&ita, 1).unwrap();
+            assert_eq!(first[0].message_id, "f0");
+            assert!(m.ack(&ita, "f0").unwrap());
+            m.put(&from("FRA-POL", "ITA-CAR", "f3")).unwrap();
+            assert!(m.put(&from("FRA-POL", "ITA-CAR", "f4")).is_err());
+        }
+        // The counts are the held messages again after a restart.
+        let db = sled::open(dir.path()).unwrap();
+        let m = Mailbox::open_bounded(&db, SMALL).unwrap();
+        assert!(m.put(&from("AUT-BKA", "ITA-CAR", "a0")).is_err());
+        assert!(m.ack(&ita, "d0").unwrap());
+        assert!(m.put(&from("FRA-POL", "ITA-CAR", "f5")).is_err());
+        m.put(&from("AUT-BKA", "ITA-CAR", "a0")).unwrap();
+        assert_eq!(m.len(&ita), 6);
+    }
+
+    #[test]
+    fn concurrent_puts_never_pass_the_bounds() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let m = Mailbox::open_bounded(
+            &db,
+            Bounds {
+                per_recipient: 40,
+                per_sender: 25,
+            },
+        )
+        .unwrap();
+        let threads: Vec<_> = ["FRA-POL", "DEU-BKA"]
+            .into_iter()
+            .flat_map(|sender| (0..4).map(move |t| (sender, t)).collect::<Vec<_>>())
+            .map(|(sender, t)| {
+                let m = m.clone();
+                std::thread::spawn(move || {
+                    (0..20)
+                        .filter(|i| {
+                            // Every thread also sends one id another thread sends.
+                            let id = format!("{sender}-{}", (t * 20 + i) % 70);
+                            m.put(&from(sender, "ITA-CAR", &id)).is_ok()
+                        })
+                        .count()
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let ita = NodeId::parse("ITA-CAR").unwrap();
+        let held = m.pending(&ita, 1000).unwrap();
+        assert_eq!(held.len(), 40);
+        for sender in ["FRA-POL", "DEU-BKA"] {
+            let mut ids: Vec<_> = held
+                .iter()
+                .filter(|h| h.sender == sender)
+                .map(|h| h.message_id.clone())
+                .collect();
+            assert!(ids.len() <= 25, "{sender}: {}", ids.len());
+            let n = ids.len();
+            ids.dedup();
+            ids.sort();
+            ids.dedup();
+            assert_eq!(ids.len(), n, "an id held twice");
+        }
+        // Every held message can be acknowledged.
+        for h in &held {
+            assert!(m.ack(&ita, &h.message_id).unwrap());
+        }
+        assert_eq!(m.len(&ita), 0);
+    }
+
+    #[tokio::test]
+    async fn a_wait_given_up_by_its_caller_forgets_its_waiter() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let m = Mailbox::open(&db).unwrap();
+        let ita = NodeId::parse("ITA-CAR").unwrap();
+        let stop = tokio_util::sync::CancellationToken::new();
+        // The caller gives up (as a regional fan-out's deadline does) once the message is
+        // held, long before the hub's own reply wait ends.
+        let arrived = m.arrived();
+        let held = arrived.notified();
+        {
+            let wait = m.hold_and_wait(
+                &ita,
+                msg("ITA-CAR", "w1"),
+                std::time::Duration::from_secs(60),
+                &stop,
+            );
+            tokio::pin!(wait);
+            tokio::select! {
+                r = &mut wait => panic!("no reply can come: {r:?}"),
+                () = held => {}
+            }
+            assert_eq!(m.waiters(), 1);
+        }
+        assert_eq!(m.len(&ita), 1, "the message stays held");
+        assert_eq!(m.waiters(), 0);
+        // A refused message leaves no waiter either.
+        let full = Mailbox::open_bounded(
+            &db,
+            Bounds {
+                per_recipient: 1,
+                per_sender: 1,
+            },
+        )
+        .unwrap();
+        let e = full
+            .hold_and_wait(
+                &ita,
+                msg("ITA-CAR", "w2"),
+                std::time::Duration::from_secs(60),
+                &stop,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
+        assert_eq!(full.waiters(), 0);
     }
 }
