@@ -217,16 +217,33 @@ impl PeerService {
     /// Audit first, so that neither a crash between the two writes nor a handler dropped at an
     /// await point (the blocking closure runs to completion regardless) can leave something
     /// stored from a peer without its audit entry (see [`crate::audit::audit_then`]).
+    ///
+    /// A delivery `peek` refuses ([`Stop::Refused`]: it names a request the caller did not send
+    /// or was not sent, or an id another requester holds) is audited as a refusal from `who`,
+    /// with its envelope, and nothing of it is stored.
     async fn apply<P: Send + 'static, T: Send + 'static>(
         &self,
+        who: NodeId,
         envelope: pb::SignedContext,
-        peek: impl FnOnce(&NodeContext) -> Result<P, Status> + Send + 'static,
+        peek: impl FnOnce(&NodeContext) -> Result<P, Stop> + Send + 'static,
         event: impl FnOnce(&P) -> Event + Send + 'static,
         write: impl FnOnce(&NodeContext, P) -> Result<T, crate::ledger::LedgerError> + Send + 'static,
     ) -> Result<T, Status> {
         let ctx = self.ctx.clone();
         tokio::task::spawn_blocking(move || {
-            let seen = peek(&ctx)?;
+            let seen = match peek(&ctx) {
+                Ok(seen) => seen,
+                Err(Stop::Failed(s)) => return Err(s),
+                Err(Stop::Refused(s)) => {
+                    tracing::warn!(peer = %who, refusal = %s.message(), "delivery refused");
+                    let mut refusal = rules::refusal_event(&who, s.message().to_owned());
+                    refusal.envelope = Some(envelope);
+                    ctx.audit
+                        .append(vec![refusal], ctx.clock.now_secs())
+                        .map_err(status::audit_before_answer)?;
+                    return Err(s);
+                }
+            };
             let mut ev = event(&seen);
             ev.envelope = Some(envelope);
             crate::audit::audit_then(
@@ -267,6 +284,26 @@ impl PeerService {
         })
         .await
         .map_err(|_| Status::internal("internal error"))?
+    }
+}
+
+/// Why a delivery's peek stopped it (see `PeerService::apply`).
+enum Stop {
+    /// What the peer sent is refused: audited as a refusal, answered with this status.
+    Refused(Status),
+    /// This node failed (storage): answered with this status, the sender retries.
+    Failed(Status),
+}
+
+impl From<Status> for Stop {
+    fn from(s: Status) -> Stop {
+        Stop::Failed(s)
+    }
+}
+
+impl From<crate::ledger::LedgerError> for Stop {
+    fn from(e: crate::ledger::LedgerError) -> Stop {
+        Stop::Failed(Status::from(e))
     }
 }
 
@@ -445,13 +482,14 @@ impl PeerExchange for PeerService {
         let peek_who = who.clone();
         let (duplicate, status) = self
             .apply(
+                who.clone(),
                 envelope,
                 move |n| {
                     let held = n
                         .ledger
                         .get_trace(INCOMING, &peek_id, n.clock.now_secs())
                         .map_err(Status::from)?;
-                    rules::repeated_request(held.as_ref(), &peek_who)
+                    rules::repeated_request(held.as_ref(), &peek_who).map_err(Stop::Refused)
                 },
                 move |repeated| rules::trace_request_event(&who, &c, &req, *repeated),
                 move |n, _| {
@@ -494,16 +532,19 @@ impl PeerExchange for PeerService {
             .await?;
         rules::check_trace_response(&who, &resp)?;
         let (c, r, peek_id) = (rctx.clone(), resp.clone(), resp.request_id.clone());
-        let (peek_part, applied) = (resp.part, resp.clone());
+        let (peek_part, applied, peek_who) = (resp.part, resp.clone(), who.clone());
         let (duplicate, status) = self
             .apply(
+                who.clone(),
                 envelope,
                 move |n| {
                     let held = n
                         .ledger
                         .get_trace(OUTGOING, &peek_id, n.clock.now_secs())
                         .map_err(Status::from)?;
-                    Ok(held.is_some_and(|t| rules::response_held(&t, peek_part)))
+                    let sent = rules::sent_to(held.as_ref(), &peek_who, &peek_id)
+                        .map_err(Stop::Refused)?;
+                    Ok(rules::response_held(sent, peek_part))
                 },
                 {
                     let who = who.clone();
@@ -543,22 +584,33 @@ impl PeerExchange for PeerService {
             .ok_or_else(|| Status::invalid_argument("information is required"))?;
         self.within_limits(&who, &envelope, crate::limits::trace_information(&info))
             .await?;
-        rules::check_trace_information(&who, &info)?;
-        let (c, i, peek_id, peek_part) = (
+        if let Err(s) = rules::check_trace_information(&who, &info) {
+            let mut refusal = rules::refusal_event(&who, s.message().to_owned());
+            refusal.envelope = Some(envelope);
+            self.audit(vec![refusal]).await?;
+            return Err(s);
+        }
+        let (c, i, peek_id, peek_part, peek_who) = (
             rctx.clone(),
             info.clone(),
             info.request_id.clone(),
             info.part,
+            who.clone(),
         );
         let (duplicate, status) = self
             .apply(
+                who.clone(),
                 envelope,
                 move |n| {
                     let held = n
                         .ledger
                         .get_trace(INCOMING, &peek_id, n.clock.now_secs())
                         .map_err(Status::from)?;
-                    Ok(held.is_some_and(|t| t.information.iter().any(|x| x.part == peek_part)))
+                    // Only the node the request came from may add to it; anyone else learns
+                    // nothing of it (not even whether it exists).
+                    let received = rules::received_from(held.as_ref(), &peek_who, &peek_id)
+                        .map_err(Stop::Refused)?;
+                    Ok(received.information.iter().any(|x| x.part == peek_part))
                 },
                 {
                     let who = who.clone();
@@ -612,6 +664,7 @@ impl PeerExchange for PeerService {
         let (c, incoming) = (rctx.clone(), copy.clone());
         let held = self
             .apply(
+                who.clone(),
                 envelope,
                 move |n| {
                     let held = n
@@ -663,13 +716,15 @@ impl PeerExchange for PeerService {
         let r = reference.clone();
         let existed = self
             .apply(
+                who.clone(),
                 envelope,
                 move |n| {
                     let held = n
                         .ledger
                         .received_copy(&peek_ref.owner_node, &peek_ref.reference)
                         .map_err(Status::from)?;
-                    rules::check_retraction(&caller, &peek_ref, held.as_ref())?;
+                    rules::check_retraction(&caller, &peek_ref, held.as_ref())
+                        .map_err(Stop::Refused)?;
                     let onward = match held {
                         Some(_) => n.ledger.onward_recipients(&peek_ref)?,
                         None => Vec::new(),

@@ -79,6 +79,39 @@ pub fn repeated_request(held: Option<&pb::TraceRecord>, caller: &NodeId) -> Resu
     }
 }
 
+/// The trace request `request_id` this node received, if it came from `caller`. Refused
+/// alike whether it does not exist or came from another node, so a caller learns nothing of
+/// others' requests.
+pub fn received_from<'a>(
+    held: Option<&'a pb::TraceRecord>,
+    caller: &NodeId,
+    request_id: &str,
+) -> Result<&'a pb::TraceRecord, Status> {
+    held.filter(|t| t.counterpart_node == caller.as_str())
+        .ok_or_else(|| {
+            Status::not_found(format!(
+                "no trace request {} was received from {caller}",
+                request_id.chars().take(128).collect::<String>()
+            ))
+        })
+}
+
+/// The trace request `request_id` this node sent, if it went to `caller`; refused alike
+/// whether it does not exist or went to another node.
+pub fn sent_to<'a>(
+    held: Option<&'a pb::TraceRecord>,
+    caller: &NodeId,
+    request_id: &str,
+) -> Result<&'a pb::TraceRecord, Status> {
+    held.filter(|t| t.counterpart_node == caller.as_str())
+        .ok_or_else(|| {
+            Status::not_found(format!(
+                "no trace request {} was sent to {caller}",
+                request_id.chars().take(128).collect::<String>()
+            ))
+        })
+}
+
 /// A trace request applied (or recognised as a repeated delivery).
 pub fn trace_request_event(
     who: &NodeId,
@@ -269,6 +302,25 @@ mod tests {
 
     fn code<T: std::fmt::Debug>(r: Result<T, Status>) -> Code {
         r.unwrap_err().code()
+    }
+
+    #[test]
+    fn only_the_counterpart_may_add_to_a_trace_and_others_learn_nothing_of_it() {
+        let fra_trace = pb::TraceRecord {
+            counterpart_node: "FRA-POL".into(),
+            ..Default::default()
+        };
+        let (fra, deu) = (node("FRA-POL"), node("DEU-BKA"));
+        assert!(received_from(Some(&fra_trace), &fra, "t1").is_ok());
+        assert!(sent_to(Some(&fra_trace), &fra, "t1").is_ok());
+        // Another node is refused exactly as if the request did not exist.
+        for check in [received_from, sent_to] {
+            let other = check(Some(&fra_trace), &deu, "t1").unwrap_err();
+            let none = check(None, &deu, "t1").unwrap_err();
+            assert_eq!(other.code(), Code::NotFound);
+            assert_eq!(other.message(), none.message());
+            assert!(!other.message().contains("FRA-POL"), "{other:?}");
+        }
     }
 
     #[test]
