@@ -23,6 +23,7 @@ use tonic::transport::{
 pub use tracenet_devnet::NodeSpec;
 use tracenet_devnet::{DevFederation, DevNode};
 use tracenet_node::envelope::SigningKey;
+use tracenet_proto::v1::hub_relay_client::HubRelayClient;
 use tracenet_proto::v1::node_api_client::NodeApiClient;
 use tracenet_proto::v1::peer_exchange_client::PeerExchangeClient;
 use tracenet_proto::v1::peer_exchange_server::{PeerExchange, PeerExchangeServer};
@@ -159,6 +160,18 @@ impl TestFederation {
         cert: ClientCert,
     ) -> Result<PeerExchangeClient<Channel>, Error> {
         Ok(PeerExchangeClient::new(
+            self.channel(target, false, cert).await?,
+        ))
+    }
+
+    /// A `HubRelay` client to node `target`'s peer API presenting `cert` (a member handing
+    /// sealed messages to its hub, or a test acting as a hostile one).
+    pub async fn hub_client(
+        &self,
+        target: usize,
+        cert: ClientCert,
+    ) -> Result<HubRelayClient<Channel>, Error> {
+        Ok(HubRelayClient::new(
             self.channel(target, false, cert).await?,
         ))
     }
