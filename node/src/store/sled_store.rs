@@ -3,7 +3,8 @@
 //! Layout 3: one `data` tree holds everything that must change together, told apart by a
 //! one-byte key prefix: `r` + id → versioned StoredRecord, `p` + index prefix + bucket → posting
 //! list (see [`super::keys`] for the prefixes, [`super::postings`] for the lists), `n` + national
-//! reference → id (unique), `m` + name → counters. The `meta` tree holds only the layout version.
+//! reference → id (unique), `m` + name → counters. The `meta` tree holds the layout version (and,
+//! after a migration, whether old index keys remain to delete).
 //! Every write is staged under the store's writer lock and applied as one `sled::Batch` (atomic
 //! within a tree) followed by a flush, so an acknowledged write survives a crash and a record is
 //! never visible without its index entries. A batch is far cheaper than sled's multi-tree
@@ -12,7 +13,7 @@
 //! national reference, its serial, and a share of the lists it joins).
 //!
 //! Layout 2 (one `i` key per record and index value) is rebuilt into layout 3 when the store is
-//! opened ([`super::migrate`]).
+//! opened ([`super::migrate`]); its old keys are deleted in the background while the store serves.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -88,6 +89,9 @@ pub struct SledStore {
     data: Tree,
     writer: Mutex<()>,
     rng: SystemRandom,
+    /// Deletes a migrated store's old index keys while the store serves; held for its `Drop`,
+    /// which stops the deletion and releases the database with the store.
+    _old_keys: Mutex<Option<migrate::OldKeyCleanup>>,
 }
 
 /// Writes staged for one atomic batch, readable before they are applied (a batch may name the
@@ -213,12 +217,27 @@ impl SledStore {
                 ));
             }
         }
+        let old_keys = migrate::OldKeyCleanup::start_if_pending(&db, &meta, &data)?;
         Ok(SledStore {
             data,
             writer: Mutex::new(()),
             db,
             rng: SystemRandom::new(),
+            _old_keys: Mutex::new(old_keys),
         })
+    }
+
+    /// Waits until a migrated store's old index keys are deleted, if they are being deleted.
+    #[cfg(test)]
+    pub(super) fn wait_for_old_keys(&self) {
+        let cleanup = self
+            ._old_keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(c) = cleanup {
+            c.wait();
+        }
     }
 
     /// The underlying database (the audit log keeps its trees in it too).
