@@ -288,9 +288,35 @@ async fn a_repeated_delivery_is_applied_once() {
             ..Default::default()
         },
     );
+    let sent_envelope = msg.context.clone().unwrap();
     let err = c.submit_trace_request(msg).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::PermissionDenied);
+    // DEU audited the refusal as FRA's (the certificate), with the envelope as received, and
+    // holds nothing of it.
+    let refused = audit(&fed, DEU, "refusal", "FRA-POL").await;
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(refused[0].detail.contains("names requester"), "{refused:?}");
+    assert_eq!(refused[0].request_envelope.as_ref(), Some(&sent_envelope));
+    assert!(audit(&fed, DEU, "refusal", "ITA-POL").await.is_empty());
+    assert_eq!(trace(&fed, DEU, "incoming").await.len(), 1);
     fed.shutdown().await.unwrap();
+}
+
+/// Node `i`'s audit entries of `kind` recording `peer`.
+async fn audit(fed: &TestFederation, i: usize, kind: &str, peer: &str) -> Vec<pb::AuditEntry> {
+    fed.admin(i)
+        .await
+        .unwrap()
+        .list_audit(pb::ListAuditRequest {
+            kind: kind.into(),
+            peer: peer.into(),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries
 }
 
 /// What an outbox retry after a crash looks like to the receiver: the same item again, each
@@ -1037,5 +1063,82 @@ async fn information_from_a_node_the_request_did_not_come_from_is_refused() {
     assert_eq!(err.code(), tonic::Code::NotFound, "{err:?}");
     let held = trace(&fed, DEU, "incoming").await;
     assert!(held[0].information.is_empty());
+    fed.shutdown().await.unwrap();
+}
+
+/// A member answering another's trace request in the name of the node it went to: refused
+/// before anything of it is applied, audited at the requester as a refusal from the caller (its
+/// certificate, not the responder it names) with the signed context as received, and the refusal
+/// says nothing of the request.
+#[tokio::test]
+async fn a_trace_response_naming_another_responder_is_refused_and_audited_as_the_callers() {
+    let fed = federation().await;
+    let sent = fed
+        .admin(FRA)
+        .await
+        .unwrap()
+        .send_trace_request(trace_request())
+        .await
+        .unwrap()
+        .into_inner();
+    let id = sent.request.unwrap().id;
+    wait_for("DEU receives the request", || async {
+        trace(&fed, DEU, "incoming").await.into_iter().next()
+    })
+    .await
+    .unwrap();
+    // ITA, a member with a valid certificate, answers FRA's request to DEU in DEU's name.
+    let mut client = fed
+        .peer_client(FRA, ClientCert::Of(ITA_NODE, "node"))
+        .await
+        .unwrap();
+    let key = fed.signing_key(ITA_NODE).unwrap();
+    let mut msg = pb::SubmitTraceResponseMessage {
+        context: None,
+        response: Some(pb::TraceResponse {
+            request_id: id.clone(),
+            responder_node: "DEU-CUS".into(),
+            outcome: pb::TraceStatus::Declined as i32,
+            remarks: "forged".into(),
+            ..Default::default()
+        }),
+    };
+    msg.sign_with(
+        &key,
+        pb::RequestContext {
+            request_id: "ita-forged-response".into(),
+            requester_node: "ITA-POL".into(),
+            agency_kind: pb::AgencyKind::Police as i32,
+            purpose: pb::Purpose::Tracing as i32,
+            issued_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64,
+            ..Default::default()
+        },
+    );
+    let sent_envelope = msg.context.clone().unwrap();
+    let err = client.submit_trace_response(msg).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
+    assert!(!err.message().contains(id.as_str()), "{err:?}");
+
+    // FRA audited it as ITA's refusal, with ITA's envelope, and blamed DEU for nothing.
+    let refused = audit(&fed, FRA, "refusal", "ITA-POL").await;
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(
+        refused[0].detail.contains("another responder"),
+        "{refused:?}"
+    );
+    assert_eq!(refused[0].request_envelope.as_ref(), Some(&sent_envelope));
+    assert!(audit(&fed, FRA, "refusal", "DEU-CUS").await.is_empty());
+    // Nothing of it applied: no delivery from ITA, FRA's request still unanswered.
+    assert!(audit(&fed, FRA, "delivery", "ITA-POL").await.is_empty());
+    let outgoing = trace(&fed, FRA, "outgoing").await;
+    let mine = outgoing
+        .iter()
+        .find(|t| t.request.as_ref().is_some_and(|r| r.id == id))
+        .unwrap();
+    assert!(mine.response.is_none(), "{mine:?}");
+    assert!(mine.messages.is_empty(), "{mine:?}");
     fed.shutdown().await.unwrap();
 }

@@ -194,6 +194,23 @@ impl PeerService {
         Err(Status::from(e))
     }
 
+    /// Audits the refusal a pure check of [`rules`] decided for what `who` sent (a payload
+    /// naming another requester or responder than the caller, a request this node does not
+    /// answer), with its envelope, before the refusal is answered; passes `Ok` through.
+    async fn refuse_checked(
+        &self,
+        who: &NodeId,
+        envelope: &pb::SignedContext,
+        checked: Result<(), Status>,
+    ) -> Result<(), Status> {
+        let Err(s) = checked else { return Ok(()) };
+        tracing::warn!(peer = %who, refusal = %s.message(), "delivery refused");
+        let mut refusal = rules::refusal_event(who, s.message().to_owned());
+        refusal.envelope = Some(envelope.clone());
+        self.audit(vec![refusal]).await?;
+        Err(s)
+    }
+
     /// A delivery acknowledgement signed for the envelope it answers.
     fn signed_ack(&self, request_id: &str, duplicate: bool, status: i32) -> pb::DeliveryAck {
         let mut ack = pb::DeliveryAck {
@@ -474,7 +491,12 @@ impl PeerExchange for PeerService {
             .ok_or_else(|| Status::invalid_argument("request is required"))?;
         self.within_limits(&who, &envelope, crate::limits::trace_request(&req))
             .await?;
-        rules::check_trace_request(&who, self.ctx.node_id.state(), &req)?;
+        self.refuse_checked(
+            &who,
+            &envelope,
+            rules::check_trace_request(&who, self.ctx.node_id.state(), &req),
+        )
+        .await?;
         let req =
             crate::trace::as_received(req, self.ctx.clock.now_secs(), &self.ctx.trace_settings);
         let id = req.id.clone();
@@ -530,7 +552,8 @@ impl PeerExchange for PeerService {
             .ok_or_else(|| Status::invalid_argument("response is required"))?;
         self.within_limits(&who, &envelope, crate::limits::trace_response(&resp))
             .await?;
-        rules::check_trace_response(&who, &resp)?;
+        self.refuse_checked(&who, &envelope, rules::check_trace_response(&who, &resp))
+            .await?;
         let (c, r, peek_id) = (rctx.clone(), resp.clone(), resp.request_id.clone());
         let (peek_part, applied, peek_who) = (resp.part, resp.clone(), who.clone());
         let (duplicate, status) = self
@@ -584,12 +607,8 @@ impl PeerExchange for PeerService {
             .ok_or_else(|| Status::invalid_argument("information is required"))?;
         self.within_limits(&who, &envelope, crate::limits::trace_information(&info))
             .await?;
-        if let Err(s) = rules::check_trace_information(&who, &info) {
-            let mut refusal = rules::refusal_event(&who, s.message().to_owned());
-            refusal.envelope = Some(envelope);
-            self.audit(vec![refusal]).await?;
-            return Err(s);
-        }
+        self.refuse_checked(&who, &envelope, rules::check_trace_information(&who, &info))
+            .await?;
         let (c, i, peek_id, peek_part, peek_who) = (
             rctx.clone(),
             info.clone(),
