@@ -12,8 +12,10 @@
 //! information forged through the hub (a context naming another node, information naming
 //! another requester, information for a trace request the sender did not send, or a header
 //! naming another sender) is refused, audited at the recipient as a refusal from the member that
-//! signed it, and nothing of it is stored. Identity is always the certificate (at the hub) or
-//! the seal's signature (at the recipient), never a field of the request.
+//! signed it, and nothing of it is stored; a sealed message whose id is empty or longer than
+//! `MAX_MESSAGE_ID` is refused (INVALID_ARGUMENT) and neither held nor relayed. Identity is always
+//! the certificate (at the hub) or the seal's signature (at the recipient), never a field of the
+//! request.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -1001,6 +1003,99 @@ async fn trace_information_forged_by_a_member_through_the_hub_is_refused_audited
             .iter()
             .any(|e| e.peer == "FRA-POL" && e.detail.contains("trace information part 1")),
         "{deliveries:?}"
+    );
+    t.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_sealed_message_with_an_over_long_id_is_refused_and_not_held() {
+    use tracenet_node::hub::MAX_MESSAGE_ID;
+    let mut t = federation().await;
+    // ITA (outbound-only) is away: what the hub holds for it stays in its mailbox.
+    t.stop(ITA).await.unwrap();
+    let mut hub = t
+        .hub_client(HUB, ClientCert::Of(FRA, "node"))
+        .await
+        .unwrap();
+    let long = "L".repeat(MAX_MESSAGE_ID + 1);
+    let at_bound = "B".repeat(MAX_MESSAGE_ID);
+
+    // One byte past the bound, and empty: refused as invalid, saying the bound.
+    for id in [long.as_str(), ""] {
+        let err = hub.relay(junk("FRA-POL", "ITA-CAR", id)).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+        assert!(
+            err.message().contains(&MAX_MESSAGE_ID.to_string()),
+            "{err:?}"
+        );
+    }
+    // Through a regional fan-out too: that call is silent, the other one carried.
+    let fanout = hub
+        .regional_fanout(pb::RegionalFanoutRequest {
+            calls: vec![
+                junk("FRA-POL", "ITA-CAR", &long),
+                junk("FRA-POL", "DEU-BKA", "fanout-ok"),
+            ],
+            deadline_ms: 5_000,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let reasons: Vec<(&str, &str)> = fanout
+        .silent
+        .iter()
+        .map(|s| (s.node_id.as_str(), s.reason.as_str()))
+        .collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(
+        reasons
+            .iter()
+            .any(|(n, r)| *n == "ITA-CAR" && r.contains(&format!("1-{MAX_MESSAGE_ID} bytes")))
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|(n, r)| *n == "DEU-BKA" && r.contains("sealed message refused"))
+    );
+    // At the bound: held for ITA (queued, not refused).
+    let held = hub
+        .relay(junk("FRA-POL", "ITA-CAR", &at_bound))
+        .await
+        .unwrap_err();
+    assert_eq!(held.code(), tonic::Code::Unavailable, "{held:?}");
+    assert!(held.message().contains("queued"), "{held:?}");
+
+    // ITA's mailbox, as ITA collects it: the message at the bound only.
+    let pending = t
+        .hub_client(HUB, ClientCert::Of(ITA, "node"))
+        .await
+        .unwrap()
+        .mailbox_poll(pb::MailboxPollRequest {
+            wait_ms: 0,
+            max_messages: 100,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .messages;
+    let ids: Vec<&str> = pending.iter().map(|m| m.message_id.as_str()).collect();
+    assert_eq!(ids, [at_bound.as_str()]);
+    // The hub relayed nothing of the refused ones (its audit names ids by their first 64
+    // characters).
+    let relayed = audit_all(&t, HUB, "relayed").await;
+    let named = |c: char| {
+        relayed
+            .iter()
+            .filter(|e| {
+                e.detail
+                    .contains(&format!("message {}", c.to_string().repeat(64)))
+            })
+            .count()
+    };
+    assert_eq!((named('L'), named('B')), (0, 1), "{relayed:?}");
+    assert!(
+        relayed.iter().all(|e| !e.detail.contains("message  from")),
+        "an empty id was relayed: {relayed:?}"
     );
     t.shutdown().await.unwrap();
 }

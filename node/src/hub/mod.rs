@@ -50,6 +50,10 @@ pub const MAX_POLL_WAIT: Duration = Duration::from_secs(25);
 pub const MAX_POLL_MESSAGES: usize = 100;
 /// Most calls in one regional fan-out.
 pub const MAX_FANOUT_CALLS: usize = 200;
+/// Longest message id, in bytes, of a sealed message a member hands to a hub (an id is a key
+/// of the hub's mailbox, kept until the recipient acknowledges it); a longer or empty one is
+/// refused before anything is held or relayed.
+pub const MAX_MESSAGE_ID: usize = crate::limits::MAX_ID;
 
 /// The `HubRelay` service of one node.
 #[derive(Debug, Clone)]
@@ -82,6 +86,7 @@ impl HubService {
                 "a sealed message's sender must be the caller",
             ));
         }
+        check_message_id(&msg.message_id)?;
         let to = NodeId::parse(&msg.recipient)
             .map_err(|e| Status::invalid_argument(format!("recipient: {e}")))?;
         if !self.ctx.roster.view().peers.contains_key(&to) {
@@ -128,6 +133,16 @@ impl HubService {
             .hold_and_wait(to, msg, wait, &self.shutdown)
             .await
     }
+}
+
+/// Whether a sealed message's id is within [`MAX_MESSAGE_ID`] (and not empty).
+fn check_message_id(id: &str) -> Result<(), Status> {
+    if id.is_empty() || id.len() > MAX_MESSAGE_ID {
+        return Err(Status::invalid_argument(format!(
+            "a sealed message's id must be 1-{MAX_MESSAGE_ID} bytes"
+        )));
+    }
+    Ok(())
 }
 
 /// The hub's record of one relayed message: metadata only, never the payload.
@@ -281,5 +296,25 @@ impl HubRelay for HubService {
         out.replies.sort_by(|a, b| a.sender.cmp(&b.sender));
         out.silent.sort_by(|a, b| a.node_id.cmp(&b.node_id));
         Ok(Response::new(out))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_id_is_one_to_max_message_id_bytes() {
+        assert!(check_message_id(&"a".repeat(MAX_MESSAGE_ID)).is_ok());
+        assert!(check_message_id("0123456789abcdef0123456789abcdef").is_ok());
+        for bad in [String::new(), "a".repeat(MAX_MESSAGE_ID + 1)] {
+            let e = check_message_id(&bad).unwrap_err();
+            assert_eq!(e.code(), tonic::Code::InvalidArgument);
+            assert!(e.message().len() < 100, "{}", e.message());
+        }
+        // Bytes, not characters: 64 two-byte characters are at the bound, one more is past it.
+        assert!(check_message_id(&"é".repeat(MAX_MESSAGE_ID / 2)).is_ok());
+        assert!(check_message_id(&"é".repeat(MAX_MESSAGE_ID / 2 + 1)).is_err());
     }
 }
