@@ -361,8 +361,28 @@ async fn a_tampered_message_is_refused_and_a_replayed_one_is_caught() {
     // A member cannot relay in another's name.
     let mut forged = sealed_lookup(&f, "SYN-DEU-HUB-1", "hub-forged-1");
     forged.sender = "DEU-BKA".into();
+    let forged_id = forged.message_id.clone();
     let err = hub.relay(forged).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
+    // The hub audits the attempt as the caller's (its certificate), naming the sender claimed.
+    let refused: Vec<_> = audit(&t, HUB, "refusal")
+        .await
+        .into_iter()
+        .filter(|e| e.detail.contains(&forged_id))
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].peer, "FRA-POL");
+    assert!(
+        refused[0].detail.contains("named sender DEU-BKA"),
+        "{refused:?}"
+    );
+    assert!(
+        audit(&t, HUB, "relayed")
+            .await
+            .iter()
+            .all(|e| !e.detail.contains(&forged_id)),
+        "a refused message is not relayed"
+    );
     t.shutdown().await.unwrap();
 }
 

@@ -78,24 +78,36 @@ impl HubService {
     }
 
     /// Checks a message a member hands to this hub: the sender is the caller's certificate, the
-    /// recipient an active member. Audits its routing metadata. Returns the recipient.
+    /// id is 1-[`MAX_MESSAGE_ID`] bytes, the recipient an active member. Audits its routing
+    /// metadata, as `relayed` when admitted and as a `refusal` from the caller when not (a
+    /// member naming another as sender is worth knowing of). Returns the recipient.
     async fn admit(&self, who: &NodeId, msg: &pb::SealedMessage) -> Result<NodeId, Status> {
         self.mailbox()?;
-        if msg.sender != who.as_str() {
-            return Err(Status::permission_denied(
-                "a sealed message's sender must be the caller",
-            ));
+        let admitted = check_sender(who, msg)
+            .and_then(|()| check_message_id(&msg.message_id))
+            .and_then(|()| {
+                NodeId::parse(&msg.recipient)
+                    .map_err(|e| Status::invalid_argument(format!("recipient: {e}")))
+            })
+            .and_then(|to| {
+                if self.ctx.roster.view().peers.contains_key(&to) {
+                    Ok(to)
+                } else {
+                    Err(Status::not_found(format!(
+                        "{to} is not an active member this hub can reach"
+                    )))
+                }
+            });
+        match admitted {
+            Ok(to) => {
+                audit(&self.ctx, relayed_event(msg)).await?;
+                Ok(to)
+            }
+            Err(refused) => {
+                audit(&self.ctx, refused_event(who, msg, &refused)).await?;
+                Err(refused)
+            }
         }
-        check_message_id(&msg.message_id)?;
-        let to = NodeId::parse(&msg.recipient)
-            .map_err(|e| Status::invalid_argument(format!("recipient: {e}")))?;
-        if !self.ctx.roster.view().peers.contains_key(&to) {
-            return Err(Status::not_found(format!(
-                "{to} is not an active member this hub can reach"
-            )));
-        }
-        audit(&self.ctx, relayed_event(msg)).await?;
-        Ok(to)
     }
 
     /// Carries one admitted message to `to` and returns its sealed reply: a direct `Deliver`
@@ -136,6 +148,15 @@ impl HubService {
 }
 
 /// Whether a sealed message's id is within [`MAX_MESSAGE_ID`] (and not empty).
+fn check_sender(who: &NodeId, msg: &pb::SealedMessage) -> Result<(), Status> {
+    if msg.sender != who.as_str() {
+        return Err(Status::permission_denied(
+            "a sealed message's sender must be the caller",
+        ));
+    }
+    Ok(())
+}
+
 fn check_message_id(id: &str) -> Result<(), Status> {
     if id.is_empty() || id.len() > MAX_MESSAGE_ID {
         return Err(Status::invalid_argument(format!(
@@ -158,6 +179,24 @@ fn relayed_event(msg: &pb::SealedMessage) -> Event {
             msg.ciphertext.len()
         ),
         ..Event::new(EventKind::Relayed)
+    }
+}
+
+/// The hub's record of a message it refused to take from `who`: the reason and the header as
+/// given (cut short), never the payload.
+fn refused_event(who: &NodeId, msg: &pb::SealedMessage, why: &Status) -> Event {
+    Event {
+        peer: who.to_string(),
+        detail: format!(
+            "refused {} message {} from {} (named sender {}) to {}: {}",
+            msg.kind.chars().take(64).collect::<String>(),
+            msg.message_id.chars().take(64).collect::<String>(),
+            who,
+            msg.sender.chars().take(64).collect::<String>(),
+            msg.recipient.chars().take(64).collect::<String>(),
+            why.message()
+        ),
+        ..Event::new(EventKind::Refusal)
     }
 }
 
