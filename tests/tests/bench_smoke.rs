@@ -128,6 +128,13 @@ async fn scale_scenario_runs_on_real_node_processes() {
     .unwrap();
     all_positive(&r);
     assert!(r.get("400: wildcard search p99 (vs bare unary)").is_some());
+    for row in [
+        "resident memory while importing (peak)",
+        "start-up after the import (spawn -> serving)",
+        "start-up again (spawn -> serving)",
+    ] {
+        assert!(r.get(&format!("400: {row}")).is_some(), "{row}");
+    }
     // Below 1,000 records the federated query asks for (and must return) every record.
     for size in [200u32, 400] {
         let n = r

@@ -87,13 +87,7 @@ pub fn received_from<'a>(
     caller: &NodeId,
     request_id: &str,
 ) -> Result<&'a pb::TraceRecord, Status> {
-    held.filter(|t| t.counterpart_node == caller.as_str())
-        .ok_or_else(|| {
-            Status::not_found(format!(
-                "no trace request {} was received from {caller}",
-                request_id.chars().take(128).collect::<String>()
-            ))
-        })
+    with_counterpart(held, caller, request_id, "received from")
 }
 
 /// The trace request `request_id` this node sent, if it went to `caller`; refused alike
@@ -103,10 +97,20 @@ pub fn sent_to<'a>(
     caller: &NodeId,
     request_id: &str,
 ) -> Result<&'a pb::TraceRecord, Status> {
+    with_counterpart(held, caller, request_id, "sent to")
+}
+
+/// `held` if `caller` is its counterpart, else NOT_FOUND saying it was not `relation` `caller`.
+fn with_counterpart<'a>(
+    held: Option<&'a pb::TraceRecord>,
+    caller: &NodeId,
+    request_id: &str,
+    relation: &str,
+) -> Result<&'a pb::TraceRecord, Status> {
     held.filter(|t| t.counterpart_node == caller.as_str())
         .ok_or_else(|| {
             Status::not_found(format!(
-                "no trace request {} was sent to {caller}",
+                "no trace request {} was {relation} {caller}",
                 request_id.chars().take(128).collect::<String>()
             ))
         })
