@@ -5,7 +5,8 @@
 
 use tracenet_tests::bench::report::Report;
 use tracenet_tests::bench::{
-    central, directory, failover, fanout, gateway, hub, memory, micro, peer, scale, store,
+    central, directory, failover, fanout, gateway, hub, memory, micro, peer, scale, sled_open,
+    store,
 };
 
 fn all_positive(r: &Report) {
@@ -142,6 +143,15 @@ async fn scale_scenario_runs_on_real_node_processes() {
             .unwrap();
         assert_eq!(n.value, f64::from(size));
         assert!(r.get(&format!("{size}: federated query p99")).is_some());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sled_open_scenario_runs() {
+    let r = sled_open::run(3000, 1000, &|_| {}).await.unwrap();
+    all_positive(&r);
+    for row in ["first open after writing", "second open", "third open"] {
+        assert!(r.get(row).is_some(), "{row}");
     }
 }
 

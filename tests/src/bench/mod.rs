@@ -14,6 +14,7 @@ pub mod micro;
 pub mod peer;
 pub mod report;
 pub mod scale;
+pub mod sled_open;
 pub mod store;
 
 /// Why a scenario could not run (setup, a call, or a figure that makes no sense). Not

@@ -105,6 +105,16 @@ enum Scenario {
         #[arg(long, default_value_t = 20)]
         queries: usize,
     },
+    /// Raw sled 0.34 start-up: keys written and flushed, then the database opened three times
+    /// (the first open replays the log written since the last start).
+    SledOpen {
+        /// Keys (sample records, encoded) to write.
+        #[arg(long, default_value_t = 1_000_000)]
+        keys: u64,
+        /// Keys per flushed batch.
+        #[arg(long, default_value_t = 5000)]
+        batch: u64,
+    },
     /// Directory failover with each node its own process and the leader killed (SIGKILL); needs
     /// the tracenet-node binary built in the same profile.
     Failover {
@@ -231,6 +241,7 @@ async fn run(cli: Cli) -> Result<Outcome, bench::BenchError> {
             )
             .await?
         }
+        Scenario::SledOpen { keys, batch } => bench::sled_open::run(keys, batch, &progress).await?,
         Scenario::Failover {
             kills,
             heartbeat_ms,
