@@ -106,6 +106,24 @@ async fn trace(fed: &TestFederation, node: usize, direction: &str) -> Vec<pb::Tr
     .traces
 }
 
+/// FRA sends the standard trace request to DEU; returns its id once DEU holds it.
+async fn sent_and_received(fed: &TestFederation) -> String {
+    let sent = fed
+        .admin(FRA)
+        .await
+        .unwrap()
+        .send_trace_request(trace_request())
+        .await
+        .unwrap()
+        .into_inner();
+    wait_for("DEU receives the request", || async {
+        trace(fed, DEU, "incoming").await.into_iter().next()
+    })
+    .await
+    .unwrap();
+    sent.request.unwrap().id
+}
+
 #[tokio::test]
 async fn a_trace_request_to_a_stopped_node_is_delivered_when_it_returns_and_answered() {
     let mut fed = federation().await;
@@ -1016,18 +1034,7 @@ async fn a_trace_of_several_items_is_answered_in_parts_after_more_information_an
 #[tokio::test]
 async fn information_from_a_node_the_request_did_not_come_from_is_refused() {
     let fed = federation().await;
-    let mut fra = fed.admin(FRA).await.unwrap();
-    let sent = fra
-        .send_trace_request(trace_request())
-        .await
-        .unwrap()
-        .into_inner();
-    let id = sent.request.unwrap().id;
-    wait_for("DEU receives the request", || async {
-        trace(&fed, DEU, "incoming").await.into_iter().next()
-    })
-    .await
-    .unwrap();
+    let id = sent_and_received(&fed).await;
     // ITA, a member but not the requester, sends "information" on FRA's request, in its own
     // name (the name of another is refused before that).
     let mut client = fed
@@ -1073,20 +1080,7 @@ async fn information_from_a_node_the_request_did_not_come_from_is_refused() {
 #[tokio::test]
 async fn a_trace_response_naming_another_responder_is_refused_and_audited_as_the_callers() {
     let fed = federation().await;
-    let sent = fed
-        .admin(FRA)
-        .await
-        .unwrap()
-        .send_trace_request(trace_request())
-        .await
-        .unwrap()
-        .into_inner();
-    let id = sent.request.unwrap().id;
-    wait_for("DEU receives the request", || async {
-        trace(&fed, DEU, "incoming").await.into_iter().next()
-    })
-    .await
-    .unwrap();
+    let id = sent_and_received(&fed).await;
     // ITA, a member with a valid certificate, answers FRA's request to DEU in DEU's name.
     let mut client = fed
         .peer_client(FRA, ClientCert::Of(ITA_NODE, "node"))
