@@ -37,7 +37,8 @@ pub const LAYOUT_2: u8 = 2;
 /// Layout 2's prefix of index keys.
 const OLD_INDEX: u8 = b'i';
 /// Records (or deleted keys) per applied batch: bounds the memory a migration holds. A size
-/// that divides the progress interval (a million), so progress lines fall on round numbers.
+/// that divides the progress intervals (100,000 records, a million keys), so progress lines
+/// fall on round numbers.
 const STEP: usize = 20_000;
 /// Meta key present while layout 2's index keys remain after the layout byte turned 3.
 pub(super) const OLD_KEYS_PENDING: &[u8] = b"layout_2_keys_pending";
@@ -80,7 +81,9 @@ pub fn layout_2_to_3(db: &sled::Db, meta: &Tree, data: &Tree) -> Result<u64, Sto
         match last {
             Some(k) if n == STEP => {
                 after = Some(k);
-                tracing::info!(records = done, "record store: indexes rebuilt so far");
+                if done.is_multiple_of(100_000) {
+                    tracing::info!(records = done, "record store: indexes rebuilt so far");
+                }
             }
             _ => break,
         }
