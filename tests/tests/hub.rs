@@ -591,7 +591,8 @@ async fn a_member_flooding_a_mailbox_fills_only_its_share_and_what_was_held_is_d
                 .collect();
             hub.regional_fanout(pb::RegionalFanoutRequest {
                 calls,
-                deadline_ms: 15_000,
+                // The longest a fan-out may take: every call is held or refused well before.
+                deadline_ms: 30_000,
             })
             .await
             .unwrap()
@@ -613,6 +614,14 @@ async fn a_member_flooding_a_mailbox_fills_only_its_share_and_what_was_held_is_d
         .count();
     assert_eq!(held, MAX_HELD_PER_SENDER, "{:?}", silent.first());
     assert_eq!(refused, 1200 - MAX_HELD_PER_SENDER);
+    // The hub's audit log says so too: each refused message is a refusal from FRA (after its
+    // `relayed` entry), naming the share.
+    let share_refusals = audit_all(&t, HUB, "refusal")
+        .await
+        .into_iter()
+        .filter(|e| e.peer == "FRA-POL" && e.detail.contains("its whole share"))
+        .count();
+    assert_eq!(share_refusals, 1200 - MAX_HELD_PER_SENDER);
 
     // One more from FRA: RESOURCE_EXHAUSTED. In DEU's name, to spend DEU's share: refused,
     // the sender is the caller's certificate.

@@ -115,6 +115,7 @@ impl HubService {
     /// `reply_wait_ms` for it to collect and answer).
     async fn carry(
         &self,
+        who: &NodeId,
         to: &NodeId,
         msg: pb::SealedMessage,
     ) -> Result<pb::SealedMessage, Status> {
@@ -141,13 +142,29 @@ impl HubService {
             return Ok(HubRelayClient::new(ch).deliver(msg).await?.into_inner());
         }
         let wait = Duration::from_millis(self.ctx.hub.reply_wait_ms);
-        self.mailbox()?
+        // What a refusal would record: the header, never the payload.
+        let header = pb::SealedMessage {
+            message_id: msg.message_id.clone(),
+            sender: msg.sender.clone(),
+            recipient: msg.recipient.clone(),
+            kind: msg.kind.clone(),
+            ..Default::default()
+        };
+        let held = self
+            .mailbox()?
             .hold_and_wait(to, msg, wait, &self.shutdown)
-            .await
+            .await;
+        if let Err(refused) = &held
+            && refused.code() == tonic::Code::ResourceExhausted
+        {
+            // Admitted (and audited as relayed), but the mailbox has no room for it.
+            audit(&self.ctx, refused_event(who, &header, refused)).await?;
+        }
+        held
     }
 }
 
-/// Whether a sealed message's id is within [`MAX_MESSAGE_ID`] (and not empty).
+/// Whether the caller is the sealed message's sender (identity from its certificate only).
 fn check_sender(who: &NodeId, msg: &pb::SealedMessage) -> Result<(), Status> {
     if msg.sender != who.as_str() {
         return Err(Status::permission_denied(
@@ -157,6 +174,7 @@ fn check_sender(who: &NodeId, msg: &pb::SealedMessage) -> Result<(), Status> {
     Ok(())
 }
 
+/// Whether a sealed message's id is within [`MAX_MESSAGE_ID`] (and not empty).
 fn check_message_id(id: &str) -> Result<(), Status> {
     if id.is_empty() || id.len() > MAX_MESSAGE_ID {
         return Err(Status::invalid_argument(format!(
@@ -218,7 +236,7 @@ impl HubRelay for HubService {
         let who = caller_node(&request)?;
         let msg = request.into_inner();
         let to = self.admit(&who, &msg).await?;
-        Ok(Response::new(self.carry(&to, msg).await?))
+        Ok(Response::new(self.carry(&who, &to, msg).await?))
     }
 
     async fn deliver(
@@ -308,7 +326,7 @@ impl HubRelay for HubService {
                 let named = call.recipient.chars().take(64).collect::<String>();
                 let outcome = tokio::time::timeout(deadline, async {
                     let to = hub.admit(&w, &call).await?;
-                    hub.carry(&to, call).await
+                    hub.carry(&w, &to, call).await
                 })
                 .await;
                 match outcome {
