@@ -168,9 +168,13 @@ impl Mailbox {
             // Check and insert under one lock: concurrent puts can neither pass the bounds
             // together nor hold one message id twice (a copy its acknowledgement would miss).
             let mut counts = self.counts();
-            if self.ids.contains_key(&id_key)? {
+            if let Some(k) = self.ids.get(&id_key)?
+                && self.held.contains_key(k)?
+            {
                 return Ok(());
             }
+            // (An id without its message, left by a crash between the two inserts below, is
+            // held afresh: otherwise that id could never be held again.)
             let all = counts
                 .per_recipient
                 .get(&msg.recipient)
@@ -355,6 +359,29 @@ mod tests {
             ciphertext: vec![1, 2, 3],
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn an_id_left_without_its_message_does_not_block_that_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let m = Mailbox::open(&db).unwrap();
+        // As a crash between the id entry and the message would leave it.
+        let orphan = [prefix("ITA-CAR"), b"lost".to_vec()].concat();
+        m.ids
+            .insert(orphan, key("ITA-CAR", db.generate_id().unwrap()))
+            .unwrap();
+        m.put(&msg("ITA-CAR", "lost")).unwrap();
+        let ita = NodeId::parse("ITA-CAR").unwrap();
+        let held: Vec<_> = m
+            .pending(&ita, 10)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.message_id)
+            .collect();
+        assert_eq!(held, ["lost"]);
+        assert!(m.ack(&ita, "lost").unwrap());
+        assert_eq!(m.len(&ita), 0);
     }
 
     #[test]
