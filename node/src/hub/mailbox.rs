@@ -105,9 +105,15 @@ pub struct Mailbox {
 }
 
 fn key(recipient: &str, seq: u64) -> Vec<u8> {
-    let mut k = recipient.as_bytes().to_vec();
-    k.push(0);
+    let mut k = prefix(recipient);
     k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// The `ids` tree's key of a message: its recipient's prefix, then its id.
+fn id_key(recipient: &str, message_id: &str) -> Vec<u8> {
+    let mut k = prefix(recipient);
+    k.extend_from_slice(message_id.as_bytes());
     k
 }
 
@@ -163,7 +169,7 @@ impl Mailbox {
     /// already held (same recipient and id) is held once. Refused when the recipient's mailbox
     /// is full or the sender's share of it is used up.
     pub fn put(&self, msg: &pb::SealedMessage) -> Result<(), MailboxError> {
-        let id_key = [prefix(&msg.recipient), msg.message_id.as_bytes().to_vec()].concat();
+        let id_key = id_key(&msg.recipient, &msg.message_id);
         {
             // Check and insert under one lock: concurrent puts can neither pass the bounds
             // together nor hold one message id twice (a copy its acknowledgement would miss).
@@ -232,7 +238,7 @@ impl Mailbox {
     /// Removes the message `message_id` held for `recipient`, durably (blocking). Returns
     /// whether it was held.
     pub fn ack(&self, recipient: &NodeId, message_id: &str) -> Result<bool, MailboxError> {
-        let id_key = [prefix(recipient.as_str()), message_id.as_bytes().to_vec()].concat();
+        let id_key = id_key(recipient.as_str(), message_id);
         {
             let mut counts = self.counts();
             let Some(k) = self.ids.get(&id_key)? else {
@@ -367,7 +373,7 @@ mod tests {
         let db = sled::open(dir.path()).unwrap();
         let m = Mailbox::open(&db).unwrap();
         // As a crash between the id entry and the message would leave it.
-        let orphan = [prefix("ITA-CAR"), b"lost".to_vec()].concat();
+        let orphan = id_key("ITA-CAR", "lost");
         m.ids
             .insert(orphan, key("ITA-CAR", db.generate_id().unwrap()))
             .unwrap();

@@ -190,10 +190,10 @@ fn relayed_event(msg: &pb::SealedMessage) -> Event {
         peer: msg.sender.clone(),
         detail: format!(
             "relayed {} message {} from {} to {} ({} bytes sealed)",
-            msg.kind.chars().take(64).collect::<String>(),
-            msg.message_id.chars().take(64).collect::<String>(),
+            cut(&msg.kind),
+            cut(&msg.message_id),
             msg.sender,
-            msg.recipient.chars().take(64).collect::<String>(),
+            cut(&msg.recipient),
             msg.ciphertext.len()
         ),
         ..Event::new(EventKind::Relayed)
@@ -207,15 +207,20 @@ fn refused_event(who: &NodeId, msg: &pb::SealedMessage, why: &Status) -> Event {
         peer: who.to_string(),
         detail: format!(
             "refused {} message {} from {} (named sender {}) to {}: {}",
-            msg.kind.chars().take(64).collect::<String>(),
-            msg.message_id.chars().take(64).collect::<String>(),
+            cut(&msg.kind),
+            cut(&msg.message_id),
             who,
-            msg.sender.chars().take(64).collect::<String>(),
-            msg.recipient.chars().take(64).collect::<String>(),
+            cut(&msg.sender),
+            cut(&msg.recipient),
             why.message()
         ),
         ..Event::new(EventKind::Refusal)
     }
+}
+
+/// A header field as the audit log keeps it: at most 64 characters.
+fn cut(field: &str) -> String {
+    field.chars().take(64).collect()
 }
 
 async fn audit(ctx: &NodeContext, ev: Event) -> Result<(), Status> {

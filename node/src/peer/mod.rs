@@ -153,9 +153,7 @@ impl PeerService {
                         listed.as_str_name()
                     );
                     tracing::warn!(peer = %who, refusal = %why, "request context refused");
-                    let mut refusal = rules::refusal_event(who, why.clone());
-                    refusal.envelope = Some(envelope);
-                    self.audit(vec![refusal]).await?;
+                    self.audit_refusal(who, why.clone(), Some(envelope)).await?;
                     return Err(Status::permission_denied(why));
                 }
                 c.agency_kind = listed as i32;
@@ -163,9 +161,7 @@ impl PeerService {
             }
             Err(e) => {
                 tracing::warn!(peer = %who, refusal = %e, "request context refused");
-                let mut refusal = rules::refusal_event(who, e.to_string());
-                refusal.envelope = signed;
-                self.audit(vec![refusal]).await?;
+                self.audit_refusal(who, e.to_string(), signed).await?;
                 Err(Status::from(e))
             }
         }
@@ -188,9 +184,7 @@ impl PeerService {
                 .join(", ")
         );
         tracing::warn!(peer = %who, refusal = %why, "peer request refused");
-        let mut refusal = rules::refusal_event(who, why);
-        refusal.envelope = Some(envelope.clone());
-        self.audit(vec![refusal]).await?;
+        self.audit_refusal(who, why, Some(envelope.clone())).await?;
         Err(Status::from(e))
     }
 
@@ -205,9 +199,8 @@ impl PeerService {
     ) -> Result<(), Status> {
         let Err(s) = checked else { return Ok(()) };
         tracing::warn!(peer = %who, refusal = %s.message(), "delivery refused");
-        let mut refusal = rules::refusal_event(who, s.message().to_owned());
-        refusal.envelope = Some(envelope.clone());
-        self.audit(vec![refusal]).await?;
+        self.audit_refusal(who, s.message().to_owned(), Some(envelope.clone()))
+            .await?;
         Err(s)
     }
 
@@ -253,8 +246,8 @@ impl PeerService {
                 Err(Stop::Failed(s)) => return Err(s),
                 Err(Stop::Refused(s)) => {
                     tracing::warn!(peer = %who, refusal = %s.message(), "delivery refused");
-                    let mut refusal = rules::refusal_event(&who, s.message().to_owned());
-                    refusal.envelope = Some(envelope);
+                    let refusal =
+                        rules::refusal_event(&who, s.message().to_owned(), Some(envelope));
                     ctx.audit
                         .append(vec![refusal], ctx.clock.now_secs())
                         .map_err(status::audit_before_answer)?;
@@ -275,6 +268,18 @@ impl PeerService {
         })
         .await
         .map_err(|_| Status::internal("internal error"))?
+    }
+
+    /// Audits the refusal of what `who` sent, with its signed context when it had one, before
+    /// the refusal is answered.
+    async fn audit_refusal(
+        &self,
+        who: &NodeId,
+        why: String,
+        envelope: Option<pb::SignedContext>,
+    ) -> Result<(), Status> {
+        self.audit(vec![rules::refusal_event(who, why, envelope)])
+            .await
     }
 
     /// Appends to the audit log durably; nothing is answered if this fails.
@@ -672,10 +677,8 @@ impl PeerExchange for PeerService {
             Ok(copy) => copy,
             Err(e) => {
                 tracing::warn!(peer = %who, refusal = %e, "passed-on record refused");
-                let mut refusal =
-                    rules::refusal_event(&who, format!("passed-on record refused: {e}"));
-                refusal.envelope = Some(envelope);
-                self.audit(vec![refusal]).await?;
+                let why = format!("passed-on record refused: {e}");
+                self.audit_refusal(&who, why, Some(envelope)).await?;
                 return Err(Status::from(e));
             }
         };

@@ -27,11 +27,13 @@ fn event(kind: EventKind, who: &NodeId, rctx: &pb::RequestContext, detail: Strin
     }
 }
 
-/// A peer's signed context was refused (what is audited before the refusal is answered).
-pub fn refusal_event(who: &NodeId, reason: String) -> Event {
+/// What `who` sent was refused (what is audited before the refusal is answered), with the
+/// signed context it came with, when it had one.
+pub fn refusal_event(who: &NodeId, reason: String, envelope: Option<pb::SignedContext>) -> Event {
     Event {
         peer: who.to_string(),
         detail: reason,
+        envelope,
         ..Event::new(EventKind::Refusal)
     }
 }
@@ -471,7 +473,7 @@ mod tests {
         );
         assert_ne!(first.detail, again.detail);
         assert_eq!(
-            refusal_event(&node("DEU-BKA"), "stale".into()).kind,
+            refusal_event(&node("DEU-BKA"), "stale".into(), None).kind,
             EventKind::Refusal
         );
     }

@@ -146,6 +146,10 @@ impl OldKeyCleanup {
     /// Waits until the deletion ends (finished, failed or stopped).
     #[cfg(test)]
     pub(super) fn wait(mut self) {
+        self.join();
+    }
+
+    fn join(&mut self) {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -155,9 +159,7 @@ impl OldKeyCleanup {
 impl Drop for OldKeyCleanup {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.join();
     }
 }
 

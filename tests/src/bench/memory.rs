@@ -22,6 +22,17 @@ use crate::Error;
 /// A node process, killed if dropped while running.
 pub(super) struct Proc(pub(super) Child);
 
+impl Proc {
+    /// Stops the node as an operator would (SIGTERM: it flushes and exits) and waits for it.
+    pub(super) fn terminate(mut self) -> Result<(), Error> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()?;
+        self.0.wait()?;
+        Ok(())
+    }
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -145,7 +156,7 @@ pub async fn run(records: u64, load_secs: u64, progress: &dyn Fn(&str)) -> Resul
     } = setup(dir.path())?;
     let country = CountryCode::parse("FRA")?;
 
-    let mut node = start(&bin, &config)?;
+    let node = start(&bin, &config)?;
     wait_serving(&local, &tls, &id).await?;
     let mut c = connect_local(&local, &tls, &id).await?;
     let mut n = 0;
@@ -166,10 +177,7 @@ pub async fn run(records: u64, load_secs: u64, progress: &dyn Fn(&str)) -> Resul
     let loaded_rss = rss_mib(pid)?;
 
     // Restart on the same data: start-up time and idle memory of a node that holds the records.
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()?;
-    node.0.wait()?;
+    node.terminate()?;
     let t0 = Instant::now();
     let node = start(&bin, &config)?;
     wait_serving(&local, &tls, &id).await?;

@@ -19,7 +19,6 @@
 //! loaded node's own country); the scenario fails unless each answer holds exactly the number of
 //! records asked for.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use prost::Message;
@@ -29,7 +28,7 @@ use tracenet_node::sample;
 use tracenet_proto::v1 as pb;
 use tracenet_proto::v1::node_api_client::NodeApiClient;
 
-use super::memory::{Proc, node_binary, rss_mib, start, wait_serving};
+use super::memory::{node_binary, rss_mib, start, wait_serving};
 use super::report::{Report, Samples};
 use super::store::dir_size;
 use crate::{Error, NodeSpec, TestFederation};
@@ -56,16 +55,6 @@ fields = [
   { field = "firearms.serial_number", treatment = "FIELD_TREATMENT_ALLOW" },
 ]
 "#;
-
-/// Stops the node process as an operator would (SIGTERM: it flushes and exits) and waits.
-fn stop(node: Proc) -> Result<(), Error> {
-    let _ = Command::new("kill")
-        .args(["-TERM", &node.0.id().to_string()])
-        .status()?;
-    let mut node = node;
-    node.0.wait()?;
-    Ok(())
-}
 
 /// Records a federated query asks the loaded node for: the most a query may return per peer,
 /// or every record when fewer are loaded.
@@ -229,7 +218,7 @@ pub async fn run(p: &ScaleParams, progress: &dyn Fn(&str)) -> Result<Report, Err
                 progress(&format!("{size}: loaded {n} records"));
             }
         }
-        stop(node)?;
+        node.terminate()?;
         let on_disk = dir_size(&data_dir);
 
         // The first start after the import: sled 0.34 snapshots its page table only when it
@@ -240,7 +229,7 @@ pub async fn run(p: &ScaleParams, progress: &dyn Fn(&str)) -> Result<Report, Err
         wait_serving(&local, &tls, &id).await?;
         let startup = t0.elapsed();
         let idle_first = rss_mib(node.0.id())?;
-        stop(node)?;
+        node.terminate()?;
         let t0 = Instant::now();
         let node = start(&bin, &config)?;
         wait_serving(&local, &tls, &id).await?;
