@@ -3,32 +3,76 @@
 
 use tokio_util::sync::CancellationToken;
 
-/// Cancels `token` when the process receives SIGINT (Ctrl-C) or SIGTERM.
+/// Cancels `token` on SIGINT (Ctrl-C) or SIGTERM.
+///
+/// The handlers are registered before this returns, not when the spawned task first runs:
+/// a signal arriving in between would otherwise find the default action still in place and
+/// kill the process instead of stopping it.
 pub fn cancel_on_signal(token: CancellationToken) {
+    let signals = Signals::register();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        signals.recv().await;
         tracing::info!("shutdown signal received");
         token.cancel();
     });
 }
 
+/// Signal streams already registered with the OS.
 #[cfg(unix)]
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
+struct Signals {
+    interrupt: Option<tokio::signal::unix::Signal>,
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+#[cfg(unix)]
+impl Signals {
+    fn register() -> Signals {
+        use tokio::signal::unix::{SignalKind, signal};
+        Signals {
+            interrupt: signal(SignalKind::interrupt()).ok(),
+            terminate: signal(SignalKind::terminate()).ok(),
         }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
+    }
+
+    async fn recv(self) {
+        let Signals {
+            interrupt,
+            terminate,
+        } = self;
+        // A stream that could not be registered never fires; the other still does.
+        let interrupt = async {
+            match interrupt {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        let terminate = async {
+            match terminate {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            () = interrupt => {}
+            () = terminate => {}
         }
     }
 }
 
 #[cfg(not(unix))]
-async fn wait_for_signal() {
-    let _ = tokio::signal::ctrl_c().await;
+struct Signals;
+
+#[cfg(not(unix))]
+impl Signals {
+    fn register() -> Signals {
+        Signals
+    }
+
+    async fn recv(self) {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
