@@ -307,6 +307,18 @@ pub struct Inquiry {
     pub case_reference: String,
 }
 
+impl Inquiry {
+    /// What an officer typed: the purpose by name (`tracing` or `PURPOSE_TRACING`), the legal
+    /// basis and the case reference (checked when the request is built).
+    pub fn stated(purpose: &str, legal_basis: &str, case_reference: &str) -> Inquiry {
+        Inquiry {
+            purpose: purpose_number(purpose),
+            legal_basis: legal_basis.to_owned(),
+            case_reference: case_reference.to_owned(),
+        }
+    }
+}
+
 fn inquiry(app: &App, q: Inquiry) -> Result<pb::Inquiry, GatewayError> {
     let mut problems = Vec::new();
     if matches!(
@@ -399,11 +411,7 @@ pub async fn lookup(
         app,
         &input.serial_number,
         &input.kind,
-        Inquiry {
-            purpose: purpose_number(&input.purpose),
-            legal_basis: input.legal_basis.clone(),
-            case_reference: input.case_reference.clone(),
-        },
+        Inquiry::stated(&input.purpose, &input.legal_basis, &input.case_reference),
     )?;
     inquiry.via_hub = input.via_hub;
     let r = app
@@ -996,11 +1004,7 @@ pub async fn add_watch(
         app,
         &input.serial_number,
         &input.kind,
-        Inquiry {
-            purpose: purpose_number(&input.purpose),
-            legal_basis: input.legal_basis.clone(),
-            case_reference: input.case_reference.clone(),
-        },
+        Inquiry::stated(&input.purpose, &input.legal_basis, &input.case_reference),
     )?;
     let entry = app
         .node

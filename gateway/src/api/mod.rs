@@ -686,11 +686,7 @@ async fn analysis(State(app): State<Arc<App>>, c: ApiCaller, bytes: Bytes) -> Ap
         check_filter(f)?;
     }
     check_purpose(&b.purpose, &b.legal_basis)?;
-    let inquiry = ops::Inquiry {
-        purpose: ops::purpose_number(&b.purpose),
-        legal_basis: b.legal_basis,
-        case_reference: String::new(),
-    };
+    let inquiry = ops::Inquiry::stated(&b.purpose, &b.legal_basis, "");
     let r = ops::analyse(&app, c.caller(), b.filter.unwrap_or_default(), inquiry).await?;
     let limited = ops::limited_members(&r);
     let mut v = serde_json::to_value(&r).map_err(|_| GatewayError::Internal)?;

@@ -126,11 +126,7 @@ fn filter_of(f: &QueryForm) -> pb::RecordFilter {
 }
 
 fn inquiry_of(f: &QueryForm) -> ops::Inquiry {
-    ops::Inquiry {
-        purpose: ops::purpose_number(&f.purpose),
-        legal_basis: f.legal_basis.clone(),
-        case_reference: String::new(),
-    }
+    ops::Inquiry::stated(&f.purpose, &f.legal_basis, "")
 }
 
 fn label(lang: Lang, name: Option<&str>) -> String {
