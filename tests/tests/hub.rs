@@ -5,9 +5,10 @@
 //! request survives restarts of the hub and the recipient; a regional fan-out names the member
 //! that did not answer.
 //!
-//! Hostile members (a valid certificate, hostile intent): one flooding another's mailbox is
-//! refused past its share (RESOURCE_EXHAUSTED) while honest senders and other recipients still
-//! get through and what was held before is delivered; a regional fan-out past its bound is
+//! Hostile members (a valid certificate, hostile intent): one flooding another's mailbox only
+//! churns its own share (past it, each new message replaces its own oldest, audited) while
+//! honest senders and other recipients still get through and what others had held before is
+//! delivered; a regional fan-out past its bound is
 //! refused whole before anything is relayed, and one at the bound relays exactly that many; trace
 //! information forged through the hub (a context naming another node, information naming
 //! another requester, information for a trace request the sender did not send, or a header
@@ -535,7 +536,7 @@ fn junk(sender: &str, to: &str, id: &str) -> pb::SealedMessage {
 }
 
 #[tokio::test]
-async fn a_member_flooding_a_mailbox_fills_only_its_share_and_what_was_held_is_delivered() {
+async fn a_member_flooding_a_mailbox_churns_only_its_share_and_what_was_held_is_delivered() {
     use tracenet_node::hub::mailbox::MAX_HELD_PER_SENDER;
     let mut t = federation_with(&[NodeSpec::new("ESP-GCV").member_of_hub("BEL-HUB", true)]).await;
     t.stop(ITA).await.unwrap();
@@ -603,35 +604,36 @@ async fn a_member_flooding_a_mailbox_fills_only_its_share_and_what_was_held_is_d
     let silent: Vec<&pb::RegionalSilence> = answers.iter().flat_map(|a| &a.silent).collect();
     assert!(answers.iter().all(|a| a.replies.is_empty()));
     assert_eq!(silent.len(), 1200);
-    // The hub held exactly FRA's share and refused the rest, saying why.
-    let held = silent
-        .iter()
-        .filter(|s| s.reason.contains("queued for ITA-CAR"))
-        .count();
-    let refused = silent
-        .iter()
-        .filter(|s| s.reason.contains("FRA-POL has") && s.reason.contains("its whole share"))
-        .count();
-    assert_eq!(held, MAX_HELD_PER_SENDER, "{:?}", silent.first());
-    assert_eq!(refused, 1200 - MAX_HELD_PER_SENDER);
-    // The hub's audit log says so too: each refused message is a refusal from FRA (after its
-    // `relayed` entry), naming the share.
-    let share_refusals = audit_all(&t, HUB, "refusal")
-        .await
-        .into_iter()
-        .filter(|e| e.peer == "FRA-POL" && e.detail.contains("its whole share"))
-        .count();
-    assert_eq!(share_refusals, 1200 - MAX_HELD_PER_SENDER);
+    // Every call was held; past FRA's share each new one took the place of FRA's own oldest,
+    // whose caller (if still waiting) was told at once. None was refused for room.
+    assert!(
+        silent
+            .iter()
+            .all(|s| s.reason.contains("queued for ITA-CAR")
+                || s.reason.contains("dropped from the mailbox of ITA-CAR")),
+        "{silent:?}"
+    );
+    // The hub's audit log names each dropped message as a refusal from FRA (after its
+    // `relayed` entry): exactly what passed FRA's share.
+    let dropped = || async {
+        audit_all(&t, HUB, "refusal")
+            .await
+            .into_iter()
+            .filter(|e| e.peer == "FRA-POL" && e.detail.contains("its share of the mailbox"))
+            .count()
+    };
+    assert_eq!(dropped().await, 1200 - MAX_HELD_PER_SENDER);
 
-    // One more from FRA: RESOURCE_EXHAUSTED. In DEU's name, to spend DEU's share: refused,
-    // the sender is the caller's certificate.
+    // One more from FRA: held too, in place of FRA's oldest. In DEU's name, to spend DEU's
+    // share: refused, the sender is the caller's certificate.
     let mut fra_hub = hub.clone();
     let more = fra_hub
         .relay(junk("FRA-POL", "ITA-CAR", "flood-more"))
         .await
         .unwrap_err();
-    assert_eq!(more.code(), tonic::Code::ResourceExhausted, "{more:?}");
-    assert!(more.message().contains("share"), "{more:?}");
+    assert_eq!(more.code(), tonic::Code::Unavailable, "{more:?}");
+    assert!(more.message().contains("queued"), "{more:?}");
+    assert_eq!(dropped().await, 1200 - MAX_HELD_PER_SENDER + 1);
     let forged = fra_hub
         .relay(junk("DEU-BKA", "ITA-CAR", "flood-as-deu"))
         .await

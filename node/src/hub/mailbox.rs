@@ -5,9 +5,14 @@
 //!
 //! Bounded twice: at most [`MAX_HELD`] messages per recipient, and at most
 //! [`MAX_HELD_PER_SENDER`] of them from any one sender, so a member flooding another's mailbox
-//! fills only its own share and the other senders' messages are still taken.
+//! fills only its own share and the other senders' messages are still taken. A sender whose
+//! share is used has its own oldest message dropped for the new one rather than being refused:
+//! an outbox retry to an offline member seals a new message each time, and the old copies are
+//! worthless once their signed context is older than the recipient's skew window, so refusing
+//! would let a sender's own retries lock its new traffic out. What is dropped is never lost: an
+//! outbox keeps every item until it is answered, and a waiting caller is told at once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use prost::Message;
@@ -20,28 +25,19 @@ use crate::ids::NodeId;
 /// outboxes retry later), so a silent member cannot fill the hub's disk.
 pub const MAX_HELD: usize = 10_000;
 
-/// Most messages one sender may have waiting in one member's mailbox (a tenth of it): a member
-/// that floods another's mailbox is refused past its share while other senders still get
-/// through.
+/// Most messages one sender may have waiting in one member's mailbox (a tenth of it): past it,
+/// each new message from that sender replaces its own oldest, so a member flooding another's
+/// mailbox churns its own share while other senders still get through.
 pub const MAX_HELD_PER_SENDER: usize = MAX_HELD / 10;
 
 /// Why the mailbox failed. Storage errors may pass on retry; `Full` passes once the member
 /// collects its messages.
 #[derive(Debug, thiserror::Error)]
 pub enum MailboxError {
-    /// The member's mailbox holds [`MAX_HELD`] messages already.
+    /// The member's mailbox holds [`MAX_HELD`] messages already (and none of them is this
+    /// sender's to replace).
     #[error("the mailbox of {0} is full")]
     Full(String),
-    /// This sender has [`MAX_HELD_PER_SENDER`] messages waiting for this member already.
-    #[error("{sender} has {held} messages waiting in the mailbox of {recipient}, its whole share")]
-    SenderShareFull {
-        /// The sender (from its certificate, checked by the hub).
-        sender: String,
-        /// The recipient.
-        recipient: String,
-        /// How many it has waiting.
-        held: usize,
-    },
     /// sled failed.
     #[error("mailbox storage: {0}")]
     Storage(#[from] sled::Error),
@@ -57,25 +53,33 @@ struct Bounds {
     per_sender: usize,
 }
 
-/// How many messages are held, per recipient and per (recipient, sender). Kept in memory
-/// (counted from the tree on open), changed under its lock together with the trees, so the
-/// bounds hold under concurrent puts and a put costs no scan of the mailbox.
+/// What is held, per recipient (a count) and per (recipient, sender) (the held keys and ids,
+/// oldest first). Kept in memory (read from the tree on open), changed under its lock together
+/// with the trees, so the bounds hold under concurrent puts and a put costs no scan of the
+/// mailbox.
 #[derive(Debug, Default)]
 struct Counts {
     per_recipient: HashMap<String, usize>,
-    per_sender: HashMap<(String, String), usize>,
+    per_sender: HashMap<(String, String), VecDeque<Slot>>,
+}
+
+/// One held message: its key in the `held` tree and its id.
+#[derive(Debug, Clone)]
+struct Slot {
+    key: Vec<u8>,
+    id: String,
 }
 
 impl Counts {
-    fn add(&mut self, recipient: &str, sender: &str) {
+    fn add(&mut self, recipient: &str, sender: &str, slot: Slot) {
         *self.per_recipient.entry(recipient.to_owned()).or_default() += 1;
-        *self
-            .per_sender
+        self.per_sender
             .entry((recipient.to_owned(), sender.to_owned()))
-            .or_default() += 1;
+            .or_default()
+            .push_back(slot);
     }
 
-    fn remove(&mut self, recipient: &str, sender: &str) {
+    fn remove(&mut self, recipient: &str, sender: &str, key: &[u8]) {
         if let Some(n) = self.per_recipient.get_mut(recipient) {
             *n = n.saturating_sub(1);
             if *n == 0 {
@@ -83,13 +87,36 @@ impl Counts {
             }
         }
         let pair = (recipient.to_owned(), sender.to_owned());
-        if let Some(n) = self.per_sender.get_mut(&pair) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
+        if let Some(slots) = self.per_sender.get_mut(&pair) {
+            slots.retain(|s| s.key != key);
+            if slots.is_empty() {
                 self.per_sender.remove(&pair);
             }
         }
     }
+
+    fn held(&self, recipient: &str) -> usize {
+        self.per_recipient.get(recipient).copied().unwrap_or(0)
+    }
+
+    fn oldest(&self, recipient: &str, sender: &str) -> Option<(usize, Slot)> {
+        let slots = self
+            .per_sender
+            .get(&(recipient.to_owned(), sender.to_owned()))?;
+        Some((slots.len(), slots.front()?.clone()))
+    }
+}
+
+/// What [`Mailbox::put`] did with a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Put {
+    /// Held from now on.
+    Held,
+    /// Already held (same recipient and id): held once.
+    AlreadyHeld,
+    /// Held in place of the sender's oldest message to the same member (this id), which is
+    /// dropped: the sender's share was used.
+    Replaced(String),
 }
 
 /// The mailboxes of one hub.
@@ -138,15 +165,20 @@ impl Mailbox {
     fn open_bounded(db: &sled::Db, bounds: Bounds) -> Result<Mailbox, MailboxError> {
         let held = db.open_tree("hub_mailbox")?;
         let mut counts = Counts::default();
+        // In key order, so each sender's slots are oldest first.
         for kv in held.iter() {
             let (k, v) = kv?;
             let recipient = k.split(|b| *b == 0).next().unwrap_or_default();
             let recipient = String::from_utf8_lossy(recipient);
             // An entry that does not decode still takes its recipient's room (under no sender).
-            let sender = pb::SealedMessage::decode(v.as_ref())
-                .map(|m| m.sender)
+            let (sender, id) = pb::SealedMessage::decode(v.as_ref())
+                .map(|m| (m.sender, m.message_id))
                 .unwrap_or_default();
-            counts.add(&recipient, &sender);
+            let slot = Slot {
+                key: k.to_vec(),
+                id,
+            };
+            counts.add(&recipient, &sender, slot);
         }
         Ok(Mailbox {
             db: db.clone(),
@@ -166,51 +198,58 @@ impl Mailbox {
     }
 
     /// Holds `msg` for its recipient, durably (blocking: call from the blocking pool). A message
-    /// already held (same recipient and id) is held once. Refused when the recipient's mailbox
-    /// is full or the sender's share of it is used up.
-    pub fn put(&self, msg: &pb::SealedMessage) -> Result<(), MailboxError> {
-        let id_key = id_key(&msg.recipient, &msg.message_id);
-        {
+    /// already held (same recipient and id) is held once. When the sender's share is used, its
+    /// own oldest message to that member is dropped for this one (and its waiter, if any, told
+    /// at once). Refused when the recipient's mailbox is full of other senders' messages.
+    pub fn put(&self, msg: &pb::SealedMessage) -> Result<Put, MailboxError> {
+        let new_id = id_key(&msg.recipient, &msg.message_id);
+        let put = {
             // Check and insert under one lock: concurrent puts can neither pass the bounds
             // together nor hold one message id twice (a copy its acknowledgement would miss).
             let mut counts = self.counts();
-            if let Some(k) = self.ids.get(&id_key)?
+            if let Some(k) = self.ids.get(&new_id)?
                 && self.held.contains_key(k)?
             {
-                return Ok(());
+                return Ok(Put::AlreadyHeld);
             }
             // (An id without its message, left by a crash between the two inserts below, is
             // held afresh: otherwise that id could never be held again.)
-            let all = counts
-                .per_recipient
-                .get(&msg.recipient)
-                .copied()
-                .unwrap_or(0);
-            if all >= self.bounds.per_recipient {
+            let replaced = match counts.oldest(&msg.recipient, &msg.sender) {
+                Some((own, oldest)) if own >= self.bounds.per_sender => {
+                    // The message first, then its id: a crash between leaves an id without a
+                    // message, which is tolerated (above, `ack`, `pending`).
+                    self.held.remove(&oldest.key)?;
+                    self.ids.remove(id_key(&msg.recipient, &oldest.id))?;
+                    counts.remove(&msg.recipient, &msg.sender, &oldest.key);
+                    Some(oldest.id)
+                }
+                _ => None,
+            };
+            if counts.held(&msg.recipient) >= self.bounds.per_recipient {
                 return Err(MailboxError::Full(msg.recipient.clone()));
-            }
-            let pair = (msg.recipient.clone(), msg.sender.clone());
-            let own = counts.per_sender.get(&pair).copied().unwrap_or(0);
-            if own >= self.bounds.per_sender {
-                return Err(MailboxError::SenderShareFull {
-                    sender: msg.sender.clone(),
-                    recipient: msg.recipient.clone(),
-                    held: own,
-                });
             }
             let k = key(&msg.recipient, self.db.generate_id()?);
             // The id entry first: a crash between the two leaves an id without a message, which
             // `ack` and `pending` tolerate; never a message that cannot be acknowledged.
-            self.ids.insert(id_key.as_slice(), k.clone())?;
-            if let Err(e) = self.held.insert(k, msg.encode_to_vec()) {
-                let _ = self.ids.remove(&id_key);
+            self.ids.insert(new_id.as_slice(), k.clone())?;
+            if let Err(e) = self.held.insert(k.as_slice(), msg.encode_to_vec()) {
+                let _ = self.ids.remove(&new_id);
                 return Err(e.into());
             }
-            counts.add(&msg.recipient, &msg.sender);
-        }
+            let slot = Slot {
+                key: k,
+                id: msg.message_id.clone(),
+            };
+            counts.add(&msg.recipient, &msg.sender, slot);
+            replaced.map_or(Put::Held, Put::Replaced)
+        };
         self.db.flush()?;
+        if let Put::Replaced(old) = &put {
+            // Its sender, if still waiting, learns now that no reply will come.
+            self.stop_waiting(old);
+        }
         self.arrived.notify_waiters();
-        Ok(())
+        Ok(put)
     }
 
     /// Up to `max` messages held for `recipient`, oldest first (blocking).
@@ -244,11 +283,11 @@ impl Mailbox {
             let Some(k) = self.ids.get(&id_key)? else {
                 return Ok(false);
             };
-            if let Some(v) = self.held.remove(k)? {
+            if let Some(v) = self.held.remove(&k)? {
                 let sender = pb::SealedMessage::decode(v.as_ref())
                     .map(|m| m.sender)
                     .unwrap_or_default();
-                counts.remove(recipient.as_str(), &sender);
+                counts.remove(recipient.as_str(), &sender, &k);
             }
             self.ids.remove(id_key)?;
         }
@@ -280,9 +319,8 @@ impl Mailbox {
     }
 
     /// Holds `msg` (durably) for its outbound-only recipient and waits up to `wait` for the
-    /// recipient to collect and answer it, or until `stop` is cancelled. Unavailable if no
-    /// reply came in time: the message stays held, and the sender's outbox (or the caller)
-    /// decides whether to send again.
+    /// recipient to collect and answer it, or until `stop` is cancelled: [`Mailbox::hold`], then
+    /// [`Held::reply`].
     pub async fn hold_and_wait(
         &self,
         to: &NodeId,
@@ -290,32 +328,34 @@ impl Mailbox {
         wait: std::time::Duration,
         stop: &tokio_util::sync::CancellationToken,
     ) -> Result<pb::SealedMessage, tonic::Status> {
+        let (_, held) = self.hold(msg).await?;
+        held.reply(to, wait, stop).await
+    }
+
+    /// Holds `msg` (durably) for its outbound-only recipient, already waiting for its reply (so
+    /// none is missed); what was done with it, and the wait. RESOURCE_EXHAUSTED when the
+    /// mailbox has no room, UNAVAILABLE when storage failed.
+    pub async fn hold(&self, msg: pb::SealedMessage) -> Result<(Put, Held<'_>), tonic::Status> {
         let id = msg.message_id.clone();
         let reply = self.wait_reply(&id);
-        // Forgets the waiter however this ends, also when the caller drops this future (a
+        // Forgets the waiter however this ends, also when the caller drops the wait (a
         // regional fan-out's deadline), so no waiter outlives its call.
-        let _waiter = Waiter { mailbox: self, id };
+        let waiter = Waiter { mailbox: self, id };
         let m = self.clone();
-        let held = tokio::task::spawn_blocking(move || m.put(&msg))
+        let put = tokio::task::spawn_blocking(move || m.put(&msg))
             .await
-            .map_err(|_| tonic::Status::internal("internal error"))?;
-        if let Err(e) = held {
-            return Err(match e {
-                MailboxError::Full(_) | MailboxError::SenderShareFull { .. } => {
-                    tonic::Status::resource_exhausted(e.to_string())
-                }
+            .map_err(|_| tonic::Status::internal("internal error"))?
+            .map_err(|e| match e {
+                MailboxError::Full(_) => tonic::Status::resource_exhausted(e.to_string()),
                 other => tonic::Status::unavailable(other.to_string()),
-            });
-        }
-        let replied = tokio::select! {
-            r = tokio::time::timeout(wait, reply) => r.ok().and_then(Result::ok),
-            () = stop.cancelled() => None,
-        };
-        replied.ok_or_else(|| {
-            tonic::Status::unavailable(format!(
-                "queued for {to}, which has not collected it yet; it stays in its mailbox"
-            ))
-        })
+            })?;
+        Ok((
+            put,
+            Held {
+                reply,
+                _waiter: waiter,
+            },
+        ))
     }
 
     /// How many senders wait for a reply.
@@ -340,7 +380,47 @@ impl Mailbox {
     }
 }
 
+/// A held message whose reply is awaited.
+#[derive(Debug)]
+pub struct Held<'a> {
+    reply: oneshot::Receiver<pb::SealedMessage>,
+    _waiter: Waiter<'a>,
+}
+
+impl Held<'_> {
+    /// Waits up to `wait` for the recipient `to` to collect and answer the message, or until
+    /// `stop` is cancelled. UNAVAILABLE if no reply came: the message stays held (unless a
+    /// newer one from the same sender replaced it), and the sender's outbox (or the caller)
+    /// decides whether to send again.
+    pub async fn reply(
+        self,
+        to: &NodeId,
+        wait: std::time::Duration,
+        stop: &tokio_util::sync::CancellationToken,
+    ) -> Result<pb::SealedMessage, tonic::Status> {
+        let Held { reply, _waiter } = self;
+        let still_held = tokio::select! {
+            r = tokio::time::timeout(wait, reply) => match r {
+                Ok(Ok(reply)) => return Ok(reply),
+                // The waiter was dropped without a reply: the message was replaced.
+                Ok(Err(_)) => false,
+                Err(_) => true,
+            },
+            () = stop.cancelled() => true,
+        };
+        Err(tonic::Status::unavailable(if still_held {
+            format!("queued for {to}, which has not collected it yet; it stays in its mailbox")
+        } else {
+            format!(
+                "dropped from the mailbox of {to} for a newer message from the same sender \
+                 (its share is used); send again later"
+            )
+        }))
+    }
+}
+
 /// A registered interest in a reply, forgotten when dropped.
+#[derive(Debug)]
 struct Waiter<'a> {
     mailbox: &'a Mailbox,
     id: String,
@@ -452,55 +532,84 @@ mod tests {
         assert_eq!(MAX_HELD_PER_SENDER * 10, MAX_HELD);
     }
 
+    fn put(m: &Mailbox, sender: &str, to: &str, id: &str) -> Result<Put, MailboxError> {
+        m.put(&from(sender, to, id))
+    }
+
+    fn replaced(id: &str) -> Put {
+        Put::Replaced(id.into())
+    }
+
     #[test]
-    fn a_flooding_sender_fills_only_its_share_and_a_mailbox_never_passes_its_bound() {
+    fn a_flooding_sender_churns_only_its_share_and_a_mailbox_never_passes_its_bound() {
         let dir = tempfile::tempdir().unwrap();
         let ita = NodeId::parse("ITA-CAR").unwrap();
         {
             let db = sled::open(dir.path()).unwrap();
             let m = Mailbox::open_bounded(&db, SMALL).unwrap();
             for i in 0..3 {
-                m.put(&from("FRA-POL", "ITA-CAR", &format!("f{i}")))
-                    .unwrap();
+                assert_eq!(
+                    put(&m, "FRA-POL", "ITA-CAR", &format!("f{i}")).unwrap(),
+                    Put::Held
+                );
             }
-            // Past its share: refused, and a message already held is still taken once.
-            let e = m.put(&from("FRA-POL", "ITA-CAR", "f3")).unwrap_err();
-            assert!(
-                matches!(&e, MailboxError::SenderShareFull { sender, held: 3, .. } if sender == "FRA-POL"),
-                "{e:?}"
+            // Past its share: its own oldest is dropped for the new one; a message already held
+            // is held once, and one dropped can be held again (as the newest).
+            assert_eq!(put(&m, "FRA-POL", "ITA-CAR", "f3").unwrap(), replaced("f0"));
+            assert_eq!(
+                put(&m, "FRA-POL", "ITA-CAR", "f1").unwrap(),
+                Put::AlreadyHeld
             );
-            m.put(&from("FRA-POL", "ITA-CAR", "f0")).unwrap();
+            assert_eq!(put(&m, "FRA-POL", "ITA-CAR", "f0").unwrap(), replaced("f1"));
             assert_eq!(m.len(&ita), 3);
+            assert!(
+                !m.ack(&ita, "f1").unwrap(),
+                "a dropped message is gone with its id"
+            );
             // Another sender to the same member, and the same sender to another member, get
             // through.
             for i in 0..3 {
-                m.put(&from("DEU-BKA", "ITA-CAR", &format!("d{i}")))
-                    .unwrap();
+                assert_eq!(
+                    put(&m, "DEU-BKA", "ITA-CAR", &format!("d{i}")).unwrap(),
+                    Put::Held
+                );
             }
-            m.put(&from("FRA-POL", "ESP-GCV", "e0")).unwrap();
-            // The member's whole bound: refused to everyone, whatever their share.
-            let e = m.put(&from("AUT-BKA", "ITA-CAR", "a0")).unwrap_err();
+            assert_eq!(put(&m, "FRA-POL", "ESP-GCV", "e0").unwrap(), Put::Held);
+            // The member's whole bound: refused to a sender with nothing of its own to drop;
+            // a sender at its share still replaces its own.
+            let e = put(&m, "AUT-BKA", "ITA-CAR", "a0").unwrap_err();
             assert!(
                 matches!(&e, MailboxError::Full(r) if r == "ITA-CAR"),
                 "{e:?}"
             );
+            assert_eq!(put(&m, "FRA-POL", "ITA-CAR", "f4").unwrap(), replaced("f2"));
             assert_eq!(m.len(&ita), 6);
             assert_eq!(m.len(&NodeId::parse("ESP-GCV").unwrap()), 1);
             // What was held first is handed over first; collecting makes room again.
             let first = m.pending(&ita, 1).unwrap();
-            assert_eq!(first[0].message_id, "f0");
-            assert!(m.ack(&ita, "f0").unwrap());
-            m.put(&from("FRA-POL", "ITA-CAR", "f3")).unwrap();
-            assert!(m.put(&from("FRA-POL", "ITA-CAR", "f4")).is_err());
+            assert_eq!(first[0].message_id, "f3");
+            assert!(m.ack(&ita, "f3").unwrap());
+            assert_eq!(put(&m, "AUT-BKA", "ITA-CAR", "a0").unwrap(), Put::Held);
+            assert!(put(&m, "AUT-BKA", "ITA-CAR", "a1").is_err());
         }
-        // The counts are the held messages again after a restart.
+        // What is held, and in which order, is read again after a restart.
         let db = sled::open(dir.path()).unwrap();
         let m = Mailbox::open_bounded(&db, SMALL).unwrap();
-        assert!(m.put(&from("AUT-BKA", "ITA-CAR", "a0")).is_err());
-        assert!(m.ack(&ita, "d0").unwrap());
-        assert!(m.put(&from("FRA-POL", "ITA-CAR", "f5")).is_err());
-        m.put(&from("AUT-BKA", "ITA-CAR", "a0")).unwrap();
-        assert_eq!(m.len(&ita), 6);
+        assert!(put(&m, "AUT-BKA", "ITA-CAR", "a1").is_err());
+        assert!(
+            put(&m, "FRA-POL", "ITA-CAR", "f5").is_err(),
+            "below its share"
+        );
+        assert_eq!(put(&m, "DEU-BKA", "ITA-CAR", "d3").unwrap(), replaced("d0"));
+        assert!(m.ack(&ita, "d1").unwrap());
+        assert_eq!(put(&m, "FRA-POL", "ITA-CAR", "f5").unwrap(), Put::Held);
+        let held: Vec<_> = m
+            .pending(&ita, 10)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.message_id)
+            .collect();
+        assert_eq!(held, ["f0", "d2", "f4", "a0", "d3", "f5"]);
     }
 
     #[test]
@@ -596,7 +705,7 @@ mod tests {
         let e = full
             .hold_and_wait(
                 &ita,
-                msg("ITA-CAR", "w2"),
+                from("DEU-BKA", "ITA-CAR", "w2"),
                 std::time::Duration::from_secs(60),
                 &stop,
             )
@@ -604,5 +713,40 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
         assert_eq!(full.waiters(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_sender_waiting_on_a_message_dropped_for_its_newer_one_is_told_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let m = Mailbox::open_bounded(
+            &db,
+            Bounds {
+                per_recipient: 10,
+                per_sender: 1,
+            },
+        )
+        .unwrap();
+        let ita = NodeId::parse("ITA-CAR").unwrap();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let (put, first) = m.hold(msg("ITA-CAR", "old")).await.unwrap();
+        assert_eq!(put, Put::Held);
+        let (put, _second) = m.hold(msg("ITA-CAR", "new")).await.unwrap();
+        assert_eq!(put, replaced("old"));
+        // Told it was dropped, not left to wait out the (here long) reply wait.
+        let e = first
+            .reply(&ita, std::time::Duration::from_secs(3600), &stop)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Unavailable);
+        assert!(e.message().contains("dropped"), "{e:?}");
+        assert_eq!(m.waiters(), 1, "only the newer message's");
+        let held: Vec<_> = m
+            .pending(&ita, 10)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.message_id)
+            .collect();
+        assert_eq!(held, ["new"]);
     }
 }

@@ -42,7 +42,7 @@ use crate::config::Role;
 use crate::context::NodeContext;
 use crate::ids::NodeId;
 use crate::peer::caller_node;
-use mailbox::Mailbox;
+use mailbox::{Mailbox, Put};
 
 /// Longest a mailbox poll is held open.
 pub const MAX_POLL_WAIT: Duration = Duration::from_secs(25);
@@ -150,17 +150,23 @@ impl HubService {
             kind: msg.kind.clone(),
             ..Default::default()
         };
-        let held = self
-            .mailbox()?
-            .hold_and_wait(to, msg, wait, &self.shutdown)
-            .await;
-        if let Err(refused) = &held
-            && refused.code() == tonic::Code::ResourceExhausted
-        {
-            // Admitted (and audited as relayed), but the mailbox has no room for it.
-            audit(&self.ctx, refused_event(who, &header, refused)).await?;
-        }
-        held
+        let mailbox = self.mailbox()?;
+        let held = match mailbox.hold(msg).await {
+            Ok((put, held)) => {
+                if let Put::Replaced(old) = put {
+                    audit(&self.ctx, replaced_event(who, &header, &old)).await?;
+                }
+                held
+            }
+            Err(refused) => {
+                if refused.code() == tonic::Code::ResourceExhausted {
+                    // Admitted (and audited as relayed), but the mailbox has no room for it.
+                    audit(&self.ctx, refused_event(who, &header, &refused)).await?;
+                }
+                return Err(refused);
+            }
+        };
+        held.reply(to, wait, &self.shutdown).await
     }
 }
 
@@ -213,6 +219,24 @@ fn refused_event(who: &NodeId, msg: &pb::SealedMessage, why: &Status) -> Event {
             cut(&msg.sender),
             cut(&msg.recipient),
             why.message()
+        ),
+        ..Event::new(EventKind::Refusal)
+    }
+}
+
+/// The hub's record of a held message dropped for a newer one from the same sender to the
+/// same member, whose share of the mailbox was used (its outbox still holds what is unanswered).
+fn replaced_event(who: &NodeId, newer: &pb::SealedMessage, dropped: &str) -> Event {
+    Event {
+        peer: who.to_string(),
+        detail: format!(
+            "dropped held message {} from {} to {} for its newer {} message {}: its share of the \
+             mailbox is used",
+            cut(dropped),
+            who,
+            cut(&newer.recipient),
+            cut(&newer.kind),
+            cut(&newer.message_id),
         ),
         ..Event::new(EventKind::Refusal)
     }
