@@ -29,6 +29,7 @@ const CHECKPOINT_DOMAIN: &[u8] = b"tracenet-v1 audit-checkpoint\0";
 const DISCLOSURE_DOMAIN: &[u8] = b"tracenet-v1 disclosure\0";
 const BODY_DOMAIN: &[u8] = b"tracenet-v1 request-body\0";
 const SEALED_DOMAIN: &[u8] = b"tracenet-v1 sealed\0";
+const ROUND_CONFIRMATION_DOMAIN: &[u8] = b"tracenet-v1 aggregation-confirmation\0";
 /// Domain of directory command signatures (see `DirectoryCommand` in directory.proto).
 pub const DIRECTORY_COMMAND_DOMAIN: &[u8] = b"tracenet-v1 directory-command\0";
 
@@ -184,6 +185,12 @@ impl SigningKey {
     /// Signs the header and body of a sealed message as its sender (scheme in `hub.proto`).
     pub fn sign_sealed(&self, header: &[u8], body: &[u8]) -> Vec<u8> {
         self.sign(SEALED_DOMAIN, &[&len_be(header), header, body])
+    }
+
+    /// Signs a secure-aggregation round's received list as a member of the round (the statement
+    /// from [`crate::stats::round::confirmation_statement`]).
+    pub fn sign_round_confirmation(&self, statement: &[u8]) -> Vec<u8> {
+        self.sign(ROUND_CONFIRMATION_DOMAIN, &[statement])
     }
 
     /// Signs an audit checkpoint.
@@ -397,6 +404,21 @@ impl PeerKeys {
             self.get(sender)?,
             SEALED_DOMAIN,
             &[&len_be(header), header, body],
+            signature,
+        )
+    }
+
+    /// Verifies `node`'s confirmation of a secure-aggregation round's received list.
+    pub fn verify_round_confirmation(
+        &self,
+        node: &NodeId,
+        statement: &[u8],
+        signature: &[u8],
+    ) -> Result<(), EnvelopeError> {
+        verify(
+            self.get(node)?,
+            ROUND_CONFIRMATION_DOMAIN,
+            &[statement],
             signature,
         )
     }

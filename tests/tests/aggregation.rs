@@ -4,7 +4,9 @@
 //! that shares no cell with that member's real table, and no member's table appears in the hub's
 //! files; a member that stops is dropped out and the total is that of the others; members refuse
 //! a round over a subset of the region, a caller that is not their hub, and rounds beyond their
-//! budget for a period.
+//! budget for a period; a hub that tells the others a member dropped out while holding its
+//! vector gets their pairwise masks with it but not its seed, so no cell of its table shows, and
+//! the member reveals nothing for a list the others did not confirm.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
@@ -200,15 +202,42 @@ fn mask_request(
     members: &[&str],
     digest: &[u8],
 ) -> pb::AggregationRequest {
+    step_request(t, from, id, members, digest, Step::Mask)
+}
+
+/// A step of a round and what it carries.
+enum Step<'a> {
+    Mask,
+    Confirm(&'a [&'a str]),
+    Reveal(&'a [&'a str], Vec<pb::RoundConfirmation>),
+}
+
+/// A request for one step of round `id` as the hub (or an impostor) would send it, signed by
+/// node `from`.
+fn step_request(
+    t: &TestFederation,
+    from: usize,
+    id: &str,
+    members: &[&str],
+    digest: &[u8],
+    step: Step,
+) -> pb::AggregationRequest {
+    let list = |l: &[&str]| l.iter().map(|m| (*m).to_string()).collect();
+    let (phase, received, confirmations) = match step {
+        Step::Mask => (pb::AggregationPhase::Mask, Vec::new(), Vec::new()),
+        Step::Confirm(r) => (pb::AggregationPhase::Confirm, list(r), Vec::new()),
+        Step::Reveal(r, c) => (pb::AggregationPhase::Reveal, list(r), c),
+    };
     let mut req = pb::AggregationRequest {
         context: None,
         round_id: id.into(),
         year: u32::from(YEAR),
         quarter: 0,
-        members: members.iter().map(|m| (*m).to_string()).collect(),
+        members: list(members),
         layout_digest: digest.to_vec(),
-        phase: pb::AggregationPhase::Mask as i32,
-        received: Vec::new(),
+        phase: phase as i32,
+        received,
+        confirmations,
     };
     req.sign_with(
         &t.signing_key(from).unwrap(),
@@ -415,30 +444,18 @@ async fn members_refuse_a_subset_of_the_region_and_a_caller_that_is_not_their_hu
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
 
-    // A reveal for a round the member never masked: refused.
-    let mut reveal = mask_request(&t, HUB, "never-1", &members, &digest);
-    reveal.phase = pb::AggregationPhase::Reveal as i32;
-    reveal.received = vec!["BEL-FPJ".into(), "DEU-BKA".into(), "FRA-POL".into()];
-    reveal.sign_with(
-        &t.signing_key(HUB).unwrap(),
-        pb::RequestContext {
-            request_id: "req-never-1b".into(),
-            requester_node: "WESTREG-HUB".into(),
-            agency_kind: pb::AgencyKind::Police as i32,
-            purpose: pb::Purpose::Statistics as i32,
-            legal_basis: "synthetic".into(),
-            issued_at: now(),
-            ..Default::default()
-        },
-    );
-    let status = t
-        .peer_client(DEU, ClientCert::Of(HUB, "node"))
-        .await
-        .unwrap()
-        .aggregate_statistics(reveal)
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+    // A confirmation or reveal for a round the member never masked: refused.
+    let three = ["BEL-FPJ", "DEU-BKA", "FRA-POL"];
+    for step in [Step::Confirm(&three), Step::Reveal(&three, Vec::new())] {
+        let status = t
+            .peer_client(DEU, ClientCert::Of(HUB, "node"))
+            .await
+            .unwrap()
+            .aggregate_statistics(step_request(&t, HUB, "never-1", &members, &digest, step))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+    }
 
     // A hub flooding a member with rounds of one period: answered up to the budget, then
     // refused; a round already answered is still answered the same.
@@ -484,4 +501,99 @@ async fn members_refuse_a_subset_of_the_region_and_a_caller_that_is_not_their_hu
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hub_claiming_a_member_dropped_gets_nothing_that_unmasks_it() {
+    let t = federation().await;
+    let layout = round::layout(Period::year(YEAR));
+    let digest = round::layout_digest(&layout.cells);
+    let members = ["BEL-FPJ", "DEU-BKA", "FRA-POL", "NLD-POL"];
+    let others = ["BEL-FPJ", "FRA-POL", "NLD-POL"];
+    let index = |m: &str| MEMBERS[members.iter().position(|x| *x == m).unwrap()];
+    let ask = |m: &str, step: Step| {
+        let (t, i) = (&t, index(m));
+        let req = step_request(t, HUB, "lie-1", &members, &digest, step);
+        async move {
+            t.peer_client(i, ClientCert::Of(HUB, "node"))
+                .await
+                .unwrap()
+                .aggregate_statistics(req)
+                .await
+                .map(tonic::Response::into_inner)
+        }
+    };
+
+    // The hub takes every member's vector, DEU's included.
+    let mut y_deu = Vec::new();
+    for m in members {
+        let got = ask(m, Step::Mask).await.unwrap();
+        if m == "DEU-BKA" {
+            y_deu = got.masked;
+        }
+    }
+    // Then tells the others that DEU dropped out: they confirm that list...
+    let mut confirmations = Vec::new();
+    for m in others {
+        let got = ask(m, Step::Confirm(&others)).await.unwrap();
+        assert_eq!(got.confirmation.len(), 64, "an Ed25519 signature");
+        confirmations.push(pb::RoundConfirmation {
+            node_id: m.into(),
+            signature: got.confirmation,
+        });
+    }
+    // ...and reveal their seeds and their pairwise masks with DEU.
+    let mut unmasked = y_deu.clone();
+    for m in others {
+        let got = ask(m, Step::Reveal(&others, confirmations.clone()))
+            .await
+            .unwrap();
+        assert_eq!(got.self_seed.len(), 32);
+        assert_eq!(got.reveals.len(), 1);
+        assert_eq!(got.reveals[0].dropped, "DEU-BKA");
+        for (u, v) in unmasked.iter_mut().zip(&got.reveals[0].values) {
+            *u = u.wrapping_add(*v);
+        }
+    }
+    // Every pairwise mask is gone from DEU's vector, and it still shows none of DEU's figures:
+    // its self mask is in (without it, this would be DEU's table).
+    let deu = flat(&t, DEU, &layout);
+    assert!(deu.iter().sum::<u64>() > 0);
+    assert!(
+        unmasked.iter().zip(&deu).all(|(u, x)| u != x),
+        "a cell of DEU's table is visible"
+    );
+
+    // DEU reveals its seed only for a list it confirmed with every listed member's
+    // confirmation. Asked to confirm the full list, it does (the list holds it)...
+    let mine = ask("DEU-BKA", Step::Confirm(&members)).await.unwrap();
+    let with_deu = |mut c: Vec<pb::RoundConfirmation>| {
+        c.push(pb::RoundConfirmation {
+            node_id: "DEU-BKA".into(),
+            signature: mine.confirmation.clone(),
+        });
+        c
+    };
+    // ...but the others confirmed another list: their signatures do not verify for this one,
+    // and without them the list is not confirmed.
+    for (sent, why) in [
+        (with_deu(confirmations.clone()), "does not verify"),
+        (with_deu(Vec::new()), "did not confirm"),
+    ] {
+        let e = ask("DEU-BKA", Step::Reveal(&members, sent))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{e:?}");
+        assert!(e.message().contains(why), "{e:?}");
+    }
+    // Nor does it reveal for the others' list, which it did not confirm (and is not on).
+    let e = ask("DEU-BKA", Step::Reveal(&others, confirmations.clone()))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{e:?}");
+    // And a member confirms one list per round: FRA will not confirm the full list now.
+    let e = ask("FRA-POL", Step::Confirm(&members)).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{e:?}");
+    assert!(e.message().contains("another list"), "{e:?}");
+    t.shutdown().await.unwrap();
 }

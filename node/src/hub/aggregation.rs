@@ -1,8 +1,9 @@
 //! A hub's side of secure aggregation (see [`crate::stats::round`]): ask every member of its
-//! region for its masked tables, sum them, have the survivors reveal the masks they share with
-//! members that dropped out, and publish the regional total suppressed with the largest
-//! threshold among the members' statistics rules. The hub never holds one member's figures: what
-//! it receives and keeps is masked vectors, pairwise masks and the total.
+//! region for its masked tables, sum them, have the members it received confirm that list, then
+//! reveal their self-mask seeds and the masks they share with members that dropped out, and
+//! publish the regional total suppressed with the largest threshold among the members' statistics
+//! rules. The hub never holds one member's figures: what it receives and keeps is masked vectors,
+//! seeds, pairwise masks and the total.
 //!
 //! Every request is signed and audited like any other peer request (see
 //! [`crate::fanout::open_request`]); answers count only if signed by the member for that request.
@@ -124,7 +125,7 @@ enum Attempt {
         dropped: Vec<pb::PeerFailure>,
         threshold: u64,
     },
-    /// A member failed during the reveal: start again under a new round id.
+    /// A member failed during the confirm or reveal step: start again under a new round id.
     Restart(String),
 }
 
@@ -134,6 +135,7 @@ impl Plan<'_> {
         round_id: &str,
         phase: pb::AggregationPhase,
         received: &[NodeId],
+        confirmations: &[pb::RoundConfirmation],
     ) -> pb::AggregationRequest {
         pb::AggregationRequest {
             context: None,
@@ -144,6 +146,7 @@ impl Plan<'_> {
             layout_digest: self.digest.clone(),
             phase: phase as i32,
             received: received.iter().map(ToString::to_string).collect(),
+            confirmations: confirmations.to_vec(),
         }
     }
 
@@ -154,10 +157,11 @@ impl Plan<'_> {
         phase: pb::AggregationPhase,
         whom: &[NodeId],
         received: &[NodeId],
+        confirmations: &[pb::RoundConfirmation],
     ) -> Result<(Vec<(NodeId, pb::AggregationResponse)>, Vec<pb::PeerFailure>), FanoutError> {
         let mut tasks = JoinSet::new();
         for peer in whom {
-            let mut request = self.request(round_id, phase, received);
+            let mut request = self.request(round_id, phase, received, confirmations);
             let what = format!(
                 "secure aggregation round {round_id} ({}) to {peer}",
                 phase.as_str_name()
@@ -199,10 +203,10 @@ impl Plan<'_> {
         Ok((answers, failed))
     }
 
-    /// One round: masks from everyone, then reveals if someone dropped.
+    /// One round: masks from everyone, then confirmations and reveals from those received.
     async fn attempt(&self, round_id: &str) -> Result<Attempt, FanoutError> {
         let (answers, mut dropped) = self
-            .ask(round_id, pb::AggregationPhase::Mask, self.members, &[])
+            .ask(round_id, pb::AggregationPhase::Mask, self.members, &[], &[])
             .await?;
         let mut vectors = Vec::new();
         let mut received = Vec::new();
@@ -219,44 +223,80 @@ impl Plan<'_> {
             vectors.push(resp.masked);
             received.push(peer);
         }
-        if received.len() < MIN_MEMBERS {
+        // Members confirm only a list holding a majority of the round (round::check_confirm).
+        if received.len() < MIN_MEMBERS || received.len() * 2 <= self.members.len() {
             return Err(FanoutError::Peer(format!(
-                "only {} of {} members answered (at least {MIN_MEMBERS} are needed): {}",
+                "only {} of {} members answered (at least {MIN_MEMBERS} and more than half are \
+                 needed): {}",
                 received.len(),
                 self.members.len(),
                 reasons(&dropped)
             )));
         }
+        // `received` is in member order (sorted), as the members require.
+        received.sort();
         let mut sum = aggregate::sum_masked(&vectors, self.cells)
             .map_err(|e| FanoutError::Peer(e.to_string()))?;
-        if !dropped.is_empty() {
-            let gone: Vec<&str> = dropped.iter().map(|d| d.node_id.as_str()).collect();
-            let (reveals, failed) = self
-                .ask(round_id, pb::AggregationPhase::Reveal, &received, &received)
-                .await?;
-            if !failed.is_empty() {
+        let (confirmed, failed) = self
+            .ask(
+                round_id,
+                pb::AggregationPhase::Confirm,
+                &received,
+                &received,
+                &[],
+            )
+            .await?;
+        if !failed.is_empty() {
+            return Ok(Attempt::Restart(format!(
+                "confirmation failed: {}",
+                reasons(&failed)
+            )));
+        }
+        let confirmations: Vec<pb::RoundConfirmation> = confirmed
+            .into_iter()
+            .map(|(peer, resp)| pb::RoundConfirmation {
+                node_id: peer.to_string(),
+                signature: resp.confirmation,
+            })
+            .collect();
+        let (reveals, failed) = self
+            .ask(
+                round_id,
+                pb::AggregationPhase::Reveal,
+                &received,
+                &received,
+                &confirmations,
+            )
+            .await?;
+        if !failed.is_empty() {
+            return Ok(Attempt::Restart(format!(
+                "reveal failed: {}",
+                reasons(&failed)
+            )));
+        }
+        let mut gone: Vec<&str> = dropped.iter().map(|d| d.node_id.as_str()).collect();
+        gone.sort_unstable();
+        let mut masks = Vec::new();
+        for (peer, resp) in reveals {
+            let mut names: Vec<&str> = resp.reveals.iter().map(|r| r.dropped.as_str()).collect();
+            names.sort_unstable();
+            if names != gone || resp.reveals.iter().any(|r| r.values.len() != self.cells) {
                 return Ok(Attempt::Restart(format!(
-                    "reveal failed: {}",
-                    reasons(&failed)
+                    "{peer} revealed masks for other members than those that dropped out"
                 )));
             }
-            let mut masks = Vec::new();
-            for (peer, resp) in reveals {
-                let mut names: Vec<&str> =
-                    resp.reveals.iter().map(|r| r.dropped.as_str()).collect();
-                names.sort_unstable();
-                let mut want = gone.clone();
-                want.sort_unstable();
-                if names != want || resp.reveals.iter().any(|r| r.values.len() != self.cells) {
-                    return Ok(Attempt::Restart(format!(
-                        "{peer} revealed masks for other members than those that dropped out"
-                    )));
-                }
-                masks.extend(resp.reveals.into_iter().map(|r| r.values));
-            }
-            aggregate::remove_dropped(&mut sum, &masks)
-                .map_err(|e| FanoutError::Peer(e.to_string()))?;
+            let Ok(seed) = <[u8; 32]>::try_from(resp.self_seed.as_slice()) else {
+                return Ok(Attempt::Restart(format!(
+                    "{peer} revealed no 32-byte self-mask seed"
+                )));
+            };
+            masks.push(
+                aggregate::self_mask(round_id.as_bytes(), &seed, self.cells)
+                    .map_err(|e| FanoutError::Peer(e.to_string()))?,
+            );
+            masks.extend(resp.reveals.into_iter().map(|r| r.values));
         }
+        aggregate::remove_masks(&mut sum, &masks).map_err(|e| FanoutError::Peer(e.to_string()))?;
         Ok(Attempt::Done {
             sum,
             received,

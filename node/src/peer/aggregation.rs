@@ -3,11 +3,14 @@
 //! in the round log, and say what the audit log records. Runs on the blocking pool; the peer
 //! handler verifies the signed context before and appends the events before it answers.
 //!
-//! What leaves is a vector that looks uniformly random to anyone lacking one of this node's
-//! pairwise secrets (the hub has none), and, in the reveal step, this node's pairwise
-//! contributions with members that dropped out. Never a clear count, never a record.
+//! What leaves is a vector that looks uniformly random to anyone lacking this node's self-mask
+//! seed or one of its pairwise secrets (the hub has none); in the confirm step, this node's
+//! signature over the list of members the hub received; in the reveal step, once every member on
+//! that list confirmed it, the seed and this node's pairwise contributions with members that
+//! dropped out. Never a clear count, never a record.
 
 use prost::Message;
+use ring::rand::{SecureRandom, SystemRandom};
 use tracenet_proto::v1 as pb;
 
 use crate::audit::{Event, EventKind};
@@ -18,8 +21,10 @@ use crate::policy::{Applicable, Denial};
 use crate::stats::round::{self, RoundError};
 use crate::stats::{self, aggregate};
 
-/// Format version byte of [`pb::StoredRound`] values.
+/// Format version byte of [`pb::StoredRound`] values. Version 2 rounds hold a self-mask seed;
+/// version 1 rounds (before double masking) are read but cannot be confirmed or revealed.
 const ROUND_V1: u8 = 1;
+const ROUND_V2: u8 = 2;
 
 /// Why this node does not take part. Retrying helps only for `Storage`.
 #[derive(Debug, thiserror::Error)]
@@ -111,7 +116,7 @@ impl RoundLog {
             return Ok(None);
         };
         match v.split_first() {
-            Some((&ROUND_V1, body)) => pb::StoredRound::decode(body)
+            Some((&(ROUND_V1 | ROUND_V2), body)) => pb::StoredRound::decode(body)
                 .map(Some)
                 .map_err(|e| format!("stored round does not decode: {e}")),
             _ => Err("stored round has an unknown format version".into()),
@@ -121,7 +126,7 @@ impl RoundLog {
     /// Keeps `round`, durably.
     pub fn put(&self, hub: &NodeId, round_id: &str, round: &pb::StoredRound) -> Result<(), String> {
         // The period comes from the round kept, so a round is always found under its own.
-        let mut v = vec![ROUND_V1];
+        let mut v = vec![ROUND_V2];
         v.extend(round.encode_to_vec());
         self.tree
             .insert(Self::key(hub, &round.period, round_id), v)
@@ -269,9 +274,18 @@ fn step(
                         .filter(|m| *m != own)
                         .map(|m| Ok((m.to_string(), secret_with(m)?)))
                         .collect::<Result<Vec<_>, AggregationError>>()?;
-                    let masked =
-                        aggregate::masked(req.round_id.as_bytes(), own.as_str(), &cells, &pairwise)
-                            .map_err(|e| AggregationError::Masking(e.to_string()))?;
+                    let mut seed = [0u8; 32];
+                    SystemRandom::new()
+                        .fill(&mut seed)
+                        .map_err(|_| AggregationError::Masking("no randomness".into()))?;
+                    let masked = aggregate::masked(
+                        req.round_id.as_bytes(),
+                        own.as_str(),
+                        &cells,
+                        &seed,
+                        &pairwise,
+                    )
+                    .map_err(|e| AggregationError::Masking(e.to_string()))?;
                     node.rounds
                         .put(
                             who,
@@ -286,6 +300,8 @@ fn step(
                                 threshold: base.threshold,
                                 policy_version: base.policy_version,
                                 policy_rule: base.policy_rule.clone(),
+                                self_seed: seed.to_vec(),
+                                confirmed: Vec::new(),
                             },
                         )
                         .map_err(AggregationError::Storage)?;
@@ -300,20 +316,72 @@ fn step(
             );
             Ok((pb::AggregationResponse { masked, ..base }, detail))
         }
-        Ok(pb::AggregationPhase::Reveal) => {
-            let Some(mut k) = kept else {
-                return Err(
-                    RoundError::Reveal("this node sent nothing in that round".into()).into(),
-                );
-            };
-            if !k.revealed_for.is_empty() && k.revealed_for != req.received {
+        Ok(pb::AggregationPhase::Confirm) => {
+            let mut k = sent_in(kept)?;
+            if !k.confirmed.is_empty() && k.confirmed != req.received {
                 return Err(RoundError::Reveal(
-                    "this node already revealed for another set of members".into(),
+                    "this node confirmed another list for that round".into(),
                 )
                 .into());
             }
             let received = round::parse_sorted(&req.received, "received")?;
-            let dropped = round::check_reveal(own, &members, &received)?;
+            let dropped = round::check_confirm(own, &members, &received)?;
+            if k.confirmed.is_empty() {
+                k.confirmed = req.received.clone();
+                node.rounds
+                    .put(who, &req.round_id, &k)
+                    .map_err(AggregationError::Storage)?;
+            }
+            let statement = round::confirmation_statement(
+                who,
+                &req.round_id,
+                &period.label(),
+                &members,
+                &received,
+            );
+            let detail = format!(
+                "confirmed the {} members received ({} dropped out), no record and no count",
+                received.len(),
+                dropped.len()
+            );
+            Ok((
+                pb::AggregationResponse {
+                    confirmation: node.signing.sign_round_confirmation(&statement),
+                    ..base
+                },
+                detail,
+            ))
+        }
+        Ok(pb::AggregationPhase::Reveal) => {
+            let mut k = sent_in(kept)?;
+            if k.confirmed.is_empty() || k.confirmed != req.received {
+                return Err(RoundError::Reveal(
+                    "this node did not confirm that list for that round".into(),
+                )
+                .into());
+            }
+            let received = round::parse_sorted(&req.received, "received")?;
+            let dropped = round::check_confirm(own, &members, &received)?;
+            let statement = round::confirmation_statement(
+                who,
+                &req.round_id,
+                &period.label(),
+                &members,
+                &received,
+            );
+            let keys = node.roster.keys();
+            round::check_confirmations(
+                &received,
+                |m| {
+                    req.confirmations
+                        .iter()
+                        .find(|c| c.node_id == m.as_str())
+                        .map(|c| c.signature.as_slice())
+                },
+                // Its own confirmation is the list it kept (checked above); the directory's
+                // keys are the other members'.
+                |m, sig| m == own || keys.verify_round_confirmation(m, &statement, sig).is_ok(),
+            )?;
             let cells = k.masked.len();
             let reveals = dropped
                 .iter()
@@ -340,11 +408,36 @@ fn step(
             }
             let names: Vec<String> = dropped.iter().map(ToString::to_string).collect();
             let detail = format!(
-                "pairwise masks with {} (dropped out), no record and no count",
-                names.join(", ")
+                "the seed of its self mask, and pairwise masks with {} (dropped out); no record \
+                 and no count",
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
             );
-            Ok((pb::AggregationResponse { reveals, ..base }, detail))
+            Ok((
+                pb::AggregationResponse {
+                    reveals,
+                    self_seed: k.self_seed,
+                    ..base
+                },
+                detail,
+            ))
         }
-        _ => Err(RoundError::BadRequest("phase must be MASK or REVEAL".into()).into()),
+        _ => Err(RoundError::BadRequest("phase must be MASK, CONFIRM or REVEAL".into()).into()),
+    }
+}
+
+/// The round this node sent its vector in, if it can go on with it: kept, and with a self-mask
+/// seed (a round kept before double masking cannot).
+fn sent_in(kept: Option<pb::StoredRound>) -> Result<pb::StoredRound, AggregationError> {
+    match kept {
+        None => Err(RoundError::Reveal("this node sent nothing in that round".into()).into()),
+        Some(k) if k.self_seed.len() != 32 => Err(RoundError::Reveal(
+            "that round was masked by an earlier version; start a new one".into(),
+        )
+        .into()),
+        Some(k) => Ok(k),
     }
 }

@@ -16,23 +16,35 @@
 //!                       info = len‖round ‖ len‖min(a,b) ‖ len‖max(a,b) ‖ block)  as L little-endian u64
 //! ```
 //!
-//! Member `a` sends `y_a = x_a + Σ_{b>a} mask_ab − Σ_{b<a} mask_ab` (wrapping `u64`,
-//! [`masked`]). Every mask is added once (by the smaller id) and subtracted once (by the larger),
-//! so `Σ_a y_a = Σ_a x_a` (mod 2^64, exact since true totals are far below 2^64). The hub sums
-//! what it receives ([`sum_masked`]); each `y_a` alone is uniformly distributed to anyone not
-//! holding one of `a`'s pairwise secrets.
+//! Each member `a` also draws a fresh 32-byte seed `k_a` per round; its *self mask* is
 //!
-//! **Dropped member.** If member `d` sends nothing, the survivors' masks with `d` do not cancel.
-//! The hub publishes (signed) the list of members whose masked vectors it received; each
-//! survivor `s` then reveals the signed contribution of its pair with `d` for this round only
-//! ([`pair_contribution`]; never the secret `s_ab`, which later rounds reuse), and the hub
-//! subtracts the revealed contributions ([`remove_dropped`]). A survivor must refuse to reveal
-//! for a member the hub listed as received (that would unmask it); if a survivor also drops
-//! before revealing, the round restarts with a new round id. Suppression is applied to the
-//! regional total only, after unmasking.
+//! ```text
+//! self_a = HKDF-SHA256(salt = "tracenet stats secure aggregation v1", ikm = k_a,
+//!                      info = len‖round ‖ len‖"self" ‖ block)  as L little-endian u64
+//! ```
 //!
-//! Not covered here: key agreement, transport through the hub, and protection against a hub that
-//! lies about who dropped out (double masking with secret-shared self masks would be needed).
+//! Member `a` sends `y_a = x_a + self_a + Σ_{b>a} mask_ab − Σ_{b<a} mask_ab` (wrapping `u64`,
+//! [`masked`]). Every pairwise mask is added once (by the smaller id) and subtracted once (by the
+//! larger), so `Σ_a y_a = Σ_a (x_a + self_a)` (mod 2^64, exact since true totals are far below
+//! 2^64). The hub sums what it receives ([`sum_masked`]); each `y_a` alone is uniformly
+//! distributed to anyone not holding `k_a` (the hub has no pairwise secret either).
+//!
+//! **Reveal (double masking).** The hub publishes the list of members whose masked vectors it
+//! received, and every member on it confirms that list by signature (once per round: it confirms
+//! no other). With every confirmation in hand, each survivor `s` reveals its seed `k_s` (the hub
+//! removes `self_s`, [`self_mask`]) and, for each dropped member `d`, its signed contribution of
+//! the pair for this round only ([`pair_contribution`]; never the secret `s_ab`, which later
+//! rounds reuse); the hub subtracts them ([`remove_masks`]). A member reveals its seed only for a
+//! list that holds it, and pairwise contributions only for members off that list, each after
+//! every listed member confirmed the same list. So a hub that claims a member dropped while
+//! holding its vector gets the pairwise contributions that would unmask it, but never its seed:
+//! `y_d` stays masked by `self_d`. Getting both would take two confirmed lists, one with `d` and
+//! one without, and an honest member confirms only one; lists must also hold a majority of the
+//! round's members ([`crate::stats::round::check_confirm`]), so the hub would need every other
+//! member of a majority to collude. If a survivor fails before revealing, the round restarts with
+//! a new round id. Suppression is applied to the regional total only, after unmasking.
+//!
+//! Not covered here: key agreement and transport through the hub.
 
 use std::collections::BTreeMap;
 
@@ -213,28 +225,24 @@ fn push_part(info: &mut Vec<u8>, part: &[u8]) {
     info.extend_from_slice(part);
 }
 
-/// The mask of the pair `{a, b}` for a round: `cells` pseudo-random `u64`s (the same whichever
-/// member of the pair asks).
-pub fn pair_mask(
+/// `cells` pseudo-random `u64`s from `ikm`, the round and a label (HKDF-SHA256, one expansion
+/// per [`BLOCK`] cells).
+fn expand(
     round: &[u8],
-    a: &str,
-    b: &str,
-    secret: &[u8; 32],
+    labels: &[&[u8]],
+    ikm: &[u8],
     cells: usize,
 ) -> Result<Vec<u64>, AggregateError> {
-    if a == b {
-        return Err(AggregateError::SelfPair(a.to_string()));
-    }
-    let (lo, hi) = if a < b { (a, b) } else { (b, a) };
-    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, SALT).extract(secret);
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, SALT).extract(ikm);
     let mut out = Vec::with_capacity(cells);
     let mut block: u64 = 0;
     while out.len() < cells {
         let n = (cells - out.len()).min(BLOCK);
         let mut info = Vec::new();
         push_part(&mut info, round);
-        push_part(&mut info, lo.as_bytes());
-        push_part(&mut info, hi.as_bytes());
+        for l in labels {
+            push_part(&mut info, l);
+        }
         info.extend_from_slice(&block.to_be_bytes());
         let mut bytes = vec![0u8; n * 8];
         prk.expand(&[&info], Len(n * 8))
@@ -248,6 +256,29 @@ pub fn pair_mask(
         block += 1;
     }
     Ok(out)
+}
+
+/// The mask of the pair `{a, b}` for a round: `cells` pseudo-random `u64`s (the same whichever
+/// member of the pair asks).
+pub fn pair_mask(
+    round: &[u8],
+    a: &str,
+    b: &str,
+    secret: &[u8; 32],
+    cells: usize,
+) -> Result<Vec<u64>, AggregateError> {
+    if a == b {
+        return Err(AggregateError::SelfPair(a.to_string()));
+    }
+    let (lo, hi) = if a < b { (a, b) } else { (b, a) };
+    expand(round, &[lo.as_bytes(), hi.as_bytes()], secret, cells)
+}
+
+/// A member's self mask for a round from its seed: `cells` pseudo-random `u64`s, added to its
+/// vector and removed by the hub once the member reveals the seed.
+pub fn self_mask(round: &[u8], seed: &[u8; 32], cells: usize) -> Result<Vec<u64>, AggregateError> {
+    // "self" cannot be a pair's label: a pair's info holds two length-prefixed node ids.
+    expand(round, &[b"self"], seed, cells)
 }
 
 /// What member `own` adds to its vector for its pair with `other`: `+mask` if `own < other`,
@@ -267,27 +298,35 @@ pub fn pair_contribution(
     })
 }
 
-/// Member `own`'s masked vector for a round: its true cells plus, for every other member, the
-/// signed pairwise mask derived from their shared secret (`pairwise`: other member's node id and
-/// the 32-byte secret shared with it).
+/// Member `own`'s masked vector for a round: its true cells plus its self mask (from
+/// `self_seed`) plus, for every other member, the signed pairwise mask derived from their shared
+/// secret (`pairwise`: other member's node id and the 32-byte secret shared with it).
 pub fn masked(
     round: &[u8],
     own: &str,
     cells: &[u64],
+    self_seed: &[u8; 32],
     pairwise: &[(String, [u8; 32])],
 ) -> Result<Vec<u64>, AggregateError> {
     let mut out = cells.to_vec();
+    add(&mut out, &self_mask(round, self_seed, cells.len())?);
     for (other, secret) in pairwise {
-        let c = pair_contribution(round, own, other, secret, cells.len())?;
-        for (o, m) in out.iter_mut().zip(c) {
-            *o = o.wrapping_add(m);
-        }
+        add(
+            &mut out,
+            &pair_contribution(round, own, other, secret, cells.len())?,
+        );
     }
     Ok(out)
 }
 
+fn add(acc: &mut [u64], v: &[u64]) {
+    for (o, m) in acc.iter_mut().zip(v) {
+        *o = o.wrapping_add(*m);
+    }
+}
+
 /// The hub's sum of members' masked vectors (wrapping): the true total once every pair's masks
-/// are in (or removed with [`remove_dropped`]).
+/// are in and the self masks removed (with [`remove_masks`]).
 pub fn sum_masked(vectors: &[Vec<u64>], cells: usize) -> Result<Vec<u64>, AggregateError> {
     let mut sum = vec![0u64; cells];
     for v in vectors {
@@ -304,9 +343,10 @@ pub fn sum_masked(vectors: &[Vec<u64>], cells: usize) -> Result<Vec<u64>, Aggreg
     Ok(sum)
 }
 
-/// Removes from the survivors' sum the contributions survivors revealed for their pairs with
-/// dropped members ([`pair_contribution`] with `own` = survivor, `other` = dropped member).
-pub fn remove_dropped(sum: &mut [u64], revealed: &[Vec<u64>]) -> Result<(), AggregateError> {
+/// Removes masks from the survivors' sum: their self masks ([`self_mask`] of the seeds they
+/// revealed) and the contributions they revealed for their pairs with dropped members
+/// ([`pair_contribution`] with `own` = survivor, `other` = dropped member).
+pub fn remove_masks(sum: &mut [u64], revealed: &[Vec<u64>]) -> Result<(), AggregateError> {
     for r in revealed {
         if r.len() != sum.len() {
             return Err(AggregateError::Length {
@@ -382,6 +422,19 @@ mod tests {
         ));
     }
 
+    fn seed(i: usize) -> [u8; 32] {
+        let mut s = [0x5Cu8; 32];
+        s[0] = i as u8;
+        s
+    }
+
+    /// The self masks of members `0..n` for `round`, as the hub derives them from revealed seeds.
+    fn self_masks(round: &[u8], n: usize, cells: usize) -> Vec<Vec<u64>> {
+        (0..n)
+            .map(|i| self_mask(round, &seed(i), cells).unwrap())
+            .collect()
+    }
+
     #[test]
     fn masked_tables_sum_to_the_exact_regional_total() {
         let members = ["BEL-POL", "DEU-BKA", "FRA-POL", "NLD-POL"];
@@ -400,7 +453,7 @@ mod tests {
             .enumerate()
             .map(|(i, m)| {
                 let x = flatten(std::slice::from_ref(&tables[i]), &lay);
-                let y = masked(round, m, &x, &secrets[i]).unwrap();
+                let y = masked(round, m, &x, &seed(i), &secrets[i]).unwrap();
                 assert_ne!(x, y, "a member's masked table differs from its real one");
                 for v in &x {
                     assert!(!y.contains(v), "canary count visible in the masked vector");
@@ -408,9 +461,11 @@ mod tests {
                 y
             })
             .collect();
-        let sum = sum_masked(&masked_vectors, lay.len()).unwrap();
-        let clear = sum_tables(&tables).unwrap();
-        assert_eq!(sum, flatten(std::slice::from_ref(&clear), &lay));
+        let mut sum = sum_masked(&masked_vectors, lay.len()).unwrap();
+        let clear = flatten(std::slice::from_ref(&sum_tables(&tables).unwrap()), &lay);
+        assert_ne!(sum, clear, "the self masks are still in");
+        remove_masks(&mut sum, &self_masks(round, 4, lay.len())).unwrap();
+        assert_eq!(sum, clear);
         let back = unflatten(&sum, &lay, &tables[..1], Period::year(2026));
         assert_eq!(back[0].get("pistol", "seized"), 1010);
         assert_eq!(back[0].get("rifle", "found"), 6);
@@ -424,18 +479,49 @@ mod tests {
         let round = b"r2";
         // C drops: only A and B send.
         let ys: Vec<Vec<u64>> = (0..2)
-            .map(|i| masked(round, members[i], &xs[i], &secrets[i]).unwrap())
+            .map(|i| masked(round, members[i], &xs[i], &seed(i), &secrets[i]).unwrap())
             .collect();
         let mut sum = sum_masked(&ys, 3).unwrap();
         assert_ne!(sum, vec![6, 7, 8]);
-        let reveals: Vec<Vec<u64>> = (0..2)
+        let mut reveals: Vec<Vec<u64>> = (0..2)
             .map(|i| {
                 let s = secrets[i].iter().find(|(m, _)| m == "C").unwrap().1;
                 pair_contribution(round, members[i], "C", &s, 3).unwrap()
             })
             .collect();
-        remove_dropped(&mut sum, &reveals).unwrap();
+        reveals.extend(self_masks(round, 2, 3));
+        remove_masks(&mut sum, &reveals).unwrap();
         assert_eq!(sum, vec![6, 7, 8]);
+    }
+
+    #[test]
+    fn a_member_claimed_dropped_stays_masked_by_its_own_seed() {
+        // The hub holds C's vector but tells A and B that C dropped: with their pairwise
+        // contributions it removes every pairwise mask from C's vector, and what is left is
+        // C's figures under its self mask, whose seed C reveals only for a list that holds it.
+        let members = ["A", "B", "C"];
+        let x_c = vec![100u64, 200, 300];
+        let secrets = secrets(&members);
+        let round = b"r3";
+        let y_c = masked(round, "C", &x_c, &seed(2), &secrets[2]).unwrap();
+        let mut unmasked = y_c.clone();
+        for i in 0..2 {
+            let s = secrets[i].iter().find(|(m, _)| m == "C").unwrap().1;
+            let c = pair_contribution(round, members[i], "C", &s, 3).unwrap();
+            add(&mut unmasked, &c);
+        }
+        assert_eq!(
+            unmasked,
+            masked(round, "C", &x_c, &seed(2), &[]).unwrap(),
+            "the pairwise masks are gone"
+        );
+        assert!(
+            unmasked.iter().zip(&x_c).all(|(u, x)| u != x),
+            "{unmasked:?}"
+        );
+        // Without the self mask (the protocol before double masking) it would be C's figures.
+        remove_masks(&mut unmasked, &[self_mask(round, &seed(2), 3).unwrap()]).unwrap();
+        assert_eq!(unmasked, x_c);
     }
 
     #[test]
@@ -448,6 +534,9 @@ mod tests {
         assert_eq!(a, pair_mask(b"r1", "B", "A", &s, 2500).unwrap());
         assert_ne!(a[..1000], a[1000..2000]);
         assert!(pair_mask(b"r1", "A", "A", &s, 1).is_err());
+        let own = self_mask(b"r1", &s, 2500).unwrap();
+        assert_ne!(own, a, "a self mask is not a pair's mask from the same key");
+        assert_ne!(own, self_mask(b"r2", &s, 2500).unwrap());
         assert!(matches!(
             sum_masked(&[vec![1]], 2),
             Err(AggregateError::Length { got: 1, want: 2 })

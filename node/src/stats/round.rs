@@ -11,10 +11,16 @@
 //!    masked vector ([`super::aggregate::masked`], pairwise secrets from the members' X25519
 //!    sealing keys). It keeps what it sent, so asking again returns the same vector (two
 //!    different vectors for one round would reveal the difference of its counts).
-//! 2. **Reveal**, only if some members did not answer: the hub names the members whose vectors
-//!    it received; each of them sends its pairwise contributions with the others
-//!    ([`super::aggregate::pair_contribution`]), and the hub removes them from the sum. If a
-//!    member fails during the reveal, the round starts again under a new id.
+//! 2. **Confirm.** The hub names the members whose vectors it received. Each of them checks the
+//!    list ([`check_confirm`]: it holds this node, only members of the round, and a majority of
+//!    them, at least [`MIN_MEMBERS`]), keeps it, and signs it ([`confirmation_statement`]). A
+//!    member confirms one list per round and refuses any other.
+//! 3. **Reveal.** The hub sends each received member the list with every listed member's
+//!    confirmation. With all of them valid ([`check_confirmations`]) and the list the one it
+//!    confirmed, a member reveals the seed of its self mask and its pairwise contributions with
+//!    the members off the list ([`super::aggregate::pair_contribution`]); the hub removes them
+//!    from the sum. If a member fails during confirm or reveal, the round starts again under a
+//!    new id.
 //!
 //! The layout is fixed in advance and does not depend on anyone's data (a layout built from the
 //! members' row labels would tell the hub which labels each member has): every value of each
@@ -22,12 +28,14 @@
 //! free text (calibres, part kinds) have no such layout and are left out of regional rounds.
 //!
 //! A member refuses a round whose member list differs from its own replica's (the hub cannot
-//! pick a subset), with fewer than [`MIN_MEMBERS`] members, or a reveal that would leave fewer
-//! than [`MIN_MEMBERS`] contributions in the total or that names itself or a received member as
-//! dropped. What this does not stop: a hub that claims a member dropped when it did not (it
-//! would then unmask that member) and a hub that runs several rounds of one period and
-//! subtracts their totals. Double masking with secret-shared self masks, and a per-period round
-//! budget, would be needed; every round a member takes part in is in its audit log.
+//! pick a subset), with fewer than [`MIN_MEMBERS`] members, or a received list that would leave
+//! fewer than [`MIN_MEMBERS`] contributions or no majority in the total. A hub that claims a
+//! member dropped when it did not gets that member's pairwise contributions but not its self
+//! mask (double masking, see [`super::aggregate`]): unmasking it would take a second confirmed
+//! list holding it, signed by every other member on that list, so the hub would need the rest of
+//! a majority to collude. What this does not stop: a hub that runs several rounds of one period
+//! and subtracts their totals, bounded by [`MAX_ROUNDS_PER_PERIOD`] per hub and period; every
+//! round a member takes part in is in its audit log.
 
 use ring::digest;
 
@@ -267,10 +275,11 @@ pub fn check_mask(
     Ok(())
 }
 
-/// The reveal step's checks on a member that sent its mask for the round with `members`: the
-/// received list is a subset holding `own`, large enough, and some member did drop. Returns the
-/// dropped members, whose pairwise contributions this member may reveal.
-pub fn check_reveal(
+/// The confirm step's checks on a member that sent its mask for the round with `members`: the
+/// received list holds `own`, only members of the round, at least [`MIN_MEMBERS`] and more than
+/// half of them (so two confirmed lists always share a member). Returns the members off the
+/// list (dropped out), whose pairwise contributions this member will reveal.
+pub fn check_confirm(
     own: &NodeId,
     members: &[NodeId],
     received: &[NodeId],
@@ -285,18 +294,64 @@ pub fn check_reveal(
             "{stranger} is not a member of the round"
         )));
     }
-    if received.len() < MIN_MEMBERS {
+    if received.len() < MIN_MEMBERS || received.len() * 2 <= members.len() {
         return Err(RoundError::TooFew(received.len()));
     }
-    let dropped: Vec<NodeId> = members
+    Ok(members
         .iter()
         .filter(|m| !received.contains(m))
         .cloned()
-        .collect();
-    if dropped.is_empty() {
-        return Err(RoundError::Reveal("no member dropped out".into()));
+        .collect())
+}
+
+/// What a member signs to confirm a round's received list: the hub, the round, the period, the
+/// members and the received list, each length-prefixed, so no two rounds or lists share one.
+pub fn confirmation_statement(
+    hub: &NodeId,
+    round_id: &str,
+    period: &str,
+    members: &[NodeId],
+    received: &[NodeId],
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut part = |b: &[u8]| {
+        out.extend_from_slice(&u32::try_from(b.len()).unwrap_or(u32::MAX).to_be_bytes());
+        out.extend_from_slice(b);
+    };
+    part(hub.as_str().as_bytes());
+    part(round_id.as_bytes());
+    part(period.as_bytes());
+    for list in [members, received] {
+        part(&u32::try_from(list.len()).unwrap_or(u32::MAX).to_be_bytes());
+        for m in list {
+            part(m.as_str().as_bytes());
+        }
     }
-    Ok(dropped)
+    out
+}
+
+/// The reveal step's check that every member on the received list confirmed it: `signature_of`
+/// gives the confirmation sent for a member, `valid` whether it verifies over this round's
+/// statement. The first member without a valid one is named.
+pub fn check_confirmations<'a>(
+    received: &[NodeId],
+    signature_of: impl Fn(&NodeId) -> Option<&'a [u8]>,
+    valid: impl Fn(&NodeId, &[u8]) -> bool,
+) -> Result<(), RoundError> {
+    for m in received {
+        match signature_of(m) {
+            Some(sig) if valid(m, sig) => {}
+            Some(_) => {
+                return Err(RoundError::Reveal(format!(
+                    "the confirmation of {m} does not verify for this list"
+                )));
+            }
+            None => {
+                return Err(RoundError::Reveal(format!("{m} did not confirm this list")));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -424,19 +479,63 @@ mod tests {
         );
         let four = ids(&["BEL-POL", "DEU-BKA", "FRA-POL", "NLD-POL"]);
         assert_eq!(
-            check_reveal(&four[0], &four, &four[..3]),
+            check_confirm(&four[0], &four, &four[..3]),
             Ok(ids(&["NLD-POL"]))
         );
-        assert!(check_reveal(&four[0], &four, &four[1..]).is_err());
+        assert_eq!(check_confirm(&four[0], &four, &four), Ok(vec![]));
+        assert!(check_confirm(&four[0], &four, &four[1..]).is_err());
         assert_eq!(
-            check_reveal(&four[0], &four, &four[..2]),
+            check_confirm(&four[0], &four, &four[..2]),
             Err(RoundError::TooFew(2))
         );
-        assert!(check_reveal(&four[0], &four, &four).is_err());
-        assert!(check_reveal(&four[0], &four[..3], &four[..3]).is_err());
+        assert!(check_confirm(&four[0], &four[..3], &four).is_err());
+        // Half of the round is not enough: two such lists could be disjoint.
+        let six = ids(&[
+            "BEL-POL", "DEU-BKA", "ESP-GCV", "FRA-POL", "ITA-CAR", "NLD-POL",
+        ]);
+        assert_eq!(
+            check_confirm(&six[0], &six, &six[..3]),
+            Err(RoundError::TooFew(3))
+        );
+        assert_eq!(
+            check_confirm(&six[0], &six, &six[..4]),
+            Ok(six[4..].to_vec())
+        );
         assert!(parse_sorted(&["DEU-BKA".into(), "BEL-POL".into()], "members").is_err());
         assert!(check_round_id("r-1_a").is_ok());
         assert!(check_round_id("").is_err());
         assert!(check_round_id("a b").is_err());
+    }
+
+    #[test]
+    fn a_confirmation_names_its_hub_round_period_and_lists() {
+        let four = ids(&["BEL-POL", "DEU-BKA", "FRA-POL", "NLD-POL"]);
+        let hub = id("WESTREG-HUB");
+        let base = confirmation_statement(&hub, "r1", "2026", &four, &four[..3]);
+        for other in [
+            confirmation_statement(&id("EASTREG-HUB"), "r1", "2026", &four, &four[..3]),
+            confirmation_statement(&hub, "r2", "2026", &four, &four[..3]),
+            confirmation_statement(&hub, "r1", "2025", &four, &four[..3]),
+            confirmation_statement(&hub, "r1", "2026", &four, &four[1..]),
+            confirmation_statement(&hub, "r1", "2026", &four[..3], &four[..3]),
+        ] {
+            assert_ne!(base, other);
+        }
+        let good = b"good".as_slice();
+        let sigs = |m: &NodeId| match m.as_str() {
+            "NLD-POL" => None,
+            "FRA-POL" => Some(b"bad".as_slice()),
+            _ => Some(good),
+        };
+        let valid = |_: &NodeId, s: &[u8]| s == good;
+        assert_eq!(check_confirmations(&four[..2], sigs, valid), Ok(()));
+        assert!(matches!(
+            check_confirmations(&four[..3], sigs, valid),
+            Err(RoundError::Reveal(m)) if m.contains("FRA-POL") && m.contains("does not verify")
+        ));
+        assert!(matches!(
+            check_confirmations(&four, |m| if m.as_str() == "FRA-POL" { Some(good) } else { sigs(m) }, valid),
+            Err(RoundError::Reveal(m)) if m.contains("NLD-POL did not confirm")
+        ));
     }
 }
