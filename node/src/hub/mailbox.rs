@@ -38,6 +38,10 @@ pub enum MailboxError {
     /// sender's to replace).
     #[error("the mailbox of {0} is full")]
     Full(String),
+    /// Another sender's message with this id is held for this member (ids are random, so an
+    /// honest sender never meets this; a new id passes).
+    #[error("a message with this id from another sender is held for {0}")]
+    IdTaken(String),
     /// sled failed.
     #[error("mailbox storage: {0}")]
     Storage(#[from] sled::Error),
@@ -107,6 +111,17 @@ impl Counts {
     }
 }
 
+/// Who waits for the reply to which message: recipient, sender, message id.
+type WaitKey = (String, String, String);
+
+fn wait_key(recipient: &str, sender: &str, message_id: &str) -> WaitKey {
+    (
+        recipient.to_owned(),
+        sender.to_owned(),
+        message_id.to_owned(),
+    )
+}
+
 /// What [`Mailbox::put`] did with a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Put {
@@ -128,7 +143,8 @@ pub struct Mailbox {
     bounds: Bounds,
     counts: Arc<Mutex<Counts>>,
     arrived: Arc<Notify>,
-    waiting: Arc<Mutex<HashMap<String, oneshot::Sender<pb::SealedMessage>>>>,
+    /// Senders waiting for a reply, by the message's recipient, sender and id.
+    waiting: Arc<Mutex<HashMap<WaitKey, oneshot::Sender<pb::SealedMessage>>>>,
 }
 
 fn key(recipient: &str, seq: u64) -> Vec<u8> {
@@ -198,7 +214,8 @@ impl Mailbox {
     }
 
     /// Holds `msg` for its recipient, durably (blocking: call from the blocking pool). A message
-    /// already held (same recipient and id) is held once. When the sender's share is used, its
+    /// already held (same recipient, sender and id) is held once; another sender's under that
+    /// id is refused. When the sender's share is used, its
     /// own oldest message to that member is dropped for this one (and its waiter, if any, told
     /// at once). Refused when the recipient's mailbox is full of other senders' messages.
     pub fn put(&self, msg: &pb::SealedMessage) -> Result<Put, MailboxError> {
@@ -208,8 +225,16 @@ impl Mailbox {
             // together nor hold one message id twice (a copy its acknowledgement would miss).
             let mut counts = self.counts();
             if let Some(k) = self.ids.get(&new_id)?
-                && self.held.contains_key(k)?
+                && let Some(v) = self.held.get(k)?
             {
+                // Held once per recipient and id; another sender's message never stands in for
+                // this one (nor is its reply handed to this sender).
+                let sender = pb::SealedMessage::decode(v.as_ref())
+                    .map(|m| m.sender)
+                    .unwrap_or_default();
+                if sender != msg.sender {
+                    return Err(MailboxError::IdTaken(msg.recipient.clone()));
+                }
                 return Ok(Put::AlreadyHeld);
             }
             // (An id without its message, left by a crash between the two inserts below, is
@@ -246,7 +271,7 @@ impl Mailbox {
         self.db.flush()?;
         if let Put::Replaced(old) = &put {
             // Its sender, if still waiting, learns now that no reply will come.
-            self.stop_waiting(old);
+            self.stop_waiting(&wait_key(&msg.recipient, &msg.sender, old));
         }
         self.arrived.notify_waiters();
         Ok(put)
@@ -300,22 +325,22 @@ impl Mailbox {
         self.arrived.clone()
     }
 
-    /// Registers interest in the reply to `message_id`.
-    pub fn wait_reply(&self, message_id: &str) -> oneshot::Receiver<pb::SealedMessage> {
+    /// Registers interest in the reply to `msg`.
+    fn wait_reply(&self, key: WaitKey) -> oneshot::Receiver<pb::SealedMessage> {
         let (tx, rx) = oneshot::channel();
         self.waiting
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(message_id.to_owned(), tx);
+            .insert(key, tx);
         rx
     }
 
     /// Forgets a waiter that gave up.
-    pub fn stop_waiting(&self, message_id: &str) {
+    fn stop_waiting(&self, key: &WaitKey) {
         self.waiting
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(message_id);
+            .remove(key);
     }
 
     /// Holds `msg` (durably) for its outbound-only recipient and waits up to `wait` for the
@@ -336,17 +361,18 @@ impl Mailbox {
     /// none is missed); what was done with it, and the wait. RESOURCE_EXHAUSTED when the
     /// mailbox has no room, UNAVAILABLE when storage failed.
     pub async fn hold(&self, msg: pb::SealedMessage) -> Result<(Put, Held<'_>), tonic::Status> {
-        let id = msg.message_id.clone();
-        let reply = self.wait_reply(&id);
+        let key = wait_key(&msg.recipient, &msg.sender, &msg.message_id);
+        let reply = self.wait_reply(key.clone());
         // Forgets the waiter however this ends, also when the caller drops the wait (a
         // regional fan-out's deadline), so no waiter outlives its call.
-        let waiter = Waiter { mailbox: self, id };
+        let waiter = Waiter { mailbox: self, key };
         let m = self.clone();
         let put = tokio::task::spawn_blocking(move || m.put(&msg))
             .await
             .map_err(|_| tonic::Status::internal("internal error"))?
             .map_err(|e| match e {
                 MailboxError::Full(_) => tonic::Status::resource_exhausted(e.to_string()),
+                MailboxError::IdTaken(_) => tonic::Status::already_exists(e.to_string()),
                 other => tonic::Status::unavailable(other.to_string()),
             })?;
         Ok((
@@ -367,13 +393,16 @@ impl Mailbox {
             .len()
     }
 
-    /// Hands a reply to the sender waiting for it, if one still is.
-    pub fn reply(&self, message_id: &str, reply: pb::SealedMessage) {
+    /// Hands `reply`, from `recipient` (the caller's certificate), to the sender it is addressed
+    /// to if that sender still waits for the answer to its message `message_id`: a member's
+    /// reply can reach only a sender waiting on a message it sent to that member.
+    pub fn reply(&self, recipient: &NodeId, message_id: &str, reply: pb::SealedMessage) {
+        let key = wait_key(recipient.as_str(), &reply.recipient, message_id);
         let tx = self
             .waiting
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(message_id);
+            .remove(&key);
         if let Some(tx) = tx {
             let _ = tx.send(reply);
         }
@@ -423,12 +452,12 @@ impl Held<'_> {
 #[derive(Debug)]
 struct Waiter<'a> {
     mailbox: &'a Mailbox,
-    id: String,
+    key: WaitKey,
 }
 
 impl Drop for Waiter<'_> {
     fn drop(&mut self) {
-        self.mailbox.stop_waiting(&self.id);
+        self.mailbox.stop_waiting(&self.key);
     }
 }
 
@@ -481,6 +510,11 @@ mod tests {
             m.put(&msg("ITA-CAR", "b")).unwrap();
             m.put(&msg("ITA-CAR", "a")).unwrap();
             m.put(&msg("DEU-BKA", "c")).unwrap();
+            // Another sender's message under an id already held for ITA: refused, not merged.
+            assert!(matches!(
+                m.put(&from("AUT-BKA", "ITA-CAR", "b")),
+                Err(MailboxError::IdTaken(r)) if r == "ITA-CAR"
+            ));
             let ids: Vec<_> = m
                 .pending(&ita, 10)
                 .unwrap()
@@ -508,10 +542,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
         let m = Mailbox::open(&db).unwrap();
-        let rx = m.wait_reply("a");
-        m.reply("a", msg("FRA-POL", "r"));
-        assert_eq!(rx.await.unwrap().message_id, "r");
-        m.reply("nobody", msg("FRA-POL", "r"));
+        let ita = NodeId::parse("ITA-CAR").unwrap();
+        let (_, held) = m.hold(msg("ITA-CAR", "a")).await.unwrap();
+        // Another member answering that id, or ITA answering it to another sender, reaches no
+        // one; ITA's answer to FRA does.
+        m.reply(
+            &NodeId::parse("DEU-BKA").unwrap(),
+            "a",
+            msg("FRA-POL", "forged"),
+        );
+        m.reply(&ita, "a", msg("DEU-BKA", "misaddressed"));
+        m.reply(&ita, "a", msg("FRA-POL", "r"));
+        let stop = tokio_util::sync::CancellationToken::new();
+        let got = held
+            .reply(&ita, std::time::Duration::from_secs(3600), &stop)
+            .await
+            .unwrap();
+        assert_eq!(got.message_id, "r");
+        m.reply(&ita, "nobody", msg("FRA-POL", "r"));
+        assert_eq!(m.waiters(), 0);
     }
 
     fn from(sender: &str, to: &str, id: &str) -> pb::SealedMessage {

@@ -159,8 +159,12 @@ impl HubService {
                 held
             }
             Err(refused) => {
-                if refused.code() == tonic::Code::ResourceExhausted {
-                    // Admitted (and audited as relayed), but the mailbox has no room for it.
+                if matches!(
+                    refused.code(),
+                    tonic::Code::ResourceExhausted | tonic::Code::AlreadyExists
+                ) {
+                    // Admitted (and audited as relayed), but the mailbox has no room for it, or
+                    // holds another sender's message under its id.
                     audit(&self.ctx, refused_event(who, &header, &refused)).await?;
                 }
                 return Err(refused);
@@ -330,7 +334,7 @@ impl HubRelay for HubService {
             .map_err(|e| Status::unavailable(e.to_string()))?;
         if held && let Some(reply) = req.reply {
             audit(&self.ctx, relayed_event(&reply)).await?;
-            mailbox.reply(&req.message_id, reply);
+            mailbox.reply(&who, &req.message_id, reply);
         }
         Ok(Response::new(pb::MailboxAckResponse {}))
     }
