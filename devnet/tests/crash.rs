@@ -1,7 +1,8 @@
 //! Crash safety of the real `tracenet-node` binary (issue 12): two nodes, FRA-POL sending trace
 //! requests to DEU-BKA, killed with SIGKILL at random moments, in cycles: during concurrent
 //! writes (creates, updates, trace requests), during outbox delivery (the sender or the receiver
-//! killed), during start-up, and during a CLI import. After every kill the killed node's audit
+//! killed), during start-up, during a CLI import, and during an offline `compact` of the stopped
+//! node's database (run again afterwards, it completes). After every kill the killed node's audit
 //! log must verify offline (`tracenet-node audit verify`), the node must start, every write it
 //! acknowledged must be there, and every trace request it acknowledged must end up delivered,
 //! shown so on both sides (acknowledged and off the outbox at FRA, held at DEU, never given up
@@ -67,15 +68,17 @@ enum Kind {
     DeliverySender,
     DeliveryReceiver,
     Import,
+    Compact,
 }
 
 /// The first cycles cover every kind (start-up twice); later ones are drawn at random.
-const ROTATION: [Kind; 8] = [
+const ROTATION: [Kind; 9] = [
     Kind::StartUp,
     Kind::Writes,
     Kind::DeliverySender,
     Kind::DeliveryReceiver,
     Kind::Import,
+    Kind::Compact,
     Kind::StartUp,
     Kind::Writes,
     Kind::DeliverySender,
@@ -772,6 +775,53 @@ async fn sigkill_at_random_points_loses_nothing_acknowledged_and_delivers_everyt
                     .unwrap()
                     .imported
                     .push(sample::serial(fra(), base + IMPORT_ROWS - 1));
+            }
+            Kind::Compact => {
+                // FRA stopped the hard way and its database compacted offline: once to the end
+                // (timed), then killed at a random moment within that time, then run again to
+                // the end. Nothing is lost whenever the kill lands.
+                fed.nodes[FRA].note(&format!("cycle {cycle}: kill, then compact"));
+                fed.nodes[FRA].kill_9();
+                let compact = || {
+                    let mut c = Command::new(BIN);
+                    c.args(["compact", "--config"])
+                        .arg(&fed.nodes[FRA].config)
+                        .env("TRACENET_LOG", "warn");
+                    c
+                };
+                let run_to_end = || {
+                    let out = compact().output().unwrap();
+                    assert!(
+                        out.status.success()
+                            && String::from_utf8_lossy(&out.stdout).contains("compacted"),
+                        "compact: {}{}",
+                        String::from_utf8_lossy(&out.stdout),
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                };
+                let took = Instant::now();
+                run_to_end();
+                let took = took.elapsed();
+                let mut child = NodeProcess(
+                    compact()
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .spawn()
+                        .unwrap(),
+                );
+                let after = rng.millis(took.as_millis() as u64);
+                tokio::time::sleep(after).await;
+                let finished = child.exited().is_some();
+                child.kill_9();
+                let what = format!(
+                    "compaction (a whole run took {took:?}) {} after {after:?}",
+                    if finished { "had finished" } else { "killed" }
+                );
+                fed.nodes[FRA].note(&format!("cycle {cycle}: {what}"));
+                eprintln!("cycle {cycle}: {what}");
+                run_to_end();
+                fed.nodes[FRA].verify_offline();
+                fed.start(FRA).await;
             }
         }
         // The other node may not have noticed; both must answer, hold everything, deliver.

@@ -7,6 +7,7 @@
 //! change together) and durable (flushed) before the call returns, because callers acknowledge
 //! them to users and peers.
 
+pub mod compact;
 pub mod conformance;
 pub mod keys;
 mod migrate;

@@ -197,6 +197,7 @@ pub const LOCK_WAIT: Duration = Duration::from_secs(2);
 const LOCK_POLL: Duration = Duration::from_millis(10);
 
 fn try_open_db(path: &Path, cache_bytes: Option<u64>) -> Result<sled::Db, OpenError> {
+    super::compact::finish_interrupted(path)?;
     repair(path)?;
     let mut config = sled::Config::new().path(path);
     if let Some(bytes) = cache_bytes {
@@ -307,7 +308,7 @@ pub fn repair(path: &Path) -> Result<Vec<Repair>, OpenError> {
 
 /// Holds sled's lock on the data file while the directory is repaired (released on drop, before
 /// sled takes it). No data file yet means no database to share.
-fn lock(path: &Path) -> Result<Option<fs::File>, OpenError> {
+pub(super) fn lock(path: &Path) -> Result<Option<fs::File>, OpenError> {
     let data = path.join(DATA_FILE);
     let file = match fs::File::open(&data) {
         Ok(f) => f,
