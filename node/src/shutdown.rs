@@ -5,9 +5,9 @@ use tokio_util::sync::CancellationToken;
 
 /// Cancels `token` on SIGINT (Ctrl-C) or SIGTERM.
 ///
-/// The handlers are registered before this returns, not when the spawned task first runs:
-/// a signal arriving in between would otherwise find the default action still in place and
-/// kill the process instead of stopping it.
+/// On Unix the handlers are registered before this returns, not when the spawned task first
+/// runs: a signal arriving in between would otherwise find the default action still in place
+/// and kill the process instead of stopping it. (Elsewhere Ctrl-C is registered by the task.)
 pub fn cancel_on_signal(token: CancellationToken) {
     let signals = Signals::register();
     tokio::spawn(async move {
@@ -28,9 +28,14 @@ struct Signals {
 impl Signals {
     fn register() -> Signals {
         use tokio::signal::unix::{SignalKind, signal};
+        let register = |kind: SignalKind, name: &str| {
+            signal(kind)
+                .map_err(|e| tracing::warn!(signal = name, error = %e, "signal not handled"))
+                .ok()
+        };
         Signals {
-            interrupt: signal(SignalKind::interrupt()).ok(),
-            terminate: signal(SignalKind::terminate()).ok(),
+            interrupt: register(SignalKind::interrupt(), "SIGINT"),
+            terminate: register(SignalKind::terminate(), "SIGTERM"),
         }
     }
 

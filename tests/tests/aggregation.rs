@@ -222,6 +222,19 @@ fn step_request(
     digest: &[u8],
     step: Step,
 ) -> pb::AggregationRequest {
+    step_request_in(t, from, id, u32::from(YEAR), members, digest, step)
+}
+
+/// [`step_request`] for the tables of `year`.
+fn step_request_in(
+    t: &TestFederation,
+    from: usize,
+    id: &str,
+    year: u32,
+    members: &[&str],
+    digest: &[u8],
+    step: Step,
+) -> pb::AggregationRequest {
     let list = |l: &[&str]| l.iter().map(|m| (*m).to_string()).collect();
     let (phase, received, confirmations) = match step {
         Step::Mask => (pb::AggregationPhase::Mask, Vec::new(), Vec::new()),
@@ -231,7 +244,7 @@ fn step_request(
     let mut req = pb::AggregationRequest {
         context: None,
         round_id: id.into(),
-        year: u32::from(YEAR),
+        year,
         quarter: 0,
         members: list(members),
         layout_digest: digest.to_vec(),
@@ -456,6 +469,38 @@ async fn members_refuse_a_subset_of_the_region_and_a_caller_that_is_not_their_hu
             .unwrap_err();
         assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
     }
+
+    // A round id used again for another period (whose figures may be zero, so that the two
+    // vectors' difference would be this period's): refused. Its masks would differ anyway,
+    // derived from the whole round context.
+    let mut hub = t
+        .peer_client(DEU, ClientCert::Of(HUB, "node"))
+        .await
+        .unwrap();
+    // (2023 and 1900: the budget of the period below stays whole.)
+    let digest_of = |year: u16| round::layout_digest(&round::layout(Period::year(year)).cells);
+    let first = step_request_in(
+        &t,
+        HUB,
+        "reuse-1",
+        2023,
+        &members,
+        &digest_of(2023),
+        Step::Mask,
+    );
+    hub.aggregate_statistics(first).await.unwrap();
+    let other_year = step_request_in(
+        &t,
+        HUB,
+        "reuse-1",
+        1900,
+        &members,
+        &digest_of(1900),
+        Step::Mask,
+    );
+    let status = hub.aggregate_statistics(other_year).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("another period"), "{status:?}");
 
     // A hub flooding a member with rounds of one period: answered up to the budget, then
     // refused; a round already answered is still answered the same.

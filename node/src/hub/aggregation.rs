@@ -65,6 +65,7 @@ pub async fn run(
         inquiry: &inquiry,
         year,
         quarter,
+        period,
         members: &members,
         digest: round::layout_digest(&layout.cells),
         cells: layout.cells.len(),
@@ -110,6 +111,7 @@ struct Plan<'a> {
     inquiry: &'a pb::Inquiry,
     year: u32,
     quarter: u32,
+    period: Period,
     members: &'a [NodeId],
     digest: Vec<u8>,
     cells: usize,
@@ -130,6 +132,17 @@ enum Attempt {
 }
 
 impl Plan<'_> {
+    /// What the round's masks derive from, as each member computes it.
+    fn context(&self, round_id: &str) -> Vec<u8> {
+        round::round_context(
+            &self.node.node_id,
+            round_id,
+            &self.period.label(),
+            self.members,
+            &self.digest,
+        )
+    }
+
     fn request(
         &self,
         round_id: &str,
@@ -291,7 +304,7 @@ impl Plan<'_> {
                 )));
             };
             masks.push(
-                aggregate::self_mask(round_id.as_bytes(), &seed, self.cells)
+                aggregate::self_mask(&self.context(round_id), &seed, self.cells)
                     .map_err(|e| FanoutError::Peer(e.to_string()))?,
             );
             masks.extend(resp.reveals.into_iter().map(|r| r.values));

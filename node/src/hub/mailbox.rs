@@ -114,6 +114,9 @@ impl Counts {
 /// Who waits for the reply to which message: recipient, sender, message id.
 type WaitKey = (String, String, String);
 
+/// A registered waiter: its token and where its reply goes.
+type Registered = (u64, oneshot::Sender<pb::SealedMessage>);
+
 fn wait_key(recipient: &str, sender: &str, message_id: &str) -> WaitKey {
     (
         recipient.to_owned(),
@@ -143,8 +146,11 @@ pub struct Mailbox {
     bounds: Bounds,
     counts: Arc<Mutex<Counts>>,
     arrived: Arc<Notify>,
-    /// Senders waiting for a reply, by the message's recipient, sender and id.
-    waiting: Arc<Mutex<HashMap<WaitKey, oneshot::Sender<pb::SealedMessage>>>>,
+    /// Senders waiting for a reply, by the message's recipient, sender and id, each with the
+    /// token of its registration (a later registration of the same key replaces it, and the
+    /// earlier one's guard must not then remove the later one).
+    waiting: Arc<Mutex<HashMap<WaitKey, Registered>>>,
+    next_token: Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn key(recipient: &str, seq: u64) -> Vec<u8> {
@@ -204,6 +210,7 @@ impl Mailbox {
             counts: Arc::new(Mutex::new(counts)),
             arrived: Arc::new(Notify::new()),
             waiting: Arc::new(Mutex::new(HashMap::new())),
+            next_token: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         })
     }
 
@@ -239,18 +246,11 @@ impl Mailbox {
             }
             // (An id without its message, left by a crash between the two inserts below, is
             // held afresh: otherwise that id could never be held again.)
-            let replaced = match counts.oldest(&msg.recipient, &msg.sender) {
-                Some((own, oldest)) if own >= self.bounds.per_sender => {
-                    // The message first, then its id: a crash between leaves an id without a
-                    // message, which is tolerated (above, `ack`, `pending`).
-                    self.held.remove(&oldest.key)?;
-                    self.ids.remove(id_key(&msg.recipient, &oldest.id))?;
-                    counts.remove(&msg.recipient, &msg.sender, &oldest.key);
-                    Some(oldest.id)
-                }
-                _ => None,
-            };
-            if counts.held(&msg.recipient) >= self.bounds.per_recipient {
+            let replace = counts
+                .oldest(&msg.recipient, &msg.sender)
+                .filter(|(own, _)| *own >= self.bounds.per_sender)
+                .map(|(_, oldest)| oldest);
+            if replace.is_none() && counts.held(&msg.recipient) >= self.bounds.per_recipient {
                 return Err(MailboxError::Full(msg.recipient.clone()));
             }
             let k = key(&msg.recipient, self.db.generate_id()?);
@@ -266,12 +266,23 @@ impl Mailbox {
                 id: msg.message_id.clone(),
             };
             counts.add(&msg.recipient, &msg.sender, slot);
-            replaced.map_or(Put::Held, Put::Replaced)
+            match replace {
+                // Only once the new message is in: a failure above drops nothing.
+                Some(oldest) => {
+                    // The message first, then its id: a crash between leaves an id without a
+                    // message, which is tolerated (above, `ack`, `pending`).
+                    self.held.remove(&oldest.key)?;
+                    counts.remove(&msg.recipient, &msg.sender, &oldest.key);
+                    self.ids.remove(id_key(&msg.recipient, &oldest.id))?;
+                    Put::Replaced(oldest.id)
+                }
+                None => Put::Held,
+            }
         };
         self.db.flush()?;
         if let Put::Replaced(old) = &put {
             // Its sender, if still waiting, learns now that no reply will come.
-            self.stop_waiting(&wait_key(&msg.recipient, &msg.sender, old));
+            self.stop_waiting(&wait_key(&msg.recipient, &msg.sender, old), None);
         }
         self.arrived.notify_waiters();
         Ok(put)
@@ -325,22 +336,29 @@ impl Mailbox {
         self.arrived.clone()
     }
 
-    /// Registers interest in the reply to `msg`.
-    fn wait_reply(&self, key: WaitKey) -> oneshot::Receiver<pb::SealedMessage> {
+    /// Registers interest in the reply to a message; the registration's token.
+    fn wait_reply(&self, key: WaitKey) -> (u64, oneshot::Receiver<pb::SealedMessage>) {
         let (tx, rx) = oneshot::channel();
+        let token = self
+            .next_token
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.waiting
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(key, tx);
-        rx
+            .insert(key, (token, tx));
+        (token, rx)
     }
 
-    /// Forgets a waiter that gave up.
-    fn stop_waiting(&self, key: &WaitKey) {
-        self.waiting
+    /// Forgets the waiter of `key`: only the registration `token` if given (a waiter that gave
+    /// up), whichever it is if not (its message was dropped).
+    fn stop_waiting(&self, key: &WaitKey, token: Option<u64>) {
+        let mut waiting = self
+            .waiting
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(key);
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if token.is_none_or(|t| waiting.get(key).is_some_and(|(held, _)| *held == t)) {
+            waiting.remove(key);
+        }
     }
 
     /// Holds `msg` (durably) for its outbound-only recipient and waits up to `wait` for the
@@ -359,13 +377,18 @@ impl Mailbox {
 
     /// Holds `msg` (durably) for its outbound-only recipient, already waiting for its reply (so
     /// none is missed); what was done with it, and the wait. RESOURCE_EXHAUSTED when the
-    /// mailbox has no room, UNAVAILABLE when storage failed.
+    /// mailbox has no room, ALREADY_EXISTS when another sender's message holds the id,
+    /// UNAVAILABLE when storage failed.
     pub async fn hold(&self, msg: pb::SealedMessage) -> Result<(Put, Held<'_>), tonic::Status> {
         let key = wait_key(&msg.recipient, &msg.sender, &msg.message_id);
-        let reply = self.wait_reply(key.clone());
+        let (token, reply) = self.wait_reply(key.clone());
         // Forgets the waiter however this ends, also when the caller drops the wait (a
         // regional fan-out's deadline), so no waiter outlives its call.
-        let waiter = Waiter { mailbox: self, key };
+        let waiter = Waiter {
+            mailbox: self,
+            key,
+            token,
+        };
         let m = self.clone();
         let put = tokio::task::spawn_blocking(move || m.put(&msg))
             .await
@@ -403,7 +426,7 @@ impl Mailbox {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&key);
-        if let Some(tx) = tx {
+        if let Some((_, tx)) = tx {
             let _ = tx.send(reply);
         }
     }
@@ -453,11 +476,12 @@ impl Held<'_> {
 struct Waiter<'a> {
     mailbox: &'a Mailbox,
     key: WaitKey,
+    token: u64,
 }
 
 impl Drop for Waiter<'_> {
     fn drop(&mut self) {
-        self.mailbox.stop_waiting(&self.key);
+        self.mailbox.stop_waiting(&self.key, Some(self.token));
     }
 }
 
@@ -570,6 +594,17 @@ mod tests {
         }
     }
 
+    fn bounded(db: &sled::Db, per_recipient: usize, per_sender: usize) -> Mailbox {
+        Mailbox::open_bounded(
+            db,
+            Bounds {
+                per_recipient,
+                per_sender,
+            },
+        )
+        .unwrap()
+    }
+
     const SMALL: Bounds = Bounds {
         per_recipient: 6,
         per_sender: 3,
@@ -665,14 +700,7 @@ mod tests {
     fn concurrent_puts_never_pass_the_bounds() {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
-        let m = Mailbox::open_bounded(
-            &db,
-            Bounds {
-                per_recipient: 40,
-                per_sender: 25,
-            },
-        )
-        .unwrap();
+        let m = bounded(&db, 40, 25);
         let threads: Vec<_> = ["FRA-POL", "DEU-BKA"]
             .into_iter()
             .flat_map(|sender| (0..4).map(move |t| (sender, t)).collect::<Vec<_>>())
@@ -743,14 +771,7 @@ mod tests {
         assert_eq!(m.len(&ita), 1, "the message stays held");
         assert_eq!(m.waiters(), 0);
         // A refused message leaves no waiter either.
-        let full = Mailbox::open_bounded(
-            &db,
-            Bounds {
-                per_recipient: 1,
-                per_sender: 1,
-            },
-        )
-        .unwrap();
+        let full = bounded(&db, 1, 1);
         let e = full
             .hold_and_wait(
                 &ita,
@@ -768,14 +789,7 @@ mod tests {
     async fn a_sender_waiting_on_a_message_dropped_for_its_newer_one_is_told_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
-        let m = Mailbox::open_bounded(
-            &db,
-            Bounds {
-                per_recipient: 10,
-                per_sender: 1,
-            },
-        )
-        .unwrap();
+        let m = bounded(&db, 10, 1);
         let ita = NodeId::parse("ITA-CAR").unwrap();
         let stop = tokio_util::sync::CancellationToken::new();
         let (put, first) = m.hold(msg("ITA-CAR", "old")).await.unwrap();
@@ -790,6 +804,18 @@ mod tests {
         assert_eq!(e.code(), tonic::Code::Unavailable);
         assert!(e.message().contains("dropped"), "{e:?}");
         assert_eq!(m.waiters(), 1, "only the newer message's");
+        // The same message held again (a sender's repeated call): the later wait is the one
+        // registered, and the earlier one giving up does not remove it.
+        let (put, again) = m.hold(msg("ITA-CAR", "new")).await.unwrap();
+        assert_eq!(put, Put::AlreadyHeld);
+        drop(_second);
+        assert_eq!(m.waiters(), 1);
+        m.reply(&ita, "new", msg("FRA-POL", "answer"));
+        let got = again
+            .reply(&ita, std::time::Duration::from_secs(3600), &stop)
+            .await
+            .unwrap();
+        assert_eq!(got.message_id, "answer");
         let held: Vec<_> = m
             .pending(&ita, 10)
             .unwrap()

@@ -123,6 +123,29 @@ impl RoundLog {
         }
     }
 
+    /// Whether `hub` already ran a round `round_id` with this node for a period other than
+    /// `period`.
+    pub fn used_in_another_period(
+        &self,
+        hub: &NodeId,
+        period: &str,
+        round_id: &str,
+    ) -> Result<bool, String> {
+        let hub_prefix = [hub.as_str().as_bytes(), &[0]].concat();
+        for entry in self.tree.scan_prefix(&hub_prefix) {
+            let (k, _) = entry.map_err(|e| e.to_string())?;
+            let rest = k.get(hub_prefix.len()..).unwrap_or_default();
+            let mut parts = rest.splitn(2, |b| *b == 0);
+            let (Some(p), Some(id)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            if id == round_id.as_bytes() && p != period.as_bytes() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Keeps `round`, durably.
     pub fn put(&self, hub: &NodeId, round_id: &str, round: &pb::StoredRound) -> Result<(), String> {
         // The period comes from the round kept, so a round is always found under its own.
@@ -226,13 +249,30 @@ fn step(
         .get(who, &period.label(), &req.round_id)
         .map_err(AggregationError::Storage)?;
     if let Some(k) = &kept
-        && (k.period != period.label() || k.members != req.members)
+        && k.members != req.members
     {
-        return Err(RoundError::BadRequest(
-            "round id reused with another period or member list".into(),
-        )
-        .into());
+        return Err(
+            RoundError::BadRequest("round id reused with another member list".into()).into(),
+        );
     }
+    if kept.is_none()
+        && node
+            .rounds
+            .used_in_another_period(who, &period.label(), &req.round_id)
+            .map_err(AggregationError::Storage)?
+    {
+        // The masks are bound to the period too (round::round_context); this refuses the
+        // reuse outright.
+        return Err(RoundError::BadRequest("round id reused with another period".into()).into());
+    }
+    // Every mask of this round derives from its whole context, not from the id alone.
+    let context = round::round_context(
+        who,
+        &req.round_id,
+        &period.label(),
+        &members,
+        &req.layout_digest,
+    );
     let secret_with = |other: &NodeId| -> Result<[u8; 32], AggregationError> {
         let key = view
             .hubs
@@ -278,14 +318,9 @@ fn step(
                     SystemRandom::new()
                         .fill(&mut seed)
                         .map_err(|_| AggregationError::Masking("no randomness".into()))?;
-                    let masked = aggregate::masked(
-                        req.round_id.as_bytes(),
-                        own.as_str(),
-                        &cells,
-                        &seed,
-                        &pairwise,
-                    )
-                    .map_err(|e| AggregationError::Masking(e.to_string()))?;
+                    let masked =
+                        aggregate::masked(&context, own.as_str(), &cells, &seed, &pairwise)
+                            .map_err(|e| AggregationError::Masking(e.to_string()))?;
                     node.rounds
                         .put(
                             who,
@@ -324,21 +359,17 @@ fn step(
                 )
                 .into());
             }
-            let received = round::parse_sorted(&req.received, "received")?;
-            let dropped = round::check_confirm(own, &members, &received)?;
+            let Listed {
+                received,
+                dropped,
+                statement,
+            } = listed(req, own, who, period, &members)?;
             if k.confirmed.is_empty() {
                 k.confirmed = req.received.clone();
                 node.rounds
                     .put(who, &req.round_id, &k)
                     .map_err(AggregationError::Storage)?;
             }
-            let statement = round::confirmation_statement(
-                who,
-                &req.round_id,
-                &period.label(),
-                &members,
-                &received,
-            );
             let detail = format!(
                 "confirmed the {} members received ({} dropped out), no record and no count",
                 received.len(),
@@ -360,15 +391,11 @@ fn step(
                 )
                 .into());
             }
-            let received = round::parse_sorted(&req.received, "received")?;
-            let dropped = round::check_confirm(own, &members, &received)?;
-            let statement = round::confirmation_statement(
-                who,
-                &req.round_id,
-                &period.label(),
-                &members,
-                &received,
-            );
+            let Listed {
+                received,
+                dropped,
+                statement,
+            } = listed(req, own, who, period, &members)?;
             let keys = node.roster.keys();
             round::check_confirmations(
                 &received,
@@ -387,7 +414,7 @@ fn step(
                 .iter()
                 .map(|d| {
                     let values = aggregate::pair_contribution(
-                        req.round_id.as_bytes(),
+                        &context,
                         own.as_str(),
                         d.as_str(),
                         &secret_with(d)?,
@@ -427,6 +454,33 @@ fn step(
         }
         _ => Err(RoundError::BadRequest("phase must be MASK, CONFIRM or REVEAL".into()).into()),
     }
+}
+
+/// The received list of a confirm or reveal step, checked ([`round::check_confirm`]).
+struct Listed {
+    received: Vec<NodeId>,
+    /// The members off the list.
+    dropped: Vec<NodeId>,
+    /// What a confirmation of the list signs.
+    statement: Vec<u8>,
+}
+
+fn listed(
+    req: &pb::AggregationRequest,
+    own: &NodeId,
+    hub: &NodeId,
+    period: stats::Period,
+    members: &[NodeId],
+) -> Result<Listed, AggregationError> {
+    let received = round::parse_sorted(&req.received, "received")?;
+    let dropped = round::check_confirm(own, members, &received)?;
+    let statement =
+        round::confirmation_statement(hub, &req.round_id, &period.label(), members, &received);
+    Ok(Listed {
+        received,
+        dropped,
+        statement,
+    })
 }
 
 /// The round this node sent its vector in, if it can go on with it: kept, and with a self-mask

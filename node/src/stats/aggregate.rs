@@ -16,6 +16,10 @@
 //!                       info = len‖round ‖ len‖min(a,b) ‖ len‖max(a,b) ‖ block)  as L little-endian u64
 //! ```
 //!
+//! where `round` is the round's context ([`crate::stats::round::round_context`]: a digest of the
+//! hub, round id, period, members and layout), so a round id reused in another period or by
+//! another hub yields unrelated masks.
+//!
 //! Each member `a` also draws a fresh 32-byte seed `k_a` per round; its *self mask* is
 //!
 //! ```text

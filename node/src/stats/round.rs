@@ -304,6 +304,48 @@ pub fn check_confirm(
         .collect())
 }
 
+/// Length-prefixed parts and lists, so that no two different sequences encode alike.
+#[derive(Default)]
+struct Encoder(Vec<u8>);
+
+impl Encoder {
+    fn part(mut self, b: &[u8]) -> Encoder {
+        self.0
+            .extend_from_slice(&u32::try_from(b.len()).unwrap_or(u32::MAX).to_be_bytes());
+        self.0.extend_from_slice(b);
+        self
+    }
+
+    fn list(self, l: &[NodeId]) -> Encoder {
+        let n = u32::try_from(l.len()).unwrap_or(u32::MAX).to_be_bytes();
+        l.iter()
+            .fold(self.part(&n), |e, m| e.part(m.as_str().as_bytes()))
+    }
+}
+
+/// What every mask of a round is derived from (the `round` input of
+/// [`super::aggregate::masked`], [`super::aggregate::pair_contribution`] and
+/// [`super::aggregate::self_mask`]): SHA-256 over the hub, the round id, the period, the members
+/// and the layout digest. A hub that reuses a round id for another period, member list or layout,
+/// or another hub using the same id, gets masks unrelated to the first round's, so subtracting
+/// two rounds' vectors leaves them masked.
+pub fn round_context(
+    hub: &NodeId,
+    round_id: &str,
+    period: &str,
+    members: &[NodeId],
+    layout_digest: &[u8],
+) -> Vec<u8> {
+    let e = Encoder::default()
+        .part(b"tracenet aggregation round v2")
+        .part(hub.as_str().as_bytes())
+        .part(round_id.as_bytes())
+        .part(period.as_bytes())
+        .list(members)
+        .part(layout_digest);
+    digest::digest(&digest::SHA256, &e.0).as_ref().to_vec()
+}
+
 /// What a member signs to confirm a round's received list: the hub, the round, the period, the
 /// members and the received list, each length-prefixed, so no two rounds or lists share one.
 pub fn confirmation_statement(
@@ -313,21 +355,13 @@ pub fn confirmation_statement(
     members: &[NodeId],
     received: &[NodeId],
 ) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut part = |b: &[u8]| {
-        out.extend_from_slice(&u32::try_from(b.len()).unwrap_or(u32::MAX).to_be_bytes());
-        out.extend_from_slice(b);
-    };
-    part(hub.as_str().as_bytes());
-    part(round_id.as_bytes());
-    part(period.as_bytes());
-    for list in [members, received] {
-        part(&u32::try_from(list.len()).unwrap_or(u32::MAX).to_be_bytes());
-        for m in list {
-            part(m.as_str().as_bytes());
-        }
-    }
-    out
+    Encoder::default()
+        .part(hub.as_str().as_bytes())
+        .part(round_id.as_bytes())
+        .part(period.as_bytes())
+        .list(members)
+        .list(received)
+        .0
 }
 
 /// The reveal step's check that every member on the received list confirmed it: `signature_of`
@@ -505,6 +539,23 @@ mod tests {
         assert!(check_round_id("r-1_a").is_ok());
         assert!(check_round_id("").is_err());
         assert!(check_round_id("a b").is_err());
+    }
+
+    #[test]
+    fn a_round_context_differs_with_each_of_its_inputs() {
+        let four = ids(&["BEL-POL", "DEU-BKA", "FRA-POL", "NLD-POL"]);
+        let hub = id("WESTREG-HUB");
+        let base = round_context(&hub, "r1", "2026", &four, b"layout");
+        for other in [
+            round_context(&id("EASTREG-HUB"), "r1", "2026", &four, b"layout"),
+            round_context(&hub, "r2", "2026", &four, b"layout"),
+            round_context(&hub, "r1", "1900", &four, b"layout"),
+            round_context(&hub, "r1", "2026", &four[1..], b"layout"),
+            round_context(&hub, "r1", "2026", &four, b"other"),
+        ] {
+            assert_ne!(base, other);
+        }
+        assert_eq!(base, round_context(&hub, "r1", "2026", &four, b"layout"));
     }
 
     #[test]

@@ -16,15 +16,17 @@
 //! [`finish_interrupted`] runs before every open ([`super::open::open_db`]): a crash between the
 //! two renames leaves no `<db>` but a complete `<db>.compacting` (step 1 finished before any
 //! rename), which it moves into place; a crash after them leaves `<db>.before-compact`, which it
-//! deletes. The database is opened through [`super::open::open_db`], so a running node (which
-//! holds sled's lock) makes the command fail without touching anything.
+//! deletes. A compaction holds the lock file beside the database (`<db>.lock`,
+//! [`super::open::guard`]) for its whole run and every open holds it until sled has the database
+//! open, so no open looks at the directories while a compaction moves them. A running node holds
+//! sled's own lock, so the command fails against it without touching anything.
 
 use std::ffi::OsString;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::open::{OpenError, lock, open_db};
+use super::open::{OpenError, guard, lock, open_db_guarded, waiting_for_locks};
 
 /// Keys per batch written to the new database.
 const BATCH: usize = 10_000;
@@ -172,14 +174,16 @@ pub fn compact(
     cache_bytes: Option<u64>,
     mut progress: impl FnMut(u64),
 ) -> Result<Compacted, CompactError> {
-    let old = open_db(path, cache_bytes)?;
+    // Held for the whole run: no open finishes or drops this compaction under it.
+    let _guard = waiting_for_locks(|| guard(path))?;
+    let old = open_db_guarded(path, cache_bytes)?;
     let new_path = compacting_path(path);
     if new_path.exists() {
         // A copy an interrupted run left (open_db above already removed it unless it is held).
         remove_dir(&new_path).map_err(io_err(&new_path))?;
     }
     let bytes_before = disk_size(path);
-    let new = open_db(&new_path, cache_bytes)?;
+    let new = open_db_guarded(&new_path, cache_bytes)?;
     let mut keys = 0u64;
     let names = old.tree_names();
     for name in &names {
@@ -219,6 +223,10 @@ pub fn compact(
     while new.generate_id()? < next {}
     new.flush()?;
     drop(new);
+    // The copy's own directory entries, before it is renamed into place (power loss).
+    fs::File::open(&new_path)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(&new_path))?;
     // The old database stays open (and locked) through both renames, so a node or another
     // compaction starting meanwhile waits instead of finishing this one under it.
     let old_path = before_path(path);
@@ -239,6 +247,7 @@ pub fn compact(
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+    use crate::store::open::open_db;
 
     /// Every tree's name and its keys and values, trees sorted by name.
     type Contents = Vec<(Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>)>;
@@ -356,5 +365,24 @@ mod tests {
         let db = open_db(&path, None).unwrap();
         assert_eq!(contents(&db), before);
         assert!(!partial.exists());
+    }
+
+    #[test]
+    fn no_open_runs_while_a_compaction_moves_the_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("records");
+        let before = {
+            let db = open_db(&path, None).unwrap();
+            fill(&db)
+        };
+        // As a compaction between its renames: the lock file held, no database in place.
+        let held = guard(&path).unwrap();
+        fs::rename(&path, before_path(&path)).unwrap();
+        let e = open_db(&path, None).unwrap_err();
+        assert!(matches!(e, OpenError::Locked { .. }), "{e:?}");
+        assert!(!path.exists(), "no empty database created in its place");
+        fs::rename(before_path(&path), &path).unwrap();
+        drop(held);
+        assert_eq!(contents(&open_db(&path, None).unwrap()), before);
     }
 }

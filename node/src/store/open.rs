@@ -180,14 +180,68 @@ pub enum Repair {
 /// moment after the `Db` itself is dropped, so reopening a database this process just closed
 /// can find it still locked.
 pub fn open_db(path: &Path, cache_bytes: Option<u64>) -> Result<sled::Db, OpenError> {
+    waiting_for_locks(|| {
+        let _guard = guard(path)?;
+        try_open_db(path, cache_bytes)
+    })
+}
+
+/// [`open_db`] for a caller that already holds the database's [`guard`] (a compaction, for the
+/// database it compacts and for its copy).
+pub(super) fn open_db_guarded(
+    path: &Path,
+    cache_bytes: Option<u64>,
+) -> Result<sled::Db, OpenError> {
+    waiting_for_locks(|| try_open_db(path, cache_bytes))
+}
+
+/// Runs `attempt` until it is not refused with [`OpenError::Locked`], for up to [`LOCK_WAIT`].
+pub(super) fn waiting_for_locks<T>(
+    mut attempt: impl FnMut() -> Result<T, OpenError>,
+) -> Result<T, OpenError> {
     let deadline = Instant::now() + LOCK_WAIT;
     loop {
-        match try_open_db(path, cache_bytes) {
+        match attempt() {
             Err(OpenError::Locked { .. }) if Instant::now() < deadline => {
                 std::thread::sleep(LOCK_POLL);
             }
             done => return done,
         }
+    }
+}
+
+/// Takes the lock file beside the database (`<db>.lock`), held while a database is opened
+/// (from before an interrupted compaction is finished until sled holds its own lock) and for a
+/// whole compaction: an open never runs while a compaction moves directories, which could
+/// otherwise let sled create an empty database where the data was a moment before.
+pub(super) fn guard(path: &Path) -> Result<fs::File, OpenError> {
+    let mut name = path
+        .file_name()
+        .map(std::ffi::OsString::from)
+        .unwrap_or_default();
+    name.push(".lock");
+    let file = path.with_file_name(name);
+    let io = |source| OpenError::Io {
+        path: file.clone(),
+        source,
+    };
+    if let Some(parent) = file.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        fs::create_dir_all(parent).map_err(io)?;
+    }
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&file)
+        .map_err(io)?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(fs::TryLockError::WouldBlock) => Err(OpenError::Locked {
+            path: path.to_owned(),
+        }),
+        Err(fs::TryLockError::Error(source)) => Err(io(source)),
     }
 }
 
