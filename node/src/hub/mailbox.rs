@@ -512,12 +512,7 @@ mod tests {
             .unwrap();
         m.put(&msg("ITA-CAR", "lost")).unwrap();
         let ita = NodeId::parse("ITA-CAR").unwrap();
-        let held: Vec<_> = m
-            .pending(&ita, 10)
-            .unwrap()
-            .into_iter()
-            .map(|m| m.message_id)
-            .collect();
+        let held = held_ids(&m, &ita);
         assert_eq!(held, ["lost"]);
         assert!(m.ack(&ita, "lost").unwrap());
         assert_eq!(m.len(&ita), 0);
@@ -539,24 +534,14 @@ mod tests {
                 m.put(&from("AUT-BKA", "ITA-CAR", "b")),
                 Err(MailboxError::IdTaken(r)) if r == "ITA-CAR"
             ));
-            let ids: Vec<_> = m
-                .pending(&ita, 10)
-                .unwrap()
-                .into_iter()
-                .map(|m| m.message_id)
-                .collect();
+            let ids = held_ids(&m, &ita);
             assert_eq!(ids, ["a", "b"]);
             assert!(m.ack(&ita, "a").unwrap());
             assert!(!m.ack(&ita, "a").unwrap());
         }
         let db = sled::open(dir.path()).unwrap();
         let m = Mailbox::open(&db).unwrap();
-        let ids: Vec<_> = m
-            .pending(&ita, 10)
-            .unwrap()
-            .into_iter()
-            .map(|m| m.message_id)
-            .collect();
+        let ids = held_ids(&m, &ita);
         assert_eq!(ids, ["b"]);
         assert_eq!(m.len(&NodeId::parse("DEU-BKA").unwrap()), 1);
     }
@@ -592,6 +577,15 @@ mod tests {
             sender: sender.into(),
             ..msg(to, id)
         }
+    }
+
+    /// The ids held for `who`, oldest first.
+    fn held_ids(m: &Mailbox, who: &NodeId) -> Vec<String> {
+        m.pending(who, 100)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.message_id)
+            .collect()
     }
 
     fn bounded(db: &sled::Db, per_recipient: usize, per_sender: usize) -> Mailbox {
@@ -687,12 +681,7 @@ mod tests {
         assert_eq!(put(&m, "DEU-BKA", "ITA-CAR", "d3").unwrap(), replaced("d0"));
         assert!(m.ack(&ita, "d1").unwrap());
         assert_eq!(put(&m, "FRA-POL", "ITA-CAR", "f5").unwrap(), Put::Held);
-        let held: Vec<_> = m
-            .pending(&ita, 10)
-            .unwrap()
-            .into_iter()
-            .map(|m| m.message_id)
-            .collect();
+        let held = held_ids(&m, &ita);
         assert_eq!(held, ["f0", "d2", "f4", "a0", "d3", "f5"]);
     }
 
@@ -816,12 +805,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(got.message_id, "answer");
-        let held: Vec<_> = m
-            .pending(&ita, 10)
-            .unwrap()
-            .into_iter()
-            .map(|m| m.message_id)
-            .collect();
+        let held = held_ids(&m, &ita);
         assert_eq!(held, ["new"]);
     }
 }

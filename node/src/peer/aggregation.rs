@@ -337,6 +337,10 @@ fn step(
                                 policy_rule: base.policy_rule.clone(),
                                 self_seed: seed.to_vec(),
                                 confirmed: Vec::new(),
+                                sealing_keys_digest: round::sealing_keys_digest(
+                                    &view.hubs.sealing_keys,
+                                    &members,
+                                ),
                             },
                         )
                         .map_err(AggregationError::Storage)?;
@@ -396,6 +400,16 @@ fn step(
                 dropped,
                 statement,
             } = listed(req, own, who, period, &members)?;
+            if round::sealing_keys_digest(&view.hubs.sealing_keys, &members)
+                != k.sealing_keys_digest
+            {
+                return Err(RoundError::Reveal(
+                    "a member's sealing key changed since this node masked its tables; start a \
+                     new round"
+                        .into(),
+                )
+                .into());
+            }
             let keys = node.roster.keys();
             round::check_confirmations(
                 &received,

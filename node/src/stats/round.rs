@@ -346,6 +346,24 @@ pub fn round_context(
     digest::digest(&digest::SHA256, &e.0).as_ref().to_vec()
 }
 
+/// A digest of the sealing keys the directory lists for `members` (absent keys count as empty):
+/// a member keeps it with its masked vector, and refuses to reveal pairwise masks once it
+/// changed, since masks derived from a rotated key would not cancel those it sent and the
+/// published total would be wrong without anyone noticing.
+pub fn sealing_keys_digest(
+    keys: &std::collections::HashMap<NodeId, Vec<u8>>,
+    members: &[NodeId],
+) -> Vec<u8> {
+    let e = members.iter().fold(
+        Encoder::default().part(b"tracenet aggregation sealing keys v1"),
+        |e, m| {
+            e.part(m.as_str().as_bytes())
+                .part(keys.get(m).map(Vec::as_slice).unwrap_or_default())
+        },
+    );
+    digest::digest(&digest::SHA256, &e.0).as_ref().to_vec()
+}
+
 /// What a member signs to confirm a round's received list: the hub, the round, the period, the
 /// members and the received list, each length-prefixed, so no two rounds or lists share one.
 pub fn confirmation_statement(
@@ -539,6 +557,23 @@ mod tests {
         assert!(check_round_id("r-1_a").is_ok());
         assert!(check_round_id("").is_err());
         assert!(check_round_id("a b").is_err());
+    }
+
+    #[test]
+    fn a_sealing_key_rotation_changes_the_keys_digest() {
+        let three = ids(&["BEL-POL", "DEU-BKA", "FRA-POL"]);
+        let mut keys: std::collections::HashMap<NodeId, Vec<u8>> =
+            three.iter().map(|m| (m.clone(), vec![7u8; 32])).collect();
+        let before = sealing_keys_digest(&keys, &three);
+        assert_eq!(before, sealing_keys_digest(&keys, &three));
+        keys.insert(id("NLD-POL"), vec![9; 32]);
+        assert_eq!(
+            before,
+            sealing_keys_digest(&keys, &three),
+            "others' keys do not count"
+        );
+        keys.insert(id("DEU-BKA"), vec![8; 32]);
+        assert_ne!(before, sealing_keys_digest(&keys, &three));
     }
 
     #[test]
