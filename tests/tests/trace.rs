@@ -1031,6 +1031,22 @@ async fn a_trace_of_several_items_is_answered_in_parts_after_more_information_an
     fed.shutdown().await.unwrap();
 }
 
+/// A tracing context signed as ITA-POL, a member with a valid certificate but no part in the
+/// trace requests of these tests.
+fn ita_context(request_id: &str) -> pb::RequestContext {
+    pb::RequestContext {
+        request_id: request_id.into(),
+        requester_node: "ITA-POL".into(),
+        agency_kind: pb::AgencyKind::Police as i32,
+        purpose: pb::Purpose::Tracing as i32,
+        issued_at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64,
+        ..Default::default()
+    }
+}
+
 #[tokio::test]
 async fn information_from_a_node_the_request_did_not_come_from_is_refused() {
     let fed = federation().await;
@@ -1052,20 +1068,7 @@ async fn information_from_a_node_the_request_did_not_come_from_is_refused() {
             ..Default::default()
         }),
     };
-    msg.sign_with(
-        &key,
-        pb::RequestContext {
-            request_id: "ita-forged-info".into(),
-            requester_node: "ITA-POL".into(),
-            agency_kind: pb::AgencyKind::Police as i32,
-            purpose: pb::Purpose::Tracing as i32,
-            issued_at: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_secs() as i64,
-            ..Default::default()
-        },
-    );
+    msg.sign_with(&key, ita_context("ita-forged-info"));
     let err = client.submit_trace_information(msg).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound, "{err:?}");
     let held = trace(&fed, DEU, "incoming").await;
@@ -1097,20 +1100,7 @@ async fn a_trace_response_naming_another_responder_is_refused_and_audited_as_the
             ..Default::default()
         }),
     };
-    msg.sign_with(
-        &key,
-        pb::RequestContext {
-            request_id: "ita-forged-response".into(),
-            requester_node: "ITA-POL".into(),
-            agency_kind: pb::AgencyKind::Police as i32,
-            purpose: pb::Purpose::Tracing as i32,
-            issued_at: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_secs() as i64,
-            ..Default::default()
-        },
-    );
+    msg.sign_with(&key, ita_context("ita-forged-response"));
     let sent_envelope = msg.context.clone().unwrap();
     let err = client.submit_trace_response(msg).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");

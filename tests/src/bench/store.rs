@@ -4,7 +4,6 @@
 //! serial searches (exact and normalised) through the local API against raw sled point reads.
 //! Also reports the store's size on disk against the raw size of the encoded records.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use prost::Message;
@@ -26,18 +25,8 @@ pub struct StoreParams {
     pub searches: usize,
 }
 
-pub(super) fn dir_size(p: &Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(p) else {
-        return 0;
-    };
-    rd.flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_size(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
-}
+/// Bytes of the files under a directory (the node's own measure, as `compact` reports it).
+pub(super) use tracenet_node::store::compact::disk_size as dir_size;
 
 /// A deterministic pseudo-random sequence (no extra dependency, same in every run).
 fn pick(i: usize, n: u64) -> u64 {
